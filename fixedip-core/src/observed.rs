@@ -1,0 +1,187 @@
+//! What exists in the account for one stack, as the CLI found it by tags. The planner's other input.
+//!
+//! Plain values, no AWS types: the CLI's observer fills these from the SDK, tests write them by hand.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use ipnet::Ipv4Net;
+
+use crate::settings::Architecture;
+
+/// Which side of an availability zone a subnet or route table serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Tier {
+    /// Holds the NAT; routes 0.0.0.0/0 to the internet gateway.
+    Public,
+    /// Holds the function; routes 0.0.0.0/0 to the NAT of its own AZ.
+    Private,
+}
+
+/// The position of an AZ in the stack: 0 for the first AZ ever chosen, 1 for the second...
+/// A slot's CIDRs and AZ never change once created, so adding an AZ never renumbers the others.
+pub type Slot = u8;
+
+/// Everything the stack's tags lead to, plus what the region offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedState {
+    /// The availability zones the region offers (state `available`, zone type `availability-zone`),
+    /// by name, in the order AWS lists them.
+    pub offered_azs: Vec<String>,
+    pub vpc: Option<ObservedVpc>,
+    pub internet_gateway: Option<ObservedInternetGateway>,
+    pub subnets: Vec<ObservedSubnet>,
+    /// The stack's Elastic IPs, active or retained, and the adopted ones named by `ips = [...]`.
+    pub addresses: Vec<ObservedAddress>,
+    /// NAT gateways in the stack's VPC that carry the stack's tags (any state but `deleted`).
+    pub nat_gateways: Vec<ObservedNatGateway>,
+    pub route_tables: Vec<ObservedRouteTable>,
+    pub security_group: Option<ObservedSecurityGroup>,
+    pub role: Option<ObservedRole>,
+    /// The functions the plan names (found by name) and every function tagged with the stack.
+    pub functions: Vec<ObservedFunction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedVpc {
+    pub id: String,
+    pub cidr: Ipv4Net,
+    pub dns_support: bool,
+    pub dns_hostnames: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedInternetGateway {
+    pub id: String,
+    /// The VPC it is attached to, if any.
+    pub attached_vpc: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedSubnet {
+    pub id: String,
+    pub tier: Tier,
+    pub slot: Slot,
+    pub az: String,
+    pub cidr: Ipv4Net,
+}
+
+/// What the stack's tags say an Elastic IP is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum AddressUse {
+    /// Serves the NAT of a slot.
+    Active,
+    /// Was shown to the user, serves no NAT now, and is kept so that the allowlist stays valid.
+    Retained,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedAddress {
+    pub allocation_id: String,
+    pub public_ip: Ipv4Addr,
+    pub usage: AddressUse,
+    /// The slot an active address serves (from its tag).
+    pub slot: Option<Slot>,
+    /// Named by `ips = [...]`: the user's, never released by fixedip.
+    pub adopted: bool,
+    /// The association id while the address is associated (with a NAT's network interface).
+    pub association_id: Option<String>,
+    pub network_interface_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum NatState {
+    Pending,
+    Available,
+    Deleting,
+    Deleted,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedNatGateway {
+    pub id: String,
+    pub subnet_id: String,
+    pub allocation_ids: Vec<String>,
+    pub state: NatState,
+    pub slot: Slot,
+}
+
+/// Where a route sends traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(tag = "kind", content = "id", rename_all = "snake_case"))]
+pub enum RouteTarget {
+    /// `local`: the VPC itself.
+    Local,
+    InternetGateway(String),
+    NatGateway(String),
+    Instance(String),
+    /// Anything else fixedip does not make (peering, transit gateway, endpoint...).
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedRoute {
+    pub destination: Ipv4Net,
+    pub target: RouteTarget,
+    /// `blackhole`: the target is gone.
+    pub blackhole: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedRouteTable {
+    pub id: String,
+    pub tier: Tier,
+    /// The slot of a private table; the public table serves every slot.
+    pub slot: Option<Slot>,
+    pub associated_subnets: Vec<String>,
+    pub routes: Vec<ObservedRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedSecurityGroup {
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedRole {
+    pub name: String,
+    pub arn: String,
+    pub attached_policy_arns: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedFunction {
+    pub name: String,
+    pub arn: String,
+    pub runtime: Option<String>,
+    pub architecture: Option<Architecture>,
+    pub role_arn: String,
+    pub memory_mb: u32,
+    pub timeout_s: u32,
+    pub environment: BTreeMap<String, String>,
+    pub subnet_ids: Vec<String>,
+    pub security_group_ids: Vec<String>,
+    /// Base64 SHA-256 of the deployed zip, as Lambda reports `CodeSha256`.
+    pub code_sha256: String,
+    /// The stack named by the function's `fixedip:stack` tag, if any.
+    pub stack_tag: Option<String>,
+}

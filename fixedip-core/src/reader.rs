@@ -1,0 +1,1 @@
+//! TODO: read records from ELF, Mach-O and Lambda zips.

@@ -1,0 +1,196 @@
+//! The record `#[fixed_egress]` embeds in a compiled binary, so that the artifact carries the network
+//! it needs.
+//!
+//! The macro places the record in its own link section (`.fixedip` in ELF and PE, `__DATA,__fixedip`
+//! in Mach-O), marked `#[used]`, which survives fat LTO, `strip` and `panic = "abort"`: no code ever
+//! reads it, so the function's run-time path is unchanged. The format is versioned text:
+//!
+//! ```text
+//! FIXEDIP/1
+//! package=hello-egress
+//! function=hello_egress::main
+//! source=src/main.rs:12
+//! stack=default
+//! azs=2
+//! ips=eipalloc-0123abcd,eipalloc-4567cdef
+//! <blank line>
+//! ```
+//!
+//! Every value is validated before it is written (names and ids hold no newline or comma), so the
+//! format needs no escaping. Parts that only the compiler knows (package, module path, source line)
+//! are spliced in by the macro with `env!`, `module_path!`, `file!` and `line!`.
+
+use crate::requirements::{AllocationId, AzCount, EgressRequirements, RequirementError, StackName};
+
+/// The name of the link section outside Apple platforms.
+pub const SECTION_ELF: &str = ".fixedip";
+/// The segment and section on Apple platforms.
+pub const SECTION_MACHO: &str = "__DATA,__fixedip";
+/// The first line of every record; the number is the format version.
+pub const HEADER: &str = "FIXEDIP/1\n";
+/// The format version this crate writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// One `#[fixed_egress]` found in a binary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct Record {
+    /// The Cargo package the function was compiled in.
+    pub package: String,
+    /// The annotated function, with its module path: `hello_egress::main`.
+    pub function: String,
+    /// Where the attribute is: `src/main.rs:12`.
+    pub source: String,
+    pub requirements: EgressRequirements,
+}
+
+/// Why the bytes of a record section could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error(
+        "the record was written by a newer fixedip (format {found}, this one reads {FORMAT_VERSION}): update cargo-fixedip"
+    )]
+    NewerFormat { found: String },
+    #[error("the record section is damaged: {0}")]
+    Malformed(String),
+    #[error("the record holds an invalid requirement: {0}")]
+    Invalid(#[from] RequirementError),
+}
+
+/// The lines after the header and the compiler-provided fields: `stack`, `azs`, `ips` and the blank
+/// line that ends the record. The macro writes exactly this, so the format is defined in one place.
+pub fn encode_requirements(requirements: &EgressRequirements) -> String {
+    let ips: Vec<&str> = requirements.ips.iter().map(AllocationId::as_str).collect();
+    format!(
+        "stack={}\nazs={}\nips={}\n\n",
+        requirements.stack,
+        requirements.azs,
+        ips.join(",")
+    )
+}
+
+impl Record {
+    /// The whole record as the macro lays it out; used by tests and by tools that write records.
+    pub fn encode(&self) -> String {
+        format!(
+            "{HEADER}package={}\nfunction={}\nsource={}\n{}",
+            self.package,
+            self.function,
+            self.source,
+            encode_requirements(&self.requirements)
+        )
+    }
+
+    /// Every record in the contents of a record section, in order. NUL bytes between records
+    /// (alignment padding) are skipped.
+    pub fn parse_section(bytes: &[u8]) -> Result<Vec<Record>, RecordError> {
+        let text = std::str::from_utf8(bytes)
+            .map_err(|e| RecordError::Malformed(format!("not UTF-8 ({e})")))?;
+        let mut records = Vec::new();
+        let mut rest = text.trim_start_matches('\0');
+        while !rest.is_empty() {
+            let end = rest
+                .find("\n\n")
+                .ok_or_else(|| RecordError::Malformed("a record has no end".into()))?;
+            records.push(Record::parse(&rest[..end + 1])?);
+            rest = rest[end + 2..].trim_start_matches('\0');
+        }
+        Ok(records)
+    }
+
+    fn parse(text: &str) -> Result<Record, RecordError> {
+        let mut lines = text.lines();
+        let header = lines.next().unwrap_or_default();
+        let version = header
+            .strip_prefix("FIXEDIP/")
+            .ok_or_else(|| RecordError::Malformed(format!("unexpected header {header:?}")))?;
+        if version != FORMAT_VERSION.to_string() {
+            return match version.parse::<u32>() {
+                Ok(n) if n > FORMAT_VERSION => {
+                    Err(RecordError::NewerFormat { found: version.to_owned() })
+                }
+                _ => Err(RecordError::Malformed(format!("unknown format version {version:?}"))),
+            };
+        }
+
+        let (mut package, mut function, mut source) = (None, None, None);
+        let mut requirements = EgressRequirements::default();
+        for line in lines {
+            let (key, value) = line
+                .split_once('=')
+                .ok_or_else(|| RecordError::Malformed(format!("line {line:?} is not key=value")))?;
+            match key {
+                "package" => package = Some(value.to_owned()),
+                "function" => function = Some(value.to_owned()),
+                "source" => source = Some(value.to_owned()),
+                "stack" => requirements.stack = StackName::parse(value)?,
+                "azs" => {
+                    let n = value.parse().map_err(|_| {
+                        RecordError::Malformed(format!("`azs` is not a number: {value:?}"))
+                    })?;
+                    requirements.azs = AzCount::new(n)?;
+                }
+                "ips" => {
+                    requirements.ips = value
+                        .split(',')
+                        .filter(|id| !id.is_empty())
+                        .map(AllocationId::parse)
+                        .collect::<Result<_, _>>()?;
+                }
+                other => return Err(RecordError::Malformed(format!("unknown key {other:?}"))),
+            }
+        }
+        let missing = |field: &str| RecordError::Malformed(format!("`{field}` is missing"));
+        Ok(Record {
+            package: package.ok_or_else(|| missing("package"))?,
+            function: function.ok_or_else(|| missing("function"))?,
+            source: source.ok_or_else(|| missing("source"))?,
+            requirements,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(function: &str) -> Record {
+        Record {
+            package: "hello-egress".into(),
+            function: function.into(),
+            source: "src/main.rs:12".into(),
+            requirements: EgressRequirements {
+                stack: StackName::parse("payments").unwrap(),
+                azs: AzCount::new(3).unwrap(),
+                ips: vec![AllocationId::parse("eipalloc-0123abcd").unwrap()],
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_with_padding() {
+        let (a, b) = (sample("hello_egress::main"), sample("hello_egress::other"));
+        let section = format!("{}\0\0{}", a.encode(), b.encode());
+        assert_eq!(Record::parse_section(section.as_bytes()).unwrap(), [a, b]);
+    }
+
+    #[test]
+    fn empty_ips_and_defaults() {
+        let mut record = sample("m::main");
+        record.requirements = EgressRequirements::default();
+        assert_eq!(Record::parse_section(record.encode().as_bytes()).unwrap(), [record]);
+    }
+
+    #[test]
+    fn newer_format_is_named() {
+        let err = Record::parse_section(b"FIXEDIP/2\npackage=x\n\n").unwrap_err();
+        assert!(matches!(err, RecordError::NewerFormat { .. }), "{err}");
+    }
+
+    #[test]
+    fn damaged_records_are_refused() {
+        for bad in [&b"FIXEDIP/1\npackage=x"[..], b"garbage\n\n", b"FIXEDIP/1\nazs=9\n\n"] {
+            assert!(Record::parse_section(bad).is_err());
+        }
+    }
+}
