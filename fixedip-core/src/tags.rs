@@ -1,1 +1,127 @@
-//! TODO
+//! The tag scheme: how fixedip finds what it owns. There is no local state: every resource fixedip
+//! creates carries these tags, and only resources that carry them are ever changed or deleted.
+//!
+//! | tag                  | on                 | value                                              |
+//! |----------------------|--------------------|----------------------------------------------------|
+//! | `fixedip:stack`      | everything         | the stack name                                     |
+//! | `fixedip:component`  | everything         | a [`Component`] name: `vpc`, `nat-gateway`, ...    |
+//! | `fixedip:slot`       | per-AZ resources   | the AZ's slot, `0`..`5`                            |
+//! | `fixedip:address`    | Elastic IPs        | `active` or `retained`                             |
+//! | `fixedip:adopted`    | adopted Elastic IPs| `true`: the user's, never released                 |
+//! | `Name`               | EC2 resources      | `fixedip-<stack>-<component>[-<az>]`, for consoles |
+
+use crate::observed::Slot;
+use crate::requirements::StackName;
+
+pub const STACK: &str = "fixedip:stack";
+pub const COMPONENT: &str = "fixedip:component";
+pub const SLOT: &str = "fixedip:slot";
+pub const ADDRESS: &str = "fixedip:address";
+pub const ADOPTED: &str = "fixedip:adopted";
+pub const NAME: &str = "Name";
+
+/// What a tagged resource is within its stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Component {
+    Vpc,
+    InternetGateway,
+    PublicSubnet,
+    PrivateSubnet,
+    Address,
+    NatGateway,
+    PublicRouteTable,
+    PrivateRouteTable,
+    SecurityGroup,
+    Role,
+    Function,
+}
+
+impl Component {
+    pub const ALL: [Component; 11] = [
+        Component::Vpc,
+        Component::InternetGateway,
+        Component::PublicSubnet,
+        Component::PrivateSubnet,
+        Component::Address,
+        Component::NatGateway,
+        Component::PublicRouteTable,
+        Component::PrivateRouteTable,
+        Component::SecurityGroup,
+        Component::Role,
+        Component::Function,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Component::Vpc => "vpc",
+            Component::InternetGateway => "internet-gateway",
+            Component::PublicSubnet => "public-subnet",
+            Component::PrivateSubnet => "private-subnet",
+            Component::Address => "address",
+            Component::NatGateway => "nat-gateway",
+            Component::PublicRouteTable => "public-route-table",
+            Component::PrivateRouteTable => "private-route-table",
+            Component::SecurityGroup => "security-group",
+            Component::Role => "role",
+            Component::Function => "function",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Component> {
+        Component::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// The tags of one resource, in a stable order.
+pub fn for_resource(
+    stack: &StackName,
+    component: Component,
+    slot: Option<Slot>,
+    az: Option<&str>,
+) -> Vec<(String, String)> {
+    let mut name = format!("fixedip-{stack}-{}", component.as_str());
+    if let Some(az) = az {
+        name.push('-');
+        name.push_str(az);
+    }
+    let mut tags = vec![
+        (STACK.to_owned(), stack.to_string()),
+        (COMPONENT.to_owned(), component.as_str().to_owned()),
+        (NAME.to_owned(), name),
+    ];
+    if let Some(slot) = slot {
+        tags.push((SLOT.to_owned(), slot.to_string()));
+    }
+    tags
+}
+
+/// The name of the stack's IAM execution role (IAM names allow 64 characters; stacks have 32).
+pub fn role_name(stack: &StackName) -> String {
+    format!("fixedip-{stack}-lambda")
+}
+
+/// The name of the stack's security group.
+pub fn security_group_name(stack: &StackName) -> String {
+    format!("fixedip-{stack}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_round_trip() {
+        for c in Component::ALL {
+            assert_eq!(Component::parse(c.as_str()), Some(c));
+        }
+    }
+
+    #[test]
+    fn per_az_tags_carry_slot_and_name() {
+        let stack = StackName::parse("payments").unwrap();
+        let tags = for_resource(&stack, Component::NatGateway, Some(1), Some("us-east-1b"));
+        assert!(tags.contains(&(NAME.into(), "fixedip-payments-nat-gateway-us-east-1b".into())));
+        assert!(tags.contains(&(SLOT.into(), "1".into())));
+        assert!(tags.contains(&(STACK.into(), "payments".into())));
+    }
+}
