@@ -29,8 +29,8 @@ pub struct AzsArg {
 pub struct IpsArg {
     pub list: ExprArray,
     pub ids: Vec<LitStr>,
-    /// Every element is a string: only then are rules across the list (duplicates, count) checked,
-    /// since the list is not yet what the user meant.
+    /// Every element is a string; otherwise `ids` holds only the strings, and the length of
+    /// the list as meant is unknown.
     pub complete: bool,
 }
 
@@ -106,12 +106,19 @@ fn value(meta: &ParseNestedMeta, key: &str, errors: &mut Errors) -> syn::Result<
     if meta.input.peek(syn::Token![=]) {
         return Ok(Some(meta.value()?.parse()?));
     }
-    errors.spanned(
-        &meta.path,
-        format!("`{key}` expects a value: {}", example(key)),
-    );
-    skip_value(meta)?;
-    Ok(None)
+    let message = format!("`{key}` expects a value: {}", example(key));
+    if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
+        errors.spanned(&meta.path, message);
+        return Ok(None);
+    }
+    if meta.input.peek(syn::token::Paren) {
+        errors.spanned(&meta.path, message);
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    // Something else follows the key (`azs 2`): parsing cannot resume after it, and syn's
+    // "expected `,`" would say less than this.
+    Err(meta.error(message))
 }
 
 /// Consumes the value of an argument that is already in error, so that parsing goes on.
