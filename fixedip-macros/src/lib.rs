@@ -13,6 +13,9 @@ use proc_macro::TokenStream;
 /// what network that takes. `cargo fixedip deploy` reads the declaration back from the built
 /// binary and provisions the network; the attribute changes nothing in what the function does.
 ///
+/// It goes on a free function (not a method or an associated function), normally the `main` that
+/// starts the Lambda runtime; one per binary.
+///
 /// # Arguments
 ///
 /// All are optional; `#[fixed_egress]` alone means all the defaults.
