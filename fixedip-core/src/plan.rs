@@ -278,6 +278,64 @@ impl Action {
     }
 }
 
+impl Action {
+    /// Every resource the action names, in field order. A step's `after` holds at least the steps
+    /// behind the [`Ref::Step`]s among them.
+    pub fn refs(&self) -> Vec<&Ref> {
+        match self {
+            Action::CreateVpc { .. }
+            | Action::CreateInternetGateway
+            | Action::AllocateAddress { .. }
+            | Action::ActivateAddress { .. }
+            | Action::CreateRole { .. }
+            | Action::UpdateFunctionCode { .. } => Vec::new(),
+            Action::EnableVpcDns { vpc }
+            | Action::CreateSubnet { vpc, .. }
+            | Action::CreateRouteTable { vpc, .. }
+            | Action::CreateSecurityGroup { vpc } => vec![vpc],
+            Action::AttachInternetGateway {
+                internet_gateway,
+                vpc,
+            } => vec![internet_gateway, vpc],
+            Action::CreateNatGateway {
+                subnet, address, ..
+            } => vec![subnet, address],
+            Action::AssociateRouteTable {
+                route_table,
+                subnet,
+            } => vec![route_table, subnet],
+            Action::CreateRoute {
+                route_table, via, ..
+            }
+            | Action::ReplaceRoute {
+                route_table, via, ..
+            } => vec![route_table, via.gateway()],
+            Action::AttachRolePolicy { role, .. } => vec![role],
+            Action::CreateFunction {
+                subnets,
+                security_group,
+                role,
+                ..
+            }
+            | Action::UpdateFunctionConfiguration {
+                subnets,
+                security_group,
+                role,
+                ..
+            } => subnets.iter().chain([security_group, role]).collect(),
+        }
+    }
+}
+
+impl RouteVia {
+    /// The gateway the route sends traffic to.
+    pub fn gateway(&self) -> &Ref {
+        match self {
+            RouteVia::InternetGateway(gateway) | RouteVia::NatGateway(gateway) => gateway,
+        }
+    }
+}
+
 impl fmt::Display for RouteVia {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
