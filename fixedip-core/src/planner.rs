@@ -254,6 +254,12 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             .iter()
             .map(|az| az.private_subnet.reference.clone())
             .collect(),
+        surplus_private_subnets: inventory
+            .subnets
+            .iter()
+            .filter(|s| s.tier == Tier::Private && slots.surplus.contains(&s.slot))
+            .map(|s| s.id.clone())
+            .collect(),
         security_group: security_group.reference.clone(),
         private_routes_ready,
     };
@@ -274,7 +280,7 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             .map(|az| format!(" ({az})"))
             .unwrap_or_default();
         planner.notes.push(format!(
-            "AZ slot {}{az} exists beyond `azs = {}` and is left as it is (its NAT gateway and Elastic IP stay, and are billed): removing an AZ is not supported yet",
+            "AZ slot {}{az} exists beyond `azs = {}` and is left as it is (its NAT gateway and Elastic IP stay and are billed, and functions in it stay): removing an AZ is not supported yet",
             surplus.slot, spec.azs
         ));
     }
@@ -667,6 +673,9 @@ struct RoutedTable {
 /// Where functions attach.
 struct Attachment {
     private_subnets: Vec<Ref>,
+    /// Private subnets of slots beyond `azs`: a function already in one stays there (the slot's
+    /// NAT and address stay too), a function not in one is not put there.
+    surplus_private_subnets: Vec<String>,
     security_group: Ref,
     private_routes_ready: Vec<StepId>,
 }
@@ -1029,11 +1038,23 @@ impl Planner {
             ));
         }
 
+        let mut subnets = attachment.private_subnets.clone();
+        for surplus in &attachment.surplus_private_subnets {
+            if deployed.subnet_ids.contains(surplus) {
+                subnets.push(Ref::Existing(surplus.clone()));
+            }
+        }
         let mut config_update = None;
-        if configuration_differs(function, deployed, attachment, &role) {
+        if configuration_differs(
+            function,
+            deployed,
+            &subnets,
+            &attachment.security_group,
+            &role,
+        ) {
             let action = Action::UpdateFunctionConfiguration {
                 function: function.clone(),
-                subnets: attachment.private_subnets.clone(),
+                subnets,
                 security_group: attachment.security_group.clone(),
                 role,
             };
@@ -1084,7 +1105,8 @@ fn routes_via(route: &ObservedRoute, via: &RouteVia) -> bool {
 fn configuration_differs(
     function: &FunctionSpec,
     deployed: &ObservedFunction,
-    attachment: &Attachment,
+    subnets: &[Ref],
+    security_group: &Ref,
     role: &Ref,
 ) -> bool {
     let same_set = |wanted: &[Ref], have: &[String]| {
@@ -1097,9 +1119,9 @@ fn configuration_differs(
             .collect();
         wanted.is_some_and(|wanted| wanted == have.iter().map(String::as_str).collect())
     };
-    !same_set(&attachment.private_subnets, &deployed.subnet_ids)
+    !same_set(subnets, &deployed.subnet_ids)
         || !same_set(
-            std::slice::from_ref(&attachment.security_group),
+            std::slice::from_ref(security_group),
             &deployed.security_group_ids,
         )
         || !matches!(role, Ref::Existing(arn) if *arn == deployed.role_arn)
@@ -1283,3 +1305,8 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
         code_sha256: declared.code_sha256.clone(),
     }
 }
+
+#[cfg(test)]
+mod simulate;
+#[cfg(test)]
+mod tests;
