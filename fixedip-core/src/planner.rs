@@ -1307,6 +1307,8 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod simulate;
 #[cfg(test)]
 mod tests;

@@ -92,6 +92,8 @@ pub fn apply_where(
     mut run: impl FnMut(StepId) -> bool,
 ) -> ObservedState {
     let mut account = Account {
+        generation: next_generation(before),
+        region: plan.region.clone(),
         state: before.clone(),
         produced: BTreeMap::new(),
     };
@@ -105,12 +107,19 @@ pub fn apply_where(
 }
 
 struct Account {
+    /// Tells apart the ids of successive applies: `subnet-g2step7` is step 7 of the second.
+    generation: usize,
+    region: String,
     state: ObservedState,
     /// The id each step carried out produced.
     produced: BTreeMap<StepId, String>,
 }
 
 impl Account {
+    fn new_id(&self, prefix: &str, step: StepId) -> String {
+        format!("{prefix}-g{}step{}", self.generation, step.0)
+    }
+
     fn resolve(&self, reference: &Ref) -> String {
         match reference {
             Ref::Existing(id) => id.clone(),
@@ -157,7 +166,7 @@ impl Account {
         match action {
             Action::CreateVpc { cidr } => {
                 assert!(self.state.vpc.is_none(), "a second VPC");
-                let id = format!("vpc-step{n}");
+                let id = self.new_id("vpc", step);
                 self.state.vpc = Some(ObservedVpc {
                     id: id.clone(),
                     cidr: *cidr,
@@ -179,7 +188,7 @@ impl Account {
                     self.state.internet_gateway.is_none(),
                     "a second internet gateway"
                 );
-                let id = format!("igw-step{n}");
+                let id = self.new_id("igw", step);
                 self.state.internet_gateway = Some(ObservedInternetGateway {
                     id: id.clone(),
                     attached_vpc: None,
@@ -220,7 +229,7 @@ impl Account {
                     );
                 }
                 assert!(self.state.offered_azs.contains(az), "AWS refuses AZ {az}");
-                let id = format!("subnet-step{n}");
+                let id = self.new_id("subnet", step);
                 self.state.subnets.push(ObservedSubnet {
                     id: id.clone(),
                     tier: *tier,
@@ -231,13 +240,14 @@ impl Account {
                 id
             }
             Action::AllocateAddress { slot } => {
-                let id = format!("eipalloc-step{n}");
+                let id = self.new_id("eipalloc", step);
                 self.state.addresses.push(ObservedAddress {
                     slot: Some(*slot),
                     ..address(&id, 0, AddressUse::Active)
                 });
                 let allocated = self.state.addresses.last_mut().unwrap();
-                allocated.public_ip = Ipv4Addr::new(198, 51, 100 + (n / 256) as u8, n as u8);
+                allocated.public_ip =
+                    Ipv4Addr::new(198, self.generation as u8, (n / 256) as u8, n as u8);
                 id
             }
             Action::ActivateAddress {
@@ -271,7 +281,8 @@ impl Account {
                     .find(|s| s.id == subnet_id)
                     .unwrap();
                 assert_eq!((subnet.tier, subnet.slot), (Tier::Public, *slot));
-                let id = format!("nat-step{n}");
+                let id = self.new_id("nat", step);
+                let association = (self.new_id("eipassoc", step), self.new_id("eni", step));
                 let address = self
                     .state
                     .addresses
@@ -286,8 +297,8 @@ impl Account {
                     (address.usage, address.slot),
                     (AddressUse::Active, Some(*slot))
                 );
-                address.association_id = Some(format!("eipassoc-step{n}"));
-                address.network_interface_id = Some(format!("eni-step{n}"));
+                address.association_id = Some(association.0);
+                address.network_interface_id = Some(association.1);
                 self.state.nat_gateways.push(ObservedNatGateway {
                     id: id.clone(),
                     subnet_id,
@@ -299,7 +310,7 @@ impl Account {
             }
             Action::CreateRouteTable { vpc, tier, slot } => {
                 assert_eq!(self.resolve(vpc), self.vpc_id());
-                let id = format!("rtb-step{n}");
+                let id = self.new_id("rtb", step);
                 let local = ObservedRoute {
                     destination: self.state.vpc.as_ref().unwrap().cidr,
                     target: RouteTarget::Local,
@@ -327,7 +338,7 @@ impl Account {
                     );
                 }
                 self.table(&table).associated_subnets.push(subnet);
-                format!("rtbassoc-step{n}")
+                self.new_id("rtbassoc", step)
             }
             Action::CreateRoute {
                 route_table,
@@ -372,7 +383,7 @@ impl Account {
                     self.state.security_group.is_none(),
                     "a second security group"
                 );
-                let id = format!("sg-step{n}");
+                let id = self.new_id("sg", step);
                 self.state.security_group = Some(ObservedSecurityGroup { id: id.clone() });
                 id
             }
@@ -490,7 +501,7 @@ impl Account {
         let role_arn = self.resolve(role);
         if let Some(stack_role) = self.state.role.as_ref().filter(|r| r.arn == role_arn) {
             // Lambda checks the role may create network interfaces.
-            for policy in execution_role_policy_arns(REGION) {
+            for policy in execution_role_policy_arns(&self.region) {
                 assert!(
                     stack_role.attached_policy_arns.contains(&policy),
                     "role lacks {policy}"
@@ -506,6 +517,26 @@ impl Account {
         deployed.security_group_ids = vec![self.resolve(security_group)];
         deployed
     }
+}
+
+/// One more than the highest generation among the ids an earlier apply made.
+fn next_generation(account: &ObservedState) -> usize {
+    let ids = account
+        .vpc
+        .iter()
+        .map(|v| &v.id)
+        .chain(account.internet_gateway.iter().map(|g| &g.id))
+        .chain(account.subnets.iter().map(|s| &s.id))
+        .chain(account.addresses.iter().map(|a| &a.allocation_id))
+        .chain(account.nat_gateways.iter().map(|n| &n.id))
+        .chain(account.route_tables.iter().map(|t| &t.id))
+        .chain(account.security_group.iter().map(|g| &g.id));
+    let generation = |id: &String| {
+        let (_, rest) = id.split_once("-g")?;
+        let (digits, _) = rest.split_once("step")?;
+        digits.parse::<usize>().ok()
+    };
+    ids.filter_map(generation).max().map_or(1, |g| g + 1)
 }
 
 fn overlap(a: Ipv4Net, b: Ipv4Net) -> bool {
