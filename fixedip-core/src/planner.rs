@@ -1172,6 +1172,9 @@ impl fmt::Display for Origin {
 }
 
 /// Functions that name one stack but cannot share it.
+///
+/// Large for an error (two origins), and made at most once per run: not worth boxing, hence the
+/// `clippy::result_large_err` allowances below.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConflictError {
     #[error(
@@ -1201,6 +1204,7 @@ pub enum ConflictError {
 /// Group functions into stacks by (region, stack), sorted by region then stack; functions within a
 /// stack are sorted by name. Functions of one stack share its network, so they must agree on `azs`,
 /// `ips` and `vpc-cidr`.
+#[allow(clippy::result_large_err)] // See `ConflictError`.
 pub fn stack_specs(functions: Vec<DeclaredFunction>) -> Result<Vec<StackSpec>, ConflictError> {
     let mut groups: BTreeMap<(String, StackName), Vec<DeclaredFunction>> = BTreeMap::new();
     for function in functions {
@@ -1216,6 +1220,7 @@ pub fn stack_specs(functions: Vec<DeclaredFunction>) -> Result<Vec<StackSpec>, C
         .collect()
 }
 
+#[allow(clippy::result_large_err)]
 fn stack_spec(
     region: String,
     stack: StackName,
@@ -1309,6 +1314,6 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
-mod simulate;
+pub(crate) mod simulate;
 #[cfg(test)]
 mod tests;

@@ -260,13 +260,11 @@ proptest! {
             a.addresses.iter().filter(|x| !x.allocation_id.contains("step")).map(|x| (x.allocation_id.clone(), x.usage, x.slot)).collect::<Vec<_>>()
         };
         prop_assert_eq!(ips(&resumed), ips(&complete));
-        for (a, b) in [(&resumed, &complete)] {
-            prop_assert_eq!(a.addresses.len(), b.addresses.len());
-            prop_assert_eq!(a.nat_gateways.len(), b.nat_gateways.len());
-            prop_assert_eq!(a.route_tables.len(), b.route_tables.len());
-            prop_assert_eq!(a.functions.len(), b.functions.len());
-            prop_assert_eq!(a.role.is_some(), b.role.is_some());
-        }
+        prop_assert_eq!(resumed.addresses.len(), complete.addresses.len());
+        prop_assert_eq!(resumed.nat_gateways.len(), complete.nat_gateways.len());
+        prop_assert_eq!(resumed.route_tables.len(), complete.route_tables.len());
+        prop_assert_eq!(resumed.functions.len(), complete.functions.len());
+        prop_assert_eq!(resumed.role.is_some(), complete.role.is_some());
     }
 }
 
