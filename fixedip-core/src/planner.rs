@@ -879,7 +879,7 @@ impl Planner {
         let (address_ref, public_ip, address_status) = match address {
             AddressChoice::Keep(a) => (
                 Ref::Existing(a.allocation_id.clone()),
-                Some(a.public_ip),
+                known_ip(a),
                 Status::Keep(a.allocation_id.clone()),
             ),
             AddressChoice::Activate(a) => {
@@ -889,7 +889,7 @@ impl Planner {
                 };
                 (
                     Ref::Step(self.push(action, &[])),
-                    Some(a.public_ip),
+                    known_ip(a),
                     Status::Change(a.allocation_id.clone()),
                 )
             }
@@ -1085,6 +1085,11 @@ impl Planner {
             Status::Change(deployed.arn.clone())
         }
     }
+}
+
+/// The address's IP, unless it is not known (planning offline).
+fn known_ip(address: &ObservedAddress) -> Option<Ipv4Addr> {
+    Some(address.public_ip).filter(|ip| !ip.is_unspecified())
 }
 
 /// Whether a 0.0.0.0/0 route already goes where it should.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::simulate::{self, address, apply, check_well_formed, deployed, empty, spec};
+use super::simulate::{self, address, apply, check_well_formed, deployed, empty, spec, REGION};
 use super::*;
 use crate::observed::{AddressUse, NatState, RouteTarget};
 use crate::plan::{Action, Status};
@@ -1034,4 +1034,43 @@ fn simulate_refuses_what_aws_refuses() {
     let account = apply(&plan, &empty());
     let twice = std::panic::catch_unwind(|| simulate::apply(&plan, &account));
     assert!(twice.is_err());
+}
+
+#[test]
+fn offline_plans_assume_the_usual_azs_and_the_adopted_addresses() {
+    let mut spec = spec(3, &["f"]);
+    spec.adopted_ips = vec![id("eipalloc-0123abcd")];
+    let plan = planned(
+        &spec,
+        &ObservedState::assumed_offline(REGION, &spec.adopted_ips),
+    );
+    let azs: Vec<&str> = plan.network.azs.iter().map(|az| az.az.as_str()).collect();
+    assert_eq!(azs, ["us-east-1a", "us-east-1b", "us-east-1c"]);
+    let first = &plan.network.azs[0].address;
+    assert_eq!(*first, (None, Status::Change("eipalloc-0123abcd".into())));
+
+    spec.region = "ap-northeast-1".into();
+    let plan = planned(
+        &spec,
+        &ObservedState::assumed_offline("ap-northeast-1", &spec.adopted_ips),
+    );
+    let azs: Vec<&str> = plan.network.azs.iter().map(|az| az.az.as_str()).collect();
+    assert_eq!(
+        azs,
+        ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]
+    );
+}
+
+#[cfg(feature = "serde")]
+#[test]
+fn plans_round_trip_through_json() {
+    let plan = planned(&spec(2, &["f"]), &empty());
+    let json = serde_json::to_string(&plan).unwrap();
+    assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), plan);
+    let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(value["steps"][0]["action"]["action"], "create_vpc");
+    assert_eq!(
+        value["network"]["azs"][0]["nat_gateway"]["status"],
+        "create"
+    );
 }
