@@ -46,8 +46,8 @@
 //! NAT gateways and the public route after the internet gateway is attached (AWS refuses them
 //! before); a function created or reconfigured with the stack's role after the role's policies are
 //! attached (Lambda checks the role can create network interfaces); an existing function moved into
-//! the private subnets only after their routes are in place (its callers never see it without
-//! egress); code uploaded after the same function's configuration update (Lambda refuses two
+//! the private subnets only after the routes out of them are in place (its callers never see it
+//! without egress); code uploaded after the same function's configuration update (Lambda refuses two
 //! updates at once).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -234,7 +234,8 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
         internet_gateway.attached,
         &public_subnets,
     );
-    let mut private_routes_ready = Vec::new();
+    // Egress works once both hops route: private subnet → NAT, public subnet → internet gateway.
+    let mut routes_ready = public_route_table.steps.clone();
     let mut private_route_tables = Vec::new();
     for az in &azs {
         let routed = planner.route_table(
@@ -245,7 +246,7 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             None,
             &[&az.private_subnet.reference],
         );
-        private_routes_ready.extend(routed.steps.iter().copied());
+        routes_ready.extend(routed.steps.iter().copied());
         private_route_tables.push(routed.status);
     }
 
@@ -261,7 +262,7 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             .map(|s| s.id.clone())
             .collect(),
         security_group: security_group.reference.clone(),
-        private_routes_ready,
+        routes_ready,
     };
     let functions: Vec<(String, Status)> = spec
         .functions
@@ -677,7 +678,8 @@ struct Attachment {
     /// NAT and address stay too), a function not in one is not put there.
     surplus_private_subnets: Vec<String>,
     security_group: Ref,
-    private_routes_ready: Vec<StepId>,
+    /// The steps after which every subnet routes out.
+    routes_ready: Vec<StepId>,
 }
 
 struct Planner {
@@ -1060,7 +1062,7 @@ impl Planner {
             };
             let ordering: Vec<StepId> = role_ready
                 .iter()
-                .chain(&attachment.private_routes_ready)
+                .chain(&attachment.routes_ready)
                 .copied()
                 .collect();
             config_update = Some(self.push(action, &ordering));

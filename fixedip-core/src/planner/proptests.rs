@@ -8,7 +8,9 @@ use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
 
-use super::simulate::{self, address, apply, apply_where, check_well_formed, deployed, function};
+use super::simulate::{
+    self, address, apply, apply_in_order, apply_where, check_well_formed, deployed, function,
+};
 use super::*;
 use crate::observed::AddressUse;
 use crate::requirements::AzCount;
@@ -210,12 +212,16 @@ proptest! {
     }
 
     #[test]
-    fn changing_the_az_count_keeps_every_slot_and_address(case in case(), grown in 1..=6u8) {
+    fn changing_the_az_count_keeps_every_slot_and_address(
+        case in case(),
+        grown in 1..=6u8,
+        order in any::<u64>(),
+    ) {
         let Some(first) = try_plan(&case.spec, &case.account) else { return Ok(()) };
-        let before = apply(&first, &case.account);
+        let before = apply_in_order(&first, &case.account, Some(order), |_| true);
         let spec = with_azs(&case.spec, grown);
         let Some(second) = try_plan(&spec, &before) else { return Ok(()) };
-        let after = apply(&second, &before);
+        let after = apply_in_order(&second, &before, Some(order ^ 1), |_| true);
 
         // Nothing moves, nothing is lost: subnets, addresses and NATs of every slot stay.
         prop_assert!(slots(&before).is_subset(&slots(&after)));
@@ -247,10 +253,12 @@ proptest! {
     fn a_killed_deploy_run_again_converges_to_one_set_of_resources(
         case in case(),
         ran in prop::collection::vec(any::<bool>(), 80),
+        order in any::<u64>(),
     ) {
         let Some(first) = try_plan(&case.spec, &case.account) else { return Ok(()) };
         let complete = apply(&first, &case.account);
-        let killed = apply_where(&first, &case.account, |step| ran[step.0 % ran.len()]);
+        let killed =
+            apply_in_order(&first, &case.account, Some(order), |step| ran[step.0 % ran.len()]);
         let resumed = simulate::deployed(&case.spec, &killed);
 
         prop_assert!(try_plan(&case.spec, &resumed).unwrap().is_noop());
