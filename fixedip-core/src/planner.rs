@@ -1206,13 +1206,49 @@ pub enum ConflictError {
         first: Origin,
         second: Origin,
     },
+    #[error(
+        "two functions in {region} are both named `{name}`, one in stack `{first_stack}` ({first}), one in stack `{second_stack}` ({second}): a Lambda name is unique in a region, so they would be one function moving between stacks; set a different `function-name` in [package.metadata.fixedip] for one of them"
+    )]
+    NameInTwoStacks {
+        region: String,
+        name: String,
+        first_stack: StackName,
+        first: Origin,
+        second_stack: StackName,
+        second: Origin,
+    },
 }
 
 /// Group functions into stacks by (region, stack), sorted by region then stack; functions within a
 /// stack are sorted by name. Functions of one stack share its network, so they must agree on `azs`,
-/// `ips` and `vpc-cidr`.
+/// `ips` and `vpc-cidr`; and a Lambda name is unique in a region, so no two functions share one.
 #[allow(clippy::result_large_err)] // See `ConflictError`.
 pub fn stack_specs(functions: Vec<DeclaredFunction>) -> Result<Vec<StackSpec>, ConflictError> {
+    let mut named: BTreeMap<(&str, &str), &DeclaredFunction> = BTreeMap::new();
+    for function in &functions {
+        let key = (
+            function.region.as_str(),
+            function.settings.function_name.as_str(),
+        );
+        let Some(earlier) = named.insert(key, function) else {
+            continue;
+        };
+        let (first_stack, second_stack) = (
+            &earlier.record.requirements.stack,
+            &function.record.requirements.stack,
+        );
+        if first_stack != second_stack {
+            return Err(ConflictError::NameInTwoStacks {
+                region: function.region.clone(),
+                name: function.settings.function_name.clone(),
+                first_stack: first_stack.clone(),
+                first: Origin::of(&earlier.record),
+                second_stack: second_stack.clone(),
+                second: Origin::of(&function.record),
+            });
+        }
+    }
+
     let mut groups: BTreeMap<(String, StackName), Vec<DeclaredFunction>> = BTreeMap::new();
     for function in functions {
         let key = (

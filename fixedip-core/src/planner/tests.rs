@@ -1009,7 +1009,7 @@ fn disagreeing_functions_are_named_with_both_values() {
 }
 
 #[test]
-fn two_functions_with_one_name_in_a_stack_are_refused() {
+fn a_lambda_name_is_used_once_per_region() {
     let err = stack_specs(vec![
         declared("a::main", "same", "default", 2),
         declared("b::main", "same", "default", 2),
@@ -1019,12 +1019,20 @@ fn two_functions_with_one_name_in_a_stack_are_refused() {
         matches!(&err, ConflictError::DuplicateName { name, .. } if name == "same"),
         "{err}"
     );
-    // In different stacks the same name is another stack's business: allowed here.
-    stack_specs(vec![
+    // Nor in two stacks of one region: it would be one Lambda function moving between them.
+    let err = stack_specs(vec![
         declared("a::main", "same", "default", 2),
         declared("b::main", "same", "payments", 2),
     ])
-    .unwrap();
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("two functions in us-east-1 are both named `same`, one in stack `default` (`a::main` in package hello-egress (src/main.rs:12)), one in stack `payments`"),
+        "{err}"
+    );
+    // In two regions they are two functions.
+    let mut elsewhere = declared("b::main", "same", "payments", 2);
+    elsewhere.region = "eu-west-1".into();
+    stack_specs(vec![declared("a::main", "same", "default", 2), elsewhere]).unwrap();
 }
 
 #[test]
