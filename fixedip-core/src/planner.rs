@@ -48,7 +48,8 @@
 //! attached (Lambda checks the role can create network interfaces); an existing function moved into
 //! the private subnets only after the routes out of them are in place (its callers never see it
 //! without egress); code uploaded after the same function's configuration update (Lambda refuses two
-//! updates at once).
+//! updates at once). A function that exists without the stack's tag gets it, so that the next run
+//! finds it as the stack's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -1029,6 +1030,7 @@ impl Planner {
             self.push(action, &role_ready);
             return Status::Create;
         };
+        let mut tagged = None;
         if deployed.stack_tag.as_deref() != Some(spec.stack.as_str()) {
             let from = match &deployed.stack_tag {
                 Some(other) => format!("from stack `{other}`"),
@@ -1038,6 +1040,10 @@ impl Planner {
                 "the function {} exists already and moves into stack `{}` {from}",
                 function.name, spec.stack
             ));
+            let action = Action::TagFunction {
+                function: function.clone(),
+            };
+            tagged = Some(self.push(action, &[]));
         }
 
         let mut subnets = attachment.private_subnets.clone();
@@ -1081,7 +1087,7 @@ impl Planner {
             let ordering: Vec<StepId> = config_update.into_iter().collect();
             code_update = Some(self.push(action, &ordering));
         }
-        if config_update.is_none() && code_update.is_none() {
+        if tagged.is_none() && config_update.is_none() && code_update.is_none() {
             Status::Keep(deployed.arn.clone())
         } else {
             Status::Change(deployed.arn.clone())

@@ -508,6 +508,12 @@ impl Account {
                 self.state.functions[index] = deployed;
                 arn
             }
+            Action::TagFunction { function } => {
+                let index = self.function_index(&function.name);
+                let deployed = &mut self.state.functions[index];
+                deployed.stack_tag = Some(plan.stack.to_string());
+                deployed.arn.clone()
+            }
             Action::UpdateFunctionCode { function } => {
                 let index = self.function_index(&function.name);
                 let deployed = &mut self.state.functions[index];
