@@ -754,7 +754,11 @@ fn an_existing_function_moves_in_only_once_its_subnets_route_out() {
     let tagged = actions(&plan)
         .into_iter()
         .any(|a| matches!(a, Action::TagFunction { function } if function.name == "f"));
-    assert!(tagged, "an untagged function must be tagged: {:#?}", plan.steps);
+    assert!(
+        tagged,
+        "an untagged function must be tagged: {:#?}",
+        plan.steps
+    );
     // `apply` checks the routes are in place when the function moves.
     let account = apply(&plan, &observed);
     assert!(planned(&spec, &account).is_noop());
