@@ -1090,3 +1090,58 @@ fn plans_round_trip_through_json() {
         "create"
     );
 }
+
+#[test]
+fn each_step_waits_for_exactly_what_it_needs() {
+    let plan = planned(&spec(1, &["f"]), &empty());
+    let step_of = |wanted: fn(&Action) -> bool| {
+        let found = plan.steps.iter().find(|s| wanted(&s.action));
+        found.unwrap_or_else(|| panic!("{:#?}", plan.steps)).id
+    };
+    let attach = step_of(|a| matches!(a, Action::AttachInternetGateway { .. }));
+    let public_subnet = step_of(|a| {
+        matches!(
+            a,
+            Action::CreateSubnet {
+                tier: Tier::Public,
+                ..
+            }
+        )
+    });
+    let address = step_of(|a| matches!(a, Action::AllocateAddress { .. }));
+    let nat = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateNatGateway { .. }));
+    let mut expected = vec![attach, public_subnet, address];
+    expected.sort();
+    assert_eq!(nat.unwrap().after, expected);
+
+    let vpc = step_of(|a| matches!(a, Action::CreateVpc { .. }));
+    let private_subnet = step_of(|a| {
+        matches!(
+            a,
+            Action::CreateSubnet {
+                tier: Tier::Private,
+                ..
+            }
+        )
+    });
+    let group = step_of(|a| matches!(a, Action::CreateSecurityGroup { .. }));
+    let role = step_of(|a| matches!(a, Action::CreateRole { .. }));
+    let policies: Vec<StepId> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::AttachRolePolicy { .. }))
+        .map(|s| s.id)
+        .collect();
+    let function = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateFunction { .. }));
+    let mut expected = vec![private_subnet, group, role];
+    expected.extend(policies);
+    expected.sort();
+    assert_eq!(function.unwrap().after, expected);
+    assert_eq!(plan.steps[group.0].after, [vpc]);
+}
