@@ -455,4 +455,18 @@ impl Plan {
     pub fn step(&self, id: StepId) -> &Step {
         &self.steps[id.0]
     }
+
+    /// The AZ of a slot, for the `Name` tag of what a step makes for it.
+    pub fn az_of(&self, slot: Slot) -> Option<&str> {
+        let az = self
+            .network
+            .azs
+            .iter()
+            .find(|az| az.slot == slot)
+            .map(|az| az.az.as_str());
+        az.or_else(|| {
+            let surplus = self.network.surplus_slots.iter().find(|s| s.slot == slot);
+            surplus.and_then(|s| s.az.as_deref())
+        })
+    }
 }

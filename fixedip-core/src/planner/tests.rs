@@ -1145,3 +1145,10 @@ fn each_step_waits_for_exactly_what_it_needs() {
     assert_eq!(function.unwrap().after, expected);
     assert_eq!(plan.steps[group.0].after, [vpc]);
 }
+
+#[test]
+fn a_plan_knows_the_az_of_each_slot() {
+    let plan = planned(&spec(2, &["f"]), &empty());
+    assert_eq!(plan.az_of(1), Some("us-east-1b"));
+    assert_eq!(plan.az_of(4), None);
+}
