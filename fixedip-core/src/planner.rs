@@ -3,6 +3,27 @@
 //! the executor only carries the steps out. The same inputs give the same plan, whatever order the
 //! observed resources were listed in.
 //!
+//! ```
+//! use fixedip_core::observed::ObservedState;
+//! use fixedip_core::plan::{StackSpec, DEFAULT_VPC_CIDR};
+//! use fixedip_core::requirements::{AzCount, StackName};
+//! use fixedip_core::{cost, planner};
+//!
+//! let spec = StackSpec {
+//!     stack: StackName::default(),
+//!     region: "us-east-1".to_owned(),
+//!     vpc_cidr: DEFAULT_VPC_CIDR,
+//!     azs: AzCount::new(2)?,
+//!     adopted_ips: Vec::new(),
+//!     functions: Vec::new(),
+//! };
+//! let plan = planner::plan(&spec, &ObservedState::assumed_offline("us-east-1", &[]))?;
+//! assert_eq!(plan.network.azs[1].az, "us-east-1b");
+//! assert_eq!(plan.network.azs[1].public_subnet.0.to_string(), "10.0.144.0/20");
+//! assert_eq!(cost::of_plan(&plan)?.fixed_total.to_string(), "$73.00");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The network of a stack
 //! A VPC with DNS support and hostnames on, an internet gateway attached to it, and per AZ *slot*
 //! (0, 1, ... up to `azs`): a public subnet holding a NAT gateway with one Elastic IP, and a private
