@@ -59,7 +59,9 @@
 //! In order: the address the slot's live NAT gateway already uses; an active address tagged with the
 //! slot; an adopted address (`ips = [...]`, in order) that serves no slot yet; a retained address of
 //! the stack, by allocation id; else a new one. An address that was shown to the user is reused
-//! before any new one is allocated, so the allowlist stays valid.
+//! before any new one is allocated, so the allowlist stays valid. A new NAT gateway needs its address
+//! free: one still held by a NAT being deleted, or associated with something else, is refused
+//! before any change is made, rather than halfway through a deploy.
 //!
 //! # Steps
 //! What exists as wanted gets no step. Steps come in an order where each follows the steps it
@@ -165,6 +167,22 @@ pub enum PlanError {
         cidr: Ipv4Net,
         subnet_id: String,
         subnet_cidr: Ipv4Net,
+    },
+    #[error(
+        "the Elastic IP {allocation_id} of slot {slot} is still held by NAT gateway {nat_gateway}, which is being deleted: run deploy again once it is deleted (AWS takes a few minutes)"
+    )]
+    AddressHeldByDeletingNat {
+        slot: Slot,
+        allocation_id: String,
+        nat_gateway: String,
+    },
+    #[error(
+        "the Elastic IP {allocation_id} of slot {slot} is associated with {association}, which fixedip did not make: disassociate it, then run deploy again"
+    )]
+    AddressInUse {
+        slot: Slot,
+        allocation_id: String,
+        association: String,
     },
 }
 
@@ -371,6 +389,8 @@ struct Inventory<'a> {
     subnets: Vec<&'a ObservedSubnet>,
     /// `pending` or `available` NAT gateways, available first, then by id.
     live_nats: Vec<&'a ObservedNatGateway>,
+    /// NAT gateways on their way out (`deleting`), by id.
+    deleting_nats: Vec<&'a ObservedNatGateway>,
     addresses: Vec<&'a ObservedAddress>,
     public_route_table: Option<&'a ObservedRouteTable>,
     private_route_tables: BTreeMap<Slot, &'a ObservedRouteTable>,
@@ -391,6 +411,12 @@ impl<'a> Inventory<'a> {
         live_nats.sort_by(|a, b| {
             (a.state != NatState::Available, &a.id).cmp(&(b.state != NatState::Available, &b.id))
         });
+        let mut deleting_nats: Vec<&ObservedNatGateway> = observed
+            .nat_gateways
+            .iter()
+            .filter(|nat| nat.state == NatState::Deleting)
+            .collect();
+        deleting_nats.sort_by(|a, b| a.id.cmp(&b.id));
         let mut addresses: Vec<&ObservedAddress> = observed.addresses.iter().collect();
         addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
         addresses.dedup_by(|a, b| a.allocation_id == b.allocation_id);
@@ -413,6 +439,7 @@ impl<'a> Inventory<'a> {
             region_azs,
             subnets,
             live_nats,
+            deleting_nats,
             addresses,
             public_route_table,
             private_route_tables,
@@ -428,6 +455,13 @@ impl<'a> Inventory<'a> {
 
     fn live_nat(&self, slot: Slot) -> Option<&'a ObservedNatGateway> {
         self.live_nats.iter().copied().find(|nat| nat.slot == slot)
+    }
+
+    /// A NAT gateway being deleted that still holds an address.
+    fn nat_holding(&self, allocation_id: &str) -> Option<&'a ObservedNatGateway> {
+        let holds =
+            |nat: &&ObservedNatGateway| nat.allocation_ids.iter().any(|id| id == allocation_id);
+        self.deleting_nats.iter().copied().find(holds)
     }
 
     fn address(&self, allocation_id: &str) -> Option<&'a ObservedAddress> {
@@ -939,6 +973,24 @@ impl Planner {
                 Planned::kept(&nat.id)
             }
             None => {
+                // A new NAT needs its address free; AWS would refuse it half way through a deploy.
+                if let Some(address) = address.observed() {
+                    if let Some(association) = &address.association_id {
+                        let holder = inventory.nat_holding(&address.allocation_id);
+                        return Err(match holder {
+                            Some(nat) => PlanError::AddressHeldByDeletingNat {
+                                slot,
+                                allocation_id: address.allocation_id.clone(),
+                                nat_gateway: nat.id.clone(),
+                            },
+                            None => PlanError::AddressInUse {
+                                slot,
+                                allocation_id: address.allocation_id.clone(),
+                                association: association.clone(),
+                            },
+                        });
+                    }
+                }
                 let action = Action::CreateNatGateway {
                     subnet: public_subnet.reference.clone(),
                     address: address_ref,

@@ -1152,3 +1152,33 @@ fn a_plan_knows_the_az_of_each_slot() {
     assert_eq!(plan.az_of(1), Some("us-east-1b"));
     assert_eq!(plan.az_of(4), None);
 }
+
+#[test]
+fn an_address_still_held_by_a_deleting_nat_is_refused_until_it_is_free() {
+    let account = deployed(&spec(1, &["f"]), &empty());
+    let mut deleting = account.clone();
+    deleting.nat_gateways[0].state = NatState::Deleting;
+    let err = plan(&spec(1, &["f"]), &deleting).unwrap_err();
+    let nat = &account.nat_gateways[0].id;
+    assert!(
+        matches!(&err, PlanError::AddressHeldByDeletingNat { nat_gateway, slot: 0, .. } if nat_gateway == nat),
+        "{err}"
+    );
+
+    // Once deleted, the address is free and serves the slot's new NAT.
+    let mut deleted = deleting.clone();
+    deleted.nat_gateways[0].state = NatState::Deleted;
+    deleted.addresses[0].association_id = None;
+    let plan = planned(&spec(1, &["f"]), &deleted);
+    let created = actions(&plan).into_iter().any(|a| {
+        matches!(a, Action::CreateNatGateway { address: Ref::Existing(id), .. }
+            if *id == account.addresses[0].allocation_id)
+    });
+    assert!(created, "{:#?}", plan.steps);
+
+    // An association fixedip did not make is named.
+    let mut elsewhere = deleted.clone();
+    elsewhere.addresses[0].association_id = Some("eipassoc-0ther".into());
+    let err = super::plan(&spec(1, &["f"]), &elsewhere).unwrap_err();
+    assert!(matches!(err, PlanError::AddressInUse { .. }), "{err}");
+}
