@@ -15,3 +15,4 @@ pub mod record;
 pub mod requirements;
 pub mod settings;
 pub mod tags;
+pub mod verify;
