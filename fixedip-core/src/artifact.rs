@@ -450,6 +450,76 @@ mod tests {
         object_file(object::BinaryFormat::Elf, machine)
     }
 
+    /// A linked ELF executable importing `imports` (symbol, GLIBC version) from libc.so.6, built
+    /// in memory with the sections the dynamic loader reads: `.dynsym`, `.gnu.version` and
+    /// `.gnu.version_r`. Independent of the glibc of the machine the tests run on.
+    fn executable_importing(machine: elf::Machine, imports: &[(&str, &str)]) -> Vec<u8> {
+        use object::build::elf::{Builder, SectionData, VersionData, VersionNeed};
+
+        let mut builder = Builder::new(object::Endianness::Little, true);
+        builder.header.e_type = elf::ET_EXEC;
+        builder.header.e_machine = machine;
+        let sections = [
+            (".shstrtab", elf::SHT_STRTAB, SectionData::SectionString),
+            (".dynsym", elf::SHT_DYNSYM, SectionData::DynamicSymbol),
+            (".dynstr", elf::SHT_STRTAB, SectionData::DynamicString),
+            (".gnu.version", elf::SHT_GNU_VERSYM, SectionData::GnuVersym),
+            (
+                ".gnu.version_r",
+                elf::SHT_GNU_VERNEED,
+                SectionData::GnuVerneed,
+            ),
+        ];
+        let mut loaded = Vec::new();
+        for (name, sh_type, data) in sections {
+            let section = builder.sections.add();
+            section.name = name.as_bytes().into();
+            section.sh_type = sh_type;
+            if name != ".shstrtab" {
+                // The loader's sections are loaded (SHF_ALLOC), as a linker makes them.
+                section.sh_flags = elf::SHF_ALLOC;
+                loaded.push(section.id());
+            }
+            section.sh_addralign = 8;
+            section.data = data;
+        }
+        let libc = builder.version_files.add(b"libc.so.6"[..].into());
+        let mut versions: Vec<(&str, object::build::elf::VersionId)> = Vec::new();
+        for (symbol_name, version_name) in imports {
+            let version = match versions.iter().find(|(name, _)| name == version_name) {
+                Some((_, id)) => *id,
+                None => {
+                    let id = builder.versions.add(VersionData::Need(VersionNeed {
+                        file: libc,
+                        name: version_name.as_bytes().into(),
+                        flags: Default::default(),
+                    }));
+                    versions.push((version_name, id));
+                    id
+                }
+            };
+            let symbol = builder.dynamic_symbols.add();
+            symbol.name = symbol_name.as_bytes().into();
+            symbol.set_st_info(elf::STB_GLOBAL, elf::STT_FUNC);
+            symbol.version = version;
+        }
+        builder.header.e_phoff = 0x40;
+        builder.set_section_sizes();
+        let segment = builder.segments.add();
+        segment.p_type = elf::PT_LOAD;
+        segment.p_flags = elf::PF_R;
+        segment.p_align = 8;
+        // The first page holds the headers; the sections follow it.
+        segment.p_filesz = 0x1000;
+        segment.p_memsz = 0x1000;
+        for id in loaded {
+            segment.append_section(builder.sections.get_mut(id));
+        }
+        let mut bytes = Vec::new();
+        builder.write(&mut bytes).unwrap();
+        bytes
+    }
+
     /// A zip of (name, content, unix mode) entries, stored uncompressed.
     fn zip_of(entries: &[(&str, &[u8], u32)]) -> Vec<u8> {
         let mut writer = zip::ZipWriter::new(Cursor::new(Vec::new()));
@@ -554,6 +624,74 @@ mod tests {
         assert_eq!(check_artifact_with(&binary, HOST, &newer), vec![]);
         let zip = zip_of(&[("bootstrap", &binary, 0o755)]);
         assert_eq!(codes(&check_artifact(&zip, HOST)), vec!["glibc-too-new"]);
+    }
+
+    #[test]
+    fn glibc_version_needs_newer_than_2_34_are_named_with_their_symbols() {
+        let binary = executable_importing(
+            elf::EM_AARCH64,
+            &[
+                ("__libc_start_main", "GLIBC_2.34"),
+                ("malloc", "GLIBC_2.17"),
+                ("epoll_pwait2", "GLIBC_2.35"),
+                ("pidfd_open", "GLIBC_2.36"),
+                ("arc4random", "GLIBC_2.36"),
+                ("__tls_get_addr", "GLIBC_PRIVATE"),
+            ],
+        );
+        let version = |minor| GlibcVersion { major: 2, minor };
+        let problems = check_artifact(&binary, Architecture::Arm64);
+        assert_eq!(
+            problems,
+            vec![ArtifactProblem::GlibcTooNew {
+                newest: version(36),
+                available: AL2023_GLIBC,
+                symbols: vec![
+                    VersionedSymbol {
+                        name: "arc4random".into(),
+                        version: version(36)
+                    },
+                    VersionedSymbol {
+                        name: "pidfd_open".into(),
+                        version: version(36)
+                    },
+                    VersionedSymbol {
+                        name: "epoll_pwait2".into(),
+                        version: version(35)
+                    },
+                ],
+            }]
+        );
+        assert!(problems[0]
+            .to_string()
+            .starts_with("the binary needs GLIBC_2.36 (for arc4random, pidfd_open), but"));
+
+        // Up to 2.34, as a binary built with `cargo lambda` or on Amazon Linux 2023 has.
+        let binary = executable_importing(
+            elf::EM_AARCH64,
+            &[
+                ("__libc_start_main", "GLIBC_2.34"),
+                ("malloc", "GLIBC_2.17"),
+            ],
+        );
+        assert_eq!(check_artifact(&binary, Architecture::Arm64), vec![]);
+        // A static binary (musl) has no version needs at all.
+        let binary = executable_importing(elf::EM_X86_64, &[]);
+        assert_eq!(check_artifact(&binary, Architecture::X86_64), vec![]);
+    }
+
+    #[test]
+    fn a_version_need_without_symbol_still_counts() {
+        // The loader checks every entry of .gnu.version_r, used by a symbol or not.
+        let mut binary = executable_importing(elf::EM_X86_64, &[("memcpy", "GLIBC_2.14")]);
+        // Rename the version in place: same length, so the layout is unchanged.
+        let at = binary.windows(10).position(|w| w == b"GLIBC_2.14").unwrap();
+        binary[at..at + 10].copy_from_slice(b"GLIBC_2.38");
+        let problems = check_artifact(&binary, Architecture::X86_64);
+        assert!(
+            matches!(&problems[..], [ArtifactProblem::GlibcTooNew { newest, .. }] if newest.minor == 38),
+            "{problems:#?}"
+        );
     }
 
     #[test]
