@@ -193,6 +193,20 @@ pub enum NatGatewayState {
     Failed,
 }
 
+impl NatGatewayState {
+    /// The state as `DescribeNatGateways` names it; `None` for a name AWS may add later.
+    pub fn from_aws(name: &str) -> Option<NatGatewayState> {
+        Some(match name {
+            "pending" => NatGatewayState::Pending,
+            "available" => NatGatewayState::Available,
+            "deleting" => NatGatewayState::Deleting,
+            "deleted" => NatGatewayState::Deleted,
+            "failed" => NatGatewayState::Failed,
+            _ => return None,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
@@ -235,7 +249,21 @@ pub enum InstanceState {
 }
 
 impl InstanceState {
-    fn aws_name(self) -> &'static str {
+    const ALL: [InstanceState; 6] = [
+        InstanceState::Pending,
+        InstanceState::Running,
+        InstanceState::ShuttingDown,
+        InstanceState::Terminated,
+        InstanceState::Stopping,
+        InstanceState::Stopped,
+    ];
+
+    /// The state as `DescribeInstances` names it (`State.Name`); `None` for a name AWS may add later.
+    pub fn from_aws(name: &str) -> Option<InstanceState> {
+        Self::ALL.into_iter().find(|state| state.aws_name() == name)
+    }
+
+    pub fn aws_name(self) -> &'static str {
         match self {
             InstanceState::Pending => "pending",
             InstanceState::Running => "running",
@@ -414,8 +442,8 @@ impl fmt::Display for FindingCode {
 pub struct Finding {
     pub code: FindingCode,
     pub severity: Severity,
-    /// The resource to change: a subnet, route table, NAT gateway, instance, security group or the
-    /// function.
+    /// The resource to change: a subnet, route table, NAT gateway, instance, internet gateway, the
+    /// function, or its security groups (their ids joined by commas).
     pub resource: String,
     /// What is wrong, naming the path: "subnet-1 (us-east-1a) sends 0.0.0.0/0 to ...".
     pub problem: String,
@@ -647,7 +675,7 @@ impl<'a> Audit<'a> {
                 FindingCode::Ipv6BypassesNat,
                 &table.id,
                 format!(
-                    "the function allows dual stack, and {} ({}) sends {} to {}: IPv6 traffic leaves from the function's own IPv6 address, not through the NAT",
+                    "the function allows dual stack, and {} ({}) sends {} to {}: that IPv6 traffic leaves from the function's own IPv6 address, not through the NAT (a NAT gateway translates IPv4 only)",
                     subnet.id, subnet.availability_zone, route.destination, target.id()
                 ),
                 format!(
@@ -1833,6 +1861,60 @@ mod tests {
         );
         assert!(findings[0].problem.contains("nat-0"));
         assert!(findings[1].problem.contains("nat-1"));
+    }
+
+    proptest::proptest! {
+        /// Whatever addresses are left out of the list, exactly the NATs using them are reported.
+        #[test]
+        fn exactly_the_unlisted_addresses_are_reported(azs in 1usize..=3, listed in proptest::collection::vec(proptest::bool::ANY, 3)) {
+            let mut stack = Stack::new(azs);
+            stack.allowed = (0..azs).filter(|&slot| listed[slot]).map(nat_ip).collect();
+            let reported: Vec<String> = stack.check().into_iter().map(|f| {
+                assert_eq!(f.code, FindingCode::NatAddressNotAllowed);
+                f.resource
+            }).collect();
+            let unlisted: Vec<String> = (0..azs).filter(|&slot| !listed[slot]).map(|slot| format!("nat-{slot}")).collect();
+            proptest::prop_assert_eq!(reported, unlisted);
+        }
+
+        /// Any one private route table's default route turned blackhole gives exactly that finding.
+        #[test]
+        fn any_blackhole_default_route_is_reported(azs in 1usize..=3, broken in 0usize..3) {
+            let broken = broken % azs;
+            let mut stack = Stack::new(azs);
+            stack.table(&format!("rtb-priv-{broken}")).routes[1].blackhole = true;
+            let findings = stack.check();
+            proptest::prop_assert_eq!(codes(&findings), vec![FindingCode::BlackholeRoute]);
+            proptest::prop_assert_eq!(&findings[0].resource, &format!("rtb-priv-{broken}"));
+        }
+    }
+
+    #[test]
+    fn states_read_from_their_aws_names() {
+        assert_eq!(
+            NatGatewayState::from_aws("available"),
+            Some(NatGatewayState::Available)
+        );
+        assert_eq!(
+            NatGatewayState::from_aws("failed"),
+            Some(NatGatewayState::Failed)
+        );
+        assert_eq!(NatGatewayState::from_aws("stuck"), None);
+        assert_eq!(
+            InstanceState::from_aws("shutting-down"),
+            Some(InstanceState::ShuttingDown)
+        );
+        assert_eq!(
+            InstanceState::from_aws("stopped"),
+            Some(InstanceState::Stopped)
+        );
+        assert_eq!(RouteTarget::from_gateway_id("local"), RouteTarget::Local);
+        assert_eq!(
+            RouteTarget::from_gateway_id("vgw-1"),
+            RouteTarget::Other("vgw-1".into())
+        );
+        assert_eq!(IpProtocol::from_aws("-1"), IpProtocol::All);
+        assert_eq!(IpProtocol::from_aws("50"), IpProtocol::Other("50".into()));
     }
 
     // ---- The isolated mode. ----
