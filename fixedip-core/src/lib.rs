@@ -5,6 +5,8 @@
 //! `fixedip-macros` compiles this crate into every build of an annotated function, so it stays
 //! light: the default features hold only validation and the record encoder.
 
+#[cfg(feature = "reader")]
+pub mod artifact;
 pub mod cost;
 pub mod observed;
 pub mod plan;
@@ -15,3 +17,4 @@ pub mod record;
 pub mod requirements;
 pub mod settings;
 pub mod tags;
+pub mod verify;
