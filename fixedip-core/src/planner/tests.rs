@@ -285,6 +285,7 @@ fn address_choices(plan: &Plan) -> Vec<(Slot, String)> {
                     format!("activate {id}")
                 }
                 Status::Create => "allocate".to_owned(),
+                other => panic!("an address of a deploy plan is {other:?}"),
             };
             (az.slot, how)
         })
