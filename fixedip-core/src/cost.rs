@@ -280,10 +280,14 @@ mod tests {
         assert_eq!(Topology::of_plan(&fresh), topology(2, 2));
         assert_eq!(of_plan(&fresh).unwrap().fixed_total.to_string(), "$73.00");
 
-        // Shrinking to one AZ leaves the second in place for now: still billed.
+        // Shrinking to one AZ removes the second NAT but keeps its address, retained: billed.
         let account = deployed(&spec(2, &["f"]), &empty());
         let one = plan(&spec(1, &["f"]), &account).unwrap();
-        assert_eq!(Topology::of_plan(&one), topology(2, 2));
+        assert_eq!(Topology::of_plan(&one), topology(1, 2));
+
+        // A third AZ held back until its new IP is allowed: the address is billed, no NAT yet.
+        let three = plan(&spec(3, &["f"]), &account).unwrap();
+        assert_eq!(Topology::of_plan(&three), topology(2, 3));
 
         // A retained address costs its hour: 1 × $32.85 + 2 × $3.65.
         let mut with_retained = deployed(&spec(1, &["f"]), &empty());

@@ -1723,6 +1723,8 @@ mod teardown;
 pub use teardown::plan_destroy;
 
 #[cfg(test)]
+mod lifecycle_tests;
+#[cfg(test)]
 mod proptests;
 #[cfg(test)]
 pub(crate) mod simulate;

@@ -21,7 +21,7 @@ use crate::plan::{
     Action, FunctionSpec, InterfaceHolder, Plan, Ref, RouteVia, StackSpec, Step, StepId,
     DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
 };
-use crate::planner::{execution_role_policy_arns, ANYWHERE};
+use crate::planner::{execution_role_policy_arns, PlanOptions, ANYWHERE};
 use crate::requirements::{AzCount, StackName};
 use crate::settings::Architecture;
 
@@ -79,7 +79,30 @@ pub fn address(allocation_id: &str, last_octet: u8, usage: AddressUse) -> Observ
 
 /// Deploys `spec` on `before` and returns the account afterwards.
 pub fn deployed(spec: &StackSpec, before: &ObservedState) -> ObservedState {
-    let plan = super::plan(spec, before).unwrap();
+    deployed_with(spec, before, &PlanOptions::default())
+}
+
+/// `cargo fixedip deploy --allow-new-ips`.
+pub const ALLOW_NEW_IPS: PlanOptions = PlanOptions {
+    allow_new_ips: true,
+    release_ips: false,
+    delete_functions: false,
+    force_detach_others: false,
+};
+
+pub fn deployed_with(
+    spec: &StackSpec,
+    before: &ObservedState,
+    options: &PlanOptions,
+) -> ObservedState {
+    let plan = super::plan_with(spec, before, options).unwrap();
+    check_well_formed(&plan);
+    apply(&plan, before)
+}
+
+/// Destroys `spec`'s stack on `before` and returns the account afterwards.
+pub fn destroyed(spec: &StackSpec, before: &ObservedState, options: &PlanOptions) -> ObservedState {
+    let plan = super::plan_destroy(spec, before, options).unwrap();
     check_well_formed(&plan);
     apply(&plan, before)
 }
