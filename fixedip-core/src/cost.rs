@@ -82,7 +82,10 @@ impl Topology {
     pub fn of_plan(plan: &Plan) -> Topology {
         let network = &plan.network;
         let count = |n: usize| u32::try_from(n).expect("a stack holds few resources");
-        let nats = network.azs.iter().filter(|az| az.nat_gateway.exists_after());
+        let nats = network
+            .azs
+            .iter()
+            .filter(|az| az.nat_gateway.exists_after());
         let addresses = network.azs.iter().filter(|az| az.address.1.exists_after());
         let surplus_nats = network
             .surplus_slots

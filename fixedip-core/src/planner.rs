@@ -403,7 +403,11 @@ pub fn plan_with(
         let functions_off: Vec<StepId> = observed
             .functions
             .iter()
-            .filter(|f| f.subnet_ids.iter().any(|s| private_subnets.contains(&s.as_str())))
+            .filter(|f| {
+                f.subnet_ids
+                    .iter()
+                    .any(|s| private_subnets.contains(&s.as_str()))
+            })
             .filter_map(|f| planner.configured_functions.get(&f.name).copied())
             .collect();
         let teardown = planner.remove_slot(slot, &inventory, &functions_off);
@@ -1722,6 +1726,8 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 mod teardown;
 pub use teardown::plan_destroy;
 
+#[cfg(test)]
+mod lifecycle_proptests;
 #[cfg(test)]
 mod lifecycle_tests;
 #[cfg(test)]

@@ -106,9 +106,13 @@ pub fn address_use(usage: AddressUse) -> &'static str {
 
 /// The use an [`ADDRESS`] tag value names.
 pub fn parse_address_use(value: &str) -> Option<AddressUse> {
-    [AddressUse::Active, AddressUse::Retained, AddressUse::Pending]
-        .into_iter()
-        .find(|u| address_use(*u) == value)
+    [
+        AddressUse::Active,
+        AddressUse::Retained,
+        AddressUse::Pending,
+    ]
+    .into_iter()
+    .find(|u| address_use(*u) == value)
 }
 
 /// The tags of an Elastic IP put to work for a slot (allocated, or activated by
@@ -162,7 +166,11 @@ mod tests {
 
     #[test]
     fn address_uses_round_trip() {
-        for usage in [AddressUse::Active, AddressUse::Retained, AddressUse::Pending] {
+        for usage in [
+            AddressUse::Active,
+            AddressUse::Retained,
+            AddressUse::Pending,
+        ] {
             assert_eq!(parse_address_use(address_use(usage)), Some(usage));
         }
         assert_eq!(parse_address_use("Active"), None);

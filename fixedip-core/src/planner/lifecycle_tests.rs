@@ -107,9 +107,10 @@ fn fewer_azs_remove_the_surplus_slot_and_retain_its_ip() {
         ])
     );
     // In an order AWS accepts: the function leaves the slot before its NAT and interfaces go.
-    let moved = step_of(&plan, |a| {
-        matches!(a, Action::UpdateFunctionConfiguration { subnets, .. } if subnets.len() == 2)
-    });
+    let moved = step_of(
+        &plan,
+        |a| matches!(a, Action::UpdateFunctionConfiguration { subnets, .. } if subnets.len() == 2),
+    );
     let nat = step_of(&plan, |a| matches!(a, Action::DeleteNatGateway { .. }));
     let retained = step_of(&plan, |a| matches!(a, Action::RetainAddress { .. }));
     let cleared = step_of(&plan, |a| matches!(a, Action::ClearLambdaInterfaces { .. }));
@@ -198,9 +199,10 @@ fn a_function_of_another_package_keeps_its_surplus_slot() {
         "{:?}",
         plan.notes
     );
-    assert!(!actions(&plan)
-        .iter()
-        .any(|a| matches!(a, Action::DeleteNatGateway { .. } | Action::DeleteSubnet { .. })));
+    assert!(!actions(&plan).iter().any(|a| matches!(
+        a,
+        Action::DeleteNatGateway { .. } | Action::DeleteSubnet { .. }
+    )));
     // Its own function stays in all three: nothing moved.
     assert!(plan.is_noop(), "{:#?}", plan.steps);
 }
@@ -261,9 +263,10 @@ fn a_new_ip_of_a_stack_whose_ips_were_shown_is_held_back() {
     // Allowed: the same IP goes to work; the function moves in once the slot routes out.
     let allowed = planned(&spec(3, &["f"]), &held, &ALLOW_NEW_IPS);
     assert!(allowed.pending_new_ips.is_empty());
-    let activated = step_of(&allowed, |a| {
-        matches!(a, Action::ActivateAddress { allocation_id, slot: 2 } if *allocation_id == new.allocation_id)
-    });
+    let activated = step_of(
+        &allowed,
+        |a| matches!(a, Action::ActivateAddress { allocation_id, slot: 2 } if *allocation_id == new.allocation_id),
+    );
     let nat = step_of(&allowed, |a| matches!(a, Action::CreateNatGateway { .. }));
     assert!(waits_for(&allowed, nat, activated));
     let three = apply(&allowed, &held);
@@ -360,7 +363,10 @@ fn an_address_quota_too_small_is_refused_before_any_step() {
     planned(&spec(2, &["f"]), &two, &DEFAULT);
     // A held-back allocation counts too: it allocates.
     let err = plan(&spec(3, &["f"]), &two).unwrap_err();
-    assert!(matches!(err, PlanError::AddressQuota { needed: 1, .. }), "{err}");
+    assert!(
+        matches!(err, PlanError::AddressQuota { needed: 1, .. }),
+        "{err}"
+    );
 }
 
 // Destroy.
@@ -385,7 +391,11 @@ fn destroy_removes_the_network_in_an_order_aws_accepts_and_keeps_the_ips() {
     );
     // The detached function still uses the role: it stays.
     assert!(matches!(plan.network.role, Some(Status::Keep(_))));
-    assert!(plan.notes.iter().any(|n| n.contains("role")), "{:?}", plan.notes);
+    assert!(
+        plan.notes.iter().any(|n| n.contains("role")),
+        "{:?}",
+        plan.notes
+    );
     assert_eq!(plan.network.retained_addresses.len(), 2);
     assert!(plan.network.released_addresses.is_empty());
 
@@ -588,7 +598,11 @@ fn destroy_waits_out_lambdas_interfaces_before_deleting_what_they_hold() {
             },
         ),
     ] {
-        let cleared = step_of(&plan, |a| *a == Action::ClearLambdaInterfaces { holder: holder.clone() });
+        let cleared = step_of(&plan, |a| {
+            *a == Action::ClearLambdaInterfaces {
+                holder: holder.clone(),
+            }
+        });
         let detached = step_of(&plan, |a| matches!(a, Action::DetachFunction { .. }));
         let deleted = step_of(&plan, |a| *a == deletion);
         assert!(waits_for(&plan, cleared, detached) && waits_for(&plan, deleted, cleared));
@@ -612,12 +626,7 @@ fn simulate_refuses_what_aws_refuses_when_taking_a_stack_apart() {
             }
             simulate::apply(&lone, &account)
         })
-        .map_err(|panic| {
-            panic
-                .downcast_ref::<String>()
-                .cloned()
-                .unwrap_or_default()
-        })
+        .map_err(|panic| panic.downcast_ref::<String>().cloned().unwrap_or_default())
     };
     // A subnet with a NAT in it, or with Lambda's interfaces.
     let err = only(|a| matches!(a, Action::DeleteSubnet { .. })).unwrap_err();

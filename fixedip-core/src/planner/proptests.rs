@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use proptest::prelude::*;
 
 use super::simulate::{
-    self, address, apply, apply_in_order, apply_where, check_well_formed, deployed_with,
-    function, ALLOW_NEW_IPS,
+    self, address, apply, apply_in_order, apply_where, check_well_formed, deployed_with, function,
+    ALLOW_NEW_IPS,
 };
 use super::*;
 use crate::observed::{AddressUse, NatState, ObservedRoute, ObservedRouteTable, RouteTarget};

@@ -633,9 +633,12 @@ impl Account {
                     InterfaceHolder::Subnet(id) | InterfaceHolder::SecurityGroup(id) => id,
                 };
                 // While a function is attached its interfaces stay: the bounded wait times out.
-                if let Some(function) = self.state.functions.iter().find(|f| {
-                    f.subnet_ids.contains(id) || f.security_group_ids.contains(id)
-                }) {
+                if let Some(function) = self
+                    .state
+                    .functions
+                    .iter()
+                    .find(|f| f.subnet_ids.contains(id) || f.security_group_ids.contains(id))
+                {
                     panic!(
                         "waiting for Lambda's interfaces in {holder} times out: function {} is still attached",
                         function.name
@@ -646,7 +649,10 @@ impl Account {
             }
             Action::DeleteSubnet { subnet } => {
                 assert!(
-                    self.state.nat_gateways.iter().all(|n| n.subnet_id != *subnet),
+                    self.state
+                        .nat_gateways
+                        .iter()
+                        .all(|n| n.subnet_id != *subnet),
                     "AWS refuses to delete {subnet}: a NAT gateway is in it"
                 );
                 assert!(
@@ -726,7 +732,10 @@ impl Account {
                     observed.attached_policy_arns.iter().collect(),
                     policy_arns.iter().collect(),
                 );
-                assert_eq!(attached, detached, "AWS refuses a role with policies attached");
+                assert_eq!(
+                    attached, detached,
+                    "AWS refuses a role with policies attached"
+                );
                 for function in &self.state.functions {
                     assert_ne!(
                         function.role_arn, *role,
@@ -748,7 +757,10 @@ impl Account {
     }
 
     fn hold_interfaces(&mut self, function: &ObservedFunction) {
-        let holders = function.subnet_ids.iter().chain(&function.security_group_ids);
+        let holders = function
+            .subnet_ids
+            .iter()
+            .chain(&function.security_group_ids);
         self.interfaces.extend(holders.cloned());
     }
 

@@ -12,10 +12,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{surplus_view, Inventory, PlanError, PlanOptions, Planner};
-use crate::observed::{AddressUse, ObservedFunction, ObservedNatGateway, ObservedState, Slot, Tier};
-use crate::plan::{
-    Action, InterfaceHolder, NetworkView, Plan, StackSpec, Status, StepId,
+use crate::observed::{
+    AddressUse, ObservedFunction, ObservedNatGateway, ObservedState, Slot, Tier,
 };
+use crate::plan::{Action, InterfaceHolder, NetworkView, Plan, StackSpec, Status, StepId};
 
 /// What removing a slot's network did, for the steps that must follow it.
 pub(super) struct SlotTeardown {
@@ -305,7 +305,9 @@ pub fn plan_destroy(
     };
     let vpc = match &observed.vpc {
         Some(vpc) => {
-            let action = Action::DeleteVpc { vpc: vpc.id.clone() };
+            let action = Action::DeleteVpc {
+                vpc: vpc.id.clone(),
+            };
             planner.push(action, &network_deleted);
             (vpc.cidr, Status::Delete(vpc.id.clone()))
         }
@@ -323,7 +325,9 @@ pub fn plan_destroy(
             let deletions: Vec<StepId> = functions_off
                 .iter()
                 .copied()
-                .filter(|step| matches!(planner.steps[step.0].action, Action::DeleteFunction { .. }))
+                .filter(|step| {
+                    matches!(planner.steps[step.0].action, Action::DeleteFunction { .. })
+                })
                 .collect();
             let action = Action::DeleteRole {
                 role: role.arn.clone(),
