@@ -213,7 +213,8 @@ pub enum Action {
     /// DeleteNatGateway, then wait until DescribeNatGateways reports it `deleted` (the SDK waits
     /// for `available` only: poll, with progress, up to the NAT timeout). A gateway already
     /// `deleting` is only waited for. Only then is its Elastic IP free (AWS refuses to release or
-    /// re-associate it before) and its subnet deletable.
+    /// re-associate it before) and its subnet deletable. A `failed` gateway is deleted too (AWS
+    /// accepts it and would remove it later anyway).
     DeleteNatGateway {
         nat_gateway: String,
     },

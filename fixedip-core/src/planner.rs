@@ -601,6 +601,8 @@ struct Inventory<'a> {
     live_nats: Vec<&'a ObservedNatGateway>,
     /// NAT gateways on their way out (`deleting`), by id.
     deleting_nats: Vec<&'a ObservedNatGateway>,
+    /// NAT gateways that failed to come up (AWS deletes them after a while), by id.
+    failed_nats: Vec<&'a ObservedNatGateway>,
     addresses: Vec<&'a ObservedAddress>,
     public_route_table: Option<&'a ObservedRouteTable>,
     private_route_tables: BTreeMap<Slot, &'a ObservedRouteTable>,
@@ -631,6 +633,12 @@ impl<'a> Inventory<'a> {
             .filter(|nat| nat.state == NatState::Deleting)
             .collect();
         deleting_nats.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut failed_nats: Vec<&ObservedNatGateway> = observed
+            .nat_gateways
+            .iter()
+            .filter(|nat| nat.state == NatState::Failed)
+            .collect();
+        failed_nats.sort_by(|a, b| a.id.cmp(&b.id));
         let mut addresses: Vec<&ObservedAddress> = observed.addresses.iter().collect();
         addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
         addresses.dedup_by(|a, b| a.allocation_id == b.allocation_id);
@@ -654,6 +662,7 @@ impl<'a> Inventory<'a> {
             subnets,
             live_nats,
             deleting_nats,
+            failed_nats,
             addresses,
             public_route_table,
             private_route_tables,

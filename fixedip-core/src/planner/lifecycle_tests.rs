@@ -534,6 +534,19 @@ fn destroy_waits_for_a_nat_already_deleting_before_releasing_its_ip() {
 }
 
 #[test]
+fn destroy_deletes_a_failed_nat_too() {
+    let account = deployed(&spec(2, &["f"]), &empty());
+    let mut failed = account.clone();
+    failed.nat_gateways[1].state = NatState::Failed;
+    failed.addresses[1].association_id = None;
+    let plan = destroy_plan(&spec(2, &["f"]), &failed, &DEFAULT);
+    assert_eq!(census(&plan)["DeleteNatGateway"], 2);
+    let after = apply(&plan, &failed);
+    assert!(after.nat_gateways.is_empty() && after.vpc.is_none());
+    assert_eq!(after.addresses.len(), 2);
+}
+
+#[test]
 fn destroy_refuses_to_release_an_ip_something_else_holds() {
     let account = deployed(&spec(1, &["f"]), &empty());
     let mut elsewhere = destroyed(&spec(1, &["f"]), &account, &DEFAULT);

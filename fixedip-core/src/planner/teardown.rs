@@ -35,10 +35,12 @@ impl Planner {
         inventory: &Inventory,
         functions_off: &[StepId],
     ) -> SlotTeardown {
+        // Failed ones too: AWS would delete them in time, but the stack is not gone until they are.
         let mut nats: Vec<&ObservedNatGateway> = inventory
             .live_nats
             .iter()
             .chain(&inventory.deleting_nats)
+            .chain(&inventory.failed_nats)
             .copied()
             .filter(|nat| nat.slot == slot)
             .collect();
@@ -214,6 +216,7 @@ pub fn plan_destroy(
         .map(|s| s.slot)
         .chain(inventory.live_nats.iter().map(|n| n.slot))
         .chain(inventory.deleting_nats.iter().map(|n| n.slot))
+        .chain(inventory.failed_nats.iter().map(|n| n.slot))
         .chain(inventory.private_route_tables.keys().copied())
         .collect();
     let mut nat_gateways_deleted = BTreeMap::new();
