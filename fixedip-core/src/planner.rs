@@ -1,7 +1,7 @@
-//! The planner: `(StackSpec, ObservedState) -> Plan`, synchronous, pure and deterministic. Every
-//! choice is made here (CIDRs, AZs, which address serves which AZ, what to create, keep or change);
-//! the executor only carries the steps out. The same inputs give the same plan, whatever order the
-//! observed resources were listed in.
+//! The planner: `(StackSpec, ObservedState, PlanOptions) -> Plan`, synchronous, pure and
+//! deterministic. Every choice is made here (CIDRs, AZs, which address serves which AZ, what to
+//! create, keep, change or remove); the executor only carries the steps out. The same inputs give
+//! the same plan, whatever order the observed resources were listed in.
 //!
 //! ```
 //! use fixedip_core::observed::ObservedState;
@@ -49,19 +49,51 @@
 //! and AZ whatever the layout says: they never move.
 //!
 //! # Which slots, which AZs
-//! A slot exists when one of its subnets, a live NAT gateway of it or an active address of it is
-//! observed. The stack uses the `azs` lowest existing slots, then the lowest free slot numbers.
-//! A slot keeps the AZ of its subnets; a slot without one takes the first AZ, by name, that no slot
-//! uses. Slots that exist beyond `azs` are left alone (removing an AZ is not supported yet), and a
-//! note says so.
+//! A slot exists when one of its subnets, a live NAT gateway of it or an active or pending address
+//! of it is observed. The stack uses the `azs` lowest existing slots, then the lowest free slot
+//! numbers. A slot keeps the AZ of its subnets; a slot without one takes the first AZ, by name,
+//! that no slot uses.
+//!
+//! Slots that exist beyond `azs` are removed (going from 3 AZs to 2 keeps slots 0 and 1 untouched):
+//! the functions leave the slot's private subnet first (their configuration update puts them in
+//! the remaining private subnets, once those route out), then its NAT gateway is deleted and
+//! waited for until `deleted`, its address is re-tagged `retained` (never released), Lambda's
+//! lingering network interfaces are waited out, and its subnets and private route table are
+//! deleted. A slot stays, with a note, while a function the plan does not deploy runs in it (the
+//! plan has no configuration to move it with), or while no slot within `azs` routes out yet.
 //!
 //! # Which address serves a slot
-//! In order: the address the slot's live NAT gateway already uses; an active address tagged with the
-//! slot; an adopted address (`ips = [...]`, in order) that serves no slot yet; a retained address of
-//! the stack, by allocation id; else a new one. An address that was shown to the user is reused
-//! before any new one is allocated, so the allowlist stays valid. A new NAT gateway needs its address
-//! free: one still held by a NAT being deleted, or associated with something else, is refused
-//! before any change is made, rather than halfway through a deploy.
+//! In order: the address the slot's live NAT gateway already uses; an active (or pending) address
+//! tagged with the slot; an adopted address (`ips = [...]`, in order) that serves no slot yet; a
+//! retained address of the stack, by allocation id; else a new one. An address that was shown to
+//! the user is reused before any new one is allocated, so the allowlist stays valid: 3 → 2 → 3 AZs
+//! puts the third IP back to work. A new NAT gateway needs its address free: one still held by a
+//! NAT being deleted, or associated with something else, is refused before any change is made,
+//! rather than halfway through a deploy. So is a plan whose new addresses would not fit in the
+//! account's Elastic IP quota ([`ObservedState::address_quota`]).
+//!
+//! # New IPs wait for the user
+//! Guarantee 1: a new IP is shown before any traffic leaves through it. Once some IP of the stack
+//! may be on an allowlist (an address of the stack is retained, pending or adopted, or a NAT
+//! gateway of it exists in any state), a slot that needs a new address gets it allocated and
+//! tagged `fixedip:address=pending` (`AllocateAddress { held_back: true }`), and nothing more: no
+//! NAT gateway, no private route, no function in its subnet. [`Plan::pending_new_ips`] lists
+//! these for the CLI to print ("new IP 3.4.5.6 allocated for us-east-1c (slot 2); add it to the
+//! partner's allowlist, then run `cargo fixedip deploy --allow-new-ips`"). Every later deploy
+//! without [`PlanOptions::allow_new_ips`] lists it again and changes nothing; with it, the
+//! address is tagged `active` and put to work like any other. Why a tag rather than a flag on
+//! every deploy: the state lives in the account, so a second machine, or CI, sees the same
+//! pending IP, and a pending IP is never mistaken for a retained one (which was shown and may be
+//! reused at once). A fresh stack (nothing shown yet) routes its new IPs at once: there is no
+//! allowlist to break. A fresh deploy killed after its first NAT and before its second address
+//! is the one case where the rule asks for `--allow-new-ips` without need; it errs on the safe
+//! side.
+//!
+//! # Destroy
+//! [`plan_destroy`] takes the stack apart in the order AWS accepts and keeps the Elastic IPs,
+//! retained, unless `release_ips`; adopted addresses are never released. See its docs and
+//! `teardown.rs`. Every id a removal names comes from the observation, so planning again after a
+//! run killed part way plans exactly what is left.
 //!
 //! # Steps
 //! What exists as wanted gets no step. Steps come in an order where each follows the steps it
@@ -72,7 +104,11 @@
 //! the private subnets only after the routes out of them are in place (its callers never see it
 //! without egress); code uploaded after the same function's configuration update (Lambda refuses two
 //! updates at once). A function that exists without the stack's tag gets it, so that the next run
-//! finds it as the stack's.
+//! finds it as the stack's. Removal: NAT gateways, Lambda interface waits and route table
+//! deletions after the functions left; addresses kept or released, public subnets, and the
+//! internet gateway after the NAT gateways are `deleted`; subnets and the security group after
+//! their Lambda interfaces are gone; route tables after their subnets; the VPC after everything
+//! in it; the role after the functions that used it are deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
