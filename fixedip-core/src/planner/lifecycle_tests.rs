@@ -667,3 +667,36 @@ fn simulate_refuses_what_aws_refuses_when_taking_a_stack_apart() {
     let err = only(|a| matches!(a, Action::DeleteVpc { .. })).unwrap_err();
     assert!(err.contains("AWS refuses to delete vpc"), "{err}");
 }
+
+#[cfg(feature = "serde")]
+#[test]
+fn lifecycle_plans_and_observations_round_trip_through_json() {
+    let two = deployed(&spec(2, &["f"]), &empty());
+    let held = planned(&spec(3, &["f"]), &two, &DEFAULT);
+    let destroy = destroy_plan(&spec(2, &["f"]), &two, &DEFAULT);
+    for plan in [&held, &destroy] {
+        let json = serde_json::to_string(plan).unwrap();
+        assert_eq!(serde_json::from_str::<Plan>(&json).unwrap(), *plan);
+    }
+    let value = serde_json::to_value(&held).unwrap();
+    assert_eq!(
+        value["network"]["azs"][2]["nat_gateway"]["status"],
+        "held_back"
+    );
+    assert_eq!(value["pending_new_ips"][0]["slot"], 2);
+    let value = serde_json::to_value(&destroy).unwrap();
+    let clear = value["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["action"]["action"] == "clear_lambda_interfaces")
+        .unwrap();
+    assert_eq!(clear["action"]["holder"]["kind"], "subnet");
+
+    // Observations written before the quota fields existed still read.
+    let mut json = serde_json::to_value(&two).unwrap();
+    let fields = json.as_object_mut().unwrap();
+    fields.remove("address_quota");
+    fields.remove("addresses_in_use_in_region");
+    assert_eq!(serde_json::from_value::<ObservedState>(json).unwrap(), two);
+}
