@@ -114,17 +114,19 @@ pub enum Action {
         az: String,
         cidr: Ipv4Net,
     },
-    /// A new Elastic IP for a slot, tagged with [`crate::tags::for_address`]. `held_back`: the
-    /// stack's IPs were shown already and the user has not allowed new ones (see
-    /// [`crate::planner`], "New IPs"): tag it `fixedip:address=pending` instead of `active`; no
-    /// step of this plan routes traffic through it. Resolves to the allocation id.
+    /// A new Elastic IP for a slot: AllocateAddress (domain `vpc`) with TagSpecifications from
+    /// [`crate::tags::for_address_in_use`]: `active`, or `pending` when `held_back` (the stack's
+    /// IPs were shown already and the user has not allowed new ones, see [`crate::planner`], "New
+    /// IPs wait for the user"); no step of the plan routes traffic through a held-back one, and
+    /// the CLI prints its IP from the step's result. Resolves to the allocation id.
     AllocateAddress {
         slot: Slot,
         held_back: bool,
     },
-    /// Put an existing address (retained, adopted, or used by the slot's NAT without the tags) to
-    /// work for a slot: re-tag it with [`crate::tags::for_address`] (`adopted` when the stack's
-    /// `adopted_ips` name it).
+    /// Put an existing address (retained, pending and now allowed, adopted, or used by the slot's
+    /// NAT without the tags) to work for a slot: re-tag it with [`crate::tags::for_address`]
+    /// (`fixedip:address=active`, the slot; `adopted` when the stack's `adopted_ips` name it).
+    /// Resolves to the allocation id.
     ActivateAddress {
         allocation_id: String,
         slot: Slot,
@@ -210,9 +212,10 @@ pub enum Action {
     DeleteFunction {
         name: String,
     },
-    /// DeleteNatGateway, then wait until DescribeNatGateways reports it `deleted` (the SDK waits
-    /// for `available` only: poll, with progress, up to the NAT timeout). A gateway already
-    /// `deleting` is only waited for. Only then is its Elastic IP free (AWS refuses to release or
+    /// DescribeNatGateways first: `deleted` or absent is done; `deleting` is only waited for;
+    /// otherwise DeleteNatGateway (moto answers a gone id with an HTTP 500, hence asking first).
+    /// Then wait until it is `deleted` (the SDK waits for `available` only: poll, with progress,
+    /// up to the NAT timeout). Only then is its Elastic IP free (AWS refuses to release or
     /// re-associate it before) and its subnet deletable. A `failed` gateway is deleted too (AWS
     /// accepts it and would remove it later anyway).
     DeleteNatGateway {
