@@ -76,19 +76,26 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// What exists once the plan is applied: its AZs, the slots beyond them, retained addresses.
+    /// What exists once the plan is applied: its AZs (a held-back AZ has its address but no NAT
+    /// yet), the slots beyond them that stay, retained addresses. Removed slots and destroyed
+    /// stacks count only the addresses they keep.
     pub fn of_plan(plan: &Plan) -> Topology {
         let network = &plan.network;
         let count = |n: usize| u32::try_from(n).expect("a stack holds few resources");
+        let nats = network
+            .azs
+            .iter()
+            .filter(|az| az.nat_gateway.exists_after());
+        let addresses = network.azs.iter().filter(|az| az.address.1.exists_after());
         let surplus_nats = network
             .surplus_slots
             .iter()
             .filter(|s| s.nat_gateway.is_some());
         let surplus_addresses = network.surplus_slots.iter().filter(|s| s.address.is_some());
         Topology {
-            nat_gateways: count(network.azs.len() + surplus_nats.count()),
+            nat_gateways: count(nats.count() + surplus_nats.count()),
             public_ipv4: count(
-                network.azs.len() + surplus_addresses.count() + network.retained_addresses.len(),
+                addresses.count() + surplus_addresses.count() + network.retained_addresses.len(),
             ),
         }
     }
@@ -276,10 +283,14 @@ mod tests {
         assert_eq!(Topology::of_plan(&fresh), topology(2, 2));
         assert_eq!(of_plan(&fresh).unwrap().fixed_total.to_string(), "$73.00");
 
-        // Shrinking to one AZ leaves the second in place for now: still billed.
+        // Shrinking to one AZ removes the second NAT but keeps its address, retained: billed.
         let account = deployed(&spec(2, &["f"]), &empty());
         let one = plan(&spec(1, &["f"]), &account).unwrap();
-        assert_eq!(Topology::of_plan(&one), topology(2, 2));
+        assert_eq!(Topology::of_plan(&one), topology(1, 2));
+
+        // A third AZ held back until its new IP is allowed: the address is billed, no NAT yet.
+        let three = plan(&spec(3, &["f"]), &account).unwrap();
+        assert_eq!(Topology::of_plan(&three), topology(2, 3));
 
         // A retained address costs its hour: 1 × $32.85 + 2 × $3.65.
         let mut with_retained = deployed(&spec(1, &["f"]), &empty());

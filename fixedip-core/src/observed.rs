@@ -44,6 +44,14 @@ pub struct ObservedState {
     pub role: Option<ObservedRole>,
     /// The functions the plan names (found by name) and every function tagged with the stack.
     pub functions: Vec<ObservedFunction>,
+    /// The account's Elastic IP quota in the region: DescribeAccountAttributes
+    /// `vpc-max-elastic-ips`. `None`: not known (offline); nothing is checked.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub address_quota: Option<u32>,
+    /// Every Elastic IP the account holds in the region, the stack's and others'
+    /// (DescribeAddresses, unfiltered). `None`: not known.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub addresses_in_use_in_region: Option<u32>,
 }
 
 impl ObservedState {
@@ -114,6 +122,9 @@ pub enum AddressUse {
     Active,
     /// Was shown to the user, serves no NAT now, and is kept so that the allowlist stays valid.
     Retained,
+    /// Allocated for a slot of a stack whose IPs were shown already, and shown to the user, but
+    /// not yet allowed to carry traffic: no NAT uses it until a deploy with `--allow-new-ips`.
+    Pending,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +134,7 @@ pub struct ObservedAddress {
     /// `0.0.0.0` ([`Ipv4Addr::UNSPECIFIED`]) when not known: see [`ObservedState::assumed_offline`].
     pub public_ip: Ipv4Addr,
     pub usage: AddressUse,
-    /// The slot an active address serves (from its tag).
+    /// The slot an active or pending address serves (from its tag).
     pub slot: Option<Slot>,
     /// Named by `ips = [...]`: the user's, never released by fixedip.
     pub adopted: bool,

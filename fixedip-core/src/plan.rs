@@ -114,13 +114,19 @@ pub enum Action {
         az: String,
         cidr: Ipv4Net,
     },
-    /// A new Elastic IP for a slot, tagged with [`crate::tags::for_address`].
+    /// A new Elastic IP for a slot: AllocateAddress (domain `vpc`) with TagSpecifications from
+    /// [`crate::tags::for_address_in_use`]: `active`, or `pending` when `held_back` (the stack's
+    /// IPs were shown already and the user has not allowed new ones, see [`crate::planner`], "New
+    /// IPs wait for the user"); no step of the plan routes traffic through a held-back one, and
+    /// the CLI prints its IP from the step's result. Resolves to the allocation id.
     AllocateAddress {
         slot: Slot,
+        held_back: bool,
     },
-    /// Put an existing address (retained, adopted, or used by the slot's NAT without the tags) to
-    /// work for a slot: re-tag it with [`crate::tags::for_address`] (`adopted` when the stack's
-    /// `adopted_ips` name it).
+    /// Put an existing address (retained, pending and now allowed, adopted, or used by the slot's
+    /// NAT without the tags) to work for a slot: re-tag it with [`crate::tags::for_address`]
+    /// (`fixedip:address=active`, the slot; `adopted` when the stack's `adopted_ips` name it).
+    /// Resolves to the allocation id.
     ActivateAddress {
         allocation_id: String,
         slot: Slot,
@@ -189,6 +195,109 @@ pub enum Action {
     TagFunction {
         function: FunctionSpec,
     },
+
+    // Removal: shrinking a stack and `destroy`. Every id comes from the observation (found by the
+    // stack's tags), never from a step, so these carry plain ids. Each is safe to call again on
+    // a resource that is already gone: the executor treats AWS's not-found error as done, because
+    // a resumed run may repeat the call a killed one made.
+    /// Take a function out of the VPC: UpdateFunctionConfiguration with an empty VpcConfig
+    /// (`SubnetIds: []`, `SecurityGroupIds: []`), nothing else changed. Completes when
+    /// `LastUpdateStatus` is `Successful`. Its network interfaces linger: see
+    /// [`Action::ClearLambdaInterfaces`]. Resolves to the function's ARN.
+    DetachFunction {
+        name: String,
+    },
+    /// DeleteFunction (only with `delete_functions`, only a function the destroyed package
+    /// deploys). Completes when GetFunction answers ResourceNotFoundException.
+    DeleteFunction {
+        name: String,
+    },
+    /// DescribeNatGateways first: `deleted` or absent is done; `deleting` is only waited for;
+    /// otherwise DeleteNatGateway (moto answers a gone id with an HTTP 500, hence asking first).
+    /// Then wait until it is `deleted` (the SDK waits for `available` only: poll, with progress,
+    /// up to the NAT timeout). Only then is its Elastic IP free (AWS refuses to release or
+    /// re-associate it before) and its subnet deletable. A `failed` gateway is deleted too (AWS
+    /// accepts it and would remove it later anyway).
+    DeleteNatGateway {
+        nat_gateway: String,
+    },
+    /// Keep an Elastic IP that serves no NAT any more: CreateTags `fixedip:address=retained`,
+    /// DeleteTags `fixedip:slot`; the stack and `fixedip:adopted` tags stay. The next deploy puts
+    /// it back to work before allocating anything. Never releases the address.
+    RetainAddress {
+        allocation_id: String,
+    },
+    /// ReleaseAddress: only with `release_ips`, never for an adopted address, and only after the
+    /// NAT that held it is `deleted`.
+    ReleaseAddress {
+        allocation_id: String,
+    },
+    /// Wait out Lambda's network interfaces in a subnet or security group, so that it can be
+    /// deleted. The executor: DescribeNetworkInterfaces filtered by `subnet-id` (or `group-id`)
+    /// and `interface-type=lambda` (AWS's Hyperplane ENIs, description `AWS Lambda VPC ENI-...`,
+    /// requester `*:awslambda_*`); deletes those that are `available` (AWS has let them go);
+    /// polls the rest with progress on stderr, backing off from 5 s to 30 s; completes when none
+    /// is left. Bounded: after the ENI timeout (default 20 minutes) it fails naming the
+    /// interfaces and the functions in their descriptions, and says that running destroy again
+    /// resumes here. The step that deletes the subnet or group comes after this one and still
+    /// retries DependencyViolation with the same backoff within the same bound, for interfaces
+    /// AWS lists late.
+    ClearLambdaInterfaces {
+        holder: InterfaceHolder,
+    },
+    /// DeleteSubnet (after its NAT is `deleted` and its Lambda interfaces are cleared). Its route
+    /// table association goes with it.
+    DeleteSubnet {
+        subnet: String,
+    },
+    /// DisassociateRouteTable for every association still on it (association ids from
+    /// DescribeRouteTables: normally none, its subnets are deleted first), then DeleteRouteTable.
+    DeleteRouteTable {
+        route_table: String,
+    },
+    /// DeleteSecurityGroup (after its Lambda interfaces are cleared; retry DependencyViolation).
+    DeleteSecurityGroup {
+        security_group: String,
+    },
+    /// DetachInternetGateway from `vpc` when it is attached (AWS refuses while public IPs are
+    /// mapped in the VPC: every NAT is `deleted` first), then DeleteInternetGateway.
+    DeleteInternetGateway {
+        internet_gateway: String,
+        vpc: Option<String>,
+    },
+    /// DeleteVpc, last of the network (its main route table, default security group and network
+    /// ACL go with it).
+    DeleteVpc {
+        vpc: String,
+    },
+    /// DetachRolePolicy for each of `policy_arns`, then DeleteRole. Only the stack's own role,
+    /// and only when no function that stays uses it. Resolves to nothing (`role` is its ARN; IAM
+    /// wants the name, its last path segment).
+    DeleteRole {
+        role: String,
+        policy_arns: Vec<String>,
+    },
+}
+
+/// What holds Lambda network interfaces that must go before it can be deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", content = "id", rename_all = "snake_case")
+)]
+pub enum InterfaceHolder {
+    Subnet(String),
+    SecurityGroup(String),
+}
+
+impl fmt::Display for InterfaceHolder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InterfaceHolder::Subnet(id) => write!(f, "subnet {id}"),
+            InterfaceHolder::SecurityGroup(id) => write!(f, "security group {id}"),
+        }
+    }
 }
 
 impl Action {
@@ -218,7 +327,16 @@ impl Action {
                     tier_name(*tier)
                 )
             }
-            Action::AllocateAddress { slot } => format!("allocate a new Elastic IP (slot {slot})"),
+            Action::AllocateAddress {
+                slot,
+                held_back: false,
+            } => format!("allocate a new Elastic IP (slot {slot})"),
+            Action::AllocateAddress {
+                slot,
+                held_back: true,
+            } => format!(
+                "allocate a new Elastic IP (slot {slot}), carrying no traffic until `--allow-new-ips`"
+            ),
             Action::ActivateAddress {
                 allocation_id,
                 slot,
@@ -285,6 +403,39 @@ impl Action {
             Action::TagFunction { function } => {
                 format!("tag function {} as the stack's", function.name)
             }
+            Action::DetachFunction { name } => format!("take function {name} out of the VPC"),
+            Action::DeleteFunction { name } => format!("delete function {name}"),
+            Action::DeleteNatGateway { nat_gateway } => {
+                format!("delete NAT gateway {nat_gateway} and wait until it is deleted")
+            }
+            Action::RetainAddress { allocation_id } => {
+                format!("keep Elastic IP {allocation_id} as retained (it stays allocated)")
+            }
+            Action::ReleaseAddress { allocation_id } => {
+                format!("release Elastic IP {allocation_id}")
+            }
+            Action::ClearLambdaInterfaces { holder } => {
+                format!("wait for Lambda's network interfaces in {holder} to go")
+            }
+            Action::DeleteSubnet { subnet } => format!("delete subnet {subnet}"),
+            Action::DeleteRouteTable { route_table } => {
+                format!("delete route table {route_table}")
+            }
+            Action::DeleteSecurityGroup { security_group } => {
+                format!("delete security group {security_group}")
+            }
+            Action::DeleteInternetGateway {
+                internet_gateway,
+                vpc: Some(vpc),
+            } => format!("detach internet gateway {internet_gateway} from VPC {vpc} and delete it"),
+            Action::DeleteInternetGateway {
+                internet_gateway,
+                vpc: None,
+            } => format!("delete internet gateway {internet_gateway}"),
+            Action::DeleteVpc { vpc } => format!("delete VPC {vpc}"),
+            Action::DeleteRole { role, .. } => {
+                format!("detach the policies of role {role} and delete it")
+            }
         }
     }
 }
@@ -300,7 +451,19 @@ impl Action {
             | Action::ActivateAddress { .. }
             | Action::CreateRole { .. }
             | Action::UpdateFunctionCode { .. }
-            | Action::TagFunction { .. } => Vec::new(),
+            | Action::TagFunction { .. }
+            | Action::DetachFunction { .. }
+            | Action::DeleteFunction { .. }
+            | Action::DeleteNatGateway { .. }
+            | Action::RetainAddress { .. }
+            | Action::ReleaseAddress { .. }
+            | Action::ClearLambdaInterfaces { .. }
+            | Action::DeleteSubnet { .. }
+            | Action::DeleteRouteTable { .. }
+            | Action::DeleteSecurityGroup { .. }
+            | Action::DeleteInternetGateway { .. }
+            | Action::DeleteVpc { .. }
+            | Action::DeleteRole { .. } => Vec::new(),
             Action::EnableVpcDns { vpc }
             | Action::CreateSubnet { vpc, .. }
             | Action::CreateRouteTable { vpc, .. }
@@ -387,6 +550,20 @@ pub enum Status {
     Change(String),
     /// A step creates it.
     Create,
+    /// Would use a new Elastic IP that the user has not allowed yet: not created by this plan
+    /// (see [`Plan::pending_new_ips`]).
+    HeldBack,
+    /// Exists, and a step deletes it.
+    Delete(String),
+    /// Does not exist, and no step makes it (a destroy plan on a half-destroyed stack).
+    Absent,
+}
+
+impl Status {
+    /// Whether the resource exists once the plan is applied.
+    pub fn exists_after(&self) -> bool {
+        matches!(self, Status::Keep(_) | Status::Change(_) | Status::Create)
+    }
 }
 
 /// The desired network of one AZ, for people to read (`plan`, `status`, diagrams).
@@ -403,7 +580,8 @@ pub struct AzView {
     pub private_route_table: Status,
 }
 
-/// A slot that exists beyond the stack's `azs`. Left as it is for now; it is still billed.
+/// A slot that exists beyond the stack's `azs`: removed by the plan, or left (and still billed)
+/// while a function the plan does not deploy runs in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct SurplusSlot {
@@ -430,7 +608,42 @@ pub struct NetworkView {
     /// Addresses the stack keeps without a NAT (allocation id, IP): still on the partner's
     /// allowlist, still billed.
     pub retained_addresses: Vec<(String, Ipv4Addr)>,
+    /// Slots beyond `azs` that stay, because a function the plan does not deploy runs in them.
     pub surplus_slots: Vec<SurplusSlot>,
+    /// Slots beyond `azs` that the plan removes (NAT gateway, subnets, route table); their
+    /// addresses are kept as retained and listed in `retained_addresses`.
+    pub removed_slots: Vec<SurplusSlot>,
+    /// Addresses a destroy with `release_ips` gives back to AWS (allocation id, IP): shown before
+    /// they go, because a partner's allowlist may still name them.
+    pub released_addresses: Vec<(String, Ipv4Addr)>,
+}
+
+/// An Elastic IP that exists (or that the plan allocates) for a slot, but carries no traffic until
+/// the user has seen it and allowed it: `cargo fixedip deploy --allow-new-ips`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct PendingIp {
+    pub slot: Slot,
+    pub az: String,
+    /// The address: `Existing(allocation id)`, or the `AllocateAddress` step that makes it.
+    pub address: Ref,
+    /// Known once allocated.
+    pub public_ip: Option<Ipv4Addr>,
+}
+
+impl fmt::Display for PendingIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ip = match (self.public_ip, &self.address) {
+            (Some(ip), _) => ip.to_string(),
+            (None, Ref::Existing(id)) => id.clone(),
+            (None, Ref::Step(StepId(n))) => format!("(allocated by step {n})"),
+        };
+        write!(
+            f,
+            "new IP {ip} allocated for {} (slot {}); add it to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips`",
+            self.az, self.slot
+        )
+    }
 }
 
 /// The plan for one stack.
@@ -444,6 +657,9 @@ pub struct Plan {
     pub steps: Vec<Step>,
     /// What the user should know that no step does (a slot beyond `azs` left in place, ...).
     pub notes: Vec<String>,
+    /// New Elastic IPs that carry no traffic yet: the CLI prints each (with the IP the
+    /// `AllocateAddress` step got) and how to allow them. Empty in a destroy plan.
+    pub pending_new_ips: Vec<PendingIp>,
 }
 
 impl Plan {
@@ -465,7 +681,9 @@ impl Plan {
             .find(|az| az.slot == slot)
             .map(|az| az.az.as_str());
         az.or_else(|| {
-            let surplus = self.network.surplus_slots.iter().find(|s| s.slot == slot);
+            let network = &self.network;
+            let mut beyond = network.surplus_slots.iter().chain(&network.removed_slots);
+            let surplus = beyond.find(|s| s.slot == slot);
             surplus.and_then(|s| s.az.as_deref())
         })
     }

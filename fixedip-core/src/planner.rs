@@ -1,7 +1,7 @@
-//! The planner: `(StackSpec, ObservedState) -> Plan`, synchronous, pure and deterministic. Every
-//! choice is made here (CIDRs, AZs, which address serves which AZ, what to create, keep or change);
-//! the executor only carries the steps out. The same inputs give the same plan, whatever order the
-//! observed resources were listed in.
+//! The planner: `(StackSpec, ObservedState, PlanOptions) -> Plan`, synchronous, pure and
+//! deterministic. Every choice is made here (CIDRs, AZs, which address serves which AZ, what to
+//! create, keep, change or remove); the executor only carries the steps out. The same inputs give
+//! the same plan, whatever order the observed resources were listed in.
 //!
 //! ```
 //! use fixedip_core::observed::ObservedState;
@@ -49,19 +49,51 @@
 //! and AZ whatever the layout says: they never move.
 //!
 //! # Which slots, which AZs
-//! A slot exists when one of its subnets, a live NAT gateway of it or an active address of it is
-//! observed. The stack uses the `azs` lowest existing slots, then the lowest free slot numbers.
-//! A slot keeps the AZ of its subnets; a slot without one takes the first AZ, by name, that no slot
-//! uses. Slots that exist beyond `azs` are left alone (removing an AZ is not supported yet), and a
-//! note says so.
+//! A slot exists when one of its subnets, a live NAT gateway of it or an active or pending address
+//! of it is observed. The stack uses the `azs` lowest existing slots, then the lowest free slot
+//! numbers. A slot keeps the AZ of its subnets; a slot without one takes the first AZ, by name,
+//! that no slot uses.
+//!
+//! Slots that exist beyond `azs` are removed (going from 3 AZs to 2 keeps slots 0 and 1 untouched):
+//! the functions leave the slot's private subnet first (their configuration update puts them in
+//! the remaining private subnets, once those route out), then its NAT gateway is deleted and
+//! waited for until `deleted`, its address is re-tagged `retained` (never released), Lambda's
+//! lingering network interfaces are waited out, and its subnets and private route table are
+//! deleted. A slot stays, with a note, while a function the plan does not deploy runs in it (the
+//! plan has no configuration to move it with), or while no slot within `azs` routes out yet.
 //!
 //! # Which address serves a slot
-//! In order: the address the slot's live NAT gateway already uses; an active address tagged with the
-//! slot; an adopted address (`ips = [...]`, in order) that serves no slot yet; a retained address of
-//! the stack, by allocation id; else a new one. An address that was shown to the user is reused
-//! before any new one is allocated, so the allowlist stays valid. A new NAT gateway needs its address
-//! free: one still held by a NAT being deleted, or associated with something else, is refused
-//! before any change is made, rather than halfway through a deploy.
+//! In order: the address the slot's live NAT gateway already uses; an active (or pending) address
+//! tagged with the slot; an adopted address (`ips = [...]`, in order) that serves no slot yet; a
+//! retained address of the stack, by allocation id; else a new one. An address that was shown to
+//! the user is reused before any new one is allocated, so the allowlist stays valid: 3 → 2 → 3 AZs
+//! puts the third IP back to work. A new NAT gateway needs its address free: one still held by a
+//! NAT being deleted, or associated with something else, is refused before any change is made,
+//! rather than halfway through a deploy. So is a plan whose new addresses would not fit in the
+//! account's Elastic IP quota ([`ObservedState::address_quota`]).
+//!
+//! # New IPs wait for the user
+//! Guarantee 1: a new IP is shown before any traffic leaves through it. Once some IP of the stack
+//! may be on an allowlist (an address of the stack is retained, pending or adopted, or a NAT
+//! gateway of it exists in any state), a slot that needs a new address gets it allocated and
+//! tagged `fixedip:address=pending` (`AllocateAddress { held_back: true }`), and nothing more: no
+//! NAT gateway, no private route, no function in its subnet. [`Plan::pending_new_ips`] lists
+//! these for the CLI to print ("new IP 3.4.5.6 allocated for us-east-1c (slot 2); add it to the
+//! partner's allowlist, then run `cargo fixedip deploy --allow-new-ips`"). Every later deploy
+//! without [`PlanOptions::allow_new_ips`] lists it again and changes nothing; with it, the
+//! address is tagged `active` and put to work like any other. Why a tag rather than a flag on
+//! every deploy: the state lives in the account, so a second machine, or CI, sees the same
+//! pending IP, and a pending IP is never mistaken for a retained one (which was shown and may be
+//! reused at once). A fresh stack (nothing shown yet) routes its new IPs at once: there is no
+//! allowlist to break. A fresh deploy killed after its first NAT and before its second address
+//! is the one case where the rule asks for `--allow-new-ips` without need; it errs on the safe
+//! side.
+//!
+//! # Destroy
+//! [`plan_destroy`] takes the stack apart in the order AWS accepts and keeps the Elastic IPs,
+//! retained, unless `release_ips`; adopted addresses are never released. See its docs and
+//! `teardown.rs`. Every id a removal names comes from the observation, so planning again after a
+//! run killed part way plans exactly what is left.
 //!
 //! # Steps
 //! What exists as wanted gets no step. Steps come in an order where each follows the steps it
@@ -72,7 +104,11 @@
 //! the private subnets only after the routes out of them are in place (its callers never see it
 //! without egress); code uploaded after the same function's configuration update (Lambda refuses two
 //! updates at once). A function that exists without the stack's tag gets it, so that the next run
-//! finds it as the stack's.
+//! finds it as the stack's. Removal: NAT gateways, Lambda interface waits and route table
+//! deletions after the functions left; addresses kept or released, public subnets, and the
+//! internet gateway after the NAT gateways are `deleted`; subnets and the security group after
+//! their Lambda interfaces are gone; route tables after their subnets; the VPC after everything
+//! in it; the role after the functions that used it are deleted.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -85,8 +121,8 @@ use crate::observed::{
     ObservedRouteTable, ObservedState, ObservedSubnet, RouteTarget, Slot, Tier,
 };
 use crate::plan::{
-    Action, AzView, FunctionSpec, NetworkView, Plan, Ref, RouteVia, StackSpec, Status, Step,
-    StepId, SurplusSlot, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
+    Action, AzView, FunctionSpec, NetworkView, PendingIp, Plan, Ref, RouteVia, StackSpec, Status,
+    Step, StepId, SurplusSlot, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
 };
 use crate::record::Record;
 use crate::requirements::{AllocationId, StackName};
@@ -184,6 +220,30 @@ pub enum PlanError {
         allocation_id: String,
         association: String,
     },
+    #[error(
+        "the stack needs {needed} new Elastic IP(s), but the account holds {in_use} of its quota of {quota} in {region}: release Elastic IPs you no longer use, or ask for more (Service Quotas, \"EC2-VPC Elastic IPs\", code L-0263D0A3), then deploy again"
+    )]
+    AddressQuota {
+        region: String,
+        quota: u32,
+        in_use: u32,
+        needed: u32,
+    },
+    #[error(
+        "functions of other packages still run in stack `{stack}`: {}; destroy would cut them off. Destroy their packages first, or pass `--force-detach-others` to take them out of the VPC (they are not deleted)",
+        functions.join(", ")
+    )]
+    OtherFunctionsAttached {
+        stack: StackName,
+        functions: Vec<String>,
+    },
+    #[error(
+        "the Elastic IP {allocation_id} of the stack is associated with {association}, which fixedip did not make, so it cannot be released: disassociate it, then run destroy again (or leave out `--release-ips` to keep it)"
+    )]
+    ReleaseOfAddressInUse {
+        allocation_id: String,
+        association: String,
+    },
 }
 
 /// The AWS partition of a region, for ARNs: `aws`, `aws-cn` or `aws-us-gov`.
@@ -230,8 +290,34 @@ pub fn slot_cidrs(vpc: Ipv4Net, slot: Slot) -> Option<SlotCidrs> {
     })
 }
 
-/// Plan the stack: what to create, keep and change so that the account holds `spec`'s network.
+/// What the user allowed on the command line. The default is the safe choice for each.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct PlanOptions {
+    /// Deploy: new Elastic IPs may carry traffic in this run (`--allow-new-ips`).
+    pub allow_new_ips: bool,
+    /// Destroy: release the stack's Elastic IPs (`--release-ips`); adopted ones are kept.
+    pub release_ips: bool,
+    /// Destroy: delete the functions the destroyed packages deploy (`--delete-function`), not
+    /// only take them out of the VPC.
+    pub delete_functions: bool,
+    /// Destroy: take functions of other packages out of the VPC too, instead of refusing.
+    pub force_detach_others: bool,
+}
+
+/// Plan the stack with the default [`PlanOptions`]: new IPs of a stack whose IPs were shown
+/// already are allocated and held back.
 pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanError> {
+    plan_with(spec, observed, &PlanOptions::default())
+}
+
+/// Plan the stack: what to create, keep, change and remove so that the account holds `spec`'s
+/// network.
+pub fn plan_with(
+    spec: &StackSpec,
+    observed: &ObservedState,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
     let vpc_cidr = spec.vpc_cidr.trunc();
     if !(MIN_VPC_PREFIX..=MAX_VPC_PREFIX).contains(&vpc_cidr.prefix_len()) {
         return Err(PlanError::VpcCidrSize {
@@ -241,11 +327,9 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, &inventory)?;
     let addresses = choose_addresses(spec, &inventory, &slots.wanted)?;
+    let hold_new_ips = inventory.ips_shown() && !options.allow_new_ips;
 
-    let mut planner = Planner {
-        steps: Vec::new(),
-        notes: Vec::new(),
-    };
+    let mut planner = Planner::default();
     let vpc = planner.vpc(vpc_cidr, observed)?;
     let internet_gateway = planner.internet_gateway(observed, &vpc)?;
     let security_group = planner.security_group(observed, &vpc);
@@ -261,9 +345,14 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             &inventory,
             &addresses[slot],
             internet_gateway.attached,
+            hold_new_ips,
         )?;
         azs.push(built);
     }
+
+    let routes_out = azs.iter().any(|az| az.nat_gateway.is_some());
+    let (removed, kept_surplus) =
+        removable_slots(spec, observed, &inventory, &slots.surplus, routes_out);
 
     let public_subnets: Vec<&Ref> = azs.iter().map(|az| &az.public_subnet.reference).collect();
     let public_route_table = planner.route_table(
@@ -278,11 +367,20 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
     let mut routes_ready = public_route_table.steps.clone();
     let mut private_route_tables = Vec::new();
     for az in &azs {
+        let Some(nat_gateway) = &az.nat_gateway else {
+            // No route out until the user allows the slot's new IP: the private subnet keeps the
+            // VPC's main route table, which reaches nothing outside the VPC.
+            private_route_tables.push(match inventory.private_route_tables.get(&az.slot) {
+                Some(table) => Status::Keep(table.id.clone()),
+                None => Status::HeldBack,
+            });
+            continue;
+        };
         let routed = planner.route_table(
             &vpc.reference,
             inventory.private_route_tables.get(&az.slot).copied(),
             (Tier::Private, Some(az.slot)),
-            RouteVia::NatGateway(az.nat_gateway.reference.clone()),
+            RouteVia::NatGateway(nat_gateway.reference.clone()),
             None,
             &[&az.private_subnet.reference],
         );
@@ -291,40 +389,122 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
     }
 
     let attachment = Attachment {
+        // Only subnets that route out: a function in a held-back slot would have no egress.
         private_subnets: azs
             .iter()
+            .filter(|az| az.nat_gateway.is_some())
             .map(|az| az.private_subnet.reference.clone())
             .collect(),
         surplus_private_subnets: inventory
             .subnets
             .iter()
-            .filter(|s| s.tier == Tier::Private && slots.surplus.contains(&s.slot))
+            .filter(|s| s.tier == Tier::Private && kept_surplus.contains(&s.slot))
             .map(|s| s.id.clone())
             .collect(),
         security_group: security_group.reference.clone(),
         routes_ready,
     };
-    let functions: Vec<(String, Status)> = spec
-        .functions
-        .iter()
-        .map(|function| {
-            let status = planner.function(spec, function, observed, &attachment, role.as_ref());
-            (function.name.clone(), status)
-        })
-        .collect();
+    let functions: Vec<(String, Status)> = if attachment.private_subnets.is_empty() {
+        if !spec.functions.is_empty() {
+            planner.notes.push(
+                "no AZ of the stack routes out yet (every one waits for a new IP to be allowed): the functions are left as they are until a deploy with `--allow-new-ips`".to_owned(),
+            );
+        }
+        spec.functions
+            .iter()
+            .map(|function| {
+                let deployed = observed.functions.iter().find(|f| f.name == function.name);
+                let status = deployed.map_or(Status::HeldBack, |f| Status::Keep(f.arn.clone()));
+                (function.name.clone(), status)
+            })
+            .collect()
+    } else {
+        spec.functions
+            .iter()
+            .map(|function| {
+                let status = planner.function(spec, function, observed, &attachment, role.as_ref());
+                (function.name.clone(), status)
+            })
+            .collect()
+    };
 
-    let surplus_slots = surplus_view(&slots.surplus, &inventory);
-    for surplus in &surplus_slots {
-        let az = surplus
-            .az
-            .as_deref()
-            .map(|az| format!(" ({az})"))
-            .unwrap_or_default();
+    // Slots beyond `azs` go once the functions have left them; their addresses stay, retained.
+    for &slot in &removed {
+        let private_subnets: Vec<&str> = inventory
+            .subnets
+            .iter()
+            .filter(|s| s.slot == slot && s.tier == Tier::Private)
+            .map(|s| s.id.as_str())
+            .collect();
+        let functions_off: Vec<StepId> = observed
+            .functions
+            .iter()
+            .filter(|f| {
+                f.subnet_ids
+                    .iter()
+                    .any(|s| private_subnets.contains(&s.as_str()))
+            })
+            .filter_map(|f| planner.configured_functions.get(&f.name).copied())
+            .collect();
+        let teardown = planner.remove_slot(slot, &inventory, &functions_off);
+        let nats_deleted: Vec<StepId> = teardown.nat_gateways_deleted.values().copied().collect();
+        for address in inventory.addresses_of_slot(slot) {
+            if address.usage != AddressUse::Retained {
+                let action = Action::RetainAddress {
+                    allocation_id: address.allocation_id.clone(),
+                };
+                planner.push(action, &nats_deleted);
+            }
+        }
+    }
+    let removed_slots = surplus_view(&removed, &inventory);
+    for removed in &removed_slots {
+        let ip = match &removed.address {
+            Some((id, ip)) if !ip.is_unspecified() => format!("its Elastic IP {ip} ({id})"),
+            Some((id, _)) => format!("its Elastic IP {id}"),
+            None => "its Elastic IP, if any,".to_owned(),
+        };
         planner.notes.push(format!(
-            "AZ slot {}{az} exists beyond `azs = {}` and is left as it is (its NAT gateway and Elastic IP stay and are billed, and functions in it stay): removing an AZ is not supported yet",
-            surplus.slot, spec.azs
+            "AZ slot {}{} is beyond `azs = {}` and is removed (NAT gateway, subnets, route table); {ip} stays allocated as retained, still on the allowlist and still billed: the next AZ the stack needs uses it again, and `cargo fixedip destroy --release-ips` gives it back",
+            removed.slot,
+            in_az(removed.az.as_deref()),
+            spec.azs
         ));
     }
+
+    let surplus_slots = surplus_view(&kept_surplus, &inventory);
+    for surplus in &surplus_slots {
+        let private: Vec<&str> = inventory
+            .subnets
+            .iter()
+            .filter(|s| s.slot == surplus.slot && s.tier == Tier::Private)
+            .map(|s| s.id.as_str())
+            .collect();
+        let others: Vec<&str> = observed
+            .functions
+            .iter()
+            .filter(|f| f.subnet_ids.iter().any(|s| private.contains(&s.as_str())))
+            .filter(|f| spec.functions.iter().all(|mine| mine.name != f.name))
+            .map(|f| f.name.as_str())
+            .collect();
+        let why = if others.is_empty() {
+            "because no AZ within `azs` routes out yet (its new IP waits for `--allow-new-ips`)"
+                .to_owned()
+        } else {
+            format!(
+                "because functions this deploy does not manage run in it: {}; deploy them with `azs = {}` too, then deploy again",
+                others.join(", "),
+                spec.azs
+            )
+        };
+        planner.notes.push(format!(
+            "AZ slot {}{} exists beyond `azs = {}` and stays (its NAT gateway and Elastic IP stay and are billed), {why}",
+            surplus.slot,
+            in_az(surplus.az.as_deref()),
+            spec.azs,
+        ));
+    }
+
     let serving: BTreeSet<&str> = addresses
         .values()
         .filter_map(AddressChoice::observed)
@@ -349,7 +529,9 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
         }
     }
 
-    let Planner { steps, notes } = planner;
+    let Planner { steps, notes, .. } = planner;
+    check_address_quota(spec, observed, &steps)?;
+    let pending_new_ips = azs.iter().filter_map(|az| az.pending.clone()).collect();
     let az_views = azs
         .into_iter()
         .zip(private_route_tables)
@@ -359,7 +541,7 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             public_subnet: (az.public_cidr, az.public_subnet.status),
             private_subnet: (az.private_cidr, az.private_subnet.status),
             address: (az.public_ip, az.address_status),
-            nat_gateway: az.nat_gateway.status,
+            nat_gateway: az.nat_gateway.map_or(Status::HeldBack, |nat| nat.status),
             private_route_table,
         })
         .collect();
@@ -376,10 +558,74 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             functions,
             retained_addresses,
             surplus_slots,
+            removed_slots,
+            released_addresses: Vec::new(),
         },
         steps,
         notes,
+        pending_new_ips,
     })
+}
+
+/// " (us-east-1c)", for messages about a slot.
+fn in_az(az: Option<&str>) -> String {
+    az.map(|az| format!(" ({az})")).unwrap_or_default()
+}
+
+/// Splits the slots beyond `azs` into those the plan removes and those it must leave: a slot
+/// stays while a function the plan does not deploy runs in it (the plan cannot move a function
+/// it has no configuration for, and removing the slot would cut that function off).
+/// And while no AZ within `azs` routes out, every slot stays: it carries the functions' traffic.
+fn removable_slots(
+    spec: &StackSpec,
+    observed: &ObservedState,
+    inventory: &Inventory,
+    surplus: &[Slot],
+    routes_out: bool,
+) -> (Vec<Slot>, Vec<Slot>) {
+    if !routes_out {
+        return (Vec::new(), surplus.to_vec());
+    }
+    surplus.iter().partition(|&&slot| {
+        let private: Vec<&str> = inventory
+            .subnets
+            .iter()
+            .filter(|s| s.slot == slot && s.tier == Tier::Private)
+            .map(|s| s.id.as_str())
+            .collect();
+        observed
+            .functions
+            .iter()
+            .filter(|f| f.subnet_ids.iter().any(|s| private.contains(&s.as_str())))
+            .all(|f| spec.functions.iter().any(|mine| mine.name == f.name))
+    })
+}
+
+/// Refuses a plan that would allocate more Elastic IPs than the account's quota leaves room for:
+/// AWS would refuse the allocation half way through the deploy.
+fn check_address_quota(
+    spec: &StackSpec,
+    observed: &ObservedState,
+    steps: &[Step],
+) -> Result<(), PlanError> {
+    let (Some(quota), Some(in_use)) = (observed.address_quota, observed.addresses_in_use_in_region)
+    else {
+        return Ok(());
+    };
+    let needed = steps
+        .iter()
+        .filter(|step| matches!(step.action, Action::AllocateAddress { .. }))
+        .count();
+    let needed = u32::try_from(needed).unwrap_or(u32::MAX);
+    if in_use.saturating_add(needed) > quota {
+        return Err(PlanError::AddressQuota {
+            region: spec.region.clone(),
+            quota,
+            in_use,
+            needed,
+        });
+    }
+    Ok(())
 }
 
 /// The observed resources, sorted and indexed, so that the plan does not depend on the order AWS
@@ -391,9 +637,15 @@ struct Inventory<'a> {
     live_nats: Vec<&'a ObservedNatGateway>,
     /// NAT gateways on their way out (`deleting`), by id.
     deleting_nats: Vec<&'a ObservedNatGateway>,
+    /// NAT gateways that failed to come up (AWS deletes them after a while), by id.
+    failed_nats: Vec<&'a ObservedNatGateway>,
     addresses: Vec<&'a ObservedAddress>,
     public_route_table: Option<&'a ObservedRouteTable>,
     private_route_tables: BTreeMap<Slot, &'a ObservedRouteTable>,
+    /// Every route table of the stack, by id.
+    route_tables: Vec<&'a ObservedRouteTable>,
+    /// Whether any NAT gateway of the stack is observed, failed ones included.
+    any_nat: bool,
 }
 
 impl<'a> Inventory<'a> {
@@ -417,6 +669,12 @@ impl<'a> Inventory<'a> {
             .filter(|nat| nat.state == NatState::Deleting)
             .collect();
         deleting_nats.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut failed_nats: Vec<&ObservedNatGateway> = observed
+            .nat_gateways
+            .iter()
+            .filter(|nat| nat.state == NatState::Failed)
+            .collect();
+        failed_nats.sort_by(|a, b| a.id.cmp(&b.id));
         let mut addresses: Vec<&ObservedAddress> = observed.addresses.iter().collect();
         addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
         addresses.dedup_by(|a, b| a.allocation_id == b.allocation_id);
@@ -440,9 +698,12 @@ impl<'a> Inventory<'a> {
             subnets,
             live_nats,
             deleting_nats,
+            failed_nats,
             addresses,
             public_route_table,
             private_route_tables,
+            route_tables,
+            any_nat: !observed.nat_gateways.is_empty(),
         }
     }
 
@@ -471,19 +732,52 @@ impl<'a> Inventory<'a> {
             .find(|a| a.allocation_id == allocation_id)
     }
 
-    /// The active address tagged with a slot (the lowest allocation id if several claim it).
+    /// The active or pending address tagged with a slot (the lowest allocation id if several
+    /// claim it; active before pending).
     fn active_address(&self, slot: Slot) -> Option<&'a ObservedAddress> {
+        let claimed = |usage| {
+            self.addresses
+                .iter()
+                .copied()
+                .find(move |a| a.usage == usage && a.slot == Some(slot))
+        };
+        claimed(AddressUse::Active).or_else(|| claimed(AddressUse::Pending))
+    }
+
+    /// The stack's addresses that serve a slot: tagged with it (active or pending), or held by
+    /// one of its NAT gateways.
+    fn addresses_of_slot(&self, slot: Slot) -> Vec<&'a ObservedAddress> {
+        let held: BTreeSet<&str> = self
+            .live_nats
+            .iter()
+            .chain(&self.deleting_nats)
+            .filter(|nat| nat.slot == slot)
+            .flat_map(|nat| nat.allocation_ids.iter().map(String::as_str))
+            .collect();
         self.addresses
             .iter()
             .copied()
-            .find(|a| a.usage == AddressUse::Active && a.slot == Some(slot))
+            .filter(|a| {
+                (a.usage != AddressUse::Retained && a.slot == Some(slot))
+                    || held.contains(a.allocation_id.as_str())
+            })
+            .collect()
+    }
+
+    /// Whether some IP of the stack may be on an allowlist already: an address that is
+    /// retained (it was shown), pending (it was shown), adopted (the user brought it), or a NAT
+    /// gateway that exists in any state (its address was put to work). A fresh stack, even one
+    /// whose first deploy was killed after allocating, shows none.
+    fn ips_shown(&self) -> bool {
+        let shown = |a: &&ObservedAddress| a.usage != AddressUse::Active || a.adopted;
+        self.addresses.iter().any(shown) || self.any_nat
     }
 
     fn existing_slots(&self) -> BTreeSet<Slot> {
         let active = self
             .addresses
             .iter()
-            .filter(|a| a.usage == AddressUse::Active);
+            .filter(|a| a.usage != AddressUse::Retained);
         self.subnets
             .iter()
             .map(|s| s.slot)
@@ -584,7 +878,7 @@ fn choose_addresses<'a>(
     let serving: BTreeSet<&str> = inventory
         .addresses
         .iter()
-        .filter(|a| a.usage == AddressUse::Active && a.slot.is_some())
+        .filter(|a| a.usage != AddressUse::Retained && a.slot.is_some())
         .map(|a| a.allocation_id.as_str())
         .collect();
     let is_adopted = |a: &ObservedAddress| {
@@ -718,7 +1012,9 @@ struct BuiltSlot {
     private_subnet: Planned,
     public_ip: Option<Ipv4Addr>,
     address_status: Status,
-    nat_gateway: Planned,
+    /// `None`: held back until the user allows the slot's new IP.
+    nat_gateway: Option<Planned>,
+    pending: Option<PendingIp>,
 }
 
 struct RoutedTable {
@@ -738,9 +1034,12 @@ struct Attachment {
     routes_ready: Vec<StepId>,
 }
 
+#[derive(Default)]
 struct Planner {
     steps: Vec<Step>,
     notes: Vec<String>,
+    /// The UpdateFunctionConfiguration step of each function that gets one, by name.
+    configured_functions: BTreeMap<String, StepId>,
 }
 
 impl Planner {
@@ -899,6 +1198,7 @@ impl Planner {
         inventory: &Inventory,
         address: &AddressChoice,
         internet_gateway_attached: Option<StepId>,
+        hold_new_ips: bool,
     ) -> Result<BuiltSlot, PlanError> {
         let layout = slot_cidrs(vpc_cidr, slot);
         let mut subnet = |tier: Tier| -> Result<(Ipv4Net, Planned), PlanError> {
@@ -934,8 +1234,20 @@ impl Planner {
         let (public_cidr, public_subnet) = subnet(Tier::Public)?;
         let (private_cidr, private_subnet) = subnet(Tier::Private)?;
 
+        // A new IP waits for the user when the stack's IPs were shown before; a slot whose NAT
+        // exists carries traffic already, so there is nothing left to hold back.
+        let is_new = match address {
+            AddressChoice::Allocate => true,
+            AddressChoice::Keep(a) | AddressChoice::Activate(a) => a.usage == AddressUse::Pending,
+        };
+        let held_back = hold_new_ips && is_new && inventory.live_nat(slot).is_none();
         let (address_ref, public_ip, address_status) = match address {
             AddressChoice::Keep(a) => (
+                Ref::Existing(a.allocation_id.clone()),
+                known_ip(a),
+                Status::Keep(a.allocation_id.clone()),
+            ),
+            AddressChoice::Activate(a) if held_back => (
                 Ref::Existing(a.allocation_id.clone()),
                 known_ip(a),
                 Status::Keep(a.allocation_id.clone()),
@@ -952,11 +1264,30 @@ impl Planner {
                 )
             }
             AddressChoice::Allocate => (
-                Ref::Step(self.push(Action::AllocateAddress { slot }, &[])),
+                Ref::Step(self.push(Action::AllocateAddress { slot, held_back }, &[])),
                 None,
                 Status::Create,
             ),
         };
+        if held_back {
+            return Ok(BuiltSlot {
+                slot,
+                az: az.to_owned(),
+                public_cidr,
+                private_cidr,
+                public_subnet,
+                private_subnet,
+                public_ip,
+                address_status,
+                nat_gateway: None,
+                pending: Some(PendingIp {
+                    slot,
+                    az: az.to_owned(),
+                    address: address_ref,
+                    public_ip,
+                }),
+            });
+        }
 
         let nat_gateway = match inventory.live_nat(slot) {
             Some(nat) => {
@@ -970,7 +1301,7 @@ impl Planner {
                         ));
                     }
                 }
-                Planned::kept(&nat.id)
+                Some(Planned::kept(&nat.id))
             }
             None => {
                 // A new NAT needs its address free; AWS would refuse it half way through a deploy.
@@ -997,7 +1328,7 @@ impl Planner {
                     slot,
                 };
                 let ordering: Vec<StepId> = internet_gateway_attached.into_iter().collect();
-                Planned::created(self.push(action, &ordering))
+                Some(Planned::created(self.push(action, &ordering)))
             }
         };
         Ok(BuiltSlot {
@@ -1010,6 +1341,7 @@ impl Planner {
             public_ip,
             address_status,
             nat_gateway,
+            pending: None,
         })
     }
 
@@ -1144,7 +1476,10 @@ impl Planner {
                 .chain(&attachment.routes_ready)
                 .copied()
                 .collect();
-            config_update = Some(self.push(action, &ordering));
+            let step = self.push(action, &ordering);
+            self.configured_functions
+                .insert(function.name.clone(), step);
+            config_update = Some(step);
         }
         let architecture_differs =
             deployed.architecture.unwrap_or_default() != function.architecture;
@@ -1433,6 +1768,13 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
     }
 }
 
+mod teardown;
+pub use teardown::plan_destroy;
+
+#[cfg(test)]
+mod lifecycle_proptests;
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -6,7 +6,7 @@
 //! | `fixedip:stack`      | everything         | the stack name                                     |
 //! | `fixedip:component`  | everything         | a [`Component`] name: `vpc`, `nat-gateway`, ...    |
 //! | `fixedip:slot`       | per-AZ resources   | the AZ's slot, `0`..`5`                            |
-//! | `fixedip:address`    | Elastic IPs        | `active` or `retained`                             |
+//! | `fixedip:address`    | Elastic IPs        | `active`, `pending` (not yet allowed) or `retained`|
 //! | `fixedip:adopted`    | adopted Elastic IPs| `true`: the user's, never released                 |
 //! | `Name`               | EC2 resources      | `fixedip-<stack>-<component>[-<az>]`, for consoles |
 
@@ -100,14 +100,19 @@ pub fn address_use(usage: AddressUse) -> &'static str {
     match usage {
         AddressUse::Active => "active",
         AddressUse::Retained => "retained",
+        AddressUse::Pending => "pending",
     }
 }
 
 /// The use an [`ADDRESS`] tag value names.
 pub fn parse_address_use(value: &str) -> Option<AddressUse> {
-    [AddressUse::Active, AddressUse::Retained]
-        .into_iter()
-        .find(|u| address_use(*u) == value)
+    [
+        AddressUse::Active,
+        AddressUse::Retained,
+        AddressUse::Pending,
+    ]
+    .into_iter()
+    .find(|u| address_use(*u) == value)
 }
 
 /// The tags of an Elastic IP put to work for a slot (allocated, or activated by
@@ -118,11 +123,20 @@ pub fn for_address(
     az: Option<&str>,
     adopted: bool,
 ) -> Vec<(String, String)> {
+    for_address_in_use(stack, slot, az, adopted, AddressUse::Active)
+}
+
+/// The tags of an address for a slot with the given use: [`AddressUse::Pending`] for one that
+/// `Action::AllocateAddress { held_back: true, .. }` allocates.
+pub fn for_address_in_use(
+    stack: &StackName,
+    slot: Slot,
+    az: Option<&str>,
+    adopted: bool,
+    usage: AddressUse,
+) -> Vec<(String, String)> {
     let mut tags = for_resource(stack, Component::Address, Some(slot), az);
-    tags.push((
-        ADDRESS.to_owned(),
-        address_use(AddressUse::Active).to_owned(),
-    ));
+    tags.push((ADDRESS.to_owned(), address_use(usage).to_owned()));
     if adopted {
         tags.push((ADOPTED.to_owned(), "true".to_owned()));
     }
@@ -152,7 +166,11 @@ mod tests {
 
     #[test]
     fn address_uses_round_trip() {
-        for usage in [AddressUse::Active, AddressUse::Retained] {
+        for usage in [
+            AddressUse::Active,
+            AddressUse::Retained,
+            AddressUse::Pending,
+        ] {
             assert_eq!(parse_address_use(address_use(usage)), Some(usage));
         }
         assert_eq!(parse_address_use("Active"), None);

@@ -9,7 +9,8 @@ use std::net::Ipv4Addr;
 use proptest::prelude::*;
 
 use super::simulate::{
-    self, address, apply, apply_in_order, apply_where, check_well_formed, deployed, function,
+    self, address, apply, apply_in_order, apply_where, check_well_formed, deployed_with, function,
+    ALLOW_NEW_IPS,
 };
 use super::*;
 use crate::observed::{AddressUse, NatState, ObservedRoute, ObservedRouteTable, RouteTarget};
@@ -94,10 +95,15 @@ fn with_azs(spec: &StackSpec, azs: u8) -> StackSpec {
     spec
 }
 
-/// Plans, and checks the plan is well formed; `None` when the region has too few AZs, which must
-/// be the only reason a generated case fails.
+/// Plans with `--allow-new-ips` (held-back IPs have their own properties), and checks the plan is
+/// well formed; `None` when the region has too few AZs, which must be the only reason a generated
+/// case fails.
 fn try_plan(spec: &StackSpec, account: &ObservedState) -> Option<Plan> {
-    match plan(spec, account) {
+    try_plan_with(spec, account, &ALLOW_NEW_IPS)
+}
+
+fn try_plan_with(spec: &StackSpec, account: &ObservedState, options: &PlanOptions) -> Option<Plan> {
+    match plan_with(spec, account, options) {
         Ok(plan) => {
             check_well_formed(&plan);
             Some(plan)
@@ -212,33 +218,51 @@ proptest! {
     }
 
     #[test]
-    fn changing_the_az_count_keeps_every_slot_and_address(
+    fn changing_the_az_count_keeps_every_address(
         case in case(),
         grown in 1..=6u8,
         order in any::<u64>(),
+        allow_new_ips in any::<bool>(),
     ) {
         let Some(first) = try_plan(&case.spec, &case.account) else { return Ok(()) };
         let before = apply_in_order(&first, &case.account, Some(order), |_| true);
         let spec = with_azs(&case.spec, grown);
-        let Some(second) = try_plan(&spec, &before) else { return Ok(()) };
+        let options = PlanOptions { allow_new_ips, ..PlanOptions::default() };
+        let Some(second) = try_plan_with(&spec, &before, &options) else { return Ok(()) };
         let after = apply_in_order(&second, &before, Some(order ^ 1), |_| true);
 
-        // Nothing moves, nothing is lost: subnets, addresses and NATs of every slot stay.
-        prop_assert!(slots(&before).is_subset(&slots(&after)));
-        prop_assert!(active_addresses(&before).is_subset(&active_addresses(&after)));
-        prop_assert!(live_nats(&before).is_subset(&live_nats(&after)));
-        let wanted = usize::from(case.spec.azs.get().max(grown));
-        prop_assert_eq!(live_nats(&after).len(), wanted);
-        prop_assert_eq!(active_addresses(&after).len(), wanted);
+        // The slots that stay keep their subnets, address and NAT; the others are gone.
+        let stays = |slot: Slot| slot < grown;
+        let kept = |set: BTreeSet<(Slot, String)>| {
+            set.into_iter().filter(|(slot, _)| stays(*slot)).collect::<BTreeSet<_>>()
+        };
+        let kept_slots: BTreeSet<_> = slots(&before).into_iter().filter(|s| stays(s.0)).collect();
+        prop_assert!(kept_slots.is_subset(&slots(&after)));
+        prop_assert!(kept(active_addresses(&before)).is_subset(&active_addresses(&after)));
+        prop_assert!(kept(live_nats(&before)).is_subset(&live_nats(&after)));
+        prop_assert!(slots(&after).iter().all(|s| stays(s.0)));
+        // No address is ever lost: those of removed slots are retained.
+        let ids = |a: &ObservedState| {
+            a.addresses.iter().map(|x| x.allocation_id.clone()).collect::<BTreeSet<_>>()
+        };
+        prop_assert!(ids(&before).is_subset(&ids(&after)));
+        // A new address is allocated only when no retained or adopted one was left, and carries
+        // traffic only when allowed (the stack's IPs were shown by the first deploy).
+        let wanted = usize::from(grown);
+        let free_before = before.addresses.len() - active_addresses(&before).len();
+        let allocated = after.addresses.len() - before.addresses.len();
+        let new = wanted.saturating_sub(active_addresses(&before).len()).saturating_sub(free_before);
+        prop_assert_eq!(allocated, new);
+        let pending = after.addresses.iter().filter(|a| a.usage == AddressUse::Pending).count();
+        prop_assert_eq!(pending, if allow_new_ips { 0 } else { new });
+        prop_assert_eq!(second.pending_new_ips.len(), pending);
+        prop_assert_eq!(live_nats(&after).len(), wanted - pending);
+        prop_assert_eq!(active_addresses(&after).len(), wanted - pending);
         // Every slot in its own AZ.
         let azs: BTreeSet<&str> = after.subnets.iter().map(|s| s.az.as_str()).collect();
         prop_assert_eq!(azs.len(), wanted);
-        // A new address is allocated only when no retained or adopted one was left.
-        let free_before = before.addresses.len() - active_addresses(&before).len();
-        let allocated = after.addresses.len() - before.addresses.len();
-        prop_assert_eq!(allocated, (wanted - active_addresses(&before).len()).saturating_sub(free_before));
 
-        prop_assert!(try_plan(&spec, &after).unwrap().is_noop());
+        prop_assert!(try_plan_with(&spec, &after, &options).unwrap().is_noop());
     }
 
     #[test]
@@ -259,7 +283,7 @@ proptest! {
         let complete = apply(&first, &case.account);
         let killed =
             apply_in_order(&first, &case.account, Some(order), |step| ran[step.0 % ran.len()]);
-        let resumed = simulate::deployed(&case.spec, &killed);
+        let resumed = deployed_with(&case.spec, &killed, &ALLOW_NEW_IPS);
 
         prop_assert!(try_plan(&case.spec, &resumed).unwrap().is_noop());
         // The same network as an uninterrupted deploy, ids aside.
@@ -282,10 +306,10 @@ fn a_deploy_killed_after_each_step_converges() {
     let spec = simulate::spec(2, &["f"]);
     let fresh = simulate::empty();
     let plan = plan(&spec, &fresh).unwrap();
-    let complete = deployed(&spec, &fresh);
+    let complete = simulate::deployed(&spec, &fresh);
     for k in 0..=plan.steps.len() {
         let killed = apply_where(&plan, &fresh, |step| step.0 < k);
-        let resumed = deployed(&spec, &killed);
+        let resumed = simulate::deployed(&spec, &killed);
         assert!(
             super::plan(&spec, &resumed).unwrap().is_noop(),
             "stopped after {k} steps"

@@ -1,6 +1,8 @@
 //! Test support: a simulated account. [`apply`] carries a plan out on an [`ObservedState`] the way
-//! the executor would on AWS (fake ids like `subnet-step7`), and refuses what AWS refuses, so that
-//! planning again on the result shows what a second deploy would do. Also the fixtures the planner
+//! the executor would on AWS (fake ids like `subnet-step7`), and refuses what AWS refuses (a
+//! subnet deleted with a NAT or Lambda's network interfaces in it, an address released while a
+//! NAT holds it, a VPC deleted with something left in it...), so that planning again on the
+//! result shows what a second deploy would do. Also the fixtures the planner
 //! tests share, and a check that a plan's steps are well formed.
 
 use std::collections::BTreeMap;
@@ -13,11 +15,13 @@ use crate::observed::{
     ObservedNatGateway, ObservedRole, ObservedRoute, ObservedRouteTable, ObservedSecurityGroup,
     ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, Tier,
 };
+use std::collections::BTreeSet;
+
 use crate::plan::{
-    Action, FunctionSpec, Plan, Ref, RouteVia, StackSpec, Step, StepId, DEFAULT_VPC_CIDR,
-    LAMBDA_RUNTIME,
+    Action, FunctionSpec, InterfaceHolder, Plan, Ref, RouteVia, StackSpec, Step, StepId,
+    DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
 };
-use crate::planner::{execution_role_policy_arns, ANYWHERE};
+use crate::planner::{execution_role_policy_arns, PlanOptions, ANYWHERE};
 use crate::requirements::{AzCount, StackName};
 use crate::settings::Architecture;
 
@@ -75,7 +79,30 @@ pub fn address(allocation_id: &str, last_octet: u8, usage: AddressUse) -> Observ
 
 /// Deploys `spec` on `before` and returns the account afterwards.
 pub fn deployed(spec: &StackSpec, before: &ObservedState) -> ObservedState {
-    let plan = super::plan(spec, before).unwrap();
+    deployed_with(spec, before, &PlanOptions::default())
+}
+
+/// `cargo fixedip deploy --allow-new-ips`.
+pub const ALLOW_NEW_IPS: PlanOptions = PlanOptions {
+    allow_new_ips: true,
+    release_ips: false,
+    delete_functions: false,
+    force_detach_others: false,
+};
+
+pub fn deployed_with(
+    spec: &StackSpec,
+    before: &ObservedState,
+    options: &PlanOptions,
+) -> ObservedState {
+    let plan = super::plan_with(spec, before, options).unwrap();
+    check_well_formed(&plan);
+    apply(&plan, before)
+}
+
+/// Destroys `spec`'s stack on `before` and returns the account afterwards.
+pub fn destroyed(spec: &StackSpec, before: &ObservedState, options: &PlanOptions) -> ObservedState {
+    let plan = super::plan_destroy(spec, before, options).unwrap();
     check_well_formed(&plan);
     apply(&plan, before)
 }
@@ -104,11 +131,18 @@ pub fn apply_in_order(
     mut seed: Option<u64>,
     mut run: impl FnMut(StepId) -> bool,
 ) -> ObservedState {
+    // Functions attached when the run starts hold network interfaces in their subnets and groups.
+    let interfaces = before
+        .functions
+        .iter()
+        .flat_map(|f| f.subnet_ids.iter().chain(&f.security_group_ids).cloned())
+        .collect();
     let mut account = Account {
         generation: next_generation(before),
         region: plan.region.clone(),
         state: before.clone(),
         produced: BTreeMap::new(),
+        interfaces,
     };
     let mut skipped = vec![false; plan.steps.len()];
     loop {
@@ -145,6 +179,11 @@ struct Account {
     state: ObservedState,
     /// The id each step carried out produced.
     produced: BTreeMap<StepId, String>,
+    /// Subnets and security groups where Lambda's network interfaces are: put there by an
+    /// attached function, and lingering after it left, until `ClearLambdaInterfaces` waits them
+    /// out. A run that starts later finds them gone only if no function is attached (AWS
+    /// reclaims them in the meantime).
+    interfaces: BTreeSet<String>,
 }
 
 impl Account {
@@ -271,11 +310,16 @@ impl Account {
                 });
                 id
             }
-            Action::AllocateAddress { slot } => {
+            Action::AllocateAddress { slot, held_back } => {
                 let id = self.new_id("eipalloc", step);
+                let usage = if *held_back {
+                    AddressUse::Pending
+                } else {
+                    AddressUse::Active
+                };
                 self.state.addresses.push(ObservedAddress {
                     slot: Some(*slot),
-                    ..address(&id, 0, AddressUse::Active)
+                    ..address(&id, 0, usage)
                 });
                 let allocated = self.state.addresses.last_mut().unwrap();
                 allocated.public_ip =
@@ -472,6 +516,7 @@ impl Account {
                     role,
                 );
                 let arn = deployed.arn.clone();
+                self.hold_interfaces(&deployed);
                 self.state.functions.push(deployed);
                 arn
             }
@@ -505,6 +550,7 @@ impl Account {
                 let before = self.state.functions[index].clone();
                 let deployed = self.configured(before, function, subnets, security_group, role);
                 let arn = deployed.arn.clone();
+                self.hold_interfaces(&deployed);
                 self.state.functions[index] = deployed;
                 arn
             }
@@ -521,7 +567,201 @@ impl Account {
                 deployed.architecture = Some(function.architecture);
                 deployed.arn.clone()
             }
+            Action::DetachFunction { name } => {
+                let index = self.function_index(name);
+                let deployed = &mut self.state.functions[index];
+                // Its interfaces linger: `interfaces` keeps them.
+                deployed.subnet_ids.clear();
+                deployed.security_group_ids.clear();
+                deployed.arn.clone()
+            }
+            Action::DeleteFunction { name } => {
+                let index = self.function_index(name);
+                self.state.functions.remove(index).arn
+            }
+            Action::DeleteNatGateway { nat_gateway } => {
+                let index = self
+                    .state
+                    .nat_gateways
+                    .iter()
+                    .position(|n| n.id == *nat_gateway)
+                    .expect("deleting a NAT gateway the account does not hold");
+                for function in &self.state.functions {
+                    for subnet in &function.subnet_ids {
+                        assert_ne!(
+                            self.default_target(subnet),
+                            Some(RouteTarget::NatGateway(nat_gateway.clone())),
+                            "deleting {nat_gateway} cuts off function {}, which runs in {subnet}",
+                            function.name
+                        );
+                    }
+                }
+                // The step completes once the gateway is `deleted`: its address is free.
+                let nat = self.state.nat_gateways.remove(index);
+                for address in &mut self.state.addresses {
+                    if nat.allocation_ids.contains(&address.allocation_id) {
+                        address.association_id = None;
+                        address.network_interface_id = None;
+                    }
+                }
+                nat.id
+            }
+            Action::RetainAddress { allocation_id } => {
+                let address = self.address(allocation_id);
+                assert_eq!(
+                    address.association_id, None,
+                    "{allocation_id} is retained while a NAT still uses it"
+                );
+                address.usage = AddressUse::Retained;
+                address.slot = None;
+                allocation_id.clone()
+            }
+            Action::ReleaseAddress { allocation_id } => {
+                let address = self.address(allocation_id);
+                assert_eq!(
+                    address.association_id, None,
+                    "AWS refuses to release {allocation_id} while it is associated"
+                );
+                assert!(!address.adopted, "an adopted address is released");
+                self.state
+                    .addresses
+                    .retain(|a| a.allocation_id != *allocation_id);
+                allocation_id.clone()
+            }
+            Action::ClearLambdaInterfaces { holder } => {
+                let id = match holder {
+                    InterfaceHolder::Subnet(id) | InterfaceHolder::SecurityGroup(id) => id,
+                };
+                // While a function is attached its interfaces stay: the bounded wait times out.
+                if let Some(function) = self
+                    .state
+                    .functions
+                    .iter()
+                    .find(|f| f.subnet_ids.contains(id) || f.security_group_ids.contains(id))
+                {
+                    panic!(
+                        "waiting for Lambda's interfaces in {holder} times out: function {} is still attached",
+                        function.name
+                    );
+                }
+                self.interfaces.remove(id);
+                id.clone()
+            }
+            Action::DeleteSubnet { subnet } => {
+                assert!(
+                    self.state
+                        .nat_gateways
+                        .iter()
+                        .all(|n| n.subnet_id != *subnet),
+                    "AWS refuses to delete {subnet}: a NAT gateway is in it"
+                );
+                assert!(
+                    !self.interfaces.contains(subnet),
+                    "AWS refuses to delete {subnet}: Lambda's network interfaces are in it"
+                );
+                let index = self
+                    .state
+                    .subnets
+                    .iter()
+                    .position(|s| s.id == *subnet)
+                    .expect("deleting a subnet the account does not hold");
+                self.state.subnets.remove(index);
+                for table in &mut self.state.route_tables {
+                    table.associated_subnets.retain(|s| s != subnet);
+                }
+                subnet.clone()
+            }
+            Action::DeleteRouteTable { route_table } => {
+                // The executor disassociates what is left, then deletes.
+                let index = self
+                    .state
+                    .route_tables
+                    .iter()
+                    .position(|t| t.id == *route_table)
+                    .expect("deleting a route table the account does not hold");
+                self.state.route_tables.remove(index).id
+            }
+            Action::DeleteSecurityGroup { security_group } => {
+                let group = self.state.security_group.take();
+                assert_eq!(group.map(|g| g.id).as_ref(), Some(security_group));
+                assert!(
+                    !self.interfaces.contains(security_group),
+                    "AWS refuses to delete {security_group}: Lambda's network interfaces use it"
+                );
+                security_group.clone()
+            }
+            Action::DeleteInternetGateway {
+                internet_gateway,
+                vpc,
+            } => {
+                let gateway = self.state.internet_gateway.take().unwrap();
+                assert_eq!(gateway.id, *internet_gateway);
+                assert_eq!(gateway.attached_vpc, *vpc);
+                if vpc.is_some() {
+                    assert!(
+                        self.state.nat_gateways.is_empty(),
+                        "AWS refuses to detach {internet_gateway} while NAT gateways map public IPs"
+                    );
+                }
+                gateway.id
+            }
+            Action::DeleteVpc { vpc } => {
+                let state = &self.state;
+                assert!(
+                    state.subnets.is_empty()
+                        && state.route_tables.is_empty()
+                        && state.security_group.is_none()
+                        && state.nat_gateways.is_empty(),
+                    "AWS refuses to delete {vpc}: it still holds {state:#?}"
+                );
+                assert!(
+                    state
+                        .internet_gateway
+                        .as_ref()
+                        .and_then(|g| g.attached_vpc.as_ref())
+                        != Some(vpc),
+                    "AWS refuses to delete {vpc}: an internet gateway is attached"
+                );
+                assert_eq!(self.state.vpc.take().map(|v| v.id).as_ref(), Some(vpc));
+                vpc.clone()
+            }
+            Action::DeleteRole { role, policy_arns } => {
+                let observed = self.state.role.take().unwrap();
+                assert_eq!(observed.arn, *role);
+                let (attached, detached): (BTreeSet<_>, BTreeSet<_>) = (
+                    observed.attached_policy_arns.iter().collect(),
+                    policy_arns.iter().collect(),
+                );
+                assert_eq!(
+                    attached, detached,
+                    "AWS refuses a role with policies attached"
+                );
+                for function in &self.state.functions {
+                    assert_ne!(
+                        function.role_arn, *role,
+                        "deleting {role} breaks function {}",
+                        function.name
+                    );
+                }
+                role.clone()
+            }
         }
+    }
+
+    fn address(&mut self, allocation_id: &str) -> &mut ObservedAddress {
+        self.state
+            .addresses
+            .iter_mut()
+            .find(|a| a.allocation_id == allocation_id)
+            .expect("an address the account does not hold")
+    }
+
+    fn hold_interfaces(&mut self, function: &ObservedFunction) {
+        let holders = function
+            .subnet_ids
+            .iter()
+            .chain(&function.security_group_ids);
+        self.interfaces.extend(holders.cloned());
     }
 
     /// Where a subnet's 0.0.0.0/0 route goes, if it has one that works.
@@ -661,6 +901,38 @@ pub fn check_well_formed(plan: &Plan) {
                         function: config, ..
                     },
                 ) => code.name == config.name,
+                // Removal: functions leave, then NATs and interfaces go, then what held them.
+                (
+                    Action::DeleteNatGateway { .. }
+                    | Action::ClearLambdaInterfaces { .. }
+                    | Action::DeleteRouteTable { .. },
+                    Action::UpdateFunctionConfiguration { .. }
+                    | Action::DetachFunction { .. }
+                    | Action::DeleteFunction { .. },
+                ) => true,
+                (
+                    Action::RetainAddress { .. }
+                    | Action::ReleaseAddress { .. }
+                    | Action::DeleteSubnet { .. }
+                    | Action::DeleteInternetGateway { .. },
+                    Action::DeleteNatGateway { .. },
+                ) => true,
+                (
+                    Action::DeleteSubnet { .. } | Action::DeleteSecurityGroup { .. },
+                    Action::ClearLambdaInterfaces { .. },
+                ) => true,
+                (
+                    Action::DeleteRouteTable { .. },
+                    Action::DeleteSubnet { .. } | Action::DeleteRouteTable { .. },
+                ) => true,
+                (
+                    Action::DeleteVpc { .. },
+                    Action::DeleteSubnet { .. }
+                    | Action::DeleteRouteTable { .. }
+                    | Action::DeleteSecurityGroup { .. }
+                    | Action::DeleteInternetGateway { .. },
+                ) => true,
+                (Action::DeleteRole { .. }, Action::DeleteFunction { .. }) => true,
                 _ => false,
             };
             assert!(

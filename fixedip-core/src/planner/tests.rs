@@ -285,6 +285,7 @@ fn address_choices(plan: &Plan) -> Vec<(Slot, String)> {
                     format!("activate {id}")
                 }
                 Status::Create => "allocate".to_owned(),
+                other => panic!("an address of a deploy plan is {other:?}"),
             };
             (az.slot, how)
         })
@@ -765,49 +766,6 @@ fn an_existing_function_moves_in_only_once_its_subnets_route_out() {
 }
 
 #[test]
-fn fewer_azs_leave_the_surplus_slot_alone_and_say_so() {
-    let account = deployed(&spec(3, &["f"]), &empty());
-    let plan = planned(&spec(2, &["f"]), &account);
-    assert!(plan.is_noop(), "{:#?}", plan.steps);
-    let slots: Vec<Slot> = plan.network.azs.iter().map(|az| az.slot).collect();
-    assert_eq!(slots, [0, 1]);
-    let [surplus] = &plan.network.surplus_slots[..] else {
-        panic!()
-    };
-    assert_eq!(
-        (surplus.slot, surplus.az.as_deref()),
-        (2, Some("us-east-1c"))
-    );
-    assert!(surplus.nat_gateway.is_some() && surplus.address.is_some());
-    assert!(
-        plan.notes.iter().any(|n| n.contains("slot 2 (us-east-1c)")),
-        "{:?}",
-        plan.notes
-    );
-
-    // A function that changes anyway stays in the surplus slot it runs in; a new one is not put there.
-    let mut spec = spec(2, &["f", "new"]);
-    spec.functions[0].memory_mb = 1024;
-    let plan = planned(&spec, &account);
-    let surplus_subnet = account
-        .subnets
-        .iter()
-        .find(|s| s.slot == 2 && s.tier == Tier::Private);
-    let surplus_subnet = Ref::Existing(surplus_subnet.unwrap().id.clone());
-    assert_eq!(plan.steps.len(), 2, "{:#?}", plan.steps);
-    for action in actions(&plan) {
-        match action {
-            Action::UpdateFunctionConfiguration { subnets, .. } => {
-                assert_eq!(subnets.len(), 3);
-                assert!(subnets.contains(&surplus_subnet));
-            }
-            Action::CreateFunction { subnets, .. } => assert!(!subnets.contains(&surplus_subnet)),
-            other => panic!("{other:?}"),
-        }
-    }
-}
-
-#[test]
 fn more_azs_keep_every_existing_slot() {
     let two = deployed(&spec(2, &["f"]), &empty());
     let plan = planned(&spec(3, &["f"]), &two);
@@ -824,7 +782,12 @@ fn more_azs_keep_every_existing_slot() {
     let new = &plan.network.azs[2];
     assert_eq!((new.slot, new.az.as_str()), (2, "us-east-1c"));
     assert_eq!(new.private_subnet, (net("10.0.32.0/20"), Status::Create));
-    // The function moves to the three private subnets once the new one routes out.
+    // The new IP waits for the user: the function stays where it is (see lifecycle_tests).
+    assert_eq!(new.nat_gateway, Status::HeldBack);
+    assert!(matches!(plan.network.functions[0].1, Status::Keep(_)));
+    // Allowed, the function moves to the three private subnets once the new one routes out.
+    let plan = plan_with(&spec(3, &["f"]), &two, &simulate::ALLOW_NEW_IPS).unwrap();
+    assert_eq!(plan.network.azs[2].nat_gateway, Status::Create);
     assert!(matches!(plan.network.functions[0].1, Status::Change(_)));
 }
 
