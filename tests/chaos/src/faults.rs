@@ -28,8 +28,10 @@ impl FaultPlan {
         }
     }
 
-    /// The fault for this call: the first rule that matches and fires.
+    /// The fault for this call: the first rule that fires. Every matching rule counts the call, so that
+    /// "the k-th matching call" of one rule does not depend on what the rules before it did.
     pub fn decide(&mut self, op: &Operation) -> Option<Fault> {
+        let mut chosen = None;
         for (rule, matched) in self.rules.iter().zip(self.matched.iter_mut()) {
             if !rule.matches.matches(op) {
                 continue;
@@ -40,11 +42,11 @@ impl FaultPlan {
                 Trigger::Nth(k) => *matched == k,
                 Trigger::Rate(p) => self.rng.f64() < p,
             };
-            if fires {
-                return Some(rule.fault);
+            if fires && chosen.is_none() {
+                chosen = Some(rule.fault);
             }
         }
-        None
+        chosen
     }
 
     /// A draw in `[min, max]` from the same seeded generator (used for latency).

@@ -21,7 +21,7 @@ pub enum Outcome {
     Lost { status: u16 },
     /// A dependency rule moto skips refused the call (e.g. `DependencyViolation`).
     Refused { code: String, status: u16 },
-    /// Held after a pause point and released by `resume`, or given up when the client went away.
+    /// Arrived after the pause point: held (never forwarded to moto), then dropped on `resume`.
     Held,
 }
 

@@ -315,6 +315,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     let answer = process(&shared, &call, parts, body).await;
     let outcome = match &answer {
         Processed::Send(_, outcome) | Processed::Drop(outcome) => outcome.clone(),
+        Processed::Hold => Outcome::Held,
     };
     let seq = shared
         .log
@@ -332,6 +333,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     match answer {
         Processed::Send(response, _) => Ok(response.map(Full::new)),
         Processed::Drop(_) => Err(ConnectionDropped),
+        Processed::Hold => {
+            hold(&shared).await;
+            Err(ConnectionDropped)
+        }
     }
 }
 
@@ -364,6 +369,9 @@ impl Call {
 enum Processed {
     Send(Response<Bytes>, Outcome),
     Drop(Outcome),
+    /// Arrived after the pause point: logged at once (the client may be killed while it waits), held
+    /// until resumed, then dropped.
+    Hold,
 }
 
 async fn process(
@@ -460,8 +468,7 @@ async fn process(
         }
     };
     let Some(reached_pause_point) = pause_point else {
-        hold(shared).await;
-        return Processed::Drop(Outcome::Held);
+        return Processed::Hold;
     };
 
     let response = match shared.upstream.forward(parts, body).await {
@@ -766,7 +773,7 @@ async fn forward_plain(shared: &Shared, parts: http::request::Parts, body: Bytes
         Ok(response) => Ok(response.map(Full::new)),
         Err(error) => match upstream_failure(error) {
             Processed::Send(response, _) => Ok(response.map(Full::new)),
-            Processed::Drop(_) => Err(ConnectionDropped),
+            Processed::Drop(_) | Processed::Hold => Err(ConnectionDropped),
         },
     }
 }

@@ -1,0 +1,1 @@
+//! Dependency rules and Hyperplane ENIs.
