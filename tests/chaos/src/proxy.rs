@@ -665,7 +665,8 @@ async fn lambda_after_moto(
     body: &Bytes,
     now: Instant,
 ) -> Option<String> {
-    let mut answer: Value = serde_json::from_slice(body).ok()?;
+    // DeleteFunction answers with an empty body: no JSON to read, still a side effect to have.
+    let mut answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     let name = match call.operation.name.as_str() {
         "CreateFunction" => answer
             .get("FunctionName")
@@ -708,6 +709,12 @@ async fn lambda_after_moto(
         }
         "GetFunction" | "GetFunctionConfiguration" => {}
         _ => return None,
+    }
+    if answer.is_null() {
+        return None;
+    }
+    if answer.is_null() {
+        return None;
     }
     let phase = shared.lock().clocks.function_phase(&key, now);
     let configuration = if call.operation.name == "GetFunction" {
