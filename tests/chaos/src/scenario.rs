@@ -65,8 +65,8 @@ pub struct CallMatcher {
 
 impl CallMatcher {
     pub fn matches(&self, op: &crate::protocol::Operation) -> bool {
-        (self.services.is_empty() || self.services.iter().any(|s| *s == op.service))
-            && (self.operations.is_empty() || self.operations.iter().any(|o| *o == op.name))
+        (self.services.is_empty() || self.services.contains(&op.service))
+            && (self.operations.is_empty() || self.operations.contains(&op.name))
             && self.mutating.is_none_or(|m| m == op.mutating)
     }
 }
