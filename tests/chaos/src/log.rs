@@ -25,6 +25,25 @@ pub enum Outcome {
     Held,
 }
 
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Answered { status } => write!(f, "answered {status}"),
+            Outcome::Injected {
+                fault,
+                status: Some(status),
+            } => write!(f, "injected {fault:?} ({status})"),
+            Outcome::Injected {
+                fault,
+                status: None,
+            } => write!(f, "injected {fault:?}"),
+            Outcome::Lost { status } => write!(f, "LOST after moto answered {status}"),
+            Outcome::Refused { code, status } => write!(f, "refused {code} ({status})"),
+            Outcome::Held => write!(f, "held at the pause point"),
+        }
+    }
+}
+
 /// One call.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {

@@ -321,13 +321,17 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         .log
         .record(call.operation.clone(), call.started, outcome.clone());
     if shared.echo {
+        let kind = if call.operation.mutating {
+            "write"
+        } else {
+            "read"
+        };
         eprintln!(
-            "#{seq:<4} {:>6} ms  {:<7} {:<32} {}{:?}",
+            "#{seq:<4} {:>6} ms  {:<6} {:<5} {:<34} {outcome}",
             call.started.elapsed().as_millis(),
             call.operation.service,
+            kind,
             call.operation.name,
-            if call.operation.mutating { "* " } else { "" },
-            outcome
         );
     }
     match answer {
