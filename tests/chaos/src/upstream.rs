@@ -118,6 +118,8 @@ impl Upstream {
             .map(|p| p.as_str())
             .unwrap_or("/");
         parts.uri = self.uri(path_and_query);
+        // The body is complete already: nothing to wait for (and moto's 100 Continue would only confuse).
+        parts.headers.remove(http::header::EXPECT);
         if let Some(authority) = self.base.authority() {
             if let Ok(host) = HeaderValue::from_str(authority.as_str()) {
                 parts.headers.insert(HOST, host);

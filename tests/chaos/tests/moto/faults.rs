@@ -379,3 +379,57 @@ async fn the_scenario_can_be_replaced_over_http() {
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("docs/chaos.md"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssm_calls_are_identified_and_their_throttles_retried() {
+    let scenario = Scenario {
+        faults: vec![rule(
+            Fault::Throttle,
+            &["ssm"],
+            &["PutParameter"],
+            Trigger::Nth(1),
+        )],
+        ..Scenario::default()
+    };
+    let rig = Rig::start(scenario).await;
+    let ssm = aws_sdk_ssm::Client::new(&rig.sdk(3).await);
+    ssm.put_parameter()
+        .name("/fixedip/lease")
+        .value("holder")
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .send()
+        .await
+        .expect("retried past the throttle");
+    let read = ssm
+        .get_parameter()
+        .name("/fixedip/lease")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(read.parameter().and_then(|p| p.value()), Some("holder"));
+    let seen: Vec<(String, bool, Outcome)> = rig
+        .proxy
+        .log()
+        .iter()
+        .map(|e| {
+            (
+                e.operation.name.clone(),
+                e.operation.mutating,
+                e.outcome.clone(),
+            )
+        })
+        .collect();
+    let throttled = Outcome::Injected {
+        fault: Fault::Throttle,
+        status: Some(400),
+    };
+    let answered = Outcome::Answered { status: 200 };
+    assert_eq!(
+        seen,
+        [
+            ("PutParameter".to_string(), true, throttled),
+            ("PutParameter".to_string(), true, answered.clone()),
+            ("GetParameter".to_string(), false, answered),
+        ]
+    );
+}
