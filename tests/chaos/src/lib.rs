@@ -22,7 +22,7 @@ pub mod scenario;
 pub mod timing;
 pub mod upstream;
 
-pub use log::{LogEntry, LogQueries, Outcome};
+pub use log::{LogEntry, LogQueries, LogSummary, Outcome};
 pub use protocol::Operation;
 pub use proxy::{ChaosProxy, ProxyOptions, StartError};
 pub use scenario::{

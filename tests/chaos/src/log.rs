@@ -114,8 +114,26 @@ impl Default for RequestLog {
     }
 }
 
+/// Figures of a run, for benchmarks: how much of the wall time was spent waiting on calls one after the
+/// other, and how much concurrency the client used.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LogSummary {
+    pub calls: usize,
+    pub mutating_calls: usize,
+    /// From the first call's start to the last call's end.
+    #[serde(serialize_with = "as_millis")]
+    pub wall: Duration,
+    /// The sum of every call's duration: the wall time of the same calls made one at a time.
+    #[serde(serialize_with = "as_millis")]
+    pub sequential: Duration,
+    /// The most calls in flight at once.
+    pub max_in_flight: usize,
+}
+
 /// Counting helpers for assertions.
 pub trait LogQueries {
+    /// Figures for benchmarks (all zero for an empty log).
+    fn summary(&self) -> LogSummary;
     /// Calls of this operation that moto applied (answered or lost), whatever the client saw.
     fn applied(&self, operation: &str) -> usize;
     /// Mutating calls that moto applied.
@@ -123,6 +141,29 @@ pub trait LogQueries {
 }
 
 impl LogQueries for [LogEntry] {
+    fn summary(&self) -> LogSummary {
+        let start = self.iter().map(|e| e.start).min().unwrap_or_default();
+        let end = self.iter().map(|e| e.end).max().unwrap_or_default();
+        // Sweep over starts (+1) and ends (-1); at equal instants an end comes first.
+        let mut edges: Vec<(Duration, i64)> = self
+            .iter()
+            .flat_map(|e| [(e.start, 1), (e.end, -1)])
+            .collect();
+        edges.sort();
+        let (mut in_flight, mut max_in_flight) = (0i64, 0i64);
+        for (_, step) in edges {
+            in_flight += step;
+            max_in_flight = max_in_flight.max(in_flight);
+        }
+        LogSummary {
+            calls: self.len(),
+            mutating_calls: self.iter().filter(|e| e.operation.mutating).count(),
+            wall: end.saturating_sub(start),
+            sequential: self.iter().map(|e| e.end - e.start).sum(),
+            max_in_flight: max_in_flight as usize,
+        }
+    }
+
     fn applied(&self, operation: &str) -> usize {
         self.iter()
             .filter(|e| e.operation.name == operation && reached_moto(&e.outcome))
@@ -141,4 +182,44 @@ fn reached_moto(outcome: &Outcome) -> bool {
         outcome,
         Outcome::Answered { status } | Outcome::Lost { status } if *status < 300
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Protocol;
+
+    fn entry(name: &str, start_ms: u64, end_ms: u64) -> LogEntry {
+        let now = Instant::now();
+        LogEntry {
+            seq: 0,
+            operation: Operation {
+                service: "ec2".into(),
+                name: name.into(),
+                mutating: name.starts_with("Create"),
+                protocol: Protocol::Ec2Query,
+                region: "us-east-1".into(),
+            },
+            start: Duration::from_millis(start_ms),
+            end: Duration::from_millis(end_ms),
+            outcome: Outcome::Answered { status: 200 },
+            started_at: now,
+            ended_at: now,
+        }
+    }
+
+    #[test]
+    fn the_summary_tells_concurrency_from_sequence() {
+        let log = [
+            entry("CreateVpc", 0, 100),
+            entry("CreateSubnet", 100, 200),
+            entry("CreateSubnet", 100, 200),
+            entry("DescribeSubnets", 150, 250),
+        ];
+        let s = log.summary();
+        assert_eq!((s.calls, s.mutating_calls, s.max_in_flight), (4, 3, 3));
+        assert_eq!(s.wall, Duration::from_millis(250));
+        assert_eq!(s.sequential, Duration::from_millis(400));
+        assert_eq!(log.applied("CreateSubnet"), 2);
+    }
 }

@@ -311,9 +311,35 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         operation,
         started: Instant::now(),
     };
-    reap_lingering_enis(&shared).await;
-    let answer = process(&shared, &call, parts, body).await;
-    let outcome = match &answer {
+    // A call runs to its end on its own task even if the client goes away (is killed) meanwhile: as on
+    // AWS, a call that reached the service takes effect, and the log never misses it.
+    let task = tokio::spawn(async move {
+        reap_lingering_enis(&shared).await;
+        let mut reached_pause_point = false;
+        let answer = process(&shared, &call, parts, body, &mut reached_pause_point).await;
+        record(&shared, &call, &answer);
+        // Signalled once the call is in the log, so that a test woken by it sees the call there.
+        if reached_pause_point {
+            shared.pause.send_replace(PauseState::Paused);
+        }
+        match answer {
+            Processed::Send(response, _) => Ok(response),
+            Processed::Drop(_) => Err(ConnectionDropped),
+            Processed::Hold => {
+                hold(&shared).await;
+                Err(ConnectionDropped)
+            }
+        }
+    });
+    match task.await {
+        Ok(Ok(response)) => Ok(response.map(Full::new)),
+        Ok(Err(dropped)) => Err(dropped),
+        Err(_) => Err(ConnectionDropped),
+    }
+}
+
+fn record(shared: &Shared, call: &Call, answer: &Processed) {
+    let outcome = match answer {
         Processed::Send(_, outcome) | Processed::Drop(outcome) => outcome.clone(),
         Processed::Hold => Outcome::Held,
     };
@@ -333,14 +359,6 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
             kind,
             call.operation.name,
         );
-    }
-    match answer {
-        Processed::Send(response, _) => Ok(response.map(Full::new)),
-        Processed::Drop(_) => Err(ConnectionDropped),
-        Processed::Hold => {
-            hold(&shared).await;
-            Err(ConnectionDropped)
-        }
     }
 }
 
@@ -383,6 +401,7 @@ async fn process(
     call: &Call,
     parts: http::request::Parts,
     body: Bytes,
+    reached_pause_point: &mut bool,
 ) -> Processed {
     // Latency first: a throttled call is slow too.
     let latency = {
@@ -471,9 +490,10 @@ async fn process(
             Some(reached)
         }
     };
-    let Some(reached_pause_point) = pause_point else {
+    let Some(reached) = pause_point else {
         return Processed::Hold;
     };
+    *reached_pause_point = reached;
 
     let response = match shared.upstream.forward(parts, body).await {
         Ok(response) => response,
@@ -485,9 +505,6 @@ async fn process(
     } else {
         response
     };
-    if reached_pause_point {
-        shared.pause.send_replace(PauseState::Paused);
-    }
     if fault == Some(Fault::LostResponse) {
         Processed::Drop(Outcome::Lost { status })
     } else {

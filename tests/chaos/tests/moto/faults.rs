@@ -433,3 +433,48 @@ async fn ssm_calls_are_identified_and_their_throttles_retried() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exactly_k_mutating_calls_reach_moto_under_concurrency() {
+    let scenario = Scenario {
+        pause_after_mutating: Some(3),
+        ..Scenario::default()
+    };
+    let rig = Rig::start(scenario).await;
+    let ec2 = aws_sdk_ec2::Client::new(&rig.sdk(1).await);
+    let creates: Vec<_> = (0..10)
+        .map(|i| {
+            let ec2 = ec2.clone();
+            tokio::spawn(async move {
+                ec2.create_vpc()
+                    .cidr_block(format!("10.{i}.0.0/24"))
+                    .send()
+                    .await
+            })
+        })
+        .collect();
+    assert!(rig.proxy.wait_paused(Duration::from_secs(30)).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rig
+        .proxy
+        .log()
+        .iter()
+        .filter(|e| e.outcome == Outcome::Held)
+        .count()
+        < 7
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the other seven calls were not held"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for create in &creates {
+        create.abort();
+    }
+    rig.proxy.resume();
+    assert_eq!(vpc_count(&rig.direct().await).await, 3);
+    let summary = rig.proxy.log().summary();
+    assert_eq!(summary.mutating_calls, 10);
+    assert!(summary.max_in_flight >= 2, "{summary:?}");
+}
