@@ -110,6 +110,12 @@ impl State {
         }
     }
 
+    /// moto was reset: its resources, and so the clocks and ENIs about them, are gone.
+    fn forget_resources(&mut self) {
+        self.clocks = Clocks::new(self.scenario.timing.clone());
+        self.hyperplane = Hyperplane::default();
+    }
+
     /// A new scenario restarts fault counters and the pause point, but keeps what the clocks and the
     /// Hyperplane book know: resources created under the old scenario still exist.
     fn replace_scenario(&mut self, scenario: Scenario) {
@@ -297,7 +303,11 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         body: &body,
     };
     let Some(operation) = protocol::identify(&view) else {
-        // moto's own API and anything else: passed through untouched and unlogged.
+        // moto's own API and anything else: passed through untouched and unlogged. After a reset of
+        // moto, what the proxy remembers about its resources is stale too.
+        if parts.uri.path() == "/moto-api/reset" {
+            shared.lock().forget_resources();
+        }
         return forward_plain(&shared, parts, body).await;
     };
     let call = Call {

@@ -171,6 +171,20 @@ mod tests {
     }
 
     #[test]
+    fn aws_like_scales_issue_5_s_figures() {
+        let real = Scenario::aws_like(1.0);
+        assert_eq!(real.timing.nat_pending_ms, 60_000);
+        assert_eq!(real.timing.lambda_pending_ms, 10_000);
+        assert_eq!(real.timing.role_propagation_ms, 8_000);
+        assert_eq!(
+            real.hyperplane_enis,
+            Some(HyperplaneEnis { linger_ms: 90_000 })
+        );
+        assert!(real.dependency_rules);
+        assert_eq!(Scenario::aws_like(0.01).timing.nat_pending_ms, 600);
+    }
+
+    #[test]
     fn unknown_fields_are_refused() {
         assert!(serde_json::from_str::<Scenario>(r#"{"latency_ms": 5}"#).is_err());
     }
