@@ -12,6 +12,7 @@
 //! # let _ = creates; Ok(()) }
 //! ```
 
+mod control;
 pub mod dependencies;
 pub mod enis;
 pub mod faults;

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -21,6 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::control;
 use crate::dependencies;
 use crate::enis::{self, Hyperplane, VpcAttachment};
 use crate::faults::{self, FaultPlan};
@@ -31,7 +32,7 @@ use crate::timing::{self, Clocks, FunctionPhase};
 use crate::upstream::{xml_texts, Caller, Upstream, UpstreamError};
 
 /// The longest a call is held at a pause point before its connection is dropped anyway.
-const MAX_HOLD: Duration = Duration::from_secs(600);
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(600);
 
 /// How the proxy is started.
 #[derive(Debug, Clone)]
@@ -74,9 +75,9 @@ enum PauseState {
     Paused,
 }
 
-struct Shared {
+pub(crate) struct Shared {
     upstream: Upstream,
-    log: RequestLog,
+    pub(crate) log: RequestLog,
     state: Mutex<State>,
     pause: watch::Sender<PauseState>,
     /// Wakes held calls when the test resumes (they are then dropped, see `hold`).
@@ -85,8 +86,8 @@ struct Shared {
 }
 
 /// Everything the scenario changes, under one lock.
-struct State {
-    scenario: Scenario,
+pub(crate) struct State {
+    pub(crate) scenario: Scenario,
     faults: FaultPlan,
     clocks: Clocks,
     hyperplane: Hyperplane,
@@ -244,25 +245,25 @@ impl Drop for ChaosProxy {
 }
 
 impl Shared {
-    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         // A panic under the lock (a bug) should not turn every later call into a second panic.
         self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn set_scenario(&self, scenario: Scenario) {
+    pub(crate) fn set_scenario(&self, scenario: Scenario) {
         self.lock().replace_scenario(scenario);
         self.resume();
     }
 
-    fn resume(&self) {
+    pub(crate) fn resume(&self) {
         self.lock().holding = false;
         self.pause.send_replace(PauseState::Running);
         self.release.notify_waiters();
     }
 
-    async fn wait_paused(&self, timeout: Duration) -> bool {
+    pub(crate) async fn wait_paused(&self, timeout: Duration) -> bool {
         let mut rx = self.pause.subscribe();
         tokio::time::timeout(timeout, rx.wait_for(|s| *s == PauseState::Paused))
             .await
@@ -293,7 +294,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
         return Err(ConnectionDropped);
     };
     if parts.uri.path().starts_with("/_chaos") {
-        return Ok(control(&shared, &parts.method, &parts.uri, &body).await);
+        return Ok(control::answer(&shared, &parts.method, &parts.uri, &body).await);
     }
     let view = RequestView {
         method: &parts.method,
@@ -813,64 +814,5 @@ async fn forward_plain(shared: &Shared, parts: http::request::Parts, body: Bytes
             Processed::Send(response, _) => Ok(response.map(Full::new)),
             Processed::Drop(_) | Processed::Hold => Err(ConnectionDropped),
         },
-    }
-}
-
-/// The control API: `/_chaos/log`, `/_chaos/scenario`, `/_chaos/paused`, `/_chaos/resume`.
-async fn control(
-    shared: &Shared,
-    method: &Method,
-    uri: &http::Uri,
-    body: &Bytes,
-) -> Response<Full<Bytes>> {
-    let json = |status: StatusCode, value: Value| {
-        Response::builder()
-            .status(status)
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(value.to_string())))
-            .expect("static response parts are valid")
-    };
-    match (method, uri.path()) {
-        (&Method::GET, "/_chaos/log") => json(
-            StatusCode::OK,
-            serde_json::to_value(shared.log.entries()).unwrap_or_default(),
-        ),
-        (&Method::DELETE, "/_chaos/log") => {
-            shared.log.clear();
-            json(StatusCode::OK, serde_json::json!({"cleared": true}))
-        }
-        (&Method::GET, "/_chaos/scenario") => json(
-            StatusCode::OK,
-            serde_json::to_value(&shared.lock().scenario).unwrap_or_default(),
-        ),
-        (&Method::PUT, "/_chaos/scenario") => match serde_json::from_slice::<Scenario>(body) {
-            Ok(scenario) => {
-                shared.set_scenario(scenario);
-                json(StatusCode::OK, serde_json::json!({"scenario": "replaced"}))
-            }
-            Err(error) => json(
-                StatusCode::BAD_REQUEST,
-                serde_json::json!({"error": format!("not a scenario: {error}; see docs/chaos.md")}),
-            ),
-        },
-        (&Method::GET, "/_chaos/paused") => {
-            // Long poll: `?timeout_ms=N` (default 30 s, at most 10 min).
-            let timeout_ms = uri
-                .query()
-                .and_then(|q| form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "timeout_ms"))
-                .and_then(|(_, v)| v.parse::<u64>().ok())
-                .unwrap_or(30_000)
-                .min(MAX_HOLD.as_millis() as u64);
-            let paused = shared.wait_paused(Duration::from_millis(timeout_ms)).await;
-            json(StatusCode::OK, serde_json::json!({"paused": paused}))
-        }
-        (&Method::POST, "/_chaos/resume") => {
-            shared.resume();
-            json(StatusCode::OK, serde_json::json!({"paused": false}))
-        }
-        _ => json(
-            StatusCode::NOT_FOUND,
-            serde_json::json!({"error": "unknown control endpoint; see docs/chaos.md"}),
-        ),
     }
 }
