@@ -1,0 +1,31 @@
+//! fixedip-chaos: an HTTP proxy between the AWS SDK and a moto server that makes moto behave more like
+//! AWS: latency, throttling and 5xx in each service's wire format, dropped connections and lost responses,
+//! NAT gateways and functions that take time, dependency rules, and Lambda's lingering Hyperplane ENIs.
+//! Every call is identified and logged. See `docs/chaos.md`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use fixedip_chaos::{ChaosProxy, Scenario};
+//! let proxy = ChaosProxy::start("http://127.0.0.1:5000", Scenario::aws_like(0.1)).await?;
+//! // Point the SDK (or `cargo fixedip`) at proxy.url() through AWS_ENDPOINT_URL, then:
+//! let creates = proxy.log().iter().filter(|c| c.operation.name == "CreateVpc").count();
+//! # let _ = creates; Ok(()) }
+//! ```
+
+mod control;
+pub mod dependencies;
+pub mod enis;
+pub mod faults;
+pub mod log;
+pub mod protocol;
+pub mod proxy;
+pub mod scenario;
+pub mod timing;
+pub mod upstream;
+
+pub use log::{LogEntry, LogQueries, LogSummary, Outcome};
+pub use protocol::Operation;
+pub use proxy::{ChaosProxy, ProxyOptions, StartError};
+pub use scenario::{
+    CallMatcher, Fault, FaultRule, HyperplaneEnis, Latency, Scenario, Timing, Trigger,
+};

@@ -1,0 +1,818 @@
+//! The proxy itself: accepts the SDK's calls on 127.0.0.1, applies the scenario, forwards to moto, and
+//! rewrites what comes back. Also serves the control API under `/_chaos/`.
+//!
+//! A call goes through, in order: identification → pause point → latency → fault → AWS's rules that moto
+//! skips (dependencies, Lambda conflicts, role propagation) → moto → timing rewrites and Hyperplane ENIs →
+//! log. Locks are never held across an await.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::control;
+use crate::dependencies;
+use crate::enis::{self, Hyperplane, VpcAttachment};
+use crate::faults::{self, FaultPlan};
+use crate::log::{LogEntry, Outcome, RequestLog};
+use crate::protocol::{self, Operation, Protocol, RequestView};
+use crate::scenario::{Fault, Latency, Scenario};
+use crate::timing::{self, Clocks, FunctionPhase};
+use crate::upstream::{xml_texts, Caller, Upstream, UpstreamError};
+
+/// The longest a call is held at a pause point before its connection is dropped anyway.
+pub(crate) const MAX_HOLD: Duration = Duration::from_secs(600);
+
+/// How the proxy is started.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// moto's base URL, e.g. `http://127.0.0.1:5000`.
+    pub upstream: String,
+    /// Where to listen; must be a loopback address. Port 0 picks a free port.
+    pub listen: SocketAddr,
+    pub scenario: Scenario,
+    /// Print each call to stderr as it finishes (for watching a deploy by hand).
+    pub echo: bool,
+}
+
+/// Why the proxy could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the chaos proxy listens on loopback only, not {0}: use 127.0.0.1")]
+    NotLoopback(SocketAddr),
+    #[error("`{0}` is not a URL of the form http://127.0.0.1:5000")]
+    BadUpstream(String),
+    #[error("cannot listen on {addr}: {source}; pick another port")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running chaos proxy. Dropping it stops it.
+pub struct ChaosProxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+}
+
+/// Whether the world is stopped after the scenario's pause point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PauseState {
+    Running,
+    /// The k-th mutating call was answered; every later call is held.
+    Paused,
+}
+
+pub(crate) struct Shared {
+    upstream: Upstream,
+    pub(crate) log: RequestLog,
+    state: Mutex<State>,
+    pause: watch::Sender<PauseState>,
+    /// Wakes held calls when the test resumes (they are then dropped, see `hold`).
+    release: Notify,
+    echo: bool,
+}
+
+/// Everything the scenario changes, under one lock.
+pub(crate) struct State {
+    pub(crate) scenario: Scenario,
+    faults: FaultPlan,
+    clocks: Clocks,
+    hyperplane: Hyperplane,
+    /// Mutating calls forwarded to moto since the scenario was set.
+    mutating_forwarded: u64,
+    /// Set when the pause point's call is forwarded: later calls are held from then on.
+    holding: bool,
+}
+
+impl State {
+    fn new(scenario: Scenario) -> Self {
+        let faults = FaultPlan::new(scenario.faults.clone(), scenario.seed);
+        let clocks = Clocks::new(scenario.timing.clone());
+        State {
+            scenario,
+            faults,
+            clocks,
+            hyperplane: Hyperplane::default(),
+            mutating_forwarded: 0,
+            holding: false,
+        }
+    }
+
+    /// moto was reset: its resources, and so the clocks and ENIs about them, are gone.
+    fn forget_resources(&mut self) {
+        self.clocks = Clocks::new(self.scenario.timing.clone());
+        self.hyperplane = Hyperplane::default();
+    }
+
+    /// A new scenario restarts fault counters and the pause point, but keeps what the clocks and the
+    /// Hyperplane book know: resources created under the old scenario still exist.
+    fn replace_scenario(&mut self, scenario: Scenario) {
+        self.faults = FaultPlan::new(scenario.faults.clone(), scenario.seed);
+        self.clocks.timing = scenario.timing.clone();
+        self.scenario = scenario;
+        self.mutating_forwarded = 0;
+        self.holding = false;
+    }
+}
+
+/// The connection is closed without an answer (a dropped connection or a lost response).
+#[derive(Debug)]
+struct ConnectionDropped;
+
+impl std::fmt::Display for ConnectionDropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection dropped by the chaos scenario")
+    }
+}
+
+impl std::error::Error for ConnectionDropped {}
+
+type Answer = Result<Response<Full<Bytes>>, ConnectionDropped>;
+
+impl ChaosProxy {
+    /// Starts a proxy in front of `upstream` on a free loopback port.
+    pub async fn start(upstream: &str, scenario: Scenario) -> Result<ChaosProxy, StartError> {
+        ChaosProxy::start_with(ProxyOptions {
+            upstream: upstream.to_string(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            scenario,
+            echo: false,
+        })
+        .await
+    }
+
+    pub async fn start_with(options: ProxyOptions) -> Result<ChaosProxy, StartError> {
+        if !options.listen.ip().is_loopback() {
+            return Err(StartError::NotLoopback(options.listen));
+        }
+        let upstream_uri: http::Uri = options
+            .upstream
+            .parse()
+            .map_err(|_| StartError::BadUpstream(options.upstream.clone()))?;
+        if upstream_uri.scheme_str() != Some("http") || upstream_uri.authority().is_none() {
+            return Err(StartError::BadUpstream(options.upstream.clone()));
+        }
+        let listener =
+            TcpListener::bind(options.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: options.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: options.listen,
+            source,
+        })?;
+        let (pause, _) = watch::channel(PauseState::Running);
+        let shared = Arc::new(Shared {
+            upstream: Upstream::new(upstream_uri),
+            log: RequestLog::new(),
+            state: Mutex::new(State::new(options.scenario)),
+            pause,
+            release: Notify::new(),
+            echo: options.echo,
+        });
+        let server = tokio::spawn(serve(listener, shared.clone()));
+        Ok(ChaosProxy {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    /// The URL to give the SDK as `AWS_ENDPOINT_URL`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every AWS call so far, in order of completion.
+    pub fn log(&self) -> Vec<LogEntry> {
+        self.shared.log.entries()
+    }
+
+    pub fn clear_log(&self) {
+        self.shared.log.clear();
+    }
+
+    pub fn scenario(&self) -> Scenario {
+        self.shared.lock().scenario.clone()
+    }
+
+    /// Replaces the scenario (fault counters and the pause point restart) and releases held calls.
+    pub fn set_scenario(&self, scenario: Scenario) {
+        self.shared.set_scenario(scenario);
+    }
+
+    /// Waits until the scenario's pause point is reached (the k-th mutating call was answered by moto);
+    /// `false` if it was not reached within `timeout`.
+    pub async fn wait_paused(&self, timeout: Duration) -> bool {
+        self.shared.wait_paused(timeout).await
+    }
+
+    /// Releases the calls held at the pause point (they are dropped: nothing after the pause point
+    /// reaches moto) and lets new calls through again.
+    pub fn resume(&self) {
+        self.shared.resume();
+    }
+
+    /// Runs until the server task ends (for the command-line proxy).
+    pub async fn serve_forever(mut self) {
+        let _ = (&mut self.server).await;
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl Shared {
+    pub(crate) fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic under the lock (a bug) should not turn every later call into a second panic.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn set_scenario(&self, scenario: Scenario) {
+        self.lock().replace_scenario(scenario);
+        self.resume();
+    }
+
+    pub(crate) fn resume(&self) {
+        self.lock().holding = false;
+        self.pause.send_replace(PauseState::Running);
+        self.release.notify_waiters();
+    }
+
+    pub(crate) async fn wait_paused(&self, timeout: Duration) -> bool {
+        let mut rx = self.pause.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|s| *s == PauseState::Paused))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+}
+
+/// Accepts connections until the task is aborted; each connection is served on its own task.
+async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| handle(shared.clone(), request));
+            // A dropped connection ends here with an error, on purpose: nothing to report.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
+    let (parts, body) = request.into_parts();
+    let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        return Err(ConnectionDropped);
+    };
+    if parts.uri.path().starts_with("/_chaos") {
+        return Ok(control::answer(&shared, &parts.method, &parts.uri, &body).await);
+    }
+    let view = RequestView {
+        method: &parts.method,
+        path: parts.uri.path(),
+        query: parts.uri.query(),
+        headers: &parts.headers,
+        body: &body,
+    };
+    let Some(operation) = protocol::identify(&view) else {
+        // moto's own API and anything else: passed through untouched and unlogged. After a reset of
+        // moto, what the proxy remembers about its resources is stale too.
+        if parts.uri.path() == "/moto-api/reset" {
+            shared.lock().forget_resources();
+        }
+        return forward_plain(&shared, parts, body).await;
+    };
+    let call = Call {
+        caller: Caller::from_headers(&parts.headers, &operation.region),
+        params: if matches!(operation.protocol, Protocol::Ec2Query | Protocol::AwsQuery) {
+            protocol::query_params(&view)
+        } else {
+            Vec::new()
+        },
+        function: protocol::lambda_function_name(parts.uri.path()),
+        operation,
+        started: Instant::now(),
+    };
+    // A call runs to its end on its own task even if the client goes away (is killed) meanwhile: as on
+    // AWS, a call that reached the service takes effect, and the log never misses it.
+    let task = tokio::spawn(async move {
+        reap_lingering_enis(&shared).await;
+        let mut reached_pause_point = false;
+        let answer = process(&shared, &call, parts, body, &mut reached_pause_point).await;
+        record(&shared, &call, &answer);
+        // Signalled once the call is in the log, so that a test woken by it sees the call there.
+        if reached_pause_point {
+            shared.pause.send_replace(PauseState::Paused);
+        }
+        match answer {
+            Processed::Send(response, _) => Ok(response),
+            Processed::Drop(_) => Err(ConnectionDropped),
+            Processed::Hold => {
+                hold(&shared).await;
+                Err(ConnectionDropped)
+            }
+        }
+    });
+    match task.await {
+        Ok(Ok(response)) => Ok(response.map(Full::new)),
+        Ok(Err(dropped)) => Err(dropped),
+        Err(_) => Err(ConnectionDropped),
+    }
+}
+
+fn record(shared: &Shared, call: &Call, answer: &Processed) {
+    let outcome = match answer {
+        Processed::Send(_, outcome) | Processed::Drop(outcome) => outcome.clone(),
+        Processed::Hold => Outcome::Held,
+    };
+    let seq = shared
+        .log
+        .record(call.operation.clone(), call.started, outcome.clone());
+    if shared.echo {
+        let kind = if call.operation.mutating {
+            "write"
+        } else {
+            "read"
+        };
+        eprintln!(
+            "#{seq:<4} {:>6} ms  {:<6} {:<5} {:<34} {outcome}",
+            call.started.elapsed().as_millis(),
+            call.operation.service,
+            kind,
+            call.operation.name,
+        );
+    }
+}
+
+/// One identified AWS call and what the proxy needs to know about it.
+struct Call {
+    operation: Operation,
+    caller: Caller,
+    /// Query parameters (EC2, IAM, STS); empty for JSON protocols.
+    params: Vec<(String, String)>,
+    /// The function named in a Lambda path.
+    function: Option<String>,
+    started: Instant,
+}
+
+impl Call {
+    fn function_key(&self, name: &str) -> String {
+        format!(
+            "{}/{}/{}",
+            self.caller.account_key(),
+            self.caller.region,
+            protocol::function_name_of(name)
+        )
+    }
+
+    fn is(&self, service: &str, name: &str) -> bool {
+        self.operation.service == service && self.operation.name == name
+    }
+}
+
+enum Processed {
+    Send(Response<Bytes>, Outcome),
+    Drop(Outcome),
+    /// Arrived after the pause point: logged at once (the client may be killed while it waits), held
+    /// until resumed, then dropped.
+    Hold,
+}
+
+async fn process(
+    shared: &Arc<Shared>,
+    call: &Call,
+    parts: http::request::Parts,
+    body: Bytes,
+    reached_pause_point: &mut bool,
+) -> Processed {
+    // Latency first: a throttled call is slow too.
+    let latency = {
+        let mut state = shared.lock();
+        match state.scenario.latency.clone() {
+            Some(Latency::Fixed { ms }) => ms,
+            Some(Latency::Uniform { min_ms, max_ms }) => state.faults.uniform(min_ms, max_ms),
+            None => 0,
+        }
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+
+    let fault = shared.lock().faults.decide(&call.operation);
+    match fault {
+        Some(Fault::Throttle) => {
+            let response = faults::throttle(&call.operation);
+            let status = Some(response.status().as_u16());
+            return Processed::Send(
+                response,
+                Outcome::Injected {
+                    fault: Fault::Throttle,
+                    status,
+                },
+            );
+        }
+        Some(fault @ (Fault::InternalError | Fault::ServiceUnavailable)) => {
+            let status = if fault == Fault::InternalError {
+                StatusCode::INTERNAL_SERVER_ERROR
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            };
+            let response = faults::server_error(&call.operation, status);
+            return Processed::Send(
+                response,
+                Outcome::Injected {
+                    fault,
+                    status: Some(status.as_u16()),
+                },
+            );
+        }
+        Some(Fault::DropConnection) => {
+            return Processed::Drop(Outcome::Injected {
+                fault: Fault::DropConnection,
+                status: None,
+            });
+        }
+        Some(Fault::LostResponse) | None => {}
+    }
+
+    let request_json: Value = if call.operation.protocol == Protocol::RestJson {
+        serde_json::from_slice(&body).unwrap_or(Value::Null)
+    } else {
+        Value::Null
+    };
+    match refuse(shared, call, &request_json).await {
+        Ok(Some(response)) => {
+            let code = response
+                .headers()
+                .get("x-amzn-ErrorType")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+                .unwrap_or_else(|| {
+                    xml_texts(&String::from_utf8_lossy(response.body()), "Code").join(",")
+                });
+            let status = response.status().as_u16();
+            return Processed::Send(response, Outcome::Refused { code, status });
+        }
+        Ok(None) => {}
+        Err(error) => return upstream_failure(error),
+    }
+
+    // The pause point: exactly k mutating calls reach moto, whatever runs concurrently.
+    let pause_point = {
+        let mut state = shared.lock();
+        if state.holding {
+            None
+        } else {
+            let mut reached = false;
+            if call.operation.mutating {
+                state.mutating_forwarded += 1;
+                reached = state.scenario.pause_after_mutating == Some(state.mutating_forwarded);
+                state.holding = reached;
+            }
+            Some(reached)
+        }
+    };
+    let Some(reached) = pause_point else {
+        return Processed::Hold;
+    };
+    *reached_pause_point = reached;
+
+    let response = match shared.upstream.forward(parts, body).await {
+        Ok(response) => response,
+        Err(error) => return upstream_failure(error),
+    };
+    let status = response.status().as_u16();
+    let response = if response.status().is_success() {
+        after_moto(shared, call, &request_json, response).await
+    } else {
+        response
+    };
+    if fault == Some(Fault::LostResponse) {
+        Processed::Drop(Outcome::Lost { status })
+    } else {
+        Processed::Send(response, Outcome::Answered { status })
+    }
+}
+
+/// moto could not be reached: the client sees a 502, as behind a real load balancer.
+fn upstream_failure(error: UpstreamError) -> Processed {
+    eprintln!("fixedip-chaos: {error}");
+    let response = Response::builder()
+        .status(StatusCode::BAD_GATEWAY)
+        .body(Bytes::from(error.to_string()))
+        .expect("static response parts are valid");
+    Processed::Send(response, Outcome::Answered { status: 502 })
+}
+
+/// Holds a call after the pause point until resumed (bounded by `MAX_HOLD`); the caller then drops it.
+async fn hold(shared: &Shared) {
+    let released = shared.release.notified();
+    tokio::pin!(released);
+    // Registered before checking: a resume between the check and the wait is not missed.
+    released.as_mut().enable();
+    if !shared.lock().holding {
+        return;
+    }
+    let _ = tokio::time::timeout(MAX_HOLD, released).await;
+}
+
+/// AWS's refusals that moto does not make. `Ok(Some(answer))` refuses the call.
+async fn refuse(
+    shared: &Arc<Shared>,
+    call: &Call,
+    request_json: &Value,
+) -> Result<Option<Response<Bytes>>, UpstreamError> {
+    let now = Instant::now();
+    if call.operation.service == "ec2" && shared.lock().scenario.dependency_rules {
+        let nat_state = |id: &str, moto_state: &str| -> String {
+            shared
+                .lock()
+                .clocks
+                .nat_state(id, moto_state, now)
+                .to_string()
+        };
+        let refusal = dependencies::check(
+            &shared.upstream,
+            &call.caller,
+            &call.operation.name,
+            &call.params,
+            &nat_state,
+        )
+        .await?;
+        return Ok(refusal.map(|r| faults::ec2_error(r.status, r.code, &r.message)));
+    }
+    if call.operation.service != "lambda" {
+        return Ok(None);
+    }
+    let state = shared.lock();
+    // A fresh role is not yet visible to Lambda.
+    if call.is("lambda", "CreateFunction") || call.is("lambda", "UpdateFunctionConfiguration") {
+        if let Some(role) = request_json.get("Role").and_then(Value::as_str) {
+            if !state.clocks.role_assumable(role, now) {
+                return Ok(Some(faults::lambda_user_error(
+                    StatusCode::BAD_REQUEST,
+                    "InvalidParameterValueException",
+                    "The role defined for the function cannot be assumed by Lambda.",
+                )));
+            }
+        }
+    }
+    // One change at a time: another update (or an invoke of a pending function) conflicts.
+    let changes = [
+        "UpdateFunctionConfiguration",
+        "UpdateFunctionCode",
+        "Invoke",
+        "PublishVersion",
+    ];
+    if let (Some(name), true) = (
+        &call.function,
+        changes.contains(&call.operation.name.as_str()),
+    ) {
+        let phase = state.clocks.function_phase(&call.function_key(name), now);
+        let message = match phase {
+            FunctionPhase::Settled => None,
+            FunctionPhase::UpdateInProgress if call.operation.name == "Invoke" => None,
+            FunctionPhase::Pending => Some(
+                "The operation cannot be performed at this time. The function is currently in the \
+                 following state: Pending"
+                    .to_string(),
+            ),
+            FunctionPhase::UpdateInProgress => Some(format!(
+                "The operation cannot be performed at this time. An update is in progress for \
+                 resource: {name}"
+            )),
+        };
+        if let Some(message) = message {
+            return Ok(Some(faults::lambda_user_error(
+                StatusCode::CONFLICT,
+                "ResourceConflictException",
+                &message,
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// What AWS would have said, and the side effects AWS has that moto lacks.
+async fn after_moto(
+    shared: &Arc<Shared>,
+    call: &Call,
+    request_json: &Value,
+    response: Response<Bytes>,
+) -> Response<Bytes> {
+    let now = Instant::now();
+    let (parts, body) = response.into_parts();
+    let text = || String::from_utf8_lossy(&body).into_owned();
+    let new_body: Option<String> = match (
+        call.operation.service.as_str(),
+        call.operation.name.as_str(),
+    ) {
+        ("ec2", "CreateNatGateway") => {
+            let xml = text();
+            let mut state = shared.lock();
+            for id in xml_texts(&xml, "natGatewayId") {
+                state.clocks.nat_created(&id, now);
+            }
+            Some(timing::rewrite_nat_states(&xml, &state.clocks, now, &[]))
+        }
+        ("ec2", "DeleteNatGateway") => {
+            if let Some(id) = protocol::param(&call.params, "NatGatewayId") {
+                shared.lock().clocks.nat_deleted(id, now);
+            }
+            None
+        }
+        ("ec2", "DescribeNatGateways") => {
+            let filter = state_filter(&call.params);
+            let state = shared.lock();
+            Some(timing::rewrite_nat_states(
+                &text(),
+                &state.clocks,
+                now,
+                &filter,
+            ))
+        }
+        ("iam", "CreateRole") => {
+            if let Some(arn) = xml_texts(&text(), "Arn").first() {
+                shared.lock().clocks.role_created(arn, now);
+            }
+            None
+        }
+        ("lambda", _) => lambda_after_moto(shared, call, request_json, &body, now).await,
+        _ => None,
+    };
+    let body = new_body.map(Bytes::from).unwrap_or(body);
+    Response::from_parts(parts, body)
+}
+
+/// The `state` values of a DescribeNatGateways `Filter.N.Name=state`.
+fn state_filter(params: &[(String, String)]) -> Vec<String> {
+    let Some(prefix) = params
+        .iter()
+        .find(|(k, v)| k.starts_with("Filter.") && k.ends_with(".Name") && v == "state")
+        .map(|(k, _)| k.trim_end_matches("Name").to_string())
+    else {
+        return Vec::new();
+    };
+    params
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{prefix}Value.")))
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// Lambda: remember creations and updates, create or release Hyperplane ENIs, and rewrite states.
+async fn lambda_after_moto(
+    shared: &Arc<Shared>,
+    call: &Call,
+    request_json: &Value,
+    body: &Bytes,
+    now: Instant,
+) -> Option<String> {
+    // DeleteFunction answers with an empty body: no JSON to read, still a side effect to have.
+    let mut answer: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+    let name = match call.operation.name.as_str() {
+        "CreateFunction" => answer
+            .get("FunctionName")
+            .and_then(Value::as_str)?
+            .to_string(),
+        "ListFunctions" => {
+            let state = shared.lock();
+            for function in answer.get_mut("Functions")?.as_array_mut()? {
+                let name = function
+                    .get("FunctionName")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default();
+                let phase = state.clocks.function_phase(&call.function_key(name), now);
+                timing::rewrite_function_configuration(function, phase);
+            }
+            return Some(answer.to_string());
+        }
+        _ => call.function.clone()?,
+    };
+    let key = call.function_key(&name);
+    match call.operation.name.as_str() {
+        "CreateFunction" => {
+            shared.lock().clocks.function_created(key.clone(), now);
+            if let Some(attachment) = VpcAttachment::from_request(request_json) {
+                reattach(shared, call, &key, &name, attachment, now).await;
+            }
+        }
+        "UpdateFunctionConfiguration" | "UpdateFunctionCode" => {
+            shared.lock().clocks.function_updated(&key, now);
+            if call.operation.name == "UpdateFunctionConfiguration" {
+                if let Some(attachment) = VpcAttachment::from_request(request_json) {
+                    reattach(shared, call, &key, &name, attachment, now).await;
+                }
+            }
+        }
+        "DeleteFunction" => {
+            shared.lock().clocks.function_deleted(&key);
+            reattach(shared, call, &key, &name, VpcAttachment::default(), now).await;
+            return None;
+        }
+        "GetFunction" | "GetFunctionConfiguration" => {}
+        _ => return None,
+    }
+    if answer.is_null() {
+        return None;
+    }
+    if answer.is_null() {
+        return None;
+    }
+    let phase = shared.lock().clocks.function_phase(&key, now);
+    let configuration = if call.operation.name == "GetFunction" {
+        answer.get_mut("Configuration")?
+    } else {
+        &mut answer
+    };
+    timing::rewrite_function_configuration(configuration, phase);
+    Some(answer.to_string())
+}
+
+/// Moves a function's Hyperplane ENIs to a new attachment: the old ones linger, new ones are created.
+async fn reattach(
+    shared: &Arc<Shared>,
+    call: &Call,
+    key: &str,
+    function: &str,
+    attachment: VpcAttachment,
+    now: Instant,
+) {
+    let linger = {
+        let mut state = shared.lock();
+        let Some(enis) = state.scenario.hyperplane_enis.clone() else {
+            return;
+        };
+        if state.hyperplane.attachment(key) == attachment {
+            return;
+        }
+        let linger = Duration::from_millis(enis.linger_ms);
+        state.hyperplane.release(key, now, linger)
+    };
+    if let Some(until) = linger {
+        let shared = shared.clone();
+        // Bounded: one sleep, then one pass over what is due.
+        tokio::spawn(async move {
+            tokio::time::sleep_until(until.into()).await;
+            reap_lingering_enis(&shared).await;
+        });
+    }
+    if !attachment.is_attached() {
+        return;
+    }
+    match enis::create_enis(&shared.upstream, &call.caller, function, &attachment).await {
+        Ok(ids) => {
+            shared
+                .lock()
+                .hyperplane
+                .attach(key.to_string(), call.caller.clone(), attachment, ids)
+        }
+        Err(error) => eprintln!("fixedip-chaos: could not create the ENIs of {function}: {error}"),
+    }
+}
+
+async fn reap_lingering_enis(shared: &Shared) {
+    let due = shared.lock().hyperplane.take_due(Instant::now());
+    for lingering in &due {
+        enis::delete_enis(&shared.upstream, lingering).await;
+    }
+}
+
+async fn forward_plain(shared: &Shared, parts: http::request::Parts, body: Bytes) -> Answer {
+    match shared.upstream.forward(parts, body).await {
+        Ok(response) => Ok(response.map(Full::new)),
+        Err(error) => match upstream_failure(error) {
+            Processed::Send(response, _) => Ok(response.map(Full::new)),
+            Processed::Drop(_) | Processed::Hold => Err(ConnectionDropped),
+        },
+    }
+}

@@ -1,0 +1,191 @@
+//! What the proxy does to the traffic: one serde value, set at start or replaced at run time
+//! (`PUT /_chaos/scenario`), so that a test can change faults between two runs of the CLI.
+//!
+//! Every duration is in milliseconds (`*_ms`) so that a scenario file is plain JSON. The default
+//! scenario changes nothing: the proxy only identifies and logs.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything the proxy adds to what moto does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Scenario {
+    /// Seed of the random choices (latency, fault rates), so that a failing run can be replayed.
+    pub seed: u64,
+    /// Added before each AWS call is forwarded.
+    pub latency: Option<Latency>,
+    /// Faults, checked in order; the first that fires answers the call.
+    pub faults: Vec<FaultRule>,
+    /// Stop the world after the k-th mutating call (1-based) has been answered: every later call is
+    /// held until `resume`, so that a test can kill the client at exactly that point.
+    pub pause_after_mutating: Option<u64>,
+    /// AWS's asynchronous states, which moto skips.
+    pub timing: Timing,
+    /// The dependency rules that moto does not enforce and AWS does.
+    pub dependency_rules: bool,
+    /// Lambda's Hyperplane ENIs: created in moto when a function joins a VPC.
+    pub hyperplane_enis: Option<HyperplaneEnis>,
+}
+
+/// Latency added to every AWS call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Latency {
+    Fixed {
+        ms: u64,
+    },
+    /// Uniform in `[min_ms, max_ms]`, drawn from the scenario's seed.
+    Uniform {
+        min_ms: u64,
+        max_ms: u64,
+    },
+}
+
+/// A fault and which calls it hits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultRule {
+    pub fault: Fault,
+    #[serde(default, rename = "match")]
+    pub matches: CallMatcher,
+    pub when: Trigger,
+}
+
+/// Which calls a rule considers; empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CallMatcher {
+    /// SigV4 service names (`ec2`, `lambda`...).
+    pub services: Vec<String>,
+    /// Operation names (`CreateVpc`); empty means any.
+    pub operations: Vec<String>,
+    /// `Some(true)`: only mutating calls; `Some(false)`: only reads.
+    pub mutating: Option<bool>,
+}
+
+impl CallMatcher {
+    pub fn matches(&self, op: &crate::protocol::Operation) -> bool {
+        (self.services.is_empty() || self.services.contains(&op.service))
+            && (self.operations.is_empty() || self.operations.contains(&op.name))
+            && self.mutating.is_none_or(|m| m == op.mutating)
+    }
+}
+
+/// When a rule fires among the calls it matches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Trigger {
+    /// Each matching call with this probability (0.0..=1.0), from the scenario's seed.
+    Rate(f64),
+    /// Only the k-th matching call (1-based), counted from when the scenario was set.
+    Nth(u64),
+    /// Every matching call.
+    Always,
+}
+
+/// What a fault does to the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    /// The service's own throttling error, in its wire format (see `faults.rs`).
+    Throttle,
+    /// HTTP 500 with the service's internal-error body.
+    InternalError,
+    /// HTTP 503 with the service's unavailable body.
+    ServiceUnavailable,
+    /// The connection is closed before the call reaches moto: nothing happened.
+    DropConnection,
+    /// The call reaches moto and takes effect, then the connection is closed: the client cannot know.
+    LostResponse,
+}
+
+/// How long AWS keeps things in their in-between states. Zero means moto's instant behaviour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timing {
+    /// A new NAT gateway reads `pending` for this long, then `available`.
+    pub nat_pending_ms: u64,
+    /// A deleted NAT gateway reads `deleting` for this long, then `deleted`.
+    pub nat_deleting_ms: u64,
+    /// A new function reads `State: Pending` for this long.
+    pub lambda_pending_ms: u64,
+    /// After a configuration or code update, `LastUpdateStatus: InProgress` for this long.
+    pub lambda_update_ms: u64,
+    /// A new IAM role cannot be assumed by Lambda for this long (IAM's eventual consistency).
+    pub role_propagation_ms: u64,
+}
+
+/// Lambda's Hyperplane ENIs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HyperplaneEnis {
+    /// How long the ENIs stay after the function leaves the VPC or is deleted.
+    pub linger_ms: u64,
+}
+
+impl Scenario {
+    /// What AWS does, with every delay multiplied by `scale` (1.0 = the real durations of issue 5:
+    /// NAT pending 60 s, Lambda pending 10 s, role propagation 8 s, lingering ENIs 90 s).
+    pub fn aws_like(scale: f64) -> Scenario {
+        let ms = |seconds: f64| (seconds * 1000.0 * scale).round() as u64;
+        Scenario {
+            timing: Timing {
+                nat_pending_ms: ms(60.0),
+                nat_deleting_ms: ms(60.0),
+                lambda_pending_ms: ms(10.0),
+                lambda_update_ms: ms(5.0),
+                role_propagation_ms: ms(8.0),
+            },
+            dependency_rules: true,
+            hyperplane_enis: Some(HyperplaneEnis {
+                linger_ms: ms(90.0),
+            }),
+            ..Scenario::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_scenario_reads_from_json() {
+        let json = r#"{
+            "seed": 7,
+            "latency": {"uniform": {"min_ms": 10, "max_ms": 50}},
+            "faults": [
+                {"fault": "throttle", "match": {"services": ["ec2"]}, "when": {"rate": 0.2}},
+                {"fault": "lost_response", "match": {"operations": ["CreateVpc"]}, "when": {"nth": 1}}
+            ],
+            "pause_after_mutating": 3,
+            "timing": {"nat_pending_ms": 1000},
+            "dependency_rules": true,
+            "hyperplane_enis": {"linger_ms": 2000}
+        }"#;
+        let s: Scenario = serde_json::from_str(json).unwrap();
+        assert_eq!(s.faults[1].when, Trigger::Nth(1));
+        assert_eq!(s.timing.nat_pending_ms, 1000);
+        let back: Scenario = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn aws_like_scales_issue_5_s_figures() {
+        let real = Scenario::aws_like(1.0);
+        assert_eq!(real.timing.nat_pending_ms, 60_000);
+        assert_eq!(real.timing.lambda_pending_ms, 10_000);
+        assert_eq!(real.timing.role_propagation_ms, 8_000);
+        assert_eq!(
+            real.hyperplane_enis,
+            Some(HyperplaneEnis { linger_ms: 90_000 })
+        );
+        assert!(real.dependency_rules);
+        assert_eq!(Scenario::aws_like(0.01).timing.nat_pending_ms, 600);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        assert!(serde_json::from_str::<Scenario>(r#"{"latency_ms": 5}"#).is_err());
+    }
+}

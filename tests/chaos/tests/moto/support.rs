@@ -1,0 +1,216 @@
+//! A moto server per test (its own state, so tests cannot see each other's resources), the proxy in
+//! front of it, and SDK clients pointed at the proxy.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_ec2::config::Credentials;
+use bytes::Bytes;
+use fixedip_chaos::{ChaosProxy, Scenario};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// A moto server on a free loopback port, stopped on drop.
+pub struct Moto {
+    child: Child,
+    pub url: String,
+}
+
+/// The venv made by `scripts/emulator.sh install` (or `FIXEDIP_MOTO_VENV`).
+fn moto_server() -> PathBuf {
+    let venv = std::env::var_os("FIXEDIP_MOTO_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/moto"));
+    let bin = venv.join("bin/moto_server");
+    assert!(
+        bin.exists(),
+        "moto_server not found at {}: run `bash scripts/emulator.sh install` (or set FIXEDIP_MOTO_VENV)",
+        bin.display()
+    );
+    bin
+}
+
+impl Moto {
+    pub async fn start() -> Moto {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server starts");
+        let moto = Moto {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while http(&moto.url, "GET", "/moto-api/data.json", "")
+            .await
+            .is_err()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "moto did not start on {}",
+                moto.url
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // No Docker here: Lambda must not try to run functions in containers.
+        http(
+            &moto.url,
+            "POST",
+            "/moto-api/config",
+            r#"{"lambda":{"use_docker":false}}"#,
+        )
+        .await
+        .expect("moto accepts its config");
+        moto
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A plain HTTP call (for moto's and the proxy's own APIs); returns status and body.
+pub async fn http(
+    base: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let request = http::Request::builder()
+        .method(method)
+        .uri(format!("{base}{path}"))
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .map_err(|e| e.to_string())?;
+    let response = client.request(request).await.map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?
+        .to_bytes();
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// moto and the proxy in front of it.
+pub struct Rig {
+    pub moto: Moto,
+    pub proxy: ChaosProxy,
+}
+
+impl Rig {
+    pub async fn start(scenario: Scenario) -> Rig {
+        let moto = Moto::start().await;
+        let proxy = ChaosProxy::start(&moto.url, scenario)
+            .await
+            .expect("the proxy starts");
+        Rig { moto, proxy }
+    }
+
+    /// SDK configuration through the proxy, with `attempts` tries per call (the SDK's standard retry).
+    pub async fn sdk(&self, attempts: u32) -> SdkConfig {
+        sdk_config(&self.proxy.url(), attempts).await
+    }
+
+    /// SDK configuration straight to moto, to look at the truth behind the proxy.
+    pub async fn direct(&self) -> SdkConfig {
+        sdk_config(&self.moto.url, 1).await
+    }
+}
+
+async fn sdk_config(endpoint: &str, attempts: u32) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(
+            "AKIDCHAOSTEST",
+            "secret",
+            None,
+            None,
+            "chaos-tests",
+        ))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(attempts)
+                .with_initial_backoff(Duration::from_millis(10)),
+        )
+        .load()
+        .await
+}
+
+/// The VPCs moto holds, besides the default one.
+pub async fn vpc_count(config: &SdkConfig) -> usize {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    let vpcs = ec2.describe_vpcs().send().await.expect("DescribeVpcs");
+    vpcs.vpcs()
+        .iter()
+        .filter(|v| v.is_default() != Some(true))
+        .count()
+}
+
+/// The error code of a failed SDK call ("RequestLimitExceeded", "DependencyViolation"...).
+pub fn code<E, R>(result: Result<impl Sized, aws_sdk_ec2::error::SdkError<E, R>>) -> String
+where
+    E: aws_sdk_ec2::error::ProvideErrorMetadata + std::fmt::Debug,
+    R: std::fmt::Debug,
+{
+    match result {
+        Ok(_) => "<succeeded>".to_string(),
+        Err(error) => error
+            .as_service_error()
+            .and_then(|e| e.code())
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("<not a service error: {error:?}>")),
+    }
+}
+
+/// A minimal VPC with one subnet, as the tests need it.
+pub struct Network {
+    pub vpc_id: String,
+    pub subnet_id: String,
+}
+
+pub async fn network(ec2: &aws_sdk_ec2::Client) -> Network {
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/24")
+        .send()
+        .await
+        .expect("CreateVpc");
+    let vpc_id = vpc
+        .vpc()
+        .and_then(|v| v.vpc_id())
+        .expect("vpc id")
+        .to_string();
+    let subnet = ec2
+        .create_subnet()
+        .vpc_id(&vpc_id)
+        .cidr_block("10.0.0.0/28")
+        .availability_zone("us-east-1a")
+        .send()
+        .await
+        .expect("CreateSubnet");
+    let subnet_id = subnet
+        .subnet()
+        .and_then(|s| s.subnet_id())
+        .expect("subnet id")
+        .to_string();
+    Network { vpc_id, subnet_id }
+}
