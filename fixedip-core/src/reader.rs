@@ -64,48 +64,53 @@ pub enum ReaderError {
 /// Every record in the binary or Lambda zip at `path`, in link order. An empty list means the
 /// binary has no `#[fixed_egress]`; [`read_single`] turns that into an error.
 pub fn read_records(path: &Path) -> Result<Vec<Record>, ReaderError> {
-    let bytes = fs::read(path).map_err(|source| ReaderError::Io {
-        file: path.to_owned(),
-        source,
-    })?;
-    records_in(&bytes, path)
+    Ok(records_in(&read_file(path)?, path)?.0)
 }
 
 /// Like [`read_records`], for bytes already in memory; `name` is how errors refer to them.
 pub fn read_records_from_bytes(bytes: &[u8], name: &str) -> Result<Vec<Record>, ReaderError> {
-    records_in(bytes, Path::new(name))
+    Ok(records_in(bytes, Path::new(name))?.0)
 }
 
 /// The one record of the binary or Lambda zip at `path`: a binary deploys as one Lambda function,
 /// so none or several are errors that name the functions found.
 pub fn read_single(path: &Path) -> Result<Record, ReaderError> {
-    exactly_one(read_records(path)?, path)
+    let (records, binary) = records_in(&read_file(path)?, path)?;
+    exactly_one(records, binary)
 }
 
 /// Like [`read_single`], for bytes already in memory; `name` is how errors refer to them.
 pub fn read_single_from_bytes(bytes: &[u8], name: &str) -> Result<Record, ReaderError> {
-    exactly_one(read_records_from_bytes(bytes, name)?, Path::new(name))
+    let (records, binary) = records_in(bytes, Path::new(name))?;
+    exactly_one(records, binary)
 }
 
-fn exactly_one(mut records: Vec<Record>, file: &Path) -> Result<Record, ReaderError> {
+fn read_file(path: &Path) -> Result<Vec<u8>, ReaderError> {
+    fs::read(path).map_err(|source| ReaderError::Io {
+        file: path.to_owned(),
+        source,
+    })
+}
+
+fn exactly_one(mut records: Vec<Record>, binary: PathBuf) -> Result<Record, ReaderError> {
     match records.len() {
-        0 => Err(ReaderError::NoRecord {
-            file: file.to_owned(),
-        }),
+        0 => Err(ReaderError::NoRecord { file: binary }),
         1 => Ok(records.remove(0)),
         _ => Err(ReaderError::SeveralRecords {
-            file: file.to_owned(),
+            file: binary,
             records,
         }),
     }
 }
 
-fn records_in(bytes: &[u8], file: &Path) -> Result<Vec<Record>, ReaderError> {
+/// The records, and the name of the binary they came from: `file` itself, or `file/bootstrap`
+/// for a zip, so that errors point at the executable the user has to fix.
+fn records_in(bytes: &[u8], file: &Path) -> Result<(Vec<Record>, PathBuf), ReaderError> {
     if bytes.starts_with(b"PK") {
         let (bootstrap, inside) = bootstrap_of_zip(bytes, file)?;
-        return records_in_binary(&bootstrap, &inside);
+        return Ok((records_in_binary(&bootstrap, &inside)?, inside));
     }
-    records_in_binary(bytes, file)
+    Ok((records_in_binary(bytes, file)?, file.to_owned()))
 }
 
 /// The bytes of the zip's `bootstrap`, and the name errors give it (`x.zip/bootstrap`).
@@ -214,5 +219,270 @@ fn list_or_nothing(entries: &[String]) -> String {
         "nothing".into()
     } else {
         entries.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use object::write;
+    use object::{Architecture, Endianness, SectionKind};
+    use zip::write::SimpleFileOptions;
+    use zip::CompressionMethod;
+
+    use super::*;
+    use crate::requirements::{AllocationId, AzCount, EgressRequirements, StackName};
+
+    fn record(function: &str, source: &str, azs: u64) -> Record {
+        Record {
+            package: "hello-egress".into(),
+            function: function.into(),
+            source: source.into(),
+            requirements: EgressRequirements {
+                stack: StackName::parse("payments").unwrap(),
+                azs: AzCount::new(azs).unwrap(),
+                ips: vec![AllocationId::parse("eipalloc-0123abcd").unwrap()],
+            },
+        }
+    }
+
+    /// An object file in `format` whose `segment,section` holds `contents`, as a linker would leave
+    /// it; `None` leaves the section out.
+    fn object_file(
+        format: BinaryFormat,
+        architecture: Architecture,
+        section: Option<(&str, &str)>,
+        contents: &[u8],
+    ) -> Vec<u8> {
+        let mut file = write::Object::new(format, architecture, Endianness::Little);
+        // Some ordinary data too, so the record is not the only thing in the file.
+        let rodata = file.section_id(write::StandardSection::ReadOnlyData);
+        file.append_section_data(rodata, b"unrelated constant data", 1);
+        if let Some((segment, name)) = section {
+            let id = file.add_section(segment.into(), name.into(), SectionKind::Data);
+            file.append_section_data(id, contents, 1);
+        }
+        file.write().unwrap()
+    }
+
+    fn elf(contents: &[u8]) -> Vec<u8> {
+        object_file(
+            BinaryFormat::Elf,
+            Architecture::X86_64,
+            Some(("", SECTION_ELF)),
+            contents,
+        )
+    }
+
+    fn macho(architecture: Architecture, contents: &[u8]) -> Vec<u8> {
+        let section = SECTION_MACHO.split_once(',').unwrap();
+        object_file(BinaryFormat::MachO, architecture, Some(section), contents)
+    }
+
+    fn lambda_zip(entries: &[(&str, &[u8])], method: CompressionMethod) -> Vec<u8> {
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let options = SimpleFileOptions::default()
+            .compression_method(method)
+            .unix_permissions(0o755);
+        for (name, bytes) in entries {
+            zip.start_file(*name, options).unwrap();
+            zip.write_all(bytes).unwrap();
+        }
+        zip.finish().unwrap().into_inner()
+    }
+
+    #[test]
+    fn reads_the_record_of_an_elf_binary() {
+        let main = record("hello_egress::main", "src/main.rs:12", 2);
+        let records = read_records_from_bytes(&elf(main.encode().as_bytes()), "bootstrap").unwrap();
+        assert_eq!(records, [main]);
+    }
+
+    #[test]
+    fn reads_the_record_of_a_macho_binary() {
+        let main = record("hello_egress::main", "src/main.rs:12", 3);
+        let bytes = macho(Architecture::Aarch64, main.encode().as_bytes());
+        assert_eq!(
+            read_single_from_bytes(&bytes, "hello-egress").unwrap(),
+            main
+        );
+    }
+
+    #[test]
+    fn macho_section_of_another_segment_is_not_the_record() {
+        let main = record("hello_egress::main", "src/main.rs:12", 2);
+        let bytes = object_file(
+            BinaryFormat::MachO,
+            Architecture::Aarch64,
+            Some(("__TEXT", "__fixedip")),
+            main.encode().as_bytes(),
+        );
+        assert_eq!(read_records_from_bytes(&bytes, "hello-egress").unwrap(), []);
+    }
+
+    /// A universal binary: a big-endian fat header, one `fat_arch` per slice, then the slices.
+    fn universal(slices: &[(u32, &[u8])]) -> Vec<u8> {
+        const ALIGN_LOG2: u32 = 12;
+        let mut header = Vec::new();
+        header.extend(0xcafe_babe_u32.to_be_bytes());
+        header.extend((slices.len() as u32).to_be_bytes());
+        let mut body = Vec::new();
+        let mut offset = 1 << ALIGN_LOG2;
+        for (cputype, slice) in slices {
+            for field in [*cputype, 0, offset, slice.len() as u32, ALIGN_LOG2] {
+                header.extend(field.to_be_bytes());
+            }
+            body.resize(offset as usize - (1 << ALIGN_LOG2), 0);
+            body.extend_from_slice(slice);
+            offset = (((1 << ALIGN_LOG2) + body.len()) as u32).next_multiple_of(1 << ALIGN_LOG2);
+        }
+        header.resize(1 << ALIGN_LOG2, 0);
+        header.extend(body);
+        header
+    }
+
+    #[test]
+    fn a_universal_binary_counts_each_function_once() {
+        let main = record("hello_egress::main", "src/main.rs:12", 2);
+        let x86 = macho(Architecture::X86_64, main.encode().as_bytes());
+        let arm = macho(Architecture::Aarch64, main.encode().as_bytes());
+        let cpu_type_x86_64 = 0x0100_0007;
+        let cpu_type_arm64 = 0x0100_000c;
+        let bytes = universal(&[(cpu_type_x86_64, &x86), (cpu_type_arm64, &arm)]);
+        assert_eq!(
+            read_records_from_bytes(&bytes, "hello-egress").unwrap(),
+            [main]
+        );
+    }
+
+    #[test]
+    fn reads_the_bootstrap_of_a_lambda_zip() {
+        let main = record("hello_egress::main", "src/main.rs:12", 1);
+        let binary = elf(main.encode().as_bytes());
+        for method in [CompressionMethod::Stored, CompressionMethod::Deflated] {
+            let zip = lambda_zip(&[("README", b"x"), ("bootstrap", &binary)], method);
+            let records = read_records_from_bytes(&zip, "bootstrap.zip").unwrap();
+            assert_eq!(records, std::slice::from_ref(&main), "{method:?}");
+        }
+    }
+
+    #[test]
+    fn a_zip_without_bootstrap_lists_what_it_holds() {
+        let binary = elf(record("m::main", "src/main.rs:1", 2).encode().as_bytes());
+        let zip = lambda_zip(
+            &[("hello-egress", &binary), ("config.json", b"{}")],
+            CompressionMethod::Deflated,
+        );
+        let err = read_records_from_bytes(&zip, "target/lambda/hello-egress.zip").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the zip target/lambda/hello-egress.zip has no `bootstrap` entry (it holds: hello-egress, \
+             config.json): a Lambda zip for the provided.al2023 runtime must hold the executable as \
+             `bootstrap` at its top level"
+        );
+    }
+
+    #[test]
+    fn a_damaged_zip_is_named() {
+        let mut zip = lambda_zip(&[("bootstrap", b"abc")], CompressionMethod::Stored);
+        zip.truncate(zip.len() - 10);
+        let err = read_records_from_bytes(&zip, "f.zip").unwrap_err();
+        assert!(matches!(err, ReaderError::DamagedZip { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .starts_with("f.zip looks like a zip but cannot be read"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn errors_inside_a_zip_name_the_entry() {
+        let zip = lambda_zip(&[("bootstrap", &elf(b""))], CompressionMethod::Deflated);
+        let err = read_single_from_bytes(&zip, "bootstrap.zip").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no #[fixed_egress] in bootstrap.zip/bootstrap: add #[fixed_egress] to the function \
+             that starts the Lambda runtime"
+        );
+    }
+
+    #[test]
+    fn no_record_is_a_clear_error() {
+        let bytes = object_file(BinaryFormat::Elf, Architecture::X86_64, None, b"");
+        let err = read_single_from_bytes(&bytes, "target/lambda/hello/bootstrap").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "no #[fixed_egress] in target/lambda/hello/bootstrap: add #[fixed_egress] to the \
+             function that starts the Lambda runtime"
+        );
+    }
+
+    #[test]
+    fn two_records_name_both_functions() {
+        let (a, b) = (
+            record("a::main", "src/main.rs:10", 2),
+            record("b::run", "src/b.rs:3", 2),
+        );
+        // The linker lays the two statics out side by side, possibly with alignment padding.
+        let section = format!("{}\0\0\0{}", a.encode(), b.encode());
+        let err =
+            read_single_from_bytes(&elf(section.as_bytes()), "target/x/bootstrap").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "target/x/bootstrap has two #[fixed_egress] functions: a::main (src/main.rs:10) and \
+             b::run (src/b.rs:3); a binary deploys as one Lambda function, keep one"
+        );
+        let three = format!("{section}{}", record("c::go", "src/c.rs:7", 1).encode());
+        let err = read_single_from_bytes(&elf(three.as_bytes()), "bin").unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "bin has three #[fixed_egress] functions: a::main (src/main.rs:10), \
+                 b::run (src/b.rs:3) and c::go (src/c.rs:7);"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_record_is_named_with_its_cause() {
+        let err = read_records_from_bytes(&elf(b"FIXEDIP/1\nazs=9\n\n"), "bootstrap").unwrap_err();
+        assert!(matches!(err, ReaderError::DamagedRecord { .. }), "{err:?}");
+        assert_eq!(
+            err.to_string(),
+            "the #[fixed_egress] record in bootstrap is damaged: the record holds an invalid \
+             requirement: `azs` must be between 1 and 6, found 9"
+        );
+        let err = read_records_from_bytes(&elf(b"FIXEDIP/7\npackage=x\n\n"), "b").unwrap_err();
+        assert!(err.to_string().contains("update cargo-fixedip"), "{err}");
+    }
+
+    #[test]
+    fn other_files_are_not_binaries() {
+        for bytes in [&b"#!/bin/sh\necho hello\n"[..], b"", b"\x7fELF garbage"] {
+            let err = read_records_from_bytes(bytes, "script.sh").unwrap_err();
+            assert!(matches!(err, ReaderError::NotABinary { .. }), "{err:?}");
+            assert!(
+                err.to_string().starts_with("script.sh is not a binary"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn reads_files_and_names_missing_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = record("hello_egress::main", "src/main.rs:12", 2);
+        let path = dir.path().join("bootstrap");
+        fs::write(&path, elf(main.encode().as_bytes())).unwrap();
+        assert_eq!(read_single(&path).unwrap(), main);
+
+        let missing = dir.path().join("nothing-here");
+        let err = read_records(&missing).unwrap_err();
+        assert!(matches!(err, ReaderError::Io { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(&missing.display().to_string()),
+            "{err}"
+        );
     }
 }
