@@ -74,78 +74,29 @@ pub enum RouteVia {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 #[cfg_attr(feature = "serde", serde(tag = "action", rename_all = "snake_case"))]
 pub enum Action {
-    CreateVpc {
-        cidr: Ipv4Net,
-    },
+    CreateVpc { cidr: Ipv4Net },
     /// DNS support and DNS hostnames on (needed by interface endpoints and by most SDKs' resolvers).
-    EnableVpcDns {
-        vpc: Ref,
-    },
+    EnableVpcDns { vpc: Ref },
     CreateInternetGateway,
-    AttachInternetGateway {
-        internet_gateway: Ref,
-        vpc: Ref,
-    },
-    CreateSubnet {
-        vpc: Ref,
-        tier: Tier,
-        slot: Slot,
-        az: String,
-        cidr: Ipv4Net,
-    },
+    AttachInternetGateway { internet_gateway: Ref, vpc: Ref },
+    CreateSubnet { vpc: Ref, tier: Tier, slot: Slot, az: String, cidr: Ipv4Net },
     /// A new Elastic IP for a slot.
-    AllocateAddress {
-        slot: Slot,
-    },
+    AllocateAddress { slot: Slot },
     /// Put an existing address (retained or adopted) to work for a slot: re-tag it active.
-    ActivateAddress {
-        allocation_id: String,
-        slot: Slot,
-    },
+    ActivateAddress { allocation_id: String, slot: Slot },
     /// Completes when the gateway is `available`.
-    CreateNatGateway {
-        subnet: Ref,
-        address: Ref,
-        slot: Slot,
-    },
-    CreateRouteTable {
-        vpc: Ref,
-        tier: Tier,
-        slot: Option<Slot>,
-    },
-    AssociateRouteTable {
-        route_table: Ref,
-        subnet: Ref,
-    },
-    CreateRoute {
-        route_table: Ref,
-        destination: Ipv4Net,
-        via: RouteVia,
-    },
+    CreateNatGateway { subnet: Ref, address: Ref, slot: Slot },
+    CreateRouteTable { vpc: Ref, tier: Tier, slot: Option<Slot> },
+    AssociateRouteTable { route_table: Ref, subnet: Ref },
+    CreateRoute { route_table: Ref, destination: Ipv4Net, via: RouteVia },
     /// A route that exists but points elsewhere (e.g. at a NAT that is gone).
-    ReplaceRoute {
-        route_table: Ref,
-        destination: Ipv4Net,
-        via: RouteVia,
-    },
+    ReplaceRoute { route_table: Ref, destination: Ipv4Net, via: RouteVia },
     /// No inbound rules; egress to anywhere.
-    CreateSecurityGroup {
-        vpc: Ref,
-    },
-    CreateRole {
-        name: String,
-    },
-    AttachRolePolicy {
-        role: Ref,
-        policy_arn: String,
-    },
+    CreateSecurityGroup { vpc: Ref },
+    CreateRole { name: String },
+    AttachRolePolicy { role: Ref, policy_arn: String },
     /// Completes when the function is `Active`.
-    CreateFunction {
-        function: FunctionSpec,
-        subnets: Vec<Ref>,
-        security_group: Ref,
-        role: Ref,
-    },
+    CreateFunction { function: FunctionSpec, subnets: Vec<Ref>, security_group: Ref, role: Ref },
     /// Configuration drift: VPC attachment, role, memory, timeout, environment. Completes when
     /// `LastUpdateStatus` is `Successful`.
     UpdateFunctionConfiguration {
@@ -155,9 +106,7 @@ pub enum Action {
         role: Ref,
     },
     /// The zip changed (its SHA-256 differs from the deployed `CodeSha256`).
-    UpdateFunctionCode {
-        function: FunctionSpec,
-    },
+    UpdateFunctionCode { function: FunctionSpec },
 }
 
 impl Action {
@@ -179,10 +128,7 @@ pub struct Step {
 /// Whether a resource of the desired topology exists already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "status", content = "id", rename_all = "snake_case")
-)]
+#[cfg_attr(feature = "serde", serde(tag = "status", content = "id", rename_all = "snake_case"))]
 pub enum Status {
     /// Exists as wanted.
     Keep(String),
