@@ -19,8 +19,16 @@ pub fn suggest_argument(unknown: &str) -> Option<&'static str> {
 /// Why a requirement is invalid. Messages name the argument as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequirementError {
-    #[error("`azs` must be between {} and {}, found {found}", AzCount::MIN, AzCount::MAX)]
-    AzsOutOfRange { found: u64 },
+    /// `found` is the number as written, so that `-1` or a number too big for any integer type
+    /// is shown as the user typed it.
+    #[error(
+        "`azs` must be between {} and {}, found {found}",
+        AzCount::MIN,
+        AzCount::MAX
+    )]
+    AzsOutOfRange { found: String },
+    #[error("`azs` expects an integer, e.g. `azs = 2`, found `{found}`")]
+    AzsNotAnInteger { found: String },
     #[error("`stack` {reason}, found {name:?}")]
     InvalidStackName { name: String, reason: &'static str },
     #[error(
@@ -67,7 +75,28 @@ impl AzCount {
         if (u64::from(Self::MIN)..=u64::from(Self::MAX)).contains(&n) {
             Ok(AzCount(n as u8))
         } else {
-            Err(RequirementError::AzsOutOfRange { found: n })
+            Err(RequirementError::AzsOutOfRange {
+                found: n.to_string(),
+            })
+        }
+    }
+
+    /// Reads the count as written in source or in a record: decimal digits, perhaps negative,
+    /// perhaps too large for any integer type (`-1` and `99999999999999999999` are out of range,
+    /// `"2"` or `2.0` are not integers at all).
+    pub fn parse(text: &str) -> Result<Self, RequirementError> {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RequirementError::AzsNotAnInteger {
+                found: text.to_owned(),
+            });
+        }
+        match text.parse::<u64>() {
+            Ok(n) => AzCount::new(n),
+            // Negative, or beyond u64: out of range either way.
+            Err(_) => Err(RequirementError::AzsOutOfRange {
+                found: text.to_owned(),
+            }),
         }
     }
 
@@ -111,15 +140,23 @@ impl StackName {
     pub const DEFAULT: &'static str = "default";
 
     pub fn parse(name: &str) -> Result<Self, RequirementError> {
-        let invalid = |reason| RequirementError::InvalidStackName { name: name.to_owned(), reason };
+        let invalid = |reason| RequirementError::InvalidStackName {
+            name: name.to_owned(),
+            reason,
+        };
         if name.is_empty() {
             return Err(invalid("must not be empty"));
         }
         if name.len() > Self::MAX_LEN {
             return Err(invalid("must be at most 32 characters long"));
         }
-        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(invalid("may contain only lowercase letters, digits and hyphens"));
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                "may contain only lowercase letters, digits and hyphens",
+            ));
         }
         if !name.as_bytes()[0].is_ascii_lowercase() {
             return Err(invalid("must start with a lowercase letter"));
@@ -172,7 +209,9 @@ impl AllocationId {
     pub fn parse(id: &str) -> Result<Self, RequirementError> {
         let well_formed = id.strip_prefix(Self::PREFIX).is_some_and(|hex| {
             matches!(hex.len(), 8 | 17)
-                && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
         if well_formed {
             Ok(AllocationId(id.to_owned()))
@@ -217,7 +256,11 @@ pub struct EgressRequirements {
 
 impl Default for EgressRequirements {
     fn default() -> Self {
-        EgressRequirements { stack: StackName::default(), azs: AzCount::DEFAULT, ips: Vec::new() }
+        EgressRequirements {
+            stack: StackName::default(),
+            azs: AzCount::DEFAULT,
+            ips: Vec::new(),
+        }
     }
 }
 
@@ -235,7 +278,10 @@ impl EgressRequirements {
         }
         if self.ips.len() > usize::from(self.azs.get()) {
             found.push(Violation {
-                error: RequirementError::TooManyIps { count: self.ips.len(), azs: self.azs.get() },
+                error: RequirementError::TooManyIps {
+                    count: self.ips.len(),
+                    azs: self.azs.get(),
+                },
                 at: Location::Argument("ips"),
             });
         }
@@ -259,11 +305,47 @@ mod tests {
     }
 
     #[test]
+    fn az_count_as_written() {
+        assert_eq!(AzCount::parse("3").unwrap().get(), 3);
+        for (text, message) in [
+            ("0", "`azs` must be between 1 and 6, found 0"),
+            ("-1", "`azs` must be between 1 and 6, found -1"),
+            (
+                "99999999999999999999999",
+                "`azs` must be between 1 and 6, found 99999999999999999999999",
+            ),
+            (
+                "\"2\"",
+                "`azs` expects an integer, e.g. `azs = 2`, found `\"2\"`",
+            ),
+            (
+                "2.0",
+                "`azs` expects an integer, e.g. `azs = 2`, found `2.0`",
+            ),
+            ("", "`azs` expects an integer, e.g. `azs = 2`, found ``"),
+            ("-", "`azs` expects an integer, e.g. `azs = 2`, found `-`"),
+        ] {
+            assert_eq!(
+                AzCount::parse(text).unwrap_err().to_string(),
+                message,
+                "{text:?}"
+            );
+        }
+    }
+
+    #[test]
     fn stack_names() {
         for good in ["default", "a", "payments-eu", "x1"] {
             StackName::parse(good).unwrap();
         }
-        for bad in ["", "Default", "1abc", "ends-", "has_underscore", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "Default",
+            "1abc",
+            "ends-",
+            "has_underscore",
+            &"a".repeat(33),
+        ] {
             assert!(StackName::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -272,8 +354,16 @@ mod tests {
     fn allocation_ids() {
         AllocationId::parse("eipalloc-0123abcd").unwrap();
         AllocationId::parse("eipalloc-0123456789abcdef0").unwrap();
-        for bad in ["eipalloc-123", "eni-0123abcd", "eipalloc-0123ABCD", "eipalloc-0123abcz"] {
-            assert!(AllocationId::parse(bad).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "eipalloc-123",
+            "eni-0123abcd",
+            "eipalloc-0123ABCD",
+            "eipalloc-0123abcz",
+        ] {
+            assert!(
+                AllocationId::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 
