@@ -1,1 +1,227 @@
-//! TODO
+//! The cost model: what a stack costs per month before any data flows, and what each GB through
+//! its NAT gateways adds, from a dated price table kept in the repository.
+//!
+//! Prices are per hour and per GB in US dollars, held exactly (in millionths). A month is
+//! [`HOURS_PER_MONTH`] hours. What is billed by the hour: each NAT gateway, and each public IPv4
+//! address (the Elastic IP of every NAT, and every address the stack retains or adopted, since AWS
+//! bills addresses whether or not they are in use). Data through a NAT gateway is billed per GB on
+//! top; data transfer out to the internet, billed the same with or without fixedip, is left out.
+
+use std::fmt;
+
+use crate::plan::Plan;
+
+/// The date the price table was last read from the AWS price pages.
+pub const PRICES_DATE: &str = "2026-11-01";
+/// Hours in a month, as AWS's own price calculator counts them.
+pub const HOURS_PER_MONTH: u64 = 730;
+
+/// An amount of US dollars, held in millionths so that prices and their sums are exact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Usd {
+    pub micros: u64,
+}
+
+impl Usd {
+    pub const fn from_micros(micros: u64) -> Usd {
+        Usd { micros }
+    }
+
+    /// The amount in dollars, for display and JSON.
+    pub fn dollars(self) -> f64 {
+        self.micros as f64 / 1_000_000.0
+    }
+}
+
+impl fmt::Display for Usd {
+    /// Rounded to the cent: `$73.00`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cents = (self.micros + 5_000) / 10_000;
+        write!(f, "${}.{:02}", cents / 100, cents % 100)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for Usd {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_f64(self.dollars())
+    }
+}
+
+/// The prices of one region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct RegionPrices {
+    pub region: &'static str,
+    /// Read from the AWS price pages on [`PRICES_DATE`]; `false`: from memory, to be checked.
+    pub checked: bool,
+    pub nat_gateway_hour: Usd,
+    /// Data processed by a NAT gateway, per GB.
+    pub nat_gateway_gb: Usd,
+    /// Every public IPv4 address, Elastic IPs included, in use or not.
+    pub public_ipv4_hour: Usd,
+    /// Interface VPC endpoints, per AZ: for the isolated mode (a later issue).
+    pub interface_endpoint_hour: Option<Usd>,
+    /// A t4g.nano instance: for the NAT-instance mode (a later issue).
+    pub t4g_nano_hour: Option<Usd>,
+}
+
+/// What is billed by the hour: the count of each kind of resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Topology {
+    pub nat_gateways: u32,
+    /// Elastic IPs: those of the NATs, retained ones and adopted ones alike.
+    pub public_ipv4: u32,
+}
+
+impl Topology {
+    /// What exists once the plan is applied: its AZs, the slots beyond them, retained addresses.
+    pub fn of_plan(plan: &Plan) -> Topology {
+        let network = &plan.network;
+        let count = |n: usize| u32::try_from(n).expect("a stack holds few resources");
+        let surplus_nats = network
+            .surplus_slots
+            .iter()
+            .filter(|s| s.nat_gateway.is_some());
+        let surplus_addresses = network.surplus_slots.iter().filter(|s| s.address.is_some());
+        Topology {
+            nat_gateways: count(network.azs.len() + surplus_nats.count()),
+            public_ipv4: count(
+                network.azs.len() + surplus_addresses.count() + network.retained_addresses.len(),
+            ),
+        }
+    }
+}
+
+/// One line of a bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct CostLine {
+    /// "NAT gateway", "public IPv4 address".
+    pub item: &'static str,
+    pub quantity: u32,
+    pub hourly: Usd,
+    /// quantity × hourly × [`HOURS_PER_MONTH`].
+    pub monthly: Usd,
+}
+
+/// The monthly cost of a stack in one region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct MonthlyCost {
+    pub region: String,
+    pub prices_date: &'static str,
+    /// Whether the region's prices were checked on that date.
+    pub prices_checked: bool,
+    pub lines: Vec<CostLine>,
+    /// The sum of the lines: what the stack costs before any data flows.
+    pub fixed_total: Usd,
+    /// Added per GB that leaves through the NAT gateways.
+    pub per_gb: Usd,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CostError {
+    #[error(
+        "no prices for region {region} in the table of {PRICES_DATE}; known regions: {}",
+        known.join(", ")
+    )]
+    UnknownRegion {
+        region: String,
+        known: Vec<&'static str>,
+    },
+}
+
+const fn usd(micros: u64) -> Usd {
+    Usd::from_micros(micros)
+}
+
+/// Public IPv4 addresses cost the same in every region.
+const PUBLIC_IPV4_HOUR: Usd = usd(5_000);
+
+const fn region(region: &'static str, checked: bool, nat_micros: u64) -> RegionPrices {
+    // A NAT gateway's hourly and per-GB prices are the same number in every region listed here.
+    RegionPrices {
+        region,
+        checked,
+        nat_gateway_hour: usd(nat_micros),
+        nat_gateway_gb: usd(nat_micros),
+        public_ipv4_hour: PUBLIC_IPV4_HOUR,
+        interface_endpoint_hour: None,
+        t4g_nano_hour: None,
+    }
+}
+
+/// Sorted by region. `checked: false` rows are from memory of the AWS price pages and have not
+/// been compared with them on [`PRICES_DATE`]: check them before quoting them.
+static PRICE_TABLE: [RegionPrices; 16] = [
+    region("ap-northeast-1", true, 62_000),
+    region("ap-northeast-2", false, 59_000), // unchecked
+    region("ap-south-1", false, 56_000),     // unchecked
+    region("ap-southeast-1", false, 59_000), // unchecked
+    region("ap-southeast-2", false, 59_000), // unchecked
+    region("ca-central-1", false, 50_000),   // unchecked
+    region("eu-central-1", false, 52_000),   // unchecked
+    region("eu-north-1", false, 46_000),     // unchecked
+    region("eu-west-1", false, 48_000),      // unchecked
+    region("eu-west-2", false, 50_000),      // unchecked
+    region("eu-west-3", false, 50_000),      // unchecked
+    region("sa-east-1", false, 93_000),      // unchecked
+    region("us-east-1", true, 45_000),
+    region("us-east-2", false, 45_000), // unchecked
+    region("us-west-1", false, 48_000), // unchecked
+    region("us-west-2", false, 45_000), // unchecked
+];
+
+/// The price table, sorted by region.
+pub fn price_table() -> &'static [RegionPrices] {
+    &PRICE_TABLE
+}
+
+/// The prices of a region.
+pub fn prices(region: &str) -> Result<&'static RegionPrices, CostError> {
+    PRICE_TABLE
+        .iter()
+        .find(|prices| prices.region == region)
+        .ok_or_else(|| CostError::UnknownRegion {
+            region: region.to_owned(),
+            known: PRICE_TABLE.iter().map(|prices| prices.region).collect(),
+        })
+}
+
+/// The monthly cost of a topology in a region.
+pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostError> {
+    let prices = prices(region)?;
+    let line = |item, quantity: u32, hourly: Usd| CostLine {
+        item,
+        quantity,
+        hourly,
+        monthly: usd(u64::from(quantity) * hourly.micros * HOURS_PER_MONTH),
+    };
+    let lines = vec![
+        line(
+            "NAT gateway",
+            topology.nat_gateways,
+            prices.nat_gateway_hour,
+        ),
+        line(
+            "public IPv4 address",
+            topology.public_ipv4,
+            prices.public_ipv4_hour,
+        ),
+    ];
+    Ok(MonthlyCost {
+        region: region.to_owned(),
+        prices_date: PRICES_DATE,
+        prices_checked: prices.checked,
+        fixed_total: usd(lines.iter().map(|line| line.monthly.micros).sum()),
+        lines,
+        per_gb: prices.nat_gateway_gb,
+    })
+}
+
+/// The monthly cost of what a plan leaves in the account.
+pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
+    monthly(&Topology::of_plan(plan), &plan.region)
+}

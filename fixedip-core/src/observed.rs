@@ -122,7 +122,10 @@ pub struct ObservedNatGateway {
 /// Where a route sends traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "kind", content = "id", rename_all = "snake_case"))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", content = "id", rename_all = "snake_case")
+)]
 pub enum RouteTarget {
     /// `local`: the VPC itself.
     Local,

@@ -19,7 +19,11 @@ pub fn suggest_argument(unknown: &str) -> Option<&'static str> {
 /// Why a requirement is invalid. Messages name the argument as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequirementError {
-    #[error("`azs` must be between {} and {}, found {found}", AzCount::MIN, AzCount::MAX)]
+    #[error(
+        "`azs` must be between {} and {}, found {found}",
+        AzCount::MIN,
+        AzCount::MAX
+    )]
     AzsOutOfRange { found: u64 },
     #[error("`stack` {reason}, found {name:?}")]
     InvalidStackName { name: String, reason: &'static str },
@@ -111,15 +115,23 @@ impl StackName {
     pub const DEFAULT: &'static str = "default";
 
     pub fn parse(name: &str) -> Result<Self, RequirementError> {
-        let invalid = |reason| RequirementError::InvalidStackName { name: name.to_owned(), reason };
+        let invalid = |reason| RequirementError::InvalidStackName {
+            name: name.to_owned(),
+            reason,
+        };
         if name.is_empty() {
             return Err(invalid("must not be empty"));
         }
         if name.len() > Self::MAX_LEN {
             return Err(invalid("must be at most 32 characters long"));
         }
-        if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-') {
-            return Err(invalid("may contain only lowercase letters, digits and hyphens"));
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        {
+            return Err(invalid(
+                "may contain only lowercase letters, digits and hyphens",
+            ));
         }
         if !name.as_bytes()[0].is_ascii_lowercase() {
             return Err(invalid("must start with a lowercase letter"));
@@ -172,7 +184,9 @@ impl AllocationId {
     pub fn parse(id: &str) -> Result<Self, RequirementError> {
         let well_formed = id.strip_prefix(Self::PREFIX).is_some_and(|hex| {
             matches!(hex.len(), 8 | 17)
-                && hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         });
         if well_formed {
             Ok(AllocationId(id.to_owned()))
@@ -217,7 +231,11 @@ pub struct EgressRequirements {
 
 impl Default for EgressRequirements {
     fn default() -> Self {
-        EgressRequirements { stack: StackName::default(), azs: AzCount::DEFAULT, ips: Vec::new() }
+        EgressRequirements {
+            stack: StackName::default(),
+            azs: AzCount::DEFAULT,
+            ips: Vec::new(),
+        }
     }
 }
 
@@ -235,7 +253,10 @@ impl EgressRequirements {
         }
         if self.ips.len() > usize::from(self.azs.get()) {
             found.push(Violation {
-                error: RequirementError::TooManyIps { count: self.ips.len(), azs: self.azs.get() },
+                error: RequirementError::TooManyIps {
+                    count: self.ips.len(),
+                    azs: self.azs.get(),
+                },
                 at: Location::Argument("ips"),
             });
         }
@@ -263,7 +284,14 @@ mod tests {
         for good in ["default", "a", "payments-eu", "x1"] {
             StackName::parse(good).unwrap();
         }
-        for bad in ["", "Default", "1abc", "ends-", "has_underscore", &"a".repeat(33)] {
+        for bad in [
+            "",
+            "Default",
+            "1abc",
+            "ends-",
+            "has_underscore",
+            &"a".repeat(33),
+        ] {
             assert!(StackName::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -272,8 +300,16 @@ mod tests {
     fn allocation_ids() {
         AllocationId::parse("eipalloc-0123abcd").unwrap();
         AllocationId::parse("eipalloc-0123456789abcdef0").unwrap();
-        for bad in ["eipalloc-123", "eni-0123abcd", "eipalloc-0123ABCD", "eipalloc-0123abcz"] {
-            assert!(AllocationId::parse(bad).is_err(), "{bad:?} should be refused");
+        for bad in [
+            "eipalloc-123",
+            "eni-0123abcd",
+            "eipalloc-0123ABCD",
+            "eipalloc-0123abcz",
+        ] {
+            assert!(
+                AllocationId::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

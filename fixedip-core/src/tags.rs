@@ -120,7 +120,10 @@ mod tests {
     fn per_az_tags_carry_slot_and_name() {
         let stack = StackName::parse("payments").unwrap();
         let tags = for_resource(&stack, Component::NatGateway, Some(1), Some("us-east-1b"));
-        assert!(tags.contains(&(NAME.into(), "fixedip-payments-nat-gateway-us-east-1b".into())));
+        assert!(tags.contains(&(
+            NAME.into(),
+            "fixedip-payments-nat-gateway-us-east-1b".into()
+        )));
         assert!(tags.contains(&(SLOT.into(), "1".into())));
         assert!(tags.contains(&(STACK.into(), "payments".into())));
     }
