@@ -126,12 +126,7 @@ impl Record {
                 "function" => function = Some(value.to_owned()),
                 "source" => source = Some(value.to_owned()),
                 "stack" => requirements.stack = StackName::parse(value)?,
-                "azs" => {
-                    let n = value.parse().map_err(|_| {
-                        RecordError::Malformed(format!("`azs` is not a number: {value:?}"))
-                    })?;
-                    requirements.azs = AzCount::new(n)?;
-                }
+                "azs" => requirements.azs = AzCount::parse(value)?,
                 "ips" => {
                     requirements.ips = value
                         .split(',')

@@ -19,12 +19,16 @@ pub fn suggest_argument(unknown: &str) -> Option<&'static str> {
 /// Why a requirement is invalid. Messages name the argument as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RequirementError {
+    /// `found` is the number as written, so that `-1` or a number too big for any integer type
+    /// is shown as the user typed it.
     #[error(
         "`azs` must be between {} and {}, found {found}",
         AzCount::MIN,
         AzCount::MAX
     )]
-    AzsOutOfRange { found: u64 },
+    AzsOutOfRange { found: String },
+    #[error("`azs` expects an integer, e.g. `azs = 2`, found `{found}`")]
+    AzsNotAnInteger { found: String },
     #[error("`stack` {reason}, found {name:?}")]
     InvalidStackName { name: String, reason: &'static str },
     #[error(
@@ -71,7 +75,28 @@ impl AzCount {
         if (u64::from(Self::MIN)..=u64::from(Self::MAX)).contains(&n) {
             Ok(AzCount(n as u8))
         } else {
-            Err(RequirementError::AzsOutOfRange { found: n })
+            Err(RequirementError::AzsOutOfRange {
+                found: n.to_string(),
+            })
+        }
+    }
+
+    /// Reads the count as written in source or in a record: decimal digits, perhaps negative,
+    /// perhaps too large for any integer type (`-1` and `99999999999999999999` are out of range,
+    /// `"2"` or `2.0` are not integers at all).
+    pub fn parse(text: &str) -> Result<Self, RequirementError> {
+        let digits = text.strip_prefix('-').unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RequirementError::AzsNotAnInteger {
+                found: text.to_owned(),
+            });
+        }
+        match text.parse::<u64>() {
+            Ok(n) => AzCount::new(n),
+            // Negative, or beyond u64: out of range either way.
+            Err(_) => Err(RequirementError::AzsOutOfRange {
+                found: text.to_owned(),
+            }),
         }
     }
 
@@ -277,6 +302,35 @@ mod tests {
             AzCount::new(7).unwrap_err().to_string(),
             "`azs` must be between 1 and 6, found 7"
         );
+    }
+
+    #[test]
+    fn az_count_as_written() {
+        assert_eq!(AzCount::parse("3").unwrap().get(), 3);
+        for (text, message) in [
+            ("0", "`azs` must be between 1 and 6, found 0"),
+            ("-1", "`azs` must be between 1 and 6, found -1"),
+            (
+                "99999999999999999999999",
+                "`azs` must be between 1 and 6, found 99999999999999999999999",
+            ),
+            (
+                "\"2\"",
+                "`azs` expects an integer, e.g. `azs = 2`, found `\"2\"`",
+            ),
+            (
+                "2.0",
+                "`azs` expects an integer, e.g. `azs = 2`, found `2.0`",
+            ),
+            ("", "`azs` expects an integer, e.g. `azs = 2`, found ``"),
+            ("-", "`azs` expects an integer, e.g. `azs = 2`, found `-`"),
+        ] {
+            assert_eq!(
+                AzCount::parse(text).unwrap_err().to_string(),
+                message,
+                "{text:?}"
+            );
+        }
     }
 
     #[test]

@@ -1,7 +1,52 @@
-//! TODO: `#[fixed_egress]`.
+//! The `#[fixed_egress]` attribute. The stages are separate modules, read in order: `args`
+//! (the arguments as written), `valid` (fixedip-core's rules, pointed at the tokens), `expand`
+//! (the function unchanged, plus the record).
+
+mod args;
+mod errors;
+mod expand;
+mod valid;
+
 use proc_macro::TokenStream;
 
+/// Declares that this Lambda function reaches the internet from a fixed set of IP addresses, and
+/// what network that takes. `cargo fixedip deploy` reads the declaration back from the built
+/// binary and provisions the network; the attribute changes nothing in what the function does.
+///
+/// # Arguments
+///
+/// All are optional; `#[fixed_egress]` alone means all the defaults.
+///
+/// - `azs = N`: the number of availability zones the function runs in, 1 to 6. Each AZ has its own
+///   NAT gateway and Elastic IP, so `N` is also the number of IPs to allowlist. Default: `2`
+///   (one AZ can fail without the function losing the internet).
+/// - `stack = "name"`: the egress stack, i.e. the network and its IPs. Functions that name the same
+///   stack share one network and the same IPs; every stack costs one NAT gateway per AZ. 1 to 32
+///   lowercase letters, digits and hyphens, starting with a letter. Default: `"default"`, shared
+///   by every function that names no stack in the account and region.
+/// - `ips = ["eipalloc-…", …]`: Elastic IPs you already own (their allocation ids) to use instead of
+///   allocating new ones, e.g. addresses a partner has already allowlisted. At most one per AZ,
+///   no duplicates. fixedip never releases these. Default: none (new addresses are allocated).
+///
+/// Every mistake is a compile error pointing at the argument, and all are reported at once.
+///
+/// # Example
+///
+/// ```ignore
+/// use fixedip_macros::fixed_egress;
+///
+/// #[fixed_egress(azs = 2, stack = "payments", ips = ["eipalloc-0123abcd"])]
+/// #[tokio::main]
+/// async fn main() -> Result<(), lambda_runtime::Error> {
+///     lambda_runtime::run(lambda_runtime::service_fn(handler)).await
+/// }
+/// ```
+///
+/// # What it adds to the binary
+///
+/// A few hundred bytes of text in the link section `.fixedip` (`__DATA,__fixedip` on Apple
+/// platforms), in the versioned format of `fixedip_core::record`; no code.
 #[proc_macro_attribute]
-pub fn fixed_egress(_args: TokenStream, item: TokenStream) -> TokenStream {
-    item
+pub fn fixed_egress(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::fixed_egress(args.into(), item.into()).into()
 }

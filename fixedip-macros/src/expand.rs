@@ -1,0 +1,69 @@
+//! Stage 3: the code. The function is given back exactly as written, and beside it, in an
+//! anonymous `const`, a `#[used]` static holding the record in its own link section. Nothing calls
+//! or reads the static, so the function's run-time path is untouched; `cargo fixedip` reads the
+//! section back from the built binary.
+
+use fixedip_core::record::{encode_requirements, HEADER, SECTION_ELF, SECTION_MACHO};
+use fixedip_core::requirements::EgressRequirements;
+use proc_macro2::TokenStream;
+use quote::quote;
+use syn::ext::IdentExt;
+use syn::Ident;
+
+use crate::errors::Errors;
+use crate::{args, valid};
+
+pub fn fixed_egress(args: TokenStream, item: TokenStream) -> TokenStream {
+    let mut errors = Errors::default();
+    let args = args::parse(args, &mut errors);
+    let function = valid::target(&item, &mut errors);
+    let requirements = valid::requirements(&args, &mut errors);
+    match (errors.finish(), function, requirements) {
+        (Ok(()), Some(function), Some(requirements)) => {
+            let record = record(&function, &requirements);
+            quote!(#item #record)
+        }
+        // The item is kept as it was, so that the errors above are the only ones the user sees
+        // (tokio-macros does the same).
+        (Err(error), ..) => {
+            let error = error.to_compile_error();
+            quote!(#item #error)
+        }
+        (Ok(()), ..) => unreachable!("a stage returned nothing without reporting an error"),
+    }
+}
+
+/// The record of `fixedip_core::record`, byte for byte. What only the compiler knows (package,
+/// module path, file and line) is spliced in by built-in macros; the rest was validated above.
+///
+/// Only `::core` is named: the user's crate depends on this macro, not on fixedip-core.
+fn record(function: &Ident, requirements: &EgressRequirements) -> TokenStream {
+    let function = function.unraw().to_string();
+    let requirements = encode_requirements(requirements);
+    quote! {
+        const _: () = {
+            const RECORD: &::core::primitive::str = ::core::concat!(
+                #HEADER,
+                "package=", ::core::env!("CARGO_PKG_NAME"),
+                "\nfunction=", ::core::module_path!(), "::", #function,
+                "\nsource=", ::core::file!(), ":", ::core::line!(), "\n",
+                #requirements
+            );
+            #[used]
+            #[cfg_attr(target_vendor = "apple", unsafe(link_section = #SECTION_MACHO))]
+            #[cfg_attr(not(target_vendor = "apple"), unsafe(link_section = #SECTION_ELF))]
+            static FIXEDIP_RECORD: [::core::primitive::u8; RECORD.len()] = {
+                // A `&str` cannot be placed in a section by value; its bytes, copied at compile
+                // time, can.
+                let text = RECORD.as_bytes();
+                let mut bytes = [0u8; RECORD.len()];
+                let mut i = 0;
+                while i < text.len() {
+                    bytes[i] = text[i];
+                    i += 1;
+                }
+                bytes
+            };
+        };
+    }
+}
