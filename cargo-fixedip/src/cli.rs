@@ -49,7 +49,12 @@ pub struct FixedipArgs {
 pub struct GlobalOptions {
     /// Path to the Cargo.toml of the package or workspace [default: the one in or above the
     /// current directory]
-    #[arg(long, global = true, value_name = "PATH", help_heading = "Package selection")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Package selection"
+    )]
     pub manifest_path: Option<PathBuf>,
 
     /// Package to work on; repeat for several [default: the current package]
@@ -64,7 +69,12 @@ pub struct GlobalOptions {
     pub packages: Vec<String>,
 
     /// Every workspace member with a `#[fixed_egress]` binary; members without one are skipped
-    #[arg(long, global = true, conflicts_with = "packages", help_heading = "Package selection")]
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "packages",
+        help_heading = "Package selection"
+    )]
     pub workspace: bool,
 
     /// AWS region [default: `region` in [package.metadata.fixedip], then AWS_REGION,
@@ -85,7 +95,13 @@ pub struct GlobalOptions {
     pub color: Option<ColorWhen>,
 
     /// Print only results and errors: no progress, no cargo output
-    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = "Output")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Output"
+    )]
     pub quiet: bool,
 
     /// Say more about what is done and why; repeat for more
@@ -172,7 +188,16 @@ mod tests {
     #[test]
     fn global_options_go_after_the_subcommand() {
         let Cargo::Fixedip(args) = Cargo::try_parse_from([
-            "cargo", "fixedip", "plan", "--offline", "-p", "a", "-p", "b", "--json", "-vv",
+            "cargo",
+            "fixedip",
+            "plan",
+            "--offline",
+            "-p",
+            "a",
+            "-p",
+            "b",
+            "--json",
+            "-vv",
         ])
         .unwrap();
         assert_eq!(args.global.packages, ["a", "b"]);
@@ -184,8 +209,8 @@ mod tests {
 
     #[test]
     fn workspace_and_package_conflict() {
-        let error =
-            Cargo::try_parse_from(["cargo", "fixedip", "plan", "--workspace", "-p", "a"]).unwrap_err();
+        let error = Cargo::try_parse_from(["cargo", "fixedip", "plan", "--workspace", "-p", "a"])
+            .unwrap_err();
         assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
     }
 }

@@ -65,7 +65,12 @@ impl Output {
             ColorWhen::Never => anstream::ColorChoice::Never,
         };
         choice.write_global();
-        Output { json: global.json, quiet: global.quiet, verbose: global.verbose, color }
+        Output {
+            json: global.json,
+            quiet: global.quiet,
+            verbose: global.verbose,
+            color,
+        }
     }
 
     /// Whether stderr shows colors (for error reports rendered outside anstream).
@@ -102,7 +107,11 @@ impl Output {
     /// A progress line in cargo's form, `    Planning stack default`; silent with `--quiet`.
     pub fn status(&self, verb: &str, message: impl Display) {
         if !self.quiet {
-            let _ = writeln!(anstream::stderr(), "{:>12} {message}", styled(style::STATUS, verb));
+            let _ = writeln!(
+                anstream::stderr(),
+                "{:>12} {message}",
+                styled(style::STATUS, verb)
+            );
         }
     }
 
@@ -115,7 +124,11 @@ impl Output {
 
     /// Something the user should know although the command goes on; shown even with `--quiet`.
     pub fn warning(&self, message: impl Display) {
-        let _ = writeln!(anstream::stderr(), "{}: {message}", styled(style::WARNING, "warning"));
+        let _ = writeln!(
+            anstream::stderr(),
+            "{}: {message}",
+            styled(style::WARNING, "warning")
+        );
     }
 
     /// A spinner on stderr while waiting, only on a terminal and never with `--quiet`: logs and CI
@@ -186,9 +199,14 @@ mod tests {
     #[test]
     fn styled_text_resets() {
         let text = styled(style::CREATE, "create").to_string();
-        assert!(text.starts_with("\u{1b}[") && text.ends_with("\u{1b}[0m"), "{text:?}");
+        assert!(
+            text.starts_with("\u{1b}[") && text.ends_with("\u{1b}[0m"),
+            "{text:?}"
+        );
         let mut stripped = Vec::new();
-        anstream::StripStream::new(&mut stripped).write_all(text.as_bytes()).unwrap();
+        anstream::StripStream::new(&mut stripped)
+            .write_all(text.as_bytes())
+            .unwrap();
         assert_eq!(stripped, b"create");
     }
 }

@@ -1,0 +1,523 @@
+//! `cargo fixedip plan`: what deploy would create or change, and its monthly cost.
+//!
+//! `--offline` builds the functions, reads their records and settings, groups them into stacks and
+//! plans each against an empty account whose AZs are assumed (`<region>a`, `<region>b`, ...): no AWS
+//! call, no credentials. Planning against the account is the AWS side's ([`online`]).
+
+use std::fmt::{self, Display, Write as _};
+
+use fixedip_core::cost::{self, MonthlyCost, Usd, HOURS_PER_MONTH};
+use fixedip_core::observed::ObservedState;
+use fixedip_core::plan::{NetworkView, Plan, Status};
+use fixedip_core::planner::{self, DeclaredFunction};
+use fixedip_core::requirements::{AzCount, StackName};
+use fixedip_core::settings::{is_region, DeploySettings};
+use fixedip_core::tags;
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::{DiagramFormat, PlanArgs};
+use crate::error::CliError;
+use crate::output::{style, styled};
+
+pub fn run(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
+    if !args.offline {
+        return online(context, args);
+    }
+    let report = offline(context)?;
+    let output = &context.output;
+    match args.diagram {
+        Some(DiagramFormat::Mermaid) => output.text(&mermaid(&report)),
+        Some(DiagramFormat::Dot) => output.text(&dot(&report)),
+        None => output.result(&report),
+    }
+    .map_err(CliError::Stdout)
+}
+
+/// `plan` against the account: observe by tags, then plan. The AWS side provides it.
+fn online(_context: &Context, _args: &PlanArgs) -> Result<(), CliError> {
+    Err(CliError::NeedsAws {
+        command: "plan (without --offline)",
+    })
+}
+
+/// The result of `plan`: one plan and its cost per stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Nothing was read from AWS: the account was assumed empty.
+    pub offline: bool,
+    pub stacks: Vec<StackPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackPlan {
+    /// The AZ names are assumed (`<region>a`, ...), not read from the region: deploy picks among
+    /// the ones the region really offers.
+    pub assumed_azs: bool,
+    pub plan: Plan,
+    pub cost: MonthlyCost,
+}
+
+/// Build, read, group and plan, with no AWS call.
+pub fn offline(context: &Context) -> Result<PlanReport, CliError> {
+    if let Some(region) = &context.global.region {
+        if !is_region(region) {
+            return Err(CliError::BadRegion {
+                region: region.clone(),
+            });
+        }
+    }
+    let functions = context.functions_built_for_host()?;
+    let declared = functions
+        .into_iter()
+        .map(|function| {
+            let region = offline_region(context.global.region.as_deref(), &function.settings)
+                .ok_or_else(|| CliError::NoRegion {
+                    stack: function.record.requirements.stack.to_string(),
+                    function: function.record.function.clone(),
+                })?;
+            Ok(DeclaredFunction {
+                record: function.record,
+                settings: function.settings,
+                region,
+                code_sha256: None,
+            })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+
+    let mut stacks = Vec::new();
+    for spec in planner::stack_specs(declared)? {
+        context.output.status(
+            "Planning",
+            format!(
+                "stack `{}` in {} (offline: AZ names assumed)",
+                spec.stack, spec.region
+            ),
+        );
+        let plan = planner::plan(&spec, &assumed_empty_account(&spec.region))?;
+        let cost = cost::of_plan(&plan)?;
+        stacks.push(StackPlan {
+            assumed_azs: true,
+            plan,
+            cost,
+        });
+    }
+    Ok(PlanReport {
+        offline: true,
+        stacks,
+    })
+}
+
+/// The region without asking AWS: `--region`, the package's `region`, `AWS_REGION`,
+/// `AWS_DEFAULT_REGION`. (Online, the AWS configuration's profile may also name one.)
+pub fn offline_region(flag: Option<&str>, settings: &DeploySettings) -> Option<String> {
+    flag.map(str::to_owned)
+        .or_else(|| settings.region.clone())
+        .or_else(|| non_empty_env("AWS_REGION"))
+        .or_else(|| non_empty_env("AWS_DEFAULT_REGION"))
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// An account with nothing in it, in a region assumed to offer AZs `a` to `f`: as many as `azs`
+/// allows, so that offline planning never refuses for want of AZs.
+pub fn assumed_empty_account(region: &str) -> ObservedState {
+    ObservedState {
+        offered_azs: (b'a'..)
+            .take(usize::from(AzCount::MAX))
+            .map(|letter| format!("{region}{}", letter as char))
+            .collect(),
+        ..ObservedState::default()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The text: a tree per stack, then its cost.
+
+impl Display for PlanReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, stack) in self.stacks.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{stack}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for StackPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = &self.plan;
+        write!(
+            f,
+            "{} in {}",
+            styled(style::HEADER, format_args!("Stack `{}`", plan.stack)),
+            plan.region
+        )?;
+        if self.assumed_azs {
+            write!(
+                f,
+                "{}",
+                styled(
+                    style::DIM,
+                    " (offline: nothing read from AWS, AZ names assumed)"
+                )
+            )?;
+        }
+        writeln!(f, "\n")?;
+        f.write_str(&tree(&plan.stack, &plan.network))?;
+
+        writeln!(f)?;
+        let changes = plan.steps.len();
+        if changes == 0 {
+            writeln!(f, "No changes: the account already matches.")?;
+        } else {
+            writeln!(
+                f,
+                "{changes} change{}:",
+                if changes == 1 { "" } else { "s" }
+            )?;
+            for step in &plan.steps {
+                writeln!(f, "  {:>2}. {}", step.id.0 + 1, step.action.summary())?;
+            }
+        }
+        for note in &plan.notes {
+            writeln!(f, "{}: {note}", styled(style::WARNING, "note"))?;
+        }
+        writeln!(f)?;
+        write!(f, "{}", CostText(&self.cost))
+    }
+}
+
+/// One line of the tree: its indentation and branch, what it is, and its status.
+struct Row {
+    branch: String,
+    label: String,
+    status: Option<Status>,
+}
+
+fn tree(stack: &StackName, network: &NetworkView) -> String {
+    let mut rows = Vec::new();
+    let row = |branch: &str, label: String, status: Option<&Status>| Row {
+        branch: branch.to_owned(),
+        label,
+        status: status.cloned(),
+    };
+    rows.push(row(
+        "",
+        format!("VPC {}", network.vpc.0),
+        Some(&network.vpc.1),
+    ));
+
+    // The VPC's children: gateway, public route table, each AZ, security group, role, functions.
+    let mut children: Vec<Vec<Row>> = vec![
+        vec![row(
+            "",
+            "internet gateway".into(),
+            Some(&network.internet_gateway),
+        )],
+        vec![row(
+            "",
+            "public route table: 0.0.0.0/0 → internet gateway".into(),
+            Some(&network.public_route_table),
+        )],
+    ];
+    for az in &network.azs {
+        let address = match az.address.0 {
+            Some(ip) => format!("Elastic IP {}", styled(style::VALUE, ip)),
+            None => "Elastic IP (new address)".to_owned(),
+        };
+        children.push(vec![
+            row("", format!("AZ {} (slot {})", az.az, az.slot), None),
+            row(
+                "├── ",
+                format!("public subnet {}", az.public_subnet.0),
+                Some(&az.public_subnet.1),
+            ),
+            row("│   └── ", "NAT gateway".into(), Some(&az.nat_gateway)),
+            row("│       └── ", address, Some(&az.address.1)),
+            row(
+                "└── ",
+                format!("private subnet {}", az.private_subnet.0),
+                Some(&az.private_subnet.1),
+            ),
+            row(
+                "    └── ",
+                format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az),
+                Some(&az.private_route_table),
+            ),
+        ]);
+    }
+    for surplus in &network.surplus_slots {
+        let az = surplus.az.as_deref().unwrap_or("unknown AZ");
+        let mut label = format!("slot {} in {az}, beyond `azs`: left in place", surplus.slot);
+        if let Some((_, ip)) = &surplus.address {
+            let _ = write!(label, ", Elastic IP {}", styled(style::VALUE, ip));
+        }
+        children.push(vec![row("", label, None)]);
+    }
+    for (allocation_id, ip) in &network.retained_addresses {
+        children.push(vec![row(
+            "",
+            format!(
+                "retained Elastic IP {} ({allocation_id})",
+                styled(style::VALUE, ip)
+            ),
+            None,
+        )]);
+    }
+    children.push(vec![row(
+        "",
+        format!(
+            "security group {} (no inbound rules)",
+            tags::security_group_name(stack)
+        ),
+        Some(&network.security_group),
+    )]);
+    if let Some(role) = &network.role {
+        children.push(vec![row(
+            "",
+            format!("execution role {}", tags::role_name(stack)),
+            Some(role),
+        )]);
+    }
+    let mut functions = vec![row("", "functions, in the private subnets".into(), None)];
+    for (index, (name, status)) in network.functions.iter().enumerate() {
+        let last = index + 1 == network.functions.len();
+        functions.push(row(
+            if last { "└── " } else { "├── " },
+            format!("λ {name}"),
+            Some(status),
+        ));
+    }
+    children.push(functions);
+
+    let count = children.len();
+    for (index, group) in children.into_iter().enumerate() {
+        let last = index + 1 == count;
+        for (line, mut child) in group.into_iter().enumerate() {
+            let lead = match (line, last) {
+                (0, false) => "├── ",
+                (0, true) => "└── ",
+                (_, false) => "│   ",
+                (_, true) => "    ",
+            };
+            child.branch.insert_str(0, lead);
+            rows.push(child);
+        }
+    }
+
+    let width = rows
+        .iter()
+        .map(|r| visible_len(&r.branch) + visible_len(&r.label))
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for row in rows {
+        let pad = width - visible_len(&row.branch) - visible_len(&row.label);
+        let _ = write!(text, "{}{}", styled(style::DIM, &row.branch), row.label);
+        if let Some(status) = &row.status {
+            let _ = write!(text, "{:pad$}   {}", "", status_text(status));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+fn status_text(status: &Status) -> String {
+    match status {
+        Status::Create => styled(style::CREATE, "+ create").to_string(),
+        Status::Change(id) => styled(style::CHANGE, format_args!("~ change {id}")).to_string(),
+        Status::Keep(id) => styled(style::KEEP, format_args!("  keep {id}")).to_string(),
+    }
+}
+
+/// The width of text on a terminal: characters, not bytes, and escape sequences count for nothing.
+fn visible_len(text: &str) -> usize {
+    let mut plain = Vec::new();
+    let _ = std::io::Write::write_all(&mut anstream::StripStream::new(&mut plain), text.as_bytes());
+    String::from_utf8_lossy(&plain).chars().count()
+}
+
+struct CostText<'c>(&'c MonthlyCost);
+
+impl Display for CostText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cost = self.0;
+        write!(
+            f,
+            "{} in {} (prices of {}",
+            styled(style::HEADER, "Monthly cost"),
+            cost.region,
+            cost.prices_date
+        )?;
+        if !cost.prices_checked {
+            write!(f, ", not yet checked for this region")?;
+        }
+        writeln!(f, "):")?;
+        let width = cost.lines.iter().map(|l| l.item.len()).max().unwrap_or(0) + 1;
+        for line in &cost.lines {
+            let item = if line.quantity == 1 {
+                line.item.to_owned()
+            } else {
+                format!("{}s", line.item)
+            };
+            writeln!(
+                f,
+                "  {:>2} {item:<width$} × {}/h × {HOURS_PER_MONTH} h  {:>9}",
+                line.quantity,
+                rate(line.hourly),
+                line.monthly.to_string(),
+            )?;
+        }
+        writeln!(
+            f,
+            "  {}  {}",
+            styled(style::HEADER, "total before any data"),
+            styled(style::VALUE, format_args!("{} per month", cost.fixed_total))
+        )?;
+        writeln!(
+            f,
+            "  plus {} per GB through the NAT gateways",
+            rate(cost.per_gb)
+        )
+    }
+}
+
+/// A price per unit with the precision it has: `$0.045`, `$0.005`, `$1.20`.
+fn rate(price: Usd) -> String {
+    let dollars = price.micros / 1_000_000;
+    let fraction = format!("{:06}", price.micros % 1_000_000);
+    let trimmed = fraction.trim_end_matches('0');
+    let decimals = if trimmed.len() < 2 {
+        &fraction[..2]
+    } else {
+        trimmed
+    };
+    format!("${dollars}.{decimals}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagrams.
+
+/// A Mermaid flowchart of every stack: the VPC, its AZs with their subnets and NATs (with their
+/// IPs when known), the functions, and where traffic goes.
+pub fn mermaid(report: &PlanReport) -> String {
+    let mut out = String::from("flowchart TB\n    internet((internet))\n");
+    for (s, stack) in report.stacks.iter().enumerate() {
+        let plan = &stack.plan;
+        let network = &plan.network;
+        let _ = writeln!(
+            out,
+            "    subgraph s{s}[\"stack {} · {} · VPC {}\"]",
+            plan.stack, plan.region, network.vpc.0
+        );
+        let _ = writeln!(out, "        s{s}_igw[\"internet gateway\"]");
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(out, "        subgraph s{s}_az{n}[\"{}\"]", az.az);
+            let _ = writeln!(
+                out,
+                "            s{s}_pub{n}[\"public subnet {}\"]",
+                az.public_subnet.0
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_nat{n}[\"NAT gateway<br/>{}\"]",
+                address_label(az.address.0)
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_priv{n}[\"private subnet {}\"]",
+                az.private_subnet.0
+            );
+            let _ = writeln!(out, "        end");
+        }
+        let _ = writeln!(out, "    end");
+        for (f, (name, _)) in network.functions.iter().enumerate() {
+            let _ = writeln!(out, "    s{s}_fn{f}{{{{\"λ {name}\"}}}}");
+            for az in &network.azs {
+                let _ = writeln!(out, "    s{s}_fn{f} -.- s{s}_priv{}", az.slot);
+            }
+        }
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(out, "    s{s}_priv{n} -- \"0.0.0.0/0\" --> s{s}_nat{n}");
+            let _ = writeln!(out, "    s{s}_nat{n} --- s{s}_pub{n}");
+            let _ = writeln!(out, "    s{s}_pub{n} -- \"0.0.0.0/0\" --> s{s}_igw");
+        }
+        let _ = writeln!(out, "    s{s}_igw --> internet");
+    }
+    out
+}
+
+/// The same network as Graphviz dot.
+pub fn dot(report: &PlanReport) -> String {
+    let mut out = String::from(
+        "digraph fixedip {\n    rankdir=TB;\n    node [shape=box, fontname=\"Helvetica\"];\n    internet [shape=ellipse];\n",
+    );
+    for (s, stack) in report.stacks.iter().enumerate() {
+        let plan = &stack.plan;
+        let network = &plan.network;
+        let _ = writeln!(out, "    subgraph cluster_s{s} {{");
+        let _ = writeln!(
+            out,
+            "        label=\"stack {} · {} · VPC {}\";",
+            plan.stack, plan.region, network.vpc.0
+        );
+        let _ = writeln!(out, "        s{s}_igw [label=\"internet gateway\"];");
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(out, "        subgraph cluster_s{s}_az{n} {{");
+            let _ = writeln!(out, "            label=\"{}\";", az.az);
+            let _ = writeln!(
+                out,
+                "            s{s}_pub{n} [label=\"public subnet\\n{}\"];",
+                az.public_subnet.0
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_nat{n} [label=\"NAT gateway\\n{}\"];",
+                address_label(az.address.0)
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_priv{n} [label=\"private subnet\\n{}\"];",
+                az.private_subnet.0
+            );
+            let _ = writeln!(out, "        }}");
+        }
+        let _ = writeln!(out, "    }}");
+        for (f, (name, _)) in network.functions.iter().enumerate() {
+            let _ = writeln!(out, "    s{s}_fn{f} [label=\"λ {name}\", shape=component];");
+            for az in &network.azs {
+                let _ = writeln!(
+                    out,
+                    "    s{s}_fn{f} -> s{s}_priv{} [style=dashed, arrowhead=none];",
+                    az.slot
+                );
+            }
+        }
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(
+                out,
+                "    s{s}_priv{n} -> s{s}_nat{n} [label=\"0.0.0.0/0\"];"
+            );
+            let _ = writeln!(out, "    s{s}_nat{n} -> s{s}_pub{n} [arrowhead=none];");
+            let _ = writeln!(out, "    s{s}_pub{n} -> s{s}_igw [label=\"0.0.0.0/0\"];");
+        }
+        let _ = writeln!(out, "    s{s}_igw -> internet;");
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn address_label(ip: Option<std::net::Ipv4Addr>) -> String {
+    ip.map_or("Elastic IP (new)".to_owned(), |ip| {
+        format!("Elastic IP {ip}")
+    })
+}
