@@ -50,12 +50,9 @@ pub enum CliError {
 
     // Settings.
     #[error("invalid settings in package `{package}` ({})", .manifest.display())]
-    #[diagnostic(
-        code(fixedip::settings),
-        help(
-            "fix the keys named above in Cargo.toml; every key and its range: docs/cli.md#settings"
-        )
-    )]
+    #[diagnostic(help(
+        "fix the keys named above in Cargo.toml; every key and its range: docs/cli.md#settings"
+    ))]
     Settings {
         package: String,
         manifest: PathBuf,

@@ -13,6 +13,7 @@ pub mod package;
 pub mod workspace;
 
 use std::ffi::OsString;
+use std::io::IsTerminal;
 
 use clap::Parser;
 
@@ -53,15 +54,18 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
 }
 
 /// Errors render with miette: the message, its causes, and a `help` line saying what to do; in
-/// color only when stderr gets color.
+/// color only when stderr gets color, wrapped only on a terminal (a log keeps one message a line,
+/// so that it can be searched).
 fn install_error_renderer(output: &Output) {
     let color = output.stderr_has_color();
+    let terminal = std::io::stderr().is_terminal();
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(
             miette::MietteHandlerOpts::new()
                 .color(color)
                 .unicode(color)
                 .terminal_links(false)
+                .wrap_lines(terminal)
                 .build(),
         )
     }));
