@@ -225,3 +225,118 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
 pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
     monthly(&Topology::of_plan(plan), &plan.region)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::planner::plan;
+    use crate::planner::simulate::{deployed, empty, spec};
+
+    fn topology(nat_gateways: u32, public_ipv4: u32) -> Topology {
+        Topology {
+            nat_gateways,
+            public_ipv4,
+        }
+    }
+
+    #[test]
+    fn two_azs_in_us_east_1() {
+        // 2 × $0.045 × 730 = $65.70 for the NATs, 2 × $0.005 × 730 = $7.30 for their IPs.
+        let cost = monthly(&topology(2, 2), "us-east-1").unwrap();
+        let lines: Vec<(&str, u32, String)> = cost
+            .lines
+            .iter()
+            .map(|l| (l.item, l.quantity, l.monthly.to_string()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                ("NAT gateway", 2, "$65.70".to_owned()),
+                ("public IPv4 address", 2, "$7.30".to_owned())
+            ]
+        );
+        assert_eq!(cost.fixed_total, Usd::from_micros(73_000_000));
+        assert_eq!(cost.fixed_total.to_string(), "$73.00");
+        assert_eq!(cost.per_gb, Usd::from_micros(45_000));
+        assert_eq!((cost.prices_date, cost.prices_checked), (PRICES_DATE, true));
+    }
+
+    #[test]
+    fn two_azs_in_tokyo() {
+        // 2 × $0.062 × 730 = $90.52, plus $7.30 of IPs.
+        let cost = monthly(&topology(2, 2), "ap-northeast-1").unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$97.82");
+        assert_eq!(cost.per_gb.to_string(), "$0.06");
+        assert_eq!(cost.per_gb, Usd::from_micros(62_000));
+    }
+
+    #[test]
+    fn a_plan_costs_what_it_leaves_in_the_account() {
+        let fresh = plan(&spec(2, &["f"]), &empty()).unwrap();
+        assert_eq!(Topology::of_plan(&fresh), topology(2, 2));
+        assert_eq!(of_plan(&fresh).unwrap().fixed_total.to_string(), "$73.00");
+
+        // Shrinking to one AZ leaves the second in place for now: still billed.
+        let account = deployed(&spec(2, &["f"]), &empty());
+        let one = plan(&spec(1, &["f"]), &account).unwrap();
+        assert_eq!(Topology::of_plan(&one), topology(2, 2));
+
+        // A retained address costs its hour: 1 × $32.85 + 2 × $3.65.
+        let mut with_retained = deployed(&spec(1, &["f"]), &empty());
+        with_retained
+            .addresses
+            .push(crate::planner::simulate::address(
+                "eipalloc-0000aaaa",
+                1,
+                crate::observed::AddressUse::Retained,
+            ));
+        let kept = plan(&spec(1, &["f"]), &with_retained).unwrap();
+        assert_eq!(Topology::of_plan(&kept), topology(1, 2));
+        assert_eq!(of_plan(&kept).unwrap().fixed_total.to_string(), "$40.15");
+    }
+
+    #[test]
+    fn an_unknown_region_names_the_table_and_the_known_regions() {
+        let err = monthly(&topology(1, 1), "mars-north-1").unwrap_err();
+        let message = err.to_string();
+        assert!(message.starts_with(&format!("no prices for region mars-north-1 in the table of {PRICES_DATE}; known regions: ap-northeast-1, ")), "{message}");
+        assert!(message.contains("us-east-1"), "{message}");
+    }
+
+    #[test]
+    fn the_table_is_sorted_and_only_the_checked_regions_say_so() {
+        let regions: Vec<&str> = price_table().iter().map(|p| p.region).collect();
+        let mut sorted = regions.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(regions, sorted);
+        let checked: Vec<&str> = price_table()
+            .iter()
+            .filter(|p| p.checked)
+            .map(|p| p.region)
+            .collect();
+        assert_eq!(checked, ["ap-northeast-1", "us-east-1"]);
+        assert!(price_table()
+            .iter()
+            .all(|p| p.public_ipv4_hour == Usd::from_micros(5_000)));
+    }
+
+    #[test]
+    fn dollars_round_to_the_cent() {
+        assert_eq!(Usd::from_micros(0).to_string(), "$0.00");
+        assert_eq!(Usd::from_micros(4_999).to_string(), "$0.00");
+        assert_eq!(Usd::from_micros(5_000).to_string(), "$0.01");
+        assert_eq!(Usd::from_micros(1_234_567_890).to_string(), "$1234.57");
+    }
+
+    #[cfg(feature = "serde")]
+    #[test]
+    fn json_holds_dollars() {
+        let cost = monthly(&topology(2, 2), "us-east-1").unwrap();
+        let json = serde_json::to_value(&cost).unwrap();
+        assert_eq!(json["fixed_total"], 73.0);
+        assert_eq!(json["per_gb"], 0.045);
+        assert_eq!(json["prices_date"], PRICES_DATE);
+        assert_eq!(json["lines"][0]["monthly"], 65.7);
+    }
+}

@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
+use crate::requirements::AllocationId;
 use crate::settings::Architecture;
 
 /// Which side of an availability zone a subnet or route table serves.
@@ -43,6 +44,38 @@ pub struct ObservedState {
     pub role: Option<ObservedRole>,
     /// The functions the plan names (found by name) and every function tagged with the stack.
     pub functions: Vec<ObservedFunction>,
+}
+
+impl ObservedState {
+    /// What planning without AWS assumes (`plan --offline`): an account where the stack does not
+    /// exist yet, holding the adopted addresses (their IPs unknown), in a region that offers the
+    /// usual AZ names. The real names come from DescribeAvailabilityZones once online.
+    pub fn assumed_offline(region: &str, adopted_ips: &[AllocationId]) -> ObservedState {
+        // ap-northeast-1b is closed to new accounts; elsewhere a to f covers the 6 AZs `azs` allows.
+        let letters: &[char] = match region {
+            "ap-northeast-1" => &['a', 'c', 'd'],
+            _ => &['a', 'b', 'c', 'd', 'e', 'f'],
+        };
+        ObservedState {
+            offered_azs: letters
+                .iter()
+                .map(|letter| format!("{region}{letter}"))
+                .collect(),
+            addresses: adopted_ips
+                .iter()
+                .map(|id| ObservedAddress {
+                    allocation_id: id.to_string(),
+                    public_ip: Ipv4Addr::UNSPECIFIED,
+                    usage: AddressUse::Retained,
+                    slot: None,
+                    adopted: true,
+                    association_id: None,
+                    network_interface_id: None,
+                })
+                .collect(),
+            ..ObservedState::default()
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,6 +120,7 @@ pub enum AddressUse {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ObservedAddress {
     pub allocation_id: String,
+    /// `0.0.0.0` ([`Ipv4Addr::UNSPECIFIED`]) when not known: see [`ObservedState::assumed_offline`].
     pub public_ip: Ipv4Addr,
     pub usage: AddressUse,
     /// The slot an active address serves (from its tag).

@@ -114,11 +114,13 @@ pub enum Action {
         az: String,
         cidr: Ipv4Net,
     },
-    /// A new Elastic IP for a slot, tagged `fixedip:address=active` and the slot.
+    /// A new Elastic IP for a slot, tagged with [`crate::tags::for_address`].
     AllocateAddress {
         slot: Slot,
     },
-    /// Put an existing address (retained or adopted) to work for a slot: re-tag it active.
+    /// Put an existing address (retained, adopted, or used by the slot's NAT without the tags) to
+    /// work for a slot: re-tag it with [`crate::tags::for_address`] (`adopted` when the stack's
+    /// `adopted_ips` name it).
     ActivateAddress {
         allocation_id: String,
         slot: Slot,

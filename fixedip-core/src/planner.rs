@@ -254,6 +254,12 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             .iter()
             .map(|az| az.private_subnet.reference.clone())
             .collect(),
+        surplus_private_subnets: inventory
+            .subnets
+            .iter()
+            .filter(|s| s.tier == Tier::Private && slots.surplus.contains(&s.slot))
+            .map(|s| s.id.clone())
+            .collect(),
         security_group: security_group.reference.clone(),
         private_routes_ready,
     };
@@ -274,7 +280,7 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             .map(|az| format!(" ({az})"))
             .unwrap_or_default();
         planner.notes.push(format!(
-            "AZ slot {}{az} exists beyond `azs = {}` and is left as it is (its NAT gateway and Elastic IP stay, and are billed): removing an AZ is not supported yet",
+            "AZ slot {}{az} exists beyond `azs = {}` and is left as it is (its NAT gateway and Elastic IP stay and are billed, and functions in it stay): removing an AZ is not supported yet",
             surplus.slot, spec.azs
         ));
     }
@@ -667,6 +673,9 @@ struct RoutedTable {
 /// Where functions attach.
 struct Attachment {
     private_subnets: Vec<Ref>,
+    /// Private subnets of slots beyond `azs`: a function already in one stays there (the slot's
+    /// NAT and address stay too), a function not in one is not put there.
+    surplus_private_subnets: Vec<String>,
     security_group: Ref,
     private_routes_ready: Vec<StepId>,
 }
@@ -870,7 +879,7 @@ impl Planner {
         let (address_ref, public_ip, address_status) = match address {
             AddressChoice::Keep(a) => (
                 Ref::Existing(a.allocation_id.clone()),
-                Some(a.public_ip),
+                known_ip(a),
                 Status::Keep(a.allocation_id.clone()),
             ),
             AddressChoice::Activate(a) => {
@@ -880,7 +889,7 @@ impl Planner {
                 };
                 (
                     Ref::Step(self.push(action, &[])),
-                    Some(a.public_ip),
+                    known_ip(a),
                     Status::Change(a.allocation_id.clone()),
                 )
             }
@@ -1029,11 +1038,23 @@ impl Planner {
             ));
         }
 
+        let mut subnets = attachment.private_subnets.clone();
+        for surplus in &attachment.surplus_private_subnets {
+            if deployed.subnet_ids.contains(surplus) {
+                subnets.push(Ref::Existing(surplus.clone()));
+            }
+        }
         let mut config_update = None;
-        if configuration_differs(function, deployed, attachment, &role) {
+        if configuration_differs(
+            function,
+            deployed,
+            &subnets,
+            &attachment.security_group,
+            &role,
+        ) {
             let action = Action::UpdateFunctionConfiguration {
                 function: function.clone(),
-                subnets: attachment.private_subnets.clone(),
+                subnets,
                 security_group: attachment.security_group.clone(),
                 role,
             };
@@ -1066,6 +1087,11 @@ impl Planner {
     }
 }
 
+/// The address's IP, unless it is not known (planning offline).
+fn known_ip(address: &ObservedAddress) -> Option<Ipv4Addr> {
+    Some(address.public_ip).filter(|ip| !ip.is_unspecified())
+}
+
 /// Whether a 0.0.0.0/0 route already goes where it should.
 fn routes_via(route: &ObservedRoute, via: &RouteVia) -> bool {
     !route.blackhole
@@ -1084,7 +1110,8 @@ fn routes_via(route: &ObservedRoute, via: &RouteVia) -> bool {
 fn configuration_differs(
     function: &FunctionSpec,
     deployed: &ObservedFunction,
-    attachment: &Attachment,
+    subnets: &[Ref],
+    security_group: &Ref,
     role: &Ref,
 ) -> bool {
     let same_set = |wanted: &[Ref], have: &[String]| {
@@ -1097,9 +1124,9 @@ fn configuration_differs(
             .collect();
         wanted.is_some_and(|wanted| wanted == have.iter().map(String::as_str).collect())
     };
-    !same_set(&attachment.private_subnets, &deployed.subnet_ids)
+    !same_set(subnets, &deployed.subnet_ids)
         || !same_set(
-            std::slice::from_ref(&attachment.security_group),
+            std::slice::from_ref(security_group),
             &deployed.security_group_ids,
         )
         || !matches!(role, Ref::Existing(arn) if *arn == deployed.role_arn)
@@ -1150,6 +1177,9 @@ impl fmt::Display for Origin {
 }
 
 /// Functions that name one stack but cannot share it.
+///
+/// Large for an error (two origins), and made at most once per run: not worth boxing, hence the
+/// `clippy::result_large_err` allowances below.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConflictError {
     #[error(
@@ -1179,6 +1209,7 @@ pub enum ConflictError {
 /// Group functions into stacks by (region, stack), sorted by region then stack; functions within a
 /// stack are sorted by name. Functions of one stack share its network, so they must agree on `azs`,
 /// `ips` and `vpc-cidr`.
+#[allow(clippy::result_large_err)] // See `ConflictError`.
 pub fn stack_specs(functions: Vec<DeclaredFunction>) -> Result<Vec<StackSpec>, ConflictError> {
     let mut groups: BTreeMap<(String, StackName), Vec<DeclaredFunction>> = BTreeMap::new();
     for function in functions {
@@ -1194,6 +1225,7 @@ pub fn stack_specs(functions: Vec<DeclaredFunction>) -> Result<Vec<StackSpec>, C
         .collect()
 }
 
+#[allow(clippy::result_large_err)]
 fn stack_spec(
     region: String,
     stack: StackName,
@@ -1283,3 +1315,10 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
         code_sha256: declared.code_sha256.clone(),
     }
 }
+
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+pub(crate) mod simulate;
+#[cfg(test)]
+mod tests;

@@ -106,12 +106,10 @@ impl Record {
             .ok_or_else(|| RecordError::Malformed(format!("unexpected header {header:?}")))?;
         if version != FORMAT_VERSION.to_string() {
             return match version.parse::<u32>() {
-                Ok(n) if n > FORMAT_VERSION => Err(RecordError::NewerFormat {
-                    found: version.to_owned(),
-                }),
-                _ => Err(RecordError::Malformed(format!(
-                    "unknown format version {version:?}"
-                ))),
+                Ok(n) if n > FORMAT_VERSION => {
+                    Err(RecordError::NewerFormat { found: version.to_owned() })
+                }
+                _ => Err(RecordError::Malformed(format!("unknown format version {version:?}"))),
             };
         }
 
@@ -175,10 +173,7 @@ mod tests {
     fn empty_ips_and_defaults() {
         let mut record = sample("m::main");
         record.requirements = EgressRequirements::default();
-        assert_eq!(
-            Record::parse_section(record.encode().as_bytes()).unwrap(),
-            [record]
-        );
+        assert_eq!(Record::parse_section(record.encode().as_bytes()).unwrap(), [record]);
     }
 
     #[test]
@@ -189,11 +184,7 @@ mod tests {
 
     #[test]
     fn damaged_records_are_refused() {
-        for bad in [
-            &b"FIXEDIP/1\npackage=x"[..],
-            b"garbage\n\n",
-            b"FIXEDIP/1\nazs=9\n\n",
-        ] {
+        for bad in [&b"FIXEDIP/1\npackage=x"[..], b"garbage\n\n", b"FIXEDIP/1\nazs=9\n\n"] {
             assert!(Record::parse_section(bad).is_err());
         }
     }

@@ -10,7 +10,7 @@
 //! | `fixedip:adopted`    | adopted Elastic IPs| `true`: the user's, never released                 |
 //! | `Name`               | EC2 resources      | `fixedip-<stack>-<component>[-<az>]`, for consoles |
 
-use crate::observed::Slot;
+use crate::observed::{AddressUse, Slot};
 use crate::requirements::StackName;
 
 pub const STACK: &str = "fixedip:stack";
@@ -95,6 +95,40 @@ pub fn for_resource(
     tags
 }
 
+/// The value of the [`ADDRESS`] tag for a use.
+pub fn address_use(usage: AddressUse) -> &'static str {
+    match usage {
+        AddressUse::Active => "active",
+        AddressUse::Retained => "retained",
+    }
+}
+
+/// The use an [`ADDRESS`] tag value names.
+pub fn parse_address_use(value: &str) -> Option<AddressUse> {
+    [AddressUse::Active, AddressUse::Retained]
+        .into_iter()
+        .find(|u| address_use(*u) == value)
+}
+
+/// The tags of an Elastic IP put to work for a slot (allocated, or activated by
+/// `Action::ActivateAddress`): the resource tags plus its use, and [`ADOPTED`] for the user's own.
+pub fn for_address(
+    stack: &StackName,
+    slot: Slot,
+    az: Option<&str>,
+    adopted: bool,
+) -> Vec<(String, String)> {
+    let mut tags = for_resource(stack, Component::Address, Some(slot), az);
+    tags.push((
+        ADDRESS.to_owned(),
+        address_use(AddressUse::Active).to_owned(),
+    ));
+    if adopted {
+        tags.push((ADOPTED.to_owned(), "true".to_owned()));
+    }
+    tags
+}
+
 /// The name of the stack's IAM execution role (IAM names allow 64 characters; stacks have 32).
 pub fn role_name(stack: &StackName) -> String {
     format!("fixedip-{stack}-lambda")
@@ -114,6 +148,25 @@ mod tests {
         for c in Component::ALL {
             assert_eq!(Component::parse(c.as_str()), Some(c));
         }
+    }
+
+    #[test]
+    fn address_uses_round_trip() {
+        for usage in [AddressUse::Active, AddressUse::Retained] {
+            assert_eq!(parse_address_use(address_use(usage)), Some(usage));
+        }
+        assert_eq!(parse_address_use("Active"), None);
+    }
+
+    #[test]
+    fn an_adopted_address_says_so() {
+        let stack = StackName::parse("payments").unwrap();
+        let tags = for_address(&stack, 0, Some("us-east-1a"), true);
+        assert!(tags.contains(&(ADDRESS.into(), "active".into())));
+        assert!(tags.contains(&(ADOPTED.into(), "true".into())));
+        assert!(!for_address(&stack, 0, None, false)
+            .iter()
+            .any(|(k, _)| k == ADOPTED));
     }
 
     #[test]
