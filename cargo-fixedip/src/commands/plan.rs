@@ -10,7 +10,7 @@ use fixedip_core::cost::{self, MonthlyCost, Usd, HOURS_PER_MONTH};
 use fixedip_core::observed::ObservedState;
 use fixedip_core::plan::{NetworkView, Plan, Status};
 use fixedip_core::planner::{self, DeclaredFunction};
-use fixedip_core::requirements::{AzCount, StackName};
+use fixedip_core::requirements::StackName;
 use fixedip_core::settings::{is_region, DeploySettings};
 use fixedip_core::tags;
 use serde::Serialize;
@@ -51,6 +51,9 @@ pub struct PlanReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StackPlan {
+    /// List every step in the text (`-v`, or a plan against the account); else only their count.
+    #[serde(skip)]
+    pub list_steps: bool,
     /// The AZ names are assumed (`<region>a`, ...), not read from the region: deploy picks among
     /// the ones the region really offers.
     pub assumed_azs: bool,
@@ -94,9 +97,11 @@ pub fn offline(context: &Context) -> Result<PlanReport, CliError> {
                 spec.stack, spec.region
             ),
         );
-        let plan = planner::plan(&spec, &assumed_empty_account(&spec.region))?;
+        let observed = ObservedState::assumed_offline(&spec.region, &spec.adopted_ips);
+        let plan = planner::plan(&spec, &observed)?;
         let cost = cost::of_plan(&plan)?;
         stacks.push(StackPlan {
+            list_steps: context.output.verbose > 0,
             assumed_azs: true,
             plan,
             cost,
@@ -119,18 +124,6 @@ pub fn offline_region(flag: Option<&str>, settings: &DeploySettings) -> Option<S
 
 fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// An account with nothing in it, in a region assumed to offer AZs `a` to `f`: as many as `azs`
-/// allows, so that offline planning never refuses for want of AZs.
-pub fn assumed_empty_account(region: &str) -> ObservedState {
-    ObservedState {
-        offered_azs: (b'a'..)
-            .take(usize::from(AzCount::MAX))
-            .map(|letter| format!("{region}{}", letter as char))
-            .collect(),
-        ..ObservedState::default()
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -171,18 +164,16 @@ impl Display for StackPlan {
         f.write_str(&tree(&plan.stack, &plan.network))?;
 
         writeln!(f)?;
-        let changes = plan.steps.len();
-        if changes == 0 {
+        let steps = plan.steps.len();
+        if steps == 0 {
             writeln!(f, "No changes: the account already matches.")?;
-        } else {
-            writeln!(
-                f,
-                "{changes} change{}:",
-                if changes == 1 { "" } else { "s" }
-            )?;
+        } else if self.list_steps {
+            writeln!(f, "{steps} step{}:", plural(steps))?;
             for step in &plan.steps {
-                writeln!(f, "  {:>2}. {}", step.id.0 + 1, step.action.summary())?;
+                writeln!(f, "  step {}: {}", step.id.0, step.action.summary())?;
             }
+        } else {
+            writeln!(f, "{steps} step{} (`-v` lists them)", plural(steps))?;
         }
         for note in &plan.notes {
             writeln!(f, "{}: {note}", styled(style::WARNING, "note"))?;
@@ -358,32 +349,47 @@ impl Display for CostText<'_> {
             write!(f, ", not yet checked for this region")?;
         }
         writeln!(f, "):")?;
-        let width = cost.lines.iter().map(|l| l.item.len()).max().unwrap_or(0) + 1;
-        for line in &cost.lines {
-            let item = if line.quantity == 1 {
-                line.item.to_owned()
+        let mut rows: Vec<(String, String)> = cost
+            .lines
+            .iter()
+            .map(|line| {
+                let item = format!("{} × {}", line.quantity, line.item);
+                let rate = format!("{}/h × {HOURS_PER_MONTH} h", rate(line.hourly));
+                (format!("{item:<28}{rate}"), line.monthly.to_string())
+            })
+            .collect();
+        rows.push((
+            "total before any data".to_owned(),
+            cost.fixed_total.to_string(),
+        ));
+        let width = rows
+            .iter()
+            .map(|(left, _)| left.chars().count())
+            .max()
+            .unwrap_or(0);
+        let total = rows.len() - 1;
+        for (index, (left, amount)) in rows.into_iter().enumerate() {
+            let pad = width - left.chars().count();
+            if index == total {
+                let amount = format!("{amount:>8} per month");
+                writeln!(f, "  {left}{:pad$}  {}", "", styled(style::VALUE, amount))?;
             } else {
-                format!("{}s", line.item)
-            };
-            writeln!(
-                f,
-                "  {:>2} {item:<width$} × {}/h × {HOURS_PER_MONTH} h  {:>9}",
-                line.quantity,
-                rate(line.hourly),
-                line.monthly.to_string(),
-            )?;
+                writeln!(f, "  {left}{:pad$}  {amount:>8}", "")?;
+            }
         }
         writeln!(
             f,
-            "  {}  {}",
-            styled(style::HEADER, "total before any data"),
-            styled(style::VALUE, format_args!("{} per month", cost.fixed_total))
-        )?;
-        writeln!(
-            f,
-            "  plus {} per GB through the NAT gateways",
+            "  + {} per GB through the NAT gateways",
             rate(cost.per_gb)
         )
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
     }
 }
 

@@ -1,0 +1,209 @@
+//! `cargo fixedip plan --offline` on the example function: builds it (release, in the workspace's
+//! target directory, as a user's `cargo build --release` would), reads the record
+//! `#[fixed_egress(azs = 2)]` compiled into it, and prints the network and its cost. No AWS.
+
+use std::path::PathBuf;
+
+use assert_cmd::cargo::cargo_bin_cmd;
+use cargo_fixedip::exit_code;
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn example_manifest() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/hello-egress/Cargo.toml")
+}
+
+fn plan(args: &[&str]) -> assert_cmd::Command {
+    let mut command = cargo_bin_cmd!("cargo-fixedip");
+    command
+        .args(["fixedip", "plan", "--offline", "--manifest-path"])
+        .arg(example_manifest())
+        .args(args)
+        .env_remove("AWS_REGION")
+        .env_remove("AWS_DEFAULT_REGION")
+        .env_remove("CARGO_TERM_COLOR")
+        .env_remove("NO_COLOR");
+    command
+}
+
+fn stdout_of(command: &mut assert_cmd::Command) -> String {
+    let output = command.assert().success().get_output().clone();
+    String::from_utf8(output.stdout).unwrap()
+}
+
+#[test]
+fn text_plan_shows_two_azs_and_the_monthly_cost() {
+    let text = stdout_of(&mut plan(&["--region", "us-east-1"]));
+    assert!(text.contains("Stack `default` in us-east-1"), "{text}");
+    assert!(text.contains("AZ names assumed"), "{text}");
+    for az in ["AZ us-east-1a (slot 0)", "AZ us-east-1b (slot 1)"] {
+        assert!(text.contains(az), "{az} missing:\n{text}");
+    }
+    assert!(
+        !text.contains("us-east-1c"),
+        "azs = 2 plans two AZs:\n{text}"
+    );
+    assert_eq!(
+        text.matches("── NAT gateway").count(),
+        2,
+        "one NAT per AZ:\n{text}"
+    );
+    assert!(text.contains("λ hello-egress"), "{text}");
+    // 2 × 0.045 × 730 + 2 × 0.005 × 730, the figure of product.md's 2-AZ us-east-1 stack.
+    assert!(text.contains("$73.00 per month"), "{text}");
+    assert!(
+        text.contains("prices of 20"),
+        "the table's date is shown:\n{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}'),
+        "no color when stdout is not a terminal"
+    );
+}
+
+#[test]
+fn json_plan_is_one_document() {
+    let text = stdout_of(&mut plan(&[
+        "--region",
+        "ap-northeast-1",
+        "--json",
+        "--quiet",
+    ]));
+    let document: Value = serde_json::from_str(&text).expect("stdout is one JSON document");
+    assert_eq!(document["offline"], true);
+    let stacks = document["stacks"].as_array().unwrap();
+    assert_eq!(stacks.len(), 1);
+    let stack = &stacks[0];
+    assert_eq!(stack["plan"]["stack"], "default");
+    assert_eq!(stack["plan"]["region"], "ap-northeast-1");
+    let azs: Vec<&str> = stack["plan"]["network"]["azs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|az| az["az"].as_str().unwrap())
+        .collect();
+    // ap-northeast-1b takes no new accounts: the assumed AZs skip it.
+    assert_eq!(azs, ["ap-northeast-1a", "ap-northeast-1c"]);
+    // 2 × 0.062 × 730 + 2 × 0.005 × 730.
+    assert_eq!(stack["cost"]["fixed_total"], 97.82);
+    assert_eq!(
+        stack["cost"]["prices_date"].as_str().unwrap().len(),
+        "2026-11-01".len()
+    );
+    assert_eq!(stack["plan"]["network"]["functions"][0][0], "hello-egress");
+}
+
+#[test]
+fn region_comes_from_the_environment_when_not_given() {
+    let text = stdout_of(plan(&["--json", "-q"]).env("AWS_DEFAULT_REGION", "eu-west-1"));
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(document["stacks"][0]["plan"]["region"], "eu-west-1");
+    let text = stdout_of(
+        plan(&["--json", "-q"])
+            .env("AWS_REGION", "us-west-2")
+            .env("AWS_DEFAULT_REGION", "eu-west-1"),
+    );
+    let document: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        document["stacks"][0]["plan"]["region"], "us-west-2",
+        "AWS_REGION comes first"
+    );
+}
+
+#[test]
+fn no_region_anywhere_is_refused_with_a_hint() {
+    plan(&["-q"])
+        .assert()
+        .code(exit_code::PLAN)
+        .stdout("")
+        .stderr(predicate::str::contains("no region"))
+        .stderr(predicate::str::contains("--region"));
+}
+
+#[test]
+fn region_without_prices_is_a_plan_error() {
+    plan(&["-q", "--region", "me-central-1"])
+        .assert()
+        .code(exit_code::PLAN)
+        .stderr(predicate::str::contains("me-central-1"))
+        .stderr(predicate::str::contains("known regions"));
+}
+
+#[test]
+fn progress_goes_to_stderr_and_quiet_silences_it() {
+    let output = plan(&["--region", "us-east-1"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("Building"), "{stderr}");
+    assert!(stderr.contains("Planning"), "{stderr}");
+    let output = plan(&["--region", "us-east-1", "-q"])
+        .assert()
+        .success()
+        .get_output()
+        .clone();
+    assert_eq!(String::from_utf8(output.stderr).unwrap(), "");
+}
+
+#[test]
+fn color_follows_the_flag_and_cargo_term_color() {
+    let always = stdout_of(&mut plan(&[
+        "--region",
+        "us-east-1",
+        "--color",
+        "always",
+        "-q",
+    ]));
+    assert!(always.contains('\u{1b}'), "--color always colors a pipe");
+    let env = stdout_of(plan(&["--region", "us-east-1", "-q"]).env("CARGO_TERM_COLOR", "always"));
+    assert!(
+        env.contains('\u{1b}'),
+        "CARGO_TERM_COLOR=always colors a pipe"
+    );
+    let never = stdout_of(
+        plan(&["--region", "us-east-1", "-q", "--color", "never"])
+            .env("CARGO_TERM_COLOR", "always"),
+    );
+    assert!(
+        !never.contains('\u{1b}'),
+        "--color never beats CARGO_TERM_COLOR"
+    );
+}
+
+#[test]
+fn diagrams_draw_both_azs_and_the_function() {
+    let mermaid = stdout_of(&mut plan(&[
+        "--region",
+        "us-east-1",
+        "-q",
+        "--diagram",
+        "mermaid",
+    ]));
+    assert!(mermaid.starts_with("flowchart TB\n"), "{mermaid}");
+    assert_eq!(mermaid.matches("NAT gateway<br/>").count(), 2, "{mermaid}");
+    assert!(
+        mermaid.contains("us-east-1a") && mermaid.contains("us-east-1b"),
+        "{mermaid}"
+    );
+    assert!(mermaid.contains("λ hello-egress"), "{mermaid}");
+
+    let dot = stdout_of(&mut plan(&[
+        "--region",
+        "us-east-1",
+        "-q",
+        "--diagram",
+        "dot",
+    ]));
+    assert!(
+        dot.starts_with("digraph fixedip {") && dot.trim_end().ends_with('}'),
+        "{dot}"
+    );
+    assert_eq!(dot.matches("label=\"NAT gateway").count(), 2, "{dot}");
+    assert_eq!(
+        dot.matches('{').count(),
+        dot.matches('}').count(),
+        "balanced braces:\n{dot}"
+    );
+}
