@@ -116,7 +116,8 @@ pub enum CliError {
     #[diagnostic(help(
         "functions that name one stack share its network: make them agree, or give them different `stack = \"...\"` in #[fixed_egress]"
     ))]
-    Conflict(#[from] ConflictError),
+    // Boxed: it names two functions in full, and every Result in the crate would carry its size.
+    Conflict(Box<ConflictError>),
 
     #[error(transparent)]
     #[diagnostic(help("nothing was changed; fix what the message says, then plan again"))]
@@ -150,6 +151,12 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl From<ConflictError> for CliError {
+    fn from(error: ConflictError) -> Self {
+        CliError::Conflict(Box::new(error))
+    }
 }
 
 impl CliError {
