@@ -207,3 +207,112 @@ fn diagrams_draw_both_azs_and_the_function() {
         "balanced braces:\n{dot}"
     );
 }
+
+/// A package with two annotated binaries, `<name>-a` and `<name>-b`, depending on this repository's
+/// fixedip-macros. It builds in the workspace's target directory, with the workspace's lock file, so
+/// that only the two small binaries are compiled; binary names are unique per test because they
+/// share `target/release`.
+fn two_function_crate(name: &str, a: &str, b: &str) -> tempfile::TempDir {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nfixedip-macros = {{ path = {:?} }}\n\n[workspace]\n",
+            repo.join("fixedip-macros").canonicalize().unwrap()
+        ),
+    )
+    .unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+    std::fs::create_dir_all(dir.path().join("src/bin")).unwrap();
+    for (bin, attribute) in [("a", a), ("b", b)] {
+        std::fs::write(
+            dir.path().join(format!("src/bin/{name}-{bin}.rs")),
+            format!("#[fixedip_macros::{attribute}]\nfn main() {{}}\n"),
+        )
+        .unwrap();
+    }
+    dir
+}
+
+fn plan_crate(dir: &tempfile::TempDir) -> assert_cmd::Command {
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("..");
+    let mut command = cargo_bin_cmd!("cargo-fixedip");
+    command
+        .args([
+            "fixedip",
+            "plan",
+            "--offline",
+            "-q",
+            "--region",
+            "us-east-1",
+            "--manifest-path",
+        ])
+        .arg(dir.path().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target);
+    command
+}
+
+#[test]
+fn functions_of_one_stack_that_disagree_are_refused_naming_both() {
+    let dir = two_function_crate("disagree", "fixed_egress(azs = 2)", "fixed_egress(azs = 3)");
+    plan_crate(&dir)
+        .assert()
+        .code(exit_code::PLAN)
+        .stdout("")
+        .stderr(predicate::str::contains("disagree on `azs`"))
+        .stderr(predicate::str::contains(
+            "`disagree_a::main` in package disagree",
+        ))
+        .stderr(predicate::str::contains("src/bin/disagree-a.rs:1) has 2"))
+        .stderr(predicate::str::contains("src/bin/disagree-b.rs:1) has 3"));
+}
+
+#[test]
+fn functions_of_two_stacks_get_two_networks() {
+    let dir = two_function_crate(
+        "stacks",
+        "fixed_egress(stack = \"alpha\", azs = 1)",
+        "fixed_egress(stack = \"beta\", azs = 3)",
+    );
+    let text = stdout_of(plan_crate(&dir).arg("--json"));
+    let document: Value = serde_json::from_str(&text).unwrap();
+    let stacks: Vec<(&str, usize, &str)> = document["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["plan"]["stack"].as_str().unwrap(),
+                s["plan"]["network"]["azs"].as_array().unwrap().len(),
+                s["plan"]["network"]["functions"][0][0].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(stacks, [("alpha", 1, "stacks-a"), ("beta", 3, "stacks-b")]);
+}
+
+#[test]
+fn workspace_and_package_flags_find_the_example() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+    for selection in [&["--workspace"][..], &["-p", "hello-egress"]] {
+        let mut command = cargo_bin_cmd!("cargo-fixedip");
+        command
+            .args([
+                "fixedip",
+                "plan",
+                "--offline",
+                "-q",
+                "--json",
+                "--region",
+                "us-east-1",
+            ])
+            .args(selection)
+            .arg("--manifest-path")
+            .arg(&root);
+        let document: Value = serde_json::from_str(&stdout_of(&mut command)).unwrap();
+        let functions = &document["stacks"][0]["plan"]["network"]["functions"];
+        assert_eq!(functions[0][0], "hello-egress", "{selection:?}");
+    }
+}
