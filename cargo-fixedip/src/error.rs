@@ -101,6 +101,19 @@ pub enum CliError {
     ))]
     Reader(#[from] ReaderError),
 
+    #[error(
+        "{} holds `{function}`, which no binary of package `{package}` in this workspace compiles",
+        .zip.display()
+    )]
+    #[diagnostic(help(
+        "run from the workspace the zip was built in (or point at it with `--manifest-path`), or build the zip again"
+    ))]
+    ZipFromElsewhere {
+        zip: PathBuf,
+        function: String,
+        package: String,
+    },
+
     // Planning.
     #[error("no region for stack `{stack}` (function `{function}`)")]
     #[diagnostic(help(
@@ -166,7 +179,8 @@ impl CliError {
             CliError::NoManifest { .. }
             | CliError::Metadata { .. }
             | CliError::VirtualManifest { .. }
-            | CliError::UnknownPackage { .. } => exit_code::WORKSPACE,
+            | CliError::UnknownPackage { .. }
+            | CliError::ZipFromElsewhere { .. } => exit_code::WORKSPACE,
             CliError::Settings { .. } => exit_code::SETTINGS,
             CliError::NoBinaryTarget { .. }
             | CliError::NoAnnotatedMember

@@ -55,6 +55,12 @@ impl LambdaZip {
         LambdaZip { bytes, code_sha256 }
     }
 
+    /// A zip built elsewhere (`deploy --zip`), uploaded as it is.
+    pub fn from_zip_bytes(bytes: Vec<u8>) -> LambdaZip {
+        let code_sha256 = code_sha256(&bytes);
+        LambdaZip { bytes, code_sha256 }
+    }
+
     /// Writes the zip to `path`, for people who upload it themselves or pass it to `--zip`.
     pub fn write_to(&self, path: &Path) -> Result<(), CliError> {
         std::fs::write(path, &self.bytes).map_err(|source| CliError::Io {
