@@ -146,12 +146,6 @@ pub enum CliError {
     #[diagnostic(help("use `cargo fixedip plan --offline` to see the plan without AWS"))]
     NeedsAws { command: &'static str },
 
-    #[error("--diagram cannot be combined with --json")]
-    #[diagnostic(help(
-        "use one: the diagram is text for Mermaid or Graphviz, --json the plan itself"
-    ))]
-    DiagramWithJson,
-
     // The local machine.
     #[error("cannot write the result to stdout")]
     #[diagnostic(help("is the pipe that reads it closed?"))]
@@ -193,7 +187,7 @@ impl CliError {
             | CliError::Conflict(_)
             | CliError::Plan(_)
             | CliError::Cost(_) => exit_code::PLAN,
-            CliError::BadRegion { .. } | CliError::DiagramWithJson => exit_code::USAGE,
+            CliError::BadRegion { .. } => exit_code::USAGE,
             CliError::NeedsAws { .. } => exit_code::AWS,
             CliError::Stdout(_) | CliError::Io { .. } => exit_code::FAILURE,
         }
