@@ -22,7 +22,8 @@ fn plan(args: &[&str]) -> assert_cmd::Command {
         .env_remove("AWS_REGION")
         .env_remove("AWS_DEFAULT_REGION")
         .env_remove("CARGO_TERM_COLOR")
-        .env_remove("NO_COLOR");
+        .env_remove("NO_COLOR")
+        .env_remove("CLICOLOR_FORCE");
     command
 }
 
@@ -170,6 +171,16 @@ fn color_follows_the_flag_and_cargo_term_color() {
         !never.contains('\u{1b}'),
         "--color never beats CARGO_TERM_COLOR"
     );
+    // `auto` on a pipe is plain anyway; CLICOLOR_FORCE makes it colored, so NO_COLOR can be seen
+    // turning it off.
+    let forced = stdout_of(plan(&["--region", "us-east-1", "-q"]).env("CLICOLOR_FORCE", "1"));
+    assert!(forced.contains('\u{1b}'), "CLICOLOR_FORCE colors auto");
+    let no_color = stdout_of(
+        plan(&["--region", "us-east-1", "-q"])
+            .env("CLICOLOR_FORCE", "1")
+            .env("NO_COLOR", "1"),
+    );
+    assert!(!no_color.contains('\u{1b}'), "NO_COLOR turns auto off");
 }
 
 #[test]
