@@ -5,6 +5,7 @@
 //! call, no credentials. Planning against the account is the AWS side's ([`online`]).
 
 use std::fmt::{self, Display, Write as _};
+use std::net::Ipv4Addr;
 
 use fixedip_core::cost::{self, MonthlyCost, Usd, HOURS_PER_MONTH};
 use fixedip_core::observed::ObservedState;
@@ -219,7 +220,7 @@ fn tree(stack: &StackName, network: &NetworkView) -> String {
     for az in &network.azs {
         let address = match az.address.0 {
             Some(ip) => format!("Elastic IP {}", styled(style::VALUE, ip)),
-            None => "Elastic IP (new address)".to_owned(),
+            None => address_label(&az.address),
         };
         children.push(vec![
             row("", format!("AZ {} (slot {})", az.az, az.slot), None),
@@ -433,7 +434,7 @@ pub fn mermaid(report: &PlanReport) -> String {
             let _ = writeln!(
                 out,
                 "            s{s}_nat{n}[\"NAT gateway<br/>{}\"]",
-                address_label(az.address.0)
+                address_label(&az.address)
             );
             let _ = writeln!(
                 out,
@@ -487,7 +488,7 @@ pub fn dot(report: &PlanReport) -> String {
             let _ = writeln!(
                 out,
                 "            s{s}_nat{n} [label=\"NAT gateway\\n{}\"];",
-                address_label(az.address.0)
+                address_label(&az.address)
             );
             let _ = writeln!(
                 out,
@@ -522,8 +523,134 @@ pub fn dot(report: &PlanReport) -> String {
     out
 }
 
-fn address_label(ip: Option<std::net::Ipv4Addr>) -> String {
-    ip.map_or("Elastic IP (new)".to_owned(), |ip| {
-        format!("Elastic IP {ip}")
-    })
+/// An AZ's Elastic IP: its address when known. Offline, an address from `ips = [...]` is known
+/// by its allocation id only; its IP shows when planning against the account.
+fn address_label(address: &(Option<Ipv4Addr>, Status)) -> String {
+    match address {
+        (Some(ip), _) => format!("Elastic IP {ip}"),
+        (None, Status::Create) => "Elastic IP (new address)".to_owned(),
+        (None, Status::Change(id) | Status::Keep(id)) => format!("Elastic IP {id} (from `ips`)"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fixedip_core::plan::{FunctionSpec, StackSpec, DEFAULT_VPC_CIDR};
+    use fixedip_core::requirements::{AllocationId, AzCount};
+    use fixedip_core::settings::Architecture;
+
+    fn report(azs: u64, adopted: &[&str]) -> PlanReport {
+        let spec = StackSpec {
+            stack: StackName::parse("payments").unwrap(),
+            region: "us-east-1".into(),
+            vpc_cidr: DEFAULT_VPC_CIDR,
+            azs: AzCount::new(azs).unwrap(),
+            adopted_ips: adopted
+                .iter()
+                .map(|id| AllocationId::parse(id).unwrap())
+                .collect(),
+            functions: vec![FunctionSpec {
+                name: "sync".into(),
+                package: "sync".into(),
+                annotated: "sync::main".into(),
+                architecture: Architecture::Arm64,
+                memory_mb: 128,
+                timeout_s: 30,
+                environment: Default::default(),
+                tags: Default::default(),
+                role: None,
+                code_sha256: None,
+            }],
+        };
+        let observed = ObservedState::assumed_offline(&spec.region, &spec.adopted_ips);
+        let plan = planner::plan(&spec, &observed).unwrap();
+        let cost = cost::of_plan(&plan).unwrap();
+        PlanReport {
+            offline: true,
+            stacks: vec![StackPlan {
+                list_steps: false,
+                assumed_azs: true,
+                plan,
+                cost,
+            }],
+        }
+    }
+
+    fn plain(text: impl Display) -> String {
+        let mut out = Vec::new();
+        std::io::Write::write_all(
+            &mut anstream::StripStream::new(&mut out),
+            text.to_string().as_bytes(),
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tree_has_one_branch_per_az_and_aligned_statuses() {
+        let text = plain(&report(3, &[]));
+        assert_eq!(text.matches("── AZ us-east-1").count(), 3, "{text}");
+        assert_eq!(text.matches("── NAT gateway").count(), 3, "{text}");
+        let columns: Vec<usize> = text
+            .lines()
+            .filter_map(|line| line.find("+ create").map(|at| line[..at].chars().count()))
+            .collect();
+        assert!(columns.len() > 10, "{text}");
+        assert!(
+            columns.iter().all(|c| *c == columns[0]),
+            "statuses align:\n{text}"
+        );
+        assert!(
+            text.contains("execution role fixedip-payments-lambda"),
+            "{text}"
+        );
+        assert!(text.contains("3 × NAT gateway"), "{text}");
+    }
+
+    #[test]
+    fn adopted_address_is_named_by_its_allocation_id_offline() {
+        let text = plain(&report(2, &["eipalloc-0123abcd"]));
+        assert!(
+            text.contains("Elastic IP eipalloc-0123abcd (from `ips`)"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("Elastic IP (new address)").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn steps_are_counted_or_listed() {
+        let mut report = report(1, &[]);
+        let steps = report.stacks[0].plan.steps.len();
+        assert!(plain(&report).contains(&format!("{steps} steps (`-v` lists them)")));
+        report.stacks[0].list_steps = true;
+        let text = plain(&report);
+        assert!(text.contains("step 0: create VPC 10.0.0.0/16"), "{text}");
+        assert_eq!(text.matches("  step ").count(), steps);
+    }
+
+    #[test]
+    fn diagrams_show_known_addresses() {
+        let mut report = report(2, &[]);
+        let ip = Ipv4Addr::new(203, 0, 113, 7);
+        report.stacks[0].plan.network.azs[1].address =
+            (Some(ip), Status::Keep("eipalloc-1".into()));
+        for diagram in [mermaid(&report), dot(&report)] {
+            assert!(diagram.contains("Elastic IP 203.0.113.7"), "{diagram}");
+            assert!(diagram.contains("Elastic IP (new address)"), "{diagram}");
+            assert!(diagram.contains("λ sync"), "{diagram}");
+        }
+    }
+
+    #[test]
+    fn rates_keep_their_precision() {
+        assert_eq!(rate(Usd::from_micros(45_000)), "$0.045");
+        assert_eq!(rate(Usd::from_micros(5_000)), "$0.005");
+        assert_eq!(rate(Usd::from_micros(1_200_000)), "$1.20");
+        assert_eq!(rate(Usd::from_micros(62_500)), "$0.0625");
+    }
 }
