@@ -589,7 +589,7 @@ mod tests {
 
     #[test]
     fn tree_has_one_branch_per_az_and_aligned_statuses() {
-        let text = plain(&report(3, &[]));
+        let text = plain(report(3, &[]));
         assert_eq!(text.matches("── AZ us-east-1").count(), 3, "{text}");
         assert_eq!(text.matches("── NAT gateway").count(), 3, "{text}");
         let columns: Vec<usize> = text
@@ -610,7 +610,7 @@ mod tests {
 
     #[test]
     fn adopted_address_is_named_by_its_allocation_id_offline() {
-        let text = plain(&report(2, &["eipalloc-0123abcd"]));
+        let text = plain(report(2, &["eipalloc-0123abcd"]));
         assert!(
             text.contains("Elastic IP eipalloc-0123abcd (from `ips`)"),
             "{text}"
