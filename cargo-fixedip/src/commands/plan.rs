@@ -9,9 +9,8 @@ use std::net::Ipv4Addr;
 
 use fixedip_core::cost::{self, MonthlyCost, Usd, HOURS_PER_MONTH};
 use fixedip_core::observed::ObservedState;
-use fixedip_core::plan::{NetworkView, Plan, Status};
+use fixedip_core::plan::{Action, Plan, Status};
 use fixedip_core::planner::{self, DeclaredFunction};
-use fixedip_core::requirements::StackName;
 use fixedip_core::settings::{is_region, DeploySettings};
 use fixedip_core::tags;
 use serde::Serialize;
@@ -162,7 +161,7 @@ impl Display for StackPlan {
             )?;
         }
         writeln!(f, "\n")?;
-        f.write_str(&tree(&plan.stack, &plan.network))?;
+        f.write_str(&tree(plan))?;
 
         writeln!(f)?;
         let steps = plan.steps.len();
@@ -191,7 +190,8 @@ struct Row {
     status: Option<Status>,
 }
 
-fn tree(stack: &StackName, network: &NetworkView) -> String {
+fn tree(plan: &Plan) -> String {
+    let (stack, network) = (&plan.stack, &plan.network);
     let mut rows = Vec::new();
     let row = |branch: &str, label: String, status: Option<&Status>| Row {
         branch: branch.to_owned(),
@@ -281,7 +281,7 @@ fn tree(stack: &StackName, network: &NetworkView) -> String {
         let last = index + 1 == network.functions.len();
         functions.push(row(
             if last { "└── " } else { "├── " },
-            format!("λ {name}"),
+            format!("λ {name}{}", function_detail(plan, name)),
             Some(status),
         ));
     }
@@ -317,6 +317,26 @@ fn tree(stack: &StackName, network: &NetworkView) -> String {
         text.push('\n');
     }
     text
+}
+
+/// " (arm64, 128 MB, 30 s)" for a function the plan creates or changes; nothing for one kept.
+fn function_detail(plan: &Plan, name: &str) -> String {
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::CreateFunction { function, .. }
+            | Action::UpdateFunctionConfiguration { function, .. }
+            | Action::UpdateFunctionCode { function } => Some(function),
+            _ => None,
+        })
+        .find(|function| function.name == name)
+        .map(|f| {
+            format!(
+                " ({}, {} MB, {} s)",
+                f.architecture, f.memory_mb, f.timeout_s
+            )
+        })
+        .unwrap_or_default()
 }
 
 fn status_text(status: &Status) -> String {
@@ -537,7 +557,7 @@ fn address_label(address: &(Option<Ipv4Addr>, Status)) -> String {
 mod tests {
     use super::*;
     use fixedip_core::plan::{FunctionSpec, StackSpec, DEFAULT_VPC_CIDR};
-    use fixedip_core::requirements::{AllocationId, AzCount};
+    use fixedip_core::requirements::{AllocationId, AzCount, StackName};
     use fixedip_core::settings::Architecture;
 
     fn report(azs: u64, adopted: &[&str]) -> PlanReport {
@@ -606,6 +626,7 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("3 × NAT gateway"), "{text}");
+        assert!(text.contains("λ sync (arm64, 128 MB, 30 s)"), "{text}");
     }
 
     #[test]
