@@ -183,6 +183,12 @@ pub enum Action {
     UpdateFunctionCode {
         function: FunctionSpec,
     },
+    /// A function that exists but is not tagged with this stack (deployed by another tool, or by
+    /// another stack): tag it with the stack's function tags and its configured tags, so that it is
+    /// found as the stack's from now on.
+    TagFunction {
+        function: FunctionSpec,
+    },
 }
 
 impl Action {
@@ -276,6 +282,9 @@ impl Action {
             Action::UpdateFunctionCode { function } => {
                 format!("upload new code for function {}", function.name)
             }
+            Action::TagFunction { function } => {
+                format!("tag function {} as the stack's", function.name)
+            }
         }
     }
 }
@@ -290,7 +299,8 @@ impl Action {
             | Action::AllocateAddress { .. }
             | Action::ActivateAddress { .. }
             | Action::CreateRole { .. }
-            | Action::UpdateFunctionCode { .. } => Vec::new(),
+            | Action::UpdateFunctionCode { .. }
+            | Action::TagFunction { .. } => Vec::new(),
             Action::EnableVpcDns { vpc }
             | Action::CreateSubnet { vpc, .. }
             | Action::CreateRouteTable { vpc, .. }
@@ -444,5 +454,19 @@ impl Plan {
 
     pub fn step(&self, id: StepId) -> &Step {
         &self.steps[id.0]
+    }
+
+    /// The AZ of a slot, for the `Name` tag of what a step makes for it.
+    pub fn az_of(&self, slot: Slot) -> Option<&str> {
+        let az = self
+            .network
+            .azs
+            .iter()
+            .find(|az| az.slot == slot)
+            .map(|az| az.az.as_str());
+        az.or_else(|| {
+            let surplus = self.network.surplus_slots.iter().find(|s| s.slot == slot);
+            surplus.and_then(|s| s.az.as_deref())
+        })
     }
 }

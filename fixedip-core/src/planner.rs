@@ -3,6 +3,27 @@
 //! the executor only carries the steps out. The same inputs give the same plan, whatever order the
 //! observed resources were listed in.
 //!
+//! ```
+//! use fixedip_core::observed::ObservedState;
+//! use fixedip_core::plan::{StackSpec, DEFAULT_VPC_CIDR};
+//! use fixedip_core::requirements::{AzCount, StackName};
+//! use fixedip_core::{cost, planner};
+//!
+//! let spec = StackSpec {
+//!     stack: StackName::default(),
+//!     region: "us-east-1".to_owned(),
+//!     vpc_cidr: DEFAULT_VPC_CIDR,
+//!     azs: AzCount::new(2)?,
+//!     adopted_ips: Vec::new(),
+//!     functions: Vec::new(),
+//! };
+//! let plan = planner::plan(&spec, &ObservedState::assumed_offline("us-east-1", &[]))?;
+//! assert_eq!(plan.network.azs[1].az, "us-east-1b");
+//! assert_eq!(plan.network.azs[1].public_subnet.0.to_string(), "10.0.144.0/20");
+//! assert_eq!(cost::of_plan(&plan)?.fixed_total.to_string(), "$73.00");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! # The network of a stack
 //! A VPC with DNS support and hostnames on, an internet gateway attached to it, and per AZ *slot*
 //! (0, 1, ... up to `azs`): a public subnet holding a NAT gateway with one Elastic IP, and a private
@@ -38,7 +59,9 @@
 //! In order: the address the slot's live NAT gateway already uses; an active address tagged with the
 //! slot; an adopted address (`ips = [...]`, in order) that serves no slot yet; a retained address of
 //! the stack, by allocation id; else a new one. An address that was shown to the user is reused
-//! before any new one is allocated, so the allowlist stays valid.
+//! before any new one is allocated, so the allowlist stays valid. A new NAT gateway needs its address
+//! free: one still held by a NAT being deleted, or associated with something else, is refused
+//! before any change is made, rather than halfway through a deploy.
 //!
 //! # Steps
 //! What exists as wanted gets no step. Steps come in an order where each follows the steps it
@@ -46,9 +69,10 @@
 //! NAT gateways and the public route after the internet gateway is attached (AWS refuses them
 //! before); a function created or reconfigured with the stack's role after the role's policies are
 //! attached (Lambda checks the role can create network interfaces); an existing function moved into
-//! the private subnets only after their routes are in place (its callers never see it without
-//! egress); code uploaded after the same function's configuration update (Lambda refuses two
-//! updates at once).
+//! the private subnets only after the routes out of them are in place (its callers never see it
+//! without egress); code uploaded after the same function's configuration update (Lambda refuses two
+//! updates at once). A function that exists without the stack's tag gets it, so that the next run
+//! finds it as the stack's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -144,6 +168,22 @@ pub enum PlanError {
         subnet_id: String,
         subnet_cidr: Ipv4Net,
     },
+    #[error(
+        "the Elastic IP {allocation_id} of slot {slot} is still held by NAT gateway {nat_gateway}, which is being deleted: run deploy again once it is deleted (AWS takes a few minutes)"
+    )]
+    AddressHeldByDeletingNat {
+        slot: Slot,
+        allocation_id: String,
+        nat_gateway: String,
+    },
+    #[error(
+        "the Elastic IP {allocation_id} of slot {slot} is associated with {association}, which fixedip did not make: disassociate it, then run deploy again"
+    )]
+    AddressInUse {
+        slot: Slot,
+        allocation_id: String,
+        association: String,
+    },
 }
 
 /// The AWS partition of a region, for ARNs: `aws`, `aws-cn` or `aws-us-gov`.
@@ -234,7 +274,8 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
         internet_gateway.attached,
         &public_subnets,
     );
-    let mut private_routes_ready = Vec::new();
+    // Egress works once both hops route: private subnet → NAT, public subnet → internet gateway.
+    let mut routes_ready = public_route_table.steps.clone();
     let mut private_route_tables = Vec::new();
     for az in &azs {
         let routed = planner.route_table(
@@ -245,7 +286,7 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             None,
             &[&az.private_subnet.reference],
         );
-        private_routes_ready.extend(routed.steps.iter().copied());
+        routes_ready.extend(routed.steps.iter().copied());
         private_route_tables.push(routed.status);
     }
 
@@ -261,7 +302,7 @@ pub fn plan(spec: &StackSpec, observed: &ObservedState) -> Result<Plan, PlanErro
             .map(|s| s.id.clone())
             .collect(),
         security_group: security_group.reference.clone(),
-        private_routes_ready,
+        routes_ready,
     };
     let functions: Vec<(String, Status)> = spec
         .functions
@@ -348,6 +389,8 @@ struct Inventory<'a> {
     subnets: Vec<&'a ObservedSubnet>,
     /// `pending` or `available` NAT gateways, available first, then by id.
     live_nats: Vec<&'a ObservedNatGateway>,
+    /// NAT gateways on their way out (`deleting`), by id.
+    deleting_nats: Vec<&'a ObservedNatGateway>,
     addresses: Vec<&'a ObservedAddress>,
     public_route_table: Option<&'a ObservedRouteTable>,
     private_route_tables: BTreeMap<Slot, &'a ObservedRouteTable>,
@@ -368,6 +411,12 @@ impl<'a> Inventory<'a> {
         live_nats.sort_by(|a, b| {
             (a.state != NatState::Available, &a.id).cmp(&(b.state != NatState::Available, &b.id))
         });
+        let mut deleting_nats: Vec<&ObservedNatGateway> = observed
+            .nat_gateways
+            .iter()
+            .filter(|nat| nat.state == NatState::Deleting)
+            .collect();
+        deleting_nats.sort_by(|a, b| a.id.cmp(&b.id));
         let mut addresses: Vec<&ObservedAddress> = observed.addresses.iter().collect();
         addresses.sort_by(|a, b| a.allocation_id.cmp(&b.allocation_id));
         addresses.dedup_by(|a, b| a.allocation_id == b.allocation_id);
@@ -390,6 +439,7 @@ impl<'a> Inventory<'a> {
             region_azs,
             subnets,
             live_nats,
+            deleting_nats,
             addresses,
             public_route_table,
             private_route_tables,
@@ -405,6 +455,13 @@ impl<'a> Inventory<'a> {
 
     fn live_nat(&self, slot: Slot) -> Option<&'a ObservedNatGateway> {
         self.live_nats.iter().copied().find(|nat| nat.slot == slot)
+    }
+
+    /// A NAT gateway being deleted that still holds an address.
+    fn nat_holding(&self, allocation_id: &str) -> Option<&'a ObservedNatGateway> {
+        let holds =
+            |nat: &&ObservedNatGateway| nat.allocation_ids.iter().any(|id| id == allocation_id);
+        self.deleting_nats.iter().copied().find(holds)
     }
 
     fn address(&self, allocation_id: &str) -> Option<&'a ObservedAddress> {
@@ -677,7 +734,8 @@ struct Attachment {
     /// NAT and address stay too), a function not in one is not put there.
     surplus_private_subnets: Vec<String>,
     security_group: Ref,
-    private_routes_ready: Vec<StepId>,
+    /// The steps after which every subnet routes out.
+    routes_ready: Vec<StepId>,
 }
 
 struct Planner {
@@ -915,6 +973,24 @@ impl Planner {
                 Planned::kept(&nat.id)
             }
             None => {
+                // A new NAT needs its address free; AWS would refuse it half way through a deploy.
+                if let Some(address) = address.observed() {
+                    if let Some(association) = &address.association_id {
+                        let holder = inventory.nat_holding(&address.allocation_id);
+                        return Err(match holder {
+                            Some(nat) => PlanError::AddressHeldByDeletingNat {
+                                slot,
+                                allocation_id: address.allocation_id.clone(),
+                                nat_gateway: nat.id.clone(),
+                            },
+                            None => PlanError::AddressInUse {
+                                slot,
+                                allocation_id: address.allocation_id.clone(),
+                                association: association.clone(),
+                            },
+                        });
+                    }
+                }
                 let action = Action::CreateNatGateway {
                     subnet: public_subnet.reference.clone(),
                     address: address_ref,
@@ -1027,6 +1103,7 @@ impl Planner {
             self.push(action, &role_ready);
             return Status::Create;
         };
+        let mut tagged = None;
         if deployed.stack_tag.as_deref() != Some(spec.stack.as_str()) {
             let from = match &deployed.stack_tag {
                 Some(other) => format!("from stack `{other}`"),
@@ -1036,6 +1113,10 @@ impl Planner {
                 "the function {} exists already and moves into stack `{}` {from}",
                 function.name, spec.stack
             ));
+            let action = Action::TagFunction {
+                function: function.clone(),
+            };
+            tagged = Some(self.push(action, &[]));
         }
 
         let mut subnets = attachment.private_subnets.clone();
@@ -1060,7 +1141,7 @@ impl Planner {
             };
             let ordering: Vec<StepId> = role_ready
                 .iter()
-                .chain(&attachment.private_routes_ready)
+                .chain(&attachment.routes_ready)
                 .copied()
                 .collect();
             config_update = Some(self.push(action, &ordering));
@@ -1079,7 +1160,7 @@ impl Planner {
             let ordering: Vec<StepId> = config_update.into_iter().collect();
             code_update = Some(self.push(action, &ordering));
         }
-        if config_update.is_none() && code_update.is_none() {
+        if tagged.is_none() && config_update.is_none() && code_update.is_none() {
             Status::Keep(deployed.arn.clone())
         } else {
             Status::Change(deployed.arn.clone())
@@ -1204,13 +1285,49 @@ pub enum ConflictError {
         first: Origin,
         second: Origin,
     },
+    #[error(
+        "two functions in {region} are both named `{name}`, one in stack `{first_stack}` ({first}), one in stack `{second_stack}` ({second}): a Lambda name is unique in a region, so they would be one function moving between stacks; set a different `function-name` in [package.metadata.fixedip] for one of them"
+    )]
+    NameInTwoStacks {
+        region: String,
+        name: String,
+        first_stack: StackName,
+        first: Origin,
+        second_stack: StackName,
+        second: Origin,
+    },
 }
 
 /// Group functions into stacks by (region, stack), sorted by region then stack; functions within a
 /// stack are sorted by name. Functions of one stack share its network, so they must agree on `azs`,
-/// `ips` and `vpc-cidr`.
+/// `ips` and `vpc-cidr`; and a Lambda name is unique in a region, so no two functions share one.
 #[allow(clippy::result_large_err)] // See `ConflictError`.
 pub fn stack_specs(functions: Vec<DeclaredFunction>) -> Result<Vec<StackSpec>, ConflictError> {
+    let mut named: BTreeMap<(&str, &str), &DeclaredFunction> = BTreeMap::new();
+    for function in &functions {
+        let key = (
+            function.region.as_str(),
+            function.settings.function_name.as_str(),
+        );
+        let Some(earlier) = named.insert(key, function) else {
+            continue;
+        };
+        let (first_stack, second_stack) = (
+            &earlier.record.requirements.stack,
+            &function.record.requirements.stack,
+        );
+        if first_stack != second_stack {
+            return Err(ConflictError::NameInTwoStacks {
+                region: function.region.clone(),
+                name: function.settings.function_name.clone(),
+                first_stack: first_stack.clone(),
+                first: Origin::of(&earlier.record),
+                second_stack: second_stack.clone(),
+                second: Origin::of(&function.record),
+            });
+        }
+    }
+
     let mut groups: BTreeMap<(String, StackName), Vec<DeclaredFunction>> = BTreeMap::new();
     for function in functions {
         let key = (

@@ -8,9 +8,11 @@ use std::net::Ipv4Addr;
 
 use proptest::prelude::*;
 
-use super::simulate::{self, address, apply, apply_where, check_well_formed, deployed, function};
+use super::simulate::{
+    self, address, apply, apply_in_order, apply_where, check_well_formed, deployed, function,
+};
 use super::*;
-use crate::observed::AddressUse;
+use crate::observed::{AddressUse, NatState, ObservedRoute, ObservedRouteTable, RouteTarget};
 use crate::requirements::AzCount;
 
 /// A stack and the account it deploys into.
@@ -210,12 +212,16 @@ proptest! {
     }
 
     #[test]
-    fn changing_the_az_count_keeps_every_slot_and_address(case in case(), grown in 1..=6u8) {
+    fn changing_the_az_count_keeps_every_slot_and_address(
+        case in case(),
+        grown in 1..=6u8,
+        order in any::<u64>(),
+    ) {
         let Some(first) = try_plan(&case.spec, &case.account) else { return Ok(()) };
-        let before = apply(&first, &case.account);
+        let before = apply_in_order(&first, &case.account, Some(order), |_| true);
         let spec = with_azs(&case.spec, grown);
         let Some(second) = try_plan(&spec, &before) else { return Ok(()) };
-        let after = apply(&second, &before);
+        let after = apply_in_order(&second, &before, Some(order ^ 1), |_| true);
 
         // Nothing moves, nothing is lost: subnets, addresses and NATs of every slot stay.
         prop_assert!(slots(&before).is_subset(&slots(&after)));
@@ -247,10 +253,12 @@ proptest! {
     fn a_killed_deploy_run_again_converges_to_one_set_of_resources(
         case in case(),
         ran in prop::collection::vec(any::<bool>(), 80),
+        order in any::<u64>(),
     ) {
         let Some(first) = try_plan(&case.spec, &case.account) else { return Ok(()) };
         let complete = apply(&first, &case.account);
-        let killed = apply_where(&first, &case.account, |step| ran[step.0 % ran.len()]);
+        let killed =
+            apply_in_order(&first, &case.account, Some(order), |step| ran[step.0 % ran.len()]);
         let resumed = simulate::deployed(&case.spec, &killed);
 
         prop_assert!(try_plan(&case.spec, &resumed).unwrap().is_noop());
@@ -284,5 +292,130 @@ fn a_deploy_killed_after_each_step_converges() {
         );
         assert_eq!(slots(&resumed), slots(&complete), "stopped after {k} steps");
         assert_eq!(resumed.addresses.len(), 2, "stopped after {k} steps");
+    }
+}
+
+/// Something that can go wrong in a deployed stack behind fixedip's back.
+#[derive(Debug, Clone, Copy)]
+enum Drift {
+    RouteRemoved(usize),
+    RouteBlackholed(usize),
+    RouteMisdirected(usize),
+    AssociationRemoved(usize),
+    NatFailed(usize),
+    DnsOff,
+    InternetGatewayDetached,
+    RolePolicyDetached,
+    FunctionResized(usize),
+    FunctionDeleted(usize),
+}
+
+fn drift() -> impl Strategy<Value = Drift> {
+    prop_oneof![
+        any::<usize>().prop_map(Drift::RouteRemoved),
+        any::<usize>().prop_map(Drift::RouteBlackholed),
+        any::<usize>().prop_map(Drift::RouteMisdirected),
+        any::<usize>().prop_map(Drift::AssociationRemoved),
+        any::<usize>().prop_map(Drift::NatFailed),
+        Just(Drift::DnsOff),
+        Just(Drift::InternetGatewayDetached),
+        Just(Drift::RolePolicyDetached),
+        any::<usize>().prop_map(Drift::FunctionResized),
+        any::<usize>().prop_map(Drift::FunctionDeleted),
+    ]
+}
+
+fn default_route(table: &mut ObservedRouteTable) -> Option<&mut ObservedRoute> {
+    table.routes.iter_mut().find(|r| r.destination == ANYWHERE)
+}
+
+fn suffer(account: &mut ObservedState, drift: Drift) {
+    let tables = account.route_tables.len();
+    let functions = account.functions.len();
+    match drift {
+        Drift::RouteRemoved(i) => account.route_tables[i % tables]
+            .routes
+            .retain(|r| r.destination != ANYWHERE),
+        Drift::RouteBlackholed(i) => {
+            if let Some(route) = default_route(&mut account.route_tables[i % tables]) {
+                route.blackhole = true;
+            }
+        }
+        Drift::RouteMisdirected(i) => {
+            if let Some(route) = default_route(&mut account.route_tables[i % tables]) {
+                route.target = RouteTarget::Other("pcx-12345678".into());
+            }
+        }
+        Drift::AssociationRemoved(i) => {
+            account.route_tables[i % tables].associated_subnets.pop();
+        }
+        Drift::NatFailed(i) => {
+            let live: Vec<usize> = (0..account.nat_gateways.len())
+                .filter(|n| account.nat_gateways[*n].state == NatState::Available)
+                .collect();
+            if let Some(&n) = live.get(i % live.len().max(1)) {
+                let nat = &mut account.nat_gateways[n];
+                nat.state = NatState::Failed;
+                let id = nat.id.clone();
+                for address in &mut account.addresses {
+                    if nat.allocation_ids.contains(&address.allocation_id) {
+                        address.association_id = None;
+                        address.network_interface_id = None;
+                    }
+                }
+                for table in &mut account.route_tables {
+                    if let Some(route) = default_route(table) {
+                        if route.target == RouteTarget::NatGateway(id.clone()) {
+                            route.blackhole = true;
+                        }
+                    }
+                }
+            }
+        }
+        Drift::DnsOff => account.vpc.as_mut().unwrap().dns_hostnames = false,
+        Drift::InternetGatewayDetached => {
+            account.internet_gateway.as_mut().unwrap().attached_vpc = None
+        }
+        Drift::RolePolicyDetached => {
+            if let Some(role) = &mut account.role {
+                role.attached_policy_arns.pop();
+            }
+        }
+        Drift::FunctionResized(i) => {
+            if functions > 0 {
+                account.functions[i % functions].memory_mb += 64;
+            }
+        }
+        Drift::FunctionDeleted(i) => {
+            if functions > 0 {
+                account.functions.remove(i % functions);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn one_deploy_repairs_any_drift_and_keeps_the_ips(
+        case in case(),
+        drifts in prop::collection::vec(drift(), 1..6),
+        order in any::<u64>(),
+    ) {
+        let Some(first) = try_plan(&case.spec, &case.account) else { return Ok(()) };
+        let healthy = apply(&first, &case.account);
+        let mut drifted = healthy.clone();
+        for drift in drifts {
+            suffer(&mut drifted, drift);
+        }
+        let repair = try_plan(&case.spec, &drifted).unwrap();
+        let repaired = apply_in_order(&repair, &drifted, Some(order), |_| true);
+
+        prop_assert!(try_plan(&case.spec, &repaired).unwrap().is_noop());
+        prop_assert_eq!(slots(&repaired), slots(&healthy));
+        // A failed NAT is replaced, but its slot keeps its address: the allowlist stays valid.
+        prop_assert_eq!(active_addresses(&repaired), active_addresses(&healthy));
+        prop_assert_eq!(repaired.addresses.len(), healthy.addresses.len());
     }
 }

@@ -14,7 +14,8 @@ use crate::observed::{
     ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, Tier,
 };
 use crate::plan::{
-    Action, FunctionSpec, Plan, Ref, RouteVia, StackSpec, StepId, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
+    Action, FunctionSpec, Plan, Ref, RouteVia, StackSpec, Step, StepId, DEFAULT_VPC_CIDR,
+    LAMBDA_RUNTIME,
 };
 use crate::planner::{execution_role_policy_arns, ANYWHERE};
 use crate::requirements::{AzCount, StackName};
@@ -84,11 +85,23 @@ pub fn apply(plan: &Plan, before: &ObservedState) -> ObservedState {
     apply_where(plan, before, |_| true)
 }
 
-/// Carries out the steps `run` picks whose `after` steps were carried out: what a deploy killed
-/// part way leaves, whatever order the executor ran independent steps in.
+/// Carries out the steps `run` picks whose `after` steps were carried out, in list order: what a
+/// deploy killed part way leaves.
 pub fn apply_where(
     plan: &Plan,
     before: &ObservedState,
+    run: impl FnMut(StepId) -> bool,
+) -> ObservedState {
+    apply_in_order(plan, before, None, run)
+}
+
+/// Like [`apply_where`], but with `Some(seed)` each next step is picked at random among those
+/// whose `after` steps are done, as a concurrent executor may: a step that needs another step
+/// without listing it in `after` is caught running too early.
+pub fn apply_in_order(
+    plan: &Plan,
+    before: &ObservedState,
+    mut seed: Option<u64>,
     mut run: impl FnMut(StepId) -> bool,
 ) -> ObservedState {
     let mut account = Account {
@@ -97,10 +110,29 @@ pub fn apply_where(
         state: before.clone(),
         produced: BTreeMap::new(),
     };
-    for step in &plan.steps {
-        if step.after.iter().all(|a| account.produced.contains_key(a)) && run(step.id) {
+    let mut skipped = vec![false; plan.steps.len()];
+    loop {
+        let ready: Vec<&Step> = plan
+            .steps
+            .iter()
+            .filter(|step| !account.produced.contains_key(&step.id) && !skipped[step.id.0])
+            .filter(|step| step.after.iter().all(|a| account.produced.contains_key(a)))
+            .collect();
+        let Some(first) = ready.first() else { break };
+        let step = match seed.as_mut() {
+            None => first,
+            Some(seed) => {
+                *seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ready[(*seed >> 33) as usize % ready.len()]
+            }
+        };
+        if run(step.id) {
             let id = account.carry_out(step.id, &step.action, plan);
             account.produced.insert(step.id, id);
+        } else {
+            skipped[step.id.0] = true;
         }
     }
     account.state
@@ -452,16 +484,21 @@ impl Account {
                 // The planner moves an existing function only into subnets that route out.
                 for subnet in subnets {
                     let subnet = self.resolve(subnet);
-                    let table = self
+                    let Some(RouteTarget::NatGateway(nat)) = self.default_target(&subnet) else {
+                        panic!("a function moved into {subnet}, which has no route to a NAT");
+                    };
+                    let nat = self
                         .state
-                        .route_tables
+                        .nat_gateways
                         .iter()
-                        .find(|t| t.associated_subnets.contains(&subnet))
-                        .expect("a function moved into a subnet with no route table");
+                        .find(|n| n.id == nat)
+                        .unwrap();
                     assert!(
-                        table.routes.iter().any(|r| r.destination == ANYWHERE
-                            && matches!(r.target, RouteTarget::NatGateway(_))),
-                        "a function moved into a subnet with no route out"
+                        matches!(
+                            self.default_target(&nat.subnet_id),
+                            Some(RouteTarget::InternetGateway(_))
+                        ),
+                        "a function moved into {subnet}, whose NAT has no route to the internet"
                     );
                 }
                 let index = self.function_index(&function.name);
@@ -471,6 +508,12 @@ impl Account {
                 self.state.functions[index] = deployed;
                 arn
             }
+            Action::TagFunction { function } => {
+                let index = self.function_index(&function.name);
+                let deployed = &mut self.state.functions[index];
+                deployed.stack_tag = Some(plan.stack.to_string());
+                deployed.arn.clone()
+            }
             Action::UpdateFunctionCode { function } => {
                 let index = self.function_index(&function.name);
                 let deployed = &mut self.state.functions[index];
@@ -479,6 +522,20 @@ impl Account {
                 deployed.arn.clone()
             }
         }
+    }
+
+    /// Where a subnet's 0.0.0.0/0 route goes, if it has one that works.
+    fn default_target(&self, subnet: &str) -> Option<RouteTarget> {
+        let table = self
+            .state
+            .route_tables
+            .iter()
+            .find(|t| t.associated_subnets.iter().any(|s| s == subnet))?;
+        let route = table
+            .routes
+            .iter()
+            .find(|r| r.destination == ANYWHERE && !r.blackhole)?;
+        Some(route.target.clone())
     }
 
     fn function_index(&self, name: &str) -> usize {
@@ -593,18 +650,9 @@ pub fn check_well_formed(plan: &Plan) {
                 ) => true,
                 (
                     Action::UpdateFunctionConfiguration { .. },
-                    Action::CreateRouteTable {
-                        tier: Tier::Private,
-                        ..
-                    }
-                    | Action::CreateRoute {
-                        via: RouteVia::NatGateway(_),
-                        ..
-                    }
-                    | Action::ReplaceRoute {
-                        via: RouteVia::NatGateway(_),
-                        ..
-                    }
+                    Action::CreateRouteTable { .. }
+                    | Action::CreateRoute { .. }
+                    | Action::ReplaceRoute { .. }
                     | Action::AssociateRouteTable { .. },
                 ) => true,
                 (

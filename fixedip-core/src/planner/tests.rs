@@ -751,6 +751,14 @@ fn an_existing_function_moves_in_only_once_its_subnets_route_out() {
         "{:?}",
         plan.notes
     );
+    let tagged = actions(&plan)
+        .into_iter()
+        .any(|a| matches!(a, Action::TagFunction { function } if function.name == "f"));
+    assert!(
+        tagged,
+        "an untagged function must be tagged: {:#?}",
+        plan.steps
+    );
     // `apply` checks the routes are in place when the function moves.
     let account = apply(&plan, &observed);
     assert!(planned(&spec, &account).is_noop());
@@ -1009,7 +1017,7 @@ fn disagreeing_functions_are_named_with_both_values() {
 }
 
 #[test]
-fn two_functions_with_one_name_in_a_stack_are_refused() {
+fn a_lambda_name_is_used_once_per_region() {
     let err = stack_specs(vec![
         declared("a::main", "same", "default", 2),
         declared("b::main", "same", "default", 2),
@@ -1019,12 +1027,20 @@ fn two_functions_with_one_name_in_a_stack_are_refused() {
         matches!(&err, ConflictError::DuplicateName { name, .. } if name == "same"),
         "{err}"
     );
-    // In different stacks the same name is another stack's business: allowed here.
-    stack_specs(vec![
+    // Nor in two stacks of one region: it would be one Lambda function moving between them.
+    let err = stack_specs(vec![
         declared("a::main", "same", "default", 2),
         declared("b::main", "same", "payments", 2),
     ])
-    .unwrap();
+    .unwrap_err();
+    assert!(
+        err.to_string().starts_with("two functions in us-east-1 are both named `same`, one in stack `default` (`a::main` in package hello-egress (src/main.rs:12)), one in stack `payments`"),
+        "{err}"
+    );
+    // In two regions they are two functions.
+    let mut elsewhere = declared("b::main", "same", "payments", 2);
+    elsewhere.region = "eu-west-1".into();
+    stack_specs(vec![declared("a::main", "same", "default", 2), elsewhere]).unwrap();
 }
 
 #[test]
@@ -1073,4 +1089,96 @@ fn plans_round_trip_through_json() {
         value["network"]["azs"][0]["nat_gateway"]["status"],
         "create"
     );
+}
+
+#[test]
+fn each_step_waits_for_exactly_what_it_needs() {
+    let plan = planned(&spec(1, &["f"]), &empty());
+    let step_of = |wanted: fn(&Action) -> bool| {
+        let found = plan.steps.iter().find(|s| wanted(&s.action));
+        found.unwrap_or_else(|| panic!("{:#?}", plan.steps)).id
+    };
+    let attach = step_of(|a| matches!(a, Action::AttachInternetGateway { .. }));
+    let public_subnet = step_of(|a| {
+        matches!(
+            a,
+            Action::CreateSubnet {
+                tier: Tier::Public,
+                ..
+            }
+        )
+    });
+    let address = step_of(|a| matches!(a, Action::AllocateAddress { .. }));
+    let nat = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateNatGateway { .. }));
+    let mut expected = vec![attach, public_subnet, address];
+    expected.sort();
+    assert_eq!(nat.unwrap().after, expected);
+
+    let vpc = step_of(|a| matches!(a, Action::CreateVpc { .. }));
+    let private_subnet = step_of(|a| {
+        matches!(
+            a,
+            Action::CreateSubnet {
+                tier: Tier::Private,
+                ..
+            }
+        )
+    });
+    let group = step_of(|a| matches!(a, Action::CreateSecurityGroup { .. }));
+    let role = step_of(|a| matches!(a, Action::CreateRole { .. }));
+    let policies: Vec<StepId> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::AttachRolePolicy { .. }))
+        .map(|s| s.id)
+        .collect();
+    let function = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateFunction { .. }));
+    let mut expected = vec![private_subnet, group, role];
+    expected.extend(policies);
+    expected.sort();
+    assert_eq!(function.unwrap().after, expected);
+    assert_eq!(plan.steps[group.0].after, [vpc]);
+}
+
+#[test]
+fn a_plan_knows_the_az_of_each_slot() {
+    let plan = planned(&spec(2, &["f"]), &empty());
+    assert_eq!(plan.az_of(1), Some("us-east-1b"));
+    assert_eq!(plan.az_of(4), None);
+}
+
+#[test]
+fn an_address_still_held_by_a_deleting_nat_is_refused_until_it_is_free() {
+    let account = deployed(&spec(1, &["f"]), &empty());
+    let mut deleting = account.clone();
+    deleting.nat_gateways[0].state = NatState::Deleting;
+    let err = plan(&spec(1, &["f"]), &deleting).unwrap_err();
+    let nat = &account.nat_gateways[0].id;
+    assert!(
+        matches!(&err, PlanError::AddressHeldByDeletingNat { nat_gateway, slot: 0, .. } if nat_gateway == nat),
+        "{err}"
+    );
+
+    // Once deleted, the address is free and serves the slot's new NAT.
+    let mut deleted = deleting.clone();
+    deleted.nat_gateways[0].state = NatState::Deleted;
+    deleted.addresses[0].association_id = None;
+    let plan = planned(&spec(1, &["f"]), &deleted);
+    let created = actions(&plan).into_iter().any(|a| {
+        matches!(a, Action::CreateNatGateway { address: Ref::Existing(id), .. }
+            if *id == account.addresses[0].allocation_id)
+    });
+    assert!(created, "{:#?}", plan.steps);
+
+    // An association fixedip did not make is named.
+    let mut elsewhere = deleted.clone();
+    elsewhere.addresses[0].association_id = Some("eipassoc-0ther".into());
+    let err = super::plan(&spec(1, &["f"]), &elsewhere).unwrap_err();
+    assert!(matches!(err, PlanError::AddressInUse { .. }), "{err}");
 }
