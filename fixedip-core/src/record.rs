@@ -106,10 +106,12 @@ impl Record {
             .ok_or_else(|| RecordError::Malformed(format!("unexpected header {header:?}")))?;
         if version != FORMAT_VERSION.to_string() {
             return match version.parse::<u32>() {
-                Ok(n) if n > FORMAT_VERSION => {
-                    Err(RecordError::NewerFormat { found: version.to_owned() })
-                }
-                _ => Err(RecordError::Malformed(format!("unknown format version {version:?}"))),
+                Ok(n) if n > FORMAT_VERSION => Err(RecordError::NewerFormat {
+                    found: version.to_owned(),
+                }),
+                _ => Err(RecordError::Malformed(format!(
+                    "unknown format version {version:?}"
+                ))),
             };
         }
 
@@ -173,7 +175,10 @@ mod tests {
     fn empty_ips_and_defaults() {
         let mut record = sample("m::main");
         record.requirements = EgressRequirements::default();
-        assert_eq!(Record::parse_section(record.encode().as_bytes()).unwrap(), [record]);
+        assert_eq!(
+            Record::parse_section(record.encode().as_bytes()).unwrap(),
+            [record]
+        );
     }
 
     #[test]
@@ -184,8 +189,43 @@ mod tests {
 
     #[test]
     fn damaged_records_are_refused() {
-        for bad in [&b"FIXEDIP/1\npackage=x"[..], b"garbage\n\n", b"FIXEDIP/1\nazs=9\n\n"] {
+        for bad in [
+            &b"FIXEDIP/1\npackage=x"[..],
+            b"garbage\n\n",
+            b"FIXEDIP/1\nazs=9\n\n",
+            b"FIXEDIP/1\nazs=two\n\n",
+        ] {
             assert!(Record::parse_section(bad).is_err());
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever the macro can write, the reader reads back as it was.
+        #[test]
+        fn every_valid_record_round_trips(
+            stack in "[a-z]([a-z0-9-]{0,30}[a-z0-9])?",
+            azs in 1u64..=6,
+            hex in proptest::collection::vec("[0-9a-f]{8}|[0-9a-f]{17}", 0..=6),
+            function in "[a-z_][a-z0-9_]{0,10}(::[a-z_][a-z0-9_]{0,10}){0,3}",
+            line in 1u32..100_000,
+        ) {
+            let ips = hex.iter().map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
+            let record = Record {
+                package: "some-package".into(),
+                function,
+                // `=` in a value: only the first one on a line separates the key.
+                source: format!("src/bin/a=b.rs:{line}"),
+                requirements: EgressRequirements {
+                    stack: StackName::parse(&stack).unwrap(),
+                    azs: AzCount::new(azs).unwrap(),
+                    ips: ips.collect(),
+                },
+            };
+            let section = format!("\0{}\0\0\0{}", record.encode(), record.encode());
+            proptest::prop_assert_eq!(
+                Record::parse_section(section.as_bytes()).unwrap(),
+                vec![record.clone(), record]
+            );
         }
     }
 }

@@ -7,7 +7,7 @@ use fixedip_core::requirements::{suggest_argument, ARGUMENTS};
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
-use syn::{Expr, ExprArray, Lit, LitStr, UnOp};
+use syn::{Expr, ExprArray, ExprLit, ExprUnary, Lit, LitStr, UnOp};
 
 use crate::errors::Errors;
 
@@ -29,8 +29,8 @@ pub struct AzsArg {
 pub struct IpsArg {
     pub list: ExprArray,
     pub ids: Vec<LitStr>,
-    /// Every element is a string: only then are rules across the list (duplicates, count) checked,
-    /// since the list is not yet what the user meant.
+    /// Every element is a string; otherwise `ids` holds only the strings, and the length of
+    /// the list as meant is unknown.
     pub complete: bool,
 }
 
@@ -106,12 +106,19 @@ fn value(meta: &ParseNestedMeta, key: &str, errors: &mut Errors) -> syn::Result<
     if meta.input.peek(syn::Token![=]) {
         return Ok(Some(meta.value()?.parse()?));
     }
-    errors.spanned(
-        &meta.path,
-        format!("`{key}` expects a value: {}", example(key)),
-    );
-    skip_value(meta)?;
-    Ok(None)
+    let message = format!("`{key}` expects a value: {}", example(key));
+    if meta.input.is_empty() || meta.input.peek(syn::Token![,]) {
+        errors.spanned(&meta.path, message);
+        return Ok(None);
+    }
+    if meta.input.peek(syn::token::Paren) {
+        errors.spanned(&meta.path, message);
+        skip_value(meta)?;
+        return Ok(None);
+    }
+    // Something else follows the key (`azs 2`): parsing cannot resume after it, and syn's
+    // "expected `,`" would say less than this.
+    Err(meta.error(message))
 }
 
 /// Consumes the value of an argument that is already in error, so that parsing goes on.
@@ -134,21 +141,24 @@ fn unwrap_group(expr: Expr) -> Expr {
 
 fn azs(value: Expr) -> AzsArg {
     let value = unwrap_group(value);
-    let text = match &value {
-        Expr::Lit(lit) => match &lit.lit {
-            Lit::Int(int) => int.base10_digits().to_owned(),
-            _ => written(&value),
-        },
-        Expr::Unary(unary) if matches!(unary.op, UnOp::Neg(_)) => match &*unary.expr {
-            Expr::Lit(lit) => match &lit.lit {
-                Lit::Int(int) => format!("-{}", int.base10_digits()),
-                _ => written(&value),
-            },
-            _ => written(&value),
-        },
-        _ => written(&value),
-    };
+    let text = integer_text(&value).unwrap_or_else(|| written(&value));
     AzsArg { text, value }
+}
+
+/// An integer literal's decimal digits, with its sign: `7` → `7`, `-1` → `-1`, and `0x7`, `7u8`
+/// or `0_7` as the compiler would read them. Anything else is left for fixedip-core to refuse.
+fn integer_text(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => Some(int.base10_digits().to_owned()),
+        Expr::Unary(ExprUnary {
+            op: UnOp::Neg(_),
+            expr,
+            ..
+        }) => integer_text(expr).map(|digits| format!("-{digits}")),
+        _ => None,
+    }
 }
 
 /// An expression as the user wrote it, for messages.
@@ -173,10 +183,11 @@ fn ips(value: Expr, errors: &mut Errors) -> Option<IpsArg> {
     let list = match unwrap_group(value) {
         Expr::Array(list) => list,
         Expr::Lit(lit) if matches!(lit.lit, Lit::Str(_)) => {
-            errors.spanned(
-                &lit,
-                "`ips` expects a list, even of one address: put it in brackets, e.g. `ips = [\"eipalloc-0123abcd\"]`",
+            let message = format!(
+                "`ips` expects a list, even of one address: put it in brackets, e.g. {}",
+                example("ips")
             );
+            errors.spanned(&lit, message);
             return None;
         }
         other => {
@@ -190,7 +201,7 @@ fn ips(value: Expr, errors: &mut Errors) -> Option<IpsArg> {
     let mut ids = Vec::new();
     for element in &list.elems {
         match unwrap_group(element.clone()) {
-            Expr::Lit(syn::ExprLit { lit: Lit::Str(id), .. }) => ids.push(id),
+            Expr::Lit(ExprLit { lit: Lit::Str(id), .. }) => ids.push(id),
             _ => errors.spanned(
                 element,
                 "each element of `ips` is an Elastic IP allocation id in quotes, e.g. `\"eipalloc-0123abcd\"`",

@@ -22,8 +22,13 @@ impl Errors {
         self.0.len()
     }
 
-    /// All the errors as one, each keeping its own span.
-    pub fn finish(self) -> Result<(), syn::Error> {
+    /// All the errors as one, each keeping its own span, in the order they appear in the source
+    /// (the stages find them in another order: shapes first, then rules).
+    pub fn finish(mut self) -> Result<(), syn::Error> {
+        self.0.sort_by_key(|error| {
+            let start = error.span().start();
+            (start.line, start.column)
+        });
         let mut errors = self.0.into_iter();
         match errors.next() {
             None => Ok(()),

@@ -67,3 +67,35 @@ fn record(function: &Ident, requirements: &EgressRequirements) -> TokenStream {
         };
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ITEM: &str =
+        "# [tokio :: main] pub async fn main () -> Result < () , Error > { run () . await }";
+
+    fn expand(args: &str) -> String {
+        fixed_egress(args.parse().unwrap(), ITEM.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn the_function_comes_back_unchanged_and_first() {
+        let expanded = expand("azs = 3");
+        let (function, rest) = expanded.split_at(ITEM.len());
+        assert_eq!(function, ITEM);
+        assert!(rest.trim_start().starts_with("const _ : () ="), "{rest}");
+        assert!(
+            rest.contains("\"stack=default\\nazs=3\\nips=\\n\\n\""),
+            "{rest}"
+        );
+    }
+
+    #[test]
+    fn on_error_the_function_is_kept_and_no_record_is_made() {
+        let expanded = expand("azs = 7, stak = \"x\"");
+        assert!(expanded.starts_with(ITEM), "{expanded}");
+        assert_eq!(expanded.matches("compile_error").count(), 2, "{expanded}");
+        assert!(!expanded.contains("link_section"), "{expanded}");
+    }
+}

@@ -13,6 +13,9 @@ use proc_macro::TokenStream;
 /// what network that takes. `cargo fixedip deploy` reads the declaration back from the built
 /// binary and provisions the network; the attribute changes nothing in what the function does.
 ///
+/// It goes on a free function (not a method or an associated function), normally the `main` that
+/// starts the Lambda runtime; one per binary.
+///
 /// # Arguments
 ///
 /// All are optional; `#[fixed_egress]` alone means all the defaults.
@@ -28,11 +31,12 @@ use proc_macro::TokenStream;
 ///   allocating new ones, e.g. addresses a partner has already allowlisted. At most one per AZ,
 ///   no duplicates. fixedip never releases these. Default: none (new addresses are allocated).
 ///
-/// Every mistake is a compile error pointing at the argument, and all are reported at once.
-///
 /// # Example
 ///
-/// ```ignore
+/// On a Lambda function, the attribute goes above `#[tokio::main]` (not compiled here: this
+/// crate does not depend on tokio):
+///
+/// ```text
 /// use fixedip_macros::fixed_egress;
 ///
 /// #[fixed_egress(azs = 2, stack = "payments", ips = ["eipalloc-0123abcd"])]
@@ -40,6 +44,23 @@ use proc_macro::TokenStream;
 /// async fn main() -> Result<(), lambda_runtime::Error> {
 ///     lambda_runtime::run(lambda_runtime::service_fn(handler)).await
 /// }
+/// ```
+///
+/// Any function will do; the one that starts the runtime is where readers look for it:
+///
+/// ```
+/// use fixedip_macros::fixed_egress;
+///
+/// #[fixed_egress] // two AZs, the "default" stack, new addresses
+/// fn main() {}
+/// ```
+///
+/// A mistake is an error at the argument, and all the mistakes are reported together:
+///
+/// ```compile_fail
+/// # use fixedip_macros::fixed_egress;
+/// #[fixed_egress(azs = 7, stak = "payments")] // `azs` must be between 1 and 6; did you mean `stack`?
+/// fn main() {}
 /// ```
 ///
 /// # What it adds to the binary

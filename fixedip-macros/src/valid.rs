@@ -39,9 +39,9 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
 
     // The source of each id kept, so that a rule about the i-th id can point at it.
     let mut id_tokens = Vec::new();
-    let mut ips_complete = true;
+    let mut ips_all_valid = true;
     if let Some(ips) = &args.ips {
-        ips_complete = ips.complete;
+        ips_all_valid = ips.complete;
         for written in &ips.ids {
             match AllocationId::parse(&written.value()) {
                 Ok(id) => {
@@ -50,24 +50,26 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
                 }
                 Err(error) => {
                     errors.spanned(written, error);
-                    ips_complete = false;
+                    ips_all_valid = false;
                 }
             }
         }
     }
 
     for violation in requirements.violations() {
-        // Rules across the list wait until the list and the count it is compared with are
-        // what the user meant.
+        // The count of addresses is compared only when both sides are what the user wrote:
+        // every element of the list a valid id, and a valid `azs`.
         let about_count = matches!(violation.error, RequirementError::TooManyIps { .. });
-        if !ips_complete || (about_count && !azs_known) {
+        if about_count && !(ips_all_valid && azs_known) {
             continue;
         }
         let at = match violation.at {
             Location::IpsElement(index) => id_tokens.get(index).map(|id| id.to_token_stream()),
             Location::Argument("azs") => args.azs.as_ref().map(|azs| azs.value.to_token_stream()),
             Location::Argument("stack") => args.stack.as_ref().map(ToTokens::to_token_stream),
-            Location::Argument(_) => args.ips.as_ref().map(|ips| ips.list.to_token_stream()),
+            Location::Argument("ips") => args.ips.as_ref().map(|ips| ips.list.to_token_stream()),
+            // A rule about an argument this macro does not know yet: at the attribute, still shown.
+            Location::Argument(_) => None,
         };
         match at {
             Some(tokens) => errors.spanned(tokens, violation.error),

@@ -1,0 +1,10 @@
+use fixedip_macros::fixed_egress;
+
+struct Handler;
+
+#[fixed_egress]
+impl Handler {
+    fn run(&self) {}
+}
+
+fn main() {}

@@ -1,0 +1,12 @@
+#![deny(warnings)]
+// The expansion names only `::core` items, so it works where nothing is in scope, and in crates
+// that do not depend on fixedip-core.
+#[no_implicit_prelude]
+mod bare {
+    #[::fixedip_macros::fixed_egress(azs = 1, stack = "bare")]
+    pub fn handler() {}
+}
+
+fn main() {
+    bare::handler();
+}
