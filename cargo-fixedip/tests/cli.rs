@@ -209,3 +209,16 @@ fn plan_without_offline_says_it_needs_aws() {
         .failure()
         .stderr(predicate::str::contains("--offline"));
 }
+
+#[test]
+fn a_failed_build_exits_with_build_and_shows_cargos_errors() {
+    let (dir, manifest) = temp_crate("broken", "", "fn main() { this_does_not_compile }\n");
+    plan_offline(&manifest)
+        .env("CARGO_TARGET_DIR", dir.path().join("target"))
+        .assert()
+        .code(exit_code::BUILD)
+        .stdout("")
+        .stderr(predicate::str::contains("this_does_not_compile"))
+        .stderr(predicate::str::contains("cargo build"))
+        .stderr(predicate::str::contains("fix the build errors"));
+}

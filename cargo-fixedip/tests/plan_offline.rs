@@ -219,32 +219,41 @@ fn diagrams_draw_both_azs_and_the_function() {
     );
 }
 
-/// A package with two annotated binaries, `<name>-a` and `<name>-b`, depending on this repository's
-/// fixedip-macros. It builds in the workspace's target directory, with the workspace's lock file, so
-/// that only the two small binaries are compiled; binary names are unique per test because they
-/// share `target/release`.
-fn two_function_crate(name: &str, a: &str, b: &str) -> tempfile::TempDir {
+/// A user's package depending on this repository's fixedip-macros, with `metadata` appended to its
+/// Cargo.toml and one `src/bin/<name>.rs` per entry of `binaries`. It builds in the workspace's
+/// target directory, with the workspace's lock file, so that only its small binaries are compiled;
+/// binary names must be unique across tests because they share `target/release`.
+fn user_crate(name: &str, metadata: &str, binaries: &[(&str, &str)]) -> tempfile::TempDir {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("Cargo.toml"),
         format!(
             "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
-             [dependencies]\nfixedip-macros = {{ path = {:?} }}\n\n[workspace]\n",
+             [dependencies]\nfixedip-macros = {{ path = {:?} }}\n\n{metadata}\n\n[workspace]\n",
             repo.join("fixedip-macros").canonicalize().unwrap()
         ),
     )
     .unwrap();
     std::fs::copy(repo.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
     std::fs::create_dir_all(dir.path().join("src/bin")).unwrap();
-    for (bin, attribute) in [("a", a), ("b", b)] {
-        std::fs::write(
-            dir.path().join(format!("src/bin/{name}-{bin}.rs")),
-            format!("#[fixedip_macros::{attribute}]\nfn main() {{}}\n"),
-        )
-        .unwrap();
+    for (binary, source) in binaries {
+        std::fs::write(dir.path().join(format!("src/bin/{binary}.rs")), source).unwrap();
     }
     dir
+}
+
+/// Two binaries, `<name>-a` and `<name>-b`, with the attributes `a` and `b` on their `main`.
+fn two_function_crate(name: &str, a: &str, b: &str) -> tempfile::TempDir {
+    let source = |attribute: &str| format!("#[fixedip_macros::{attribute}]\nfn main() {{}}\n");
+    user_crate(
+        name,
+        "",
+        &[
+            (&format!("{name}-a"), &source(a)),
+            (&format!("{name}-b"), &source(b)),
+        ],
+    )
 }
 
 fn plan_crate(dir: &tempfile::TempDir) -> assert_cmd::Command {
@@ -326,4 +335,43 @@ fn workspace_and_package_flags_find_the_example() {
         let functions = &document["stacks"][0]["plan"]["network"]["functions"];
         assert_eq!(functions[0][0], "hello-egress", "{selection:?}");
     }
+}
+
+#[test]
+fn a_binary_with_two_attributes_is_refused_naming_both() {
+    let source = "#[fixedip_macros::fixed_egress]\nfn main() { other() }\n\n\
+                  #[fixedip_macros::fixed_egress(azs = 1)]\nfn other() {}\n";
+    let dir = user_crate("twice", "", &[("twice", source)]);
+    plan_crate(&dir)
+        .assert()
+        .code(exit_code::NO_FUNCTION)
+        .stderr(predicate::str::contains("twice::main"))
+        .stderr(predicate::str::contains("twice::other"))
+        .stderr(predicate::str::contains("keep one"));
+}
+
+#[test]
+fn cargo_lambda_settings_reach_the_plan_and_fixedip_wins() {
+    let metadata = "[package.metadata.lambda.deploy]\nmemory = 1024\ntimeout = 60\n\
+                    env = { FROM_LAMBDA = \"1\", SHARED = \"lambda\" }\n\n\
+                    [package.metadata.fixedip]\nmemory = 256\nfunction-name = \"renamed\"\n\
+                    architecture = \"arm64\"\nenvironment = { SHARED = \"fixedip\" }\n";
+    let source = "#[fixedip_macros::fixed_egress(azs = 1)]\nfn main() {}\n";
+    let dir = user_crate("settled", metadata, &[("settled", source)]);
+    let document: Value = serde_json::from_str(&stdout_of(plan_crate(&dir).arg("--json"))).unwrap();
+    let steps = document["stacks"][0]["plan"]["steps"].as_array().unwrap();
+    let create = steps
+        .iter()
+        .find(|step| step["action"]["action"] == "create_function")
+        .expect("a create_function step");
+    let function = &create["action"]["function"];
+    assert_eq!(function["name"], "renamed");
+    assert_eq!(function["memory_mb"], 256, "fixedip's memory wins");
+    assert_eq!(
+        function["timeout_s"], 60,
+        "cargo-lambda's timeout is honoured"
+    );
+    assert_eq!(function["architecture"], "arm64");
+    assert_eq!(function["environment"]["SHARED"], "fixedip");
+    assert_eq!(function["environment"]["FROM_LAMBDA"], "1");
 }
