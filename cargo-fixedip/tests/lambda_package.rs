@@ -74,3 +74,43 @@ fn a_zip_without_bootstrap_is_refused_naming_the_file() {
     assert_eq!(error.exit_code(), cargo_fixedip::exit_code::NO_FUNCTION);
     assert!(error.to_string().contains("empty.zip"), "{error}");
 }
+
+#[test]
+fn a_foreign_architecture_without_cargo_lambda_says_what_to_install() {
+    use cargo_fixedip::build::{self, LambdaBuild};
+    let foreign = match Architecture::host() {
+        Some(Architecture::Arm64) => "x86_64",
+        _ => "arm64",
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"foreign\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [package.metadata.fixedip]\narchitecture = \"{foreign}\"\n\n[workspace]\n"
+        ),
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("src")).unwrap();
+    std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
+
+    let result = context(dir.path().join("Cargo.toml")).functions_built_for_lambda();
+    if build::cargo_lambda_installed() {
+        // cargo-lambda cross-compiles; which way is chosen is what matters here.
+        let arch = Architecture::parse(foreign).unwrap();
+        assert_eq!(
+            LambdaBuild::choose(arch, true),
+            Some(LambdaBuild::CargoLambda)
+        );
+    } else {
+        let error = result.unwrap_err();
+        assert_eq!(error.exit_code(), cargo_fixedip::exit_code::BUILD);
+        let report = format!("{:?}", miette::Report::new(error));
+        assert!(
+            report.contains(&format!("for Lambda's {foreign}")),
+            "{report}"
+        );
+        assert!(report.contains("install cargo-lambda"), "{report}");
+        assert!(report.contains("--zip PATH"), "{report}");
+    }
+}

@@ -375,3 +375,89 @@ fn cargo_lambda_settings_reach_the_plan_and_fixedip_wins() {
     assert_eq!(function["environment"]["SHARED"], "fixedip");
     assert_eq!(function["environment"]["FROM_LAMBDA"], "1");
 }
+
+#[test]
+fn workspace_skips_members_without_an_annotated_binary() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let macros = repo.join("fixedip-macros").canonicalize().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("Cargo.toml"),
+        "[workspace]\nmembers = [\"annotated\", \"plain\", \"library\"]\nresolver = \"2\"\n",
+    )
+    .unwrap();
+    std::fs::copy(repo.join("Cargo.lock"), dir.path().join("Cargo.lock")).unwrap();
+    // `plain` depends on the macro but does not use it: built, then skipped. `library` has no
+    // binary and no macro: not even built.
+    for (member, main) in [
+        (
+            "annotated",
+            "#[fixedip_macros::fixed_egress(azs = 1)]\nfn main() {}\n",
+        ),
+        ("plain", "fn main() {}\n"),
+    ] {
+        std::fs::create_dir_all(dir.path().join(member).join("src")).unwrap();
+        std::fs::write(
+            dir.path().join(member).join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"ws-{member}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+                 [dependencies]\nfixedip-macros = {{ path = {macros:?} }}\n"
+            ),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join(member).join("src/main.rs"), main).unwrap();
+    }
+    std::fs::create_dir_all(dir.path().join("library/src")).unwrap();
+    std::fs::write(
+        dir.path().join("library/Cargo.toml"),
+        "[package]\nname = \"ws-library\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("library/src/lib.rs"), "").unwrap();
+
+    let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("..");
+    let mut command = cargo_bin_cmd!("cargo-fixedip");
+    command
+        .args([
+            "fixedip",
+            "plan",
+            "--offline",
+            "--json",
+            "-v",
+            "--workspace",
+        ])
+        .args(["--region", "us-east-1", "--manifest-path"])
+        .arg(dir.path().join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", target);
+    let output = command.assert().success().get_output().clone();
+    let document: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let functions = &document["stacks"][0]["plan"]["network"]["functions"];
+    assert_eq!(functions.as_array().unwrap().len(), 1, "{functions}");
+    assert_eq!(functions[0][0], "ws-annotated");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("package `ws-plain` has no #[fixed_egress] binary: skipped"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("ws-library"),
+        "a member without the macro is not built:\n{stderr}"
+    );
+
+    // Named explicitly, the same package is an error.
+    let mut command = cargo_bin_cmd!("cargo-fixedip");
+    command
+        .args(["fixedip", "plan", "--offline", "-q", "-p", "ws-plain"])
+        .args(["--region", "us-east-1", "--manifest-path"])
+        .arg(dir.path().join("Cargo.toml"))
+        .env(
+            "CARGO_TARGET_DIR",
+            PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(".."),
+        );
+    command
+        .assert()
+        .code(exit_code::NO_FUNCTION)
+        .stderr(predicate::str::contains(
+            "package `ws-plain` has no binary with #[fixed_egress]",
+        ));
+}
