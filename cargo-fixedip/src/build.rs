@@ -220,6 +220,9 @@ fn build_args(
     }
     if output.quiet {
         command.arg("--quiet");
+    } else if output.verbose >= 2 {
+        // `-vv` shows the rustc invocations too.
+        command.arg("--verbose");
     }
     if let Some(color) = output.cargo_color_flag() {
         command.args(["--color", color]);
