@@ -144,7 +144,7 @@ Examples:
 
 #[derive(Debug, Clone, Args)]
 pub struct PlanArgs {
-    /// Plan without AWS: assume an empty account and AZs named <region>a, <region>b, ...
+    /// Plan without AWS: assume an empty account, and AZs named like us-east-1a, us-east-1b, ...
     #[arg(long)]
     pub offline: bool,
 

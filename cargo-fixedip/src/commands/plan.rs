@@ -2,7 +2,7 @@
 //!
 //! `--offline` builds the functions, reads their records and settings, groups them into stacks and
 //! plans each against an empty account whose AZs are assumed (`<region>a`, `<region>b`, ...): no AWS
-//! call, no credentials. Planning against the account is the AWS side's ([`online`]).
+//! call, no credentials. Planning against the account (`online`) is the AWS side's.
 
 use std::fmt::{self, Display, Write as _};
 use std::net::Ipv4Addr;
