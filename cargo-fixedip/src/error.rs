@@ -95,11 +95,13 @@ pub enum CliError {
     ))]
     NoAnnotatedBinary { package: String, binaries: String },
 
-    #[error(transparent)]
-    #[diagnostic(help(
-        "build the function again with this version of fixedip; `cargo fixedip` reads the record #[fixed_egress] compiles into the binary"
-    ))]
-    Reader(#[from] ReaderError),
+    // Not a `#[source]`: the reader's message already holds its cause, and would print twice.
+    #[error("{error}")]
+    Reader {
+        error: ReaderError,
+        #[help]
+        help: Option<String>,
+    },
 
     #[error(
         "{} holds `{function}`, which no binary of package `{package}` in this workspace compiles",
@@ -160,6 +162,33 @@ pub enum CliError {
     },
 }
 
+impl From<ReaderError> for CliError {
+    /// The reader's messages say what is wrong with the file; the help says what to do next.
+    fn from(error: ReaderError) -> Self {
+        let help = match &error {
+            ReaderError::Io { .. } => Some("check that the file exists and can be read"),
+            ReaderError::NotABinary { .. }
+            | ReaderError::DamagedZip { .. }
+            | ReaderError::ZipWithoutBootstrap { .. } => {
+                Some("let `cargo fixedip` build the function, or zip the executable as `bootstrap`")
+            }
+            ReaderError::DamagedRecord { .. } => Some(
+                "build the function again with the fixedip-macros that matches this cargo-fixedip",
+            ),
+            ReaderError::NoRecord { .. } => Some(
+                "#[fixed_egress] comes from the fixedip-macros crate; put it above the `main` that starts the Lambda runtime",
+            ),
+            ReaderError::SeveralRecords { .. } => Some(
+                "remove #[fixed_egress] from every function but the one that starts the Lambda runtime",
+            ),
+        };
+        CliError::Reader {
+            error,
+            help: help.map(str::to_owned),
+        }
+    }
+}
+
 impl From<ConflictError> for CliError {
     fn from(error: ConflictError) -> Self {
         CliError::Conflict(Box::new(error))
@@ -179,7 +208,7 @@ impl CliError {
             CliError::NoBinaryTarget { .. }
             | CliError::NoAnnotatedMember
             | CliError::NoAnnotatedBinary { .. }
-            | CliError::Reader(_) => exit_code::NO_FUNCTION,
+            | CliError::Reader { .. } => exit_code::NO_FUNCTION,
             CliError::BuildSpawn { .. }
             | CliError::BuildFailed { .. }
             | CliError::CannotBuildForLambda { .. } => exit_code::BUILD,
