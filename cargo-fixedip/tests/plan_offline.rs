@@ -342,9 +342,16 @@ fn a_binary_with_two_attributes_is_refused_naming_both() {
     let source = "#[fixedip_macros::fixed_egress]\nfn main() { other() }\n\n\
                   #[fixedip_macros::fixed_egress(azs = 1)]\nfn other() {}\n";
     let dir = user_crate("twice", "", &[("twice", source)]);
-    plan_crate(&dir)
-        .assert()
+    let assert = plan_crate(&dir).assert();
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert_eq!(
+        stderr.matches("has two #[fixed_egress] functions").count(),
+        1,
+        "{stderr}"
+    );
+    assert
         .code(exit_code::NO_FUNCTION)
+        .stderr(predicate::str::contains("help: remove #[fixed_egress]"))
         .stderr(predicate::str::contains("twice::main"))
         .stderr(predicate::str::contains("twice::other"))
         .stderr(predicate::str::contains("keep one"));
