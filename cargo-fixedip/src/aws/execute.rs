@@ -132,6 +132,7 @@ impl ActionKind {
             Action::CreateFunction { .. } => "CreateFunction",
             Action::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
             Action::UpdateFunctionCode { .. } => "UpdateFunctionCode",
+            Action::TagFunction { .. } => "TagFunction",
         })
     }
 }
@@ -716,6 +717,23 @@ impl<'a> Context<'a> {
             Action::UpdateFunctionCode { function } => {
                 let zip = self.zip(function)?;
                 Box::pin(self.update_function_code(step, function, zip))
+            }
+            Action::TagFunction { function } => {
+                let mut tags: BTreeMap<String, String> = function.tags.clone();
+                tags.extend(self.tags(Component::Function, None));
+                // TagResource takes an ARN only; it is built rather than looked up (one call fewer).
+                let arn = format!(
+                    "arn:{}:lambda:{}:{}:function:{}",
+                    fixedip_core::planner::partition(&self.aws.region),
+                    self.aws.region,
+                    self.aws.account,
+                    function.name
+                );
+                let request = self.aws.lambda.tag_resource().resource(arn).set_tags(Some(tags.into_iter().collect()));
+                Box::pin(async move {
+                    request.send().await.map_err(|e| AwsError::call("TagResource", e))?;
+                    Ok(Produced::default())
+                })
             }
         };
         Ok(call)
