@@ -140,6 +140,73 @@ Examples:
   cargo fixedip plan --offline --diagram dot | dot -Tsvg > network.svg"
     )]
     Plan(PlanArgs),
+
+    /// Build, provision or update the network, attach the function, print the IPs
+    #[command(
+        long_about = "\
+Build, provision or update the network, attach the function, print the IPs.
+
+Builds the selected packages for Lambda (or takes a prebuilt zip with --zip), reads the
+#[fixed_egress] requirement of each, observes the account by the stack's tags, plans, refuses
+anything wrong before the first change, then creates or updates only what differs: a deploy that
+changes nothing makes no mutating AWS call. Progress goes to stderr, the IPs to stdout.",
+        after_long_help = "\
+Examples:
+  cargo fixedip deploy
+  cargo fixedip deploy --zip target/lambda/hello-egress/bootstrap.zip --json"
+    )]
+    Deploy(DeployArgs),
+
+    /// The stack's fixed egress IPs, for allowlists
+    Ips(IpsArgs),
+
+    /// Every resource the stack owns, per AZ, with its state; the functions; the IPs; the cost
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Deploy this Lambda zip (with `bootstrap` at its root) instead of building
+    #[arg(long, value_name = "PATH")]
+    pub zip: Option<PathBuf>,
+
+    /// Longest wait for a NAT gateway to become available, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub nat_timeout: u64,
+
+    /// Longest wait for a function to become active or finish updating, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub function_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IpsArgs {
+    /// The stack [default: `default`, the stack of functions that name none]
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub stack: String,
+
+    /// How to print the IPs (`--json` is `--format json`)
+    #[arg(long, value_name = "FORMAT", default_value = "plain")]
+    pub format: IpsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IpsFormat {
+    /// One address per line
+    Plain,
+    /// A JSON document with each address's allocation id, use and AZ slot
+    Json,
+    /// One `a.b.c.d/32` per line, for firewall rules
+    Cidr,
+    /// `ip,allocation_id,use,slot` with a header line
+    Csv,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The stack [default: `default`, the stack of functions that name none]
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub stack: String,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -203,7 +270,9 @@ mod tests {
         assert_eq!(args.global.packages, ["a", "b"]);
         assert!(args.global.json);
         assert_eq!(args.global.verbose, 2);
-        let Command::Plan(plan) = args.command;
+        let Command::Plan(plan) = args.command else {
+            panic!("parsed as plan")
+        };
         assert!(plan.offline);
     }
 

@@ -148,6 +148,28 @@ pub enum CliError {
     #[diagnostic(help("use `cargo fixedip plan --offline` to see the plan without AWS"))]
     NeedsAws { command: &'static str },
 
+    // AWS.
+    #[error("`--stack {stack}`: {reason}")]
+    #[diagnostic(help("a stack name is what `stack` in #[fixed_egress] accepts; the stack of functions that name none is `default`"))]
+    BadStack { stack: String, reason: String },
+
+    #[error(transparent)]
+    Aws(
+        #[from]
+        #[diagnostic_source]
+        crate::aws::AwsError,
+    ),
+
+    #[error(transparent)]
+    Execute(
+        #[from]
+        #[diagnostic_source]
+        crate::aws::execute::ExecuteError,
+    ),
+
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+
     // The local machine.
     #[error("cannot write the result to stdout")]
     #[diagnostic(help("is the pipe that reads it closed?"))]
@@ -216,8 +238,9 @@ impl CliError {
             | CliError::Conflict(_)
             | CliError::Plan(_)
             | CliError::Cost(_) => exit_code::PLAN,
-            CliError::BadRegion { .. } => exit_code::USAGE,
-            CliError::NeedsAws { .. } => exit_code::AWS,
+            CliError::BadRegion { .. } | CliError::BadStack { .. } => exit_code::USAGE,
+            CliError::NeedsAws { .. } | CliError::Aws(_) | CliError::Execute(_) => exit_code::AWS,
+            CliError::Runtime(_) => exit_code::FAILURE,
             CliError::Stdout(_) | CliError::Io { .. } => exit_code::FAILURE,
         }
     }

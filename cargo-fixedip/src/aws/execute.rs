@@ -729,9 +729,17 @@ impl<'a> Context<'a> {
                     self.aws.account,
                     function.name
                 );
-                let request = self.aws.lambda.tag_resource().resource(arn).set_tags(Some(tags.into_iter().collect()));
+                let request = self
+                    .aws
+                    .lambda
+                    .tag_resource()
+                    .resource(arn)
+                    .set_tags(Some(tags.into_iter().collect()));
                 Box::pin(async move {
-                    request.send().await.map_err(|e| AwsError::call("TagResource", e))?;
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("TagResource", e))?;
                     Ok(Produced::default())
                 })
             }

@@ -177,6 +177,27 @@ const REJECTED_CREDENTIALS: &[&str] = &[
 impl Aws {
     /// Loads the configuration, checks the region and the credentials, and builds the clients.
     pub async fn connect(options: &AwsOptions) -> Result<Aws, AwsError> {
+        let mut aws = Aws::connect_unverified(options).await?;
+        let identity = aws
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::first_call(&aws.region, "GetCallerIdentity", e))?;
+        aws.account = identity
+            .account()
+            .ok_or(AwsError::IncompleteAnswer {
+                operation: "GetCallerIdentity",
+                missing: "an account id",
+            })?
+            .to_owned();
+        Ok(aws)
+    }
+
+    /// As [`Aws::connect`] without asking STS who the credentials belong to: for `ips`, which
+    /// answers with one call. `account` is empty; the first call's errors go through
+    /// [`AwsError::first_call`].
+    pub async fn connect_unverified(options: &AwsOptions) -> Result<Aws, AwsError> {
         // Adaptive retries slow down on throttling instead of failing: a deploy makes bursts of
         // Describe calls, and AWS throttles EC2 per account.
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -227,45 +248,46 @@ impl Aws {
                 .interceptor(counter)
                 .build(),
         );
-
-        let identity = sts
-            .get_caller_identity()
-            .send()
-            .await
-            .map_err(|error| match &error {
-                SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsError::Unreachable {
-                    region: region.clone(),
-                    reason: DisplayErrorContext(&error).to_string(),
-                },
-                _ if error
-                    .code()
-                    .is_some_and(|code| REJECTED_CREDENTIALS.contains(&code)) =>
-                {
-                    AwsError::CredentialsRejected {
-                        code: error.code().unwrap_or_default().to_owned(),
-                        message: error.message().unwrap_or_default().to_owned(),
-                    }
-                }
-                _ => AwsError::call("GetCallerIdentity", error),
-            })?;
-        let account = identity
-            .account()
-            .ok_or(AwsError::IncompleteAnswer {
-                operation: "GetCallerIdentity",
-                missing: "an account id",
-            })?
-            .to_owned();
-
         Ok(Aws {
             config,
             region,
-            account,
+            account: String::new(),
             ec2,
             lambda,
             iam,
             sts,
             calls,
         })
+    }
+}
+
+impl AwsError {
+    /// The error of the first call a command makes: unreachable endpoint and rejected credentials
+    /// are told apart from other failures.
+    pub fn first_call<E>(
+        region: &str,
+        operation: &'static str,
+        error: SdkError<E, HttpResponse>,
+    ) -> AwsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        match &error {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsError::Unreachable {
+                region: region.to_owned(),
+                reason: DisplayErrorContext(&error).to_string(),
+            },
+            _ if error
+                .code()
+                .is_some_and(|code| REJECTED_CREDENTIALS.contains(&code)) =>
+            {
+                AwsError::CredentialsRejected {
+                    code: error.code().unwrap_or_default().to_owned(),
+                    message: error.message().unwrap_or_default().to_owned(),
+                }
+            }
+            _ => AwsError::call(operation, error),
+        }
     }
 }
 

@@ -1,7 +1,10 @@
 //! One module per subcommand. Each takes the [`Context`] and its own arguments, returns a typed
 //! error, and prints its result through [`Output`].
 
+pub mod deploy;
+pub mod ips;
 pub mod plan;
+pub mod status;
 
 use std::path::Path;
 
@@ -24,10 +27,21 @@ pub struct Context {
 pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
     match command {
         Command::Plan(args) => plan::run(context, &args),
+        Command::Deploy(args) => deploy::run(context, &args),
+        Command::Ips(args) => ips::run(context, &args),
+        Command::Status(args) => status::run(context, &args),
     }
 }
 
 impl Context {
+    /// Where the AWS commands find the account: the global `--region` and `--profile`.
+    pub fn aws_options(&self, region: Option<String>) -> crate::aws::AwsOptions {
+        crate::aws::AwsOptions {
+            region: region.or_else(|| self.global.region.clone()),
+            profile: self.global.profile.clone(),
+        }
+    }
+
     /// The workspace and the packages `-p`/`--workspace`/`--manifest-path` choose, settings checked.
     pub fn selection(&self) -> Result<(Workspace, Selection), CliError> {
         let workspace = Workspace::load(self.global.manifest_path.as_deref())?;
@@ -116,4 +130,12 @@ fn binary_of(package: &SelectedPackage, function: &str) -> Option<String> {
         .iter()
         .find(|bin| bin.replace('-', "_") == krate)
         .cloned()
+}
+
+/// The AWS SDK is async; the commands are not. One runtime per command run.
+pub fn async_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
 }

@@ -34,11 +34,67 @@ pub fn run(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
     .map_err(CliError::Stdout)
 }
 
-/// `plan` against the account: observe by tags, then plan. The AWS side provides it.
-fn online(_context: &Context, _args: &PlanArgs) -> Result<(), CliError> {
-    Err(CliError::NeedsAws {
-        command: "plan (without --offline)",
-    })
+/// `plan` against the account: observe each stack by its tags, then plan what deploy would change.
+/// Read-only: the call log forbids mutating calls.
+fn online(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
+    let functions = context.functions_built_for_host()?;
+    let report = super::async_runtime()?.block_on(async {
+        let mut connections: std::collections::BTreeMap<Option<String>, crate::aws::Aws> =
+            Default::default();
+        let mut declared = Vec::new();
+        for function in functions {
+            let wanted = context
+                .global
+                .region
+                .clone()
+                .or_else(|| function.settings.region.clone());
+            if !connections.contains_key(&wanted) {
+                let aws = crate::aws::Aws::connect(&context.aws_options(wanted.clone())).await?;
+                aws.calls.forbid_mutations();
+                connections.insert(wanted.clone(), aws);
+            }
+            declared.push(DeclaredFunction {
+                record: function.record,
+                settings: function.settings,
+                region: connections[&wanted].region.clone(),
+                // Built for the host, not for Lambda: the code's hash says nothing about the zip.
+                code_sha256: None,
+            });
+        }
+        let by_region: std::collections::BTreeMap<String, crate::aws::Aws> = connections
+            .into_values()
+            .map(|aws| (aws.region.clone(), aws))
+            .collect();
+        let mut stacks = Vec::new();
+        for spec in planner::stack_specs(declared)? {
+            let aws = &by_region[&spec.region];
+            context.output.status(
+                "Observing",
+                format!("stack `{}` in {}", spec.stack, spec.region),
+            );
+            let observed =
+                crate::aws::observe::observe(aws, &crate::aws::observe::Scope::from(&spec)).await?;
+            let plan = planner::plan(&spec, &observed)?;
+            let cost = cost::of_plan(&plan)?;
+            stacks.push(StackPlan {
+                list_steps: true,
+                assumed_azs: false,
+                plan,
+                cost,
+            });
+        }
+        Ok::<_, CliError>(PlanReport {
+            offline: false,
+            stacks,
+        })
+    })?;
+    let output = &context.output;
+    match args.diagram {
+        Some(DiagramFormat::Mermaid) => output.text(&mermaid(&report)),
+        Some(DiagramFormat::Dot) => output.text(&dot(&report)),
+        None => output.result(&report),
+    }
+    .map_err(CliError::Stdout)
 }
 
 /// The result of `plan`: one plan and its cost per stack.
