@@ -109,7 +109,8 @@ impl Emulator {
             if let Some(status) = self.server.try_wait().expect("moto status") {
                 return Err(format!("it exited with {status}: {}", self.log()));
             }
-            if let Ok((200, _)) = self.try_moto_api("GET", "/moto-api/config", "") {
+            // moto answers its own API with 201, even to a GET.
+            if let Ok((200..=299, _)) = self.try_moto_api("GET", "/moto-api/config", "") {
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -436,16 +437,22 @@ pub fn cargo_fixedip_bin() -> &'static Path {
     BIN.get_or_init(|| build_binary("cargo-fixedip", "cargo-fixedip"))
 }
 
-/// The example function `hello-egress`, built for the host once per test process, as a Lambda zip
-/// (`bootstrap` at its root). The emulator never runs it; the CLI reads its requirements record.
+/// The example function `hello-egress`, built for the host once per test process.
+pub fn example_binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| build_binary("hello-egress", "hello-egress"))
+}
+
+/// The example as a Lambda zip (`bootstrap` at its root). The emulator never runs it; the CLI
+/// reads its requirements record.
 pub fn example_zip() -> &'static Path {
     static ZIP: OnceLock<PathBuf> = OnceLock::new();
     ZIP.get_or_init(|| {
-        let binary = build_binary("hello-egress", "hello-egress");
+        let binary = example_binary();
         let zip = binary.with_file_name("hello-egress.fixedip-test.zip");
         write_lambda_zip(
             &zip,
-            &std::fs::read(&binary).expect("the example binary"),
+            &std::fs::read(binary).expect("the example binary"),
             &[],
         );
         zip
@@ -496,4 +503,40 @@ mod tests {
         assert!(!read.is_mutating());
         assert!(write.is_mutating());
     }
+}
+
+/// The fixture functions' workspace (`tests/fixtures/functions`).
+pub fn fixtures_manifest() -> PathBuf {
+    workspace_root().join("tests/fixtures/functions/Cargo.toml")
+}
+
+/// A fixture function (`egress-one`, `egress-three`, `second-function`, `other-stack`,
+/// `no-attribute`) as a Lambda zip. The fixtures are built once per test process, into
+/// `target/fixtures` of the main workspace.
+pub fn fixture_zip(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let target = workspace_root().join("target/fixtures");
+        let status = cargo()
+            .args(["build", "--quiet", "--workspace", "--manifest-path"])
+            .arg(fixtures_manifest())
+            .env("CARGO_TARGET_DIR", &target)
+            .status()
+            .expect("cargo build of the fixtures");
+        assert!(
+            status.success(),
+            "cargo build of tests/fixtures/functions failed"
+        );
+        target.join("debug")
+    });
+    let zip = dir.join(format!("{name}.fixedip-test.zip"));
+    // Tests run on threads of one process: one writes a zip while the others wait for it.
+    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+    if !zip.exists() {
+        let binary =
+            std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
+        write_lambda_zip(&zip, &binary, &[]);
+    }
+    zip
 }
