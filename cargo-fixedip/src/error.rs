@@ -153,19 +153,21 @@ pub enum CliError {
     #[diagnostic(help("a stack name is what `stack` in #[fixed_egress] accepts; the stack of functions that name none is `default`"))]
     BadStack { stack: String, reason: String },
 
-    #[error(transparent)]
-    Aws(
-        #[from]
-        #[diagnostic_source]
-        crate::aws::AwsError,
-    ),
+    // The help is taken out of the AWS error (see the `From` impls): rendered as a source, miette
+    // would print the message twice.
+    #[error("{error}")]
+    Aws {
+        error: crate::aws::AwsError,
+        #[help]
+        help: Option<String>,
+    },
 
-    #[error(transparent)]
-    Execute(
-        #[from]
-        #[diagnostic_source]
-        crate::aws::execute::ExecuteError,
-    ),
+    #[error("{error}")]
+    Execute {
+        error: Box<crate::aws::execute::ExecuteError>,
+        #[help]
+        help: Option<String>,
+    },
 
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
@@ -211,6 +213,31 @@ impl From<ReaderError> for CliError {
     }
 }
 
+impl From<crate::aws::AwsError> for CliError {
+    fn from(error: crate::aws::AwsError) -> Self {
+        let help = error.help().map(|help| help.to_string());
+        CliError::Aws { error, help }
+    }
+}
+
+impl From<crate::aws::execute::ExecuteError> for CliError {
+    fn from(error: crate::aws::execute::ExecuteError) -> Self {
+        // The failed call's own hint first, then how to resume.
+        let help = [
+            error.error.help().map(|h| h.to_string()),
+            error.help().map(|h| h.to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n");
+        CliError::Execute {
+            error: Box::new(error),
+            help: Some(help),
+        }
+    }
+}
+
 impl From<ConflictError> for CliError {
     fn from(error: ConflictError) -> Self {
         CliError::Conflict(Box::new(error))
@@ -239,7 +266,9 @@ impl CliError {
             | CliError::Plan(_)
             | CliError::Cost(_) => exit_code::PLAN,
             CliError::BadRegion { .. } | CliError::BadStack { .. } => exit_code::USAGE,
-            CliError::NeedsAws { .. } | CliError::Aws(_) | CliError::Execute(_) => exit_code::AWS,
+            CliError::NeedsAws { .. } | CliError::Aws { .. } | CliError::Execute { .. } => {
+                exit_code::AWS
+            }
             CliError::Runtime(_) => exit_code::FAILURE,
             CliError::Stdout(_) | CliError::Io { .. } => exit_code::FAILURE,
         }

@@ -12,9 +12,18 @@ use fixedip_tests::{count, example_zip, workspace_root, Emulator};
 fn timed(emulator: &Emulator, args: &[&str]) -> (Duration, (usize, usize)) {
     let mark = emulator.mark();
     let started = Instant::now();
-    let output = emulator.cargo_fixedip().args(args).current_dir(workspace_root()).output().unwrap();
+    let output = emulator
+        .cargo_fixedip()
+        .args(args)
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
     let elapsed = started.elapsed();
-    assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     (elapsed, count(&emulator.requests_since(mark)))
 }
 
@@ -26,8 +35,14 @@ fn api_calls_and_wall_times() {
 
     let (fresh_time, fresh) = timed(&emulator, &deploy);
     // Best of three: the machine is shared, the minimum is the figure least disturbed by others.
-    let (noop_time, noop) = (0..3).map(|_| timed(&emulator, &deploy)).min_by_key(|(t, _)| *t).unwrap();
-    let (ips_time, ips) = (0..3).map(|_| timed(&emulator, &["ips"])).min_by_key(|(t, _)| *t).unwrap();
+    let (noop_time, noop) = (0..3)
+        .map(|_| timed(&emulator, &deploy))
+        .min_by_key(|(t, _)| *t)
+        .unwrap();
+    let (ips_time, ips) = (0..3)
+        .map(|_| timed(&emulator, &["ips"]))
+        .min_by_key(|(t, _)| *t)
+        .unwrap();
     let (status_time, status) = timed(&emulator, &["status"]);
 
     println!("| command | AWS requests | mutating | wall time |");
@@ -38,7 +53,10 @@ fn api_calls_and_wall_times() {
         ("ips", ips_time, ips),
         ("status", status_time, status),
     ] {
-        println!("| {name} | {total} | {mutating} | {:.0} ms |", time.as_secs_f64() * 1000.0);
+        println!(
+            "| {name} | {total} | {mutating} | {:.0} ms |",
+            time.as_secs_f64() * 1000.0
+        );
     }
 
     assert_eq!(noop.1, 0, "a no-op redeploy makes no mutating call");

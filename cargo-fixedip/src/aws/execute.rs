@@ -18,7 +18,6 @@ use aws_sdk_ec2::client::Waiters as _;
 use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification, VpcAttributeName};
 use aws_sdk_lambda::client::Waiters as _;
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
-use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fixedip_core::observed::{Slot, Tier};
 use fixedip_core::plan::{Action, FunctionSpec, Plan, Ref, RouteVia, Step, StepId};
@@ -1016,7 +1015,7 @@ pub fn nat_gateway_token(
 
 fn waiter_error<O, E>(what: String, timeout: Duration, error: WaiterError<O, E>) -> AwsError
 where
-    O: fmt::Debug,
+    O: fmt::Debug + 'static,
     E: std::error::Error + fmt::Debug + 'static,
 {
     match error {
@@ -1027,7 +1026,7 @@ where
         other => AwsError::Call {
             operation: "wait",
             code: None,
-            message: format!("waiting for {what}: {}", DisplayErrorContext(&other)),
+            message: format!("waiting for {what}: {}", super::error_chain(&other)),
         },
     }
 }

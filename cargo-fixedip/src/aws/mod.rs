@@ -17,7 +17,6 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_types::error::display::DisplayErrorContext;
 
 pub use calls::{ApiCall, CallCounts, CallLog};
 
@@ -145,7 +144,7 @@ impl AwsError {
         let code = error.code().map(str::to_owned);
         let message = match (&error, error.message()) {
             (SdkError::ServiceError(_), Some(message)) => message.to_owned(),
-            _ => DisplayErrorContext(&error).to_string(),
+            _ => error_chain(&error),
         };
         AwsError::Call {
             operation,
@@ -222,7 +221,7 @@ impl Aws {
         // Asked directly so that "none found" is told apart from "rejected by AWS".
         if let Err(error) = credentials.provide_credentials().await {
             return Err(AwsError::NoCredentials {
-                reason: DisplayErrorContext(&error).to_string(),
+                reason: error_chain(&error),
             });
         }
 
@@ -275,7 +274,7 @@ impl AwsError {
         match &error {
             SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsError::Unreachable {
                 region: region.to_owned(),
-                reason: DisplayErrorContext(&error).to_string(),
+                reason: error_chain(&error),
             },
             _ if error
                 .code()
@@ -289,6 +288,22 @@ impl AwsError {
             _ => AwsError::call(operation, error),
         }
     }
+}
+
+/// An error and its causes, `: `-separated, without the Debug dump `DisplayErrorContext` adds.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // SDK errors often repeat their cause's text in their own.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// Whether a name has the shape of an AWS region: `us-east-1`, `ap-northeast-1`, `us-gov-west-1`.
