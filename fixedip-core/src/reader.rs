@@ -242,6 +242,7 @@ fn list_or_nothing(entries: &[String]) -> String {
 mod tests {
     use std::io::Write;
 
+    use object::macho::{CpuType, CPU_TYPE_ARM64, CPU_TYPE_X86_64};
     use object::write;
     use object::{Architecture, Endianness, SectionKind};
     use zip::write::SimpleFileOptions;
@@ -338,7 +339,7 @@ mod tests {
     }
 
     /// A universal binary: a big-endian fat header, one `fat_arch` per slice, then the slices.
-    fn universal(slices: &[(u32, &[u8])]) -> Vec<u8> {
+    fn universal(slices: &[(CpuType, &[u8])]) -> Vec<u8> {
         const ALIGN_LOG2: u32 = 12;
         let mut header = Vec::new();
         header.extend(0xcafe_babe_u32.to_be_bytes());
@@ -346,7 +347,7 @@ mod tests {
         let mut body = Vec::new();
         let mut offset = 1 << ALIGN_LOG2;
         for (cputype, slice) in slices {
-            for field in [*cputype, 0, offset, slice.len() as u32, ALIGN_LOG2] {
+            for field in [cputype.0, 0, offset, slice.len() as u32, ALIGN_LOG2] {
                 header.extend(field.to_be_bytes());
             }
             body.resize(offset as usize - (1 << ALIGN_LOG2), 0);
@@ -363,9 +364,7 @@ mod tests {
         let main = record("hello_egress::main", "src/main.rs:12", 2);
         let x86 = macho(Architecture::X86_64, main.encode().as_bytes());
         let arm = macho(Architecture::Aarch64, main.encode().as_bytes());
-        let cpu_type_x86_64 = 0x0100_0007;
-        let cpu_type_arm64 = 0x0100_000c;
-        let bytes = universal(&[(cpu_type_x86_64, &x86), (cpu_type_arm64, &arm)]);
+        let bytes = universal(&[(CPU_TYPE_X86_64, &x86), (CPU_TYPE_ARM64, &arm)]);
         assert_eq!(
             read_records_from_bytes(&bytes, "hello-egress").unwrap(),
             [main]
@@ -374,10 +373,13 @@ mod tests {
 
     #[test]
     fn slices_with_different_functions_are_all_counted() {
-        let (a, b) = (record("a::main", "src/main.rs:1", 2), record("b::main", "src/b.rs:1", 2));
+        let (a, b) = (
+            record("a::main", "src/main.rs:1", 2),
+            record("b::main", "src/b.rs:1", 2),
+        );
         let x86 = macho(Architecture::X86_64, a.encode().as_bytes());
         let arm = macho(Architecture::Aarch64, b.encode().as_bytes());
-        let bytes = universal(&[(0x0100_0007, &x86), (0x0100_000c, &arm)]);
+        let bytes = universal(&[(CPU_TYPE_X86_64, &x86), (CPU_TYPE_ARM64, &arm)]);
         let err = read_single_from_bytes(&bytes, "universal").unwrap_err();
         assert!(matches!(&err, ReaderError::SeveralRecords { records, .. } if records == &[a, b]));
     }
