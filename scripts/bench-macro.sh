@@ -3,7 +3,8 @@
 # examples/hello-egress, and extra bytes in its binary, against the same function without the
 # attribute and without the fixedip-macros dependency.
 #
-#   scripts/bench-macro.sh [--runs N]     # N clean builds of each variant (default 3)
+#   scripts/bench-macro.sh [--runs N]     # N clean builds of each variant (default 3; 0: only the
+#                                         # per-crate timings and the sizes)
 #
 # The workspace is copied twice into a temporary directory: `with/` as it is, `without/` with the
 # attribute, its `use` and the dependency removed. Both start from the repository's Cargo.lock, so
@@ -74,7 +75,9 @@ echo "machine: $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/load
 echo "rustc: $(rustc --version)"
 echo
 
-if command -v hyperfine >/dev/null; then
+if [[ $runs -eq 0 ]]; then
+    echo "--runs 0: no whole-build timings"
+elif command -v hyperfine >/dev/null; then
     hyperfine --runs "$runs" --style basic --export-markdown "$work/hyperfine.md" \
         --prepare "rm -rf '$work/target-with' '$work/target-without'" \
         -n with "'$work/build.sh' with '$work/target-with'" \
@@ -92,18 +95,6 @@ else
     done
 fi
 echo "machine load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo
-
-# The size of what the attribute adds to the shipped binary.
-with_size=$(stat -c %s "$work/target-with/release/hello-egress")
-without_size=$(stat -c %s "$work/target-without/release/hello-egress")
-echo "binary with the attribute:    $with_size bytes"
-echo "binary without the attribute: $without_size bytes"
-echo "difference:                   $((with_size - without_size)) bytes"
-if command -v readelf >/dev/null; then
-    echo "the .fixedip section:"
-    readelf -SW "$work/target-with/release/hello-egress" | grep -A0 '\.fixedip' || true
-fi
 echo
 
 # Per-crate compile times from one more clean build of each variant.
@@ -131,4 +122,18 @@ print(f"whole build, --timings run: with {with_total:.1f} s, without {without_to
 print(f"hello-egress itself: with {sum(d for k, d in with_units.items() if k[0] == 'hello-egress'):.2f} s,"
       f" without {sum(d for k, d in without_units.items() if k[0] == 'hello-egress'):.2f} s")
 EOF
+echo
+# The size of what the attribute adds to the shipped binary (the --timings builds are the same
+# release builds).
+with_size=$(stat -c %s "$work/timings-with/release/hello-egress")
+without_size=$(stat -c %s "$work/timings-without/release/hello-egress")
+echo "binary with the attribute:    $with_size bytes"
+echo "binary without the attribute: $without_size bytes"
+echo "difference:                   $((with_size - without_size)) bytes"
+if command -v readelf >/dev/null; then
+    echo "the .fixedip section:"
+    readelf -SW "$work/timings-with/release/hello-egress" | grep -A0 '\.fixedip' || true
+fi
+echo
+
 echo "machine load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -152,25 +152,41 @@ fn records_in_binary(bytes: &[u8], file: &Path) -> Result<Vec<Record>, ReaderErr
     .map_err(|e| not_a_binary(e.to_string()))?;
 
     let mut records: Vec<Record> = Vec::new();
-    for slice in slices {
-        let binary = object::File::parse(slice).map_err(|e| not_a_binary(e.to_string()))?;
-        for section in binary
-            .sections()
-            .filter(|s| is_record_section(binary.format(), s))
-        {
-            let contents = section.data().map_err(|e| not_a_binary(e.to_string()))?;
-            let found =
-                Record::parse_section(contents).map_err(|source| ReaderError::DamagedRecord {
-                    file: file.to_owned(),
-                    source,
-                })?;
+    for (index, slice) in slices.into_iter().enumerate() {
+        let in_slice = records_in_slice(slice, file)?;
+        if index == 0 {
+            records = in_slice;
+        } else {
             // The slices of a universal binary carry the same records: count each function once.
-            for record in found {
+            for record in in_slice {
                 if !records.contains(&record) {
                     records.push(record);
                 }
             }
         }
+    }
+    Ok(records)
+}
+
+/// The records of one ELF or Mach-O file, in the order of its sections.
+fn records_in_slice(bytes: &[u8], file: &Path) -> Result<Vec<Record>, ReaderError> {
+    let not_a_binary = |reason: String| ReaderError::NotABinary {
+        file: file.to_owned(),
+        reason,
+    };
+    let binary = object::File::parse(bytes).map_err(|e| not_a_binary(e.to_string()))?;
+    let mut records = Vec::new();
+    for section in binary
+        .sections()
+        .filter(|s| is_record_section(binary.format(), s))
+    {
+        let contents = section.data().map_err(|e| not_a_binary(e.to_string()))?;
+        records.extend(Record::parse_section(contents).map_err(|source| {
+            ReaderError::DamagedRecord {
+                file: file.to_owned(),
+                source,
+            }
+        })?);
     }
     Ok(records)
 }
@@ -226,6 +242,7 @@ fn list_or_nothing(entries: &[String]) -> String {
 mod tests {
     use std::io::Write;
 
+    use object::macho::{CpuType, CPU_TYPE_ARM64, CPU_TYPE_X86_64};
     use object::write;
     use object::{Architecture, Endianness, SectionKind};
     use zip::write::SimpleFileOptions;
@@ -322,7 +339,7 @@ mod tests {
     }
 
     /// A universal binary: a big-endian fat header, one `fat_arch` per slice, then the slices.
-    fn universal(slices: &[(u32, &[u8])]) -> Vec<u8> {
+    fn universal(slices: &[(CpuType, &[u8])]) -> Vec<u8> {
         const ALIGN_LOG2: u32 = 12;
         let mut header = Vec::new();
         header.extend(0xcafe_babe_u32.to_be_bytes());
@@ -330,7 +347,7 @@ mod tests {
         let mut body = Vec::new();
         let mut offset = 1 << ALIGN_LOG2;
         for (cputype, slice) in slices {
-            for field in [*cputype, 0, offset, slice.len() as u32, ALIGN_LOG2] {
+            for field in [cputype.0, 0, offset, slice.len() as u32, ALIGN_LOG2] {
                 header.extend(field.to_be_bytes());
             }
             body.resize(offset as usize - (1 << ALIGN_LOG2), 0);
@@ -347,13 +364,32 @@ mod tests {
         let main = record("hello_egress::main", "src/main.rs:12", 2);
         let x86 = macho(Architecture::X86_64, main.encode().as_bytes());
         let arm = macho(Architecture::Aarch64, main.encode().as_bytes());
-        let cpu_type_x86_64 = 0x0100_0007;
-        let cpu_type_arm64 = 0x0100_000c;
-        let bytes = universal(&[(cpu_type_x86_64, &x86), (cpu_type_arm64, &arm)]);
+        let bytes = universal(&[(CPU_TYPE_X86_64, &x86), (CPU_TYPE_ARM64, &arm)]);
         assert_eq!(
             read_records_from_bytes(&bytes, "hello-egress").unwrap(),
             [main]
         );
+    }
+
+    #[test]
+    fn slices_with_different_functions_are_all_counted() {
+        let (a, b) = (
+            record("a::main", "src/main.rs:1", 2),
+            record("b::main", "src/b.rs:1", 2),
+        );
+        let x86 = macho(Architecture::X86_64, a.encode().as_bytes());
+        let arm = macho(Architecture::Aarch64, b.encode().as_bytes());
+        let bytes = universal(&[(CPU_TYPE_X86_64, &x86), (CPU_TYPE_ARM64, &arm)]);
+        let err = read_single_from_bytes(&bytes, "universal").unwrap_err();
+        assert!(matches!(&err, ReaderError::SeveralRecords { records, .. } if records == &[a, b]));
+    }
+
+    #[test]
+    fn the_same_record_twice_in_one_binary_is_not_hidden() {
+        let main = record("m::main", "src/main.rs:1", 2);
+        let section = format!("{}{}", main.encode(), main.encode());
+        let records = read_records_from_bytes(&elf(section.as_bytes()), "bootstrap").unwrap();
+        assert_eq!(records.len(), 2);
     }
 
     #[test]
