@@ -200,17 +200,6 @@ fn bad_region_flag_is_refused_before_building() {
 }
 
 #[test]
-fn plan_without_offline_says_it_needs_aws() {
-    let (_dir, manifest) = temp_crate("online", "", "fn main() {}\n");
-    fixedip()
-        .args(["plan", "--manifest-path"])
-        .arg(&manifest)
-        .assert()
-        .failure()
-        .stderr(predicate::str::contains("--offline"));
-}
-
-#[test]
 fn a_failed_build_exits_with_build_and_shows_cargos_errors() {
     let (dir, manifest) = temp_crate("broken", "", "fn main() { this_does_not_compile }\n");
     plan_offline(&manifest)
