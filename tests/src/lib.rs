@@ -212,13 +212,12 @@ impl Emulator {
     pub fn requests(&self) -> Vec<AwsRequest> {
         let path = self.dir.path().join("recording.jsonl");
         let recording = std::fs::read_to_string(&path).unwrap_or_default();
-        recording
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| {
-                serde_json::from_str(line).expect("moto's recording holds one JSON object a line")
-            })
-            .filter_map(|entry: serde_json::Value| AwsRequest::from_recording(&entry))
+        // One JSON object per request. moto writes an object and its newline in two writes from
+        // concurrent threads, so two objects can share a line: read a stream of values, not lines.
+        serde_json::Deserializer::from_str(&recording)
+            .into_iter::<serde_json::Value>()
+            .map(|entry| entry.expect("moto's recording holds JSON objects"))
+            .filter_map(|entry| AwsRequest::from_recording(&entry))
             .collect()
     }
 
