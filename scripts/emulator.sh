@@ -68,9 +68,11 @@ start() {
     server="$(bin)"
     export_settings
     "$server" -H 127.0.0.1 -p "$port" &
-    local pid=$!
+    # Global, not local: the EXIT trap runs after this function has returned.
+    MOTO_PID=$!
+    local pid=$MOTO_PID
     # Stop the server with this script, whichever way it ends.
-    trap 'kill "$pid" 2>/dev/null || true' EXIT INT TERM
+    trap 'kill "${MOTO_PID:-}" 2>/dev/null || true' EXIT INT TERM
     local url="http://127.0.0.1:$port"
     local tries=0
     until curl -fsS -o /dev/null "$url/moto-api/data.json" 2>/dev/null; do
