@@ -473,37 +473,6 @@ pub fn write_lambda_zip(path: &Path, bootstrap: &[u8], extra: &[(&str, &[u8])]) 
     zip.finish().expect("zip finish");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn operations_are_named_from_each_protocol() {
-        assert_eq!(
-            query_action("Action=DescribeVpcs&Version=2016-11-15"),
-            Some("DescribeVpcs".into())
-        );
-        assert_eq!(
-            rest_operation("lambda", "PUT", "/2015-03-31/functions/f/code"),
-            "UpdateFunctionCode"
-        );
-        assert_eq!(
-            url_path("http://127.0.0.1:5/2015-03-31/functions/f?Qualifier=1"),
-            "/2015-03-31/functions/f"
-        );
-        let read = AwsRequest {
-            service: "ec2".into(),
-            operation: "DescribeAddresses".into(),
-        };
-        let write = AwsRequest {
-            service: "ec2".into(),
-            operation: "CreateNatGateway".into(),
-        };
-        assert!(!read.is_mutating());
-        assert!(write.is_mutating());
-    }
-}
-
 /// The fixture functions' workspace (`tests/fixtures/functions`).
 pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("tests/fixtures/functions/Cargo.toml")
@@ -538,4 +507,35 @@ pub fn fixture_zip(name: &str) -> PathBuf {
         write_lambda_zip(&zip, &binary, &[]);
     }
     zip
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_are_named_from_each_protocol() {
+        assert_eq!(
+            query_action("Action=DescribeVpcs&Version=2016-11-15"),
+            Some("DescribeVpcs".into())
+        );
+        assert_eq!(
+            rest_operation("lambda", "PUT", "/2015-03-31/functions/f/code"),
+            "UpdateFunctionCode"
+        );
+        assert_eq!(
+            url_path("http://127.0.0.1:5/2015-03-31/functions/f?Qualifier=1"),
+            "/2015-03-31/functions/f"
+        );
+        let read = AwsRequest {
+            service: "ec2".into(),
+            operation: "DescribeAddresses".into(),
+        };
+        let write = AwsRequest {
+            service: "ec2".into(),
+            operation: "CreateNatGateway".into(),
+        };
+        assert!(!read.is_mutating());
+        assert!(write.is_mutating());
+    }
 }
