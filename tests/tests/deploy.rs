@@ -367,6 +367,54 @@ async fn fresh_deploy_of_the_example_in_two_azs() {
         .map(|a| a["ip"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(reported, nat_ips, "deploy prints the same IPs");
+
+    let cidrs: BTreeSet<String> = fixedip(&emulator, &["ips", "--format", "cidr"])
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(cidrs, nat_ips.iter().map(|ip| format!("{ip}/32")).collect());
+    let json: serde_json::Value =
+        serde_json::from_str(&fixedip(&emulator, &["ips", "--json"])).unwrap();
+    assert_eq!(json["ips"].as_array().unwrap().len(), 2);
+    assert!(json["ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|a| a["active"] == true));
+}
+
+#[tokio::test]
+async fn plan_against_the_account_after_a_deploy_has_nothing_to_do() {
+    let emulator = Emulator::start();
+    let before = fixedip(&emulator, &["plan", "--json", "-p", "hello-egress"]);
+    let before: serde_json::Value = serde_json::from_str(&before).unwrap();
+    assert_eq!(before["offline"], false);
+    assert!(
+        !before["stacks"][0]["plan"]["steps"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "an empty account needs everything"
+    );
+    deploy_zip(&emulator, example_zip());
+    let mark = emulator.mark();
+    let after: serde_json::Value = serde_json::from_str(&fixedip(
+        &emulator,
+        &["plan", "--json", "-p", "hello-egress"],
+    ))
+    .unwrap();
+    assert!(
+        after["stacks"][0]["plan"]["steps"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{after}"
+    );
+    assert_eq!(
+        count(&emulator.requests_since(mark)).1,
+        0,
+        "plan is read-only"
+    );
 }
 
 #[tokio::test]
