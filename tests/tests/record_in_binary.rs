@@ -2,8 +2,8 @@
 //! in the release profile a Lambda is shipped with (fat LTO, one codegen unit, stripped, abort on
 //! panic), and is read back from the binary and from a Lambda zip of it.
 //!
-//! The example is built by a nested `cargo build` into its own target directory, so that it never
-//! waits on the lock of the build running these tests.
+//! The example is built by a nested `cargo build` into its own target directory
+//! (`target/tmp/record-tests`), so that it never waits on the lock of the build running these tests.
 
 use std::fs::File;
 use std::io::Write;
@@ -33,11 +33,9 @@ fn workspace() -> PathBuf {
         .to_owned()
 }
 
+/// Under the outer build's own directory for test files (`target/tmp`), wherever that target is.
 fn target_dir() -> PathBuf {
-    let outer = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"));
-    outer.join("record-tests")
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("record-tests")
 }
 
 /// Builds the example with `args` and returns the path of its executable.
@@ -133,4 +131,18 @@ fn record_survives_lambda_release_profile() {
     }
 
     assert_record_in_binary_and_zip(&binary);
+}
+
+#[test]
+fn a_real_binary_without_the_attribute_is_named() {
+    // This test's own executable: built by rustc like the example, but nothing in it is annotated.
+    let this = std::env::current_exe().unwrap();
+    let err = read_single(&this).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no #[fixed_egress] in {}: add #[fixed_egress] to the function that starts the Lambda runtime",
+            this.display()
+        )
+    );
 }
