@@ -22,7 +22,7 @@ runs=3
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
         *) echo "unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -90,7 +90,8 @@ else
             rm -rf "$work/target-$variant"
             start=$(date +%s.%N)
             build "$variant" "$work/target-$variant"
-            printf '%s run %d: %.1f s\n' "$variant" "$i" "$(echo "$(date +%s.%N) - $start" | bc)"
+            awk -v v="$variant" -v i="$i" -v s="$start" -v e="$(date +%s.%N)" \
+                'BEGIN { printf "%s run %d: %.1f s\n", v, i, e - s }'
         done
     done
 fi

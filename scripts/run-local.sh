@@ -23,14 +23,25 @@ if [[ ! -f scripts/emulator.sh ]] || ! fixedip deploy --help >/dev/null 2>&1; th
     exit 0
 fi
 
-echo "==> starting the AWS emulator (moto) on 127.0.0.1:$PORT" >&2
 bash scripts/emulator.sh install
-bash scripts/emulator.sh start "$PORT" &
-emulator=$!
-trap 'kill "$emulator" 2>/dev/null || true; wait "$emulator" 2>/dev/null || true' EXIT
+# moto logs every request: keep that out of the way, in a file.
+log="${TMPDIR:-/tmp}/fixedip-moto-$PORT.log"
+echo "==> starting the AWS emulator (moto) on 127.0.0.1:$PORT, its log in $log" >&2
+# In its own process group where setsid exists, so that stopping the group stops moto_server too,
+# whatever the emulator script's own cleanup does.
+if command -v setsid >/dev/null; then
+    setsid bash scripts/emulator.sh start "$PORT" >"$log" 2>&1 &
+    emulator=$!
+    stop="-$emulator"
+else
+    bash scripts/emulator.sh start "$PORT" >"$log" 2>&1 &
+    emulator=$!
+    stop="$emulator"
+fi
+trap 'kill -TERM -- "$stop" 2>/dev/null || true; wait "$emulator" 2>/dev/null || true' EXIT
 tries=0
 until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/moto-api/data.json" 2>/dev/null; do
-    ((++tries > 300)) && { echo "the emulator did not start within 30 s" >&2; exit 1; }
+    ((++tries > 300)) && { echo "the emulator did not start within 30 s; see $log" >&2; exit 1; }
     sleep 0.1
 done
 

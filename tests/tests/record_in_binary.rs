@@ -132,3 +132,17 @@ fn record_survives_lambda_release_profile() {
 
     assert_record_in_binary_and_zip(&binary);
 }
+
+#[test]
+fn a_real_binary_without_the_attribute_is_named() {
+    // This test's own executable: built by rustc like the example, but nothing in it is annotated.
+    let this = std::env::current_exe().unwrap();
+    let err = read_single(&this).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "no #[fixed_egress] in {}: add #[fixed_egress] to the function that starts the Lambda runtime",
+            this.display()
+        )
+    );
+}
