@@ -1,5 +1,72 @@
 //! `cargo fixedip`: the CLI, building and packaging the function, observing the account by tags,
-//! executing a plan with the AWS SDK, rendering results. `main.rs` only calls [`run`]-like entry
-//! points; the modules are a library so that the end-to-end tests can reach them too.
+//! executing a plan with the AWS SDK, rendering results. `main.rs` only calls [`main`]; the
+//! modules are a library so that the end-to-end tests can reach them too.
 
 pub mod aws;
+pub mod build;
+pub mod cli;
+pub mod commands;
+pub mod error;
+pub mod exit_code;
+pub mod output;
+pub mod package;
+pub mod workspace;
+
+use std::ffi::OsString;
+use std::io::IsTerminal;
+
+use clap::Parser;
+
+use crate::cli::Cargo;
+use crate::commands::Context;
+use crate::output::Output;
+
+/// Runs `cargo fixedip` with the process's arguments; returns the exit code.
+pub fn main() -> i32 {
+    run(std::env::args_os())
+}
+
+/// Runs `cargo fixedip` with the given arguments (the first is the program name, the second
+/// `fixedip`, as cargo passes them); returns the exit code.
+pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
+    let Cargo::Fixedip(args) = match Cargo::try_parse_from(args) {
+        Ok(args) => args,
+        Err(error) => {
+            // `--help` and `--version` are "errors" with exit code 0 that print to stdout.
+            let _ = error.print();
+            return error.exit_code();
+        }
+    };
+    let output = Output::new(&args.global);
+    install_error_renderer(&output);
+    let context = Context {
+        global: args.global,
+        output,
+    };
+    match commands::run(&context, args.command) {
+        Ok(()) => exit_code::SUCCESS,
+        Err(error) => {
+            let code = error.exit_code();
+            eprintln!("{:?}", miette::Report::new(error));
+            code
+        }
+    }
+}
+
+/// Errors render with miette: the message, its causes, and a `help` line saying what to do; in
+/// color only when stderr gets color, wrapped only on a terminal (a log keeps one message a line,
+/// so that it can be searched).
+fn install_error_renderer(output: &Output) {
+    let color = output.stderr_has_color();
+    let terminal = std::io::stderr().is_terminal();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .terminal_links(false)
+                .wrap_lines(terminal)
+                .build(),
+        )
+    }));
+}

@@ -1,1 +1,363 @@
-//! The AWS side: one SDK configuration, observing a stack by its tags, executing a plan.
+//! The AWS side: one SDK configuration and one client per service, observing a stack by its tags,
+//! executing a plan.
+//!
+//! [`Aws::connect`] resolves region and credentials the standard way (`--region`, `--profile`, the
+//! environment, `~/.aws`, SSO, instance roles; `AWS_ENDPOINT_URL` is honoured by aws-config itself)
+//! and proves the credentials with STS GetCallerIdentity before anything else, so that a missing
+//! credential or a wrong region is refused with a clear error before any other call.
+
+pub mod calls;
+pub mod execute;
+pub mod observe;
+
+use std::error::Error as StdError;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+pub use calls::{ApiCall, CallCounts, CallLog};
+
+/// Where to find the account: the global `--region` and `--profile` options.
+#[derive(Debug, Clone, Default)]
+pub struct AwsOptions {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+}
+
+/// A connection to one account and region: the clients share one configuration and one call log.
+#[derive(Debug, Clone)]
+pub struct Aws {
+    pub config: SdkConfig,
+    pub region: String,
+    /// The account the credentials belong to, from GetCallerIdentity.
+    pub account: String,
+    pub ec2: aws_sdk_ec2::Client,
+    pub lambda: aws_sdk_lambda::Client,
+    pub iam: aws_sdk_iam::Client,
+    pub sts: aws_sdk_sts::Client,
+    /// Every request sent, for `--verbose` and for the tests' "no mutating call" checks.
+    pub calls: CallLog,
+}
+
+/// Why fixedip could not talk to AWS. Messages never contain a credential.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum AwsError {
+    #[error("this version of cargo-fixedip cannot carry out a {action} step yet")]
+    #[diagnostic(
+        code(fixedip::aws::not_carried_out),
+        help(
+            "the steps before it were carried out; keep `azs` as it was until removal is supported"
+        )
+    )]
+    NotCarriedOut { action: &'static str },
+
+    #[error("no AWS region is configured")]
+    #[diagnostic(
+        code(fixedip::aws::no_region),
+        help("pass --region (e.g. --region us-east-1), set AWS_REGION, or set `region` in your AWS profile")
+    )]
+    NoRegion,
+
+    #[error("`{region}` is not an AWS region name")]
+    #[diagnostic(
+        code(fixedip::aws::unknown_region),
+        help("region names look like us-east-1 or ap-northeast-1: check --region, AWS_REGION and your profile")
+    )]
+    UnknownRegion { region: String },
+
+    #[error("no AWS credentials were found: {reason}")]
+    #[diagnostic(
+        code(fixedip::aws::no_credentials),
+        help(
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, run `aws configure` or `aws sso login`, \
+             or pass --profile NAME for a profile in ~/.aws/config"
+        )
+    )]
+    NoCredentials { reason: String },
+
+    #[error("AWS rejected the credentials ({code}): {message}")]
+    #[diagnostic(
+        code(fixedip::aws::credentials_rejected),
+        help("the keys are wrong, expired or for another partition: renew them (`aws sso login`) or pick another --profile")
+    )]
+    CredentialsRejected { code: String, message: String },
+
+    #[error("could not reach AWS in region `{region}`: {reason}")]
+    #[diagnostic(
+        code(fixedip::aws::unreachable),
+        help("check the region name, the network, and AWS_ENDPOINT_URL if you set one")
+    )]
+    Unreachable { region: String, reason: String },
+
+    #[error("region `{region}` offers no availability zone to this account")]
+    #[diagnostic(
+        code(fixedip::aws::no_availability_zones),
+        help("check the region name; an opt-in region must be enabled for the account first")
+    )]
+    NoAvailabilityZones { region: String },
+
+    #[error("stack `{stack}` has {} {component}s tagged as its own: {}", ids.len(), ids.join(", "))]
+    #[diagnostic(
+        code(fixedip::aws::duplicate),
+        help("a stack has one of each: delete the extra ones, or remove their `fixedip:stack` tag, then run again")
+    )]
+    Duplicate {
+        stack: String,
+        component: &'static str,
+        ids: Vec<String>,
+    },
+
+    #[error("the Elastic IP `{allocation_id}` named in `ips` does not exist in region {region}")]
+    #[diagnostic(
+        code(fixedip::aws::adopted_address_missing),
+        help("list yours with `aws ec2 describe-addresses --region {region}`: an adopted address must be in the stack's region")
+    )]
+    AdoptedAddressMissing {
+        allocation_id: String,
+        region: String,
+    },
+
+    #[error("{operation} failed: {message}")]
+    #[diagnostic(code(fixedip::aws::call))]
+    Call {
+        operation: &'static str,
+        /// The AWS error code, when AWS sent one (`UnauthorizedOperation`, `AddressLimitExceeded`...).
+        code: Option<String>,
+        message: String,
+    },
+
+    #[error("{operation}: AWS answered without {missing}")]
+    #[diagnostic(code(fixedip::aws::incomplete_answer))]
+    IncompleteAnswer {
+        operation: &'static str,
+        missing: &'static str,
+    },
+
+    #[error("timed out after {seconds} s waiting for {what}")]
+    #[diagnostic(
+        code(fixedip::aws::wait_timeout),
+        help("AWS may still finish it: run the same command again, it continues from where it stopped")
+    )]
+    WaitTimeout { what: String, seconds: u64 },
+}
+
+impl AwsError {
+    /// Wraps a failed SDK call, keeping AWS's error code (when there is one) for the caller to match.
+    pub fn call<E>(operation: &'static str, error: SdkError<E, HttpResponse>) -> AwsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        let code = error.code().map(str::to_owned);
+        let message = match (&error, error.message()) {
+            (SdkError::ServiceError(_), Some(message)) => message.to_owned(),
+            _ => error_chain(&error),
+        };
+        AwsError::Call {
+            operation,
+            code,
+            message,
+        }
+    }
+
+    /// The AWS error code of a failed call.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            AwsError::Call { code, .. } => code.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// The AWS error codes that mean "these credentials are not valid", whatever the service.
+const REJECTED_CREDENTIALS: &[&str] = &[
+    "InvalidClientTokenId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "ExpiredTokenException",
+    "UnrecognizedClientException",
+    "InvalidAccessKeyId",
+    "AuthFailure",
+];
+
+impl Aws {
+    /// Loads the configuration, checks the region and the credentials, and builds the clients.
+    pub async fn connect(options: &AwsOptions) -> Result<Aws, AwsError> {
+        let mut aws = Aws::connect_unverified(options).await?;
+        let identity = aws
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| AwsError::first_call(&aws.region, "GetCallerIdentity", e))?;
+        aws.account = identity
+            .account()
+            .ok_or(AwsError::IncompleteAnswer {
+                operation: "GetCallerIdentity",
+                missing: "an account id",
+            })?
+            .to_owned();
+        Ok(aws)
+    }
+
+    /// As [`Aws::connect`] without asking STS who the credentials belong to: for `ips`, which
+    /// answers with one call. `account` is empty; the first call's errors go through
+    /// [`AwsError::first_call`].
+    pub async fn connect_unverified(options: &AwsOptions) -> Result<Aws, AwsError> {
+        // Adaptive retries slow down on throttling instead of failing: a deploy makes bursts of
+        // Describe calls, and AWS throttles EC2 per account.
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::adaptive().with_max_attempts(5));
+        if let Some(profile) = &options.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(region) = &options.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        let config = loader.load().await;
+
+        let region = config.region().ok_or(AwsError::NoRegion)?.to_string();
+        if !is_region_name(&region) {
+            return Err(AwsError::UnknownRegion { region });
+        }
+        let credentials = config
+            .credentials_provider()
+            .ok_or_else(|| AwsError::NoCredentials {
+                reason: "no credential source is configured".to_owned(),
+            })?;
+        // Asked directly so that "none found" is told apart from "rejected by AWS".
+        if let Err(error) = credentials.provide_credentials().await {
+            return Err(AwsError::NoCredentials {
+                reason: error_chain(&error),
+            });
+        }
+
+        let calls = CallLog::default();
+        let counter = calls.interceptor();
+        let ec2 = aws_sdk_ec2::Client::from_conf(
+            aws_sdk_ec2::config::Builder::from(&config)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let lambda = aws_sdk_lambda::Client::from_conf(
+            aws_sdk_lambda::config::Builder::from(&config)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let iam = aws_sdk_iam::Client::from_conf(
+            aws_sdk_iam::config::Builder::from(&config)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(&config)
+                .interceptor(counter)
+                .build(),
+        );
+        Ok(Aws {
+            config,
+            region,
+            account: String::new(),
+            ec2,
+            lambda,
+            iam,
+            sts,
+            calls,
+        })
+    }
+}
+
+impl AwsError {
+    /// The error of the first call a command makes: unreachable endpoint and rejected credentials
+    /// are told apart from other failures.
+    pub fn first_call<E>(
+        region: &str,
+        operation: &'static str,
+        error: SdkError<E, HttpResponse>,
+    ) -> AwsError
+    where
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
+    {
+        match &error {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => AwsError::Unreachable {
+                region: region.to_owned(),
+                reason: error_chain(&error),
+            },
+            _ if error
+                .code()
+                .is_some_and(|code| REJECTED_CREDENTIALS.contains(&code)) =>
+            {
+                AwsError::CredentialsRejected {
+                    code: error.code().unwrap_or_default().to_owned(),
+                    message: error.message().unwrap_or_default().to_owned(),
+                }
+            }
+            _ => AwsError::call(operation, error),
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated, without the Debug dump `DisplayErrorContext` adds.
+pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // SDK errors often repeat their cause's text in their own.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Whether a name has the shape of an AWS region: `us-east-1`, `ap-northeast-1`, `us-gov-west-1`.
+/// A well-formed name AWS does not know is caught by the first call (`Unreachable`).
+fn is_region_name(name: &str) -> bool {
+    let parts: Vec<&str> = name.split('-').collect();
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    words.len() >= 2
+        && words[0].len() == 2
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && !number.is_empty()
+        && number.len() <= 2
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn region_names_are_recognised_by_shape() {
+        for good in [
+            "us-east-1",
+            "ap-northeast-1",
+            "us-gov-west-1",
+            "eu-central-2",
+            "il-central-1",
+        ] {
+            assert!(is_region_name(good), "{good}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "useast1",
+            "US-EAST-1",
+            "us-east-one",
+            "u-east-1",
+            "us--1",
+            "us-east-123",
+        ] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
+    }
+}

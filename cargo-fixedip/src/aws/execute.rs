@@ -1,0 +1,1085 @@
+//! Carrying out a plan: each step is one AWS operation (plus its waiter), run as soon as the steps it
+//! comes `after` are done, concurrently with every other step that is ready.
+//!
+//! The executor makes no choice of its own: CIDRs, AZs, names and which address serves which AZ all
+//! come from the plan. What it adds is how to do a step safely on AWS: tags on every create (in the
+//! create call itself, so nothing untagged can be left behind by a crash), a deterministic client
+//! token for NAT gateways, waiters, and the retries AWS documents as normal (a fresh IAM role not yet
+//! assumable by Lambda; a function still updating). After a failure, nothing is rolled back: the next
+//! run observes by tags and plans again from what exists.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::client::Waiters as _;
+use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification, VpcAttributeName};
+use aws_sdk_lambda::client::Waiters as _;
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use fixedip_core::observed::{Slot, Tier};
+use fixedip_core::plan::{Action, FunctionSpec, Plan, Ref, RouteVia, Step, StepId};
+use fixedip_core::requirements::{AllocationId, StackName};
+use fixedip_core::tags::{self, Component};
+use futures::stream::{FuturesUnordered, StreamExt};
+use sha2::{Digest, Sha256};
+
+use super::{Aws, AwsError};
+
+/// How long to wait for what AWS does after a call returns.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// NAT gateway `pending` → `available`: 1–3 minutes on AWS; the SDK's own waiter allows 10.
+    pub nat_gateway: Duration,
+    /// Lambda function `Pending` → `Active`, and `InProgress` → `Successful` after an update.
+    pub function: Duration,
+    /// A new IAM role becoming assumable by Lambda (IAM is eventually consistent: seconds).
+    pub role_propagation: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            nat_gateway: Duration::from_secs(600),
+            function: Duration::from_secs(300),
+            role_propagation: Duration::from_secs(90),
+        }
+    }
+}
+
+/// What the executor needs besides the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The deployment package of each function the plan creates or updates the code of, by name.
+    pub zips: BTreeMap<String, Vec<u8>>,
+    /// Addresses the user brought: tagged `fixedip:adopted=true` when put to work, so that no later
+    /// run ever releases them, even once they are no longer listed in `ips`.
+    pub adopted_ips: Vec<AllocationId>,
+    pub timeouts: Timeouts,
+}
+
+/// What happens, as it happens, for the CLI to show on stderr.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    Started(&'a Step),
+    /// The call returned; now waiting for AWS to finish (a NAT gateway becoming available...).
+    Waiting {
+        step: &'a Step,
+        what: &'static str,
+    },
+    Finished {
+        step: &'a Step,
+        created: Option<&'a str>,
+        elapsed: Duration,
+    },
+}
+
+/// What a plan's execution produced: the id of everything created, by step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Executed {
+    pub created: BTreeMap<StepId, String>,
+    /// New Elastic IPs: allocation id and address, by slot.
+    pub allocated: BTreeMap<Slot, (String, String)>,
+}
+
+/// A step that failed; the ones that finished before it are listed so that the user knows what
+/// exists. Nothing is undone: running again continues from there.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("step {} ({}) failed: {error}", step.0, action)]
+#[diagnostic(
+    code(fixedip::deploy::step_failed),
+    help("what was created is tagged and kept: fix the cause above and run the same command again to continue")
+)]
+pub struct ExecuteError {
+    pub step: StepId,
+    pub action: ActionKind,
+    #[source]
+    pub error: AwsError,
+    pub completed: Executed,
+}
+
+/// A step's action by name only, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionKind(pub &'static str);
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl ActionKind {
+    pub fn of(action: &Action) -> ActionKind {
+        ActionKind(match action {
+            Action::CreateVpc { .. } => "CreateVpc",
+            Action::EnableVpcDns { .. } => "EnableVpcDns",
+            Action::CreateInternetGateway => "CreateInternetGateway",
+            Action::AttachInternetGateway { .. } => "AttachInternetGateway",
+            Action::CreateSubnet { .. } => "CreateSubnet",
+            Action::AllocateAddress { .. } => "AllocateAddress",
+            Action::ActivateAddress { .. } => "ActivateAddress",
+            Action::CreateNatGateway { .. } => "CreateNatGateway",
+            Action::CreateRouteTable { .. } => "CreateRouteTable",
+            Action::AssociateRouteTable { .. } => "AssociateRouteTable",
+            Action::CreateRoute { .. } => "CreateRoute",
+            Action::ReplaceRoute { .. } => "ReplaceRoute",
+            Action::CreateSecurityGroup { .. } => "CreateSecurityGroup",
+            Action::CreateRole { .. } => "CreateRole",
+            Action::AttachRolePolicy { .. } => "AttachRolePolicy",
+            Action::CreateFunction { .. } => "CreateFunction",
+            Action::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
+            Action::UpdateFunctionCode { .. } => "UpdateFunctionCode",
+            Action::TagFunction { .. } => "TagFunction",
+            Action::DetachFunction { .. } => "DetachFunction",
+            Action::DeleteFunction { .. } => "DeleteFunction",
+            Action::DeleteNatGateway { .. } => "DeleteNatGateway",
+            Action::RetainAddress { .. } => "RetainAddress",
+            Action::ReleaseAddress { .. } => "ReleaseAddress",
+            Action::ClearLambdaInterfaces { .. } => "ClearLambdaInterfaces",
+            Action::DeleteSubnet { .. } => "DeleteSubnet",
+            Action::DeleteRouteTable { .. } => "DeleteRouteTable",
+            Action::DeleteSecurityGroup { .. } => "DeleteSecurityGroup",
+            Action::DeleteInternetGateway { .. } => "DeleteInternetGateway",
+            Action::DeleteVpc { .. } => "DeleteVpc",
+            Action::DeleteRole { .. } => "DeleteRole",
+        })
+    }
+}
+
+/// What one step hands to the steps after it.
+#[derive(Debug, Clone, Default)]
+struct Produced {
+    /// The id (or ARN) of what the step created, for `Ref::Step`.
+    id: Option<String>,
+    /// A new Elastic IP's address.
+    public_ip: Option<String>,
+}
+
+type StepFuture<'a> =
+    Pin<Box<dyn Future<Output = (StepId, Result<Produced, AwsError>, Duration)> + Send + 'a>>;
+
+/// Runs every step of the plan, each once all its `after` steps are done, concurrently otherwise.
+/// Stops starting new steps at the first failure, lets the running ones finish, and reports it.
+pub async fn execute(
+    aws: &Aws,
+    plan: &Plan,
+    inputs: &Inputs,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Executed, ExecuteError> {
+    let context = Context {
+        aws,
+        plan,
+        inputs,
+        progress,
+    };
+    let steps: HashMap<StepId, &Step> = plan.steps.iter().map(|s| (s.id, s)).collect();
+    let mut done: HashMap<StepId, Produced> = HashMap::new();
+    let mut waiting: Vec<&Step> = plan.steps.iter().collect();
+    let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
+    let mut executed = Executed::default();
+    let mut failure: Option<(StepId, AwsError)> = None;
+
+    loop {
+        if failure.is_none() {
+            let (ready, not_ready): (Vec<&Step>, Vec<&Step>) = waiting
+                .into_iter()
+                .partition(|step| step.after.iter().all(|after| done.contains_key(after)));
+            waiting = not_ready;
+            for step in ready {
+                // Every Ref::Step a step uses must be among the steps it comes after: then its id is known.
+                let resolved = Resolver { done: &done, step };
+                let call = match context.prepare(step, &resolved) {
+                    Ok(call) => call,
+                    Err(error) => {
+                        failure = Some((step.id, error));
+                        break;
+                    }
+                };
+                progress(Progress::Started(step));
+                let id = step.id;
+                running.push(Box::pin(async move {
+                    let started = Instant::now();
+                    let result = call.await;
+                    (id, result, started.elapsed())
+                }));
+            }
+        }
+        let Some((id, result, elapsed)) = running.next().await else {
+            break;
+        };
+        let step = steps[&id];
+        match result {
+            Ok(produced) => {
+                if let Some(created) = &produced.id {
+                    executed.created.insert(id, created.clone());
+                }
+                if let (Action::AllocateAddress { slot, .. }, Some(allocation), Some(ip)) =
+                    (&step.action, &produced.id, &produced.public_ip)
+                {
+                    executed
+                        .allocated
+                        .insert(*slot, (allocation.clone(), ip.clone()));
+                }
+                progress(Progress::Finished {
+                    step,
+                    created: produced.id.as_deref(),
+                    elapsed,
+                });
+                done.insert(id, produced);
+            }
+            Err(error) => {
+                failure.get_or_insert((id, error));
+            }
+        }
+    }
+
+    if let Some((step, error)) = failure {
+        return Err(ExecuteError {
+            step,
+            action: ActionKind::of(&steps[&step].action),
+            error,
+            completed: executed,
+        });
+    }
+    if let Some(stuck) = waiting.first() {
+        // Only a plan whose `after` names a step that is not in it gets here.
+        let error = AwsError::Call {
+            operation: ActionKind::of(&stuck.action).0,
+            code: None,
+            message: format!(
+                "fixedip bug: step {} waits for a step that is not in the plan",
+                stuck.id.0
+            ),
+        };
+        return Err(ExecuteError {
+            step: stuck.id,
+            action: ActionKind::of(&stuck.action),
+            error,
+            completed: executed,
+        });
+    }
+    Ok(executed)
+}
+
+/// The ids of the steps already done, as seen by one step.
+struct Resolver<'a> {
+    done: &'a HashMap<StepId, Produced>,
+    step: &'a Step,
+}
+
+impl Resolver<'_> {
+    fn get(&self, reference: &Ref) -> Result<String, AwsError> {
+        match reference {
+            Ref::Existing(id) => Ok(id.clone()),
+            Ref::Step(id) if self.step.after.contains(id) => self
+                .done
+                .get(id)
+                .and_then(|p| p.id.clone())
+                .ok_or_else(|| self.bug(format!("step {} produced no id", id.0))),
+            Ref::Step(id) => {
+                Err(self.bug(format!("it uses step {} without coming after it", id.0)))
+            }
+        }
+    }
+
+    fn all(&self, references: &[Ref]) -> Result<Vec<String>, AwsError> {
+        references.iter().map(|r| self.get(r)).collect()
+    }
+
+    fn bug(&self, what: String) -> AwsError {
+        AwsError::Call {
+            operation: ActionKind::of(&self.step.action).0,
+            code: None,
+            message: format!("fixedip bug in the plan at step {}: {what}", self.step.id.0),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    aws: &'a Aws,
+    plan: &'a Plan,
+    inputs: &'a Inputs,
+    progress: &'a (dyn Fn(Progress<'_>) + Sync),
+}
+
+type Call<'a> = Pin<Box<dyn Future<Output = Result<Produced, AwsError>> + Send + 'a>>;
+
+impl<'a> Context<'a> {
+    fn stack(&self) -> &'a StackName {
+        &self.plan.stack
+    }
+
+    /// The AZ a slot's resources are in, for their `Name` tag.
+    fn az_of(&self, slot: Slot) -> Option<&'a str> {
+        self.plan
+            .network
+            .azs
+            .iter()
+            .find(|az| az.slot == slot)
+            .map(|az| az.az.as_str())
+    }
+
+    fn tags(&self, component: Component, slot: Option<Slot>) -> Vec<(String, String)> {
+        let az = slot.and_then(|s| self.az_of(s));
+        tags::for_resource(self.stack(), component, slot, az)
+    }
+
+    fn ec2_tags(&self, resource: ResourceType, tags: Vec<(String, String)>) -> TagSpecification {
+        TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(
+                tags.into_iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build()
+    }
+
+    /// Resolves the step's references now (they are all known) and returns the call to make.
+    fn prepare(self, step: &'a Step, refs: &Resolver<'_>) -> Result<Call<'a>, AwsError> {
+        let ec2 = &self.aws.ec2;
+        let call: Call<'a> = match &step.action {
+            Action::CreateVpc { cidr } => {
+                let request = ec2
+                    .create_vpc()
+                    .cidr_block(cidr.to_string())
+                    .tag_specifications(
+                        self.ec2_tags(ResourceType::Vpc, self.tags(Component::Vpc, None)),
+                    );
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateVpc", e))?;
+                    created(answer.vpc().and_then(|v| v.vpc_id()), "CreateVpc")
+                })
+            }
+            Action::EnableVpcDns { vpc } => {
+                let vpc = refs.get(vpc)?;
+                Box::pin(async move {
+                    // One attribute per call: EC2 refuses both in one ModifyVpcAttribute. Support first:
+                    // hostnames cannot be on without it.
+                    for attribute in [
+                        VpcAttributeName::EnableDnsSupport,
+                        VpcAttributeName::EnableDnsHostnames,
+                    ] {
+                        let on = aws_sdk_ec2::types::AttributeBooleanValue::builder()
+                            .value(true)
+                            .build();
+                        let request = ec2.modify_vpc_attribute().vpc_id(&vpc);
+                        let request = match attribute {
+                            VpcAttributeName::EnableDnsSupport => request.enable_dns_support(on),
+                            _ => request.enable_dns_hostnames(on),
+                        };
+                        request
+                            .send()
+                            .await
+                            .map_err(|e| AwsError::call("ModifyVpcAttribute", e))?;
+                    }
+                    Ok(Produced::default())
+                })
+            }
+            Action::CreateInternetGateway => {
+                let request = ec2
+                    .create_internet_gateway()
+                    .tag_specifications(self.ec2_tags(
+                        ResourceType::InternetGateway,
+                        self.tags(Component::InternetGateway, None),
+                    ));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateInternetGateway", e))?;
+                    created(
+                        answer
+                            .internet_gateway()
+                            .and_then(|g| g.internet_gateway_id()),
+                        "CreateInternetGateway",
+                    )
+                })
+            }
+            Action::AttachInternetGateway {
+                internet_gateway,
+                vpc,
+            } => {
+                let request = ec2
+                    .attach_internet_gateway()
+                    .internet_gateway_id(refs.get(internet_gateway)?)
+                    .vpc_id(refs.get(vpc)?);
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("AttachInternetGateway", e))?;
+                    Ok(Produced::default())
+                })
+            }
+            Action::CreateSubnet {
+                vpc,
+                tier,
+                slot,
+                az,
+                cidr,
+            } => {
+                let component = match tier {
+                    Tier::Public => Component::PublicSubnet,
+                    Tier::Private => Component::PrivateSubnet,
+                };
+                let tags = tags::for_resource(self.stack(), component, Some(*slot), Some(az));
+                let request = ec2
+                    .create_subnet()
+                    .vpc_id(refs.get(vpc)?)
+                    .availability_zone(az)
+                    .cidr_block(cidr.to_string())
+                    .tag_specifications(self.ec2_tags(ResourceType::Subnet, tags));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateSubnet", e))?;
+                    created(answer.subnet().and_then(|s| s.subnet_id()), "CreateSubnet")
+                })
+            }
+            Action::AllocateAddress { slot, held_back } => {
+                // Tagged at allocation: an address is never, even for a moment, untagged. One held
+                // back (not yet shown to the user) is `pending` and carries no traffic.
+                let mut tags = self.tags(Component::Address, Some(*slot));
+                let usage = if *held_back { "pending" } else { "active" };
+                tags.push((tags::ADDRESS.to_owned(), usage.to_owned()));
+                let request = ec2
+                    .allocate_address()
+                    .domain(DomainType::Vpc)
+                    .tag_specifications(self.ec2_tags(ResourceType::ElasticIp, tags));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("AllocateAddress", e))?;
+                    let missing = AwsError::IncompleteAnswer {
+                        operation: "AllocateAddress",
+                        missing: "an allocation id",
+                    };
+                    let id = answer.allocation_id().ok_or(missing)?.to_owned();
+                    Ok(Produced {
+                        id: Some(id),
+                        public_ip: answer.public_ip().map(str::to_owned),
+                    })
+                })
+            }
+            Action::ActivateAddress {
+                allocation_id,
+                slot,
+            } => {
+                let mut tags = self.tags(Component::Address, Some(*slot));
+                tags.push((tags::ADDRESS.to_owned(), "active".to_owned()));
+                if self
+                    .inputs
+                    .adopted_ips
+                    .iter()
+                    .any(|a| a.as_str() == allocation_id)
+                {
+                    tags.push((tags::ADOPTED.to_owned(), "true".to_owned()));
+                }
+                let request = ec2.create_tags().resources(allocation_id).set_tags(Some(
+                    tags.into_iter()
+                        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                        .collect(),
+                ));
+                let id = allocation_id.clone();
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateTags", e))?;
+                    Ok(Produced {
+                        id: Some(id),
+                        public_ip: None,
+                    })
+                })
+            }
+            Action::CreateNatGateway {
+                subnet,
+                address,
+                slot,
+            } => {
+                let (subnet, address) = (refs.get(subnet)?, refs.get(address)?);
+                let token = nat_gateway_token(self.stack(), *slot, &subnet, &address);
+                let request = ec2
+                    .create_nat_gateway()
+                    .subnet_id(&subnet)
+                    .allocation_id(&address)
+                    .client_token(token)
+                    .tag_specifications(self.ec2_tags(
+                        ResourceType::Natgateway,
+                        self.tags(Component::NatGateway, Some(*slot)),
+                    ));
+                let timeout = self.inputs.timeouts.nat_gateway;
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateNatGateway", e))?;
+                    let id = answer
+                        .nat_gateway()
+                        .and_then(|n| n.nat_gateway_id())
+                        .ok_or(AwsError::IncompleteAnswer {
+                            operation: "CreateNatGateway",
+                            missing: "a NAT gateway id",
+                        })?
+                        .to_owned();
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "NAT gateway to become available",
+                    });
+                    ec2.wait_until_nat_gateway_available()
+                        .nat_gateway_ids(&id)
+                        .wait(timeout)
+                        .await
+                        .map_err(|e| {
+                            waiter_error(
+                                format!("NAT gateway {id} to become available"),
+                                timeout,
+                                e,
+                            )
+                        })?;
+                    Ok(Produced {
+                        id: Some(id),
+                        public_ip: None,
+                    })
+                })
+            }
+            Action::CreateRouteTable { vpc, tier, slot } => {
+                let component = match tier {
+                    Tier::Public => Component::PublicRouteTable,
+                    Tier::Private => Component::PrivateRouteTable,
+                };
+                let request = ec2
+                    .create_route_table()
+                    .vpc_id(refs.get(vpc)?)
+                    .tag_specifications(
+                        self.ec2_tags(ResourceType::RouteTable, self.tags(component, *slot)),
+                    );
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateRouteTable", e))?;
+                    created(
+                        answer.route_table().and_then(|t| t.route_table_id()),
+                        "CreateRouteTable",
+                    )
+                })
+            }
+            Action::AssociateRouteTable {
+                route_table,
+                subnet,
+            } => {
+                let request = ec2
+                    .associate_route_table()
+                    .route_table_id(refs.get(route_table)?)
+                    .subnet_id(refs.get(subnet)?);
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("AssociateRouteTable", e))?;
+                    Ok(Produced::default())
+                })
+            }
+            Action::CreateRoute {
+                route_table,
+                destination,
+                via,
+            } => {
+                let request = ec2
+                    .create_route()
+                    .route_table_id(refs.get(route_table)?)
+                    .destination_cidr_block(destination.to_string());
+                let request = match via {
+                    RouteVia::InternetGateway(igw) => request.gateway_id(refs.get(igw)?),
+                    RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
+                };
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateRoute", e))?;
+                    Ok(Produced::default())
+                })
+            }
+            Action::ReplaceRoute {
+                route_table,
+                destination,
+                via,
+            } => {
+                let request = ec2
+                    .replace_route()
+                    .route_table_id(refs.get(route_table)?)
+                    .destination_cidr_block(destination.to_string());
+                let request = match via {
+                    RouteVia::InternetGateway(igw) => request.gateway_id(refs.get(igw)?),
+                    RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
+                };
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("ReplaceRoute", e))?;
+                    Ok(Produced::default())
+                })
+            }
+            Action::CreateSecurityGroup { vpc } => {
+                // No inbound rule; a new group's default egress rule (all traffic out) is what a
+                // function calling partners needs.
+                let request = ec2
+                    .create_security_group()
+                    .vpc_id(refs.get(vpc)?)
+                    .group_name(tags::security_group_name(self.stack()))
+                    .description(format!(
+                        "fixedip stack {}: Lambda functions with fixed egress IPs",
+                        self.stack()
+                    ))
+                    .tag_specifications(self.ec2_tags(
+                        ResourceType::SecurityGroup,
+                        self.tags(Component::SecurityGroup, None),
+                    ));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateSecurityGroup", e))?;
+                    created(answer.group_id(), "CreateSecurityGroup")
+                })
+            }
+            Action::CreateRole { name } => {
+                let request = self
+                    .aws
+                    .iam
+                    .create_role()
+                    .role_name(name)
+                    .assume_role_policy_document(LAMBDA_TRUST_POLICY)
+                    .description(format!(
+                        "Execution role of the Lambda functions of fixedip stack {}",
+                        self.stack()
+                    ))
+                    .set_tags(Some(iam_tags(self.tags(Component::Role, None))));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateRole", e))?;
+                    let role = answer.role().ok_or(AwsError::IncompleteAnswer {
+                        operation: "CreateRole",
+                        missing: "the role",
+                    })?;
+                    Ok(Produced {
+                        id: Some(role.arn().to_owned()),
+                        public_ip: None,
+                    })
+                })
+            }
+            Action::AttachRolePolicy { role, policy_arn } => {
+                let request = self
+                    .aws
+                    .iam
+                    .attach_role_policy()
+                    .role_name(role_name(&refs.get(role)?))
+                    .policy_arn(policy_arn);
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("AttachRolePolicy", e))?;
+                    Ok(Produced::default())
+                })
+            }
+            Action::CreateFunction {
+                function,
+                subnets,
+                security_group,
+                role,
+            } => {
+                let zip = self.zip(function)?;
+                let attachment = Attachment {
+                    subnets: refs.all(subnets)?,
+                    security_group: refs.get(security_group)?,
+                    role: refs.get(role)?,
+                    // Only a role made by this very run may still be propagating through IAM.
+                    fresh_role: matches!(role, Ref::Step(_)),
+                };
+                Box::pin(self.create_function(step, function, zip, attachment))
+            }
+            Action::UpdateFunctionConfiguration {
+                function,
+                subnets,
+                security_group,
+                role,
+            } => {
+                let attachment = Attachment {
+                    subnets: refs.all(subnets)?,
+                    security_group: refs.get(security_group)?,
+                    role: refs.get(role)?,
+                    fresh_role: matches!(role, Ref::Step(_)),
+                };
+                Box::pin(self.update_function_configuration(step, function, attachment))
+            }
+            Action::UpdateFunctionCode { function } => {
+                let zip = self.zip(function)?;
+                Box::pin(self.update_function_code(step, function, zip))
+            }
+            Action::TagFunction { function } => {
+                let mut tags: BTreeMap<String, String> = function.tags.clone();
+                tags.extend(self.tags(Component::Function, None));
+                // TagResource takes an ARN only; it is built rather than looked up (one call fewer).
+                let arn = format!(
+                    "arn:{}:lambda:{}:{}:function:{}",
+                    fixedip_core::planner::partition(&self.aws.region),
+                    self.aws.region,
+                    self.aws.account,
+                    function.name
+                );
+                let request = self
+                    .aws
+                    .lambda
+                    .tag_resource()
+                    .resource(arn)
+                    .set_tags(Some(tags.into_iter().collect()));
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("TagResource", e))?;
+                    Ok(Produced::default())
+                })
+            }
+            removal => {
+                return Err(AwsError::NotCarriedOut {
+                    action: ActionKind::of(removal).0,
+                })
+            }
+        };
+        Ok(call)
+    }
+
+    fn zip(&self, function: &FunctionSpec) -> Result<Vec<u8>, AwsError> {
+        self.inputs
+            .zips
+            .get(&function.name)
+            .cloned()
+            .ok_or_else(|| AwsError::Call {
+                operation: "CreateFunction",
+                code: None,
+                message: format!(
+                    "fixedip bug: no deployment package was given for function `{}`",
+                    function.name
+                ),
+            })
+    }
+
+    async fn create_function(
+        self,
+        step: &'a Step,
+        function: &'a FunctionSpec,
+        zip: Vec<u8>,
+        attachment: Attachment,
+    ) -> Result<Produced, AwsError> {
+        use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime, VpcConfig};
+        let lambda = &self.aws.lambda;
+        let mut tags: BTreeMap<String, String> = function.tags.clone();
+        tags.extend(self.tags(Component::Function, None));
+        let request = lambda
+            .create_function()
+            .function_name(&function.name)
+            // A Rust function is its own runtime: `bootstrap` in the zip, on Amazon Linux 2023.
+            .runtime(Runtime::Providedal2023)
+            .handler("bootstrap")
+            .architectures(lambda_architecture(function))
+            .memory_size(function.memory_mb as i32)
+            .timeout(function.timeout_s as i32)
+            .role(&attachment.role)
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(function.environment.clone().into_iter().collect()))
+                    .build(),
+            )
+            .vpc_config(
+                VpcConfig::builder()
+                    .set_subnet_ids(Some(attachment.subnets.clone()))
+                    .security_group_ids(&attachment.security_group)
+                    .build(),
+            )
+            .code(FunctionCode::builder().zip_file(zip.into()).build())
+            .set_tags(Some(tags.into_iter().collect()));
+
+        let deadline = Instant::now() + self.inputs.timeouts.role_propagation;
+        let mut pause = Duration::from_secs(2);
+        let answer = loop {
+            match request.clone().send().await {
+                Ok(answer) => break answer,
+                // IAM is eventually consistent: for some seconds after CreateRole, Lambda answers
+                // InvalidParameterValue ("cannot be assumed by Lambda"). Only then is it worth waiting.
+                Err(e)
+                    if attachment.fresh_role
+                        && Instant::now() < deadline
+                        && e.as_service_error()
+                            .is_some_and(|s| s.is_invalid_parameter_value_exception()) =>
+                {
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "the new IAM role to reach Lambda",
+                    });
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(10));
+                }
+                Err(e) => return Err(AwsError::call("CreateFunction", e)),
+            }
+        };
+        let timeout = self.inputs.timeouts.function;
+        (self.progress)(Progress::Waiting {
+            step,
+            what: "function to become active",
+        });
+        lambda
+            .wait_until_function_active_v2()
+            .function_name(&function.name)
+            .wait(timeout)
+            .await
+            .map_err(|e| {
+                waiter_error(
+                    format!("function {} to become active", function.name),
+                    timeout,
+                    e,
+                )
+            })?;
+        Ok(Produced {
+            id: answer.function_arn().map(str::to_owned),
+            public_ip: None,
+        })
+    }
+
+    async fn update_function_configuration(
+        self,
+        step: &'a Step,
+        function: &'a FunctionSpec,
+        attachment: Attachment,
+    ) -> Result<Produced, AwsError> {
+        use aws_sdk_lambda::types::{Environment, VpcConfig};
+        let request = self
+            .aws
+            .lambda
+            .update_function_configuration()
+            .function_name(&function.name)
+            .memory_size(function.memory_mb as i32)
+            .timeout(function.timeout_s as i32)
+            .role(&attachment.role)
+            .environment(
+                Environment::builder()
+                    .set_variables(Some(function.environment.clone().into_iter().collect()))
+                    .build(),
+            )
+            .vpc_config(
+                VpcConfig::builder()
+                    .set_subnet_ids(Some(attachment.subnets.clone()))
+                    .security_group_ids(&attachment.security_group)
+                    .build(),
+            );
+        self.retry_while_updating(step, &function.name, "UpdateFunctionConfiguration", || {
+            request.clone().send()
+        })
+        .await?;
+        self.wait_until_updated(step, &function.name).await?;
+        Ok(Produced::default())
+    }
+
+    async fn update_function_code(
+        self,
+        step: &'a Step,
+        function: &'a FunctionSpec,
+        zip: Vec<u8>,
+    ) -> Result<Produced, AwsError> {
+        let request = self
+            .aws
+            .lambda
+            .update_function_code()
+            .function_name(&function.name)
+            .architectures(lambda_architecture(function))
+            .zip_file(zip.into());
+        self.retry_while_updating(step, &function.name, "UpdateFunctionCode", || {
+            request.clone().send()
+        })
+        .await?;
+        self.wait_until_updated(step, &function.name).await?;
+        Ok(Produced::default())
+    }
+
+    /// Lambda refuses a change while the previous one is in progress (ResourceConflictException):
+    /// wait for it to finish, then try again, until the function timeout.
+    async fn retry_while_updating<T, E, F>(
+        self,
+        step: &'a Step,
+        name: &str,
+        operation: &'static str,
+        send: impl Fn() -> F,
+    ) -> Result<T, AwsError>
+    where
+        F: Future<
+            Output = Result<
+                T,
+                aws_sdk_lambda::error::SdkError<
+                    E,
+                    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+                >,
+            >,
+        >,
+        E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let deadline = Instant::now() + self.inputs.timeouts.function;
+        loop {
+            match send().await {
+                Ok(answer) => return Ok(answer),
+                Err(e)
+                    if e.code() == Some("ResourceConflictException")
+                        && Instant::now() < deadline =>
+                {
+                    self.wait_until_updated(step, name).await?;
+                }
+                Err(e) => return Err(AwsError::call(operation, e)),
+            }
+        }
+    }
+
+    async fn wait_until_updated(self, step: &'a Step, name: &str) -> Result<(), AwsError> {
+        let timeout = self.inputs.timeouts.function;
+        (self.progress)(Progress::Waiting {
+            step,
+            what: "function update to finish",
+        });
+        self.aws
+            .lambda
+            .wait_until_function_updated_v2()
+            .function_name(name)
+            .wait(timeout)
+            .await
+            .map_err(|e| waiter_error(format!("function {name} to finish updating"), timeout, e))?;
+        Ok(())
+    }
+}
+
+/// Where a function is attached, with every reference resolved.
+struct Attachment {
+    subnets: Vec<String>,
+    security_group: String,
+    role: String,
+    fresh_role: bool,
+}
+
+/// Lambda may assume the role; nothing else may.
+const LAMBDA_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+fn lambda_architecture(function: &FunctionSpec) -> aws_sdk_lambda::types::Architecture {
+    aws_sdk_lambda::types::Architecture::from(function.architecture.lambda_name())
+}
+
+fn iam_tags(tags: Vec<(String, String)>) -> Vec<aws_sdk_iam::types::Tag> {
+    tags.into_iter()
+        .filter_map(|(key, value)| {
+            aws_sdk_iam::types::Tag::builder()
+                .key(key)
+                .value(value)
+                .build()
+                .ok()
+        })
+        .collect()
+}
+
+/// A role's name from its ARN (`arn:aws:iam::123456789012:role/path/name`), or the name itself.
+fn role_name(role: &str) -> &str {
+    if role.starts_with("arn:") {
+        role.rsplit('/').next().unwrap_or(role)
+    } else {
+        role
+    }
+}
+
+fn created(id: Option<&str>, operation: &'static str) -> Result<Produced, AwsError> {
+    let id = id.ok_or(AwsError::IncompleteAnswer {
+        operation,
+        missing: "the new resource's id",
+    })?;
+    Ok(Produced {
+        id: Some(id.to_owned()),
+        public_ip: None,
+    })
+}
+
+/// The same NAT gateway request always carries the same token, so that AWS returns the gateway it
+/// already made instead of a second one (and a second hourly bill) when a run is repeated. The subnet
+/// is part of it: after a teardown the same stack, slot and address get a new subnet, and a token
+/// reused with other parameters is refused by AWS.
+pub fn nat_gateway_token(
+    stack: &StackName,
+    slot: Slot,
+    subnet_id: &str,
+    allocation_id: &str,
+) -> String {
+    let digest =
+        Sha256::digest(format!("{stack}\n{slot}\n{subnet_id}\n{allocation_id}").as_bytes());
+    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    format!("fixedip-{hex}")
+}
+
+fn waiter_error<O, E>(what: String, timeout: Duration, error: WaiterError<O, E>) -> AwsError
+where
+    O: fmt::Debug + 'static,
+    E: std::error::Error + fmt::Debug + 'static,
+{
+    match error {
+        WaiterError::ExceededMaxWait(_) => AwsError::WaitTimeout {
+            what,
+            seconds: timeout.as_secs(),
+        },
+        other => AwsError::Call {
+            operation: "wait",
+            code: None,
+            message: format!("waiting for {what}: {}", super::error_chain(&other)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nat_gateway_tokens_are_deterministic_and_fit_aws_limit() {
+        let stack = StackName::parse("payments").unwrap();
+        let token = nat_gateway_token(&stack, 1, "subnet-1", "eipalloc-1");
+        assert_eq!(
+            token,
+            nat_gateway_token(&stack, 1, "subnet-1", "eipalloc-1")
+        );
+        assert_ne!(
+            token,
+            nat_gateway_token(&stack, 1, "subnet-2", "eipalloc-1")
+        );
+        assert_ne!(
+            token,
+            nat_gateway_token(&stack, 0, "subnet-1", "eipalloc-1")
+        );
+        assert!(token.len() <= 64 && token.is_ascii());
+    }
+
+    #[test]
+    fn role_names_come_from_arns() {
+        assert_eq!(
+            role_name("arn:aws:iam::123456789012:role/fixedip-x-lambda"),
+            "fixedip-x-lambda"
+        );
+        assert_eq!(role_name("arn:aws:iam::123456789012:role/team/app"), "app");
+        assert_eq!(role_name("fixedip-x-lambda"), "fixedip-x-lambda");
+    }
+}

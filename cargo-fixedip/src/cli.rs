@@ -1,0 +1,285 @@
+//! The command line. Cargo runs `cargo-fixedip fixedip <args>` for `cargo fixedip <args>`, so the
+//! top level is a `cargo` command with one subcommand, as every cargo plugin does.
+//!
+//! Options that apply to every command are global: they may come before or after the subcommand.
+
+use std::path::PathBuf;
+
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo_styles())]
+pub enum Cargo {
+    Fixedip(FixedipArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    version,
+    about = "Fixed, allowlistable outbound IPs for AWS Lambda functions written in Rust",
+    long_about = "\
+Fixed, allowlistable outbound IPs for AWS Lambda functions written in Rust.
+
+Put `#[fixed_egress(azs = 2)]` on the function that starts the Lambda runtime. The requirement is
+compiled into the binary; `cargo fixedip` reads it back, plans the network (a VPC, per AZ a public
+and a private subnet, an Elastic IP and a NAT gateway), deploys it, attaches the function to the
+private subnets and prints the IPs to hand to the partner's allowlist.
+
+Deployment settings (function name, region, memory, timeout, architecture, environment, tags,
+role, VPC CIDR) live in [package.metadata.fixedip]; cargo-lambda's [package.metadata.lambda.deploy]
+is honoured where the two overlap.",
+    after_long_help = "\
+Examples:
+  cargo fixedip plan --offline              what deploy would create, and its monthly cost
+  cargo fixedip plan --offline --json       the same, for machines
+  cargo fixedip plan --offline --diagram mermaid > network.mmd
+  cargo fixedip plan --offline -p billing --region eu-west-1
+
+Results go to stdout, progress and cargo's own output to stderr. Exit codes: docs/cli.md."
+)]
+pub struct FixedipArgs {
+    #[command(flatten)]
+    pub global: GlobalOptions,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command understands.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalOptions {
+    /// Path to the Cargo.toml of the package or workspace [default: the one in or above the
+    /// current directory]
+    #[arg(
+        long,
+        global = true,
+        value_name = "PATH",
+        help_heading = "Package selection"
+    )]
+    pub manifest_path: Option<PathBuf>,
+
+    /// Package to work on; repeat for several [default: the current package]
+    #[arg(
+        short = 'p',
+        long = "package",
+        global = true,
+        value_name = "SPEC",
+        action = ArgAction::Append,
+        help_heading = "Package selection"
+    )]
+    pub packages: Vec<String>,
+
+    /// Every workspace member with a `#[fixed_egress]` binary; members without one are skipped
+    #[arg(
+        long,
+        global = true,
+        conflicts_with = "packages",
+        help_heading = "Package selection"
+    )]
+    pub workspace: bool,
+
+    /// AWS region [default: `region` in [package.metadata.fixedip], then AWS_REGION,
+    /// AWS_DEFAULT_REGION, then the profile's]
+    #[arg(long, global = true, value_name = "REGION", help_heading = "AWS")]
+    pub region: Option<String>,
+
+    /// AWS named profile for credentials and region [default: AWS_PROFILE, then `default`]
+    #[arg(long, global = true, value_name = "NAME", help_heading = "AWS")]
+    pub profile: Option<String>,
+
+    /// Print the result as one JSON document on stdout
+    #[arg(long, global = true, help_heading = "Output")]
+    pub json: bool,
+
+    /// When to use colors [default: CARGO_TERM_COLOR, else auto; NO_COLOR turns auto off]
+    #[arg(long, global = true, value_name = "WHEN", help_heading = "Output")]
+    pub color: Option<ColorWhen>,
+
+    /// Print only results and errors: no progress, no cargo output
+    #[arg(
+        short,
+        long,
+        global = true,
+        conflicts_with = "verbose",
+        help_heading = "Output"
+    )]
+    pub quiet: bool,
+
+    /// Say more about what is done and why; repeat for more
+    #[arg(short, long, global = true, action = ArgAction::Count, help_heading = "Output")]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorWhen {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Show what deploy would create or change, and what it costs per month
+    #[command(
+        long_about = "\
+Show what deploy would create or change, and what it costs per month.
+
+Builds the selected packages (`cargo build --release`), reads the `#[fixed_egress]` requirement
+compiled into each binary and the settings in Cargo.toml, groups the functions into stacks, and
+prints per stack a tree of the network (VPC, internet gateway, per AZ the public subnet with its NAT
+gateway and Elastic IP, the private subnet with its route, the functions) and its monthly cost
+from the dated price table.
+
+With --offline nothing is read from AWS and no credentials are needed: the account is assumed
+empty and the availability zones are assumed to be <region>a, <region>b, ... (deploy uses the ones
+the region really offers). The region comes from --region, the package settings, AWS_REGION or
+AWS_DEFAULT_REGION.",
+        after_long_help = "\
+Examples:
+  cargo fixedip plan --offline --region us-east-1
+  cargo fixedip plan --offline --json | jq '.stacks[0].cost.fixed_monthly_usd'
+  cargo fixedip plan --offline --diagram dot | dot -Tsvg > network.svg"
+    )]
+    Plan(PlanArgs),
+
+    /// Build, provision or update the network, attach the function, print the IPs
+    #[command(
+        long_about = "\
+Build, provision or update the network, attach the function, print the IPs.
+
+Builds the selected packages for Lambda (or takes a prebuilt zip with --zip), reads the
+#[fixed_egress] requirement of each, observes the account by the stack's tags, plans, refuses
+anything wrong before the first change, then creates or updates only what differs: a deploy that
+changes nothing makes no mutating AWS call. Progress goes to stderr, the IPs to stdout.",
+        after_long_help = "\
+Examples:
+  cargo fixedip deploy
+  cargo fixedip deploy --zip target/lambda/hello-egress/bootstrap.zip --json"
+    )]
+    Deploy(DeployArgs),
+
+    /// The stack's fixed egress IPs, for allowlists
+    Ips(IpsArgs),
+
+    /// Every resource the stack owns, per AZ, with its state; the functions; the IPs; the cost
+    Status(StatusArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DeployArgs {
+    /// Deploy this Lambda zip (with `bootstrap` at its root) instead of building
+    #[arg(long, value_name = "PATH")]
+    pub zip: Option<PathBuf>,
+
+    /// Longest wait for a NAT gateway to become available, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub nat_timeout: u64,
+
+    /// Longest wait for a function to become active or finish updating, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub function_timeout: u64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct IpsArgs {
+    /// The stack [default: `default`, the stack of functions that name none]
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub stack: String,
+
+    /// How to print the IPs (`--json` is `--format json`)
+    #[arg(long, value_name = "FORMAT", default_value = "plain")]
+    pub format: IpsFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IpsFormat {
+    /// One address per line
+    Plain,
+    /// A JSON document with each address's allocation id, use and AZ slot
+    Json,
+    /// One `a.b.c.d/32` per line, for firewall rules
+    Cidr,
+    /// `ip,allocation_id,use,slot` with a header line
+    Csv,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StatusArgs {
+    /// The stack [default: `default`, the stack of functions that name none]
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub stack: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Plan without AWS: assume an empty account, and AZs named like us-east-1a, us-east-1b, ...
+    #[arg(long)]
+    pub offline: bool,
+
+    /// Print a diagram of the network instead of the tree
+    #[arg(long, value_name = "FORMAT", conflicts_with = "json")]
+    pub diagram: Option<DiagramFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagramFormat {
+    /// Mermaid flowchart (renders in GitHub Markdown)
+    Mermaid,
+    /// Graphviz dot (`dot -Tsvg`)
+    Dot,
+}
+
+/// Cargo's own help colors, so that `cargo fixedip --help` looks like `cargo build --help`.
+fn clap_cargo_styles() -> clap::builder::Styles {
+    use anstyle::{AnsiColor, Effects};
+    let header = AnsiColor::Green.on_default().effects(Effects::BOLD);
+    clap::builder::Styles::styled()
+        .header(header)
+        .usage(header)
+        .literal(AnsiColor::Cyan.on_default().effects(Effects::BOLD))
+        .placeholder(AnsiColor::Cyan.on_default())
+        .error(AnsiColor::Red.on_default().effects(Effects::BOLD))
+        .valid(AnsiColor::Cyan.on_default().effects(Effects::BOLD))
+        .invalid(AnsiColor::Yellow.on_default().effects(Effects::BOLD))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_is_well_formed() {
+        Cargo::command().debug_assert();
+    }
+
+    #[test]
+    fn global_options_go_after_the_subcommand() {
+        let Cargo::Fixedip(args) = Cargo::try_parse_from([
+            "cargo",
+            "fixedip",
+            "plan",
+            "--offline",
+            "-p",
+            "a",
+            "-p",
+            "b",
+            "--json",
+            "-vv",
+        ])
+        .unwrap();
+        assert_eq!(args.global.packages, ["a", "b"]);
+        assert!(args.global.json);
+        assert_eq!(args.global.verbose, 2);
+        let Command::Plan(plan) = args.command else {
+            panic!("parsed as plan")
+        };
+        assert!(plan.offline);
+    }
+
+    #[test]
+    fn workspace_and_package_conflict() {
+        let error = Cargo::try_parse_from(["cargo", "fixedip", "plan", "--workspace", "-p", "a"])
+            .unwrap_err();
+        assert_eq!(error.kind(), clap::error::ErrorKind::ArgumentConflict);
+    }
+}

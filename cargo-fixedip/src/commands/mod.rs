@@ -1,0 +1,141 @@
+//! One module per subcommand. Each takes the [`Context`] and its own arguments, returns a typed
+//! error, and prints its result through [`Output`].
+
+pub mod deploy;
+pub mod ips;
+pub mod plan;
+pub mod status;
+
+use std::path::Path;
+
+use fixedip_core::reader;
+
+use crate::build::{self, AnnotatedBinary, BuiltBinary};
+use crate::cli::{Command, GlobalOptions};
+use crate::error::CliError;
+use crate::output::Output;
+use crate::package::LambdaZip;
+use crate::workspace::{SelectedPackage, Selection, Workspace};
+
+/// What every command gets: the global options and where to print.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub global: GlobalOptions,
+    pub output: Output,
+}
+
+pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
+    match command {
+        Command::Plan(args) => plan::run(context, &args),
+        Command::Deploy(args) => deploy::run(context, &args),
+        Command::Ips(args) => ips::run(context, &args),
+        Command::Status(args) => status::run(context, &args),
+    }
+}
+
+impl Context {
+    /// Where the AWS commands find the account: the global `--region` and `--profile`.
+    pub fn aws_options(&self, region: Option<String>) -> crate::aws::AwsOptions {
+        crate::aws::AwsOptions {
+            region: region.or_else(|| self.global.region.clone()),
+            profile: self.global.profile.clone(),
+        }
+    }
+
+    /// The workspace and the packages `-p`/`--workspace`/`--manifest-path` choose, settings checked.
+    pub fn selection(&self) -> Result<(Workspace, Selection), CliError> {
+        let workspace = Workspace::load(self.global.manifest_path.as_deref())?;
+        let selection = workspace.select(&self.global.packages, self.global.workspace)?;
+        Ok((workspace, selection))
+    }
+
+    /// Builds the selected packages for the host (`cargo build --release`) and reads the record of
+    /// every annotated binary: what `plan` needs, where the code's hash does not matter.
+    pub fn functions_built_for_host(&self) -> Result<Vec<AnnotatedBinary>, CliError> {
+        let (workspace, selection) = self.selection()?;
+        let names: Vec<&str> = selection.packages.iter().map(|p| p.name.as_str()).collect();
+        self.output.status("Building", names.join(", "));
+        let built = build::build_release(&workspace, &selection, &self.output)?;
+        build::annotated_binaries(&selection, built, &self.output)
+    }
+}
+
+/// A function ready to deploy: what it needs (record, settings) and the zip to upload.
+#[derive(Debug, Clone)]
+pub struct PackagedFunction {
+    pub function: AnnotatedBinary,
+    pub zip: LambdaZip,
+}
+
+impl Context {
+    /// Builds the selected packages for Lambda (see [`build::build_for_lambda`]) and zips every
+    /// annotated binary: what `deploy` uploads.
+    pub fn functions_built_for_lambda(&self) -> Result<Vec<PackagedFunction>, CliError> {
+        let (workspace, selection) = self.selection()?;
+        let names: Vec<&str> = selection.packages.iter().map(|p| p.name.as_str()).collect();
+        self.output
+            .status("Building", format!("{} for Lambda", names.join(", ")));
+        let built = build::build_for_lambda(&workspace, &selection, &self.output)?;
+        build::annotated_binaries(&selection, built, &self.output)?
+            .into_iter()
+            .map(|function| {
+                let zip = LambdaZip::from_binary(&function.binary.path)?;
+                Ok(PackagedFunction { function, zip })
+            })
+            .collect()
+    }
+
+    /// A Lambda zip built elsewhere (`deploy --zip PATH`): its record says which package and
+    /// binary it comes from, and that package's settings in this workspace apply.
+    pub fn function_from_zip(&self, path: &Path) -> Result<PackagedFunction, CliError> {
+        let bytes = std::fs::read(path).map_err(|source| CliError::Io {
+            what: "read the zip",
+            path: path.to_owned(),
+            source,
+        })?;
+        let record = reader::read_single_from_bytes(&bytes, &path.display().to_string())?;
+        let workspace = Workspace::load(self.global.manifest_path.as_deref())?;
+        let selection = workspace.select(std::slice::from_ref(&record.package), false)?;
+        let package = &selection.packages[0];
+        let target =
+            binary_of(package, &record.function).ok_or_else(|| CliError::ZipFromElsewhere {
+                zip: path.to_owned(),
+                function: record.function.clone(),
+                package: package.name.clone(),
+            })?;
+        let settings = package.settings(&target)?;
+        let binary = BuiltBinary {
+            package: package.name.clone(),
+            package_id: package.id.clone(),
+            target,
+            path: path.to_owned(),
+        };
+        Ok(PackagedFunction {
+            function: AnnotatedBinary {
+                binary,
+                record,
+                settings,
+            },
+            zip: LambdaZip::from_zip_bytes(bytes),
+        })
+    }
+}
+
+/// The binary target of `package` that compiled `function` (`hello_egress::main`): the first
+/// segment of a module path is the crate name, the target name with `-` as `_`.
+fn binary_of(package: &SelectedPackage, function: &str) -> Option<String> {
+    let krate = function.split("::").next()?;
+    package
+        .binaries
+        .iter()
+        .find(|bin| bin.replace('-', "_") == krate)
+        .cloned()
+}
+
+/// The AWS SDK is async; the commands are not. One runtime per command run.
+pub fn async_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}

@@ -1,0 +1,741 @@
+//! `cargo fixedip plan`: what deploy would create or change, and its monthly cost.
+//!
+//! `--offline` builds the functions, reads their records and settings, groups them into stacks and
+//! plans each against an empty account whose AZs are assumed (`<region>a`, `<region>b`, ...): no AWS
+//! call, no credentials. Planning against the account (`online`) is the AWS side's.
+
+use std::fmt::{self, Display, Write as _};
+use std::net::Ipv4Addr;
+
+use fixedip_core::cost::{self, MonthlyCost, Usd, HOURS_PER_MONTH};
+use fixedip_core::observed::ObservedState;
+use fixedip_core::plan::{Action, Plan, Status};
+use fixedip_core::planner::{self, DeclaredFunction};
+use fixedip_core::settings::{is_region, DeploySettings};
+use fixedip_core::tags;
+use serde::Serialize;
+
+use super::Context;
+use crate::cli::{DiagramFormat, PlanArgs};
+use crate::error::CliError;
+use crate::output::{style, styled};
+
+pub fn run(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
+    if !args.offline {
+        return online(context, args);
+    }
+    let report = offline(context)?;
+    let output = &context.output;
+    match args.diagram {
+        Some(DiagramFormat::Mermaid) => output.text(&mermaid(&report)),
+        Some(DiagramFormat::Dot) => output.text(&dot(&report)),
+        None => output.result(&report),
+    }
+    .map_err(CliError::Stdout)
+}
+
+/// `plan` against the account: observe each stack by its tags, then plan what deploy would change.
+/// Read-only: the call log forbids mutating calls.
+fn online(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
+    let functions = context.functions_built_for_host()?;
+    let report = super::async_runtime()?.block_on(async {
+        let mut connections: std::collections::BTreeMap<Option<String>, crate::aws::Aws> =
+            Default::default();
+        let mut declared = Vec::new();
+        for function in functions {
+            let wanted = context
+                .global
+                .region
+                .clone()
+                .or_else(|| function.settings.region.clone());
+            if !connections.contains_key(&wanted) {
+                let aws = crate::aws::Aws::connect(&context.aws_options(wanted.clone())).await?;
+                aws.calls.forbid_mutations();
+                connections.insert(wanted.clone(), aws);
+            }
+            declared.push(DeclaredFunction {
+                record: function.record,
+                settings: function.settings,
+                region: connections[&wanted].region.clone(),
+                // Built for the host, not for Lambda: the code's hash says nothing about the zip.
+                code_sha256: None,
+            });
+        }
+        let by_region: std::collections::BTreeMap<String, crate::aws::Aws> = connections
+            .into_values()
+            .map(|aws| (aws.region.clone(), aws))
+            .collect();
+        let mut stacks = Vec::new();
+        for spec in planner::stack_specs(declared)? {
+            let aws = &by_region[&spec.region];
+            context.output.status(
+                "Observing",
+                format!("stack `{}` in {}", spec.stack, spec.region),
+            );
+            let observed =
+                crate::aws::observe::observe(aws, &crate::aws::observe::Scope::from(&spec)).await?;
+            let plan = planner::plan(&spec, &observed)?;
+            let cost = cost::of_plan(&plan)?;
+            stacks.push(StackPlan {
+                list_steps: true,
+                assumed_azs: false,
+                plan,
+                cost,
+            });
+        }
+        Ok::<_, CliError>(PlanReport {
+            offline: false,
+            stacks,
+        })
+    })?;
+    let output = &context.output;
+    match args.diagram {
+        Some(DiagramFormat::Mermaid) => output.text(&mermaid(&report)),
+        Some(DiagramFormat::Dot) => output.text(&dot(&report)),
+        None => output.result(&report),
+    }
+    .map_err(CliError::Stdout)
+}
+
+/// The result of `plan`: one plan and its cost per stack.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// Nothing was read from AWS: the account was assumed empty.
+    pub offline: bool,
+    pub stacks: Vec<StackPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackPlan {
+    /// List every step in the text (`-v`, or a plan against the account); else only their count.
+    #[serde(skip)]
+    pub list_steps: bool,
+    /// The AZ names are assumed (`<region>a`, ...), not read from the region: deploy picks among
+    /// the ones the region really offers.
+    pub assumed_azs: bool,
+    pub plan: Plan,
+    pub cost: MonthlyCost,
+}
+
+/// Build, read, group and plan, with no AWS call.
+pub fn offline(context: &Context) -> Result<PlanReport, CliError> {
+    if let Some(region) = &context.global.region {
+        if !is_region(region) {
+            return Err(CliError::BadRegion {
+                region: region.clone(),
+            });
+        }
+    }
+    let functions = context.functions_built_for_host()?;
+    let declared = functions
+        .into_iter()
+        .map(|function| {
+            let region = offline_region(context.global.region.as_deref(), &function.settings)
+                .ok_or_else(|| CliError::NoRegion {
+                    stack: function.record.requirements.stack.to_string(),
+                    function: function.record.function.clone(),
+                })?;
+            Ok(DeclaredFunction {
+                record: function.record,
+                settings: function.settings,
+                region,
+                code_sha256: None,
+            })
+        })
+        .collect::<Result<Vec<_>, CliError>>()?;
+
+    let mut stacks = Vec::new();
+    for spec in planner::stack_specs(declared)? {
+        context.output.status(
+            "Planning",
+            format!(
+                "stack `{}` in {} (offline: AZ names assumed)",
+                spec.stack, spec.region
+            ),
+        );
+        let observed = ObservedState::assumed_offline(&spec.region, &spec.adopted_ips);
+        let plan = planner::plan(&spec, &observed)?;
+        let cost = cost::of_plan(&plan)?;
+        stacks.push(StackPlan {
+            list_steps: context.output.verbose > 0,
+            assumed_azs: true,
+            plan,
+            cost,
+        });
+    }
+    Ok(PlanReport {
+        offline: true,
+        stacks,
+    })
+}
+
+/// The region without asking AWS: `--region`, the package's `region`, `AWS_REGION`,
+/// `AWS_DEFAULT_REGION`. (Online, the AWS configuration's profile may also name one.)
+pub fn offline_region(flag: Option<&str>, settings: &DeploySettings) -> Option<String> {
+    flag.map(str::to_owned)
+        .or_else(|| settings.region.clone())
+        .or_else(|| non_empty_env("AWS_REGION"))
+        .or_else(|| non_empty_env("AWS_DEFAULT_REGION"))
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The text: a tree per stack, then its cost.
+
+impl Display for PlanReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, stack) in self.stacks.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{stack}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for StackPlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = &self.plan;
+        write!(
+            f,
+            "{} in {}",
+            styled(style::HEADER, format_args!("Stack `{}`", plan.stack)),
+            plan.region
+        )?;
+        if self.assumed_azs {
+            write!(
+                f,
+                "{}",
+                styled(
+                    style::DIM,
+                    " (offline: nothing read from AWS, AZ names assumed)"
+                )
+            )?;
+        }
+        writeln!(f, "\n")?;
+        f.write_str(&tree(plan))?;
+
+        writeln!(f)?;
+        let steps = plan.steps.len();
+        if steps == 0 {
+            writeln!(f, "No changes: the account already matches.")?;
+        } else if self.list_steps {
+            writeln!(f, "{steps} step{}:", plural(steps))?;
+            for step in &plan.steps {
+                writeln!(f, "  step {}: {}", step.id.0, step.action.summary())?;
+            }
+        } else {
+            writeln!(f, "{steps} step{} (`-v` lists them)", plural(steps))?;
+        }
+        for note in &plan.notes {
+            writeln!(f, "{}: {note}", styled(style::WARNING, "note"))?;
+        }
+        writeln!(f)?;
+        write!(f, "{}", CostText(&self.cost))
+    }
+}
+
+/// One line of the tree: its indentation and branch, what it is, and its status.
+struct Row {
+    branch: String,
+    label: String,
+    status: Option<Status>,
+}
+
+fn tree(plan: &Plan) -> String {
+    let (stack, network) = (&plan.stack, &plan.network);
+    let mut rows = Vec::new();
+    let row = |branch: &str, label: String, status: Option<&Status>| Row {
+        branch: branch.to_owned(),
+        label,
+        status: status.cloned(),
+    };
+    rows.push(row(
+        "",
+        format!("VPC {}", network.vpc.0),
+        Some(&network.vpc.1),
+    ));
+
+    // The VPC's children: gateway, public route table, each AZ, security group, role, functions.
+    let mut children: Vec<Vec<Row>> = vec![
+        vec![row(
+            "",
+            "internet gateway".into(),
+            Some(&network.internet_gateway),
+        )],
+        vec![row(
+            "",
+            "public route table: 0.0.0.0/0 → internet gateway".into(),
+            Some(&network.public_route_table),
+        )],
+    ];
+    for az in &network.azs {
+        let address = match az.address.0 {
+            Some(ip) => format!("Elastic IP {}", styled(style::VALUE, ip)),
+            None => address_label(&az.address),
+        };
+        children.push(vec![
+            row("", format!("AZ {} (slot {})", az.az, az.slot), None),
+            row(
+                "├── ",
+                format!("public subnet {}", az.public_subnet.0),
+                Some(&az.public_subnet.1),
+            ),
+            row("│   └── ", "NAT gateway".into(), Some(&az.nat_gateway)),
+            row("│       └── ", address, Some(&az.address.1)),
+            row(
+                "└── ",
+                format!("private subnet {}", az.private_subnet.0),
+                Some(&az.private_subnet.1),
+            ),
+            row(
+                "    └── ",
+                format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az),
+                Some(&az.private_route_table),
+            ),
+        ]);
+    }
+    for surplus in &network.surplus_slots {
+        let az = surplus.az.as_deref().unwrap_or("unknown AZ");
+        let mut label = format!("slot {} in {az}, beyond `azs`: left in place", surplus.slot);
+        if let Some((_, ip)) = &surplus.address {
+            let _ = write!(label, ", Elastic IP {}", styled(style::VALUE, ip));
+        }
+        children.push(vec![row("", label, None)]);
+    }
+    for (allocation_id, ip) in &network.retained_addresses {
+        children.push(vec![row(
+            "",
+            format!(
+                "retained Elastic IP {} ({allocation_id})",
+                styled(style::VALUE, ip)
+            ),
+            None,
+        )]);
+    }
+    children.push(vec![row(
+        "",
+        format!(
+            "security group {} (no inbound rules)",
+            tags::security_group_name(stack)
+        ),
+        Some(&network.security_group),
+    )]);
+    if let Some(role) = &network.role {
+        children.push(vec![row(
+            "",
+            format!("execution role {}", tags::role_name(stack)),
+            Some(role),
+        )]);
+    }
+    let mut functions = vec![row("", "functions, in the private subnets".into(), None)];
+    for (index, (name, status)) in network.functions.iter().enumerate() {
+        let last = index + 1 == network.functions.len();
+        functions.push(row(
+            if last { "└── " } else { "├── " },
+            format!("λ {name}{}", function_detail(plan, name)),
+            Some(status),
+        ));
+    }
+    children.push(functions);
+
+    let count = children.len();
+    for (index, group) in children.into_iter().enumerate() {
+        let last = index + 1 == count;
+        for (line, mut child) in group.into_iter().enumerate() {
+            let lead = match (line, last) {
+                (0, false) => "├── ",
+                (0, true) => "└── ",
+                (_, false) => "│   ",
+                (_, true) => "    ",
+            };
+            child.branch.insert_str(0, lead);
+            rows.push(child);
+        }
+    }
+
+    let width = rows
+        .iter()
+        .map(|r| visible_len(&r.branch) + visible_len(&r.label))
+        .max()
+        .unwrap_or(0);
+    let mut text = String::new();
+    for row in rows {
+        let pad = width - visible_len(&row.branch) - visible_len(&row.label);
+        let _ = write!(text, "{}{}", styled(style::DIM, &row.branch), row.label);
+        if let Some(status) = &row.status {
+            let _ = write!(text, "{:pad$}   {}", "", status_text(status));
+        }
+        text.push('\n');
+    }
+    text
+}
+
+/// " (arm64, 128 MB, 30 s)" for a function the plan creates or changes; nothing for one kept.
+fn function_detail(plan: &Plan, name: &str) -> String {
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::CreateFunction { function, .. }
+            | Action::UpdateFunctionConfiguration { function, .. }
+            | Action::UpdateFunctionCode { function } => Some(function),
+            _ => None,
+        })
+        .find(|function| function.name == name)
+        .map(|f| {
+            format!(
+                " ({}, {} MB, {} s)",
+                f.architecture, f.memory_mb, f.timeout_s
+            )
+        })
+        .unwrap_or_default()
+}
+
+fn status_text(status: &Status) -> String {
+    match status {
+        Status::Create => styled(style::CREATE, "+ create").to_string(),
+        Status::Change(id) => styled(style::CHANGE, format_args!("~ change {id}")).to_string(),
+        Status::Keep(id) => styled(style::KEEP, format_args!("  keep {id}")).to_string(),
+        Status::HeldBack => {
+            styled(style::CHANGE, "! held back until the new IP is allowed").to_string()
+        }
+        Status::Delete(id) => styled(style::CHANGE, format_args!("- delete {id}")).to_string(),
+        Status::Absent => styled(style::KEEP, "  absent").to_string(),
+    }
+}
+
+/// The width of text on a terminal: characters, not bytes, and escape sequences count for nothing.
+fn visible_len(text: &str) -> usize {
+    let mut plain = Vec::new();
+    let _ = std::io::Write::write_all(&mut anstream::StripStream::new(&mut plain), text.as_bytes());
+    String::from_utf8_lossy(&plain).chars().count()
+}
+
+struct CostText<'c>(&'c MonthlyCost);
+
+impl Display for CostText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cost = self.0;
+        write!(
+            f,
+            "{} in {} (prices of {}",
+            styled(style::HEADER, "Monthly cost"),
+            cost.region,
+            cost.prices_date
+        )?;
+        if !cost.prices_checked {
+            write!(f, ", not yet checked for this region")?;
+        }
+        writeln!(f, "):")?;
+        let mut rows: Vec<(String, String)> = cost
+            .lines
+            .iter()
+            .map(|line| {
+                let item = format!("{} × {}", line.quantity, line.item);
+                let rate = format!("{}/h × {HOURS_PER_MONTH} h", rate(line.hourly));
+                (format!("{item:<28}{rate}"), line.monthly.to_string())
+            })
+            .collect();
+        rows.push((
+            "total before any data".to_owned(),
+            cost.fixed_total.to_string(),
+        ));
+        let width = rows
+            .iter()
+            .map(|(left, _)| left.chars().count())
+            .max()
+            .unwrap_or(0);
+        let total = rows.len() - 1;
+        for (index, (left, amount)) in rows.into_iter().enumerate() {
+            let pad = width - left.chars().count();
+            if index == total {
+                let amount = format!("{amount:>8} per month");
+                writeln!(f, "  {left}{:pad$}  {}", "", styled(style::VALUE, amount))?;
+            } else {
+                writeln!(f, "  {left}{:pad$}  {amount:>8}", "")?;
+            }
+        }
+        writeln!(
+            f,
+            "  + {} per GB through the NAT gateways",
+            rate(cost.per_gb)
+        )
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
+/// A price per unit with the precision it has: `$0.045`, `$0.005`, `$1.20`.
+fn rate(price: Usd) -> String {
+    let dollars = price.micros / 1_000_000;
+    let fraction = format!("{:06}", price.micros % 1_000_000);
+    let trimmed = fraction.trim_end_matches('0');
+    let decimals = if trimmed.len() < 2 {
+        &fraction[..2]
+    } else {
+        trimmed
+    };
+    format!("${dollars}.{decimals}")
+}
+
+// ---------------------------------------------------------------------------------------------
+// Diagrams.
+
+/// A Mermaid flowchart of every stack: the VPC, its AZs with their subnets and NATs (with their
+/// IPs when known), the functions, and where traffic goes.
+pub fn mermaid(report: &PlanReport) -> String {
+    let mut out = String::from("flowchart TB\n    internet((internet))\n");
+    for (s, stack) in report.stacks.iter().enumerate() {
+        let plan = &stack.plan;
+        let network = &plan.network;
+        let _ = writeln!(
+            out,
+            "    subgraph s{s}[\"stack {} · {} · VPC {}\"]",
+            plan.stack, plan.region, network.vpc.0
+        );
+        let _ = writeln!(out, "        s{s}_igw[\"internet gateway\"]");
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(out, "        subgraph s{s}_az{n}[\"{}\"]", az.az);
+            let _ = writeln!(
+                out,
+                "            s{s}_pub{n}[\"public subnet {}\"]",
+                az.public_subnet.0
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_nat{n}[\"NAT gateway<br/>{}\"]",
+                address_label(&az.address)
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_priv{n}[\"private subnet {}\"]",
+                az.private_subnet.0
+            );
+            let _ = writeln!(out, "        end");
+        }
+        let _ = writeln!(out, "    end");
+        for (f, (name, _)) in network.functions.iter().enumerate() {
+            let _ = writeln!(out, "    s{s}_fn{f}{{{{\"λ {name}\"}}}}");
+            for az in &network.azs {
+                let _ = writeln!(out, "    s{s}_fn{f} -.- s{s}_priv{}", az.slot);
+            }
+        }
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(out, "    s{s}_priv{n} -- \"0.0.0.0/0\" --> s{s}_nat{n}");
+            let _ = writeln!(out, "    s{s}_nat{n} --- s{s}_pub{n}");
+            let _ = writeln!(out, "    s{s}_pub{n} -- \"0.0.0.0/0\" --> s{s}_igw");
+        }
+        let _ = writeln!(out, "    s{s}_igw --> internet");
+    }
+    out
+}
+
+/// The same network as Graphviz dot.
+pub fn dot(report: &PlanReport) -> String {
+    let mut out = String::from(
+        "digraph fixedip {\n    rankdir=TB;\n    node [shape=box, fontname=\"Helvetica\"];\n    internet [shape=ellipse];\n",
+    );
+    for (s, stack) in report.stacks.iter().enumerate() {
+        let plan = &stack.plan;
+        let network = &plan.network;
+        let _ = writeln!(out, "    subgraph cluster_s{s} {{");
+        let _ = writeln!(
+            out,
+            "        label=\"stack {} · {} · VPC {}\";",
+            plan.stack, plan.region, network.vpc.0
+        );
+        let _ = writeln!(out, "        s{s}_igw [label=\"internet gateway\"];");
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(out, "        subgraph cluster_s{s}_az{n} {{");
+            let _ = writeln!(out, "            label=\"{}\";", az.az);
+            let _ = writeln!(
+                out,
+                "            s{s}_pub{n} [label=\"public subnet\\n{}\"];",
+                az.public_subnet.0
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_nat{n} [label=\"NAT gateway\\n{}\"];",
+                address_label(&az.address)
+            );
+            let _ = writeln!(
+                out,
+                "            s{s}_priv{n} [label=\"private subnet\\n{}\"];",
+                az.private_subnet.0
+            );
+            let _ = writeln!(out, "        }}");
+        }
+        let _ = writeln!(out, "    }}");
+        for (f, (name, _)) in network.functions.iter().enumerate() {
+            let _ = writeln!(out, "    s{s}_fn{f} [label=\"λ {name}\", shape=component];");
+            for az in &network.azs {
+                let _ = writeln!(
+                    out,
+                    "    s{s}_fn{f} -> s{s}_priv{} [style=dashed, arrowhead=none];",
+                    az.slot
+                );
+            }
+        }
+        for az in &network.azs {
+            let n = az.slot;
+            let _ = writeln!(
+                out,
+                "    s{s}_priv{n} -> s{s}_nat{n} [label=\"0.0.0.0/0\"];"
+            );
+            let _ = writeln!(out, "    s{s}_nat{n} -> s{s}_pub{n} [arrowhead=none];");
+            let _ = writeln!(out, "    s{s}_pub{n} -> s{s}_igw [label=\"0.0.0.0/0\"];");
+        }
+        let _ = writeln!(out, "    s{s}_igw -> internet;");
+    }
+    out.push_str("}\n");
+    out
+}
+
+/// An AZ's Elastic IP: its address when known. Offline, an address from `ips = [...]` is known
+/// by its allocation id only; its IP shows when planning against the account.
+fn address_label(address: &(Option<Ipv4Addr>, Status)) -> String {
+    match address {
+        (Some(ip), _) => format!("Elastic IP {ip}"),
+        (None, Status::Create) => "Elastic IP (new address)".to_owned(),
+        (None, Status::Change(id) | Status::Keep(id)) => format!("Elastic IP {id} (from `ips`)"),
+        (None, Status::HeldBack) => "Elastic IP (new address, held back)".to_owned(),
+        (None, Status::Delete(id)) => format!("Elastic IP {id}"),
+        (None, Status::Absent) => "no Elastic IP".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fixedip_core::plan::{FunctionSpec, StackSpec, DEFAULT_VPC_CIDR};
+    use fixedip_core::requirements::{AllocationId, AzCount, StackName};
+    use fixedip_core::settings::Architecture;
+
+    fn report(azs: u64, adopted: &[&str]) -> PlanReport {
+        let spec = StackSpec {
+            stack: StackName::parse("payments").unwrap(),
+            region: "us-east-1".into(),
+            vpc_cidr: DEFAULT_VPC_CIDR,
+            azs: AzCount::new(azs).unwrap(),
+            adopted_ips: adopted
+                .iter()
+                .map(|id| AllocationId::parse(id).unwrap())
+                .collect(),
+            functions: vec![FunctionSpec {
+                name: "sync".into(),
+                package: "sync".into(),
+                annotated: "sync::main".into(),
+                architecture: Architecture::Arm64,
+                memory_mb: 128,
+                timeout_s: 30,
+                environment: Default::default(),
+                tags: Default::default(),
+                role: None,
+                code_sha256: None,
+            }],
+        };
+        let observed = ObservedState::assumed_offline(&spec.region, &spec.adopted_ips);
+        let plan = planner::plan(&spec, &observed).unwrap();
+        let cost = cost::of_plan(&plan).unwrap();
+        PlanReport {
+            offline: true,
+            stacks: vec![StackPlan {
+                list_steps: false,
+                assumed_azs: true,
+                plan,
+                cost,
+            }],
+        }
+    }
+
+    fn plain(text: impl Display) -> String {
+        let mut out = Vec::new();
+        std::io::Write::write_all(
+            &mut anstream::StripStream::new(&mut out),
+            text.to_string().as_bytes(),
+        )
+        .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn tree_has_one_branch_per_az_and_aligned_statuses() {
+        let text = plain(report(3, &[]));
+        assert_eq!(text.matches("── AZ us-east-1").count(), 3, "{text}");
+        assert_eq!(text.matches("── NAT gateway").count(), 3, "{text}");
+        let columns: Vec<usize> = text
+            .lines()
+            .filter_map(|line| line.find("+ create").map(|at| line[..at].chars().count()))
+            .collect();
+        assert!(columns.len() > 10, "{text}");
+        assert!(
+            columns.iter().all(|c| *c == columns[0]),
+            "statuses align:\n{text}"
+        );
+        assert!(
+            text.contains("execution role fixedip-payments-lambda"),
+            "{text}"
+        );
+        assert!(text.contains("3 × NAT gateway"), "{text}");
+        assert!(text.contains("λ sync (arm64, 128 MB, 30 s)"), "{text}");
+    }
+
+    #[test]
+    fn adopted_address_is_named_by_its_allocation_id_offline() {
+        let text = plain(report(2, &["eipalloc-0123abcd"]));
+        assert!(
+            text.contains("Elastic IP eipalloc-0123abcd (from `ips`)"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("Elastic IP (new address)").count(),
+            1,
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn steps_are_counted_or_listed() {
+        let mut report = report(1, &[]);
+        let steps = report.stacks[0].plan.steps.len();
+        assert!(plain(&report).contains(&format!("{steps} steps (`-v` lists them)")));
+        report.stacks[0].list_steps = true;
+        let text = plain(&report);
+        assert!(text.contains("step 0: create VPC 10.0.0.0/16"), "{text}");
+        assert_eq!(text.matches("  step ").count(), steps);
+    }
+
+    #[test]
+    fn diagrams_show_known_addresses() {
+        let mut report = report(2, &[]);
+        let ip = Ipv4Addr::new(203, 0, 113, 7);
+        report.stacks[0].plan.network.azs[1].address =
+            (Some(ip), Status::Keep("eipalloc-1".into()));
+        for diagram in [mermaid(&report), dot(&report)] {
+            assert!(diagram.contains("Elastic IP 203.0.113.7"), "{diagram}");
+            assert!(diagram.contains("Elastic IP (new address)"), "{diagram}");
+            assert!(diagram.contains("λ sync"), "{diagram}");
+        }
+    }
+
+    #[test]
+    fn rates_keep_their_precision() {
+        assert_eq!(rate(Usd::from_micros(45_000)), "$0.045");
+        assert_eq!(rate(Usd::from_micros(5_000)), "$0.005");
+        assert_eq!(rate(Usd::from_micros(1_200_000)), "$1.20");
+        assert_eq!(rate(Usd::from_micros(62_500)), "$0.0625");
+    }
+}

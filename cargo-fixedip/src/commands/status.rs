@@ -1,0 +1,181 @@
+//! `cargo fixedip status`: every resource the stack owns, per AZ, with its state; the functions
+//! attached to it; the IPs; what it costs per month. Read-only.
+
+use std::fmt::{self, Display};
+
+use fixedip_core::cost::{self, MonthlyCost, Topology};
+use fixedip_core::observed::{AddressUse, ObservedState, RouteTarget, Slot, Tier};
+use fixedip_core::requirements::StackName;
+use serde::Serialize;
+
+use super::{async_runtime, Context};
+use crate::aws::observe::{observe, Scope};
+use crate::aws::Aws;
+use crate::cli::StatusArgs;
+use crate::error::CliError;
+use crate::output::{style, styled};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StatusReport {
+    pub stack: String,
+    pub region: String,
+    pub account: String,
+    pub observed: ObservedState,
+    /// What the stack costs per month as it stands; `None` where the price table lacks the region.
+    pub cost: Option<MonthlyCost>,
+}
+
+pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
+    let stack = StackName::parse(&args.stack).map_err(|error| CliError::BadStack {
+        stack: args.stack.clone(),
+        reason: error.to_string(),
+    })?;
+    let report = async_runtime()?.block_on(async {
+        let aws = Aws::connect(&context.aws_options(None)).await?;
+        aws.calls.forbid_mutations();
+        let scope = Scope {
+            attached_functions: true,
+            ..Scope::stack(stack.clone())
+        };
+        let observed = observe(&aws, &scope).await?;
+        let counts = aws.calls.counts();
+        context.output.verbose(format!(
+            "{} AWS requests, {} mutating",
+            counts.total, counts.mutating
+        ));
+        let topology = Topology {
+            nat_gateways: observed.nat_gateways.len() as u32,
+            public_ipv4: observed.addresses.len() as u32,
+        };
+        Ok::<_, CliError>(StatusReport {
+            stack: stack.to_string(),
+            region: aws.region.clone(),
+            account: aws.account.clone(),
+            cost: cost::monthly(&topology, &aws.region).ok(),
+            observed,
+        })
+    })?;
+    context.output.result(&report).map_err(CliError::Stdout)
+}
+
+impl Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.observed;
+        writeln!(
+            f,
+            "{} in {} (account {})",
+            styled(style::HEADER, format_args!("Stack `{}`", self.stack)),
+            self.region,
+            self.account
+        )?;
+        let Some(vpc) = &o.vpc else {
+            writeln!(
+                f,
+                "  no VPC: nothing is deployed for this stack (run `cargo fixedip deploy`)"
+            )?;
+            return Ok(());
+        };
+        let dns = if vpc.dns_support && vpc.dns_hostnames {
+            "DNS on"
+        } else {
+            "DNS OFF"
+        };
+        writeln!(f, "  VPC {} {} ({dns})", vpc.id, vpc.cidr)?;
+        match &o.internet_gateway {
+            Some(igw) if igw.attached_vpc.as_deref() == Some(&vpc.id) => {
+                writeln!(f, "  internet gateway {} attached", igw.id)?
+            }
+            Some(igw) => writeln!(f, "  internet gateway {} NOT attached", igw.id)?,
+            None => writeln!(f, "  internet gateway MISSING")?,
+        }
+        let mut slots: Vec<Slot> = o.subnets.iter().map(|s| s.slot).collect();
+        slots.dedup();
+        for slot in slots {
+            let az = o
+                .subnets
+                .iter()
+                .find(|s| s.slot == slot)
+                .map(|s| s.az.as_str())
+                .unwrap_or("?");
+            writeln!(f, "  AZ {az} (slot {slot})")?;
+            for subnet in o.subnets.iter().filter(|s| s.slot == slot) {
+                let tier = match subnet.tier {
+                    Tier::Public => "public ",
+                    Tier::Private => "private",
+                };
+                writeln!(f, "    {tier} subnet {} {}", subnet.id, subnet.cidr)?;
+            }
+            for nat in o.nat_gateways.iter().filter(|n| n.slot == slot) {
+                writeln!(f, "    NAT gateway {} {:?}", nat.id, nat.state)?;
+            }
+            for address in o.addresses.iter().filter(|a| a.slot == Some(slot)) {
+                writeln!(
+                    f,
+                    "    Elastic IP {} ({})",
+                    styled(style::VALUE, address.public_ip),
+                    address.allocation_id
+                )?;
+            }
+            for table in o
+                .route_tables
+                .iter()
+                .filter(|t| t.tier == Tier::Private && t.slot == Some(slot))
+            {
+                let default = table
+                    .routes
+                    .iter()
+                    .find(|r| r.destination.prefix_len() == 0);
+                let via = match default.map(|r| (&r.target, r.blackhole)) {
+                    Some((_, true)) => "BLACKHOLE".to_owned(),
+                    Some((RouteTarget::NatGateway(id), _)) => format!("→ {id}"),
+                    Some((other, _)) => format!("→ {other:?} (not a NAT gateway)"),
+                    None => "NO DEFAULT ROUTE".to_owned(),
+                };
+                writeln!(f, "    private route table {} 0.0.0.0/0 {via}", table.id)?;
+            }
+        }
+        for address in o
+            .addresses
+            .iter()
+            .filter(|a| a.usage == AddressUse::Retained)
+        {
+            writeln!(
+                f,
+                "  retained Elastic IP {} ({})",
+                address.public_ip, address.allocation_id
+            )?;
+        }
+        match &o.security_group {
+            Some(sg) => writeln!(f, "  security group {}", sg.id)?,
+            None => writeln!(f, "  security group MISSING")?,
+        }
+        match &o.role {
+            Some(role) => writeln!(f, "  execution role {}", role.arn)?,
+            None => writeln!(f, "  execution role of the stack: none")?,
+        }
+        writeln!(f, "  functions attached:")?;
+        if o.functions.is_empty() {
+            writeln!(f, "    none")?;
+        }
+        for function in &o.functions {
+            writeln!(
+                f,
+                "    λ {} ({} subnets)",
+                function.name,
+                function.subnet_ids.len()
+            )?;
+        }
+        writeln!(f, "Fixed egress IPs:")?;
+        for address in o.addresses.iter().filter(|a| a.usage == AddressUse::Active) {
+            writeln!(f, "  {}", styled(style::VALUE, address.public_ip))?;
+        }
+        if let Some(cost) = &self.cost {
+            writeln!(
+                f,
+                "Monthly cost before data: {} (+ {} per GB through NAT; prices of {})",
+                cost.fixed_total, cost.per_gb, cost.prices_date
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,217 @@
+//! The Cargo workspace and the packages a command works on, with their settings.
+//!
+//! Selection follows cargo: `-p NAME` (repeatable) picks members by name; `--workspace` picks every
+//! member that has a binary and depends on `fixedip-macros` (the others cannot carry
+//! `#[fixed_egress]`, and building them would only cost time); with neither, the package of the
+//! manifest given by `--manifest-path` or found in or above the current directory.
+
+use std::path::{Path, PathBuf};
+
+use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId, TargetKind};
+use fixedip_core::settings::DeploySettings;
+
+use crate::error::CliError;
+
+/// The crate users depend on for `#[fixed_egress]`.
+pub const MACRO_CRATE: &str = "fixedip-macros";
+
+/// The workspace around the manifest the user pointed at.
+#[derive(Debug)]
+pub struct Workspace {
+    pub metadata: Metadata,
+    /// The manifest the command runs from: `--manifest-path`, or the nearest Cargo.toml.
+    pub manifest_path: PathBuf,
+}
+
+/// How the packages were chosen: it decides whether a package without `#[fixed_egress]` is an
+/// error (the user named it) or is skipped (`--workspace` took it in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectionMode {
+    /// `-p NAME`, or the current package: each must have an annotated binary.
+    Named,
+    /// `--workspace`: packages without an annotated binary are skipped.
+    Workspace,
+}
+
+/// A package a command works on.
+#[derive(Debug, Clone)]
+pub struct SelectedPackage {
+    pub name: String,
+    pub id: PackageId,
+    pub manifest_path: PathBuf,
+    /// Its binary targets; each may be a Lambda function.
+    pub binaries: Vec<String>,
+    /// `package.metadata` as cargo reports it (`null` when there is none).
+    pub metadata: serde_json::Value,
+}
+
+#[derive(Debug, Clone)]
+pub struct Selection {
+    pub mode: SelectionMode,
+    pub packages: Vec<SelectedPackage>,
+}
+
+impl Workspace {
+    /// Runs `cargo metadata` (without dependencies: only the members are needed).
+    pub fn load(manifest_path: Option<&Path>) -> Result<Workspace, CliError> {
+        let manifest_path = match manifest_path {
+            Some(path) => absolute(path)?,
+            None => find_manifest()?,
+        };
+        let metadata = MetadataCommand::new()
+            .manifest_path(&manifest_path)
+            .no_deps()
+            .exec()
+            .map_err(|source| CliError::Metadata {
+                manifest: manifest_path.clone(),
+                source,
+            })?;
+        Ok(Workspace {
+            metadata,
+            manifest_path,
+        })
+    }
+
+    /// The workspace's root manifest, for `cargo build --manifest-path`.
+    pub fn root_manifest(&self) -> PathBuf {
+        self.metadata
+            .workspace_root
+            .join("Cargo.toml")
+            .into_std_path_buf()
+    }
+
+    /// The packages to work on; see the module docs. Settings are checked here, before any build,
+    /// so that a typo in Cargo.toml fails in a second rather than after a release build.
+    pub fn select(&self, packages: &[String], workspace: bool) -> Result<Selection, CliError> {
+        let members = self.metadata.workspace_packages();
+        let (mode, chosen): (_, Vec<&Package>) = if workspace {
+            let annotated: Vec<&Package> = members
+                .iter()
+                .copied()
+                .filter(|p| has_binary(p) && depends_on_macro(p))
+                .collect();
+            if annotated.is_empty() {
+                return Err(CliError::NoAnnotatedMember);
+            }
+            (SelectionMode::Workspace, annotated)
+        } else if !packages.is_empty() {
+            let chosen = packages
+                .iter()
+                .map(|spec| find_member(&members, spec))
+                .collect::<Result<Vec<_>, _>>()?;
+            (SelectionMode::Named, chosen)
+        } else {
+            (SelectionMode::Named, vec![self.current_package(&members)?])
+        };
+
+        let mut selected = Vec::new();
+        for package in chosen {
+            if selected
+                .iter()
+                .any(|s: &SelectedPackage| s.id == package.id)
+            {
+                continue;
+            }
+            let binaries: Vec<String> = package
+                .targets
+                .iter()
+                .filter(|t| t.is_kind(TargetKind::Bin))
+                .map(|t| t.name.clone())
+                .collect();
+            if binaries.is_empty() {
+                return Err(CliError::NoBinaryTarget {
+                    package: package.name.to_string(),
+                });
+            }
+            let selected_package = SelectedPackage {
+                name: package.name.to_string(),
+                id: package.id.clone(),
+                manifest_path: package.manifest_path.clone().into_std_path_buf(),
+                binaries,
+                metadata: package.metadata.clone(),
+            };
+            for binary in &selected_package.binaries {
+                selected_package.settings(binary)?;
+            }
+            selected.push(selected_package);
+        }
+        Ok(Selection {
+            mode,
+            packages: selected,
+        })
+    }
+
+    /// The member whose manifest is the one the command runs from.
+    fn current_package<'m>(&self, members: &[&'m Package]) -> Result<&'m Package, CliError> {
+        let wanted = canonical(&self.manifest_path);
+        members
+            .iter()
+            .copied()
+            .find(|p| canonical(p.manifest_path.as_std_path()) == wanted)
+            .ok_or_else(|| CliError::VirtualManifest {
+                manifest: self.manifest_path.clone(),
+            })
+    }
+}
+
+impl SelectedPackage {
+    /// The deployment settings of one of its binaries.
+    pub fn settings(&self, binary: &str) -> Result<DeploySettings, CliError> {
+        DeploySettings::from_metadata(&self.metadata, binary).map_err(|source| CliError::Settings {
+            package: self.name.clone(),
+            manifest: self.manifest_path.clone(),
+            source,
+        })
+    }
+}
+
+fn find_member<'m>(members: &[&'m Package], spec: &str) -> Result<&'m Package, CliError> {
+    // `name@version` is how cargo spells a package id spec; members are unique by name.
+    let name = spec.split_once('@').map_or(spec, |(name, _)| name);
+    members
+        .iter()
+        .copied()
+        .find(|p| p.name.as_str() == name)
+        .ok_or_else(|| {
+            let mut names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+            names.sort_unstable();
+            CliError::UnknownPackage {
+                spec: spec.to_owned(),
+                members: names.join(", "),
+            }
+        })
+}
+
+fn has_binary(package: &Package) -> bool {
+    package.targets.iter().any(|t| t.is_kind(TargetKind::Bin))
+}
+
+fn depends_on_macro(package: &Package) -> bool {
+    package.dependencies.iter().any(|d| d.name == MACRO_CRATE)
+}
+
+/// The nearest Cargo.toml in or above the current directory, as cargo finds it.
+fn find_manifest() -> Result<PathBuf, CliError> {
+    let dir = std::env::current_dir().map_err(|source| CliError::Io {
+        what: "read the current directory",
+        path: PathBuf::from("."),
+        source,
+    })?;
+    dir.ancestors()
+        .map(|d| d.join("Cargo.toml"))
+        .find(|m| m.is_file())
+        .ok_or(CliError::NoManifest { dir })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, CliError> {
+    std::path::absolute(path).map_err(|source| CliError::Io {
+        what: "resolve the path",
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Symlinks and `..` resolved where the file exists, so that two spellings of one manifest match.
+fn canonical(path: &Path) -> PathBuf {
+    path.canonicalize().unwrap_or_else(|_| path.to_owned())
+}

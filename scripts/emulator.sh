@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# The local AWS emulator (moto server) that fixedip's end-to-end tests and scripts/run-local.sh use.
+#
+#   scripts/emulator.sh install        create or repair the venv (idempotent; a few seconds when fresh)
+#   scripts/emulator.sh start [PORT]   run moto_server on 127.0.0.1:PORT (default 5000) in the foreground
+#   scripts/emulator.sh bin            print the path of moto_server (fails if not installed)
+#
+# The venv lives in $FIXEDIP_MOTO_VENV, default <repo>/.venv/moto. Nothing listens beyond loopback.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${FIXEDIP_MOTO_VENV:-$REPO/.venv/moto}"
+# Only the services fixedip calls: `moto[server]` would pull every service (twice the size and time).
+# flask and flask-cors are what moto_server itself needs.
+PIN='moto[ec2,iam,ssm,sts,awslambda-simple]==5.2.5 flask flask-cors'
+# The stamp holds the pin the venv was built from: a changed pin or a half-built venv means reinstall.
+STAMP="$VENV/.fixedip-pin"
+PYTHON="${PYTHON:-python3}"
+
+die() {
+    echo "emulator.sh: $*" >&2
+    exit 1
+}
+
+# True when the venv was built from the current pin and its moto still imports.
+healthy() {
+    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$PIN" && -x "$VENV/bin/moto_server" ]] &&
+        "$VENV/bin/python" -c 'import moto, flask, flask_cors' 2>/dev/null
+}
+
+install() {
+    if healthy; then
+        echo "emulator.sh: $VENV is up to date ($PIN)" >&2
+        return
+    fi
+    command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.9 or later, or set PYTHON"
+    echo "emulator.sh: installing $PIN into $VENV" >&2
+    local started=$SECONDS
+    rm -rf "$VENV"
+    mkdir -p "$(dirname "$VENV")"
+    "$PYTHON" -m venv "$VENV" || die "could not create a venv: install python3-venv (Debian/Ubuntu) and retry"
+    # Word splitting of $PIN is intended: it is a list of requirement specifiers.
+    # shellcheck disable=SC2086
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $PIN ||
+        die "pip could not install $PIN: check access to PyPI, then run '$0 install' again"
+    # Written last: an interrupted install leaves no stamp and is redone next time.
+    printf '%s' "$PIN" >"$STAMP"
+    echo "emulator.sh: installed in $((SECONDS - started)) s" >&2
+}
+
+bin() {
+    healthy || die "moto is not installed in $VENV: run scripts/emulator.sh install"
+    echo "$VENV/bin/moto_server"
+}
+
+# The settings every fixedip test relies on; see docs in /work/shared/emulator.md.
+#  - managed policies: AttachRolePolicy of AWSLambdaVPCAccessExecutionRole needs them;
+#  - instance type and AMI validation: RunInstances rejects what AWS would reject.
+export_settings() {
+    export MOTO_IAM_LOAD_MANAGED_POLICIES=true
+    export MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true
+    export MOTO_ENABLE_AMI_VALIDATION=true
+}
+
+start() {
+    local port="${1:-5000}"
+    local server
+    server="$(bin)"
+    export_settings
+    "$server" -H 127.0.0.1 -p "$port" &
+    # Global, not local: the EXIT trap runs after this function has returned.
+    MOTO_PID=$!
+    local pid=$MOTO_PID
+    # Stop the server with this script, whichever way it ends.
+    trap 'kill "${MOTO_PID:-}" 2>/dev/null || true' EXIT INT TERM
+    local url="http://127.0.0.1:$port"
+    local tries=0
+    until curl -fsS -o /dev/null "$url/moto-api/data.json" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || die "moto_server exited at start: is port $port already in use?"
+        ((++tries > 200)) && die "moto_server did not answer on $url within 20 s"
+        sleep 0.1
+    done
+    # There is no Docker engine: Lambda must not try to run functions in containers.
+    curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
+        -d '{"lambda":{"use_docker":false}}' "$url/moto-api/config" ||
+        die "could not configure moto's Lambda at $url/moto-api/config"
+    echo "emulator.sh: moto ready on $url (AWS_ENDPOINT_URL=$url)" >&2
+    wait "$pid"
+}
+
+case "${1:-}" in
+install) install ;;
+start)
+    shift
+    start "$@"
+    ;;
+bin) bin ;;
+*)
+    echo "usage: $0 install | start [PORT] | bin" >&2
+    exit 2
+    ;;
+esac
