@@ -430,10 +430,22 @@ fn build_binary(package: &str, bin: &str) -> PathBuf {
         .unwrap_or_else(|| panic!("cargo build -p {package} named no executable {bin}"))
 }
 
-/// The `cargo-fixedip` binary, built once per test process.
+/// The `cargo-fixedip` binary: this package's `cargo-fixedip-under-test`, which cargo builds next
+/// to the test executables (`target/debug/`, the parent of `target/debug/deps/`) before it runs them.
 pub fn cargo_fixedip_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| build_binary("cargo-fixedip", "cargo-fixedip"))
+    BIN.get_or_init(|| {
+        let test = std::env::current_exe().expect("the test executable's path");
+        let dir = test.parent().and_then(Path::parent).expect("target/debug");
+        let bin = dir.join(format!("cargo-fixedip-under-test{}", std::env::consts::EXE_SUFFIX));
+        assert!(
+            bin.exists(),
+            "{} is missing: run the end-to-end tests through `cargo test -p fixedip-tests`, \
+             which builds it",
+            bin.display()
+        );
+        bin
+    })
 }
 
 /// The example function `hello-egress`, built for the host once per test process.
