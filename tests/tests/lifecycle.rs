@@ -564,3 +564,187 @@ async fn a_deploy_that_allocates_nothing_does_not_ask_for_the_quota() {
     );
     assert_eq!(count(&requests).1, 0);
 }
+
+// With the chaos layer between the CLI and moto: AWS's timing and dependency rules.
+
+use std::time::{Duration, Instant};
+
+use fixedip_chaos::{ChaosProxy, HyperplaneEnis, LogQueries, Outcome, Scenario, Timing};
+
+/// `cargo fixedip ARGS` through the proxy, without blocking the runtime that serves the proxy.
+async fn run_through(emulator: &Emulator, proxy: &ChaosProxy, args: &[&str]) -> Output {
+    let mut command = emulator.cargo_fixedip();
+    command
+        .args(args)
+        .current_dir(workspace_root())
+        .env("AWS_ENDPOINT_URL", proxy.url());
+    tokio::process::Command::from(command)
+        .output()
+        .await
+        .expect("cargo-fixedip runs")
+}
+
+/// What AWS does at teardown, shortened: NAT gateways `deleting` for `nat_deleting`, Lambda's
+/// interfaces lingering `linger` after their function left, and DependencyViolation while they
+/// (or a NAT) still hold a subnet or security group.
+fn slow_teardown(nat_deleting: Duration, linger: Duration) -> Scenario {
+    Scenario {
+        timing: Timing {
+            nat_deleting_ms: nat_deleting.as_millis() as u64,
+            ..Timing::default()
+        },
+        dependency_rules: true,
+        hyperplane_enis: Some(HyperplaneEnis {
+            linger_ms: linger.as_millis() as u64,
+        }),
+        ..Scenario::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_waits_out_lingering_interfaces_and_slow_nat_deletion() {
+    let emulator = Emulator::start();
+    let nat_deleting = Duration::from_secs(3);
+    let linger = Duration::from_secs(4);
+    let proxy = ChaosProxy::start(&emulator.endpoint(), slow_teardown(nat_deleting, linger))
+        .await
+        .expect("chaos proxy");
+    let zip = zip_arg(example_zip());
+    let deployed = run_through(&emulator, &proxy, &["deploy", "--json", "--zip", zip]).await;
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    let shown = active_in_report(
+        &serde_json::from_slice::<serde_json::Value>(&deployed.stdout).unwrap()["stacks"][0]["ips"],
+    );
+
+    // An interface of something else in a private subnet, that AWS would list late: only
+    // DependencyViolation on DeleteSubnet tells of it, until the test removes it.
+    let ec2 = emulator.ec2().await;
+    let private = ec2
+        .describe_subnets()
+        .filters(tag_filter("fixedip:stack", "default"))
+        .filters(tag_filter("fixedip:component", "private-subnet"))
+        .send()
+        .await
+        .unwrap();
+    let subnet = private.subnets()[0].subnet_id().unwrap().to_owned();
+    let late = ec2
+        .create_network_interface()
+        .subnet_id(&subnet)
+        .description("listed late")
+        .send()
+        .await
+        .unwrap();
+    let late = late.network_interface().unwrap().network_interface_id().unwrap().to_owned();
+    let late_gone = Duration::from_secs(5);
+    let remover = tokio::spawn(async move {
+        tokio::time::sleep(late_gone).await;
+        ec2.delete_network_interface()
+            .network_interface_id(late)
+            .send()
+            .await
+            .expect("the test removes its interface");
+    });
+
+    proxy.clear_log();
+    let started = Instant::now();
+    let mut args = vec!["destroy", "--json", "--zip", zip];
+    args.extend_from_slice(&["--poll-interval", "0.5", "--eni-timeout", "60"]);
+    let destroyed = run_through(&emulator, &proxy, &args).await;
+    let took = started.elapsed();
+    remover.await.unwrap();
+    let message = stderr(&destroyed);
+    assert!(destroyed.status.success(), "{message}");
+    assert!(!message.contains("error"), "no error reaches the user: {message}");
+    assert_eq!(stack_network(&emulator, "default").await, nothing_left());
+    assert_eq!(ips_with(&stack_ips(&emulator, "default").await, "retained"), shown);
+
+    let log = proxy.log();
+    let refused = log
+        .iter()
+        .filter(|e| matches!(e.outcome, Outcome::Refused { .. }))
+        .count();
+    assert!(refused > 0, "the dependency rules were exercised: {log:?}");
+    // The waits overlap (NAT deletion, lingering interfaces, the late one): the longest bounds
+    // them, plus a few polls of at most 3 s (six times 0.5 s).
+    let bound = late_gone.max(linger + nat_deleting) + Duration::from_secs(10);
+    assert!(took < bound, "destroy took {took:?}, more than {bound:?}");
+    eprintln!(
+        "destroy with NAT deleting {nat_deleting:?}, interfaces lingering {linger:?}, one listed late for {late_gone:?}: {took:?}, {} calls ({} refused)",
+        log.len(),
+        refused
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_killed_part_way_finishes_when_run_again() {
+    let emulator = Emulator::start();
+    let proxy = ChaosProxy::start(&emulator.endpoint(), Scenario::default())
+        .await
+        .expect("chaos proxy");
+    let zip = zip_arg(example_zip());
+    let deployed = run_through(&emulator, &proxy, &["deploy", "--zip", zip]).await;
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    let shown = ips_with(&stack_ips(&emulator, "default").await, "active");
+
+    // Killed right after its 5th mutating call took effect (the function is out, NATs going).
+    proxy.set_scenario(Scenario {
+        pause_after_mutating: Some(5),
+        ..Scenario::default()
+    });
+    let mut command = emulator.cargo_fixedip();
+    command
+        .args(["destroy", "--zip", zip, "--poll-interval", "0.2"])
+        .current_dir(workspace_root())
+        .env("AWS_ENDPOINT_URL", proxy.url())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut first = tokio::process::Command::from(command).spawn().unwrap();
+    assert!(
+        proxy.wait_paused(Duration::from_secs(120)).await,
+        "destroy reached its 5th mutating call"
+    );
+    first.kill().await.unwrap();
+    assert_ne!(
+        stack_network(&emulator, "default").await,
+        nothing_left(),
+        "killed part way"
+    );
+
+    proxy.set_scenario(Scenario::default());
+    let again = run_through(
+        &emulator,
+        &proxy,
+        &["destroy", "--zip", zip, "--poll-interval", "0.2"],
+    )
+    .await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(stack_network(&emulator, "default").await, nothing_left());
+    assert_eq!(ips_with(&stack_ips(&emulator, "default").await, "retained"), shown);
+    assert!(!role_exists(&emulator, "fixedip-default-lambda").await);
+
+    // And a third run has nothing left to do.
+    proxy.clear_log();
+    let third = run_through(&emulator, &proxy, &["destroy", "--zip", zip]).await;
+    assert!(third.status.success(), "{}", stderr(&third));
+    assert_eq!(proxy.log().mutating_applied(), 0);
+}
+
+/// The figure docs/benchmarks.md quotes: a whole destroy of a two-AZ stack on plain moto (which
+/// deletes NAT gateways at once and makes no Lambda interfaces), calls and wall time.
+/// `cargo test -p fixedip-tests --test lifecycle destroy_figures -- --nocapture`.
+#[test]
+fn destroy_figures() {
+    let emulator = Emulator::start();
+    deploy_example(&emulator);
+    let mark = emulator.mark();
+    let started = Instant::now();
+    destroy_example(&emulator, &["--delete-function"]);
+    let took = started.elapsed();
+    let (total, mutating) = count(&emulator.requests_since(mark));
+    eprintln!(
+        "destroy, azs = 2, plain moto: {:.0} ms, {total} AWS requests, {mutating} mutating",
+        took.as_secs_f64() * 1000.0
+    );
+    // Steps that can run together do: nothing here waits on a poll.
+    assert!(took < Duration::from_secs(30), "{took:?}");
+}

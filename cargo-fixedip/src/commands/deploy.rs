@@ -168,7 +168,7 @@ async fn deploy(
                 ),
             );
             let output = &context.output;
-            let progress = |event| show_progress(output, event);
+            let progress = |event: Progress<'_>| show_progress(output, event);
             executed = execute::execute(aws, &plan, &inputs, &progress).await?;
         }
         let pending_ips = pending_ips(&plan, &executed);

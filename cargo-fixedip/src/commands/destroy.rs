@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use super::deploy::show_progress;
 use super::{async_runtime, Context};
-use crate::aws::execute::{self, Inputs, Timeouts};
+use crate::aws::execute::{self, Inputs, Progress, Timeouts};
 use crate::aws::observe::{observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DestroyArgs;
@@ -201,7 +201,7 @@ async fn destroy(
                 ),
             );
             let output = &context.output;
-            let progress = |event| show_progress(output, event);
+            let progress = |event: Progress<'_>| show_progress(output, event);
             execute::execute(aws, &plan, &inputs, &progress).await?;
         }
         let kept_ips = stack_addresses(aws, &spec.stack).await?;
