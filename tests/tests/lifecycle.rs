@@ -129,8 +129,18 @@ fn active_in_report(ips: &serde_json::Value) -> BTreeSet<String> {
 async fn stack_network(emulator: &Emulator, stack: &str) -> BTreeMap<&'static str, usize> {
     let ec2 = emulator.ec2().await;
     let by_stack = || tag_filter("fixedip:stack", stack);
-    let vpcs = ec2.describe_vpcs().filters(by_stack()).send().await.unwrap();
-    let subnets = ec2.describe_subnets().filters(by_stack()).send().await.unwrap();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(by_stack())
+        .send()
+        .await
+        .unwrap();
+    let subnets = ec2
+        .describe_subnets()
+        .filters(by_stack())
+        .send()
+        .await
+        .unwrap();
     let tables = ec2
         .describe_route_tables()
         .filters(by_stack())
@@ -231,8 +241,8 @@ async fn deploy_destroy_deploy_keeps_the_same_ips() {
     let ips = stack_ips(&emulator, "default").await;
     assert_eq!(ips_with(&ips, "retained"), shown, "{ips:?}");
     assert_eq!(ips.len(), 2);
-    assert!(!role_exists(&emulator, "fixedip-default-lambda").await);
-    // Without --delete-function the function stays, out of the VPC.
+    // Without --delete-function the function stays, out of the VPC, and keeps its role.
+    assert!(role_exists(&emulator, "fixedip-default-lambda").await);
     assert_eq!(
         function_subnets(&emulator, "hello-egress").await,
         Some(Vec::new())
@@ -245,7 +255,13 @@ async fn deploy_destroy_deploy_keeps_the_same_ips() {
         "the partner's allowlist stays valid: {redeployed}"
     );
     assert_eq!(all_ips(&emulator).await, shown, "nothing new was allocated");
-    assert_eq!(function_subnets(&emulator, "hello-egress").await.unwrap().len(), 2);
+    assert_eq!(
+        function_subnets(&emulator, "hello-egress")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -255,12 +271,7 @@ async fn destroy_with_release_ips_asks_first_then_leaves_no_address() {
 
     // stdin is not a terminal here: releasing needs --yes, and nothing changes without it.
     let mark = emulator.mark();
-    let mut args = vec![
-        "destroy",
-        "--zip",
-        zip_arg(example_zip()),
-        "--release-ips",
-    ];
+    let mut args = vec!["destroy", "--zip", zip_arg(example_zip()), "--release-ips"];
     args.extend_from_slice(&FAST_POLLS);
     let refused = run(&emulator, &args);
     assert_eq!(refused.status.code(), Some(USAGE), "{}", stderr(&refused));
@@ -269,11 +280,16 @@ async fn destroy_with_release_ips_asks_first_then_leaves_no_address() {
 
     let destroyed = destroy_example(&emulator, &["--release-ips", "--yes", "--delete-function"]);
     let stack = &destroyed["stacks"][0];
-    assert_eq!(stack["released_ips"].as_array().unwrap().len(), 2, "{destroyed}");
+    assert_eq!(
+        stack["released_ips"].as_array().unwrap().len(),
+        2,
+        "{destroyed}"
+    );
     assert!(stack["kept_ips"].as_array().unwrap().is_empty());
     assert!(all_ips(&emulator).await.is_empty(), "no address left");
     assert_eq!(stack_network(&emulator, "default").await, nothing_left());
     assert_eq!(function_subnets(&emulator, "hello-egress").await, None);
+    assert!(!role_exists(&emulator, "fixedip-default-lambda").await);
 }
 
 #[tokio::test]
@@ -304,7 +320,11 @@ async fn destroy_by_stack_name_refuses_to_cut_off_other_functions_unless_told() 
     args.extend_from_slice(&FAST_POLLS);
     let refused = run(&emulator, &args);
     assert_eq!(refused.status.code(), Some(PLAN), "{}", stderr(&refused));
-    assert!(stderr(&refused).contains("hello-egress"), "{}", stderr(&refused));
+    assert!(
+        stderr(&refused).contains("hello-egress"),
+        "{}",
+        stderr(&refused)
+    );
     assert_eq!(count(&emulator.requests_since(mark)).1, 0);
 
     args.push("--force-detach-others");
@@ -379,7 +399,10 @@ async fn azs_2_3_2_1_2_never_lose_an_ip_and_new_ips_wait_for_the_user() {
     let ips = stack_ips(&emulator, "default").await;
     assert_eq!(ips_with(&ips, "active"), first_two);
     assert_eq!(ips_with(&ips, "pending"), BTreeSet::from([third.clone()]));
-    assert_eq!(stack_network(&emulator, "default").await["live NAT gateways"], 2);
+    assert_eq!(
+        stack_network(&emulator, "default").await["live NAT gateways"],
+        2
+    );
     // Asked again without the flag: still held back, nothing changes.
     let mark = emulator.mark();
     deploy("egress-three", &[], NEW_IPS_HELD_BACK);
@@ -390,29 +413,59 @@ async fn azs_2_3_2_1_2_never_lose_an_ip_and_new_ips_wait_for_the_user() {
     let all_three: BTreeSet<String> = first_two.iter().cloned().chain([third.clone()]).collect();
     let ips = stack_ips(&emulator, "default").await;
     assert_eq!(ips_with(&ips, "active"), all_three, "{ips:?}");
-    assert_eq!(stack_network(&emulator, "default").await["live NAT gateways"], 3);
+    assert_eq!(
+        stack_network(&emulator, "default").await["live NAT gateways"],
+        3
+    );
 
     // azs = 2: one AZ goes, its IP is kept as retained.
     deploy("second-function", &[], 0);
     let ips = stack_ips(&emulator, "default").await;
-    assert_eq!(ips.keys().cloned().collect::<BTreeSet<_>>(), all_three, "{ips:?}");
+    assert_eq!(
+        ips.keys().cloned().collect::<BTreeSet<_>>(),
+        all_three,
+        "{ips:?}"
+    );
     assert_eq!(ips_with(&ips, "active").len(), 2);
     assert_eq!(ips_with(&ips, "retained").len(), 1);
-    assert_eq!(stack_network(&emulator, "default").await["live NAT gateways"], 2);
-    assert_eq!(function_subnets(&emulator, "lifecycle").await.unwrap().len(), 2);
+    assert_eq!(
+        stack_network(&emulator, "default").await["live NAT gateways"],
+        2
+    );
+    assert_eq!(
+        function_subnets(&emulator, "lifecycle")
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 
     // azs = 1.
     deploy("egress-one", &[], 0);
     let ips = stack_ips(&emulator, "default").await;
-    assert_eq!(ips.keys().cloned().collect::<BTreeSet<_>>(), all_three, "{ips:?}");
+    assert_eq!(
+        ips.keys().cloned().collect::<BTreeSet<_>>(),
+        all_three,
+        "{ips:?}"
+    );
     assert_eq!(ips_with(&ips, "active").len(), 1);
     assert_eq!(ips_with(&ips, "retained").len(), 2);
-    assert_eq!(function_subnets(&emulator, "lifecycle").await.unwrap().len(), 1);
+    assert_eq!(
+        function_subnets(&emulator, "lifecycle")
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
     // azs = 2 again: a retained IP (shown before) goes back to work at once; nothing is new.
     deploy("second-function", &[], 0);
     let ips = stack_ips(&emulator, "default").await;
-    assert_eq!(ips.keys().cloned().collect::<BTreeSet<_>>(), all_three, "{ips:?}");
+    assert_eq!(
+        ips.keys().cloned().collect::<BTreeSet<_>>(),
+        all_three,
+        "{ips:?}"
+    );
     assert_eq!(ips_with(&ips, "active").len(), 2);
     assert_eq!(all_ips(&emulator).await, all_three, "nothing was allocated");
 
@@ -438,7 +491,12 @@ struct Foreign {
 
 async fn make_foreign_network(emulator: &Emulator) -> Foreign {
     let ec2 = emulator.ec2().await;
-    let vpc = ec2.create_vpc().cidr_block("10.0.0.0/16").send().await.unwrap();
+    let vpc = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .send()
+        .await
+        .unwrap();
     let vpc = vpc.vpc().unwrap().vpc_id().unwrap().to_owned();
     let subnet = ec2
         .create_subnet()
@@ -456,7 +514,12 @@ async fn make_foreign_network(emulator: &Emulator) -> Foreign {
         .tag_specifications(
             TagSpecification::builder()
                 .resource_type(ResourceType::ElasticIp)
-                .tags(Tag::builder().key("Name").value("fixedip-default-0").build())
+                .tags(
+                    Tag::builder()
+                        .key("Name")
+                        .value("fixedip-default-0")
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -471,7 +534,12 @@ async fn make_foreign_network(emulator: &Emulator) -> Foreign {
         .unwrap();
     Foreign {
         vpc,
-        nat: nat.nat_gateway().unwrap().nat_gateway_id().unwrap().to_owned(),
+        nat: nat
+            .nat_gateway()
+            .unwrap()
+            .nat_gateway_id()
+            .unwrap()
+            .to_owned(),
         ip: address.public_ip().unwrap().to_owned(),
     }
 }
@@ -499,7 +567,12 @@ async fn foreign_resources_and_other_stacks_are_untouched_by_deploy_and_destroy(
     destroy_example(&emulator, &["--release-ips", "--yes", "--delete-function"]);
 
     let ec2 = emulator.ec2().await;
-    let vpcs = ec2.describe_vpcs().vpc_ids(&foreign.vpc).send().await.unwrap();
+    let vpcs = ec2
+        .describe_vpcs()
+        .vpc_ids(&foreign.vpc)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(vpcs.vpcs().len(), 1, "the foreign VPC stays");
     let nats = ec2
         .describe_nat_gateways()
@@ -518,7 +591,10 @@ async fn foreign_resources_and_other_stacks_are_untouched_by_deploy_and_destroy(
     assert_eq!(stack_network(&emulator, "other").await, other_network);
     assert_eq!(stack_ips(&emulator, "default").await, BTreeMap::new());
     assert_eq!(
-        function_subnets(&emulator, "other-stack").await.unwrap().len(),
+        function_subnets(&emulator, "other-stack")
+            .await
+            .unwrap()
+            .len(),
         2,
         "the other stack's function stays attached"
     );
@@ -545,7 +621,11 @@ async fn a_quota_too_small_is_refused_before_any_change() {
         message.contains("quota of 5") && message.contains("holds 4"),
         "{message}"
     );
-    assert_eq!(count(&emulator.requests_since(mark)).1, 0, "account unchanged");
+    assert_eq!(
+        count(&emulator.requests_since(mark)).1,
+        0,
+        "account unchanged"
+    );
     assert_eq!(all_ips(&emulator).await.len(), 4);
 }
 
@@ -634,7 +714,12 @@ async fn destroy_waits_out_lingering_interfaces_and_slow_nat_deletion() {
         .send()
         .await
         .unwrap();
-    let late = late.network_interface().unwrap().network_interface_id().unwrap().to_owned();
+    let late = late
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_owned();
     let late_gone = Duration::from_secs(5);
     let remover = tokio::spawn(async move {
         tokio::time::sleep(late_gone).await;
@@ -654,9 +739,15 @@ async fn destroy_waits_out_lingering_interfaces_and_slow_nat_deletion() {
     remover.await.unwrap();
     let message = stderr(&destroyed);
     assert!(destroyed.status.success(), "{message}");
-    assert!(!message.contains("error"), "no error reaches the user: {message}");
+    assert!(
+        !message.contains("error"),
+        "no error reaches the user: {message}"
+    );
     assert_eq!(stack_network(&emulator, "default").await, nothing_left());
-    assert_eq!(ips_with(&stack_ips(&emulator, "default").await, "retained"), shown);
+    assert_eq!(
+        ips_with(&stack_ips(&emulator, "default").await, "retained"),
+        shown
+    );
 
     let log = proxy.log();
     let refused = log
@@ -719,8 +810,12 @@ async fn destroy_killed_part_way_finishes_when_run_again() {
     .await;
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(stack_network(&emulator, "default").await, nothing_left());
-    assert_eq!(ips_with(&stack_ips(&emulator, "default").await, "retained"), shown);
-    assert!(!role_exists(&emulator, "fixedip-default-lambda").await);
+    assert_eq!(
+        ips_with(&stack_ips(&emulator, "default").await, "retained"),
+        shown
+    );
+    // The function stays (no --delete-function), so does the role it runs with.
+    assert!(role_exists(&emulator, "fixedip-default-lambda").await);
 
     // And a third run has nothing left to do.
     proxy.clear_log();

@@ -15,11 +15,11 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::client::Waiters as _;
+use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification, VpcAttributeName};
 use aws_sdk_lambda::client::Waiters as _;
-use aws_smithy_runtime_api::client::waiters::error::WaiterError;
-use aws_sdk_ec2::error::SdkError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fixedip_core::observed::{Slot, Tier};
 use fixedip_core::plan::{
@@ -66,7 +66,12 @@ impl Default for Timeouts {
 impl Timeouts {
     /// From the command line's seconds: NAT gateway, function, Lambda interfaces, first poll
     /// pause (the longest pause is six times the first: 5 s → 30 s by default).
-    pub fn from_seconds(nat_gateway: u64, function: u64, lambda_interfaces: u64, poll: f64) -> Self {
+    pub fn from_seconds(
+        nat_gateway: u64,
+        function: u64,
+        lambda_interfaces: u64,
+        poll: f64,
+    ) -> Self {
         let poll_first = Duration::from_secs_f64(poll.clamp(0.01, 3600.0));
         Timeouts {
             nat_gateway: Duration::from_secs(nat_gateway),
@@ -791,9 +796,7 @@ impl<'a> Context<'a> {
             Action::DeleteNatGateway { nat_gateway } => {
                 Box::pin(self.delete_nat_gateway(step, nat_gateway))
             }
-            Action::RetainAddress { allocation_id } => {
-                Box::pin(self.retain_address(allocation_id))
-            }
+            Action::RetainAddress { allocation_id } => Box::pin(self.retain_address(allocation_id)),
             Action::ReleaseAddress { allocation_id } => {
                 let request = ec2.release_address().allocation_id(allocation_id);
                 Box::pin(async move {
@@ -822,9 +825,12 @@ impl<'a> Context<'a> {
             Action::DeleteSecurityGroup { security_group } => {
                 let request = ec2.delete_security_group().group_id(security_group);
                 Box::pin(async move {
-                    self.remove(step, "DeleteSecurityGroup", &["InvalidGroup.NotFound"], || {
-                        request.clone().send()
-                    })
+                    self.remove(
+                        step,
+                        "DeleteSecurityGroup",
+                        &["InvalidGroup.NotFound"],
+                        || request.clone().send(),
+                    )
                     .await
                 })
             }
@@ -1121,7 +1127,9 @@ fn function_of_lambda_eni(description: &str) -> Option<String> {
         Some((name, uuid))
             if uuid.starts_with('-')
                 && uuid[1..].split('-').map(str::len).eq([8, 4, 4, 4, 12])
-                && uuid[1..].bytes().all(|b| b == b'-' || b.is_ascii_hexdigit()) =>
+                && uuid[1..]
+                    .bytes()
+                    .all(|b| b == b'-' || b.is_ascii_hexdigit()) =>
         {
             name
         }
@@ -1253,11 +1261,11 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// The gateway's state, `None` when AWS no longer knows it.
+    /// The gateway's state and the addresses it holds; `None` when AWS no longer knows it.
     async fn nat_gateway_state(
         self,
         id: &str,
-    ) -> Result<Option<aws_sdk_ec2::types::NatGatewayState>, AwsError> {
+    ) -> Result<Option<(aws_sdk_ec2::types::NatGatewayState, Vec<String>)>, AwsError> {
         match self
             .aws
             .ec2
@@ -1270,7 +1278,14 @@ impl<'a> Context<'a> {
                 .nat_gateways()
                 .iter()
                 .find(|n| n.nat_gateway_id() == Some(id))
-                .and_then(|n| n.state().cloned())),
+                .and_then(|n| {
+                    let addresses = n
+                        .nat_gateway_addresses()
+                        .iter()
+                        .filter_map(|a| a.allocation_id().map(str::to_owned))
+                        .collect();
+                    Some((n.state()?.clone(), addresses))
+                })),
             Err(e) if has_code(&e, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"]) => {
                 Ok(None)
             }
@@ -1281,29 +1296,41 @@ impl<'a> Context<'a> {
     async fn delete_nat_gateway(self, step: &'a Step, id: &'a str) -> Result<Produced, AwsError> {
         use aws_sdk_ec2::types::NatGatewayState;
         // Asked first: moto answers DeleteNatGateway on a gone id with an HTTP 500.
-        match self.nat_gateway_state(id).await? {
-            None | Some(NatGatewayState::Deleted) => return Ok(Produced::default()),
-            Some(NatGatewayState::Deleting) => {}
-            Some(_) => match self
-                .aws
-                .ec2
-                .delete_nat_gateway()
-                .nat_gateway_id(id)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if has_code(&e, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"]) => {
-                    return Ok(Produced::default())
+        let addresses = match self.nat_gateway_state(id).await? {
+            None => return Ok(Produced::default()),
+            Some((NatGatewayState::Deleted, addresses)) => {
+                self.free_addresses(&addresses).await?;
+                return Ok(Produced::default());
+            }
+            Some((NatGatewayState::Deleting, addresses)) => addresses,
+            Some((_, addresses)) => {
+                match self
+                    .aws
+                    .ec2
+                    .delete_nat_gateway()
+                    .nat_gateway_id(id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e)
+                        if has_code(
+                            &e,
+                            &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"],
+                        ) =>
+                    {
+                        return Ok(Produced::default())
+                    }
+                    Err(e) => return Err(AwsError::call("DeleteNatGateway", e)),
                 }
-                Err(e) => return Err(AwsError::call("DeleteNatGateway", e)),
-            },
-        }
+                addresses
+            }
+        };
         // The SDK's waiter knows `available` only; `deleted` is polled here.
         let mut backoff = self.backoff(self.inputs.timeouts.nat_gateway);
         loop {
             match self.nat_gateway_state(id).await? {
-                None | Some(NatGatewayState::Deleted) => return Ok(Produced::default()),
+                None | Some((NatGatewayState::Deleted, _)) => break,
                 Some(_) => {
                     (self.progress)(Progress::Waiting {
                         step,
@@ -1318,14 +1345,47 @@ impl<'a> Context<'a> {
                 }
             }
         }
+        self.free_addresses(&addresses).await?;
+        Ok(Produced::default())
+    }
+
+    /// After its NAT gateway is `deleted`, an address must be free for the next NAT gateway.
+    /// AWS drops the association with the gateway; moto keeps it, and then refuses a new NAT
+    /// gateway on the address ("already associated"). One DescribeAddresses tells; on AWS it
+    /// finds nothing to do.
+    async fn free_addresses(self, allocation_ids: &[String]) -> Result<(), AwsError> {
+        if allocation_ids.is_empty() {
+            return Ok(());
+        }
+        let ec2 = &self.aws.ec2;
+        let answer = match ec2
+            .describe_addresses()
+            .set_allocation_ids(Some(allocation_ids.to_vec()))
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) if has_code(&e, ADDRESS_NOT_FOUND) => return Ok(()),
+            Err(e) => return Err(AwsError::call("DescribeAddresses", e)),
+        };
+        for association in answer.addresses().iter().filter_map(|a| a.association_id()) {
+            match ec2
+                .disassociate_address()
+                .association_id(association)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if has_code(&e, &["InvalidAssociationID.NotFound"]) => {}
+                Err(e) => return Err(AwsError::call("DisassociateAddress", e)),
+            }
+        }
+        Ok(())
     }
 
     async fn retain_address(self, allocation_id: &'a str) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
-        let retained = Tag::builder()
-            .key(tags::ADDRESS)
-            .value("retained")
-            .build();
+        let retained = Tag::builder().key(tags::ADDRESS).value("retained").build();
         // Tagged retained first: a run killed between the two calls leaves a retained address
         // with a stale slot, which the planner ignores; never an active one without a NAT.
         match ec2
@@ -1491,8 +1551,10 @@ impl<'a> Context<'a> {
             }
         }
         let request = ec2.delete_route_table().route_table_id(id);
-        self.remove(step, "DeleteRouteTable", NOT_FOUND, || request.clone().send())
-            .await
+        self.remove(step, "DeleteRouteTable", NOT_FOUND, || {
+            request.clone().send()
+        })
+        .await
     }
 
     async fn delete_internet_gateway(
@@ -1664,8 +1726,10 @@ mod tests {
     #[test]
     fn lambda_interfaces_name_their_function() {
         assert_eq!(
-            function_of_lambda_eni("AWS Lambda VPC ENI-billing-sync-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab")
-                .as_deref(),
+            function_of_lambda_eni(
+                "AWS Lambda VPC ENI-billing-sync-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab"
+            )
+            .as_deref(),
             Some("billing-sync")
         );
         // The chaos layer's stand-ins carry no UUID.

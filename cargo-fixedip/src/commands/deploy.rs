@@ -18,9 +18,9 @@ use crate::aws::observe::{self, observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DeployArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
-use fixedip_core::observed::AddressUse;
 use crate::error::CliError;
 use crate::output::{style, styled, Output};
+use fixedip_core::observed::AddressUse;
 
 pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     let functions = match &args.zip {
@@ -34,7 +34,9 @@ pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
         .stacks
         .iter()
         .flat_map(|s| &s.pending_ips)
-        .map(|p| p.ip.map_or_else(|| p.allocation_id.clone(), |ip| ip.to_string()))
+        .map(|p| {
+            p.ip.map_or_else(|| p.allocation_id.clone(), |ip| ip.to_string())
+        })
         .collect();
     if !held_back.is_empty() {
         return Err(CliError::NewIpsHeldBack { ips: held_back });
@@ -214,7 +216,11 @@ impl Display for DeployReport {
             for address in stack.ips.iter().filter(|a| a.active) {
                 writeln!(f, "  {}", styled(style::VALUE, address.ip))?;
             }
-            let retained: Vec<_> = stack.ips.iter().filter(|a| a.usage == AddressUse::Retained).collect();
+            let retained: Vec<_> = stack
+                .ips
+                .iter()
+                .filter(|a| a.usage == AddressUse::Retained)
+                .collect();
             if !retained.is_empty() {
                 writeln!(f, "Kept, carrying no traffic now (keep them allowlisted: a later deploy reuses them first):")?;
                 for address in retained {
@@ -222,7 +228,10 @@ impl Display for DeployReport {
                 }
             }
             if !stack.pending_ips.is_empty() {
-                writeln!(f, "New, held back until `cargo fixedip deploy --allow-new-ips`:")?;
+                writeln!(
+                    f,
+                    "New, held back until `cargo fixedip deploy --allow-new-ips`:"
+                )?;
                 for pending in &stack.pending_ips {
                     writeln!(f, "  {}", pending.message)?;
                 }

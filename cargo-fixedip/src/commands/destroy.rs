@@ -268,7 +268,11 @@ fn confirm_release(
     }
     eprint!(
         "Release {} ({})? They cannot be got back, and a partner may still allowlist them. [y/N] ",
-        if released.len() == 1 { "this Elastic IP" } else { "these Elastic IPs" },
+        if released.len() == 1 {
+            "this Elastic IP"
+        } else {
+            "these Elastic IPs"
+        },
         released.join(", ")
     );
     let _ = std::io::stderr().flush();
@@ -301,10 +305,7 @@ impl Display for DestroyReport {
                 writeln!(f, "  {line}")?;
             }
             if !stack.released_ips.is_empty() {
-                writeln!(
-                    f,
-                    "Released (take them off the partner's allowlist):"
-                )?;
+                writeln!(f, "Released (take them off the partner's allowlist):")?;
                 for released in &stack.released_ips {
                     writeln!(f, "  {}", styled(style::VALUE, released.ip))?;
                 }
