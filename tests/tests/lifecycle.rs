@@ -843,3 +843,182 @@ fn destroy_figures() {
     // Steps that can run together do: nothing here waits on a poll.
     assert!(took < Duration::from_secs(30), "{took:?}");
 }
+
+// Adopted addresses (`ips = [...]`): the ids are allocated by the test, so the function naming
+// them is compiled by the test (a few seconds: the macro's dependencies are built already).
+
+/// A one-binary package `name` with `#[fixed_egress(azs = 2, ips = [ids])]`, built into
+/// target/fixtures, zipped. Returns its manifest and zip.
+fn adopting_function(dir: &Path, name: &str, ids: &[&str]) -> (PathBuf, PathBuf) {
+    let root = workspace_root();
+    let quoted: Vec<String> = ids.iter().map(|id| format!("\"{id}\"")).collect();
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n\
+             [dependencies]\nfixedip-macros = {{ path = \"{}\" }}\n\n[workspace]\n",
+            root.join("fixedip-macros").display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/main.rs"),
+        format!(
+            "#[fixedip_macros::fixed_egress(azs = 2, ips = [{}])]\nfn main() {{}}\n",
+            quoted.join(", ")
+        ),
+    )
+    .unwrap();
+    // The fixtures' lock file: the same versions of the macro's dependencies, already compiled.
+    std::fs::copy(
+        root.join("tests/fixtures/functions/Cargo.lock"),
+        dir.join("Cargo.lock"),
+    )
+    .unwrap();
+    let target = root.join("target/fixtures");
+    let status = std::process::Command::new(std::env::var_os("CARGO").unwrap_or("cargo".into()))
+        .args(["build", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building {name} failed");
+    let zip = dir.join(format!("{name}.zip"));
+    fixedip_tests::write_lambda_zip(
+        &zip,
+        &std::fs::read(target.join("debug").join(name)).unwrap(),
+        &[],
+    );
+    (dir.join("Cargo.toml"), zip)
+}
+
+async fn allocate(emulator: &Emulator) -> (String, String) {
+    let answer = emulator
+        .ec2()
+        .await
+        .allocate_address()
+        .domain(DomainType::Vpc)
+        .send()
+        .await
+        .unwrap();
+    (
+        answer.allocation_id().unwrap().to_owned(),
+        answer.public_ip().unwrap().to_owned(),
+    )
+}
+
+fn deploy_adopting(emulator: &Emulator, manifest: &Path, zip: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "deploy",
+        "--json",
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--zip",
+        zip.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(emulator, &args)
+}
+
+#[tokio::test]
+async fn adopted_ips_carry_traffic_and_survive_destroy_with_release_ips() {
+    let emulator = Emulator::start();
+    let (id, ip) = allocate(&emulator).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, zip) = adopting_function(dir.path(), "adopter-kept", &[&id]);
+
+    // The adopted IP may be on an allowlist already: the second, new one waits for the user.
+    let deployed = deploy_adopting(&emulator, &manifest, &zip, &[]);
+    assert_eq!(
+        deployed.status.code(),
+        Some(NEW_IPS_HELD_BACK),
+        "{}",
+        stderr(&deployed)
+    );
+    let ips = stack_ips(&emulator, "default").await;
+    assert_eq!(
+        ips_with(&ips, "active"),
+        BTreeSet::from([ip.clone()]),
+        "{ips:?}"
+    );
+    let deployed = deploy_adopting(&emulator, &manifest, &zip, &["--allow-new-ips"]);
+    assert!(deployed.status.success(), "{}", stderr(&deployed));
+    let ips = stack_ips(&emulator, "default").await;
+    assert_eq!(ips_with(&ips, "active").len(), 2, "{ips:?}");
+    assert!(
+        ips_with(&ips, "active").contains(&ip),
+        "the adopted IP serves a NAT: {ips:?}"
+    );
+
+    let mut args = vec![
+        "destroy",
+        "--json",
+        "--manifest-path",
+        manifest.to_str().unwrap(),
+        "--zip",
+        zip.to_str().unwrap(),
+        "--release-ips",
+        "--yes",
+        "--delete-function",
+    ];
+    args.extend_from_slice(&FAST_POLLS);
+    let destroyed = run(&emulator, &args);
+    assert!(destroyed.status.success(), "{}", stderr(&destroyed));
+    assert_eq!(
+        all_ips(&emulator).await,
+        BTreeSet::from([ip.clone()]),
+        "the adopted IP is never released; the other one is"
+    );
+    assert_eq!(stack_network(&emulator, "default").await, nothing_left());
+}
+
+#[tokio::test]
+async fn a_bad_allocation_id_is_refused_before_any_change() {
+    let emulator = Emulator::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, zip) = adopting_function(
+        dir.path(),
+        "adopter-missing",
+        &["eipalloc-0123456789abcdef0"],
+    );
+    let mark = emulator.mark();
+    let output = deploy_adopting(&emulator, &manifest, &zip, &[]);
+    assert_eq!(output.status.code(), Some(PLAN), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("eipalloc-0123456789abcdef0"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        count(&emulator.requests_since(mark)).1,
+        0,
+        "account unchanged"
+    );
+}
+
+#[tokio::test]
+async fn an_adopted_ip_in_use_elsewhere_is_refused_before_any_change() {
+    let emulator = Emulator::start();
+    let foreign = make_foreign_network(&emulator).await;
+    let ec2 = emulator.ec2().await;
+    let addresses = ec2.describe_addresses().send().await.unwrap();
+    let id = addresses
+        .addresses()
+        .iter()
+        .find(|a| a.public_ip() == Some(foreign.ip.as_str()))
+        .and_then(|a| a.allocation_id())
+        .unwrap()
+        .to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest, zip) = adopting_function(dir.path(), "adopter-busy", &[&id]);
+    let mark = emulator.mark();
+    let output = deploy_adopting(&emulator, &manifest, &zip, &[]);
+    assert_eq!(output.status.code(), Some(PLAN), "{}", stderr(&output));
+    assert!(stderr(&output).contains(&id), "{}", stderr(&output));
+    assert_eq!(
+        count(&emulator.requests_since(mark)).1,
+        0,
+        "account unchanged"
+    );
+}
