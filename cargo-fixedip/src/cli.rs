@@ -162,6 +162,28 @@ Examples:
 
     /// Every resource the stack owns, per AZ, with its state; the functions; the IPs; the cost
     Status(StatusArgs),
+
+    /// Tear the stack down; its Elastic IPs are KEPT (retained) unless --release-ips
+    #[command(
+        long_about = "\
+Tear the stack down; its Elastic IPs are KEPT (retained) unless --release-ips.
+
+Observes the stack by its tags and removes it in the order AWS accepts: the package's functions
+leave the VPC (and are deleted with --delete-function), the NAT gateways are deleted and waited
+for, the Elastic IPs are tagged retained (the next deploy of the stack reuses them, so the
+partner's allowlist stays valid), Lambda's lingering network interfaces are waited out, then the
+subnets, route tables, security group, internet gateway, VPC and the stack's role go. Safe to run
+again after any failure: it continues with what is left.
+
+The stack is the one of the selected package's function (its record is read from the zip given
+with --zip, or from a host build), or the one named with --stack.",
+        after_long_help = "\
+Examples:
+  cargo fixedip destroy --stack default
+  cargo fixedip destroy --zip target/lambda/hello-egress/bootstrap.zip --delete-function
+  cargo fixedip destroy --stack default --release-ips --yes --json"
+    )]
+    Destroy(DestroyArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -177,6 +199,77 @@ pub struct DeployArgs {
     /// Longest wait for a function to become active or finish updating, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub function_timeout: u64,
+
+    /// Let new Elastic IPs carry traffic: without it, a stack whose IPs were shown already gets
+    /// its new IPs allocated and printed, but not routed (exit code 10)
+    #[arg(long)]
+    pub allow_new_ips: bool,
+
+    #[command(flatten)]
+    pub removal: RemovalWaits,
+}
+
+/// How long removals wait for what AWS does on its own (deploy removes slots when `azs` shrinks).
+#[derive(Debug, Clone, Args)]
+pub struct RemovalWaits {
+    /// Longest wait for Lambda's network interfaces to go (and for DependencyViolation on what
+    /// they held to stop), in seconds
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 1200,
+        env = "FIXEDIP_ENI_TIMEOUT"
+    )]
+    pub eni_timeout: u64,
+
+    /// First pause between two polls, in seconds (may be fractional); doubled after each poll up
+    /// to six times this
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 5.0,
+        env = "FIXEDIP_POLL_INTERVAL"
+    )]
+    pub poll_interval: f64,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct DestroyArgs {
+    /// The stack to destroy [default: the stack of the selected package's function]
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
+
+    /// Read the function's record from this Lambda zip instead of building the package
+    #[arg(long, value_name = "PATH", conflicts_with = "stack")]
+    pub zip: Option<PathBuf>,
+
+    /// Release the stack's Elastic IPs (adopted ones are always kept); they are shown first
+    #[arg(long)]
+    pub release_ips: bool,
+
+    /// Delete the package's functions, not only take them out of the VPC
+    #[arg(long)]
+    pub delete_function: bool,
+
+    /// Take functions of other packages out of the stack's VPC too, instead of refusing
+    #[arg(long)]
+    pub force_detach_others: bool,
+
+    /// Do not ask for confirmation before releasing IPs (needed with --release-ips when stdin is
+    /// not a terminal)
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+
+    /// Longest wait for a NAT gateway to be deleted, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 600)]
+    pub nat_timeout: u64,
+
+    /// Longest wait for a function to finish updating or be deleted, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    pub function_timeout: u64,
+
+    #[command(flatten)]
+    pub removal: RemovalWaits,
 }
 
 #[derive(Debug, Clone, Args)]

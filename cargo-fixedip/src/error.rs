@@ -169,6 +169,22 @@ pub enum CliError {
         help: Option<String>,
     },
 
+    #[error("{} new Elastic IP(s) carry no traffic yet: {}", .ips.len(), .ips.join(", "))]
+    #[diagnostic(help(
+        "everything else is deployed; add these IPs to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips` to route traffic through them"
+    ))]
+    NewIpsHeldBack { ips: Vec<String> },
+
+    #[error("`destroy --release-ips` gives Elastic IPs back to AWS for good, and stdin is not a terminal to confirm it")]
+    #[diagnostic(help(
+        "add `--yes` to release them without asking, or leave out `--release-ips` to keep them (retained) for the next deploy"
+    ))]
+    ReleaseNeedsConfirmation,
+
+    #[error("destroy cancelled: nothing was changed")]
+    #[diagnostic(help("leave out `--release-ips` to destroy the stack and keep its IPs"))]
+    DestroyCancelled,
+
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 
@@ -269,6 +285,9 @@ impl CliError {
             CliError::NeedsAws { .. } | CliError::Aws { .. } | CliError::Execute { .. } => {
                 exit_code::AWS
             }
+            CliError::NewIpsHeldBack { .. } => exit_code::NEW_IPS_HELD_BACK,
+            CliError::ReleaseNeedsConfirmation => exit_code::USAGE,
+            CliError::DestroyCancelled => exit_code::FAILURE,
             CliError::Runtime(_) => exit_code::FAILURE,
             CliError::Stdout(_) | CliError::Io { .. } => exit_code::FAILURE,
         }

@@ -24,6 +24,9 @@ pub const PLAN: i32 = 7;
 pub const AWS: i32 = 8;
 /// `verify` found an egress path that does not leave through the listed IPs.
 pub const VERIFY: i32 = 9;
+/// `deploy` allocated (or still holds) new Elastic IPs that carry no traffic yet: add them to the
+/// partner's allowlist, then run `deploy --allow-new-ips`. Everything else was deployed.
+pub const NEW_IPS_HELD_BACK: i32 = 10;
 
 /// Every code with its name, for documentation and its test.
 pub const ALL: &[(&str, i32)] = &[
@@ -37,6 +40,7 @@ pub const ALL: &[(&str, i32)] = &[
     ("PLAN", PLAN),
     ("AWS", AWS),
     ("VERIFY", VERIFY),
+    ("NEW_IPS_HELD_BACK", NEW_IPS_HELD_BACK),
 ];
 
 #[cfg(test)]

@@ -15,12 +15,16 @@ use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::client::Waiters as _;
+use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification, VpcAttributeName};
 use aws_sdk_lambda::client::Waiters as _;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fixedip_core::observed::{Slot, Tier};
-use fixedip_core::plan::{Action, FunctionSpec, Plan, Ref, RouteVia, Step, StepId};
+use fixedip_core::plan::{
+    Action, FunctionSpec, InterfaceHolder, Plan, Ref, RouteVia, Step, StepId,
+};
 use fixedip_core::requirements::{AllocationId, StackName};
 use fixedip_core::tags::{self, Component};
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -37,6 +41,13 @@ pub struct Timeouts {
     pub function: Duration,
     /// A new IAM role becoming assumable by Lambda (IAM is eventually consistent: seconds).
     pub role_propagation: Duration,
+    /// Lambda's network interfaces going after their functions left (minutes on AWS; the tools
+    /// built on CloudFormation wait 25–45), and DependencyViolation retries on what they held.
+    pub lambda_interfaces: Duration,
+    /// The first pause between two polls of something AWS finishes on its own; each next pause
+    /// doubles, up to `poll_max`.
+    pub poll_first: Duration,
+    pub poll_max: Duration,
 }
 
 impl Default for Timeouts {
@@ -45,6 +56,30 @@ impl Default for Timeouts {
             nat_gateway: Duration::from_secs(600),
             function: Duration::from_secs(300),
             role_propagation: Duration::from_secs(90),
+            lambda_interfaces: Duration::from_secs(20 * 60),
+            poll_first: Duration::from_secs(5),
+            poll_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    /// From the command line's seconds: NAT gateway, function, Lambda interfaces, first poll
+    /// pause (the longest pause is six times the first: 5 s → 30 s by default).
+    pub fn from_seconds(
+        nat_gateway: u64,
+        function: u64,
+        lambda_interfaces: u64,
+        poll: f64,
+    ) -> Self {
+        let poll_first = Duration::from_secs_f64(poll.clamp(0.01, 3600.0));
+        Timeouts {
+            nat_gateway: Duration::from_secs(nat_gateway),
+            function: Duration::from_secs(function),
+            lambda_interfaces: Duration::from_secs(lambda_interfaces),
+            poll_first,
+            poll_max: poll_first * 6,
+            ..Timeouts::default()
         }
     }
 }
@@ -756,10 +791,64 @@ impl<'a> Context<'a> {
                     Ok(Produced::default())
                 })
             }
-            removal => {
-                return Err(AwsError::NotCarriedOut {
-                    action: ActionKind::of(removal).0,
+            Action::DetachFunction { name } => Box::pin(self.detach_function(step, name)),
+            Action::DeleteFunction { name } => Box::pin(self.delete_function(step, name)),
+            Action::DeleteNatGateway { nat_gateway } => {
+                Box::pin(self.delete_nat_gateway(step, nat_gateway))
+            }
+            Action::RetainAddress { allocation_id } => Box::pin(self.retain_address(allocation_id)),
+            Action::ReleaseAddress { allocation_id } => {
+                let request = ec2.release_address().allocation_id(allocation_id);
+                Box::pin(async move {
+                    match request.send().await {
+                        Ok(_) => Ok(Produced::default()),
+                        Err(e) if has_code(&e, ADDRESS_NOT_FOUND) => Ok(Produced::default()),
+                        Err(e) => Err(AwsError::call("ReleaseAddress", e)),
+                    }
                 })
+            }
+            Action::ClearLambdaInterfaces { holder } => {
+                Box::pin(self.clear_lambda_interfaces(step, holder))
+            }
+            Action::DeleteSubnet { subnet } => {
+                let request = ec2.delete_subnet().subnet_id(subnet);
+                Box::pin(async move {
+                    self.remove(step, "DeleteSubnet", &["InvalidSubnetID.NotFound"], || {
+                        request.clone().send()
+                    })
+                    .await
+                })
+            }
+            Action::DeleteRouteTable { route_table } => {
+                Box::pin(self.delete_route_table(step, route_table))
+            }
+            Action::DeleteSecurityGroup { security_group } => {
+                let request = ec2.delete_security_group().group_id(security_group);
+                Box::pin(async move {
+                    self.remove(
+                        step,
+                        "DeleteSecurityGroup",
+                        &["InvalidGroup.NotFound"],
+                        || request.clone().send(),
+                    )
+                    .await
+                })
+            }
+            Action::DeleteInternetGateway {
+                internet_gateway,
+                vpc,
+            } => Box::pin(self.delete_internet_gateway(step, internet_gateway, vpc.as_deref())),
+            Action::DeleteVpc { vpc } => {
+                let request = ec2.delete_vpc().vpc_id(vpc);
+                Box::pin(async move {
+                    self.remove(step, "DeleteVpc", &["InvalidVpcID.NotFound"], || {
+                        request.clone().send()
+                    })
+                    .await
+                })
+            }
+            Action::DeleteRole { role, policy_arns } => {
+                Box::pin(self.delete_role(role, policy_arns))
             }
         };
         Ok(call)
@@ -969,6 +1058,567 @@ impl<'a> Context<'a> {
     }
 }
 
+// Removal. Every call here may repeat one a killed run made: AWS's not-found answer means done.
+// Errors are matched on AWS's error code (ProvideErrorMetadata), never on a message.
+
+/// EC2's codes for an Elastic IP that does not exist (any more).
+const ADDRESS_NOT_FOUND: &[&str] = &["InvalidAllocationID.NotFound", "InvalidAddress.NotFound"];
+
+/// Whether a failed call carries one of `codes`.
+fn has_code<E, R>(error: &SdkError<E, R>, codes: &[&str]) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error.code().is_some_and(|code| codes.contains(&code))
+}
+
+/// Polling with backoff, within a bound: the first pause is `Timeouts::poll_first`, each next one
+/// twice as long up to `Timeouts::poll_max`.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Backoff {
+    fn new(timeouts: &Timeouts, bound: Duration) -> Backoff {
+        let started = Instant::now();
+        Backoff {
+            next: timeouts.poll_first,
+            max: timeouts.poll_max.max(timeouts.poll_first),
+            started,
+            deadline: started + bound,
+        }
+    }
+
+    /// Sleeps before the next poll; `false` once the bound is reached (no sleep then).
+    async fn pause(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.next.min(self.deadline - now)).await;
+        self.next = (self.next * 2).min(self.max);
+        true
+    }
+
+    fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// A Lambda network interface that still holds a subnet or security group.
+struct LambdaInterface {
+    id: String,
+    available: bool,
+    /// From its description, `AWS Lambda VPC ENI-<function>-<uuid>`.
+    function: Option<String>,
+}
+
+/// The description AWS gives the Hyperplane ENIs of a function in a VPC.
+const LAMBDA_ENI_DESCRIPTION: &str = "AWS Lambda VPC ENI-";
+
+/// The function named in a Lambda ENI's description, without the UUID AWS appends.
+fn function_of_lambda_eni(description: &str) -> Option<String> {
+    let rest = description.strip_prefix(LAMBDA_ENI_DESCRIPTION)?;
+    // `<function>-xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`: a UUID is 36 characters.
+    let name = match rest.len().checked_sub(37).map(|cut| rest.split_at(cut)) {
+        Some((name, uuid))
+            if uuid.starts_with('-')
+                && uuid[1..].split('-').map(str::len).eq([8, 4, 4, 4, 12])
+                && uuid[1..]
+                    .bytes()
+                    .all(|b| b == b'-' || b.is_ascii_hexdigit()) =>
+        {
+            name
+        }
+        _ => rest,
+    };
+    (!name.is_empty()).then(|| name.to_owned())
+}
+
+impl<'a> Context<'a> {
+    fn backoff(&self, bound: Duration) -> Backoff {
+        Backoff::new(&self.inputs.timeouts, bound)
+    }
+
+    /// A delete call: not-found is done; DependencyViolation (something, usually a Lambda
+    /// interface AWS listed late, still uses the resource) is retried with backoff within the ENI
+    /// timeout, so that it never reaches the user while AWS is still cleaning up.
+    async fn remove<T, E, F>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        not_found: &[&str],
+        send: impl Fn() -> F,
+    ) -> Result<Produced, AwsError>
+    where
+        F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut backoff = self.backoff(self.inputs.timeouts.lambda_interfaces);
+        loop {
+            match send().await {
+                Ok(_) => return Ok(Produced::default()),
+                Err(e) if has_code(&e, not_found) => return Ok(Produced::default()),
+                Err(e) if has_code(&e, &["DependencyViolation"]) => {
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "what still uses it to go (DependencyViolation)",
+                    });
+                    if !backoff.pause().await {
+                        let AwsError::Call { code, message, .. } = AwsError::call(operation, e)
+                        else {
+                            unreachable!("AwsError::call makes a Call")
+                        };
+                        return Err(AwsError::Call {
+                            operation,
+                            code,
+                            message: format!(
+                                "{message} (still refused after {} s of retries; run destroy again to resume once it is gone)",
+                                backoff.waited().as_secs()
+                            ),
+                        });
+                    }
+                }
+                Err(e) => return Err(AwsError::call(operation, e)),
+            }
+        }
+    }
+
+    async fn detach_function(self, step: &'a Step, name: &'a str) -> Result<Produced, AwsError> {
+        use aws_sdk_lambda::types::VpcConfig;
+        // Empty lists take the function out of the VPC; nothing else of its configuration changes.
+        let request = self
+            .aws
+            .lambda
+            .update_function_configuration()
+            .function_name(name)
+            .vpc_config(
+                VpcConfig::builder()
+                    .set_subnet_ids(Some(Vec::new()))
+                    .set_security_group_ids(Some(Vec::new()))
+                    .build(),
+            );
+        let answer = match self
+            .retry_while_updating(step, name, "UpdateFunctionConfiguration", || {
+                request.clone().send()
+            })
+            .await
+        {
+            Ok(answer) => answer,
+            // Deleted meanwhile (by a killed run with --delete-function, or by hand): not in the VPC.
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                return Ok(Produced::default())
+            }
+            Err(e) => return Err(e),
+        };
+        self.wait_until_updated(step, name).await?;
+        Ok(Produced {
+            id: answer.function_arn().map(str::to_owned),
+            public_ip: None,
+        })
+    }
+
+    async fn delete_function(self, step: &'a Step, name: &'a str) -> Result<Produced, AwsError> {
+        let lambda = &self.aws.lambda;
+        let deleted = self
+            .retry_while_updating(step, name, "DeleteFunction", || {
+                lambda.delete_function().function_name(name).send()
+            })
+            .await;
+        match deleted {
+            Ok(_) => {}
+            Err(e) if e.code() == Some("ResourceNotFoundException") => {
+                return Ok(Produced::default())
+            }
+            Err(e) => return Err(e),
+        }
+        let mut backoff = self.backoff(self.inputs.timeouts.function);
+        loop {
+            match lambda.get_function().function_name(name).send().await {
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_resource_not_found_exception()) =>
+                {
+                    return Ok(Produced::default())
+                }
+                Err(e) => return Err(AwsError::call("GetFunction", e)),
+                Ok(_) => {
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "the function to be deleted",
+                    });
+                    if !backoff.pause().await {
+                        return Err(AwsError::WaitTimeout {
+                            what: format!("function {name} to be deleted"),
+                            seconds: backoff.waited().as_secs(),
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// The gateway's state and the addresses it holds; `None` when AWS no longer knows it.
+    async fn nat_gateway_state(
+        self,
+        id: &str,
+    ) -> Result<Option<(aws_sdk_ec2::types::NatGatewayState, Vec<String>)>, AwsError> {
+        match self
+            .aws
+            .ec2
+            .describe_nat_gateways()
+            .nat_gateway_ids(id)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer
+                .nat_gateways()
+                .iter()
+                .find(|n| n.nat_gateway_id() == Some(id))
+                .and_then(|n| {
+                    let addresses = n
+                        .nat_gateway_addresses()
+                        .iter()
+                        .filter_map(|a| a.allocation_id().map(str::to_owned))
+                        .collect();
+                    Some((n.state()?.clone(), addresses))
+                })),
+            Err(e) if has_code(&e, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"]) => {
+                Ok(None)
+            }
+            Err(e) => Err(AwsError::call("DescribeNatGateways", e)),
+        }
+    }
+
+    async fn delete_nat_gateway(self, step: &'a Step, id: &'a str) -> Result<Produced, AwsError> {
+        use aws_sdk_ec2::types::NatGatewayState;
+        // Asked first: moto answers DeleteNatGateway on a gone id with an HTTP 500.
+        let addresses = match self.nat_gateway_state(id).await? {
+            None => return Ok(Produced::default()),
+            Some((NatGatewayState::Deleted, addresses)) => {
+                self.free_addresses(&addresses).await?;
+                return Ok(Produced::default());
+            }
+            Some((NatGatewayState::Deleting, addresses)) => addresses,
+            Some((_, addresses)) => {
+                match self
+                    .aws
+                    .ec2
+                    .delete_nat_gateway()
+                    .nat_gateway_id(id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e)
+                        if has_code(
+                            &e,
+                            &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"],
+                        ) =>
+                    {
+                        return Ok(Produced::default())
+                    }
+                    Err(e) => return Err(AwsError::call("DeleteNatGateway", e)),
+                }
+                addresses
+            }
+        };
+        // The SDK's waiter knows `available` only; `deleted` is polled here.
+        let mut backoff = self.backoff(self.inputs.timeouts.nat_gateway);
+        loop {
+            match self.nat_gateway_state(id).await? {
+                None | Some((NatGatewayState::Deleted, _)) => break,
+                Some(_) => {
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "NAT gateway to be deleted",
+                    });
+                    if !backoff.pause().await {
+                        return Err(AwsError::WaitTimeout {
+                            what: format!("NAT gateway {id} to be deleted"),
+                            seconds: backoff.waited().as_secs(),
+                        });
+                    }
+                }
+            }
+        }
+        self.free_addresses(&addresses).await?;
+        Ok(Produced::default())
+    }
+
+    /// After its NAT gateway is `deleted`, an address must be free for the next NAT gateway.
+    /// AWS drops the association with the gateway; moto keeps it, and then refuses a new NAT
+    /// gateway on the address ("already associated"). One DescribeAddresses tells; on AWS it
+    /// finds nothing to do.
+    async fn free_addresses(self, allocation_ids: &[String]) -> Result<(), AwsError> {
+        if allocation_ids.is_empty() {
+            return Ok(());
+        }
+        let ec2 = &self.aws.ec2;
+        let answer = match ec2
+            .describe_addresses()
+            .set_allocation_ids(Some(allocation_ids.to_vec()))
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) if has_code(&e, ADDRESS_NOT_FOUND) => return Ok(()),
+            Err(e) => return Err(AwsError::call("DescribeAddresses", e)),
+        };
+        for association in answer.addresses().iter().filter_map(|a| a.association_id()) {
+            match ec2
+                .disassociate_address()
+                .association_id(association)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if has_code(&e, &["InvalidAssociationID.NotFound"]) => {}
+                Err(e) => return Err(AwsError::call("DisassociateAddress", e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn retain_address(self, allocation_id: &'a str) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        let retained = Tag::builder().key(tags::ADDRESS).value("retained").build();
+        // Tagged retained first: a run killed between the two calls leaves a retained address
+        // with a stale slot, which the planner ignores; never an active one without a NAT.
+        match ec2
+            .create_tags()
+            .resources(allocation_id)
+            .tags(retained)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if has_code(&e, ADDRESS_NOT_FOUND) => return Ok(Produced::default()),
+            Err(e) => return Err(AwsError::call("CreateTags", e)),
+        }
+        match ec2
+            .delete_tags()
+            .resources(allocation_id)
+            .tags(Tag::builder().key(tags::SLOT).build())
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Produced::default()),
+            Err(e) if has_code(&e, ADDRESS_NOT_FOUND) => Ok(Produced::default()),
+            Err(e) => Err(AwsError::call("DeleteTags", e)),
+        }
+    }
+
+    /// The Lambda interfaces in a subnet or security group. On AWS they have the interface type
+    /// `lambda`; their description names the function either way, which is what the chaos layer's
+    /// stand-ins carry too.
+    async fn lambda_interfaces(
+        self,
+        holder: &InterfaceHolder,
+    ) -> Result<Vec<LambdaInterface>, AwsError> {
+        use aws_sdk_ec2::types::{Filter, NetworkInterfaceStatus};
+        let filter = match holder {
+            InterfaceHolder::Subnet(id) => Filter::builder().name("subnet-id").values(id),
+            InterfaceHolder::SecurityGroup(id) => Filter::builder().name("group-id").values(id),
+        };
+        let interfaces = self
+            .aws
+            .ec2
+            .describe_network_interfaces()
+            .filters(filter.build())
+            .into_paginator()
+            .items()
+            .send()
+            .try_collect()
+            .await
+            .map_err(|e| AwsError::call("DescribeNetworkInterfaces", e))?;
+        Ok(interfaces
+            .into_iter()
+            .filter_map(|eni| {
+                let description = eni.description().unwrap_or_default();
+                let lambda = eni.interface_type().map(|t| t.as_str()) == Some("lambda")
+                    || description.starts_with(LAMBDA_ENI_DESCRIPTION);
+                if !lambda {
+                    return None;
+                }
+                Some(LambdaInterface {
+                    id: eni.network_interface_id()?.to_owned(),
+                    available: eni.status() == Some(&NetworkInterfaceStatus::Available),
+                    function: function_of_lambda_eni(description),
+                })
+            })
+            .collect())
+    }
+
+    async fn clear_lambda_interfaces(
+        self,
+        step: &'a Step,
+        holder: &'a InterfaceHolder,
+    ) -> Result<Produced, AwsError> {
+        let mut backoff = self.backoff(self.inputs.timeouts.lambda_interfaces);
+        loop {
+            let interfaces = self.lambda_interfaces(holder).await?;
+            if interfaces.is_empty() {
+                return Ok(Produced::default());
+            }
+            let mut left = Vec::new();
+            for interface in interfaces {
+                if !interface.available {
+                    left.push(interface);
+                    continue;
+                }
+                // Released by Lambda: ours to delete. Another run may have deleted it, or Lambda
+                // may have taken it back into use in between: both are fine, the next poll sees.
+                match self
+                    .aws
+                    .ec2
+                    .delete_network_interface()
+                    .network_interface_id(&interface.id)
+                    .send()
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e)
+                        if has_code(
+                            &e,
+                            &[
+                                "InvalidNetworkInterfaceID.NotFound",
+                                "InvalidNetworkInterface.InUse",
+                            ],
+                        ) => {}
+                    Err(e) => return Err(AwsError::call("DeleteNetworkInterface", e)),
+                }
+            }
+            if left.is_empty() {
+                continue;
+            }
+            (self.progress)(Progress::Waiting {
+                step,
+                what: "AWS to release Lambda's network interfaces",
+            });
+            if !backoff.pause().await {
+                let ids: Vec<&str> = left.iter().map(|i| i.id.as_str()).collect();
+                let mut functions: Vec<&str> =
+                    left.iter().filter_map(|i| i.function.as_deref()).collect();
+                functions.sort();
+                functions.dedup();
+                let functions = if functions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" (of functions {})", functions.join(", "))
+                };
+                return Err(AwsError::WaitTimeout {
+                    what: format!(
+                        "Lambda's network interfaces {}{functions} to leave {holder}; AWS releases them on its own, run destroy again to resume here",
+                        ids.join(", ")
+                    ),
+                    seconds: backoff.waited().as_secs(),
+                });
+            }
+        }
+    }
+
+    async fn delete_route_table(self, step: &'a Step, id: &'a str) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        const NOT_FOUND: &[&str] = &["InvalidRouteTableID.NotFound"];
+        let table = match ec2.describe_route_tables().route_table_ids(id).send().await {
+            Ok(answer) => answer.route_tables().first().cloned(),
+            Err(e) if has_code(&e, NOT_FOUND) => return Ok(Produced::default()),
+            Err(e) => return Err(AwsError::call("DescribeRouteTables", e)),
+        };
+        let Some(table) = table else {
+            return Ok(Produced::default());
+        };
+        for association in table.associations() {
+            if association.main() == Some(true) {
+                continue;
+            }
+            let Some(association_id) = association.route_table_association_id() else {
+                continue;
+            };
+            match ec2
+                .disassociate_route_table()
+                .association_id(association_id)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if has_code(&e, &["InvalidAssociationID.NotFound"]) => {}
+                Err(e) => return Err(AwsError::call("DisassociateRouteTable", e)),
+            }
+        }
+        let request = ec2.delete_route_table().route_table_id(id);
+        self.remove(step, "DeleteRouteTable", NOT_FOUND, || {
+            request.clone().send()
+        })
+        .await
+    }
+
+    async fn delete_internet_gateway(
+        self,
+        step: &'a Step,
+        id: &'a str,
+        vpc: Option<&'a str>,
+    ) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        const NOT_FOUND: &[&str] = &["InvalidInternetGatewayID.NotFound"];
+        if let Some(vpc) = vpc {
+            // DependencyViolation while public addresses are still mapped in the VPC: retried.
+            let request = ec2
+                .detach_internet_gateway()
+                .internet_gateway_id(id)
+                .vpc_id(vpc);
+            let detach_done = [NOT_FOUND[0], "Gateway.NotAttached"];
+            self.remove(step, "DetachInternetGateway", &detach_done, || {
+                request.clone().send()
+            })
+            .await?;
+        }
+        let request = ec2.delete_internet_gateway().internet_gateway_id(id);
+        self.remove(step, "DeleteInternetGateway", NOT_FOUND, || {
+            request.clone().send()
+        })
+        .await
+    }
+
+    async fn delete_role(
+        self,
+        role: &'a str,
+        policy_arns: &'a [String],
+    ) -> Result<Produced, AwsError> {
+        let iam = &self.aws.iam;
+        let name = role_name(role);
+        for policy in policy_arns {
+            match iam
+                .detach_role_policy()
+                .role_name(name)
+                .policy_arn(policy)
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_no_such_entity_exception()) => {}
+                Err(e) => return Err(AwsError::call("DetachRolePolicy", e)),
+            }
+        }
+        match iam.delete_role().role_name(name).send().await {
+            Ok(_) => Ok(Produced::default()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_no_such_entity_exception()) =>
+            {
+                Ok(Produced::default())
+            }
+            Err(e) => Err(AwsError::call("DeleteRole", e)),
+        }
+    }
+}
+
 /// Where a function is attached, with every reference resolved.
 struct Attachment {
     subnets: Vec<String>,
@@ -1071,6 +1721,41 @@ mod tests {
             nat_gateway_token(&stack, 0, "subnet-1", "eipalloc-1")
         );
         assert!(token.len() <= 64 && token.is_ascii());
+    }
+
+    #[test]
+    fn lambda_interfaces_name_their_function() {
+        assert_eq!(
+            function_of_lambda_eni(
+                "AWS Lambda VPC ENI-billing-sync-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab"
+            )
+            .as_deref(),
+            Some("billing-sync")
+        );
+        // The chaos layer's stand-ins carry no UUID.
+        assert_eq!(
+            function_of_lambda_eni("AWS Lambda VPC ENI-hello-egress").as_deref(),
+            Some("hello-egress")
+        );
+        assert_eq!(function_of_lambda_eni("NAT gateway interface"), None);
+    }
+
+    #[tokio::test]
+    async fn backoff_doubles_up_to_its_cap_and_stops_at_the_bound() {
+        let timeouts = Timeouts {
+            poll_first: Duration::from_millis(10),
+            poll_max: Duration::from_millis(25),
+            ..Timeouts::default()
+        };
+        let mut backoff = Backoff::new(&timeouts, Duration::from_millis(80));
+        let mut pauses = 0;
+        while backoff.pause().await {
+            pauses += 1;
+            assert!(pauses < 10, "the bound stops the polling");
+        }
+        // 10 + 20 + 25 + 25 = 80: four pauses fit the bound.
+        assert!((3..=5).contains(&pauses), "{pauses} pauses");
+        assert!(backoff.waited() >= Duration::from_millis(80));
     }
 
     #[test]

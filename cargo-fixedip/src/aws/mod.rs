@@ -45,15 +45,6 @@ pub struct Aws {
 /// Why fixedip could not talk to AWS. Messages never contain a credential.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum AwsError {
-    #[error("this version of cargo-fixedip cannot carry out a {action} step yet")]
-    #[diagnostic(
-        code(fixedip::aws::not_carried_out),
-        help(
-            "the steps before it were carried out; keep `azs` as it was until removal is supported"
-        )
-    )]
-    NotCarriedOut { action: &'static str },
-
     #[error("no AWS region is configured")]
     #[diagnostic(
         code(fixedip::aws::no_region),
@@ -108,16 +99,6 @@ pub enum AwsError {
         stack: String,
         component: &'static str,
         ids: Vec<String>,
-    },
-
-    #[error("the Elastic IP `{allocation_id}` named in `ips` does not exist in region {region}")]
-    #[diagnostic(
-        code(fixedip::aws::adopted_address_missing),
-        help("list yours with `aws ec2 describe-addresses --region {region}`: an adopted address must be in the stack's region")
-    )]
-    AdoptedAddressMissing {
-        allocation_id: String,
-        region: String,
     },
 
     #[error("{operation} failed: {message}")]

@@ -6,20 +6,21 @@
 
 use std::collections::BTreeMap;
 use std::fmt::{self, Display};
-use std::time::Duration;
+use std::net::Ipv4Addr;
 
-use fixedip_core::plan::{Plan, StackSpec};
-use fixedip_core::planner::{self, DeclaredFunction};
+use fixedip_core::plan::{Action, Plan, Ref, StackSpec};
+use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
 use serde::Serialize;
 
 use super::{async_runtime, Context, PackagedFunction};
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
-use crate::aws::observe::{observe, Scope};
+use crate::aws::observe::{self, observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DeployArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
 use crate::error::CliError;
-use crate::output::{style, styled};
+use crate::output::{style, styled, Output};
+use fixedip_core::observed::AddressUse;
 
 pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     let functions = match &args.zip {
@@ -27,7 +28,20 @@ pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
         None => context.functions_built_for_lambda()?,
     };
     let report = async_runtime()?.block_on(deploy(context, args, functions))?;
-    context.output.result(&report).map_err(CliError::Stdout)
+    context.output.result(&report).map_err(CliError::Stdout)?;
+    // The IPs are printed above; the distinct exit code makes CI notice that some wait for the user.
+    let held_back: Vec<String> = report
+        .stacks
+        .iter()
+        .flat_map(|s| &s.pending_ips)
+        .map(|p| {
+            p.ip.map_or_else(|| p.allocation_id.clone(), |ip| ip.to_string())
+        })
+        .collect();
+    if !held_back.is_empty() {
+        return Err(CliError::NewIpsHeldBack { ips: held_back });
+    }
+    Ok(())
 }
 
 /// What deploy did, per stack.
@@ -45,8 +59,21 @@ pub struct StackDeployed {
     pub steps: usize,
     /// The stack's Elastic IPs after the deploy: what the partner allowlists.
     pub ips: Vec<StackAddress>,
+    /// New Elastic IPs that carry no traffic until `deploy --allow-new-ips` (the stack's IPs were
+    /// shown already, so a new one must reach the partner's allowlist first).
+    pub pending_ips: Vec<PendingIpReport>,
     /// AWS requests made for this stack, all and mutating.
     pub calls: CallCounts,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingIpReport {
+    pub slot: u8,
+    pub az: String,
+    pub ip: Option<Ipv4Addr>,
+    pub allocation_id: String,
+    /// What to do about it, as printed.
+    pub message: String,
 }
 
 async fn deploy(
@@ -58,12 +85,17 @@ async fn deploy(
     let mut connections: BTreeMap<Option<String>, Aws> = BTreeMap::new();
     let mut declared = Vec::new();
     let mut inputs = Inputs {
-        timeouts: Timeouts {
-            nat_gateway: Duration::from_secs(args.nat_timeout),
-            function: Duration::from_secs(args.function_timeout),
-            ..Timeouts::default()
-        },
+        timeouts: Timeouts::from_seconds(
+            args.nat_timeout,
+            args.function_timeout,
+            args.removal.eni_timeout,
+            args.removal.poll_interval,
+        ),
         ..Inputs::default()
+    };
+    let options = PlanOptions {
+        allow_new_ips: args.allow_new_ips,
+        ..PlanOptions::default()
     };
     for PackagedFunction { function, zip } in functions {
         let wanted = context
@@ -102,8 +134,14 @@ async fn deploy(
             "Observing",
             format!("stack `{}` in {}", spec.stack, spec.region),
         );
-        let observed = observe(aws, &Scope::from(&spec)).await?;
-        let plan = planner::plan(&spec, &observed)?;
+        let mut observed = observe(aws, &Scope::from(&spec)).await?;
+        let mut plan = planner::plan_with(&spec, &observed, &options)?;
+        // The quota matters only to a plan that allocates: asked then, and planned again with it,
+        // so that a deploy that changes nothing stays at its few read calls.
+        if allocates(&plan) {
+            observe::address_quota(aws, &mut observed).await?;
+            plan = planner::plan_with(&spec, &observed, &options)?;
+        }
         for note in &plan.notes {
             context.output.warning(note);
         }
@@ -114,6 +152,7 @@ async fn deploy(
     for (spec, plan) in planned {
         let aws = &by_region[&spec.region];
         let before = aws.calls.counts();
+        let mut executed = execute::Executed::default();
         inputs.adopted_ips = spec.adopted_ips.clone();
         if plan.is_noop() {
             context.output.status(
@@ -131,30 +170,12 @@ async fn deploy(
                 ),
             );
             let output = &context.output;
-            let progress = |event: Progress<'_>| match event {
-                Progress::Started(step) => {
-                    output.verbose(format!("step {}: {}", step.id.0, step.action.summary()))
-                }
-                Progress::Waiting { step, what } => {
-                    output.status("Waiting", format!("for {what} (step {})", step.id.0))
-                }
-                Progress::Finished {
-                    step,
-                    created,
-                    elapsed,
-                } => {
-                    let created = created.map(|id| format!(" → {id}")).unwrap_or_default();
-                    output.status(
-                        "Done",
-                        format!(
-                            "{}{created} ({:.1} s)",
-                            step.action.summary(),
-                            elapsed.as_secs_f64()
-                        ),
-                    );
-                }
-            };
-            execute::execute(aws, &plan, &inputs, &progress).await?;
+            let progress = |event: Progress<'_>| show_progress(output, event);
+            executed = execute::execute(aws, &plan, &inputs, &progress).await?;
+        }
+        let pending_ips = pending_ips(&plan, &executed);
+        for pending in &pending_ips {
+            context.output.warning(&pending.message);
         }
         let ips = stack_addresses(aws, &spec.stack).await?;
         let after = aws.calls.counts();
@@ -164,6 +185,7 @@ async fn deploy(
             functions: spec.functions.iter().map(|f| f.name.clone()).collect(),
             steps: plan.steps.len(),
             ips,
+            pending_ips,
             calls: CallCounts {
                 total: after.total - before.total,
                 mutating: after.mutating - before.mutating,
@@ -194,7 +216,88 @@ impl Display for DeployReport {
             for address in stack.ips.iter().filter(|a| a.active) {
                 writeln!(f, "  {}", styled(style::VALUE, address.ip))?;
             }
+            let retained: Vec<_> = stack
+                .ips
+                .iter()
+                .filter(|a| a.usage == AddressUse::Retained)
+                .collect();
+            if !retained.is_empty() {
+                writeln!(f, "Kept, carrying no traffic now (keep them allowlisted: a later deploy reuses them first):")?;
+                for address in retained {
+                    writeln!(f, "  {}", styled(style::VALUE, address.ip))?;
+                }
+            }
+            if !stack.pending_ips.is_empty() {
+                writeln!(
+                    f,
+                    "New, held back until `cargo fixedip deploy --allow-new-ips`:"
+                )?;
+                for pending in &stack.pending_ips {
+                    writeln!(f, "  {}", pending.message)?;
+                }
+            }
         }
         Ok(())
     }
+}
+
+/// Progress on stderr: each step as it finishes, and what it waits for meanwhile.
+pub(crate) fn show_progress(output: &Output, event: Progress<'_>) {
+    match event {
+        Progress::Started(step) => {
+            output.verbose(format!("step {}: {}", step.id.0, step.action.summary()))
+        }
+        Progress::Waiting { step, what } => {
+            output.status("Waiting", format!("for {what} (step {})", step.id.0))
+        }
+        Progress::Finished {
+            step,
+            created,
+            elapsed,
+        } => {
+            let created = created.map(|id| format!(" → {id}")).unwrap_or_default();
+            output.status(
+                "Done",
+                format!(
+                    "{}{created} ({:.1} s)",
+                    step.action.summary(),
+                    elapsed.as_secs_f64()
+                ),
+            );
+        }
+    }
+}
+
+/// Whether applying the plan may allocate an Elastic IP (then the quota is worth checking).
+fn allocates(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .any(|step| matches!(step.action, Action::AllocateAddress { .. }))
+}
+
+/// The plan's held-back IPs, with the addresses this run allocated for them.
+fn pending_ips(plan: &Plan, executed: &execute::Executed) -> Vec<PendingIpReport> {
+    plan.pending_new_ips
+        .iter()
+        .map(|pending| {
+            let mut pending = pending.clone();
+            let allocation_id = match &pending.address {
+                Ref::Existing(id) => id.clone(),
+                Ref::Step(_) => match executed.allocated.get(&pending.slot) {
+                    Some((id, ip)) => {
+                        pending.public_ip = pending.public_ip.or(ip.parse().ok());
+                        id.clone()
+                    }
+                    None => String::new(),
+                },
+            };
+            PendingIpReport {
+                slot: pending.slot,
+                az: pending.az.clone(),
+                ip: pending.public_ip,
+                allocation_id,
+                message: pending.to_string(),
+            }
+        })
+        .collect()
 }

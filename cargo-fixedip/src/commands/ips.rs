@@ -1,9 +1,16 @@
 //! `cargo fixedip ips`: the stack's Elastic IPs, for allowlists. One DescribeAddresses call by tag.
+//!
+//! The plain and CIDR lists hold every IP the partner must allowlist: the active ones (traffic
+//! leaves through them now), the pending ones (new, carrying traffic once the user runs `deploy
+//! --allow-new-ips`) and the retained ones (kept by a smaller `azs` or a destroy, and put back to
+//! work by the next deploy before anything new is allocated). Leaving any of these out of an
+//! allowlist would break traffic later without warning. CSV and JSON tell them apart (`use`).
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
 use aws_sdk_ec2::types::Filter;
+use fixedip_core::observed::AddressUse;
 use fixedip_core::requirements::StackName;
 use fixedip_core::tags::{self, Component};
 use serde::Serialize;
@@ -18,8 +25,12 @@ use crate::error::CliError;
 pub struct StackAddress {
     pub ip: Ipv4Addr,
     pub allocation_id: String,
-    /// Serves a NAT gateway of the stack (`fixedip:address=active`); otherwise kept, unused.
+    /// Serves a NAT gateway of the stack (`fixedip:address=active`): `use` is `active`.
     pub active: bool,
+    /// `active` (traffic leaves through it), `pending` (new, no traffic until `deploy
+    /// --allow-new-ips`) or `retained` (kept, no traffic now, reused by the next deploy first).
+    #[serde(rename = "use")]
+    pub usage: AddressUse,
     /// The AZ slot it serves.
     pub slot: Option<u8>,
 }
@@ -85,16 +96,38 @@ pub async fn stack_addresses(aws: &Aws, stack: &StackName) -> Result<Vec<StackAd
         // Tag filters narrow the answer on AWS; checked here too, whatever the endpoint does.
         .filter(|a| tag(a, tags::STACK).as_deref() == Some(stack.as_str()))
         .filter_map(|a| {
+            let usage = tag(a, tags::ADDRESS)
+                .as_deref()
+                .and_then(tags::parse_address_use)
+                .unwrap_or(AddressUse::Retained);
             Some(StackAddress {
                 ip: a.public_ip()?.parse().ok()?,
                 allocation_id: a.allocation_id()?.to_owned(),
-                active: tag(a, tags::ADDRESS).as_deref() == Some("active"),
-                slot: tag(a, tags::SLOT).and_then(|s| s.parse().ok()),
+                active: usage == AddressUse::Active,
+                usage,
+                // A retained address serves no slot, whatever a tag left by a killed run says.
+                slot: match usage {
+                    AddressUse::Retained => None,
+                    _ => tag(a, tags::SLOT).and_then(|s| s.parse().ok()),
+                },
             })
         })
         .collect();
-    addresses.sort_by_key(|a| (!a.active, a.slot, a.ip));
+    let rank = |usage: AddressUse| match usage {
+        AddressUse::Active => 0,
+        AddressUse::Pending => 1,
+        AddressUse::Retained => 2,
+    };
+    addresses.sort_by_key(|a| (rank(a.usage), a.slot, a.ip));
     Ok(addresses)
+}
+
+fn use_name(usage: AddressUse) -> &'static str {
+    match usage {
+        AddressUse::Active => "active",
+        AddressUse::Pending => "pending",
+        AddressUse::Retained => "retained",
+    }
 }
 
 fn render(addresses: &[StackAddress], format: IpsFormat) -> String {
@@ -109,7 +142,7 @@ fn render(addresses: &[StackAddress], format: IpsFormat) -> String {
         IpsFormat::Csv => {
             out.push_str("ip,allocation_id,use,slot\n");
             for a in addresses {
-                let usage = if a.active { "active" } else { "retained" };
+                let usage = use_name(a.usage);
                 let slot = a.slot.map(|s| s.to_string()).unwrap_or_default();
                 let _ = writeln!(out, "{},{},{usage},{slot}", a.ip, a.allocation_id);
             }
@@ -134,29 +167,40 @@ mod tests {
                 ip: Ipv4Addr::new(203, 0, 113, 7),
                 allocation_id: "eipalloc-1".into(),
                 active: true,
+                usage: AddressUse::Active,
                 slot: Some(0),
             },
             StackAddress {
                 ip: Ipv4Addr::new(203, 0, 113, 9),
                 allocation_id: "eipalloc-2".into(),
                 active: false,
+                usage: AddressUse::Retained,
                 slot: None,
+            },
+            StackAddress {
+                ip: Ipv4Addr::new(203, 0, 113, 8),
+                allocation_id: "eipalloc-3".into(),
+                active: false,
+                usage: AddressUse::Pending,
+                slot: Some(2),
             },
         ];
         assert_eq!(
             render(&addresses, IpsFormat::Plain),
-            "203.0.113.7\n203.0.113.9\n"
+            "203.0.113.7\n203.0.113.9\n203.0.113.8\n"
         );
         assert_eq!(
             render(&addresses, IpsFormat::Cidr),
-            "203.0.113.7/32\n203.0.113.9/32\n"
+            "203.0.113.7/32\n203.0.113.9/32\n203.0.113.8/32\n"
         );
         assert_eq!(
             render(&addresses, IpsFormat::Csv),
-            "ip,allocation_id,use,slot\n203.0.113.7,eipalloc-1,active,0\n203.0.113.9,eipalloc-2,retained,\n"
+            "ip,allocation_id,use,slot\n203.0.113.7,eipalloc-1,active,0\n203.0.113.9,eipalloc-2,retained,\n203.0.113.8,eipalloc-3,pending,2\n"
         );
         let json: serde_json::Value =
             serde_json::from_str(&render(&addresses, IpsFormat::Json)).unwrap();
         assert_eq!(json["ips"][1]["allocation_id"], "eipalloc-2");
+        assert_eq!(json["ips"][1]["use"], "retained");
+        assert_eq!(json["ips"][2]["use"], "pending");
     }
 }

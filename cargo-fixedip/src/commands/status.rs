@@ -73,6 +73,14 @@ impl Display for StatusReport {
                 f,
                 "  no VPC: nothing is deployed for this stack (run `cargo fixedip deploy`)"
             )?;
+            // After a destroy the IPs are kept: still billed, and reused by the next deploy.
+            for address in &o.addresses {
+                writeln!(
+                    f,
+                    "  retained Elastic IP {} ({}), reused by the next deploy",
+                    address.public_ip, address.allocation_id
+                )?;
+            }
             return Ok(());
         };
         let dns = if vpc.dns_support && vpc.dns_hostnames {
@@ -134,14 +142,17 @@ impl Display for StatusReport {
                 writeln!(f, "    private route table {} 0.0.0.0/0 {via}", table.id)?;
             }
         }
-        for address in o
-            .addresses
-            .iter()
-            .filter(|a| a.usage == AddressUse::Retained)
-        {
+        for address in &o.addresses {
+            let what = match address.usage {
+                AddressUse::Active => continue,
+                AddressUse::Retained => "retained Elastic IP",
+                AddressUse::Pending => {
+                    "pending Elastic IP (no traffic until `deploy --allow-new-ips`)"
+                }
+            };
             writeln!(
                 f,
-                "  retained Elastic IP {} ({})",
+                "  {what} {} ({})",
                 address.public_ip, address.allocation_id
             )?;
         }
