@@ -162,6 +162,9 @@ Examples:
 
     /// Every resource the stack owns, per AZ, with its state; the functions; the IPs; the cost
     Status(StatusArgs),
+
+    /// Print the least-privilege IAM policy (JSON) that deploy, ips, status, plan, verify and destroy need
+    IamPolicy,
 }
 
 #[derive(Debug, Clone, Args)]

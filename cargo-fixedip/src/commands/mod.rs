@@ -2,6 +2,7 @@
 //! error, and prints its result through [`Output`].
 
 pub mod deploy;
+pub mod iam_policy;
 pub mod ips;
 pub mod plan;
 pub mod status;
@@ -30,6 +31,7 @@ pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::Deploy(args) => deploy::run(context, &args),
         Command::Ips(args) => ips::run(context, &args),
         Command::Status(args) => status::run(context, &args),
+        Command::IamPolicy => iam_policy::run(context),
     }
 }
 
