@@ -149,7 +149,12 @@ impl Inventory {
             .filter(|n| n.state().is_none_or(|s| s.as_str() != "deleted"))
             .collect();
         let addresses = ec2.describe_addresses().send().await.unwrap().addresses;
-        let tables = ec2.describe_route_tables().send().await.unwrap().route_tables;
+        let tables = ec2
+            .describe_route_tables()
+            .send()
+            .await
+            .unwrap()
+            .route_tables;
         let groups = ec2
             .describe_security_groups()
             .send()
@@ -229,7 +234,10 @@ impl Inventory {
             ("NAT gateway", self.nat_gateways - baseline.nat_gateways),
             ("Elastic IP", self.addresses - baseline.addresses),
             ("route table", self.route_tables - baseline.route_tables),
-            ("security group", self.security_groups - baseline.security_groups),
+            (
+                "security group",
+                self.security_groups - baseline.security_groups,
+            ),
             ("role", self.roles - baseline.roles),
             ("function", self.functions - baseline.functions),
         ]
@@ -542,10 +550,7 @@ async fn deploy_succeeds_with_aws_timing() {
     let output = lab.deploy().await;
     let wall = started.elapsed();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "deploy with AWS timing:\n{stderr}"
-    );
+    assert!(output.status.success(), "deploy with AWS timing:\n{stderr}");
     assert!(
         !stderr.contains("cannot be assumed") && !stderr.contains("ResourceConflict"),
         "no AWS timing error reaches the user:\n{stderr}"
@@ -572,7 +577,15 @@ async fn deploy_succeeds_with_aws_timing() {
 /// (docs/reliability.md); `FIXEDIP_LOST_RESPONSE_OPS=CreateVpc,...` runs any list, to reproduce them.
 const LOST_RESPONSE_SURVIVED: &[&str] = &["CreateNatGateway"];
 
-async fn lost_response_on(operation: String) -> (String, BTreeMap<&'static str, usize>) {
+/// What a lost answer to `operation` left: the first run's result, and either what the account holds
+/// beyond the baseline after a second, undisturbed run, or why that second run failed.
+struct LostResponse {
+    operation: String,
+    first_run_succeeded: bool,
+    end: Result<BTreeMap<&'static str, usize>, String>,
+}
+
+async fn lost_response_on(operation: String) -> LostResponse {
     let lab = Lab::start(Scenario {
         faults: vec![FaultRule {
             fault: Fault::LostResponse,
@@ -587,56 +600,85 @@ async fn lost_response_on(operation: String) -> (String, BTreeMap<&'static str, 
     .await;
     // The first run may fail (that is what a lost answer can do); the second, without faults, must
     // converge.
-    let _ = lab.deploy().await;
+    let first_run_succeeded = lab.deploy().await.status.success();
     lab.proxy.set_scenario(Scenario::default());
-    lab.deploy_ok(&format!("after a lost {operation}")).await;
+    let rerun = lab.deploy().await;
     let log = lab.proxy.log();
     assert_eq!(
         log.iter()
             .filter(|e| e.operation.name == operation && matches!(e.outcome, Outcome::Lost { .. }))
             .count(),
         1,
-        "the {operation} answer was lost once"
+        "the {operation} answer was lost once\nlog:\n{}",
+        render(&log)
     );
     assert_allowed_by_iam_policy(&log);
-    let added = Inventory::take(&lab.emulator)
-        .await
-        .added_since(&lab.baseline);
-    (operation, added)
+    let end = if rerun.status.success() {
+        Ok(Inventory::take(&lab.emulator)
+            .await
+            .added_since(&lab.baseline))
+    } else {
+        let stderr = String::from_utf8_lossy(&rerun.stderr);
+        Err(stderr
+            .lines()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .to_owned())
+    };
+    LostResponse {
+        operation,
+        first_run_succeeded,
+        end,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_lost_create_answer_leaves_no_duplicate() {
     let operations: Vec<String> = match std::env::var("FIXEDIP_LOST_RESPONSE_OPS") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
-        Err(_) => LOST_RESPONSE_SURVIVED.iter().map(|s| s.to_string()).collect(),
+        Err(_) => LOST_RESPONSE_SURVIVED
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     };
     let results = in_parallel(operations.len() as u64, parallel_labs(), |i| {
         lost_response_on(operations[i as usize - 1].clone())
     })
     .await;
     let expected: BTreeMap<&str, usize> = ONE_STACK.into_iter().collect();
-    let duplicated: Vec<String> = results
-        .iter()
-        .filter(|(_, added)| *added != expected)
-        .map(|(op, added)| {
-            let extra: Vec<String> = added
-                .iter()
-                .filter(|(what, n)| **n != expected[*what])
-                .map(|(what, n)| format!("{n} × {what}"))
-                .collect();
-            format!("{op}: {}", extra.join(", "))
-        })
-        .collect();
+    let mut broken = Vec::new();
+    for result in &results {
+        let verdict = match &result.end {
+            Ok(added) if *added == expected => "converged".to_owned(),
+            Ok(added) => {
+                let extra: Vec<String> = added
+                    .iter()
+                    .filter(|(what, n)| **n != expected[*what])
+                    .map(|(what, n)| format!("{n} × {what}"))
+                    .collect();
+                format!("DUPLICATES: {}", extra.join(", "))
+            }
+            Err(error) => format!("RERUN FAILED: {error}"),
+        };
+        println!(
+            "lost {}: first run {}, then {verdict}",
+            result.operation,
+            if result.first_run_succeeded {
+                "succeeded"
+            } else {
+                "failed"
+            }
+        );
+        if verdict != "converged" {
+            broken.push(format!("{}: {verdict}", result.operation));
+        }
+    }
     println!(
-        "lost responses: {} creates, {} duplicated: {duplicated:?}",
+        "lost responses: {} operations, {} not survived",
         results.len(),
-        duplicated.len()
+        broken.len()
     );
-    assert!(
-        duplicated.is_empty(),
-        "a lost answer left duplicates: {duplicated:?}"
-    );
+    assert!(broken.is_empty(), "lost answers not survived: {broken:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
