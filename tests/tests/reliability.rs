@@ -436,7 +436,27 @@ async fn crash_after(k: u64) -> CrashPoint {
         "crash point {k}: the deploy never made {k} mutating calls\nlog:\n{}",
         render(&lab.proxy.log())
     );
-    assert_eq!(lab.proxy.log().mutating_applied(), k as usize);
+    // Exactly k mutating calls reached moto (an answer with an AWS error counts: it reached moto).
+    // The log is written as calls end, and calls in flight at the pause point run to their end
+    // after the kill: wait for them, so that the end state below is the one the crash left.
+    let forwarded_so_far = |log: &[LogEntry]| {
+        log.iter()
+            .filter(|e| e.operation.mutating)
+            .filter(|e| matches!(e.outcome, Outcome::Answered { .. } | Outcome::Lost { .. }))
+            .count()
+    };
+    let settle = Instant::now() + Duration::from_secs(30);
+    while forwarded_so_far(&lab.proxy.log()) < k as usize && Instant::now() < settle {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = lab.proxy.log();
+    let forwarded = forwarded_so_far(&log);
+    assert_eq!(
+        forwarded,
+        k as usize,
+        "crash point {k}: mutating calls that reached moto\nlog:\n{}",
+        render(&log)
+    );
 
     let ips_before_rerun = Inventory::take(&lab.emulator).await.stack_ips;
     lab.proxy.set_scenario(Scenario::default());
