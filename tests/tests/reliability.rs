@@ -610,9 +610,19 @@ const LOST_RESPONSE_SURVIVED: &[&str] = &[
 
 /// What a lost answer to `operation` left: the first run's result, and either what the account holds
 /// beyond the baseline after a second, undisturbed run, or why that second run failed.
+fn first_error_line(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_owned()
+}
+
 struct LostResponse {
     operation: String,
-    first_run_succeeded: bool,
+    /// `None` when the first run succeeded, else its first line of error.
+    first_run_error: Option<String>,
     end: Result<BTreeMap<&'static str, usize>, String>,
 }
 
@@ -631,7 +641,8 @@ async fn lost_response_on(operation: String) -> LostResponse {
     .await;
     // The first run may fail (that is what a lost answer can do); the second, without faults, must
     // converge.
-    let first_run_succeeded = lab.deploy().await.status.success();
+    let first_run = lab.deploy().await;
+    let first_run_error = (!first_run.status.success()).then(|| first_error_line(&first_run));
     lab.proxy.set_scenario(Scenario::default());
     let rerun = lab.deploy().await;
     let log = lab.proxy.log();
@@ -649,16 +660,11 @@ async fn lost_response_on(operation: String) -> LostResponse {
             .await
             .added_since(&lab.baseline))
     } else {
-        let stderr = String::from_utf8_lossy(&rerun.stderr);
-        Err(stderr
-            .lines()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .to_owned())
+        Err(first_error_line(&rerun))
     };
     LostResponse {
         operation,
-        first_run_succeeded,
+        first_run_error,
         end,
     }
 }
@@ -691,14 +697,13 @@ async fn a_lost_create_answer_leaves_no_duplicate() {
             }
             Err(error) => format!("RERUN FAILED: {error}"),
         };
+        let first = match &result.first_run_error {
+            None => "succeeded".to_owned(),
+            Some(error) => format!("failed ({error})"),
+        };
         println!(
-            "lost {}: first run {}, then {verdict}",
-            result.operation,
-            if result.first_run_succeeded {
-                "succeeded"
-            } else {
-                "failed"
-            }
+            "lost {}: first run {first}, then {verdict}",
+            result.operation
         );
         if verdict != "converged" {
             broken.push(format!("{}: {verdict}", result.operation));
