@@ -184,6 +184,8 @@ Examples:
   cargo fixedip destroy --stack default --release-ips --yes --json"
     )]
     Destroy(DestroyArgs),
+    /// Print the least-privilege IAM policy (JSON) that deploy, ips, status, plan, verify and destroy need
+    IamPolicy,
 }
 
 #[derive(Debug, Clone, Args)]

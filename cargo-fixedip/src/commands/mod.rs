@@ -3,6 +3,7 @@
 
 pub mod deploy;
 pub mod destroy;
+pub mod iam_policy;
 pub mod ips;
 pub mod plan;
 pub mod status;
@@ -32,6 +33,7 @@ pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::Ips(args) => ips::run(context, &args),
         Command::Status(args) => status::run(context, &args),
         Command::Destroy(args) => destroy::run(context, &args),
+        Command::IamPolicy => iam_policy::run(context),
     }
 }
 

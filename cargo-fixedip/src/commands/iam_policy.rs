@@ -1,0 +1,370 @@
+//! `cargo fixedip iam-policy`: the least-privilege IAM policy a person or a CI role needs to run
+//! deploy, ips, status, plan, verify and destroy. Needs no AWS access: it is printed from the list
+//! below, which names every AWS operation the tool makes (observe.rs, execute.rs, the commands, the
+//! SDK waiters) and the removal actions of `fixedip_core::plan::Action` that destroy carries out.
+//!
+//! IAM takes JSON only, so text and `--json` print the same document. The reliability suite
+//! (`tests/tests/reliability.rs`) checks that every call the tool made in every scenario is allowed
+//! by it.
+
+use serde_json::{json, Value};
+
+use super::Context;
+use crate::error::CliError;
+
+/// The tag every resource of a stack carries (`fixedip_core::tags::STACK`); IAM conditions on it.
+const STACK_TAG: &str = fixedip_core::tags::STACK;
+
+/// How far an action is allowed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Reads that AWS does not scope to resources (EC2 Describe*, lambda:ListFunctions,
+    /// sts:GetCallerIdentity): `Resource: *`.
+    Anywhere,
+    /// An EC2 create: allowed only when the request itself tags the new resource with the stack tag
+    /// (the tool always tags in the create call), and only inside the stack's own resources.
+    Create {
+        /// The EC2 resource type created (`vpc`, `subnet`...), as in its ARN.
+        creates: &'static str,
+        /// Existing resources the call names (a subnet's VPC), which must carry the stack tag.
+        within: &'static [&'static str],
+    },
+    /// Tagging: at creation (`ec2:CreateAction` is one of the creates above), and re-tagging the
+    /// stack's Elastic IPs (activate, retain; an adopted address gets the stack tag this way).
+    Tagging,
+    /// Any change to an existing EC2 resource: only one carrying the stack tag.
+    StackTagged,
+    /// Lambda's own network interfaces, which destroy removes once AWS lets them go: Lambda tags
+    /// them with nothing, so no condition can tell them apart; AWS refuses to delete one in use.
+    LambdaInterfaces,
+    /// A Lambda function (names are the user's choice, so `function:*`).
+    Function,
+    /// The stack's execution role, `fixedip-<stack>-lambda`.
+    StackRole,
+    /// Attaching or detaching the two AWS-managed execution policies, and nothing else.
+    ExecutionPolicies,
+    /// Handing the stack's role to Lambda, and to no other service.
+    PassStackRole,
+}
+
+/// Every AWS action the tool needs, sorted, each once. The one place to change when the tool starts
+/// or stops calling something.
+pub const PERMISSIONS: &[(&str, Scope)] = &[
+    (
+        "ec2:AllocateAddress",
+        Scope::Create {
+            creates: "elastic-ip",
+            within: &[],
+        },
+    ),
+    ("ec2:AssociateRouteTable", Scope::StackTagged),
+    ("ec2:AttachInternetGateway", Scope::StackTagged),
+    (
+        "ec2:CreateInternetGateway",
+        Scope::Create {
+            creates: "internet-gateway",
+            within: &[],
+        },
+    ),
+    (
+        "ec2:CreateNatGateway",
+        Scope::Create {
+            creates: "natgateway",
+            within: &["subnet", "elastic-ip"],
+        },
+    ),
+    ("ec2:CreateRoute", Scope::StackTagged),
+    (
+        "ec2:CreateRouteTable",
+        Scope::Create {
+            creates: "route-table",
+            within: &["vpc"],
+        },
+    ),
+    (
+        "ec2:CreateSecurityGroup",
+        Scope::Create {
+            creates: "security-group",
+            within: &["vpc"],
+        },
+    ),
+    (
+        "ec2:CreateSubnet",
+        Scope::Create {
+            creates: "subnet",
+            within: &["vpc"],
+        },
+    ),
+    ("ec2:CreateTags", Scope::Tagging),
+    (
+        "ec2:CreateVpc",
+        Scope::Create {
+            creates: "vpc",
+            within: &[],
+        },
+    ),
+    ("ec2:DeleteInternetGateway", Scope::StackTagged),
+    ("ec2:DeleteNatGateway", Scope::StackTagged),
+    ("ec2:DeleteNetworkInterface", Scope::LambdaInterfaces),
+    ("ec2:DeleteRouteTable", Scope::StackTagged),
+    ("ec2:DeleteSecurityGroup", Scope::StackTagged),
+    ("ec2:DeleteSubnet", Scope::StackTagged),
+    ("ec2:DeleteTags", Scope::StackTagged),
+    ("ec2:DeleteVpc", Scope::StackTagged),
+    ("ec2:DescribeAddresses", Scope::Anywhere),
+    ("ec2:DescribeAvailabilityZones", Scope::Anywhere),
+    ("ec2:DescribeInternetGateways", Scope::Anywhere),
+    ("ec2:DescribeNatGateways", Scope::Anywhere),
+    ("ec2:DescribeNetworkInterfaces", Scope::Anywhere),
+    ("ec2:DescribeRouteTables", Scope::Anywhere),
+    ("ec2:DescribeSecurityGroups", Scope::Anywhere),
+    ("ec2:DescribeSubnets", Scope::Anywhere),
+    ("ec2:DescribeVpcAttribute", Scope::Anywhere),
+    ("ec2:DescribeVpcs", Scope::Anywhere),
+    ("ec2:DetachInternetGateway", Scope::StackTagged),
+    ("ec2:DisassociateRouteTable", Scope::StackTagged),
+    ("ec2:ModifyVpcAttribute", Scope::StackTagged),
+    ("ec2:ReleaseAddress", Scope::StackTagged),
+    ("ec2:ReplaceRoute", Scope::StackTagged),
+    ("iam:AttachRolePolicy", Scope::ExecutionPolicies),
+    ("iam:CreateRole", Scope::StackRole),
+    ("iam:DeleteRole", Scope::StackRole),
+    ("iam:DetachRolePolicy", Scope::ExecutionPolicies),
+    ("iam:GetRole", Scope::StackRole),
+    ("iam:ListAttachedRolePolicies", Scope::StackRole),
+    ("iam:PassRole", Scope::PassStackRole),
+    // CreateRole with tags needs TagRole as well.
+    ("iam:TagRole", Scope::StackRole),
+    ("lambda:CreateFunction", Scope::Function),
+    ("lambda:DeleteFunction", Scope::Function),
+    ("lambda:GetFunction", Scope::Function),
+    ("lambda:GetFunctionConfiguration", Scope::Function),
+    ("lambda:ListFunctions", Scope::Anywhere),
+    ("lambda:ListTags", Scope::Function),
+    ("lambda:TagResource", Scope::Function),
+    ("lambda:UpdateFunctionCode", Scope::Function),
+    ("lambda:UpdateFunctionConfiguration", Scope::Function),
+    ("sts:GetCallerIdentity", Scope::Anywhere),
+];
+
+fn ec2_arns(types: &[&str]) -> Vec<String> {
+    types
+        .iter()
+        .map(|t| format!("arn:aws:ec2:*:*:{t}/*"))
+        .collect()
+}
+
+fn stack_tag_present(key: &str) -> Value {
+    json!({ "Null": { format!("{key}/{STACK_TAG}"): "false" } })
+}
+
+fn actions_in(wanted: impl Fn(Scope) -> bool) -> Vec<&'static str> {
+    PERMISSIONS
+        .iter()
+        .filter(|(_, scope)| wanted(*scope))
+        .map(|(action, _)| *action)
+        .collect()
+}
+
+fn statement(
+    sid: &str,
+    actions: Vec<&str>,
+    resources: Vec<String>,
+    condition: Option<Value>,
+) -> Value {
+    let mut statement = json!({
+        "Sid": sid,
+        "Effect": "Allow",
+        "Action": actions,
+        "Resource": if resources.len() == 1 { json!(resources[0]) } else { json!(resources) },
+    });
+    if let Some(condition) = condition {
+        statement["Condition"] = condition;
+    }
+    statement
+}
+
+/// The policy document, statements grouped by scope.
+pub fn policy_document() -> Value {
+    let mut statements = vec![statement(
+        "ReadAnywhere",
+        actions_in(|s| s == Scope::Anywhere),
+        vec!["*".to_owned()],
+        None,
+    )];
+
+    // Creates: the new resource must be tagged in the request; the resources it is made in must
+    // already be the stack's.
+    let creates: Vec<(&str, &str, &[&str])> = PERMISSIONS
+        .iter()
+        .filter_map(|(action, scope)| match scope {
+            Scope::Create { creates, within } => Some((*action, *creates, *within)),
+            _ => None,
+        })
+        .collect();
+    let mut created_types: Vec<&str> = creates.iter().map(|(_, t, _)| *t).collect();
+    created_types.sort_unstable();
+    created_types.dedup();
+    statements.push(statement(
+        "CreateOnlyWithTheStackTag",
+        creates.iter().map(|(a, _, _)| *a).collect(),
+        ec2_arns(&created_types),
+        Some(stack_tag_present("aws:RequestTag")),
+    ));
+    let mut parents: Vec<&str> = creates
+        .iter()
+        .flat_map(|(_, _, w)| w.iter().copied())
+        .collect();
+    parents.sort_unstable();
+    parents.dedup();
+    statements.push(statement(
+        "CreateInsideTheStack",
+        creates
+            .iter()
+            .filter(|(_, _, within)| !within.is_empty())
+            .map(|(a, _, _)| *a)
+            .collect(),
+        ec2_arns(&parents),
+        Some(stack_tag_present("aws:ResourceTag")),
+    ));
+
+    let tagging = actions_in(|s| s == Scope::Tagging);
+    let create_actions: Vec<String> = creates
+        .iter()
+        .map(|(a, _, _)| a.trim_start_matches("ec2:").to_owned())
+        .collect();
+    statements.push(statement(
+        "TagOnCreate",
+        tagging.clone(),
+        ec2_arns(&created_types),
+        Some(json!({ "StringEquals": { "ec2:CreateAction": create_actions } })),
+    ));
+    statements.push(statement(
+        "TagAddressesForTheStack",
+        tagging,
+        ec2_arns(&["elastic-ip"]),
+        Some(stack_tag_present("aws:RequestTag")),
+    ));
+    statements.push(statement(
+        "ChangeOnlyTheStacksResources",
+        actions_in(|s| s == Scope::StackTagged),
+        vec!["*".to_owned()],
+        Some(stack_tag_present("aws:ResourceTag")),
+    ));
+    statements.push(statement(
+        "RemoveLambdaNetworkInterfaces",
+        actions_in(|s| s == Scope::LambdaInterfaces),
+        ec2_arns(&["network-interface"]),
+        None,
+    ));
+    statements.push(statement(
+        "Functions",
+        actions_in(|s| s == Scope::Function),
+        vec!["arn:aws:lambda:*:*:function:*".to_owned()],
+        None,
+    ));
+    let stack_roles = || vec!["arn:aws:iam::*:role/fixedip-*".to_owned()];
+    statements.push(statement(
+        "TheStacksExecutionRole",
+        actions_in(|s| s == Scope::StackRole),
+        stack_roles(),
+        None,
+    ));
+    let policies: Vec<String> = fixedip_core::planner::EXECUTION_ROLE_POLICIES
+        .iter()
+        .map(|name| format!("arn:aws:iam::aws:policy/service-role/{name}"))
+        .collect();
+    statements.push(statement(
+        "OnlyTheManagedExecutionPolicies",
+        actions_in(|s| s == Scope::ExecutionPolicies),
+        stack_roles(),
+        Some(json!({ "ArnEquals": { "iam:PolicyARN": policies } })),
+    ));
+    statements.push(statement(
+        "PassTheRoleToLambdaOnly",
+        actions_in(|s| s == Scope::PassStackRole),
+        stack_roles(),
+        Some(json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } })),
+    ));
+
+    json!({ "Version": "2012-10-17", "Statement": statements })
+}
+
+pub fn run(context: &Context) -> Result<(), CliError> {
+    let document = serde_json::to_string_pretty(&policy_document()).expect("a JSON value prints");
+    context
+        .output
+        .text(&format!("{document}\n"))
+        .map_err(CliError::Stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_action_list_is_sorted_and_has_no_duplicates() {
+        let actions: Vec<&str> = PERMISSIONS.iter().map(|(a, _)| *a).collect();
+        let mut sorted = actions.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(actions, sorted);
+    }
+
+    #[test]
+    fn every_action_is_in_some_statement_and_nothing_else_is() {
+        let document = policy_document();
+        let mut granted: Vec<String> = document["Statement"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["Action"].as_array().unwrap().clone())
+            .map(|a| a.as_str().unwrap().to_owned())
+            .collect();
+        granted.sort();
+        granted.dedup();
+        let listed: Vec<String> = PERMISSIONS.iter().map(|(a, _)| a.to_string()).collect();
+        assert_eq!(granted, listed);
+        for statement in document["Statement"].as_array().unwrap() {
+            assert!(
+                !statement["Action"].as_array().unwrap().is_empty(),
+                "{statement}"
+            );
+        }
+    }
+
+    #[test]
+    fn deletes_and_pass_role_are_conditioned() {
+        let document = policy_document();
+        let statements = document["Statement"].as_array().unwrap();
+        let with = |action: &str| -> Vec<&Value> {
+            statements
+                .iter()
+                .filter(|s| s["Action"].as_array().unwrap().iter().any(|a| a == action))
+                .collect()
+        };
+        for delete in [
+            "ec2:DeleteVpc",
+            "ec2:DeleteNatGateway",
+            "ec2:ReleaseAddress",
+        ] {
+            for s in with(delete) {
+                assert_eq!(
+                    s["Condition"]["Null"]["aws:ResourceTag/fixedip:stack"], "false",
+                    "{delete}"
+                );
+            }
+        }
+        let pass = with("iam:PassRole");
+        assert_eq!(pass.len(), 1);
+        assert_eq!(pass[0]["Resource"], "arn:aws:iam::*:role/fixedip-*");
+        assert_eq!(
+            pass[0]["Condition"]["StringEquals"]["iam:PassedToService"],
+            "lambda.amazonaws.com"
+        );
+        // Describe* only where AWS offers no resource-level permissions.
+        for s in with("ec2:DescribeVpcs") {
+            assert_eq!(s["Resource"], "*");
+        }
+    }
+}
