@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::time::Duration;
 
+use fixedip_core::artifact::check_artifact;
 use fixedip_core::plan::{Plan, StackSpec};
 use fixedip_core::planner::{self, DeclaredFunction};
 use serde::Serialize;
@@ -18,6 +19,7 @@ use crate::aws::observe::{observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DeployArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
+use crate::commands::verify::{self, Expectation, FunctionVerdict};
 use crate::error::CliError;
 use crate::output::{style, styled};
 
@@ -26,8 +28,31 @@ pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
         Some(path) => vec![context.function_from_zip(path)?],
         None => context.functions_built_for_lambda()?,
     };
+    check_artifacts(&functions)?;
     let report = async_runtime()?.block_on(deploy(context, args, functions))?;
-    context.output.result(&report).map_err(CliError::Stdout)
+    context.output.result(&report).map_err(CliError::Stdout)?;
+    // The IPs are printed either way; a network that does not prove them is still a failure.
+    let verdicts: Vec<_> = report
+        .stacks
+        .iter()
+        .flat_map(|s| s.verification.clone())
+        .collect();
+    verify::failures(&verdicts)
+}
+
+/// Refuses a zip that would not start on Lambda (wrong architecture, too new a glibc, too large)
+/// before AWS is even asked anything.
+fn check_artifacts(functions: &[PackagedFunction]) -> Result<(), CliError> {
+    for PackagedFunction { function, zip } in functions {
+        let problems = check_artifact(&zip.bytes, function.settings.architecture);
+        if !problems.is_empty() {
+            return Err(CliError::Artifact {
+                zip: function.binary.path.display().to_string(),
+                problems: problems.iter().map(|p| format!("[{}] {p}", p.code())).collect(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// What deploy did, per stack.
@@ -47,6 +72,8 @@ pub struct StackDeployed {
     pub ips: Vec<StackAddress>,
     /// AWS requests made for this stack, all and mutating.
     pub calls: CallCounts,
+    /// `verify` of each function, run on the deployed network.
+    pub verification: Vec<FunctionVerdict>,
 }
 
 async fn deploy(
@@ -157,6 +184,10 @@ async fn deploy(
             execute::execute(aws, &plan, &inputs, &progress).await?;
         }
         let ips = stack_addresses(aws, &spec.stack).await?;
+        let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
+        let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
+        let verification =
+            verify::verify_functions(aws, &names, &allowed, Expectation::ThroughNat, false).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
@@ -168,6 +199,7 @@ async fn deploy(
                 total: after.total - before.total,
                 mutating: after.mutating - before.mutating,
             },
+            verification,
         });
     }
     for aws in by_region.values() {
@@ -193,6 +225,9 @@ impl Display for DeployReport {
             writeln!(f, "Fixed egress IPs (for the partner's allowlist):")?;
             for address in stack.ips.iter().filter(|a| a.active) {
                 writeln!(f, "  {}", styled(style::VALUE, address.ip))?;
+            }
+            for verdict in stack.verification.iter().filter(|v| !v.passed() || !v.findings.is_empty()) {
+                write!(f, "{verdict}")?;
             }
         }
         Ok(())

@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod ips;
 pub mod plan;
 pub mod status;
+pub mod verify;
 
 use std::path::Path;
 
@@ -30,6 +31,7 @@ pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::Deploy(args) => deploy::run(context, &args),
         Command::Ips(args) => ips::run(context, &args),
         Command::Status(args) => status::run(context, &args),
+        Command::Verify(args) => verify::run(context, &args),
     }
 }
 
