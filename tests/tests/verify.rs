@@ -383,7 +383,6 @@ async fn nat_instance(emulator: &Emulator, subnet: &str) -> String {
     let ec2 = emulator.ec2().await;
     let images = ec2
         .describe_images()
-        .owners("amazon")
         .filters(
             Filter::builder()
                 .name("architecture")
