@@ -67,7 +67,11 @@ impl Verdict {
     }
 
     fn assert_passes_clean(&self) {
-        assert_eq!(self.exit, 0, "verify failed: {:#}\n{}", self.report, self.stderr);
+        assert_eq!(
+            self.exit, 0,
+            "verify failed: {:#}\n{}",
+            self.report, self.stderr
+        );
         assert_eq!(self.codes(), BTreeSet::new(), "{:#}", self.report);
     }
 
@@ -198,8 +202,7 @@ async fn build_console_network(emulator: &Emulator) -> ConsoleNetwork {
     let mut zones = Vec::new();
     for (i, az) in ["a", "b"].iter().enumerate() {
         let az = format!("{REGION}{az}");
-        let public_subnet =
-            create_subnet(&ec2, &vpc, &az, &format!("10.0.0.{}/28", i * 16)).await;
+        let public_subnet = create_subnet(&ec2, &vpc, &az, &format!("10.0.0.{}/28", i * 16)).await;
         let private_subnet =
             create_subnet(&ec2, &vpc, &az, &format!("10.0.0.{}/28", 32 + i * 16)).await;
         associate(&ec2, &public_table, &public_subnet).await;
@@ -353,7 +356,11 @@ async fn create_function(emulator: &Emulator, name: &str, role: &str, vpc: Optio
         .runtime(Runtime::Providedal2023)
         .handler("bootstrap")
         .role(role)
-        .code(FunctionCode::builder().zip_file(Blob::new(small_zip())).build())
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(small_zip()))
+                .build(),
+        )
         .set_vpc_config(vpc)
         .send()
         .await
@@ -372,7 +379,10 @@ async fn attach_function(emulator: &Emulator, name: &str, config: VpcConfig) {
         .unwrap();
 }
 
-fn replace_default_route(ec2: &aws_sdk_ec2::Client, table: &str) -> aws_sdk_ec2::operation::replace_route::builders::ReplaceRouteFluentBuilder {
+fn replace_default_route(
+    ec2: &aws_sdk_ec2::Client,
+    table: &str,
+) -> aws_sdk_ec2::operation::replace_route::builders::ReplaceRouteFluentBuilder {
     ec2.replace_route()
         .route_table_id(table)
         .destination_cidr_block("0.0.0.0/0")
@@ -410,7 +420,10 @@ async fn nat_instance(emulator: &Emulator, subnet: &str) -> String {
 
 /// A NAT instance in AZ a's public subnet with an Elastic IP, set up as the guides say (source/dest
 /// check off), and AZ a's private route pointing at it. Returns the instance and its address.
-async fn switch_zone_a_to_a_nat_instance(emulator: &Emulator, network: &ConsoleNetwork) -> (String, String) {
+async fn switch_zone_a_to_a_nat_instance(
+    emulator: &Emulator,
+    network: &ConsoleNetwork,
+) -> (String, String) {
     let ec2 = emulator.ec2().await;
     let zone = &network.zones[0];
     let instance = nat_instance(emulator, &zone.public_subnet).await;
@@ -519,7 +532,11 @@ async fn a_fixedip_stack_in_three_azs_passes() {
 async fn function_attached_to_the_public_subnets() {
     let emulator = Emulator::start();
     let network = build_console_network(&emulator).await;
-    let public: Vec<String> = network.zones.iter().map(|z| z.public_subnet.clone()).collect();
+    let public: Vec<String> = network
+        .zones
+        .iter()
+        .map(|z| z.public_subnet.clone())
+        .collect();
     attach_function(
         &emulator,
         &network.function,
@@ -616,7 +633,10 @@ async fn private_subnet_routed_to_the_nat_of_the_other_az_is_a_warning() {
         verdict.report
     );
     assert_eq!(verdict.findings()[0]["severity"], "warning");
-    assert_eq!(verdict.findings()[0]["resource"], network.zones[1].private_table);
+    assert_eq!(
+        verdict.findings()[0]["resource"],
+        network.zones[1].private_subnet
+    );
     // It works, so verify passes; the warning says what it risks.
     assert_eq!(verdict.exit, 0, "{}", verdict.stderr);
 }
@@ -772,7 +792,11 @@ async fn ipv6_default_route_through_an_egress_only_gateway_with_dual_stack() {
         .unwrap();
     // Without dual stack the IPv6 route carries none of the function's traffic.
     verify(&emulator, &network.verify_args()).assert_passes_clean();
-    let private: Vec<String> = network.zones.iter().map(|z| z.private_subnet.clone()).collect();
+    let private: Vec<String> = network
+        .zones
+        .iter()
+        .map(|z| z.private_subnet.clone())
+        .collect();
     attach_function(
         &emulator,
         &network.function,
@@ -855,10 +879,16 @@ async fn text_output_names_the_resource_the_problem_and_the_fix() {
         )),
         "{stdout}"
     );
-    assert!(stdout.contains("fix: add one to the NAT gateway of"), "{stdout}");
+    assert!(
+        stdout.contains("fix: add one to the NAT gateway of"),
+        "{stdout}"
+    );
     assert!(stdout.contains(&network.zones[1].az), "{stdout}");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("egress is not proven for partner-sync"), "{stderr}");
+    assert!(
+        stderr.contains("egress is not proven for partner-sync"),
+        "{stderr}"
+    );
 }
 
 // -------------------------------------------------------------------------------------------------
@@ -960,7 +990,10 @@ fn deploy_refuses_a_binary_needing_a_newer_glibc() {
         .arg(&plain)
         .status()
         .expect("cc runs");
-    assert!(status.success(), "cc (needs glibc 2.36 headers for arc4random)");
+    assert!(
+        status.success(),
+        "cc (needs glibc 2.36 headers for arc4random)"
+    );
     let bootstrap = dir.path().join("bootstrap");
     let status = std::process::Command::new("objcopy")
         .arg("--add-section")

@@ -344,10 +344,9 @@ async fn nat_instances(
             .map_err(|e| AwsError::call("DescribeInstances", e))?;
         for reservation in found {
             for instance in reservation.instances() {
-                if !instances
-                    .iter()
-                    .any(|i: &aws_sdk_ec2::types::Instance| i.instance_id() == instance.instance_id())
-                {
+                if !instances.iter().any(|i: &aws_sdk_ec2::types::Instance| {
+                    i.instance_id() == instance.instance_id()
+                }) {
                     instances.push(instance.clone());
                 }
             }

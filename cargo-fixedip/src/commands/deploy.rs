@@ -48,7 +48,10 @@ fn check_artifacts(functions: &[PackagedFunction]) -> Result<(), CliError> {
         if !problems.is_empty() {
             return Err(CliError::Artifact {
                 zip: function.binary.path.display().to_string(),
-                problems: problems.iter().map(|p| format!("[{}] {p}", p.code())).collect(),
+                problems: problems
+                    .iter()
+                    .map(|p| format!("[{}] {p}", p.code()))
+                    .collect(),
             });
         }
     }
@@ -226,7 +229,11 @@ impl Display for DeployReport {
             for address in stack.ips.iter().filter(|a| a.active) {
                 writeln!(f, "  {}", styled(style::VALUE, address.ip))?;
             }
-            for verdict in stack.verification.iter().filter(|v| !v.passed() || !v.findings.is_empty()) {
+            for verdict in stack
+                .verification
+                .iter()
+                .filter(|v| !v.passed() || !v.findings.is_empty())
+            {
                 write!(f, "{verdict}")?;
             }
         }

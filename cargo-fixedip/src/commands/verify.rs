@@ -76,10 +76,18 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         };
         context.output.status(
             "Verifying",
-            format!("{} against {} allowed IPs", functions.join(", "), allowed.len()),
+            format!(
+                "{} against {} allowed IPs",
+                functions.join(", "),
+                allowed.len()
+            ),
         );
-        let verdicts = verify_functions(&aws, &functions, &allowed, expectation, args.probe).await?;
-        Ok::<_, CliError>(VerifyReport { allowed, functions: verdicts })
+        let verdicts =
+            verify_functions(&aws, &functions, &allowed, expectation, args.probe).await?;
+        Ok::<_, CliError>(VerifyReport {
+            allowed,
+            functions: verdicts,
+        })
     })?;
     context.output.result(&report).map_err(CliError::Stdout)?;
     report.into_result()
@@ -327,7 +335,10 @@ mod tests {
         };
         let text = verdict.to_string();
         assert!(text.contains("FAIL"), "{text}");
-        assert!(text.contains("error[missing-default-route] rtb-1: no route"), "{text}");
+        assert!(
+            text.contains("error[missing-default-route] rtb-1: no route"),
+            "{text}"
+        );
         assert!(text.contains("fix: add one"), "{text}");
         assert!(failures(&[verdict]).is_err());
     }
