@@ -186,6 +186,50 @@ Examples:
     Destroy(DestroyArgs),
     /// Print the least-privilege IAM policy (JSON) that deploy, ips, status, plan, verify and destroy need
     IamPolicy,
+    /// Prove that every egress path of each function leaves through the listed IPs
+    #[command(
+        long_about = "\
+Prove that every egress path of each function leaves through the listed IPs.
+
+For each function, reads its VpcConfig, then the route table of every subnet it runs in (the
+explicit association, else the VPC's main table), and follows every route that can carry internet
+traffic to where it leaves: a NAT gateway or NAT instance whose Elastic IP is allowed, in a subnet
+that routes to an attached internet gateway. Prints pass, or each finding with the resource, what
+is wrong and how to fix it; exits with code VERIFY (9) when an error is found. Read-only.
+
+The functions: every function attached to the stack's subnets, or those named with --function
+(any function, in any VPC, fixedip's or not). The allowed IPs: --ip when given, else the stack's
+Elastic IPs. They are the partner's allowlist, never taken from the network being checked.",
+        after_long_help = "\
+Examples:
+  cargo fixedip verify
+  cargo fixedip verify --stack billing --probe --json
+  cargo fixedip verify --function partner-sync --ip 203.0.113.7 --ip 203.0.113.9"
+    )]
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct VerifyArgs {
+    /// The stack whose functions and IPs to verify [default: `default`]
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub stack: String,
+
+    /// Verify this Lambda function instead of the stack's; repeat for several
+    #[arg(long = "function", value_name = "NAME", action = ArgAction::Append)]
+    pub functions: Vec<String>,
+
+    /// An allowed egress IP (the partner's allowlist); repeat for several [default: the stack's IPs]
+    #[arg(long = "ip", value_name = "IP", action = ArgAction::Append)]
+    pub ips: Vec<std::net::Ipv4Addr>,
+
+    /// Also invoke each function with {"fixedip": "probe"} and check the address it reports
+    #[arg(long)]
+    pub probe: bool,
+
+    /// Expect no route out of the VPC at all (functions that must reach only AWS services)
+    #[arg(long)]
+    pub isolated: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -185,6 +185,31 @@ pub enum CliError {
     #[diagnostic(help("leave out `--release-ips` to destroy the stack and keep its IPs"))]
     DestroyCancelled,
 
+    // Verify.
+    #[error("egress is not proven for {}", .functions.join(", "))]
+    #[diagnostic(help(
+        "fix each finding printed above (its `fix:` line says how), then run `cargo fixedip verify` again"
+    ))]
+    VerifyFailed { functions: Vec<String> },
+
+    #[error("stack `{stack}` has no function attached to its subnets")]
+    #[diagnostic(help(
+        "deploy one with `cargo fixedip deploy`, pick another `--stack`, or name functions with `--function NAME`"
+    ))]
+    NothingToVerify { stack: String },
+
+    #[error("no allowed IPs to verify against: stack `{stack}` has no Elastic IP")]
+    #[diagnostic(help(
+        "pass the partner's allowlist with `--ip A.B.C.D` (repeat for each), or `--stack NAME` for a stack fixedip deployed"
+    ))]
+    NoAllowedIps { stack: String },
+
+    #[error("{} cannot run on Lambda: {}", .zip, .problems.join("; "))]
+    #[diagnostic(help(
+        "nothing was uploaded or changed; rebuild the function as the message says, then deploy again"
+    ))]
+    Artifact { zip: String, problems: Vec<String> },
+
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
 
@@ -276,7 +301,11 @@ impl CliError {
             | CliError::Reader { .. } => exit_code::NO_FUNCTION,
             CliError::BuildSpawn { .. }
             | CliError::BuildFailed { .. }
-            | CliError::CannotBuildForLambda { .. } => exit_code::BUILD,
+            | CliError::CannotBuildForLambda { .. }
+            | CliError::Artifact { .. } => exit_code::BUILD,
+            CliError::VerifyFailed { .. } => exit_code::VERIFY,
+            CliError::NothingToVerify { .. } => exit_code::NO_FUNCTION,
+            CliError::NoAllowedIps { .. } => exit_code::USAGE,
             CliError::NoRegion { .. }
             | CliError::Conflict(_)
             | CliError::Plan(_)

@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod execute;
+pub mod network;
 pub mod observe;
 
 use std::error::Error as StdError;

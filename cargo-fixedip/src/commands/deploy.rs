@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
 
+use fixedip_core::artifact::check_artifact;
 use fixedip_core::plan::{Action, Plan, Ref, StackSpec};
 use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
 use serde::Serialize;
@@ -18,6 +19,7 @@ use crate::aws::observe::{self, observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DeployArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
+use crate::commands::verify::{self, Expectation, FunctionVerdict};
 use crate::error::CliError;
 use crate::output::{style, styled, Output};
 use fixedip_core::observed::AddressUse;
@@ -27,9 +29,17 @@ pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
         Some(path) => vec![context.function_from_zip(path)?],
         None => context.functions_built_for_lambda()?,
     };
+    check_artifacts(&functions)?;
     let report = async_runtime()?.block_on(deploy(context, args, functions))?;
     context.output.result(&report).map_err(CliError::Stdout)?;
-    // The IPs are printed above; the distinct exit code makes CI notice that some wait for the user.
+    // The IPs are printed either way; a network that does not prove them is still a failure.
+    let verdicts: Vec<_> = report
+        .stacks
+        .iter()
+        .flat_map(|s| s.verification.clone())
+        .collect();
+    verify::failures(&verdicts)?;
+    // The distinct exit code makes CI notice that some IPs wait for the user.
     let held_back: Vec<String> = report
         .stacks
         .iter()
@@ -40,6 +50,24 @@ pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
         .collect();
     if !held_back.is_empty() {
         return Err(CliError::NewIpsHeldBack { ips: held_back });
+    }
+    Ok(())
+}
+
+/// Refuses a zip that would not start on Lambda (wrong architecture, too new a glibc, too large)
+/// before AWS is even asked anything.
+fn check_artifacts(functions: &[PackagedFunction]) -> Result<(), CliError> {
+    for PackagedFunction { function, zip } in functions {
+        let problems = check_artifact(&zip.bytes, function.settings.architecture);
+        if !problems.is_empty() {
+            return Err(CliError::Artifact {
+                zip: function.binary.path.display().to_string(),
+                problems: problems
+                    .iter()
+                    .map(|p| format!("[{}] {p}", p.code()))
+                    .collect(),
+            });
+        }
     }
     Ok(())
 }
@@ -64,6 +92,8 @@ pub struct StackDeployed {
     pub pending_ips: Vec<PendingIpReport>,
     /// AWS requests made for this stack, all and mutating.
     pub calls: CallCounts,
+    /// `verify` of each function, run on the deployed network.
+    pub verification: Vec<FunctionVerdict>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -178,6 +208,10 @@ async fn deploy(
             context.output.warning(&pending.message);
         }
         let ips = stack_addresses(aws, &spec.stack).await?;
+        let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
+        let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
+        let verification =
+            verify::verify_functions(aws, &names, &allowed, Expectation::ThroughNat, false).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
@@ -190,6 +224,7 @@ async fn deploy(
                 total: after.total - before.total,
                 mutating: after.mutating - before.mutating,
             },
+            verification,
         });
     }
     for aws in by_region.values() {
@@ -235,6 +270,13 @@ impl Display for DeployReport {
                 for pending in &stack.pending_ips {
                     writeln!(f, "  {}", pending.message)?;
                 }
+            }
+            for verdict in stack
+                .verification
+                .iter()
+                .filter(|v| !v.passed() || !v.findings.is_empty())
+            {
+                write!(f, "{verdict}")?;
             }
         }
         Ok(())

@@ -7,6 +7,7 @@ pub mod iam_policy;
 pub mod ips;
 pub mod plan;
 pub mod status;
+pub mod verify;
 
 use std::path::Path;
 
@@ -34,6 +35,7 @@ pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::Status(args) => status::run(context, &args),
         Command::Destroy(args) => destroy::run(context, &args),
         Command::IamPolicy => iam_policy::run(context),
+        Command::Verify(args) => verify::run(context, &args),
     }
 }
 
