@@ -113,6 +113,8 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DeleteVpc", Scope::StackTagged),
     ("ec2:DescribeAddresses", Scope::Anywhere),
     ("ec2:DescribeAvailabilityZones", Scope::Anywhere),
+    // verify: NAT instances a route names, and whether their address is an Elastic IP.
+    ("ec2:DescribeInstances", Scope::Anywhere),
     ("ec2:DescribeInternetGateways", Scope::Anywhere),
     ("ec2:DescribeNatGateways", Scope::Anywhere),
     ("ec2:DescribeNetworkInterfaces", Scope::Anywhere),
@@ -139,6 +141,8 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("lambda:DeleteFunction", Scope::Function),
     ("lambda:GetFunction", Scope::Function),
     ("lambda:GetFunctionConfiguration", Scope::Function),
+    // verify --probe.
+    ("lambda:InvokeFunction", Scope::Function),
     ("lambda:ListFunctions", Scope::Anywhere),
     ("lambda:ListTags", Scope::Function),
     ("lambda:TagResource", Scope::Function),
