@@ -111,6 +111,8 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DeleteSubnet", Scope::StackTagged),
     ("ec2:DeleteTags", Scope::StackTagged),
     ("ec2:DeleteVpc", Scope::StackTagged),
+    // deploy: the Elastic IP quota (`vpc-max-elastic-ips`), read only when a plan allocates.
+    ("ec2:DescribeAccountAttributes", Scope::Anywhere),
     ("ec2:DescribeAddresses", Scope::Anywhere),
     ("ec2:DescribeAvailabilityZones", Scope::Anywhere),
     // verify: NAT instances a route names, and whether their address is an Elastic IP.
@@ -124,6 +126,8 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DescribeVpcAttribute", Scope::Anywhere),
     ("ec2:DescribeVpcs", Scope::Anywhere),
     ("ec2:DetachInternetGateway", Scope::StackTagged),
+    // destroy: an association left on a stack address after its NAT gateway is deleted.
+    ("ec2:DisassociateAddress", Scope::StackTagged),
     ("ec2:DisassociateRouteTable", Scope::StackTagged),
     ("ec2:ModifyVpcAttribute", Scope::StackTagged),
     ("ec2:ReleaseAddress", Scope::StackTagged),
