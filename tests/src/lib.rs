@@ -437,7 +437,10 @@ pub fn cargo_fixedip_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let test = std::env::current_exe().expect("the test executable's path");
         let dir = test.parent().and_then(Path::parent).expect("target/debug");
-        let bin = dir.join(format!("cargo-fixedip-under-test{}", std::env::consts::EXE_SUFFIX));
+        let bin = dir.join(format!(
+            "cargo-fixedip-under-test{}",
+            std::env::consts::EXE_SUFFIX
+        ));
         assert!(
             bin.exists(),
             "{} is missing: run the end-to-end tests through `cargo test -p fixedip-tests`, \
