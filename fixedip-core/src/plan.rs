@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::observed::{Slot, Tier};
-use crate::requirements::{AllocationId, AzCount, StackName};
+use crate::requirements::{AllocationId, AzCount, EgressRule, Endpoint, NatMode, StackName};
 use crate::settings::Architecture;
 
 /// The VPC CIDR when the settings name none: 65,536 addresses, cut into 16 blocks of /20 (4,096
@@ -31,7 +31,22 @@ pub struct StackSpec {
     pub azs: AzCount,
     /// Addresses the user brought (`ips = [...]`), used before any new one is allocated.
     pub adopted_ips: Vec<AllocationId>,
+    /// How the network reaches the outside; the default is one NAT gateway per AZ, all egress.
+    pub modes: NetworkModes,
     pub functions: Vec<FunctionSpec>,
+}
+
+/// The `#[fixed_egress]` arguments beyond `azs` and `ips`, as every function of a stack agrees on
+/// them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct NetworkModes {
+    pub nat: NatMode,
+    /// How many NATs serve the AZs; `None`: one per AZ.
+    pub nats: Option<u8>,
+    pub endpoints: Vec<Endpoint>,
+    /// What the function's security group lets out; empty: everything.
+    pub egress: Vec<EgressRule>,
 }
 
 /// One function to attach to the stack.

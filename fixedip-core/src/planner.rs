@@ -5,7 +5,7 @@
 //!
 //! ```
 //! use fixedip_core::observed::ObservedState;
-//! use fixedip_core::plan::{StackSpec, DEFAULT_VPC_CIDR};
+//! use fixedip_core::plan::{NetworkModes, StackSpec, DEFAULT_VPC_CIDR};
 //! use fixedip_core::requirements::{AzCount, StackName};
 //! use fixedip_core::{cost, planner};
 //!
@@ -15,6 +15,7 @@
 //!     vpc_cidr: DEFAULT_VPC_CIDR,
 //!     azs: AzCount::new(2)?,
 //!     adopted_ips: Vec::new(),
+//!     modes: NetworkModes::default(),
 //!     functions: Vec::new(),
 //! };
 //! let plan = planner::plan(&spec, &ObservedState::assumed_offline("us-east-1", &[]))?;
@@ -121,11 +122,11 @@ use crate::observed::{
     ObservedRouteTable, ObservedState, ObservedSubnet, RouteTarget, Slot, Tier,
 };
 use crate::plan::{
-    Action, AzView, FunctionSpec, NetworkView, PendingIp, Plan, Ref, RouteVia, StackSpec, Status,
-    Step, StepId, SurplusSlot, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
+    Action, AzView, FunctionSpec, NetworkModes, NetworkView, PendingIp, Plan, Ref, RouteVia,
+    StackSpec, Status, Step, StepId, SurplusSlot, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
 };
 use crate::record::Record;
-use crate::requirements::{AllocationId, StackName};
+use crate::requirements::{AllocationId, NatMode, StackName};
 use crate::settings::DeploySettings;
 use crate::tags;
 
@@ -148,6 +149,12 @@ pub const EXECUTION_ROLE_POLICIES: [&str; 2] = [
 /// Why a stack cannot be planned. Every one is found before any mutating call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// A mode the macro accepts but this planner does not build yet: refused before any change
+    /// rather than deploying a network other than the one asked for.
+    #[error(
+        "{mode} is not supported by this version of cargo-fixedip yet: remove it from #[fixed_egress], or update cargo-fixedip"
+    )]
+    ModeNotSupported { mode: String },
     #[error(
         "the VPC CIDR {cidr} is a /{}: fixedip needs a /{MIN_VPC_PREFIX} to a /{MAX_VPC_PREFIX}; set `vpc-cidr` in [package.metadata.fixedip] to one",
         cidr.prefix_len()
@@ -324,6 +331,7 @@ pub fn plan_with(
             cidr: spec.vpc_cidr,
         });
     }
+    unsupported_modes(&spec.modes)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, &inventory)?;
     let addresses = choose_addresses(spec, &inventory, &slots.wanted)?;
@@ -1633,6 +1641,28 @@ pub enum ConflictError {
     },
 }
 
+/// Refuses the modes the planner does not build yet, one at a time as they land.
+fn unsupported_modes(modes: &NetworkModes) -> Result<(), PlanError> {
+    let refuse = |mode: &str| {
+        Err(PlanError::ModeNotSupported {
+            mode: mode.to_owned(),
+        })
+    };
+    if modes.nat != NatMode::Gateway {
+        return refuse(&format!("`nat = \"{}\"`", modes.nat));
+    }
+    if modes.nats.is_some() {
+        return refuse("`nats`");
+    }
+    if !modes.endpoints.is_empty() {
+        return refuse("`endpoints`");
+    }
+    if !modes.egress.is_empty() {
+        return refuse("`egress`");
+    }
+    Ok(())
+}
+
 /// Group functions into stacks by (region, stack), sorted by region then stack; functions within a
 /// stack are sorted by name. Functions of one stack share its network, so they must agree on `azs`,
 /// `ips` and `vpc-cidr`; and a Lambda name is unique in a region, so no two functions share one.
@@ -1684,6 +1714,18 @@ fn stack_spec(
     members: Vec<DeclaredFunction>,
 ) -> Result<StackSpec, ConflictError> {
     let first = &members[0];
+    fn listed(
+        setting: &'static str,
+        values: impl IntoIterator<Item = String>,
+    ) -> (&'static str, String, String) {
+        let values: Vec<String> = values.into_iter().collect();
+        let shown = if values.is_empty() {
+            "none".to_owned()
+        } else {
+            format!("[{}]", values.join(", "))
+        };
+        (setting, shown.clone(), shown)
+    }
     let shared = |f: &DeclaredFunction| {
         let requirements = &f.record.requirements;
         let ips: Vec<&str> = requirements.ips.iter().map(AllocationId::as_str).collect();
@@ -1703,6 +1745,16 @@ fn stack_spec(
                 requirements.azs.get().to_string(),
             ),
             ("ips", ips.clone(), ips),
+            listed("nat", [requirements.nat.to_string()]),
+            listed("nats", requirements.nats.map(|n| n.to_string())),
+            listed(
+                "endpoints",
+                requirements.endpoints.iter().map(ToString::to_string),
+            ),
+            listed(
+                "egress",
+                requirements.egress.iter().map(ToString::to_string),
+            ),
             (
                 "vpc-cidr",
                 vpc_cidr,
@@ -1747,6 +1799,12 @@ fn stack_spec(
         vpc_cidr: first.settings.vpc_cidr.unwrap_or(DEFAULT_VPC_CIDR),
         azs: requirements.azs,
         adopted_ips: requirements.ips.clone(),
+        modes: NetworkModes {
+            nat: requirements.nat,
+            nats: requirements.nats,
+            endpoints: requirements.endpoints.clone(),
+            egress: requirements.egress.clone(),
+        },
         functions: by_name.into_values().map(function_spec).collect(),
         region,
     })

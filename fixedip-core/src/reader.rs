@@ -260,6 +260,7 @@ mod tests {
                 stack: StackName::parse("payments").unwrap(),
                 azs: AzCount::new(azs).unwrap(),
                 ips: vec![AllocationId::parse("eipalloc-0123abcd").unwrap()],
+                ..Default::default()
             },
         }
     }

@@ -13,14 +13,25 @@
 //! stack=default
 //! azs=2
 //! ips=eipalloc-0123abcd,eipalloc-4567cdef
+//! nat=instance
+//! nats=1
+//! endpoints=s3,logs
+//! egress=0.0.0.0/0:443,10.0.0.2/32:53/udp
 //! <blank line>
 //! ```
+//!
+//! `nat`, `nats`, `endpoints` and `egress` are written only when they differ from the default, so a
+//! function that uses none of them carries the same bytes as before they existed. A reader refuses
+//! keys it does not know: an older cargo-fixedip must not deploy a network it does not understand.
 //!
 //! Every value is validated before it is written (names and ids hold no newline or comma), so the
 //! format needs no escaping. Parts that only the compiler knows (package, module path, source line)
 //! are spliced in by the macro with `env!`, `module_path!`, `file!` and `line!`.
 
-use crate::requirements::{AllocationId, AzCount, EgressRequirements, RequirementError, StackName};
+use crate::requirements::{
+    parse_nats, AllocationId, AzCount, EgressRequirements, EgressRule, Endpoint, NatMode,
+    RequirementError, StackName,
+};
 
 /// The name of the link section outside Apple platforms.
 pub const SECTION_ELF: &str = ".fixedip";
@@ -57,16 +68,40 @@ pub enum RecordError {
     Invalid(#[from] RequirementError),
 }
 
-/// The lines after the header and the compiler-provided fields: `stack`, `azs`, `ips` and the blank
-/// line that ends the record. The macro writes exactly this, so the format is defined in one place.
+/// The lines after the header and the compiler-provided fields: `stack`, `azs`, `ips`, the modes
+/// that differ from the default, and the blank line that ends the record. The macro writes exactly
+/// this, so the format is defined in one place.
 pub fn encode_requirements(requirements: &EgressRequirements) -> String {
     let ips: Vec<&str> = requirements.ips.iter().map(AllocationId::as_str).collect();
-    format!(
-        "stack={}\nazs={}\nips={}\n\n",
+    let mut text = format!(
+        "stack={}\nazs={}\nips={}\n",
         requirements.stack,
         requirements.azs,
         ips.join(",")
-    )
+    );
+    if requirements.nat != NatMode::default() {
+        text += &format!("nat={}\n", requirements.nat);
+    }
+    if let Some(nats) = requirements.nats {
+        text += &format!("nats={nats}\n");
+    }
+    if !requirements.endpoints.is_empty() {
+        let names: Vec<&str> = requirements
+            .endpoints
+            .iter()
+            .map(Endpoint::as_str)
+            .collect();
+        text += &format!("endpoints={}\n", names.join(","));
+    }
+    if !requirements.egress.is_empty() {
+        let rules: Vec<String> = requirements
+            .egress
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        text += &format!("egress={}\n", rules.join(","));
+    }
+    text + "\n"
 }
 
 impl Record {
@@ -134,8 +169,25 @@ impl Record {
                         .map(AllocationId::parse)
                         .collect::<Result<_, _>>()?;
                 }
+                "nat" => requirements.nat = NatMode::parse(value)?,
+                "nats" => requirements.nats = Some(parse_nats(value)?),
+                "endpoints" => {
+                    requirements.endpoints = value
+                        .split(',')
+                        .map(Endpoint::parse)
+                        .collect::<Result<_, _>>()?;
+                }
+                "egress" => {
+                    requirements.egress = value
+                        .split(',')
+                        .map(EgressRule::parse)
+                        .collect::<Result<_, _>>()?;
+                }
                 other => return Err(RecordError::Malformed(format!("unknown key {other:?}"))),
             }
+        }
+        if let Some(violation) = requirements.violations().into_iter().next() {
+            return Err(RecordError::Invalid(violation.error));
         }
         let missing = |field: &str| RecordError::Malformed(format!("`{field}` is missing"));
         Ok(Record {
@@ -160,8 +212,43 @@ mod tests {
                 stack: StackName::parse("payments").unwrap(),
                 azs: AzCount::new(3).unwrap(),
                 ips: vec![AllocationId::parse("eipalloc-0123abcd").unwrap()],
+                ..Default::default()
             },
         }
+    }
+
+    #[test]
+    fn modes_round_trip() {
+        let mut record = sample("m::main");
+        record.requirements.nat = NatMode::Instance;
+        record.requirements.nats = Some(2);
+        record.requirements.endpoints = vec![
+            Endpoint::parse("s3").unwrap(),
+            Endpoint::parse("secretsmanager").unwrap(),
+        ];
+        record.requirements.egress = vec![
+            EgressRule::parse("0.0.0.0/0:443").unwrap(),
+            EgressRule::parse("198.51.100.0/24:5432-5433").unwrap(),
+            EgressRule::parse("10.0.0.2/32:53/udp").unwrap(),
+        ];
+        let encoded = record.encode();
+        assert!(encoded.ends_with(
+            "nat=instance\nnats=2\nendpoints=s3,secretsmanager\negress=0.0.0.0/0:443,198.51.100.0/24:5432-5433,10.0.0.2/32:53/udp\n\n"
+        ), "{encoded}");
+        assert_eq!(Record::parse_section(encoded.as_bytes()).unwrap(), [record]);
+    }
+
+    #[test]
+    fn defaults_write_no_mode_lines() {
+        let record = sample("m::main");
+        assert!(record.encode().ends_with("ips=eipalloc-0123abcd\n\n"));
+    }
+
+    #[test]
+    fn records_breaking_a_rule_are_refused() {
+        let bad = b"FIXEDIP/1\npackage=p\nfunction=f\nsource=s\nazs=2\nnats=3\n\n";
+        let err = Record::parse_section(bad).unwrap_err();
+        assert!(matches!(err, RecordError::Invalid(_)), "{err}");
     }
 
     #[test]
@@ -209,7 +296,8 @@ mod tests {
             function in "[a-z_][a-z0-9_]{0,10}(::[a-z_][a-z0-9_]{0,10}){0,3}",
             line in 1u32..100_000,
         ) {
-            let ips = hex.iter().map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
+            // At most one address per AZ, as the macro allows.
+            let ips = hex.iter().take(azs as usize).map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
             let record = Record {
                 package: "some-package".into(),
                 function,
@@ -219,6 +307,7 @@ mod tests {
                     stack: StackName::parse(&stack).unwrap(),
                     azs: AzCount::new(azs).unwrap(),
                     ips: ips.collect(),
+                    ..Default::default()
                 },
             };
             let section = format!("\0{}\0\0\0{}", record.encode(), record.encode());

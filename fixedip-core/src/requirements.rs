@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// Every argument `#[fixed_egress]` accepts.
-pub const ARGUMENTS: &[&str] = &["azs", "stack", "ips"];
+pub const ARGUMENTS: &[&str] = &["azs", "stack", "ips", "nat", "nats", "endpoints", "egress"];
 
 /// The closest known argument to an unknown one, for "did you mean".
 pub fn suggest_argument(unknown: &str) -> Option<&'static str> {
@@ -42,6 +42,43 @@ pub enum RequirementError {
         if *azs == 1 { "" } else { "s" }
     )]
     TooManyIps { count: usize, azs: u8 },
+    #[error("`nat` must be \"gateway\", \"instance\" or \"none\", found {found:?}")]
+    UnknownNat { found: String },
+    #[error(
+        "`nat = \"regional\"` is not supported yet: the emulator fixedip is tested against cannot create regional NAT gateways, and fixedip ships no untested path; use \"gateway\""
+    )]
+    RegionalNatUnsupported,
+    #[error("`nats` expects an integer, e.g. `nats = 1`, found `{found}`")]
+    NatsNotAnInteger { found: String },
+    #[error(
+        "`nats` must be between 1 and `azs` ({azs}), found {found}: each NAT serves one AZ or more, and no AZ has two"
+    )]
+    NatsOutOfRange { found: String, azs: u8 },
+    #[error("`{argument}` needs a NAT, but `nat = \"none\"` gives the function no route out: remove one of them")]
+    NeedsNat { argument: &'static str },
+    #[error("{}", unknown_endpoint_message(name))]
+    UnknownEndpoint { name: String },
+    #[error("`{name}` is listed twice in `endpoints`")]
+    DuplicateEndpoint { name: String },
+    #[error(
+        "`{entry}` is not an egress rule: {reason}; write `CIDR:PORT` or `CIDR:FROM-TO`, e.g. `\"0.0.0.0/0:443\"`, `\"198.51.100.0/24:5432-5433\"`, with `/udp` at the end for UDP"
+    )]
+    MalformedEgressRule { entry: String, reason: String },
+    #[error("`{list}` must list at least one entry; leave it out for the default")]
+    EmptyList { list: &'static str },
+}
+
+fn unknown_endpoint_message(name: &str) -> String {
+    let known: Vec<&str> = ENDPOINT_SERVICES.iter().map(|(name, _)| *name).collect();
+    match suggest_endpoint(name) {
+        Some(close) => format!(
+            "`{name}` is not an AWS service fixedip knows an endpoint for; did you mean `{close}`?"
+        ),
+        None => format!(
+            "`{name}` is not an AWS service fixedip knows an endpoint for; known: {}",
+            known.join(", ")
+        ),
+    }
 }
 
 /// Where in the arguments a [`RequirementError`] lies, so the macro can point at it.
@@ -51,6 +88,10 @@ pub enum Location {
     Argument(&'static str),
     /// One element of the `ips` list.
     IpsElement(usize),
+    /// One element of the `endpoints` list.
+    EndpointsElement(usize),
+    /// One element of the `egress` list.
+    EgressElement(usize),
 }
 
 /// A rule broken by a set of requirements, and where.
@@ -244,6 +285,299 @@ impl fmt::Display for AllocationId {
     }
 }
 
+/// How the private subnets reach the internet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum NatMode {
+    /// Managed NAT gateways, one Elastic IP each (the default).
+    #[default]
+    Gateway,
+    /// An EC2 instance per NAT that forwards and masquerades, with an Elastic IP associated:
+    /// about a tenth of the price, without a gateway's bandwidth or managed failover.
+    Instance,
+    /// No route out at all: no internet gateway, no NAT, no public subnet. The function reaches
+    /// only AWS services, through VPC endpoints.
+    None,
+}
+
+impl NatMode {
+    pub fn parse(text: &str) -> Result<Self, RequirementError> {
+        match text {
+            "gateway" => Ok(NatMode::Gateway),
+            "instance" => Ok(NatMode::Instance),
+            "none" => Ok(NatMode::None),
+            "regional" => Err(RequirementError::RegionalNatUnsupported),
+            other => Err(RequirementError::UnknownNat {
+                found: other.to_owned(),
+            }),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NatMode::Gateway => "gateway",
+            NatMode::Instance => "instance",
+            NatMode::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for NatMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Reads `nats` as written: an integer, checked against `azs` by [`EgressRequirements::violations`].
+pub fn parse_nats(text: &str) -> Result<u8, RequirementError> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(RequirementError::NatsNotAnInteger {
+            found: text.to_owned(),
+        });
+    }
+    match text.parse::<u8>() {
+        Ok(n) => Ok(n),
+        // Negative or huge: out of range whatever `azs` is.
+        Err(_) => Err(RequirementError::NatsOutOfRange {
+            found: text.to_owned(),
+            azs: AzCount::MAX,
+        }),
+    }
+}
+
+/// How a VPC endpoint reaches its service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum EndpointKind {
+    /// A route-table entry to the service's prefix list: free, and its traffic skips the NAT.
+    Gateway,
+    /// Network interfaces in the private subnets, with private DNS: billed per hour per AZ.
+    Interface,
+}
+
+/// The services `endpoints = [...]` accepts, by the short name AWS gives them after
+/// `com.amazonaws.<region>.`. S3 and DynamoDB are gateway endpoints; the rest are interface ones.
+/// Whether the region offers a service is checked by deploy against DescribeVpcEndpointServices.
+pub const ENDPOINT_SERVICES: &[(&str, EndpointKind)] = &[
+    ("s3", EndpointKind::Gateway),
+    ("dynamodb", EndpointKind::Gateway),
+    ("athena", EndpointKind::Interface),
+    ("ec2", EndpointKind::Interface),
+    ("ecr.api", EndpointKind::Interface),
+    ("ecr.dkr", EndpointKind::Interface),
+    ("events", EndpointKind::Interface),
+    ("execute-api", EndpointKind::Interface),
+    ("firehose", EndpointKind::Interface),
+    ("kinesis-streams", EndpointKind::Interface),
+    ("kms", EndpointKind::Interface),
+    ("lambda", EndpointKind::Interface),
+    ("logs", EndpointKind::Interface),
+    ("monitoring", EndpointKind::Interface),
+    ("rds", EndpointKind::Interface),
+    ("secretsmanager", EndpointKind::Interface),
+    ("sns", EndpointKind::Interface),
+    ("sqs", EndpointKind::Interface),
+    ("ssm", EndpointKind::Interface),
+    ("states", EndpointKind::Interface),
+    ("sts", EndpointKind::Interface),
+    ("xray", EndpointKind::Interface),
+];
+
+/// The closest known endpoint service to an unknown name, for "did you mean".
+pub fn suggest_endpoint(unknown: &str) -> Option<&'static str> {
+    ENDPOINT_SERVICES
+        .iter()
+        .map(|(known, _)| (strsim::jaro_winkler(unknown, known), *known))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, known)| known)
+}
+
+/// One service of `endpoints = [...]`: a name from [`ENDPOINT_SERVICES`], held as its index there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
+pub struct Endpoint(usize);
+
+impl Endpoint {
+    pub fn parse(name: &str) -> Result<Self, RequirementError> {
+        ENDPOINT_SERVICES
+            .iter()
+            .position(|(known, _)| *known == name)
+            .map(Endpoint)
+            .ok_or_else(|| RequirementError::UnknownEndpoint {
+                name: name.to_owned(),
+            })
+    }
+
+    /// The short name, `s3` or `secretsmanager`.
+    pub fn as_str(&self) -> &'static str {
+        ENDPOINT_SERVICES[self.0].0
+    }
+
+    pub fn kind(&self) -> EndpointKind {
+        ENDPOINT_SERVICES[self.0].1
+    }
+
+    /// The full service name in a region: `com.amazonaws.us-east-1.s3`.
+    pub fn service_name(&self, region: &str) -> String {
+        format!("com.amazonaws.{region}.{}", self.as_str())
+    }
+}
+
+impl TryFrom<String> for Endpoint {
+    type Error = RequirementError;
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Endpoint::parse(&name)
+    }
+}
+
+impl From<Endpoint> for String {
+    fn from(endpoint: Endpoint) -> String {
+        endpoint.as_str().to_owned()
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The transport protocol of an egress rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum Protocol {
+    #[default]
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// As the EC2 API writes it in `IpProtocol`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        }
+    }
+}
+
+/// One entry of `egress = [...]`: traffic the function's security group lets out.
+///
+/// Written `CIDR:PORT` or `CIDR:FROM-TO`, TCP unless followed by `/udp`:
+/// `"0.0.0.0/0:443"`, `"198.51.100.0/24:5432-5433"`, `"10.0.0.2/32:53/udp"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(try_from = "String", into = "String"))]
+pub struct EgressRule {
+    /// The network address, with no host bits set.
+    pub address: std::net::Ipv4Addr,
+    pub prefix_len: u8,
+    pub from_port: u16,
+    pub to_port: u16,
+    pub protocol: Protocol,
+}
+
+impl EgressRule {
+    pub fn parse(entry: &str) -> Result<Self, RequirementError> {
+        let malformed = |reason: &str| RequirementError::MalformedEgressRule {
+            entry: entry.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let (rest, protocol) = match entry.strip_suffix("/udp") {
+            Some(rest) => (rest, Protocol::Udp),
+            None => (entry.strip_suffix("/tcp").unwrap_or(entry), Protocol::Tcp),
+        };
+        let (cidr, ports) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| malformed("no `:PORT` after the network"))?;
+        let (address, prefix_len) = cidr
+            .split_once('/')
+            .ok_or_else(|| malformed("the network has no `/prefix`, e.g. `/32` for one address"))?;
+        let address: std::net::Ipv4Addr = address
+            .parse()
+            .map_err(|_| malformed(&format!("`{address}` is not an IPv4 address")))?;
+        let prefix_len: u8 = prefix_len
+            .parse()
+            .ok()
+            .filter(|len| *len <= 32)
+            .ok_or_else(|| {
+                malformed(&format!(
+                    "`/{prefix_len}` is not a prefix length from 0 to 32"
+                ))
+            })?;
+        let mask = u32::MAX
+            .checked_shl(32 - u32::from(prefix_len))
+            .unwrap_or(0);
+        if u32::from(address) & !mask != 0 {
+            let network = std::net::Ipv4Addr::from(u32::from(address) & mask);
+            return Err(malformed(&format!(
+                "`{cidr}` has host bits set; the network is `{network}/{prefix_len}`"
+            )));
+        }
+        let port = |text: &str| {
+            text.parse::<u16>()
+                .ok()
+                .filter(|port| *port > 0)
+                .ok_or_else(|| malformed(&format!("`{text}` is not a port from 1 to 65535")))
+        };
+        let (from_port, to_port) = match ports.split_once('-') {
+            Some((from, to)) => (port(from)?, port(to)?),
+            None => (port(ports)?, port(ports)?),
+        };
+        if from_port > to_port {
+            return Err(malformed(&format!(
+                "the port range `{ports}` runs backwards"
+            )));
+        }
+        Ok(EgressRule {
+            address,
+            prefix_len,
+            from_port,
+            to_port,
+            protocol,
+        })
+    }
+
+    /// The network as the EC2 API writes it: `203.0.113.10/32`.
+    pub fn cidr(&self) -> String {
+        format!("{}/{}", self.address, self.prefix_len)
+    }
+}
+
+impl TryFrom<String> for EgressRule {
+    type Error = RequirementError;
+    fn try_from(entry: String) -> Result<Self, Self::Error> {
+        EgressRule::parse(&entry)
+    }
+}
+
+impl From<EgressRule> for String {
+    fn from(rule: EgressRule) -> String {
+        rule.to_string()
+    }
+}
+
+/// The canonical form, which [`EgressRule::parse`] reads back: `/udp` only for UDP, a range only
+/// when it spans more than one port.
+impl fmt::Display for EgressRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.cidr(), self.from_port)?;
+        if self.to_port != self.from_port {
+            write!(f, "-{}", self.to_port)?;
+        }
+        if self.protocol == Protocol::Udp {
+            f.write_str("/udp")?;
+        }
+        Ok(())
+    }
+}
+
 /// The validated arguments of one `#[fixed_egress(...)]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
@@ -252,6 +586,15 @@ pub struct EgressRequirements {
     pub azs: AzCount,
     /// Existing Elastic IPs to use instead of allocating new ones; never released by fixedip.
     pub ips: Vec<AllocationId>,
+    /// How the private subnets reach the internet.
+    pub nat: NatMode,
+    /// How many NATs serve the `azs` private subnets; `None`: one per AZ. With fewer NATs than
+    /// AZs, a subnet without its own NAT routes through another AZ's.
+    pub nats: Option<u8>,
+    /// VPC endpoints in the function's network.
+    pub endpoints: Vec<Endpoint>,
+    /// What the function's security group lets out; empty: everything (the default).
+    pub egress: Vec<EgressRule>,
 }
 
 impl Default for EgressRequirements {
@@ -260,11 +603,23 @@ impl Default for EgressRequirements {
             stack: StackName::default(),
             azs: AzCount::DEFAULT,
             ips: Vec::new(),
+            nat: NatMode::default(),
+            nats: None,
+            endpoints: Vec::new(),
+            egress: Vec::new(),
         }
     }
 }
 
 impl EgressRequirements {
+    /// How many NATs (gateways or instances) the stack runs, each with one Elastic IP.
+    pub fn nat_count(&self) -> u8 {
+        match self.nat {
+            NatMode::None => 0,
+            NatMode::Gateway | NatMode::Instance => self.nats.unwrap_or(self.azs.get()),
+        }
+    }
+
     /// The rules that involve more than one value. Single values are checked by their own types.
     pub fn violations(&self) -> Vec<Violation> {
         let mut found = Vec::new();
@@ -284,6 +639,41 @@ impl EgressRequirements {
                 },
                 at: Location::Argument("ips"),
             });
+        }
+        if let Some(nats) = self.nats {
+            if nats == 0 || nats > self.azs.get() {
+                found.push(Violation {
+                    error: RequirementError::NatsOutOfRange {
+                        found: nats.to_string(),
+                        azs: self.azs.get(),
+                    },
+                    at: Location::Argument("nats"),
+                });
+            }
+        }
+        if self.nat == NatMode::None {
+            for argument in ["nats", "ips"] {
+                let given = match argument {
+                    "nats" => self.nats.is_some(),
+                    _ => !self.ips.is_empty(),
+                };
+                if given {
+                    found.push(Violation {
+                        error: RequirementError::NeedsNat { argument },
+                        at: Location::Argument(argument),
+                    });
+                }
+            }
+        }
+        for (index, endpoint) in self.endpoints.iter().enumerate() {
+            if self.endpoints[..index].contains(endpoint) {
+                found.push(Violation {
+                    error: RequirementError::DuplicateEndpoint {
+                        name: endpoint.to_string(),
+                    },
+                    at: Location::EndpointsElement(index),
+                });
+            }
         }
         found
     }
@@ -377,6 +767,102 @@ mod tests {
         };
         let at: Vec<Location> = reqs.violations().into_iter().map(|v| v.at).collect();
         assert_eq!(at, [Location::IpsElement(1), Location::Argument("ips")]);
+    }
+
+    #[test]
+    fn egress_rules_as_written() {
+        for (entry, canonical) in [
+            ("0.0.0.0/0:443", "0.0.0.0/0:443"),
+            ("203.0.113.10/32:22", "203.0.113.10/32:22"),
+            ("198.51.100.0/24:5432-5433", "198.51.100.0/24:5432-5433"),
+            ("10.0.0.2/32:53/udp", "10.0.0.2/32:53/udp"),
+            ("10.0.0.2/32:53/tcp", "10.0.0.2/32:53"),
+            ("10.0.0.0/8:443-443", "10.0.0.0/8:443"),
+        ] {
+            let rule = EgressRule::parse(entry).unwrap();
+            assert_eq!(rule.to_string(), canonical);
+            assert_eq!(EgressRule::parse(canonical).unwrap(), rule);
+        }
+        for (entry, reason) in [
+            ("0.0.0.0/0", "no `:PORT`"),
+            ("0.0.0.0:443", "no `/prefix`"),
+            ("300.0.0.0/8:443", "not an IPv4 address"),
+            ("10.0.0.0/33:443", "not a prefix length"),
+            (
+                "10.0.0.1/24:443",
+                "host bits set; the network is `10.0.0.0/24`",
+            ),
+            ("10.0.0.0/24:0", "not a port"),
+            ("10.0.0.0/24:70000", "not a port"),
+            ("10.0.0.0/24:443-80", "runs backwards"),
+            ("10.0.0.0/24:443/icmp", "not a port"),
+        ] {
+            let message = EgressRule::parse(entry).unwrap_err().to_string();
+            assert!(message.contains(reason), "{entry}: {message}");
+        }
+    }
+
+    #[test]
+    fn nat_modes_and_counts() {
+        assert_eq!(NatMode::parse("instance").unwrap(), NatMode::Instance);
+        assert_eq!(
+            NatMode::parse("regional").unwrap_err(),
+            RequirementError::RegionalNatUnsupported
+        );
+        assert!(NatMode::parse("Gateway").is_err());
+        let reqs = |nat, nats, azs| EgressRequirements {
+            nat,
+            nats,
+            azs: AzCount::new(azs).unwrap(),
+            ..Default::default()
+        };
+        assert_eq!(reqs(NatMode::Gateway, None, 3).nat_count(), 3);
+        assert_eq!(reqs(NatMode::Instance, Some(1), 3).nat_count(), 1);
+        assert_eq!(reqs(NatMode::None, None, 3).nat_count(), 0);
+        assert!(reqs(NatMode::Gateway, Some(3), 3).violations().is_empty());
+        let at = |r: EgressRequirements| -> Vec<Location> {
+            r.violations().into_iter().map(|v| v.at).collect()
+        };
+        assert_eq!(
+            at(reqs(NatMode::Gateway, Some(4), 3)),
+            [Location::Argument("nats")]
+        );
+        assert_eq!(
+            at(reqs(NatMode::Gateway, Some(0), 3)),
+            [Location::Argument("nats")]
+        );
+        assert_eq!(
+            at(reqs(NatMode::None, Some(1), 1)),
+            [Location::Argument("nats")]
+        );
+        assert_eq!(
+            parse_nats("two").unwrap_err(),
+            RequirementError::NatsNotAnInteger {
+                found: "two".into()
+            }
+        );
+    }
+
+    #[test]
+    fn endpoints() {
+        let s3 = Endpoint::parse("s3").unwrap();
+        assert_eq!(s3.kind(), EndpointKind::Gateway);
+        assert_eq!(s3.service_name("us-east-1"), "com.amazonaws.us-east-1.s3");
+        assert_eq!(
+            Endpoint::parse("logs").unwrap().kind(),
+            EndpointKind::Interface
+        );
+        let message = Endpoint::parse("secretmanager").unwrap_err().to_string();
+        assert!(
+            message.contains("did you mean `secretsmanager`?"),
+            "{message}"
+        );
+        let reqs = EgressRequirements {
+            endpoints: vec![s3, s3],
+            ..Default::default()
+        };
+        let at: Vec<Location> = reqs.violations().into_iter().map(|v| v.at).collect();
+        assert_eq!(at, [Location::EndpointsElement(1)]);
     }
 
     #[test]

@@ -68,8 +68,10 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
             Location::Argument("azs") => args.azs.as_ref().map(|azs| azs.value.to_token_stream()),
             Location::Argument("stack") => args.stack.as_ref().map(ToTokens::to_token_stream),
             Location::Argument("ips") => args.ips.as_ref().map(|ips| ips.list.to_token_stream()),
-            // A rule about an argument this macro does not know yet: at the attribute, still shown.
-            Location::Argument(_) => None,
+            // A rule about an argument this macro does not parse yet: at the attribute, still shown.
+            Location::Argument(_) | Location::EndpointsElement(_) | Location::EgressElement(_) => {
+                None
+            }
         };
         match at {
             Some(tokens) => errors.spanned(tokens, violation.error),

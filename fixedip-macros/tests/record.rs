@@ -62,6 +62,7 @@ fn every_argument_is_recorded() {
                 AllocationId::parse("eipalloc-0123abcd").unwrap(),
                 AllocationId::parse("eipalloc-0123456789abcdef0").unwrap(),
             ],
+            ..Default::default()
         },
     };
     assert_eq!(record_of("record::doubled"), expected);

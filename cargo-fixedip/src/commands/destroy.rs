@@ -11,7 +11,7 @@ use std::fmt::{self, Display};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::Ipv4Addr;
 
-use fixedip_core::plan::{Plan, StackSpec, DEFAULT_VPC_CIDR};
+use fixedip_core::plan::{NetworkModes, Plan, StackSpec, DEFAULT_VPC_CIDR};
 use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
 use fixedip_core::requirements::{AzCount, StackName};
 use serde::Serialize;
@@ -114,6 +114,7 @@ async fn destroy(
                 vpc_cidr: DEFAULT_VPC_CIDR,
                 azs: AzCount::new(1).expect("1 is a valid AZ count"),
                 adopted_ips: Vec::new(),
+                modes: NetworkModes::default(),
                 functions: Vec::new(),
             };
             connections.insert(wanted, aws);

@@ -620,7 +620,7 @@ fn address_label(address: &(Option<Ipv4Addr>, Status)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fixedip_core::plan::{FunctionSpec, StackSpec, DEFAULT_VPC_CIDR};
+    use fixedip_core::plan::{FunctionSpec, NetworkModes, StackSpec, DEFAULT_VPC_CIDR};
     use fixedip_core::requirements::{AllocationId, AzCount, StackName};
     use fixedip_core::settings::Architecture;
 
@@ -634,6 +634,7 @@ mod tests {
                 .iter()
                 .map(|id| AllocationId::parse(id).unwrap())
                 .collect(),
+            modes: NetworkModes::default(),
             functions: vec![FunctionSpec {
                 name: "sync".into(),
                 package: "sync".into(),

@@ -81,6 +81,7 @@ fn case() -> impl Strategy<Value = Case> {
                     vpc_cidr,
                     azs: AzCount::new(azs.into()).unwrap(),
                     adopted_ips,
+                    modes: NetworkModes::default(),
                     functions,
                 };
                 Case { spec, account }

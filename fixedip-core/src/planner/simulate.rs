@@ -18,8 +18,8 @@ use crate::observed::{
 use std::collections::BTreeSet;
 
 use crate::plan::{
-    Action, FunctionSpec, InterfaceHolder, Plan, Ref, RouteVia, StackSpec, Step, StepId,
-    DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
+    Action, FunctionSpec, InterfaceHolder, NetworkModes, Plan, Ref, RouteVia, StackSpec, Step,
+    StepId, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
 };
 use crate::planner::{execution_role_policy_arns, PlanOptions, ANYWHERE};
 use crate::requirements::{AzCount, StackName};
@@ -35,6 +35,7 @@ pub fn spec(azs: u8, functions: &[&str]) -> StackSpec {
         vpc_cidr: DEFAULT_VPC_CIDR,
         azs: AzCount::new(azs.into()).unwrap(),
         adopted_ips: Vec::new(),
+        modes: NetworkModes::default(),
         functions: functions.iter().map(|name| function(name)).collect(),
     }
 }

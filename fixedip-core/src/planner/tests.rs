@@ -893,6 +893,7 @@ fn declared(function: &str, name: &str, stack: &str, azs: u8) -> DeclaredFunctio
                 stack: StackName::parse(stack).unwrap(),
                 azs: AzCount::new(azs.into()).unwrap(),
                 ips: Vec::new(),
+                ..Default::default()
             },
         },
         settings: DeploySettings {
