@@ -1,5 +1,6 @@
 //! `cargo fixedip deploy`: build (or take `--zip`), read the requirements, observe, plan, refuse what
-//! is wrong before the first change, execute, print the IPs.
+//! is wrong before the first change, take the stack's lease, plan again under it, execute, print
+//! the IPs.
 //!
 //! Every stack is observed and planned before any stack is changed, so that a plan error in the
 //! second stack does not leave the first half-deployed.
@@ -7,14 +8,17 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use fixedip_core::artifact::check_artifact;
 use fixedip_core::plan::{Action, Plan, Ref, StackSpec};
 use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
+use fixedip_core::requirements::StackName;
 use serde::Serialize;
 
 use super::{async_runtime, Context, PackagedFunction};
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
+use crate::aws::lease::{self, HeldLease, Lease, LeaseRecord, LeaseWait};
 use crate::aws::observe::{self, observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DeployArgs;
@@ -160,21 +164,7 @@ async fn deploy(
     let mut planned: Vec<(StackSpec, Plan)> = Vec::new();
     for spec in planner::stack_specs(declared)? {
         let aws = &by_region[&spec.region];
-        context.output.status(
-            "Observing",
-            format!("stack `{}` in {}", spec.stack, spec.region),
-        );
-        let mut observed = observe(aws, &Scope::from(&spec)).await?;
-        let mut plan = planner::plan_with(&spec, &observed, &options)?;
-        // The quota matters only to a plan that allocates: asked then, and planned again with it,
-        // so that a deploy that changes nothing stays at its few read calls.
-        if allocates(&plan) {
-            observe::address_quota(aws, &mut observed).await?;
-            plan = planner::plan_with(&spec, &observed, &options)?;
-        }
-        for note in &plan.notes {
-            context.output.warning(note);
-        }
+        let plan = observe_and_plan(context, aws, &spec, &options, "Observing").await?;
         planned.push((spec, plan));
     }
 
@@ -182,27 +172,55 @@ async fn deploy(
     for (spec, plan) in planned {
         let aws = &by_region[&spec.region];
         let before = aws.calls.counts();
-        let mut executed = execute::Executed::default();
         inputs.adopted_ips = spec.adopted_ips.clone();
-        if plan.is_noop() {
+        let fresh = |plan: &Plan| {
             context.output.status(
                 "Fresh",
-                format!("stack `{}`: the account already matches", spec.stack),
-            );
+                format!("stack `{}`: the account already matches", plan.stack),
+            )
+        };
+        // A plan that changes nothing takes no lease: a no-op deploy makes no mutating call.
+        let (plan, executed) = if plan.is_noop() {
+            fresh(&plan);
+            (plan, execute::Executed::default())
         } else {
-            context.output.status(
-                "Deploying",
-                format!(
-                    "stack `{}` in {}: {} steps",
-                    spec.stack,
-                    spec.region,
-                    plan.steps.len()
-                ),
-            );
-            let output = &context.output;
-            let progress = |event: Progress<'_>| show_progress(output, event);
-            executed = execute::execute(aws, &plan, &inputs, &progress).await?;
-        }
+            let lease = take_lease(
+                context,
+                aws,
+                &spec.stack,
+                "deploy",
+                args.lock.lock_timeout,
+                args.removal.poll_interval,
+            )
+            .await?;
+            let inputs = &inputs;
+            let options = &options;
+            let spec = &spec;
+            lease
+                .run(async move {
+                    // Under the lease, from the account as it is now: another run may have changed
+                    // the stack while this one waited, or since it observed.
+                    let plan = observe_and_plan(context, aws, spec, options, "Planning").await?;
+                    if plan.is_noop() {
+                        fresh(&plan);
+                        return Ok((plan, execute::Executed::default()));
+                    }
+                    context.output.status(
+                        "Deploying",
+                        format!(
+                            "stack `{}` in {}: {} steps",
+                            spec.stack,
+                            spec.region,
+                            plan.steps.len()
+                        ),
+                    );
+                    let output = &context.output;
+                    let progress = |event: Progress<'_>| show_progress(output, event);
+                    let executed = execute::execute(aws, &plan, inputs, &progress).await?;
+                    Ok::<_, CliError>((plan, executed))
+                })
+                .await?
+        };
         let pending_ips = pending_ips(&plan, &executed);
         for pending in &pending_ips {
             context.output.warning(&pending.message);
@@ -281,6 +299,66 @@ impl Display for DeployReport {
         }
         Ok(())
     }
+}
+
+/// Observes the stack and plans it; `doing` is the progress word (`Observing`, then `Planning` when
+/// planned again under the lease). Notes are shown once, at the first plan.
+async fn observe_and_plan(
+    context: &Context,
+    aws: &Aws,
+    spec: &StackSpec,
+    options: &PlanOptions,
+    doing: &str,
+) -> Result<Plan, CliError> {
+    context
+        .output
+        .status(doing, format!("stack `{}` in {}", spec.stack, spec.region));
+    let mut observed = observe(aws, &Scope::from(spec)).await?;
+    let mut plan = planner::plan_with(spec, &observed, options)?;
+    // The quota matters only to a plan that allocates: asked then, and planned again with it,
+    // so that a deploy that changes nothing stays at its few read calls.
+    if allocates(&plan) {
+        observe::address_quota(aws, &mut observed).await?;
+        plan = planner::plan_with(spec, &observed, options)?;
+    }
+    if doing == "Observing" {
+        for note in &plan.notes {
+            context.output.warning(note);
+        }
+    }
+    Ok(plan)
+}
+
+/// Takes the stack's lease before the first mutating call, waiting for another deploy or destroy
+/// of the stack with progress on stderr (aws/lease.rs).
+pub(crate) async fn take_lease(
+    context: &Context,
+    aws: &Aws,
+    stack: &StackName,
+    command: &str,
+    timeout_s: u64,
+    poll_s: f64,
+) -> Result<HeldLease, CliError> {
+    context.output.verbose(format!(
+        "taking the lease of stack `{stack}` ({})",
+        lease::parameter_name(stack)
+    ));
+    let wait = LeaseWait {
+        timeout: Duration::from_secs(timeout_s),
+        poll: Duration::from_secs_f64(poll_s.clamp(0.1, 30.0)),
+    };
+    let waiting = |holder: &LeaseRecord| {
+        context.output.status(
+            "Waiting",
+            format!(
+                "for stack `{stack}`: another run holds its lease ({}); waiting up to {timeout_s} s",
+                holder.describe()
+            ),
+        )
+    };
+    Ok(Lease::new(aws, stack, command)
+        .acquire(wait, waiting)
+        .await?)
 }
 
 /// Progress on stderr: each step as it finishes, and what it waits for meanwhile.

@@ -45,6 +45,9 @@ pub enum Scope {
     ExecutionPolicies,
     /// Handing the stack's role to Lambda, and to no other service.
     PassStackRole,
+    /// The stacks' leases (aws/lease.rs): SSM parameters under `/fixedip/`, and nothing else in
+    /// Parameter Store.
+    StackLease,
 }
 
 /// Every AWS action the tool needs, sorted, each once. The one place to change when the tool starts
@@ -152,6 +155,11 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("lambda:TagResource", Scope::Function),
     ("lambda:UpdateFunctionCode", Scope::Function),
     ("lambda:UpdateFunctionConfiguration", Scope::Function),
+    // The lease: PutParameter with tags needs AddTagsToResource as well.
+    ("ssm:AddTagsToResource", Scope::StackLease),
+    ("ssm:DeleteParameter", Scope::StackLease),
+    ("ssm:GetParameter", Scope::StackLease),
+    ("ssm:PutParameter", Scope::StackLease),
     ("sts:GetCallerIdentity", Scope::Anywhere),
 ];
 
@@ -294,6 +302,12 @@ pub fn policy_document() -> Value {
         stack_roles(),
         Some(json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } })),
     ));
+    statements.push(statement(
+        "TheStacksLeases",
+        actions_in(|s| s == Scope::StackLease),
+        vec!["arn:aws:ssm:*:*:parameter/fixedip/*".to_owned()],
+        None,
+    ));
 
     json!({ "Version": "2012-10-17", "Statement": statements })
 }
@@ -370,6 +384,10 @@ mod tests {
             pass[0]["Condition"]["StringEquals"]["iam:PassedToService"],
             "lambda.amazonaws.com"
         );
+        // The lease is the only thing in Parameter Store the tool may touch.
+        for s in with("ssm:PutParameter") {
+            assert_eq!(s["Resource"], "arn:aws:ssm:*:*:parameter/fixedip/*");
+        }
         // Describe* only where AWS offers no resource-level permissions.
         for s in with("ec2:DescribeVpcs") {
             assert_eq!(s["Resource"], "*");
