@@ -196,11 +196,7 @@ async fn snapshot(emulator: &Emulator, vpc: &str) -> Vec<String> {
         .send()
         .await
         .unwrap();
-    let mut subnets: Vec<String> = subnets
-        .subnets()
-        .iter()
-        .map(|s| format!("{s:?}"))
-        .collect();
+    let mut subnets: Vec<String> = subnets.subnets().iter().map(|s| format!("{s:?}")).collect();
     subnets.sort();
     lines.extend(subnets);
     let tables = ec2
@@ -387,7 +383,10 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
     assert!(!subnets.contains(&network.extra_public) && !subnets.contains(&network.isolated));
     let ours = stack_security_groups(&emulator).await;
     assert_eq!(ours.len(), 1, "{ours:?}");
-    assert_eq!(ours[0].1, network.vpc, "the stack's group is in the user's VPC");
+    assert_eq!(
+        ours[0].1, network.vpc,
+        "the stack's group is in the user's VPC"
+    );
     assert_eq!(groups, [ours[0].0.clone()]);
 
     // The only EC2 change was the stack's security group; no network resource was made.
@@ -408,7 +407,10 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
         .map(str::to_owned)
         .collect();
     assert_eq!(listed, network.ips(), "{}", text(&output));
-    assert_eq!(mutating(&emulator.requests_since(mark)), Vec::<String>::new());
+    assert_eq!(
+        mutating(&emulator.requests_since(mark)),
+        Vec::<String>::new()
+    );
 
     // `verify` of the stack finds the function through its security group and passes.
     let output = run(&emulator, &["verify", "--json"]);
@@ -435,7 +437,10 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
     assert!(output.status.success(), "{}", text(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["stacks"][0]["steps"], 0, "{report:#}");
-    assert_eq!(mutating(&emulator.requests_since(mark)), Vec::<String>::new());
+    assert_eq!(
+        mutating(&emulator.requests_since(mark)),
+        Vec::<String>::new()
+    );
 
     // Destroy: the function and the stack's group go; the user's network stays as it was.
     let zip = fixture_zip(FUNCTION);
@@ -479,7 +484,10 @@ async fn subnets_naming_a_public_subnet_are_refused_and_nothing_changes() {
         "{}",
         text(&output)
     );
-    assert_eq!(mutating(&emulator.requests_since(mark)), Vec::<String>::new());
+    assert_eq!(
+        mutating(&emulator.requests_since(mark)),
+        Vec::<String>::new()
+    );
     assert_eq!(snapshot(&emulator, &network.vpc).await, before);
 
     // Naming only a qualifying subnet attaches there and nowhere else.
@@ -521,7 +529,10 @@ async fn a_vpc_with_no_qualifying_subnet_is_refused_with_the_reasons() {
     ] {
         assert!(stderr.contains(&expected), "{expected}\n{}", text(&output));
     }
-    assert_eq!(mutating(&emulator.requests_since(mark)), Vec::<String>::new());
+    assert_eq!(
+        mutating(&emulator.requests_since(mark)),
+        Vec::<String>::new()
+    );
     assert_eq!(snapshot(&emulator, &network.vpc).await, before);
 
     // A VPC id that does not exist: refused the same way, naming it.
@@ -534,5 +545,8 @@ async fn a_vpc_with_no_qualifying_subnet_is_refused_with_the_reasons() {
         "{}",
         text(&output)
     );
-    assert_eq!(mutating(&emulator.requests_since(mark)), Vec::<String>::new());
+    assert_eq!(
+        mutating(&emulator.requests_since(mark)),
+        Vec::<String>::new()
+    );
 }
