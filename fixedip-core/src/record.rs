@@ -151,6 +151,8 @@ impl Record {
         }
 
         let (mut package, mut function, mut source) = (None, None, None);
+        // `nats` is checked against `azs`, which may come later.
+        let mut nats = None;
         let mut requirements = EgressRequirements::default();
         for line in lines {
             let (key, value) = line
@@ -170,7 +172,7 @@ impl Record {
                         .collect::<Result<_, _>>()?;
                 }
                 "nat" => requirements.nat = NatMode::parse(value)?,
-                "nats" => requirements.nats = Some(parse_nats(value)?),
+                "nats" => nats = Some(value),
                 "endpoints" => {
                     requirements.endpoints = value
                         .split(',')
@@ -185,6 +187,9 @@ impl Record {
                 }
                 other => return Err(RecordError::Malformed(format!("unknown key {other:?}"))),
             }
+        }
+        if let Some(nats) = nats {
+            requirements.nats = Some(parse_nats(nats, requirements.azs)?);
         }
         if let Some(violation) = requirements.violations().into_iter().next() {
             return Err(RecordError::Invalid(violation.error));
