@@ -327,8 +327,9 @@ mod tests {
             let nat = [NatMode::Gateway, NatMode::Instance, NatMode::None][nat];
             // At most one address per AZ and one NAT per AZ, none of either without a NAT, no
             // duplicate: what the macro allows.
-            let ips = hex.iter().take(if nat == NatMode::None { 0 } else { azs as usize }).map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
             let nats = (nat != NatMode::None && (1..=azs as u8).contains(&nats)).then_some(nats);
+            let nat_count = if nat == NatMode::None { 0 } else { nats.unwrap_or(azs as u8) };
+            let ips = hex.iter().take(usize::from(nat_count)).map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
             let endpoints = endpoints.into_iter().map(|i| Endpoint::parse(ENDPOINT_SERVICES[i].0).unwrap()).collect();
             let mut egress: Vec<EgressRule> = Vec::new();
             for (address, prefix_len, from, span, udp) in rules {

@@ -37,11 +37,14 @@ pub enum RequirementError {
     MalformedAllocationId { id: String },
     #[error("`{id}` is listed twice in `ips`")]
     DuplicateAllocationId { id: String },
-    #[error(
-        "`ips` lists {count} addresses but the function runs in {azs} availability zone{}: at most one address per AZ",
-        if *azs == 1 { "" } else { "s" }
-    )]
-    TooManyIps { count: usize, azs: u8 },
+    /// Each NAT holds one address: with `nats` fewer than `azs`, the NATs are the limit.
+    #[error("{}", too_many_ips_message(*count, *azs, *nats))]
+    TooManyIps {
+        count: usize,
+        azs: u8,
+        /// `nats`, when it is given and fewer than `azs`.
+        nats: Option<u8>,
+    },
     #[error("`nat` must be \"gateway\", \"instance\" or \"none\", found {found:?}")]
     UnknownNat { found: String },
     #[error(
@@ -69,6 +72,20 @@ pub enum RequirementError {
     DuplicateEgressRule { entry: String },
     #[error("`{list}` must list at least one entry; leave it out for the default")]
     EmptyList { list: &'static str },
+}
+
+fn too_many_ips_message(count: usize, azs: u8, nats: Option<u8>) -> String {
+    let plural = |n: u8| if n == 1 { "" } else { "s" };
+    match nats {
+        Some(nats) => format!(
+            "`ips` lists {count} addresses but the stack runs {nats} NAT{} (`nats = {nats}`): at most one address per NAT",
+            plural(nats)
+        ),
+        None => format!(
+            "`ips` lists {count} addresses but the function runs in {azs} availability zone{}: at most one address per AZ",
+            plural(azs)
+        ),
+    }
 }
 
 fn unknown_endpoint_message(name: &str) -> String {
@@ -684,11 +701,15 @@ impl EgressRequirements {
                 });
             }
         }
-        if self.ips.len() > usize::from(self.azs.get()) {
+        // Without a NAT, `ips` is refused whatever its length (below).
+        let fewer_nats = self.nats.filter(|nats| *nats < self.azs.get());
+        let limit = fewer_nats.unwrap_or(self.azs.get());
+        if self.nat != NatMode::None && self.ips.len() > usize::from(limit) {
             found.push(Violation {
                 error: RequirementError::TooManyIps {
                     count: self.ips.len(),
                     azs: self.azs.get(),
+                    nats: fewer_nats,
                 },
                 at: Location::Argument("ips"),
             });
@@ -832,6 +853,37 @@ mod tests {
         };
         let at: Vec<Location> = reqs.violations().into_iter().map(|v| v.at).collect();
         assert_eq!(at, [Location::IpsElement(1), Location::Argument("ips")]);
+    }
+
+    #[test]
+    fn one_address_per_nat() {
+        let ids: Vec<AllocationId> = ["eipalloc-0123abcd", "eipalloc-4567cdef"]
+            .map(|id| AllocationId::parse(id).unwrap())
+            .to_vec();
+        let reqs = |nats| EgressRequirements {
+            azs: AzCount::new(3).unwrap(),
+            nats,
+            ips: ids.clone(),
+            ..Default::default()
+        };
+        assert!(reqs(None).violations().is_empty());
+        assert!(reqs(Some(2)).violations().is_empty());
+        let violations = reqs(Some(1)).violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].at, Location::Argument("ips"));
+        assert_eq!(
+            violations[0].error.to_string(),
+            "`ips` lists 2 addresses but the stack runs 1 NAT (`nats = 1`): at most one address per NAT"
+        );
+        // No NAT at all: the error is that `ips` needs one, not that it is too long.
+        let isolated = EgressRequirements {
+            nat: NatMode::None,
+            azs: AzCount::new(1).unwrap(),
+            ..reqs(None)
+        };
+        let errors: Vec<RequirementError> =
+            isolated.violations().into_iter().map(|v| v.error).collect();
+        assert_eq!(errors, [RequirementError::NeedsNat { argument: "ips" }]);
     }
 
     #[test]

@@ -45,6 +45,7 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
             Err(error) => errors.spanned(nat, error),
         }
     }
+    let mut nats_known = true;
     if let Some(nats) = &args.nats {
         // `nats` counts against `azs`: when `azs` is wrong, only whether `nats` is an integer
         // is known (the largest `azs` lets every count through to that check).
@@ -55,8 +56,11 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
         };
         match parse_nats(&nats.text, azs) {
             Ok(count) => requirements.nats = Some(count),
-            Err(RequirementError::NatsOutOfRange { .. }) if !azs_known => {}
-            Err(error) => errors.spanned(&nats.value, error),
+            Err(RequirementError::NatsOutOfRange { .. }) if !azs_known => nats_known = false,
+            Err(error) => {
+                errors.spanned(&nats.value, error);
+                nats_known = false;
+            }
         }
     }
     let endpoints;
@@ -73,9 +77,9 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
 
     for violation in requirements.violations() {
         // A count is compared only when both sides are what the user wrote: every element of
-        // the list a valid id, and a valid `azs`.
+        // the list a valid id, and a valid `azs` (and `nats`, the number of NATs).
         let compared = match violation.error {
-            RequirementError::TooManyIps { .. } => ips.all_valid && azs_known,
+            RequirementError::TooManyIps { .. } => ips.all_valid && azs_known && nats_known,
             RequirementError::NatsOutOfRange { .. } => azs_known,
             _ => true,
         };
