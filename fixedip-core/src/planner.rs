@@ -176,7 +176,7 @@ pub enum PlanError {
         vpc: String,
     },
     #[error(
-        "the VPC {vpc} named by `vpc` in [package.metadata.fixedip] was not found in {region}: check the id and the region (`--region`, `region` in the settings)"
+        "the VPC {vpc} named by `vpc` in [package.metadata.fixedip] was not found in {region}: check the id and the region (`--region`, `region` in the settings); `plan --offline` cannot read it, run `cargo fixedip plan` online"
     )]
     ExistingVpcNotFound { vpc: String, region: String },
     #[error(
