@@ -370,6 +370,7 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
     assert!(output.status.success(), "{}", text(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let stack = &report["stacks"][0];
+    let first_calls = stack["calls"].clone();
     let reported: BTreeSet<String> = stack["ips"]
         .as_array()
         .unwrap()
@@ -437,6 +438,12 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
     assert!(output.status.success(), "{}", text(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["stacks"][0]["steps"], 0, "{report:#}");
+    assert_eq!(report["stacks"][0]["calls"]["mutating"], 0, "{report:#}");
+    // The figures docs quote: run with `--nocapture` to see them.
+    eprintln!(
+        "existing network: fresh deploy calls {}, no-op redeploy calls {}",
+        first_calls, report["stacks"][0]["calls"]
+    );
     assert_eq!(
         mutating(&emulator.requests_since(mark)),
         Vec::<String>::new()
