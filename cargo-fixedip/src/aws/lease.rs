@@ -17,7 +17,8 @@
 //!   expire; released at the end, also on error and (best effort) on Ctrl-C.
 //! - Held by another: wait, polling, with progress on stderr, up to `--lock-timeout`; then fail
 //!   naming the holder and its expiry.
-//! - Expired (a killed run never released it): taken over by delete-if-unchanged, then a normal
+//! - Expired (a killed run never released it), or held by a process of this machine that no longer
+//!   runs (`host:pid` of the holder, looked up in `/proc`): taken over by delete-if-unchanged, then a normal
 //!   create. SSM has no conditional delete, so two runs taking over the same expired lease at the
 //!   same moment can both succeed: the second's delete can remove the first's fresh lease in the
 //!   few milliseconds between its re-read and its delete. That needs two runs waiting on a holder
@@ -63,6 +64,25 @@ pub struct LeaseRecord {
 impl LeaseRecord {
     fn expired(&self, now: u64) -> bool {
         self.expires <= now
+    }
+
+    /// Whether the holder was a process of this machine that no longer runs: a deploy killed here
+    /// (a CI step cancelled, a terminal closed) need not block the next run until its lease
+    /// expires. Only where processes can be looked up (`/proc`); elsewhere the lease must expire.
+    fn holder_died_here(&self) -> bool {
+        let mut parts = self.holder.rsplitn(3, ':');
+        let (Some(_random), Some(pid), Some(host)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return false;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            return false;
+        };
+        host == host_name()
+            && pid != std::process::id()
+            && cfg!(target_os = "linux")
+            && std::path::Path::new("/proc/self").exists()
+            && !std::path::Path::new(&format!("/proc/{pid}")).exists()
     }
 
     /// "deploy by build-7:4242:5f3a9c1e since 12:01:07 UTC, expires 12:11:07 UTC".
@@ -202,7 +222,7 @@ impl Lease {
             match self.read().await? {
                 // Released between our create and our read: try again at once.
                 None => continue,
-                Some((record, raw)) if record.expired(unix_now()) => {
+                Some((record, raw)) if record.expired(unix_now()) || record.holder_died_here() => {
                     self.take_over(&raw).await?;
                     continue;
                 }
@@ -447,7 +467,16 @@ fn unix_now() -> u64 {
 /// `host:pid:random`: the host and pid tell a person where the run is; the random part tells two
 /// runs apart even in containers that all run as pid 1 on a host called `localhost`.
 fn holder_id() -> String {
-    let host = std::env::var("HOSTNAME")
+    format!(
+        "{}:{}:{:08x}",
+        host_name(),
+        std::process::id(),
+        random_u32()
+    )
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
         .or_else(|| {
@@ -456,8 +485,7 @@ fn holder_id() -> String {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())
         })
-        .unwrap_or_else(|| "unknown-host".to_owned());
-    format!("{host}:{}:{:08x}", std::process::id(), random_u32())
+        .unwrap_or_else(|| "unknown-host".to_owned())
 }
 
 /// Randomness without a dependency: the standard library's hasher is seeded randomly per process.
@@ -517,6 +545,24 @@ mod tests {
         assert_eq!(back, record);
         assert!(!record.expired(699));
         assert!(record.expired(700));
+    }
+
+    #[test]
+    fn a_dead_holder_on_this_machine_is_recognised() {
+        let record = |holder: String| LeaseRecord {
+            holder,
+            command: "deploy".into(),
+            started: 0,
+            expires: u64::MAX,
+        };
+        // This process is alive; pid 0 is never a user process; another host is never judged.
+        assert!(!record(holder_id()).holder_died_here());
+        assert!(!record(format!("{}:{}:1", host_name(), std::process::id())).holder_died_here());
+        if cfg!(target_os = "linux") {
+            assert!(record(format!("{}:4294967295:1", host_name())).holder_died_here());
+        }
+        assert!(!record("elsewhere:4294967295:1".into()).holder_died_here());
+        assert!(!record("garbage".into()).holder_died_here());
     }
 
     #[test]

@@ -296,12 +296,17 @@ pub fn one_stack(azs: usize, functions: usize, retained: usize) -> BTreeMap<&'st
     .collect()
 }
 
-/// After destroy: nothing of the stack but its kept Elastic IPs, and the functions (out of the VPC).
+/// After destroy: nothing of the stack but its kept Elastic IPs, and the functions (out of the VPC)
+/// with the stack's role, which destroy keeps while a remaining function uses it.
 pub fn destroyed(kept_ips: usize, functions: usize) -> BTreeMap<&'static str, usize> {
-    [("Elastic IP", kept_ips), ("function", functions)]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .collect()
+    [
+        ("Elastic IP", kept_ips),
+        ("function", functions),
+        ("role", usize::from(functions > 0)),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .collect()
 }
 
 /// The subnets a function is attached to (empty: out of any VPC).
