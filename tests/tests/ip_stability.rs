@@ -49,7 +49,8 @@ const LOST_ANSWER_OPS: &[&str] = &[
 #[derive(Debug, Clone)]
 enum Disturbance {
     None,
-    /// 20 % of calls throttled, 10 % of the listed mutating calls' answers lost.
+    /// 5 % of calls throttled (more makes the SDK's adaptive retries slow every run to minutes),
+    /// 10 % of the listed mutating calls' answers lost.
     Faults {
         seed: u64,
     },
@@ -125,7 +126,7 @@ fn scenario(disturbance: &Disturbance) -> Scenario {
                 FaultRule {
                     fault: Fault::Throttle,
                     matches: CallMatcher::default(),
-                    when: Trigger::Rate(0.2),
+                    when: Trigger::Rate(0.05),
                 },
                 FaultRule {
                     fault: Fault::LostResponse,
