@@ -437,8 +437,14 @@ async fn a_held_lambda_interface_reads_in_use_and_cannot_be_deleted_until_releas
     assert_eq!(eni.interface_type().map(|t| t.as_str()), Some("lambda"));
     assert_eq!(eni.requester_managed(), Some(true));
     // The filters see what the answer says, not moto's own values.
-    assert_eq!(in_subnet(Some("available")).await, [own.clone()]);
-    assert_eq!(in_subnet(Some("in-use")).await, [lambda_eni.clone()]);
+    assert_eq!(
+        in_subnet(Some("available")).await,
+        std::slice::from_ref(&own)
+    );
+    assert_eq!(
+        in_subnet(Some("in-use")).await,
+        std::slice::from_ref(&lambda_eni)
+    );
     let lambda_typed = ec2
         .describe_network_interfaces()
         .filters(
@@ -487,8 +493,14 @@ async fn a_held_lambda_interface_reads_in_use_and_cannot_be_deleted_until_releas
         .unwrap();
     let detached_at = Instant::now();
     assert_eq!(code(delete().await), "InvalidParameterValue");
-    assert_eq!(in_subnet(Some("in-use")).await, [lambda_eni.clone()]);
-    assert_eq!(in_subnet(Some("available")).await, [own.clone()]);
+    assert_eq!(
+        in_subnet(Some("in-use")).await,
+        std::slice::from_ref(&lambda_eni)
+    );
+    assert_eq!(
+        in_subnet(Some("available")).await,
+        std::slice::from_ref(&own)
+    );
     // ...until Lambda lets go of it, and then it is gone (the proxy deletes it, as AWS does).
     let deadline = detached_at + linger * 4;
     while in_subnet(None).await.contains(&lambda_eni) {
@@ -499,7 +511,7 @@ async fn a_held_lambda_interface_reads_in_use_and_cannot_be_deleted_until_releas
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(detached_at.elapsed() >= linger);
-    assert_eq!(in_subnet(None).await, [own.clone()]);
+    assert_eq!(in_subnet(None).await, std::slice::from_ref(&own));
     assert_eq!(
         code(
             ec2.delete_network_interface()
