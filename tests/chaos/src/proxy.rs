@@ -506,6 +506,7 @@ async fn process(
     };
     *reached_pause_point = reached;
 
+    let (parts, body) = for_moto(call, parts, body);
     let response = match shared.upstream.forward(parts, body).await {
         Ok(response) => response,
         Err(error) => return upstream_failure(error),
@@ -521,6 +522,29 @@ async fn process(
     } else {
         Processed::Send(response, Outcome::Answered { status })
     }
+}
+
+/// The request as moto gets it: as the client sent it, except for DescribeNetworkInterfaces filters
+/// on the fields the proxy rewrites (see `enis::ShownFilters`), which the proxy applies to its answer.
+fn for_moto(
+    call: &Call,
+    mut parts: http::request::Parts,
+    body: Bytes,
+) -> (http::request::Parts, Bytes) {
+    // The SDK sends Query calls as a form body; the Query string form is passed on as it is.
+    if !call.is("ec2", "DescribeNetworkInterfaces")
+        || body.is_empty()
+        || !enis::ShownFilters::named_in(&call.params)
+    {
+        return (parts, body);
+    }
+    let (params, _) = enis::ShownFilters::take_from(&call.params);
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .finish();
+    // The client's length no longer holds; hyper sets the new one from the body.
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    (parts, Bytes::from(body))
 }
 
 /// moto could not be reached: the client sees a 502, as behind a real load balancer.
@@ -552,6 +576,18 @@ async fn refuse(
     request_json: &Value,
 ) -> Result<Option<Response<Bytes>>, UpstreamError> {
     let now = Instant::now();
+    // Lambda's interfaces are requester-managed: while Lambda holds one, nobody else deletes it.
+    if call.is("ec2", "DeleteNetworkInterface") {
+        if let Some(id) = protocol::param(&call.params, "NetworkInterfaceId") {
+            if shared.lock().hyperplane.holds(id) {
+                return Ok(Some(faults::ec2_error(
+                    StatusCode::BAD_REQUEST,
+                    enis::IN_USE_CODE,
+                    &enis::in_use_message(id),
+                )));
+            }
+        }
+    }
     if call.operation.service == "ec2" && shared.lock().scenario.dependency_rules {
         let nat_state = |id: &str, moto_state: &str| -> String {
             shared
@@ -658,6 +694,15 @@ async fn after_moto(
                 &state.clocks,
                 now,
                 &filter,
+            ))
+        }
+        ("ec2", "DescribeNetworkInterfaces") => {
+            let (_, filters) = enis::ShownFilters::take_from(&call.params);
+            let state = shared.lock();
+            Some(enis::rewrite_described(
+                &text(),
+                |id| state.hyperplane.holds(id),
+                &filters,
             ))
         }
         ("iam", "CreateRole") => {
