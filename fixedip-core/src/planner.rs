@@ -524,13 +524,8 @@ pub fn plan_with(
         )
         .collect();
     let wanted_slots: BTreeSet<Slot> = slots.wanted.iter().map(|(slot, _)| *slot).collect();
-    let cleared = duplicates::plan_away(
-        &mut planner,
-        observed,
-        &inventory,
-        &serving,
-        &wanted_slots,
-    );
+    let cleared =
+        duplicates::plan_away(&mut planner, observed, &inventory, &serving, &wanted_slots);
     let retained_addresses: Vec<(String, Ipv4Addr)> = inventory
         .addresses
         .iter()

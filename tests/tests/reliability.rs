@@ -593,18 +593,41 @@ async fn deploy_succeeds_with_aws_timing() {
 // ---------------------------------------------------------------------------------------------
 // 4. Lost responses: moto applies the call, the answer never reaches the CLI, the SDK retries.
 
-/// The creates whose lost answer the tool survives without a duplicate. The others are known gaps
-/// (docs/reliability.md); `FIXEDIP_LOST_RESPONSE_OPS=CreateVpc,...` runs any list, to reproduce them.
-const LOST_RESPONSE_SURVIVED: &[&str] = &[
+/// Every mutating operation of a fresh deploy (azs = 2). The test also checks that the runs made
+/// no other, so that a new operation in deploy cannot go untested.
+/// `FIXEDIP_LOST_RESPONSE_OPS=CreateVpc,...` runs a shorter list, to reproduce one case.
+const FRESH_DEPLOY_MUTATIONS: &[&str] = &[
+    "AllocateAddress",
     "AssociateRouteTable",
     "AttachInternetGateway",
     "AttachRolePolicy",
     "CreateFunction",
+    "CreateInternetGateway",
     "CreateNatGateway",
     "CreateRole",
     "CreateRoute",
+    "CreateRouteTable",
     "CreateSecurityGroup",
     "CreateSubnet",
+    "CreateVpc",
+    "ModifyVpcAttribute",
+];
+
+/// The operations whose lost answer the first run itself survives: the creates the executor
+/// looks up by tags before sending again, and the calls that are harmless to repeat. The others
+/// (CreateRole, CreateFunction, CreateRoute, AttachInternetGateway) are refused when repeated
+/// (`EntityAlreadyExists`, `already exist`...): the first run fails, says to run again, and the
+/// second converges.
+const FIRST_RUN_SURVIVES: &[&str] = &[
+    "AllocateAddress",
+    "AssociateRouteTable",
+    "AttachRolePolicy",
+    "CreateInternetGateway",
+    "CreateNatGateway",
+    "CreateRouteTable",
+    "CreateSecurityGroup",
+    "CreateSubnet",
+    "CreateVpc",
     "ModifyVpcAttribute",
 ];
 
@@ -623,7 +646,11 @@ struct LostResponse {
     operation: String,
     /// `None` when the first run succeeded, else its first line of error.
     first_run_error: Option<String>,
+    /// When the first run failed: whether its error told the user to run again.
+    says_run_again: bool,
     end: Result<BTreeMap<&'static str, usize>, String>,
+    /// The mutating operations both runs made.
+    mutations: BTreeSet<String>,
 }
 
 async fn lost_response_on(operation: String) -> LostResponse {
@@ -643,6 +670,8 @@ async fn lost_response_on(operation: String) -> LostResponse {
     // converge.
     let first_run = lab.deploy().await;
     let first_run_error = (!first_run.status.success()).then(|| first_error_line(&first_run));
+    let says_run_again =
+        String::from_utf8_lossy(&first_run.stderr).contains("run the same command again");
     lab.proxy.set_scenario(Scenario::default());
     let rerun = lab.deploy().await;
     let log = lab.proxy.log();
@@ -662,10 +691,17 @@ async fn lost_response_on(operation: String) -> LostResponse {
     } else {
         Err(first_error_line(&rerun))
     };
+    let mutations = log
+        .iter()
+        .filter(|e| e.operation.mutating)
+        .map(|e| e.operation.name.clone())
+        .collect();
     LostResponse {
         operation,
         first_run_error,
+        says_run_again,
         end,
+        mutations,
     }
 }
 
@@ -673,7 +709,7 @@ async fn lost_response_on(operation: String) -> LostResponse {
 async fn a_lost_create_answer_leaves_no_duplicate() {
     let operations: Vec<String> = match std::env::var("FIXEDIP_LOST_RESPONSE_OPS") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
-        Err(_) => LOST_RESPONSE_SURVIVED
+        Err(_) => FRESH_DEPLOY_MUTATIONS
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -701,6 +737,20 @@ async fn a_lost_create_answer_leaves_no_duplicate() {
             None => "succeeded".to_owned(),
             Some(error) => format!("failed ({error})"),
         };
+        if result.first_run_error.is_some()
+            && FIRST_RUN_SURVIVES.contains(&result.operation.as_str())
+        {
+            broken.push(format!(
+                "{}: the first run failed, although the lost answer is looked up: {first}",
+                result.operation
+            ));
+        }
+        if result.first_run_error.is_some() && !result.says_run_again {
+            broken.push(format!(
+                "{}: the first run failed without saying to run again",
+                result.operation
+            ));
+        }
         println!(
             "lost {}: first run {first}, then {verdict}",
             result.operation
@@ -709,10 +759,27 @@ async fn a_lost_create_answer_leaves_no_duplicate() {
             broken.push(format!("{}: {verdict}", result.operation));
         }
     }
+    let first_runs_ok = results
+        .iter()
+        .filter(|r| r.first_run_error.is_none())
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|r| matches!(&r.end, Ok(added) if *added != expected))
+        .count();
     println!(
-        "lost responses: {} operations, {} not survived",
+        "lost responses: {} operations, first run succeeded in {first_runs_ok}, duplicates after the second run: {duplicates}, not survived: {}",
         results.len(),
         broken.len()
+    );
+    let untested: BTreeSet<&String> = results
+        .iter()
+        .flat_map(|r| &r.mutations)
+        .filter(|op| !FRESH_DEPLOY_MUTATIONS.contains(&op.as_str()))
+        .collect();
+    assert!(
+        untested.is_empty(),
+        "deploy makes mutating calls this test does not lose the answer of: {untested:?}; add them to FRESH_DEPLOY_MUTATIONS"
     );
     assert!(broken.is_empty(), "lost answers not survived: {broken:?}");
 }

@@ -150,8 +150,8 @@ mod tests {
         RouteTarget, Tier,
     };
     use crate::plan::{Action, StackSpec, Status};
-    use crate::planner::PlanOptions;
     use crate::planner::simulate;
+    use crate::planner::PlanOptions;
     use crate::planner::{plan, plan_destroy, ANYWHERE};
 
     fn spec(azs: u8) -> StackSpec {
@@ -205,8 +205,14 @@ mod tests {
             planned.notes
         );
         let after = simulate::apply(&plan(&spec(2), &account).unwrap(), &account);
-        assert!(after.extra_internet_gateways.iter().all(|g| g.id != "igw-extra"));
-        assert!(after.internet_gateway.is_some(), "the stack's gateway stays");
+        assert!(after
+            .extra_internet_gateways
+            .iter()
+            .all(|g| g.id != "igw-extra"));
+        assert!(
+            after.internet_gateway.is_some(),
+            "the stack's gateway stays"
+        );
     }
 
     #[test]
@@ -305,17 +311,21 @@ mod tests {
             .iter()
             .all(|(id, _)| id != "eipalloc-00pend"));
         // The address the slot uses is untouched.
-        assert!(planned.network.azs.iter().all(|az| matches!(
-            az.address.1,
-            Status::Keep(_)
-        )));
+        assert!(planned
+            .network
+            .azs
+            .iter()
+            .all(|az| matches!(az.address.1, Status::Keep(_))));
         let after = simulate::apply(&planned, &account);
         assert_eq!(actions(&after), Vec::<Action>::new(), "converged");
         assert!(after
             .addresses
             .iter()
             .any(|a| a.allocation_id == "eipalloc-00twin" && a.usage == AddressUse::Retained));
-        assert!(after.addresses.iter().any(|a| a.allocation_id == active.allocation_id));
+        assert!(after
+            .addresses
+            .iter()
+            .any(|a| a.allocation_id == active.allocation_id));
     }
 
     #[test]
@@ -325,9 +335,10 @@ mod tests {
         elsewhere.allocation_id = "eipalloc-00busy".to_owned();
         elsewhere.association_id = Some("eipassoc-1".to_owned());
         account.addresses.push(elsewhere);
-        assert!(actions(&account)
-            .iter()
-            .all(|a| !matches!(a, Action::ReleaseAddress { .. } | Action::RetainAddress { .. })));
+        assert!(actions(&account).iter().all(|a| !matches!(
+            a,
+            Action::ReleaseAddress { .. } | Action::RetainAddress { .. }
+        )));
     }
 
     #[test]

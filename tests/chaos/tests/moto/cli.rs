@@ -21,7 +21,13 @@ async fn the_command_starts_a_proxy_with_the_flags_scenario() {
     // Port 0: the proxy binds a free port and prints it (a port picked first could be taken
     // meanwhile by a test running alongside).
     let mut child = Command::new(env!("CARGO_BIN_EXE_fixedip-chaos"))
-        .args(["--upstream", &moto.url, "--listen", "127.0.0.1:0", "--quiet"])
+        .args([
+            "--upstream",
+            &moto.url,
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+        ])
         .args([
             "--throttle-rate",
             "1",

@@ -96,8 +96,10 @@ pub async fn announced_port(child: &mut Child, marker: &'static str) -> u16 {
                 let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
                 digits.parse::<u16>().ok()
             });
-            if let (Some(port), Some(tx)) = (port, port_tx.take()) {
-                let _ = tx.send(port);
+            if let Some(port) = port {
+                if let Some(tx) = port_tx.take() {
+                    let _ = tx.send(port);
+                }
             }
         }
     });
