@@ -240,7 +240,7 @@ fn the_internet_gateway(
     }
     let chosen = gateways
         .iter()
-        .position(|g| attached_here(g))
+        .position(attached_here)
         .or_else(|| gateways.iter().position(|g| g.attached_vpc.is_none()))
         .or(if gateways.is_empty() { None } else { Some(0) });
     let Some(index) = chosen else {
