@@ -800,7 +800,12 @@ fn stack_tags(
                 .build(),
         );
     for (key, value) in tags {
-        spec = spec.tags(aws_sdk_ec2::types::Tag::builder().key(*key).value(*value).build());
+        spec = spec.tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build(),
+        );
     }
     spec.build()
 }
@@ -843,13 +848,20 @@ async fn duplicates_left_behind_are_planned_away_and_two_vpcs_are_refused() {
         .send()
         .await
         .unwrap();
-    let extra_igw = extra_igw.internet_gateway().unwrap().internet_gateway_id().unwrap();
+    let extra_igw = extra_igw
+        .internet_gateway()
+        .unwrap()
+        .internet_gateway_id()
+        .unwrap();
     let extra_table = ec2
         .create_route_table()
         .vpc_id(&vpc)
         .tag_specifications(stack_tags(
             ResourceType::RouteTable,
-            &[("fixedip:component", "private-route-table"), ("fixedip:slot", "1")],
+            &[
+                ("fixedip:component", "private-route-table"),
+                ("fixedip:slot", "1"),
+            ],
         ))
         .send()
         .await
@@ -880,7 +892,12 @@ async fn duplicates_left_behind_are_planned_away_and_two_vpcs_are_refused() {
     let deleted_igws: Vec<_> = calls_to(&log, "DeleteInternetGateway");
     assert_eq!(deleted_igws.len(), 1, "{}", render(&log));
     let released = calls_to(&log, "ReleaseAddress");
-    assert_eq!(released.len(), 1, "only the pending duplicate goes:\n{}", render(&log));
+    assert_eq!(
+        released.len(),
+        1,
+        "only the pending duplicate goes:\n{}",
+        render(&log)
+    );
     let still_there = |id: &str| {
         let ec2 = ec2.clone();
         let id = id.to_owned();
@@ -893,7 +910,10 @@ async fn duplicates_left_behind_are_planned_away_and_two_vpcs_are_refused() {
                 .unwrap_or_default()
         }
     };
-    assert!(still_there(extra_pending).await.is_empty(), "the pending duplicate is released");
+    assert!(
+        still_there(extra_pending).await.is_empty(),
+        "the pending duplicate is released"
+    );
     let kept = still_there(extra_active).await;
     assert_eq!(
         kept[0]
@@ -915,7 +935,9 @@ async fn duplicates_left_behind_are_planned_away_and_two_vpcs_are_refused() {
         .iter()
         .all(|t| t.route_table_id() != Some(extra_table)));
     // One stack, plus the retained address.
-    let added = Inventory::take(&lab.emulator).await.added_since(&lab.baseline);
+    let added = Inventory::take(&lab.emulator)
+        .await
+        .added_since(&lab.baseline);
     let mut expected: BTreeMap<&str, usize> = ONE_STACK.into_iter().collect();
     *expected.get_mut("Elastic IP").unwrap() += 1;
     assert_eq!(added, expected);
@@ -927,7 +949,10 @@ async fn duplicates_left_behind_are_planned_away_and_two_vpcs_are_refused() {
     let second = ec2
         .create_vpc()
         .cidr_block("10.0.0.0/16")
-        .tag_specifications(stack_tags(ResourceType::Vpc, &[("fixedip:component", "vpc")]))
+        .tag_specifications(stack_tags(
+            ResourceType::Vpc,
+            &[("fixedip:component", "vpc")],
+        ))
         .send()
         .await
         .unwrap();
