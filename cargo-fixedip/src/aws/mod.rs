@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod execute;
+pub mod existing;
 pub mod network;
 pub mod observe;
 

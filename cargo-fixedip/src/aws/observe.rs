@@ -36,6 +36,8 @@ pub struct Scope {
     /// Also list every function attached to the stack's private subnets (`status`). Costs a
     /// ListFunctions over the whole region, so `deploy` and `plan` leave it off.
     pub attached_functions: bool,
+    /// A VPC the user runs (`vpc = "vpc-..."`), read by id whatever its tags.
+    pub existing_vpc: Option<String>,
 }
 
 impl Scope {
@@ -46,6 +48,7 @@ impl Scope {
             functions: Vec::new(),
             adopted_ips: Vec::new(),
             attached_functions: false,
+            existing_vpc: None,
         }
     }
 }
@@ -57,6 +60,7 @@ impl From<&StackSpec> for Scope {
             functions: spec.functions.iter().map(|f| f.name.clone()).collect(),
             adopted_ips: spec.adopted_ips.clone(),
             attached_functions: false,
+            existing_vpc: spec.modes.existing.as_ref().map(|e| e.vpc.clone()),
         }
     }
 }
@@ -74,6 +78,7 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         security_groups,
         role,
         named,
+        existing_network,
     ) = tokio::try_join!(
         offered_azs(aws),
         find_vpcs(aws, stack),
@@ -84,6 +89,12 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         find_security_groups(aws, stack),
         find_role(aws, stack),
         find_functions_by_name(aws, &scope.functions),
+        async {
+            match &scope.existing_vpc {
+                Some(vpc) => super::existing::observe_existing_network(aws, vpc).await,
+                None => Ok(None),
+            }
+        },
     )?;
 
     if vpcs.len() > 1 {
@@ -119,7 +130,9 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
             .filter(|s| s.tier == Tier::Private)
             .map(|s| s.id.as_str())
             .collect();
-        for function in find_attached_functions(aws, &private).await? {
+        // On a network the user runs, the stack has no subnet: its security group finds them.
+        let group = security_group.as_ref().map(|g| g.id.as_str());
+        for function in find_attached_functions(aws, &private, group).await? {
             if !functions.iter().any(|f| f.name == function.name) {
                 functions.push(function);
             }
@@ -141,6 +154,7 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         // Filled by the quota check of the lifecycle work; unknown means "not checked".
         address_quota: None,
         addresses_in_use_in_region: None,
+        existing_network,
     })
 }
 
@@ -813,12 +827,14 @@ async fn find_functions_by_name(
     Ok(found.into_iter().flatten().collect())
 }
 
-/// Every function in the region attached to one of the given subnets.
+/// Every function in the region attached to one of the given subnets, or using the given
+/// security group.
 async fn find_attached_functions(
     aws: &Aws,
     subnets: &[&str],
+    security_group: Option<&str>,
 ) -> Result<Vec<ObservedFunction>, AwsError> {
-    if subnets.is_empty() {
+    if subnets.is_empty() && security_group.is_none() {
         return Ok(Vec::new());
     }
     let functions = aws
@@ -834,8 +850,12 @@ async fn find_attached_functions(
     Ok(functions
         .iter()
         .filter(|f| {
-            f.vpc_config()
-                .is_some_and(|v| v.subnet_ids().iter().any(|s| subnets.contains(&s.as_str())))
+            f.vpc_config().is_some_and(|v| {
+                v.subnet_ids().iter().any(|s| subnets.contains(&s.as_str()))
+                    || v.security_group_ids()
+                        .iter()
+                        .any(|g| Some(g.as_str()) == security_group)
+            })
         })
         .map(|f| observed_function(f, None))
         .collect())

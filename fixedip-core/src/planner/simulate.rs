@@ -199,8 +199,12 @@ impl Account {
         }
     }
 
+    /// The stack's VPC, or the user's on an existing network.
     fn vpc_id(&self) -> String {
-        self.state.vpc.as_ref().expect("no VPC").id.clone()
+        let existing = self.state.existing_network.as_ref();
+        let vpc = self.state.vpc.as_ref().map(|v| v.id.clone());
+        vpc.or_else(|| existing.map(|n| n.network.vpc_id.clone()))
+            .expect("no VPC")
     }
 
     fn igw_attached(&self) -> bool {

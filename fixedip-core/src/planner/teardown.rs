@@ -377,6 +377,7 @@ pub fn plan_destroy(
             surplus_slots: Vec::new(),
             removed_slots,
             released_addresses,
+            existing: None,
         },
         steps,
         notes,
