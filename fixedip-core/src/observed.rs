@@ -34,6 +34,11 @@ pub struct ObservedState {
     pub offered_azs: Vec<String>,
     pub vpc: Option<ObservedVpc>,
     pub internet_gateway: Option<ObservedInternetGateway>,
+    /// Internet gateways tagged as the stack's beyond the one it uses: left by a create whose
+    /// answer was lost and that was sent again (older fixedip versions did that), or by another
+    /// tool. The planner deletes those attached nowhere (`planner/duplicates.rs`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub extra_internet_gateways: Vec<ObservedInternetGateway>,
     pub subnets: Vec<ObservedSubnet>,
     /// The stack's Elastic IPs, active or retained, and the adopted ones named by `ips = [...]`.
     pub addresses: Vec<ObservedAddress>,

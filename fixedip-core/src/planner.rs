@@ -595,10 +595,19 @@ pub fn plan_with(
                 .filter_map(|s| s.address.as_ref().map(|a| a.0.as_str())),
         )
         .collect();
+    let wanted_slots: BTreeSet<Slot> = slots.wanted.iter().map(|(slot, _)| *slot).collect();
+    let cleared =
+        duplicates::plan_away(&mut planner, observed, &inventory, &serving, &wanted_slots);
     let retained_addresses: Vec<(String, Ipv4Addr)> = inventory
         .addresses
         .iter()
         .filter(|address| !serving.contains(address.allocation_id.as_str()))
+        .filter(|address| {
+            !cleared
+                .released
+                .iter()
+                .any(|(id, _)| *id == address.allocation_id)
+        })
         .map(|address| (address.allocation_id.clone(), address.public_ip))
         .collect();
     for id in &spec.adopted_ips {
@@ -639,7 +648,7 @@ pub fn plan_with(
             retained_addresses,
             surplus_slots,
             removed_slots,
-            released_addresses: Vec::new(),
+            released_addresses: cleared.released,
             existing: None,
         },
         steps,
@@ -761,19 +770,28 @@ impl<'a> Inventory<'a> {
         addresses.dedup_by(|a, b| a.allocation_id == b.allocation_id);
         let mut route_tables: Vec<&ObservedRouteTable> = observed.route_tables.iter().collect();
         route_tables.sort_by(|a, b| a.id.cmp(&b.id));
-        let public_route_table = route_tables
-            .iter()
-            .copied()
-            .find(|table| table.tier == Tier::Public);
-        let mut private_route_tables = BTreeMap::new();
-        for table in route_tables
+        // Several tables for one tier and slot are duplicates: the one that routes is used.
+        let public_route_table = duplicates::preferred_route_table(
+            route_tables
+                .iter()
+                .copied()
+                .filter(|table| table.tier == Tier::Public),
+        );
+        let private_slots: BTreeSet<Slot> = route_tables
             .iter()
             .filter(|table| table.tier == Tier::Private)
-        {
-            if let Some(slot) = table.slot {
-                private_route_tables.entry(slot).or_insert(*table);
-            }
-        }
+            .filter_map(|table| table.slot)
+            .collect();
+        let private_route_tables: BTreeMap<Slot, &ObservedRouteTable> = private_slots
+            .into_iter()
+            .filter_map(|slot| {
+                let tables = route_tables
+                    .iter()
+                    .copied()
+                    .filter(|t| t.tier == Tier::Private && t.slot == Some(slot));
+                duplicates::preferred_route_table(tables).map(|table| (slot, table))
+            })
+            .collect();
         Inventory {
             region_azs,
             subnets,
@@ -1909,6 +1927,7 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
     }
 }
 
+mod duplicates;
 mod existing;
 mod teardown;
 pub use teardown::plan_destroy;

@@ -699,7 +699,15 @@ impl Account {
                 internet_gateway,
                 vpc,
             } => {
-                let gateway = self.state.internet_gateway.take().unwrap();
+                let extra = self
+                    .state
+                    .extra_internet_gateways
+                    .iter()
+                    .position(|g| g.id == *internet_gateway);
+                let gateway = match extra {
+                    Some(index) => self.state.extra_internet_gateways.remove(index),
+                    None => self.state.internet_gateway.take().unwrap(),
+                };
                 assert_eq!(gateway.id, *internet_gateway);
                 assert_eq!(gateway.attached_vpc, *vpc);
                 if vpc.is_some() {
