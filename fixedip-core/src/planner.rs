@@ -1878,6 +1878,8 @@ pub use teardown::plan_destroy;
 use endpoints::EndpointPlacement;
 
 #[cfg(test)]
+mod endpoints_tests;
+#[cfg(test)]
 mod lifecycle_proptests;
 #[cfg(test)]
 mod lifecycle_tests;

@@ -275,9 +275,10 @@ impl Planner {
 pub(super) struct RemovedEndpoints {
     pub views: Vec<EndpointView>,
     pub security_group: Option<Status>,
-    /// Every endpoint deletion and the endpoints' group deletion: the subnets, route tables,
-    /// functions' group and VPC go after these.
+    /// Every endpoint deletion: the subnets and route tables they sit in go after these.
     pub steps: Vec<StepId>,
+    /// The endpoints' group deletion: the functions' group, which it refers to, goes after it.
+    pub security_group_deleted: Option<StepId>,
 }
 
 impl Planner {
@@ -296,18 +297,19 @@ impl Planner {
             steps.push(self.delete_endpoint(endpoint, after));
             views.push(deleted_view(endpoint));
         }
+        let mut security_group_deleted = None;
         let security_group = observed.endpoint_security_group.as_ref().map(|group| {
             let action = Action::DeleteSecurityGroup {
                 security_group: group.id.clone(),
             };
-            let endpoints_gone = steps.clone();
-            steps.push(self.push(action, &endpoints_gone));
+            security_group_deleted = Some(self.push(action, &steps));
             Status::Delete(group.id.clone())
         });
         RemovedEndpoints {
             views,
             security_group,
             steps,
+            security_group_deleted,
         }
     }
 }

@@ -276,6 +276,7 @@ pub fn plan_destroy(
         .map(|t| t.id.as_str())
         .collect();
     network_deleted.extend(endpoints.steps.iter().copied());
+    network_deleted.extend(endpoints.security_group_deleted);
     let subnets_gone = network_deleted.clone();
     let mut public_route_table = Status::Absent;
     for table in &inventory.route_tables {
@@ -301,7 +302,7 @@ pub fn plan_destroy(
             // The endpoints' group admits this one: AWS refuses to delete a referenced group.
             let ordering: Vec<StepId> = [cleared]
                 .into_iter()
-                .chain(endpoints.steps.iter().copied())
+                .chain(endpoints.security_group_deleted)
                 .collect();
             network_deleted.push(planner.push(action, &ordering));
             Status::Delete(id.to_owned())
