@@ -14,6 +14,7 @@ use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
 use serde::Serialize;
 
 use super::{async_runtime, Context, PackagedFunction};
+use crate::aws::endpoints;
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
 use crate::aws::observe::{self, observe, Scope};
 use crate::aws::{Aws, CallCounts};
@@ -171,6 +172,12 @@ async fn deploy(
         if allocates(&plan) {
             observe::address_quota(aws, &mut observed).await?;
             plan = planner::plan_with(&spec, &observed, &options)?;
+        }
+        // A service the region does not offer is refused before anything is created.
+        let services = endpoints::services_created(&plan);
+        if !services.is_empty() {
+            let azs: Vec<String> = plan.network.azs.iter().map(|az| az.az.clone()).collect();
+            endpoints::check_services(aws, &services, &azs).await?;
         }
         for note in &plan.notes {
             context.output.warning(note);
