@@ -726,6 +726,16 @@ async fn find_security_groups(
         .collect())
 }
 
+/// The functions' security group of a stack, with its rules: what `deploy` checks against the
+/// declared egress after it has run.
+pub async fn stack_security_group(
+    aws: &Aws,
+    stack: &StackName,
+) -> Result<Option<ObservedSecurityGroup>, AwsError> {
+    let groups = find_security_groups(aws, stack, Component::SecurityGroup).await?;
+    single_group(stack, "security group", groups)
+}
+
 /// At most one group of a kind per stack.
 fn single_group(
     stack: &StackName,

@@ -217,8 +217,9 @@ async fn deploy(
         let ips = stack_addresses(aws, &spec.stack).await?;
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
         let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-        let verification =
+        let mut verification =
             verify::verify_functions(aws, &names, &allowed, Expectation::ThroughNat, false).await?;
+        check_declared_egress(aws, &spec, &mut verification).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
@@ -288,6 +289,33 @@ impl Display for DeployReport {
         }
         Ok(())
     }
+}
+
+/// Adds to each verdict whether the stack's security group lets out exactly what the functions
+/// declare (`egress = [...]`, or everything). A restricted list that opens no public TCP port is
+/// what the user asked for: the generic "security groups block all egress" finding is dropped then.
+async fn check_declared_egress(
+    aws: &Aws,
+    spec: &StackSpec,
+    verdicts: &mut [FunctionVerdict],
+) -> Result<(), CliError> {
+    let Some(group) = observe::stack_security_group(aws, &spec.stack).await? else {
+        return Ok(());
+    };
+    let declared = planner::desired_egress(&spec.modes, spec.vpc_cidr.trunc());
+    let differences =
+        fixedip_core::verify::check_declared_egress(&group.id, &group.egress, &declared);
+    for verdict in verdicts.iter_mut() {
+        if !spec.modes.egress.is_empty() && differences.is_empty() {
+            verdict.findings.retain(|f| {
+                f.code != fixedip_core::verify::FindingCode::EgressBlockedBySecurityGroups
+            });
+        }
+        verdict.findings.extend(differences.iter().cloned());
+        verdict.passed = fixedip_core::verify::passes(&verdict.findings)
+            && verdict.probe.as_ref().is_none_or(|p| p.problem.is_none());
+    }
+    Ok(())
 }
 
 /// Progress on stderr: each step as it finishes, and what it waits for meanwhile.
