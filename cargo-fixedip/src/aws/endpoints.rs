@@ -45,41 +45,8 @@ pub async fn check_services(
         .set_values(Some(names))
         .build();
     let details = describe(aws, Some(filter)).await?;
-    let mut missing = Vec::new();
-    for service in services {
-        let name = service.service_name(&aws.region);
-        let wanted = match service.kind() {
-            EndpointKind::Gateway => ServiceType::Gateway,
-            EndpointKind::Interface => ServiceType::Interface,
-        };
-        let kind = match service.kind() {
-            EndpointKind::Gateway => "gateway",
-            EndpointKind::Interface => "interface",
-        };
-        let offered = details.iter().find(|d| {
-            d.service_name() == Some(name.as_str())
-                && d.service_type()
-                    .iter()
-                    .any(|t| t.service_type() == Some(&wanted))
-        });
-        match offered {
-            None => missing.push(format!("`{service}` ({name}, {kind}) is not offered")),
-            Some(detail) if service.kind() == EndpointKind::Interface => {
-                let zones: Vec<&str> = azs
-                    .iter()
-                    .map(String::as_str)
-                    .filter(|az| !detail.availability_zones().iter().any(|z| z == az))
-                    .collect();
-                if !zones.is_empty() {
-                    missing.push(format!(
-                        "`{service}` ({name}, {kind}) is not offered in {}",
-                        zones.join(", ")
-                    ));
-                }
-            }
-            Some(_) => {}
-        }
-    }
+    let offered: Vec<OfferedService> = details.iter().filter_map(OfferedService::of).collect();
+    let missing = unoffered(services, &offered, &aws.region, azs);
     if missing.is_empty() {
         return Ok(());
     }
@@ -96,6 +63,72 @@ pub async fn check_services(
         missing,
         offered,
     })
+}
+
+/// One service as DescribeVpcEndpointServices lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedService {
+    pub name: String,
+    pub kinds: Vec<EndpointKind>,
+    pub azs: Vec<String>,
+}
+
+impl OfferedService {
+    fn of(detail: &ServiceDetail) -> Option<OfferedService> {
+        Some(OfferedService {
+            name: detail.service_name()?.to_owned(),
+            kinds: detail
+                .service_type()
+                .iter()
+                .filter_map(|t| match t.service_type()? {
+                    ServiceType::Gateway => Some(EndpointKind::Gateway),
+                    ServiceType::Interface => Some(EndpointKind::Interface),
+                    _ => None,
+                })
+                .collect(),
+            azs: detail.availability_zones().to_vec(),
+        })
+    }
+}
+
+/// Why each of `services` cannot be made in `region` across `azs`, as the refusal lists it.
+/// AWS lists one service name twice when it offers both kinds (S3): every entry counts.
+pub fn unoffered(
+    services: &[Endpoint],
+    offered: &[OfferedService],
+    region: &str,
+    azs: &[String],
+) -> Vec<String> {
+    let mut missing = Vec::new();
+    for service in services {
+        let name = service.service_name(region);
+        let kind = match service.kind() {
+            EndpointKind::Gateway => "gateway",
+            EndpointKind::Interface => "interface",
+        };
+        let found: Vec<&OfferedService> = offered
+            .iter()
+            .filter(|o| o.name == name && o.kinds.contains(&service.kind()))
+            .collect();
+        if found.is_empty() {
+            missing.push(format!("`{service}` ({name}, {kind}) is not offered"));
+            continue;
+        }
+        if service.kind() == EndpointKind::Interface {
+            let zones: Vec<&str> = azs
+                .iter()
+                .map(String::as_str)
+                .filter(|az| !found.iter().any(|o| o.azs.iter().any(|z| z == az)))
+                .collect();
+            if !zones.is_empty() {
+                missing.push(format!(
+                    "`{service}` ({name}, {kind}) is not offered in {}",
+                    zones.join(", ")
+                ));
+            }
+        }
+    }
+    missing
 }
 
 /// Every page of DescribeVpcEndpointServices (the SDK has no paginator for it).
@@ -116,5 +149,69 @@ async fn describe(aws: &Aws, filter: Option<Filter>) -> Result<Vec<ServiceDetail
             Some(next) if !next.is_empty() => token = Some(next.to_owned()),
             _ => return Ok(details),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn offered(name: &str, kinds: &[EndpointKind], azs: &[&str]) -> OfferedService {
+        OfferedService {
+            name: name.to_owned(),
+            kinds: kinds.to_vec(),
+            azs: azs.iter().map(|az| az.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn each_service_must_be_offered_as_its_kind_in_every_az() {
+        let azs = ["us-east-1a".to_owned(), "us-east-1b".to_owned()];
+        let listed = [
+            // S3 twice, as AWS lists it: interface and gateway.
+            offered(
+                "com.amazonaws.us-east-1.s3",
+                &[EndpointKind::Interface],
+                &["us-east-1a", "us-east-1b"],
+            ),
+            offered(
+                "com.amazonaws.us-east-1.s3",
+                &[EndpointKind::Gateway],
+                &["us-east-1a", "us-east-1b"],
+            ),
+            offered(
+                "com.amazonaws.us-east-1.logs",
+                &[EndpointKind::Interface],
+                &["us-east-1a", "us-east-1b"],
+            ),
+            offered(
+                "com.amazonaws.us-east-1.sts",
+                &[EndpointKind::Interface],
+                &["us-east-1a"],
+            ),
+            // DynamoDB offered as an interface endpoint only: fixedip makes a gateway one.
+            offered(
+                "com.amazonaws.us-east-1.dynamodb",
+                &[EndpointKind::Interface],
+                &["us-east-1a", "us-east-1b"],
+            ),
+        ];
+        let parse = |names: &[&str]| -> Vec<Endpoint> {
+            names.iter().map(|n| Endpoint::parse(n).unwrap()).collect()
+        };
+        assert!(unoffered(&parse(&["s3", "logs"]), &listed, "us-east-1", &azs).is_empty());
+        assert_eq!(
+            unoffered(
+                &parse(&["dynamodb", "sts", "kms"]),
+                &listed,
+                "us-east-1",
+                &azs
+            ),
+            [
+                "`dynamodb` (com.amazonaws.us-east-1.dynamodb, gateway) is not offered",
+                "`sts` (com.amazonaws.us-east-1.sts, interface) is not offered in us-east-1b",
+                "`kms` (com.amazonaws.us-east-1.kms, interface) is not offered",
+            ]
+        );
     }
 }
