@@ -3,7 +3,7 @@
 //! in every AZ the stack uses? Asked with DescribeVpcEndpointServices; a refusal lists what the
 //! region does offer, so that nothing is created for a stack that cannot be finished.
 
-use aws_sdk_ec2::types::{Filter, ServiceDetail, ServiceType};
+use aws_sdk_ec2::types::{ServiceDetail, ServiceType};
 use fixedip_core::plan::{Action, Plan};
 use fixedip_core::requirements::{Endpoint, EndpointKind};
 
@@ -35,24 +35,17 @@ pub async fn check_services(
     if services.is_empty() {
         return Ok(());
     }
-    let names: Vec<String> = services
-        .iter()
-        .map(|s| s.service_name(&aws.region))
-        .collect();
-    // A filter, not `ServiceNames`: an unknown name in `ServiceNames` fails the whole call.
-    let filter = Filter::builder()
-        .name("service-name")
-        .set_values(Some(names))
-        .build();
-    let details = describe(aws, Some(filter)).await?;
+    // Every service, unfiltered: a name in `ServiceNames` that the region lacks fails the whole
+    // call, and moto fails the `service-name` filter. A few pages at most, and only when the plan
+    // creates an endpoint.
+    let details = describe(aws).await?;
     let offered: Vec<OfferedService> = details.iter().filter_map(OfferedService::of).collect();
     let missing = unoffered(services, &offered, &aws.region, azs);
     if missing.is_empty() {
         return Ok(());
     }
     let prefix = format!("com.amazonaws.{}.", aws.region);
-    let mut offered: Vec<String> = describe(aws, None)
-        .await?
+    let mut offered: Vec<String> = details
         .iter()
         .filter_map(|d| d.service_name()?.strip_prefix(&prefix).map(str::to_owned))
         .collect();
@@ -132,14 +125,14 @@ pub fn unoffered(
 }
 
 /// Every page of DescribeVpcEndpointServices (the SDK has no paginator for it).
-async fn describe(aws: &Aws, filter: Option<Filter>) -> Result<Vec<ServiceDetail>, AwsError> {
+async fn describe(aws: &Aws) -> Result<Vec<ServiceDetail>, AwsError> {
     let mut details = Vec::new();
     let mut token: Option<String> = None;
     loop {
         let answer = aws
             .ec2
             .describe_vpc_endpoint_services()
-            .set_filters(filter.clone().map(|f| vec![f]))
+            .max_results(1000)
             .set_next_token(token.take())
             .send()
             .await
