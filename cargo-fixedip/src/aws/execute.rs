@@ -1350,21 +1350,22 @@ impl<'a> Context<'a> {
         id: &str,
         until: EndpointWait,
     ) -> Result<(), AwsError> {
-        use aws_sdk_ec2::types::State;
         let mut backoff = self.backoff(self.inputs.timeouts.nat_gateway);
         loop {
+            // AWS and moto write the state in lower case ("available"), the SDK's enum in
+            // capitals: compared by name, case left out.
             let state = self.endpoint_state(id).await?;
-            match (until, &state) {
-                (EndpointWait::Available, Some(State::Available))
-                | (EndpointWait::Gone, None | Some(State::Deleted)) => return Ok(()),
-                (EndpointWait::Available, Some(State::Failed | State::Rejected))
-                | (EndpointWait::Available, None | Some(State::Deleted)) => {
+            let name = state.as_ref().map(|s| s.as_str().to_ascii_lowercase());
+            match (until, name.as_deref()) {
+                (EndpointWait::Available, Some("available"))
+                | (EndpointWait::Gone, None | Some("deleted")) => return Ok(()),
+                (EndpointWait::Available, None | Some("failed" | "rejected" | "deleted")) => {
                     return Err(AwsError::Call {
                         operation: "CreateVpcEndpoint",
                         code: None,
                         message: format!(
                             "VPC endpoint {id} is {}: run deploy again to replace it",
-                            state.as_ref().map_or("gone", |s| s.as_str())
+                            name.as_deref().unwrap_or("gone")
                         ),
                     })
                 }

@@ -10,7 +10,7 @@ use std::net::Ipv4Addr;
 
 use aws_sdk_ec2::types::{
     Address, AvailabilityZoneState, Filter, IpPermission, NatGatewayState, RouteState, RouteTable,
-    State, Subnet, Tag, VpcAttributeName, VpcEndpointType,
+    Subnet, Tag, VpcAttributeName, VpcEndpointType,
 };
 use fixedip_core::observed::{
     AddressUse, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
@@ -813,7 +813,11 @@ async fn find_endpoints(aws: &Aws, stack: &StackName) -> Result<Vec<ObservedEndp
     for endpoint in endpoints.iter().filter(|e| has_stack_tag(e.tags(), stack)) {
         // `deleted` ones stay listed for a while; `deleting` ones are still waited for by the
         // step that deletes them, and a new one with private DNS would clash: both count as there.
-        if matches!(endpoint.state(), Some(State::Deleted)) {
+        // AWS writes the state in lower case, the SDK's enum in capitals: compared by name.
+        if endpoint
+            .state()
+            .is_some_and(|s| s.as_str().eq_ignore_ascii_case("deleted"))
+        {
             continue;
         }
         let (Some(id), Some(service)) = (
