@@ -4,12 +4,15 @@
 //! Prices are per hour and per GB in US dollars, held exactly (in millionths). A month is
 //! [`HOURS_PER_MONTH`] hours. What is billed by the hour: each NAT gateway, and each public IPv4
 //! address (the Elastic IP of every NAT, and every address the stack retains or adopted, since AWS
-//! bills addresses whether or not they are in use). Data through a NAT gateway is billed per GB on
-//! top; data transfer out to the internet, billed the same with or without fixedip, is left out.
+//! bills addresses whether or not they are in use), and each interface VPC endpoint per AZ. Data
+//! through a NAT gateway (and through an interface endpoint) is billed per GB on top; data transfer
+//! out to the internet, billed the same with or without fixedip, is left out. Gateway endpoints (S3,
+//! DynamoDB) are free, and the traffic they carry no longer pays the NAT's per-GB price.
 
 use std::fmt;
 
 use crate::plan::Plan;
+use crate::requirements::EndpointKind;
 
 /// The date the price table was last read from the AWS price pages.
 pub const PRICES_DATE: &str = "2026-11-01";
@@ -60,8 +63,6 @@ pub struct RegionPrices {
     pub nat_gateway_gb: Usd,
     /// Every public IPv4 address, Elastic IPs included, in use or not.
     pub public_ipv4_hour: Usd,
-    /// Interface VPC endpoints, per AZ: for the isolated mode (a later issue).
-    pub interface_endpoint_hour: Option<Usd>,
     /// A t4g.nano instance: for the NAT-instance mode (a later issue).
     pub t4g_nano_hour: Option<Usd>,
 }
@@ -73,6 +74,10 @@ pub struct Topology {
     pub nat_gateways: u32,
     /// Elastic IPs: those of the NATs, retained ones and adopted ones alike.
     pub public_ipv4: u32,
+    /// Interface VPC endpoints times the AZs each has network interfaces in.
+    pub interface_endpoint_azs: u32,
+    /// Gateway VPC endpoints (free).
+    pub gateway_endpoints: u32,
 }
 
 impl Topology {
@@ -92,11 +97,16 @@ impl Topology {
             .iter()
             .filter(|s| s.nat_gateway.is_some());
         let surplus_addresses = network.surplus_slots.iter().filter(|s| s.address.is_some());
+        let endpoints = network.endpoints.iter().filter(|e| e.status.exists_after());
+        let (interface, gateway): (Vec<_>, Vec<_>) =
+            endpoints.partition(|e| e.kind == EndpointKind::Interface);
         Topology {
             nat_gateways: count(nats.count() + surplus_nats.count()),
             public_ipv4: count(
                 addresses.count() + surplus_addresses.count() + network.retained_addresses.len(),
             ),
+            interface_endpoint_azs: interface.iter().map(|e| e.azs).sum(),
+            gateway_endpoints: count(gateway.len()),
         }
     }
 }
@@ -126,6 +136,8 @@ pub struct MonthlyCost {
     pub fixed_total: Usd,
     /// Added per GB that leaves through the NAT gateways.
     pub per_gb: Usd,
+    /// Added per GB through the interface endpoints, when there are some.
+    pub endpoint_per_gb: Option<Usd>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,7 +150,19 @@ pub enum CostError {
         region: String,
         known: Vec<&'static str>,
     },
+    #[error(
+        "no interface VPC endpoint prices for region {region} in the table of {ENDPOINT_PRICES_DATE}; known regions: {}; see {ENDPOINT_PRICES_SOURCE}",
+        known.join(", ")
+    )]
+    NoEndpointPrices {
+        region: String,
+        known: Vec<&'static str>,
+    },
 }
+
+/// The cost line of gateway endpoints.
+pub const GATEWAY_ENDPOINT_ITEM: &str =
+    "gateway endpoint (free; S3/DynamoDB traffic skips the NAT per-GB price)";
 
 const fn usd(micros: u64) -> Usd {
     Usd::from_micros(micros)
@@ -155,7 +179,6 @@ const fn region(region: &'static str, checked: bool, nat_micros: u64) -> RegionP
         nat_gateway_hour: usd(nat_micros),
         nat_gateway_gb: usd(nat_micros),
         public_ipv4_hour: PUBLIC_IPV4_HOUR,
-        interface_endpoint_hour: None,
         t4g_nano_hour: None,
     }
 }
@@ -180,6 +203,48 @@ static PRICE_TABLE: [RegionPrices; 16] = [
     region("us-west-1", false, 48_000), // unchecked
     region("us-west-2", false, 45_000), // unchecked
 ];
+
+/// Interface VPC endpoints (AWS PrivateLink): per endpoint per AZ per hour, and per GB processed
+/// (the first-petabyte tier of the month).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct EndpointPrices {
+    pub region: &'static str,
+    pub per_az_hour: Usd,
+    pub per_gb: Usd,
+}
+
+/// Where [`ENDPOINT_PRICE_TABLE`] comes from.
+pub const ENDPOINT_PRICES_SOURCE: &str = "https://aws.amazon.com/privatelink/pricing/";
+/// The date of [`ENDPOINT_PRICE_TABLE`]: the prices on [`ENDPOINT_PRICES_SOURCE`] as of then.
+/// They were written from that page's figures without re-reading it (no internet where they were
+/// written): check them before quoting them, as for the `checked: false` NAT rows.
+pub const ENDPOINT_PRICES_DATE: &str = "2026-11-21";
+
+/// Sorted by region. Gateway endpoints cost nothing anywhere.
+static ENDPOINT_PRICE_TABLE: [EndpointPrices; 2] = [
+    EndpointPrices {
+        region: "ap-northeast-1",
+        per_az_hour: usd(14_000),
+        per_gb: usd(10_000),
+    },
+    EndpointPrices {
+        region: "us-east-1",
+        per_az_hour: usd(10_000),
+        per_gb: usd(10_000),
+    },
+];
+
+/// The interface endpoint prices of a region.
+pub fn endpoint_prices(region: &str) -> Result<&'static EndpointPrices, CostError> {
+    ENDPOINT_PRICE_TABLE
+        .iter()
+        .find(|prices| prices.region == region)
+        .ok_or_else(|| CostError::NoEndpointPrices {
+            region: region.to_owned(),
+            known: ENDPOINT_PRICE_TABLE.iter().map(|p| p.region).collect(),
+        })
+}
 
 /// The price table, sorted by region.
 pub fn price_table() -> &'static [RegionPrices] {
@@ -206,7 +271,7 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         hourly,
         monthly: usd(u64::from(quantity) * hourly.micros * HOURS_PER_MONTH),
     };
-    let lines = vec![
+    let mut lines = vec![
         line(
             "NAT gateway",
             topology.nat_gateways,
@@ -218,6 +283,24 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
             prices.public_ipv4_hour,
         ),
     ];
+    let mut endpoint_per_gb = None;
+    if topology.interface_endpoint_azs > 0 {
+        let endpoint = endpoint_prices(region)?;
+        lines.push(line(
+            "interface endpoint-AZ",
+            topology.interface_endpoint_azs,
+            endpoint.per_az_hour,
+        ));
+        endpoint_per_gb = Some(endpoint.per_gb);
+    }
+    if topology.gateway_endpoints > 0 {
+        // Listed at $0 so that `plan` says so: and what they carry skips the NAT's per-GB price.
+        lines.push(line(
+            GATEWAY_ENDPOINT_ITEM,
+            topology.gateway_endpoints,
+            usd(0),
+        ));
+    }
     Ok(MonthlyCost {
         region: region.to_owned(),
         prices_date: PRICES_DATE,
@@ -225,6 +308,7 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         fixed_total: usd(lines.iter().map(|line| line.monthly.micros).sum()),
         lines,
         per_gb: prices.nat_gateway_gb,
+        endpoint_per_gb,
     })
 }
 
@@ -243,6 +327,7 @@ mod tests {
         Topology {
             nat_gateways,
             public_ipv4,
+            ..Topology::default()
         }
     }
 

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::requirements::AllocationId;
+use crate::requirements::{AllocationId, Endpoint, EndpointKind};
 use crate::settings::Architecture;
 
 /// Which side of an availability zone a subnet or route table serves.
@@ -46,6 +46,12 @@ pub struct ObservedState {
     pub nat_gateways: Vec<ObservedNatGateway>,
     pub route_tables: Vec<ObservedRouteTable>,
     pub security_group: Option<ObservedSecurityGroup>,
+    /// The group of the stack's interface endpoints, admitting HTTPS from the functions' group.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub endpoint_security_group: Option<ObservedSecurityGroup>,
+    /// The stack's VPC endpoints (any state but `deleted`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub endpoints: Vec<ObservedEndpoint>,
     pub role: Option<ObservedRole>,
     /// The functions the plan names (found by name) and every function tagged with the stack.
     pub functions: Vec<ObservedFunction>,
@@ -223,6 +229,137 @@ pub struct ObservedRouteTable {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ObservedSecurityGroup {
     pub id: String,
+    /// Its egress rules, one peer each (`IpPermissionsEgress` flattened).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub egress: Vec<SecurityGroupRule>,
+    /// Its ingress rules, one peer each.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub ingress: Vec<SecurityGroupRule>,
+}
+
+impl ObservedSecurityGroup {
+    /// A group as AWS creates it: no inbound rule, and the default egress rule (everything out).
+    pub fn fresh(id: &str) -> ObservedSecurityGroup {
+        ObservedSecurityGroup {
+            id: id.to_owned(),
+            egress: vec![SecurityGroupRule::ALL_OUT],
+            ingress: Vec::new(),
+        }
+    }
+}
+
+/// One rule of a security group, for one peer. AWS groups rules with the same protocol and ports
+/// into one `IpPermission` with several ranges; fixedip flattens them, so that a diff is a set
+/// difference.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SecurityGroupRule {
+    pub protocol: RuleProtocol,
+    /// The port range of a TCP or UDP rule; `None` for every protocol (`-1`).
+    pub ports: Option<(u16, u16)>,
+    pub peer: RulePeer,
+}
+
+impl SecurityGroupRule {
+    /// The rule a new group starts with: every protocol to 0.0.0.0/0.
+    pub const ALL_OUT: SecurityGroupRule = SecurityGroupRule {
+        protocol: RuleProtocol::All,
+        ports: None,
+        peer: RulePeer::Ipv4(Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0)),
+    };
+}
+
+impl std::fmt::Display for SecurityGroupRule {
+    /// `tcp 443 to 0.0.0.0/0`, `all to 0.0.0.0/0`, `tcp 443 from sg-1` reads the same either way.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.protocol, self.ports) {
+            (RuleProtocol::All, _) => f.write_str("all traffic")?,
+            (protocol, Some((from, to))) if from == to => write!(f, "{protocol} {from}")?,
+            (protocol, Some((from, to))) => write!(f, "{protocol} {from}-{to}")?,
+            (protocol, None) => write!(f, "{protocol}")?,
+        }
+        match &self.peer {
+            RulePeer::Ipv4(net) => write!(f, " to {net}"),
+            RulePeer::Ipv6(net) => write!(f, " to {net}"),
+            RulePeer::SecurityGroup(id) => write!(f, " to/from {id}"),
+            RulePeer::PrefixList(id) => write!(f, " to {id}"),
+        }
+    }
+}
+
+/// The protocol of a security group rule, as EC2 names it in `IpProtocol`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum RuleProtocol {
+    /// `-1`: every protocol and port.
+    All,
+    Tcp,
+    Udp,
+    /// ICMP or any other protocol, by the name or number AWS gives.
+    Other(String),
+}
+
+impl RuleProtocol {
+    /// From `IpProtocol`: a name or a number, `-1` for all.
+    pub fn from_aws(protocol: &str) -> RuleProtocol {
+        match protocol {
+            "-1" | "all" => RuleProtocol::All,
+            "tcp" | "6" => RuleProtocol::Tcp,
+            "udp" | "17" => RuleProtocol::Udp,
+            other => RuleProtocol::Other(other.to_owned()),
+        }
+    }
+
+    /// As EC2 takes it in `IpProtocol`.
+    pub fn as_aws(&self) -> &str {
+        match self {
+            RuleProtocol::All => "-1",
+            RuleProtocol::Tcp => "tcp",
+            RuleProtocol::Udp => "udp",
+            RuleProtocol::Other(other) => other,
+        }
+    }
+}
+
+impl std::fmt::Display for RuleProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleProtocol::All => f.write_str("all"),
+            other => f.write_str(other.as_aws()),
+        }
+    }
+}
+
+/// The other side of a security group rule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", content = "value", rename_all = "snake_case")
+)]
+pub enum RulePeer {
+    Ipv4(Ipv4Net),
+    /// An IPv6 range, as written by AWS (fixedip never makes one).
+    Ipv6(String),
+    SecurityGroup(String),
+    PrefixList(String),
+}
+
+/// A VPC endpoint of the stack, found by its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedEndpoint {
+    pub id: String,
+    pub service: Endpoint,
+    pub kind: EndpointKind,
+    /// A gateway endpoint serves the private route table of one slot (its tag); an interface
+    /// endpoint serves every private subnet and has none.
+    pub slot: Option<Slot>,
+    /// Gateway endpoints: the route tables AWS routes the service's prefix list in.
+    pub route_table_ids: Vec<String>,
+    /// Interface endpoints: the subnets holding its network interfaces, one per AZ.
+    pub subnet_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

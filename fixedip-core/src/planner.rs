@@ -412,7 +412,12 @@ pub fn plan_with(
     let mut planner = Planner::default();
     let vpc = planner.vpc(vpc_cidr, observed)?;
     let internet_gateway = planner.internet_gateway(observed, &vpc)?;
-    let security_group = planner.security_group(observed, &vpc);
+    let mut security_group = planner.security_group(observed, &vpc);
+    let security_group_ready = planner.security_group_egress(
+        &mut security_group,
+        observed,
+        &egress::desired_egress(&spec.modes, vpc_cidr),
+    );
     let role = planner.role(spec, observed);
 
     let mut azs = Vec::new();
@@ -446,6 +451,8 @@ pub fn plan_with(
     // Egress works once both hops route: private subnet → NAT, public subnet → internet gateway.
     let mut routes_ready = public_route_table.steps.clone();
     let mut private_route_tables = Vec::new();
+    // The tables that route out, for the gateway endpoints.
+    let mut routed_private_tables: Vec<(Slot, Ref)> = Vec::new();
     for az in &azs {
         let Some(nat_gateway) = &az.nat_gateway else {
             // No route out until the user allows the slot's new IP: the private subnet keeps the
@@ -465,8 +472,24 @@ pub fn plan_with(
             &[&az.private_subnet.reference],
         );
         routes_ready.extend(routed.steps.iter().copied());
+        routed_private_tables.push((az.slot, routed.table));
         private_route_tables.push(routed.status);
     }
+    let endpoints = planner.endpoints(
+        spec,
+        observed,
+        &inventory,
+        &EndpointPlacement {
+            vpc: &vpc.reference,
+            function_group: &security_group.reference,
+            private_route_tables: &routed_private_tables,
+            private_subnets: &azs
+                .iter()
+                .map(|az| az.private_subnet.reference.clone())
+                .collect::<Vec<_>>(),
+            removed_slots: &removed,
+        },
+    );
 
     let attachment = Attachment {
         // Only subnets that route out: a function in a held-back slot would have no egress.
@@ -482,6 +505,7 @@ pub fn plan_with(
             .map(|s| s.id.clone())
             .collect(),
         security_group: security_group.reference.clone(),
+        security_group_ready,
         routes_ready,
     };
     let functions: Vec<(String, Status)> = if attachment.private_subnets.is_empty() {
@@ -525,6 +549,15 @@ pub fn plan_with(
                     .any(|s| private_subnets.contains(&s.as_str()))
             })
             .filter_map(|f| planner.configured_functions.get(&f.name).copied())
+            // The slot's endpoints leave its route table and subnet first.
+            .chain(
+                endpoints
+                    .slot_cleared
+                    .get(&slot)
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            )
             .collect();
         let teardown = planner.remove_slot(slot, &inventory, &functions_off);
         let nats_deleted: Vec<StepId> = teardown.nat_gateways_deleted.values().copied().collect();
@@ -650,6 +683,8 @@ pub fn plan_with(
             removed_slots,
             released_addresses: cleared.released,
             existing: None,
+            endpoints: endpoints.views,
+            endpoint_security_group: endpoints.security_group,
         },
         steps,
         notes,
@@ -1117,6 +1152,8 @@ struct BuiltSlot {
 }
 
 struct RoutedTable {
+    /// The table, for what else goes in it (gateway endpoints).
+    table: Ref,
     status: Status,
     /// The steps that make the table route its subnets: creation, route, associations.
     steps: Vec<StepId>,
@@ -1129,6 +1166,8 @@ struct Attachment {
     /// NAT and address stay too), a function not in one is not put there.
     surplus_private_subnets: Vec<String>,
     security_group: Ref,
+    /// The steps that give the security group its egress rules: a function joins it after them.
+    security_group_ready: Vec<StepId>,
     /// The steps after which every subnet routes out.
     routes_ready: Vec<StepId>,
 }
@@ -1507,7 +1546,11 @@ impl Planner {
             Some(table) if steps.is_empty() => Status::Keep(table.id.clone()),
             Some(table) => Status::Change(table.id.clone()),
         };
-        RoutedTable { status, steps }
+        RoutedTable {
+            table,
+            status,
+            steps,
+        }
     }
 
     fn function(
@@ -1531,7 +1574,12 @@ impl Planner {
                 security_group: attachment.security_group.clone(),
                 role,
             };
-            self.push(action, &role_ready);
+            let ordering: Vec<StepId> = role_ready
+                .iter()
+                .chain(&attachment.security_group_ready)
+                .copied()
+                .collect();
+            self.push(action, &ordering);
             return Status::Create;
         };
         let mut tagged = None;
@@ -1573,6 +1621,7 @@ impl Planner {
             let ordering: Vec<StepId> = role_ready
                 .iter()
                 .chain(&attachment.routes_ready)
+                .chain(&attachment.security_group_ready)
                 .copied()
                 .collect();
             let step = self.push(action, &ordering);
@@ -1744,12 +1793,6 @@ fn unsupported_modes(modes: &NetworkModes) -> Result<(), PlanError> {
     }
     if modes.nats.is_some() {
         return refuse("`nats`");
-    }
-    if !modes.endpoints.is_empty() {
-        return refuse("`endpoints`");
-    }
-    if !modes.egress.is_empty() {
-        return refuse("`egress`");
     }
     Ok(())
 }
@@ -1928,10 +1971,17 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 }
 
 mod duplicates;
+mod egress;
+mod endpoints;
 mod existing;
 mod teardown;
+pub use egress::{desired_egress, security_group_rule};
 pub use teardown::plan_destroy;
 
+use endpoints::EndpointPlacement;
+
+#[cfg(test)]
+mod endpoints_tests;
 #[cfg(test)]
 mod lifecycle_proptests;
 #[cfg(test)]

@@ -34,10 +34,14 @@ pub enum Component {
     SecurityGroup,
     Role,
     Function,
+    /// A gateway (with a slot) or interface VPC endpoint.
+    VpcEndpoint,
+    /// The security group of the interface endpoints.
+    EndpointSecurityGroup,
 }
 
 impl Component {
-    pub const ALL: [Component; 11] = [
+    pub const ALL: [Component; 13] = [
         Component::Vpc,
         Component::InternetGateway,
         Component::PublicSubnet,
@@ -49,6 +53,8 @@ impl Component {
         Component::SecurityGroup,
         Component::Role,
         Component::Function,
+        Component::VpcEndpoint,
+        Component::EndpointSecurityGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +70,8 @@ impl Component {
             Component::SecurityGroup => "security-group",
             Component::Role => "role",
             Component::Function => "function",
+            Component::VpcEndpoint => "vpc-endpoint",
+            Component::EndpointSecurityGroup => "endpoint-security-group",
         }
     }
 
@@ -151,6 +159,11 @@ pub fn role_name(stack: &StackName) -> String {
 /// The name of the stack's security group.
 pub fn security_group_name(stack: &StackName) -> String {
     format!("fixedip-{stack}")
+}
+
+/// The name of the security group of the stack's interface endpoints.
+pub fn endpoint_security_group_name(stack: &StackName) -> String {
+    format!("fixedip-{stack}-endpoints")
 }
 
 #[cfg(test)]

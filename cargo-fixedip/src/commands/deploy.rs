@@ -17,6 +17,7 @@ use fixedip_core::requirements::StackName;
 use serde::Serialize;
 
 use super::{async_runtime, Context, PackagedFunction};
+use crate::aws::endpoints;
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
 use crate::aws::lease::{self, HeldLease, Lease, LeaseRecord, LeaseWait};
 use crate::aws::observe::{self, observe, Scope};
@@ -165,6 +166,12 @@ async fn deploy(
     for spec in planner::stack_specs(declared)? {
         let aws = &by_region[&spec.region];
         let plan = observe_and_plan(context, aws, &spec, &options, "Observing").await?;
+        // A service the region does not offer is refused before anything is created.
+        let services = endpoints::services_created(&plan);
+        if !services.is_empty() {
+            let azs: Vec<String> = plan.network.azs.iter().map(|az| az.az.clone()).collect();
+            endpoints::check_services(aws, &services, &azs).await?;
+        }
         planned.push((spec, plan));
     }
 
@@ -232,8 +239,9 @@ async fn deploy(
         };
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
         let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-        let verification =
+        let mut verification =
             verify::verify_functions(aws, &names, &allowed, Expectation::ThroughNat, false).await?;
+        check_declared_egress(aws, &spec, &mut verification).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
@@ -378,6 +386,33 @@ pub(crate) async fn take_lease(
     Ok(Lease::new(aws, stack, command)
         .acquire(wait, waiting)
         .await?)
+}
+
+/// Adds to each verdict whether the stack's security group lets out exactly what the functions
+/// declare (`egress = [...]`, or everything). A restricted list that opens no public TCP port is
+/// what the user asked for: the generic "security groups block all egress" finding is dropped then.
+async fn check_declared_egress(
+    aws: &Aws,
+    spec: &StackSpec,
+    verdicts: &mut [FunctionVerdict],
+) -> Result<(), CliError> {
+    let Some(group) = observe::stack_security_group(aws, &spec.stack).await? else {
+        return Ok(());
+    };
+    let declared = planner::desired_egress(&spec.modes, spec.vpc_cidr.trunc());
+    let differences =
+        fixedip_core::verify::check_declared_egress(&group.id, &group.egress, &declared);
+    for verdict in verdicts.iter_mut() {
+        if !spec.modes.egress.is_empty() && differences.is_empty() {
+            verdict.findings.retain(|f| {
+                f.code != fixedip_core::verify::FindingCode::EgressBlockedBySecurityGroups
+            });
+        }
+        verdict.findings.extend(differences.iter().cloned());
+        verdict.passed = fixedip_core::verify::passes(&verdict.findings)
+            && verdict.probe.as_ref().is_none_or(|p| p.problem.is_none());
+    }
+    Ok(())
 }
 
 /// Progress on stderr: each step as it finishes, and what it waits for meanwhile.

@@ -62,6 +62,9 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ),
     ("ec2:AssociateRouteTable", Scope::StackTagged),
     ("ec2:AttachInternetGateway", Scope::StackTagged),
+    // `egress = [...]`, and the interface endpoints' group admitting the functions' group.
+    ("ec2:AuthorizeSecurityGroupEgress", Scope::StackTagged),
+    ("ec2:AuthorizeSecurityGroupIngress", Scope::StackTagged),
     (
         "ec2:CreateInternetGateway",
         Scope::Create {
@@ -106,6 +109,15 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
             within: &[],
         },
     ),
+    // `endpoints = [...]`: gateway endpoints on route tables, interface ones in subnets with
+    // their security group.
+    (
+        "ec2:CreateVpcEndpoint",
+        Scope::Create {
+            creates: "vpc-endpoint",
+            within: &["vpc", "route-table", "subnet", "security-group"],
+        },
+    ),
     ("ec2:DeleteInternetGateway", Scope::StackTagged),
     ("ec2:DeleteNatGateway", Scope::StackTagged),
     ("ec2:DeleteNetworkInterface", Scope::LambdaInterfaces),
@@ -114,6 +126,7 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DeleteSubnet", Scope::StackTagged),
     ("ec2:DeleteTags", Scope::StackTagged),
     ("ec2:DeleteVpc", Scope::StackTagged),
+    ("ec2:DeleteVpcEndpoints", Scope::StackTagged),
     // deploy: the Elastic IP quota (`vpc-max-elastic-ips`), read only when a plan allocates.
     ("ec2:DescribeAccountAttributes", Scope::Anywhere),
     ("ec2:DescribeAddresses", Scope::Anywhere),
@@ -127,14 +140,19 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DescribeSecurityGroups", Scope::Anywhere),
     ("ec2:DescribeSubnets", Scope::Anywhere),
     ("ec2:DescribeVpcAttribute", Scope::Anywhere),
+    // deploy: the endpoint services the region offers, asked before an endpoint is created.
+    ("ec2:DescribeVpcEndpointServices", Scope::Anywhere),
+    ("ec2:DescribeVpcEndpoints", Scope::Anywhere),
     ("ec2:DescribeVpcs", Scope::Anywhere),
     ("ec2:DetachInternetGateway", Scope::StackTagged),
     // destroy: an association left on a stack address after its NAT gateway is deleted.
     ("ec2:DisassociateAddress", Scope::StackTagged),
     ("ec2:DisassociateRouteTable", Scope::StackTagged),
     ("ec2:ModifyVpcAttribute", Scope::StackTagged),
+    ("ec2:ModifyVpcEndpoint", Scope::StackTagged),
     ("ec2:ReleaseAddress", Scope::StackTagged),
     ("ec2:ReplaceRoute", Scope::StackTagged),
+    ("ec2:RevokeSecurityGroupEgress", Scope::StackTagged),
     ("iam:AttachRolePolicy", Scope::ExecutionPolicies),
     ("iam:CreateRole", Scope::StackRole),
     ("iam:DeleteRole", Scope::StackRole),

@@ -487,7 +487,15 @@ impl Display for CostText<'_> {
             f,
             "  + {} per GB through the NAT gateways",
             rate(cost.per_gb)
-        )
+        )?;
+        if let Some(per_gb) = cost.endpoint_per_gb {
+            writeln!(
+                f,
+                "  + {} per GB through the interface endpoints",
+                rate(per_gb)
+            )?;
+        }
+        Ok(())
     }
 }
 

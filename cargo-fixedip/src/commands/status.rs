@@ -60,6 +60,16 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
         let topology = Topology {
             nat_gateways: observed.nat_gateways.len() as u32,
             public_ipv4: observed.addresses.len() as u32,
+            interface_endpoint_azs: observed
+                .endpoints
+                .iter()
+                .map(|e| e.subnet_ids.len() as u32)
+                .sum(),
+            gateway_endpoints: observed
+                .endpoints
+                .iter()
+                .filter(|e| e.kind == fixedip_core::requirements::EndpointKind::Gateway)
+                .count() as u32,
         };
         Ok::<_, CliError>(StatusReport {
             stack: stack.to_string(),

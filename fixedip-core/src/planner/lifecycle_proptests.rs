@@ -213,7 +213,22 @@ fn named(action: &Action) -> Vec<String> {
         | Action::ReplaceRoute { .. }
         | Action::CreateSecurityGroup { .. }
         | Action::CreateRole { .. }
-        | Action::AttachRolePolicy { .. } => Vec::new(),
+        | Action::AttachRolePolicy { .. }
+        | Action::AuthorizeEgress { .. }
+        | Action::RevokeEgress { .. }
+        | Action::CreateEndpointSecurityGroup { .. }
+        | Action::AdmitHttpsFrom { .. }
+        | Action::CreateGatewayEndpoint { .. }
+        | Action::CreateInterfaceEndpoint { .. } => Vec::new(),
+        Action::ModifyInterfaceEndpoint {
+            endpoint_id,
+            remove_subnets,
+            ..
+        } => std::iter::once(endpoint_id)
+            .chain(remove_subnets)
+            .map(String::as_str)
+            .collect(),
+        Action::DeleteEndpoint { endpoint_id } => vec![endpoint_id],
         Action::ActivateAddress { allocation_id, .. }
         | Action::RetainAddress { allocation_id }
         | Action::ReleaseAddress { allocation_id } => vec![allocation_id],

@@ -11,10 +11,12 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::observed::{
-    AddressUse, NatState, ObservedAddress, ObservedFunction, ObservedInternetGateway,
-    ObservedNatGateway, ObservedRole, ObservedRoute, ObservedRouteTable, ObservedSecurityGroup,
-    ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, Tier,
+    AddressUse, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
+    ObservedInternetGateway, ObservedNatGateway, ObservedRole, ObservedRoute, ObservedRouteTable,
+    ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, RulePeer,
+    RuleProtocol, SecurityGroupRule, Tier,
 };
+use crate::requirements::EndpointKind;
 use std::collections::BTreeSet;
 
 use crate::plan::{
@@ -465,8 +467,148 @@ impl Account {
                     "a second security group"
                 );
                 let id = self.new_id("sg", step);
-                self.state.security_group = Some(ObservedSecurityGroup { id: id.clone() });
+                self.state.security_group = Some(ObservedSecurityGroup::fresh(&id));
                 id
+            }
+            Action::AuthorizeEgress {
+                security_group,
+                rules,
+            } => {
+                let group = self.group(&self.resolve(security_group));
+                for rule in rules {
+                    assert!(
+                        !group.egress.contains(rule),
+                        "AWS refuses a duplicate rule: {rule}"
+                    );
+                    group.egress.push(rule.clone());
+                }
+                group.id.clone()
+            }
+            Action::RevokeEgress {
+                security_group,
+                rules,
+            } => {
+                let group = self.group(&self.resolve(security_group));
+                for rule in rules {
+                    let index = group.egress.iter().position(|r| r == rule);
+                    group
+                        .egress
+                        .remove(index.expect("revoking a rule the group does not have"));
+                }
+                group.id.clone()
+            }
+            Action::CreateEndpointSecurityGroup { vpc } => {
+                assert_eq!(self.resolve(vpc), self.vpc_id());
+                assert!(
+                    self.state.endpoint_security_group.is_none(),
+                    "a second endpoint security group"
+                );
+                let id = self.new_id("sg", step);
+                self.state.endpoint_security_group = Some(ObservedSecurityGroup::fresh(&id));
+                id
+            }
+            Action::AdmitHttpsFrom {
+                security_group,
+                from_group,
+            } => {
+                let from = self.resolve(from_group);
+                let group = self.group(&self.resolve(security_group));
+                group.ingress.push(SecurityGroupRule {
+                    protocol: RuleProtocol::Tcp,
+                    ports: Some((443, 443)),
+                    peer: RulePeer::SecurityGroup(from),
+                });
+                group.id.clone()
+            }
+            Action::CreateGatewayEndpoint {
+                vpc,
+                endpoint,
+                route_table,
+                slot,
+            } => {
+                assert_eq!(self.resolve(vpc), self.vpc_id());
+                let table = self.resolve(route_table);
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.service == *endpoint && e.route_table_ids.contains(&table)),
+                    "AWS refuses a second route to {endpoint}'s prefix list in {table}"
+                );
+                let id = self.new_id("vpce", step);
+                self.state.endpoints.push(ObservedEndpoint {
+                    id: id.clone(),
+                    service: *endpoint,
+                    kind: EndpointKind::Gateway,
+                    slot: Some(*slot),
+                    route_table_ids: vec![table],
+                    subnet_ids: Vec::new(),
+                });
+                id
+            }
+            Action::CreateInterfaceEndpoint {
+                vpc,
+                endpoint,
+                subnets,
+                security_group,
+            } => {
+                assert_eq!(self.resolve(vpc), self.vpc_id());
+                let vpc = self.state.vpc.as_ref().unwrap();
+                assert!(
+                    vpc.dns_support && vpc.dns_hostnames,
+                    "AWS refuses private DNS without the VPC's DNS support and hostnames"
+                );
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.service == *endpoint && e.kind == EndpointKind::Interface),
+                    "AWS refuses a second private DNS zone for {endpoint}"
+                );
+                let group = self.resolve(security_group);
+                assert_eq!(
+                    self.state.endpoint_security_group.as_ref().map(|g| &g.id),
+                    Some(&group)
+                );
+                let id = self.new_id("vpce", step);
+                let subnet_ids = subnets.iter().map(|s| self.resolve(s)).collect();
+                self.state.endpoints.push(ObservedEndpoint {
+                    id: id.clone(),
+                    service: *endpoint,
+                    kind: EndpointKind::Interface,
+                    slot: None,
+                    route_table_ids: Vec::new(),
+                    subnet_ids,
+                });
+                id
+            }
+            Action::ModifyInterfaceEndpoint {
+                endpoint_id,
+                add_subnets,
+                remove_subnets,
+            } => {
+                let added: Vec<String> = add_subnets.iter().map(|s| self.resolve(s)).collect();
+                let endpoint = self
+                    .state
+                    .endpoints
+                    .iter_mut()
+                    .find(|e| e.id == *endpoint_id)
+                    .expect("modifying an endpoint the account does not hold");
+                endpoint.subnet_ids.retain(|s| !remove_subnets.contains(s));
+                endpoint.subnet_ids.extend(added);
+                endpoint_id.clone()
+            }
+            Action::DeleteEndpoint { endpoint_id } => {
+                let index = self
+                    .state
+                    .endpoints
+                    .iter()
+                    .position(|e| e.id == *endpoint_id)
+                    .expect("deleting an endpoint the account does not hold");
+                self.state.endpoints.remove(index);
+                endpoint_id.clone()
             }
             Action::CreateRole { name } => {
                 assert!(self.state.role.is_none(), "AWS refuses a role that exists");
@@ -664,6 +806,14 @@ impl Account {
                     !self.interfaces.contains(subnet),
                     "AWS refuses to delete {subnet}: Lambda's network interfaces are in it"
                 );
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.subnet_ids.contains(subnet)),
+                    "AWS refuses to delete {subnet}: an interface endpoint is in it"
+                );
                 let index = self
                     .state
                     .subnets
@@ -677,6 +827,14 @@ impl Account {
                 subnet.clone()
             }
             Action::DeleteRouteTable { route_table } => {
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.route_table_ids.contains(route_table)),
+                    "{route_table} still carries a gateway endpoint's route"
+                );
                 // The executor disassociates what is left, then deletes.
                 let index = self
                     .state
@@ -687,7 +845,29 @@ impl Account {
                 self.state.route_tables.remove(index).id
             }
             Action::DeleteSecurityGroup { security_group } => {
-                let group = self.state.security_group.take();
+                let endpoints_group = &mut self.state.endpoint_security_group;
+                let group = if endpoints_group.as_ref().map(|g| &g.id) == Some(security_group) {
+                    assert!(
+                        !self
+                            .state
+                            .endpoints
+                            .iter()
+                            .any(|e| e.kind == EndpointKind::Interface),
+                        "AWS refuses to delete {security_group}: interface endpoints use it"
+                    );
+                    endpoints_group.take()
+                } else {
+                    let referenced = endpoints_group.as_ref().is_some_and(|g| {
+                        g.ingress
+                            .iter()
+                            .any(|r| r.peer == RulePeer::SecurityGroup(security_group.clone()))
+                    });
+                    assert!(
+                        !referenced,
+                        "AWS refuses to delete {security_group}: the endpoints' group refers to it"
+                    );
+                    self.state.security_group.take()
+                };
                 assert_eq!(group.map(|g| g.id).as_ref(), Some(security_group));
                 assert!(
                     !self.interfaces.contains(security_group),
@@ -724,6 +904,8 @@ impl Account {
                     state.subnets.is_empty()
                         && state.route_tables.is_empty()
                         && state.security_group.is_none()
+                        && state.endpoint_security_group.is_none()
+                        && state.endpoints.is_empty()
                         && state.nat_gateways.is_empty(),
                     "AWS refuses to delete {vpc}: it still holds {state:#?}"
                 );
@@ -767,6 +949,17 @@ impl Account {
             .iter_mut()
             .find(|a| a.allocation_id == allocation_id)
             .expect("an address the account does not hold")
+    }
+
+    /// The functions' or the endpoints' security group.
+    fn group(&mut self, id: &str) -> &mut ObservedSecurityGroup {
+        let state = &mut self.state;
+        state
+            .security_group
+            .iter_mut()
+            .chain(state.endpoint_security_group.iter_mut())
+            .find(|g| g.id == id)
+            .expect("no such security group")
     }
 
     fn hold_interfaces(&mut self, function: &ObservedFunction) {
@@ -840,7 +1033,9 @@ fn next_generation(account: &ObservedState) -> usize {
         .chain(account.addresses.iter().map(|a| &a.allocation_id))
         .chain(account.nat_gateways.iter().map(|n| &n.id))
         .chain(account.route_tables.iter().map(|t| &t.id))
-        .chain(account.security_group.iter().map(|g| &g.id));
+        .chain(account.security_group.iter().map(|g| &g.id))
+        .chain(account.endpoint_security_group.iter().map(|g| &g.id))
+        .chain(account.endpoints.iter().map(|e| &e.id));
     let generation = |id: &String| {
         let (_, rest) = id.split_once("-g")?;
         let (digits, _) = rest.split_once("step")?;
@@ -946,6 +1141,36 @@ pub fn check_well_formed(plan: &Plan) {
                     | Action::DeleteInternetGateway { .. },
                 ) => true,
                 (Action::DeleteRole { .. }, Action::DeleteFunction { .. }) => true,
+                // Restricted egress: authorize before revoking; functions join the group after.
+                (Action::RevokeEgress { .. }, Action::AuthorizeEgress { .. }) => true,
+                (
+                    Action::CreateFunction { .. } | Action::UpdateFunctionConfiguration { .. },
+                    Action::AuthorizeEgress { .. } | Action::RevokeEgress { .. },
+                ) => true,
+                // Endpoints: private DNS after the VPC's DNS and the group's rule; removal of what
+                // an endpoint sits in after the endpoint.
+                (
+                    Action::CreateInterfaceEndpoint { .. },
+                    Action::EnableVpcDns { .. } | Action::AdmitHttpsFrom { .. },
+                ) => true,
+                (
+                    Action::DeleteEndpoint { .. },
+                    Action::UpdateFunctionConfiguration { .. }
+                    | Action::DetachFunction { .. }
+                    | Action::DeleteFunction { .. },
+                ) => true,
+                (
+                    Action::DeleteNatGateway { .. }
+                    | Action::ClearLambdaInterfaces { .. }
+                    | Action::DeleteRouteTable { .. }
+                    | Action::DeleteSecurityGroup { .. }
+                    | Action::DeleteVpc { .. },
+                    Action::DeleteEndpoint { .. } | Action::ModifyInterfaceEndpoint { .. },
+                ) => true,
+                (
+                    Action::DeleteSecurityGroup { .. } | Action::DeleteRouteTable { .. },
+                    Action::DeleteSecurityGroup { .. },
+                ) => true,
                 _ => false,
             };
             assert!(
