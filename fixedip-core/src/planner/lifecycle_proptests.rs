@@ -211,6 +211,7 @@ fn named(action: &Action) -> Vec<String> {
         | Action::AssociateRouteTable { .. }
         | Action::CreateRoute { .. }
         | Action::ReplaceRoute { .. }
+        | Action::DeleteRoute { .. }
         | Action::CreateSecurityGroup { .. }
         | Action::CreateRole { .. }
         | Action::AttachRolePolicy { .. } => Vec::new(),

@@ -454,6 +454,21 @@ impl Account {
                 };
                 table.id.clone()
             }
+            Action::DeleteRoute {
+                route_table,
+                destination,
+            } => {
+                let table = self.resolve(route_table);
+                let table = self.table(&table);
+                let before = table.routes.len();
+                table.routes.retain(|r| r.destination != *destination);
+                assert_eq!(
+                    table.routes.len() + 1,
+                    before,
+                    "AWS refuses to delete a route that does not exist"
+                );
+                table.id.clone()
+            }
             Action::CreateSecurityGroup { vpc } => {
                 assert_eq!(self.resolve(vpc), self.vpc_id());
                 assert!(
@@ -917,6 +932,11 @@ pub fn check_well_formed(plan: &Plan) {
                     | Action::DeleteSubnet { .. }
                     | Action::DeleteInternetGateway { .. },
                     Action::DeleteNatGateway { .. },
+                ) => true,
+                // A NAT that loses its AZs (`nats` lowered, isolated) goes once no route uses it.
+                (
+                    Action::DeleteNatGateway { .. },
+                    Action::ReplaceRoute { .. } | Action::DeleteRoute { .. },
                 ) => true,
                 (
                     Action::DeleteSubnet { .. } | Action::DeleteSecurityGroup { .. },
