@@ -34,6 +34,10 @@
 //! stack's execution role (only when some function brings none) with AWSLambdaBasicExecutionRole
 //! and AWSLambdaVPCAccessExecutionRole, and every function attached to the private subnets only.
 //!
+//! That is the default mode. With `nats = N` only the first `N` slots hold a NAT (and a public
+//! subnet), and the others route through them; with `nat = "none"` there is no internet gateway,
+//! NAT, address or public subnet at all. See `planner/nat_layout.rs`.
+//!
 //! # CIDR layout
 //! The VPC is a /16 to a /24 ([`DEFAULT_VPC_CIDR`] is `10.0.0.0/16`), cut into 16 equal blocks four
 //! bits longer (a /20 for a /16, a /28, the smallest subnet AWS allows, for a /24). Slot `i`'s
@@ -334,7 +338,7 @@ pub fn plan_with(
     unsupported_modes(&spec.modes)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, &inventory)?;
-    let layout = NatLayout::new(&spec.modes, &slots.wanted);
+    let layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
     let nat_slots: Vec<(Slot, String)> = slots
         .wanted
         .iter()
@@ -402,8 +406,8 @@ pub fn plan_with(
     let mut nat_slot_of = Vec::new();
     // The route changes that take traffic away from a NAT: a NAT the plan removes waits for them.
     let mut routes_moved = Vec::new();
-    for (index, az) in azs.iter().enumerate() {
-        let nat = match layout.serving(index) {
+    for az in &azs {
+        let nat = match layout.serving(az.slot) {
             None => None,
             Some(serving) => nats.iter().find(|(slot, _)| *slot == serving).or_else(|| {
                 // With `nats`, a NAT waiting for its new IP lends its AZs the first NAT that
@@ -489,17 +493,12 @@ pub fn plan_with(
     // The NATs of slots that keep their AZ but lose their NAT (`nats` lowered, or isolated) go
     // once no route leads to them; their addresses stay, retained.
     let functions_moved: Vec<StepId> = planner.configured_functions.values().copied().collect();
-    let nat_removal = planner.remove_nats(
+    let mut nat_removal = planner.remove_nats(
         &layout,
         &slots.wanted,
         &inventory,
         &[routes_moved, functions_moved].concat(),
     );
-    let (internet_gateway_status, public_route_table_status) =
-        match (&internet_gateway, &public_route_table) {
-            (Some(gateway), Some(table)) => (gateway.planned.status.clone(), table.status.clone()),
-            _ => planner.remove_internet_side(observed, &inventory, &nat_removal),
-        };
 
     // Slots beyond `azs` go once the functions have left them; their addresses stay, retained.
     for &slot in &removed {
@@ -521,6 +520,10 @@ pub fn plan_with(
             .collect();
         let teardown = planner.remove_slot(slot, &inventory, &functions_off);
         let nats_deleted: Vec<StepId> = teardown.nat_gateways_deleted.values().copied().collect();
+        nat_removal.deleted.extend(&nats_deleted);
+        nat_removal
+            .subnets_deleted
+            .extend(&teardown.network_deleted);
         for address in inventory.addresses_of_slot(slot) {
             if address.usage != AddressUse::Retained {
                 let action = Action::RetainAddress {
@@ -530,6 +533,13 @@ pub fn plan_with(
             }
         }
     }
+    // Isolated: the internet side goes after every NAT, those of removed slots included.
+    let (internet_gateway_status, public_route_table_status) =
+        match (&internet_gateway, &public_route_table) {
+            (Some(gateway), Some(table)) => (gateway.planned.status.clone(), table.status.clone()),
+            _ => planner.remove_internet_side(observed, &inventory, &nat_removal, &kept_surplus),
+        };
+
     let removed_slots = surplus_view(&removed, &inventory);
     for removed in &removed_slots {
         let ip = match &removed.address {

@@ -312,6 +312,7 @@ fn an_isolated_stack_has_no_way_out() {
     );
 
     let account = apply(&plan, &empty());
+    assert!(account.looks_isolated());
     assert!(account.internet_gateway.is_none() && account.addresses.is_empty());
     assert_eq!(
         private_routes(&account),
@@ -354,7 +355,9 @@ fn going_isolated_removes_the_way_out_and_keeps_the_ips() {
             }
         }
     }
+    assert!(!live.looks_isolated());
     let none = apply(&plan, &live);
+    assert!(none.looks_isolated());
     assert!(none.internet_gateway.is_none() && none.nat_gateways.is_empty());
     assert_eq!(public_subnet_slots(&none), Vec::<Slot>::new());
     assert_eq!(
@@ -377,6 +380,7 @@ fn going_isolated_removes_the_way_out_and_keeps_the_ips() {
         .iter()
         .any(|s| matches!(s.action, Action::AllocateAddress { .. })));
     let gateways = apply(&back, &none);
+    assert!(!gateways.looks_isolated());
     assert_eq!(ips(&gateways, AddressUse::Active), shown);
     assert_eq!(
         private_routes(&gateways),
@@ -393,4 +397,27 @@ fn nat_instances_are_still_refused() {
         plan(&spec, &empty()),
         Err(PlanError::ModeNotSupported { .. })
     ));
+}
+
+#[test]
+fn a_gateway_stack_half_destroyed_does_not_look_isolated() {
+    // Destroy killed while Lambda's interfaces hold the private subnets: the internet gateway,
+    // NATs and public subnets are gone, the private route tables still hold their routes out.
+    let live = deployed(&simulate::spec(2, &["f"]), &empty());
+    let plan = plan_destroy(&simulate::spec(2, &["f"]), &live, &PlanOptions::default()).unwrap();
+    let private: BTreeSet<&str> = live
+        .subnets
+        .iter()
+        .filter(|s| s.tier == Tier::Private)
+        .map(|s| s.id.as_str())
+        .collect();
+    let half = simulate::apply_where(
+        &plan,
+        &live,
+        |step| !matches!(&plan.step(step).action, Action::DeleteSubnet { subnet } if private.contains(subnet.as_str())),
+    );
+    assert!(half.internet_gateway.is_none() && half.nat_gateways.is_empty());
+    assert!(!half.subnets.is_empty());
+    assert!(half.subnets.iter().all(|s| s.tier == Tier::Private));
+    assert!(!half.looks_isolated());
 }

@@ -2,12 +2,14 @@
 //! `nat = "none"` (isolated).
 //!
 //! # Fewer NATs than AZs
-//! The function still runs in a private subnet in each of the `azs` slots. Only the first `N`
-//! slots the stack uses (by slot number) hold a NAT, and only they have a public subnet: a
-//! public subnet without a NAT would hold nothing. The slot at position `i` among the stack's
-//! slots routes 0.0.0.0/0 through the NAT of the slot at position `i mod N`: every NAT serves its
-//! own AZ, and the others are spread evenly and always the same way, so replanning never moves a
-//! route. Lowering `nats` on a live stack first points the routes of the AZs that lose their NAT
+//! The function still runs in a private subnet in each of the `azs` slots. Only `N` of the slots
+//! hold a NAT, and only they have a public subnet: a public subnet without a NAT would hold
+//! nothing. Those are the slots whose NAT gateway exists already (lowest slot first), then the
+//! lowest other slots: a NAT that exists is never replaced by a new one elsewhere, which would
+//! need a new IP. Every NAT serves its own AZ; the `k`-th slot without a NAT (by slot number)
+//! routes 0.0.0.0/0 through the `k mod N`-th NAT: spread evenly, and always the same way, so
+//! replanning never moves a route. Lowering `nats` on a live stack first points the routes of the
+//! AZs that lose their NAT
 //! at the NATs that stay, then deletes the NATs that no route uses any more, keeps their Elastic
 //! IPs as retained (they may be on an allowlist: never released without `--release-ips`), and
 //! deletes their public subnets. Raising it puts retained IPs back to work first; a new IP waits
@@ -30,13 +32,18 @@ use super::{Inventory, Planner};
 
 /// Which of the stack's slots hold a NAT.
 pub(super) struct NatLayout {
-    /// The stack's slots in order, and the first `nats` of them: the ones with a NAT.
-    slots: Vec<Slot>,
-    nat_count: usize,
+    /// The slots with a NAT, by slot number.
+    nat_slots: Vec<Slot>,
+    /// The other slots of the stack, by slot number.
+    without: Vec<Slot>,
 }
 
 impl NatLayout {
-    pub(super) fn new(modes: &NetworkModes, wanted: &[(Slot, String)]) -> NatLayout {
+    pub(super) fn new(
+        modes: &NetworkModes,
+        wanted: &[(Slot, String)],
+        inventory: &Inventory,
+    ) -> NatLayout {
         let slots: Vec<Slot> = wanted.iter().map(|(slot, _)| *slot).collect();
         let nat_count = match modes.nat {
             NatMode::None => 0,
@@ -44,22 +51,35 @@ impl NatLayout {
                 modes.nats.map_or(slots.len(), usize::from).min(slots.len())
             }
         };
-        NatLayout { slots, nat_count }
+        let (with_nat, others): (Vec<Slot>, Vec<Slot>) = slots
+            .iter()
+            .partition(|slot| inventory.live_nat(**slot).is_some());
+        let mut nat_slots: Vec<Slot> = with_nat.into_iter().chain(others).take(nat_count).collect();
+        nat_slots.sort();
+        let without = slots
+            .into_iter()
+            .filter(|s| !nat_slots.contains(s))
+            .collect();
+        NatLayout { nat_slots, without }
     }
 
     /// No NAT at all: nothing leaves the VPC.
     pub(super) fn isolated(&self) -> bool {
-        self.nat_count == 0
+        self.nat_slots.is_empty()
     }
 
     pub(super) fn has_nat(&self, slot: Slot) -> bool {
-        self.slots[..self.nat_count].contains(&slot)
+        self.nat_slots.contains(&slot)
     }
 
-    /// The slot whose NAT serves the slot at `position` among the stack's slots: `position mod
-    /// nats`. `None` when isolated.
-    pub(super) fn serving(&self, position: usize) -> Option<Slot> {
-        (!self.isolated()).then(|| self.slots[position % self.nat_count])
+    /// The slot whose NAT serves `slot`: its own, or for the `k`-th slot without one, the
+    /// `k mod N`-th NAT. `None` when isolated.
+    pub(super) fn serving(&self, slot: Slot) -> Option<Slot> {
+        if self.has_nat(slot) {
+            return Some(slot);
+        }
+        let k = self.without.iter().position(|s| *s == slot)?;
+        (!self.isolated()).then(|| self.nat_slots[k % self.nat_slots.len()])
     }
 }
 
@@ -141,13 +161,29 @@ impl Planner {
 
     /// An isolated stack's internet side: the public route table (after the public subnets) and
     /// the internet gateway (after the NATs, which map public IPs in the VPC) go. Returns their
-    /// statuses for the plan's view.
+    /// statuses for the plan's view. While a slot beyond `azs` stays with its NAT (a function
+    /// the plan does not deploy runs there), both stay: that function still leaves through them.
     pub(super) fn remove_internet_side(
         &mut self,
         observed: &ObservedState,
         inventory: &Inventory,
         removal: &NatRemoval,
+        kept_surplus: &[Slot],
     ) -> (Status, Status) {
+        let kept = |id: Option<&String>| id.map_or(Status::Absent, |id| Status::Keep(id.clone()));
+        if kept_surplus
+            .iter()
+            .any(|slot| inventory.live_nat(*slot).is_some())
+        {
+            self.notes.push(
+                "the internet gateway stays while a slot beyond `azs` keeps its NAT gateway"
+                    .to_owned(),
+            );
+            return (
+                kept(observed.internet_gateway.as_ref().map(|g| &g.id)),
+                kept(inventory.public_route_table.map(|t| &t.id)),
+            );
+        }
         let public_route_table = match inventory.public_route_table {
             Some(table) => {
                 let action = Action::DeleteRouteTable {

@@ -542,8 +542,11 @@ impl Account {
                 security_group,
                 role,
             } => {
-                // The planner moves an existing function only into subnets that route out.
-                for subnet in subnets {
+                // The planner moves an existing function only into subnets that route out (an
+                // isolated stack's route nowhere, by design).
+                let isolated = !plan.network.internet_gateway.exists_after()
+                    && plan.network.azs.iter().all(|az| az.nat_slot.is_none());
+                for subnet in subnets.iter().filter(|_| !isolated) {
                     let subnet = self.resolve(subnet);
                     let Some(RouteTarget::NatGateway(nat)) = self.default_target(&subnet) else {
                         panic!("a function moved into {subnet}, which has no route to a NAT");
@@ -909,6 +912,7 @@ pub fn check_well_formed(plan: &Plan) {
                     Action::CreateRouteTable { .. }
                     | Action::CreateRoute { .. }
                     | Action::ReplaceRoute { .. }
+                    | Action::DeleteRoute { .. }
                     | Action::AssociateRouteTable { .. },
                 ) => true,
                 (
