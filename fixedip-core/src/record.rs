@@ -151,6 +151,8 @@ impl Record {
         }
 
         let (mut package, mut function, mut source) = (None, None, None);
+        // `nats` is checked against `azs`, which may come later.
+        let mut nats = None;
         let mut requirements = EgressRequirements::default();
         for line in lines {
             let (key, value) = line
@@ -170,7 +172,7 @@ impl Record {
                         .collect::<Result<_, _>>()?;
                 }
                 "nat" => requirements.nat = NatMode::parse(value)?,
-                "nats" => requirements.nats = Some(parse_nats(value)?),
+                "nats" => nats = Some(value),
                 "endpoints" => {
                     requirements.endpoints = value
                         .split(',')
@@ -185,6 +187,9 @@ impl Record {
                 }
                 other => return Err(RecordError::Malformed(format!("unknown key {other:?}"))),
             }
+        }
+        if let Some(nats) = nats {
+            requirements.nats = Some(parse_nats(nats, requirements.azs)?);
         }
         if let Some(violation) = requirements.violations().into_iter().next() {
             return Err(RecordError::Invalid(violation.error));
@@ -202,6 +207,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::requirements::ENDPOINT_SERVICES;
 
     fn sample(function: &str) -> Record {
         Record {
@@ -252,6 +258,21 @@ mod tests {
     }
 
     #[test]
+    fn nats_is_checked_against_azs_wherever_it_is_written() {
+        let nats_first = b"FIXEDIP/1\npackage=p\nfunction=f\nsource=s\nnats=3\nazs=3\n\n";
+        let records = Record::parse_section(nats_first).unwrap();
+        assert_eq!(records[0].requirements.nats, Some(3));
+        let too_many = b"FIXEDIP/1\npackage=p\nfunction=f\nsource=s\nnats=3\nazs=2\n\n";
+        assert_eq!(
+            Record::parse_section(too_many).unwrap_err(),
+            RecordError::Invalid(RequirementError::NatsOutOfRange {
+                found: "3".into(),
+                azs: 2
+            })
+        );
+    }
+
+    #[test]
     fn round_trip_with_padding() {
         let (a, b) = (sample("hello_egress::main"), sample("hello_egress::other"));
         let section = format!("{}\0\0{}", a.encode(), b.encode());
@@ -295,9 +316,35 @@ mod tests {
             hex in proptest::collection::vec("[0-9a-f]{8}|[0-9a-f]{17}", 0..=6),
             function in "[a-z_][a-z0-9_]{0,10}(::[a-z_][a-z0-9_]{0,10}){0,3}",
             line in 1u32..100_000,
+            nat in 0usize..3,
+            nats in 0u8..=6,
+            endpoints in proptest::collection::btree_set(0..ENDPOINT_SERVICES.len(), 0..5),
+            rules in proptest::collection::btree_set(
+                (proptest::prelude::any::<u32>(), 0u8..=32, 1u16..=65535, 0u16..100, proptest::prelude::any::<bool>()),
+                0..5,
+            ),
         ) {
-            // At most one address per AZ, as the macro allows.
-            let ips = hex.iter().take(azs as usize).map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
+            let nat = [NatMode::Gateway, NatMode::Instance, NatMode::None][nat];
+            // At most one address per AZ and one NAT per AZ, none of either without a NAT, no
+            // duplicate: what the macro allows.
+            let nats = (nat != NatMode::None && (1..=azs as u8).contains(&nats)).then_some(nats);
+            let nat_count = if nat == NatMode::None { 0 } else { nats.unwrap_or(azs as u8) };
+            let ips = hex.iter().take(usize::from(nat_count)).map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
+            let endpoints = endpoints.into_iter().map(|i| Endpoint::parse(ENDPOINT_SERVICES[i].0).unwrap()).collect();
+            let mut egress: Vec<EgressRule> = Vec::new();
+            for (address, prefix_len, from, span, udp) in rules {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0);
+                let to = from.saturating_add(span);
+                let written = format!(
+                    "{}/{prefix_len}:{from}-{to}{}",
+                    std::net::Ipv4Addr::from(address & mask),
+                    if udp { "/udp" } else { "" }
+                );
+                let rule = EgressRule::parse(&written).unwrap();
+                if !egress.contains(&rule) {
+                    egress.push(rule);
+                }
+            }
             let record = Record {
                 package: "some-package".into(),
                 function,
@@ -307,7 +354,10 @@ mod tests {
                     stack: StackName::parse(&stack).unwrap(),
                     azs: AzCount::new(azs).unwrap(),
                     ips: ips.collect(),
-                    ..Default::default()
+                    nat,
+                    nats,
+                    endpoints,
+                    egress,
                 },
             };
             let section = format!("\0{}\0\0\0{}", record.encode(), record.encode());
