@@ -53,7 +53,10 @@ fn redeploy_changes_nothing(emulator: &Emulator, zip: &Path) {
     assert_eq!(report["stacks"][0]["steps"], 0, "{report:#}");
     let calls = emulator.requests_since(mark);
     let mutating: Vec<_> = calls.iter().filter(|c| c.is_mutating()).collect();
-    assert!(mutating.is_empty(), "a no-op redeploy mutated: {mutating:?}");
+    assert!(
+        mutating.is_empty(),
+        "a no-op redeploy mutated: {mutating:?}"
+    );
     assert!(count(&calls).0 > 0);
 }
 
@@ -112,7 +115,12 @@ struct Network {
 
 async fn network(emulator: &Emulator) -> Network {
     let ec2 = emulator.ec2().await;
-    let vpcs = ec2.describe_vpcs().filters(by_stack()).send().await.unwrap();
+    let vpcs = ec2
+        .describe_vpcs()
+        .filters(by_stack())
+        .send()
+        .await
+        .unwrap();
     let igws = ec2
         .describe_internet_gateways()
         .filters(by_stack())
@@ -163,7 +171,9 @@ async fn network(emulator: &Emulator) -> Network {
                         .unwrap_or("elsewhere")
                         .to_owned()
                 });
-            let slot = tag_value(t.tags(), "fixedip:slot").unwrap_or("?").to_owned();
+            let slot = tag_value(t.tags(), "fixedip:slot")
+                .unwrap_or("?")
+                .to_owned();
             (slot, out)
         })
         .collect();
@@ -295,7 +305,11 @@ async fn an_isolated_stack_has_no_way_out_and_no_ip() {
     // `ips`: nothing on stdout, the reason on stderr, exit 0.
     let ips = run(&emulator, &["ips"]);
     assert_eq!(ips.status.code(), Some(0), "{}", stderr(&ips));
-    assert!(ips.stdout.is_empty(), "{}", String::from_utf8_lossy(&ips.stdout));
+    assert!(
+        ips.stdout.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&ips.stdout)
+    );
     assert!(stderr(&ips).contains("is isolated"), "{}", stderr(&ips));
     let json = run_json(&emulator, &["ips"]);
     assert_eq!(json, serde_json::json!({ "ips": [], "isolated": true }));
@@ -332,14 +346,21 @@ async fn gateway_to_isolated_and_back_keeps_the_ips() {
     assert_eq!(none.internet_gateways, 0, "{none:?}");
     assert_eq!(none.public_subnets, 0, "{none:?}");
     assert!(none.live_nats.is_empty(), "{none:?}");
-    assert!(none.private_routes.values().all(Option::is_none), "{none:?}");
+    assert!(
+        none.private_routes.values().all(Option::is_none),
+        "{none:?}"
+    );
     let kept = stack_ips(&emulator).await;
     assert_eq!(ips_with(&kept, "retained"), shown);
     assert_eq!(kept.len(), 2);
     redeploy_changes_nothing(&emulator, &isolated);
     let ips = run_json(&emulator, &["ips"]);
     assert_eq!(ips["isolated"], true);
-    assert_eq!(ips["ips"].as_array().unwrap().len(), 2, "the retained IPs are listed");
+    assert_eq!(
+        ips["ips"].as_array().unwrap().len(),
+        2,
+        "the retained IPs are listed"
+    );
 
     // Back to gateways: the retained IPs carry traffic again, and no new IP is allocated.
     let mark = emulator.mark();
@@ -373,12 +394,22 @@ async fn two_nats_to_one_and_back_keeps_the_ips() {
     deploy(&emulator, &one);
     let after = network(&emulator).await;
     assert_eq!(after.live_nats.len(), 1, "{after:?}");
-    assert!(after.live_nats.is_subset(&before.live_nats), "the NAT of slot 0 stays");
+    assert!(
+        after.live_nats.is_subset(&before.live_nats),
+        "the NAT of slot 0 stays"
+    );
     assert_eq!(after.public_subnets, 1);
     let nat = after.live_nats.iter().next().cloned();
-    assert!(after.private_routes.values().all(|to| *to == nat), "{after:?}");
+    assert!(
+        after.private_routes.values().all(|to| *to == nat),
+        "{after:?}"
+    );
     let ips = stack_ips(&emulator).await;
-    assert_eq!(ips.keys().cloned().collect::<BTreeSet<_>>(), shown, "no IP is lost");
+    assert_eq!(
+        ips.keys().cloned().collect::<BTreeSet<_>>(),
+        shown,
+        "no IP is lost"
+    );
     assert_eq!(ips_with(&ips, "retained").len(), 1);
     redeploy_changes_nothing(&emulator, &one);
 

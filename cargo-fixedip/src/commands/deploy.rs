@@ -20,10 +20,10 @@ use crate::aws::{Aws, CallCounts};
 use crate::cli::DeployArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
 use crate::commands::verify::{self, Expectation, FunctionVerdict};
-use fixedip_core::requirements::NatMode;
 use crate::error::CliError;
 use crate::output::{style, styled, Output};
 use fixedip_core::observed::AddressUse;
+use fixedip_core::requirements::NatMode;
 
 pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     let functions = match &args.zip {

@@ -52,7 +52,10 @@ pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
         aws.calls.forbid_mutations();
         let addresses = stack_addresses(&aws, &stack).await?;
         let carrying = addresses.iter().any(|a| a.usage != AddressUse::Retained);
-        let isolated = !carrying && observe(&aws, &Scope::stack(stack.clone())).await?.looks_isolated();
+        let isolated = !carrying
+            && observe(&aws, &Scope::stack(stack.clone()))
+                .await?
+                .looks_isolated();
         let counts = aws.calls.counts();
         context.output.verbose(format!(
             "{} AWS requests, {} mutating",

@@ -384,9 +384,14 @@ fn tree(plan: &Plan) -> String {
 
 /// Where an AZ's private subnet sends 0.0.0.0/0: its own NAT, another AZ's (`nats` fewer than
 /// `azs`), or nowhere (isolated).
-fn private_route_label(network: &fixedip_core::plan::NetworkView, az: &fixedip_core::plan::AzView) -> String {
+fn private_route_label(
+    network: &fixedip_core::plan::NetworkView,
+    az: &fixedip_core::plan::AzView,
+) -> String {
     match az.nat_slot {
-        Some(slot) if slot == az.slot => format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az),
+        Some(slot) if slot == az.slot => {
+            format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az)
+        }
         Some(slot) => {
             let other = network.azs.iter().find(|other| other.slot == slot);
             let name = other.map_or("another AZ", |other| other.az.as_str());
@@ -830,7 +835,11 @@ mod tests {
         );
         for diagram in [mermaid(&report), dot(&report)] {
             assert!(!diagram.contains("_nat1"), "{diagram}");
-            assert!(diagram.contains("s0_priv1 -- \"0.0.0.0/0\" --> s0_nat0") || diagram.contains("s0_priv1 -> s0_nat0"), "{diagram}");
+            assert!(
+                diagram.contains("s0_priv1 -- \"0.0.0.0/0\" --> s0_nat0")
+                    || diagram.contains("s0_priv1 -> s0_nat0"),
+                "{diagram}"
+            );
         }
     }
 
@@ -842,12 +851,24 @@ mod tests {
         };
         let report = report_with(2, &[], modes);
         let text = plain(&report);
-        for absent in ["internet gateway", "NAT gateway", "public subnet", "Elastic IP"] {
+        for absent in [
+            "internet gateway",
+            "NAT gateway",
+            "public subnet",
+            "Elastic IP",
+        ] {
             assert!(!text.contains(&format!("── {absent}")), "{absent}: {text}");
         }
-        assert_eq!(text.matches("route table: no route out (isolated)").count(), 2, "{text}");
+        assert_eq!(
+            text.matches("route table: no route out (isolated)").count(),
+            2,
+            "{text}"
+        );
         assert!(text.contains("$0.00 per month"), "{text}");
-        assert!(text.contains("no NAT gateway: nothing is billed per GB"), "{text}");
+        assert!(
+            text.contains("no NAT gateway: nothing is billed per GB"),
+            "{text}"
+        );
         for diagram in [mermaid(&report), dot(&report)] {
             assert!(!diagram.contains("igw"), "{diagram}");
             assert!(!diagram.contains("_nat"), "{diagram}");
