@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use aws_sdk_ec2::types::{Filter, Tag};
-use fixedip_tests::{count, example_zip, fixture_zip, workspace_root, Emulator};
+use fixedip_tests::{count, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator};
 
 /// Short waits: moto finishes at once, so a poll never needs to be long.
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
@@ -42,8 +42,35 @@ fn zip_arg(zip: &Path) -> &str {
     zip.to_str().expect("UTF-8 path")
 }
 
+/// `--zip ZIP`, with the fixtures' manifest for a fixture (its package settings live there).
+fn zip_args(zip: &Path) -> Vec<String> {
+    let mut args = Vec::new();
+    if zip != example_zip() {
+        args.push("--manifest-path".to_owned());
+        args.push(fixtures_manifest().to_str().unwrap().to_owned());
+    }
+    args.push("--zip".to_owned());
+    args.push(zip_arg(zip).to_owned());
+    args
+}
+
 fn deploy(emulator: &Emulator, zip: &Path) -> serde_json::Value {
-    run_json(emulator, &["deploy", "--zip", zip_arg(zip)])
+    let args = zip_args(zip);
+    let args: Vec<&str> = ["deploy"]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .collect();
+    run_json(emulator, &args)
+}
+
+fn destroy(emulator: &Emulator, zip: &Path) -> serde_json::Value {
+    let args = zip_args(zip);
+    let args: Vec<&str> = ["destroy"]
+        .into_iter()
+        .chain(args.iter().map(String::as_str))
+        .chain(FAST_POLLS)
+        .collect();
+    run_json(emulator, &args)
 }
 
 /// A second deploy of the same zip: it must make no mutating call.
@@ -267,10 +294,7 @@ async fn one_nat_for_two_azs_deploys_verifies_and_destroys() {
         "{text}"
     );
 
-    run_json(
-        &emulator,
-        &[&["destroy", "--zip", zip_arg(&zip)][..], &FAST_POLLS].concat(),
-    );
+    destroy(&emulator, &zip);
     assert_eq!(network(&emulator).await, nothing_left());
     let kept = stack_ips(&emulator).await;
     assert_eq!(ips_with(&kept, "retained"), ips_with(&ips, "active"));
@@ -323,10 +347,7 @@ async fn an_isolated_stack_has_no_way_out_and_no_ip() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("mode: isolated"), "{text}");
 
-    run_json(
-        &emulator,
-        &[&["destroy", "--zip", zip_arg(&zip)][..], &FAST_POLLS].concat(),
-    );
+    destroy(&emulator, &zip);
     assert_eq!(network(&emulator).await, nothing_left());
     assert!(stack_ips(&emulator).await.is_empty());
 }
