@@ -28,6 +28,8 @@
 //! format needs no escaping. Parts that only the compiler knows (package, module path, source line)
 //! are spliced in by the macro with `env!`, `module_path!`, `file!` and `line!`.
 
+use std::fmt;
+
 use crate::requirements::{
     parse_nats, AllocationId, AzCount, EgressRequirements, EgressRule, Endpoint, NatMode,
     RequirementError, StackName,
@@ -55,17 +57,43 @@ pub struct Record {
     pub requirements: EgressRequirements,
 }
 
-/// Why the bytes of a record section could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the bytes of a record section could not be read. (`Display` by hand, as for
+/// [`RequirementError`]: no proc macro in what the attribute compiles.)
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
-    #[error(
-        "the record was written by a newer fixedip (format {found}, this one reads {FORMAT_VERSION}): update cargo-fixedip"
-    )]
     NewerFormat { found: String },
-    #[error("the record section is damaged: {0}")]
     Malformed(String),
-    #[error("the record holds an invalid requirement: {0}")]
-    Invalid(#[from] RequirementError),
+    Invalid(RequirementError),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::NewerFormat { found } => write!(
+                f,
+                "the record was written by a newer fixedip (format {found}, this one reads {FORMAT_VERSION}): update cargo-fixedip"
+            ),
+            RecordError::Malformed(why) => write!(f, "the record section is damaged: {why}"),
+            RecordError::Invalid(error) => {
+                write!(f, "the record holds an invalid requirement: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecordError::Invalid(error) => Some(error),
+            RecordError::NewerFormat { .. } | RecordError::Malformed(_) => None,
+        }
+    }
+}
+
+impl From<RequirementError> for RecordError {
+    fn from(error: RequirementError) -> Self {
+        RecordError::Invalid(error)
+    }
 }
 
 /// The lines after the header and the compiler-provided fields: `stack`, `azs`, `ips`, the modes

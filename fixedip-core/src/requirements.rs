@@ -17,89 +17,157 @@ pub fn suggest_argument(unknown: &str) -> Option<&'static str> {
 }
 
 /// Why a requirement is invalid. Messages name the argument as the user wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` is written out rather than derived with thiserror: the macro compiles this crate into
+/// every build of an annotated function, and thiserror's proc macro was half of what the
+/// attribute added to a clean build (docs/benchmarks.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequirementError {
     /// `found` is the number as written, so that `-1` or a number too big for any integer type
     /// is shown as the user typed it.
-    #[error(
-        "`azs` must be between {} and {}, found {found}",
-        AzCount::MIN,
-        AzCount::MAX
-    )]
-    AzsOutOfRange { found: String },
-    #[error("`azs` expects an integer, e.g. `azs = 2`, found `{found}`")]
-    AzsNotAnInteger { found: String },
-    #[error("`stack` {reason}, found {name:?}")]
-    InvalidStackName { name: String, reason: &'static str },
-    #[error(
-        "`{id}` is not an Elastic IP allocation id: expected `eipalloc-` followed by 8 or 17 lowercase hexadecimal digits"
-    )]
-    MalformedAllocationId { id: String },
-    #[error("`{id}` is listed twice in `ips`")]
-    DuplicateAllocationId { id: String },
+    AzsOutOfRange {
+        found: String,
+    },
+    AzsNotAnInteger {
+        found: String,
+    },
+    InvalidStackName {
+        name: String,
+        reason: &'static str,
+    },
+    MalformedAllocationId {
+        id: String,
+    },
+    DuplicateAllocationId {
+        id: String,
+    },
     /// Each NAT holds one address: with `nats` fewer than `azs`, the NATs are the limit.
-    #[error("{}", too_many_ips_message(*count, *azs, *nats))]
     TooManyIps {
         count: usize,
         azs: u8,
         /// `nats`, when it is given and fewer than `azs`.
         nats: Option<u8>,
     },
-    #[error("`nat` must be \"gateway\", \"instance\" or \"none\", found {found:?}")]
-    UnknownNat { found: String },
-    #[error(
-        "`nat = \"regional\"` is not supported yet: the emulator fixedip is tested against cannot create regional NAT gateways, and fixedip ships no untested path; use \"gateway\""
-    )]
+    UnknownNat {
+        found: String,
+    },
     RegionalNatUnsupported,
-    #[error("`nats` expects an integer, e.g. `nats = 1`, found `{found}`")]
-    NatsNotAnInteger { found: String },
-    #[error(
-        "`nats` must be between 1 and `azs` ({azs}), found {found}: each NAT serves one AZ or more, and no AZ has two"
-    )]
-    NatsOutOfRange { found: String, azs: u8 },
-    #[error("`{argument}` needs a NAT, but `nat = \"none\"` gives the function no route out: remove one of them")]
-    NeedsNat { argument: &'static str },
-    #[error("{}", unknown_endpoint_message(name))]
-    UnknownEndpoint { name: String },
-    #[error("`{name}` is listed twice in `endpoints`")]
-    DuplicateEndpoint { name: String },
-    #[error(
-        "`{entry}` is not an egress rule: {reason}; write `CIDR:PORT` or `CIDR:FROM-TO`, e.g. `\"0.0.0.0/0:443\"`, `\"198.51.100.0/24:5432-5433\"`, with `/udp` at the end for UDP"
-    )]
-    MalformedEgressRule { entry: String, reason: String },
+    NatsNotAnInteger {
+        found: String,
+    },
+    NatsOutOfRange {
+        found: String,
+        azs: u8,
+    },
+    NeedsNat {
+        argument: &'static str,
+    },
+    UnknownEndpoint {
+        name: String,
+    },
+    DuplicateEndpoint {
+        name: String,
+    },
+    MalformedEgressRule {
+        entry: String,
+        reason: String,
+    },
     /// `entry` in its canonical form: `0.0.0.0/0:443/tcp` repeats `0.0.0.0/0:443`.
-    #[error("`{entry}` is listed twice in `egress`")]
-    DuplicateEgressRule { entry: String },
-    #[error("`{list}` must list at least one entry; leave it out for the default")]
-    EmptyList { list: &'static str },
+    DuplicateEgressRule {
+        entry: String,
+    },
+    EmptyList {
+        list: &'static str,
+    },
 }
 
-fn too_many_ips_message(count: usize, azs: u8, nats: Option<u8>) -> String {
-    let plural = |n: u8| if n == 1 { "" } else { "s" };
-    match nats {
-        Some(nats) => format!(
-            "`ips` lists {count} addresses but the stack runs {nats} NAT{} (`nats = {nats}`): at most one address per NAT",
-            plural(nats)
-        ),
-        None => format!(
-            "`ips` lists {count} addresses but the function runs in {azs} availability zone{}: at most one address per AZ",
-            plural(azs)
-        ),
+impl fmt::Display for RequirementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RequirementError::*;
+        let plural = |n: u8| if n == 1 { "" } else { "s" };
+        match self {
+            AzsOutOfRange { found } => write!(
+                f,
+                "`azs` must be between {} and {}, found {found}",
+                AzCount::MIN,
+                AzCount::MAX
+            ),
+            AzsNotAnInteger { found } => {
+                write!(f, "`azs` expects an integer, e.g. `azs = 2`, found `{found}`")
+            }
+            InvalidStackName { name, reason } => write!(f, "`stack` {reason}, found {name:?}"),
+            MalformedAllocationId { id } => write!(
+                f,
+                "`{id}` is not an Elastic IP allocation id: expected `eipalloc-` followed by 8 or 17 lowercase hexadecimal digits"
+            ),
+            DuplicateAllocationId { id } => write!(f, "`{id}` is listed twice in `ips`"),
+            TooManyIps {
+                count,
+                nats: Some(nats),
+                ..
+            } => write!(
+                f,
+                "`ips` lists {count} addresses but the stack runs {nats} NAT{} (`nats = {nats}`): at most one address per NAT",
+                plural(*nats)
+            ),
+            TooManyIps {
+                count,
+                azs,
+                nats: None,
+            } => write!(
+                f,
+                "`ips` lists {count} addresses but the function runs in {azs} availability zone{}: at most one address per AZ",
+                plural(*azs)
+            ),
+            UnknownNat { found } => write!(
+                f,
+                "`nat` must be \"gateway\", \"instance\" or \"none\", found {found:?}"
+            ),
+            RegionalNatUnsupported => f.write_str(
+                "`nat = \"regional\"` is not supported yet: the emulator fixedip is tested against cannot create regional NAT gateways, and fixedip ships no untested path; use \"gateway\"",
+            ),
+            NatsNotAnInteger { found } => write!(
+                f,
+                "`nats` expects an integer, e.g. `nats = 1`, found `{found}`"
+            ),
+            NatsOutOfRange { found, azs } => write!(
+                f,
+                "`nats` must be between 1 and `azs` ({azs}), found {found}: each NAT serves one AZ or more, and no AZ has two"
+            ),
+            NeedsNat { argument } => write!(
+                f,
+                "`{argument}` needs a NAT, but `nat = \"none\"` gives the function no route out: remove one of them"
+            ),
+            UnknownEndpoint { name } => match suggest_endpoint(name) {
+                Some(close) => write!(
+                    f,
+                    "`{name}` is not an AWS service fixedip knows an endpoint for; did you mean `{close}`?"
+                ),
+                None => {
+                    let known: Vec<&str> =
+                        ENDPOINT_SERVICES.iter().map(|(name, _)| *name).collect();
+                    write!(
+                        f,
+                        "`{name}` is not an AWS service fixedip knows an endpoint for; known: {}",
+                        known.join(", ")
+                    )
+                }
+            },
+            DuplicateEndpoint { name } => write!(f, "`{name}` is listed twice in `endpoints`"),
+            MalformedEgressRule { entry, reason } => write!(
+                f,
+                "`{entry}` is not an egress rule: {reason}; write `CIDR:PORT` or `CIDR:FROM-TO`, e.g. `\"0.0.0.0/0:443\"`, `\"198.51.100.0/24:5432-5433\"`, with `/udp` at the end for UDP"
+            ),
+            DuplicateEgressRule { entry } => write!(f, "`{entry}` is listed twice in `egress`"),
+            EmptyList { list } => write!(
+                f,
+                "`{list}` must list at least one entry; leave it out for the default"
+            ),
+        }
     }
 }
 
-fn unknown_endpoint_message(name: &str) -> String {
-    let known: Vec<&str> = ENDPOINT_SERVICES.iter().map(|(name, _)| *name).collect();
-    match suggest_endpoint(name) {
-        Some(close) => format!(
-            "`{name}` is not an AWS service fixedip knows an endpoint for; did you mean `{close}`?"
-        ),
-        None => format!(
-            "`{name}` is not an AWS service fixedip knows an endpoint for; known: {}",
-            known.join(", ")
-        ),
-    }
-}
+impl std::error::Error for RequirementError {}
 
 /// Where in the arguments a [`RequirementError`] lies, so the macro can point at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

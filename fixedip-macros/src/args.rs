@@ -59,7 +59,7 @@ struct ListShape {
     key: &'static str,
     /// One element, in "a list, even of one ...".
     one: &'static str,
-    /// An element as written, e.g. `"s3"`.
+    /// What an element is, with an example.
     element: &'static str,
 }
 

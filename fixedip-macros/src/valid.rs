@@ -47,8 +47,8 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
     }
     let mut nats_known = true;
     if let Some(nats) = &args.nats {
-        // `nats` counts against `azs`: when `azs` is wrong, only whether `nats` is an integer
-        // is known (the largest `azs` lets every count through to that check).
+        // The range of `nats` is 1 to `azs`: with a wrong `azs`, `nats` is only checked to be an
+        // integer, and its range once `azs` is fixed.
         let azs = if azs_known {
             requirements.azs
         } else {

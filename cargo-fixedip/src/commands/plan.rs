@@ -262,15 +262,39 @@ fn tree(plan: &Plan) -> String {
 
     // The VPC's children: gateway, public route table, each AZ, security group, role, functions.
     // What an isolated stack does not have is left out, unless the plan deletes it.
-    let mut children: Vec<Vec<Row>> = Vec::new();
-    if network.internet_gateway != Status::Absent {
+    let mut children: Vec<Vec<Row>> = match &network.existing {
+        // A network the user runs: its qualifying subnets and their NATs, read, never changed.
+        Some(existing) => existing
+            .subnets
+            .iter()
+            .map(|subnet| {
+                let exits: Vec<String> = subnet
+                    .exits
+                    .iter()
+                    .map(|e| format!("{} ({})", styled(style::VALUE, e.ip), e.nat))
+                    .collect();
+                vec![row(
+                    "",
+                    format!(
+                        "your subnet {} ({}): 0.0.0.0/0 → {}",
+                        subnet.id,
+                        subnet.availability_zone,
+                        exits.join(", ")
+                    ),
+                    None,
+                )]
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    if network.existing.is_none() && network.internet_gateway != Status::Absent {
         children.push(vec![row(
             "",
             "internet gateway".into(),
             Some(&network.internet_gateway),
         )]);
     }
-    if network.public_route_table != Status::Absent {
+    if network.existing.is_none() && network.public_route_table != Status::Absent {
         children.push(vec![row(
             "",
             "public route table: 0.0.0.0/0 → internet gateway".into(),
