@@ -138,6 +138,17 @@ pub struct MonthlyCost {
     pub per_gb: Usd,
     /// Added per GB through the interface endpoints, when there are some.
     pub endpoint_per_gb: Option<Usd>,
+    /// With `nats` fewer than `azs`: what the same stack costs with one NAT gateway per AZ, the
+    /// default, so that `plan` can show what the fewer NATs save. `None` otherwise.
+    pub with_one_nat_per_az: Option<Usd>,
+}
+
+impl MonthlyCost {
+    /// What fewer NATs than AZs save per month against one NAT gateway per AZ.
+    pub fn saving(&self) -> Option<Usd> {
+        self.with_one_nat_per_az
+            .map(|full| usd(full.micros.saturating_sub(self.fixed_total.micros)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -309,12 +320,35 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         lines,
         per_gb: prices.nat_gateway_gb,
         endpoint_per_gb,
+        with_one_nat_per_az: None,
     })
 }
 
-/// The monthly cost of what a plan leaves in the account.
+/// The monthly cost of what a plan leaves in the account; with fewer NATs than AZs, also what
+/// one NAT per AZ would cost.
 pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
-    monthly(&Topology::of_plan(plan), &plan.region)
+    let topology = Topology::of_plan(plan);
+    let mut cost = monthly(&topology, &plan.region)?;
+    let azs = &plan.network.azs;
+    let shared = azs
+        .iter()
+        .any(|az| az.nat_slot.is_some_and(|nat| nat != az.slot));
+    if shared {
+        // Every AZ without a NAT of its own would have one, with an address: a retained address
+        // would serve it first, so only the addresses beyond those already billed are added.
+        let missing = azs
+            .iter()
+            .filter(|az| !az.nat_gateway.exists_after())
+            .count();
+        let missing = u32::try_from(missing).expect("a stack holds few resources");
+        let full = Topology {
+            nat_gateways: topology.nat_gateways + missing,
+            public_ipv4: topology.public_ipv4.max(topology.nat_gateways + missing),
+            ..topology
+        };
+        cost.with_one_nat_per_az = Some(monthly(&full, &plan.region)?.fixed_total);
+    }
+    Ok(cost)
 }
 
 #[cfg(test)]
@@ -389,6 +423,92 @@ mod tests {
         let kept = plan(&spec(1, &["f"]), &with_retained).unwrap();
         assert_eq!(Topology::of_plan(&kept), topology(1, 2));
         assert_eq!(of_plan(&kept).unwrap().fixed_total.to_string(), "$40.15");
+    }
+
+    fn with_nats(azs: u8, nats: u8) -> crate::plan::StackSpec {
+        let mut spec = spec(azs, &["f"]);
+        spec.modes.nats = Some(nats);
+        spec
+    }
+
+    fn in_region(mut spec: crate::plan::StackSpec, region: &str) -> crate::plan::StackSpec {
+        spec.region = region.to_owned();
+        spec
+    }
+
+    fn offline(region: &str) -> crate::observed::ObservedState {
+        crate::observed::ObservedState::assumed_offline(region, &[])
+    }
+
+    #[test]
+    fn fewer_nats_than_azs_in_us_east_1() {
+        // azs = 2, nats = 1: 1 × $0.045 × 730 = $32.85 + 1 × $0.005 × 730 = $3.65 → $36.50.
+        // One NAT per AZ: $73.00 (see two_azs_in_us_east_1); saving $36.50.
+        let plan = plan(&with_nats(2, 1), &offline("us-east-1")).unwrap();
+        let cost = of_plan(&plan).unwrap();
+        assert_eq!(Topology::of_plan(&plan), topology(1, 1));
+        assert_eq!(cost.fixed_total.to_string(), "$36.50");
+        assert_eq!(cost.with_one_nat_per_az.unwrap().to_string(), "$73.00");
+        assert_eq!(cost.saving().unwrap().to_string(), "$36.50");
+
+        // azs = 3, nats = 1: still $36.50; one per AZ: 3 × ($32.85 + $3.65) = $109.50; saving
+        // $73.00. azs = 3, nats = 2: 2 × $36.50 = $73.00; saving $36.50.
+        let cost = of_plan(&plan_of(with_nats(3, 1), "us-east-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$36.50");
+        assert_eq!(cost.with_one_nat_per_az.unwrap().to_string(), "$109.50");
+        assert_eq!(cost.saving().unwrap().to_string(), "$73.00");
+        let cost = of_plan(&plan_of(with_nats(3, 2), "us-east-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$73.00");
+        assert_eq!(cost.saving().unwrap().to_string(), "$36.50");
+
+        // nats = azs is the default: nothing to compare with.
+        let cost = of_plan(&plan_of(with_nats(2, 2), "us-east-1")).unwrap();
+        assert_eq!(
+            (cost.fixed_total.to_string(), cost.saving()),
+            ("$73.00".to_owned(), None)
+        );
+    }
+
+    fn plan_of(spec: crate::plan::StackSpec, region: &str) -> Plan {
+        plan(&in_region(spec, region), &offline(region)).unwrap()
+    }
+
+    #[test]
+    fn fewer_nats_than_azs_in_tokyo() {
+        // azs = 2, nats = 1: 1 × $0.062 × 730 = $45.26 + $3.65 = $48.91; one per AZ $97.82.
+        let cost = of_plan(&plan_of(with_nats(2, 1), "ap-northeast-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$48.91");
+        assert_eq!(cost.with_one_nat_per_az.unwrap().to_string(), "$97.82");
+        assert_eq!(cost.saving().unwrap().to_string(), "$48.91");
+        assert_eq!(cost.per_gb.to_string(), "$0.06");
+        // azs = 3 (ap-northeast-1a, c, d), nats = 1: one per AZ 3 × $48.91 = $146.73.
+        let cost = of_plan(&plan_of(with_nats(3, 1), "ap-northeast-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$48.91");
+        assert_eq!(cost.saving().unwrap().to_string(), "$97.82");
+    }
+
+    #[test]
+    fn an_isolated_stack_costs_nothing_by_the_hour() {
+        // No NAT, no address: $0.00 in both regions (the role and the function are free; Lambda
+        // bills invocations, the same with or without fixedip).
+        for region in ["us-east-1", "ap-northeast-1"] {
+            let mut spec = spec(2, &["f"]);
+            spec.modes.nat = crate::requirements::NatMode::None;
+            let fresh = plan_of(spec.clone(), region);
+            let cost = of_plan(&fresh).unwrap();
+            assert_eq!(Topology::of_plan(&fresh), topology(0, 0));
+            assert_eq!(cost.fixed_total.to_string(), "$0.00", "{region}");
+            assert_eq!(cost.saving(), None);
+
+            // Switched from gateways, it keeps the two IPs, retained: 2 × $3.65 = $7.30.
+            let spec = in_region(spec, region);
+            let mut gateways = spec.clone();
+            gateways.modes.nat = crate::requirements::NatMode::Gateway;
+            let live = deployed(&gateways, &offline(region));
+            let switched = plan(&spec, &live).unwrap();
+            assert_eq!(Topology::of_plan(&switched), topology(0, 2));
+            assert_eq!(of_plan(&switched).unwrap().fixed_total.to_string(), "$7.30");
+        }
     }
 
     #[test]

@@ -79,6 +79,30 @@ pub struct ObservedExistingNetwork {
 }
 
 impl ObservedState {
+    /// Whether the stack is isolated (`nat = "none"`), as the account shows it: its VPC holds
+    /// private subnets and nothing of a way out: no internet gateway, no NAT gateway, no public
+    /// subnet, and private route tables with no 0.0.0.0/0 route at all. The account is the
+    /// state: `ips`, `status` and `verify` read the mode from here, without the function's
+    /// record. A stack of another mode half way through a destroy still has its private route
+    /// tables with their (blackhole) routes out; only a first deploy killed before its first
+    /// route could look isolated, and that one has no IP yet.
+    pub fn looks_isolated(&self) -> bool {
+        let private_tables: Vec<&ObservedRouteTable> = self
+            .route_tables
+            .iter()
+            .filter(|t| t.tier == Tier::Private)
+            .collect();
+        self.vpc.is_some()
+            && self.internet_gateway.is_none()
+            && self.nat_gateways.is_empty()
+            && !self.subnets.is_empty()
+            && self.subnets.iter().all(|s| s.tier == Tier::Private)
+            && !private_tables.is_empty()
+            && private_tables
+                .iter()
+                .all(|t| t.routes.iter().all(|r| r.destination.prefix_len() != 0))
+    }
+
     /// What planning without AWS assumes (`plan --offline`): an account where the stack does not
     /// exist yet, holding the adopted addresses (their IPs unknown), in a region that offers the
     /// usual AZ names. The real names come from DescribeAvailabilityZones once online.

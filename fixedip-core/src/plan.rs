@@ -198,6 +198,12 @@ pub enum Action {
         destination: Ipv4Net,
         via: RouteVia,
     },
+    /// A route that must go: the stack became isolated (`nat = "none"`), so its private subnets
+    /// keep no route out. Safe to call again: the executor treats a route already gone as done.
+    DeleteRoute {
+        route_table: Ref,
+        destination: Ipv4Net,
+    },
     /// No inbound rules; egress to anywhere. Named [`crate::tags::security_group_name`].
     CreateSecurityGroup {
         vpc: Ref,
@@ -481,6 +487,10 @@ impl Action {
             } => {
                 format!("point route {destination} at {via} in route table {route_table}")
             }
+            Action::DeleteRoute {
+                route_table,
+                destination,
+            } => format!("delete route {destination} from route table {route_table}"),
             Action::CreateSecurityGroup { vpc } => {
                 format!("create security group (no inbound rules) in VPC {vpc}")
             }
@@ -660,6 +670,7 @@ impl Action {
             | Action::ReplaceRoute {
                 route_table, via, ..
             } => vec![route_table, via.gateway()],
+            Action::DeleteRoute { route_table, .. } => vec![route_table],
             Action::AttachRolePolicy { role, .. } => vec![role],
             Action::CreateFunction {
                 subnets,
@@ -759,6 +770,10 @@ pub struct AzView {
     pub address: (Option<Ipv4Addr>, Status),
     pub nat_gateway: Status,
     pub private_route_table: Status,
+    /// The slot whose NAT carries this AZ's traffic: its own, another one when `nats` is fewer
+    /// than `azs`, or `None` (isolated, or waiting for a new IP to be allowed).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_slot: Option<Slot>,
 }
 
 /// A slot that exists beyond the stack's `azs`: removed by the plan, or left (and still billed)

@@ -34,6 +34,10 @@
 //! stack's execution role (only when some function brings none) with AWSLambdaBasicExecutionRole
 //! and AWSLambdaVPCAccessExecutionRole, and every function attached to the private subnets only.
 //!
+//! That is the default mode. With `nats = N` only the first `N` slots hold a NAT (and a public
+//! subnet), and the others route through them; with `nat = "none"` there is no internet gateway,
+//! NAT, address or public subnet at all. See `planner/nat_layout.rs`.
+//!
 //! # CIDR layout
 //! The VPC is a /16 to a /24 ([`DEFAULT_VPC_CIDR`] is `10.0.0.0/16`), cut into 16 equal blocks four
 //! bits longer (a /20 for a /16, a /28, the smallest subnet AWS allows, for a /24). Slot `i`'s
@@ -406,12 +410,25 @@ pub fn plan_with(
     unsupported_modes(&spec.modes)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, &inventory)?;
-    let addresses = choose_addresses(spec, &inventory, &slots.wanted)?;
+    let layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
+    let nat_slots: Vec<(Slot, String)> = slots
+        .wanted
+        .iter()
+        .filter(|(slot, _)| layout.has_nat(*slot))
+        .cloned()
+        .collect();
+    let addresses = choose_addresses(spec, &inventory, &nat_slots)?;
     let hold_new_ips = inventory.ips_shown() && !options.allow_new_ips;
 
     let mut planner = Planner::default();
     let vpc = planner.vpc(vpc_cidr, observed)?;
-    let internet_gateway = planner.internet_gateway(observed, &vpc)?;
+    // An isolated stack has no way out at all: no internet gateway (one left from another mode
+    // is removed below, once its NATs are gone).
+    let internet_gateway = match layout.isolated() {
+        true => None,
+        false => Some(planner.internet_gateway(observed, &vpc)?),
+    };
+    let gateway_attached = internet_gateway.as_ref().and_then(|g| g.attached);
     let mut security_group = planner.security_group(observed, &vpc);
     let security_group_ready = planner.security_group_egress(
         &mut security_group,
@@ -428,52 +445,87 @@ pub fn plan_with(
             vpc_cidr,
             &vpc,
             &inventory,
-            &addresses[slot],
-            internet_gateway.attached,
+            addresses.get(slot),
+            gateway_attached,
             hold_new_ips,
         )?;
         azs.push(built);
     }
 
-    let routes_out = azs.iter().any(|az| az.nat_gateway.is_some());
+    let routes_out = layout.isolated() || azs.iter().any(|az| az.nat_gateway.is_some());
     let (removed, kept_surplus) =
         removable_slots(spec, observed, &inventory, &slots.surplus, routes_out);
 
-    let public_subnets: Vec<&Ref> = azs.iter().map(|az| &az.public_subnet.reference).collect();
-    let public_route_table = planner.route_table(
-        &vpc.reference,
-        inventory.public_route_table,
-        (Tier::Public, None),
-        RouteVia::InternetGateway(internet_gateway.planned.reference.clone()),
-        internet_gateway.attached,
-        &public_subnets,
-    );
+    let public_subnets: Vec<&Ref> = azs
+        .iter()
+        .filter_map(|az| az.public_subnet.as_ref().map(|s| &s.reference))
+        .collect();
+    let public_route_table = internet_gateway.as_ref().map(|gateway| {
+        planner.route_table(
+            &vpc.reference,
+            inventory.public_route_table,
+            (Tier::Public, None),
+            Some(RouteVia::InternetGateway(gateway.planned.reference.clone())),
+            gateway.attached,
+            &public_subnets,
+        )
+    });
     // Egress works once both hops route: private subnet → NAT, public subnet → internet gateway.
-    let mut routes_ready = public_route_table.steps.clone();
+    let mut routes_ready: Vec<StepId> = public_route_table
+        .iter()
+        .flat_map(|table| table.steps.iter().copied())
+        .collect();
+    let nats: Vec<(Slot, &Planned)> = azs
+        .iter()
+        .filter_map(|az| az.nat_gateway.as_ref().map(|nat| (az.slot, nat)))
+        .collect();
     let mut private_route_tables = Vec::new();
     // The tables that route out, for the gateway endpoints.
     let mut routed_private_tables: Vec<(Slot, Ref)> = Vec::new();
+    let mut nat_slot_of = Vec::new();
+    // The route changes that take traffic away from a NAT: a NAT the plan removes waits for them.
+    let mut routes_moved = Vec::new();
     for az in &azs {
-        let Some(nat_gateway) = &az.nat_gateway else {
-            // No route out until the user allows the slot's new IP: the private subnet keeps the
-            // VPC's main route table, which reaches nothing outside the VPC.
-            private_route_tables.push(match inventory.private_route_tables.get(&az.slot) {
-                Some(table) => Status::Keep(table.id.clone()),
-                None => Status::HeldBack,
-            });
-            continue;
+        let nat = match layout.serving(az.slot) {
+            None => None,
+            Some(serving) => nats.iter().find(|(slot, _)| *slot == serving).or_else(|| {
+                // With `nats`, a NAT waiting for its new IP lends its AZs the first NAT that
+                // carries traffic, as before the change, rather than cutting them off.
+                spec.modes.nats.and(nats.first())
+            }),
+        };
+        let via = match (layout.isolated(), nat) {
+            (true, _) => None,
+            (false, Some((_, nat))) => Some(RouteVia::NatGateway(nat.reference.clone())),
+            (false, None) => {
+                // No route out until the user allows the slot's new IP: the private subnet keeps
+                // the VPC's main route table, which reaches nothing outside the VPC.
+                private_route_tables.push(match inventory.private_route_tables.get(&az.slot) {
+                    Some(table) => Status::Keep(table.id.clone()),
+                    None => Status::HeldBack,
+                });
+                nat_slot_of.push(None);
+                continue;
+            }
         };
         let routed = planner.route_table(
             &vpc.reference,
             inventory.private_route_tables.get(&az.slot).copied(),
             (Tier::Private, Some(az.slot)),
-            RouteVia::NatGateway(nat_gateway.reference.clone()),
+            via,
             None,
             &[&az.private_subnet.reference],
         );
         routes_ready.extend(routed.steps.iter().copied());
         routed_private_tables.push((az.slot, routed.table));
+        routes_moved.extend(routed.steps.iter().copied().filter(|step| {
+            matches!(
+                planner.steps[step.0].action,
+                Action::ReplaceRoute { .. } | Action::DeleteRoute { .. }
+            )
+        }));
         private_route_tables.push(routed.status);
+        nat_slot_of.push(nat.map(|(slot, _)| *slot));
     }
     let endpoints = planner.endpoints(
         spec,
@@ -492,11 +544,13 @@ pub fn plan_with(
     );
 
     let attachment = Attachment {
-        // Only subnets that route out: a function in a held-back slot would have no egress.
+        // Only subnets that route out (or, isolated, all of them): a function in a held-back
+        // slot would have no egress.
         private_subnets: azs
             .iter()
-            .filter(|az| az.nat_gateway.is_some())
-            .map(|az| az.private_subnet.reference.clone())
+            .zip(&nat_slot_of)
+            .filter(|(_, nat_slot)| layout.isolated() || nat_slot.is_some())
+            .map(|(az, _)| az.private_subnet.reference.clone())
             .collect(),
         surplus_private_subnets: inventory
             .subnets
@@ -532,6 +586,16 @@ pub fn plan_with(
             .collect()
     };
 
+    // The NATs of slots that keep their AZ but lose their NAT (`nats` lowered, or isolated) go
+    // once no route leads to them; their addresses stay, retained.
+    let functions_moved: Vec<StepId> = planner.configured_functions.values().copied().collect();
+    let mut nat_removal = planner.remove_nats(
+        &layout,
+        &slots.wanted,
+        &inventory,
+        &[routes_moved, functions_moved].concat(),
+    );
+
     // Slots beyond `azs` go once the functions have left them; their addresses stay, retained.
     for &slot in &removed {
         let private_subnets: Vec<&str> = inventory
@@ -561,6 +625,10 @@ pub fn plan_with(
             .collect();
         let teardown = planner.remove_slot(slot, &inventory, &functions_off);
         let nats_deleted: Vec<StepId> = teardown.nat_gateways_deleted.values().copied().collect();
+        nat_removal.deleted.extend(&nats_deleted);
+        nat_removal
+            .subnets_deleted
+            .extend(&teardown.network_deleted);
         for address in inventory.addresses_of_slot(slot) {
             if address.usage != AddressUse::Retained {
                 let action = Action::RetainAddress {
@@ -570,6 +638,13 @@ pub fn plan_with(
             }
         }
     }
+    // Isolated: the internet side goes after every NAT, those of removed slots included.
+    let (internet_gateway_status, public_route_table_status) =
+        match (&internet_gateway, &public_route_table) {
+            (Some(gateway), Some(table)) => (gateway.planned.status.clone(), table.status.clone()),
+            _ => planner.remove_internet_side(observed, &inventory, &nat_removal, &kept_surplus),
+        };
+
     let removed_slots = surplus_view(&removed, &inventory);
     for removed in &removed_slots {
         let ip = match &removed.address {
@@ -628,7 +703,9 @@ pub fn plan_with(
                 .filter_map(|s| s.address.as_ref().map(|a| a.0.as_str())),
         )
         .collect();
-    let wanted_slots: BTreeSet<Slot> = slots.wanted.iter().map(|(slot, _)| *slot).collect();
+    // Only the slots that hold a NAT have an address to keep; the addresses of the others are
+    // retained by `remove_nats`, not duplicates.
+    let wanted_slots: BTreeSet<Slot> = nat_slots.iter().map(|(slot, _)| *slot).collect();
     let cleared =
         duplicates::plan_away(&mut planner, observed, &inventory, &serving, &wanted_slots);
     let retained_addresses: Vec<(String, Ipv4Addr)> = inventory
@@ -657,14 +734,32 @@ pub fn plan_with(
     let az_views = azs
         .into_iter()
         .zip(private_route_tables)
-        .map(|(az, private_route_table)| AzView {
-            slot: az.slot,
-            az: az.az,
-            public_subnet: (az.public_cidr, az.public_subnet.status),
-            private_subnet: (az.private_cidr, az.private_subnet.status),
-            address: (az.public_ip, az.address_status),
-            nat_gateway: az.nat_gateway.map_or(Status::HeldBack, |nat| nat.status),
-            private_route_table,
+        .zip(nat_slot_of)
+        .map(|((az, private_route_table), nat_slot)| {
+            let has_nat = layout.has_nat(az.slot);
+            let removed = |what: Option<&String>| {
+                what.map_or(Status::Absent, |id| Status::Delete(id.clone()))
+            };
+            AzView {
+                slot: az.slot,
+                public_subnet: (
+                    az.public_cidr,
+                    match az.public_subnet {
+                        Some(subnet) => subnet.status,
+                        None => removed(nat_removal.public_subnets.get(&az.slot)),
+                    },
+                ),
+                private_subnet: (az.private_cidr, az.private_subnet.status),
+                address: (az.public_ip, az.address_status),
+                nat_gateway: match (az.nat_gateway, has_nat) {
+                    (Some(nat), _) => nat.status,
+                    (None, true) => Status::HeldBack,
+                    (None, false) => removed(nat_removal.nat_gateways.get(&az.slot)),
+                },
+                private_route_table,
+                nat_slot,
+                az: az.az,
+            }
         })
         .collect();
     Ok(Plan {
@@ -672,8 +767,8 @@ pub fn plan_with(
         region: spec.region.clone(),
         network: NetworkView {
             vpc: (vpc_cidr, vpc.status),
-            internet_gateway: internet_gateway.planned.status,
-            public_route_table: public_route_table.status,
+            internet_gateway: internet_gateway_status,
+            public_route_table: public_route_table_status,
             security_group: security_group.status,
             role: role.map(|role| role.planned.status),
             azs: az_views,
@@ -1142,11 +1237,12 @@ struct BuiltSlot {
     az: String,
     public_cidr: Ipv4Net,
     private_cidr: Ipv4Net,
-    public_subnet: Planned,
+    /// `None`: the slot has no NAT of its own (`nats` fewer than `azs`, or isolated).
+    public_subnet: Option<Planned>,
     private_subnet: Planned,
     public_ip: Option<Ipv4Addr>,
     address_status: Status,
-    /// `None`: held back until the user allows the slot's new IP.
+    /// `None`: held back until the user allows the slot's new IP, or no NAT in the slot.
     nat_gateway: Option<Planned>,
     pending: Option<PendingIp>,
 }
@@ -1334,7 +1430,7 @@ impl Planner {
         vpc_cidr: Ipv4Net,
         vpc: &Planned,
         inventory: &Inventory,
-        address: &AddressChoice,
+        address: Option<&AddressChoice>,
         internet_gateway_attached: Option<StepId>,
         hold_new_ips: bool,
     ) -> Result<BuiltSlot, PlanError> {
@@ -1369,8 +1465,29 @@ impl Planner {
             };
             Ok((cidr, Planned::created(self.push(action, &[]))))
         };
-        let (public_cidr, public_subnet) = subnet(Tier::Public)?;
         let (private_cidr, private_subnet) = subnet(Tier::Private)?;
+        let public_cidr = match (inventory.subnet(slot, Tier::Public), layout) {
+            (Some(subnet), _) => subnet.cidr,
+            (None, Some(layout)) => layout.public,
+            (None, None) => return Err(PlanError::SlotOutsideLayout { slot }),
+        };
+        // A slot without a NAT of its own has no public side: its AZ's traffic leaves through
+        // another slot's NAT, or nowhere (isolated).
+        let Some(address) = address else {
+            return Ok(BuiltSlot {
+                slot,
+                az: az.to_owned(),
+                public_cidr,
+                private_cidr,
+                public_subnet: None,
+                private_subnet,
+                public_ip: None,
+                address_status: Status::Absent,
+                nat_gateway: None,
+                pending: None,
+            });
+        };
+        let (public_cidr, public_subnet) = subnet(Tier::Public)?;
 
         // A new IP waits for the user when the stack's IPs were shown before; a slot whose NAT
         // exists carries traffic already, so there is nothing left to hold back.
@@ -1413,7 +1530,7 @@ impl Planner {
                 az: az.to_owned(),
                 public_cidr,
                 private_cidr,
-                public_subnet,
+                public_subnet: Some(public_subnet),
                 private_subnet,
                 public_ip,
                 address_status,
@@ -1474,7 +1591,7 @@ impl Planner {
             az: az.to_owned(),
             public_cidr,
             private_cidr,
-            public_subnet,
+            public_subnet: Some(public_subnet),
             private_subnet,
             public_ip,
             address_status,
@@ -1483,13 +1600,14 @@ impl Planner {
         })
     }
 
-    /// A route table with its 0.0.0.0/0 route and its subnet associations.
+    /// A route table with its 0.0.0.0/0 route (none when `via` is `None`: isolated) and its
+    /// subnet associations.
     fn route_table(
         &mut self,
         vpc: &Ref,
         observed: Option<&ObservedRouteTable>,
         (tier, slot): (Tier, Option<Slot>),
-        via: RouteVia,
+        via: Option<RouteVia>,
         route_ordering: Option<StepId>,
         subnets: &[&Ref],
     ) -> RoutedTable {
@@ -1508,8 +1626,16 @@ impl Planner {
         let route_ordering: Vec<StepId> = route_ordering.into_iter().collect();
         let default_route =
             observed.and_then(|t| t.routes.iter().find(|r| r.destination == ANYWHERE));
-        match default_route {
-            None => {
+        match (default_route, via) {
+            (None, None) => {}
+            (Some(_), None) => {
+                let action = Action::DeleteRoute {
+                    route_table: table.clone(),
+                    destination: ANYWHERE,
+                };
+                self.push(action, &[]);
+            }
+            (None, Some(via)) => {
                 let action = Action::CreateRoute {
                     route_table: table.clone(),
                     destination: ANYWHERE,
@@ -1517,8 +1643,8 @@ impl Planner {
                 };
                 self.push(action, &route_ordering);
             }
-            Some(route) if routes_via(route, &via) => {}
-            Some(_) => {
+            (Some(route), Some(via)) if routes_via(route, &via) => {}
+            (Some(_), Some(via)) => {
                 let action = Action::ReplaceRoute {
                     route_table: table.clone(),
                     destination: ANYWHERE,
@@ -1788,11 +1914,8 @@ fn unsupported_modes(modes: &NetworkModes) -> Result<(), PlanError> {
             mode: mode.to_owned(),
         })
     };
-    if modes.nat != NatMode::Gateway {
+    if modes.nat == NatMode::Instance {
         return refuse(&format!("`nat = \"{}\"`", modes.nat));
-    }
-    if modes.nats.is_some() {
-        return refuse("`nats`");
     }
     Ok(())
 }
@@ -1974,8 +2097,10 @@ mod duplicates;
 mod egress;
 mod endpoints;
 mod existing;
+mod nat_layout;
 mod teardown;
 pub use egress::{desired_egress, security_group_rule};
+use nat_layout::NatLayout;
 pub use teardown::plan_destroy;
 
 use endpoints::EndpointPlacement;
@@ -1986,6 +2111,8 @@ mod endpoints_tests;
 mod lifecycle_proptests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod modes_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -1088,7 +1088,7 @@ impl<'a> Audit<'a> {
                     nat_subnet.availability_zone
                 ),
                 fix: format!(
-                    "give {} its own NAT gateway and route its 0.0.0.0/0 there (`cargo fixedip deploy` makes one per AZ)",
+                    "give {} its own NAT gateway and route its 0.0.0.0/0 there (`cargo fixedip deploy` makes one per AZ unless `nats` in #[fixed_egress] asks for fewer: then this is the price of the saving, and raising `nats` removes it)",
                     subnet.availability_zone
                 ),
             });
@@ -1812,6 +1812,39 @@ mod tests {
             Severity::Warning,
             "subnet-priv-1",
         );
+    }
+
+    #[test]
+    fn one_nat_for_three_azs_passes_with_a_warning_per_other_az() {
+        // `nats = 1`: slots 1 and 2 leave through slot 0's NAT. It works: a pass, with the
+        // cross-AZ dependency named for each AZ that has no NAT of its own, and nothing else.
+        let mut stack = Stack::new(3);
+        for table in ["rtb-priv-1", "rtb-priv-2"] {
+            stack.table(table).routes[1].target = nat("nat-0");
+        }
+        let findings = stack.check();
+        assert!(passes(&findings));
+        let warned: Vec<(&str, FindingCode, Severity)> = findings
+            .iter()
+            .map(|f| (f.resource.as_str(), f.code, f.severity))
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                (
+                    "subnet-priv-1",
+                    FindingCode::NatInOtherAz,
+                    Severity::Warning
+                ),
+                (
+                    "subnet-priv-2",
+                    FindingCode::NatInOtherAz,
+                    Severity::Warning
+                ),
+            ]
+        );
+        assert!(findings[0].problem.contains("cross-AZ traffic is billed"));
+        assert!(findings[0].fix.contains("`nats`"));
     }
 
     #[test]

@@ -160,6 +160,7 @@ impl ActionKind {
             Action::AssociateRouteTable { .. } => "AssociateRouteTable",
             Action::CreateRoute { .. } => "CreateRoute",
             Action::ReplaceRoute { .. } => "ReplaceRoute",
+            Action::DeleteRoute { .. } => "DeleteRoute",
             Action::CreateSecurityGroup { .. } => "CreateSecurityGroup",
             Action::CreateRole { .. } => "CreateRole",
             Action::AttachRolePolicy { .. } => "AttachRolePolicy",
@@ -826,6 +827,22 @@ impl<'a> Context<'a> {
                         .await
                         .map_err(|e| AwsError::call("ReplaceRoute", e))?;
                     Ok(Produced::default())
+                })
+            }
+            Action::DeleteRoute {
+                route_table,
+                destination,
+            } => {
+                let request = ec2
+                    .delete_route()
+                    .route_table_id(refs.get(route_table)?)
+                    .destination_cidr_block(destination.to_string());
+                // A resumed run may repeat the call a killed one made: a route gone is done.
+                Box::pin(async move {
+                    self.remove(step, "DeleteRoute", &["InvalidRoute.NotFound"], || {
+                        request.clone().send()
+                    })
+                    .await
                 })
             }
             Action::CreateSecurityGroup { vpc } => {

@@ -28,6 +28,7 @@ use crate::commands::verify::{self, Expectation, FunctionVerdict};
 use crate::error::CliError;
 use crate::output::{style, styled, Output};
 use fixedip_core::observed::AddressUse;
+use fixedip_core::requirements::NatMode;
 
 pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     let functions = match &args.zip {
@@ -90,6 +91,8 @@ pub struct StackDeployed {
     pub functions: Vec<String>,
     /// How many steps the plan had (0: the account already matched).
     pub steps: usize,
+    /// `nat = "none"`: nothing leaves the VPC, there is no egress IP to allowlist.
+    pub isolated: bool,
     /// The stack's Elastic IPs after the deploy: what the partner allowlists.
     pub ips: Vec<StackAddress>,
     /// New Elastic IPs that carry no traffic until `deploy --allow-new-ips` (the stack's IPs were
@@ -239,8 +242,12 @@ async fn deploy(
         };
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
         let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
+        let expectation = match spec.modes.nat {
+            NatMode::None => Expectation::Isolated,
+            NatMode::Gateway | NatMode::Instance => Expectation::ThroughNat,
+        };
         let mut verification =
-            verify::verify_functions(aws, &names, &allowed, Expectation::ThroughNat, false).await?;
+            verify::verify_functions(aws, &names, &allowed, expectation, false).await?;
         check_declared_egress(aws, &spec, &mut verification).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
@@ -248,6 +255,7 @@ async fn deploy(
             region: spec.region.clone(),
             functions: spec.functions.iter().map(|f| f.name.clone()).collect(),
             steps: plan.steps.len(),
+            isolated: spec.modes.nat == NatMode::None,
             ips,
             pending_ips,
             calls: CallCounts {
@@ -277,7 +285,14 @@ impl Display for DeployReport {
                 stack.region,
                 stack.functions.join(", ")
             )?;
-            writeln!(f, "Fixed egress IPs (for the partner's allowlist):")?;
+            if stack.isolated {
+                writeln!(
+                    f,
+                    "Isolated (nat = \"none\"): nothing leaves the VPC, there is no egress IP"
+                )?;
+            } else {
+                writeln!(f, "Fixed egress IPs (for the partner's allowlist):")?;
+            }
             for address in stack.ips.iter().filter(|a| a.active) {
                 writeln!(f, "  {}", styled(style::VALUE, address.ip))?;
             }

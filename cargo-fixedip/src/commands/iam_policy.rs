@@ -121,6 +121,8 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DeleteInternetGateway", Scope::StackTagged),
     ("ec2:DeleteNatGateway", Scope::StackTagged),
     ("ec2:DeleteNetworkInterface", Scope::LambdaInterfaces),
+    // deploy: a stack switched to `nat = "none"` loses its routes out.
+    ("ec2:DeleteRoute", Scope::StackTagged),
     ("ec2:DeleteRouteTable", Scope::StackTagged),
     ("ec2:DeleteSecurityGroup", Scope::StackTagged),
     ("ec2:DeleteSubnet", Scope::StackTagged),

@@ -460,6 +460,21 @@ impl Account {
                 };
                 table.id.clone()
             }
+            Action::DeleteRoute {
+                route_table,
+                destination,
+            } => {
+                let table = self.resolve(route_table);
+                let table = self.table(&table);
+                let before = table.routes.len();
+                table.routes.retain(|r| r.destination != *destination);
+                assert_eq!(
+                    table.routes.len() + 1,
+                    before,
+                    "AWS refuses to delete a route that does not exist"
+                );
+                table.id.clone()
+            }
             Action::CreateSecurityGroup { vpc } => {
                 assert_eq!(self.resolve(vpc), self.vpc_id());
                 assert!(
@@ -673,8 +688,11 @@ impl Account {
                 security_group,
                 role,
             } => {
-                // The planner moves an existing function only into subnets that route out.
-                for subnet in subnets {
+                // The planner moves an existing function only into subnets that route out (an
+                // isolated stack's route nowhere, by design).
+                let isolated = !plan.network.internet_gateway.exists_after()
+                    && plan.network.azs.iter().all(|az| az.nat_slot.is_none());
+                for subnet in subnets.iter().filter(|_| !isolated) {
                     let subnet = self.resolve(subnet);
                     let Some(RouteTarget::NatGateway(nat)) = self.default_target(&subnet) else {
                         panic!("a function moved into {subnet}, which has no route to a NAT");
@@ -1101,6 +1119,7 @@ pub fn check_well_formed(plan: &Plan) {
                     Action::CreateRouteTable { .. }
                     | Action::CreateRoute { .. }
                     | Action::ReplaceRoute { .. }
+                    | Action::DeleteRoute { .. }
                     | Action::AssociateRouteTable { .. },
                 ) => true,
                 (
@@ -1124,6 +1143,11 @@ pub fn check_well_formed(plan: &Plan) {
                     | Action::DeleteSubnet { .. }
                     | Action::DeleteInternetGateway { .. },
                     Action::DeleteNatGateway { .. },
+                ) => true,
+                // A NAT that loses its AZs (`nats` lowered, isolated) goes once no route uses it.
+                (
+                    Action::DeleteNatGateway { .. },
+                    Action::ReplaceRoute { .. } | Action::DeleteRoute { .. },
                 ) => true,
                 (
                     Action::DeleteSubnet { .. } | Action::DeleteSecurityGroup { .. },
