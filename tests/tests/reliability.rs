@@ -610,11 +610,14 @@ const FRESH_DEPLOY_MUTATIONS: &[&str] = &[
     "CreateSecurityGroup",
     "CreateSubnet",
     "CreateVpc",
+    "DeleteParameter",
     "ModifyVpcAttribute",
+    "PutParameter",
 ];
 
 /// The operations whose lost answer the first run itself survives: the creates the executor
-/// looks up by tags before sending again, and the calls that are harmless to repeat. The others
+/// looks up by tags before sending again, the lease's PutParameter (found to be this run's own) and
+/// DeleteParameter (already gone is released), and the calls that are harmless to repeat. The others
 /// (CreateRole, CreateFunction, CreateRoute, AttachInternetGateway) are refused when repeated
 /// (`EntityAlreadyExists`, `already exist`...): the first run fails, says to run again, and the
 /// second converges.
@@ -628,7 +631,9 @@ const FIRST_RUN_SURVIVES: &[&str] = &[
     "CreateSecurityGroup",
     "CreateSubnet",
     "CreateVpc",
+    "DeleteParameter",
     "ModifyVpcAttribute",
+    "PutParameter",
 ];
 
 /// What a lost answer to `operation` left: the first run's result, and either what the account holds

@@ -219,9 +219,16 @@ impl Lease {
                 *self.ours.lock().expect("lease lock") = value;
                 return Ok(self.start_renewing(last_seen.is_some()));
             }
+            let holder = self.record.lock().expect("lease lock").holder.clone();
             match self.read().await? {
                 // Released between our create and our read: try again at once.
                 None => continue,
+                // Our own create, its answer lost and the call retried by the SDK: the lease is
+                // ours already (the holder is this run's host, pid and random part).
+                Some((record, raw)) if record.holder == holder => {
+                    *self.ours.lock().expect("lease lock") = raw;
+                    return Ok(self.start_renewing(last_seen.is_some()));
+                }
                 Some((record, raw)) if record.expired(unix_now()) || record.holder_died_here() => {
                     self.take_over(&raw).await?;
                     continue;
