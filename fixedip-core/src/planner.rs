@@ -118,12 +118,14 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::observed::{
-    AddressUse, NatState, ObservedAddress, ObservedFunction, ObservedNatGateway, ObservedRoute,
-    ObservedRouteTable, ObservedState, ObservedSubnet, RouteTarget, Slot, Tier,
+    AddressUse, NatState, ObservedAddress, ObservedFunction, ObservedNatGateway,
+    ObservedNatInstance, ObservedRoute, ObservedRouteTable, ObservedState, ObservedSubnet,
+    RouteTarget, Slot, Tier,
 };
 use crate::plan::{
     Action, AzView, FunctionSpec, NetworkModes, NetworkView, PendingIp, Plan, Ref, RouteVia,
-    StackSpec, Status, Step, StepId, SurplusSlot, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
+    StackSpec, Status, Step, StepId, SurplusSlot, DEFAULT_NAT_INSTANCE_TYPE, DEFAULT_VPC_CIDR,
+    LAMBDA_RUNTIME,
 };
 use crate::record::Record;
 use crate::requirements::{AllocationId, NatMode, StackName};
@@ -342,6 +344,13 @@ pub fn plan_with(
     let internet_gateway = planner.internet_gateway(observed, &vpc)?;
     let security_group = planner.security_group(observed, &vpc);
     let role = planner.role(spec, observed);
+    let nat_security_group = (spec.modes.nat == NatMode::Instance)
+        .then(|| planner.nat_security_group(observed, &vpc, vpc_cidr));
+    let nats = NatChoice {
+        instances: nat_security_group
+            .as_ref()
+            .map(|group| (group, spec.modes.nat_instance_type())),
+    };
 
     let mut azs = Vec::new();
     for (slot, az) in &slots.wanted {
@@ -354,6 +363,7 @@ pub fn plan_with(
             &addresses[slot],
             internet_gateway.attached,
             hold_new_ips,
+            &nats,
         )?;
         azs.push(built);
     }
@@ -368,14 +378,15 @@ pub fn plan_with(
         inventory.public_route_table,
         (Tier::Public, None),
         RouteVia::InternetGateway(internet_gateway.planned.reference.clone()),
-        internet_gateway.attached,
+        &internet_gateway.attached.into_iter().collect::<Vec<_>>(),
         &public_subnets,
     );
     // Egress works once both hops route: private subnet → NAT, public subnet → internet gateway.
     let mut routes_ready = public_route_table.steps.clone();
     let mut private_route_tables = Vec::new();
-    for az in &azs {
-        let Some(nat_gateway) = &az.nat_gateway else {
+    let mut instances_retired = Vec::new();
+    for az in &mut azs {
+        let Some(via) = az.nat_via.take() else {
             // No route out until the user allows the slot's new IP: the private subnet keeps the
             // VPC's main route table, which reaches nothing outside the VPC.
             private_route_tables.push(match inventory.private_route_tables.get(&az.slot) {
@@ -388,11 +399,23 @@ pub fn plan_with(
             &vpc.reference,
             inventory.private_route_tables.get(&az.slot).copied(),
             (Tier::Private, Some(az.slot)),
-            RouteVia::NatGateway(nat_gateway.reference.clone()),
-            None,
+            via,
+            &az.route_after,
             &[&az.private_subnet.reference],
         );
         routes_ready.extend(routed.steps.iter().copied());
+        let first_retired = planner.steps.len();
+        planner.retire(std::mem::take(&mut az.retire), &routed.steps);
+        instances_retired.extend(
+            (first_retired..planner.steps.len())
+                .map(StepId)
+                .filter(|s| {
+                    matches!(
+                        planner.steps[s.0].action,
+                        Action::TerminateNatInstance { .. }
+                    )
+                }),
+        );
         private_route_tables.push(routed.status);
     }
 
@@ -437,6 +460,7 @@ pub fn plan_with(
     };
 
     // Slots beyond `azs` go once the functions have left them; their addresses stay, retained.
+    let mut removed_instances = Vec::new();
     for &slot in &removed {
         let private_subnets: Vec<&str> = inventory
             .subnets
@@ -455,7 +479,13 @@ pub fn plan_with(
             .filter_map(|f| planner.configured_functions.get(&f.name).copied())
             .collect();
         let teardown = planner.remove_slot(slot, &inventory, &functions_off);
-        let nats_deleted: Vec<StepId> = teardown.nat_gateways_deleted.values().copied().collect();
+        removed_instances.extend(teardown.instances_terminated.iter().copied());
+        let nats_deleted: Vec<StepId> = teardown
+            .nat_gateways_deleted
+            .values()
+            .chain(&teardown.instances_terminated)
+            .copied()
+            .collect();
         for address in inventory.addresses_of_slot(slot) {
             if address.usage != AddressUse::Retained {
                 let action = Action::RetainAddress {
@@ -537,6 +567,22 @@ pub fn plan_with(
         }
     }
 
+    // Back to gateways: the NAT instances' group goes once no instance is left.
+    let nat_security_group_retired = match (&nat_security_group, &observed.nat_security_group) {
+        (None, Some(group)) => {
+            let mut terminated = instances_retired;
+            terminated.extend(removed_instances);
+            let only_retired = inventory.all_instances.len() == terminated.len();
+            only_retired.then(|| {
+                let action = Action::DeleteSecurityGroup {
+                    security_group: group.id.clone(),
+                };
+                (group.id.clone(), planner.push(action, &terminated))
+            })
+        }
+        _ => None,
+    };
+
     let Planner { steps, notes, .. } = planner;
     check_address_quota(spec, observed, &steps)?;
     let pending_new_ips = azs.iter().filter_map(|az| az.pending.clone()).collect();
@@ -568,6 +614,12 @@ pub fn plan_with(
             surplus_slots,
             removed_slots,
             released_addresses: Vec::new(),
+            nat_instance_type: nat_security_group
+                .as_ref()
+                .map(|_| spec.modes.nat_instance_type().to_owned()),
+            nat_security_group: nat_security_group
+                .map(|group| group.status)
+                .or(nat_security_group_retired.map(|(id, _)| Status::Delete(id))),
         },
         steps,
         notes,
@@ -654,6 +706,11 @@ struct Inventory<'a> {
     route_tables: Vec<&'a ObservedRouteTable>,
     /// Whether any NAT gateway of the stack is observed, failed ones included.
     any_nat: bool,
+    /// NAT instances that are or may again be running (not shutting down), running first,
+    /// then by id.
+    live_instances: Vec<&'a ObservedNatInstance>,
+    /// Every NAT instance not yet `terminated`, by id.
+    all_instances: Vec<&'a ObservedNatInstance>,
 }
 
 impl<'a> Inventory<'a> {
@@ -701,7 +758,21 @@ impl<'a> Inventory<'a> {
                 private_route_tables.entry(slot).or_insert(*table);
             }
         }
+        let mut all_instances: Vec<&ObservedNatInstance> = observed.nat_instances.iter().collect();
+        all_instances.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut live_instances: Vec<&ObservedNatInstance> = all_instances
+            .iter()
+            .copied()
+            .filter(|i| i.state.is_live())
+            .collect();
+        live_instances.sort_by(|a, b| {
+            let running =
+                |i: &ObservedNatInstance| i.state != crate::observed::InstanceState::Running;
+            (running(a), &a.id).cmp(&(running(b), &b.id))
+        });
         Inventory {
+            live_instances,
+            all_instances,
             region_azs,
             subnets,
             live_nats,
@@ -778,7 +849,7 @@ impl<'a> Inventory<'a> {
     /// whose first deploy was killed after allocating, shows none.
     fn ips_shown(&self) -> bool {
         let shown = |a: &&ObservedAddress| a.usage != AddressUse::Active || a.adopted;
-        self.addresses.iter().any(shown) || self.any_nat
+        self.addresses.iter().any(shown) || self.any_nat || !self.all_instances.is_empty()
     }
 
     fn existing_slots(&self) -> BTreeSet<Slot> {
@@ -790,6 +861,7 @@ impl<'a> Inventory<'a> {
             .iter()
             .map(|s| s.slot)
             .chain(self.live_nats.iter().map(|nat| nat.slot))
+            .chain(self.live_instances.iter().map(|i| i.slot))
             .chain(active.filter_map(|a| a.slot))
             .collect()
     }
@@ -1020,9 +1092,22 @@ struct BuiltSlot {
     private_subnet: Planned,
     public_ip: Option<Ipv4Addr>,
     address_status: Status,
-    /// `None`: held back until the user allows the slot's new IP.
+    /// `None`: held back until the user allows the slot's new IP. A NAT instance in its mode.
     nat_gateway: Option<Planned>,
+    /// Where the private route sends traffic (taken when the route is planned).
+    nat_via: Option<RouteVia>,
+    /// Steps the private route waits for besides the NAT's creation (a NAT instance's address
+    /// and check).
+    route_after: Vec<StepId>,
+    /// The NAT of the other kind this slot leaves behind, once its route has moved.
+    retire: Vec<nat_instance::Retire>,
     pending: Option<PendingIp>,
+}
+
+/// Which kind of NAT the slots get: `instances` holds the NAT instances' security group and
+/// type in `nat = "instance"` mode; `None`: NAT gateways.
+struct NatChoice<'a> {
+    instances: Option<(&'a Planned, &'a str)>,
 }
 
 struct RoutedTable {
@@ -1207,6 +1292,7 @@ impl Planner {
         address: &AddressChoice,
         internet_gateway_attached: Option<StepId>,
         hold_new_ips: bool,
+        nats: &NatChoice,
     ) -> Result<BuiltSlot, PlanError> {
         let layout = slot_cidrs(vpc_cidr, slot);
         let mut subnet = |tier: Tier| -> Result<(Ipv4Net, Planned), PlanError> {
@@ -1248,7 +1334,10 @@ impl Planner {
             AddressChoice::Allocate => true,
             AddressChoice::Keep(a) | AddressChoice::Activate(a) => a.usage == AddressUse::Pending,
         };
-        let held_back = hold_new_ips && is_new && inventory.live_nat(slot).is_none();
+        let held_back = hold_new_ips
+            && is_new
+            && inventory.live_nat(slot).is_none()
+            && inventory.live_instance(slot).is_none();
         let (address_ref, public_ip, address_status) = match address {
             AddressChoice::Keep(a) => (
                 Ref::Existing(a.allocation_id.clone()),
@@ -1288,6 +1377,9 @@ impl Planner {
                 public_ip,
                 address_status,
                 nat_gateway: None,
+                nat_via: None,
+                route_after: Vec::new(),
+                retire: Vec::new(),
                 pending: Some(PendingIp {
                     slot,
                     az: az.to_owned(),
@@ -1297,6 +1389,33 @@ impl Planner {
             });
         }
 
+        if let Some((security_group, instance_type)) = nats.instances {
+            let nat = self.slot_nat_instance(
+                slot,
+                inventory,
+                address,
+                &address_ref,
+                &public_subnet,
+                security_group,
+                instance_type,
+            )?;
+            return Ok(BuiltSlot {
+                slot,
+                az: az.to_owned(),
+                public_cidr,
+                private_cidr,
+                public_subnet,
+                private_subnet,
+                public_ip,
+                address_status,
+                nat_gateway: Some(nat.planned),
+                nat_via: Some(nat.via),
+                route_after: nat.route_after,
+                retire: nat.retire,
+                pending: None,
+            });
+        }
+        let (freed, retire) = self.free_address_of_instance(slot, inventory, address);
         let nat_gateway = match inventory.live_nat(slot) {
             Some(nat) => {
                 if let Some(address) = address.observed() {
@@ -1314,7 +1433,10 @@ impl Planner {
             None => {
                 // A new NAT needs its address free; AWS would refuse it half way through a deploy.
                 if let Some(address) = address.observed() {
-                    if let Some(association) = &address.association_id {
+                    let on_instance = inventory
+                        .instance_holding(address.network_interface_id.as_deref())
+                        .is_some();
+                    if let (Some(association), false) = (&address.association_id, on_instance) {
                         let holder = inventory.nat_holding(&address.allocation_id);
                         return Err(match holder {
                             Some(nat) => PlanError::AddressHeldByDeletingNat {
@@ -1335,10 +1457,14 @@ impl Planner {
                     address: address_ref,
                     slot,
                 };
-                let ordering: Vec<StepId> = internet_gateway_attached.into_iter().collect();
+                let ordering: Vec<StepId> =
+                    internet_gateway_attached.into_iter().chain(freed).collect();
                 Some(Planned::created(self.push(action, &ordering)))
             }
         };
+        let nat_via = nat_gateway
+            .as_ref()
+            .map(|nat| RouteVia::NatGateway(nat.reference.clone()));
         Ok(BuiltSlot {
             slot,
             az: az.to_owned(),
@@ -1349,6 +1475,9 @@ impl Planner {
             public_ip,
             address_status,
             nat_gateway,
+            nat_via,
+            route_after: Vec::new(),
+            retire,
             pending: None,
         })
     }
@@ -1360,7 +1489,7 @@ impl Planner {
         observed: Option<&ObservedRouteTable>,
         (tier, slot): (Tier, Option<Slot>),
         via: RouteVia,
-        route_ordering: Option<StepId>,
+        route_ordering: &[StepId],
         subnets: &[&Ref],
     ) -> RoutedTable {
         let first = self.steps.len();
@@ -1375,7 +1504,7 @@ impl Planner {
                 &[],
             )),
         };
-        let route_ordering: Vec<StepId> = route_ordering.into_iter().collect();
+        let route_ordering: Vec<StepId> = route_ordering.to_vec();
         let default_route =
             observed.and_then(|t| t.routes.iter().find(|r| r.destination == ANYWHERE));
         match default_route {
@@ -1524,7 +1653,8 @@ fn routes_via(route: &ObservedRoute, via: &RouteVia) -> bool {
                 RouteVia::InternetGateway(Ref::Existing(want)),
                 RouteTarget::InternetGateway(have),
             )
-            | (RouteVia::NatGateway(Ref::Existing(want)), RouteTarget::NatGateway(have)) => {
+            | (RouteVia::NatGateway(Ref::Existing(want)), RouteTarget::NatGateway(have))
+            | (RouteVia::NatInstance(Ref::Existing(want)), RouteTarget::Instance(have)) => {
                 want == have
             }
             _ => false,
@@ -1648,7 +1778,7 @@ fn unsupported_modes(modes: &NetworkModes) -> Result<(), PlanError> {
             mode: mode.to_owned(),
         })
     };
-    if modes.nat != NatMode::Gateway {
+    if modes.nat == NatMode::None {
         return refuse(&format!("`nat = \"{}\"`", modes.nat));
     }
     if modes.nats.is_some() {
@@ -1760,6 +1890,17 @@ fn stack_spec(
                 vpc_cidr,
                 f.settings.vpc_cidr.unwrap_or(DEFAULT_VPC_CIDR).to_string(),
             ),
+            (
+                "nat-instance-type",
+                match &f.settings.nat_instance_type {
+                    Some(name) => name.clone(),
+                    None => format!("{DEFAULT_NAT_INSTANCE_TYPE} (the default)"),
+                },
+                f.settings
+                    .nat_instance_type
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_NAT_INSTANCE_TYPE.to_owned()),
+            ),
         ]
     };
     let first_values = shared(first);
@@ -1804,6 +1945,7 @@ fn stack_spec(
             nats: requirements.nats,
             endpoints: requirements.endpoints.clone(),
             egress: requirements.egress.clone(),
+            nat_instance_type: first.settings.nat_instance_type.clone(),
         },
         functions: by_name.into_values().map(function_spec).collect(),
         region,
@@ -1826,6 +1968,7 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
     }
 }
 
+pub mod nat_instance;
 mod teardown;
 pub use teardown::plan_destroy;
 
@@ -1833,6 +1976,8 @@ pub use teardown::plan_destroy;
 mod lifecycle_proptests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod nat_instance_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

@@ -34,10 +34,14 @@ pub enum Component {
     SecurityGroup,
     Role,
     Function,
+    /// A NAT instance (`nat = "instance"`).
+    NatInstance,
+    /// The security group of the NAT instances.
+    NatSecurityGroup,
 }
 
 impl Component {
-    pub const ALL: [Component; 11] = [
+    pub const ALL: [Component; 13] = [
         Component::Vpc,
         Component::InternetGateway,
         Component::PublicSubnet,
@@ -49,6 +53,8 @@ impl Component {
         Component::SecurityGroup,
         Component::Role,
         Component::Function,
+        Component::NatInstance,
+        Component::NatSecurityGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -64,6 +70,8 @@ impl Component {
             Component::SecurityGroup => "security-group",
             Component::Role => "role",
             Component::Function => "function",
+            Component::NatInstance => "nat-instance",
+            Component::NatSecurityGroup => "nat-security-group",
         }
     }
 
@@ -151,6 +159,11 @@ pub fn role_name(stack: &StackName) -> String {
 /// The name of the stack's security group.
 pub fn security_group_name(stack: &StackName) -> String {
     format!("fixedip-{stack}")
+}
+
+/// The name of the NAT instances' security group (names are unique in a VPC).
+pub fn nat_security_group_name(stack: &StackName) -> String {
+    format!("fixedip-{stack}-nat")
 }
 
 #[cfg(test)]

@@ -213,7 +213,13 @@ fn named(action: &Action) -> Vec<String> {
         | Action::ReplaceRoute { .. }
         | Action::CreateSecurityGroup { .. }
         | Action::CreateRole { .. }
-        | Action::AttachRolePolicy { .. } => Vec::new(),
+        | Action::AttachRolePolicy { .. }
+        | Action::CreateNatSecurityGroup { .. }
+        | Action::LaunchNatInstance { .. }
+        | Action::DisableSourceDestCheck { .. }
+        | Action::AssociateAddress { .. } => Vec::new(),
+        Action::DisassociateAddress { association_id } => vec![association_id],
+        Action::TerminateNatInstance { instance } => vec![instance],
         Action::ActivateAddress { allocation_id, .. }
         | Action::RetainAddress { allocation_id }
         | Action::ReleaseAddress { allocation_id } => vec![allocation_id],

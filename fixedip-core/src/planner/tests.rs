@@ -906,6 +906,7 @@ fn declared(function: &str, name: &str, stack: &str, azs: u8) -> DeclaredFunctio
             tags: BTreeMap::new(),
             role: None,
             vpc_cidr: None,
+            nat_instance_type: None,
         },
         region: "us-east-1".into(),
         code_sha256: None,
