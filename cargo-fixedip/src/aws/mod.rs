@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod execute;
+pub mod nat_instance;
 pub mod network;
 pub mod observe;
 

@@ -108,9 +108,13 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         }
         None => None,
     };
-    let nat_gateways = match &vpc {
-        Some(vpc) => find_nat_gateways(aws, stack, &vpc.id).await?,
-        None => Vec::new(),
+    let (nat_gateways, nat_instances, nat_security_group) = match &vpc {
+        Some(vpc) => tokio::try_join!(
+            find_nat_gateways(aws, stack, &vpc.id),
+            super::nat_instance::find_nat_instances(aws, stack, &vpc.id),
+            super::nat_instance::find_nat_security_group(aws, stack),
+        )?,
+        None => (Vec::new(), Vec::new(), None),
     };
     // With two gateways tagged (one attached, one left by an interrupted run), the attached one is
     // the stack's; the planner never makes a second one, so more than one attached is an error.
@@ -171,6 +175,8 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         // Filled by the quota check of the lifecycle work; unknown means "not checked".
         address_quota: None,
         addresses_in_use_in_region: None,
+        nat_instances,
+        nat_security_group: nat_security_group.map(|id| ObservedSecurityGroup { id }),
     })
 }
 
