@@ -148,7 +148,8 @@ impl<'a> Context<'a> {
             .client_token(&token)
             .user_data(base64::engine::general_purpose::STANDARD.encode(USER_DATA))
             .tag_specifications(self.ec2_tags(ResourceType::Instance, tags.clone()))
-            .tag_specifications(self.ec2_tags(ResourceType::Volume, tags));
+            .tag_specifications(self.ec2_tags(ResourceType::Volume, tags.clone()))
+            .tag_specifications(self.ec2_tags(ResourceType::NetworkInterface, tags));
         let id = match request.send().await {
             Ok(answer) => answer
                 .instances()

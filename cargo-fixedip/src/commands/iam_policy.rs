@@ -45,6 +45,13 @@ pub enum Scope {
     ExecutionPolicies,
     /// Handing the stack's role to Lambda, and to no other service.
     PassStackRole,
+    /// Launching a NAT instance (`nat = "instance"`): RunInstances checks the AMI (AWS's own
+    /// Amazon Linux image, untagged), the subnet and security group (the stack's), and the
+    /// instance, volume and network interface it makes (tagged by the request). No instance
+    /// profile, so no iam:PassRole.
+    RunNatInstance,
+    /// AWS's public SSM parameters naming the latest Amazon Linux images, and nothing else.
+    AmazonLinuxImageParameters,
 }
 
 /// Every AWS action the tool needs, sorted, each once. The one place to change when the tool starts
@@ -57,8 +64,12 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
             within: &[],
         },
     ),
+    // nat = "instance": the slot's Elastic IP onto its NAT instance.
+    ("ec2:AssociateAddress", Scope::StackTagged),
     ("ec2:AssociateRouteTable", Scope::StackTagged),
     ("ec2:AttachInternetGateway", Scope::StackTagged),
+    // The NAT instances' security group admits the private subnets.
+    ("ec2:AuthorizeSecurityGroupIngress", Scope::StackTagged),
     (
         "ec2:CreateInternetGateway",
         Scope::Create {
@@ -129,9 +140,13 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     // destroy: an association left on a stack address after its NAT gateway is deleted.
     ("ec2:DisassociateAddress", Scope::StackTagged),
     ("ec2:DisassociateRouteTable", Scope::StackTagged),
+    // nat = "instance": the source/destination check off.
+    ("ec2:ModifyInstanceAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcAttribute", Scope::StackTagged),
     ("ec2:ReleaseAddress", Scope::StackTagged),
     ("ec2:ReplaceRoute", Scope::StackTagged),
+    ("ec2:RunInstances", Scope::RunNatInstance),
+    ("ec2:TerminateInstances", Scope::StackTagged),
     ("iam:AttachRolePolicy", Scope::ExecutionPolicies),
     ("iam:CreateRole", Scope::StackRole),
     ("iam:DeleteRole", Scope::StackRole),
@@ -152,6 +167,7 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("lambda:TagResource", Scope::Function),
     ("lambda:UpdateFunctionCode", Scope::Function),
     ("lambda:UpdateFunctionConfiguration", Scope::Function),
+    ("ssm:GetParameter", Scope::AmazonLinuxImageParameters),
     ("sts:GetCallerIdentity", Scope::Anywhere),
 ];
 
@@ -293,6 +309,38 @@ pub fn policy_document() -> Value {
         actions_in(|s| s == Scope::PassStackRole),
         stack_roles(),
         Some(json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } })),
+    ));
+
+    let run = actions_in(|s| s == Scope::RunNatInstance);
+    statements.push(statement(
+        "LaunchNatInstancesFromPublicImages",
+        run.clone(),
+        vec!["arn:aws:ec2:*::image/*".to_owned()],
+        None,
+    ));
+    statements.push(statement(
+        "LaunchNatInstancesTagged",
+        run.clone(),
+        ec2_arns(&["instance", "volume", "network-interface"]),
+        Some(stack_tag_present("aws:RequestTag")),
+    ));
+    statements.push(statement(
+        "LaunchNatInstancesInsideTheStack",
+        run,
+        ec2_arns(&["subnet", "security-group"]),
+        Some(stack_tag_present("aws:ResourceTag")),
+    ));
+    statements.push(statement(
+        "TagNatInstancesOnLaunch",
+        actions_in(|s| s == Scope::Tagging),
+        ec2_arns(&["instance", "volume", "network-interface"]),
+        Some(json!({ "StringEquals": { "ec2:CreateAction": ["RunInstances"] } })),
+    ));
+    statements.push(statement(
+        "ReadTheAmazonLinuxImageParameters",
+        actions_in(|s| s == Scope::AmazonLinuxImageParameters),
+        vec!["arn:aws:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*".to_owned()],
+        None,
     ));
 
     json!({ "Version": "2012-10-17", "Statement": statements })
