@@ -18,6 +18,8 @@ pub mod reader;
 #[cfg(feature = "planner")]
 pub mod cost;
 #[cfg(feature = "planner")]
+pub mod existing;
+#[cfg(feature = "planner")]
 pub mod observed;
 #[cfg(feature = "planner")]
 pub mod plan;

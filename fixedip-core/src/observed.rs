@@ -34,6 +34,11 @@ pub struct ObservedState {
     pub offered_azs: Vec<String>,
     pub vpc: Option<ObservedVpc>,
     pub internet_gateway: Option<ObservedInternetGateway>,
+    /// Internet gateways tagged as the stack's beyond the one it uses: left by a create whose
+    /// answer was lost and that was sent again (older fixedip versions did that), or by another
+    /// tool. The planner deletes those attached nowhere (`planner/duplicates.rs`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub extra_internet_gateways: Vec<ObservedInternetGateway>,
     pub subnets: Vec<ObservedSubnet>,
     /// The stack's Elastic IPs, active or retained, and the adopted ones named by `ips = [...]`.
     pub addresses: Vec<ObservedAddress>,
@@ -59,6 +64,19 @@ pub struct ObservedState {
     /// The security group of the stack's NAT instances (component `nat-security-group`).
     #[cfg_attr(feature = "serde", serde(default))]
     pub nat_security_group: Option<ObservedSecurityGroup>,
+    /// The user's VPC named by `vpc = "vpc-..."`, as the verifier reads it (described by id, no
+    /// tags): `None` when the stack builds its own network, or when that VPC was not found.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub existing_network: Option<ObservedExistingNetwork>,
+}
+
+/// A VPC fixedip did not build, everything in it that egress depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedExistingNetwork {
+    pub cidr: Ipv4Net,
+    /// `network.vpc_id` is the VPC's id.
+    pub network: crate::verify::EgressNetwork,
 }
 
 impl ObservedState {

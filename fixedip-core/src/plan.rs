@@ -51,6 +51,30 @@ pub struct NetworkModes {
     /// `None`: [`DEFAULT_NAT_INSTANCE_TYPE`]. Only read when `nat` is `instance`.
     #[cfg_attr(feature = "serde", serde(default))]
     pub nat_instance_type: Option<String>,
+    /// Attach to a network the user runs (`vpc = "vpc-..."` in the settings) instead of building
+    /// one; see [`crate::planner`], "An existing network".
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub existing: Option<ExistingNetwork>,
+}
+
+/// A VPC the user already runs, named in `[package.metadata.fixedip]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ExistingNetwork {
+    pub vpc: String,
+    /// The subnets to attach to, each of which must qualify; empty: every subnet that does.
+    pub subnets: Vec<String>,
+}
+
+/// Where the functions of a stack on an existing network run, and the addresses they leave from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ExistingAttachment {
+    pub vpc_id: String,
+    /// The subnets the functions are attached to, by id, each with the NATs it leaves through.
+    pub subnets: Vec<crate::existing::QualifiedSubnet>,
+    /// Every address those NATs leave from: what `ips` reports, sorted and without repeats.
+    pub ips: Vec<Ipv4Addr>,
 }
 
 /// The NAT instance type when the settings name none: the smallest Graviton instance, a tenth of a
@@ -732,6 +756,9 @@ pub struct NetworkView {
     /// The NAT instances' security group; `None` when there are none and none are wanted.
     #[cfg_attr(feature = "serde", serde(default))]
     pub nat_security_group: Option<Status>,
+    /// A stack on an existing network: where it attaches. `None` for a network fixedip builds.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub existing: Option<ExistingAttachment>,
 }
 
 /// An Elastic IP that exists (or that the plan allocates) for a slot, but carries no traffic until

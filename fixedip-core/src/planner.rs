@@ -90,6 +90,18 @@
 //! is the one case where the rule asks for `--allow-new-ips` without need; it errs on the safe
 //! side.
 //!
+//! # An existing network
+//! With `vpc = "vpc-..."` in `[package.metadata.fixedip]` ([`NetworkModes::existing`]) the stack
+//! builds no network: the plan has no network step, only the stack's security group (created in
+//! that VPC, tagged as the stack's), the role and the functions, attached to the subnets whose
+//! every internet route leaves through a NAT with an Elastic IP ([`crate::existing`], by the rules
+//! of [`crate::verify`]), or to the named `subnets`, each of which must qualify. The user's VPC,
+//! subnets, route tables, gateways and addresses are read ([`ObservedState::existing_network`]),
+//! never changed. Refused before any step: a VPC that is not found, no qualifying subnet (with
+//! each subnet's reasons), a named subnet that does not qualify, a stack that has a network of
+//! its own already, and the modes that describe a network fixedip builds. Destroy finds the
+//! security group by its tags like any other and never names anything of the user's network.
+//!
 //! # Destroy
 //! [`plan_destroy`] takes the stack apart in the order AWS accepts and keeps the Elastic IPs,
 //! retained, unless `release_ips`; adopted addresses are never released. See its docs and
@@ -123,9 +135,9 @@ use crate::observed::{
     RouteTarget, Slot, Tier,
 };
 use crate::plan::{
-    Action, AzView, FunctionSpec, NetworkModes, NetworkView, PendingIp, Plan, Ref, RouteVia,
-    StackSpec, Status, Step, StepId, SurplusSlot, DEFAULT_NAT_INSTANCE_TYPE, DEFAULT_VPC_CIDR,
-    LAMBDA_RUNTIME,
+    Action, AzView, ExistingNetwork, FunctionSpec, NetworkModes, NetworkView, PendingIp, Plan, Ref,
+    RouteVia, StackSpec, Status, Step, StepId, SurplusSlot, DEFAULT_NAT_INSTANCE_TYPE,
+    DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
 };
 use crate::record::Record;
 use crate::requirements::{AllocationId, NatMode, StackName};
@@ -157,6 +169,45 @@ pub enum PlanError {
         "{mode} is not supported by this version of cargo-fixedip yet: remove it from #[fixed_egress], or update cargo-fixedip"
     )]
     ModeNotSupported { mode: String },
+    #[error(
+        "{mode} in #[fixed_egress] describes {what}, but `vpc = \"{vpc}\"` in [package.metadata.fixedip] attaches to a network you run, which fixedip never changes: remove one of the two"
+    )]
+    ModeWithExistingNetwork {
+        mode: String,
+        what: &'static str,
+        vpc: String,
+    },
+    #[error(
+        "the VPC {vpc} named by `vpc` in [package.metadata.fixedip] was not found in {region}: check the id and the region (`--region`, `region` in the settings); `plan --offline` cannot read it, run `cargo fixedip plan` online"
+    )]
+    ExistingVpcNotFound { vpc: String, region: String },
+    #[error(
+        "stack `{stack}` has a network fixedip built (VPC {own_vpc}), but the settings now name the existing VPC {vpc}: run `cargo fixedip destroy` for the stack first, or name another stack with `#[fixed_egress(stack = ...)]`"
+    )]
+    ExistingVpcOverOwnNetwork {
+        stack: StackName,
+        own_vpc: String,
+        vpc: String,
+    },
+    #[error(
+        "no subnet of {vpc} can carry the function: each must send all of its internet traffic through a NAT with an Elastic IP, and{}\nadd a private subnet whose 0.0.0.0/0 route goes to a NAT gateway with an Elastic IP, or leave out `vpc` and let fixedip build the network",
+        refused_list(refused)
+    )]
+    NoQualifyingSubnet {
+        vpc: String,
+        refused: Vec<crate::existing::RefusedSubnet>,
+    },
+    #[error(
+        "`subnets` in [package.metadata.fixedip] names subnets the function cannot run in with a fixed egress IP:{}\nname only private subnets whose 0.0.0.0/0 route goes to a NAT with an Elastic IP{}",
+        refused_list(refused),
+        if qualifying.is_empty() { String::new() } else { format!(" (in {vpc}: {})", qualifying.join(", ")) }
+    )]
+    SubnetsNotQualified {
+        vpc: String,
+        refused: Vec<crate::existing::RefusedSubnet>,
+        /// The subnets of the VPC that do qualify, to suggest.
+        qualifying: Vec<String>,
+    },
     #[error(
         "the VPC CIDR {cidr} is a /{}: fixedip needs a /{MIN_VPC_PREFIX} to a /{MAX_VPC_PREFIX}; set `vpc-cidr` in [package.metadata.fixedip] to one",
         cidr.prefix_len()
@@ -255,6 +306,24 @@ pub enum PlanError {
     },
 }
 
+/// One line per refused subnet: "\n  subnet-1 (us-east-1a): routes 0.0.0.0/0 to ...".
+fn refused_list(refused: &[crate::existing::RefusedSubnet]) -> String {
+    if refused.is_empty() {
+        return " the VPC has no subnet".to_owned();
+    }
+    refused
+        .iter()
+        .map(|r| {
+            let az = r
+                .availability_zone
+                .as_deref()
+                .map(|az| format!(" ({az})"))
+                .unwrap_or_default();
+            format!("\n  {}{az}: {}", r.id, r.reasons.join("; "))
+        })
+        .collect()
+}
+
 /// The AWS partition of a region, for ARNs: `aws`, `aws-cn` or `aws-us-gov`.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -327,6 +396,9 @@ pub fn plan_with(
     observed: &ObservedState,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
+    if let Some(existing) = &spec.modes.existing {
+        return existing::plan(spec, existing, observed);
+    }
     let vpc_cidr = spec.vpc_cidr.trunc();
     if !(MIN_VPC_PREFIX..=MAX_VPC_PREFIX).contains(&vpc_cidr.prefix_len()) {
         return Err(PlanError::VpcCidrSize {
@@ -553,10 +625,19 @@ pub fn plan_with(
                 .filter_map(|s| s.address.as_ref().map(|a| a.0.as_str())),
         )
         .collect();
+    let wanted_slots: BTreeSet<Slot> = slots.wanted.iter().map(|(slot, _)| *slot).collect();
+    let cleared =
+        duplicates::plan_away(&mut planner, observed, &inventory, &serving, &wanted_slots);
     let retained_addresses: Vec<(String, Ipv4Addr)> = inventory
         .addresses
         .iter()
         .filter(|address| !serving.contains(address.allocation_id.as_str()))
+        .filter(|address| {
+            !cleared
+                .released
+                .iter()
+                .any(|(id, _)| *id == address.allocation_id)
+        })
         .map(|address| (address.allocation_id.clone(), address.public_ip))
         .collect();
     for id in &spec.adopted_ips {
@@ -613,7 +694,8 @@ pub fn plan_with(
             retained_addresses,
             surplus_slots,
             removed_slots,
-            released_addresses: Vec::new(),
+            released_addresses: cleared.released,
+            existing: None,
             nat_instance_type: nat_security_group
                 .as_ref()
                 .map(|_| spec.modes.nat_instance_type().to_owned()),
@@ -745,19 +827,28 @@ impl<'a> Inventory<'a> {
         addresses.dedup_by(|a, b| a.allocation_id == b.allocation_id);
         let mut route_tables: Vec<&ObservedRouteTable> = observed.route_tables.iter().collect();
         route_tables.sort_by(|a, b| a.id.cmp(&b.id));
-        let public_route_table = route_tables
-            .iter()
-            .copied()
-            .find(|table| table.tier == Tier::Public);
-        let mut private_route_tables = BTreeMap::new();
-        for table in route_tables
+        // Several tables for one tier and slot are duplicates: the one that routes is used.
+        let public_route_table = duplicates::preferred_route_table(
+            route_tables
+                .iter()
+                .copied()
+                .filter(|table| table.tier == Tier::Public),
+        );
+        let private_slots: BTreeSet<Slot> = route_tables
             .iter()
             .filter(|table| table.tier == Tier::Private)
-        {
-            if let Some(slot) = table.slot {
-                private_route_tables.entry(slot).or_insert(*table);
-            }
-        }
+            .filter_map(|table| table.slot)
+            .collect();
+        let private_route_tables: BTreeMap<Slot, &ObservedRouteTable> = private_slots
+            .into_iter()
+            .filter_map(|slot| {
+                let tables = route_tables
+                    .iter()
+                    .copied()
+                    .filter(|t| t.tier == Tier::Private && t.slot == Some(slot));
+                duplicates::preferred_route_table(tables).map(|table| (slot, table))
+            })
+            .collect();
         let mut all_instances: Vec<&ObservedNatInstance> = observed.nat_instances.iter().collect();
         all_instances.sort_by(|a, b| a.id.cmp(&b.id));
         let mut live_instances: Vec<&ObservedNatInstance> = all_instances
@@ -1901,6 +1992,12 @@ fn stack_spec(
                     .clone()
                     .unwrap_or_else(|| DEFAULT_NAT_INSTANCE_TYPE.to_owned()),
             ),
+            listed("vpc", f.settings.vpc.clone()),
+            listed("subnets", {
+                let mut subnets = f.settings.subnets.clone();
+                subnets.sort();
+                subnets
+            }),
         ]
     };
     let first_values = shared(first);
@@ -1946,6 +2043,10 @@ fn stack_spec(
             endpoints: requirements.endpoints.clone(),
             egress: requirements.egress.clone(),
             nat_instance_type: first.settings.nat_instance_type.clone(),
+            existing: first.settings.vpc.as_ref().map(|vpc| ExistingNetwork {
+                vpc: vpc.clone(),
+                subnets: first.settings.subnets.clone(),
+            }),
         },
         functions: by_name.into_values().map(function_spec).collect(),
         region,
@@ -1968,6 +2069,8 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
     }
 }
 
+mod duplicates;
+mod existing;
 pub mod nat_instance;
 mod teardown;
 pub use teardown::plan_destroy;

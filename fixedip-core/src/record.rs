@@ -28,6 +28,8 @@
 //! format needs no escaping. Parts that only the compiler knows (package, module path, source line)
 //! are spliced in by the macro with `env!`, `module_path!`, `file!` and `line!`.
 
+use std::fmt;
+
 use crate::requirements::{
     parse_nats, AllocationId, AzCount, EgressRequirements, EgressRule, Endpoint, NatMode,
     RequirementError, StackName,
@@ -55,17 +57,43 @@ pub struct Record {
     pub requirements: EgressRequirements,
 }
 
-/// Why the bytes of a record section could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// Why the bytes of a record section could not be read. (`Display` by hand, as for
+/// [`RequirementError`]: no proc macro in what the attribute compiles.)
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordError {
-    #[error(
-        "the record was written by a newer fixedip (format {found}, this one reads {FORMAT_VERSION}): update cargo-fixedip"
-    )]
     NewerFormat { found: String },
-    #[error("the record section is damaged: {0}")]
     Malformed(String),
-    #[error("the record holds an invalid requirement: {0}")]
-    Invalid(#[from] RequirementError),
+    Invalid(RequirementError),
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::NewerFormat { found } => write!(
+                f,
+                "the record was written by a newer fixedip (format {found}, this one reads {FORMAT_VERSION}): update cargo-fixedip"
+            ),
+            RecordError::Malformed(why) => write!(f, "the record section is damaged: {why}"),
+            RecordError::Invalid(error) => {
+                write!(f, "the record holds an invalid requirement: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecordError::Invalid(error) => Some(error),
+            RecordError::NewerFormat { .. } | RecordError::Malformed(_) => None,
+        }
+    }
+}
+
+impl From<RequirementError> for RecordError {
+    fn from(error: RequirementError) -> Self {
+        RecordError::Invalid(error)
+    }
 }
 
 /// The lines after the header and the compiler-provided fields: `stack`, `azs`, `ips`, the modes
@@ -151,6 +179,8 @@ impl Record {
         }
 
         let (mut package, mut function, mut source) = (None, None, None);
+        // `nats` is checked against `azs`, which may come later.
+        let mut nats = None;
         let mut requirements = EgressRequirements::default();
         for line in lines {
             let (key, value) = line
@@ -170,7 +200,7 @@ impl Record {
                         .collect::<Result<_, _>>()?;
                 }
                 "nat" => requirements.nat = NatMode::parse(value)?,
-                "nats" => requirements.nats = Some(parse_nats(value)?),
+                "nats" => nats = Some(value),
                 "endpoints" => {
                     requirements.endpoints = value
                         .split(',')
@@ -185,6 +215,9 @@ impl Record {
                 }
                 other => return Err(RecordError::Malformed(format!("unknown key {other:?}"))),
             }
+        }
+        if let Some(nats) = nats {
+            requirements.nats = Some(parse_nats(nats, requirements.azs)?);
         }
         if let Some(violation) = requirements.violations().into_iter().next() {
             return Err(RecordError::Invalid(violation.error));
@@ -202,6 +235,7 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::requirements::ENDPOINT_SERVICES;
 
     fn sample(function: &str) -> Record {
         Record {
@@ -252,6 +286,21 @@ mod tests {
     }
 
     #[test]
+    fn nats_is_checked_against_azs_wherever_it_is_written() {
+        let nats_first = b"FIXEDIP/1\npackage=p\nfunction=f\nsource=s\nnats=3\nazs=3\n\n";
+        let records = Record::parse_section(nats_first).unwrap();
+        assert_eq!(records[0].requirements.nats, Some(3));
+        let too_many = b"FIXEDIP/1\npackage=p\nfunction=f\nsource=s\nnats=3\nazs=2\n\n";
+        assert_eq!(
+            Record::parse_section(too_many).unwrap_err(),
+            RecordError::Invalid(RequirementError::NatsOutOfRange {
+                found: "3".into(),
+                azs: 2
+            })
+        );
+    }
+
+    #[test]
     fn round_trip_with_padding() {
         let (a, b) = (sample("hello_egress::main"), sample("hello_egress::other"));
         let section = format!("{}\0\0{}", a.encode(), b.encode());
@@ -295,9 +344,35 @@ mod tests {
             hex in proptest::collection::vec("[0-9a-f]{8}|[0-9a-f]{17}", 0..=6),
             function in "[a-z_][a-z0-9_]{0,10}(::[a-z_][a-z0-9_]{0,10}){0,3}",
             line in 1u32..100_000,
+            nat in 0usize..3,
+            nats in 0u8..=6,
+            endpoints in proptest::collection::btree_set(0..ENDPOINT_SERVICES.len(), 0..5),
+            rules in proptest::collection::btree_set(
+                (proptest::prelude::any::<u32>(), 0u8..=32, 1u16..=65535, 0u16..100, proptest::prelude::any::<bool>()),
+                0..5,
+            ),
         ) {
-            // At most one address per AZ, as the macro allows.
-            let ips = hex.iter().take(azs as usize).map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
+            let nat = [NatMode::Gateway, NatMode::Instance, NatMode::None][nat];
+            // At most one address per AZ and one NAT per AZ, none of either without a NAT, no
+            // duplicate: what the macro allows.
+            let nats = (nat != NatMode::None && (1..=azs as u8).contains(&nats)).then_some(nats);
+            let nat_count = if nat == NatMode::None { 0 } else { nats.unwrap_or(azs as u8) };
+            let ips = hex.iter().take(usize::from(nat_count)).map(|h| AllocationId::parse(&format!("eipalloc-{h}")).unwrap());
+            let endpoints = endpoints.into_iter().map(|i| Endpoint::parse(ENDPOINT_SERVICES[i].0).unwrap()).collect();
+            let mut egress: Vec<EgressRule> = Vec::new();
+            for (address, prefix_len, from, span, udp) in rules {
+                let mask = u32::MAX.checked_shl(32 - u32::from(prefix_len)).unwrap_or(0);
+                let to = from.saturating_add(span);
+                let written = format!(
+                    "{}/{prefix_len}:{from}-{to}{}",
+                    std::net::Ipv4Addr::from(address & mask),
+                    if udp { "/udp" } else { "" }
+                );
+                let rule = EgressRule::parse(&written).unwrap();
+                if !egress.contains(&rule) {
+                    egress.push(rule);
+                }
+            }
             let record = Record {
                 package: "some-package".into(),
                 function,
@@ -307,7 +382,10 @@ mod tests {
                     stack: StackName::parse(&stack).unwrap(),
                     azs: AzCount::new(azs).unwrap(),
                     ips: ips.collect(),
-                    ..Default::default()
+                    nat,
+                    nats,
+                    endpoints,
+                    egress,
                 },
             };
             let section = format!("\0{}\0\0\0{}", record.encode(), record.encode());

@@ -17,69 +17,157 @@ pub fn suggest_argument(unknown: &str) -> Option<&'static str> {
 }
 
 /// Why a requirement is invalid. Messages name the argument as the user wrote it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// `Display` is written out rather than derived with thiserror: the macro compiles this crate into
+/// every build of an annotated function, and thiserror's proc macro was half of what the
+/// attribute added to a clean build (docs/benchmarks.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RequirementError {
     /// `found` is the number as written, so that `-1` or a number too big for any integer type
     /// is shown as the user typed it.
-    #[error(
-        "`azs` must be between {} and {}, found {found}",
-        AzCount::MIN,
-        AzCount::MAX
-    )]
-    AzsOutOfRange { found: String },
-    #[error("`azs` expects an integer, e.g. `azs = 2`, found `{found}`")]
-    AzsNotAnInteger { found: String },
-    #[error("`stack` {reason}, found {name:?}")]
-    InvalidStackName { name: String, reason: &'static str },
-    #[error(
-        "`{id}` is not an Elastic IP allocation id: expected `eipalloc-` followed by 8 or 17 lowercase hexadecimal digits"
-    )]
-    MalformedAllocationId { id: String },
-    #[error("`{id}` is listed twice in `ips`")]
-    DuplicateAllocationId { id: String },
-    #[error(
-        "`ips` lists {count} addresses but the function runs in {azs} availability zone{}: at most one address per AZ",
-        if *azs == 1 { "" } else { "s" }
-    )]
-    TooManyIps { count: usize, azs: u8 },
-    #[error("`nat` must be \"gateway\", \"instance\" or \"none\", found {found:?}")]
-    UnknownNat { found: String },
-    #[error(
-        "`nat = \"regional\"` is not supported yet: the emulator fixedip is tested against cannot create regional NAT gateways, and fixedip ships no untested path; use \"gateway\""
-    )]
+    AzsOutOfRange {
+        found: String,
+    },
+    AzsNotAnInteger {
+        found: String,
+    },
+    InvalidStackName {
+        name: String,
+        reason: &'static str,
+    },
+    MalformedAllocationId {
+        id: String,
+    },
+    DuplicateAllocationId {
+        id: String,
+    },
+    /// Each NAT holds one address: with `nats` fewer than `azs`, the NATs are the limit.
+    TooManyIps {
+        count: usize,
+        azs: u8,
+        /// `nats`, when it is given and fewer than `azs`.
+        nats: Option<u8>,
+    },
+    UnknownNat {
+        found: String,
+    },
     RegionalNatUnsupported,
-    #[error("`nats` expects an integer, e.g. `nats = 1`, found `{found}`")]
-    NatsNotAnInteger { found: String },
-    #[error(
-        "`nats` must be between 1 and `azs` ({azs}), found {found}: each NAT serves one AZ or more, and no AZ has two"
-    )]
-    NatsOutOfRange { found: String, azs: u8 },
-    #[error("`{argument}` needs a NAT, but `nat = \"none\"` gives the function no route out: remove one of them")]
-    NeedsNat { argument: &'static str },
-    #[error("{}", unknown_endpoint_message(name))]
-    UnknownEndpoint { name: String },
-    #[error("`{name}` is listed twice in `endpoints`")]
-    DuplicateEndpoint { name: String },
-    #[error(
-        "`{entry}` is not an egress rule: {reason}; write `CIDR:PORT` or `CIDR:FROM-TO`, e.g. `\"0.0.0.0/0:443\"`, `\"198.51.100.0/24:5432-5433\"`, with `/udp` at the end for UDP"
-    )]
-    MalformedEgressRule { entry: String, reason: String },
-    #[error("`{list}` must list at least one entry; leave it out for the default")]
-    EmptyList { list: &'static str },
+    NatsNotAnInteger {
+        found: String,
+    },
+    NatsOutOfRange {
+        found: String,
+        azs: u8,
+    },
+    NeedsNat {
+        argument: &'static str,
+    },
+    UnknownEndpoint {
+        name: String,
+    },
+    DuplicateEndpoint {
+        name: String,
+    },
+    MalformedEgressRule {
+        entry: String,
+        reason: String,
+    },
+    /// `entry` in its canonical form: `0.0.0.0/0:443/tcp` repeats `0.0.0.0/0:443`.
+    DuplicateEgressRule {
+        entry: String,
+    },
+    EmptyList {
+        list: &'static str,
+    },
 }
 
-fn unknown_endpoint_message(name: &str) -> String {
-    let known: Vec<&str> = ENDPOINT_SERVICES.iter().map(|(name, _)| *name).collect();
-    match suggest_endpoint(name) {
-        Some(close) => format!(
-            "`{name}` is not an AWS service fixedip knows an endpoint for; did you mean `{close}`?"
-        ),
-        None => format!(
-            "`{name}` is not an AWS service fixedip knows an endpoint for; known: {}",
-            known.join(", ")
-        ),
+impl fmt::Display for RequirementError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use RequirementError::*;
+        let plural = |n: u8| if n == 1 { "" } else { "s" };
+        match self {
+            AzsOutOfRange { found } => write!(
+                f,
+                "`azs` must be between {} and {}, found {found}",
+                AzCount::MIN,
+                AzCount::MAX
+            ),
+            AzsNotAnInteger { found } => {
+                write!(f, "`azs` expects an integer, e.g. `azs = 2`, found `{found}`")
+            }
+            InvalidStackName { name, reason } => write!(f, "`stack` {reason}, found {name:?}"),
+            MalformedAllocationId { id } => write!(
+                f,
+                "`{id}` is not an Elastic IP allocation id: expected `eipalloc-` followed by 8 or 17 lowercase hexadecimal digits"
+            ),
+            DuplicateAllocationId { id } => write!(f, "`{id}` is listed twice in `ips`"),
+            TooManyIps {
+                count,
+                nats: Some(nats),
+                ..
+            } => write!(
+                f,
+                "`ips` lists {count} addresses but the stack runs {nats} NAT{} (`nats = {nats}`): at most one address per NAT",
+                plural(*nats)
+            ),
+            TooManyIps {
+                count,
+                azs,
+                nats: None,
+            } => write!(
+                f,
+                "`ips` lists {count} addresses but the function runs in {azs} availability zone{}: at most one address per AZ",
+                plural(*azs)
+            ),
+            UnknownNat { found } => write!(
+                f,
+                "`nat` must be \"gateway\", \"instance\" or \"none\", found {found:?}"
+            ),
+            RegionalNatUnsupported => f.write_str(
+                "`nat = \"regional\"` is not supported yet: the emulator fixedip is tested against cannot create regional NAT gateways, and fixedip ships no untested path; use \"gateway\"",
+            ),
+            NatsNotAnInteger { found } => write!(
+                f,
+                "`nats` expects an integer, e.g. `nats = 1`, found `{found}`"
+            ),
+            NatsOutOfRange { found, azs } => write!(
+                f,
+                "`nats` must be between 1 and `azs` ({azs}), found {found}: each NAT serves one AZ or more, and no AZ has two"
+            ),
+            NeedsNat { argument } => write!(
+                f,
+                "`{argument}` needs a NAT, but `nat = \"none\"` gives the function no route out: remove one of them"
+            ),
+            UnknownEndpoint { name } => match suggest_endpoint(name) {
+                Some(close) => write!(
+                    f,
+                    "`{name}` is not an AWS service fixedip knows an endpoint for; did you mean `{close}`?"
+                ),
+                None => {
+                    let known: Vec<&str> =
+                        ENDPOINT_SERVICES.iter().map(|(name, _)| *name).collect();
+                    write!(
+                        f,
+                        "`{name}` is not an AWS service fixedip knows an endpoint for; known: {}",
+                        known.join(", ")
+                    )
+                }
+            },
+            DuplicateEndpoint { name } => write!(f, "`{name}` is listed twice in `endpoints`"),
+            MalformedEgressRule { entry, reason } => write!(
+                f,
+                "`{entry}` is not an egress rule: {reason}; write `CIDR:PORT` or `CIDR:FROM-TO`, e.g. `\"0.0.0.0/0:443\"`, `\"198.51.100.0/24:5432-5433\"`, with `/udp` at the end for UDP"
+            ),
+            DuplicateEgressRule { entry } => write!(f, "`{entry}` is listed twice in `egress`"),
+            EmptyList { list } => write!(
+                f,
+                "`{list}` must list at least one entry; leave it out for the default"
+            ),
+        }
     }
 }
+
+impl std::error::Error for RequirementError {}
 
 /// Where in the arguments a [`RequirementError`] lies, so the macro can point at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -329,8 +417,9 @@ impl fmt::Display for NatMode {
     }
 }
 
-/// Reads `nats` as written: an integer, checked against `azs` by [`EgressRequirements::violations`].
-pub fn parse_nats(text: &str) -> Result<u8, RequirementError> {
+/// Reads `nats` as written (an integer, like `azs`) and checks it against the `azs` it serves:
+/// 1 to `azs`. A value beyond any integer type, or negative, is out of range as written.
+pub fn parse_nats(text: &str, azs: AzCount) -> Result<u8, RequirementError> {
     let digits = text.strip_prefix('-').unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return Err(RequirementError::NatsNotAnInteger {
@@ -338,11 +427,10 @@ pub fn parse_nats(text: &str) -> Result<u8, RequirementError> {
         });
     }
     match text.parse::<u8>() {
-        Ok(n) => Ok(n),
-        // Negative or huge: out of range whatever `azs` is.
-        Err(_) => Err(RequirementError::NatsOutOfRange {
+        Ok(n) if (1..=azs.get()).contains(&n) => Ok(n),
+        _ => Err(RequirementError::NatsOutOfRange {
             found: text.to_owned(),
-            azs: AzCount::MAX,
+            azs: azs.get(),
         }),
     }
 }
@@ -386,14 +474,50 @@ pub const ENDPOINT_SERVICES: &[(&str, EndpointKind)] = &[
     ("xray", EndpointKind::Interface),
 ];
 
-/// The closest known endpoint service to an unknown name, for "did you mean".
+/// Names people reach for that AWS spells otherwise, for "did you mean".
+const ENDPOINT_ALIASES: &[(&str, &str)] = &[
+    ("api-gateway", "execute-api"),
+    ("apigateway", "execute-api"),
+    ("cloudwatch", "monitoring"),
+    ("cloudwatch-events", "events"),
+    ("cloudwatch-logs", "logs"),
+    ("eventbridge", "events"),
+    ("kinesis", "kinesis-streams"),
+    ("parameter-store", "ssm"),
+    ("secrets-manager", "secretsmanager"),
+    ("sfn", "states"),
+    ("step-functions", "states"),
+    ("stepfunctions", "states"),
+    ("x-ray", "xray"),
+];
+
+/// The known endpoint service an unknown name most likely means, for "did you mean": the same name
+/// in another case, the short form of a full service name (`com.amazonaws.us-east-1.s3`), a
+/// common other name (`cloudwatch` is `monitoring`), or the closest spelling.
 pub fn suggest_endpoint(unknown: &str) -> Option<&'static str> {
-    ENDPOINT_SERVICES
+    let lower = unknown.to_ascii_lowercase();
+    let short = lower
+        .strip_prefix("com.amazonaws.")
+        .and_then(|rest| rest.split_once('.'))
+        .map_or(lower.as_str(), |(_region, name)| name);
+    let same_name = ENDPOINT_SERVICES
         .iter()
-        .map(|(known, _)| (strsim::jaro_winkler(unknown, known), *known))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, known)| known)
+        .map(|(known, _)| *known)
+        .find(|known| *known == short);
+    let alias = || {
+        ENDPOINT_ALIASES
+            .iter()
+            .find(|(alias, _)| *alias == short)
+            .map(|(_, known)| *known)
+    };
+    same_name.or_else(alias).or_else(|| {
+        ENDPOINT_SERVICES
+            .iter()
+            .map(|(known, _)| (strsim::jaro_winkler(short, known), *known))
+            .filter(|(score, _)| *score >= 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, known)| known)
+    })
 }
 
 /// One service of `endpoints = [...]`: a name from [`ENDPOINT_SERVICES`], held as its index there.
@@ -489,19 +613,33 @@ impl EgressRule {
             entry: entry.to_owned(),
             reason: reason.to_owned(),
         };
-        let (rest, protocol) = match entry.strip_suffix("/udp") {
-            Some(rest) => (rest, Protocol::Udp),
-            None => (entry.strip_suffix("/tcp").unwrap_or(entry), Protocol::Tcp),
-        };
-        let (cidr, ports) = rest
+        // The network has a `/` of its own, so the protocol is looked for after the port.
+        let (cidr, ports_and_protocol) = entry
             .rsplit_once(':')
             .ok_or_else(|| malformed("no `:PORT` after the network"))?;
+        let (ports, protocol) = match ports_and_protocol.split_once('/') {
+            None => (ports_and_protocol, Protocol::Tcp),
+            Some((ports, "tcp")) => (ports, Protocol::Tcp),
+            Some((ports, "udp")) => (ports, Protocol::Udp),
+            Some((_, other)) => {
+                return Err(malformed(&format!(
+                    "`/{other}` is not a protocol: TCP is the default, `/udp` selects UDP"
+                )))
+            }
+        };
         let (address, prefix_len) = cidr
             .split_once('/')
             .ok_or_else(|| malformed("the network has no `/prefix`, e.g. `/32` for one address"))?;
-        let address: std::net::Ipv4Addr = address
-            .parse()
-            .map_err(|_| malformed(&format!("`{address}` is not an IPv4 address")))?;
+        let address: std::net::Ipv4Addr = address.parse().map_err(|_| {
+            if address.parse::<std::net::Ipv6Addr>().is_ok() {
+                // `::/0:443` reads as IPv6; the functions' traffic leaves through IPv4 NATs.
+                malformed(&format!(
+                    "`{address}` is an IPv6 address; egress rules are IPv4, like the fixed IPs"
+                ))
+            } else {
+                malformed(&format!("`{address}` is not an IPv4 address"))
+            }
+        })?;
         let prefix_len: u8 = prefix_len
             .parse()
             .ok()
@@ -631,11 +769,15 @@ impl EgressRequirements {
                 });
             }
         }
-        if self.ips.len() > usize::from(self.azs.get()) {
+        // Without a NAT, `ips` is refused whatever its length (below).
+        let fewer_nats = self.nats.filter(|nats| *nats < self.azs.get());
+        let limit = fewer_nats.unwrap_or(self.azs.get());
+        if self.nat != NatMode::None && self.ips.len() > usize::from(limit) {
             found.push(Violation {
                 error: RequirementError::TooManyIps {
                     count: self.ips.len(),
                     azs: self.azs.get(),
+                    nats: fewer_nats,
                 },
                 at: Location::Argument("ips"),
             });
@@ -672,6 +814,18 @@ impl EgressRequirements {
                         name: endpoint.to_string(),
                     },
                     at: Location::EndpointsElement(index),
+                });
+            }
+        }
+        // EC2 refuses a security group rule given twice (InvalidPermission.Duplicate): better
+        // at compile time, at the entry, than half-way through a deploy.
+        for (index, rule) in self.egress.iter().enumerate() {
+            if self.egress[..index].contains(rule) {
+                found.push(Violation {
+                    error: RequirementError::DuplicateEgressRule {
+                        entry: rule.to_string(),
+                    },
+                    at: Location::EgressElement(index),
                 });
             }
         }
@@ -770,6 +924,37 @@ mod tests {
     }
 
     #[test]
+    fn one_address_per_nat() {
+        let ids: Vec<AllocationId> = ["eipalloc-0123abcd", "eipalloc-4567cdef"]
+            .map(|id| AllocationId::parse(id).unwrap())
+            .to_vec();
+        let reqs = |nats| EgressRequirements {
+            azs: AzCount::new(3).unwrap(),
+            nats,
+            ips: ids.clone(),
+            ..Default::default()
+        };
+        assert!(reqs(None).violations().is_empty());
+        assert!(reqs(Some(2)).violations().is_empty());
+        let violations = reqs(Some(1)).violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].at, Location::Argument("ips"));
+        assert_eq!(
+            violations[0].error.to_string(),
+            "`ips` lists 2 addresses but the stack runs 1 NAT (`nats = 1`): at most one address per NAT"
+        );
+        // No NAT at all: the error is that `ips` needs one, not that it is too long.
+        let isolated = EgressRequirements {
+            nat: NatMode::None,
+            azs: AzCount::new(1).unwrap(),
+            ..reqs(None)
+        };
+        let errors: Vec<RequirementError> =
+            isolated.violations().into_iter().map(|v| v.error).collect();
+        assert_eq!(errors, [RequirementError::NeedsNat { argument: "ips" }]);
+    }
+
+    #[test]
     fn egress_rules_as_written() {
         for (entry, canonical) in [
             ("0.0.0.0/0:443", "0.0.0.0/0:443"),
@@ -795,7 +980,11 @@ mod tests {
             ("10.0.0.0/24:0", "not a port"),
             ("10.0.0.0/24:70000", "not a port"),
             ("10.0.0.0/24:443-80", "runs backwards"),
-            ("10.0.0.0/24:443/icmp", "not a port"),
+            ("10.0.0.0/24:443/icmp", "`/icmp` is not a protocol"),
+            ("10.0.0.0/24:443/UDP", "`/UDP` is not a protocol"),
+            ("10.0.0.0/24:/udp", "`` is not a port"),
+            ("::/0:443", "`::` is an IPv6 address"),
+            ("10.0.0.0/24:https", "`https` is not a port"),
         ] {
             let message = EgressRule::parse(entry).unwrap_err().to_string();
             assert!(message.contains(reason), "{entry}: {message}");
@@ -835,12 +1024,23 @@ mod tests {
             at(reqs(NatMode::None, Some(1), 1)),
             [Location::Argument("nats")]
         );
-        assert_eq!(
-            parse_nats("two").unwrap_err(),
-            RequirementError::NatsNotAnInteger {
-                found: "two".into()
-            }
-        );
+        let three = AzCount::new(3).unwrap();
+        assert_eq!(parse_nats("1", three), Ok(1));
+        assert_eq!(parse_nats("3", three), Ok(3));
+        for out_of_range in ["0", "4", "-1", "256", "99999999999999999999999"] {
+            assert_eq!(
+                parse_nats(out_of_range, three).unwrap_err().to_string(),
+                format!("`nats` must be between 1 and `azs` (3), found {out_of_range}: each NAT serves one AZ or more, and no AZ has two"),
+            );
+        }
+        for not_an_integer in ["two", "\"1\"", "1.0", "", "-"] {
+            assert_eq!(
+                parse_nats(not_an_integer, three).unwrap_err(),
+                RequirementError::NatsNotAnInteger {
+                    found: not_an_integer.into()
+                }
+            );
+        }
     }
 
     #[test]
@@ -863,6 +1063,52 @@ mod tests {
         };
         let at: Vec<Location> = reqs.violations().into_iter().map(|v| v.at).collect();
         assert_eq!(at, [Location::EndpointsElement(1)]);
+    }
+
+    #[test]
+    fn endpoint_suggestions() {
+        for (written, meant) in [
+            ("S3", "s3"),
+            ("DynamoDB", "dynamodb"),
+            ("com.amazonaws.eu-west-1.secretsmanager", "secretsmanager"),
+            ("cloudwatch", "monitoring"),
+            ("CloudWatch-Logs", "logs"),
+            ("step-functions", "states"),
+            ("dynamo", "dynamodb"),
+            ("sqs-queue", "sqs"),
+        ] {
+            assert_eq!(suggest_endpoint(written), Some(meant), "{written}");
+            let message = Endpoint::parse(written).unwrap_err().to_string();
+            assert!(
+                message.ends_with(&format!("did you mean `{meant}`?")),
+                "{message}"
+            );
+        }
+        let message = Endpoint::parse("mainframe").unwrap_err().to_string();
+        assert!(
+            message.ends_with("known: s3, dynamodb, athena, ec2, ecr.api, ecr.dkr, events, execute-api, firehose, kinesis-streams, kms, lambda, logs, monitoring, rds, secretsmanager, sns, sqs, ssm, states, sts, xray"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn duplicate_egress_rules_in_any_spelling() {
+        let rule = |entry| EgressRule::parse(entry).unwrap();
+        let reqs = EgressRequirements {
+            egress: vec![
+                rule("0.0.0.0/0:443"),
+                rule("0.0.0.0/0:443/udp"),
+                rule("0.0.0.0/0:443/tcp"),
+            ],
+            ..Default::default()
+        };
+        let violations = reqs.violations();
+        assert_eq!(violations.len(), 1, "{violations:?}");
+        assert_eq!(violations[0].at, Location::EgressElement(2));
+        assert_eq!(
+            violations[0].error.to_string(),
+            "`0.0.0.0/0:443` is listed twice in `egress`"
+        );
     }
 
     #[test]

@@ -14,6 +14,12 @@
 //! | `role`                             | existing execution role ARN             | the stack's own role         |
 //! | `vpc-cidr`                         | `/16` to `/24`, e.g. `10.20.0.0/16`     | the planner's default        |
 //! | `nat-instance-type`                | EC2 type of NAT instances, `t4g.micro`  | `t4g.nano`                   |
+//! | `vpc`                              | an existing VPC's id, `vpc-...`         | none: fixedip builds one     |
+//! | `subnets`                          | list of `subnet-...` ids in that VPC    | every subnet that qualifies  |
+//!
+//! `vpc` attaches the function to a network the user already runs (see
+//! [`crate::planner`], "An existing network"): fixedip builds no network then, only its own
+//! security group, so `vpc-cidr` makes no sense with it, and `subnets` none without it.
 //!
 //! The timeout default is cargo-lambda's (30 s), not Lambda's (3 s): a function in a VPC pays a
 //! cold start and a first connection through the NAT, which 3 s does not always cover.
@@ -95,6 +101,12 @@ pub struct DeploySettings {
     /// The EC2 type of the stack's NAT instances (`nat = "instance"`); default `t4g.nano`.
     #[cfg_attr(feature = "serde", serde(default))]
     pub nat_instance_type: Option<String>,
+    /// An existing VPC to attach to instead of building one (`vpc = "vpc-..."`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub vpc: Option<String>,
+    /// With `vpc`: only these of its subnets (each must qualify); empty: every one that does.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub subnets: Vec<String>,
 }
 
 /// Where fixedip's own settings live.
@@ -113,6 +125,8 @@ pub const KEYS: &[&str] = &[
     "role",
     "vpc-cidr",
     "nat-instance-type",
+    "vpc",
+    "subnets",
 ];
 
 /// Lambda's limits on memory, in MB.
@@ -237,6 +251,8 @@ impl DeploySettings {
             role: None,
             vpc_cidr: None,
             nat_instance_type: None,
+            vpc: None,
+            subnets: Vec::new(),
         }
     }
 }
@@ -291,6 +307,11 @@ mod from_metadata {
             if let Err(error) = check_environment_size(&settings.environment) {
                 errors.push(error);
             }
+            // A malformed `vpc` is reported already: not again as missing.
+            let vpc_key = format!("{FIXEDIP_TABLE}.vpc");
+            if !errors.iter().any(|e| e.key() == vpc_key) {
+                errors.extend(check_existing_network(&settings));
+            }
 
             if errors.is_empty() {
                 Ok(settings)
@@ -338,6 +359,8 @@ mod from_metadata {
                     "nat-instance-type" => {
                         settings.nat_instance_type = self.instance_type(key, value)
                     }
+                    "vpc" => settings.vpc = self.resource_id(key, value, "vpc"),
+                    "subnets" => settings.subnets = self.subnet_ids(key, value),
                     unknown => self.errors.push(SettingError::UnknownKey {
                         key: self.key(unknown),
                         suggestion: suggest_key(unknown),
@@ -498,6 +521,50 @@ mod from_metadata {
             None
         }
 
+        /// An EC2 id of the given kind, `vpc-0123abcd` or `vpc-0123456789abcdef0`.
+        fn resource_id(&mut self, key: &str, value: &Value, kind: &str) -> Option<String> {
+            let id = self.string(key, value)?;
+            if is_resource_id(&id, kind) {
+                Some(id)
+            } else {
+                self.errors.push(SettingError::Invalid {
+                    key: self.key(key),
+                    reason: format!(
+                        "is not a {kind} id (`{kind}-` and 8 or 17 hexadecimal digits, e.g. `{kind}-0123456789abcdef0`)"
+                    ),
+                    found: id,
+                });
+                None
+            }
+        }
+
+        fn subnet_ids(&mut self, key: &str, value: &Value) -> Vec<String> {
+            let Value::Array(items) = value else {
+                self.errors.push(SettingError::WrongType {
+                    key: self.key(key),
+                    expected: "a list of subnet ids, e.g. `[\"subnet-0123456789abcdef0\"]`",
+                    found: type_name(value),
+                });
+                return Vec::new();
+            };
+            let mut ids: Vec<String> = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                let entry = format!("{key}[{index}]");
+                if let Some(id) = self.resource_id(&entry, item, "subnet") {
+                    if ids.contains(&id) {
+                        self.errors.push(SettingError::Invalid {
+                            key: self.key(&entry),
+                            reason: "names a subnet listed already".to_owned(),
+                            found: id,
+                        });
+                    } else {
+                        ids.push(id);
+                    }
+                }
+            }
+            ids
+        }
+
         fn environment(&mut self, key: &str, value: &Value, into: &mut BTreeMap<String, String>) {
             let Some(table) = self.table(key, value) else {
                 return;
@@ -637,6 +704,41 @@ fn check_environment_size(environment: &BTreeMap<String, String>) -> Result<(), 
         ),
         found: format!("{} variables", environment.len()),
     })
+}
+
+#[cfg(feature = "serde")]
+/// `vpc` and `subnets` go together, and `vpc-cidr` describes a VPC fixedip builds.
+fn check_existing_network(settings: &DeploySettings) -> Vec<SettingError> {
+    let mut errors = Vec::new();
+    if settings.vpc.is_none() && !settings.subnets.is_empty() {
+        errors.push(SettingError::Invalid {
+            key: format!("{FIXEDIP_TABLE}.subnets"),
+            reason: "chooses subnets of an existing network, and needs `vpc = \"vpc-...\"` to say which (without `vpc`, fixedip builds the network and its subnets)".to_owned(),
+            found: settings.subnets.join(", "),
+        });
+    }
+    if let (Some(vpc), Some(cidr)) = (&settings.vpc, settings.vpc_cidr) {
+        errors.push(SettingError::Invalid {
+            key: format!("{FIXEDIP_TABLE}.vpc-cidr"),
+            reason: format!(
+                "is the CIDR of a VPC fixedip builds, but `vpc = \"{vpc}\"` attaches to an existing one: remove one of the two"
+            ),
+            found: cidr.to_string(),
+        });
+    }
+    errors
+}
+
+/// An EC2 resource id: `<kind>-` then 8 (older resources) or 17 lowercase hexadecimal digits.
+pub fn is_resource_id(id: &str, kind: &str) -> bool {
+    id.strip_prefix(kind)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            matches!(hex.len(), 8 | 17)
+                && hex
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// Lambda's rule for a function name (not an ARN): 1 to 64 of `A-Za-z0-9-_`.
@@ -822,6 +924,64 @@ mod tests {
                 "package.metadata.fixedip.vpc-cidr",
             ]
         );
+    }
+
+    #[test]
+    fn an_existing_network_is_named_by_well_formed_ids() {
+        let settings = parse(json!({ "fixedip": {
+            "vpc": "vpc-0123456789abcdef0",
+            "subnets": ["subnet-0123abcd", "subnet-0123456789abcdef1"],
+        }}))
+        .unwrap();
+        assert_eq!(settings.vpc.as_deref(), Some("vpc-0123456789abcdef0"));
+        assert_eq!(
+            settings.subnets,
+            ["subnet-0123abcd", "subnet-0123456789abcdef1"]
+        );
+
+        let error = parse(json!({ "fixedip": {
+            "vpc": "vpc-XYZ",
+            "subnets": ["subnet-0123abcd", "sg-0123abcd", "subnet-0123abcd"],
+        }}))
+        .unwrap_err();
+        let mut keys = keys(error.clone());
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "package.metadata.fixedip.subnets[1]",
+                "package.metadata.fixedip.subnets[2]",
+                "package.metadata.fixedip.vpc",
+            ],
+            "{error}"
+        );
+        assert!(error.to_string().contains("is not a vpc id"), "{error}");
+        assert!(error.to_string().contains("listed already"), "{error}");
+
+        let error = parse(json!({ "fixedip": { "subnets": "subnet-0123abcd" } })).unwrap_err();
+        assert!(
+            error.to_string().contains("a list of subnet ids"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn subnets_need_a_vpc_and_a_vpc_takes_no_cidr() {
+        let error = parse(json!({ "fixedip": { "subnets": ["subnet-0123abcd"] } })).unwrap_err();
+        assert_eq!(keys(error.clone()), ["package.metadata.fixedip.subnets"]);
+        assert!(error.to_string().contains("needs `vpc"), "{error}");
+        let error = parse(json!({ "fixedip": {
+            "vpc": "vpc-0123abcd", "vpc-cidr": "10.0.0.0/16",
+        }}))
+        .unwrap_err();
+        assert_eq!(keys(error.clone()), ["package.metadata.fixedip.vpc-cidr"]);
+        assert!(
+            error.to_string().contains("remove one of the two"),
+            "{error}"
+        );
+        assert!(is_resource_id("vpc-0123abcd", "vpc"));
+        assert!(!is_resource_id("vpc-0123ABCD", "vpc") && !is_resource_id("vpc-0123abc", "vpc"));
+        assert!(!is_resource_id("subnet-0123abcd", "vpc"));
     }
 
     #[test]

@@ -496,10 +496,50 @@ pub fn check_isolated(network: &EgressNetwork, function: &FunctionAttachment) ->
     Audit::new(network, function, Expectation::Isolated).run()
 }
 
+/// Where one subnet's internet traffic leaves: the NATs' addresses, found by the same rules as
+/// [`check`], and what breaks the path. For a network fixedip did not build (`vpc = "vpc-..."`),
+/// where the addresses are the NATs' and not a list fixedip keeps: see [`crate::existing`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetEgress {
+    /// Errors mean the subnet's egress is not proven; warnings (a NAT in another AZ) do not.
+    pub findings: Vec<Finding>,
+    /// Every address a NAT on the subnet's paths leaves from.
+    pub exits: Vec<EgressExit>,
+}
+
+/// One address traffic leaves from, and the NAT (gateway or instance) that holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct EgressExit {
+    pub nat: String,
+    pub ip: Ipv4Addr,
+    /// The Elastic IP's allocation id, when the NAT gateway reports it.
+    pub allocation_id: Option<String>,
+}
+
+/// Follows every internet route of one subnet, as [`check`] does for a function in it (no security
+/// group is judged: the function's own comes later), accepting any Elastic IP and recording it.
+pub fn subnet_egress(network: &EgressNetwork, subnet_id: &str) -> SubnetEgress {
+    let probe = FunctionAttachment {
+        name: subnet_id.to_owned(),
+        subnet_ids: vec![subnet_id.to_owned()],
+        security_group_ids: Vec::new(),
+        ipv6_allowed_for_dual_stack: false,
+    };
+    let (findings, mut exits) = Audit::new(network, &probe, Expectation::AnyAddress).audit();
+    exits.sort();
+    exits.dedup();
+    SubnetEgress { findings, exits }
+}
+
 #[derive(Clone, Copy)]
 enum Expectation<'a> {
-    ThroughNat { allowed: &'a [Ipv4Addr] },
+    ThroughNat {
+        allowed: &'a [Ipv4Addr],
+    },
     Isolated,
+    /// Through NATs with Elastic IPs, whichever they are: [`subnet_egress`].
+    AnyAddress,
 }
 
 /// IPv4 space that never reaches the internet (RFC 6890's non-global blocks). A route whose
@@ -548,6 +588,8 @@ struct Audit<'a> {
     function: &'a FunctionAttachment,
     expectation: Expectation<'a>,
     findings: Vec<Finding>,
+    /// The addresses the paths leave from (recorded under [`Expectation::AnyAddress`]).
+    exits: Vec<EgressExit>,
 }
 
 impl<'a> Audit<'a> {
@@ -561,10 +603,15 @@ impl<'a> Audit<'a> {
             function,
             expectation,
             findings: Vec::new(),
+            exits: Vec::new(),
         }
     }
 
-    fn run(mut self) -> Vec<Finding> {
+    fn run(self) -> Vec<Finding> {
+        self.audit().0
+    }
+
+    fn audit(mut self) -> (Vec<Finding>, Vec<EgressExit>) {
         if self.function.subnet_ids.is_empty() {
             self.error(
                 FindingCode::FunctionNotInVpc,
@@ -572,12 +619,12 @@ impl<'a> Audit<'a> {
                 "the function is not attached to a VPC: it leaves from AWS-owned addresses that change with every cold start".into(),
                 "attach it to the private subnets (`cargo fixedip deploy` does), or set VpcConfig with subnets and a security group".into(),
             );
-            return self.findings;
+            return (self.findings, self.exits);
         }
         for subnet_id in &self.function.subnet_ids {
             self.subnet(subnet_id);
         }
-        if matches!(self.expectation, Expectation::ThroughNat { .. }) {
+        if !matches!(self.expectation, Expectation::Isolated) {
             self.security_groups();
         }
         // A NAT shared by several subnets yields the same finding once per subnet: report it once.
@@ -587,7 +634,7 @@ impl<'a> Audit<'a> {
                 unique.push(finding);
             }
         }
-        unique
+        (unique, self.exits)
     }
 
     fn subnet(&mut self, subnet_id: &str) {
@@ -623,7 +670,7 @@ impl<'a> Audit<'a> {
                     );
                 }
             }
-            Expectation::ThroughNat { .. } => {
+            Expectation::ThroughNat { .. } | Expectation::AnyAddress => {
                 if !table
                     .routes
                     .iter()
@@ -946,8 +993,17 @@ impl<'a> Audit<'a> {
         ip: Ipv4Addr,
         allocation: Option<&str>,
     ) {
-        let Expectation::ThroughNat { allowed } = self.expectation else {
-            return;
+        let allowed = match self.expectation {
+            Expectation::ThroughNat { allowed } => allowed,
+            Expectation::AnyAddress => {
+                self.exits.push(EgressExit {
+                    nat: nat_id.to_owned(),
+                    ip,
+                    allocation_id: allocation.map(str::to_owned),
+                });
+                return;
+            }
+            Expectation::Isolated => return,
         };
         if allowed.contains(&ip) {
             return;

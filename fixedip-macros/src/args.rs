@@ -11,25 +11,31 @@ use syn::{Expr, ExprArray, ExprLit, ExprUnary, Lit, LitStr, UnOp};
 
 use crate::errors::Errors;
 
-/// `#[fixed_egress(azs = 2, stack = "payments", ips = ["eipalloc-0123abcd"])]`, as written.
+/// `#[fixed_egress(azs = 2, stack = "payments", ips = ["eipalloc-0123abcd"], nat = "instance",
+/// nats = 1, endpoints = ["s3"], egress = ["0.0.0.0/0:443"])]`, as written.
 #[derive(Default)]
 pub struct Args {
-    pub azs: Option<AzsArg>,
+    pub azs: Option<IntegerArg>,
     pub stack: Option<LitStr>,
-    pub ips: Option<IpsArg>,
+    pub ips: Option<StringList>,
+    pub nat: Option<LitStr>,
+    pub nats: Option<IntegerArg>,
+    pub endpoints: Option<StringList>,
+    pub egress: Option<StringList>,
 }
 
-/// The `azs` value: its text as an integer would be read (`2`, `-1`, `"2"`) and where it is.
-pub struct AzsArg {
+/// An integer value (`azs`, `nats`): its text as an integer would be read (`2`, `-1`, `"2"`) and
+/// where it is.
+pub struct IntegerArg {
     pub text: String,
     pub value: Expr,
 }
 
-/// The `ips` list and the allocation id strings in it.
-pub struct IpsArg {
+/// A list of strings (`ips`, `endpoints`, `egress`) and the strings in it.
+pub struct StringList {
     pub list: ExprArray,
-    pub ids: Vec<LitStr>,
-    /// Every element is a string; otherwise `ids` holds only the strings, and the length of
+    pub strings: Vec<LitStr>,
+    /// Every element is a string; otherwise `strings` holds only the strings, and the length of
     /// the list as meant is unknown.
     pub complete: bool,
 }
@@ -39,9 +45,39 @@ fn example(key: &str) -> &'static str {
     match key {
         "azs" => "`azs = 2`",
         "stack" => "`stack = \"payments\"`",
-        _ => "`ips = [\"eipalloc-0123abcd\"]`",
+        "ips" => "`ips = [\"eipalloc-0123abcd\"]`",
+        "nat" => "`nat = \"instance\"`",
+        "nats" => "`nats = 1`",
+        "endpoints" => "`endpoints = [\"s3\", \"logs\"]`",
+        "egress" => "`egress = [\"0.0.0.0/0:443\"]`",
+        other => unreachable!("`{other}` is in ARGUMENTS but has no example"),
     }
 }
+
+/// What one element of a list argument is, for errors about a list or its elements.
+struct ListShape {
+    key: &'static str,
+    /// One element, in "a list, even of one ...".
+    one: &'static str,
+    /// What an element is, with an example.
+    element: &'static str,
+}
+
+const IPS: ListShape = ListShape {
+    key: "ips",
+    one: "address",
+    element: "an Elastic IP allocation id in quotes, e.g. `\"eipalloc-0123abcd\"`",
+};
+const ENDPOINTS: ListShape = ListShape {
+    key: "endpoints",
+    one: "service",
+    element: "an AWS service name in quotes, e.g. `\"s3\"`",
+};
+const EGRESS: ListShape = ListShape {
+    key: "egress",
+    one: "rule",
+    element: "a rule in quotes, e.g. `\"0.0.0.0/0:443\"`",
+};
 
 pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
     let mut args = Args::default();
@@ -79,9 +115,14 @@ pub fn parse(tokens: TokenStream, errors: &mut Errors) -> Args {
             return Ok(());
         };
         match key {
-            "azs" => args.azs = Some(azs(value)),
+            "azs" => args.azs = Some(integer(value)),
             "stack" => args.stack = string(&value, key, errors),
-            _ => args.ips = ips(value, errors),
+            "ips" => args.ips = list(value, &IPS, errors),
+            "nat" => args.nat = string(&value, key, errors),
+            "nats" => args.nats = Some(integer(value)),
+            "endpoints" => args.endpoints = list(value, &ENDPOINTS, errors),
+            "egress" => args.egress = list(value, &EGRESS, errors),
+            other => unreachable!("`{other}` is in ARGUMENTS but is not parsed"),
         }
         Ok(())
     });
@@ -139,10 +180,10 @@ fn unwrap_group(expr: Expr) -> Expr {
     }
 }
 
-fn azs(value: Expr) -> AzsArg {
+fn integer(value: Expr) -> IntegerArg {
     let value = unwrap_group(value);
     let text = integer_text(&value).unwrap_or_else(|| written(&value));
-    AzsArg { text, value }
+    IntegerArg { text, value }
 }
 
 /// An integer literal's decimal digits, with its sign: `7` → `7`, `-1` → `-1`, and `0x7`, `7u8`
@@ -179,13 +220,14 @@ fn string(value: &Expr, key: &str, errors: &mut Errors) -> Option<LitStr> {
     None
 }
 
-fn ips(value: Expr, errors: &mut Errors) -> Option<IpsArg> {
+fn list(value: Expr, shape: &ListShape, errors: &mut Errors) -> Option<StringList> {
+    let ListShape { key, one, element } = shape;
     let list = match unwrap_group(value) {
         Expr::Array(list) => list,
         Expr::Lit(lit) if matches!(lit.lit, Lit::Str(_)) => {
             let message = format!(
-                "`ips` expects a list, even of one address: put it in brackets, e.g. {}",
-                example("ips")
+                "`{key}` expects a list, even of one {one}: put it in brackets, e.g. {}",
+                example(key)
             );
             errors.spanned(&lit, message);
             return None;
@@ -193,25 +235,54 @@ fn ips(value: Expr, errors: &mut Errors) -> Option<IpsArg> {
         other => {
             errors.spanned(
                 &other,
-                format!("`ips` expects a list of strings, e.g. {}", example("ips")),
+                format!("`{key}` expects a list of strings, e.g. {}", example(key)),
             );
             return None;
         }
     };
-    let mut ids = Vec::new();
-    for element in &list.elems {
-        match unwrap_group(element.clone()) {
-            Expr::Lit(ExprLit { lit: Lit::Str(id), .. }) => ids.push(id),
-            _ => errors.spanned(
-                element,
-                "each element of `ips` is an Elastic IP allocation id in quotes, e.g. `\"eipalloc-0123abcd\"`",
-            ),
+    let mut strings = Vec::new();
+    for written in &list.elems {
+        match unwrap_group(written.clone()) {
+            Expr::Lit(ExprLit {
+                lit: Lit::Str(string),
+                ..
+            }) => strings.push(string),
+            _ => errors.spanned(written, format!("each element of `{key}` is {element}")),
         }
     }
-    let complete = ids.len() == list.elems.len();
-    Some(IpsArg {
+    let complete = strings.len() == list.elems.len();
+    Some(StringList {
         list,
-        ids,
+        strings,
         complete,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key in ARGUMENTS that this stage forgot would panic at the user's attribute.
+    /// and one it forgot to parse would be ignored.
+    #[test]
+    fn every_argument_has_an_example_that_parses() {
+        for key in ARGUMENTS {
+            let example = example(key);
+            assert!(example.starts_with(&format!("`{key} = ")), "{key}");
+            let mut errors = Errors::default();
+            let args = parse(example.trim_matches('`').parse().unwrap(), &mut errors);
+            assert_eq!(errors.len(), 0, "{example}");
+            let kept = match *key {
+                "azs" => args.azs.is_some(),
+                "stack" => args.stack.is_some(),
+                "ips" => args.ips.is_some(),
+                "nat" => args.nat.is_some(),
+                "nats" => args.nats.is_some(),
+                "endpoints" => args.endpoints.is_some(),
+                "egress" => args.egress.is_some(),
+                _ => false,
+            };
+            assert!(kept, "{example} was parsed but not kept");
+        }
+    }
 }

@@ -20,9 +20,9 @@ use proc_macro::TokenStream;
 ///
 /// All are optional; `#[fixed_egress]` alone means all the defaults.
 ///
-/// - `azs = N`: the number of availability zones the function runs in, 1 to 6. Each AZ has its own
-///   NAT gateway and Elastic IP, so `N` is also the number of IPs to allowlist. Default: `2`
-///   (one AZ can fail without the function losing the internet).
+/// - `azs = N`: the number of availability zones the function runs in, 1 to 6. By default each AZ
+///   has its own NAT gateway and Elastic IP, so `N` is also the number of IPs to allowlist (see
+///   `nats`). Default: `2` (one AZ can fail without the function losing the internet).
 /// - `stack = "name"`: the egress stack, i.e. the network and its IPs. Functions that name the same
 ///   stack share one network and the same IPs; every stack costs one NAT gateway per AZ. 1 to 32
 ///   lowercase letters, digits and hyphens, starting with a letter. Default: `"default"`, shared
@@ -30,6 +30,24 @@ use proc_macro::TokenStream;
 /// - `ips = ["eipalloc-…", …]`: Elastic IPs you already own (their allocation ids) to use instead of
 ///   allocating new ones, e.g. addresses a partner has already allowlisted. At most one per AZ,
 ///   no duplicates. fixedip never releases these. Default: none (new addresses are allocated).
+///   With `nats` fewer than `azs`, at most one per NAT.
+/// - `nat = "gateway" | "instance" | "none"`: how the private subnets reach the internet.
+///   `"gateway"` (default): managed NAT gateways. `"instance"`: one small EC2 instance per NAT, about
+///   a tenth of the cost, without a gateway's bandwidth or managed failover. `"none"`: no route
+///   out at all, only AWS services through `endpoints`; then `nats` and `ips` are errors.
+///   `"regional"` is refused: the emulator fixedip is tested against cannot create regional NAT
+///   gateways, and fixedip ships no untested path.
+/// - `nats = N`: how many NATs (and fixed IPs) serve the `azs` AZs, 1 to `azs`; an AZ without its
+///   own NAT routes through another AZ's. Default: `azs` (one per AZ). `nats = 1` is the
+///   cheapest: one NAT, one IP.
+/// - `endpoints = ["s3", "logs", …]`: VPC endpoints, by the AWS service's short name. `"s3"` and
+///   `"dynamodb"` are gateway endpoints (free; their traffic skips the NAT); the others are
+///   interface endpoints (billed per hour per AZ). A misspelt service is an error with a "did you
+///   mean". Default: none. An empty list is an error: leave the argument out.
+/// - `egress = ["CIDR:PORT", "CIDR:FROM-TO", …]`: exactly what the function's security group lets
+///   out, TCP unless the entry ends in `/udp`: `"0.0.0.0/0:443"`, `"198.51.100.0/24:5432-5433"`,
+///   `"10.0.0.2/32:53/udp"`. IPv4 only. Default: all traffic. An empty list is an error: leave the
+///   argument out.
 ///
 /// # Example
 ///
@@ -52,6 +70,16 @@ use proc_macro::TokenStream;
 /// use fixedip_macros::fixed_egress;
 ///
 /// #[fixed_egress] // two AZs, the "default" stack, new addresses
+/// fn main() {}
+/// ```
+///
+/// The cheapest fixed IP: two AZs behind one NAT instance, reaching S3 without the NAT, and
+/// only HTTPS out:
+///
+/// ```
+/// use fixedip_macros::fixed_egress;
+///
+/// #[fixed_egress(azs = 2, nat = "instance", nats = 1, endpoints = ["s3"], egress = ["0.0.0.0/0:443"])]
 /// fn main() {}
 /// ```
 ///

@@ -3,13 +3,14 @@
 //! points each broken rule at the tokens that broke it.
 
 use fixedip_core::requirements::{
-    AllocationId, AzCount, EgressRequirements, Location, RequirementError, StackName,
+    parse_nats, AllocationId, AzCount, EgressRequirements, EgressRule, Endpoint, Location, NatMode,
+    RequirementError, StackName,
 };
 use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
-use syn::{Ident, Item};
+use syn::{Ident, Item, LitStr};
 
-use crate::args::Args;
+use crate::args::{Args, StringList};
 use crate::errors::Errors;
 
 const TARGET: &str =
@@ -36,42 +37,69 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
             Err(error) => errors.spanned(stack, error),
         }
     }
-
-    // The source of each id kept, so that a rule about the i-th id can point at it.
-    let mut id_tokens = Vec::new();
-    let mut ips_all_valid = true;
-    if let Some(ips) = &args.ips {
-        ips_all_valid = ips.complete;
-        for written in &ips.ids {
-            match AllocationId::parse(&written.value()) {
-                Ok(id) => {
-                    requirements.ips.push(id);
-                    id_tokens.push(written);
-                }
-                Err(error) => {
-                    errors.spanned(written, error);
-                    ips_all_valid = false;
-                }
+    let ips;
+    (requirements.ips, ips) = each(args.ips.as_ref(), AllocationId::parse, errors);
+    if let Some(nat) = &args.nat {
+        match NatMode::parse(&nat.value()) {
+            Ok(mode) => requirements.nat = mode,
+            Err(error) => errors.spanned(nat, error),
+        }
+    }
+    let mut nats_known = true;
+    if let Some(nats) = &args.nats {
+        // The range of `nats` is 1 to `azs`: with a wrong `azs`, `nats` is only checked to be an
+        // integer, and its range once `azs` is fixed.
+        let azs = if azs_known {
+            requirements.azs
+        } else {
+            AzCount::new(u64::from(AzCount::MAX)).expect("the largest count is valid")
+        };
+        match parse_nats(&nats.text, azs) {
+            Ok(count) => requirements.nats = Some(count),
+            Err(RequirementError::NatsOutOfRange { .. }) if !azs_known => nats_known = false,
+            Err(error) => {
+                errors.spanned(&nats.value, error);
+                nats_known = false;
             }
+        }
+    }
+    let endpoints;
+    (requirements.endpoints, endpoints) = each(args.endpoints.as_ref(), Endpoint::parse, errors);
+    let egress;
+    (requirements.egress, egress) = each(args.egress.as_ref(), EgressRule::parse, errors);
+    for (list, key) in [(&args.endpoints, "endpoints"), (&args.egress, "egress")] {
+        // An empty list would mean the default while looking like "none at all" (for `egress`,
+        // "let nothing out"): the user says which by leaving the argument out.
+        if let Some(list) = list.as_ref().filter(|list| list.list.elems.is_empty()) {
+            errors.spanned(&list.list, RequirementError::EmptyList { list: key });
         }
     }
 
     for violation in requirements.violations() {
-        // The count of addresses is compared only when both sides are what the user wrote:
-        // every element of the list a valid id, and a valid `azs`.
-        let about_count = matches!(violation.error, RequirementError::TooManyIps { .. });
-        if about_count && !(ips_all_valid && azs_known) {
+        // A count is compared only when both sides are what the user wrote: every element of
+        // the list a valid id, and a valid `azs` (and `nats`, the number of NATs).
+        let compared = match violation.error {
+            RequirementError::TooManyIps { .. } => ips.all_valid && azs_known && nats_known,
+            RequirementError::NatsOutOfRange { .. } => azs_known,
+            _ => true,
+        };
+        if !compared {
             continue;
         }
+        let list = |list: &Option<StringList>| list.as_ref().map(|l| l.list.to_token_stream());
         let at = match violation.at {
-            Location::IpsElement(index) => id_tokens.get(index).map(|id| id.to_token_stream()),
+            Location::IpsElement(index) => ips.token(index),
+            Location::EndpointsElement(index) => endpoints.token(index),
+            Location::EgressElement(index) => egress.token(index),
             Location::Argument("azs") => args.azs.as_ref().map(|azs| azs.value.to_token_stream()),
             Location::Argument("stack") => args.stack.as_ref().map(ToTokens::to_token_stream),
-            Location::Argument("ips") => args.ips.as_ref().map(|ips| ips.list.to_token_stream()),
-            // A rule about an argument this macro does not parse yet: at the attribute, still shown.
-            Location::Argument(_) | Location::EndpointsElement(_) | Location::EgressElement(_) => {
-                None
-            }
+            Location::Argument("ips") => list(&args.ips),
+            Location::Argument("nat") => args.nat.as_ref().map(ToTokens::to_token_stream),
+            Location::Argument("nats") => args.nats.as_ref().map(|n| n.value.to_token_stream()),
+            Location::Argument("endpoints") => list(&args.endpoints),
+            Location::Argument("egress") => list(&args.egress),
+            // A rule about an argument this macro does not parse: at the attribute, still shown.
+            Location::Argument(_) => None,
         };
         match at {
             Some(tokens) => errors.spanned(tokens, violation.error),
@@ -80,6 +108,49 @@ pub fn requirements(args: &Args, errors: &mut Errors) -> Option<EgressRequiremen
     }
 
     (errors.len() == before).then_some(requirements)
+}
+
+/// The valid values of a list argument, and the strings they were read from: what `parse`
+/// refuses is reported at its string.
+fn each<'a, T>(
+    list: Option<&'a StringList>,
+    parse: impl Fn(&str) -> Result<T, RequirementError>,
+    errors: &mut Errors,
+) -> (Vec<T>, Written<'a>) {
+    let mut values = Vec::new();
+    let mut written = Written {
+        strings: Vec::new(),
+        all_valid: list.is_none_or(|list| list.complete),
+    };
+    for string in list.iter().flat_map(|list| &list.strings) {
+        match parse(&string.value()) {
+            Ok(value) => {
+                values.push(value);
+                written.strings.push(string);
+            }
+            Err(error) => {
+                errors.spanned(string, error);
+                written.all_valid = false;
+            }
+        }
+    }
+    (values, written)
+}
+
+/// The strings each valid value of a list was read from, so that a rule about the i-th value
+/// can point at its source.
+struct Written<'a> {
+    strings: Vec<&'a LitStr>,
+    /// Every element of the list is a valid value (or the list is not given).
+    all_valid: bool,
+}
+
+impl Written<'_> {
+    fn token(&self, index: usize) -> Option<TokenStream> {
+        self.strings
+            .get(index)
+            .map(|string| string.to_token_stream())
+    }
 }
 
 /// The name of the annotated function, or an error pointing at whatever else it is on.

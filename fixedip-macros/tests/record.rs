@@ -3,14 +3,29 @@
 //! executable.
 
 use fixedip_core::record::{Record, SECTION_ELF, SECTION_MACHO};
-use fixedip_core::requirements::{AllocationId, AzCount, EgressRequirements, StackName};
+use fixedip_core::requirements::{
+    AllocationId, AzCount, EgressRequirements, EgressRule, Endpoint, NatMode, StackName,
+};
 use fixedip_macros::fixed_egress;
 use object::{Object, ObjectSection};
 
 const ALL_ARGUMENTS_LINE: u32 = line!() + 1;
-#[fixed_egress(azs = 3, stack = "record-test", ips = ["eipalloc-0123abcd", "eipalloc-0123456789abcdef0"])]
+#[fixed_egress(
+    azs = 3,
+    stack = "record-test",
+    ips = ["eipalloc-0123abcd", "eipalloc-0123456789abcdef0"],
+    nat = "instance",
+    nats = 2,
+    endpoints = ["s3", "secretsmanager", "logs"],
+    egress = ["0.0.0.0/0:443", "198.51.100.0/24:5432-5433", "10.0.0.2/32:53/udp", "203.0.113.10/32:22/tcp"],
+)]
 fn doubled(x: u32) -> u32 {
     x * 2
+}
+
+#[fixed_egress(nat = "none", endpoints = ["dynamodb"], azs = 1)]
+fn isolated() -> &'static str {
+    "no route out"
 }
 
 mod nested {
@@ -62,10 +77,38 @@ fn every_argument_is_recorded() {
                 AllocationId::parse("eipalloc-0123abcd").unwrap(),
                 AllocationId::parse("eipalloc-0123456789abcdef0").unwrap(),
             ],
-            ..Default::default()
+            nat: NatMode::Instance,
+            nats: Some(2),
+            endpoints: ["s3", "secretsmanager", "logs"]
+                .map(|name| Endpoint::parse(name).unwrap())
+                .to_vec(),
+            // `/tcp` is the default, so it is recorded without it.
+            egress: [
+                "0.0.0.0/0:443",
+                "198.51.100.0/24:5432-5433",
+                "10.0.0.2/32:53/udp",
+                "203.0.113.10/32:22",
+            ]
+            .map(|rule| EgressRule::parse(rule).unwrap())
+            .to_vec(),
         },
     };
     assert_eq!(record_of("record::doubled"), expected);
+}
+
+#[test]
+fn the_isolated_mode_is_recorded() {
+    let requirements = record_of("record::isolated").requirements;
+    assert_eq!(
+        requirements,
+        EgressRequirements {
+            azs: AzCount::new(1).unwrap(),
+            nat: NatMode::None,
+            endpoints: vec![Endpoint::parse("dynamodb").unwrap()],
+            ..Default::default()
+        }
+    );
+    assert_eq!(requirements.nat_count(), 0);
 }
 
 #[test]
@@ -85,12 +128,20 @@ fn the_section_holds_exactly_the_annotated_functions() {
         .map(|record| record.function)
         .collect();
     functions.sort();
-    assert_eq!(functions, ["record::doubled", "record::nested::greeting"]);
+    assert_eq!(
+        functions,
+        [
+            "record::doubled",
+            "record::isolated",
+            "record::nested::greeting"
+        ]
+    );
 }
 
 #[test]
 fn annotated_functions_behave_as_written() {
     assert_eq!(doubled(21), 42);
+    assert_eq!(isolated(), "no route out");
     let greeting = nested::greeting("lambda");
     assert_eq!(block_on(greeting), "hello, lambda");
 }

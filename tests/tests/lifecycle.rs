@@ -685,7 +685,8 @@ fn slow_teardown(nat_deleting: Duration, linger: Duration) -> Scenario {
 async fn destroy_waits_out_lingering_interfaces_and_slow_nat_deletion() {
     let emulator = Emulator::start();
     let nat_deleting = Duration::from_secs(3);
-    let linger = Duration::from_secs(4);
+    // Longer than the late interface stays, so that the linger is what destroy must wait out.
+    let linger = Duration::from_secs(6);
     let proxy = ChaosProxy::start(&emulator.endpoint(), slow_teardown(nat_deleting, linger))
         .await
         .expect("chaos proxy");
@@ -735,7 +736,8 @@ async fn destroy_waits_out_lingering_interfaces_and_slow_nat_deletion() {
     let mut args = vec!["destroy", "--json", "--zip", zip];
     args.extend_from_slice(&["--poll-interval", "0.5", "--eni-timeout", "60"]);
     let destroyed = run_through(&emulator, &proxy, &args).await;
-    let took = started.elapsed();
+    let finished = Instant::now();
+    let took = finished - started;
     remover.await.unwrap();
     let message = stderr(&destroyed);
     assert!(destroyed.status.success(), "{message}");
@@ -754,7 +756,47 @@ async fn destroy_waits_out_lingering_interfaces_and_slow_nat_deletion() {
         .iter()
         .filter(|e| matches!(e.outcome, Outcome::Refused { .. }))
         .count();
-    assert!(refused > 0, "the dependency rules were exercised: {log:?}");
+    // Lambda's interfaces read `in-use` as on AWS, so the tool waits for them before it deletes what
+    // they hold: refusals may happen (the late interface), but none for deleting an interface in use.
+    assert!(
+        !log.iter().any(|e| matches!(&e.outcome, Outcome::Refused { code, .. } if code == "InvalidParameterValue")),
+        "the tool tried to delete an interface Lambda still held: {log:?}"
+    );
+    // Lambda's interfaces are `in-use` and requester-managed until released: the tool deletes none
+    // (the late one is not Lambda's either), it waits. Measured from the call that let go of them.
+    assert_eq!(
+        log.applied("DeleteNetworkInterface"),
+        0,
+        "the tool deleted no interface: {log:?}"
+    );
+    let detached = log
+        .iter()
+        .find(|e| {
+            ["UpdateFunctionConfiguration", "DeleteFunction"].contains(&e.operation.name.as_str())
+                && matches!(e.outcome, Outcome::Answered { status } if status < 300)
+        })
+        .unwrap_or_else(|| panic!("destroy took the function out of the VPC: {log:?}"))
+        .started_at;
+    assert!(
+        finished >= detached + linger,
+        "destroy ended {:?} after the function left the VPC, before its interfaces were released ({linger:?})",
+        finished - detached
+    );
+    // The function's security group held only Lambda's interfaces: it went once they were released.
+    let group_deleted = log
+        .iter()
+        .filter(|e| {
+            e.operation.name == "DeleteSecurityGroup"
+                && matches!(e.outcome, Outcome::Answered { status } if status < 300)
+        })
+        .map(|e| e.started_at)
+        .max()
+        .unwrap_or_else(|| panic!("destroy deleted the security group: {log:?}"));
+    assert!(
+        group_deleted >= detached + linger,
+        "the security group was deleted {:?} after the function left the VPC, before {linger:?}",
+        group_deleted - detached
+    );
     // The waits overlap (NAT deletion, lingering interfaces, the late one): the longest bounds
     // them, plus a few polls of at most 3 s (six times 0.5 s).
     let bound = late_gone.max(linger + nat_deleting) + Duration::from_secs(10);

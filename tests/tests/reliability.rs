@@ -593,18 +593,41 @@ async fn deploy_succeeds_with_aws_timing() {
 // ---------------------------------------------------------------------------------------------
 // 4. Lost responses: moto applies the call, the answer never reaches the CLI, the SDK retries.
 
-/// The creates whose lost answer the tool survives without a duplicate. The others are known gaps
-/// (docs/reliability.md); `FIXEDIP_LOST_RESPONSE_OPS=CreateVpc,...` runs any list, to reproduce them.
-const LOST_RESPONSE_SURVIVED: &[&str] = &[
+/// Every mutating operation of a fresh deploy (azs = 2). The test also checks that the runs made
+/// no other, so that a new operation in deploy cannot go untested.
+/// `FIXEDIP_LOST_RESPONSE_OPS=CreateVpc,...` runs a shorter list, to reproduce one case.
+const FRESH_DEPLOY_MUTATIONS: &[&str] = &[
+    "AllocateAddress",
     "AssociateRouteTable",
     "AttachInternetGateway",
     "AttachRolePolicy",
     "CreateFunction",
+    "CreateInternetGateway",
     "CreateNatGateway",
     "CreateRole",
     "CreateRoute",
+    "CreateRouteTable",
     "CreateSecurityGroup",
     "CreateSubnet",
+    "CreateVpc",
+    "ModifyVpcAttribute",
+];
+
+/// The operations whose lost answer the first run itself survives: the creates the executor
+/// looks up by tags before sending again, and the calls that are harmless to repeat. The others
+/// (CreateRole, CreateFunction, CreateRoute, AttachInternetGateway) are refused when repeated
+/// (`EntityAlreadyExists`, `already exist`...): the first run fails, says to run again, and the
+/// second converges.
+const FIRST_RUN_SURVIVES: &[&str] = &[
+    "AllocateAddress",
+    "AssociateRouteTable",
+    "AttachRolePolicy",
+    "CreateInternetGateway",
+    "CreateNatGateway",
+    "CreateRouteTable",
+    "CreateSecurityGroup",
+    "CreateSubnet",
+    "CreateVpc",
     "ModifyVpcAttribute",
 ];
 
@@ -623,7 +646,11 @@ struct LostResponse {
     operation: String,
     /// `None` when the first run succeeded, else its first line of error.
     first_run_error: Option<String>,
+    /// When the first run failed: whether its error told the user to run again.
+    says_run_again: bool,
     end: Result<BTreeMap<&'static str, usize>, String>,
+    /// The mutating operations both runs made.
+    mutations: BTreeSet<String>,
 }
 
 async fn lost_response_on(operation: String) -> LostResponse {
@@ -643,6 +670,8 @@ async fn lost_response_on(operation: String) -> LostResponse {
     // converge.
     let first_run = lab.deploy().await;
     let first_run_error = (!first_run.status.success()).then(|| first_error_line(&first_run));
+    let says_run_again =
+        String::from_utf8_lossy(&first_run.stderr).contains("run the same command again");
     lab.proxy.set_scenario(Scenario::default());
     let rerun = lab.deploy().await;
     let log = lab.proxy.log();
@@ -662,10 +691,17 @@ async fn lost_response_on(operation: String) -> LostResponse {
     } else {
         Err(first_error_line(&rerun))
     };
+    let mutations = log
+        .iter()
+        .filter(|e| e.operation.mutating)
+        .map(|e| e.operation.name.clone())
+        .collect();
     LostResponse {
         operation,
         first_run_error,
+        says_run_again,
         end,
+        mutations,
     }
 }
 
@@ -673,7 +709,7 @@ async fn lost_response_on(operation: String) -> LostResponse {
 async fn a_lost_create_answer_leaves_no_duplicate() {
     let operations: Vec<String> = match std::env::var("FIXEDIP_LOST_RESPONSE_OPS") {
         Ok(list) => list.split(',').map(str::to_owned).collect(),
-        Err(_) => LOST_RESPONSE_SURVIVED
+        Err(_) => FRESH_DEPLOY_MUTATIONS
             .iter()
             .map(|s| s.to_string())
             .collect(),
@@ -701,6 +737,20 @@ async fn a_lost_create_answer_leaves_no_duplicate() {
             None => "succeeded".to_owned(),
             Some(error) => format!("failed ({error})"),
         };
+        if result.first_run_error.is_some()
+            && FIRST_RUN_SURVIVES.contains(&result.operation.as_str())
+        {
+            broken.push(format!(
+                "{}: the first run failed, although the lost answer is looked up: {first}",
+                result.operation
+            ));
+        }
+        if result.first_run_error.is_some() && !result.says_run_again {
+            broken.push(format!(
+                "{}: the first run failed without saying to run again",
+                result.operation
+            ));
+        }
         println!(
             "lost {}: first run {first}, then {verdict}",
             result.operation
@@ -709,12 +759,214 @@ async fn a_lost_create_answer_leaves_no_duplicate() {
             broken.push(format!("{}: {verdict}", result.operation));
         }
     }
+    let first_runs_ok = results
+        .iter()
+        .filter(|r| r.first_run_error.is_none())
+        .count();
+    let duplicates = results
+        .iter()
+        .filter(|r| matches!(&r.end, Ok(added) if *added != expected))
+        .count();
     println!(
-        "lost responses: {} operations, {} not survived",
+        "lost responses: {} operations, first run succeeded in {first_runs_ok}, duplicates after the second run: {duplicates}, not survived: {}",
         results.len(),
         broken.len()
     );
+    let untested: BTreeSet<&String> = results
+        .iter()
+        .flat_map(|r| &r.mutations)
+        .filter(|op| !FRESH_DEPLOY_MUTATIONS.contains(&op.as_str()))
+        .collect();
+    assert!(
+        untested.is_empty(),
+        "deploy makes mutating calls this test does not lose the answer of: {untested:?}; add them to FRESH_DEPLOY_MUTATIONS"
+    );
     assert!(broken.is_empty(), "lost answers not survived: {broken:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Duplicates an older version (or another tool) left behind.
+
+fn stack_tags(
+    resource: aws_sdk_ec2::types::ResourceType,
+    tags: &[(&str, &str)],
+) -> aws_sdk_ec2::types::TagSpecification {
+    let mut spec = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(resource)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("fixedip:stack")
+                .value(STACK)
+                .build(),
+        );
+    for (key, value) in tags {
+        spec = spec.tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key(*key)
+                .value(*value)
+                .build(),
+        );
+    }
+    spec.build()
+}
+
+fn calls_to<'a>(log: &'a [LogEntry], operation: &str) -> Vec<&'a LogEntry> {
+    log.iter()
+        .filter(|e| e.operation.name == operation && matches!(e.outcome, Outcome::Answered { .. }))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn duplicates_left_behind_are_planned_away_and_two_vpcs_are_refused() {
+    use aws_sdk_ec2::types::{DomainType, ResourceType};
+    let lab = Lab::start(Scenario::default()).await;
+    lab.deploy_ok("fresh deploy").await;
+    let ec2 = lab.emulator.ec2().await;
+    let vpc = ec2
+        .describe_vpcs()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:fixedip:stack")
+                .values(STACK)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap()
+        .vpcs()[0]
+        .vpc_id()
+        .unwrap()
+        .to_owned();
+    // What CreateInternetGateway, CreateRouteTable and AllocateAddress sent twice left: tagged as
+    // the stack's, used by nothing.
+    let extra_igw = ec2
+        .create_internet_gateway()
+        .tag_specifications(stack_tags(
+            ResourceType::InternetGateway,
+            &[("fixedip:component", "internet-gateway")],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let extra_igw = extra_igw
+        .internet_gateway()
+        .unwrap()
+        .internet_gateway_id()
+        .unwrap();
+    let extra_table = ec2
+        .create_route_table()
+        .vpc_id(&vpc)
+        .tag_specifications(stack_tags(
+            ResourceType::RouteTable,
+            &[
+                ("fixedip:component", "private-route-table"),
+                ("fixedip:slot", "1"),
+            ],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let extra_table = extra_table.route_table().unwrap().route_table_id().unwrap();
+    let allocate = |usage: &'static str, slot: &'static str| {
+        ec2.allocate_address()
+            .domain(DomainType::Vpc)
+            .tag_specifications(stack_tags(
+                ResourceType::ElasticIp,
+                &[
+                    ("fixedip:component", "address"),
+                    ("fixedip:slot", slot),
+                    ("fixedip:address", usage),
+                ],
+            ))
+            .send()
+    };
+    let extra_pending = allocate("pending", "0").await.unwrap();
+    let extra_pending = extra_pending.allocation_id().unwrap();
+    let extra_active = allocate("active", "1").await.unwrap();
+    let extra_active = extra_active.allocation_id().unwrap();
+
+    lab.proxy.clear_log();
+    lab.deploy_ok("deploy with duplicates left behind").await;
+    let log = lab.proxy.log();
+    assert_allowed_by_iam_policy(&log);
+    let deleted_igws: Vec<_> = calls_to(&log, "DeleteInternetGateway");
+    assert_eq!(deleted_igws.len(), 1, "{}", render(&log));
+    let released = calls_to(&log, "ReleaseAddress");
+    assert_eq!(
+        released.len(),
+        1,
+        "only the pending duplicate goes:\n{}",
+        render(&log)
+    );
+    let still_there = |id: &str| {
+        let ec2 = ec2.clone();
+        let id = id.to_owned();
+        async move {
+            ec2.describe_addresses()
+                .allocation_ids(id)
+                .send()
+                .await
+                .map(|a| a.addresses().to_vec())
+                .unwrap_or_default()
+        }
+    };
+    assert!(
+        still_there(extra_pending).await.is_empty(),
+        "the pending duplicate is released"
+    );
+    let kept = still_there(extra_active).await;
+    assert_eq!(
+        kept[0]
+            .tags()
+            .iter()
+            .find(|t| t.key() == Some("fixedip:address"))
+            .and_then(|t| t.value()),
+        Some("retained"),
+        "an active duplicate is never released: it is kept, retained"
+    );
+    let igws = ec2.describe_internet_gateways().send().await.unwrap();
+    assert!(igws
+        .internet_gateways()
+        .iter()
+        .all(|g| g.internet_gateway_id() != Some(extra_igw)));
+    let tables = ec2.describe_route_tables().send().await.unwrap();
+    assert!(tables
+        .route_tables()
+        .iter()
+        .all(|t| t.route_table_id() != Some(extra_table)));
+    // One stack, plus the retained address.
+    let added = Inventory::take(&lab.emulator)
+        .await
+        .added_since(&lab.baseline);
+    let mut expected: BTreeMap<&str, usize> = ONE_STACK.into_iter().collect();
+    *expected.get_mut("Elastic IP").unwrap() += 1;
+    assert_eq!(added, expected);
+    lab.proxy.clear_log();
+    lab.deploy_ok("no-op redeploy").await;
+    assert_eq!(lab.proxy.log().mutating_applied(), 0, "converged");
+
+    // A second tagged VPC (a CreateVpc sent twice): refused before any change, naming the empty one.
+    let second = ec2
+        .create_vpc()
+        .cidr_block("10.0.0.0/16")
+        .tag_specifications(stack_tags(
+            ResourceType::Vpc,
+            &[("fixedip:component", "vpc")],
+        ))
+        .send()
+        .await
+        .unwrap();
+    let second = second.vpc().unwrap().vpc_id().unwrap();
+    lab.proxy.clear_log();
+    let refused = lab.deploy().await;
+    let message = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{message}");
+    assert!(
+        message.contains(&format!("{second} (empty)"))
+            && message.contains(&format!("aws ec2 delete-vpc --vpc-id {second}")),
+        "the error names the empty VPC and how to delete it:\n{message}"
+    );
+    assert_eq!(lab.proxy.log().mutating_applied(), 0, "nothing changed");
 }
 
 // ---------------------------------------------------------------------------------------------

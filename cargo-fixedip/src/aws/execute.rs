@@ -368,7 +368,11 @@ impl<'a> Context<'a> {
         tags::for_resource(self.stack(), component, slot, az)
     }
 
-    pub(super) fn ec2_tags(&self, resource: ResourceType, tags: Vec<(String, String)>) -> TagSpecification {
+    pub(super) fn ec2_tags(
+        &self,
+        resource: ResourceType,
+        tags: Vec<(String, String)>,
+    ) -> TagSpecification {
         TagSpecification::builder()
             .resource_type(resource)
             .set_tags(Some(
@@ -384,19 +388,39 @@ impl<'a> Context<'a> {
         let ec2 = &self.aws.ec2;
         let call: Call<'a> = match &step.action {
             Action::CreateVpc { cidr } => {
+                let tags = self.tags(Component::Vpc, None);
                 let request = ec2
                     .create_vpc()
                     .cidr_block(cidr.to_string())
-                    .tag_specifications(
-                        self.ec2_tags(ResourceType::Vpc, self.tags(Component::Vpc, None)),
-                    );
-                Box::pin(async move {
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::call("CreateVpc", e))?;
-                    created(answer.vpc().and_then(|v| v.vpc_id()), "CreateVpc")
-                })
+                    .tag_specifications(self.ec2_tags(ResourceType::Vpc, tags.clone()));
+                Box::pin(self.create_or_find(
+                    step,
+                    "CreateVpc",
+                    move || {
+                        let request = request.clone().customize().config_override(sent_once());
+                        async move {
+                            let answer = request.send().await?;
+                            Ok(created(answer.vpc().and_then(|v| v.vpc_id()), "CreateVpc"))
+                        }
+                    },
+                    move || {
+                        let tags = tags.clone();
+                        async move {
+                            let vpcs = ec2
+                                .describe_vpcs()
+                                .set_filters(Some(tag_filters(&tags)))
+                                .send()
+                                .await
+                                .map_err(|e| AwsError::call("DescribeVpcs", e))?;
+                            Ok(vpcs
+                                .vpcs()
+                                .iter()
+                                .filter(|v| carries(v.tags(), &tags))
+                                .find_map(|v| v.vpc_id())
+                                .map(produced))
+                        }
+                    },
+                ))
             }
             Action::EnableVpcDns { vpc } => {
                 let vpc = refs.get(vpc)?;
@@ -424,24 +448,45 @@ impl<'a> Context<'a> {
                 })
             }
             Action::CreateInternetGateway => {
+                let tags = self.tags(Component::InternetGateway, None);
                 let request = ec2
                     .create_internet_gateway()
-                    .tag_specifications(self.ec2_tags(
-                        ResourceType::InternetGateway,
-                        self.tags(Component::InternetGateway, None),
-                    ));
-                Box::pin(async move {
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::call("CreateInternetGateway", e))?;
-                    created(
-                        answer
-                            .internet_gateway()
-                            .and_then(|g| g.internet_gateway_id()),
-                        "CreateInternetGateway",
-                    )
-                })
+                    .tag_specifications(self.ec2_tags(ResourceType::InternetGateway, tags.clone()));
+                Box::pin(self.create_or_find(
+                    step,
+                    "CreateInternetGateway",
+                    move || {
+                        let request = request.clone().customize().config_override(sent_once());
+                        async move {
+                            let answer = request.send().await?;
+                            Ok(created(
+                                answer
+                                    .internet_gateway()
+                                    .and_then(|g| g.internet_gateway_id()),
+                                "CreateInternetGateway",
+                            ))
+                        }
+                    },
+                    move || {
+                        let tags = tags.clone();
+                        async move {
+                            let gateways = ec2
+                                .describe_internet_gateways()
+                                .set_filters(Some(tag_filters(&tags)))
+                                .send()
+                                .await
+                                .map_err(|e| AwsError::call("DescribeInternetGateways", e))?;
+                            // The plan creates one only when the stack has none: a tagged one
+                            // attached nowhere is the one the lost answer was about.
+                            Ok(gateways
+                                .internet_gateways()
+                                .iter()
+                                .filter(|g| carries(g.tags(), &tags) && g.attachments().is_empty())
+                                .find_map(|g| g.internet_gateway_id())
+                                .map(produced))
+                        }
+                    },
+                ))
             }
             Action::AttachInternetGateway {
                 internet_gateway,
@@ -471,19 +516,46 @@ impl<'a> Context<'a> {
                     Tier::Private => Component::PrivateSubnet,
                 };
                 let tags = tags::for_resource(self.stack(), component, Some(*slot), Some(az));
+                let vpc = refs.get(vpc)?;
                 let request = ec2
                     .create_subnet()
-                    .vpc_id(refs.get(vpc)?)
+                    .vpc_id(&vpc)
                     .availability_zone(az)
                     .cidr_block(cidr.to_string())
-                    .tag_specifications(self.ec2_tags(ResourceType::Subnet, tags));
-                Box::pin(async move {
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::call("CreateSubnet", e))?;
-                    created(answer.subnet().and_then(|s| s.subnet_id()), "CreateSubnet")
-                })
+                    .tag_specifications(self.ec2_tags(ResourceType::Subnet, tags.clone()));
+                Box::pin(self.create_or_find(
+                    step,
+                    "CreateSubnet",
+                    move || {
+                        let request = request.clone().customize().config_override(sent_once());
+                        async move {
+                            let answer = request.send().await?;
+                            Ok(created(
+                                answer.subnet().and_then(|s| s.subnet_id()),
+                                "CreateSubnet",
+                            ))
+                        }
+                    },
+                    move || {
+                        let (tags, vpc) = (tags.clone(), vpc.clone());
+                        async move {
+                            let mut filters = tag_filters(&tags);
+                            filters.push(filter("vpc-id", &vpc));
+                            let subnets = ec2
+                                .describe_subnets()
+                                .set_filters(Some(filters))
+                                .send()
+                                .await
+                                .map_err(|e| AwsError::call("DescribeSubnets", e))?;
+                            Ok(subnets
+                                .subnets()
+                                .iter()
+                                .filter(|s| carries(s.tags(), &tags))
+                                .find_map(|s| s.subnet_id())
+                                .map(produced))
+                        }
+                    },
+                ))
             }
             Action::AllocateAddress { slot, held_back } => {
                 // Tagged at allocation: an address is never, even for a moment, untagged. One held
@@ -494,22 +566,46 @@ impl<'a> Context<'a> {
                 let request = ec2
                     .allocate_address()
                     .domain(DomainType::Vpc)
-                    .tag_specifications(self.ec2_tags(ResourceType::ElasticIp, tags));
-                Box::pin(async move {
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::call("AllocateAddress", e))?;
+                    .tag_specifications(self.ec2_tags(ResourceType::ElasticIp, tags.clone()));
+                let address = |id: Option<&str>, ip: Option<&str>| {
                     let missing = AwsError::IncompleteAnswer {
                         operation: "AllocateAddress",
                         missing: "an allocation id",
                     };
-                    let id = answer.allocation_id().ok_or(missing)?.to_owned();
                     Ok(Produced {
-                        id: Some(id),
-                        public_ip: answer.public_ip().map(str::to_owned),
+                        id: Some(id.ok_or(missing)?.to_owned()),
+                        public_ip: ip.map(str::to_owned),
                     })
-                })
+                };
+                Box::pin(self.create_or_find(
+                    step,
+                    "AllocateAddress",
+                    move || {
+                        let request = request.clone().customize().config_override(sent_once());
+                        async move {
+                            let answer = request.send().await?;
+                            Ok(address(answer.allocation_id(), answer.public_ip()))
+                        }
+                    },
+                    move || {
+                        let tags = tags.clone();
+                        async move {
+                            let addresses = ec2
+                                .describe_addresses()
+                                .set_filters(Some(tag_filters(&tags)))
+                                .send()
+                                .await
+                                .map_err(|e| AwsError::call("DescribeAddresses", e))?;
+                            // Tagged with this stack, slot and use: only the lost allocation is.
+                            addresses
+                                .addresses()
+                                .iter()
+                                .find(|a| carries(a.tags(), &tags))
+                                .map(|a| address(a.allocation_id(), a.public_ip()))
+                                .transpose()
+                        }
+                    },
+                ))
             }
             Action::ActivateAddress {
                 allocation_id,
@@ -549,29 +645,58 @@ impl<'a> Context<'a> {
             } => {
                 let (subnet, address) = (refs.get(subnet)?, refs.get(address)?);
                 let token = nat_gateway_token(self.stack(), *slot, &subnet, &address);
+                let tags = self.tags(Component::NatGateway, Some(*slot));
                 let request = ec2
                     .create_nat_gateway()
                     .subnet_id(&subnet)
                     .allocation_id(&address)
                     .client_token(token)
-                    .tag_specifications(self.ec2_tags(
-                        ResourceType::Natgateway,
-                        self.tags(Component::NatGateway, Some(*slot)),
-                    ));
+                    .tag_specifications(self.ec2_tags(ResourceType::Natgateway, tags.clone()));
                 let timeout = self.inputs.timeouts.nat_gateway;
+                // AWS answers a repeated token with the same gateway; moto does not (it tries a
+                // second gateway on the same address and fails), so a lost answer is looked up
+                // by tags in the subnet too before the token is sent again.
+                let created_nat = self.create_or_find(
+                    step,
+                    "CreateNatGateway",
+                    move || {
+                        let request = request.clone().customize().config_override(sent_once());
+                        async move {
+                            let answer = request.send().await?;
+                            Ok(created(
+                                answer.nat_gateway().and_then(|n| n.nat_gateway_id()),
+                                "CreateNatGateway",
+                            ))
+                        }
+                    },
+                    move || {
+                        let (tags, subnet) = (tags.clone(), subnet.clone());
+                        async move {
+                            // Narrowed by subnet: moto ignores tag filters on NAT gateways.
+                            let gateways = ec2
+                                .describe_nat_gateways()
+                                .filter(filter("subnet-id", &subnet))
+                                .send()
+                                .await
+                                .map_err(|e| AwsError::call("DescribeNatGateways", e))?;
+                            Ok(gateways
+                                .nat_gateways()
+                                .iter()
+                                .filter(|n| carries(n.tags(), &tags))
+                                .filter(|n| {
+                                    use aws_sdk_ec2::types::NatGatewayState as S;
+                                    matches!(n.state(), Some(S::Pending | S::Available))
+                                })
+                                .find_map(|n| n.nat_gateway_id())
+                                .map(produced))
+                        }
+                    },
+                );
                 Box::pin(async move {
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::call("CreateNatGateway", e))?;
-                    let id = answer
-                        .nat_gateway()
-                        .and_then(|n| n.nat_gateway_id())
-                        .ok_or(AwsError::IncompleteAnswer {
-                            operation: "CreateNatGateway",
-                            missing: "a NAT gateway id",
-                        })?
-                        .to_owned();
+                    let id = created_nat.await?.id.ok_or(AwsError::IncompleteAnswer {
+                        operation: "CreateNatGateway",
+                        missing: "a NAT gateway id",
+                    })?;
                     (self.progress)(Progress::Waiting {
                         step,
                         what: "NAT gateway to become available",
@@ -598,22 +723,53 @@ impl<'a> Context<'a> {
                     Tier::Public => Component::PublicRouteTable,
                     Tier::Private => Component::PrivateRouteTable,
                 };
+                let tags = self.tags(component, *slot);
+                let vpc = refs.get(vpc)?;
+                let slot = slot.map(|s| s.to_string()).unwrap_or_default();
                 let request = ec2
                     .create_route_table()
-                    .vpc_id(refs.get(vpc)?)
-                    .tag_specifications(
-                        self.ec2_tags(ResourceType::RouteTable, self.tags(component, *slot)),
-                    );
-                Box::pin(async move {
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::call("CreateRouteTable", e))?;
-                    created(
-                        answer.route_table().and_then(|t| t.route_table_id()),
-                        "CreateRouteTable",
-                    )
-                })
+                    .vpc_id(&vpc)
+                    // A repeated request gets the table it made, not a second one.
+                    .client_token(client_token(&[
+                        self.stack().as_str(),
+                        component.as_str(),
+                        &slot,
+                        &vpc,
+                    ]))
+                    .tag_specifications(self.ec2_tags(ResourceType::RouteTable, tags.clone()));
+                Box::pin(self.create_or_find(
+                    step,
+                    "CreateRouteTable",
+                    move || {
+                        let request = request.clone().customize().config_override(sent_once());
+                        async move {
+                            let answer = request.send().await?;
+                            Ok(created(
+                                answer.route_table().and_then(|t| t.route_table_id()),
+                                "CreateRouteTable",
+                            ))
+                        }
+                    },
+                    move || {
+                        let (tags, vpc) = (tags.clone(), vpc.clone());
+                        async move {
+                            let mut filters = tag_filters(&tags);
+                            filters.push(filter("vpc-id", &vpc));
+                            let tables = ec2
+                                .describe_route_tables()
+                                .set_filters(Some(filters))
+                                .send()
+                                .await
+                                .map_err(|e| AwsError::call("DescribeRouteTables", e))?;
+                            Ok(tables
+                                .route_tables()
+                                .iter()
+                                .filter(|t| carries(t.tags(), &tags))
+                                .find_map(|t| t.route_table_id())
+                                .map(produced))
+                        }
+                    },
+                ))
             }
             Action::AssociateRouteTable {
                 route_table,
@@ -678,25 +834,47 @@ impl<'a> Context<'a> {
             Action::CreateSecurityGroup { vpc } => {
                 // No inbound rule; a new group's default egress rule (all traffic out) is what a
                 // function calling partners needs.
+                let tags = self.tags(Component::SecurityGroup, None);
+                let vpc = refs.get(vpc)?;
                 let request = ec2
                     .create_security_group()
-                    .vpc_id(refs.get(vpc)?)
+                    .vpc_id(&vpc)
                     .group_name(tags::security_group_name(self.stack()))
                     .description(format!(
                         "fixedip stack {}: Lambda functions with fixed egress IPs",
                         self.stack()
                     ))
-                    .tag_specifications(self.ec2_tags(
-                        ResourceType::SecurityGroup,
-                        self.tags(Component::SecurityGroup, None),
-                    ));
-                Box::pin(async move {
-                    let answer = request
-                        .send()
-                        .await
-                        .map_err(|e| AwsError::call("CreateSecurityGroup", e))?;
-                    created(answer.group_id(), "CreateSecurityGroup")
-                })
+                    .tag_specifications(self.ec2_tags(ResourceType::SecurityGroup, tags.clone()));
+                Box::pin(self.create_or_find(
+                    step,
+                    "CreateSecurityGroup",
+                    move || {
+                        let request = request.clone().customize().config_override(sent_once());
+                        async move {
+                            let answer = request.send().await?;
+                            Ok(created(answer.group_id(), "CreateSecurityGroup"))
+                        }
+                    },
+                    move || {
+                        let (tags, vpc) = (tags.clone(), vpc.clone());
+                        async move {
+                            let mut filters = tag_filters(&tags);
+                            filters.push(filter("vpc-id", &vpc));
+                            let groups = ec2
+                                .describe_security_groups()
+                                .set_filters(Some(filters))
+                                .send()
+                                .await
+                                .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
+                            Ok(groups
+                                .security_groups()
+                                .iter()
+                                .filter(|g| carries(g.tags(), &tags))
+                                .find_map(|g| g.group_id())
+                                .map(produced))
+                        }
+                    },
+                ))
             }
             Action::CreateRole { name } => {
                 let request = self
@@ -1180,6 +1358,46 @@ impl<'a> Context<'a> {
         Backoff::new(&self.inputs.timeouts, bound)
     }
 
+    /// A create that must not happen twice. `send` makes the call once (SDK retries off, see
+    /// [`sent_once`]); when its outcome is unknown (no answer, throttling, 5xx) `find` looks the
+    /// resource up by the tags the create put on it, after a pause, and only if it is not there
+    /// is the call sent again: at most [`CREATE_ATTEMPTS`] times, backing off.
+    async fn create_or_find<E, S, SF, F, FF>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        send: S,
+        find: F,
+    ) -> Result<Produced, AwsError>
+    where
+        S: Fn() -> SF,
+        SF: Future<Output = Result<Result<Produced, AwsError>, SdkError<E, HttpResponse>>>,
+        F: Fn() -> FF,
+        FF: Future<Output = Result<Option<Produced>, AwsError>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut pause = CREATE_PAUSE_FIRST;
+        let mut attempt = 1;
+        loop {
+            match send().await {
+                Ok(produced) => return produced,
+                Err(e) if attempt < CREATE_ATTEMPTS && outcome_unknown(&e) => {
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "no clear answer: looking for what the call made before sending it again",
+                    });
+                    tokio::time::sleep(pause).await;
+                    if let Some(found) = find().await? {
+                        return Ok(found);
+                    }
+                    pause = (pause * 2).min(CREATE_PAUSE_MAX);
+                    attempt += 1;
+                }
+                Err(e) => return Err(AwsError::call(operation, e)),
+            }
+        }
+    }
+
     /// A delete call: not-found is done; DependencyViolation (something, usually a Lambda
     /// interface AWS listed late, still uses the resource) is retried with backoff within the ENI
     /// timeout, so that it never reaches the user while AWS is still cleaning up.
@@ -1526,6 +1744,9 @@ impl<'a> Context<'a> {
                                 "InvalidNetworkInterface.InUse",
                             ],
                         ) => {}
+                    // What AWS answers for an interface Lambda still holds: "Network interface
+                    // 'eni-…' is currently in use." Lambda lets go on its own: poll again.
+                    Err(e) if has_code(&e, &["InvalidParameterValue"]) && in_use(&e) => {}
                     Err(e) => return Err(AwsError::call("DeleteNetworkInterface", e)),
                 }
             }
@@ -1701,6 +1922,94 @@ fn created(id: Option<&str>, operation: &'static str) -> Result<Produced, AwsErr
         id: Some(id.to_owned()),
         public_ip: None,
     })
+}
+
+/// What a step produced when all it makes is an id.
+fn produced(id: &str) -> Produced {
+    Produced {
+        id: Some(id.to_owned()),
+        public_ip: None,
+    }
+}
+
+/// The configuration of a create sent once: the SDK's retries off, because a retry of a create
+/// whose answer was lost makes a second resource. [`Context::create_or_find`] retries instead.
+fn sent_once() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default()
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+}
+
+/// How many times a create is sent, at most, when its outcome stays unknown.
+const CREATE_ATTEMPTS: u32 = 5;
+/// The first pause before looking a create up (AWS's reads lag its writes by a moment); each
+/// next one doubles, up to `CREATE_PAUSE_MAX`.
+const CREATE_PAUSE_FIRST: Duration = Duration::from_millis(500);
+const CREATE_PAUSE_MAX: Duration = Duration::from_secs(8);
+
+/// Whether a failed call may have taken effect without us hearing so (the connection closed or
+/// timed out before the answer; AWS answered 5xx), or was refused for now only (throttling):
+/// worth looking for what it made, then sending again.
+fn outcome_unknown<E>(error: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    const THROTTLED: &[&str] = &[
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+    ];
+    match error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error() || has_code(error, THROTTLED)
+        }
+        _ => false,
+    }
+}
+
+/// Whether an error's message says the resource is in use (EC2's InvalidParameterValue is used
+/// for many things; only this one means "wait").
+fn in_use<E>(error: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error
+        .message()
+        .is_some_and(|m| m.contains("currently in use"))
+}
+
+/// `tag:<key> = <value>` for each tag a create puts on its resource.
+fn tag_filters(tags: &[(String, String)]) -> Vec<aws_sdk_ec2::types::Filter> {
+    tags.iter()
+        .map(|(key, value)| filter(&format!("tag:{key}"), value))
+        .collect()
+}
+
+fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(name)
+        .values(value)
+        .build()
+}
+
+/// Whether a resource carries every one of `tags` (checked here too: moto ignores some filters).
+fn carries(found: &[Tag], tags: &[(String, String)]) -> bool {
+    tags.iter().all(|(key, value)| {
+        found
+            .iter()
+            .any(|t| t.key() == Some(key.as_str()) && t.value() == Some(value.as_str()))
+    })
+}
+
+/// A deterministic client token (EC2 allows 64 ASCII characters) from what identifies a request.
+fn client_token(parts: &[&str]) -> String {
+    let digest = Sha256::digest(parts.join("\n").as_bytes());
+    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    format!("fixedip-{hex}")
 }
 
 /// The same NAT gateway request always carries the same token, so that AWS returns the gateway it

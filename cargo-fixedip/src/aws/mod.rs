@@ -8,6 +8,7 @@
 
 pub mod calls;
 pub mod execute;
+pub mod existing;
 pub mod nat_instance;
 pub mod network;
 pub mod observe;
@@ -103,6 +104,16 @@ pub enum AwsError {
         ids: Vec<String>,
     },
 
+    #[error("stack `{stack}` has {} VPCs tagged as its own: {}", vpcs.len(), vpcs.join(", "))]
+    #[diagnostic(code(fixedip::aws::duplicate_vpcs))]
+    DuplicateVpcs {
+        stack: String,
+        /// Each VPC with what it holds: `vpc-1 (4 subnets)`.
+        vpcs: Vec<String>,
+        #[help]
+        what_to_do: String,
+    },
+
     #[error("{operation} failed: {message}")]
     #[diagnostic(code(fixedip::aws::call))]
     Call {
@@ -142,6 +153,46 @@ impl AwsError {
             operation,
             code,
             message,
+        }
+    }
+
+    /// Several VPCs tagged as one stack's, each with how many subnets it holds. The advice
+    /// names the ones that hold none (a CreateVpc sent twice leaves an empty one): those can go.
+    pub fn duplicate_vpcs(stack: &str, held: &[(String, usize)]) -> AwsError {
+        let vpcs = held
+            .iter()
+            .map(|(id, n)| match n {
+                0 => format!("{id} (empty)"),
+                1 => format!("{id} (1 subnet)"),
+                n => format!("{id} ({n} subnets)"),
+            })
+            .collect();
+        let empty: Vec<&str> = held
+            .iter()
+            .filter(|(_, n)| *n == 0)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        let used = held.len() - empty.len();
+        let what_to_do = if !empty.is_empty() && used <= 1 {
+            let commands: Vec<String> = empty
+                .iter()
+                .map(|id| format!("`aws ec2 delete-vpc --vpc-id {id}`"))
+                .collect();
+            format!(
+                "a stack has one VPC; {} holds nothing (left by a create that was sent twice): delete it with {} (detach and delete an internet gateway attached to it first, if any), then run again",
+                empty.join(" and "),
+                commands.join(" and ")
+            )
+        } else {
+            format!(
+                "a stack has one VPC, and fixedip does not guess which: keep the one your functions run in, and take each other one out of the stack, either by deleting it (`cargo fixedip destroy` cannot choose either; delete its subnets, gateways and then `aws ec2 delete-vpc --vpc-id <id>`) or by removing its tag (`aws ec2 delete-tags --resources <id> --tags Key={}`), then run again",
+                fixedip_core::tags::STACK
+            )
+        };
+        AwsError::DuplicateVpcs {
+            stack: stack.to_owned(),
+            vpcs,
+            what_to_do,
         }
     }
 
@@ -318,6 +369,38 @@ fn is_region_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duplicate_vpcs_name_the_empty_one_to_delete() {
+        let error = AwsError::duplicate_vpcs(
+            "default",
+            &[("vpc-1".to_owned(), 4), ("vpc-2".to_owned(), 0)],
+        );
+        assert_eq!(
+            error.to_string(),
+            "stack `default` has 2 VPCs tagged as its own: vpc-1 (4 subnets), vpc-2 (empty)"
+        );
+        let AwsError::DuplicateVpcs { what_to_do, .. } = &error else {
+            unreachable!()
+        };
+        assert!(
+            what_to_do.contains("`aws ec2 delete-vpc --vpc-id vpc-2`")
+                && !what_to_do.contains("vpc-1"),
+            "{what_to_do}"
+        );
+        // Both in use: no guess, both ways out named.
+        let error = AwsError::duplicate_vpcs(
+            "default",
+            &[("vpc-1".to_owned(), 4), ("vpc-2".to_owned(), 2)],
+        );
+        let AwsError::DuplicateVpcs { what_to_do, .. } = &error else {
+            unreachable!()
+        };
+        assert!(
+            what_to_do.contains("does not guess") && what_to_do.contains("delete-tags"),
+            "{what_to_do}"
+        );
+    }
 
     #[test]
     fn region_names_are_recognised_by_shape() {

@@ -311,7 +311,12 @@ impl<'a> Context<'a> {
         // retained or re-used address must be free either way.
         let addresses = ec2
             .describe_addresses()
-            .filters(Filter::builder().name("instance-id").values(instance).build())
+            .filters(
+                Filter::builder()
+                    .name("instance-id")
+                    .values(instance)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| AwsError::call("DescribeAddresses", e))?;
@@ -322,7 +327,12 @@ impl<'a> Context<'a> {
         {
             self.disassociate_address(association).await?;
         }
-        match ec2.terminate_instances().instance_ids(instance).send().await {
+        match ec2
+            .terminate_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+        {
             Ok(_) => {}
             Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => {
                 return Ok(Produced::default())

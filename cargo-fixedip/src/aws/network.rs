@@ -51,11 +51,20 @@ pub async fn observe_network(
     let Some(vpc_id) = vpc_of_subnets(aws, &function.subnet_ids).await? else {
         return Ok(EgressNetwork::default());
     };
+    network_of_vpc(aws, vpc_id, &function.security_group_ids).await
+}
+
+/// Everything in one VPC that egress depends on, and the given security groups.
+pub async fn network_of_vpc(
+    aws: &Aws,
+    vpc_id: String,
+    security_group_ids: &[String],
+) -> Result<EgressNetwork, AwsError> {
     let (subnets, route_tables, nat_gateways, security_groups) = tokio::try_join!(
         subnets_of_vpc(aws, &vpc_id),
         route_tables_of_vpc(aws, &vpc_id),
         nat_gateways_of_vpc(aws, &vpc_id),
-        security_groups(aws, &function.security_group_ids),
+        security_groups(aws, security_group_ids),
     )?;
 
     // The gateways and instances worth describing are the ones routes lead to.

@@ -36,6 +36,8 @@ pub struct Scope {
     /// Also list every function attached to the stack's private subnets (`status`). Costs a
     /// ListFunctions over the whole region, so `deploy` and `plan` leave it off.
     pub attached_functions: bool,
+    /// A VPC the user runs (`vpc = "vpc-..."`), read by id whatever its tags.
+    pub existing_vpc: Option<String>,
 }
 
 impl Scope {
@@ -46,6 +48,7 @@ impl Scope {
             functions: Vec::new(),
             adopted_ips: Vec::new(),
             attached_functions: false,
+            existing_vpc: None,
         }
     }
 }
@@ -57,6 +60,7 @@ impl From<&StackSpec> for Scope {
             functions: spec.functions.iter().map(|f| f.name.clone()).collect(),
             adopted_ips: spec.adopted_ips.clone(),
             attached_functions: false,
+            existing_vpc: spec.modes.existing.as_ref().map(|e| e.vpc.clone()),
         }
     }
 }
@@ -74,6 +78,7 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         security_groups,
         role,
         named,
+        existing_network,
     ) = tokio::try_join!(
         offered_azs(aws),
         find_vpcs(aws, stack),
@@ -84,24 +89,23 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         find_security_groups(aws, stack),
         find_role(aws, stack),
         find_functions_by_name(aws, &scope.functions),
+        async {
+            match &scope.existing_vpc {
+                Some(vpc) => super::existing::observe_existing_network(aws, vpc).await,
+                None => Ok(None),
+            }
+        },
     )?;
 
-    let vpc_id = single(
-        stack,
-        "VPC",
-        vpcs.iter().map(|(id, _)| id.clone()).collect(),
-    )?;
-    let vpc = match vpc_id {
-        Some(id) => {
-            let cidr = vpcs
-                .iter()
-                .find(|(v, _)| *v == id)
-                .map(|(_, cidr)| *cidr)
-                .expect("listed");
-            let (dns_support, dns_hostnames) = vpc_dns(aws, &id).await?;
+    if vpcs.len() > 1 {
+        return Err(duplicate_vpcs(aws, stack, &vpcs).await?);
+    }
+    let vpc = match vpcs.first() {
+        Some((id, cidr)) => {
+            let (dns_support, dns_hostnames) = vpc_dns(aws, id).await?;
             Some(ObservedVpc {
-                id,
-                cidr,
+                id: id.clone(),
+                cidr: *cidr,
                 dns_support,
                 dns_hostnames,
             })
@@ -116,32 +120,8 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         )?,
         None => (Vec::new(), Vec::new(), None),
     };
-    // With two gateways tagged (one attached, one left by an interrupted run), the attached one is
-    // the stack's; the planner never makes a second one, so more than one attached is an error.
-    let attached: Vec<_> = internet_gateways
-        .iter()
-        .filter(|igw| {
-            vpc.as_ref()
-                .is_some_and(|v| igw.attached_vpc.as_deref() == Some(&v.id))
-        })
-        .cloned()
-        .collect();
-    let internet_gateway = match attached.len() {
-        0 => single(
-            stack,
-            "internet gateway",
-            internet_gateways.iter().map(|i| i.id.clone()).collect(),
-        )?
-        .and_then(|id| internet_gateways.into_iter().find(|i| i.id == id)),
-        1 => attached.into_iter().next(),
-        _ => {
-            return Err(duplicate(
-                stack,
-                "internet gateway",
-                attached.into_iter().map(|i| i.id).collect(),
-            ));
-        }
-    };
+    let (internet_gateway, extra_internet_gateways) =
+        the_internet_gateway(stack, internet_gateways, vpc.as_ref())?;
     let security_group =
         single(stack, "security group", security_groups)?.map(|id| ObservedSecurityGroup { id });
     let mut addresses = addresses;
@@ -154,7 +134,9 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
             .filter(|s| s.tier == Tier::Private)
             .map(|s| s.id.as_str())
             .collect();
-        for function in find_attached_functions(aws, &private).await? {
+        // On a network the user runs, the stack has no subnet: its security group finds them.
+        let group = security_group.as_ref().map(|g| g.id.as_str());
+        for function in find_attached_functions(aws, &private, group).await? {
             if !functions.iter().any(|f| f.name == function.name) {
                 functions.push(function);
             }
@@ -165,6 +147,7 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         offered_azs,
         vpc,
         internet_gateway,
+        extra_internet_gateways,
         subnets,
         addresses,
         nat_gateways,
@@ -177,6 +160,7 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         addresses_in_use_in_region: None,
         nat_instances,
         nat_security_group: nat_security_group.map(|id| ObservedSecurityGroup { id }),
+        existing_network,
     })
 }
 
@@ -246,6 +230,82 @@ async fn forget_associations_of_deleted_nats(
         }
     }
     Ok(())
+}
+
+/// The stack's internet gateway, and the other gateways tagged as its own (duplicates, which the
+/// planner deletes). The one attached to the stack's VPC is the stack's; with none attached, the
+/// lowest id among those attached nowhere (a rerun attaches it). Two attached to the VPC cannot
+/// be told apart: refused (AWS allows one per VPC anyway).
+fn the_internet_gateway(
+    stack: &StackName,
+    mut gateways: Vec<ObservedInternetGateway>,
+    vpc: Option<&ObservedVpc>,
+) -> Result<
+    (
+        Option<ObservedInternetGateway>,
+        Vec<ObservedInternetGateway>,
+    ),
+    AwsError,
+> {
+    gateways.sort_by(|a, b| a.id.cmp(&b.id));
+    let attached_here =
+        |g: &ObservedInternetGateway| vpc.is_some_and(|v| g.attached_vpc.as_deref() == Some(&v.id));
+    let attached: Vec<String> = gateways
+        .iter()
+        .filter(|g| attached_here(g))
+        .map(|g| g.id.clone())
+        .collect();
+    if attached.len() > 1 {
+        return Err(duplicate(stack, "internet gateway", attached));
+    }
+    let chosen = gateways
+        .iter()
+        .position(attached_here)
+        .or_else(|| gateways.iter().position(|g| g.attached_vpc.is_none()))
+        .or(if gateways.is_empty() { None } else { Some(0) });
+    let Some(index) = chosen else {
+        return Ok((None, Vec::new()));
+    };
+    let gateway = gateways.remove(index);
+    Ok((Some(gateway), gateways))
+}
+
+/// Two or more VPCs tagged as the stack's: which one is the stack's is not guessed (everything
+/// else hangs off it). The error names them with what they hold, and says which to delete: one
+/// without subnets was made by a create sent twice and never used.
+async fn duplicate_vpcs(
+    aws: &Aws,
+    stack: &StackName,
+    vpcs: &[(String, Ipv4Net)],
+) -> Result<AwsError, AwsError> {
+    let ids: Vec<String> = vpcs.iter().map(|(id, _)| id.clone()).collect();
+    let subnets: Vec<Subnet> = aws
+        .ec2
+        .describe_subnets()
+        .filters(
+            Filter::builder()
+                .name("vpc-id")
+                .set_values(Some(ids.clone()))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("DescribeSubnets", e))?;
+    let mut held: Vec<(String, usize)> = ids
+        .iter()
+        .map(|id| {
+            let n = subnets
+                .iter()
+                .filter(|s| s.vpc_id() == Some(id.as_str()))
+                .count();
+            (id.clone(), n)
+        })
+        .collect();
+    held.sort();
+    Ok(AwsError::duplicate_vpcs(stack.as_str(), &held))
 }
 
 /// At most one resource of a kind per stack.
@@ -773,12 +833,14 @@ async fn find_functions_by_name(
     Ok(found.into_iter().flatten().collect())
 }
 
-/// Every function in the region attached to one of the given subnets.
+/// Every function in the region attached to one of the given subnets, or using the given
+/// security group.
 async fn find_attached_functions(
     aws: &Aws,
     subnets: &[&str],
+    security_group: Option<&str>,
 ) -> Result<Vec<ObservedFunction>, AwsError> {
-    if subnets.is_empty() {
+    if subnets.is_empty() && security_group.is_none() {
         return Ok(Vec::new());
     }
     let functions = aws
@@ -794,8 +856,12 @@ async fn find_attached_functions(
     Ok(functions
         .iter()
         .filter(|f| {
-            f.vpc_config()
-                .is_some_and(|v| v.subnet_ids().iter().any(|s| subnets.contains(&s.as_str())))
+            f.vpc_config().is_some_and(|v| {
+                v.subnet_ids().iter().any(|s| subnets.contains(&s.as_str()))
+                    || v.security_group_ids()
+                        .iter()
+                        .any(|g| Some(g.as_str()) == security_group)
+            })
         })
         .map(|f| observed_function(f, None))
         .collect())

@@ -9,7 +9,7 @@ use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
 
 use fixedip_core::artifact::check_artifact;
-use fixedip_core::plan::{Action, Plan, Ref, StackSpec};
+use fixedip_core::plan::{Action, ExistingAttachment, Plan, Ref, StackSpec};
 use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
 use serde::Serialize;
 
@@ -172,6 +172,21 @@ async fn deploy(
             observe::address_quota(aws, &mut observed).await?;
             plan = planner::plan_with(&spec, &observed, &options)?;
         }
+        if let Some(attachment) = &plan.network.existing {
+            let subnets: Vec<String> = attachment
+                .subnets
+                .iter()
+                .map(|s| format!("{} ({})", s.id, s.availability_zone))
+                .collect();
+            context.output.status(
+                "Attaching",
+                format!(
+                    "to the existing network {}: {}",
+                    attachment.vpc_id,
+                    subnets.join(", ")
+                ),
+            );
+        }
         for note in &plan.notes {
             context.output.warning(note);
         }
@@ -207,7 +222,11 @@ async fn deploy(
         for pending in &pending_ips {
             context.output.warning(&pending.message);
         }
-        let ips = stack_addresses(aws, &spec.stack).await?;
+        let ips = match &plan.network.existing {
+            // The user's NATs' addresses, as the plan judged them: the stack holds none.
+            Some(attachment) => existing_addresses(attachment),
+            None => stack_addresses(aws, &spec.stack).await?,
+        };
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
         let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
         let verification =
@@ -308,6 +327,21 @@ pub(crate) fn show_progress(output: &Output, event: Progress<'_>) {
             );
         }
     }
+}
+
+/// The addresses of a stack on a network the user runs: its NATs' Elastic IPs.
+fn existing_addresses(attachment: &ExistingAttachment) -> Vec<StackAddress> {
+    let mut exits: Vec<_> = attachment
+        .subnets
+        .iter()
+        .flat_map(|s| s.exits.iter().cloned())
+        .collect();
+    exits.sort_by(|a, b| (a.ip, &a.nat).cmp(&(b.ip, &b.nat)));
+    exits.dedup_by(|a, b| a.ip == b.ip);
+    exits
+        .into_iter()
+        .map(StackAddress::of_existing_nat)
+        .collect()
 }
 
 /// Whether applying the plan may allocate an Elastic IP (then the quota is worth checking).

@@ -252,6 +252,16 @@ pub fn policy_document() -> Value {
         Some(stack_tag_present("aws:ResourceTag")),
     ));
 
+    // `vpc = "vpc-..."`: on a network the user runs, the stack's security group is the one thing
+    // fixedip creates there, in a VPC that carries no stack tag. The group itself is still bound
+    // by `CreateOnlyWithTheStackTag`; the VPC is only named, never changed.
+    statements.push(statement(
+        "CreateTheSecurityGroupInAnExistingVpc",
+        vec!["ec2:CreateSecurityGroup"],
+        ec2_arns(&["vpc"]),
+        None,
+    ));
+
     let tagging = actions_in(|s| s == Scope::Tagging);
     let create_actions: Vec<String> = creates
         .iter()

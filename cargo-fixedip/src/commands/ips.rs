@@ -119,7 +119,31 @@ pub async fn stack_addresses(aws: &Aws, stack: &StackName) -> Result<Vec<StackAd
         AddressUse::Retained => 2,
     };
     addresses.sort_by_key(|a| (rank(a.usage), a.slot, a.ip));
+    if addresses.is_empty() {
+        // A stack on a network the user runs holds no address: its functions leave through the
+        // user's NATs, whose Elastic IPs are the ones to allowlist.
+        let exits = crate::aws::existing::existing_stack_exits(aws, stack).await?;
+        addresses = exits
+            .into_iter()
+            .map(StackAddress::of_existing_nat)
+            .collect();
+    }
     Ok(addresses)
+}
+
+impl StackAddress {
+    /// An Elastic IP of a NAT of the user's network (`vpc = "vpc-..."`): active, no slot, never
+    /// the stack's to keep or release.
+    pub fn of_existing_nat(exit: fixedip_core::verify::EgressExit) -> StackAddress {
+        StackAddress {
+            ip: exit.ip,
+            // A NAT instance's address is known by IP only; the NAT's id says where it is.
+            allocation_id: exit.allocation_id.unwrap_or(exit.nat),
+            active: true,
+            usage: AddressUse::Active,
+            slot: None,
+        }
+    }
 }
 
 fn use_name(usage: AddressUse) -> &'static str {

@@ -261,18 +261,42 @@ fn tree(plan: &Plan) -> String {
     ));
 
     // The VPC's children: gateway, public route table, each AZ, security group, role, functions.
-    let mut children: Vec<Vec<Row>> = vec![
-        vec![row(
-            "",
-            "internet gateway".into(),
-            Some(&network.internet_gateway),
-        )],
-        vec![row(
-            "",
-            "public route table: 0.0.0.0/0 → internet gateway".into(),
-            Some(&network.public_route_table),
-        )],
-    ];
+    let mut children: Vec<Vec<Row>> = match &network.existing {
+        // A network the user runs: its qualifying subnets and their NATs, read, never changed.
+        Some(existing) => existing
+            .subnets
+            .iter()
+            .map(|subnet| {
+                let exits: Vec<String> = subnet
+                    .exits
+                    .iter()
+                    .map(|e| format!("{} ({})", styled(style::VALUE, e.ip), e.nat))
+                    .collect();
+                vec![row(
+                    "",
+                    format!(
+                        "your subnet {} ({}): 0.0.0.0/0 → {}",
+                        subnet.id,
+                        subnet.availability_zone,
+                        exits.join(", ")
+                    ),
+                    None,
+                )]
+            })
+            .collect(),
+        None => vec![
+            vec![row(
+                "",
+                "internet gateway".into(),
+                Some(&network.internet_gateway),
+            )],
+            vec![row(
+                "",
+                "public route table: 0.0.0.0/0 → internet gateway".into(),
+                Some(&network.public_route_table),
+            )],
+        ],
+    };
     for az in &network.azs {
         let address = match az.address.0 {
             Some(ip) => format!("Elastic IP {}", styled(style::VALUE, ip)),

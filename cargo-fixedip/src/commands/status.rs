@@ -23,6 +23,10 @@ pub struct StatusReport {
     pub observed: ObservedState,
     /// What the stack costs per month as it stands; `None` where the price table lacks the region.
     pub cost: Option<MonthlyCost>,
+    /// A stack on a network the user runs (`vpc = "vpc-..."`): its security group's VPC, and the
+    /// Elastic IPs of the NATs its functions leave through. Empty otherwise.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub existing_network_ips: Vec<std::net::Ipv4Addr>,
 }
 
 pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
@@ -38,6 +42,16 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
             ..Scope::stack(stack.clone())
         };
         let observed = observe(&aws, &scope).await?;
+        // No VPC of its own but a security group: the stack lives on the user's network.
+        let existing_network_ips = if observed.vpc.is_none() && observed.security_group.is_some() {
+            crate::aws::existing::existing_stack_exits(&aws, &stack)
+                .await?
+                .into_iter()
+                .map(|exit| exit.ip)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let counts = aws.calls.counts();
         context.output.verbose(format!(
             "{} AWS requests, {} mutating",
@@ -53,6 +67,7 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
             account: aws.account.clone(),
             cost: cost::monthly(&topology, &aws.region).ok(),
             observed,
+            existing_network_ips,
         })
     })?;
     context.output.result(&report).map_err(CliError::Stdout)
@@ -68,6 +83,23 @@ impl Display for StatusReport {
             self.region,
             self.account
         )?;
+        if let (None, Some(sg)) = (&o.vpc, &o.security_group) {
+            writeln!(f, "  on a network you run: security group {} in it", sg.id)?;
+            writeln!(f, "  functions attached:")?;
+            for function in &o.functions {
+                writeln!(
+                    f,
+                    "    λ {} ({} subnets)",
+                    function.name,
+                    function.subnet_ids.len()
+                )?;
+            }
+            writeln!(f, "Fixed egress IPs (your NATs' Elastic IPs):")?;
+            for ip in &self.existing_network_ips {
+                writeln!(f, "  {}", styled(style::VALUE, ip))?;
+            }
+            return Ok(());
+        }
         let Some(vpc) = &o.vpc else {
             writeln!(
                 f,

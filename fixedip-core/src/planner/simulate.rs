@@ -200,8 +200,12 @@ impl Account {
         }
     }
 
+    /// The stack's VPC, or the user's on an existing network.
     fn vpc_id(&self) -> String {
-        self.state.vpc.as_ref().expect("no VPC").id.clone()
+        let existing = self.state.existing_network.as_ref();
+        let vpc = self.state.vpc.as_ref().map(|v| v.id.clone());
+        vpc.or_else(|| existing.map(|n| n.network.vpc_id.clone()))
+            .expect("no VPC")
     }
 
     fn igw_attached(&self) -> bool {
@@ -838,7 +842,15 @@ impl Account {
                 internet_gateway,
                 vpc,
             } => {
-                let gateway = self.state.internet_gateway.take().unwrap();
+                let extra = self
+                    .state
+                    .extra_internet_gateways
+                    .iter()
+                    .position(|g| g.id == *internet_gateway);
+                let gateway = match extra {
+                    Some(index) => self.state.extra_internet_gateways.remove(index),
+                    None => self.state.internet_gateway.take().unwrap(),
+                };
                 assert_eq!(gateway.id, *internet_gateway);
                 assert_eq!(gateway.attached_vpc, *vpc);
                 if vpc.is_some() {

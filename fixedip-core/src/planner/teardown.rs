@@ -339,6 +339,17 @@ pub fn plan_destroy(
         }
         None => Status::Absent,
     };
+    // Duplicates left by a create sent twice (see duplicates.rs) go too; attached nowhere, they
+    // wait for nothing.
+    for gateway in &observed.extra_internet_gateways {
+        if gateway.attached_vpc.is_none() {
+            let action = Action::DeleteInternetGateway {
+                internet_gateway: gateway.id.clone(),
+                vpc: None,
+            };
+            network_deleted.push(planner.push(action, &[]));
+        }
+    }
     let vpc = match &observed.vpc {
         Some(vpc) => {
             let action = Action::DeleteVpc {
@@ -401,6 +412,7 @@ pub fn plan_destroy(
             released_addresses,
             nat_instance_type: None,
             nat_security_group,
+            existing: None,
         },
         steps,
         notes,

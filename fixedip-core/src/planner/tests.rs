@@ -906,7 +906,7 @@ fn declared(function: &str, name: &str, stack: &str, azs: u8) -> DeclaredFunctio
             tags: BTreeMap::new(),
             role: None,
             vpc_cidr: None,
-            nat_instance_type: None,
+            ..DeploySettings::defaults(name)
         },
         region: "us-east-1".into(),
         code_sha256: None,
@@ -1146,4 +1146,44 @@ fn an_address_still_held_by_a_deleting_nat_is_refused_until_it_is_free() {
     elsewhere.addresses[0].association_id = Some("eipassoc-0ther".into());
     let err = super::plan(&spec(1, &["f"]), &elsewhere).unwrap_err();
     assert!(matches!(err, PlanError::AddressInUse { .. }), "{err}");
+}
+
+#[test]
+fn functions_of_a_stack_must_agree_on_the_existing_network() {
+    let on_vpc = |function: &str, name: &str, vpc: &str, subnets: &[&str]| {
+        let mut declared = declared(function, name, "default", 2);
+        declared.settings.vpc = Some(vpc.to_owned());
+        declared.settings.subnets = subnets.iter().map(|s| s.to_string()).collect();
+        declared
+    };
+    let specs = stack_specs(vec![
+        on_vpc(
+            "a::main",
+            "a",
+            "vpc-0123abcd",
+            &["subnet-0000000b", "subnet-0000000a"],
+        ),
+        on_vpc(
+            "b::main",
+            "b",
+            "vpc-0123abcd",
+            &["subnet-0000000a", "subnet-0000000b"],
+        ),
+    ])
+    .unwrap();
+    let existing = specs[0].modes.existing.clone().unwrap();
+    assert_eq!(existing.vpc, "vpc-0123abcd");
+
+    let err = stack_specs(vec![
+        on_vpc("a::main", "a", "vpc-0123abcd", &[]),
+        declared("b::main", "b", "default", 2),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("disagree on `vpc`"), "{err}");
+    let err = stack_specs(vec![
+        on_vpc("a::main", "a", "vpc-0123abcd", &["subnet-0000000a"]),
+        on_vpc("b::main", "b", "vpc-0123abcd", &[]),
+    ])
+    .unwrap_err();
+    assert!(err.to_string().contains("disagree on `subnets`"), "{err}");
 }

@@ -95,6 +95,10 @@ pub(crate) struct State {
     mutating_forwarded: u64,
     /// Set when the pause point's call is forwarded: later calls are held from then on.
     holding: bool,
+    /// Calls forwarded to moto whose answer is not in the log yet. The world is stopped (and a
+    /// test waiting for the pause point is woken) only once this is zero while holding: the k-th
+    /// call may end before calls forwarded ahead of it, which moto is still applying.
+    in_flight: u64,
 }
 
 impl State {
@@ -108,6 +112,7 @@ impl State {
             hyperplane: Hyperplane::default(),
             mutating_forwarded: 0,
             holding: false,
+            in_flight: 0,
         }
     }
 
@@ -125,6 +130,7 @@ impl State {
         self.scenario = scenario;
         self.mutating_forwarded = 0;
         self.holding = false;
+        // `in_flight` is not the scenario's: calls already forwarded still end.
     }
 }
 
@@ -326,12 +332,20 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     // AWS, a call that reached the service takes effect, and the log never misses it.
     let task = tokio::spawn(async move {
         reap_lingering_enis(&shared).await;
-        let mut reached_pause_point = false;
-        let answer = process(&shared, &call, parts, body, &mut reached_pause_point).await;
+        let mut forwarded = false;
+        let answer = process(&shared, &call, parts, body, &mut forwarded).await;
         record(&shared, &call, &answer);
-        // Signalled once the call is in the log, so that a test woken by it sees the call there.
-        if reached_pause_point {
-            shared.pause.send_replace(PauseState::Paused);
+        // Signalled once the last forwarded call is in the log, so that a test woken by it sees
+        // every call that reached moto there, and moto has applied them all.
+        if forwarded {
+            let stopped = {
+                let mut state = shared.lock();
+                state.in_flight -= 1;
+                state.holding && state.in_flight == 0
+            };
+            if stopped {
+                shared.pause.send_replace(PauseState::Paused);
+            }
         }
         match answer {
             Processed::Send(response, _) => Ok(response),
@@ -412,7 +426,7 @@ async fn process(
     call: &Call,
     parts: http::request::Parts,
     body: Bytes,
-    reached_pause_point: &mut bool,
+    forwarded: &mut bool,
 ) -> Processed {
     // Latency first: a throttled call is slow too.
     let latency = {
@@ -486,26 +500,22 @@ async fn process(
         Err(error) => return upstream_failure(error),
     }
 
-    // The pause point: exactly k mutating calls reach moto, whatever runs concurrently.
-    let pause_point = {
+    // The pause point: exactly k mutating calls reach moto, whatever runs concurrently. Counted
+    // in flight under the same lock, so that the pause is signalled only after the last of them.
+    {
         let mut state = shared.lock();
         if state.holding {
-            None
-        } else {
-            let mut reached = false;
-            if call.operation.mutating {
-                state.mutating_forwarded += 1;
-                reached = state.scenario.pause_after_mutating == Some(state.mutating_forwarded);
-                state.holding = reached;
-            }
-            Some(reached)
+            return Processed::Hold;
         }
-    };
-    let Some(reached) = pause_point else {
-        return Processed::Hold;
-    };
-    *reached_pause_point = reached;
+        if call.operation.mutating {
+            state.mutating_forwarded += 1;
+            state.holding = state.scenario.pause_after_mutating == Some(state.mutating_forwarded);
+        }
+        state.in_flight += 1;
+        *forwarded = true;
+    }
 
+    let (parts, body) = for_moto(call, parts, body);
     let response = match shared.upstream.forward(parts, body).await {
         Ok(response) => response,
         Err(error) => return upstream_failure(error),
@@ -521,6 +531,29 @@ async fn process(
     } else {
         Processed::Send(response, Outcome::Answered { status })
     }
+}
+
+/// The request as moto gets it: as the client sent it, except for DescribeNetworkInterfaces filters
+/// on the fields the proxy rewrites (see `enis::ShownFilters`), which the proxy applies to its answer.
+fn for_moto(
+    call: &Call,
+    mut parts: http::request::Parts,
+    body: Bytes,
+) -> (http::request::Parts, Bytes) {
+    // The SDK sends Query calls as a form body; the Query string form is passed on as it is.
+    if !call.is("ec2", "DescribeNetworkInterfaces")
+        || body.is_empty()
+        || !enis::ShownFilters::named_in(&call.params)
+    {
+        return (parts, body);
+    }
+    let (params, _) = enis::ShownFilters::take_from(&call.params);
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .finish();
+    // The client's length no longer holds; hyper sets the new one from the body.
+    parts.headers.remove(http::header::CONTENT_LENGTH);
+    (parts, Bytes::from(body))
 }
 
 /// moto could not be reached: the client sees a 502, as behind a real load balancer.
@@ -552,6 +585,18 @@ async fn refuse(
     request_json: &Value,
 ) -> Result<Option<Response<Bytes>>, UpstreamError> {
     let now = Instant::now();
+    // Lambda's interfaces are requester-managed: while Lambda holds one, nobody else deletes it.
+    if call.is("ec2", "DeleteNetworkInterface") {
+        if let Some(id) = protocol::param(&call.params, "NetworkInterfaceId") {
+            if shared.lock().hyperplane.holds(id) {
+                return Ok(Some(faults::ec2_error(
+                    StatusCode::BAD_REQUEST,
+                    enis::IN_USE_CODE,
+                    &enis::in_use_message(id),
+                )));
+            }
+        }
+    }
     if call.operation.service == "ec2" && shared.lock().scenario.dependency_rules {
         let nat_state = |id: &str, moto_state: &str| -> String {
             shared
@@ -658,6 +703,15 @@ async fn after_moto(
                 &state.clocks,
                 now,
                 &filter,
+            ))
+        }
+        ("ec2", "DescribeNetworkInterfaces") => {
+            let (_, filters) = enis::ShownFilters::take_from(&call.params);
+            let state = shared.lock();
+            Some(enis::rewrite_described(
+                &text(),
+                |id| state.hyperplane.holds(id),
+                &filters,
             ))
         }
         ("iam", "CreateRole") => {

@@ -1,10 +1,9 @@
 //! The command-line proxy, as a person would start it in front of moto.
 
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{code, http, Moto};
+use crate::support::{announced_port, code, http, Moto};
 
 /// Kills the proxy process when the test ends, however it ends.
 struct Running(std::process::Child);
@@ -19,27 +18,30 @@ impl Drop for Running {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_starts_a_proxy_with_the_flags_scenario() {
     let moto = Moto::start().await;
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // Port 0: the proxy binds a free port and prints it (a port picked first could be taken
+    // meanwhile by a test running alongside).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fixedip-chaos"))
+        .args([
+            "--upstream",
+            &moto.url,
+            "--listen",
+            "127.0.0.1:0",
+            "--quiet",
+        ])
+        .args([
+            "--throttle-rate",
+            "1",
+            "--nat-pending",
+            "2s",
+            "--eni-linger",
+            "500ms",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fixedip-chaos starts");
+    let port = announced_port(&mut child, "fixedip-chaos: http://127.0.0.1:").await;
+    let _proxy = Running(child);
     let listen = format!("127.0.0.1:{port}");
-    let _proxy = Running(
-        Command::new(env!("CARGO_BIN_EXE_fixedip-chaos"))
-            .args(["--upstream", &moto.url, "--listen", &listen, "--quiet"])
-            .args([
-                "--throttle-rate",
-                "1",
-                "--nat-pending",
-                "2s",
-                "--eni-linger",
-                "500ms",
-            ])
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("fixedip-chaos starts"),
-    );
     let url = format!("http://{listen}");
     let deadline = Instant::now() + Duration::from_secs(30);
     let scenario = loop {

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_ec2::error::ProvideErrorMetadata;
 use aws_sdk_ec2::types::{DomainType, Filter};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime, VpcConfig};
@@ -325,4 +326,200 @@ async fn moving_a_function_out_of_the_vpc_leaves_its_enis_behind_for_a_while() {
     assert_eq!(count().await, 1);
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     assert_eq!(count().await, 0);
+}
+
+/// On AWS a Lambda interface is requester-managed and `in-use` until Lambda releases it: a teardown that
+/// deletes `available` interfaces must find none to delete, and must wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lambda_interface_reads_in_use_and_cannot_be_deleted_until_released() {
+    let linger = Duration::from_millis(1_500);
+    let scenario = Scenario {
+        hyperplane_enis: Some(HyperplaneEnis {
+            linger_ms: linger.as_millis() as u64,
+        }),
+        ..Scenario::default()
+    };
+    let rig = Rig::start(scenario).await;
+    let config = rig.sdk(1).await;
+    let ec2 = aws_sdk_ec2::Client::new(&config);
+    let lambda = aws_sdk_lambda::Client::new(&config);
+    let net = network(&ec2).await;
+    // An interface of the test's own, which moto reports as it is: `available`, plain, not managed.
+    let own = ec2
+        .create_network_interface()
+        .subnet_id(&net.subnet_id)
+        .description("the test's own")
+        .send()
+        .await
+        .unwrap();
+    let own = own
+        .network_interface()
+        .unwrap()
+        .network_interface_id()
+        .unwrap()
+        .to_string();
+    let sg = ec2
+        .create_security_group()
+        .group_name("fn")
+        .description("function")
+        .vpc_id(&net.vpc_id)
+        .send()
+        .await
+        .unwrap();
+    let role = aws_sdk_iam::Client::new(&config)
+        .create_role()
+        .role_name("fn")
+        .assume_role_policy_document("{}")
+        .send()
+        .await
+        .unwrap();
+    lambda
+        .create_function()
+        .function_name("hello")
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role.role().unwrap().arn())
+        .code(
+            FunctionCode::builder()
+                .zip_file(Blob::new(b"zip".to_vec()))
+                .build(),
+        )
+        .vpc_config(
+            VpcConfig::builder()
+                .subnet_ids(&net.subnet_id)
+                .security_group_ids(sg.group_id().unwrap())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    // The interfaces in the subnet with `status` = `wanted` (none: all of them).
+    let in_subnet = |wanted: Option<&'static str>| {
+        let mut call = ec2.describe_network_interfaces().filters(
+            Filter::builder()
+                .name("subnet-id")
+                .values(&net.subnet_id)
+                .build(),
+        );
+        if let Some(status) = wanted {
+            call = call.filters(Filter::builder().name("status").values(status).build());
+        }
+        async move {
+            let mut ids: Vec<String> = call
+                .send()
+                .await
+                .unwrap()
+                .network_interfaces()
+                .iter()
+                .map(|e| e.network_interface_id().unwrap().to_string())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let all = ec2
+        .describe_network_interfaces()
+        .filters(
+            Filter::builder()
+                .name("description")
+                .values("AWS Lambda VPC ENI-hello")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let [eni] = all.network_interfaces() else {
+        panic!("expected the function's one ENI: {all:?}");
+    };
+    let lambda_eni = eni.network_interface_id().unwrap().to_string();
+    assert_eq!(eni.status().map(|s| s.as_str()), Some("in-use"));
+    assert_eq!(eni.interface_type().map(|t| t.as_str()), Some("lambda"));
+    assert_eq!(eni.requester_managed(), Some(true));
+    // The filters see what the answer says, not moto's own values.
+    assert_eq!(
+        in_subnet(Some("available")).await,
+        std::slice::from_ref(&own)
+    );
+    assert_eq!(
+        in_subnet(Some("in-use")).await,
+        std::slice::from_ref(&lambda_eni)
+    );
+    let lambda_typed = ec2
+        .describe_network_interfaces()
+        .filters(
+            Filter::builder()
+                .name("interface-type")
+                .values("lambda")
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name("requester-managed")
+                .values("true")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let lambda_typed: Vec<&str> = lambda_typed
+        .network_interfaces()
+        .iter()
+        .filter_map(|e| e.network_interface_id())
+        .collect();
+    assert_eq!(lambda_typed, [lambda_eni.as_str()]);
+
+    // Attached: AWS refuses to delete it, as it words it.
+    let delete = || {
+        ec2.delete_network_interface()
+            .network_interface_id(&lambda_eni)
+            .send()
+    };
+    let refused = delete().await.unwrap_err();
+    let refused = refused.as_service_error().unwrap();
+    assert_eq!(refused.code(), Some("InvalidParameterValue"));
+    assert_eq!(
+        refused.message(),
+        Some(format!("Network interface '{lambda_eni}' is currently in use.").as_str())
+    );
+
+    // Detached: it lingers, still in use and still refused...
+    lambda
+        .update_function_configuration()
+        .function_name("hello")
+        .vpc_config(VpcConfig::builder().build())
+        .send()
+        .await
+        .unwrap();
+    let detached_at = Instant::now();
+    assert_eq!(code(delete().await), "InvalidParameterValue");
+    assert_eq!(
+        in_subnet(Some("in-use")).await,
+        std::slice::from_ref(&lambda_eni)
+    );
+    assert_eq!(
+        in_subnet(Some("available")).await,
+        std::slice::from_ref(&own)
+    );
+    // ...until Lambda lets go of it, and then it is gone (the proxy deletes it, as AWS does).
+    let deadline = detached_at + linger * 4;
+    while in_subnet(None).await.contains(&lambda_eni) {
+        assert!(
+            Instant::now() < deadline,
+            "the lingering ENI was never removed"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(detached_at.elapsed() >= linger);
+    assert_eq!(in_subnet(None).await, std::slice::from_ref(&own));
+    assert_eq!(
+        code(
+            ec2.delete_network_interface()
+                .network_interface_id(&own)
+                .send()
+                .await
+        ),
+        "<succeeded>",
+        "the test's own interface was never held"
+    );
 }

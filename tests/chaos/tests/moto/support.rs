@@ -1,7 +1,7 @@
 //! A moto server per test (its own state, so tests cannot see each other's resources), the proxy in
 //! front of it, and SDK clients pointed at the proxy.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -37,17 +37,17 @@ fn moto_server() -> PathBuf {
 
 impl Moto {
     pub async fn start() -> Moto {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free loopback port")
-            .port();
-        let child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        // Port 0: moto binds a free port itself and says which. Picking a free port first and
+        // handing its number over would leave a window in which a test running alongside binds it
+        // (its proxy, say); this test's "moto" would then be that proxy and share its moto.
+        let mut child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", "0"])
             .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("moto_server starts");
+        let port = announced_port(&mut child, "Running on http://127.0.0.1:").await;
         let moto = Moto {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -82,6 +82,31 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The port a child process says it listens on, in the first stderr line carrying `marker`
+/// followed by the port. Its stderr is read to its end on a thread, so that the pipe never fills.
+pub async fn announced_port(child: &mut Child, marker: &'static str) -> u16 {
+    let stderr = child.stderr.take().expect("stderr is piped");
+    let (port_tx, port_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut port_tx = Some(port_tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let port = line.split_once(marker).and_then(|(_, rest)| {
+                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u16>().ok()
+            });
+            if let Some(port) = port {
+                if let Some(tx) = port_tx.take() {
+                    let _ = tx.send(port);
+                }
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || port_rx.recv_timeout(Duration::from_secs(60)))
+        .await
+        .expect("the port reader ends")
+        .unwrap_or_else(|_| panic!("no `{marker}<port>` on stderr within 60 s"))
 }
 
 /// A plain HTTP call (for moto's and the proxy's own APIs); returns status and body.

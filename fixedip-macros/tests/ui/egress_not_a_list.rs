@@ -1,0 +1,4 @@
+use fixedip_macros::fixed_egress;
+
+#[fixed_egress(egress = "0.0.0.0/0:443")]
+fn main() {}

@@ -1,0 +1,4 @@
+use fixedip_macros::fixed_egress;
+
+#[fixed_egress(endpoints = [])]
+fn main() {}

@@ -1,0 +1,4 @@
+use fixedip_macros::fixed_egress;
+
+#[fixed_egress(azs = 2, nats = 3)]
+fn main() {}
