@@ -189,7 +189,7 @@ async fn deploy_redeploy_verify_and_destroy_with_nat_instances() {
 
     let output = ok(
         &emulator,
-        &on_fixtures(&manifest, &["verify", "--zip", &zip, "--json"]),
+        &on_fixtures(&manifest, &["verify", "--json"]),
     );
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     for function in verdict["functions"].as_array().unwrap() {

@@ -271,12 +271,13 @@ impl Planner {
         };
         let mut freed = Vec::new();
         if let Some(observed) = address.observed() {
-            if let (Some(association), true) = (
-                &observed.association_id,
-                inventory
-                    .instance_holding(observed.network_interface_id.as_deref())
-                    .is_some(),
-            ) {
+            // The slot's address on the slot's instance (matched by interface when AWS reports
+            // one; moto may not): anything else holding it was refused earlier.
+            let on_instance = inventory
+                .instance_holding(observed.network_interface_id.as_deref())
+                .is_some()
+                || inventory.nat_holding(&observed.allocation_id).is_none();
+            if let (Some(association), true) = (&observed.association_id, on_instance) {
                 let action = Action::DisassociateAddress {
                     association_id: association.clone(),
                 };
