@@ -11,8 +11,10 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FIXEDIP_MOTO_VENV:-$REPO/.venv/moto}"
 # Only the services fixedip calls: `moto[server]` would pull every service (twice the size and time).
-# flask and flask-cors are what moto_server itself needs.
-PIN='moto[ec2,iam,ssm,sts,awslambda-simple]==5.2.5 flask flask-cors'
+# flask and flask-cors are what moto_server itself needs. openapi-spec-validator: moto's
+# DescribeVpcEndpointServices imports its cloudformation module, which needs it (without it the first
+# call answers HTTP 500 and later ones an empty list).
+PIN='moto[ec2,iam,ssm,sts,awslambda-simple]==5.2.5 flask flask-cors openapi-spec-validator==0.9.0'
 # The stamp holds the pin the venv was built from: a changed pin or a half-built venv means reinstall.
 STAMP="$VENV/.fixedip-pin"
 PYTHON="${PYTHON:-python3}"
@@ -25,7 +27,7 @@ die() {
 # True when the venv was built from the current pin and its moto still imports.
 healthy() {
     [[ -f "$STAMP" && "$(cat "$STAMP")" == "$PIN" && -x "$VENV/bin/moto_server" ]] &&
-        "$VENV/bin/python" -c 'import moto, flask, flask_cors' 2>/dev/null
+        "$VENV/bin/python" -c 'import moto, flask, flask_cors, openapi_spec_validator' 2>/dev/null
 }
 
 install() {

@@ -13,6 +13,10 @@ fi
 # (plan --offline, the record-in-binary tests) then reuse what cargo test already compiled.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 
+# The emulator tests spend most of their time waiting on moto, the chaos proxy's simulated delays
+# and the CLI's polling, not on the CPU: run more of them at once than the 2 cores a CI machine has.
+export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
+
 locked=()
 if [[ "${CI:-}" == "true" ]]; then
     # In CI the lock file is the truth: fail rather than resolve different versions.

@@ -207,6 +207,22 @@ Examples:
   cargo fixedip verify --function partner-sync --ip 203.0.113.7 --ip 203.0.113.9"
     )]
     Verify(VerifyArgs),
+    /// Remove the stack's lease left by a run that was killed (deploy and destroy take it)
+    #[command(
+        long_about = "\
+Remove the stack's lease left by a run that was killed.
+
+deploy and destroy hold a lease on the stack (the SSM parameter /fixedip/<stack>/lease in the
+region) while they change it, so that two runs never change one stack at once. A run that was
+killed leaves its lease until it expires (10 minutes after its last renewal); meanwhile other runs
+wait for it. unlock prints who held it and removes it. Only run it when no deploy or destroy of
+the stack is going on.",
+        after_long_help = "\
+Examples:
+  cargo fixedip unlock --stack default
+  cargo fixedip unlock --stack billing --region eu-west-1 --json"
+    )]
+    Unlock(UnlockArgs),
 }
 
 #[derive(Debug, Clone, Args)]
@@ -253,6 +269,23 @@ pub struct DeployArgs {
 
     #[command(flatten)]
     pub removal: RemovalWaits,
+
+    #[command(flatten)]
+    pub lock: LockWait,
+}
+
+/// How long deploy and destroy wait for another run that holds the stack's lease.
+#[derive(Debug, Clone, Args)]
+pub struct LockWait {
+    /// Longest wait for another deploy or destroy of the same stack to finish, in seconds; then
+    /// exit with code 11 (LEASE_HELD), having changed nothing
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 600,
+        env = "FIXEDIP_LOCK_TIMEOUT"
+    )]
+    pub lock_timeout: u64,
 }
 
 /// How long removals wait for what AWS does on its own (deploy removes slots when `azs` shrinks).
@@ -316,6 +349,16 @@ pub struct DestroyArgs {
 
     #[command(flatten)]
     pub removal: RemovalWaits,
+
+    #[command(flatten)]
+    pub lock: LockWait,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UnlockArgs {
+    /// The stack whose lease to remove [default: `default`]
+    #[arg(long, value_name = "NAME", default_value = "default")]
+    pub stack: String,
 }
 
 #[derive(Debug, Clone, Args)]

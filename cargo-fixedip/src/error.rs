@@ -169,6 +169,11 @@ pub enum CliError {
         help: Option<String>,
     },
 
+    // The stack's lease (aws/lease.rs): its own messages and help.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Lease(crate::aws::lease::LeaseError),
+
     #[error("{} new Elastic IP(s) carry no traffic yet: {}", .ips.len(), .ips.join(", "))]
     #[diagnostic(help(
         "everything else is deployed; add these IPs to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips` to route traffic through them"
@@ -279,6 +284,15 @@ impl From<crate::aws::execute::ExecuteError> for CliError {
     }
 }
 
+impl From<crate::aws::lease::LeaseError> for CliError {
+    fn from(error: crate::aws::lease::LeaseError) -> Self {
+        match error {
+            crate::aws::lease::LeaseError::Aws(error) => CliError::from(error),
+            error => CliError::Lease(error),
+        }
+    }
+}
+
 impl From<ConflictError> for CliError {
     fn from(error: ConflictError) -> Self {
         CliError::Conflict(Box::new(error))
@@ -315,6 +329,15 @@ impl CliError {
                 exit_code::AWS
             }
             CliError::NewIpsHeldBack { .. } => exit_code::NEW_IPS_HELD_BACK,
+            CliError::Lease(error) => match error {
+                crate::aws::lease::LeaseError::Held { .. }
+                | crate::aws::lease::LeaseError::Lost { .. }
+                | crate::aws::lease::LeaseError::ChangedWhileWaiting { .. } => {
+                    exit_code::LEASE_HELD
+                }
+                crate::aws::lease::LeaseError::Interrupted { .. } => exit_code::FAILURE,
+                crate::aws::lease::LeaseError::Aws(_) => exit_code::AWS,
+            },
             CliError::ReleaseNeedsConfirmation => exit_code::USAGE,
             CliError::DestroyCancelled => exit_code::FAILURE,
             CliError::Runtime(_) => exit_code::FAILURE,

@@ -27,6 +27,11 @@ pub const VERIFY: i32 = 9;
 /// `deploy` allocated (or still holds) new Elastic IPs that carry no traffic yet: add them to the
 /// partner's allowlist, then run `deploy --allow-new-ips`. Everything else was deployed.
 pub const NEW_IPS_HELD_BACK: i32 = 10;
+/// Another run holds the stack's lease (it is deploying or destroying the stack) and did not let
+/// go within `--lock-timeout`, or the lease was taken away while this run held it. Nothing was
+/// changed in the first case; wait and run again, or `cargo fixedip unlock --stack NAME` if no run
+/// is going on.
+pub const LEASE_HELD: i32 = 11;
 
 /// Every code with its name, for documentation and its test.
 pub const ALL: &[(&str, i32)] = &[
@@ -41,6 +46,7 @@ pub const ALL: &[(&str, i32)] = &[
     ("AWS", AWS),
     ("VERIFY", VERIFY),
     ("NEW_IPS_HELD_BACK", NEW_IPS_HELD_BACK),
+    ("LEASE_HELD", LEASE_HELD),
 ];
 
 #[cfg(test)]

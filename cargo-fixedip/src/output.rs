@@ -131,6 +131,16 @@ impl Output {
         );
     }
 
+    /// A fact about the result that is not a problem (an isolated stack has no IP); shown even
+    /// with `--quiet`, on stderr so that stdout stays the result.
+    pub fn note(&self, message: impl Display) {
+        let _ = writeln!(
+            anstream::stderr(),
+            "{}: {message}",
+            styled(style::STATUS, "note")
+        );
+    }
+
     /// A spinner on stderr while waiting, only on a terminal and never with `--quiet`: logs and CI
     /// get the `status` lines instead. Cleared when dropped, before results print.
     pub fn spinner(&self, message: impl Into<String>) -> Spinner {

@@ -4,12 +4,15 @@
 //! Prices are per hour and per GB in US dollars, held exactly (in millionths). A month is
 //! [`HOURS_PER_MONTH`] hours. What is billed by the hour: each NAT gateway, and each public IPv4
 //! address (the Elastic IP of every NAT, and every address the stack retains or adopted, since AWS
-//! bills addresses whether or not they are in use). Data through a NAT gateway is billed per GB on
-//! top; data transfer out to the internet, billed the same with or without fixedip, is left out.
+//! bills addresses whether or not they are in use), and each interface VPC endpoint per AZ. Data
+//! through a NAT gateway (and through an interface endpoint) is billed per GB on top; data transfer
+//! out to the internet, billed the same with or without fixedip, is left out. Gateway endpoints (S3,
+//! DynamoDB) are free, and the traffic they carry no longer pays the NAT's per-GB price.
 
 use std::fmt;
 
 use crate::plan::Plan;
+use crate::requirements::EndpointKind;
 
 /// The date the price table was last read from the AWS price pages.
 pub const PRICES_DATE: &str = "2026-11-01";
@@ -60,8 +63,6 @@ pub struct RegionPrices {
     pub nat_gateway_gb: Usd,
     /// Every public IPv4 address, Elastic IPs included, in use or not.
     pub public_ipv4_hour: Usd,
-    /// Interface VPC endpoints, per AZ: for the isolated mode (a later issue).
-    pub interface_endpoint_hour: Option<Usd>,
     /// A t4g.nano instance: for the NAT-instance mode (a later issue).
     pub t4g_nano_hour: Option<Usd>,
 }
@@ -73,6 +74,10 @@ pub struct Topology {
     pub nat_gateways: u32,
     /// Elastic IPs: those of the NATs, retained ones and adopted ones alike.
     pub public_ipv4: u32,
+    /// Interface VPC endpoints times the AZs each has network interfaces in.
+    pub interface_endpoint_azs: u32,
+    /// Gateway VPC endpoints (free).
+    pub gateway_endpoints: u32,
 }
 
 impl Topology {
@@ -92,11 +97,16 @@ impl Topology {
             .iter()
             .filter(|s| s.nat_gateway.is_some());
         let surplus_addresses = network.surplus_slots.iter().filter(|s| s.address.is_some());
+        let endpoints = network.endpoints.iter().filter(|e| e.status.exists_after());
+        let (interface, gateway): (Vec<_>, Vec<_>) =
+            endpoints.partition(|e| e.kind == EndpointKind::Interface);
         Topology {
             nat_gateways: count(nats.count() + surplus_nats.count()),
             public_ipv4: count(
                 addresses.count() + surplus_addresses.count() + network.retained_addresses.len(),
             ),
+            interface_endpoint_azs: interface.iter().map(|e| e.azs).sum(),
+            gateway_endpoints: count(gateway.len()),
         }
     }
 }
@@ -126,6 +136,19 @@ pub struct MonthlyCost {
     pub fixed_total: Usd,
     /// Added per GB that leaves through the NAT gateways.
     pub per_gb: Usd,
+    /// Added per GB through the interface endpoints, when there are some.
+    pub endpoint_per_gb: Option<Usd>,
+    /// With `nats` fewer than `azs`: what the same stack costs with one NAT gateway per AZ, the
+    /// default, so that `plan` can show what the fewer NATs save. `None` otherwise.
+    pub with_one_nat_per_az: Option<Usd>,
+}
+
+impl MonthlyCost {
+    /// What fewer NATs than AZs save per month against one NAT gateway per AZ.
+    pub fn saving(&self) -> Option<Usd> {
+        self.with_one_nat_per_az
+            .map(|full| usd(full.micros.saturating_sub(self.fixed_total.micros)))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -138,7 +161,19 @@ pub enum CostError {
         region: String,
         known: Vec<&'static str>,
     },
+    #[error(
+        "no interface VPC endpoint prices for region {region} in the table of {ENDPOINT_PRICES_DATE}; known regions: {}; see {ENDPOINT_PRICES_SOURCE}",
+        known.join(", ")
+    )]
+    NoEndpointPrices {
+        region: String,
+        known: Vec<&'static str>,
+    },
 }
+
+/// The cost line of gateway endpoints.
+pub const GATEWAY_ENDPOINT_ITEM: &str =
+    "gateway endpoint (free; S3/DynamoDB traffic skips the NAT per-GB price)";
 
 const fn usd(micros: u64) -> Usd {
     Usd::from_micros(micros)
@@ -155,7 +190,6 @@ const fn region(region: &'static str, checked: bool, nat_micros: u64) -> RegionP
         nat_gateway_hour: usd(nat_micros),
         nat_gateway_gb: usd(nat_micros),
         public_ipv4_hour: PUBLIC_IPV4_HOUR,
-        interface_endpoint_hour: None,
         t4g_nano_hour: None,
     }
 }
@@ -180,6 +214,48 @@ static PRICE_TABLE: [RegionPrices; 16] = [
     region("us-west-1", false, 48_000), // unchecked
     region("us-west-2", false, 45_000), // unchecked
 ];
+
+/// Interface VPC endpoints (AWS PrivateLink): per endpoint per AZ per hour, and per GB processed
+/// (the first-petabyte tier of the month).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct EndpointPrices {
+    pub region: &'static str,
+    pub per_az_hour: Usd,
+    pub per_gb: Usd,
+}
+
+/// Where [`ENDPOINT_PRICE_TABLE`] comes from.
+pub const ENDPOINT_PRICES_SOURCE: &str = "https://aws.amazon.com/privatelink/pricing/";
+/// The date of [`ENDPOINT_PRICE_TABLE`]: the prices on [`ENDPOINT_PRICES_SOURCE`] as of then.
+/// They were written from that page's figures without re-reading it (no internet where they were
+/// written): check them before quoting them, as for the `checked: false` NAT rows.
+pub const ENDPOINT_PRICES_DATE: &str = "2026-11-21";
+
+/// Sorted by region. Gateway endpoints cost nothing anywhere.
+static ENDPOINT_PRICE_TABLE: [EndpointPrices; 2] = [
+    EndpointPrices {
+        region: "ap-northeast-1",
+        per_az_hour: usd(14_000),
+        per_gb: usd(10_000),
+    },
+    EndpointPrices {
+        region: "us-east-1",
+        per_az_hour: usd(10_000),
+        per_gb: usd(10_000),
+    },
+];
+
+/// The interface endpoint prices of a region.
+pub fn endpoint_prices(region: &str) -> Result<&'static EndpointPrices, CostError> {
+    ENDPOINT_PRICE_TABLE
+        .iter()
+        .find(|prices| prices.region == region)
+        .ok_or_else(|| CostError::NoEndpointPrices {
+            region: region.to_owned(),
+            known: ENDPOINT_PRICE_TABLE.iter().map(|p| p.region).collect(),
+        })
+}
 
 /// The price table, sorted by region.
 pub fn price_table() -> &'static [RegionPrices] {
@@ -206,7 +282,7 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         hourly,
         monthly: usd(u64::from(quantity) * hourly.micros * HOURS_PER_MONTH),
     };
-    let lines = vec![
+    let mut lines = vec![
         line(
             "NAT gateway",
             topology.nat_gateways,
@@ -218,6 +294,24 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
             prices.public_ipv4_hour,
         ),
     ];
+    let mut endpoint_per_gb = None;
+    if topology.interface_endpoint_azs > 0 {
+        let endpoint = endpoint_prices(region)?;
+        lines.push(line(
+            "interface endpoint-AZ",
+            topology.interface_endpoint_azs,
+            endpoint.per_az_hour,
+        ));
+        endpoint_per_gb = Some(endpoint.per_gb);
+    }
+    if topology.gateway_endpoints > 0 {
+        // Listed at $0 so that `plan` says so: and what they carry skips the NAT's per-GB price.
+        lines.push(line(
+            GATEWAY_ENDPOINT_ITEM,
+            topology.gateway_endpoints,
+            usd(0),
+        ));
+    }
     Ok(MonthlyCost {
         region: region.to_owned(),
         prices_date: PRICES_DATE,
@@ -225,12 +319,36 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         fixed_total: usd(lines.iter().map(|line| line.monthly.micros).sum()),
         lines,
         per_gb: prices.nat_gateway_gb,
+        endpoint_per_gb,
+        with_one_nat_per_az: None,
     })
 }
 
-/// The monthly cost of what a plan leaves in the account.
+/// The monthly cost of what a plan leaves in the account; with fewer NATs than AZs, also what
+/// one NAT per AZ would cost.
 pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
-    monthly(&Topology::of_plan(plan), &plan.region)
+    let topology = Topology::of_plan(plan);
+    let mut cost = monthly(&topology, &plan.region)?;
+    let azs = &plan.network.azs;
+    let shared = azs
+        .iter()
+        .any(|az| az.nat_slot.is_some_and(|nat| nat != az.slot));
+    if shared {
+        // Every AZ without a NAT of its own would have one, with an address: a retained address
+        // would serve it first, so only the addresses beyond those already billed are added.
+        let missing = azs
+            .iter()
+            .filter(|az| !az.nat_gateway.exists_after())
+            .count();
+        let missing = u32::try_from(missing).expect("a stack holds few resources");
+        let full = Topology {
+            nat_gateways: topology.nat_gateways + missing,
+            public_ipv4: topology.public_ipv4.max(topology.nat_gateways + missing),
+            ..topology
+        };
+        cost.with_one_nat_per_az = Some(monthly(&full, &plan.region)?.fixed_total);
+    }
+    Ok(cost)
 }
 
 #[cfg(test)]
@@ -243,6 +361,7 @@ mod tests {
         Topology {
             nat_gateways,
             public_ipv4,
+            ..Topology::default()
         }
     }
 
@@ -304,6 +423,92 @@ mod tests {
         let kept = plan(&spec(1, &["f"]), &with_retained).unwrap();
         assert_eq!(Topology::of_plan(&kept), topology(1, 2));
         assert_eq!(of_plan(&kept).unwrap().fixed_total.to_string(), "$40.15");
+    }
+
+    fn with_nats(azs: u8, nats: u8) -> crate::plan::StackSpec {
+        let mut spec = spec(azs, &["f"]);
+        spec.modes.nats = Some(nats);
+        spec
+    }
+
+    fn in_region(mut spec: crate::plan::StackSpec, region: &str) -> crate::plan::StackSpec {
+        spec.region = region.to_owned();
+        spec
+    }
+
+    fn offline(region: &str) -> crate::observed::ObservedState {
+        crate::observed::ObservedState::assumed_offline(region, &[])
+    }
+
+    #[test]
+    fn fewer_nats_than_azs_in_us_east_1() {
+        // azs = 2, nats = 1: 1 × $0.045 × 730 = $32.85 + 1 × $0.005 × 730 = $3.65 → $36.50.
+        // One NAT per AZ: $73.00 (see two_azs_in_us_east_1); saving $36.50.
+        let plan = plan(&with_nats(2, 1), &offline("us-east-1")).unwrap();
+        let cost = of_plan(&plan).unwrap();
+        assert_eq!(Topology::of_plan(&plan), topology(1, 1));
+        assert_eq!(cost.fixed_total.to_string(), "$36.50");
+        assert_eq!(cost.with_one_nat_per_az.unwrap().to_string(), "$73.00");
+        assert_eq!(cost.saving().unwrap().to_string(), "$36.50");
+
+        // azs = 3, nats = 1: still $36.50; one per AZ: 3 × ($32.85 + $3.65) = $109.50; saving
+        // $73.00. azs = 3, nats = 2: 2 × $36.50 = $73.00; saving $36.50.
+        let cost = of_plan(&plan_of(with_nats(3, 1), "us-east-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$36.50");
+        assert_eq!(cost.with_one_nat_per_az.unwrap().to_string(), "$109.50");
+        assert_eq!(cost.saving().unwrap().to_string(), "$73.00");
+        let cost = of_plan(&plan_of(with_nats(3, 2), "us-east-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$73.00");
+        assert_eq!(cost.saving().unwrap().to_string(), "$36.50");
+
+        // nats = azs is the default: nothing to compare with.
+        let cost = of_plan(&plan_of(with_nats(2, 2), "us-east-1")).unwrap();
+        assert_eq!(
+            (cost.fixed_total.to_string(), cost.saving()),
+            ("$73.00".to_owned(), None)
+        );
+    }
+
+    fn plan_of(spec: crate::plan::StackSpec, region: &str) -> Plan {
+        plan(&in_region(spec, region), &offline(region)).unwrap()
+    }
+
+    #[test]
+    fn fewer_nats_than_azs_in_tokyo() {
+        // azs = 2, nats = 1: 1 × $0.062 × 730 = $45.26 + $3.65 = $48.91; one per AZ $97.82.
+        let cost = of_plan(&plan_of(with_nats(2, 1), "ap-northeast-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$48.91");
+        assert_eq!(cost.with_one_nat_per_az.unwrap().to_string(), "$97.82");
+        assert_eq!(cost.saving().unwrap().to_string(), "$48.91");
+        assert_eq!(cost.per_gb.to_string(), "$0.06");
+        // azs = 3 (ap-northeast-1a, c, d), nats = 1: one per AZ 3 × $48.91 = $146.73.
+        let cost = of_plan(&plan_of(with_nats(3, 1), "ap-northeast-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$48.91");
+        assert_eq!(cost.saving().unwrap().to_string(), "$97.82");
+    }
+
+    #[test]
+    fn an_isolated_stack_costs_nothing_by_the_hour() {
+        // No NAT, no address: $0.00 in both regions (the role and the function are free; Lambda
+        // bills invocations, the same with or without fixedip).
+        for region in ["us-east-1", "ap-northeast-1"] {
+            let mut spec = spec(2, &["f"]);
+            spec.modes.nat = crate::requirements::NatMode::None;
+            let fresh = plan_of(spec.clone(), region);
+            let cost = of_plan(&fresh).unwrap();
+            assert_eq!(Topology::of_plan(&fresh), topology(0, 0));
+            assert_eq!(cost.fixed_total.to_string(), "$0.00", "{region}");
+            assert_eq!(cost.saving(), None);
+
+            // Switched from gateways, it keeps the two IPs, retained: 2 × $3.65 = $7.30.
+            let spec = in_region(spec, region);
+            let mut gateways = spec.clone();
+            gateways.modes.nat = crate::requirements::NatMode::Gateway;
+            let live = deployed(&gateways, &offline(region));
+            let switched = plan(&spec, &live).unwrap();
+            assert_eq!(Topology::of_plan(&switched), topology(0, 2));
+            assert_eq!(of_plan(&switched).unwrap().fixed_total.to_string(), "$7.30");
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::requirements::AllocationId;
+use crate::requirements::{AllocationId, Endpoint, EndpointKind};
 use crate::settings::Architecture;
 
 /// Which side of an availability zone a subnet or route table serves.
@@ -46,6 +46,12 @@ pub struct ObservedState {
     pub nat_gateways: Vec<ObservedNatGateway>,
     pub route_tables: Vec<ObservedRouteTable>,
     pub security_group: Option<ObservedSecurityGroup>,
+    /// The group of the stack's interface endpoints, admitting HTTPS from the functions' group.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub endpoint_security_group: Option<ObservedSecurityGroup>,
+    /// The stack's VPC endpoints (any state but `deleted`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub endpoints: Vec<ObservedEndpoint>,
     pub role: Option<ObservedRole>,
     /// The functions the plan names (found by name) and every function tagged with the stack.
     pub functions: Vec<ObservedFunction>,
@@ -80,6 +86,30 @@ pub struct ObservedExistingNetwork {
 }
 
 impl ObservedState {
+    /// Whether the stack is isolated (`nat = "none"`), as the account shows it: its VPC holds
+    /// private subnets and nothing of a way out: no internet gateway, no NAT gateway, no public
+    /// subnet, and private route tables with no 0.0.0.0/0 route at all. The account is the
+    /// state: `ips`, `status` and `verify` read the mode from here, without the function's
+    /// record. A stack of another mode half way through a destroy still has its private route
+    /// tables with their (blackhole) routes out; only a first deploy killed before its first
+    /// route could look isolated, and that one has no IP yet.
+    pub fn looks_isolated(&self) -> bool {
+        let private_tables: Vec<&ObservedRouteTable> = self
+            .route_tables
+            .iter()
+            .filter(|t| t.tier == Tier::Private)
+            .collect();
+        self.vpc.is_some()
+            && self.internet_gateway.is_none()
+            && self.nat_gateways.is_empty()
+            && !self.subnets.is_empty()
+            && self.subnets.iter().all(|s| s.tier == Tier::Private)
+            && !private_tables.is_empty()
+            && private_tables
+                .iter()
+                .all(|t| t.routes.iter().all(|r| r.destination.prefix_len() != 0))
+    }
+
     /// What planning without AWS assumes (`plan --offline`): an account where the stack does not
     /// exist yet, holding the adopted addresses (their IPs unknown), in a region that offers the
     /// usual AZ names. The real names come from DescribeAvailabilityZones once online.
@@ -270,6 +300,137 @@ pub struct ObservedRouteTable {
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ObservedSecurityGroup {
     pub id: String,
+    /// Its egress rules, one peer each (`IpPermissionsEgress` flattened).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub egress: Vec<SecurityGroupRule>,
+    /// Its ingress rules, one peer each.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub ingress: Vec<SecurityGroupRule>,
+}
+
+impl ObservedSecurityGroup {
+    /// A group as AWS creates it: no inbound rule, and the default egress rule (everything out).
+    pub fn fresh(id: &str) -> ObservedSecurityGroup {
+        ObservedSecurityGroup {
+            id: id.to_owned(),
+            egress: vec![SecurityGroupRule::ALL_OUT],
+            ingress: Vec::new(),
+        }
+    }
+}
+
+/// One rule of a security group, for one peer. AWS groups rules with the same protocol and ports
+/// into one `IpPermission` with several ranges; fixedip flattens them, so that a diff is a set
+/// difference.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct SecurityGroupRule {
+    pub protocol: RuleProtocol,
+    /// The port range of a TCP or UDP rule; `None` for every protocol (`-1`).
+    pub ports: Option<(u16, u16)>,
+    pub peer: RulePeer,
+}
+
+impl SecurityGroupRule {
+    /// The rule a new group starts with: every protocol to 0.0.0.0/0.
+    pub const ALL_OUT: SecurityGroupRule = SecurityGroupRule {
+        protocol: RuleProtocol::All,
+        ports: None,
+        peer: RulePeer::Ipv4(Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0)),
+    };
+}
+
+impl std::fmt::Display for SecurityGroupRule {
+    /// `tcp 443 to 0.0.0.0/0`, `all to 0.0.0.0/0`, `tcp 443 from sg-1` reads the same either way.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.protocol, self.ports) {
+            (RuleProtocol::All, _) => f.write_str("all traffic")?,
+            (protocol, Some((from, to))) if from == to => write!(f, "{protocol} {from}")?,
+            (protocol, Some((from, to))) => write!(f, "{protocol} {from}-{to}")?,
+            (protocol, None) => write!(f, "{protocol}")?,
+        }
+        match &self.peer {
+            RulePeer::Ipv4(net) => write!(f, " to {net}"),
+            RulePeer::Ipv6(net) => write!(f, " to {net}"),
+            RulePeer::SecurityGroup(id) => write!(f, " to/from {id}"),
+            RulePeer::PrefixList(id) => write!(f, " to {id}"),
+        }
+    }
+}
+
+/// The protocol of a security group rule, as EC2 names it in `IpProtocol`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+pub enum RuleProtocol {
+    /// `-1`: every protocol and port.
+    All,
+    Tcp,
+    Udp,
+    /// ICMP or any other protocol, by the name or number AWS gives.
+    Other(String),
+}
+
+impl RuleProtocol {
+    /// From `IpProtocol`: a name or a number, `-1` for all.
+    pub fn from_aws(protocol: &str) -> RuleProtocol {
+        match protocol {
+            "-1" | "all" => RuleProtocol::All,
+            "tcp" | "6" => RuleProtocol::Tcp,
+            "udp" | "17" => RuleProtocol::Udp,
+            other => RuleProtocol::Other(other.to_owned()),
+        }
+    }
+
+    /// As EC2 takes it in `IpProtocol`.
+    pub fn as_aws(&self) -> &str {
+        match self {
+            RuleProtocol::All => "-1",
+            RuleProtocol::Tcp => "tcp",
+            RuleProtocol::Udp => "udp",
+            RuleProtocol::Other(other) => other,
+        }
+    }
+}
+
+impl std::fmt::Display for RuleProtocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RuleProtocol::All => f.write_str("all"),
+            other => f.write_str(other.as_aws()),
+        }
+    }
+}
+
+/// The other side of a security group rule.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(
+    feature = "serde",
+    serde(tag = "kind", content = "value", rename_all = "snake_case")
+)]
+pub enum RulePeer {
+    Ipv4(Ipv4Net),
+    /// An IPv6 range, as written by AWS (fixedip never makes one).
+    Ipv6(String),
+    SecurityGroup(String),
+    PrefixList(String),
+}
+
+/// A VPC endpoint of the stack, found by its tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedEndpoint {
+    pub id: String,
+    pub service: Endpoint,
+    pub kind: EndpointKind,
+    /// A gateway endpoint serves the private route table of one slot (its tag); an interface
+    /// endpoint serves every private subnet and has none.
+    pub slot: Option<Slot>,
+    /// Gateway endpoints: the route tables AWS routes the service's prefix list in.
+    pub route_table_ids: Vec<String>,
+    /// Interface endpoints: the subnets holding its network interfaces, one per AZ.
+    pub subnet_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,8 +10,10 @@ use std::net::Ipv4Addr;
 
 use ipnet::Ipv4Net;
 
-use crate::observed::{Slot, Tier};
-use crate::requirements::{AllocationId, AzCount, EgressRule, Endpoint, NatMode, StackName};
+use crate::observed::{SecurityGroupRule, Slot, Tier};
+use crate::requirements::{
+    AllocationId, AzCount, EgressRule, Endpoint, EndpointKind, NatMode, StackName,
+};
 use crate::settings::Architecture;
 
 /// The VPC CIDR when the settings name none: 65,536 addresses, cut into 16 blocks of /20 (4,096
@@ -215,6 +217,12 @@ pub enum Action {
         destination: Ipv4Net,
         via: RouteVia,
     },
+    /// A route that must go: the stack became isolated (`nat = "none"`), so its private subnets
+    /// keep no route out. Safe to call again: the executor treats a route already gone as done.
+    DeleteRoute {
+        route_table: Ref,
+        destination: Ipv4Net,
+    },
     /// No inbound rules; egress to anywhere. Named [`crate::tags::security_group_name`].
     CreateSecurityGroup {
         vpc: Ref,
@@ -292,6 +300,62 @@ pub enum Action {
     /// found as the stack's from now on.
     TagFunction {
         function: FunctionSpec,
+    },
+
+    // Restricted egress and VPC endpoints (see `planner/egress.rs` and `planner/endpoints.rs`).
+    /// AuthorizeSecurityGroupEgress, one permission per rule. A rule that exists already
+    /// (`InvalidPermission.Duplicate`, a resumed run) is done.
+    AuthorizeEgress {
+        security_group: Ref,
+        rules: Vec<SecurityGroupRule>,
+    },
+    /// RevokeSecurityGroupEgress, one permission per rule; a rule already gone is done. Comes
+    /// after the [`Action::AuthorizeEgress`] of the same group, so that the function never goes
+    /// through a moment with less egress than both the old and the new lists allow.
+    RevokeEgress {
+        security_group: Ref,
+        rules: Vec<SecurityGroupRule>,
+    },
+    /// The security group of the stack's interface endpoints, named
+    /// [`crate::tags::endpoint_security_group_name`]; its inbound rule comes from
+    /// [`Action::AdmitHttpsFrom`].
+    CreateEndpointSecurityGroup {
+        vpc: Ref,
+    },
+    /// AuthorizeSecurityGroupIngress on `security_group`: TCP 443 from members of `from_group`
+    /// (the functions' group). A duplicate is done.
+    AdmitHttpsFrom {
+        security_group: Ref,
+        from_group: Ref,
+    },
+    /// CreateVpcEndpoint, type Gateway, for the private route table of one slot: AWS adds a
+    /// route to the service's prefix list (`pl-...`) in it. One per service and slot, so that an
+    /// AZ added or removed never modifies another AZ's endpoint.
+    CreateGatewayEndpoint {
+        vpc: Ref,
+        endpoint: Endpoint,
+        route_table: Ref,
+        slot: Slot,
+    },
+    /// CreateVpcEndpoint, type Interface, with private DNS, in the private subnets (one per AZ),
+    /// with the endpoints' security group. Completes when the endpoint is `available`.
+    CreateInterfaceEndpoint {
+        vpc: Ref,
+        endpoint: Endpoint,
+        subnets: Vec<Ref>,
+        security_group: Ref,
+    },
+    /// ModifyVpcEndpoint: the private subnets changed with `azs`.
+    ModifyInterfaceEndpoint {
+        endpoint_id: String,
+        add_subnets: Vec<Ref>,
+        remove_subnets: Vec<String>,
+    },
+    /// DeleteVpcEndpoints, then wait until it is gone (`deleted`, or unknown): only then are an
+    /// interface endpoint's network interfaces out of its subnets and security group, and a
+    /// gateway endpoint's routes out of its route table.
+    DeleteEndpoint {
+        endpoint_id: String,
     },
 
     // Removal: shrinking a stack and `destroy`. Every id comes from the observation (found by the
@@ -482,6 +546,10 @@ impl Action {
             } => {
                 format!("point route {destination} at {via} in route table {route_table}")
             }
+            Action::DeleteRoute {
+                route_table,
+                destination,
+            } => format!("delete route {destination} from route table {route_table}"),
             Action::CreateSecurityGroup { vpc } => {
                 format!("create security group (no inbound rules) in VPC {vpc}")
             }
@@ -555,6 +623,62 @@ impl Action {
             Action::DeleteRole { role, .. } => {
                 format!("detach the policies of role {role} and delete it")
             }
+            Action::AuthorizeEgress {
+                security_group,
+                rules,
+            } => format!(
+                "let {} out of security group {security_group}",
+                list_rules(rules)
+            ),
+            Action::RevokeEgress {
+                security_group,
+                rules,
+            } => format!(
+                "stop {} out of security group {security_group}",
+                list_rules(rules)
+            ),
+            Action::CreateEndpointSecurityGroup { vpc } => {
+                format!("create the interface endpoints' security group in VPC {vpc}")
+            }
+            Action::AdmitHttpsFrom {
+                security_group,
+                from_group,
+            } => format!(
+                "admit HTTPS (TCP 443) into security group {security_group} from {from_group}"
+            ),
+            Action::CreateGatewayEndpoint {
+                endpoint,
+                route_table,
+                slot,
+                ..
+            } => format!(
+                "create gateway endpoint for {endpoint} on route table {route_table} (slot {slot}), free"
+            ),
+            Action::CreateInterfaceEndpoint {
+                endpoint, subnets, ..
+            } => format!(
+                "create interface endpoint for {endpoint} with private DNS in {} private subnet{}",
+                subnets.len(),
+                if subnets.len() == 1 { "" } else { "s" }
+            ),
+            Action::ModifyInterfaceEndpoint {
+                endpoint_id,
+                add_subnets,
+                remove_subnets,
+            } => {
+                let mut changes = Vec::new();
+                if !add_subnets.is_empty() {
+                    let added: Vec<String> = add_subnets.iter().map(ToString::to_string).collect();
+                    changes.push(format!("add subnets {}", added.join(", ")));
+                }
+                if !remove_subnets.is_empty() {
+                    changes.push(format!("remove subnets {}", remove_subnets.join(", ")));
+                }
+                format!("interface endpoint {endpoint_id}: {}", changes.join(", "))
+            }
+            Action::DeleteEndpoint { endpoint_id } => {
+                format!("delete VPC endpoint {endpoint_id} and wait until it is gone")
+            }
         }
     }
 }
@@ -584,7 +708,8 @@ impl Action {
             | Action::DeleteVpc { .. }
             | Action::DeleteRole { .. }
             | Action::DisassociateAddress { .. }
-            | Action::TerminateNatInstance { .. } => Vec::new(),
+            | Action::TerminateNatInstance { .. }
+            | Action::DeleteEndpoint { .. } => Vec::new(),
             Action::CreateNatSecurityGroup { vpc, .. } => vec![vpc],
             Action::LaunchNatInstance {
                 subnet,
@@ -593,6 +718,27 @@ impl Action {
             } => vec![subnet, security_group],
             Action::DisableSourceDestCheck { instance } => vec![instance],
             Action::AssociateAddress { address, instance } => vec![address, instance],
+            Action::AuthorizeEgress { security_group, .. }
+            | Action::RevokeEgress { security_group, .. } => vec![security_group],
+            Action::CreateEndpointSecurityGroup { vpc } => vec![vpc],
+            Action::AdmitHttpsFrom {
+                security_group,
+                from_group,
+            } => vec![security_group, from_group],
+            Action::CreateGatewayEndpoint {
+                vpc, route_table, ..
+            } => vec![vpc, route_table],
+            Action::CreateInterfaceEndpoint {
+                vpc,
+                subnets,
+                security_group,
+                ..
+            } => [vpc]
+                .into_iter()
+                .chain(subnets)
+                .chain([security_group])
+                .collect(),
+            Action::ModifyInterfaceEndpoint { add_subnets, .. } => add_subnets.iter().collect(),
             Action::EnableVpcDns { vpc }
             | Action::CreateSubnet { vpc, .. }
             | Action::CreateRouteTable { vpc, .. }
@@ -614,6 +760,7 @@ impl Action {
             | Action::ReplaceRoute {
                 route_table, via, ..
             } => vec![route_table, via.gateway()],
+            Action::DeleteRoute { route_table, .. } => vec![route_table],
             Action::AttachRolePolicy { role, .. } => vec![role],
             Action::CreateFunction {
                 subnets,
@@ -650,6 +797,12 @@ impl fmt::Display for RouteVia {
             RouteVia::NatInstance(instance) => write!(f, "NAT instance {instance}"),
         }
     }
+}
+
+/// "tcp 443 to 0.0.0.0/0, udp 53 to 10.0.0.2/32".
+fn list_rules(rules: &[SecurityGroupRule]) -> String {
+    let rules: Vec<String> = rules.iter().map(ToString::to_string).collect();
+    rules.join(", ")
 }
 
 fn tier_name(tier: Tier) -> &'static str {
@@ -712,6 +865,10 @@ pub struct AzView {
     /// is set.
     pub nat_gateway: Status,
     pub private_route_table: Status,
+    /// The slot whose NAT carries this AZ's traffic: its own, another one when `nats` is fewer
+    /// than `azs`, or `None` (isolated, or waiting for a new IP to be allowed).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_slot: Option<Slot>,
 }
 
 /// A slot that exists beyond the stack's `azs`: removed by the plan, or left (and still billed)
@@ -759,6 +916,25 @@ pub struct NetworkView {
     /// A stack on an existing network: where it attaches. `None` for a network fixedip builds.
     #[cfg_attr(feature = "serde", serde(default))]
     pub existing: Option<ExistingAttachment>,
+    /// The VPC endpoints (`endpoints = [...]`): what exists after the plan, and what it removes.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub endpoints: Vec<EndpointView>,
+    /// The interface endpoints' security group, when there is or was one.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub endpoint_security_group: Option<Status>,
+}
+
+/// One VPC endpoint, for people to read and for the cost model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct EndpointView {
+    pub service: Endpoint,
+    pub kind: EndpointKind,
+    /// The slot of a gateway endpoint (one per private route table).
+    pub slot: Option<Slot>,
+    /// How many AZs an interface endpoint has network interfaces in: billed per AZ per hour.
+    pub azs: u32,
+    pub status: Status,
 }
 
 /// An Elastic IP that exists (or that the plan allocates) for a slot, but carries no traffic until

@@ -34,6 +34,10 @@
 //! stack's execution role (only when some function brings none) with AWSLambdaBasicExecutionRole
 //! and AWSLambdaVPCAccessExecutionRole, and every function attached to the private subnets only.
 //!
+//! That is the default mode. With `nats = N` only the first `N` slots hold a NAT (and a public
+//! subnet), and the others route through them; with `nat = "none"` there is no internet gateway,
+//! NAT, address or public subnet at all. See `planner/nat_layout.rs`.
+//!
 //! # CIDR layout
 //! The VPC is a /16 to a /24 ([`DEFAULT_VPC_CIDR`] is `10.0.0.0/16`), cut into 16 equal blocks four
 //! bits longer (a /20 for a /16, a /28, the smallest subnet AWS allows, for a /24). Slot `i`'s
@@ -405,20 +409,37 @@ pub fn plan_with(
             cidr: spec.vpc_cidr,
         });
     }
-    unsupported_modes(&spec.modes)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, &inventory)?;
-    let addresses = choose_addresses(spec, &inventory, &slots.wanted)?;
+    let layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
+    let nat_slots: Vec<(Slot, String)> = slots
+        .wanted
+        .iter()
+        .filter(|(slot, _)| layout.has_nat(*slot))
+        .cloned()
+        .collect();
+    let addresses = choose_addresses(spec, &inventory, &nat_slots)?;
     let hold_new_ips = inventory.ips_shown() && !options.allow_new_ips;
 
     let mut planner = Planner::default();
     let vpc = planner.vpc(vpc_cidr, observed)?;
-    let internet_gateway = planner.internet_gateway(observed, &vpc)?;
-    let security_group = planner.security_group(observed, &vpc);
+    // An isolated stack has no way out at all: no internet gateway (one left from another mode
+    // is removed below, once its NATs are gone).
+    let internet_gateway = match layout.isolated() {
+        true => None,
+        false => Some(planner.internet_gateway(observed, &vpc)?),
+    };
+    let gateway_attached = internet_gateway.as_ref().and_then(|g| g.attached);
+    let mut security_group = planner.security_group(observed, &vpc);
+    let security_group_ready = planner.security_group_egress(
+        &mut security_group,
+        observed,
+        &egress::desired_egress(&spec.modes, vpc_cidr),
+    );
     let role = planner.role(spec, observed);
     let nat_security_group = (spec.modes.nat == NatMode::Instance)
         .then(|| planner.nat_security_group(observed, &vpc, vpc_cidr));
-    let nats = NatChoice {
+    let nat_kind = NatChoice {
         instances: nat_security_group
             .as_ref()
             .map(|group| (group, spec.modes.nat_instance_type())),
@@ -432,71 +453,126 @@ pub fn plan_with(
             vpc_cidr,
             &vpc,
             &inventory,
-            &addresses[slot],
-            internet_gateway.attached,
+            addresses.get(slot),
+            gateway_attached,
             hold_new_ips,
-            &nats,
+            &nat_kind,
         )?;
         azs.push(built);
     }
 
-    let routes_out = azs.iter().any(|az| az.nat_gateway.is_some());
+    let routes_out = layout.isolated() || azs.iter().any(|az| az.nat_gateway.is_some());
     let (removed, kept_surplus) =
         removable_slots(spec, observed, &inventory, &slots.surplus, routes_out);
 
-    let public_subnets: Vec<&Ref> = azs.iter().map(|az| &az.public_subnet.reference).collect();
-    let public_route_table = planner.route_table(
-        &vpc.reference,
-        inventory.public_route_table,
-        (Tier::Public, None),
-        RouteVia::InternetGateway(internet_gateway.planned.reference.clone()),
-        &internet_gateway.attached.into_iter().collect::<Vec<_>>(),
-        &public_subnets,
-    );
+    let public_subnets: Vec<&Ref> = azs
+        .iter()
+        .filter_map(|az| az.public_subnet.as_ref().map(|s| &s.reference))
+        .collect();
+    let public_route_table = internet_gateway.as_ref().map(|gateway| {
+        planner.route_table(
+            &vpc.reference,
+            inventory.public_route_table,
+            (Tier::Public, None),
+            Some(RouteVia::InternetGateway(gateway.planned.reference.clone())),
+            gateway.attached.as_slice(),
+            &public_subnets,
+        )
+    });
     // Egress works once both hops route: private subnet → NAT, public subnet → internet gateway.
-    let mut routes_ready = public_route_table.steps.clone();
+    let mut routes_ready: Vec<StepId> = public_route_table
+        .iter()
+        .flat_map(|table| table.steps.iter().copied())
+        .collect();
+    // The NATs of the other kind that slots switching mode leave behind, once routes moved.
+    let mut retire: Vec<Vec<nat_instance::Retire>> = azs
+        .iter_mut()
+        .map(|az| std::mem::take(&mut az.retire))
+        .collect();
+    // Each NAT that carries traffic: its slot, how a route reaches it, what the route waits for.
+    let nats: Vec<(Slot, &RouteVia, &[StepId])> = azs
+        .iter()
+        .filter_map(|az| {
+            az.nat_via
+                .as_ref()
+                .map(|via| (az.slot, via, az.route_after.as_slice()))
+        })
+        .collect();
     let mut private_route_tables = Vec::new();
-    let mut instances_retired = Vec::new();
-    for az in &mut azs {
-        let Some(via) = az.nat_via.take() else {
-            // No route out until the user allows the slot's new IP: the private subnet keeps the
-            // VPC's main route table, which reaches nothing outside the VPC.
-            private_route_tables.push(match inventory.private_route_tables.get(&az.slot) {
-                Some(table) => Status::Keep(table.id.clone()),
-                None => Status::HeldBack,
-            });
-            continue;
+    // The tables that route out, for the gateway endpoints.
+    let mut routed_private_tables: Vec<(Slot, Ref)> = Vec::new();
+    let mut nat_slot_of = Vec::new();
+    // The route changes that take traffic away from a NAT: a NAT the plan removes waits for them.
+    let mut routes_moved = Vec::new();
+    for (index, az) in azs.iter().enumerate() {
+        let nat = match layout.serving(az.slot) {
+            None => None,
+            Some(serving) => nats.iter().find(|(slot, ..)| *slot == serving).or_else(|| {
+                // With `nats`, a NAT waiting for its new IP lends its AZs the first NAT that
+                // carries traffic, as before the change, rather than cutting them off.
+                spec.modes.nats.and(nats.first())
+            }),
         };
+        let via = match (layout.isolated(), nat) {
+            (true, _) => None,
+            (false, Some((_, via, _))) => Some((*via).clone()),
+            (false, None) => {
+                // No route out until the user allows the slot's new IP: the private subnet keeps
+                // the VPC's main route table, which reaches nothing outside the VPC.
+                private_route_tables.push(match inventory.private_route_tables.get(&az.slot) {
+                    Some(table) => Status::Keep(table.id.clone()),
+                    None => Status::HeldBack,
+                });
+                nat_slot_of.push(None);
+                continue;
+            }
+        };
+        // A NAT instance carries traffic once its address and check are set.
+        let route_after: &[StepId] = nat.map_or(&[], |(_, _, after)| after);
         let routed = planner.route_table(
             &vpc.reference,
             inventory.private_route_tables.get(&az.slot).copied(),
             (Tier::Private, Some(az.slot)),
             via,
-            &az.route_after,
+            route_after,
             &[&az.private_subnet.reference],
         );
         routes_ready.extend(routed.steps.iter().copied());
-        let first_retired = planner.steps.len();
-        planner.retire(std::mem::take(&mut az.retire), &routed.steps);
-        instances_retired.extend(
-            (first_retired..planner.steps.len())
-                .map(StepId)
-                .filter(|s| {
-                    matches!(
-                        planner.steps[s.0].action,
-                        Action::TerminateNatInstance { .. }
-                    )
-                }),
-        );
+        routed_private_tables.push((az.slot, routed.table));
+        routes_moved.extend(routed.steps.iter().copied().filter(|step| {
+            matches!(
+                planner.steps[step.0].action,
+                Action::ReplaceRoute { .. } | Action::DeleteRoute { .. }
+            )
+        }));
+        planner.retire(std::mem::take(&mut retire[index]), &routed.steps);
         private_route_tables.push(routed.status);
+        nat_slot_of.push(nat.map(|(slot, ..)| *slot));
     }
+    let endpoints = planner.endpoints(
+        spec,
+        observed,
+        &inventory,
+        &EndpointPlacement {
+            vpc: &vpc.reference,
+            function_group: &security_group.reference,
+            private_route_tables: &routed_private_tables,
+            private_subnets: &azs
+                .iter()
+                .map(|az| az.private_subnet.reference.clone())
+                .collect::<Vec<_>>(),
+            removed_slots: &removed,
+        },
+    );
 
     let attachment = Attachment {
-        // Only subnets that route out: a function in a held-back slot would have no egress.
+        // Only subnets that route out (or, isolated, all of them): a function in a held-back
+        // slot would have no egress.
         private_subnets: azs
             .iter()
-            .filter(|az| az.nat_gateway.is_some())
-            .map(|az| az.private_subnet.reference.clone())
+            .zip(&nat_slot_of)
+            .filter(|(_, nat_slot)| layout.isolated() || nat_slot.is_some())
+            .map(|(az, _)| az.private_subnet.reference.clone())
             .collect(),
         surplus_private_subnets: inventory
             .subnets
@@ -505,6 +581,7 @@ pub fn plan_with(
             .map(|s| s.id.clone())
             .collect(),
         security_group: security_group.reference.clone(),
+        security_group_ready,
         routes_ready,
     };
     let functions: Vec<(String, Status)> = if attachment.private_subnets.is_empty() {
@@ -531,8 +608,17 @@ pub fn plan_with(
             .collect()
     };
 
+    // The NATs of slots that keep their AZ but lose their NAT (`nats` lowered, or isolated) go
+    // once no route leads to them; their addresses stay, retained.
+    let functions_moved: Vec<StepId> = planner.configured_functions.values().copied().collect();
+    let mut nat_removal = planner.remove_nats(
+        &layout,
+        &slots.wanted,
+        &inventory,
+        &[routes_moved, functions_moved].concat(),
+    );
+
     // Slots beyond `azs` go once the functions have left them; their addresses stay, retained.
-    let mut removed_instances = Vec::new();
     for &slot in &removed {
         let private_subnets: Vec<&str> = inventory
             .subnets
@@ -549,15 +635,27 @@ pub fn plan_with(
                     .any(|s| private_subnets.contains(&s.as_str()))
             })
             .filter_map(|f| planner.configured_functions.get(&f.name).copied())
+            // The slot's endpoints leave its route table and subnet first.
+            .chain(
+                endpoints
+                    .slot_cleared
+                    .get(&slot)
+                    .into_iter()
+                    .flatten()
+                    .copied(),
+            )
             .collect();
         let teardown = planner.remove_slot(slot, &inventory, &functions_off);
-        removed_instances.extend(teardown.instances_terminated.iter().copied());
         let nats_deleted: Vec<StepId> = teardown
             .nat_gateways_deleted
             .values()
             .chain(&teardown.instances_terminated)
             .copied()
             .collect();
+        nat_removal.deleted.extend(&nats_deleted);
+        nat_removal
+            .subnets_deleted
+            .extend(&teardown.network_deleted);
         for address in inventory.addresses_of_slot(slot) {
             if address.usage != AddressUse::Retained {
                 let action = Action::RetainAddress {
@@ -567,6 +665,13 @@ pub fn plan_with(
             }
         }
     }
+    // Isolated: the internet side goes after every NAT, those of removed slots included.
+    let (internet_gateway_status, public_route_table_status) =
+        match (&internet_gateway, &public_route_table) {
+            (Some(gateway), Some(table)) => (gateway.planned.status.clone(), table.status.clone()),
+            _ => planner.remove_internet_side(observed, &inventory, &nat_removal, &kept_surplus),
+        };
+
     let removed_slots = surplus_view(&removed, &inventory);
     for removed in &removed_slots {
         let ip = match &removed.address {
@@ -625,7 +730,9 @@ pub fn plan_with(
                 .filter_map(|s| s.address.as_ref().map(|a| a.0.as_str())),
         )
         .collect();
-    let wanted_slots: BTreeSet<Slot> = slots.wanted.iter().map(|(slot, _)| *slot).collect();
+    // Only the slots that hold a NAT have an address to keep; the addresses of the others are
+    // retained by `remove_nats`, not duplicates.
+    let wanted_slots: BTreeSet<Slot> = nat_slots.iter().map(|(slot, _)| *slot).collect();
     let cleared =
         duplicates::plan_away(&mut planner, observed, &inventory, &serving, &wanted_slots);
     let retained_addresses: Vec<(String, Ipv4Addr)> = inventory
@@ -651,8 +758,14 @@ pub fn plan_with(
     // Back to gateways: the NAT instances' group goes once no instance is left.
     let nat_security_group_retired = match (&nat_security_group, &observed.nat_security_group) {
         (None, Some(group)) => {
-            let mut terminated = instances_retired;
-            terminated.extend(removed_instances);
+            // Every instance this plan terminates: retired by a switch, in a slot that lost
+            // its NAT, or in a slot beyond `azs`.
+            let terminated: Vec<StepId> = planner
+                .steps
+                .iter()
+                .filter(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+                .map(|s| s.id)
+                .collect();
             let only_retired = inventory.all_instances.len() == terminated.len();
             only_retired.then(|| {
                 let action = Action::DeleteSecurityGroup {
@@ -670,14 +783,32 @@ pub fn plan_with(
     let az_views = azs
         .into_iter()
         .zip(private_route_tables)
-        .map(|(az, private_route_table)| AzView {
-            slot: az.slot,
-            az: az.az,
-            public_subnet: (az.public_cidr, az.public_subnet.status),
-            private_subnet: (az.private_cidr, az.private_subnet.status),
-            address: (az.public_ip, az.address_status),
-            nat_gateway: az.nat_gateway.map_or(Status::HeldBack, |nat| nat.status),
-            private_route_table,
+        .zip(nat_slot_of)
+        .map(|((az, private_route_table), nat_slot)| {
+            let has_nat = layout.has_nat(az.slot);
+            let removed = |what: Option<&String>| {
+                what.map_or(Status::Absent, |id| Status::Delete(id.clone()))
+            };
+            AzView {
+                slot: az.slot,
+                public_subnet: (
+                    az.public_cidr,
+                    match az.public_subnet {
+                        Some(subnet) => subnet.status,
+                        None => removed(nat_removal.public_subnets.get(&az.slot)),
+                    },
+                ),
+                private_subnet: (az.private_cidr, az.private_subnet.status),
+                address: (az.public_ip, az.address_status),
+                nat_gateway: match (az.nat_gateway, has_nat) {
+                    (Some(nat), _) => nat.status,
+                    (None, true) => Status::HeldBack,
+                    (None, false) => removed(nat_removal.nat_gateways.get(&az.slot)),
+                },
+                private_route_table,
+                nat_slot,
+                az: az.az,
+            }
         })
         .collect();
     Ok(Plan {
@@ -685,8 +816,8 @@ pub fn plan_with(
         region: spec.region.clone(),
         network: NetworkView {
             vpc: (vpc_cidr, vpc.status),
-            internet_gateway: internet_gateway.planned.status,
-            public_route_table: public_route_table.status,
+            internet_gateway: internet_gateway_status,
+            public_route_table: public_route_table_status,
             security_group: security_group.status,
             role: role.map(|role| role.planned.status),
             azs: az_views,
@@ -702,6 +833,8 @@ pub fn plan_with(
             nat_security_group: nat_security_group
                 .map(|group| group.status)
                 .or(nat_security_group_retired.map(|(id, _)| Status::Delete(id))),
+            endpoints: endpoints.views,
+            endpoint_security_group: endpoints.security_group,
         },
         steps,
         notes,
@@ -1179,11 +1312,13 @@ struct BuiltSlot {
     az: String,
     public_cidr: Ipv4Net,
     private_cidr: Ipv4Net,
-    public_subnet: Planned,
+    /// `None`: the slot has no NAT of its own (`nats` fewer than `azs`, or isolated).
+    public_subnet: Option<Planned>,
     private_subnet: Planned,
     public_ip: Option<Ipv4Addr>,
     address_status: Status,
-    /// `None`: held back until the user allows the slot's new IP. A NAT instance in its mode.
+    /// `None`: held back until the user allows the slot's new IP, or no NAT in the slot. A NAT
+    /// instance in its mode.
     nat_gateway: Option<Planned>,
     /// Where the private route sends traffic (taken when the route is planned).
     nat_via: Option<RouteVia>,
@@ -1202,6 +1337,8 @@ struct NatChoice<'a> {
 }
 
 struct RoutedTable {
+    /// The table, for what else goes in it (gateway endpoints).
+    table: Ref,
     status: Status,
     /// The steps that make the table route its subnets: creation, route, associations.
     steps: Vec<StepId>,
@@ -1214,6 +1351,8 @@ struct Attachment {
     /// NAT and address stay too), a function not in one is not put there.
     surplus_private_subnets: Vec<String>,
     security_group: Ref,
+    /// The steps that give the security group its egress rules: a function joins it after them.
+    security_group_ready: Vec<StepId>,
     /// The steps after which every subnet routes out.
     routes_ready: Vec<StepId>,
 }
@@ -1380,7 +1519,7 @@ impl Planner {
         vpc_cidr: Ipv4Net,
         vpc: &Planned,
         inventory: &Inventory,
-        address: &AddressChoice,
+        address: Option<&AddressChoice>,
         internet_gateway_attached: Option<StepId>,
         hold_new_ips: bool,
         nats: &NatChoice,
@@ -1416,8 +1555,32 @@ impl Planner {
             };
             Ok((cidr, Planned::created(self.push(action, &[]))))
         };
-        let (public_cidr, public_subnet) = subnet(Tier::Public)?;
         let (private_cidr, private_subnet) = subnet(Tier::Private)?;
+        let public_cidr = match (inventory.subnet(slot, Tier::Public), layout) {
+            (Some(subnet), _) => subnet.cidr,
+            (None, Some(layout)) => layout.public,
+            (None, None) => return Err(PlanError::SlotOutsideLayout { slot }),
+        };
+        // A slot without a NAT of its own has no public side: its AZ's traffic leaves through
+        // another slot's NAT, or nowhere (isolated).
+        let Some(address) = address else {
+            return Ok(BuiltSlot {
+                slot,
+                az: az.to_owned(),
+                public_cidr,
+                private_cidr,
+                public_subnet: None,
+                private_subnet,
+                public_ip: None,
+                address_status: Status::Absent,
+                nat_gateway: None,
+                nat_via: None,
+                route_after: Vec::new(),
+                retire: Vec::new(),
+                pending: None,
+            });
+        };
+        let (public_cidr, public_subnet) = subnet(Tier::Public)?;
 
         // A new IP waits for the user when the stack's IPs were shown before; a slot whose NAT
         // exists carries traffic already, so there is nothing left to hold back.
@@ -1463,7 +1626,7 @@ impl Planner {
                 az: az.to_owned(),
                 public_cidr,
                 private_cidr,
-                public_subnet,
+                public_subnet: Some(public_subnet),
                 private_subnet,
                 public_ip,
                 address_status,
@@ -1495,7 +1658,7 @@ impl Planner {
                 az: az.to_owned(),
                 public_cidr,
                 private_cidr,
-                public_subnet,
+                public_subnet: Some(public_subnet),
                 private_subnet,
                 public_ip,
                 address_status,
@@ -1561,7 +1724,7 @@ impl Planner {
             az: az.to_owned(),
             public_cidr,
             private_cidr,
-            public_subnet,
+            public_subnet: Some(public_subnet),
             private_subnet,
             public_ip,
             address_status,
@@ -1573,13 +1736,14 @@ impl Planner {
         })
     }
 
-    /// A route table with its 0.0.0.0/0 route and its subnet associations.
+    /// A route table with its 0.0.0.0/0 route (none when `via` is `None`: isolated) and its
+    /// subnet associations.
     fn route_table(
         &mut self,
         vpc: &Ref,
         observed: Option<&ObservedRouteTable>,
         (tier, slot): (Tier, Option<Slot>),
-        via: RouteVia,
+        via: Option<RouteVia>,
         route_ordering: &[StepId],
         subnets: &[&Ref],
     ) -> RoutedTable {
@@ -1598,8 +1762,16 @@ impl Planner {
         let route_ordering: Vec<StepId> = route_ordering.to_vec();
         let default_route =
             observed.and_then(|t| t.routes.iter().find(|r| r.destination == ANYWHERE));
-        match default_route {
-            None => {
+        match (default_route, via) {
+            (None, None) => {}
+            (Some(_), None) => {
+                let action = Action::DeleteRoute {
+                    route_table: table.clone(),
+                    destination: ANYWHERE,
+                };
+                self.push(action, &[]);
+            }
+            (None, Some(via)) => {
                 let action = Action::CreateRoute {
                     route_table: table.clone(),
                     destination: ANYWHERE,
@@ -1607,8 +1779,8 @@ impl Planner {
                 };
                 self.push(action, &route_ordering);
             }
-            Some(route) if routes_via(route, &via) => {}
-            Some(_) => {
+            (Some(route), Some(via)) if routes_via(route, &via) => {}
+            (Some(_), Some(via)) => {
                 let action = Action::ReplaceRoute {
                     route_table: table.clone(),
                     destination: ANYWHERE,
@@ -1636,7 +1808,11 @@ impl Planner {
             Some(table) if steps.is_empty() => Status::Keep(table.id.clone()),
             Some(table) => Status::Change(table.id.clone()),
         };
-        RoutedTable { status, steps }
+        RoutedTable {
+            table,
+            status,
+            steps,
+        }
     }
 
     fn function(
@@ -1660,7 +1836,12 @@ impl Planner {
                 security_group: attachment.security_group.clone(),
                 role,
             };
-            self.push(action, &role_ready);
+            let ordering: Vec<StepId> = role_ready
+                .iter()
+                .chain(&attachment.security_group_ready)
+                .copied()
+                .collect();
+            self.push(action, &ordering);
             return Status::Create;
         };
         let mut tagged = None;
@@ -1702,6 +1883,7 @@ impl Planner {
             let ordering: Vec<StepId> = role_ready
                 .iter()
                 .chain(&attachment.routes_ready)
+                .chain(&attachment.security_group_ready)
                 .copied()
                 .collect();
             let step = self.push(action, &ordering);
@@ -1860,28 +2042,6 @@ pub enum ConflictError {
         second_stack: StackName,
         second: Origin,
     },
-}
-
-/// Refuses the modes the planner does not build yet, one at a time as they land.
-fn unsupported_modes(modes: &NetworkModes) -> Result<(), PlanError> {
-    let refuse = |mode: &str| {
-        Err(PlanError::ModeNotSupported {
-            mode: mode.to_owned(),
-        })
-    };
-    if modes.nat == NatMode::None {
-        return refuse(&format!("`nat = \"{}\"`", modes.nat));
-    }
-    if modes.nats.is_some() {
-        return refuse("`nats`");
-    }
-    if !modes.endpoints.is_empty() {
-        return refuse("`endpoints`");
-    }
-    if !modes.egress.is_empty() {
-        return refuse("`egress`");
-    }
-    Ok(())
 }
 
 /// Group functions into stacks by (region, stack), sorted by region then stack; functions within a
@@ -2070,15 +2230,26 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 }
 
 mod duplicates;
+mod egress;
+mod endpoints;
 mod existing;
 pub mod nat_instance;
+mod nat_layout;
 mod teardown;
+pub use egress::{desired_egress, security_group_rule};
+use nat_layout::NatLayout;
 pub use teardown::plan_destroy;
 
+use endpoints::EndpointPlacement;
+
+#[cfg(test)]
+mod endpoints_tests;
 #[cfg(test)]
 mod lifecycle_proptests;
 #[cfg(test)]
 mod lifecycle_tests;
+#[cfg(test)]
+mod modes_tests;
 #[cfg(test)]
 mod nat_instance_tests;
 #[cfg(test)]

@@ -38,10 +38,14 @@ pub enum Component {
     NatInstance,
     /// The security group of the NAT instances.
     NatSecurityGroup,
+    /// A gateway (with a slot) or interface VPC endpoint.
+    VpcEndpoint,
+    /// The security group of the interface endpoints.
+    EndpointSecurityGroup,
 }
 
 impl Component {
-    pub const ALL: [Component; 13] = [
+    pub const ALL: [Component; 15] = [
         Component::Vpc,
         Component::InternetGateway,
         Component::PublicSubnet,
@@ -55,6 +59,8 @@ impl Component {
         Component::Function,
         Component::NatInstance,
         Component::NatSecurityGroup,
+        Component::VpcEndpoint,
+        Component::EndpointSecurityGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +78,8 @@ impl Component {
             Component::Function => "function",
             Component::NatInstance => "nat-instance",
             Component::NatSecurityGroup => "nat-security-group",
+            Component::VpcEndpoint => "vpc-endpoint",
+            Component::EndpointSecurityGroup => "endpoint-security-group",
         }
     }
 
@@ -164,6 +172,11 @@ pub fn security_group_name(stack: &StackName) -> String {
 /// The name of the NAT instances' security group (names are unique in a VPC).
 pub fn nat_security_group_name(stack: &StackName) -> String {
     format!("fixedip-{stack}-nat")
+}
+
+/// The name of the security group of the stack's interface endpoints.
+pub fn endpoint_security_group_name(stack: &StackName) -> String {
+    format!("fixedip-{stack}-endpoints")
 }
 
 #[cfg(test)]

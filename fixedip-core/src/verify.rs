@@ -39,6 +39,7 @@
 //! | `nat-in-other-az`                   | warning  | the subnet's NAT is in another AZ: an outage there cuts this AZ off, and data costs    |
 //! | `egress-blocked-by-security-groups` | error    | no security group of the function allows TCP out to any public address                 |
 //! | `route-out-in-isolated-mode`        | error    | isolated mode only: a route can carry traffic out of the VPC                           |
+//! | `security-group-egress-differs`     | error    | the functions' group lets out other than `egress = [...]` declares ([`check_declared_egress`]) |
 //! | `resource-not-observed`             | error    | a subnet, route table, NAT or security group the path needs was not in the input       |
 //!
 //! In the isolated mode ([`check_isolated`], for `nat = "none"`), no route out at all is the pass
@@ -49,6 +50,8 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use ipnet::{Ipv4Net, Ipv6Net};
+
+use crate::observed::SecurityGroupRule;
 
 // ---------------------------------------------------------------------------------------------------
 // The input: one VPC as the Describe* calls show it.
@@ -400,6 +403,7 @@ pub enum FindingCode {
     NatInOtherAz,
     EgressBlockedBySecurityGroups,
     RouteOutInIsolatedMode,
+    SecurityGroupEgressDiffers,
     ResourceNotObserved,
 }
 
@@ -425,6 +429,7 @@ impl FindingCode {
             FindingCode::NatInOtherAz => "nat-in-other-az",
             FindingCode::EgressBlockedBySecurityGroups => "egress-blocked-by-security-groups",
             FindingCode::RouteOutInIsolatedMode => "route-out-in-isolated-mode",
+            FindingCode::SecurityGroupEgressDiffers => "security-group-egress-differs",
             FindingCode::ResourceNotObserved => "resource-not-observed",
         }
     }
@@ -530,6 +535,46 @@ pub fn subnet_egress(network: &EgressNetwork, subnet_id: &str) -> SubnetEgress {
     exits.sort();
     exits.dedup();
     SubnetEgress { findings, exits }
+}
+
+/// Proves that the stack's security group lets out exactly what the function declares: `declared` is
+/// [`crate::planner::desired_egress`] of its `egress = [...]` (everything to 0.0.0.0/0 when it
+/// declares none). A rule added or removed by hand is a finding, naming each.
+pub fn check_declared_egress(
+    group_id: &str,
+    have: &[SecurityGroupRule],
+    declared: &[SecurityGroupRule],
+) -> Vec<Finding> {
+    let missing: Vec<String> = declared
+        .iter()
+        .filter(|rule| !have.contains(rule))
+        .map(ToString::to_string)
+        .collect();
+    let extra: Vec<String> = have
+        .iter()
+        .filter(|rule| !declared.contains(rule))
+        .map(ToString::to_string)
+        .collect();
+    if missing.is_empty() && extra.is_empty() {
+        return Vec::new();
+    }
+    let mut differences = Vec::new();
+    if !extra.is_empty() {
+        differences.push(format!("it also lets out {}", extra.join(", ")));
+    }
+    if !missing.is_empty() {
+        differences.push(format!("it does not let out {}", missing.join(", ")));
+    }
+    vec![Finding {
+        code: FindingCode::SecurityGroupEgressDiffers,
+        severity: Severity::Error,
+        resource: group_id.to_owned(),
+        problem: format!(
+            "the functions' security group {group_id} differs from the declared egress: {}",
+            differences.join("; ")
+        ),
+        fix: "run `cargo fixedip deploy`: it sets the group's egress to exactly the declared rules (or change `egress = [...]` to what the function needs)".to_owned(),
+    }]
 }
 
 #[derive(Clone, Copy)]
@@ -1043,7 +1088,7 @@ impl<'a> Audit<'a> {
                     nat_subnet.availability_zone
                 ),
                 fix: format!(
-                    "give {} its own NAT gateway and route its 0.0.0.0/0 there (`cargo fixedip deploy` makes one per AZ)",
+                    "give {} its own NAT gateway and route its 0.0.0.0/0 there (`cargo fixedip deploy` makes one per AZ unless `nats` in #[fixed_egress] asks for fewer: then this is the price of the saving, and raising `nats` removes it)",
                     subnet.availability_zone
                 ),
             });
@@ -1770,6 +1815,39 @@ mod tests {
     }
 
     #[test]
+    fn one_nat_for_three_azs_passes_with_a_warning_per_other_az() {
+        // `nats = 1`: slots 1 and 2 leave through slot 0's NAT. It works: a pass, with the
+        // cross-AZ dependency named for each AZ that has no NAT of its own, and nothing else.
+        let mut stack = Stack::new(3);
+        for table in ["rtb-priv-1", "rtb-priv-2"] {
+            stack.table(table).routes[1].target = nat("nat-0");
+        }
+        let findings = stack.check();
+        assert!(passes(&findings));
+        let warned: Vec<(&str, FindingCode, Severity)> = findings
+            .iter()
+            .map(|f| (f.resource.as_str(), f.code, f.severity))
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                (
+                    "subnet-priv-1",
+                    FindingCode::NatInOtherAz,
+                    Severity::Warning
+                ),
+                (
+                    "subnet-priv-2",
+                    FindingCode::NatInOtherAz,
+                    Severity::Warning
+                ),
+            ]
+        );
+        assert!(findings[0].problem.contains("cross-AZ traffic is billed"));
+        assert!(findings[0].fix.contains("`nats`"));
+    }
+
+    #[test]
     fn security_groups_that_block_all_egress() {
         let blocking = [
             vec![],
@@ -2043,6 +2121,43 @@ mod tests {
     }
 
     // ---- Output. ----
+
+    #[test]
+    fn the_declared_egress_matches_or_each_difference_is_named() {
+        use crate::observed::{RulePeer, RuleProtocol};
+        let https = SecurityGroupRule {
+            protocol: RuleProtocol::Tcp,
+            ports: Some((443, 443)),
+            peer: RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()),
+        };
+        let declared = [https.clone()];
+        assert!(check_declared_egress("sg-1", &[https.clone()], &declared).is_empty());
+        // The default rule left in place by hand, and the declared one missing.
+        let findings = check_declared_egress("sg-1", &[SecurityGroupRule::ALL_OUT], &declared);
+        only(
+            findings.clone(),
+            FindingCode::SecurityGroupEgressDiffers,
+            Severity::Error,
+            "sg-1",
+        );
+        assert!(
+            findings[0]
+                .problem
+                .contains("it also lets out all traffic to 0.0.0.0/0; it does not let out tcp 443 to 0.0.0.0/0"),
+            "{}",
+            findings[0].problem
+        );
+        // The default declared (no `egress`), a rule added by hand.
+        let findings = check_declared_egress(
+            "sg-1",
+            &[SecurityGroupRule::ALL_OUT, https],
+            &[SecurityGroupRule::ALL_OUT],
+        );
+        assert_eq!(codes(&findings), [FindingCode::SecurityGroupEgressDiffers]);
+        assert!(findings[0]
+            .problem
+            .contains("also lets out tcp 443 to 0.0.0.0/0"));
+    }
 
     #[test]
     fn a_finding_reads_as_code_resource_problem_and_fix() {

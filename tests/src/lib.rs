@@ -177,6 +177,10 @@ impl Emulator {
         aws_sdk_iam::Client::new(&self.sdk_config().await)
     }
 
+    pub async fn ssm(&self) -> aws_sdk_ssm::Client {
+        aws_sdk_ssm::Client::new(&self.sdk_config().await)
+    }
+
     /// The environment that points the standard AWS chain at the emulator, and nowhere else: no
     /// profile, no shared files, no instance metadata.
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {
@@ -437,10 +441,17 @@ pub fn cargo_fixedip_bin() -> &'static Path {
     BIN.get_or_init(|| {
         let test = std::env::current_exe().expect("the test executable's path");
         let dir = test.parent().and_then(Path::parent).expect("target/debug");
-        let bin = dir.join(format!(
-            "cargo-fixedip-under-test{}",
-            std::env::consts::EXE_SUFFIX
-        ));
+        let name = format!("cargo-fixedip-under-test{}", std::env::consts::EXE_SUFFIX);
+        // With a separate build directory (`CARGO_BUILD_BUILD_DIR`), test executables stay there
+        // and binaries are copied out to the target directory.
+        let profile = dir.file_name().expect("a profile directory");
+        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join("target"));
+        let bin = [dir.join(&name), target_dir.join(profile).join(&name)]
+            .into_iter()
+            .find(|bin| bin.exists())
+            .unwrap_or_else(|| dir.join(&name));
         assert!(
             bin.exists(),
             "{} is missing: run the end-to-end tests through `cargo test -p fixedip-tests`, \
@@ -493,7 +504,7 @@ pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("tests/fixtures/functions/Cargo.toml")
 }
 
-/// A fixture function (`egress-one`, `egress-three`, `second-function`, `other-stack`,
+/// A fixture function (`egress-one`, `egress-three`, `egress-four`, `second-function`, `other-stack`,
 /// `no-attribute`) as a Lambda zip. The fixtures are built once per test process, into
 /// `target/fixtures` of the main workspace.
 pub fn fixture_zip(name: &str) -> PathBuf {

@@ -21,7 +21,7 @@ use aws_sdk_lambda::client::Waiters as _;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
-use fixedip_core::observed::{Slot, Tier};
+use fixedip_core::observed::{RulePeer, SecurityGroupRule, Slot, Tier};
 use fixedip_core::plan::{
     Action, FunctionSpec, InterfaceHolder, Plan, Ref, RouteVia, Step, StepId,
 };
@@ -160,6 +160,7 @@ impl ActionKind {
             Action::AssociateRouteTable { .. } => "AssociateRouteTable",
             Action::CreateRoute { .. } => "CreateRoute",
             Action::ReplaceRoute { .. } => "ReplaceRoute",
+            Action::DeleteRoute { .. } => "DeleteRoute",
             Action::CreateSecurityGroup { .. } => "CreateSecurityGroup",
             Action::CreateRole { .. } => "CreateRole",
             Action::AttachRolePolicy { .. } => "AttachRolePolicy",
@@ -185,6 +186,15 @@ impl ActionKind {
             Action::AssociateAddress { .. } => "AssociateAddress",
             Action::DisassociateAddress { .. } => "DisassociateAddress",
             Action::TerminateNatInstance { .. } => "TerminateNatInstance",
+            Action::AuthorizeEgress { .. } => "AuthorizeSecurityGroupEgress",
+            Action::RevokeEgress { .. } => "RevokeSecurityGroupEgress",
+            Action::CreateEndpointSecurityGroup { .. } => "CreateSecurityGroup",
+            Action::AdmitHttpsFrom { .. } => "AuthorizeSecurityGroupIngress",
+            Action::CreateGatewayEndpoint { .. } | Action::CreateInterfaceEndpoint { .. } => {
+                "CreateVpcEndpoint"
+            }
+            Action::ModifyInterfaceEndpoint { .. } => "ModifyVpcEndpoint",
+            Action::DeleteEndpoint { .. } => "DeleteVpcEndpoints",
         })
     }
 }
@@ -831,6 +841,22 @@ impl<'a> Context<'a> {
                     Ok(Produced::default())
                 })
             }
+            Action::DeleteRoute {
+                route_table,
+                destination,
+            } => {
+                let request = ec2
+                    .delete_route()
+                    .route_table_id(refs.get(route_table)?)
+                    .destination_cidr_block(destination.to_string());
+                // A resumed run may repeat the call a killed one made: a route gone is done.
+                Box::pin(async move {
+                    self.remove(step, "DeleteRoute", &["InvalidRoute.NotFound"], || {
+                        request.clone().send()
+                    })
+                    .await
+                })
+            }
             Action::CreateSecurityGroup { vpc } => {
                 // No inbound rule; a new group's default egress rule (all traffic out) is what a
                 // function calling partners needs.
@@ -1065,6 +1091,162 @@ impl<'a> Context<'a> {
             Action::TerminateNatInstance { instance } => {
                 Box::pin(self.terminate_nat_instance(step, instance))
             }
+            Action::AuthorizeEgress {
+                security_group,
+                rules,
+            } => {
+                let group = refs.get(security_group)?;
+                Box::pin(self.authorize_egress(group, rules))
+            }
+            Action::RevokeEgress {
+                security_group,
+                rules,
+            } => {
+                let group = refs.get(security_group)?;
+                Box::pin(self.revoke_egress(group, rules))
+            }
+            Action::CreateEndpointSecurityGroup { vpc } => {
+                let request = ec2
+                    .create_security_group()
+                    .vpc_id(refs.get(vpc)?)
+                    .group_name(tags::endpoint_security_group_name(self.stack()))
+                    .description(format!(
+                        "fixedip stack {}: VPC interface endpoints, HTTPS from the functions",
+                        self.stack()
+                    ))
+                    .tag_specifications(self.ec2_tags(
+                        ResourceType::SecurityGroup,
+                        self.tags(Component::EndpointSecurityGroup, None),
+                    ));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateSecurityGroup", e))?;
+                    created(answer.group_id(), "CreateSecurityGroup")
+                })
+            }
+            Action::AdmitHttpsFrom {
+                security_group,
+                from_group,
+            } => {
+                let permission = aws_sdk_ec2::types::IpPermission::builder()
+                    .ip_protocol("tcp")
+                    .from_port(443)
+                    .to_port(443)
+                    .user_id_group_pairs(
+                        aws_sdk_ec2::types::UserIdGroupPair::builder()
+                            .group_id(refs.get(from_group)?)
+                            .build(),
+                    )
+                    .build();
+                let request = ec2
+                    .authorize_security_group_ingress()
+                    .group_id(refs.get(security_group)?)
+                    .ip_permissions(permission);
+                Box::pin(async move {
+                    match request.send().await {
+                        Ok(_) => Ok(Produced::default()),
+                        Err(e) if has_code(&e, RULE_EXISTS) => Ok(Produced::default()),
+                        Err(e) => Err(AwsError::call("AuthorizeSecurityGroupIngress", e)),
+                    }
+                })
+            }
+            Action::CreateGatewayEndpoint {
+                vpc,
+                endpoint,
+                route_table,
+                slot,
+            } => {
+                let (vpc, route_table) = (refs.get(vpc)?, refs.get(route_table)?);
+                let service = endpoint.service_name(&self.aws.region);
+                let token = endpoint_token(self.stack(), &service, &vpc, &[&route_table]);
+                let request = ec2
+                    .create_vpc_endpoint()
+                    .vpc_id(&vpc)
+                    .service_name(&service)
+                    .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Gateway)
+                    .route_table_ids(&route_table)
+                    .client_token(token)
+                    .tag_specifications(self.ec2_tags(
+                        ResourceType::VpcEndpoint,
+                        self.tags(Component::VpcEndpoint, Some(*slot)),
+                    ));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
+                    created(
+                        answer.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()),
+                        "CreateVpcEndpoint",
+                    )
+                })
+            }
+            Action::CreateInterfaceEndpoint {
+                vpc,
+                endpoint,
+                subnets,
+                security_group,
+            } => {
+                let vpc = refs.get(vpc)?;
+                let subnets = refs.all(subnets)?;
+                let service = endpoint.service_name(&self.aws.region);
+                let mut sorted: Vec<&str> = subnets.iter().map(String::as_str).collect();
+                sorted.sort();
+                let token = endpoint_token(self.stack(), &service, &vpc, &sorted);
+                let request = ec2
+                    .create_vpc_endpoint()
+                    .vpc_id(&vpc)
+                    .service_name(&service)
+                    .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
+                    .set_subnet_ids(Some(subnets))
+                    .security_group_ids(refs.get(security_group)?)
+                    .private_dns_enabled(true)
+                    .client_token(token)
+                    .tag_specifications(self.ec2_tags(
+                        ResourceType::VpcEndpoint,
+                        self.tags(Component::VpcEndpoint, None),
+                    ));
+                Box::pin(async move {
+                    let answer = request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
+                    let produced = created(
+                        answer.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()),
+                        "CreateVpcEndpoint",
+                    )?;
+                    let id = produced.id.clone().expect("created");
+                    self.wait_for_endpoint(step, &id, EndpointWait::Available)
+                        .await?;
+                    Ok(produced)
+                })
+            }
+            Action::ModifyInterfaceEndpoint {
+                endpoint_id,
+                add_subnets,
+                remove_subnets,
+            } => {
+                let request = ec2
+                    .modify_vpc_endpoint()
+                    .vpc_endpoint_id(endpoint_id)
+                    .set_add_subnet_ids(Some(refs.all(add_subnets)?).filter(|s| !s.is_empty()))
+                    .set_remove_subnet_ids(Some(remove_subnets.clone()).filter(|s| !s.is_empty()));
+                Box::pin(async move {
+                    request
+                        .send()
+                        .await
+                        .map_err(|e| AwsError::call("ModifyVpcEndpoint", e))?;
+                    // Its interfaces leave the removed subnets before those can be deleted.
+                    self.wait_for_endpoint(step, endpoint_id, EndpointWait::Available)
+                        .await?;
+                    Ok(Produced::default())
+                })
+            }
+            Action::DeleteEndpoint { endpoint_id } => {
+                Box::pin(self.delete_endpoint(step, endpoint_id))
+            }
         };
         Ok(call)
     }
@@ -1270,6 +1452,203 @@ impl<'a> Context<'a> {
             .await
             .map_err(|e| waiter_error(format!("function {name} to finish updating"), timeout, e))?;
         Ok(())
+    }
+}
+
+// Security group rules and VPC endpoints.
+
+/// EC2's codes for a rule that exists already: a resumed run authorizing it again is done.
+const RULE_EXISTS: &[&str] = &["InvalidPermission.Duplicate"];
+/// EC2's codes for a VPC endpoint that does not exist (any more).
+const ENDPOINT_NOT_FOUND: &[&str] = &[
+    "InvalidVpcEndpointId.NotFound",
+    "InvalidVpcEndpoint.NotFound",
+];
+
+/// What to wait for after an endpoint call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum EndpointWait {
+    /// `available` (AWS takes a minute or two for an interface endpoint's network interfaces).
+    Available,
+    /// `deleted`, or unknown to AWS.
+    Gone,
+}
+
+/// One `IpPermission` per rule, as the planner diffs them.
+fn ip_permission(rule: &SecurityGroupRule) -> aws_sdk_ec2::types::IpPermission {
+    use aws_sdk_ec2::types::{IpPermission, IpRange, Ipv6Range, PrefixListId, UserIdGroupPair};
+    let mut permission = IpPermission::builder().ip_protocol(rule.protocol.as_aws());
+    if let Some((from, to)) = rule.ports {
+        permission = permission.from_port(i32::from(from)).to_port(i32::from(to));
+    }
+    match &rule.peer {
+        RulePeer::Ipv4(net) => {
+            permission.ip_ranges(IpRange::builder().cidr_ip(net.to_string()).build())
+        }
+        RulePeer::Ipv6(net) => permission.ipv6_ranges(Ipv6Range::builder().cidr_ipv6(net).build()),
+        RulePeer::SecurityGroup(id) => {
+            permission.user_id_group_pairs(UserIdGroupPair::builder().group_id(id).build())
+        }
+        RulePeer::PrefixList(id) => {
+            permission.prefix_list_ids(PrefixListId::builder().prefix_list_id(id).build())
+        }
+    }
+    .build()
+}
+
+/// The same endpoint request always carries the same token (as for NAT gateways), so that a run
+/// repeated after a lost answer gets the endpoint it made, not a second one.
+pub fn endpoint_token(stack: &StackName, service: &str, vpc: &str, placement: &[&str]) -> String {
+    let digest =
+        Sha256::digest(format!("{stack}\n{service}\n{vpc}\n{}", placement.join(",")).as_bytes());
+    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    format!("fixedip-{hex}")
+}
+
+impl<'a> Context<'a> {
+    /// One call per rule: AWS refuses a whole batch for one duplicate, and a resumed run may
+    /// repeat a rule a killed run authorized.
+    async fn authorize_egress(
+        self,
+        group: String,
+        rules: &'a [SecurityGroupRule],
+    ) -> Result<Produced, AwsError> {
+        for rule in rules {
+            match self
+                .aws
+                .ec2
+                .authorize_security_group_egress()
+                .group_id(&group)
+                .ip_permissions(ip_permission(rule))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if has_code(&e, RULE_EXISTS) => {}
+                Err(e) => return Err(AwsError::call("AuthorizeSecurityGroupEgress", e)),
+            }
+        }
+        Ok(Produced::default())
+    }
+
+    async fn revoke_egress(
+        self,
+        group: String,
+        rules: &'a [SecurityGroupRule],
+    ) -> Result<Produced, AwsError> {
+        for rule in rules {
+            match self
+                .aws
+                .ec2
+                .revoke_security_group_egress()
+                .group_id(&group)
+                .ip_permissions(ip_permission(rule))
+                .send()
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if has_code(&e, &["InvalidPermission.NotFound"]) => {}
+                Err(e) => return Err(AwsError::call("RevokeSecurityGroupEgress", e)),
+            }
+        }
+        Ok(Produced::default())
+    }
+
+    /// The endpoint's state; `None` once AWS no longer knows it.
+    async fn endpoint_state(self, id: &str) -> Result<Option<aws_sdk_ec2::types::State>, AwsError> {
+        match self
+            .aws
+            .ec2
+            .describe_vpc_endpoints()
+            .vpc_endpoint_ids(id)
+            .send()
+            .await
+        {
+            Ok(answer) => Ok(answer
+                .vpc_endpoints()
+                .iter()
+                .find(|e| e.vpc_endpoint_id() == Some(id))
+                .and_then(|e| e.state().cloned())),
+            Err(e) if has_code(&e, ENDPOINT_NOT_FOUND) => Ok(None),
+            Err(e) => Err(AwsError::call("DescribeVpcEndpoints", e)),
+        }
+    }
+
+    /// Polls an endpoint until it is `available` (or gone), within the NAT timeout: both take AWS
+    /// minutes.
+    async fn wait_for_endpoint(
+        self,
+        step: &'a Step,
+        id: &str,
+        until: EndpointWait,
+    ) -> Result<(), AwsError> {
+        let mut backoff = self.backoff(self.inputs.timeouts.nat_gateway);
+        loop {
+            // AWS and moto write the state in lower case ("available"), the SDK's enum in
+            // capitals: compared by name, case left out.
+            let state = self.endpoint_state(id).await?;
+            let name = state.as_ref().map(|s| s.as_str().to_ascii_lowercase());
+            match (until, name.as_deref()) {
+                (EndpointWait::Available, Some("available"))
+                | (EndpointWait::Gone, None | Some("deleted")) => return Ok(()),
+                (EndpointWait::Available, None | Some("failed" | "rejected" | "deleted")) => {
+                    return Err(AwsError::Call {
+                        operation: "CreateVpcEndpoint",
+                        code: None,
+                        message: format!(
+                            "VPC endpoint {id} is {}: run deploy again to replace it",
+                            name.as_deref().unwrap_or("gone")
+                        ),
+                    })
+                }
+                _ => {}
+            }
+            (self.progress)(Progress::Waiting {
+                step,
+                what: match until {
+                    EndpointWait::Available => "VPC endpoint to become available",
+                    EndpointWait::Gone => "VPC endpoint to be deleted",
+                },
+            });
+            if !backoff.pause().await {
+                return Err(AwsError::WaitTimeout {
+                    what: format!("VPC endpoint {id} to be {until:?}").to_lowercase(),
+                    seconds: backoff.waited().as_secs(),
+                });
+            }
+        }
+    }
+
+    async fn delete_endpoint(self, step: &'a Step, id: &'a str) -> Result<Produced, AwsError> {
+        let answer = match self
+            .aws
+            .ec2
+            .delete_vpc_endpoints()
+            .vpc_endpoint_ids(id)
+            .send()
+            .await
+        {
+            Ok(answer) => answer,
+            Err(e) if has_code(&e, ENDPOINT_NOT_FOUND) => return Ok(Produced::default()),
+            Err(e) => return Err(AwsError::call("DeleteVpcEndpoints", e)),
+        };
+        // The call succeeds as a whole and lists what it could not delete.
+        for item in answer.unsuccessful() {
+            let error = item.error();
+            let code = error.and_then(|e| e.code()).unwrap_or_default();
+            if !ENDPOINT_NOT_FOUND.contains(&code) {
+                return Err(AwsError::Call {
+                    operation: "DeleteVpcEndpoints",
+                    code: Some(code.to_owned()),
+                    message: error
+                        .and_then(|e| e.message())
+                        .unwrap_or("refused")
+                        .to_owned(),
+                });
+            }
+        }
+        self.wait_for_endpoint(step, id, EndpointWait::Gone).await?;
+        Ok(Produced::default())
     }
 }
 

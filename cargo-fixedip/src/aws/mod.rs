@@ -7,8 +7,10 @@
 //! credential or a wrong region is refused with a clear error before any other call.
 
 pub mod calls;
+pub mod endpoints;
 pub mod execute;
 pub mod existing;
+pub mod lease;
 pub mod nat_instance;
 pub mod network;
 pub mod observe;
@@ -128,6 +130,23 @@ pub enum AwsError {
     IncompleteAnswer {
         operation: &'static str,
         missing: &'static str,
+    },
+
+    #[error(
+        "region `{region}` does not offer {}: {}",
+        if missing.len() == 1 { "this VPC endpoint" } else { "these VPC endpoints" },
+        missing.join("; ")
+    )]
+    #[diagnostic(
+        code(fixedip::aws::endpoint_service_unavailable),
+        help("remove them from `endpoints = [...]`, or deploy to a region that offers them; {region} offers: {}", offered.join(", "))
+    )]
+    EndpointServicesUnavailable {
+        region: String,
+        /// Each as "`logs` (com.amazonaws.<region>.logs, interface)" and why.
+        missing: Vec<String>,
+        /// The short names of the AWS services the region offers endpoints for.
+        offered: Vec<String>,
     },
 
     #[error("timed out after {seconds} s waiting for {what}")]

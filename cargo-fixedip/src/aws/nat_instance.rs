@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, ResourceType,
 };
 use base64::Engine as _;
-use fixedip_core::observed::Slot;
+use fixedip_core::observed::{ObservedSecurityGroup, Slot};
 use fixedip_core::plan::Step;
 use fixedip_core::requirements::StackName;
 use fixedip_core::tags::{self, Component};
@@ -442,7 +442,7 @@ pub async fn find_nat_instances(
 pub async fn find_nat_security_group(
     aws: &super::Aws,
     stack: &StackName,
-) -> Result<Option<String>, AwsError> {
+) -> Result<Option<ObservedSecurityGroup>, AwsError> {
     let answer = aws
         .ec2
         .describe_security_groups()
@@ -461,10 +461,14 @@ pub async fn find_nat_security_group(
         .send()
         .await
         .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
-    Ok(answer
+    let group = answer
         .security_groups()
         .iter()
-        .filter_map(|g| g.group_id())
-        .min()
-        .map(str::to_owned))
+        .filter(|g| g.group_id().is_some())
+        .min_by_key(|g| g.group_id());
+    Ok(group.map(|g| ObservedSecurityGroup {
+        id: g.group_id().unwrap_or_default().to_owned(),
+        egress: super::observe::security_group_rules(g.ip_permissions_egress()),
+        ingress: super::observe::security_group_rules(g.ip_permissions()),
+    }))
 }

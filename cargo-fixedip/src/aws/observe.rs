@@ -9,16 +9,17 @@
 use std::net::Ipv4Addr;
 
 use aws_sdk_ec2::types::{
-    Address, AvailabilityZoneState, Filter, NatGatewayState, RouteState, RouteTable, Subnet, Tag,
-    VpcAttributeName,
+    Address, AvailabilityZoneState, Filter, IpPermission, NatGatewayState, RouteState, RouteTable,
+    Subnet, Tag, VpcAttributeName, VpcEndpointType,
 };
 use fixedip_core::observed::{
-    AddressUse, NatState, ObservedAddress, ObservedFunction, ObservedInternetGateway,
-    ObservedNatGateway, ObservedRole, ObservedRoute, ObservedRouteTable, ObservedSecurityGroup,
-    ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, Slot, Tier,
+    AddressUse, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
+    ObservedInternetGateway, ObservedNatGateway, ObservedRole, ObservedRoute, ObservedRouteTable,
+    ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, RulePeer,
+    RuleProtocol, SecurityGroupRule, Slot, Tier,
 };
 use fixedip_core::plan::StackSpec;
-use fixedip_core::requirements::{AllocationId, StackName};
+use fixedip_core::requirements::{AllocationId, Endpoint, EndpointKind, StackName};
 use fixedip_core::settings::Architecture;
 use fixedip_core::tags::{self, Component};
 use ipnet::Ipv4Net;
@@ -76,6 +77,8 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         addresses,
         route_tables,
         security_groups,
+        endpoint_security_groups,
+        endpoints,
         role,
         named,
         existing_network,
@@ -86,7 +89,9 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         find_subnets(aws, stack),
         find_addresses(aws, stack, &scope.adopted_ips),
         find_route_tables(aws, stack),
-        find_security_groups(aws, stack),
+        find_security_groups(aws, stack, Component::SecurityGroup),
+        find_security_groups(aws, stack, Component::EndpointSecurityGroup),
+        find_endpoints(aws, stack),
         find_role(aws, stack),
         find_functions_by_name(aws, &scope.functions),
         async {
@@ -122,8 +127,9 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
     };
     let (internet_gateway, extra_internet_gateways) =
         the_internet_gateway(stack, internet_gateways, vpc.as_ref())?;
-    let security_group =
-        single(stack, "security group", security_groups)?.map(|id| ObservedSecurityGroup { id });
+    let security_group = single_group(stack, "security group", security_groups)?;
+    let endpoint_security_group =
+        single_group(stack, "endpoint security group", endpoint_security_groups)?;
     let mut addresses = addresses;
     forget_associations_of_deleted_nats(aws, &mut addresses, &nat_gateways).await?;
 
@@ -153,13 +159,15 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         nat_gateways,
         route_tables,
         security_group,
+        endpoint_security_group,
+        endpoints,
         role,
         functions,
         // Filled by the quota check of the lifecycle work; unknown means "not checked".
         address_quota: None,
         addresses_in_use_in_region: None,
         nat_instances,
-        nat_security_group: nat_security_group.map(|id| ObservedSecurityGroup { id }),
+        nat_security_group,
         existing_network,
     })
 }
@@ -306,18 +314,6 @@ async fn duplicate_vpcs(
         .collect();
     held.sort();
     Ok(AwsError::duplicate_vpcs(stack.as_str(), &held))
-}
-
-/// At most one resource of a kind per stack.
-fn single(
-    stack: &StackName,
-    component: &'static str,
-    mut ids: Vec<String>,
-) -> Result<Option<String>, AwsError> {
-    match ids.len() {
-        0 | 1 => Ok(ids.pop()),
-        _ => Err(duplicate(stack, component, ids)),
-    }
 }
 
 fn duplicate(stack: &StackName, component: &'static str, mut ids: Vec<String>) -> AwsError {
@@ -756,11 +752,15 @@ fn route_target_name(route: &aws_sdk_ec2::types::Route) -> String {
     .to_owned()
 }
 
-async fn find_security_groups(aws: &Aws, stack: &StackName) -> Result<Vec<String>, AwsError> {
+async fn find_security_groups(
+    aws: &Aws,
+    stack: &StackName,
+    component: Component,
+) -> Result<Vec<ObservedSecurityGroup>, AwsError> {
     let groups = aws
         .ec2
         .describe_security_groups()
-        .set_filters(Some(stack_filters(stack, Some(Component::SecurityGroup))))
+        .set_filters(Some(stack_filters(stack, Some(component))))
         .into_paginator()
         .items()
         .send()
@@ -769,9 +769,136 @@ async fn find_security_groups(aws: &Aws, stack: &StackName) -> Result<Vec<String
         .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
     Ok(groups
         .into_iter()
-        .filter(|g| has_stack_tag(g.tags(), stack))
-        .filter_map(|g| g.group_id().map(str::to_owned))
+        .filter(|g| has_stack_tag(g.tags(), stack) && component_tag(g.tags()) == Some(component))
+        .filter_map(|g| {
+            Some(ObservedSecurityGroup {
+                id: g.group_id()?.to_owned(),
+                egress: security_group_rules(g.ip_permissions_egress()),
+                ingress: security_group_rules(g.ip_permissions()),
+            })
+        })
         .collect())
+}
+
+/// The functions' security group of a stack, with its rules: what `deploy` checks against the
+/// declared egress after it has run.
+pub async fn stack_security_group(
+    aws: &Aws,
+    stack: &StackName,
+) -> Result<Option<ObservedSecurityGroup>, AwsError> {
+    let groups = find_security_groups(aws, stack, Component::SecurityGroup).await?;
+    single_group(stack, "security group", groups)
+}
+
+/// At most one group of a kind per stack.
+fn single_group(
+    stack: &StackName,
+    component: &'static str,
+    mut groups: Vec<ObservedSecurityGroup>,
+) -> Result<Option<ObservedSecurityGroup>, AwsError> {
+    match groups.len() {
+        0 | 1 => Ok(groups.pop()),
+        _ => Err(duplicate(
+            stack,
+            component,
+            groups.into_iter().map(|g| g.id).collect(),
+        )),
+    }
+}
+
+/// `IpPermissions` flattened: one rule per peer, IPv4 ranges as networks.
+pub fn security_group_rules(permissions: &[IpPermission]) -> Vec<SecurityGroupRule> {
+    let mut rules = Vec::new();
+    for permission in permissions {
+        let protocol = RuleProtocol::from_aws(permission.ip_protocol().unwrap_or("-1"));
+        let ports = match (&protocol, permission.from_port(), permission.to_port()) {
+            (RuleProtocol::All, _, _) => None,
+            (_, Some(from), Some(to)) => u16::try_from(from).ok().zip(u16::try_from(to).ok()),
+            _ => None,
+        };
+        let peers = permission
+            .ip_ranges()
+            .iter()
+            .filter_map(|r| r.cidr_ip()?.parse::<ipnet::Ipv4Net>().ok())
+            .map(|net| RulePeer::Ipv4(net.trunc()))
+            .chain(
+                permission
+                    .ipv6_ranges()
+                    .iter()
+                    .filter_map(|r| r.cidr_ipv6().map(|c| RulePeer::Ipv6(c.to_owned()))),
+            )
+            .chain(
+                permission
+                    .user_id_group_pairs()
+                    .iter()
+                    .filter_map(|p| p.group_id().map(|g| RulePeer::SecurityGroup(g.to_owned()))),
+            )
+            .chain(permission.prefix_list_ids().iter().filter_map(|p| {
+                p.prefix_list_id()
+                    .map(|p| RulePeer::PrefixList(p.to_owned()))
+            }));
+        for peer in peers {
+            rules.push(SecurityGroupRule {
+                protocol: protocol.clone(),
+                ports,
+                peer,
+            });
+        }
+    }
+    rules.sort();
+    rules.dedup();
+    rules
+}
+
+/// The stack's VPC endpoints, by their tags, leaving out those AWS already deleted.
+async fn find_endpoints(aws: &Aws, stack: &StackName) -> Result<Vec<ObservedEndpoint>, AwsError> {
+    let endpoints = aws
+        .ec2
+        .describe_vpc_endpoints()
+        .set_filters(Some(stack_filters(stack, Some(Component::VpcEndpoint))))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("DescribeVpcEndpoints", e))?;
+    let prefix = format!("com.amazonaws.{}.", aws.region);
+    let mut observed = Vec::new();
+    for endpoint in endpoints.iter().filter(|e| has_stack_tag(e.tags(), stack)) {
+        // `deleted` ones stay listed for a while; `deleting` ones are still waited for by the
+        // step that deletes them, and a new one with private DNS would clash: both count as there.
+        // AWS writes the state in lower case, the SDK's enum in capitals: compared by name.
+        if endpoint
+            .state()
+            .is_some_and(|s| s.as_str().eq_ignore_ascii_case("deleted"))
+        {
+            continue;
+        }
+        let (Some(id), Some(service)) = (
+            endpoint.vpc_endpoint_id(),
+            endpoint
+                .service_name()
+                .and_then(|name| name.strip_prefix(&prefix))
+                .and_then(|name| Endpoint::parse(name).ok()),
+        ) else {
+            continue;
+        };
+        let kind = match endpoint.vpc_endpoint_type() {
+            Some(VpcEndpointType::Gateway) => EndpointKind::Gateway,
+            Some(VpcEndpointType::Interface) => EndpointKind::Interface,
+            _ => continue,
+        };
+        observed.push(ObservedEndpoint {
+            id: id.to_owned(),
+            service,
+            kind,
+            slot: slot_tag(endpoint.tags()),
+            route_table_ids: endpoint.route_table_ids().to_vec(),
+            subnet_ids: endpoint.subnet_ids().to_vec(),
+        });
+    }
+    observed.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(observed)
 }
 
 async fn find_role(aws: &Aws, stack: &StackName) -> Result<Option<ObservedRole>, AwsError> {

@@ -1,5 +1,6 @@
 //! `cargo fixedip deploy`: build (or take `--zip`), read the requirements, observe, plan, refuse what
-//! is wrong before the first change, execute, print the IPs.
+//! is wrong before the first change, take the stack's lease, plan again under it, execute, print
+//! the IPs.
 //!
 //! Every stack is observed and planned before any stack is changed, so that a plan error in the
 //! second stack does not leave the first half-deployed.
@@ -7,14 +8,18 @@
 use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
 use fixedip_core::artifact::check_artifact;
 use fixedip_core::plan::{Action, ExistingAttachment, Plan, Ref, StackSpec};
 use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
+use fixedip_core::requirements::StackName;
 use serde::Serialize;
 
 use super::{async_runtime, Context, PackagedFunction};
+use crate::aws::endpoints;
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
+use crate::aws::lease::{self, HeldLease, Lease, LeaseRecord, LeaseWait};
 use crate::aws::observe::{self, observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DeployArgs;
@@ -23,6 +28,7 @@ use crate::commands::verify::{self, Expectation, FunctionVerdict};
 use crate::error::CliError;
 use crate::output::{style, styled, Output};
 use fixedip_core::observed::AddressUse;
+use fixedip_core::requirements::NatMode;
 
 pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     let functions = match &args.zip {
@@ -85,6 +91,8 @@ pub struct StackDeployed {
     pub functions: Vec<String>,
     /// How many steps the plan had (0: the account already matched).
     pub steps: usize,
+    /// `nat = "none"`: nothing leaves the VPC, there is no egress IP to allowlist.
+    pub isolated: bool,
     /// The stack's Elastic IPs after the deploy: what the partner allowlists.
     pub ips: Vec<StackAddress>,
     /// New Elastic IPs that carry no traffic until `deploy --allow-new-ips` (the stack's IPs were
@@ -160,35 +168,12 @@ async fn deploy(
     let mut planned: Vec<(StackSpec, Plan)> = Vec::new();
     for spec in planner::stack_specs(declared)? {
         let aws = &by_region[&spec.region];
-        context.output.status(
-            "Observing",
-            format!("stack `{}` in {}", spec.stack, spec.region),
-        );
-        let mut observed = observe(aws, &Scope::from(&spec)).await?;
-        let mut plan = planner::plan_with(&spec, &observed, &options)?;
-        // The quota matters only to a plan that allocates: asked then, and planned again with it,
-        // so that a deploy that changes nothing stays at its few read calls.
-        if allocates(&plan) {
-            observe::address_quota(aws, &mut observed).await?;
-            plan = planner::plan_with(&spec, &observed, &options)?;
-        }
-        if let Some(attachment) = &plan.network.existing {
-            let subnets: Vec<String> = attachment
-                .subnets
-                .iter()
-                .map(|s| format!("{} ({})", s.id, s.availability_zone))
-                .collect();
-            context.output.status(
-                "Attaching",
-                format!(
-                    "to the existing network {}: {}",
-                    attachment.vpc_id,
-                    subnets.join(", ")
-                ),
-            );
-        }
-        for note in &plan.notes {
-            context.output.warning(note);
+        let plan = observe_and_plan(context, aws, &spec, &options, "Observing").await?;
+        // A service the region does not offer is refused before anything is created.
+        let services = endpoints::services_created(&plan);
+        if !services.is_empty() {
+            let azs: Vec<String> = plan.network.azs.iter().map(|az| az.az.clone()).collect();
+            endpoints::check_services(aws, &services, &azs).await?;
         }
         planned.push((spec, plan));
     }
@@ -197,27 +182,55 @@ async fn deploy(
     for (spec, plan) in planned {
         let aws = &by_region[&spec.region];
         let before = aws.calls.counts();
-        let mut executed = execute::Executed::default();
         inputs.adopted_ips = spec.adopted_ips.clone();
-        if plan.is_noop() {
+        let fresh = |plan: &Plan| {
             context.output.status(
                 "Fresh",
-                format!("stack `{}`: the account already matches", spec.stack),
-            );
+                format!("stack `{}`: the account already matches", plan.stack),
+            )
+        };
+        // A plan that changes nothing takes no lease: a no-op deploy makes no mutating call.
+        let (plan, executed) = if plan.is_noop() {
+            fresh(&plan);
+            (plan, execute::Executed::default())
         } else {
-            context.output.status(
-                "Deploying",
-                format!(
-                    "stack `{}` in {}: {} steps",
-                    spec.stack,
-                    spec.region,
-                    plan.steps.len()
-                ),
-            );
-            let output = &context.output;
-            let progress = |event: Progress<'_>| show_progress(output, event);
-            executed = execute::execute(aws, &plan, &inputs, &progress).await?;
-        }
+            let lease = take_lease(
+                context,
+                aws,
+                &spec.stack,
+                "deploy",
+                args.lock.lock_timeout,
+                args.removal.poll_interval,
+            )
+            .await?;
+            let inputs = &inputs;
+            let options = &options;
+            let spec = &spec;
+            lease
+                .run(async move {
+                    // Under the lease, from the account as it is now: another run may have changed
+                    // the stack while this one waited, or since it observed.
+                    let plan = observe_and_plan(context, aws, spec, options, "Planning").await?;
+                    if plan.is_noop() {
+                        fresh(&plan);
+                        return Ok((plan, execute::Executed::default()));
+                    }
+                    context.output.status(
+                        "Deploying",
+                        format!(
+                            "stack `{}` in {}: {} steps",
+                            spec.stack,
+                            spec.region,
+                            plan.steps.len()
+                        ),
+                    );
+                    let output = &context.output;
+                    let progress = |event: Progress<'_>| show_progress(output, event);
+                    let executed = execute::execute(aws, &plan, inputs, &progress).await?;
+                    Ok::<_, CliError>((plan, executed))
+                })
+                .await?
+        };
         let pending_ips = pending_ips(&plan, &executed);
         for pending in &pending_ips {
             context.output.warning(&pending.message);
@@ -229,14 +242,20 @@ async fn deploy(
         };
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
         let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-        let verification =
-            verify::verify_functions(aws, &names, &allowed, Expectation::ThroughNat, false).await?;
+        let expectation = match spec.modes.nat {
+            NatMode::None => Expectation::Isolated,
+            NatMode::Gateway | NatMode::Instance => Expectation::ThroughNat,
+        };
+        let mut verification =
+            verify::verify_functions(aws, &names, &allowed, expectation, false).await?;
+        check_declared_egress(aws, &spec, &mut verification).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
             region: spec.region.clone(),
             functions: spec.functions.iter().map(|f| f.name.clone()).collect(),
             steps: plan.steps.len(),
+            isolated: spec.modes.nat == NatMode::None,
             ips,
             pending_ips,
             calls: CallCounts {
@@ -266,7 +285,14 @@ impl Display for DeployReport {
                 stack.region,
                 stack.functions.join(", ")
             )?;
-            writeln!(f, "Fixed egress IPs (for the partner's allowlist):")?;
+            if stack.isolated {
+                writeln!(
+                    f,
+                    "Isolated (nat = \"none\"): nothing leaves the VPC, there is no egress IP"
+                )?;
+            } else {
+                writeln!(f, "Fixed egress IPs (for the partner's allowlist):")?;
+            }
             for address in stack.ips.iter().filter(|a| a.active) {
                 writeln!(f, "  {}", styled(style::VALUE, address.ip))?;
             }
@@ -300,6 +326,108 @@ impl Display for DeployReport {
         }
         Ok(())
     }
+}
+
+/// Observes the stack and plans it; `doing` is the progress word (`Observing`, then `Planning` when
+/// planned again under the lease). Notes are shown once, at the first plan.
+async fn observe_and_plan(
+    context: &Context,
+    aws: &Aws,
+    spec: &StackSpec,
+    options: &PlanOptions,
+    doing: &str,
+) -> Result<Plan, CliError> {
+    context
+        .output
+        .status(doing, format!("stack `{}` in {}", spec.stack, spec.region));
+    let mut observed = observe(aws, &Scope::from(spec)).await?;
+    let mut plan = planner::plan_with(spec, &observed, options)?;
+    // The quota matters only to a plan that allocates: asked then, and planned again with it,
+    // so that a deploy that changes nothing stays at its few read calls.
+    if allocates(&plan) {
+        observe::address_quota(aws, &mut observed).await?;
+        plan = planner::plan_with(spec, &observed, options)?;
+    }
+    if doing == "Observing" {
+        if let Some(attachment) = &plan.network.existing {
+            let subnets: Vec<String> = attachment
+                .subnets
+                .iter()
+                .map(|s| format!("{} ({})", s.id, s.availability_zone))
+                .collect();
+            context.output.status(
+                "Attaching",
+                format!(
+                    "to the existing network {}: {}",
+                    attachment.vpc_id,
+                    subnets.join(", ")
+                ),
+            );
+        }
+        for note in &plan.notes {
+            context.output.warning(note);
+        }
+    }
+    Ok(plan)
+}
+
+/// Takes the stack's lease before the first mutating call, waiting for another deploy or destroy
+/// of the stack with progress on stderr (aws/lease.rs).
+pub(crate) async fn take_lease(
+    context: &Context,
+    aws: &Aws,
+    stack: &StackName,
+    command: &str,
+    timeout_s: u64,
+    poll_s: f64,
+) -> Result<HeldLease, CliError> {
+    context.output.verbose(format!(
+        "taking the lease of stack `{stack}` ({})",
+        lease::parameter_name(stack)
+    ));
+    let wait = LeaseWait {
+        timeout: Duration::from_secs(timeout_s),
+        poll: Duration::from_secs_f64(poll_s.clamp(0.1, 30.0)),
+    };
+    let waiting = |holder: &LeaseRecord| {
+        context.output.status(
+            "Waiting",
+            format!(
+                "for stack `{stack}`: another run holds its lease ({}); waiting up to {timeout_s} s",
+                holder.describe()
+            ),
+        )
+    };
+    Ok(Lease::new(aws, stack, command)
+        .acquire(wait, waiting)
+        .await?)
+}
+
+/// Adds to each verdict whether the stack's security group lets out exactly what the functions
+/// declare (`egress = [...]`, or everything). A restricted list that opens no public TCP port is
+/// what the user asked for: the generic "security groups block all egress" finding is dropped then.
+async fn check_declared_egress(
+    aws: &Aws,
+    spec: &StackSpec,
+    verdicts: &mut [FunctionVerdict],
+) -> Result<(), CliError> {
+    let Some(group) = observe::stack_security_group(aws, &spec.stack).await? else {
+        return Ok(());
+    };
+    let declared = planner::desired_egress(&spec.modes, spec.vpc_cidr.trunc());
+    let differences =
+        fixedip_core::verify::check_declared_egress(&group.id, &group.egress, &declared);
+    for verdict in verdicts.iter_mut() {
+        if !spec.modes.egress.is_empty() && differences.is_empty() {
+            verdict.findings.retain(|f| {
+                f.code != fixedip_core::verify::FindingCode::EgressBlockedBySecurityGroups
+            });
+        }
+        verdict.findings.extend(differences.iter().cloned());
+        verdict.passed = fixedip_core::verify::passes(&verdict.findings)
+            && verdict.probe.as_ref().is_none_or(|p| p.problem.is_none());
+    }
+    Ok(())
 }
 
 /// Progress on stderr: each step as it finishes, and what it waits for meanwhile.

@@ -16,9 +16,10 @@ use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
 use fixedip_core::requirements::{AzCount, StackName};
 use serde::Serialize;
 
-use super::deploy::show_progress;
+use super::deploy::{show_progress, take_lease};
 use super::{async_runtime, Context};
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
+use crate::aws::lease::LeaseError;
 use crate::aws::observe::{observe, Scope};
 use crate::aws::{Aws, CallCounts};
 use crate::cli::DestroyArgs;
@@ -157,14 +158,7 @@ async fn destroy(
             "Observing",
             format!("stack `{}` in {}", spec.stack, spec.region),
         );
-        // Every function attached to the stack, not only the package's: destroy must not cut
-        // another package's function off without saying so.
-        let scope = Scope {
-            attached_functions: true,
-            ..Scope::from(&spec)
-        };
-        let observed = observe(aws, &scope).await?;
-        let plan = planner::plan_destroy(&spec, &observed, &options)?;
+        let plan = observe_and_plan(aws, &spec, &options).await?;
         for note in &plan.notes {
             context.output.warning(note);
         }
@@ -186,25 +180,68 @@ async fn destroy(
     for (spec, plan) in planned {
         let aws = &by_region[&spec.region];
         let before = aws.calls.counts();
-        if plan.is_noop() {
+        let fresh = |plan: &Plan| {
             context.output.status(
                 "Fresh",
-                format!("stack `{}`: nothing of it is left to remove", spec.stack),
-            );
+                format!("stack `{}`: nothing of it is left to remove", plan.stack),
+            )
+        };
+        // Nothing to remove takes no lease: a destroy run again makes no mutating call.
+        let plan = if plan.is_noop() {
+            fresh(&plan);
+            plan
         } else {
-            context.output.status(
-                "Destroying",
-                format!(
-                    "stack `{}` in {}: {} steps",
-                    spec.stack,
-                    spec.region,
-                    plan.steps.len()
-                ),
-            );
-            let output = &context.output;
-            let progress = |event: Progress<'_>| show_progress(output, event);
-            execute::execute(aws, &plan, &inputs, &progress).await?;
-        }
+            let lease = take_lease(
+                context,
+                aws,
+                &spec.stack,
+                "destroy",
+                args.lock.lock_timeout,
+                args.removal.poll_interval,
+            )
+            .await?;
+            let (inputs, options, spec, confirmed) = (&inputs, &options, &spec, plan);
+            lease
+                .run(async move {
+                    // Under the lease, from the account as it is now: a deploy may have changed the
+                    // stack while this run waited.
+                    let plan = observe_and_plan(aws, spec, options).await?;
+                    let unconfirmed: Vec<String> = plan
+                        .network
+                        .released_addresses
+                        .iter()
+                        .filter(|released| !confirmed.network.released_addresses.contains(released))
+                        .map(|(_, ip)| ip.to_string())
+                        .collect();
+                    if !unconfirmed.is_empty() {
+                        return Err(CliError::from(LeaseError::ChangedWhileWaiting {
+                            stack: spec.stack.to_string(),
+                            what: format!(
+                                "it now has Elastic IPs that were not shown before: {}",
+                                unconfirmed.join(", ")
+                            ),
+                        }));
+                    }
+                    if plan.is_noop() {
+                        fresh(&plan);
+                        return Ok(plan);
+                    }
+                    context.output.status(
+                        "Destroying",
+                        format!(
+                            "stack `{}` in {}: {} steps",
+                            spec.stack,
+                            spec.region,
+                            plan.steps.len()
+                        ),
+                    );
+                    let output = &context.output;
+                    let progress = |event: Progress<'_>| show_progress(output, event);
+                    execute::execute(aws, &plan, inputs, &progress).await?;
+                    Ok(plan)
+                })
+                .await?
+        };
         let kept_ips = stack_addresses(aws, &spec.stack).await?;
         let after = aws.calls.counts();
         stacks.push(StackDestroyed {
@@ -228,6 +265,21 @@ async fn destroy(
         });
     }
     Ok(DestroyReport { stacks })
+}
+
+/// The stack as it is, and its teardown. Every function attached to the stack is observed, not
+/// only the package's: destroy must not cut another package's function off without saying so.
+async fn observe_and_plan(
+    aws: &Aws,
+    spec: &StackSpec,
+    options: &PlanOptions,
+) -> Result<Plan, CliError> {
+    let scope = Scope {
+        attached_functions: true,
+        ..Scope::from(spec)
+    };
+    let observed = observe(aws, &scope).await?;
+    Ok(planner::plan_destroy(spec, &observed, options)?)
 }
 
 /// Before anything is removed: which IPs stay (and stay billed) and which are given back to AWS.

@@ -50,8 +50,10 @@ pub enum Scope {
     /// instance, volume and network interface it makes (tagged by the request). No instance
     /// profile, so no iam:PassRole.
     RunNatInstance,
-    /// AWS's public SSM parameters naming the latest Amazon Linux images, and nothing else.
-    AmazonLinuxImageParameters,
+    /// The stacks' leases (aws/lease.rs): SSM parameters under `/fixedip/`, and nothing else in
+    /// Parameter Store. `ssm:GetParameter` also reads AWS's public parameters naming the latest
+    /// Amazon Linux images, for NAT instances (a statement of its own).
+    StackLease,
 }
 
 /// Every AWS action the tool needs, sorted, each once. The one place to change when the tool starts
@@ -68,7 +70,9 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:AssociateAddress", Scope::StackTagged),
     ("ec2:AssociateRouteTable", Scope::StackTagged),
     ("ec2:AttachInternetGateway", Scope::StackTagged),
-    // The NAT instances' security group admits the private subnets.
+    // `egress = [...]`, and the interface endpoints' group admitting the functions' group.
+    ("ec2:AuthorizeSecurityGroupEgress", Scope::StackTagged),
+    // The NAT instances' and the interface endpoints' security groups admit their clients.
     ("ec2:AuthorizeSecurityGroupIngress", Scope::StackTagged),
     (
         "ec2:CreateInternetGateway",
@@ -114,14 +118,26 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
             within: &[],
         },
     ),
+    // `endpoints = [...]`: gateway endpoints on route tables, interface ones in subnets with
+    // their security group.
+    (
+        "ec2:CreateVpcEndpoint",
+        Scope::Create {
+            creates: "vpc-endpoint",
+            within: &["vpc", "route-table", "subnet", "security-group"],
+        },
+    ),
     ("ec2:DeleteInternetGateway", Scope::StackTagged),
     ("ec2:DeleteNatGateway", Scope::StackTagged),
     ("ec2:DeleteNetworkInterface", Scope::LambdaInterfaces),
+    // deploy: a stack switched to `nat = "none"` loses its routes out.
+    ("ec2:DeleteRoute", Scope::StackTagged),
     ("ec2:DeleteRouteTable", Scope::StackTagged),
     ("ec2:DeleteSecurityGroup", Scope::StackTagged),
     ("ec2:DeleteSubnet", Scope::StackTagged),
     ("ec2:DeleteTags", Scope::StackTagged),
     ("ec2:DeleteVpc", Scope::StackTagged),
+    ("ec2:DeleteVpcEndpoints", Scope::StackTagged),
     // deploy: the Elastic IP quota (`vpc-max-elastic-ips`), read only when a plan allocates.
     ("ec2:DescribeAccountAttributes", Scope::Anywhere),
     ("ec2:DescribeAddresses", Scope::Anywhere),
@@ -135,6 +151,9 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DescribeSecurityGroups", Scope::Anywhere),
     ("ec2:DescribeSubnets", Scope::Anywhere),
     ("ec2:DescribeVpcAttribute", Scope::Anywhere),
+    // deploy: the endpoint services the region offers, asked before an endpoint is created.
+    ("ec2:DescribeVpcEndpointServices", Scope::Anywhere),
+    ("ec2:DescribeVpcEndpoints", Scope::Anywhere),
     ("ec2:DescribeVpcs", Scope::Anywhere),
     ("ec2:DetachInternetGateway", Scope::StackTagged),
     // destroy: an association left on a stack address after its NAT gateway is deleted.
@@ -143,8 +162,10 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     // nat = "instance": the source/destination check off.
     ("ec2:ModifyInstanceAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcAttribute", Scope::StackTagged),
+    ("ec2:ModifyVpcEndpoint", Scope::StackTagged),
     ("ec2:ReleaseAddress", Scope::StackTagged),
     ("ec2:ReplaceRoute", Scope::StackTagged),
+    ("ec2:RevokeSecurityGroupEgress", Scope::StackTagged),
     ("ec2:RunInstances", Scope::RunNatInstance),
     ("ec2:TerminateInstances", Scope::StackTagged),
     ("iam:AttachRolePolicy", Scope::ExecutionPolicies),
@@ -167,7 +188,11 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("lambda:TagResource", Scope::Function),
     ("lambda:UpdateFunctionCode", Scope::Function),
     ("lambda:UpdateFunctionConfiguration", Scope::Function),
-    ("ssm:GetParameter", Scope::AmazonLinuxImageParameters),
+    // The lease: PutParameter with tags needs AddTagsToResource as well.
+    ("ssm:AddTagsToResource", Scope::StackLease),
+    ("ssm:DeleteParameter", Scope::StackLease),
+    ("ssm:GetParameter", Scope::StackLease),
+    ("ssm:PutParameter", Scope::StackLease),
     ("sts:GetCallerIdentity", Scope::Anywhere),
 ];
 
@@ -320,6 +345,12 @@ pub fn policy_document() -> Value {
         stack_roles(),
         Some(json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } })),
     ));
+    statements.push(statement(
+        "TheStacksLeases",
+        actions_in(|s| s == Scope::StackLease),
+        vec!["arn:aws:ssm:*:*:parameter/fixedip/*".to_owned()],
+        None,
+    ));
 
     let run = actions_in(|s| s == Scope::RunNatInstance);
     statements.push(statement(
@@ -348,7 +379,8 @@ pub fn policy_document() -> Value {
     ));
     statements.push(statement(
         "ReadTheAmazonLinuxImageParameters",
-        actions_in(|s| s == Scope::AmazonLinuxImageParameters),
+        // The lease's scope lists ssm:GetParameter once; here it reads AWS's image names.
+        vec!["ssm:GetParameter"],
         vec!["arn:aws:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*".to_owned()],
         None,
     ));
@@ -428,6 +460,10 @@ mod tests {
             pass[0]["Condition"]["StringEquals"]["iam:PassedToService"],
             "lambda.amazonaws.com"
         );
+        // The lease is the only thing in Parameter Store the tool may touch.
+        for s in with("ssm:PutParameter") {
+            assert_eq!(s["Resource"], "arn:aws:ssm:*:*:parameter/fixedip/*");
+        }
         // Describe* only where AWS offers no resource-level permissions.
         for s in with("ec2:DescribeVpcs") {
             assert_eq!(s["Resource"], "*");

@@ -5,6 +5,12 @@
 //! --allow-new-ips`) and the retained ones (kept by a smaller `azs` or a destroy, and put back to
 //! work by the next deploy before anything new is allocated). Leaving any of these out of an
 //! allowlist would break traffic later without warning. CSV and JSON tell them apart (`use`).
+//!
+//! An isolated stack (`nat = "none"`) has no egress IP: nothing of it leaves the VPC. When no
+//! address carries traffic, `ips` observes the stack to tell an isolated stack (stderr says so,
+//! stdout lists only IPs retained from an earlier mode, JSON has `"isolated": true`) from one
+//! that is not deployed; a stack with an active or pending IP is not isolated, and costs the one
+//! call.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -16,6 +22,7 @@ use fixedip_core::tags::{self, Component};
 use serde::Serialize;
 
 use super::{async_runtime, Context};
+use crate::aws::observe::{observe, Scope};
 use crate::aws::{Aws, AwsError};
 use crate::cli::{IpsArgs, IpsFormat};
 use crate::error::CliError;
@@ -40,17 +47,35 @@ pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
         stack: args.stack.clone(),
         reason: error.to_string(),
     })?;
-    let addresses = async_runtime()?.block_on(async {
+    let (addresses, isolated) = async_runtime()?.block_on(async {
         let aws = Aws::connect_unverified(&context.aws_options(None)).await?;
         aws.calls.forbid_mutations();
-        let addresses = stack_addresses(&aws, &stack).await;
+        let addresses = stack_addresses(&aws, &stack).await?;
+        let carrying = addresses.iter().any(|a| a.usage != AddressUse::Retained);
+        let isolated = !carrying
+            && observe(&aws, &Scope::stack(stack.clone()))
+                .await?
+                .looks_isolated();
         let counts = aws.calls.counts();
         context.output.verbose(format!(
             "{} AWS requests, {} mutating",
             counts.total, counts.mutating
         ));
-        addresses
+        Ok::<_, CliError>((addresses, isolated))
     })?;
+    if isolated {
+        let kept = if addresses.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; the {} listed are retained from an earlier mode (still billed, reused first if the stack gets NATs again; `cargo fixedip destroy --release-ips` gives them back)",
+                if addresses.len() == 1 { "IP" } else { "IPs" }
+            )
+        };
+        context.output.note(format!(
+            "stack `{stack}` is isolated (`nat = \"none\"`): nothing leaves its VPC, so it has no egress IP to allowlist{kept}"
+        ));
+    }
     let format = if context.global.json {
         IpsFormat::Json
     } else {
@@ -58,7 +83,7 @@ pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
     };
     context
         .output
-        .text(&render(&addresses, format))
+        .text(&render(&addresses, isolated, format))
         .map_err(CliError::Stdout)
 }
 
@@ -154,7 +179,7 @@ fn use_name(usage: AddressUse) -> &'static str {
     }
 }
 
-fn render(addresses: &[StackAddress], format: IpsFormat) -> String {
+fn render(addresses: &[StackAddress], isolated: bool, format: IpsFormat) -> String {
     let mut out = String::new();
     match format {
         IpsFormat::Plain => addresses.iter().for_each(|a| {
@@ -172,8 +197,8 @@ fn render(addresses: &[StackAddress], format: IpsFormat) -> String {
             }
         }
         IpsFormat::Json => {
-            out = serde_json::to_string_pretty(&serde_json::json!({ "ips": addresses }))
-                .expect("plain data");
+            let document = serde_json::json!({ "ips": addresses, "isolated": isolated });
+            out = serde_json::to_string_pretty(&document).expect("plain data");
             out.push('\n');
         }
     }
@@ -210,21 +235,32 @@ mod tests {
             },
         ];
         assert_eq!(
-            render(&addresses, IpsFormat::Plain),
+            render(&addresses, false, IpsFormat::Plain),
             "203.0.113.7\n203.0.113.9\n203.0.113.8\n"
         );
         assert_eq!(
-            render(&addresses, IpsFormat::Cidr),
+            render(&addresses, false, IpsFormat::Cidr),
             "203.0.113.7/32\n203.0.113.9/32\n203.0.113.8/32\n"
         );
         assert_eq!(
-            render(&addresses, IpsFormat::Csv),
+            render(&addresses, false, IpsFormat::Csv),
             "ip,allocation_id,use,slot\n203.0.113.7,eipalloc-1,active,0\n203.0.113.9,eipalloc-2,retained,\n203.0.113.8,eipalloc-3,pending,2\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render(&addresses, IpsFormat::Json)).unwrap();
+            serde_json::from_str(&render(&addresses, false, IpsFormat::Json)).unwrap();
         assert_eq!(json["ips"][1]["allocation_id"], "eipalloc-2");
         assert_eq!(json["ips"][1]["use"], "retained");
         assert_eq!(json["ips"][2]["use"], "pending");
+        assert_eq!(json["isolated"], false);
+    }
+
+    #[test]
+    fn an_isolated_stack_lists_nothing() {
+        for format in [IpsFormat::Plain, IpsFormat::Cidr] {
+            assert_eq!(render(&[], true, format), "");
+        }
+        let json: serde_json::Value =
+            serde_json::from_str(&render(&[], true, IpsFormat::Json)).unwrap();
+        assert_eq!(json, serde_json::json!({ "ips": [], "isolated": true }));
     }
 }

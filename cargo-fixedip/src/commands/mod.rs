@@ -7,6 +7,7 @@ pub mod iam_policy;
 pub mod ips;
 pub mod plan;
 pub mod status;
+pub mod unlock;
 pub mod verify;
 
 use std::path::Path;
@@ -36,6 +37,7 @@ pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::Destroy(args) => destroy::run(context, &args),
         Command::IamPolicy => iam_policy::run(context),
         Command::Verify(args) => verify::run(context, &args),
+        Command::Unlock(args) => unlock::run(context, &args),
     }
 }
 

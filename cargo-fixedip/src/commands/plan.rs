@@ -261,6 +261,7 @@ fn tree(plan: &Plan) -> String {
     ));
 
     // The VPC's children: gateway, public route table, each AZ, security group, role, functions.
+    // What an isolated stack does not have is left out, unless the plan deletes it.
     let mut children: Vec<Vec<Row>> = match &network.existing {
         // A network the user runs: its qualifying subnets and their NATs, read, never changed.
         Some(existing) => existing
@@ -284,44 +285,50 @@ fn tree(plan: &Plan) -> String {
                 )]
             })
             .collect(),
-        None => vec![
-            vec![row(
-                "",
-                "internet gateway".into(),
-                Some(&network.internet_gateway),
-            )],
-            vec![row(
-                "",
-                "public route table: 0.0.0.0/0 → internet gateway".into(),
-                Some(&network.public_route_table),
-            )],
-        ],
+        None => Vec::new(),
     };
+    if network.existing.is_none() && network.internet_gateway != Status::Absent {
+        children.push(vec![row(
+            "",
+            "internet gateway".into(),
+            Some(&network.internet_gateway),
+        )]);
+    }
+    if network.existing.is_none() && network.public_route_table != Status::Absent {
+        children.push(vec![row(
+            "",
+            "public route table: 0.0.0.0/0 → internet gateway".into(),
+            Some(&network.public_route_table),
+        )]);
+    }
     for az in &network.azs {
         let address = match az.address.0 {
             Some(ip) => format!("Elastic IP {}", styled(style::VALUE, ip)),
             None => address_label(&az.address),
         };
-        children.push(vec![
-            row("", format!("AZ {} (slot {})", az.az, az.slot), None),
-            row(
+        let mut group = vec![row("", format!("AZ {} (slot {})", az.az, az.slot), None)];
+        if az.public_subnet.1 != Status::Absent || az.nat_gateway != Status::Absent {
+            group.push(row(
                 "├── ",
                 format!("public subnet {}", az.public_subnet.0),
                 Some(&az.public_subnet.1),
-            ),
-            row("│   └── ", "NAT gateway".into(), Some(&az.nat_gateway)),
-            row("│       └── ", address, Some(&az.address.1)),
-            row(
-                "└── ",
-                format!("private subnet {}", az.private_subnet.0),
-                Some(&az.private_subnet.1),
-            ),
-            row(
-                "    └── ",
-                format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az),
-                Some(&az.private_route_table),
-            ),
-        ]);
+            ));
+            group.push(row("│   └── ", "NAT gateway".into(), Some(&az.nat_gateway)));
+            if az.address.1 != Status::Absent {
+                group.push(row("│       └── ", address, Some(&az.address.1)));
+            }
+        }
+        group.push(row(
+            "└── ",
+            format!("private subnet {}", az.private_subnet.0),
+            Some(&az.private_subnet.1),
+        ));
+        group.push(row(
+            "    └── ",
+            private_route_label(network, az),
+            Some(&az.private_route_table),
+        ));
+        children.push(group);
     }
     for surplus in &network.surplus_slots {
         let az = surplus.az.as_deref().unwrap_or("unknown AZ");
@@ -397,6 +404,38 @@ fn tree(plan: &Plan) -> String {
         text.push('\n');
     }
     text
+}
+
+/// Where an AZ's private subnet sends 0.0.0.0/0: its own NAT, another AZ's (`nats` fewer than
+/// `azs`), or nowhere (isolated).
+fn private_route_label(
+    network: &fixedip_core::plan::NetworkView,
+    az: &fixedip_core::plan::AzView,
+) -> String {
+    match az.nat_slot {
+        Some(slot) if slot == az.slot => {
+            format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az)
+        }
+        Some(slot) => {
+            let other = network.azs.iter().find(|other| other.slot == slot);
+            let name = other.map_or("another AZ", |other| other.az.as_str());
+            format!("route table: 0.0.0.0/0 → NAT gateway in {name} (slot {slot}, shared)")
+        }
+        None if is_isolated(network) => "route table: no route out (isolated)".to_owned(),
+        None => format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az),
+    }
+}
+
+/// Whether the AZ holds a NAT of its own (or will, once its new IP is allowed).
+fn has_own_nat(network: &fixedip_core::plan::NetworkView, az: &fixedip_core::plan::AzView) -> bool {
+    !is_isolated(network) && az.nat_slot.is_none_or(|slot| slot == az.slot)
+}
+
+/// `nat = "none"`: no internet gateway once the plan is applied, and no AZ routed through a NAT.
+pub fn is_isolated(network: &fixedip_core::plan::NetworkView) -> bool {
+    !network.internet_gateway.exists_after()
+        && !network.azs.is_empty()
+        && network.azs.iter().all(|az| az.nat_slot.is_none())
 }
 
 /// " (arm64, 128 MB, 30 s)" for a function the plan creates or changes; nothing for one kept.
@@ -483,11 +522,31 @@ impl Display for CostText<'_> {
                 writeln!(f, "  {left}{:pad$}  {amount:>8}", "")?;
             }
         }
-        writeln!(
-            f,
-            "  + {} per GB through the NAT gateways",
-            rate(cost.per_gb)
-        )
+        if let (Some(full), Some(saving)) = (cost.with_one_nat_per_az, cost.saving()) {
+            writeln!(
+                f,
+                "  fewer NATs than AZs save {} per month against one NAT gateway per AZ ({full})",
+                styled(style::VALUE, saving)
+            )?;
+        }
+        let nats = cost.lines.iter().find(|line| line.item == "NAT gateway");
+        if nats.is_some_and(|line| line.quantity == 0) {
+            writeln!(f, "  no NAT gateway: nothing is billed per GB")?;
+        } else {
+            writeln!(
+                f,
+                "  + {} per GB through the NAT gateways",
+                rate(cost.per_gb)
+            )?;
+        }
+        if let Some(per_gb) = cost.endpoint_per_gb {
+            writeln!(
+                f,
+                "  + {} per GB through the interface endpoints",
+                rate(per_gb)
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -527,20 +586,25 @@ pub fn mermaid(report: &PlanReport) -> String {
             "    subgraph s{s}[\"stack {} · {} · VPC {}\"]",
             plan.stack, plan.region, network.vpc.0
         );
-        let _ = writeln!(out, "        s{s}_igw[\"internet gateway\"]");
+        let isolated = is_isolated(network);
+        if !isolated {
+            let _ = writeln!(out, "        s{s}_igw[\"internet gateway\"]");
+        }
         for az in &network.azs {
             let n = az.slot;
             let _ = writeln!(out, "        subgraph s{s}_az{n}[\"{}\"]", az.az);
-            let _ = writeln!(
-                out,
-                "            s{s}_pub{n}[\"public subnet {}\"]",
-                az.public_subnet.0
-            );
-            let _ = writeln!(
-                out,
-                "            s{s}_nat{n}[\"NAT gateway<br/>{}\"]",
-                address_label(&az.address)
-            );
+            if has_own_nat(network, az) {
+                let _ = writeln!(
+                    out,
+                    "            s{s}_pub{n}[\"public subnet {}\"]",
+                    az.public_subnet.0
+                );
+                let _ = writeln!(
+                    out,
+                    "            s{s}_nat{n}[\"NAT gateway<br/>{}\"]",
+                    address_label(&az.address)
+                );
+            }
             let _ = writeln!(
                 out,
                 "            s{s}_priv{n}[\"private subnet {}\"]",
@@ -557,11 +621,19 @@ pub fn mermaid(report: &PlanReport) -> String {
         }
         for az in &network.azs {
             let n = az.slot;
-            let _ = writeln!(out, "    s{s}_priv{n} -- \"0.0.0.0/0\" --> s{s}_nat{n}");
-            let _ = writeln!(out, "    s{s}_nat{n} --- s{s}_pub{n}");
-            let _ = writeln!(out, "    s{s}_pub{n} -- \"0.0.0.0/0\" --> s{s}_igw");
+            if isolated {
+                continue;
+            }
+            let via = az.nat_slot.unwrap_or(n);
+            let _ = writeln!(out, "    s{s}_priv{n} -- \"0.0.0.0/0\" --> s{s}_nat{via}");
+            if has_own_nat(network, az) {
+                let _ = writeln!(out, "    s{s}_nat{n} --- s{s}_pub{n}");
+                let _ = writeln!(out, "    s{s}_pub{n} -- \"0.0.0.0/0\" --> s{s}_igw");
+            }
         }
-        let _ = writeln!(out, "    s{s}_igw --> internet");
+        if !isolated {
+            let _ = writeln!(out, "    s{s}_igw --> internet");
+        }
     }
     out
 }
@@ -580,21 +652,26 @@ pub fn dot(report: &PlanReport) -> String {
             "        label=\"stack {} · {} · VPC {}\";",
             plan.stack, plan.region, network.vpc.0
         );
-        let _ = writeln!(out, "        s{s}_igw [label=\"internet gateway\"];");
+        let isolated = is_isolated(network);
+        if !isolated {
+            let _ = writeln!(out, "        s{s}_igw [label=\"internet gateway\"];");
+        }
         for az in &network.azs {
             let n = az.slot;
             let _ = writeln!(out, "        subgraph cluster_s{s}_az{n} {{");
             let _ = writeln!(out, "            label=\"{}\";", az.az);
-            let _ = writeln!(
-                out,
-                "            s{s}_pub{n} [label=\"public subnet\\n{}\"];",
-                az.public_subnet.0
-            );
-            let _ = writeln!(
-                out,
-                "            s{s}_nat{n} [label=\"NAT gateway\\n{}\"];",
-                address_label(&az.address)
-            );
+            if has_own_nat(network, az) {
+                let _ = writeln!(
+                    out,
+                    "            s{s}_pub{n} [label=\"public subnet\\n{}\"];",
+                    az.public_subnet.0
+                );
+                let _ = writeln!(
+                    out,
+                    "            s{s}_nat{n} [label=\"NAT gateway\\n{}\"];",
+                    address_label(&az.address)
+                );
+            }
             let _ = writeln!(
                 out,
                 "            s{s}_priv{n} [label=\"private subnet\\n{}\"];",
@@ -615,14 +692,22 @@ pub fn dot(report: &PlanReport) -> String {
         }
         for az in &network.azs {
             let n = az.slot;
+            if isolated {
+                continue;
+            }
+            let via = az.nat_slot.unwrap_or(n);
             let _ = writeln!(
                 out,
-                "    s{s}_priv{n} -> s{s}_nat{n} [label=\"0.0.0.0/0\"];"
+                "    s{s}_priv{n} -> s{s}_nat{via} [label=\"0.0.0.0/0\"];"
             );
-            let _ = writeln!(out, "    s{s}_nat{n} -> s{s}_pub{n} [arrowhead=none];");
-            let _ = writeln!(out, "    s{s}_pub{n} -> s{s}_igw [label=\"0.0.0.0/0\"];");
+            if has_own_nat(network, az) {
+                let _ = writeln!(out, "    s{s}_nat{n} -> s{s}_pub{n} [arrowhead=none];");
+                let _ = writeln!(out, "    s{s}_pub{n} -> s{s}_igw [label=\"0.0.0.0/0\"];");
+            }
         }
-        let _ = writeln!(out, "    s{s}_igw -> internet;");
+        if !isolated {
+            let _ = writeln!(out, "    s{s}_igw -> internet;");
+        }
     }
     out.push_str("}\n");
     out
@@ -649,6 +734,10 @@ mod tests {
     use fixedip_core::settings::Architecture;
 
     fn report(azs: u64, adopted: &[&str]) -> PlanReport {
+        report_with(azs, adopted, NetworkModes::default())
+    }
+
+    fn report_with(azs: u64, adopted: &[&str], modes: NetworkModes) -> PlanReport {
         let spec = StackSpec {
             stack: StackName::parse("payments").unwrap(),
             region: "us-east-1".into(),
@@ -658,7 +747,7 @@ mod tests {
                 .iter()
                 .map(|id| AllocationId::parse(id).unwrap())
                 .collect(),
-            modes: NetworkModes::default(),
+            modes,
             functions: vec![FunctionSpec {
                 name: "sync".into(),
                 package: "sync".into(),
@@ -753,6 +842,68 @@ mod tests {
             assert!(diagram.contains("Elastic IP 203.0.113.7"), "{diagram}");
             assert!(diagram.contains("Elastic IP (new address)"), "{diagram}");
             assert!(diagram.contains("λ sync"), "{diagram}");
+        }
+    }
+
+    #[test]
+    fn fewer_nats_show_the_shared_route_and_the_saving() {
+        let modes = NetworkModes {
+            nats: Some(1),
+            ..NetworkModes::default()
+        };
+        let report = report_with(2, &[], modes);
+        let text = plain(&report);
+        assert_eq!(text.matches("── NAT gateway").count(), 1, "{text}");
+        assert!(
+            text.contains("route table: 0.0.0.0/0 → NAT gateway in us-east-1a (slot 0, shared)"),
+            "{text}"
+        );
+        assert!(text.contains("1 × NAT gateway"), "{text}");
+        assert!(
+            text.contains(
+                "fewer NATs than AZs save $36.50 per month against one NAT gateway per AZ ($73.00)"
+            ),
+            "{text}"
+        );
+        for diagram in [mermaid(&report), dot(&report)] {
+            assert!(!diagram.contains("_nat1"), "{diagram}");
+            assert!(
+                diagram.contains("s0_priv1 -- \"0.0.0.0/0\" --> s0_nat0")
+                    || diagram.contains("s0_priv1 -> s0_nat0"),
+                "{diagram}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_isolated_stack_has_no_internet_side() {
+        let modes = NetworkModes {
+            nat: fixedip_core::requirements::NatMode::None,
+            ..NetworkModes::default()
+        };
+        let report = report_with(2, &[], modes);
+        let text = plain(&report);
+        for absent in [
+            "internet gateway",
+            "NAT gateway",
+            "public subnet",
+            "Elastic IP",
+        ] {
+            assert!(!text.contains(&format!("── {absent}")), "{absent}: {text}");
+        }
+        assert_eq!(
+            text.matches("route table: no route out (isolated)").count(),
+            2,
+            "{text}"
+        );
+        assert!(text.contains("$0.00 per month"), "{text}");
+        assert!(
+            text.contains("no NAT gateway: nothing is billed per GB"),
+            "{text}"
+        );
+        for diagram in [mermaid(&report), dot(&report)] {
+            assert!(!diagram.contains("igw"), "{diagram}");
+            assert!(!diagram.contains("_nat"), "{diagram}");
         }
     }
 

@@ -21,6 +21,8 @@ pub struct StatusReport {
     pub region: String,
     pub account: String,
     pub observed: ObservedState,
+    /// How the stack reaches the outside, as the account shows it.
+    pub mode: ObservedMode,
     /// What the stack costs per month as it stands; `None` where the price table lacks the region.
     pub cost: Option<MonthlyCost>,
     /// A stack on a network the user runs (`vpc = "vpc-..."`): its security group's VPC, and the
@@ -60,17 +62,74 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
         let topology = Topology {
             nat_gateways: observed.nat_gateways.len() as u32,
             public_ipv4: observed.addresses.len() as u32,
+            interface_endpoint_azs: observed
+                .endpoints
+                .iter()
+                .map(|e| e.subnet_ids.len() as u32)
+                .sum(),
+            gateway_endpoints: observed
+                .endpoints
+                .iter()
+                .filter(|e| e.kind == fixedip_core::requirements::EndpointKind::Gateway)
+                .count() as u32,
         };
         Ok::<_, CliError>(StatusReport {
             stack: stack.to_string(),
             region: aws.region.clone(),
             account: aws.account.clone(),
             cost: cost::monthly(&topology, &aws.region).ok(),
+            mode: ObservedMode::of(&observed),
             observed,
             existing_network_ips,
         })
     })?;
     context.output.result(&report).map_err(CliError::Stdout)
+}
+
+/// The stack's NAT mode as the account shows it (the account is the state: no record needed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "nat", rename_all = "snake_case")]
+pub enum ObservedMode {
+    /// `nat = "none"`: no internet gateway, no NAT, no route out.
+    None,
+    /// NAT gateways serving the private subnets: one per AZ, or fewer (`nats`).
+    Gateway { nat_gateways: usize, azs: usize },
+}
+
+impl ObservedMode {
+    pub fn of(observed: &ObservedState) -> ObservedMode {
+        if observed.looks_isolated() {
+            return ObservedMode::None;
+        }
+        let mut azs: Vec<Slot> = observed
+            .subnets
+            .iter()
+            .filter(|s| s.tier == Tier::Private)
+            .map(|s| s.slot)
+            .collect();
+        azs.sort();
+        azs.dedup();
+        ObservedMode::Gateway {
+            nat_gateways: observed.nat_gateways.len(),
+            azs: azs.len(),
+        }
+    }
+}
+
+impl Display for ObservedMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ObservedMode::None => f.write_str(
+                "isolated (nat = \"none\"): no internet gateway, no NAT, no route out of the VPC",
+            ),
+            ObservedMode::Gateway { nat_gateways, azs } if nat_gateways < azs => write!(
+                f,
+                "{nat_gateways} NAT gateway{} for {azs} AZs (nats = {nat_gateways}): the AZs without one leave through another AZ's",
+                if nat_gateways == 1 { "" } else { "s" }
+            ),
+            ObservedMode::Gateway { .. } => f.write_str("one NAT gateway per AZ"),
+        }
+    }
 }
 
 impl Display for StatusReport {
@@ -121,11 +180,14 @@ impl Display for StatusReport {
             "DNS OFF"
         };
         writeln!(f, "  VPC {} {} ({dns})", vpc.id, vpc.cidr)?;
+        writeln!(f, "  mode: {}", self.mode)?;
+        let isolated = self.mode == ObservedMode::None;
         match &o.internet_gateway {
             Some(igw) if igw.attached_vpc.as_deref() == Some(&vpc.id) => {
                 writeln!(f, "  internet gateway {} attached", igw.id)?
             }
             Some(igw) => writeln!(f, "  internet gateway {} NOT attached", igw.id)?,
+            None if isolated => writeln!(f, "  internet gateway: none (isolated)")?,
             None => writeln!(f, "  internet gateway MISSING")?,
         }
         let mut slots: Vec<Slot> = o.subnets.iter().map(|s| s.slot).collect();
@@ -169,6 +231,7 @@ impl Display for StatusReport {
                     Some((_, true)) => "BLACKHOLE".to_owned(),
                     Some((RouteTarget::NatGateway(id), _)) => format!("→ {id}"),
                     Some((other, _)) => format!("→ {other:?} (not a NAT gateway)"),
+                    None if isolated => "none: no route out (isolated)".to_owned(),
                     None => "NO DEFAULT ROUTE".to_owned(),
                 };
                 writeln!(f, "    private route table {} 0.0.0.0/0 {via}", table.id)?;
@@ -209,6 +272,9 @@ impl Display for StatusReport {
             )?;
         }
         writeln!(f, "Fixed egress IPs:")?;
+        if isolated {
+            writeln!(f, "  none: the stack is isolated, nothing leaves its VPC")?;
+        }
         for address in o.addresses.iter().filter(|a| a.usage == AddressUse::Active) {
             writeln!(f, "  {}", styled(style::VALUE, address.public_ip))?;
         }

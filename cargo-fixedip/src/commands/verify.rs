@@ -8,6 +8,12 @@
 //! The allowed IPs are the partner's allowlist, never what the network happens to use: `--ip`
 //! when given, else the stack's Elastic IPs (every one it keeps, active or retained). Taking the
 //! NATs' own addresses would make any network pass.
+//!
+//! The expectation follows the stack's mode as the account shows it: an isolated stack
+//! (`nat = "none"`, [`ObservedState::looks_isolated`]) must have no route out at all, as with
+//! `--isolated`; given `--ip`, the network is held to those IPs whatever it looks like.
+//!
+//! [`ObservedState::looks_isolated`]: fixedip_core::observed::ObservedState::looks_isolated
 
 use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
@@ -46,15 +52,16 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         } else {
             args.ips.clone()
         };
+        let observed = observe(
+            &aws,
+            &Scope {
+                attached_functions: true,
+                ..Scope::stack(stack.clone())
+            },
+        )
+        .await?;
+        let isolated = args.isolated || (args.ips.is_empty() && observed.looks_isolated());
         let functions = if args.functions.is_empty() {
-            let observed = observe(
-                &aws,
-                &Scope {
-                    attached_functions: true,
-                    ..Scope::stack(stack.clone())
-                },
-            )
-            .await?;
             observed.functions.into_iter().map(|f| f.name).collect()
         } else {
             args.functions.clone()
@@ -64,23 +71,23 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
                 stack: stack.to_string(),
             });
         }
-        if allowed.is_empty() && !args.isolated {
+        if allowed.is_empty() && !isolated {
             return Err(CliError::NoAllowedIps {
                 stack: stack.to_string(),
             });
         }
-        let expectation = if args.isolated {
+        let expectation = if isolated {
             Expectation::Isolated
         } else {
             Expectation::ThroughNat
         };
+        let against = match expectation {
+            Expectation::Isolated => "no route out (isolated)".to_owned(),
+            Expectation::ThroughNat => format!("{} allowed IPs", allowed.len()),
+        };
         context.output.status(
             "Verifying",
-            format!(
-                "{} against {} allowed IPs",
-                functions.join(", "),
-                allowed.len()
-            ),
+            format!("{} against {against}", functions.join(", ")),
         );
         let verdicts =
             verify_functions(&aws, &functions, &allowed, expectation, args.probe).await?;

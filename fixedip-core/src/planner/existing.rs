@@ -61,6 +61,8 @@ pub(super) fn plan(
             .collect(),
         surplus_private_subnets: Vec::new(),
         security_group: security_group.reference.clone(),
+        // A new group lets everything out, as AWS creates it (`egress` is refused in this mode).
+        security_group_ready: Vec::new(),
         // The user's routes are in place already; fixedip adds none.
         routes_ready: Vec::new(),
     };
@@ -93,6 +95,8 @@ pub(super) fn plan(
             released_addresses: Vec::new(),
             nat_instance_type: None,
             nat_security_group: None,
+            endpoints: Vec::new(),
+            endpoint_security_group: None,
             existing: Some(ExistingAttachment {
                 vpc_id: existing.vpc.clone(),
                 subnets,

@@ -20,6 +20,8 @@ use crate::plan::InterfaceHolder;
 enum Run {
     Deploy {
         azs: u8,
+        /// 0: one NAT per AZ; 1 to 4: `nats` (at most `azs`); 5: `nat = "none"`.
+        mode: u8,
         allow_new_ips: bool,
         killed: Option<(Vec<bool>, u64)>,
     },
@@ -39,8 +41,8 @@ fn killed() -> impl Strategy<Value = Option<(Vec<bool>, u64)>> {
 
 fn run() -> impl Strategy<Value = Run> {
     prop_oneof![
-        3 => (1..=4u8, any::<bool>(), killed()).prop_map(|(azs, allow_new_ips, killed)| {
-            Run::Deploy { azs, allow_new_ips, killed }
+        3 => (1..=4u8, 0..=5u8, any::<bool>(), killed()).prop_map(|(azs, mode, allow_new_ips, killed)| {
+            Run::Deploy { azs, mode, allow_new_ips, killed }
         }),
         1 => (any::<bool>(), any::<bool>(), killed()).prop_map(
             |(release_ips, delete_functions, killed)| Run::Destroy {
@@ -125,14 +127,25 @@ proptest! {
         for run in &runs {
             let before = account.clone();
             let (plan, killed, release) = match run {
-                Run::Deploy { azs, allow_new_ips, killed } => {
+                Run::Deploy { azs, mode, allow_new_ips, killed } => {
                     last_azs = *azs;
                     let options = PlanOptions { allow_new_ips: *allow_new_ips, ..PlanOptions::default() };
-                    let plan = plan_with(&with_adopted(spec(*azs, &["f"])), &before, &options).unwrap();
+                    let mut wanted = with_adopted(spec(*azs, &["f"]));
+                    match *mode {
+                        0 => {}
+                        // `ips` and `nat = "none"` do not go together (a compile error).
+                        5 if !adopted => wanted.modes.nat = crate::requirements::NatMode::None,
+                        n => wanted.modes.nats = Some(n.min(*azs)),
+                    }
+                    let nat_count = match wanted.modes.nat {
+                        crate::requirements::NatMode::None => 0,
+                        _ => wanted.modes.nats.unwrap_or(*azs),
+                    };
+                    let plan = plan_with(&wanted, &before, &options).unwrap();
                     check_new_ips_wait(&plan, &before, *allow_new_ips);
                     // A destroyed stack comes back on the IPs it kept.
                     let kept = before.addresses.iter().filter(|a| a.usage == AddressUse::Retained).count();
-                    if before.vpc.is_none() && kept >= usize::from(*azs) {
+                    if before.vpc.is_none() && kept >= usize::from(nat_count) {
                         prop_assert!(
                             !plan.steps.iter().any(|s| matches!(s.action, Action::AllocateAddress { .. })),
                             "a new IP for a stack that kept {} IPs", kept
@@ -211,15 +224,31 @@ fn named(action: &Action) -> Vec<String> {
         | Action::AssociateRouteTable { .. }
         | Action::CreateRoute { .. }
         | Action::ReplaceRoute { .. }
+        | Action::DeleteRoute { .. }
         | Action::CreateSecurityGroup { .. }
         | Action::CreateRole { .. }
         | Action::AttachRolePolicy { .. }
         | Action::CreateNatSecurityGroup { .. }
         | Action::LaunchNatInstance { .. }
         | Action::DisableSourceDestCheck { .. }
-        | Action::AssociateAddress { .. } => Vec::new(),
+        | Action::AssociateAddress { .. }
+        | Action::AuthorizeEgress { .. }
+        | Action::RevokeEgress { .. }
+        | Action::CreateEndpointSecurityGroup { .. }
+        | Action::AdmitHttpsFrom { .. }
+        | Action::CreateGatewayEndpoint { .. }
+        | Action::CreateInterfaceEndpoint { .. } => Vec::new(),
         Action::DisassociateAddress { association_id } => vec![association_id],
         Action::TerminateNatInstance { instance } => vec![instance],
+        Action::ModifyInterfaceEndpoint {
+            endpoint_id,
+            remove_subnets,
+            ..
+        } => std::iter::once(endpoint_id)
+            .chain(remove_subnets)
+            .map(String::as_str)
+            .collect(),
+        Action::DeleteEndpoint { endpoint_id } => vec![endpoint_id],
         Action::ActivateAddress { allocation_id, .. }
         | Action::RetainAddress { allocation_id }
         | Action::ReleaseAddress { allocation_id } => vec![allocation_id],

@@ -6,7 +6,7 @@ use super::nat_instance::{image_parameter, is_graviton, private_half, AL2023_ARM
 use super::simulate::{deployed, destroyed, empty, spec};
 use super::*;
 use crate::observed::RouteTarget;
-use crate::plan::{Action, RouteVia, Status};
+use crate::plan::{Action, Status};
 use crate::requirements::NatMode;
 
 fn instance_spec(azs: u8) -> StackSpec {
@@ -245,15 +245,4 @@ fn an_address_held_by_something_else_is_refused_before_any_change() {
         matches!(error, PlanError::AdoptedAddressInUse { .. }),
         "{error}"
     );
-}
-
-#[test]
-fn the_isolated_mode_is_still_refused() {
-    let mut spec = spec(1, &["f"]);
-    spec.modes.nat = NatMode::None;
-    assert!(matches!(
-        plan(&spec, &empty()),
-        Err(PlanError::ModeNotSupported { .. })
-    ));
-    let _ = RouteVia::NatInstance(Ref::Existing("i-1".to_owned()));
 }

@@ -11,11 +11,12 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::observed::{
-    AddressUse, InstanceState, NatState, ObservedAddress, ObservedFunction,
+    AddressUse, InstanceState, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
     ObservedInternetGateway, ObservedNatGateway, ObservedNatInstance, ObservedRole, ObservedRoute,
     ObservedRouteTable, ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc,
-    RouteTarget, Tier,
+    RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule, Tier,
 };
+use crate::requirements::EndpointKind;
 use std::collections::BTreeSet;
 
 use crate::plan::{
@@ -473,6 +474,21 @@ impl Account {
                 };
                 table.id.clone()
             }
+            Action::DeleteRoute {
+                route_table,
+                destination,
+            } => {
+                let table = self.resolve(route_table);
+                let table = self.table(&table);
+                let before = table.routes.len();
+                table.routes.retain(|r| r.destination != *destination);
+                assert_eq!(
+                    table.routes.len() + 1,
+                    before,
+                    "AWS refuses to delete a route that does not exist"
+                );
+                table.id.clone()
+            }
             Action::CreateSecurityGroup { vpc } => {
                 assert_eq!(self.resolve(vpc), self.vpc_id());
                 assert!(
@@ -480,7 +496,7 @@ impl Account {
                     "a second security group"
                 );
                 let id = self.new_id("sg", step);
-                self.state.security_group = Some(ObservedSecurityGroup { id: id.clone() });
+                self.state.security_group = Some(ObservedSecurityGroup::fresh(&id));
                 id
             }
             Action::CreateNatSecurityGroup { vpc, admit } => {
@@ -491,7 +507,7 @@ impl Account {
                     "a second NAT security group"
                 );
                 let id = self.new_id("sg", step);
-                self.state.nat_security_group = Some(ObservedSecurityGroup { id: id.clone() });
+                self.state.nat_security_group = Some(ObservedSecurityGroup::fresh(&id));
                 id
             }
             Action::LaunchNatInstance {
@@ -585,6 +601,146 @@ impl Account {
                 }
                 gone.id
             }
+            Action::AuthorizeEgress {
+                security_group,
+                rules,
+            } => {
+                let group = self.group(&self.resolve(security_group));
+                for rule in rules {
+                    assert!(
+                        !group.egress.contains(rule),
+                        "AWS refuses a duplicate rule: {rule}"
+                    );
+                    group.egress.push(rule.clone());
+                }
+                group.id.clone()
+            }
+            Action::RevokeEgress {
+                security_group,
+                rules,
+            } => {
+                let group = self.group(&self.resolve(security_group));
+                for rule in rules {
+                    let index = group.egress.iter().position(|r| r == rule);
+                    group
+                        .egress
+                        .remove(index.expect("revoking a rule the group does not have"));
+                }
+                group.id.clone()
+            }
+            Action::CreateEndpointSecurityGroup { vpc } => {
+                assert_eq!(self.resolve(vpc), self.vpc_id());
+                assert!(
+                    self.state.endpoint_security_group.is_none(),
+                    "a second endpoint security group"
+                );
+                let id = self.new_id("sg", step);
+                self.state.endpoint_security_group = Some(ObservedSecurityGroup::fresh(&id));
+                id
+            }
+            Action::AdmitHttpsFrom {
+                security_group,
+                from_group,
+            } => {
+                let from = self.resolve(from_group);
+                let group = self.group(&self.resolve(security_group));
+                group.ingress.push(SecurityGroupRule {
+                    protocol: RuleProtocol::Tcp,
+                    ports: Some((443, 443)),
+                    peer: RulePeer::SecurityGroup(from),
+                });
+                group.id.clone()
+            }
+            Action::CreateGatewayEndpoint {
+                vpc,
+                endpoint,
+                route_table,
+                slot,
+            } => {
+                assert_eq!(self.resolve(vpc), self.vpc_id());
+                let table = self.resolve(route_table);
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.service == *endpoint && e.route_table_ids.contains(&table)),
+                    "AWS refuses a second route to {endpoint}'s prefix list in {table}"
+                );
+                let id = self.new_id("vpce", step);
+                self.state.endpoints.push(ObservedEndpoint {
+                    id: id.clone(),
+                    service: *endpoint,
+                    kind: EndpointKind::Gateway,
+                    slot: Some(*slot),
+                    route_table_ids: vec![table],
+                    subnet_ids: Vec::new(),
+                });
+                id
+            }
+            Action::CreateInterfaceEndpoint {
+                vpc,
+                endpoint,
+                subnets,
+                security_group,
+            } => {
+                assert_eq!(self.resolve(vpc), self.vpc_id());
+                let vpc = self.state.vpc.as_ref().unwrap();
+                assert!(
+                    vpc.dns_support && vpc.dns_hostnames,
+                    "AWS refuses private DNS without the VPC's DNS support and hostnames"
+                );
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.service == *endpoint && e.kind == EndpointKind::Interface),
+                    "AWS refuses a second private DNS zone for {endpoint}"
+                );
+                let group = self.resolve(security_group);
+                assert_eq!(
+                    self.state.endpoint_security_group.as_ref().map(|g| &g.id),
+                    Some(&group)
+                );
+                let id = self.new_id("vpce", step);
+                let subnet_ids = subnets.iter().map(|s| self.resolve(s)).collect();
+                self.state.endpoints.push(ObservedEndpoint {
+                    id: id.clone(),
+                    service: *endpoint,
+                    kind: EndpointKind::Interface,
+                    slot: None,
+                    route_table_ids: Vec::new(),
+                    subnet_ids,
+                });
+                id
+            }
+            Action::ModifyInterfaceEndpoint {
+                endpoint_id,
+                add_subnets,
+                remove_subnets,
+            } => {
+                let added: Vec<String> = add_subnets.iter().map(|s| self.resolve(s)).collect();
+                let endpoint = self
+                    .state
+                    .endpoints
+                    .iter_mut()
+                    .find(|e| e.id == *endpoint_id)
+                    .expect("modifying an endpoint the account does not hold");
+                endpoint.subnet_ids.retain(|s| !remove_subnets.contains(s));
+                endpoint.subnet_ids.extend(added);
+                endpoint_id.clone()
+            }
+            Action::DeleteEndpoint { endpoint_id } => {
+                let index = self
+                    .state
+                    .endpoints
+                    .iter()
+                    .position(|e| e.id == *endpoint_id)
+                    .expect("deleting an endpoint the account does not hold");
+                self.state.endpoints.remove(index);
+                endpoint_id.clone()
+            }
             Action::CreateRole { name } => {
                 assert!(self.state.role.is_none(), "AWS refuses a role that exists");
                 let arn = format!("arn:aws:iam::{ACCOUNT}:role/{name}");
@@ -648,8 +804,11 @@ impl Account {
                 security_group,
                 role,
             } => {
-                // The planner moves an existing function only into subnets that route out.
-                for subnet in subnets {
+                // The planner moves an existing function only into subnets that route out (an
+                // isolated stack's route nowhere, by design).
+                let isolated = !plan.network.internet_gateway.exists_after()
+                    && plan.network.azs.iter().all(|az| az.nat_slot.is_none());
+                for subnet in subnets.iter().filter(|_| !isolated) {
                     let subnet = self.resolve(subnet);
                     let nat_subnet = match self.default_target(&subnet) {
                         Some(RouteTarget::NatGateway(nat)) => {
@@ -796,6 +955,14 @@ impl Account {
                     !self.interfaces.contains(subnet),
                     "AWS refuses to delete {subnet}: Lambda's network interfaces are in it"
                 );
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.subnet_ids.contains(subnet)),
+                    "AWS refuses to delete {subnet}: an interface endpoint is in it"
+                );
                 let index = self
                     .state
                     .subnets
@@ -809,6 +976,14 @@ impl Account {
                 subnet.clone()
             }
             Action::DeleteRouteTable { route_table } => {
+                assert!(
+                    !self
+                        .state
+                        .endpoints
+                        .iter()
+                        .any(|e| e.route_table_ids.contains(route_table)),
+                    "{route_table} still carries a gateway endpoint's route"
+                );
                 // The executor disassociates what is left, then deletes.
                 let index = self
                     .state
@@ -830,7 +1005,29 @@ impl Account {
                 security_group.clone()
             }
             Action::DeleteSecurityGroup { security_group } => {
-                let group = self.state.security_group.take();
+                let endpoints_group = &mut self.state.endpoint_security_group;
+                let group = if endpoints_group.as_ref().map(|g| &g.id) == Some(security_group) {
+                    assert!(
+                        !self
+                            .state
+                            .endpoints
+                            .iter()
+                            .any(|e| e.kind == EndpointKind::Interface),
+                        "AWS refuses to delete {security_group}: interface endpoints use it"
+                    );
+                    endpoints_group.take()
+                } else {
+                    let referenced = endpoints_group.as_ref().is_some_and(|g| {
+                        g.ingress
+                            .iter()
+                            .any(|r| r.peer == RulePeer::SecurityGroup(security_group.clone()))
+                    });
+                    assert!(
+                        !referenced,
+                        "AWS refuses to delete {security_group}: the endpoints' group refers to it"
+                    );
+                    self.state.security_group.take()
+                };
                 assert_eq!(group.map(|g| g.id).as_ref(), Some(security_group));
                 assert!(
                     !self.interfaces.contains(security_group),
@@ -869,7 +1066,9 @@ impl Account {
                         && state.security_group.is_none()
                         && state.nat_gateways.is_empty()
                         && state.nat_instances.is_empty()
-                        && state.nat_security_group.is_none(),
+                        && state.nat_security_group.is_none()
+                        && state.endpoint_security_group.is_none()
+                        && state.endpoints.is_empty(),
                     "AWS refuses to delete {vpc}: it still holds {state:#?}"
                 );
                 assert!(
@@ -912,6 +1111,17 @@ impl Account {
             .iter_mut()
             .find(|a| a.allocation_id == allocation_id)
             .expect("an address the account does not hold")
+    }
+
+    /// The functions' or the endpoints' security group.
+    fn group(&mut self, id: &str) -> &mut ObservedSecurityGroup {
+        let state = &mut self.state;
+        state
+            .security_group
+            .iter_mut()
+            .chain(state.endpoint_security_group.iter_mut())
+            .find(|g| g.id == id)
+            .expect("no such security group")
     }
 
     fn hold_interfaces(&mut self, function: &ObservedFunction) {
@@ -987,7 +1197,9 @@ fn next_generation(account: &ObservedState) -> usize {
         .chain(account.route_tables.iter().map(|t| &t.id))
         .chain(account.security_group.iter().map(|g| &g.id))
         .chain(account.nat_security_group.iter().map(|g| &g.id))
-        .chain(account.nat_instances.iter().map(|i| &i.id));
+        .chain(account.nat_instances.iter().map(|i| &i.id))
+        .chain(account.endpoint_security_group.iter().map(|g| &g.id))
+        .chain(account.endpoints.iter().map(|e| &e.id));
     let generation = |id: &String| {
         let (_, rest) = id.split_once("-g")?;
         let (digits, _) = rest.split_once("step")?;
@@ -1053,6 +1265,7 @@ pub fn check_well_formed(plan: &Plan) {
                     Action::CreateRouteTable { .. }
                     | Action::CreateRoute { .. }
                     | Action::ReplaceRoute { .. }
+                    | Action::DeleteRoute { .. }
                     | Action::AssociateRouteTable { .. },
                 ) => true,
                 (
@@ -1076,6 +1289,11 @@ pub fn check_well_formed(plan: &Plan) {
                     | Action::DeleteSubnet { .. }
                     | Action::DeleteInternetGateway { .. },
                     Action::DeleteNatGateway { .. },
+                ) => true,
+                // A NAT that loses its AZs (`nats` lowered, isolated) goes once no route uses it.
+                (
+                    Action::DeleteNatGateway { .. } | Action::TerminateNatInstance { .. },
+                    Action::ReplaceRoute { .. } | Action::DeleteRoute { .. },
                 ) => true,
                 (
                     Action::DeleteSubnet { .. } | Action::DeleteSecurityGroup { .. },
@@ -1109,7 +1327,6 @@ pub fn check_well_formed(plan: &Plan) {
                 (
                     Action::DeleteNatGateway { .. } | Action::TerminateNatInstance { .. },
                     Action::CreateRoute { .. }
-                    | Action::ReplaceRoute { .. }
                     | Action::CreateRouteTable { .. }
                     | Action::AssociateRouteTable { .. },
                 ) => true,
@@ -1128,6 +1345,36 @@ pub fn check_well_formed(plan: &Plan) {
                     | Action::DeleteSecurityGroup { .. }
                     | Action::DeleteInternetGateway { .. },
                     Action::TerminateNatInstance { .. },
+                ) => true,
+                // Restricted egress: authorize before revoking; functions join the group after.
+                (Action::RevokeEgress { .. }, Action::AuthorizeEgress { .. }) => true,
+                (
+                    Action::CreateFunction { .. } | Action::UpdateFunctionConfiguration { .. },
+                    Action::AuthorizeEgress { .. } | Action::RevokeEgress { .. },
+                ) => true,
+                // Endpoints: private DNS after the VPC's DNS and the group's rule; removal of what
+                // an endpoint sits in after the endpoint.
+                (
+                    Action::CreateInterfaceEndpoint { .. },
+                    Action::EnableVpcDns { .. } | Action::AdmitHttpsFrom { .. },
+                ) => true,
+                (
+                    Action::DeleteEndpoint { .. },
+                    Action::UpdateFunctionConfiguration { .. }
+                    | Action::DetachFunction { .. }
+                    | Action::DeleteFunction { .. },
+                ) => true,
+                (
+                    Action::DeleteNatGateway { .. }
+                    | Action::ClearLambdaInterfaces { .. }
+                    | Action::DeleteRouteTable { .. }
+                    | Action::DeleteSecurityGroup { .. }
+                    | Action::DeleteVpc { .. },
+                    Action::DeleteEndpoint { .. } | Action::ModifyInterfaceEndpoint { .. },
+                ) => true,
+                (
+                    Action::DeleteSecurityGroup { .. } | Action::DeleteRouteTable { .. },
+                    Action::DeleteSecurityGroup { .. },
                 ) => true,
                 _ => false,
             };

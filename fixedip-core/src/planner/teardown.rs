@@ -228,6 +228,15 @@ pub fn plan_destroy(
         function_views.push((function.name.clone(), status));
     }
 
+    // Endpoints first: their routes and network interfaces sit in the route tables, subnets and
+    // security groups that go next (AWS refuses to delete those, and the VPC, before them).
+    let endpoints = planner.remove_endpoints(observed, &functions_off);
+    let endpoints_off: Vec<StepId> = functions_off
+        .iter()
+        .chain(&endpoints.steps)
+        .copied()
+        .collect();
+
     let slots: BTreeSet<Slot> = inventory
         .subnets
         .iter()
@@ -242,7 +251,7 @@ pub fn plan_destroy(
     let mut network_deleted = Vec::new();
     let mut instances_terminated = Vec::new();
     for &slot in &slots {
-        let teardown = planner.remove_slot(slot, &inventory, &functions_off);
+        let teardown = planner.remove_slot(slot, &inventory, &endpoints_off);
         nat_gateways_deleted.extend(teardown.nat_gateways_deleted);
         network_deleted.extend(teardown.network_deleted);
         instances_terminated.extend(teardown.instances_terminated);
@@ -288,6 +297,8 @@ pub fn plan_destroy(
         .filter(|t| t.tier == Tier::Private && t.slot.is_some())
         .map(|t| t.id.as_str())
         .collect();
+    network_deleted.extend(endpoints.steps.iter().copied());
+    network_deleted.extend(endpoints.security_group_deleted);
     let subnets_gone = network_deleted.clone();
     let mut public_route_table = Status::Absent;
     for table in &inventory.route_tables {
@@ -310,7 +321,12 @@ pub fn plan_destroy(
             let action = Action::DeleteSecurityGroup {
                 security_group: id.to_owned(),
             };
-            network_deleted.push(planner.push(action, &[cleared]));
+            // The endpoints' group admits this one: AWS refuses to delete a referenced group.
+            let ordering: Vec<StepId> = [cleared]
+                .into_iter()
+                .chain(endpoints.security_group_deleted)
+                .collect();
+            network_deleted.push(planner.push(action, &ordering));
             Status::Delete(id.to_owned())
         }
         None => Status::Absent,
@@ -413,6 +429,8 @@ pub fn plan_destroy(
             nat_instance_type: None,
             nat_security_group,
             existing: None,
+            endpoints: endpoints.views,
+            endpoint_security_group: endpoints.security_group,
         },
         steps,
         notes,

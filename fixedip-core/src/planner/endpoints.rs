@@ -1,0 +1,351 @@
+//! VPC endpoints: `endpoints = ["s3", "dynamodb", "logs", ...]`.
+//!
+//! - S3 and DynamoDB become **gateway endpoints**: one per service and per private route table
+//!   (slot), tagged with the slot. AWS adds a route to the service's prefix list (`pl-...`) in
+//!   the table, so that traffic to the service leaves through the endpoint: free, and no longer
+//!   billed per GB by the NAT. One endpoint per slot rather than one shared by every table, so that
+//!   adding or removing an AZ creates or deletes that AZ's endpoints and never modifies another's.
+//! - Every other service becomes an **interface endpoint**: one per service, with network
+//!   interfaces in every private subnet (one per AZ) and private DNS, so that the SDK's usual
+//!   hostname resolves to it; billed per AZ per hour and per GB. Its security group (one for all
+//!   of the stack's interface endpoints) admits TCP 443 from the functions' group. When `azs`
+//!   changes, the endpoint's subnets are modified.
+//!
+//! Endpoints are found by their tags; one that is no longer listed is deleted (waited for until it
+//! is gone). A slot that is removed loses its gateway endpoints and its subnet in the interface
+//! endpoints before its route table and subnet go. See `egress.rs` for the functions' side of
+//! the interface endpoints' traffic.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Inventory, Planned, Planner};
+use crate::observed::{ObservedEndpoint, ObservedState, RulePeer, RuleProtocol, Slot, Tier};
+use crate::plan::{Action, EndpointView, Ref, StackSpec, Status, StepId};
+use crate::requirements::{Endpoint, EndpointKind};
+
+/// What planning the endpoints decided, for the plan's view and the removal of slots.
+#[derive(Debug, Default)]
+pub(super) struct PlannedEndpoints {
+    pub views: Vec<EndpointView>,
+    pub security_group: Option<Status>,
+    /// The steps that must finish before a removed slot's subnets and route table are deleted.
+    pub slot_cleared: BTreeMap<Slot, Vec<StepId>>,
+}
+
+/// Where the endpoints go.
+pub(super) struct EndpointPlacement<'a> {
+    pub vpc: &'a Ref,
+    /// The functions' security group: the endpoints' group admits it.
+    pub function_group: &'a Ref,
+    /// The private route table of every slot that has one, by slot.
+    pub private_route_tables: &'a [(Slot, Ref)],
+    /// The private subnet of every slot the stack uses.
+    pub private_subnets: &'a [Ref],
+    /// Slots the plan removes.
+    pub removed_slots: &'a [Slot],
+}
+
+impl Planner {
+    pub(super) fn endpoints(
+        &mut self,
+        spec: &StackSpec,
+        observed: &ObservedState,
+        inventory: &Inventory,
+        at: &EndpointPlacement,
+    ) -> PlannedEndpoints {
+        let mut planned = PlannedEndpoints::default();
+        let wanted = |kind: EndpointKind| -> Vec<Endpoint> {
+            let mut services: Vec<Endpoint> = spec
+                .modes
+                .endpoints
+                .iter()
+                .copied()
+                .filter(|e| e.kind() == kind)
+                .collect();
+            services.sort();
+            services.dedup();
+            services
+        };
+        let mut existing: Vec<&ObservedEndpoint> = observed.endpoints.iter().collect();
+        existing.sort_by(|a, b| a.id.cmp(&b.id));
+        let removed_subnets: BTreeMap<&str, Slot> = inventory
+            .subnets
+            .iter()
+            .filter(|s| s.tier == Tier::Private && at.removed_slots.contains(&s.slot))
+            .map(|s| (s.id.as_str(), s.slot))
+            .collect();
+        // Endpoints the plan keeps, by id; every other one of the stack is deleted below.
+        let mut kept: BTreeSet<&str> = BTreeSet::new();
+
+        for service in wanted(EndpointKind::Gateway) {
+            for (slot, route_table) in at.private_route_tables {
+                let found = existing.iter().find(|e| {
+                    e.kind == EndpointKind::Gateway && e.service == service && e.slot == Some(*slot)
+                });
+                let status = match found {
+                    Some(endpoint) => {
+                        kept.insert(&endpoint.id);
+                        Status::Keep(endpoint.id.clone())
+                    }
+                    None => {
+                        let action = Action::CreateGatewayEndpoint {
+                            vpc: at.vpc.clone(),
+                            endpoint: service,
+                            route_table: route_table.clone(),
+                            slot: *slot,
+                        };
+                        self.push(action, &[]);
+                        Status::Create
+                    }
+                };
+                planned.views.push(EndpointView {
+                    service,
+                    kind: EndpointKind::Gateway,
+                    slot: Some(*slot),
+                    azs: 1,
+                    status,
+                });
+            }
+            // A slot beyond `azs` that stays (a function the plan does not deploy runs there)
+            // keeps its gateway endpoints.
+            for endpoint in &existing {
+                let stays = endpoint.kind == EndpointKind::Gateway
+                    && endpoint.service == service
+                    && endpoint.slot.is_some_and(|slot| {
+                        !at.removed_slots.contains(&slot)
+                            && !at.private_route_tables.iter().any(|(s, _)| *s == slot)
+                    });
+                if stays && kept.insert(&endpoint.id) {
+                    planned.views.push(EndpointView {
+                        service,
+                        kind: EndpointKind::Gateway,
+                        slot: endpoint.slot,
+                        azs: 1,
+                        status: Status::Keep(endpoint.id.clone()),
+                    });
+                }
+            }
+        }
+
+        let interface = wanted(EndpointKind::Interface);
+        let mut group_ready = Vec::new();
+        let group = if interface.is_empty() {
+            None
+        } else {
+            let mut group = match &observed.endpoint_security_group {
+                Some(group) => Planned::kept(&group.id),
+                None => Planned::created(self.push(
+                    Action::CreateEndpointSecurityGroup {
+                        vpc: at.vpc.clone(),
+                    },
+                    &[],
+                )),
+            };
+            let admitted = match (at.function_group, &observed.endpoint_security_group) {
+                (Ref::Existing(function_group), Some(observed)) => {
+                    observed.ingress.iter().any(|rule| {
+                        rule.protocol == RuleProtocol::Tcp
+                            && rule.ports == Some((443, 443))
+                            && rule.peer == RulePeer::SecurityGroup(function_group.clone())
+                    })
+                }
+                _ => false,
+            };
+            if !admitted {
+                let action = Action::AdmitHttpsFrom {
+                    security_group: group.reference.clone(),
+                    from_group: at.function_group.clone(),
+                };
+                group_ready.push(self.push(action, &[]));
+                if let Status::Keep(id) = &group.status {
+                    group = Planned::changed(&id.clone());
+                }
+            }
+            Some(group)
+        };
+        // Private DNS needs the VPC's DNS support and hostnames on first.
+        let dns_ready: Vec<StepId> = self
+            .steps
+            .iter()
+            .filter(|step| matches!(step.action, Action::EnableVpcDns { .. }))
+            .map(|step| step.id)
+            .collect();
+        for service in &interface {
+            let group = group
+                .as_ref()
+                .expect("planned when an interface endpoint is");
+            let found = existing
+                .iter()
+                .find(|e| e.kind == EndpointKind::Interface && e.service == *service);
+            let (status, azs) = match found {
+                None => {
+                    let action = Action::CreateInterfaceEndpoint {
+                        vpc: at.vpc.clone(),
+                        endpoint: *service,
+                        subnets: at.private_subnets.to_vec(),
+                        security_group: group.reference.clone(),
+                    };
+                    let ordering: Vec<StepId> =
+                        dns_ready.iter().chain(&group_ready).copied().collect();
+                    self.push(action, &ordering);
+                    (Status::Create, at.private_subnets.len())
+                }
+                Some(endpoint) => {
+                    kept.insert(&endpoint.id);
+                    let add_subnets: Vec<Ref> = at
+                        .private_subnets
+                        .iter()
+                        .filter(|subnet| match subnet {
+                            Ref::Existing(id) => !endpoint.subnet_ids.contains(id),
+                            Ref::Step(_) => true,
+                        })
+                        .cloned()
+                        .collect();
+                    let remove_subnets: Vec<String> = endpoint
+                        .subnet_ids
+                        .iter()
+                        .filter(|id| removed_subnets.contains_key(id.as_str()))
+                        .cloned()
+                        .collect();
+                    let azs = endpoint.subnet_ids.len() - remove_subnets.len() + add_subnets.len();
+                    if add_subnets.is_empty() && remove_subnets.is_empty() {
+                        (Status::Keep(endpoint.id.clone()), azs)
+                    } else {
+                        let slots: Vec<Slot> = remove_subnets
+                            .iter()
+                            .map(|id| removed_subnets[id.as_str()])
+                            .collect();
+                        let action = Action::ModifyInterfaceEndpoint {
+                            endpoint_id: endpoint.id.clone(),
+                            add_subnets,
+                            remove_subnets,
+                        };
+                        let step = self.push(action, &[]);
+                        for slot in slots {
+                            planned.slot_cleared.entry(slot).or_default().push(step);
+                        }
+                        (Status::Change(endpoint.id.clone()), azs)
+                    }
+                }
+            };
+            planned.views.push(EndpointView {
+                service: *service,
+                kind: EndpointKind::Interface,
+                slot: None,
+                azs: u32::try_from(azs).unwrap_or(u32::MAX),
+                status,
+            });
+        }
+
+        // What is no longer listed (or a duplicate a lost answer left) goes.
+        let mut interfaces_deleted = Vec::new();
+        for endpoint in existing.iter().filter(|e| !kept.contains(e.id.as_str())) {
+            let step = self.delete_endpoint(endpoint, &[]);
+            planned.views.push(deleted_view(endpoint));
+            if endpoint.kind == EndpointKind::Interface {
+                interfaces_deleted.push(step);
+            }
+            for slot in slots_touched(endpoint, inventory, at.removed_slots) {
+                planned.slot_cleared.entry(slot).or_default().push(step);
+            }
+        }
+        planned.security_group = match (group, &observed.endpoint_security_group) {
+            (Some(group), _) => Some(group.status),
+            (None, Some(observed)) => {
+                let action = Action::DeleteSecurityGroup {
+                    security_group: observed.id.clone(),
+                };
+                self.push(action, &interfaces_deleted);
+                Some(Status::Delete(observed.id.clone()))
+            }
+            (None, None) => None,
+        };
+        planned
+    }
+
+    fn delete_endpoint(&mut self, endpoint: &ObservedEndpoint, after: &[StepId]) -> StepId {
+        let action = Action::DeleteEndpoint {
+            endpoint_id: endpoint.id.clone(),
+        };
+        self.push(action, after)
+    }
+}
+
+/// What taking every endpoint of a stack down did, for the teardown steps that follow.
+pub(super) struct RemovedEndpoints {
+    pub views: Vec<EndpointView>,
+    pub security_group: Option<Status>,
+    /// Every endpoint deletion: the subnets and route tables they sit in go after these.
+    pub steps: Vec<StepId>,
+    /// The endpoints' group deletion: the functions' group, which it refers to, goes after it.
+    pub security_group_deleted: Option<StepId>,
+}
+
+impl Planner {
+    /// `destroy`: every endpoint, after `after` (the functions leaving), then the endpoints'
+    /// security group once its interface endpoints are gone.
+    pub(super) fn remove_endpoints(
+        &mut self,
+        observed: &ObservedState,
+        after: &[StepId],
+    ) -> RemovedEndpoints {
+        let mut endpoints: Vec<&ObservedEndpoint> = observed.endpoints.iter().collect();
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut steps = Vec::new();
+        let mut views = Vec::new();
+        for endpoint in endpoints {
+            steps.push(self.delete_endpoint(endpoint, after));
+            views.push(deleted_view(endpoint));
+        }
+        let mut security_group_deleted = None;
+        let security_group = observed.endpoint_security_group.as_ref().map(|group| {
+            let action = Action::DeleteSecurityGroup {
+                security_group: group.id.clone(),
+            };
+            security_group_deleted = Some(self.push(action, &steps));
+            Status::Delete(group.id.clone())
+        });
+        RemovedEndpoints {
+            views,
+            security_group,
+            steps,
+            security_group_deleted,
+        }
+    }
+}
+
+fn deleted_view(endpoint: &ObservedEndpoint) -> EndpointView {
+    EndpointView {
+        service: endpoint.service,
+        kind: endpoint.kind,
+        slot: endpoint.slot,
+        azs: 0,
+        status: Status::Delete(endpoint.id.clone()),
+    }
+}
+
+/// The removed slots whose route table or private subnet an endpoint is in.
+fn slots_touched(
+    endpoint: &ObservedEndpoint,
+    inventory: &Inventory,
+    removed: &[Slot],
+) -> Vec<Slot> {
+    let mut slots: Vec<Slot> = inventory
+        .subnets
+        .iter()
+        .filter(|s| endpoint.subnet_ids.contains(&s.id))
+        .map(|s| s.slot)
+        .chain(
+            inventory
+                .route_tables
+                .iter()
+                .filter(|t| endpoint.route_table_ids.contains(&t.id))
+                .filter_map(|t| t.slot),
+        )
+        .chain(endpoint.slot)
+        .filter(|slot| removed.contains(slot))
+        .collect();
+    slots.sort();
+    slots.dedup();
+    slots
+}
