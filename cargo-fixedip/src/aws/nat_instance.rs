@@ -308,24 +308,41 @@ impl<'a> Context<'a> {
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
         // Its Elastic IP first: AWS drops the association at termination, moto keeps it, and a
-        // retained or re-used address must be free either way.
-        let addresses = ec2
-            .describe_addresses()
-            .filters(
-                Filter::builder()
-                    .name("instance-id")
-                    .values(instance)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| AwsError::call("DescribeAddresses", e))?;
-        for association in addresses
-            .addresses()
-            .iter()
-            .filter_map(|a| a.association_id())
-        {
-            self.disassociate_address(association).await?;
+        // retained or re-used address must be free either way. The address was associated with
+        // the instance's network interface, so it is found by that (moto reports no instance id
+        // for such an association).
+        let interfaces: Vec<String> =
+            match ec2.describe_instances().instance_ids(instance).send().await {
+                Ok(answer) => answer
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .flat_map(|i| i.network_interfaces())
+                    .filter_map(|n| n.network_interface_id())
+                    .map(str::to_owned)
+                    .collect(),
+                Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => Vec::new(),
+                Err(e) => return Err(AwsError::call("DescribeInstances", e)),
+            };
+        if !interfaces.is_empty() {
+            let addresses = ec2
+                .describe_addresses()
+                .filters(
+                    Filter::builder()
+                        .name("network-interface-id")
+                        .set_values(Some(interfaces))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::call("DescribeAddresses", e))?;
+            for association in addresses
+                .addresses()
+                .iter()
+                .filter_map(|a| a.association_id())
+            {
+                self.disassociate_address(association).await?;
+            }
         }
         match ec2
             .terminate_instances()
