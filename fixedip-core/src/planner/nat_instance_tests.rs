@@ -246,3 +246,91 @@ fn an_address_held_by_something_else_is_refused_before_any_change() {
         "{error}"
     );
 }
+
+/// The private route of each slot: the instance it leads to, by slot of that instance.
+fn instance_routes(account: &ObservedState) -> BTreeMap<Slot, Option<Slot>> {
+    account
+        .route_tables
+        .iter()
+        .filter(|t| t.tier == Tier::Private)
+        .map(|table| {
+            let route = table.routes.iter().find(|r| r.destination == ANYWHERE);
+            let serving = match route.map(|r| &r.target) {
+                Some(RouteTarget::Instance(id)) => account
+                    .nat_instances
+                    .iter()
+                    .find(|i| i.id == *id)
+                    .map(|i| i.slot),
+                _ => None,
+            };
+            (table.slot.expect("a private table has a slot"), serving)
+        })
+        .collect()
+}
+
+#[test]
+fn fewer_nats_than_azs_share_an_instance_and_lowering_nats_keeps_the_ip() {
+    let mut one = instance_spec(2);
+    one.modes.nats = Some(1);
+    let shared = deployed(&one, &empty());
+    assert_eq!(shared.nat_instances.len(), 1);
+    assert_eq!(
+        instance_routes(&shared),
+        BTreeMap::from([(0, Some(0)), (1, Some(0))])
+    );
+    assert!(plan(&one, &shared).unwrap().is_noop());
+
+    // Two instances, then `nats = 1`: slot 1's route moves to slot 0's instance before its own
+    // is terminated; its address stays, retained.
+    let two = deployed(&instance_spec(2), &empty());
+    let ips = active_ips(&two);
+    let lowered = plan(&one, &two).unwrap();
+    let terminate = lowered
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+        .expect("slot 1's instance goes");
+    assert!(terminate
+        .after
+        .iter()
+        .any(|before| matches!(lowered.steps[before.0].action, Action::ReplaceRoute { .. })));
+    let after = deployed(&one, &two);
+    assert_eq!(after.nat_instances.len(), 1);
+    assert_eq!(active_ips(&after), ips);
+    assert_eq!(
+        after
+            .addresses
+            .iter()
+            .filter(|a| a.usage == AddressUse::Retained)
+            .count(),
+        1
+    );
+    assert_eq!(
+        instance_routes(&after),
+        BTreeMap::from([(0, Some(0)), (1, Some(0))])
+    );
+    assert!(plan(&one, &after).unwrap().is_noop());
+
+    // And back to two: the retained address serves slot 1's new instance.
+    let again = deployed(&instance_spec(2), &after);
+    assert_eq!(active_ips(&again), ips);
+    routes_through_instances(&again);
+}
+
+#[test]
+fn isolating_a_stack_of_instances_terminates_them_and_keeps_the_ips() {
+    let account = deployed(&instance_spec(2), &empty());
+    let ips = active_ips(&account);
+    let mut isolated = spec(2, &["f"]);
+    isolated.modes.nat = NatMode::None;
+    let after = deployed(&isolated, &account);
+    assert!(after.nat_instances.is_empty());
+    assert!(after.nat_security_group.is_none());
+    assert!(after.internet_gateway.is_none());
+    assert_eq!(active_ips(&after), ips);
+    assert!(after
+        .addresses
+        .iter()
+        .all(|a| a.usage == AddressUse::Retained));
+    assert!(plan(&isolated, &after).unwrap().is_noop());
+}
