@@ -22,4 +22,5 @@ if [[ "${CI:-}" == "true" ]]; then
     # In CI the lock file is the truth: fail rather than resolve different versions.
     locked=(--locked)
 fi
-exec cargo test "${locked[@]}" --workspace --all-features "$@"
+# --no-fail-fast: one run reports every failing test binary, not only the first.
+exec cargo test "${locked[@]}" --no-fail-fast --workspace --all-features "$@"
