@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
-use fixedip_tests::{count, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator};
+use fixedip_tests::{
+    cargo_fixedip_bin, count, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator,
+};
 
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
 
@@ -28,6 +30,48 @@ fn ok(emulator: &Emulator, args: &[&str]) -> Output {
         String::from_utf8_lossy(&output.stderr)
     );
     output
+}
+
+/// Every call made since `mark` (the tool's, and this test's own reads) is one that
+/// `cargo fixedip iam-policy` allows: NAT instances add RunInstances, AssociateAddress,
+/// ModifyInstanceAttribute, TerminateInstances and ssm:GetParameter.
+fn assert_calls_allowed_by_the_policy(emulator: &Emulator, mark: fixedip_tests::RequestMark) {
+    let output = std::process::Command::new(cargo_fixedip_bin())
+        .args(["fixedip", "iam-policy"])
+        .output()
+        .expect("cargo-fixedip runs");
+    assert!(output.status.success(), "iam-policy runs");
+    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let granted: BTreeSet<String> = document["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    let allowed = |action: &str| {
+        granted.iter().any(|g| match g.strip_suffix('*') {
+            Some(prefix) => action.starts_with(prefix),
+            None => g == action,
+        })
+    };
+    let made: BTreeSet<String> = emulator
+        .requests_since(mark)
+        .iter()
+        .map(|c| format!("{}:{}", c.service, c.operation))
+        .collect();
+    for instance_call in [
+        "ec2:RunInstances",
+        "ec2:TerminateInstances",
+        "ssm:GetParameter",
+    ] {
+        assert!(
+            made.contains(instance_call),
+            "{instance_call} not made: {made:?}"
+        );
+    }
+    let denied: BTreeSet<&String> = made.iter().filter(|action| !allowed(action)).collect();
+    assert!(denied.is_empty(), "not in iam-policy: {denied:?}");
 }
 
 fn zip(name: &str) -> String {
@@ -234,6 +278,7 @@ async fn switching_gateway_to_instance_and_back_keeps_the_elastic_ips() {
     let gateways = example_zip().to_str().unwrap().to_owned();
     let instances = zip("nat-instance");
     let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let start = emulator.mark();
     ok(&emulator, &["deploy", "--zip", &gateways]);
     let ips = stack_ips(&emulator).await;
     assert_eq!(ips.len(), 2);
@@ -251,4 +296,5 @@ async fn switching_gateway_to_instance_and_back_keeps_the_elastic_ips() {
     assert_eq!(stack_ips(&emulator).await, ips);
     assert_eq!(live_nat_gateways(&emulator).await, 2);
     assert!(live_instances(&emulator).await.is_empty());
+    assert_calls_allowed_by_the_policy(&emulator, start);
 }
