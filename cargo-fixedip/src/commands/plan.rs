@@ -924,7 +924,7 @@ mod tests {
             nat: fixedip_core::requirements::NatMode::Instance,
             ..NetworkModes::default()
         };
-        let text = plain(&report_with(2, &[], modes));
+        let text = plain(report_with(2, &[], modes));
         // 2 × $0.0042 × 730 = $6.13 for the instances + $7.30 for the two IPs (cost.rs tests).
         assert!(text.contains("2 × NAT instance (t4g.nano)"), "{text}");
         assert_eq!(
