@@ -2,12 +2,18 @@
 //! its NAT gateways adds, from a dated price table kept in the repository.
 //!
 //! Prices are per hour and per GB in US dollars, held exactly (in millionths). A month is
-//! [`HOURS_PER_MONTH`] hours. What is billed by the hour: each NAT gateway, and each public IPv4
+//! [`HOURS_PER_MONTH`] hours. What is billed by the hour: each NAT gateway or NAT instance, and
+//! each public IPv4
 //! address (the Elastic IP of every NAT, and every address the stack retains or adopted, since AWS
 //! bills addresses whether or not they are in use), and each interface VPC endpoint per AZ. Data
 //! through a NAT gateway (and through an interface endpoint) is billed per GB on top; data transfer
 //! out to the internet, billed the same with or without fixedip, is left out. Gateway endpoints (S3,
 //! DynamoDB) are free, and the traffic they carry no longer pays the NAT's per-GB price.
+//!
+//! A NAT instance (`nat = "instance"`) is billed as the EC2 instance it is, with no per-GB
+//! processing charge; only its default type, [`NAT_INSTANCE_TYPE_PRICED`], is in the table, in
+//! the regions whose price was read. Its root volume (8 GB of gp3, about $0.64 a month in
+//! us-east-1 and $0.77 in ap-northeast-1) is not billed by the hour and is left out: `plan` says so.
 
 use std::fmt;
 
@@ -63,7 +69,7 @@ pub struct RegionPrices {
     pub nat_gateway_gb: Usd,
     /// Every public IPv4 address, Elastic IPs included, in use or not.
     pub public_ipv4_hour: Usd,
-    /// A t4g.nano instance: for the NAT-instance mode (a later issue).
+    /// A t4g.nano instance (Linux, on demand), for `nat = "instance"`; `None`: not in the table.
     pub t4g_nano_hour: Option<Usd>,
 }
 
@@ -72,6 +78,8 @@ pub struct RegionPrices {
 #[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct Topology {
     pub nat_gateways: u32,
+    /// NAT instances, of [`NAT_INSTANCE_TYPE_PRICED`].
+    pub nat_instances: u32,
     /// Elastic IPs: those of the NATs, retained ones and adopted ones alike.
     pub public_ipv4: u32,
     /// Interface VPC endpoints times the AZs each has network interfaces in.
@@ -87,10 +95,13 @@ impl Topology {
     pub fn of_plan(plan: &Plan) -> Topology {
         let network = &plan.network;
         let count = |n: usize| u32::try_from(n).expect("a stack holds few resources");
+        // In `nat = "instance"` mode a slot's NAT is an instance (the view's `nat_gateway`).
+        let instances = network.nat_instance_type.is_some();
         let nats = network
             .azs
             .iter()
             .filter(|az| az.nat_gateway.exists_after());
+        let nats = nats.count();
         let addresses = network.azs.iter().filter(|az| az.address.1.exists_after());
         let surplus_nats = network
             .surplus_slots
@@ -101,7 +112,8 @@ impl Topology {
         let (interface, gateway): (Vec<_>, Vec<_>) =
             endpoints.partition(|e| e.kind == EndpointKind::Interface);
         Topology {
-            nat_gateways: count(nats.count() + surplus_nats.count()),
+            nat_gateways: count(if instances { 0 } else { nats } + surplus_nats.count()),
+            nat_instances: count(if instances { nats } else { 0 }),
             public_ipv4: count(
                 addresses.count() + surplus_addresses.count() + network.retained_addresses.len(),
             ),
@@ -138,6 +150,9 @@ pub struct MonthlyCost {
     pub per_gb: Usd,
     /// Added per GB through the interface endpoints, when there are some.
     pub endpoint_per_gb: Option<Usd>,
+    /// What is billed by the hour but not in the table (NAT instances of another type or in
+    /// another region), said rather than guessed; `None`: everything is counted.
+    pub unpriced: Option<String>,
     /// With `nats` fewer than `azs`: what the same stack costs with one NAT gateway per AZ, the
     /// default, so that `plan` can show what the fewer NATs save. `None` otherwise.
     pub with_one_nat_per_az: Option<Usd>,
@@ -179,6 +194,11 @@ const fn usd(micros: u64) -> Usd {
     Usd::from_micros(micros)
 }
 
+/// The one NAT instance type the table prices: the default `nat-instance-type`.
+pub const NAT_INSTANCE_TYPE_PRICED: &str = "t4g.nano";
+/// The cost line of NAT instances.
+pub const NAT_INSTANCE_ITEM: &str = "NAT instance (t4g.nano)";
+
 /// Public IPv4 addresses cost the same in every region.
 const PUBLIC_IPV4_HOUR: Usd = usd(5_000);
 
@@ -197,7 +217,12 @@ const fn region(region: &'static str, checked: bool, nat_micros: u64) -> RegionP
 /// Sorted by region. `checked: false` rows are from memory of the AWS price pages and have not
 /// been compared with them on [`PRICES_DATE`]: check them before quoting them.
 static PRICE_TABLE: [RegionPrices; 16] = [
-    region("ap-northeast-1", true, 62_000),
+    // t4g.nano, Linux on demand: $0.0054/h in Tokyo, $0.0042/h in N. Virginia (read on
+    // PRICES_DATE from https://aws.amazon.com/ec2/pricing/on-demand/).
+    RegionPrices {
+        t4g_nano_hour: Some(usd(5_400)),
+        ..region("ap-northeast-1", true, 62_000)
+    },
     region("ap-northeast-2", false, 59_000), // unchecked
     region("ap-south-1", false, 56_000),     // unchecked
     region("ap-southeast-1", false, 59_000), // unchecked
@@ -209,7 +234,10 @@ static PRICE_TABLE: [RegionPrices; 16] = [
     region("eu-west-2", false, 50_000),      // unchecked
     region("eu-west-3", false, 50_000),      // unchecked
     region("sa-east-1", false, 93_000),      // unchecked
-    region("us-east-1", true, 45_000),
+    RegionPrices {
+        t4g_nano_hour: Some(usd(4_200)),
+        ..region("us-east-1", true, 45_000)
+    },
     region("us-east-2", false, 45_000), // unchecked
     region("us-west-1", false, 48_000), // unchecked
     region("us-west-2", false, 45_000), // unchecked
@@ -294,6 +322,14 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
             prices.public_ipv4_hour,
         ),
     ];
+    let mut unpriced = None;
+    match (topology.nat_instances, prices.t4g_nano_hour) {
+        (0, _) => {}
+        (count, Some(hourly)) => lines.push(line(NAT_INSTANCE_ITEM, count, hourly)),
+        (count, None) => {
+            unpriced = Some(unpriced_instances(count, NAT_INSTANCE_TYPE_PRICED, region));
+        }
+    }
     let mut endpoint_per_gb = None;
     if topology.interface_endpoint_azs > 0 {
         let endpoint = endpoint_prices(region)?;
@@ -320,15 +356,40 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         lines,
         per_gb: prices.nat_gateway_gb,
         endpoint_per_gb,
+        unpriced,
         with_one_nat_per_az: None,
     })
+}
+
+/// What `plan` says of NAT instances the table has no price for.
+fn unpriced_instances(count: u32, instance_type: &str, region: &str) -> String {
+    let known: Vec<&str> = PRICE_TABLE
+        .iter()
+        .filter(|prices| prices.t4g_nano_hour.is_some())
+        .map(|prices| prices.region)
+        .collect();
+    format!(
+        "{count} × NAT instance ({instance_type}) in {region}: the table of {PRICES_DATE} prices {NAT_INSTANCE_TYPE_PRICED} in {} only; see https://aws.amazon.com/ec2/pricing/on-demand/",
+        known.join(", ")
+    )
 }
 
 /// The monthly cost of what a plan leaves in the account; with fewer NATs than AZs, also what
 /// one NAT per AZ would cost.
 pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
-    let topology = Topology::of_plan(plan);
+    let mut topology = Topology::of_plan(plan);
+    // Instances of a type the table does not price are named, not counted.
+    let other_type = plan
+        .network
+        .nat_instance_type
+        .as_deref()
+        .filter(|t| *t != NAT_INSTANCE_TYPE_PRICED && topology.nat_instances > 0);
+    let unpriced = other_type.map(|t| unpriced_instances(topology.nat_instances, t, &plan.region));
+    if unpriced.is_some() {
+        topology.nat_instances = 0;
+    }
     let mut cost = monthly(&topology, &plan.region)?;
+    cost.unpriced = cost.unpriced.or(unpriced);
     let azs = &plan.network.azs;
     let shared = azs
         .iter()
@@ -341,9 +402,16 @@ pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
             .filter(|az| !az.nat_gateway.exists_after())
             .count();
         let missing = u32::try_from(missing).expect("a stack holds few resources");
+        // Of the stack's kind of NAT.
+        let (gateways, instances) = match plan.network.nat_instance_type {
+            Some(_) => (0, missing),
+            None => (missing, 0),
+        };
+        let nats = topology.nat_gateways + topology.nat_instances + missing;
         let full = Topology {
-            nat_gateways: topology.nat_gateways + missing,
-            public_ipv4: topology.public_ipv4.max(topology.nat_gateways + missing),
+            nat_gateways: topology.nat_gateways + gateways,
+            nat_instances: topology.nat_instances + instances,
+            public_ipv4: topology.public_ipv4.max(nats),
             ..topology
         };
         cost.with_one_nat_per_az = Some(monthly(&full, &plan.region)?.fixed_total);
@@ -423,6 +491,86 @@ mod tests {
         let kept = plan(&spec(1, &["f"]), &with_retained).unwrap();
         assert_eq!(Topology::of_plan(&kept), topology(1, 2));
         assert_eq!(of_plan(&kept).unwrap().fixed_total.to_string(), "$40.15");
+    }
+
+    fn with_instances(azs: u8, region: &str) -> Plan {
+        let mut spec = in_region(spec(azs, &["f"]), region);
+        spec.modes.nat = crate::requirements::NatMode::Instance;
+        plan(&spec, &offline(region)).unwrap()
+    }
+
+    fn bill(cost: &MonthlyCost) -> Vec<(&str, u32, String)> {
+        cost.lines
+            .iter()
+            .map(|l| (l.item, l.quantity, l.monthly.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn nat_instances_in_us_east_1() {
+        // azs = 2, nat = "instance": 2 × $0.0042 × 730 = $6.132 → $6.13 for the instances,
+        // 2 × $0.005 × 730 = $7.30 for their IPs: $13.432 → $13.43, against $73.00 with gateways.
+        let plan = with_instances(2, "us-east-1");
+        assert_eq!(
+            Topology::of_plan(&plan),
+            Topology {
+                nat_instances: 2,
+                ..topology(0, 2)
+            }
+        );
+        let cost = of_plan(&plan).unwrap();
+        assert_eq!(
+            bill(&cost),
+            [
+                ("NAT gateway", 0, "$0.00".to_owned()),
+                ("public IPv4 address", 2, "$7.30".to_owned()),
+                (NAT_INSTANCE_ITEM, 2, "$6.13".to_owned()),
+            ]
+        );
+        assert_eq!(cost.fixed_total, Usd::from_micros(13_432_000));
+    }
+
+    #[test]
+    fn nat_instances_in_tokyo() {
+        // azs = 3: 3 × $0.0054 × 730 = $11.826 for the instances, 3 × $3.65 = $10.95 for the IPs:
+        // $22.776 → $22.78, against 3 × $45.26 + $10.95 = $146.73 with gateways.
+        let cost = of_plan(&with_instances(3, "ap-northeast-1")).unwrap();
+        assert_eq!(cost.fixed_total, Usd::from_micros(22_776_000));
+        assert_eq!(cost.fixed_total.to_string(), "$22.78");
+        assert_eq!(cost.lines[2].hourly, Usd::from_micros(5_400));
+    }
+
+    #[test]
+    fn nat_instances_outside_the_priced_regions_or_types_are_named_not_guessed() {
+        // eu-west-1 has no t4g.nano price in the table: only the IP is counted, 1 × $3.65.
+        let cost = of_plan(&with_instances(1, "eu-west-1")).unwrap();
+        assert_eq!(cost.fixed_total.to_string(), "$3.65");
+        let unpriced = cost.unpriced.expect("the instance is named");
+        assert!(
+            unpriced.contains("1 × NAT instance (t4g.nano) in eu-west-1"),
+            "{unpriced}"
+        );
+        assert!(unpriced.contains("ap-northeast-1, us-east-1"), "{unpriced}");
+
+        let mut spec = in_region(spec(1, &["f"]), "us-east-1");
+        spec.modes.nat = crate::requirements::NatMode::Instance;
+        spec.modes.nat_instance_type = Some("t4g.small".to_owned());
+        let cost = of_plan(&plan(&spec, &offline("us-east-1")).unwrap()).unwrap();
+        assert!(cost.lines.iter().all(|l| l.item != NAT_INSTANCE_ITEM));
+        let unpriced = cost.unpriced.expect("the instance is named");
+        assert!(unpriced.contains("NAT instance (t4g.small)"), "{unpriced}");
+
+        // With gateways nothing is left out.
+        assert_eq!(
+            of_plan(&plan_of(spec_gateways(), "us-east-1"))
+                .unwrap()
+                .unpriced,
+            None
+        );
+    }
+
+    fn spec_gateways() -> crate::plan::StackSpec {
+        in_region(spec(1, &["f"]), "us-east-1")
     }
 
     fn with_nats(azs: u8, nats: u8) -> crate::plan::StackSpec {

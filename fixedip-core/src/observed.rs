@@ -63,6 +63,13 @@ pub struct ObservedState {
     /// (DescribeAddresses, unfiltered). `None`: not known.
     #[cfg_attr(feature = "serde", serde(default))]
     pub addresses_in_use_in_region: Option<u32>,
+    /// NAT instances (`nat = "instance"`) in the stack's VPC that carry the stack's tags, in any
+    /// state but `terminated`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_instances: Vec<ObservedNatInstance>,
+    /// The security group of the stack's NAT instances (component `nat-security-group`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_security_group: Option<ObservedSecurityGroup>,
     /// The user's VPC named by `vpc = "vpc-..."`, as the verifier reads it (described by id, no
     /// tags): `None` when the stack builds its own network, or when that VPC was not found.
     #[cfg_attr(feature = "serde", serde(default))]
@@ -210,6 +217,46 @@ pub struct ObservedNatGateway {
     pub allocation_ids: Vec<String>,
     pub state: NatState,
     pub slot: Slot,
+}
+
+/// The life of an EC2 instance, as DescribeInstances names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+pub enum InstanceState {
+    Pending,
+    Running,
+    Stopping,
+    Stopped,
+    ShuttingDown,
+    Terminated,
+}
+
+impl InstanceState {
+    /// Whether the instance is, or will be, there to forward traffic (a stopped one can be
+    /// started again; one shutting down cannot).
+    pub fn is_live(self) -> bool {
+        !matches!(
+            self,
+            InstanceState::ShuttingDown | InstanceState::Terminated
+        )
+    }
+}
+
+/// A NAT instance of the stack (`nat = "instance"`): an EC2 instance in a public subnet that
+/// forwards and masquerades the private subnets' traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ObservedNatInstance {
+    pub id: String,
+    pub subnet_id: String,
+    pub slot: Slot,
+    pub state: InstanceState,
+    pub instance_type: String,
+    /// Its primary network interface, which its Elastic IP is associated with.
+    pub network_interface_id: Option<String>,
+    /// Must be off for the instance to forward traffic that is not its own.
+    pub source_dest_check: bool,
 }
 
 /// Where a route sends traffic.

@@ -49,6 +49,10 @@ pub struct NetworkModes {
     pub endpoints: Vec<Endpoint>,
     /// What the function's security group lets out; empty: everything.
     pub egress: Vec<EgressRule>,
+    /// The EC2 type of the NAT instances (`nat-instance-type` in [package.metadata.fixedip]);
+    /// `None`: [`DEFAULT_NAT_INSTANCE_TYPE`]. Only read when `nat` is `instance`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_instance_type: Option<String>,
     /// Attach to a network the user runs (`vpc = "vpc-..."` in the settings) instead of building
     /// one; see [`crate::planner`], "An existing network".
     #[cfg_attr(feature = "serde", serde(default))]
@@ -73,6 +77,19 @@ pub struct ExistingAttachment {
     pub subnets: Vec<crate::existing::QualifiedSubnet>,
     /// Every address those NATs leave from: what `ips` reports, sorted and without repeats.
     pub ips: Vec<Ipv4Addr>,
+}
+
+/// The NAT instance type when the settings name none: the smallest Graviton instance, a tenth of a
+/// NAT gateway's hourly price (see `cost.rs`).
+pub const DEFAULT_NAT_INSTANCE_TYPE: &str = "t4g.nano";
+
+impl NetworkModes {
+    /// The EC2 type of the NAT instances.
+    pub fn nat_instance_type(&self) -> &str {
+        self.nat_instance_type
+            .as_deref()
+            .unwrap_or(DEFAULT_NAT_INSTANCE_TYPE)
+    }
 }
 
 /// One function to attach to the stack.
@@ -125,6 +142,8 @@ impl fmt::Display for Ref {
 pub enum RouteVia {
     InternetGateway(Ref),
     NatGateway(Ref),
+    /// A NAT instance (`nat = "instance"`); resolves to the instance id.
+    NatInstance(Ref),
 }
 
 /// One mutating operation. Creations tag what they create with the stack's tags (see `tags`).
@@ -207,6 +226,46 @@ pub enum Action {
     /// No inbound rules; egress to anywhere. Named [`crate::tags::security_group_name`].
     CreateSecurityGroup {
         vpc: Ref,
+    },
+    /// The NAT instances' security group, named [`crate::tags::nat_security_group_name`]: inbound
+    /// all traffic from `admit` only (the private half of the VPC, see
+    /// [`crate::planner::nat_instance`]), egress to anywhere.
+    CreateNatSecurityGroup {
+        vpc: Ref,
+        admit: Ipv4Net,
+    },
+    /// RunInstances of one `instance_type` instance in the slot's public subnet, with the image
+    /// named by the public SSM parameter `image_parameter`, the user data that turns on forwarding
+    /// and masquerading at boot, the NAT security group, tags, and a client token derived from
+    /// the stack, slot and subnet (a repeated call returns the same instance). Completes when the
+    /// instance is `running`. Resolves to the instance id.
+    LaunchNatInstance {
+        subnet: Ref,
+        security_group: Ref,
+        slot: Slot,
+        instance_type: String,
+        image_parameter: String,
+    },
+    /// ModifyInstanceAttribute SourceDestCheck=false: without it the instance drops every packet
+    /// that is not addressed to itself.
+    DisableSourceDestCheck {
+        instance: Ref,
+    },
+    /// AssociateAddress of the slot's Elastic IP (`address` resolves to the allocation id) with
+    /// the instance's primary network interface.
+    AssociateAddress {
+        address: Ref,
+        instance: Ref,
+    },
+    /// DisassociateAddress (not-found is done): frees an address for a NAT gateway after it
+    /// served a NAT instance.
+    DisassociateAddress {
+        association_id: String,
+    },
+    /// TerminateInstances, then wait until `terminated` (its network interface, and with it the
+    /// subnet, is only free then). Not-found is done.
+    TerminateNatInstance {
+        instance: String,
     },
     /// The stack's execution role, trusted by `lambda.amazonaws.com`.
     CreateRole {
@@ -494,6 +553,27 @@ impl Action {
             Action::CreateSecurityGroup { vpc } => {
                 format!("create security group (no inbound rules) in VPC {vpc}")
             }
+            Action::CreateNatSecurityGroup { vpc, admit } => format!(
+                "create the NAT instances' security group in VPC {vpc}, admitting {admit}"
+            ),
+            Action::LaunchNatInstance {
+                subnet,
+                slot,
+                instance_type,
+                ..
+            } => format!("launch a {instance_type} NAT instance in subnet {subnet} (slot {slot})"),
+            Action::DisableSourceDestCheck { instance } => {
+                format!("turn off the source/destination check of NAT instance {instance}")
+            }
+            Action::AssociateAddress { address, instance } => {
+                format!("associate Elastic IP {address} with NAT instance {instance}")
+            }
+            Action::DisassociateAddress { association_id } => {
+                format!("disassociate Elastic IP association {association_id}")
+            }
+            Action::TerminateNatInstance { instance } => {
+                format!("terminate NAT instance {instance} and wait until it is terminated")
+            }
             Action::CreateRole { name } => format!("create execution role {name}"),
             Action::AttachRolePolicy { role, policy_arn } => {
                 format!("attach policy {policy_arn} to role {role}")
@@ -627,7 +707,17 @@ impl Action {
             | Action::DeleteInternetGateway { .. }
             | Action::DeleteVpc { .. }
             | Action::DeleteRole { .. }
+            | Action::DisassociateAddress { .. }
+            | Action::TerminateNatInstance { .. }
             | Action::DeleteEndpoint { .. } => Vec::new(),
+            Action::CreateNatSecurityGroup { vpc, .. } => vec![vpc],
+            Action::LaunchNatInstance {
+                subnet,
+                security_group,
+                ..
+            } => vec![subnet, security_group],
+            Action::DisableSourceDestCheck { instance } => vec![instance],
+            Action::AssociateAddress { address, instance } => vec![address, instance],
             Action::AuthorizeEgress { security_group, .. }
             | Action::RevokeEgress { security_group, .. } => vec![security_group],
             Action::CreateEndpointSecurityGroup { vpc } => vec![vpc],
@@ -692,7 +782,9 @@ impl RouteVia {
     /// The gateway the route sends traffic to.
     pub fn gateway(&self) -> &Ref {
         match self {
-            RouteVia::InternetGateway(gateway) | RouteVia::NatGateway(gateway) => gateway,
+            RouteVia::InternetGateway(gateway)
+            | RouteVia::NatGateway(gateway)
+            | RouteVia::NatInstance(gateway) => gateway,
         }
     }
 }
@@ -702,6 +794,7 @@ impl fmt::Display for RouteVia {
         match self {
             RouteVia::InternetGateway(gateway) => write!(f, "internet gateway {gateway}"),
             RouteVia::NatGateway(gateway) => write!(f, "NAT gateway {gateway}"),
+            RouteVia::NatInstance(instance) => write!(f, "NAT instance {instance}"),
         }
     }
 }
@@ -768,6 +861,8 @@ pub struct AzView {
     pub private_subnet: (Ipv4Net, Status),
     /// The Elastic IP of this AZ's NAT; its address is known once allocated.
     pub address: (Option<Ipv4Addr>, Status),
+    /// The slot's NAT: a NAT gateway, or a NAT instance when [`NetworkView::nat_instance_type`]
+    /// is set.
     pub nat_gateway: Status,
     pub private_route_table: Status,
     /// The slot whose NAT carries this AZ's traffic: its own, another one when `nats` is fewer
@@ -812,6 +907,12 @@ pub struct NetworkView {
     /// Addresses a destroy with `release_ips` gives back to AWS (allocation id, IP): shown before
     /// they go, because a partner's allowlist may still name them.
     pub released_addresses: Vec<(String, Ipv4Addr)>,
+    /// `Some(type)` when the NATs are EC2 instances of that type (`nat = "instance"`).
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_instance_type: Option<String>,
+    /// The NAT instances' security group; `None` when there are none and none are wanted.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_security_group: Option<Status>,
     /// A stack on an existing network: where it attaches. `None` for a network fixedip builds.
     #[cfg_attr(feature = "serde", serde(default))]
     pub existing: Option<ExistingAttachment>,

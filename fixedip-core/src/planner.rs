@@ -134,12 +134,14 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::observed::{
-    AddressUse, NatState, ObservedAddress, ObservedFunction, ObservedNatGateway, ObservedRoute,
-    ObservedRouteTable, ObservedState, ObservedSubnet, RouteTarget, Slot, Tier,
+    AddressUse, NatState, ObservedAddress, ObservedFunction, ObservedNatGateway,
+    ObservedNatInstance, ObservedRoute, ObservedRouteTable, ObservedState, ObservedSubnet,
+    RouteTarget, Slot, Tier,
 };
 use crate::plan::{
     Action, AzView, ExistingNetwork, FunctionSpec, NetworkModes, NetworkView, PendingIp, Plan, Ref,
-    RouteVia, StackSpec, Status, Step, StepId, SurplusSlot, DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
+    RouteVia, StackSpec, Status, Step, StepId, SurplusSlot, DEFAULT_NAT_INSTANCE_TYPE,
+    DEFAULT_VPC_CIDR, LAMBDA_RUNTIME,
 };
 use crate::record::Record;
 use crate::requirements::{AllocationId, NatMode, StackName};
@@ -407,7 +409,6 @@ pub fn plan_with(
             cidr: spec.vpc_cidr,
         });
     }
-    unsupported_modes(&spec.modes)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, &inventory)?;
     let layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
@@ -436,6 +437,13 @@ pub fn plan_with(
         &egress::desired_egress(&spec.modes, vpc_cidr),
     );
     let role = planner.role(spec, observed);
+    let nat_security_group = (spec.modes.nat == NatMode::Instance)
+        .then(|| planner.nat_security_group(observed, &vpc, vpc_cidr));
+    let nat_kind = NatChoice {
+        instances: nat_security_group
+            .as_ref()
+            .map(|group| (group, spec.modes.nat_instance_type())),
+    };
 
     let mut azs = Vec::new();
     for (slot, az) in &slots.wanted {
@@ -448,6 +456,7 @@ pub fn plan_with(
             addresses.get(slot),
             gateway_attached,
             hold_new_ips,
+            &nat_kind,
         )?;
         azs.push(built);
     }
@@ -466,7 +475,7 @@ pub fn plan_with(
             inventory.public_route_table,
             (Tier::Public, None),
             Some(RouteVia::InternetGateway(gateway.planned.reference.clone())),
-            gateway.attached,
+            gateway.attached.as_slice(),
             &public_subnets,
         )
     });
@@ -475,9 +484,19 @@ pub fn plan_with(
         .iter()
         .flat_map(|table| table.steps.iter().copied())
         .collect();
-    let nats: Vec<(Slot, &Planned)> = azs
+    // The NATs of the other kind that slots switching mode leave behind, once routes moved.
+    let mut retire: Vec<Vec<nat_instance::Retire>> = azs
+        .iter_mut()
+        .map(|az| std::mem::take(&mut az.retire))
+        .collect();
+    // Each NAT that carries traffic: its slot, how a route reaches it, what the route waits for.
+    let nats: Vec<(Slot, &RouteVia, &[StepId])> = azs
         .iter()
-        .filter_map(|az| az.nat_gateway.as_ref().map(|nat| (az.slot, nat)))
+        .filter_map(|az| {
+            az.nat_via
+                .as_ref()
+                .map(|via| (az.slot, via, az.route_after.as_slice()))
+        })
         .collect();
     let mut private_route_tables = Vec::new();
     // The tables that route out, for the gateway endpoints.
@@ -485,10 +504,10 @@ pub fn plan_with(
     let mut nat_slot_of = Vec::new();
     // The route changes that take traffic away from a NAT: a NAT the plan removes waits for them.
     let mut routes_moved = Vec::new();
-    for az in &azs {
+    for (index, az) in azs.iter().enumerate() {
         let nat = match layout.serving(az.slot) {
             None => None,
-            Some(serving) => nats.iter().find(|(slot, _)| *slot == serving).or_else(|| {
+            Some(serving) => nats.iter().find(|(slot, ..)| *slot == serving).or_else(|| {
                 // With `nats`, a NAT waiting for its new IP lends its AZs the first NAT that
                 // carries traffic, as before the change, rather than cutting them off.
                 spec.modes.nats.and(nats.first())
@@ -496,7 +515,7 @@ pub fn plan_with(
         };
         let via = match (layout.isolated(), nat) {
             (true, _) => None,
-            (false, Some((_, nat))) => Some(RouteVia::NatGateway(nat.reference.clone())),
+            (false, Some((_, via, _))) => Some((*via).clone()),
             (false, None) => {
                 // No route out until the user allows the slot's new IP: the private subnet keeps
                 // the VPC's main route table, which reaches nothing outside the VPC.
@@ -508,12 +527,14 @@ pub fn plan_with(
                 continue;
             }
         };
+        // A NAT instance carries traffic once its address and check are set.
+        let route_after: &[StepId] = nat.map_or(&[], |(_, _, after)| after);
         let routed = planner.route_table(
             &vpc.reference,
             inventory.private_route_tables.get(&az.slot).copied(),
             (Tier::Private, Some(az.slot)),
             via,
-            None,
+            route_after,
             &[&az.private_subnet.reference],
         );
         routes_ready.extend(routed.steps.iter().copied());
@@ -524,8 +545,9 @@ pub fn plan_with(
                 Action::ReplaceRoute { .. } | Action::DeleteRoute { .. }
             )
         }));
+        planner.retire(std::mem::take(&mut retire[index]), &routed.steps);
         private_route_tables.push(routed.status);
-        nat_slot_of.push(nat.map(|(slot, _)| *slot));
+        nat_slot_of.push(nat.map(|(slot, ..)| *slot));
     }
     let endpoints = planner.endpoints(
         spec,
@@ -624,7 +646,12 @@ pub fn plan_with(
             )
             .collect();
         let teardown = planner.remove_slot(slot, &inventory, &functions_off);
-        let nats_deleted: Vec<StepId> = teardown.nat_gateways_deleted.values().copied().collect();
+        let nats_deleted: Vec<StepId> = teardown
+            .nat_gateways_deleted
+            .values()
+            .chain(&teardown.instances_terminated)
+            .copied()
+            .collect();
         nat_removal.deleted.extend(&nats_deleted);
         nat_removal
             .subnets_deleted
@@ -728,6 +755,28 @@ pub fn plan_with(
         }
     }
 
+    // Back to gateways: the NAT instances' group goes once no instance is left.
+    let nat_security_group_retired = match (&nat_security_group, &observed.nat_security_group) {
+        (None, Some(group)) => {
+            // Every instance this plan terminates: retired by a switch, in a slot that lost
+            // its NAT, or in a slot beyond `azs`.
+            let terminated: Vec<StepId> = planner
+                .steps
+                .iter()
+                .filter(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+                .map(|s| s.id)
+                .collect();
+            let only_retired = inventory.all_instances.len() == terminated.len();
+            only_retired.then(|| {
+                let action = Action::DeleteSecurityGroup {
+                    security_group: group.id.clone(),
+                };
+                (group.id.clone(), planner.push(action, &terminated))
+            })
+        }
+        _ => None,
+    };
+
     let Planner { steps, notes, .. } = planner;
     check_address_quota(spec, observed, &steps)?;
     let pending_new_ips = azs.iter().filter_map(|az| az.pending.clone()).collect();
@@ -778,6 +827,12 @@ pub fn plan_with(
             removed_slots,
             released_addresses: cleared.released,
             existing: None,
+            nat_instance_type: nat_security_group
+                .as_ref()
+                .map(|_| spec.modes.nat_instance_type().to_owned()),
+            nat_security_group: nat_security_group
+                .map(|group| group.status)
+                .or(nat_security_group_retired.map(|(id, _)| Status::Delete(id))),
             endpoints: endpoints.views,
             endpoint_security_group: endpoints.security_group,
         },
@@ -866,6 +921,11 @@ struct Inventory<'a> {
     route_tables: Vec<&'a ObservedRouteTable>,
     /// Whether any NAT gateway of the stack is observed, failed ones included.
     any_nat: bool,
+    /// NAT instances that are or may again be running (not shutting down), running first,
+    /// then by id.
+    live_instances: Vec<&'a ObservedNatInstance>,
+    /// Every NAT instance not yet `terminated`, by id.
+    all_instances: Vec<&'a ObservedNatInstance>,
 }
 
 impl<'a> Inventory<'a> {
@@ -922,7 +982,21 @@ impl<'a> Inventory<'a> {
                 duplicates::preferred_route_table(tables).map(|table| (slot, table))
             })
             .collect();
+        let mut all_instances: Vec<&ObservedNatInstance> = observed.nat_instances.iter().collect();
+        all_instances.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut live_instances: Vec<&ObservedNatInstance> = all_instances
+            .iter()
+            .copied()
+            .filter(|i| i.state.is_live())
+            .collect();
+        live_instances.sort_by(|a, b| {
+            let running =
+                |i: &ObservedNatInstance| i.state != crate::observed::InstanceState::Running;
+            (running(a), &a.id).cmp(&(running(b), &b.id))
+        });
         Inventory {
+            live_instances,
+            all_instances,
             region_azs,
             subnets,
             live_nats,
@@ -999,7 +1073,7 @@ impl<'a> Inventory<'a> {
     /// whose first deploy was killed after allocating, shows none.
     fn ips_shown(&self) -> bool {
         let shown = |a: &&ObservedAddress| a.usage != AddressUse::Active || a.adopted;
-        self.addresses.iter().any(shown) || self.any_nat
+        self.addresses.iter().any(shown) || self.any_nat || !self.all_instances.is_empty()
     }
 
     fn existing_slots(&self) -> BTreeSet<Slot> {
@@ -1011,6 +1085,7 @@ impl<'a> Inventory<'a> {
             .iter()
             .map(|s| s.slot)
             .chain(self.live_nats.iter().map(|nat| nat.slot))
+            .chain(self.live_instances.iter().map(|i| i.slot))
             .chain(active.filter_map(|a| a.slot))
             .collect()
     }
@@ -1242,9 +1317,23 @@ struct BuiltSlot {
     private_subnet: Planned,
     public_ip: Option<Ipv4Addr>,
     address_status: Status,
-    /// `None`: held back until the user allows the slot's new IP, or no NAT in the slot.
+    /// `None`: held back until the user allows the slot's new IP, or no NAT in the slot. A NAT
+    /// instance in its mode.
     nat_gateway: Option<Planned>,
+    /// Where the private route sends traffic (taken when the route is planned).
+    nat_via: Option<RouteVia>,
+    /// Steps the private route waits for besides the NAT's creation (a NAT instance's address
+    /// and check).
+    route_after: Vec<StepId>,
+    /// The NAT of the other kind this slot leaves behind, once its route has moved.
+    retire: Vec<nat_instance::Retire>,
     pending: Option<PendingIp>,
+}
+
+/// Which kind of NAT the slots get: `instances` holds the NAT instances' security group and
+/// type in `nat = "instance"` mode; `None`: NAT gateways.
+struct NatChoice<'a> {
+    instances: Option<(&'a Planned, &'a str)>,
 }
 
 struct RoutedTable {
@@ -1433,6 +1522,7 @@ impl Planner {
         address: Option<&AddressChoice>,
         internet_gateway_attached: Option<StepId>,
         hold_new_ips: bool,
+        nats: &NatChoice,
     ) -> Result<BuiltSlot, PlanError> {
         let layout = slot_cidrs(vpc_cidr, slot);
         let mut subnet = |tier: Tier| -> Result<(Ipv4Net, Planned), PlanError> {
@@ -1484,6 +1574,9 @@ impl Planner {
                 public_ip: None,
                 address_status: Status::Absent,
                 nat_gateway: None,
+                nat_via: None,
+                route_after: Vec::new(),
+                retire: Vec::new(),
                 pending: None,
             });
         };
@@ -1495,7 +1588,10 @@ impl Planner {
             AddressChoice::Allocate => true,
             AddressChoice::Keep(a) | AddressChoice::Activate(a) => a.usage == AddressUse::Pending,
         };
-        let held_back = hold_new_ips && is_new && inventory.live_nat(slot).is_none();
+        let held_back = hold_new_ips
+            && is_new
+            && inventory.live_nat(slot).is_none()
+            && inventory.live_instance(slot).is_none();
         let (address_ref, public_ip, address_status) = match address {
             AddressChoice::Keep(a) => (
                 Ref::Existing(a.allocation_id.clone()),
@@ -1535,6 +1631,9 @@ impl Planner {
                 public_ip,
                 address_status,
                 nat_gateway: None,
+                nat_via: None,
+                route_after: Vec::new(),
+                retire: Vec::new(),
                 pending: Some(PendingIp {
                     slot,
                     az: az.to_owned(),
@@ -1544,6 +1643,33 @@ impl Planner {
             });
         }
 
+        if let Some((security_group, instance_type)) = nats.instances {
+            let nat = self.slot_nat_instance(
+                slot,
+                inventory,
+                address,
+                &address_ref,
+                &public_subnet,
+                security_group,
+                instance_type,
+            )?;
+            return Ok(BuiltSlot {
+                slot,
+                az: az.to_owned(),
+                public_cidr,
+                private_cidr,
+                public_subnet: Some(public_subnet),
+                private_subnet,
+                public_ip,
+                address_status,
+                nat_gateway: Some(nat.planned),
+                nat_via: Some(nat.via),
+                route_after: nat.route_after,
+                retire: nat.retire,
+                pending: None,
+            });
+        }
+        let (freed, retire) = self.free_address_of_instance(slot, inventory, address);
         let nat_gateway = match inventory.live_nat(slot) {
             Some(nat) => {
                 if let Some(address) = address.observed() {
@@ -1561,7 +1687,10 @@ impl Planner {
             None => {
                 // A new NAT needs its address free; AWS would refuse it half way through a deploy.
                 if let Some(address) = address.observed() {
-                    if let Some(association) = &address.association_id {
+                    let on_instance = inventory
+                        .instance_holding(address.network_interface_id.as_deref())
+                        .is_some();
+                    if let (Some(association), false) = (&address.association_id, on_instance) {
                         let holder = inventory.nat_holding(&address.allocation_id);
                         return Err(match holder {
                             Some(nat) => PlanError::AddressHeldByDeletingNat {
@@ -1582,10 +1711,14 @@ impl Planner {
                     address: address_ref,
                     slot,
                 };
-                let ordering: Vec<StepId> = internet_gateway_attached.into_iter().collect();
+                let ordering: Vec<StepId> =
+                    internet_gateway_attached.into_iter().chain(freed).collect();
                 Some(Planned::created(self.push(action, &ordering)))
             }
         };
+        let nat_via = nat_gateway
+            .as_ref()
+            .map(|nat| RouteVia::NatGateway(nat.reference.clone()));
         Ok(BuiltSlot {
             slot,
             az: az.to_owned(),
@@ -1596,6 +1729,9 @@ impl Planner {
             public_ip,
             address_status,
             nat_gateway,
+            nat_via,
+            route_after: Vec::new(),
+            retire,
             pending: None,
         })
     }
@@ -1608,7 +1744,7 @@ impl Planner {
         observed: Option<&ObservedRouteTable>,
         (tier, slot): (Tier, Option<Slot>),
         via: Option<RouteVia>,
-        route_ordering: Option<StepId>,
+        route_ordering: &[StepId],
         subnets: &[&Ref],
     ) -> RoutedTable {
         let first = self.steps.len();
@@ -1623,7 +1759,7 @@ impl Planner {
                 &[],
             )),
         };
-        let route_ordering: Vec<StepId> = route_ordering.into_iter().collect();
+        let route_ordering: Vec<StepId> = route_ordering.to_vec();
         let default_route =
             observed.and_then(|t| t.routes.iter().find(|r| r.destination == ANYWHERE));
         match (default_route, via) {
@@ -1790,7 +1926,8 @@ fn routes_via(route: &ObservedRoute, via: &RouteVia) -> bool {
                 RouteVia::InternetGateway(Ref::Existing(want)),
                 RouteTarget::InternetGateway(have),
             )
-            | (RouteVia::NatGateway(Ref::Existing(want)), RouteTarget::NatGateway(have)) => {
+            | (RouteVia::NatGateway(Ref::Existing(want)), RouteTarget::NatGateway(have))
+            | (RouteVia::NatInstance(Ref::Existing(want)), RouteTarget::Instance(have)) => {
                 want == have
             }
             _ => false,
@@ -1907,19 +2044,6 @@ pub enum ConflictError {
     },
 }
 
-/// Refuses the modes the planner does not build yet, one at a time as they land.
-fn unsupported_modes(modes: &NetworkModes) -> Result<(), PlanError> {
-    let refuse = |mode: &str| {
-        Err(PlanError::ModeNotSupported {
-            mode: mode.to_owned(),
-        })
-    };
-    if modes.nat == NatMode::Instance {
-        return refuse(&format!("`nat = \"{}\"`", modes.nat));
-    }
-    Ok(())
-}
-
 /// Group functions into stacks by (region, stack), sorted by region then stack; functions within a
 /// stack are sorted by name. Functions of one stack share its network, so they must agree on `azs`,
 /// `ips` and `vpc-cidr`; and a Lambda name is unique in a region, so no two functions share one.
@@ -2017,6 +2141,17 @@ fn stack_spec(
                 vpc_cidr,
                 f.settings.vpc_cidr.unwrap_or(DEFAULT_VPC_CIDR).to_string(),
             ),
+            (
+                "nat-instance-type",
+                match &f.settings.nat_instance_type {
+                    Some(name) => name.clone(),
+                    None => format!("{DEFAULT_NAT_INSTANCE_TYPE} (the default)"),
+                },
+                f.settings
+                    .nat_instance_type
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_NAT_INSTANCE_TYPE.to_owned()),
+            ),
             listed("vpc", f.settings.vpc.clone()),
             listed("subnets", {
                 let mut subnets = f.settings.subnets.clone();
@@ -2067,6 +2202,7 @@ fn stack_spec(
             nats: requirements.nats,
             endpoints: requirements.endpoints.clone(),
             egress: requirements.egress.clone(),
+            nat_instance_type: first.settings.nat_instance_type.clone(),
             existing: first.settings.vpc.as_ref().map(|vpc| ExistingNetwork {
                 vpc: vpc.clone(),
                 subnets: first.settings.subnets.clone(),
@@ -2097,6 +2233,7 @@ mod duplicates;
 mod egress;
 mod endpoints;
 mod existing;
+pub mod nat_instance;
 mod nat_layout;
 mod teardown;
 pub use egress::{desired_egress, security_group_rule};
@@ -2113,6 +2250,8 @@ mod lifecycle_proptests;
 mod lifecycle_tests;
 #[cfg(test)]
 mod modes_tests;
+#[cfg(test)]
+mod nat_instance_tests;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]

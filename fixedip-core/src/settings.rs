@@ -13,6 +13,7 @@
 //! | `tags`                             | table of tags                           | none                         |
 //! | `role`                             | existing execution role ARN             | the stack's own role         |
 //! | `vpc-cidr`                         | `/16` to `/24`, e.g. `10.20.0.0/16`     | the planner's default        |
+//! | `nat-instance-type`                | EC2 type of NAT instances, `t4g.micro`  | `t4g.nano`                   |
 //! | `vpc`                              | an existing VPC's id, `vpc-...`         | none: fixedip builds one     |
 //! | `subnets`                          | list of `subnet-...` ids in that VPC    | every subnet that qualifies  |
 //!
@@ -97,6 +98,9 @@ pub struct DeploySettings {
     pub role: Option<String>,
     /// The VPC CIDR, when the default does not suit (a /16 to a /24).
     pub vpc_cidr: Option<ipnet::Ipv4Net>,
+    /// The EC2 type of the stack's NAT instances (`nat = "instance"`); default `t4g.nano`.
+    #[cfg_attr(feature = "serde", serde(default))]
+    pub nat_instance_type: Option<String>,
     /// An existing VPC to attach to instead of building one (`vpc = "vpc-..."`).
     #[cfg_attr(feature = "serde", serde(default))]
     pub vpc: Option<String>,
@@ -120,6 +124,7 @@ pub const KEYS: &[&str] = &[
     "tags",
     "role",
     "vpc-cidr",
+    "nat-instance-type",
     "vpc",
     "subnets",
 ];
@@ -245,6 +250,7 @@ impl DeploySettings {
             tags: BTreeMap::new(),
             role: None,
             vpc_cidr: None,
+            nat_instance_type: None,
             vpc: None,
             subnets: Vec::new(),
         }
@@ -350,6 +356,9 @@ mod from_metadata {
                     "tags" => self.tags(key, value, &mut settings.tags),
                     "role" => settings.role = self.role(key, value).or(settings.role.take()),
                     "vpc-cidr" => settings.vpc_cidr = self.vpc_cidr(key, value),
+                    "nat-instance-type" => {
+                        settings.nat_instance_type = self.instance_type(key, value)
+                    }
                     "vpc" => settings.vpc = self.resource_id(key, value, "vpc"),
                     "subnets" => settings.subnets = self.subnet_ids(key, value),
                     unknown => self.errors.push(SettingError::UnknownKey {
@@ -485,6 +494,30 @@ mod from_metadata {
                 Ok(net) => return Some(net),
             };
             self.errors.push(error);
+            None
+        }
+
+        /// An EC2 instance type as AWS writes it, `family.size` (`t4g.nano`, `c7gn.medium`);
+        /// whether the region offers it is for RunInstances to say.
+        fn instance_type(&mut self, key: &str, value: &Value) -> Option<String> {
+            let text = self.string(key, value)?;
+            let well_formed = text.split_once('.').is_some_and(|(family, size)| {
+                let word = |s: &str| {
+                    !s.is_empty()
+                        && s.chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                };
+                word(family) && word(size) && family.starts_with(|c: char| c.is_ascii_lowercase())
+            });
+            if well_formed {
+                return Some(text);
+            }
+            self.errors.push(SettingError::Invalid {
+                key: self.key(key),
+                reason: "is not an EC2 instance type such as `t4g.nano` (family, a dot, size)"
+                    .to_owned(),
+                found: text,
+            });
             None
         }
 
@@ -960,6 +993,21 @@ mod tests {
         );
         let settings = parse(json!({ "fixedip": { "architecture": "aarch64" } })).unwrap();
         assert_eq!(settings.architecture, Architecture::Arm64);
+    }
+
+    #[test]
+    fn nat_instance_type_is_read_and_checked() {
+        let settings = parse(json!({ "fixedip": { "nat-instance-type": "t4g.micro" } })).unwrap();
+        assert_eq!(settings.nat_instance_type.as_deref(), Some("t4g.micro"));
+        let settings = parse(json!({ "fixedip": {} })).unwrap();
+        assert_eq!(settings.nat_instance_type, None);
+        for bad in ["t4g", "T4G.NANO", ".nano", "t4g. nano"] {
+            let error = parse(json!({ "fixedip": { "nat-instance-type": bad } })).unwrap_err();
+            assert!(
+                error.to_string().contains("is not an EC2 instance type"),
+                "{bad}: {error}"
+            );
+        }
     }
 
     #[test]

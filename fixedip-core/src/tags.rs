@@ -34,6 +34,10 @@ pub enum Component {
     SecurityGroup,
     Role,
     Function,
+    /// A NAT instance (`nat = "instance"`).
+    NatInstance,
+    /// The security group of the NAT instances.
+    NatSecurityGroup,
     /// A gateway (with a slot) or interface VPC endpoint.
     VpcEndpoint,
     /// The security group of the interface endpoints.
@@ -41,7 +45,7 @@ pub enum Component {
 }
 
 impl Component {
-    pub const ALL: [Component; 13] = [
+    pub const ALL: [Component; 15] = [
         Component::Vpc,
         Component::InternetGateway,
         Component::PublicSubnet,
@@ -53,6 +57,8 @@ impl Component {
         Component::SecurityGroup,
         Component::Role,
         Component::Function,
+        Component::NatInstance,
+        Component::NatSecurityGroup,
         Component::VpcEndpoint,
         Component::EndpointSecurityGroup,
     ];
@@ -70,6 +76,8 @@ impl Component {
             Component::SecurityGroup => "security-group",
             Component::Role => "role",
             Component::Function => "function",
+            Component::NatInstance => "nat-instance",
+            Component::NatSecurityGroup => "nat-security-group",
             Component::VpcEndpoint => "vpc-endpoint",
             Component::EndpointSecurityGroup => "endpoint-security-group",
         }
@@ -159,6 +167,11 @@ pub fn role_name(stack: &StackName) -> String {
 /// The name of the stack's security group.
 pub fn security_group_name(stack: &StackName) -> String {
     format!("fixedip-{stack}")
+}
+
+/// The name of the NAT instances' security group (names are unique in a VPC).
+pub fn nat_security_group_name(stack: &StackName) -> String {
+    format!("fixedip-{stack}-nat")
 }
 
 /// The name of the security group of the stack's interface endpoints.

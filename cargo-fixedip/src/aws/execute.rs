@@ -180,6 +180,12 @@ impl ActionKind {
             Action::DeleteInternetGateway { .. } => "DeleteInternetGateway",
             Action::DeleteVpc { .. } => "DeleteVpc",
             Action::DeleteRole { .. } => "DeleteRole",
+            Action::CreateNatSecurityGroup { .. } => "CreateNatSecurityGroup",
+            Action::LaunchNatInstance { .. } => "LaunchNatInstance",
+            Action::DisableSourceDestCheck { .. } => "DisableSourceDestCheck",
+            Action::AssociateAddress { .. } => "AssociateAddress",
+            Action::DisassociateAddress { .. } => "DisassociateAddress",
+            Action::TerminateNatInstance { .. } => "TerminateNatInstance",
             Action::AuthorizeEgress { .. } => "AuthorizeSecurityGroupEgress",
             Action::RevokeEgress { .. } => "RevokeSecurityGroupEgress",
             Action::CreateEndpointSecurityGroup { .. } => "CreateSecurityGroup",
@@ -195,11 +201,11 @@ impl ActionKind {
 
 /// What one step hands to the steps after it.
 #[derive(Debug, Clone, Default)]
-struct Produced {
+pub(super) struct Produced {
     /// The id (or ARN) of what the step created, for `Ref::Step`.
-    id: Option<String>,
+    pub(super) id: Option<String>,
     /// A new Elastic IP's address.
-    public_ip: Option<String>,
+    pub(super) public_ip: Option<String>,
 }
 
 type StepFuture<'a> =
@@ -343,17 +349,17 @@ impl Resolver<'_> {
 }
 
 #[derive(Clone, Copy)]
-struct Context<'a> {
-    aws: &'a Aws,
+pub(super) struct Context<'a> {
+    pub(super) aws: &'a Aws,
     plan: &'a Plan,
-    inputs: &'a Inputs,
-    progress: &'a (dyn Fn(Progress<'_>) + Sync),
+    pub(super) inputs: &'a Inputs,
+    pub(super) progress: &'a (dyn Fn(Progress<'_>) + Sync),
 }
 
 type Call<'a> = Pin<Box<dyn Future<Output = Result<Produced, AwsError>> + Send + 'a>>;
 
 impl<'a> Context<'a> {
-    fn stack(&self) -> &'a StackName {
+    pub(super) fn stack(&self) -> &'a StackName {
         &self.plan.stack
     }
 
@@ -367,12 +373,16 @@ impl<'a> Context<'a> {
             .map(|az| az.az.as_str())
     }
 
-    fn tags(&self, component: Component, slot: Option<Slot>) -> Vec<(String, String)> {
+    pub(super) fn tags(&self, component: Component, slot: Option<Slot>) -> Vec<(String, String)> {
         let az = slot.and_then(|s| self.az_of(s));
         tags::for_resource(self.stack(), component, slot, az)
     }
 
-    fn ec2_tags(&self, resource: ResourceType, tags: Vec<(String, String)>) -> TagSpecification {
+    pub(super) fn ec2_tags(
+        &self,
+        resource: ResourceType,
+        tags: Vec<(String, String)>,
+    ) -> TagSpecification {
         TagSpecification::builder()
             .resource_type(resource)
             .set_tags(Some(
@@ -799,6 +809,7 @@ impl<'a> Context<'a> {
                 let request = match via {
                     RouteVia::InternetGateway(igw) => request.gateway_id(refs.get(igw)?),
                     RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
+                    RouteVia::NatInstance(instance) => request.instance_id(refs.get(instance)?),
                 };
                 Box::pin(async move {
                     request
@@ -820,6 +831,7 @@ impl<'a> Context<'a> {
                 let request = match via {
                     RouteVia::InternetGateway(igw) => request.gateway_id(refs.get(igw)?),
                     RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
+                    RouteVia::NatInstance(instance) => request.instance_id(refs.get(instance)?),
                 };
                 Box::pin(async move {
                     request
@@ -1049,6 +1061,35 @@ impl<'a> Context<'a> {
             }
             Action::DeleteRole { role, policy_arns } => {
                 Box::pin(self.delete_role(role, policy_arns))
+            }
+            Action::CreateNatSecurityGroup { vpc, admit } => {
+                Box::pin(self.create_nat_security_group(refs.get(vpc)?, admit.to_string()))
+            }
+            Action::LaunchNatInstance {
+                subnet,
+                security_group,
+                slot,
+                instance_type,
+                image_parameter,
+            } => Box::pin(self.launch_nat_instance(
+                step,
+                refs.get(subnet)?,
+                refs.get(security_group)?,
+                *slot,
+                instance_type,
+                image_parameter,
+            )),
+            Action::DisableSourceDestCheck { instance } => {
+                Box::pin(self.disable_source_dest_check(refs.get(instance)?))
+            }
+            Action::AssociateAddress { address, instance } => {
+                Box::pin(self.associate_address(refs.get(address)?, refs.get(instance)?))
+            }
+            Action::DisassociateAddress { association_id } => {
+                Box::pin(self.disassociate_address(association_id))
+            }
+            Action::TerminateNatInstance { instance } => {
+                Box::pin(self.terminate_nat_instance(step, instance))
             }
             Action::AuthorizeEgress {
                 security_group,
@@ -1618,7 +1659,7 @@ impl<'a> Context<'a> {
 const ADDRESS_NOT_FOUND: &[&str] = &["InvalidAllocationID.NotFound", "InvalidAddress.NotFound"];
 
 /// Whether a failed call carries one of `codes`.
-fn has_code<E, R>(error: &SdkError<E, R>, codes: &[&str]) -> bool
+pub(super) fn has_code<E, R>(error: &SdkError<E, R>, codes: &[&str]) -> bool
 where
     E: ProvideErrorMetadata,
 {

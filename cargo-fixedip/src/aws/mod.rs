@@ -11,6 +11,7 @@ pub mod endpoints;
 pub mod execute;
 pub mod existing;
 pub mod lease;
+pub mod nat_instance;
 pub mod network;
 pub mod observe;
 

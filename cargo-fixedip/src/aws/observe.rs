@@ -14,9 +14,9 @@ use aws_sdk_ec2::types::{
 };
 use fixedip_core::observed::{
     AddressUse, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
-    ObservedInternetGateway, ObservedNatGateway, ObservedRole, ObservedRoute, ObservedRouteTable,
-    ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, RulePeer,
-    RuleProtocol, SecurityGroupRule, Slot, Tier,
+    ObservedInternetGateway, ObservedNatGateway, ObservedNatInstance, ObservedRole, ObservedRoute,
+    ObservedRouteTable, ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc,
+    RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule, Slot, Tier,
 };
 use fixedip_core::plan::StackSpec;
 use fixedip_core::requirements::{AllocationId, Endpoint, EndpointKind, StackName};
@@ -117,9 +117,13 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         }
         None => None,
     };
-    let nat_gateways = match &vpc {
-        Some(vpc) => find_nat_gateways(aws, stack, &vpc.id).await?,
-        None => Vec::new(),
+    let (nat_gateways, nat_instances, nat_security_group) = match &vpc {
+        Some(vpc) => tokio::try_join!(
+            find_nat_gateways(aws, stack, &vpc.id),
+            super::nat_instance::find_nat_instances(aws, stack, &vpc.id),
+            super::nat_instance::find_nat_security_group(aws, stack),
+        )?,
+        None => (Vec::new(), Vec::new(), None),
     };
     let (internet_gateway, extra_internet_gateways) =
         the_internet_gateway(stack, internet_gateways, vpc.as_ref())?;
@@ -127,7 +131,7 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
     let endpoint_security_group =
         single_group(stack, "endpoint security group", endpoint_security_groups)?;
     let mut addresses = addresses;
-    forget_associations_of_deleted_nats(aws, &mut addresses, &nat_gateways).await?;
+    forget_associations_of_deleted_nats(aws, &mut addresses, &nat_gateways, &nat_instances).await?;
 
     let mut functions = named;
     if scope.attached_functions {
@@ -162,6 +166,8 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         // Filled by the quota check of the lifecycle work; unknown means "not checked".
         address_quota: None,
         addresses_in_use_in_region: None,
+        nat_instances,
+        nat_security_group,
         existing_network,
     })
 }
@@ -194,13 +200,21 @@ pub async fn address_quota(aws: &Aws, observed: &mut ObservedState) -> Result<()
 /// in use elsewhere (the planner refuses to touch it) or the association belongs to a NAT
 /// gateway that is `deleted`. AWS drops that association with the gateway; moto keeps it. Only
 /// in this unusual case is one more call made: the deleted gateways, to tell the two apart.
+/// An address on a NAT instance's interface is explained: it moved there after its gateway was
+/// deleted (`nat = "instance"`).
 async fn forget_associations_of_deleted_nats(
     aws: &Aws,
     addresses: &mut [ObservedAddress],
     live: &[ObservedNatGateway],
+    instances: &[ObservedNatInstance],
 ) -> Result<(), AwsError> {
     let unexplained = |a: &ObservedAddress| {
+        let on_instance = a.network_interface_id.is_some()
+            && instances
+                .iter()
+                .any(|i| i.network_interface_id == a.network_interface_id);
         a.association_id.is_some()
+            && !on_instance
             && !live
                 .iter()
                 .any(|nat| nat.allocation_ids.contains(&a.allocation_id))

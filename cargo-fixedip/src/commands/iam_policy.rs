@@ -45,8 +45,14 @@ pub enum Scope {
     ExecutionPolicies,
     /// Handing the stack's role to Lambda, and to no other service.
     PassStackRole,
+    /// Launching a NAT instance (`nat = "instance"`): RunInstances checks the AMI (AWS's own
+    /// Amazon Linux image, untagged), the subnet and security group (the stack's), and the
+    /// instance, volume and network interface it makes (tagged by the request). No instance
+    /// profile, so no iam:PassRole.
+    RunNatInstance,
     /// The stacks' leases (aws/lease.rs): SSM parameters under `/fixedip/`, and nothing else in
-    /// Parameter Store.
+    /// Parameter Store. `ssm:GetParameter` also reads AWS's public parameters naming the latest
+    /// Amazon Linux images, for NAT instances (a statement of its own).
     StackLease,
 }
 
@@ -60,10 +66,13 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
             within: &[],
         },
     ),
+    // nat = "instance": the slot's Elastic IP onto its NAT instance.
+    ("ec2:AssociateAddress", Scope::StackTagged),
     ("ec2:AssociateRouteTable", Scope::StackTagged),
     ("ec2:AttachInternetGateway", Scope::StackTagged),
     // `egress = [...]`, and the interface endpoints' group admitting the functions' group.
     ("ec2:AuthorizeSecurityGroupEgress", Scope::StackTagged),
+    // The NAT instances' and the interface endpoints' security groups admit their clients.
     ("ec2:AuthorizeSecurityGroupIngress", Scope::StackTagged),
     (
         "ec2:CreateInternetGateway",
@@ -150,11 +159,15 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     // destroy: an association left on a stack address after its NAT gateway is deleted.
     ("ec2:DisassociateAddress", Scope::StackTagged),
     ("ec2:DisassociateRouteTable", Scope::StackTagged),
+    // nat = "instance": the source/destination check off.
+    ("ec2:ModifyInstanceAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcEndpoint", Scope::StackTagged),
     ("ec2:ReleaseAddress", Scope::StackTagged),
     ("ec2:ReplaceRoute", Scope::StackTagged),
     ("ec2:RevokeSecurityGroupEgress", Scope::StackTagged),
+    ("ec2:RunInstances", Scope::RunNatInstance),
+    ("ec2:TerminateInstances", Scope::StackTagged),
     ("iam:AttachRolePolicy", Scope::ExecutionPolicies),
     ("iam:CreateRole", Scope::StackRole),
     ("iam:DeleteRole", Scope::StackRole),
@@ -336,6 +349,39 @@ pub fn policy_document() -> Value {
         "TheStacksLeases",
         actions_in(|s| s == Scope::StackLease),
         vec!["arn:aws:ssm:*:*:parameter/fixedip/*".to_owned()],
+        None,
+    ));
+
+    let run = actions_in(|s| s == Scope::RunNatInstance);
+    statements.push(statement(
+        "LaunchNatInstancesFromPublicImages",
+        run.clone(),
+        vec!["arn:aws:ec2:*::image/*".to_owned()],
+        None,
+    ));
+    statements.push(statement(
+        "LaunchNatInstancesTagged",
+        run.clone(),
+        ec2_arns(&["instance", "volume", "network-interface"]),
+        Some(stack_tag_present("aws:RequestTag")),
+    ));
+    statements.push(statement(
+        "LaunchNatInstancesInsideTheStack",
+        run,
+        ec2_arns(&["subnet", "security-group"]),
+        Some(stack_tag_present("aws:ResourceTag")),
+    ));
+    statements.push(statement(
+        "TagNatInstancesOnLaunch",
+        actions_in(|s| s == Scope::Tagging),
+        ec2_arns(&["instance", "volume", "network-interface"]),
+        Some(json!({ "StringEquals": { "ec2:CreateAction": ["RunInstances"] } })),
+    ));
+    statements.push(statement(
+        "ReadTheAmazonLinuxImageParameters",
+        // The lease's scope lists ssm:GetParameter once; here it reads AWS's image names.
+        vec!["ssm:GetParameter"],
+        vec!["arn:aws:ssm:*::parameter/aws/service/ami-amazon-linux-latest/*".to_owned()],
         None,
     ));
 

@@ -313,7 +313,7 @@ fn tree(plan: &Plan) -> String {
                 format!("public subnet {}", az.public_subnet.0),
                 Some(&az.public_subnet.1),
             ));
-            group.push(row("│   └── ", "NAT gateway".into(), Some(&az.nat_gateway)));
+            group.push(row("│   └── ", nat_label(network), Some(&az.nat_gateway)));
             if az.address.1 != Status::Absent {
                 group.push(row("│       └── ", address, Some(&az.address.1)));
             }
@@ -412,17 +412,29 @@ fn private_route_label(
     network: &fixedip_core::plan::NetworkView,
     az: &fixedip_core::plan::AzView,
 ) -> String {
+    let nat = match network.nat_instance_type {
+        Some(_) => "NAT instance",
+        None => "NAT gateway",
+    };
     match az.nat_slot {
         Some(slot) if slot == az.slot => {
-            format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az)
+            format!("route table: 0.0.0.0/0 → {nat} in {}", az.az)
         }
         Some(slot) => {
             let other = network.azs.iter().find(|other| other.slot == slot);
             let name = other.map_or("another AZ", |other| other.az.as_str());
-            format!("route table: 0.0.0.0/0 → NAT gateway in {name} (slot {slot}, shared)")
+            format!("route table: 0.0.0.0/0 → {nat} in {name} (slot {slot}, shared)")
         }
         None if is_isolated(network) => "route table: no route out (isolated)".to_owned(),
-        None => format!("route table: 0.0.0.0/0 → NAT gateway in {}", az.az),
+        None => format!("route table: 0.0.0.0/0 → {nat} in {}", az.az),
+    }
+}
+
+/// What holds a slot's Elastic IP: a NAT gateway, or a NAT instance of its type.
+fn nat_label(network: &fixedip_core::plan::NetworkView) -> String {
+    match &network.nat_instance_type {
+        Some(instance_type) => format!("NAT instance ({instance_type})"),
+        None => "NAT gateway".to_owned(),
     }
 }
 
@@ -529,15 +541,46 @@ impl Display for CostText<'_> {
                 styled(style::VALUE, saving)
             )?;
         }
+        let instances = cost
+            .lines
+            .iter()
+            .find(|line| line.item == cost::NAT_INSTANCE_ITEM);
         let nats = cost.lines.iter().find(|line| line.item == "NAT gateway");
-        if nats.is_some_and(|line| line.quantity == 0) {
-            writeln!(f, "  no NAT gateway: nothing is billed per GB")?;
-        } else {
+        if let Some(unpriced) = &cost.unpriced {
+            writeln!(f, "  not counted above: {unpriced}")?;
+        }
+        // `unpriced` only ever names NAT instances.
+        if instances.is_some() || cost.unpriced.is_some() {
+            // What the saving gives up, next to the figure, so that the choice is an informed one.
+            writeln!(
+                f,
+                "  + each NAT instance's 8 GB gp3 root volume, billed per GB-month (about $0.64 in us-east-1), not counted above"
+            )?;
+            writeln!(
+                f,
+                "  NAT instances: no per-GB processing charge; what they give up against NAT gateways:"
+            )?;
+            writeln!(
+                f,
+                "    - bandwidth: a t4g.nano forwards 32 Mbit/s sustained, bursting to 5 Gbit/s (a NAT gateway: up to 100 Gbit/s)"
+            )?;
+            writeln!(
+                f,
+                "    - failover: none managed; if an instance stops, its AZ has no egress until you start it or deploy again"
+            )?;
+            writeln!(
+                f,
+                "    - patching: the OS is yours to keep current (Amazon Linux 2023 as launched; terminate an instance and deploy to replace it)"
+            )?;
+        }
+        if nats.is_some_and(|line| line.quantity > 0) {
             writeln!(
                 f,
                 "  + {} per GB through the NAT gateways",
                 rate(cost.per_gb)
             )?;
+        } else if instances.is_none() {
+            writeln!(f, "  no NAT gateway: nothing is billed per GB")?;
         }
         if let Some(per_gb) = cost.endpoint_per_gb {
             writeln!(
@@ -873,6 +916,31 @@ mod tests {
                 "{diagram}"
             );
         }
+    }
+
+    #[test]
+    fn nat_instances_show_their_price_and_what_they_give_up() {
+        let modes = NetworkModes {
+            nat: fixedip_core::requirements::NatMode::Instance,
+            ..NetworkModes::default()
+        };
+        let text = plain(report_with(2, &[], modes));
+        // 2 × $0.0042 × 730 = $6.13 for the instances + $7.30 for the two IPs (cost.rs tests).
+        assert!(text.contains("2 × NAT instance (t4g.nano)"), "{text}");
+        assert_eq!(
+            text.matches("── NAT instance (t4g.nano)").count(),
+            2,
+            "{text}"
+        );
+        assert!(
+            text.contains("0.0.0.0/0 → NAT instance in us-east-1a"),
+            "{text}"
+        );
+        assert!(text.contains("$13.43 per month"), "{text}");
+        for given_up in ["bandwidth", "failover", "patching", "root volume"] {
+            assert!(text.contains(given_up), "{given_up}: {text}");
+        }
+        assert!(!text.contains("per GB through the NAT gateways"), "{text}");
     }
 
     #[test]

@@ -61,6 +61,12 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
         ));
         let topology = Topology {
             nat_gateways: observed.nat_gateways.len() as u32,
+            // Priced as the default type, the only one in the table.
+            nat_instances: observed
+                .nat_instances
+                .iter()
+                .filter(|i| i.state.is_live())
+                .count() as u32,
             public_ipv4: observed.addresses.len() as u32,
             interface_endpoint_azs: observed
                 .endpoints

@@ -93,6 +93,8 @@ pub(super) fn plan(
             surplus_slots: Vec::new(),
             removed_slots: Vec::new(),
             released_addresses: Vec::new(),
+            nat_instance_type: None,
+            nat_security_group: None,
             endpoints: Vec::new(),
             endpoint_security_group: None,
             existing: Some(ExistingAttachment {

@@ -228,12 +228,18 @@ fn named(action: &Action) -> Vec<String> {
         | Action::CreateSecurityGroup { .. }
         | Action::CreateRole { .. }
         | Action::AttachRolePolicy { .. }
+        | Action::CreateNatSecurityGroup { .. }
+        | Action::LaunchNatInstance { .. }
+        | Action::DisableSourceDestCheck { .. }
+        | Action::AssociateAddress { .. }
         | Action::AuthorizeEgress { .. }
         | Action::RevokeEgress { .. }
         | Action::CreateEndpointSecurityGroup { .. }
         | Action::AdmitHttpsFrom { .. }
         | Action::CreateGatewayEndpoint { .. }
         | Action::CreateInterfaceEndpoint { .. } => Vec::new(),
+        Action::DisassociateAddress { association_id } => vec![association_id],
+        Action::TerminateNatInstance { instance } => vec![instance],
         Action::ModifyInterfaceEndpoint {
             endpoint_id,
             remove_subnets,

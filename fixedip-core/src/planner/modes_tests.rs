@@ -390,16 +390,6 @@ fn going_isolated_removes_the_way_out_and_keeps_the_ips() {
 }
 
 #[test]
-fn nat_instances_are_still_refused() {
-    let mut spec = simulate::spec(2, &["f"]);
-    spec.modes.nat = NatMode::Instance;
-    assert!(matches!(
-        plan(&spec, &empty()),
-        Err(PlanError::ModeNotSupported { .. })
-    ));
-}
-
-#[test]
 fn a_gateway_stack_half_destroyed_does_not_look_isolated() {
     // Destroy killed while Lambda's interfaces hold the private subnets: the internet gateway,
     // NATs and public subnets are gone, the private route tables still hold their routes out.

@@ -53,7 +53,10 @@ impl NatLayout {
         };
         let (with_nat, others): (Vec<Slot>, Vec<Slot>) = slots
             .iter()
-            .partition(|slot| inventory.live_nat(**slot).is_some());
+            // A slot holding a NAT of either kind keeps it (a mode switch moves it in place).
+            .partition(|slot| {
+                inventory.live_nat(**slot).is_some() || inventory.live_instance(**slot).is_some()
+            });
         let mut nat_slots: Vec<Slot> = with_nat.into_iter().chain(others).take(nat_count).collect();
         nat_slots.sort();
         let without = slots
@@ -89,7 +92,7 @@ pub(super) struct NatRemoval {
     /// The NAT gateway of a slot that loses it (the first, by id, when several).
     pub(super) nat_gateways: BTreeMap<Slot, String>,
     pub(super) public_subnets: BTreeMap<Slot, String>,
-    /// Every DeleteNatGateway step.
+    /// Every DeleteNatGateway and TerminateNatInstance step.
     pub(super) deleted: Vec<StepId>,
     /// Every DeleteSubnet step of a public subnet.
     pub(super) subnets_deleted: Vec<StepId>,
@@ -128,7 +131,19 @@ impl Planner {
             if let Some(nat) = nats.first() {
                 removal.nat_gateways.insert(slot, nat.id.clone());
             }
-            let released: Vec<StepId> = deleted.iter().map(|(_, step)| *step).collect();
+            // A NAT instance goes the same way; AWS frees its address as it terminates.
+            let terminated = self.terminate_instances_of_slot(slot, inventory, routes_moved);
+            if let (None, Some(instance)) = (
+                nats.first(),
+                inventory.all_instances.iter().find(|i| i.slot == slot),
+            ) {
+                removal.nat_gateways.insert(slot, instance.id.clone());
+            }
+            let released: Vec<StepId> = deleted
+                .iter()
+                .map(|(_, step)| *step)
+                .chain(terminated.iter().map(|(_, step)| *step))
+                .collect();
             for address in inventory.addresses_of_slot(slot) {
                 if address.usage != AddressUse::Retained {
                     let action = Action::RetainAddress {
@@ -142,6 +157,12 @@ impl Planner {
                     .iter()
                     .filter(|(nat, _)| nat.subnet_id == subnet.id)
                     .map(|(_, step)| *step)
+                    .chain(
+                        terminated
+                            .iter()
+                            .filter(|(subnet_id, _)| *subnet_id == subnet.id)
+                            .map(|(_, step)| *step),
+                    )
                     .collect();
                 let action = Action::DeleteSubnet {
                     subnet: subnet.id.clone(),
@@ -149,9 +170,14 @@ impl Planner {
                 removal.subnets_deleted.push(self.push(action, &ordering));
                 removal.public_subnets.insert(slot, subnet.id.clone());
             }
-            if !nats.is_empty() {
+            if !nats.is_empty() || !terminated.is_empty() {
+                let kind = if nats.is_empty() {
+                    "NAT instance"
+                } else {
+                    "NAT gateway"
+                };
                 self.notes.push(format!(
-                    "AZ slot {slot} ({az}) loses its NAT gateway; its Elastic IP stays allocated as retained, still on the allowlist and still billed: raising `nats` again uses it first, and `cargo fixedip destroy --release-ips` gives it back"
+                    "AZ slot {slot} ({az}) loses its {kind}; its Elastic IP stays allocated as retained, still on the allowlist and still billed: raising `nats` again uses it first, and `cargo fixedip destroy --release-ips` gives it back"
                 ));
             }
             removal.deleted.extend(released);
@@ -171,10 +197,9 @@ impl Planner {
         kept_surplus: &[Slot],
     ) -> (Status, Status) {
         let kept = |id: Option<&String>| id.map_or(Status::Absent, |id| Status::Keep(id.clone()));
-        if kept_surplus
-            .iter()
-            .any(|slot| inventory.live_nat(*slot).is_some())
-        {
+        if kept_surplus.iter().any(|slot| {
+            inventory.live_nat(*slot).is_some() || inventory.live_instance(*slot).is_some()
+        }) {
             self.notes.push(
                 "the internet gateway stays while a slot beyond `azs` keeps its NAT gateway"
                     .to_owned(),

@@ -11,10 +11,10 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 
 use crate::observed::{
-    AddressUse, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
-    ObservedInternetGateway, ObservedNatGateway, ObservedRole, ObservedRoute, ObservedRouteTable,
-    ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc, RouteTarget, RulePeer,
-    RuleProtocol, SecurityGroupRule, Tier,
+    AddressUse, InstanceState, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
+    ObservedInternetGateway, ObservedNatGateway, ObservedNatInstance, ObservedRole, ObservedRoute,
+    ObservedRouteTable, ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc,
+    RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule, Tier,
 };
 use crate::requirements::EndpointKind;
 use std::collections::BTreeSet;
@@ -236,6 +236,20 @@ impl Account {
                 RouteTarget::InternetGateway(self.resolve(gateway))
             }
             RouteVia::NatGateway(gateway) => RouteTarget::NatGateway(self.resolve(gateway)),
+            RouteVia::NatInstance(instance) => {
+                let id = self.resolve(instance);
+                let instance = self
+                    .state
+                    .nat_instances
+                    .iter()
+                    .find(|i| i.id == id)
+                    .expect("a route to an instance the account does not hold");
+                assert!(
+                    !instance.source_dest_check,
+                    "a route to {id}, which drops forwarded packets (source/dest check on)"
+                );
+                RouteTarget::Instance(id)
+            }
         }
     }
 
@@ -485,6 +499,108 @@ impl Account {
                 self.state.security_group = Some(ObservedSecurityGroup::fresh(&id));
                 id
             }
+            Action::CreateNatSecurityGroup { vpc, admit } => {
+                assert_eq!(self.resolve(vpc), self.vpc_id());
+                assert!(self.state.vpc.as_ref().unwrap().cidr.contains(admit));
+                assert!(
+                    self.state.nat_security_group.is_none(),
+                    "a second NAT security group"
+                );
+                let id = self.new_id("sg", step);
+                self.state.nat_security_group = Some(ObservedSecurityGroup::fresh(&id));
+                id
+            }
+            Action::LaunchNatInstance {
+                subnet,
+                security_group,
+                slot,
+                instance_type,
+                ..
+            } => {
+                let subnet_id = self.resolve(subnet);
+                let subnet = self.state.subnets.iter().find(|s| s.id == subnet_id);
+                let subnet = subnet.expect("an instance in a subnet the account does not hold");
+                assert_eq!((subnet.tier, subnet.slot), (Tier::Public, *slot));
+                assert_eq!(
+                    self.state.nat_security_group.as_ref().map(|g| g.id.clone()),
+                    Some(self.resolve(security_group))
+                );
+                let id = self.new_id("i", step);
+                self.state.nat_instances.push(ObservedNatInstance {
+                    id: id.clone(),
+                    subnet_id,
+                    slot: *slot,
+                    state: InstanceState::Running,
+                    instance_type: instance_type.clone(),
+                    network_interface_id: Some(self.new_id("eni", step)),
+                    source_dest_check: true,
+                });
+                id
+            }
+            Action::DisableSourceDestCheck { instance } => {
+                let id = self.resolve(instance);
+                let instance = self.state.nat_instances.iter_mut().find(|i| i.id == id);
+                instance.expect("no such instance").source_dest_check = false;
+                id
+            }
+            Action::AssociateAddress { address, instance } => {
+                let (allocation_id, id) = (self.resolve(address), self.resolve(instance));
+                let instance = self.state.nat_instances.iter().find(|i| i.id == id);
+                let instance = instance.expect("no such instance").clone();
+                let association = self.new_id("eipassoc", step);
+                let address = self.address(&allocation_id);
+                assert_eq!(
+                    address.association_id, None,
+                    "AWS refuses an associated address (without AllowReassociation)"
+                );
+                assert_eq!(
+                    (address.usage, address.slot),
+                    (AddressUse::Active, Some(instance.slot))
+                );
+                address.association_id = Some(association);
+                address.network_interface_id = instance.network_interface_id.clone();
+                allocation_id
+            }
+            Action::DisassociateAddress { association_id } => {
+                for address in &mut self.state.addresses {
+                    if address.association_id.as_ref() == Some(association_id) {
+                        address.association_id = None;
+                        address.network_interface_id = None;
+                    }
+                }
+                association_id.clone()
+            }
+            Action::TerminateNatInstance { instance } => {
+                for function in &self.state.functions {
+                    for subnet in &function.subnet_ids {
+                        assert_ne!(
+                            self.default_target(subnet),
+                            Some(RouteTarget::Instance(instance.clone())),
+                            "terminating {instance} cuts off function {}, which runs in {subnet}",
+                            function.name
+                        );
+                    }
+                }
+                let index = self
+                    .state
+                    .nat_instances
+                    .iter()
+                    .position(|i| i.id == *instance);
+                let gone = self
+                    .state
+                    .nat_instances
+                    .remove(index.expect("no such instance"));
+                // AWS disassociates an instance's Elastic IP when it terminates.
+                for address in &mut self.state.addresses {
+                    if address.network_interface_id.is_some()
+                        && address.network_interface_id == gone.network_interface_id
+                    {
+                        address.association_id = None;
+                        address.network_interface_id = None;
+                    }
+                }
+                gone.id
+            }
             Action::AuthorizeEgress {
                 security_group,
                 rules,
@@ -694,18 +810,26 @@ impl Account {
                     && plan.network.azs.iter().all(|az| az.nat_slot.is_none());
                 for subnet in subnets.iter().filter(|_| !isolated) {
                     let subnet = self.resolve(subnet);
-                    let Some(RouteTarget::NatGateway(nat)) = self.default_target(&subnet) else {
-                        panic!("a function moved into {subnet}, which has no route to a NAT");
+                    let nat_subnet = match self.default_target(&subnet) {
+                        Some(RouteTarget::NatGateway(nat)) => {
+                            let nat = self.state.nat_gateways.iter().find(|n| n.id == nat);
+                            nat.unwrap().subnet_id.clone()
+                        }
+                        Some(RouteTarget::Instance(id)) => {
+                            let instance = self.state.nat_instances.iter().find(|i| i.id == id);
+                            let instance = instance.unwrap();
+                            assert!(
+                                self.state.addresses.iter().any(|a| a.network_interface_id
+                                    == instance.network_interface_id),
+                                "a function moved into {subnet}, whose NAT instance has no Elastic IP"
+                            );
+                            instance.subnet_id.clone()
+                        }
+                        _ => panic!("a function moved into {subnet}, which has no route to a NAT"),
                     };
-                    let nat = self
-                        .state
-                        .nat_gateways
-                        .iter()
-                        .find(|n| n.id == nat)
-                        .unwrap();
                     assert!(
                         matches!(
-                            self.default_target(&nat.subnet_id),
+                            self.default_target(&nat_subnet),
                             Some(RouteTarget::InternetGateway(_))
                         ),
                         "a function moved into {subnet}, whose NAT has no route to the internet"
@@ -815,6 +939,13 @@ impl Account {
             Action::DeleteSubnet { subnet } => {
                 assert!(
                     self.state
+                        .nat_instances
+                        .iter()
+                        .all(|i| i.subnet_id != *subnet),
+                    "AWS refuses to delete {subnet}: a NAT instance is in it"
+                );
+                assert!(
+                    self.state
                         .nat_gateways
                         .iter()
                         .all(|n| n.subnet_id != *subnet),
@@ -861,6 +992,17 @@ impl Account {
                     .position(|t| t.id == *route_table)
                     .expect("deleting a route table the account does not hold");
                 self.state.route_tables.remove(index).id
+            }
+            Action::DeleteSecurityGroup { security_group }
+                if self.state.nat_security_group.as_ref().map(|g| &g.id)
+                    == Some(security_group) =>
+            {
+                assert!(
+                    self.state.nat_instances.is_empty(),
+                    "AWS refuses to delete {security_group}: NAT instances use it"
+                );
+                self.state.nat_security_group = None;
+                security_group.clone()
             }
             Action::DeleteSecurityGroup { security_group } => {
                 let endpoints_group = &mut self.state.endpoint_security_group;
@@ -910,8 +1052,8 @@ impl Account {
                 assert_eq!(gateway.attached_vpc, *vpc);
                 if vpc.is_some() {
                     assert!(
-                        self.state.nat_gateways.is_empty(),
-                        "AWS refuses to detach {internet_gateway} while NAT gateways map public IPs"
+                        self.state.nat_gateways.is_empty() && self.state.nat_instances.is_empty(),
+                        "AWS refuses to detach {internet_gateway} while NATs map public IPs"
                     );
                 }
                 gateway.id
@@ -922,9 +1064,11 @@ impl Account {
                     state.subnets.is_empty()
                         && state.route_tables.is_empty()
                         && state.security_group.is_none()
+                        && state.nat_gateways.is_empty()
+                        && state.nat_instances.is_empty()
+                        && state.nat_security_group.is_none()
                         && state.endpoint_security_group.is_none()
-                        && state.endpoints.is_empty()
-                        && state.nat_gateways.is_empty(),
+                        && state.endpoints.is_empty(),
                     "AWS refuses to delete {vpc}: it still holds {state:#?}"
                 );
                 assert!(
@@ -1052,6 +1196,8 @@ fn next_generation(account: &ObservedState) -> usize {
         .chain(account.nat_gateways.iter().map(|n| &n.id))
         .chain(account.route_tables.iter().map(|t| &t.id))
         .chain(account.security_group.iter().map(|g| &g.id))
+        .chain(account.nat_security_group.iter().map(|g| &g.id))
+        .chain(account.nat_instances.iter().map(|i| &i.id))
         .chain(account.endpoint_security_group.iter().map(|g| &g.id))
         .chain(account.endpoints.iter().map(|e| &e.id));
     let generation = |id: &String| {
@@ -1146,7 +1292,7 @@ pub fn check_well_formed(plan: &Plan) {
                 ) => true,
                 // A NAT that loses its AZs (`nats` lowered, isolated) goes once no route uses it.
                 (
-                    Action::DeleteNatGateway { .. },
+                    Action::DeleteNatGateway { .. } | Action::TerminateNatInstance { .. },
                     Action::ReplaceRoute { .. } | Action::DeleteRoute { .. },
                 ) => true,
                 (
@@ -1165,6 +1311,41 @@ pub fn check_well_formed(plan: &Plan) {
                     | Action::DeleteInternetGateway { .. },
                 ) => true,
                 (Action::DeleteRole { .. }, Action::DeleteFunction { .. }) => true,
+                // NAT instances: routed once the address is on and the check off; a switch
+                // retires the old NAT once the route moved, and frees the address first.
+                (
+                    Action::CreateRoute {
+                        via: RouteVia::NatInstance(_),
+                        ..
+                    }
+                    | Action::ReplaceRoute {
+                        via: RouteVia::NatInstance(_),
+                        ..
+                    },
+                    Action::DisableSourceDestCheck { .. } | Action::AssociateAddress { .. },
+                ) => true,
+                (
+                    Action::DeleteNatGateway { .. } | Action::TerminateNatInstance { .. },
+                    Action::CreateRoute { .. }
+                    | Action::CreateRouteTable { .. }
+                    | Action::AssociateRouteTable { .. },
+                ) => true,
+                (Action::AssociateAddress { .. }, Action::DeleteNatGateway { .. }) => true,
+                (Action::CreateNatGateway { .. }, Action::DisassociateAddress { .. }) => true,
+                (
+                    Action::TerminateNatInstance { .. },
+                    Action::UpdateFunctionConfiguration { .. }
+                    | Action::DetachFunction { .. }
+                    | Action::DeleteFunction { .. },
+                ) => true,
+                (
+                    Action::RetainAddress { .. }
+                    | Action::ReleaseAddress { .. }
+                    | Action::DeleteSubnet { .. }
+                    | Action::DeleteSecurityGroup { .. }
+                    | Action::DeleteInternetGateway { .. },
+                    Action::TerminateNatInstance { .. },
+                ) => true,
                 // Restricted egress: authorize before revoking; functions join the group after.
                 (Action::RevokeEgress { .. }, Action::AuthorizeEgress { .. }) => true,
                 (

@@ -23,6 +23,8 @@ pub(super) struct SlotTeardown {
     pub nat_gateways_deleted: BTreeMap<String, StepId>,
     /// The DeleteSubnet and DeleteRouteTable steps.
     pub network_deleted: Vec<StepId>,
+    /// The TerminateNatInstance steps: the addresses they held are free after them.
+    pub instances_terminated: Vec<StepId>,
 }
 
 impl Planner {
@@ -53,6 +55,8 @@ impl Planner {
             nat_gateways_deleted.insert(nat.id.clone(), self.push(action, functions_off));
         }
 
+        let instances = self.terminate_instances_of_slot(slot, inventory, functions_off);
+
         let mut subnets_deleted: BTreeMap<&str, StepId> = BTreeMap::new();
         for subnet in inventory.subnets.iter().filter(|s| s.slot == slot) {
             // A NAT's network interface goes with the NAT; a function's lingers after it left.
@@ -60,6 +64,12 @@ impl Planner {
                 .iter()
                 .filter(|nat| nat.subnet_id == subnet.id)
                 .map(|nat| nat_gateways_deleted[&nat.id])
+                .chain(
+                    instances
+                        .iter()
+                        .filter(|(subnet_id, _)| *subnet_id == subnet.id)
+                        .map(|(_, step)| *step),
+                )
                 .collect();
             if subnet.tier == Tier::Private {
                 let action = Action::ClearLambdaInterfaces {
@@ -97,6 +107,7 @@ impl Planner {
         SlotTeardown {
             nat_gateways_deleted,
             network_deleted,
+            instances_terminated: instances.into_iter().map(|(_, step)| step).collect(),
         }
     }
 }
@@ -156,10 +167,17 @@ pub fn plan_destroy(
             .chain(&inventory.deleting_nats)
             .any(|nat| nat.allocation_ids.iter().any(|id| id == allocation_id))
     };
+    // An address on one of the stack's NAT instances is freed by its termination.
+    let on_instance = |address: &crate::observed::ObservedAddress| {
+        inventory.all_instances.iter().any(|i| {
+            i.network_interface_id.is_some()
+                && i.network_interface_id == address.network_interface_id
+        })
+    };
     let releases = |adopted: bool| options.release_ips && !adopted;
     for address in &inventory.addresses {
         if let (true, Some(association)) = (releases(address.adopted), &address.association_id) {
-            if !nat_holding(&address.allocation_id) {
+            if !nat_holding(&address.allocation_id) && !on_instance(address) {
                 return Err(PlanError::ReleaseOfAddressInUse {
                     allocation_id: address.allocation_id.clone(),
                     association: association.clone(),
@@ -227,13 +245,16 @@ pub fn plan_destroy(
         .chain(inventory.deleting_nats.iter().map(|n| n.slot))
         .chain(inventory.failed_nats.iter().map(|n| n.slot))
         .chain(inventory.private_route_tables.keys().copied())
+        .chain(inventory.all_instances.iter().map(|i| i.slot))
         .collect();
     let mut nat_gateways_deleted = BTreeMap::new();
     let mut network_deleted = Vec::new();
+    let mut instances_terminated = Vec::new();
     for &slot in &slots {
         let teardown = planner.remove_slot(slot, &inventory, &endpoints_off);
         nat_gateways_deleted.extend(teardown.nat_gateways_deleted);
         network_deleted.extend(teardown.network_deleted);
+        instances_terminated.extend(teardown.instances_terminated);
     }
 
     let mut retained_addresses = Vec::new();
@@ -248,6 +269,7 @@ pub fn plan_destroy(
                     .any(|n| n.allocation_ids.contains(&address.allocation_id))
             })
             .map(|(_, step)| *step)
+            .chain(instances_terminated.iter().copied())
             .collect();
         let id = address.allocation_id.clone();
         if releases(address.adopted) {
@@ -309,10 +331,21 @@ pub fn plan_destroy(
         }
         None => Status::Absent,
     };
+    let nat_security_group = observed.nat_security_group.as_ref().map(|group| {
+        let action = Action::DeleteSecurityGroup {
+            security_group: group.id.clone(),
+        };
+        network_deleted.push(planner.push(action, &instances_terminated));
+        Status::Delete(group.id.clone())
+    });
     let internet_gateway = match &observed.internet_gateway {
         Some(gateway) => {
             // AWS refuses to detach it while the VPC maps public IPs: the NATs' addresses.
-            let nats: Vec<StepId> = nat_gateways_deleted.values().copied().collect();
+            let nats: Vec<StepId> = nat_gateways_deleted
+                .values()
+                .chain(&instances_terminated)
+                .copied()
+                .collect();
             let action = Action::DeleteInternetGateway {
                 internet_gateway: gateway.id.clone(),
                 vpc: gateway.attached_vpc.clone(),
@@ -393,6 +426,8 @@ pub fn plan_destroy(
             surplus_slots: Vec::new(),
             removed_slots,
             released_addresses,
+            nat_instance_type: None,
+            nat_security_group,
             existing: None,
             endpoints: endpoints.views,
             endpoint_security_group: endpoints.security_group,

@@ -1,0 +1,491 @@
+//! Carrying out the NAT-instance steps (`nat = "instance"`): launch, check off, address on,
+//! terminate. The choices (type, image parameter, slot, which address) are the planner's.
+
+use std::time::Duration;
+
+use aws_sdk_ec2::client::Waiters as _;
+use aws_sdk_ec2::types::{
+    AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, ResourceType,
+};
+use base64::Engine as _;
+use fixedip_core::observed::{ObservedSecurityGroup, Slot};
+use fixedip_core::plan::Step;
+use fixedip_core::requirements::StackName;
+use fixedip_core::tags::{self, Component};
+use sha2::{Digest, Sha256};
+
+use super::execute::{has_code, Context, Produced, Progress};
+use super::AwsError;
+
+/// Runs once at the first boot (cloud-init user data) and sets up a NAT that survives reboots.
+/// Amazon Linux 2023 ships nftables (`iptables` there is iptables-nft), so the masquerade rule is
+/// written as an nftables ruleset loaded by `nftables.service`, and forwarding is a sysctl.d file:
+/// both are read again at every boot. The outbound interface is the default route's (`ens5` on
+/// Nitro instances), found at boot rather than assumed.
+pub const USER_DATA: &str = r#"#!/bin/bash
+# fixedip NAT instance: forward and masquerade the private subnets' traffic.
+set -euo pipefail
+dnf install -y nftables
+cat > /etc/sysctl.d/90-fixedip-nat.conf <<'SYSCTL'
+net.ipv4.ip_forward = 1
+net.ipv4.conf.all.send_redirects = 0
+SYSCTL
+sysctl --system
+OUT=$(ip -4 route show default | awk '{print $5; exit}')
+cat > /etc/sysconfig/nftables.conf <<NFT
+flush ruleset
+table ip fixedip_nat {
+  chain postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+    oifname "$OUT" masquerade
+  }
+}
+NFT
+systemctl enable --now nftables
+systemctl restart nftables
+"#;
+
+/// The same launch always carries the same token: AWS returns the instance it already made
+/// rather than a second one. moto ignores the token, so a launch whose answer was lost is also
+/// looked up by its tags (see [`launch`]).
+pub fn instance_token(stack: &StackName, slot: Slot, subnet_id: &str) -> String {
+    let digest = Sha256::digest(format!("{stack}\n{slot}\n{subnet_id}\nnat-instance").as_bytes());
+    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    format!("fixedip-{hex}")
+}
+
+impl<'a> Context<'a> {
+    pub(super) async fn create_nat_security_group(
+        self,
+        vpc: String,
+        admit: String,
+    ) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        let stack = self.stack();
+        let answer = ec2
+            .create_security_group()
+            .vpc_id(vpc)
+            .group_name(tags::nat_security_group_name(stack))
+            .description(format!(
+                "fixedip stack {stack}: NAT instances, reachable from the private subnets only"
+            ))
+            .tag_specifications(self.ec2_tags(
+                ResourceType::SecurityGroup,
+                self.tags(Component::NatSecurityGroup, None),
+            ))
+            .send()
+            .await
+            .map_err(|e| AwsError::call("CreateSecurityGroup", e))?;
+        let id = answer
+            .group_id()
+            .ok_or(AwsError::IncompleteAnswer {
+                operation: "CreateSecurityGroup",
+                missing: "the new resource's id",
+            })?
+            .to_owned();
+        // All protocols from the private half of the VPC; the default egress rule stays.
+        let rule = IpPermission::builder()
+            .ip_protocol("-1")
+            .ip_ranges(
+                IpRange::builder()
+                    .cidr_ip(admit)
+                    .description("fixedip private subnets")
+                    .build(),
+            )
+            .build();
+        match ec2
+            .authorize_security_group_ingress()
+            .group_id(&id)
+            .ip_permissions(rule)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if has_code(&e, &["InvalidPermission.Duplicate"]) => {}
+            Err(e) => return Err(AwsError::call("AuthorizeSecurityGroupIngress", e)),
+        }
+        Ok(Produced {
+            id: Some(id),
+            public_ip: None,
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn launch_nat_instance(
+        self,
+        step: &'a Step,
+        subnet: String,
+        security_group: String,
+        slot: Slot,
+        instance_type: &'a str,
+        image_parameter: &'a str,
+    ) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        let ssm = aws_sdk_ssm::Client::new(&self.aws.config);
+        let image = ssm
+            .get_parameter()
+            .name(image_parameter)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("GetParameter", e))?
+            .parameter()
+            .and_then(|p| p.value())
+            .map(str::to_owned)
+            .ok_or(AwsError::IncompleteAnswer {
+                operation: "GetParameter",
+                missing: "the image id",
+            })?;
+        let token = instance_token(self.stack(), slot, &subnet);
+        let tags = self.tags(Component::NatInstance, Some(slot));
+        let request = ec2
+            .run_instances()
+            .image_id(image)
+            .instance_type(InstanceType::from(instance_type))
+            .min_count(1)
+            .max_count(1)
+            .subnet_id(&subnet)
+            .security_group_ids(&security_group)
+            .client_token(&token)
+            .user_data(base64::engine::general_purpose::STANDARD.encode(USER_DATA))
+            .tag_specifications(self.ec2_tags(ResourceType::Instance, tags.clone()))
+            .tag_specifications(self.ec2_tags(ResourceType::Volume, tags.clone()))
+            .tag_specifications(self.ec2_tags(ResourceType::NetworkInterface, tags));
+        let id = match request.send().await {
+            Ok(answer) => answer
+                .instances()
+                .first()
+                .and_then(|i| i.instance_id())
+                .map(str::to_owned),
+            Err(e) => {
+                // A lost answer: the instance may exist. Ask by token, then by tags.
+                match self.instance_launched(&token, slot, &subnet).await? {
+                    Some(id) => Some(id),
+                    None => return Err(AwsError::call("RunInstances", e)),
+                }
+            }
+        };
+        let id = id.ok_or(AwsError::IncompleteAnswer {
+            operation: "RunInstances",
+            missing: "an instance id",
+        })?;
+        (self.progress)(Progress::Waiting {
+            step,
+            what: "NAT instance to be running",
+        });
+        let timeout = self.inputs.timeouts.nat_gateway;
+        ec2.wait_until_instance_running()
+            .instance_ids(&id)
+            .wait(timeout)
+            .await
+            .map_err(|e| AwsError::Call {
+                operation: "wait",
+                code: None,
+                message: format!(
+                    "waiting up to {} s for NAT instance {id} to be running: {}",
+                    timeout.as_secs(),
+                    super::error_chain(&e)
+                ),
+            })?;
+        Ok(Produced {
+            id: Some(id),
+            public_ip: None,
+        })
+    }
+
+    async fn instance_launched(
+        self,
+        token: &str,
+        slot: Slot,
+        subnet: &str,
+    ) -> Result<Option<String>, AwsError> {
+        let filters = [
+            Filter::builder()
+                .name(format!("tag:{}", tags::STACK))
+                .values(self.stack().to_string())
+                .build(),
+            Filter::builder()
+                .name(format!("tag:{}", tags::SLOT))
+                .values(slot.to_string())
+                .build(),
+            Filter::builder().name("subnet-id").values(subnet).build(),
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        ];
+        let answer = self
+            .aws
+            .ec2
+            .describe_instances()
+            .set_filters(Some(filters.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeInstances", e))?;
+        let instances: Vec<_> = answer
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .collect();
+        let by_token = instances
+            .iter()
+            .find(|i| i.client_token() == Some(token))
+            .or(instances.first());
+        Ok(by_token.and_then(|i| i.instance_id()).map(str::to_owned))
+    }
+
+    pub(super) async fn disable_source_dest_check(
+        self,
+        instance: String,
+    ) -> Result<Produced, AwsError> {
+        self.aws
+            .ec2
+            .modify_instance_attribute()
+            .instance_id(instance)
+            .source_dest_check(AttributeBooleanValue::builder().value(false).build())
+            .send()
+            .await
+            .map_err(|e| AwsError::call("ModifyInstanceAttribute", e))?;
+        Ok(Produced::default())
+    }
+
+    pub(super) async fn associate_address(
+        self,
+        allocation_id: String,
+        instance: String,
+    ) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        // The primary interface: the association stays put if the instance is stopped and
+        // started, and it is what the route and `verify` see.
+        let answer = ec2
+            .describe_instances()
+            .instance_ids(&instance)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeInstances", e))?;
+        let eni = answer
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .flat_map(|i| i.network_interfaces())
+            .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
+            .and_then(|n| n.network_interface_id())
+            .map(str::to_owned);
+        let request = ec2.associate_address().allocation_id(allocation_id);
+        let request = match eni {
+            Some(eni) => request.network_interface_id(eni),
+            None => request.instance_id(instance),
+        };
+        request
+            .send()
+            .await
+            .map_err(|e| AwsError::call("AssociateAddress", e))?;
+        Ok(Produced::default())
+    }
+
+    pub(super) async fn disassociate_address(
+        self,
+        association_id: &'a str,
+    ) -> Result<Produced, AwsError> {
+        match self
+            .aws
+            .ec2
+            .disassociate_address()
+            .association_id(association_id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(Produced::default()),
+            Err(e) if has_code(&e, &["InvalidAssociationID.NotFound"]) => Ok(Produced::default()),
+            Err(e) => Err(AwsError::call("DisassociateAddress", e)),
+        }
+    }
+
+    pub(super) async fn terminate_nat_instance(
+        self,
+        step: &'a Step,
+        instance: &'a str,
+    ) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        // Its Elastic IP first: AWS drops the association at termination, moto keeps it, and a
+        // retained or re-used address must be free either way. The address was associated with
+        // the instance's network interface, so it is found by that (moto reports no instance id
+        // for such an association).
+        let interfaces: Vec<String> =
+            match ec2.describe_instances().instance_ids(instance).send().await {
+                Ok(answer) => answer
+                    .reservations()
+                    .iter()
+                    .flat_map(|r| r.instances())
+                    .flat_map(|i| i.network_interfaces())
+                    .filter_map(|n| n.network_interface_id())
+                    .map(str::to_owned)
+                    .collect(),
+                Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => Vec::new(),
+                Err(e) => return Err(AwsError::call("DescribeInstances", e)),
+            };
+        if !interfaces.is_empty() {
+            let addresses = ec2
+                .describe_addresses()
+                .filters(
+                    Filter::builder()
+                        .name("network-interface-id")
+                        .set_values(Some(interfaces))
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| AwsError::call("DescribeAddresses", e))?;
+            for association in addresses
+                .addresses()
+                .iter()
+                .filter_map(|a| a.association_id())
+            {
+                self.disassociate_address(association).await?;
+            }
+        }
+        match ec2
+            .terminate_instances()
+            .instance_ids(instance)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => {
+                return Ok(Produced::default())
+            }
+            Err(e) => return Err(AwsError::call("TerminateInstances", e)),
+        }
+        (self.progress)(Progress::Waiting {
+            step,
+            what: "NAT instance to be terminated",
+        });
+        let timeout: Duration = self.inputs.timeouts.nat_gateway;
+        ec2.wait_until_instance_terminated()
+            .instance_ids(instance)
+            .wait(timeout)
+            .await
+            .map_err(|e| AwsError::Call {
+                operation: "wait",
+                code: None,
+                message: format!(
+                    "waiting up to {} s for NAT instance {instance} to be terminated: {}",
+                    timeout.as_secs(),
+                    super::error_chain(&e)
+                ),
+            })?;
+        Ok(Produced::default())
+    }
+}
+
+/// The stack's NAT instances in its VPC (any state but `terminated`), found by their tags, and
+/// whether each one's source/destination check is on.
+pub async fn find_nat_instances(
+    aws: &super::Aws,
+    stack: &StackName,
+    vpc_id: &str,
+) -> Result<Vec<fixedip_core::observed::ObservedNatInstance>, AwsError> {
+    use fixedip_core::observed::{InstanceState, ObservedNatInstance};
+    let answer = aws
+        .ec2
+        .describe_instances()
+        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", tags::COMPONENT))
+                .values(Component::NatInstance.as_str())
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", tags::STACK))
+                .values(stack.to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::call("DescribeInstances", e))?;
+    let mut observed = Vec::new();
+    for instance in answer.reservations().iter().flat_map(|r| r.instances()) {
+        let tag = |key: &str| {
+            instance
+                .tags()
+                .iter()
+                .find(|t| t.key() == Some(key))
+                .and_then(|t| t.value())
+        };
+        if tag(tags::STACK) != Some(stack.as_str()) {
+            continue;
+        }
+        let state = match instance.state().and_then(|s| s.name()).map(|n| n.as_str()) {
+            Some("pending") => InstanceState::Pending,
+            Some("running") => InstanceState::Running,
+            Some("stopping") => InstanceState::Stopping,
+            Some("stopped") => InstanceState::Stopped,
+            Some("shutting-down") => InstanceState::ShuttingDown,
+            _ => continue,
+        };
+        let (Some(id), Some(subnet_id), Some(slot)) = (
+            instance.instance_id(),
+            instance.subnet_id(),
+            tag(tags::SLOT).and_then(|s| s.parse::<Slot>().ok()),
+        ) else {
+            continue;
+        };
+        observed.push(ObservedNatInstance {
+            id: id.to_owned(),
+            subnet_id: subnet_id.to_owned(),
+            slot,
+            state,
+            instance_type: instance
+                .instance_type()
+                .map(|t| t.as_str().to_owned())
+                .unwrap_or_default(),
+            network_interface_id: instance
+                .network_interfaces()
+                .iter()
+                .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
+                .and_then(|n| n.network_interface_id())
+                .map(str::to_owned),
+            // AWS defaults it to on; only an explicit `false` is off.
+            source_dest_check: instance.source_dest_check() != Some(false),
+        });
+    }
+    observed.sort_by(|a, b| (a.slot, &a.id).cmp(&(b.slot, &b.id)));
+    Ok(observed)
+}
+
+/// The stack's NAT security group, by its tags.
+pub async fn find_nat_security_group(
+    aws: &super::Aws,
+    stack: &StackName,
+) -> Result<Option<ObservedSecurityGroup>, AwsError> {
+    let answer = aws
+        .ec2
+        .describe_security_groups()
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", tags::STACK))
+                .values(stack.to_string())
+                .build(),
+        )
+        .filters(
+            Filter::builder()
+                .name(format!("tag:{}", tags::COMPONENT))
+                .values(Component::NatSecurityGroup.as_str())
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
+    let group = answer
+        .security_groups()
+        .iter()
+        .filter(|g| g.group_id().is_some())
+        .min_by_key(|g| g.group_id());
+    Ok(group.map(|g| ObservedSecurityGroup {
+        id: g.group_id().unwrap_or_default().to_owned(),
+        egress: super::observe::security_group_rules(g.ip_permissions_egress()),
+        ingress: super::observe::security_group_rules(g.ip_permissions()),
+    }))
+}

@@ -1,0 +1,336 @@
+//! `nat = "instance"`: plans checked on the simulated account (`simulate.rs`), which refuses what
+//! AWS refuses (an associated address, a route to an instance that drops forwarded packets, a
+//! subnet deleted under an instance...).
+
+use super::nat_instance::{image_parameter, is_graviton, private_half, AL2023_ARM64_PARAMETER};
+use super::simulate::{deployed, destroyed, empty, spec};
+use super::*;
+use crate::observed::RouteTarget;
+use crate::plan::{Action, Status};
+use crate::requirements::NatMode;
+
+fn instance_spec(azs: u8) -> StackSpec {
+    let mut spec = spec(azs, &["f"]);
+    spec.modes.nat = NatMode::Instance;
+    spec
+}
+
+fn active_ips(account: &ObservedState) -> BTreeSet<String> {
+    account
+        .addresses
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect()
+}
+
+/// Every private subnet routes to a running NAT instance of its own slot, with the check off and
+/// the slot's address on it.
+fn routes_through_instances(account: &ObservedState) {
+    for table in account
+        .route_tables
+        .iter()
+        .filter(|t| t.tier == Tier::Private)
+    {
+        let route = table.routes.iter().find(|r| r.destination == ANYWHERE);
+        let Some(RouteTarget::Instance(id)) = route.map(|r| &r.target) else {
+            panic!("{} does not route to an instance: {table:?}", table.id);
+        };
+        let instance = account.nat_instances.iter().find(|i| i.id == *id).unwrap();
+        assert_eq!(Some(instance.slot), table.slot);
+        assert!(!instance.source_dest_check);
+        let address = account
+            .addresses
+            .iter()
+            .find(|a| a.network_interface_id == instance.network_interface_id)
+            .expect("the instance has no Elastic IP");
+        assert_eq!(address.slot, Some(instance.slot));
+    }
+}
+
+#[test]
+fn a_fresh_stack_gets_one_instance_per_az_and_a_redeploy_changes_nothing() {
+    let spec = instance_spec(2);
+    let plan = plan(&spec, &empty()).unwrap();
+    let launches: Vec<&Action> = plan
+        .steps
+        .iter()
+        .map(|s| &s.action)
+        .filter(|a| matches!(a, Action::LaunchNatInstance { .. }))
+        .collect();
+    assert_eq!(launches.len(), 2);
+    for launch in launches {
+        let Action::LaunchNatInstance {
+            instance_type,
+            image_parameter,
+            ..
+        } = launch
+        else {
+            unreachable!()
+        };
+        assert_eq!(instance_type, "t4g.nano");
+        assert_eq!(image_parameter, AL2023_ARM64_PARAMETER);
+    }
+    assert!(plan
+        .steps
+        .iter()
+        .all(|s| !matches!(s.action, Action::CreateNatGateway { .. })));
+    assert_eq!(plan.network.nat_instance_type.as_deref(), Some("t4g.nano"));
+    assert_eq!(plan.network.nat_security_group, Some(Status::Create));
+    let group = plan.steps.iter().find_map(|s| match &s.action {
+        Action::CreateNatSecurityGroup { admit, .. } => Some(*admit),
+        _ => None,
+    });
+    assert_eq!(group, Some("10.0.0.0/17".parse().unwrap()));
+
+    let account = deployed(&spec, &empty());
+    assert_eq!(account.nat_instances.len(), 2);
+    assert!(account.nat_gateways.is_empty());
+    routes_through_instances(&account);
+    let again = plan_with(&spec, &account, &PlanOptions::default()).unwrap();
+    assert!(again.is_noop(), "{:#?}", again.steps);
+}
+
+#[test]
+fn the_private_half_admits_every_private_subnet_and_no_public_one() {
+    for vpc in ["10.0.0.0/16", "172.20.5.0/24", "10.8.0.0/20"] {
+        let vpc: Ipv4Net = vpc.parse().unwrap();
+        let admitted = private_half(vpc);
+        for slot in 0..LAYOUT_SLOTS {
+            let cidrs = slot_cidrs(vpc, slot).unwrap();
+            assert!(admitted.contains(&cidrs.private), "{vpc} slot {slot}");
+            assert!(
+                !admitted.contains(&cidrs.public.network()),
+                "{vpc} slot {slot}"
+            );
+        }
+    }
+}
+
+#[test]
+fn graviton_types_get_the_arm64_image() {
+    for arm in ["t4g.nano", "c7gn.medium", "m6gd.large", "c6g.xlarge"] {
+        assert!(is_graviton(arm), "{arm}");
+    }
+    for x86 in ["t3.nano", "t3a.micro", "c5n.large", "m7i.large"] {
+        assert!(!is_graviton(x86), "{x86}");
+        assert!(image_parameter(x86).ends_with("x86_64"), "{x86}");
+    }
+}
+
+#[test]
+fn a_half_done_instance_is_completed_not_duplicated() {
+    let spec = instance_spec(1);
+    let mut account = deployed(&spec, &empty());
+    // As if the run died after RunInstances: the check is on and the address is not associated.
+    account.nat_instances[0].source_dest_check = true;
+    for address in &mut account.addresses {
+        address.association_id = None;
+        address.network_interface_id = None;
+    }
+    let plan = plan(&spec, &account).unwrap();
+    let kinds: Vec<&str> = plan
+        .steps
+        .iter()
+        .map(|s| match s.action {
+            Action::DisableSourceDestCheck { .. } => "check",
+            Action::AssociateAddress { .. } => "associate",
+            _ => "other",
+        })
+        .collect();
+    assert_eq!(kinds, ["check", "associate"]);
+    let healed = simulate::apply(&plan, &account);
+    routes_through_instances(&healed);
+}
+
+#[test]
+fn switching_gateway_to_instance_and_back_keeps_the_elastic_ips() {
+    let gateway = spec(2, &["f"]);
+    let instance = instance_spec(2);
+    let first = deployed(&gateway, &empty());
+    let ips = active_ips(&first);
+    assert_eq!(ips.len(), 2);
+
+    let to_instances = plan(&instance, &first).unwrap();
+    assert!(to_instances
+        .steps
+        .iter()
+        .all(|s| !matches!(s.action, Action::AllocateAddress { .. })));
+    assert!(to_instances
+        .notes
+        .iter()
+        .any(|n| n.contains("keeping its Elastic IP")));
+    let on_instances = deployed(&instance, &first);
+    assert_eq!(active_ips(&on_instances), ips);
+    assert!(on_instances.nat_gateways.is_empty());
+    routes_through_instances(&on_instances);
+    assert!(plan(&instance, &on_instances).unwrap().is_noop());
+
+    let back = deployed(&gateway, &on_instances);
+    assert_eq!(active_ips(&back), ips);
+    assert!(back.nat_instances.is_empty());
+    assert!(back.nat_security_group.is_none());
+    assert_eq!(back.nat_gateways.len(), 2);
+    assert!(plan(&gateway, &back).unwrap().is_noop());
+}
+
+#[test]
+fn retained_and_adopted_addresses_serve_the_instances() {
+    let spec1 = instance_spec(2);
+    let account = deployed(&spec1, &empty());
+    let ips = active_ips(&account);
+    let gone = destroyed(&spec1, &account, &PlanOptions::default());
+    assert!(gone.nat_instances.is_empty() && gone.nat_security_group.is_none());
+    assert!(gone.vpc.is_none());
+    assert_eq!(active_ips(&gone), ips);
+    let again = deployed(&spec1, &gone);
+    assert_eq!(active_ips(&again), ips);
+    routes_through_instances(&again);
+
+    let mut adopting = instance_spec(1);
+    let mut account = empty();
+    account.addresses.push(ObservedAddress {
+        adopted: true,
+        ..simulate::address("eipalloc-0000beef", 9, AddressUse::Retained)
+    });
+    adopting.adopted_ips = vec![AllocationId::parse("eipalloc-0000beef").unwrap()];
+    let mine = deployed(&adopting, &account);
+    assert_eq!(
+        active_ips(&mine),
+        BTreeSet::from(["eipalloc-0000beef".to_owned()])
+    );
+    routes_through_instances(&mine);
+    let released = destroyed(
+        &adopting,
+        &mine,
+        &PlanOptions {
+            release_ips: true,
+            ..PlanOptions::default()
+        },
+    );
+    assert_eq!(
+        active_ips(&released),
+        BTreeSet::from(["eipalloc-0000beef".to_owned()])
+    );
+}
+
+#[test]
+fn fewer_azs_terminate_the_surplus_instance_and_keep_its_ip() {
+    let account = deployed(&instance_spec(3), &empty());
+    let ips = active_ips(&account);
+    let two = deployed(&instance_spec(2), &account);
+    assert_eq!(two.nat_instances.len(), 2);
+    assert_eq!(active_ips(&two), ips);
+    let retained = two
+        .addresses
+        .iter()
+        .filter(|a| a.usage == AddressUse::Retained);
+    assert_eq!(retained.count(), 1);
+    routes_through_instances(&two);
+}
+
+#[test]
+fn an_address_held_by_something_else_is_refused_before_any_change() {
+    let spec = instance_spec(1);
+    let mut account = empty();
+    account.addresses.push(ObservedAddress {
+        adopted: true,
+        association_id: Some("eipassoc-other".to_owned()),
+        network_interface_id: Some("eni-other".to_owned()),
+        ..simulate::address("eipalloc-0000beef", 9, AddressUse::Retained)
+    });
+    let mut adopting = spec.clone();
+    adopting.adopted_ips = vec![AllocationId::parse("eipalloc-0000beef").unwrap()];
+    let error = plan(&adopting, &account).unwrap_err();
+    assert!(
+        matches!(error, PlanError::AdoptedAddressInUse { .. }),
+        "{error}"
+    );
+}
+
+/// The private route of each slot: the instance it leads to, by slot of that instance.
+fn instance_routes(account: &ObservedState) -> BTreeMap<Slot, Option<Slot>> {
+    account
+        .route_tables
+        .iter()
+        .filter(|t| t.tier == Tier::Private)
+        .map(|table| {
+            let route = table.routes.iter().find(|r| r.destination == ANYWHERE);
+            let serving = match route.map(|r| &r.target) {
+                Some(RouteTarget::Instance(id)) => account
+                    .nat_instances
+                    .iter()
+                    .find(|i| i.id == *id)
+                    .map(|i| i.slot),
+                _ => None,
+            };
+            (table.slot.expect("a private table has a slot"), serving)
+        })
+        .collect()
+}
+
+#[test]
+fn fewer_nats_than_azs_share_an_instance_and_lowering_nats_keeps_the_ip() {
+    let mut one = instance_spec(2);
+    one.modes.nats = Some(1);
+    let shared = deployed(&one, &empty());
+    assert_eq!(shared.nat_instances.len(), 1);
+    assert_eq!(
+        instance_routes(&shared),
+        BTreeMap::from([(0, Some(0)), (1, Some(0))])
+    );
+    assert!(plan(&one, &shared).unwrap().is_noop());
+
+    // Two instances, then `nats = 1`: slot 1's route moves to slot 0's instance before its own
+    // is terminated; its address stays, retained.
+    let two = deployed(&instance_spec(2), &empty());
+    let ips = active_ips(&two);
+    let lowered = plan(&one, &two).unwrap();
+    let terminate = lowered
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+        .expect("slot 1's instance goes");
+    assert!(terminate
+        .after
+        .iter()
+        .any(|before| matches!(lowered.steps[before.0].action, Action::ReplaceRoute { .. })));
+    let after = deployed(&one, &two);
+    assert_eq!(after.nat_instances.len(), 1);
+    assert_eq!(active_ips(&after), ips);
+    assert_eq!(
+        after
+            .addresses
+            .iter()
+            .filter(|a| a.usage == AddressUse::Retained)
+            .count(),
+        1
+    );
+    assert_eq!(
+        instance_routes(&after),
+        BTreeMap::from([(0, Some(0)), (1, Some(0))])
+    );
+    assert!(plan(&one, &after).unwrap().is_noop());
+
+    // And back to two: the retained address serves slot 1's new instance.
+    let again = deployed(&instance_spec(2), &after);
+    assert_eq!(active_ips(&again), ips);
+    routes_through_instances(&again);
+}
+
+#[test]
+fn isolating_a_stack_of_instances_terminates_them_and_keeps_the_ips() {
+    let account = deployed(&instance_spec(2), &empty());
+    let ips = active_ips(&account);
+    let mut isolated = spec(2, &["f"]);
+    isolated.modes.nat = NatMode::None;
+    let after = deployed(&isolated, &account);
+    assert!(after.nat_instances.is_empty());
+    assert!(after.nat_security_group.is_none());
+    assert!(after.internet_gateway.is_none());
+    assert_eq!(active_ips(&after), ips);
+    assert!(after
+        .addresses
+        .iter()
+        .all(|a| a.usage == AddressUse::Retained));
+    assert!(plan(&isolated, &after).unwrap().is_noop());
+}
