@@ -167,12 +167,6 @@ pub const EXECUTION_ROLE_POLICIES: [&str; 2] = [
 /// Why a stack cannot be planned. Every one is found before any mutating call.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
-    /// A mode the macro accepts but this planner does not build yet: refused before any change
-    /// rather than deploying a network other than the one asked for.
-    #[error(
-        "{mode} is not supported by this version of cargo-fixedip yet: remove it from #[fixed_egress], or update cargo-fixedip"
-    )]
-    ModeNotSupported { mode: String },
     #[error(
         "{mode} in #[fixed_egress] describes {what}, but `vpc = \"{vpc}\"` in [package.metadata.fixedip] attaches to a network you run, which fixedip never changes: remove one of the two"
     )]
