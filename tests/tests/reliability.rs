@@ -7,12 +7,18 @@
 //! `cargo test -p fixedip-tests --test reliability -- --nocapture` prints each scenario's figures;
 //! docs/reliability.md collects them.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::Filter;
+use common::{
+    assert_allowed_by_iam_policy, faults_injected, has_stack_tag, in_parallel, parallel_labs,
+    render, ROLE, STACK,
+};
 use fixedip_chaos::{
     CallMatcher, ChaosProxy, Fault, FaultRule, Latency, LogEntry, LogQueries, Outcome, Scenario,
     Timing, Trigger,
@@ -20,8 +26,6 @@ use fixedip_chaos::{
 use fixedip_tests::{example_zip, workspace_root, Emulator};
 
 /// The example's stack, role and function (examples/hello-egress).
-const STACK: &str = "default";
-const ROLE: &str = "fixedip-default-lambda";
 const FUNCTION: &str = "hello-egress";
 
 // ---------------------------------------------------------------------------------------------
@@ -89,17 +93,6 @@ fn deploy_args() -> Vec<&'static str> {
     vec!["deploy", "--quiet", "--zip", zip.as_str()]
 }
 
-fn render(log: &[LogEntry]) -> String {
-    log.iter()
-        .map(|e| {
-            format!(
-                "#{} {} {} {}\n",
-                e.seq, e.operation.service, e.operation.name, e.outcome
-            )
-        })
-        .collect()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The end state, read through the SDK straight from moto.
 
@@ -120,11 +113,6 @@ struct Inventory {
     stack_ips: BTreeMap<String, String>,
     /// The same counts restricted to what carries `fixedip:stack=default`.
     tagged: [usize; 7],
-}
-
-fn has_stack_tag(tags: &[aws_sdk_ec2::types::Tag]) -> bool {
-    tags.iter()
-        .any(|t| t.key() == Some("fixedip:stack") && t.value() == Some(STACK))
 }
 
 impl Inventory {
@@ -326,89 +314,8 @@ async fn nat_ips(emulator: &Emulator) -> BTreeSet<String> {
 // ---------------------------------------------------------------------------------------------
 // The IAM policy check: every call the tool made is allowed by `cargo fixedip iam-policy`.
 
-fn policy_actions() -> &'static BTreeSet<String> {
-    static ACTIONS: OnceLock<BTreeSet<String>> = OnceLock::new();
-    ACTIONS.get_or_init(|| {
-        let emulator_free = Command::new(fixedip_tests::cargo_fixedip_bin())
-            .args(["fixedip", "iam-policy"])
-            .output()
-            .expect("cargo-fixedip runs");
-        assert!(emulator_free.status.success(), "iam-policy runs");
-        let document: serde_json::Value =
-            serde_json::from_slice(&emulator_free.stdout).expect("iam-policy prints JSON");
-        assert_eq!(document["Version"], "2012-10-17");
-        document["Statement"]
-            .as_array()
-            .expect("statements")
-            .iter()
-            .filter(|s| s["Effect"] == "Allow")
-            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
-            .map(|a| a.as_str().expect("action names").to_owned())
-            .collect()
-    })
-}
-
-fn allowed(action: &str, granted: &BTreeSet<String>) -> bool {
-    granted.iter().any(|g| match g.strip_suffix('*') {
-        Some(prefix) => action.starts_with(prefix),
-        None => g == action,
-    })
-}
-
-/// Every operation in the log, as `<service>:<Operation>`, must be allowed by the policy.
-fn assert_allowed_by_iam_policy(log: &[LogEntry]) {
-    let granted = policy_actions();
-    let used: BTreeSet<String> = log
-        .iter()
-        .map(|e| format!("{}:{}", e.operation.service, e.operation.name))
-        .collect();
-    let denied: Vec<&String> = used.iter().filter(|a| !allowed(a, granted)).collect();
-    assert!(
-        denied.is_empty(),
-        "calls the iam-policy document does not allow: {denied:?}"
-    );
-}
-
 // ---------------------------------------------------------------------------------------------
 // Figures printed for docs/reliability.md.
-
-fn faults_injected(log: &[LogEntry]) -> usize {
-    log.iter()
-        .filter(|e| matches!(e.outcome, Outcome::Injected { .. } | Outcome::Lost { .. }))
-        .count()
-}
-
-/// Runs `count` jobs, at most `parallel` at a time, each on its own task.
-async fn in_parallel<T, F>(count: u64, parallel: usize, job: impl Fn(u64) -> F) -> Vec<T>
-where
-    F: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(parallel));
-    let handles: Vec<_> = (1..=count)
-        .map(|k| {
-            let gate = gate.clone();
-            let work = job(k);
-            tokio::spawn(async move {
-                let _permit = gate.acquire_owned().await.unwrap();
-                work.await
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for handle in handles {
-        results.push(handle.await.expect("a scenario task panicked"));
-    }
-    results
-}
-
-/// How many crash points run at once: each has its own moto (a Python process) and CLI.
-fn parallel_labs() -> usize {
-    std::env::var("FIXEDIP_RELIABILITY_PARALLEL")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3)
-}
 
 // ---------------------------------------------------------------------------------------------
 // 1. Crash anywhere.

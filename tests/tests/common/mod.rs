@@ -3,7 +3,7 @@
 //! and the check that every call the tool made is allowed by `cargo fixedip iam-policy`.
 //!
 //! A module of the test targets rather than of `fixedip-tests`' library: the chaos proxy is a
-//! dev-dependency. reliability.rs predates it and keeps its own copies.
+//! dev-dependency.
 
 #![allow(dead_code)] // Each test target uses its own part.
 
@@ -119,7 +119,7 @@ pub struct Inventory {
     pub ids: BTreeSet<String>,
 }
 
-fn has_stack_tag(tags: &[aws_sdk_ec2::types::Tag]) -> bool {
+pub fn has_stack_tag(tags: &[aws_sdk_ec2::types::Tag]) -> bool {
     tags.iter()
         .any(|t| t.key() == Some("fixedip:stack") && t.value() == Some(STACK))
 }
@@ -360,6 +360,7 @@ fn policy_actions() -> &'static BTreeSet<String> {
         assert!(output.status.success(), "iam-policy runs");
         let document: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("iam-policy prints JSON");
+        assert_eq!(document["Version"], "2012-10-17");
         document["Statement"]
             .as_array()
             .expect("statements")
