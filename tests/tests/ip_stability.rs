@@ -185,7 +185,12 @@ async fn run_step(lab: &Lab, manifest: &Path, step: &Step) -> (BTreeSet<String>,
             (args, disturbance)
         }
         Step::Destroy { disturbance } => (
-            vec!["destroy", "--zip", path_arg(&fixture_zip(BY_AZS[0]))],
+            vec![
+                "destroy",
+                "--yes",
+                "--zip",
+                path_arg(&fixture_zip(BY_AZS[0])),
+            ],
             disturbance,
         ),
     };

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use aws_sdk_ec2::types::{DomainType, Filter};
-use fixedip_tests::{fixture_zip, workspace_root, AwsRequest, Emulator, REGION};
+use fixedip_tests::{example_dir, fixture_zip, workspace_root, AwsRequest, Emulator, REGION};
 
 const FUNCTION: &str = "egress-one";
 
@@ -277,7 +277,7 @@ fn workspace_with(metadata: &str) -> (tempfile::TempDir, PathBuf) {
 
 fn run(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -455,6 +455,7 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
         &emulator,
         &[
             "destroy",
+            "--yes",
             "--manifest-path",
             manifest.to_str().unwrap(),
             "--zip",

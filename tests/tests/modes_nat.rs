@@ -8,14 +8,16 @@ use std::path::Path;
 use std::process::Output;
 
 use aws_sdk_ec2::types::{Filter, Tag};
-use fixedip_tests::{count, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator};
+use fixedip_tests::{
+    count, example_dir, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator,
+};
 
 /// Short waits: moto finishes at once, so a poll never needs to be long.
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
 
 fn run(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -65,7 +67,7 @@ fn deploy(emulator: &Emulator, zip: &Path) -> serde_json::Value {
 
 fn destroy(emulator: &Emulator, zip: &Path) -> serde_json::Value {
     let args = zip_args(zip);
-    let args: Vec<&str> = ["destroy"]
+    let args: Vec<&str> = ["destroy", "--yes"]
         .into_iter()
         .chain(args.iter().map(String::as_str))
         .chain(FAST_POLLS)

@@ -19,8 +19,8 @@ use aws_sdk_ec2::types::{ConnectivityType, DomainType, Filter};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime, VpcConfig};
 use fixedip_tests::{
-    count, example_binary, example_zip, fixture_zip, fixtures_manifest, workspace_root,
-    write_lambda_zip, Emulator, REGION,
+    count, example_binary, example_dir, example_zip, fixture_zip, fixtures_manifest,
+    workspace_root, write_lambda_zip, Emulator, REGION,
 };
 
 /// Exit code `VERIFY` (cargo-fixedip's exit_code.rs, docs/cli.md).
@@ -34,7 +34,7 @@ const EXIT_BUILD: i32 = 5;
 
 fn fixedip_output(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
