@@ -463,6 +463,7 @@ async fn verify_of_a_function_of_no_stack_holds_it_to_its_own_nats() {
         .vpc_config(
             aws_sdk_lambda::types::VpcConfig::builder()
                 .subnet_ids(&hand.public_subnet)
+                .security_group_ids(&hand.security_group)
                 .build(),
         )
         .send()
@@ -549,6 +550,7 @@ fn a_named_profile_wins_over_keys_in_the_environment() {
 struct HandBuilt {
     nat_ip: String,
     public_subnet: String,
+    security_group: String,
 }
 
 async fn hand_built_network(emulator: &Emulator) -> HandBuilt {
@@ -689,7 +691,7 @@ async fn hand_built_network(emulator: &Emulator) -> HandBuilt {
         .vpc_config(
             aws_sdk_lambda::types::VpcConfig::builder()
                 .subnet_ids(&private)
-                .security_group_ids(group)
+                .security_group_ids(&group)
                 .build(),
         )
         .send()
@@ -698,5 +700,6 @@ async fn hand_built_network(emulator: &Emulator) -> HandBuilt {
     HandBuilt {
         nat_ip: address.public_ip().unwrap().to_owned(),
         public_subnet: public,
+        security_group: group,
     }
 }

@@ -128,7 +128,14 @@ pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
         }
         Ok::<_, CliError>((report, missing))
     })?;
-    let (report, missing) = report;
+    let (mut report, missing) = report;
+    // By stack, then region: the order of the account, not of the resolution.
+    report
+        .stacks
+        .sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
+    report
+        .ips
+        .sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
     let format = if context.global.json {
         IpsFormat::Json
     } else {

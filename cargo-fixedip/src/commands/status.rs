@@ -59,6 +59,7 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
                 counts.total, counts.mutating
             ));
         }
+        stacks.sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
         Ok::<_, CliError>((StatusReport { stacks }, missing))
     })?;
     if !report.stacks.is_empty() {

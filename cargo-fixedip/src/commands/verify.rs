@@ -123,6 +123,9 @@ async fn verify_stacks(
             functions: verdicts,
         });
     }
+    report
+        .stacks
+        .sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
     Ok((report, missing))
 }
 
