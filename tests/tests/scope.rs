@@ -258,10 +258,19 @@ async fn destroy_in_one_region_keeps_the_role_its_functions_in_another_region_ru
     assert_eq!(kept["ips"][0]["use"], "retained");
 }
 
-#[test]
-fn destroy_shows_what_goes_and_needs_a_yes() {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn destroy_shows_what_goes_and_needs_a_yes() {
     let emulator = Emulator::start();
     deploy(&emulator, "alpha", &[]);
+    // The role fixedip 0.1 made for every region of a stack: never deleted, named.
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let iam = emulator.iam().await;
+    iam.create_role()
+        .role_name("fixedip-default-lambda")
+        .assume_role_policy_document(policy)
+        .send()
+        .await
+        .unwrap();
     let mark = emulator.mark();
 
     // Off a terminal, without --yes: refused before any change.
@@ -288,6 +297,10 @@ fn destroy_shows_what_goes_and_needs_a_yes() {
         "{preview}"
     );
     assert!(preview.contains("is kept (retained"), "{preview}");
+    assert!(
+        preview.contains("the role fixedip-default-lambda, made by fixedip 0.1"),
+        "{preview}"
+    );
     let preview = json(&emulator, &dir("alpha"), &["destroy", "--dry-run"]);
     assert_eq!(
         preview["stacks"][0]["functions_leaving_vpc"],
@@ -302,6 +315,15 @@ fn destroy_shows_what_goes_and_needs_a_yes() {
         output.status.code(),
         Some(0),
         "the IP is retained, still listed"
+    );
+    let legacy = iam
+        .get_role()
+        .role_name("fixedip-default-lambda")
+        .send()
+        .await;
+    assert!(
+        legacy.is_ok(),
+        "the 0.1 role is left for the user to delete"
     );
 }
 
