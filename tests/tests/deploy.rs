@@ -609,6 +609,8 @@ async fn status_lists_the_stack() {
         0,
         "status is read-only"
     );
+    let status = &status["stacks"][0];
+    assert_eq!(status["stack"], "default");
     assert_eq!(
         status["observed"]["nat_gateways"].as_array().unwrap().len(),
         2

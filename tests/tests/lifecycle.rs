@@ -271,20 +271,14 @@ async fn destroy_with_release_ips_asks_first_then_leaves_no_address() {
 
     // stdin is not a terminal here: releasing needs --yes, and nothing changes without it.
     let mark = emulator.mark();
-    let mut args = vec![
-        "destroy",
-        "--yes",
-        "--zip",
-        zip_arg(example_zip()),
-        "--release-ips",
-    ];
+    let mut args = vec!["destroy", "--zip", zip_arg(example_zip()), "--release-ips"];
     args.extend_from_slice(&FAST_POLLS);
     let refused = run(&emulator, &args);
     assert_eq!(refused.status.code(), Some(USAGE), "{}", stderr(&refused));
     assert!(stderr(&refused).contains("--yes"), "{}", stderr(&refused));
     assert_eq!(count(&emulator.requests_since(mark)).1, 0);
 
-    let destroyed = destroy_example(&emulator, &["--release-ips", "--yes", "--delete-function"]);
+    let destroyed = destroy_example(&emulator, &["--release-ips", "--delete-function"]);
     let stack = &destroyed["stacks"][0];
     assert_eq!(
         stack["released_ips"].as_array().unwrap().len(),
@@ -570,7 +564,7 @@ async fn foreign_resources_and_other_stacks_are_untouched_by_deploy_and_destroy(
     assert_eq!(other_ips.len(), 2, "{other}");
 
     deploy_example(&emulator);
-    destroy_example(&emulator, &["--release-ips", "--yes", "--delete-function"]);
+    destroy_example(&emulator, &["--release-ips", "--delete-function"]);
 
     let ec2 = emulator.ec2().await;
     let vpcs = ec2
@@ -1001,7 +995,6 @@ async fn adopted_ips_carry_traffic_and_survive_destroy_with_release_ips() {
 
     let mut args = vec![
         "destroy",
-        "--yes",
         "--json",
         "--manifest-path",
         manifest.to_str().unwrap(),

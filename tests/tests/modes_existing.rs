@@ -417,8 +417,14 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
     let output = run(&emulator, &["verify", "--json"]);
     assert!(output.status.success(), "{}", text(&output));
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(verdict["functions"][0]["function"], FUNCTION, "{verdict:#}");
-    assert_eq!(verdict["functions"][0]["findings"], serde_json::json!([]));
+    assert_eq!(
+        verdict["stacks"][0]["functions"][0]["function"], FUNCTION,
+        "{verdict:#}"
+    );
+    assert_eq!(
+        verdict["stacks"][0]["functions"][0]["findings"],
+        serde_json::json!([])
+    );
 
     // `status` shows the stack on the user's network, with the same IPs.
     let output = run(&emulator, &["status", "--json"]);

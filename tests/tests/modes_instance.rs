@@ -232,9 +232,12 @@ async fn deploy_redeploy_verify_and_destroy_with_nat_instances() {
         count(&calls).1
     );
 
-    let output = ok(&emulator, &on_fixtures(&manifest, &["verify", "--json"]));
+    let output = ok(
+        &emulator,
+        &on_fixtures(&manifest, &["verify", "-p", "nat-instance", "--json"]),
+    );
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    for function in verdict["functions"].as_array().unwrap() {
+    for function in verdict["stacks"][0]["functions"].as_array().unwrap() {
         assert_eq!(function["findings"], serde_json::json!([]), "{verdict:#}");
     }
 

@@ -242,7 +242,7 @@ async fn function_subnets(emulator: &Emulator, name: &str) -> usize {
 
 /// The codes of every finding `verify --json` reported, per function.
 fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["functions"]
+    report["stacks"][0]["functions"]
         .as_array()
         .unwrap()
         .iter()
@@ -283,7 +283,10 @@ async fn one_nat_for_two_azs_deploys_verifies_and_destroys() {
 
     // It passes, with the cross-AZ dependency named for the AZ without a NAT.
     let verified = run_json(&emulator, &["verify"]);
-    assert_eq!(verified["functions"][0]["passed"], true, "{verified:#}");
+    assert_eq!(
+        verified["stacks"][0]["functions"][0]["passed"], true,
+        "{verified:#}"
+    );
     assert_eq!(
         findings(&verified),
         [("nat-in-other-az".to_owned(), "warning".to_owned())]
@@ -338,11 +341,20 @@ async fn an_isolated_stack_has_no_way_out_and_no_ip() {
     );
     assert!(stderr(&ips).contains("is isolated"), "{}", stderr(&ips));
     let json = run_json(&emulator, &["ips"]);
-    assert_eq!(json, serde_json::json!({ "ips": [], "isolated": true }));
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "ips": [],
+            "stacks": [{ "stack": "default", "region": "us-east-1", "isolated": true }]
+        })
+    );
 
     // verify reads the mode from the account: no route out is the pass, without `--isolated`.
     let verified = run_json(&emulator, &["verify"]);
-    assert_eq!(verified["functions"][0]["passed"], true, "{verified:#}");
+    assert_eq!(
+        verified["stacks"][0]["functions"][0]["passed"], true,
+        "{verified:#}"
+    );
     assert!(findings(&verified).is_empty(), "{verified:#}");
 
     let status = run(&emulator, &["status"]);
@@ -378,7 +390,7 @@ async fn gateway_to_isolated_and_back_keeps_the_ips() {
     assert_eq!(kept.len(), 2);
     redeploy_changes_nothing(&emulator, &isolated);
     let ips = run_json(&emulator, &["ips"]);
-    assert_eq!(ips["isolated"], true);
+    assert_eq!(ips["stacks"][0]["isolated"], true);
     assert_eq!(
         ips["ips"].as_array().unwrap().len(),
         2,
@@ -402,7 +414,10 @@ async fn gateway_to_isolated_and_back_keeps_the_ips() {
     assert_eq!(gateways.internet_gateways, 1);
     redeploy_changes_nothing(&emulator, example_zip());
     let verified = run_json(&emulator, &["verify", "--function", "hello-egress"]);
-    assert_eq!(verified["functions"][0]["passed"], true, "{verified:#}");
+    assert_eq!(
+        verified["stacks"][0]["functions"][0]["passed"], true,
+        "{verified:#}"
+    );
 }
 
 #[tokio::test]

@@ -334,6 +334,24 @@ pub fn tree(plan: &Plan) -> String {
         ));
         children.push(group);
     }
+    for removed in &network.removed_slots {
+        let az = removed.az.as_deref().unwrap_or("unknown AZ");
+        let what = match &removed.nat_gateway {
+            Some(nat) => format!("its subnets, route table and NAT {nat}"),
+            None => "its subnets and route table".to_owned(),
+        };
+        let gone = Status::Delete(
+            removed
+                .nat_gateway
+                .clone()
+                .unwrap_or_else(|| format!("slot {}", removed.slot)),
+        );
+        children.push(vec![row(
+            "",
+            format!("AZ {az} (slot {}): {what}", removed.slot),
+            Some(&gone),
+        )]);
+    }
     for surplus in &network.surplus_slots {
         let az = surplus.az.as_deref().unwrap_or("unknown AZ");
         let mut label = format!("slot {} in {az}, beyond `azs`: left in place", surplus.slot);
