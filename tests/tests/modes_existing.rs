@@ -430,7 +430,7 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
     let output = run(&emulator, &["status", "--json"]);
     assert!(output.status.success(), "{}", text(&output));
     let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let shown: BTreeSet<String> = status["existing_network_ips"]
+    let shown: BTreeSet<String> = status["stacks"][0]["existing_network_ips"]
         .as_array()
         .unwrap_or_else(|| panic!("{status:#}"))
         .iter()

@@ -22,7 +22,7 @@ use super::{async_runtime, Connections, Context, Identity};
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
 use crate::aws::lease::LeaseError;
 use crate::aws::observe::{observe, Scope};
-use crate::aws::{Aws, AwsError, CallCounts};
+use crate::aws::{Aws, CallCounts};
 use crate::cli::DestroyArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
 use crate::error::CliError;
@@ -309,7 +309,7 @@ async fn observe_and_plan(
     };
     let observed = observe(aws, &scope).await?;
     let mut plan = planner::plan_destroy(spec, &observed, options)?;
-    if let Some(note) = legacy_role_note(aws, &spec.stack).await? {
+    if let Some(note) = legacy_role_note(aws, &spec.stack).await {
         plan.notes.push(note);
     }
     Ok(plan)
@@ -319,20 +319,13 @@ async fn observe_and_plan(
 /// each region's functions to a role of that region's own. The old role is never deleted from one
 /// region (another region's functions may still run on it): destroy says it is there, and how to
 /// delete it once no region uses it.
-async fn legacy_role_note(aws: &Aws, stack: &StackName) -> Result<Option<String>, CliError> {
+async fn legacy_role_note(aws: &Aws, stack: &StackName) -> Option<String> {
     let name = tags::legacy_role_name(stack);
-    match aws.iam.get_role().role_name(&name).send().await {
-        Ok(_) => Ok(Some(format!(
-            "the role {name}, made by fixedip 0.1 for every region of stack `{stack}`, is left in place: functions of the stack in another region may still run on it. Once every region is redeployed (deploy moves functions to fixedip-{stack}-<region>-lambda) or destroyed, delete it: detach its policies (`aws iam list-attached-role-policies --role-name {name}`), then `aws iam delete-role --role-name {name}`"
-        ))),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|s| s.is_no_such_entity_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(e) => Err(AwsError::call("GetRole", e).into()),
-    }
+    // Only a note: a failed lookup (throttled, denied) must not stop the destroy.
+    aws.iam.get_role().role_name(&name).send().await.ok()?;
+    Some(format!(
+        "the role {name}, made by fixedip 0.1 for every region of stack `{stack}`, is left in place: functions of the stack in another region may still run on it. Once every region is redeployed (deploy moves functions to fixedip-{stack}-<region>-lambda) or destroyed, delete it: detach its policies (`aws iam list-attached-role-policies --role-name {name}`), then `aws iam delete-role --role-name {name}`"
+    ))
 }
 
 /// Destroying cannot be undone, and releasing an IP even less (a partner's allowlist may still
