@@ -41,6 +41,18 @@ pub struct TargetFunction {
     pub settings: DeploySettings,
 }
 
+impl StackTarget {
+    /// What `status` and `verify` observe: the stack, every function attached to it, and the
+    /// selected functions wherever they run now.
+    pub fn scope(&self) -> crate::aws::observe::Scope {
+        crate::aws::observe::Scope {
+            attached_functions: true,
+            functions: self.functions.iter().map(|f| f.name().to_owned()).collect(),
+            ..crate::aws::observe::Scope::stack(self.stack.clone())
+        }
+    }
+}
+
 impl TargetFunction {
     /// The Lambda function's name.
     pub fn name(&self) -> &str {

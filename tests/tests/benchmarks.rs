@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use fixedip_tests::{count, example_dir, example_zip, workspace_root, Emulator};
+use fixedip_tests::{count, example_dir, example_zip, Emulator};
 
 fn timed(emulator: &Emulator, args: &[&str]) -> (Duration, (usize, usize)) {
     let mark = emulator.mark();

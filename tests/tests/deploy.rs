@@ -7,8 +7,8 @@ use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
 use fixedip_tests::{
-    count, example_dir, example_zip, fixture_zip, fixtures_manifest, workspace_root,
-    write_lambda_zip, Emulator, REGION,
+    count, example_dir, example_zip, fixture_zip, fixtures_manifest, write_lambda_zip, Emulator,
+    REGION,
 };
 
 /// Runs `cargo fixedip ARGS` against the emulator from the main workspace; panics with its output

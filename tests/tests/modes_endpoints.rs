@@ -9,8 +9,7 @@ use std::process::{Command, Output};
 
 use aws_sdk_ec2::types::{Filter, IpPermission, VpcEndpoint, VpcEndpointType};
 use fixedip_tests::{
-    clear_aws_env, count, example_dir, fixture_zip, fixtures_manifest, workspace_root, Emulator,
-    REGION,
+    clear_aws_env, count, example_dir, fixture_zip, fixtures_manifest, Emulator, REGION,
 };
 
 /// Short waits: moto finishes at once, so a poll never needs to be long.

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use aws_sdk_ec2::types::{DomainType, Filter};
-use fixedip_tests::{example_dir, fixture_zip, workspace_root, AwsRequest, Emulator, REGION};
+use fixedip_tests::{example_dir, fixture_zip, AwsRequest, Emulator, REGION};
 
 const FUNCTION: &str = "egress-one";
 

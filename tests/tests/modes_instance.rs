@@ -10,8 +10,7 @@ use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
 use fixedip_tests::{
-    cargo_fixedip_bin, count, example_dir, example_zip, fixture_zip, fixtures_manifest,
-    workspace_root, Emulator,
+    cargo_fixedip_bin, count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator,
 };
 
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];

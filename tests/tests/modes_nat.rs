@@ -8,9 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use aws_sdk_ec2::types::{Filter, Tag};
-use fixedip_tests::{
-    count, example_dir, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator,
-};
+use fixedip_tests::{count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator};
 
 /// Short waits: moto finishes at once, so a poll never needs to be long.
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];

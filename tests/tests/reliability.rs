@@ -23,7 +23,7 @@ use fixedip_chaos::{
     CallMatcher, ChaosProxy, Fault, FaultRule, Latency, LogEntry, LogQueries, Outcome, Scenario,
     Timing, Trigger,
 };
-use fixedip_tests::{example_dir, example_zip, workspace_root, Emulator};
+use fixedip_tests::{example_dir, example_zip, Emulator};
 
 /// The example's stack, role and function (examples/hello-egress).
 const FUNCTION: &str = "hello-egress";

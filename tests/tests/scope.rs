@@ -263,14 +263,8 @@ async fn destroy_shows_what_goes_and_needs_a_yes() {
     let emulator = Emulator::start();
     deploy(&emulator, "alpha", &[]);
     // The role fixedip 0.1 made for every region of a stack: never deleted, named.
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    lambda_role(&emulator, "fixedip-default-lambda").await;
     let iam = emulator.iam().await;
-    iam.create_role()
-        .role_name("fixedip-default-lambda")
-        .assume_role_policy_document(policy)
-        .send()
-        .await
-        .unwrap();
     let mark = emulator.mark();
 
     // Off a terminal, without --yes: refused before any change.
@@ -331,35 +325,9 @@ async fn destroy_shows_what_goes_and_needs_a_yes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_function_fixedip_did_not_create_is_refused_until_adopted() {
     let emulator = Emulator::start();
-    let iam = emulator.iam().await;
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let hand_made = iam
-        .create_role()
-        .role_name("hand-made")
-        .assume_role_policy_document(policy)
-        .send()
-        .await
-        .unwrap()
-        .role
-        .unwrap()
-        .arn;
+    let hand_made = lambda_role(&emulator, "hand-made").await;
+    hand_made_function(&emulator, "alpha", &hand_made, None).await;
     let lambda = emulator.lambda().await;
-    let zip = std::fs::read(scope_zip("alpha")).unwrap();
-
-    lambda
-        .create_function()
-        .function_name("alpha")
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(&hand_made)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(zip))
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
     let mark = emulator.mark();
 
     let zip = scope_zip("alpha");
@@ -684,44 +652,57 @@ async fn hand_built_network(emulator: &Emulator) -> HandBuilt {
         .group_id
         .unwrap();
 
-    let iam = emulator.iam().await;
-    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
-    let role = iam
-        .create_role()
-        .role_name("partner-sync-role")
-        .assume_role_policy_document(policy)
-        .send()
-        .await
-        .unwrap()
-        .role
-        .unwrap()
-        .arn;
-    let lambda = emulator.lambda().await;
-    lambda
-        .create_function()
-        .function_name("partner-sync")
-        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
-        .handler("bootstrap")
-        .role(role)
-        .code(
-            aws_sdk_lambda::types::FunctionCode::builder()
-                .zip_file(aws_sdk_lambda::primitives::Blob::new(
-                    std::fs::read(scope_zip("alpha")).unwrap(),
-                ))
-                .build(),
-        )
-        .vpc_config(
-            aws_sdk_lambda::types::VpcConfig::builder()
-                .subnet_ids(&private)
-                .security_group_ids(&group)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let role = lambda_role(emulator, "partner-sync-role").await;
+    hand_made_function(emulator, "partner-sync", &role, Some((&private, &group))).await;
     HandBuilt {
         nat_ip: address.public_ip().unwrap().to_owned(),
         public_subnet: public,
         security_group: group,
     }
+}
+
+/// A role Lambda may assume, made by hand (not fixedip's); its ARN.
+async fn lambda_role(emulator: &Emulator, name: &str) -> String {
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let iam = emulator.iam().await;
+    let created = iam
+        .create_role()
+        .role_name(name)
+        .assume_role_policy_document(policy)
+        .send()
+        .await
+        .unwrap();
+    created.role.unwrap().arn
+}
+
+/// A function made by hand (not fixedip's), outside any VPC or in `(subnet, security group)`.
+async fn hand_made_function(
+    emulator: &Emulator,
+    name: &str,
+    role: &str,
+    network: Option<(&str, &str)>,
+) {
+    let code = aws_sdk_lambda::types::FunctionCode::builder()
+        .zip_file(aws_sdk_lambda::primitives::Blob::new(
+            std::fs::read(scope_zip("alpha")).unwrap(),
+        ))
+        .build();
+    let vpc = network.map(|(subnet, group)| {
+        aws_sdk_lambda::types::VpcConfig::builder()
+            .subnet_ids(subnet)
+            .security_group_ids(group)
+            .build()
+    });
+    let lambda = emulator.lambda().await;
+    lambda
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role)
+        .code(code)
+        .set_vpc_config(vpc)
+        .send()
+        .await
+        .unwrap();
 }

@@ -20,7 +20,7 @@ use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime, VpcConfig};
 use fixedip_tests::{
     count, example_binary, example_dir, example_zip, fixture_zip, fixtures_manifest,
-    workspace_root, write_lambda_zip, Emulator, REGION,
+    write_lambda_zip, Emulator, REGION,
 };
 
 /// Exit code `VERIFY` (cargo-fixedip's exit_code.rs, docs/cli.md).

@@ -8,7 +8,7 @@ use fixedip_core::observed::{AddressUse, ObservedState, RouteTarget, Slot, Tier}
 use serde::Serialize;
 
 use super::{async_runtime, Connections, Context, Identity};
-use crate::aws::observe::{observe, Scope};
+use crate::aws::observe::observe;
 use crate::aws::Aws;
 use crate::cli::StatusArgs;
 use crate::error::CliError;
@@ -73,15 +73,7 @@ pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
 
 async fn stack_status(aws: &Aws, target: &StackTarget) -> Result<StackStatus, CliError> {
     let stack = &target.stack;
-    let scope = Scope {
-        attached_functions: true,
-        functions: target
-            .functions
-            .iter()
-            .map(|f| f.name().to_owned())
-            .collect(),
-        ..Scope::stack(stack.clone())
-    };
+    let scope = target.scope();
     let observed = observe(aws, &scope).await?;
     // No VPC of its own but a security group: the stack lives on the user's network.
     let existing_network_ips = if observed.vpc.is_none() && observed.security_group.is_some() {

@@ -71,19 +71,7 @@ async fn verify_stacks(
             .await?;
         let stack = &target.stack;
         let addresses = stack_addresses(aws, stack).await?;
-        let observed = observe(
-            aws,
-            &Scope {
-                attached_functions: true,
-                functions: target
-                    .functions
-                    .iter()
-                    .map(|f| f.name().to_owned())
-                    .collect(),
-                ..Scope::stack(stack.clone())
-            },
-        )
-        .await?;
+        let observed = observe(aws, &target.scope()).await?;
         if observed.holds_nothing() && addresses.is_empty() {
             missing.push((stack.to_string(), aws.region.clone()));
             continue;

@@ -13,7 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use fixedip_chaos::{ChaosProxy, LogEntry, Outcome, Scenario};
-use fixedip_tests::{example_dir, workspace_root, Emulator};
+use fixedip_tests::{example_dir, Emulator};
 
 /// The stack every scenario deploys (the example's and the fixtures').
 pub const STACK: &str = "default";
