@@ -191,7 +191,7 @@ pub fn annotated_binaries(
     Ok(found)
 }
 
-fn binary_list(package: &SelectedPackage) -> String {
+pub fn binary_list(package: &SelectedPackage) -> String {
     let names: Vec<String> = package.binaries.iter().map(|b| format!("`{b}`")).collect();
     names.join(", ")
 }

@@ -82,7 +82,9 @@ pub struct GlobalOptions {
     #[arg(long, global = true, value_name = "REGION", help_heading = "AWS")]
     pub region: Option<String>,
 
-    /// AWS named profile for credentials and region [default: AWS_PROFILE, then `default`]
+    /// AWS named profile for credentials and region [default: AWS_PROFILE, then the standard
+    /// chain]. A named profile's credentials win over AWS_ACCESS_KEY_ID in the environment; an
+    /// unknown profile is an error
     #[arg(long, global = true, value_name = "NAME", help_heading = "AWS")]
     pub profile: Option<String>,
 
@@ -175,13 +177,20 @@ partner's allowlist stays valid), Lambda's lingering network interfaces are wait
 subnets, route tables, security group, internet gateway, VPC and the stack's role go. Safe to run
 again after any failure: it continues with what is left.
 
-The stack is the one of the selected package's function (its record is read from the zip given
-with --zip, or from a host build), or the one named with --stack.",
+The stacks are those of the selected packages' functions (the package in the current directory,
+-p, --workspace, --manifest-path; the stack is read from #[fixed_egress] in the source, or from the
+zip given with --zip), or the one named with --stack. Before anything is removed, destroy prints
+what goes (the same tree as plan) and which functions leave the VPC, and asks; off a terminal it
+needs --yes. --dry-run prints it and stops.
+
+The execution role fixedip made for the stack is per region (fixedip-<stack>-<region>-lambda), so
+destroying the stack in one region never takes the role from its functions in another.",
         after_long_help = "\
 Examples:
-  cargo fixedip destroy --stack default
-  cargo fixedip destroy --zip target/lambda/hello-egress/bootstrap.zip --delete-function
-  cargo fixedip destroy --stack default --release-ips --yes --json"
+  cargo fixedip destroy --dry-run
+  cargo fixedip destroy --yes
+  cargo fixedip destroy --stack billing --region eu-west-1 --delete-function
+  cargo fixedip destroy --release-ips --yes --json"
     )]
     Destroy(DestroyArgs),
     /// Print the least-privilege IAM policy (JSON) that deploy, ips, status, plan, verify and destroy need
@@ -227,9 +236,10 @@ Examples:
 
 #[derive(Debug, Clone, Args)]
 pub struct VerifyArgs {
-    /// The stack whose functions and IPs to verify [default: `default`]
-    #[arg(long, value_name = "NAME", default_value = "default")]
-    pub stack: String,
+    /// The stack whose functions and IPs to verify [default: the stacks of the selected
+    /// packages' functions]
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
 
     /// Verify this Lambda function instead of the stack's; repeat for several
     #[arg(long = "function", value_name = "NAME", action = ArgAction::Append)]
@@ -266,6 +276,12 @@ pub struct DeployArgs {
     /// its new IPs allocated and printed, but not routed (exit code 10)
     #[arg(long)]
     pub allow_new_ips: bool,
+
+    /// Take over Lambda functions of the same name that fixedip did not create: their code,
+    /// configuration, VPC and (unless `role` is set) execution role become the stack's. Without
+    /// it, deploy refuses to touch such a function
+    #[arg(long)]
+    pub adopt: bool,
 
     #[command(flatten)]
     pub removal: RemovalWaits,
@@ -334,10 +350,13 @@ pub struct DestroyArgs {
     #[arg(long)]
     pub force_detach_others: bool,
 
-    /// Do not ask for confirmation before releasing IPs (needed with --release-ips when stdin is
-    /// not a terminal)
+    /// Do not ask for confirmation (needed when stdin is not a terminal)
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    /// Print what destroy would remove, and which functions would leave the VPC; change nothing
+    #[arg(long, conflicts_with = "yes")]
+    pub dry_run: bool,
 
     /// Longest wait for a NAT gateway to be deleted, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
@@ -356,16 +375,16 @@ pub struct DestroyArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct UnlockArgs {
-    /// The stack whose lease to remove [default: `default`]
-    #[arg(long, value_name = "NAME", default_value = "default")]
-    pub stack: String,
+    /// The stack whose lease to remove [default: the stacks of the selected packages' functions]
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
 pub struct IpsArgs {
-    /// The stack [default: `default`, the stack of functions that name none]
-    #[arg(long, value_name = "NAME", default_value = "default")]
-    pub stack: String,
+    /// The stack [default: the stacks of the selected packages' functions]
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
 
     /// How to print the IPs (`--json` is `--format json`)
     #[arg(long, value_name = "FORMAT", default_value = "plain")]
@@ -386,9 +405,9 @@ pub enum IpsFormat {
 
 #[derive(Debug, Clone, Args)]
 pub struct StatusArgs {
-    /// The stack [default: `default`, the stack of functions that name none]
-    #[arg(long, value_name = "NAME", default_value = "default")]
-    pub stack: String,
+    /// The stack [default: the stacks of the selected packages' functions]
+    #[arg(long, value_name = "NAME")]
+    pub stack: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -400,6 +419,10 @@ pub struct PlanArgs {
     /// Print a diagram of the network instead of the tree
     #[arg(long, value_name = "FORMAT", conflicts_with = "json")]
     pub diagram: Option<DiagramFormat>,
+
+    /// Plan as `deploy --adopt` would: take over same-named functions fixedip did not create
+    #[arg(long)]
+    pub adopt: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -180,14 +180,25 @@ pub enum CliError {
     ))]
     NewIpsHeldBack { ips: Vec<String> },
 
-    #[error("`destroy --release-ips` gives Elastic IPs back to AWS for good, and stdin is not a terminal to confirm it")]
+    #[error("stack `{stack}` has nothing in {region}")]
     #[diagnostic(help(
-        "add `--yes` to release them without asking, or leave out `--release-ips` to keep them (retained) for the next deploy"
+        "deploy it with `cargo fixedip deploy` from the function's directory; or check the region (`--region`, `region` in [package.metadata.fixedip], AWS_REGION) and the stack (`stack` in #[fixed_egress], or `--stack`)"
     ))]
-    ReleaseNeedsConfirmation,
+    NotDeployed { stack: String, region: String },
+
+    #[error("`destroy` {what}, and stdin is not a terminal to confirm it")]
+    #[diagnostic(help(
+        "see what it would do with `cargo fixedip destroy --dry-run`; add `--yes` to go ahead without asking"
+    ))]
+    DestroyNeedsConfirmation {
+        /// What it would do, e.g. "removes stack `default` in us-east-1".
+        what: String,
+    },
 
     #[error("destroy cancelled: nothing was changed")]
-    #[diagnostic(help("leave out `--release-ips` to destroy the stack and keep its IPs"))]
+    #[diagnostic(help(
+        "`cargo fixedip destroy --dry-run` shows what it would do; without `--release-ips` it keeps the IPs"
+    ))]
     DestroyCancelled,
 
     // Verify.
@@ -338,7 +349,8 @@ impl CliError {
                 crate::aws::lease::LeaseError::Interrupted { .. } => exit_code::FAILURE,
                 crate::aws::lease::LeaseError::Aws(_) => exit_code::AWS,
             },
-            CliError::ReleaseNeedsConfirmation => exit_code::USAGE,
+            CliError::NotDeployed { .. } => exit_code::NOT_DEPLOYED,
+            CliError::DestroyNeedsConfirmation { .. } => exit_code::USAGE,
             CliError::DestroyCancelled => exit_code::FAILURE,
             CliError::Runtime(_) => exit_code::FAILURE,
             CliError::Stdout(_) | CliError::Io { .. } => exit_code::FAILURE,

@@ -32,6 +32,10 @@ pub const NEW_IPS_HELD_BACK: i32 = 10;
 /// changed in the first case; wait and run again, or `cargo fixedip unlock --stack NAME` if no run
 /// is going on.
 pub const LEASE_HELD: i32 = 11;
+/// The stack has nothing in the region: never deployed there, or destroyed with its IPs released.
+/// `ips`, `status` and `verify` say so instead of answering with an empty list: an empty allowlist
+/// must never look like a real one.
+pub const NOT_DEPLOYED: i32 = 12;
 
 /// Every code with its name, for documentation and its test.
 pub const ALL: &[(&str, i32)] = &[
@@ -47,6 +51,7 @@ pub const ALL: &[(&str, i32)] = &[
     ("VERIFY", VERIFY),
     ("NEW_IPS_HELD_BACK", NEW_IPS_HELD_BACK),
     ("LEASE_HELD", LEASE_HELD),
+    ("NOT_DEPLOYED", NOT_DEPLOYED),
 ];
 
 #[cfg(test)]

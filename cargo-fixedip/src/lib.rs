@@ -10,6 +10,8 @@ pub mod error;
 pub mod exit_code;
 pub mod output;
 pub mod package;
+pub mod source;
+pub mod stacks;
 pub mod workspace;
 
 use std::ffi::OsString;

@@ -5,6 +5,7 @@
 //! `#[fixed_egress]`, and building them would only cost time); with neither, the package of the
 //! manifest given by `--manifest-path` or found in or above the current directory.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId, TargetKind};
@@ -41,6 +42,10 @@ pub struct SelectedPackage {
     pub manifest_path: PathBuf,
     /// Its binary targets; each may be a Lambda function.
     pub binaries: Vec<String>,
+    /// The root source file of each binary target, by name.
+    pub bin_roots: BTreeMap<String, PathBuf>,
+    /// The directories holding its library's and binaries' sources (`src/`, usually).
+    pub source_dirs: Vec<PathBuf>,
     /// `package.metadata` as cargo reports it (`null` when there is none).
     pub metadata: serde_json::Value,
 }
@@ -123,11 +128,31 @@ impl Workspace {
                     package: package.name.to_string(),
                 });
             }
+            let bin_roots = package
+                .targets
+                .iter()
+                .filter(|t| t.is_kind(TargetKind::Bin))
+                .map(|t| (t.name.clone(), t.src_path.clone().into_std_path_buf()))
+                .collect();
+            let mut source_dirs: Vec<PathBuf> = package
+                .targets
+                .iter()
+                .filter(|t| t.is_kind(TargetKind::Bin) || t.is_kind(TargetKind::Lib))
+                .filter_map(|t| {
+                    t.src_path
+                        .parent()
+                        .map(|d| d.to_path_buf().into_std_path_buf())
+                })
+                .collect();
+            source_dirs.sort();
+            source_dirs.dedup();
             let selected_package = SelectedPackage {
                 name: package.name.to_string(),
                 id: package.id.clone(),
                 manifest_path: package.manifest_path.clone().into_std_path_buf(),
                 binaries,
+                bin_roots,
+                source_dirs,
                 metadata: package.metadata.clone(),
             };
             for binary in &selected_package.binaries {
@@ -155,6 +180,18 @@ impl Workspace {
 }
 
 impl SelectedPackage {
+    /// Its `.rs` files that are no binary's root: its library and the modules of its targets.
+    pub fn other_sources(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        for dir in &self.source_dirs {
+            rust_files(dir, &mut files);
+        }
+        files.sort();
+        files.dedup();
+        files.retain(|file| !self.bin_roots.values().any(|root| root == file));
+        files
+    }
+
     /// The deployment settings of one of its binaries.
     pub fn settings(&self, binary: &str) -> Result<DeploySettings, CliError> {
         DeploySettings::from_metadata(&self.metadata, binary).map_err(|source| CliError::Settings {
@@ -180,6 +217,23 @@ fn find_member<'m>(members: &[&'m Package], spec: &str) -> Result<&'m Package, C
                 members: names.join(", "),
             }
         })
+}
+
+/// Every `.rs` file under `dir`, build output left out.
+fn rust_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            if path.file_name().is_some_and(|n| n != "target") {
+                rust_files(&path, files);
+            }
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
 }
 
 fn has_binary(package: &Package) -> bool {

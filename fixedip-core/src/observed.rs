@@ -86,6 +86,25 @@ pub struct ObservedExistingNetwork {
 }
 
 impl ObservedState {
+    /// Whether nothing of the stack exists in the region: no resource carries its tags (its
+    /// functions, found by name, do not count). `ips`, `status` and `verify` refuse such a stack
+    /// rather than answer with an empty list that looks like a real one.
+    pub fn holds_nothing(&self) -> bool {
+        self.vpc.is_none()
+            && self.internet_gateway.is_none()
+            && self.extra_internet_gateways.is_empty()
+            && self.subnets.is_empty()
+            && self.addresses.is_empty()
+            && self.nat_gateways.is_empty()
+            && self.route_tables.is_empty()
+            && self.security_group.is_none()
+            && self.endpoint_security_group.is_none()
+            && self.endpoints.is_empty()
+            && self.nat_instances.is_empty()
+            && self.nat_security_group.is_none()
+            && self.role.is_none()
+    }
+
     /// Whether the stack is isolated (`nat = "none"`), as the account shows it: its VPC holds
     /// private subnets and nothing of a way out: no internet gateway, no NAT gateway, no public
     /// subnet, and private route tables with no 0.0.0.0/0 route at all. The account is the

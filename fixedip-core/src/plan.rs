@@ -112,6 +112,30 @@ pub struct FunctionSpec {
     pub code_sha256: Option<String>,
 }
 
+impl FunctionSpec {
+    /// A function of `package` whose annotated function (or, when only the source was read, its
+    /// binary) is `annotated`, with its deployment settings.
+    pub fn new(
+        package: &str,
+        annotated: &str,
+        settings: &crate::settings::DeploySettings,
+        code_sha256: Option<String>,
+    ) -> FunctionSpec {
+        FunctionSpec {
+            name: settings.function_name.clone(),
+            package: package.to_owned(),
+            annotated: annotated.to_owned(),
+            architecture: settings.architecture,
+            memory_mb: settings.memory_mb,
+            timeout_s: settings.timeout_s,
+            environment: settings.environment.clone(),
+            tags: settings.tags.clone(),
+            role: settings.role.clone(),
+            code_sha256,
+        }
+    }
+}
+
 /// The identifier of a step within one plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

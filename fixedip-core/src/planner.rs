@@ -296,6 +296,18 @@ pub enum PlanError {
         functions: Vec<String>,
     },
     #[error(
+        "{} in {region} fixedip did not create (no `fixedip:stack` tag): {}; deploy would replace {} code, configuration and network. To take {} over, run `cargo fixedip deploy --adopt` (`cargo fixedip plan --adopt` shows what changes on {}); or set another `function-name` in [package.metadata.fixedip]",
+        if functions.len() == 1 { "a Lambda function of this name exists" } else { "Lambda functions of these names exist" },
+        functions.join(", "),
+        if functions.len() == 1 { "its" } else { "their" },
+        if functions.len() == 1 { "it" } else { "them" },
+        if functions.len() == 1 { "it" } else { "them" },
+    )]
+    FunctionNotOwned {
+        region: String,
+        functions: Vec<String>,
+    },
+    #[error(
         "the Elastic IP {allocation_id} of the stack is associated with {association}, which fixedip did not make, so it cannot be released: disassociate it, then run destroy again (or leave out `--release-ips` to keep it)"
     )]
     ReleaseOfAddressInUse {
@@ -379,6 +391,40 @@ pub struct PlanOptions {
     pub delete_functions: bool,
     /// Destroy: take functions of other packages out of the VPC too, instead of refusing.
     pub force_detach_others: bool,
+    /// Deploy: take over functions of the same name that fixedip did not create (`--adopt`),
+    /// instead of refusing.
+    pub adopt_functions: bool,
+}
+
+/// A function of the same name that fixedip did not create (no stack tag) is somebody else's:
+/// refused before any step, unless the user adopts it.
+fn refuse_functions_not_owned(
+    spec: &StackSpec,
+    observed: &ObservedState,
+    options: &PlanOptions,
+) -> Result<(), PlanError> {
+    if options.adopt_functions {
+        return Ok(());
+    }
+    let foreign: Vec<String> = spec
+        .functions
+        .iter()
+        .filter(|wanted| {
+            observed
+                .functions
+                .iter()
+                .any(|f| f.name == wanted.name && f.stack_tag.is_none())
+        })
+        .map(|f| f.name.clone())
+        .collect();
+    if foreign.is_empty() {
+        Ok(())
+    } else {
+        Err(PlanError::FunctionNotOwned {
+            region: spec.region.clone(),
+            functions: foreign,
+        })
+    }
 }
 
 /// Plan the stack with the default [`PlanOptions`]: new IPs of a stack whose IPs were shown
@@ -394,6 +440,7 @@ pub fn plan_with(
     observed: &ObservedState,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
+    refuse_functions_not_owned(spec, observed, options)?;
     if let Some(existing) = &spec.modes.existing {
         return existing::plan(spec, existing, observed);
     }
@@ -1482,7 +1529,7 @@ impl Planner {
                 role.attached_policy_arns.as_slice(),
             ),
             None => {
-                let name = tags::role_name(&spec.stack);
+                let name = tags::role_name(&spec.stack, &spec.region);
                 (
                     Planned::created(self.push(Action::CreateRole { name }, &[])),
                     &[][..],
@@ -1840,14 +1887,13 @@ impl Planner {
         };
         let mut tagged = None;
         if deployed.stack_tag.as_deref() != Some(spec.stack.as_str()) {
-            let from = match &deployed.stack_tag {
-                Some(other) => format!("from stack `{other}`"),
-                None => "from outside fixedip".to_owned(),
-            };
-            self.notes.push(format!(
-                "the function {} exists already and moves into stack `{}` {from}",
-                function.name, spec.stack
-            ));
+            self.notes.push(match &deployed.stack_tag {
+                Some(other) => format!(
+                    "the function {} moves into stack `{}` from stack `{other}`",
+                    function.name, spec.stack
+                ),
+                None => adoption_note(function, deployed, &role, &attachment.private_subnets),
+            });
             let action = Action::TagFunction {
                 function: function.clone(),
             };
@@ -1905,6 +1951,63 @@ impl Planner {
             Status::Change(deployed.arn.clone())
         }
     }
+}
+
+/// What adopting a function fixedip did not create changes on it (`deploy --adopt`): its code,
+/// its role (unless `role` keeps it), its VPC.
+fn adoption_note(
+    function: &FunctionSpec,
+    deployed: &ObservedFunction,
+    role: &Ref,
+    subnets: &[Ref],
+) -> String {
+    let mut changes = Vec::new();
+    if function
+        .code_sha256
+        .as_ref()
+        .is_none_or(|sha| *sha != deployed.code_sha256)
+    {
+        changes.push("its code is replaced by this build".to_owned());
+    }
+    if !matches!(role, Ref::Existing(arn) if *arn == deployed.role_arn) {
+        let to = match role {
+            Ref::Existing(arn) => arn.clone(),
+            Ref::Step(_) => "the stack's own role".to_owned(),
+        };
+        // The user's `role` is what they chose; only the stack's own role replaces theirs.
+        let keep = if function.role.is_none() {
+            format!(
+                " (set `role = \"{}\"` in [package.metadata.fixedip] to keep it)",
+                deployed.role_arn
+            )
+        } else {
+            String::new()
+        };
+        changes.push(format!(
+            "its role changes from {} to {to}{keep}",
+            deployed.role_arn
+        ));
+    }
+    let same_subnets = subnets.len() == deployed.subnet_ids.len()
+        && subnets
+            .iter()
+            .all(|s| matches!(s, Ref::Existing(id) if deployed.subnet_ids.contains(id)));
+    if !same_subnets {
+        changes.push(if deployed.subnet_ids.is_empty() {
+            "it moves into the stack's VPC".to_owned()
+        } else {
+            format!(
+                "it moves from subnets {} into the stack's VPC",
+                deployed.subnet_ids.join(", ")
+            )
+        });
+    }
+    changes.push("it is tagged as the stack's from now on".to_owned());
+    format!(
+        "adopting the function {}, which fixedip did not create: {}",
+        function.name,
+        changes.join("; ")
+    )
 }
 
 /// The address's IP, unless it is not known (planning offline).
@@ -2208,19 +2311,12 @@ fn stack_spec(
 }
 
 fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
-    let settings = &declared.settings;
-    FunctionSpec {
-        name: settings.function_name.clone(),
-        package: declared.record.package.clone(),
-        annotated: declared.record.function.clone(),
-        architecture: settings.architecture,
-        memory_mb: settings.memory_mb,
-        timeout_s: settings.timeout_s,
-        environment: settings.environment.clone(),
-        tags: settings.tags.clone(),
-        role: settings.role.clone(),
-        code_sha256: declared.code_sha256.clone(),
-    }
+    FunctionSpec::new(
+        &declared.record.package,
+        &declared.record.function,
+        &declared.settings,
+        declared.code_sha256.clone(),
+    )
 }
 
 mod duplicates;

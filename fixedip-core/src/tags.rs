@@ -159,8 +159,18 @@ pub fn for_address_in_use(
     tags
 }
 
-/// The name of the stack's IAM execution role (IAM names allow 64 characters; stacks have 32).
-pub fn role_name(stack: &StackName) -> String {
+/// The name of the stack's IAM execution role in one region. IAM is global to the account, but a
+/// stack is per region: with one role per (stack, region), destroying the stack in one region
+/// never deletes the role its functions in another region run on. (IAM names allow 64
+/// characters: 8 + a stack of at most 32 + a region of at most 14 + 8.)
+pub fn role_name(stack: &StackName, region: &str) -> String {
+    format!("fixedip-{stack}-{region}-lambda")
+}
+
+/// The role fixedip 0.1 made for a stack, shared by every region it was deployed to. Deploy moves
+/// a region's functions to [`role_name`]; destroy leaves this one (another region may still use
+/// it) and says how to delete it.
+pub fn legacy_role_name(stack: &StackName) -> String {
     format!("fixedip-{stack}-lambda")
 }
 
@@ -182,6 +192,26 @@ pub fn endpoint_security_group_name(stack: &StackName) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn role_names_fit_iam_for_the_longest_stack_and_region() {
+        let stack = StackName::parse(&"s".repeat(32)).unwrap();
+        for region in [
+            "ap-southeast-5",
+            "ap-northeast-3",
+            "us-gov-west-1",
+            "eusc-de-east-1",
+        ] {
+            let name = role_name(&stack, region);
+            assert!(name.len() <= 64, "{name} has {} characters", name.len());
+        }
+        let stack = StackName::parse("payments").unwrap();
+        assert_ne!(
+            role_name(&stack, "us-east-1"),
+            role_name(&stack, "eu-west-1"),
+            "one role per region"
+        );
+    }
 
     #[test]
     fn components_round_trip() {

@@ -30,6 +30,12 @@ pub fn workspace_root() -> PathBuf {
         .to_owned()
 }
 
+/// The example function's own directory: where a user runs `cargo fixedip` for it, and where the
+/// end-to-end tests run it (commands act on the stack of the package in the current directory).
+pub fn example_dir() -> PathBuf {
+    workspace_root().join("examples/hello-egress")
+}
+
 /// Where `scripts/emulator.sh install` puts moto, honouring the same override.
 fn moto_server_path() -> PathBuf {
     let venv = std::env::var_os("FIXEDIP_MOTO_VENV")
@@ -509,17 +515,36 @@ pub fn fixtures_manifest() -> PathBuf {
 /// `target/fixtures` of the main workspace.
 pub fn fixture_zip(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let dir = BUILT.get_or_init(|| {
+    workspace_zip(&BUILT, &fixtures_manifest(), name)
+}
+
+/// The scope fixtures' workspace (`tests/fixtures/scope`): functions of two stacks, one of them in
+/// two regions, for the tests that run the CLI from a function's own directory.
+pub fn scope_manifest() -> PathBuf {
+    workspace_root().join("tests/fixtures/scope/Cargo.toml")
+}
+
+/// A function of the scope fixtures (`alpha`, `billing`, `billing-eu`) as a Lambda zip.
+pub fn scope_zip(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    workspace_zip(&BUILT, &scope_manifest(), name)
+}
+
+/// Builds the workspace of `manifest` once per test process into `target/fixtures`, and zips its
+/// binary `name`.
+fn workspace_zip(built: &OnceLock<PathBuf>, manifest: &Path, name: &str) -> PathBuf {
+    let dir = built.get_or_init(|| {
         let target = workspace_root().join("target/fixtures");
         let status = cargo()
             .args(["build", "--quiet", "--workspace", "--manifest-path"])
-            .arg(fixtures_manifest())
+            .arg(manifest)
             .env("CARGO_TARGET_DIR", &target)
             .status()
             .expect("cargo build of the fixtures");
         assert!(
             status.success(),
-            "cargo build of tests/fixtures/functions failed"
+            "cargo build of {} failed",
+            manifest.display()
         );
         target.join("debug")
     });
@@ -527,7 +552,9 @@ pub fn fixture_zip(name: &str) -> PathBuf {
     // Tests run on threads of one process: one writes a zip while the others wait for it.
     static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
-    if !zip.exists() {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    // A zip older than its binary (the fixture changed since an earlier run) is written again.
+    if modified(&zip).is_none() || modified(&zip) < modified(&dir.join(name)) {
         let binary =
             std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
         write_lambda_zip(&zip, &binary, &[]);

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use fixedip_tests::{count, example_zip, workspace_root, Emulator};
+use fixedip_tests::{count, example_dir, example_zip, Emulator};
 
 fn timed(emulator: &Emulator, args: &[&str]) -> (Duration, (usize, usize)) {
     let mark = emulator.mark();
@@ -15,7 +15,7 @@ fn timed(emulator: &Emulator, args: &[&str]) -> (Duration, (usize, usize)) {
     let output = emulator
         .cargo_fixedip()
         .args(args)
-        .current_dir(workspace_root())
+        .current_dir(example_dir())
         .output()
         .unwrap();
     let elapsed = started.elapsed();

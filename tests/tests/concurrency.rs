@@ -216,7 +216,14 @@ async fn a_held_lease_is_refused_clearly_and_nothing_changes() {
     // destroy waits for the same lease.
     let output = lab
         .run_expect(
-            &["destroy", "--stack", "default", "--lock-timeout", "0"],
+            &[
+                "destroy",
+                "--yes",
+                "--stack",
+                "default",
+                "--lock-timeout",
+                "0",
+            ],
             0,
             "destroy of a stack with nothing to remove takes no lease",
         )
@@ -281,7 +288,13 @@ async fn a_destroy_started_with_a_deploy_waits_for_it() {
     lab.run_expect(&deploy_example(), 0, "first deploy").await;
     // A second deploy (a second function) and a destroy of the stack, at once: whichever takes
     // the lease first goes first, the other plans again from what it left.
-    let mut destroy_args = vec!["destroy", "--stack", "default", "--force-detach-others"];
+    let mut destroy_args = vec![
+        "destroy",
+        "--yes",
+        "--stack",
+        "default",
+        "--force-detach-others",
+    ];
     destroy_args.extend(FAST);
     let deploy = lab
         .command(&deploy_second_function())

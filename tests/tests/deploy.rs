@@ -7,7 +7,7 @@ use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
 use fixedip_tests::{
-    count, example_zip, fixture_zip, fixtures_manifest, workspace_root, write_lambda_zip, Emulator,
+    count, example_dir, example_zip, fixture_zip, fixtures_manifest, write_lambda_zip, Emulator,
     REGION,
 };
 
@@ -29,7 +29,7 @@ fn fixedip_output(
     adjust: impl FnOnce(&mut std::process::Command),
 ) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     adjust(&mut command);
     command.output().expect("cargo-fixedip runs")
 }
@@ -264,7 +264,7 @@ async fn assert_topology(
     assert!(group.ip_permissions().is_empty(), "no inbound rule");
 
     let iam = emulator.iam().await;
-    let role_name = format!("fixedip-{stack}-lambda");
+    let role_name = format!("fixedip-{stack}-{REGION}-lambda");
     let policies = iam
         .list_attached_role_policies()
         .role_name(&role_name)
@@ -609,6 +609,8 @@ async fn status_lists_the_stack() {
         0,
         "status is read-only"
     );
+    let status = &status["stacks"][0];
+    assert_eq!(status["stack"], "default");
     assert_eq!(
         status["observed"]["nat_gateways"].as_array().unwrap().len(),
         2

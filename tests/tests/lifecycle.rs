@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification};
-use fixedip_tests::{count, example_zip, fixture_zip, workspace_root, Emulator};
+use fixedip_tests::{count, example_dir, example_zip, fixture_zip, workspace_root, Emulator};
 
 /// The exit codes these tests expect (cargo-fixedip's `exit_code.rs`, documented in docs/cli.md).
 const USAGE: i32 = 2;
@@ -20,7 +20,7 @@ const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
 
 fn run(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -52,7 +52,7 @@ fn deploy_example(emulator: &Emulator) -> serde_json::Value {
 }
 
 fn destroy_example(emulator: &Emulator, extra: &[&str]) -> serde_json::Value {
-    let mut args = vec!["destroy", "--zip", zip_arg(example_zip())];
+    let mut args = vec!["destroy", "--yes", "--zip", zip_arg(example_zip())];
     args.extend_from_slice(&FAST_POLLS);
     args.extend_from_slice(extra);
     run_json(emulator, &args, 0)
@@ -242,7 +242,7 @@ async fn deploy_destroy_deploy_keeps_the_same_ips() {
     assert_eq!(ips_with(&ips, "retained"), shown, "{ips:?}");
     assert_eq!(ips.len(), 2);
     // Without --delete-function the function stays, out of the VPC, and keeps its role.
-    assert!(role_exists(&emulator, "fixedip-default-lambda").await);
+    assert!(role_exists(&emulator, "fixedip-default-us-east-1-lambda").await);
     assert_eq!(
         function_subnets(&emulator, "hello-egress").await,
         Some(Vec::new())
@@ -278,7 +278,7 @@ async fn destroy_with_release_ips_asks_first_then_leaves_no_address() {
     assert!(stderr(&refused).contains("--yes"), "{}", stderr(&refused));
     assert_eq!(count(&emulator.requests_since(mark)).1, 0);
 
-    let destroyed = destroy_example(&emulator, &["--release-ips", "--yes", "--delete-function"]);
+    let destroyed = destroy_example(&emulator, &["--release-ips", "--delete-function"]);
     let stack = &destroyed["stacks"][0];
     assert_eq!(
         stack["released_ips"].as_array().unwrap().len(),
@@ -289,7 +289,7 @@ async fn destroy_with_release_ips_asks_first_then_leaves_no_address() {
     assert!(all_ips(&emulator).await.is_empty(), "no address left");
     assert_eq!(stack_network(&emulator, "default").await, nothing_left());
     assert_eq!(function_subnets(&emulator, "hello-egress").await, None);
-    assert!(!role_exists(&emulator, "fixedip-default-lambda").await);
+    assert!(!role_exists(&emulator, "fixedip-default-us-east-1-lambda").await);
 }
 
 #[tokio::test]
@@ -316,7 +316,7 @@ async fn destroy_by_stack_name_refuses_to_cut_off_other_functions_unless_told() 
     deploy_example(&emulator);
 
     let mark = emulator.mark();
-    let mut args = vec!["destroy", "--stack", "default"];
+    let mut args = vec!["destroy", "--yes", "--stack", "default"];
     args.extend_from_slice(&FAST_POLLS);
     let refused = run(&emulator, &args);
     assert_eq!(refused.status.code(), Some(PLAN), "{}", stderr(&refused));
@@ -564,7 +564,7 @@ async fn foreign_resources_and_other_stacks_are_untouched_by_deploy_and_destroy(
     assert_eq!(other_ips.len(), 2, "{other}");
 
     deploy_example(&emulator);
-    destroy_example(&emulator, &["--release-ips", "--yes", "--delete-function"]);
+    destroy_example(&emulator, &["--release-ips", "--delete-function"]);
 
     let ec2 = emulator.ec2().await;
     let vpcs = ec2
@@ -656,7 +656,7 @@ async fn run_through(emulator: &Emulator, proxy: &ChaosProxy, args: &[&str]) -> 
     let mut command = emulator.cargo_fixedip();
     command
         .args(args)
-        .current_dir(workspace_root())
+        .current_dir(example_dir())
         .env("AWS_ENDPOINT_URL", proxy.url());
     tokio::process::Command::from(command)
         .output()
@@ -733,7 +733,7 @@ async fn destroy_waits_out_lingering_interfaces_and_slow_nat_deletion() {
 
     proxy.clear_log();
     let started = Instant::now();
-    let mut args = vec!["destroy", "--json", "--zip", zip];
+    let mut args = vec!["destroy", "--yes", "--json", "--zip", zip];
     args.extend_from_slice(&["--poll-interval", "0.5", "--eni-timeout", "60"]);
     let destroyed = run_through(&emulator, &proxy, &args).await;
     let finished = Instant::now();
@@ -826,8 +826,8 @@ async fn destroy_killed_part_way_finishes_when_run_again() {
     });
     let mut command = emulator.cargo_fixedip();
     command
-        .args(["destroy", "--zip", zip, "--poll-interval", "0.2"])
-        .current_dir(workspace_root())
+        .args(["destroy", "--yes", "--zip", zip, "--poll-interval", "0.2"])
+        .current_dir(example_dir())
         .env("AWS_ENDPOINT_URL", proxy.url())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
@@ -847,7 +847,7 @@ async fn destroy_killed_part_way_finishes_when_run_again() {
     let again = run_through(
         &emulator,
         &proxy,
-        &["destroy", "--zip", zip, "--poll-interval", "0.2"],
+        &["destroy", "--yes", "--zip", zip, "--poll-interval", "0.2"],
     )
     .await;
     assert!(again.status.success(), "{}", stderr(&again));
@@ -857,11 +857,11 @@ async fn destroy_killed_part_way_finishes_when_run_again() {
         shown
     );
     // The function stays (no --delete-function), so does the role it runs with.
-    assert!(role_exists(&emulator, "fixedip-default-lambda").await);
+    assert!(role_exists(&emulator, "fixedip-default-us-east-1-lambda").await);
 
     // And a third run has nothing left to do.
     proxy.clear_log();
-    let third = run_through(&emulator, &proxy, &["destroy", "--zip", zip]).await;
+    let third = run_through(&emulator, &proxy, &["destroy", "--yes", "--zip", zip]).await;
     assert!(third.status.success(), "{}", stderr(&third));
     assert_eq!(proxy.log().mutating_applied(), 0);
 }

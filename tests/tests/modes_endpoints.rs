@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use aws_sdk_ec2::types::{Filter, IpPermission, VpcEndpoint, VpcEndpointType};
 use fixedip_tests::{
-    clear_aws_env, count, fixture_zip, fixtures_manifest, workspace_root, Emulator, REGION,
+    clear_aws_env, count, example_dir, fixture_zip, fixtures_manifest, Emulator, REGION,
 };
 
 /// Short waits: moto finishes at once, so a poll never needs to be long.
@@ -23,7 +23,7 @@ fn run(emulator: &Emulator, args: &[&str]) -> Output {
     command.arg("fixedip");
     clear_aws_env(&mut command);
     command.envs(emulator.aws_env()).env("NO_COLOR", "1");
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -98,6 +98,7 @@ fn destroy(emulator: &Emulator, fixture: &str) {
     let manifest = manifest();
     let mut args = vec![
         "destroy",
+        "--yes",
         "--manifest-path",
         &manifest,
         "--zip",

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use aws_sdk_ec2::types::{DomainType, Filter};
-use fixedip_tests::{fixture_zip, workspace_root, AwsRequest, Emulator, REGION};
+use fixedip_tests::{example_dir, fixture_zip, AwsRequest, Emulator, REGION};
 
 const FUNCTION: &str = "egress-one";
 
@@ -277,7 +277,7 @@ fn workspace_with(metadata: &str) -> (tempfile::TempDir, PathBuf) {
 
 fn run(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -417,14 +417,20 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
     let output = run(&emulator, &["verify", "--json"]);
     assert!(output.status.success(), "{}", text(&output));
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(verdict["functions"][0]["function"], FUNCTION, "{verdict:#}");
-    assert_eq!(verdict["functions"][0]["findings"], serde_json::json!([]));
+    assert_eq!(
+        verdict["stacks"][0]["functions"][0]["function"], FUNCTION,
+        "{verdict:#}"
+    );
+    assert_eq!(
+        verdict["stacks"][0]["functions"][0]["findings"],
+        serde_json::json!([])
+    );
 
     // `status` shows the stack on the user's network, with the same IPs.
     let output = run(&emulator, &["status", "--json"]);
     assert!(output.status.success(), "{}", text(&output));
     let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let shown: BTreeSet<String> = status["existing_network_ips"]
+    let shown: BTreeSet<String> = status["stacks"][0]["existing_network_ips"]
         .as_array()
         .unwrap_or_else(|| panic!("{status:#}"))
         .iter()
@@ -455,6 +461,7 @@ async fn deploy_ips_verify_redeploy_and_destroy_on_a_users_network() {
         &emulator,
         &[
             "destroy",
+            "--yes",
             "--manifest-path",
             manifest.to_str().unwrap(),
             "--zip",

@@ -10,14 +10,14 @@ use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
 use fixedip_tests::{
-    cargo_fixedip_bin, count, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator,
+    cargo_fixedip_bin, count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator,
 };
 
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
 
 fn run(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -231,13 +231,16 @@ async fn deploy_redeploy_verify_and_destroy_with_nat_instances() {
         count(&calls).1
     );
 
-    let output = ok(&emulator, &on_fixtures(&manifest, &["verify", "--json"]));
+    let output = ok(
+        &emulator,
+        &on_fixtures(&manifest, &["verify", "-p", "nat-instance", "--json"]),
+    );
     let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    for function in verdict["functions"].as_array().unwrap() {
+    for function in verdict["stacks"][0]["functions"].as_array().unwrap() {
         assert_eq!(function["findings"], serde_json::json!([]), "{verdict:#}");
     }
 
-    let mut destroy = on_fixtures(&manifest, &["destroy", "--zip", zip.as_str()]);
+    let mut destroy = on_fixtures(&manifest, &["destroy", "--yes", "--zip", zip.as_str()]);
     destroy.extend_from_slice(&FAST_POLLS);
     ok(&emulator, &destroy);
     assert!(live_instances(&emulator).await.is_empty());

@@ -8,14 +8,14 @@ use std::path::Path;
 use std::process::Output;
 
 use aws_sdk_ec2::types::{Filter, Tag};
-use fixedip_tests::{count, example_zip, fixture_zip, fixtures_manifest, workspace_root, Emulator};
+use fixedip_tests::{count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator};
 
 /// Short waits: moto finishes at once, so a poll never needs to be long.
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
 
 fn run(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -65,7 +65,7 @@ fn deploy(emulator: &Emulator, zip: &Path) -> serde_json::Value {
 
 fn destroy(emulator: &Emulator, zip: &Path) -> serde_json::Value {
     let args = zip_args(zip);
-    let args: Vec<&str> = ["destroy"]
+    let args: Vec<&str> = ["destroy", "--yes"]
         .into_iter()
         .chain(args.iter().map(String::as_str))
         .chain(FAST_POLLS)
@@ -240,7 +240,7 @@ async fn function_subnets(emulator: &Emulator, name: &str) -> usize {
 
 /// The codes of every finding `verify --json` reported, per function.
 fn findings(report: &serde_json::Value) -> Vec<(String, String)> {
-    report["functions"]
+    report["stacks"][0]["functions"]
         .as_array()
         .unwrap()
         .iter()
@@ -281,7 +281,10 @@ async fn one_nat_for_two_azs_deploys_verifies_and_destroys() {
 
     // It passes, with the cross-AZ dependency named for the AZ without a NAT.
     let verified = run_json(&emulator, &["verify"]);
-    assert_eq!(verified["functions"][0]["passed"], true, "{verified:#}");
+    assert_eq!(
+        verified["stacks"][0]["functions"][0]["passed"], true,
+        "{verified:#}"
+    );
     assert_eq!(
         findings(&verified),
         [("nat-in-other-az".to_owned(), "warning".to_owned())]
@@ -336,11 +339,20 @@ async fn an_isolated_stack_has_no_way_out_and_no_ip() {
     );
     assert!(stderr(&ips).contains("is isolated"), "{}", stderr(&ips));
     let json = run_json(&emulator, &["ips"]);
-    assert_eq!(json, serde_json::json!({ "ips": [], "isolated": true }));
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "ips": [],
+            "stacks": [{ "stack": "default", "region": "us-east-1", "isolated": true }]
+        })
+    );
 
     // verify reads the mode from the account: no route out is the pass, without `--isolated`.
     let verified = run_json(&emulator, &["verify"]);
-    assert_eq!(verified["functions"][0]["passed"], true, "{verified:#}");
+    assert_eq!(
+        verified["stacks"][0]["functions"][0]["passed"], true,
+        "{verified:#}"
+    );
     assert!(findings(&verified).is_empty(), "{verified:#}");
 
     let status = run(&emulator, &["status"]);
@@ -376,7 +388,7 @@ async fn gateway_to_isolated_and_back_keeps_the_ips() {
     assert_eq!(kept.len(), 2);
     redeploy_changes_nothing(&emulator, &isolated);
     let ips = run_json(&emulator, &["ips"]);
-    assert_eq!(ips["isolated"], true);
+    assert_eq!(ips["stacks"][0]["isolated"], true);
     assert_eq!(
         ips["ips"].as_array().unwrap().len(),
         2,
@@ -400,7 +412,10 @@ async fn gateway_to_isolated_and_back_keeps_the_ips() {
     assert_eq!(gateways.internet_gateways, 1);
     redeploy_changes_nothing(&emulator, example_zip());
     let verified = run_json(&emulator, &["verify", "--function", "hello-egress"]);
-    assert_eq!(verified["functions"][0]["passed"], true, "{verified:#}");
+    assert_eq!(
+        verified["stacks"][0]["functions"][0]["passed"], true,
+        "{verified:#}"
+    );
 }
 
 #[tokio::test]

@@ -23,7 +23,7 @@ use fixedip_chaos::{
     CallMatcher, ChaosProxy, Fault, FaultRule, Latency, LogEntry, LogQueries, Outcome, Scenario,
     Timing, Trigger,
 };
-use fixedip_tests::{example_zip, workspace_root, Emulator};
+use fixedip_tests::{example_dir, example_zip, Emulator};
 
 /// The example's stack, role and function (examples/hello-egress).
 const FUNCTION: &str = "hello-egress";
@@ -57,7 +57,7 @@ impl Lab {
         let mut command = self.emulator.cargo_fixedip();
         command
             .args(args)
-            .current_dir(workspace_root())
+            .current_dir(example_dir())
             .env("AWS_ENDPOINT_URL", self.proxy.url())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -33,6 +33,7 @@ fn deploy_args() -> Vec<&'static str> {
 fn destroy_args(poll_s: &'static str) -> Vec<&'static str> {
     vec![
         "destroy",
+        "--yes",
         "--quiet",
         "--zip",
         path_arg(example_zip()),

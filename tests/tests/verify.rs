@@ -19,7 +19,7 @@ use aws_sdk_ec2::types::{ConnectivityType, DomainType, Filter};
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{FunctionCode, Runtime, VpcConfig};
 use fixedip_tests::{
-    count, example_binary, example_zip, fixture_zip, fixtures_manifest, workspace_root,
+    count, example_binary, example_dir, example_zip, fixture_zip, fixtures_manifest,
     write_lambda_zip, Emulator, REGION,
 };
 
@@ -34,7 +34,7 @@ const EXIT_BUILD: i32 = 5;
 
 fn fixedip_output(emulator: &Emulator, args: &[&str]) -> Output {
     let mut command = emulator.cargo_fixedip();
-    command.args(args).current_dir(workspace_root());
+    command.args(args).current_dir(example_dir());
     command.output().expect("cargo-fixedip runs")
 }
 
@@ -48,9 +48,7 @@ struct Verdict {
 impl Verdict {
     /// Every finding code of every function, with duplicates removed.
     fn codes(&self) -> BTreeSet<String> {
-        self.report["functions"]
-            .as_array()
-            .expect("functions")
+        self.functions()
             .iter()
             .flat_map(|f| f["findings"].as_array().expect("findings").iter())
             .map(|f| f["code"].as_str().expect("code").to_owned())
@@ -58,11 +56,19 @@ impl Verdict {
     }
 
     fn findings(&self) -> Vec<serde_json::Value> {
-        self.report["functions"]
-            .as_array()
-            .expect("functions")
+        self.functions()
             .iter()
             .flat_map(|f| f["findings"].as_array().expect("findings").clone())
+            .collect()
+    }
+
+    /// Every function verified, whichever stack (or none) it was verified in.
+    fn functions(&self) -> Vec<serde_json::Value> {
+        self.report["stacks"]
+            .as_array()
+            .expect("stacks")
+            .iter()
+            .flat_map(|s| s["functions"].as_array().expect("functions").clone())
             .collect()
     }
 
@@ -463,7 +469,7 @@ async fn the_console_guide_network_passes() {
     let mark = emulator.mark();
     let verdict = verify(&emulator, &network.verify_args());
     verdict.assert_passes_clean();
-    assert_eq!(verdict.report["functions"][0]["vpc_id"], network.vpc);
+    assert_eq!(verdict.functions()[0]["vpc_id"], network.vpc);
     let (_, mutating) = count(&emulator.requests_since(mark));
     assert_eq!(mutating, 0, "verify only reads");
 }
@@ -505,8 +511,14 @@ async fn assert_fixedip_stack_passes(zip: &Path, fixtures: bool, azs: usize) {
     deploy(&emulator, zip, fixtures);
     let verdict = verify(&emulator, &[]);
     verdict.assert_passes_clean();
-    assert_eq!(verdict.report["allowed"].as_array().unwrap().len(), azs);
-    assert_eq!(verdict.report["functions"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        verdict.report["stacks"][0]["allowed"]
+            .as_array()
+            .unwrap()
+            .len(),
+        azs
+    );
+    assert_eq!(verdict.functions().len(), 1);
 }
 
 #[tokio::test]
@@ -913,7 +925,8 @@ async fn probe_passes_when_the_function_leaves_from_a_listed_ip() {
     args.push("--probe");
     let verdict = verify(&emulator, &args);
     verdict.assert_passes_clean();
-    let probe = &verdict.report["functions"][0]["probe"];
+    let functions = verdict.functions();
+    let probe = &functions[0]["probe"];
     assert_eq!(probe["ip"], network.zones[1].ip.as_str());
     assert_eq!(probe["allowed"], true);
     let invokes = emulator
@@ -935,7 +948,8 @@ async fn probe_fails_when_the_function_leaves_from_another_ip() {
     assert_eq!(verdict.exit, EXIT_VERIFY, "{}", verdict.stderr);
     // The configuration is fine; only what the function saw is wrong.
     assert_eq!(verdict.codes(), BTreeSet::new());
-    let probe = &verdict.report["functions"][0]["probe"];
+    let functions = verdict.functions();
+    let probe = &functions[0]["probe"];
     assert_eq!(probe["ip"], "198.51.100.23");
     assert_eq!(probe["allowed"], false);
     assert!(probe["problem"]

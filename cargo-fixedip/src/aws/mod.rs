@@ -29,7 +29,21 @@ pub use calls::{ApiCall, CallCounts, CallLog};
 #[derive(Debug, Clone, Default)]
 pub struct AwsOptions {
     pub region: Option<String>,
+    /// A profile the user named: `--profile`, else `AWS_PROFILE`. Its credentials are used even
+    /// when keys are in the environment (the SDK's default chain reads those first): `--profile
+    /// prod` in a shell holding dev keys must never act on dev.
     pub profile: Option<String>,
+}
+
+impl AwsOptions {
+    /// `--profile`, else a non-empty `AWS_PROFILE`.
+    pub fn named_profile(flag: Option<&str>) -> Option<String> {
+        flag.map(str::to_owned).or_else(|| {
+            std::env::var("AWS_PROFILE")
+                .ok()
+                .filter(|profile| !profile.is_empty())
+        })
+    }
 }
 
 /// A connection to one account and region: the clients share one configuration and one call log.
@@ -73,6 +87,17 @@ pub enum AwsError {
         )
     )]
     NoCredentials { reason: String },
+
+    #[error("the AWS profile `{profile}` is not defined in {}", files.join(" or "))]
+    #[diagnostic(
+        code(fixedip::aws::unknown_profile),
+        help("check the name (`aws configure list-profiles` lists them), or create it with `aws configure --profile {profile}`; AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE move those files")
+    )]
+    UnknownProfile {
+        profile: String,
+        /// The files read, in the order the SDK reads them.
+        files: Vec<String>,
+    },
 
     #[error("AWS rejected the credentials ({code}): {message}")]
     #[diagnostic(
@@ -264,7 +289,15 @@ impl Aws {
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .retry_config(RetryConfig::adaptive().with_max_attempts(5));
         if let Some(profile) = &options.profile {
-            loader = loader.profile_name(profile);
+            check_profile_exists(profile).await?;
+            // The named profile's credentials, not the environment's keys, which the default chain
+            // would read first.
+            let credentials = aws_config::profile::ProfileFileCredentialsProvider::builder()
+                .profile_name(profile)
+                .build();
+            loader = loader
+                .profile_name(profile)
+                .credentials_provider(credentials);
         }
         if let Some(region) = &options.region {
             loader = loader.region(Region::new(region.clone()));
@@ -366,6 +399,33 @@ pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+/// Refuses a profile that no config or credentials file defines, naming the files read (the SDK
+/// would otherwise fall through to other credentials, or fail later with less to go on).
+async fn check_profile_exists(profile: &str) -> Result<(), AwsError> {
+    use aws_runtime::env_config::file::EnvConfigFiles as ProfileFiles;
+    use aws_types::os_shim_internal::{Env, Fs};
+    let (fs, env) = (Fs::real(), Env::real());
+    let defined = aws_config::profile::load(&fs, &env, &ProfileFiles::default(), None)
+        .await
+        .is_ok_and(|set| set.get_profile(profile).is_some());
+    if defined {
+        return Ok(());
+    }
+    let file = |variable: &str, default: &str| {
+        std::env::var(variable)
+            .ok()
+            .filter(|path| !path.is_empty())
+            .unwrap_or_else(|| default.to_owned())
+    };
+    Err(AwsError::UnknownProfile {
+        profile: profile.to_owned(),
+        files: vec![
+            file("AWS_CONFIG_FILE", "~/.aws/config"),
+            file("AWS_SHARED_CREDENTIALS_FILE", "~/.aws/credentials"),
+        ],
+    })
 }
 
 /// Whether a name has the shape of an AWS region: `us-east-1`, `ap-northeast-1`, `us-gov-west-1`.

@@ -910,7 +910,7 @@ async fn find_endpoints(aws: &Aws, stack: &StackName) -> Result<Vec<ObservedEndp
 }
 
 async fn find_role(aws: &Aws, stack: &StackName) -> Result<Option<ObservedRole>, AwsError> {
-    let name = tags::role_name(stack);
+    let name = tags::role_name(stack, &aws.region);
     let role = match aws.iam.get_role().role_name(&name).send().await {
         Ok(answer) => answer.role.ok_or(AwsError::IncompleteAnswer {
             operation: "GetRole",

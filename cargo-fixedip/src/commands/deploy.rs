@@ -133,6 +133,7 @@ async fn deploy(
     };
     let options = PlanOptions {
         allow_new_ips: args.allow_new_ips,
+        adopt_functions: args.adopt,
         ..PlanOptions::default()
     };
     for PackagedFunction { function, zip } in functions {

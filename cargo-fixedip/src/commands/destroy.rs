@@ -6,18 +6,19 @@
 //! addresses are never released. Every removal treats "already gone" as done, so a destroy that
 //! failed or was killed is finished by running it again.
 
-use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::io::{BufRead, IsTerminal, Write};
 use std::net::Ipv4Addr;
+use std::path::Path;
 
-use fixedip_core::plan::{NetworkModes, Plan, StackSpec, DEFAULT_VPC_CIDR};
-use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
+use fixedip_core::plan::{Action, FunctionSpec, NetworkModes, Plan, StackSpec, DEFAULT_VPC_CIDR};
+use fixedip_core::planner::{self, PlanOptions};
 use fixedip_core::requirements::{AzCount, StackName};
+use fixedip_core::tags;
 use serde::Serialize;
 
 use super::deploy::{show_progress, take_lease};
-use super::{async_runtime, Context};
+use super::{async_runtime, Connections, Context, Identity};
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
 use crate::aws::lease::LeaseError;
 use crate::aws::observe::{observe, Scope};
@@ -26,6 +27,7 @@ use crate::cli::DestroyArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
 use crate::error::CliError;
 use crate::output::{style, styled};
+use crate::stacks::{StackTarget, TargetFunction};
 
 /// What destroy did, per stack.
 #[derive(Debug, Clone, Serialize)]
@@ -55,94 +57,110 @@ pub struct ReleasedIp {
 }
 
 pub fn run(context: &Context, args: &DestroyArgs) -> Result<(), CliError> {
-    let declared = declared_functions(context, args)?;
-    let report = async_runtime()?.block_on(destroy(context, args, declared))?;
-    context.output.result(&report).map_err(CliError::Stdout)
-}
-
-/// Which stacks to destroy: the one named by `--stack`, else the stacks of the selected
-/// package's functions (from `--zip`, or from a host build, as `plan` reads them).
-enum Target {
-    Named(StackName),
-    Functions(Vec<DeclaredFunction>),
-}
-
-fn declared_functions(context: &Context, args: &DestroyArgs) -> Result<Target, CliError> {
-    if let Some(name) = &args.stack {
-        let stack = StackName::parse(name).map_err(|error| CliError::BadStack {
-            stack: name.clone(),
-            reason: error.to_string(),
-        })?;
-        return Ok(Target::Named(stack));
-    }
-    let binaries = match &args.zip {
-        Some(path) => vec![context.function_from_zip(path)?.function],
-        None => context.functions_built_for_host()?,
+    let targets = match &args.zip {
+        Some(path) => vec![zip_target(context, path)?],
+        None => context.stack_targets(args.stack.as_deref())?,
     };
-    Ok(Target::Functions(
-        binaries
-            .into_iter()
-            .map(|binary| DeclaredFunction {
-                // Filled in once connected: the stack's region is where the account is.
-                region: String::new(),
-                record: binary.record,
-                settings: binary.settings,
-                code_sha256: None,
-            })
-            .collect(),
-    ))
+    match async_runtime()?.block_on(destroy(context, args, targets))? {
+        Outcome::Destroyed(report) => context.output.result(&report),
+        Outcome::Previewed(preview) => context.output.result(&preview),
+    }
+    .map_err(CliError::Stdout)
+}
+
+/// The stack of the function in a Lambda zip (`--zip`): its record says which.
+fn zip_target(context: &Context, path: &Path) -> Result<StackTarget, CliError> {
+    let function = context.function_from_zip(path)?.function;
+    Ok(StackTarget {
+        stack: function.record.requirements.stack.clone(),
+        region: context
+            .global
+            .region
+            .clone()
+            .or_else(|| function.settings.region.clone()),
+        functions: vec![TargetFunction {
+            package: function.binary.package,
+            binary: function.binary.target,
+            settings: function.settings,
+        }],
+    })
+}
+
+/// What destroy printed: what it did, or with `--dry-run` what it would do.
+enum Outcome {
+    Destroyed(DestroyReport),
+    Previewed(DestroyPreview),
+}
+
+/// What a destroy would remove, per stack: `--dry-run`'s result, and what destroy shows before it
+/// asks.
+#[derive(Debug, Clone, Serialize)]
+pub struct DestroyPreview {
+    pub stacks: Vec<StackPreview>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackPreview {
+    pub stack: String,
+    pub region: String,
+    pub plan: Plan,
+    /// Functions that stay but leave the VPC: their traffic no longer leaves from the stack's IPs.
+    pub functions_leaving_vpc: Vec<String>,
+    /// Functions deleted (`--delete-function`).
+    pub functions_deleted: Vec<String>,
+}
+
+impl StackPreview {
+    fn of(plan: &Plan) -> StackPreview {
+        let named = |pick: fn(&Action) -> Option<&String>| {
+            plan.steps
+                .iter()
+                .filter_map(|step| pick(&step.action).cloned())
+                .collect()
+        };
+        StackPreview {
+            stack: plan.stack.to_string(),
+            region: plan.region.clone(),
+            functions_leaving_vpc: named(|action| match action {
+                Action::DetachFunction { name } => Some(name),
+                _ => None,
+            }),
+            functions_deleted: named(|action| match action {
+                Action::DeleteFunction { name } => Some(name),
+                _ => None,
+            }),
+            plan: plan.clone(),
+        }
+    }
 }
 
 async fn destroy(
     context: &Context,
     args: &DestroyArgs,
-    target: Target,
-) -> Result<DestroyReport, CliError> {
-    // One connection per region, as deploy makes them.
-    let mut connections: BTreeMap<Option<String>, Aws> = BTreeMap::new();
-    let connect = |wanted: Option<String>| {
-        let options = context.aws_options(wanted.clone());
-        async move { (wanted, Aws::connect(&options).await) }
-    };
-    let specs: Vec<StackSpec> = match target {
-        Target::Named(stack) => {
-            let (wanted, aws) = connect(context.global.region.clone()).await;
-            let aws = aws?;
-            let spec = StackSpec {
-                stack,
-                region: aws.region.clone(),
-                // Destroy plans from what exists; the CIDR and AZ count play no part in it.
-                vpc_cidr: DEFAULT_VPC_CIDR,
-                azs: AzCount::new(1).expect("1 is a valid AZ count"),
-                adopted_ips: Vec::new(),
-                modes: NetworkModes::default(),
-                functions: Vec::new(),
-            };
-            connections.insert(wanted, aws);
-            vec![spec]
-        }
-        Target::Functions(functions) => {
-            let mut declared = Vec::new();
-            for mut function in functions {
-                let wanted = context
-                    .global
-                    .region
-                    .clone()
-                    .or_else(|| function.settings.region.clone());
-                if !connections.contains_key(&wanted) {
-                    let (wanted, aws) = connect(wanted.clone()).await;
-                    connections.insert(wanted, aws?);
-                }
-                function.region = connections[&wanted].region.clone();
-                declared.push(function);
-            }
-            planner::stack_specs(declared)?
-        }
-    };
-    let by_region: BTreeMap<String, Aws> = connections
-        .into_values()
-        .map(|aws| (aws.region.clone(), aws))
-        .collect();
+    targets: Vec<StackTarget>,
+) -> Result<Outcome, CliError> {
+    let mut connections = Connections::default();
+    let mut specs = Vec::new();
+    for target in targets {
+        let aws = connections
+            .to(context, &target.region, Identity::Checked, args.dry_run)
+            .await?;
+        specs.push(StackSpec {
+            stack: target.stack,
+            region: aws.region.clone(),
+            // Destroy plans from what exists; the CIDR and AZ count play no part in it.
+            vpc_cidr: DEFAULT_VPC_CIDR,
+            azs: AzCount::new(1).expect("1 is a valid AZ count"),
+            adopted_ips: Vec::new(),
+            modes: NetworkModes::default(),
+            functions: target
+                .functions
+                .iter()
+                .map(|f| FunctionSpec::new(&f.package, &f.binary, &f.settings, None))
+                .collect(),
+        });
+    }
+    let by_region = connections.by_region();
 
     let options = PlanOptions {
         release_ips: args.release_ips,
@@ -159,13 +177,24 @@ async fn destroy(
             format!("stack `{}` in {}", spec.stack, spec.region),
         );
         let plan = observe_and_plan(aws, &spec, &options).await?;
-        for note in &plan.notes {
-            context.output.warning(note);
-        }
-        show_plan(context, &plan);
         planned.push((spec, plan));
     }
-    confirm_release(context, args, &planned)?;
+    let preview = DestroyPreview {
+        stacks: planned
+            .iter()
+            .map(|(_, plan)| StackPreview::of(plan))
+            .collect(),
+    };
+    if args.dry_run {
+        return Ok(Outcome::Previewed(preview));
+    }
+    if planned.iter().any(|(_, plan)| !plan.is_noop()) {
+        // What goes, shown where the question is asked; results stay on stdout.
+        if !context.output.quiet && !context.global.json {
+            anstream::eprint!("{preview}");
+        }
+        confirm(context, args, &planned)?;
+    }
 
     let inputs = Inputs {
         timeouts: Timeouts::from_seconds(
@@ -264,7 +293,7 @@ async fn destroy(
             },
         });
     }
-    Ok(DestroyReport { stacks })
+    Ok(Outcome::Destroyed(DestroyReport { stacks }))
 }
 
 /// The stack as it is, and its teardown. Every function attached to the stack is observed, not
@@ -279,55 +308,68 @@ async fn observe_and_plan(
         ..Scope::from(spec)
     };
     let observed = observe(aws, &scope).await?;
-    Ok(planner::plan_destroy(spec, &observed, options)?)
+    let mut plan = planner::plan_destroy(spec, &observed, options)?;
+    if let Some(note) = legacy_role_note(aws, &spec.stack).await {
+        plan.notes.push(note);
+    }
+    Ok(plan)
 }
 
-/// Before anything is removed: which IPs stay (and stay billed) and which are given back to AWS.
-fn show_plan(context: &Context, plan: &Plan) {
-    let output = &context.output;
-    output.status(
-        "Planned",
-        format!("stack `{}`: {} steps", plan.stack, plan.steps.len()),
-    );
-    for step in &plan.steps {
-        output.verbose(format!("step {}: {}", step.id.0, step.action.summary()));
-    }
-    for (id, ip) in &plan.network.retained_addresses {
-        output.status("Keeping", format!("Elastic IP {ip} ({id}), retained"));
-    }
-    for (id, ip) in &plan.network.released_addresses {
-        output.status("Releasing", format!("Elastic IP {ip} ({id})"));
-    }
+/// fixedip 0.1 gave a stack one role for every region (`fixedip-<stack>-lambda`); deploy now moves
+/// each region's functions to a role of that region's own. The old role is never deleted from one
+/// region (another region's functions may still run on it): destroy says it is there, and how to
+/// delete it once no region uses it.
+async fn legacy_role_note(aws: &Aws, stack: &StackName) -> Option<String> {
+    let name = tags::legacy_role_name(stack);
+    // Only a note: a failed lookup (throttled, denied) must not stop the destroy.
+    aws.iam.get_role().role_name(&name).send().await.ok()?;
+    Some(format!(
+        "the role {name}, made by fixedip 0.1 for every region of stack `{stack}`, is left in place: functions of the stack in another region may still run on it. Once every region is redeployed (deploy moves functions to fixedip-{stack}-<region>-lambda) or destroyed, delete it: detach its policies (`aws iam list-attached-role-policies --role-name {name}`), then `aws iam delete-role --role-name {name}`"
+    ))
 }
 
-/// Releasing an IP cannot be undone: a partner's allowlist may still name it. On a terminal the
-/// user is asked; elsewhere `--yes` must say so.
-fn confirm_release(
+/// Destroying cannot be undone, and releasing an IP even less (a partner's allowlist may still
+/// name it): on a terminal the user is asked; elsewhere `--yes` must say so.
+fn confirm(
     context: &Context,
     args: &DestroyArgs,
     planned: &[(StackSpec, Plan)],
 ) -> Result<(), CliError> {
+    if args.yes {
+        return Ok(());
+    }
+    let stacks: Vec<String> = planned
+        .iter()
+        .filter(|(_, plan)| !plan.is_noop())
+        .map(|(spec, _)| format!("stack `{}` in {}", spec.stack, spec.region))
+        .collect();
     let released: Vec<String> = planned
         .iter()
         .flat_map(|(_, plan)| &plan.network.released_addresses)
         .map(|(_, ip)| ip.to_string())
         .collect();
-    if released.is_empty() || args.yes {
-        return Ok(());
+    let mut what = format!("removes {}", stacks.join(" and "));
+    if !released.is_empty() {
+        what.push_str(&format!(
+            " and releases {} {} for good",
+            if released.len() == 1 {
+                "Elastic IP"
+            } else {
+                "Elastic IPs"
+            },
+            released.join(", ")
+        ));
     }
     let stdin = std::io::stdin();
     if !stdin.is_terminal() || context.global.json {
-        return Err(CliError::ReleaseNeedsConfirmation);
+        return Err(CliError::DestroyNeedsConfirmation { what });
     }
-    eprint!(
-        "Release {} ({})? They cannot be got back, and a partner may still allowlist them. [y/N] ",
-        if released.len() == 1 {
-            "this Elastic IP"
-        } else {
-            "these Elastic IPs"
-        },
-        released.join(", ")
-    );
+    let warning = if released.is_empty() {
+        ""
+    } else {
+        " Released IPs cannot be got back, and a partner may still allowlist them."
+    };
+    eprint!("Destroy: this {what}.{warning} Go ahead? [y/N] ");
     let _ = std::io::stderr().flush();
     let mut answer = String::new();
     stdin
@@ -337,6 +379,58 @@ fn confirm_release(
     match answer.trim() {
         "y" | "Y" | "yes" | "YES" | "Yes" => Ok(()),
         _ => Err(CliError::DestroyCancelled),
+    }
+}
+
+impl Display for DestroyPreview {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for stack in &self.stacks {
+            let plan = &stack.plan;
+            writeln!(
+                f,
+                "{} in {}: {}",
+                styled(style::HEADER, format_args!("Stack `{}`", stack.stack)),
+                stack.region,
+                match plan.steps.len() {
+                    0 => "nothing to remove".to_owned(),
+                    1 => "1 step".to_owned(),
+                    n => format!("{n} steps"),
+                }
+            )?;
+            if plan.is_noop() {
+                continue;
+            }
+            writeln!(f)?;
+            f.write_str(&super::plan::tree(plan))?;
+            writeln!(f)?;
+            for name in &stack.functions_deleted {
+                writeln!(f, "  function {name} is deleted")?;
+            }
+            for name in &stack.functions_leaving_vpc {
+                writeln!(
+                    f,
+                    "  function {name} leaves the VPC: its traffic no longer comes from the stack's IPs"
+                )?;
+            }
+            for (id, ip) in &plan.network.retained_addresses {
+                writeln!(
+                    f,
+                    "  Elastic IP {} ({id}) is kept (retained, still billed; the next deploy uses it again)",
+                    styled(style::VALUE, ip)
+                )?;
+            }
+            for (id, ip) in &plan.network.released_addresses {
+                writeln!(
+                    f,
+                    "  Elastic IP {} ({id}) is RELEASED: take it off the partner's allowlist",
+                    styled(style::VALUE, ip)
+                )?;
+            }
+            for note in &plan.notes {
+                writeln!(f, "{}: {note}", styled(style::WARNING, "note"))?;
+            }
+        }
+        Ok(())
     }
 }
 

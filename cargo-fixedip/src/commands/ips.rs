@@ -21,7 +21,7 @@ use fixedip_core::requirements::StackName;
 use fixedip_core::tags::{self, Component};
 use serde::Serialize;
 
-use super::{async_runtime, Context};
+use super::{async_runtime, Connections, Context, Identity};
 use crate::aws::observe::{observe, Scope};
 use crate::aws::{Aws, AwsError};
 use crate::cli::{IpsArgs, IpsFormat};
@@ -42,49 +42,139 @@ pub struct StackAddress {
     pub slot: Option<u8>,
 }
 
+/// The IPs of every stack the command acts on.
+#[derive(Debug, Clone, Serialize)]
+pub struct IpsReport {
+    /// Every address of every stack, each naming its stack and region.
+    pub ips: Vec<ListedAddress>,
+    pub stacks: Vec<StackIps>,
+}
+
+/// One stack in one region.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackIps {
+    pub stack: String,
+    pub region: String,
+    /// `nat = "none"`: nothing leaves the VPC; the stack has no egress IP to allowlist.
+    pub isolated: bool,
+}
+
+/// An address, with the stack and region it belongs to.
+#[derive(Debug, Clone, Serialize)]
+pub struct ListedAddress {
+    #[serde(flatten)]
+    pub address: StackAddress,
+    pub stack: String,
+    pub region: String,
+}
+
 pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
-    let stack = StackName::parse(&args.stack).map_err(|error| CliError::BadStack {
-        stack: args.stack.clone(),
-        reason: error.to_string(),
-    })?;
-    let (addresses, isolated) = async_runtime()?.block_on(async {
-        let aws = Aws::connect_unverified(&context.aws_options(None)).await?;
-        aws.calls.forbid_mutations();
-        let addresses = stack_addresses(&aws, &stack).await?;
-        let carrying = addresses.iter().any(|a| a.usage != AddressUse::Retained);
-        let isolated = !carrying
-            && observe(&aws, &Scope::stack(stack.clone()))
-                .await?
-                .looks_isolated();
-        let counts = aws.calls.counts();
-        context.output.verbose(format!(
-            "{} AWS requests, {} mutating",
-            counts.total, counts.mutating
-        ));
-        Ok::<_, CliError>((addresses, isolated))
-    })?;
-    if isolated {
-        let kept = if addresses.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; the {} listed are retained from an earlier mode (still billed, reused first if the stack gets NATs again; `cargo fixedip destroy --release-ips` gives them back)",
-                if addresses.len() == 1 { "IP" } else { "IPs" }
-            )
+    let targets = context.stack_targets(args.stack.as_deref())?;
+    let report = async_runtime()?.block_on(async {
+        let mut connections = Connections::default();
+        let mut report = IpsReport {
+            ips: Vec::new(),
+            stacks: Vec::new(),
         };
-        context.output.note(format!(
-            "stack `{stack}` is isolated (`nat = \"none\"`): nothing leaves its VPC, so it has no egress IP to allowlist{kept}"
-        ));
-    }
+        let mut missing = Vec::new();
+        for target in &targets {
+            // One call for a stack with an IP carrying traffic: no STS round trip first.
+            let aws = connections
+                .to(context, &target.region, Identity::Unchecked, true)
+                .await?;
+            let stack = &target.stack;
+            let addresses = stack_addresses(aws, stack).await?;
+            let carrying = addresses.iter().any(|a| a.usage != AddressUse::Retained);
+            let isolated = if carrying {
+                false
+            } else {
+                let observed = observe(aws, &Scope::stack(stack.clone())).await?;
+                if observed.holds_nothing() && addresses.is_empty() {
+                    missing.push((stack.to_string(), aws.region.clone()));
+                    continue;
+                }
+                observed.looks_isolated()
+            };
+            if isolated {
+                note_isolated(context, stack, &aws.region, addresses.len());
+            }
+            if targets.len() > 1 {
+                context.output.status(
+                    "Listing",
+                    format!(
+                        "stack `{stack}` in {}: {}",
+                        aws.region,
+                        plural(addresses.len(), "IP")
+                    ),
+                );
+            }
+            let counts = aws.calls.counts();
+            context.output.verbose(format!(
+                "{} AWS requests, {} mutating",
+                counts.total, counts.mutating
+            ));
+            report
+                .ips
+                .extend(addresses.into_iter().map(|address| ListedAddress {
+                    address,
+                    stack: stack.to_string(),
+                    region: aws.region.clone(),
+                }));
+            report.stacks.push(StackIps {
+                stack: stack.to_string(),
+                region: aws.region.clone(),
+                isolated,
+            });
+        }
+        Ok::<_, CliError>((report, missing))
+    })?;
+    let (mut report, missing) = report;
+    // By stack, then region: the order of the account, not of the resolution.
+    report
+        .stacks
+        .sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
+    report
+        .ips
+        .sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
     let format = if context.global.json {
         IpsFormat::Json
     } else {
         args.format
     };
-    context
-        .output
-        .text(&render(&addresses, isolated, format))
-        .map_err(CliError::Stdout)
+    // What was found is printed either way; a stack with nothing fails the command after it.
+    if !report.stacks.is_empty() {
+        context
+            .output
+            .text(&render(&report, format))
+            .map_err(CliError::Stdout)?;
+    }
+    match missing.into_iter().next() {
+        Some((stack, region)) => Err(CliError::NotDeployed { stack, region }),
+        None => Ok(()),
+    }
+}
+
+fn note_isolated(context: &Context, stack: &StackName, region: &str, retained: usize) {
+    let kept = if retained == 0 {
+        String::new()
+    } else {
+        format!(
+            "; the {} listed are retained from an earlier mode (still billed, reused first if the stack gets NATs again; `cargo fixedip destroy --release-ips` gives them back)",
+            if retained == 1 { "IP" } else { "IPs" }
+        )
+    };
+    context.output.note(format!(
+        "stack `{stack}` in {region} is isolated (`nat = \"none\"`): nothing leaves its VPC, so it has no egress IP to allowlist{kept}"
+    ));
+}
+
+/// "1 IP", "2 IPs".
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 /// The stack's Elastic IPs, found by tag, active first then by slot.
@@ -179,26 +269,35 @@ fn use_name(usage: AddressUse) -> &'static str {
     }
 }
 
-fn render(addresses: &[StackAddress], isolated: bool, format: IpsFormat) -> String {
+fn render(report: &IpsReport, format: IpsFormat) -> String {
     let mut out = String::new();
+    let addresses = report.ips.iter();
     match format {
-        IpsFormat::Plain => addresses.iter().for_each(|a| {
-            let _ = writeln!(out, "{}", a.ip);
+        IpsFormat::Plain => addresses.for_each(|a| {
+            let _ = writeln!(out, "{}", a.address.ip);
         }),
-        IpsFormat::Cidr => addresses.iter().for_each(|a| {
-            let _ = writeln!(out, "{}/32", a.ip);
+        IpsFormat::Cidr => addresses.for_each(|a| {
+            let _ = writeln!(out, "{}/32", a.address.ip);
         }),
         IpsFormat::Csv => {
-            out.push_str("ip,allocation_id,use,slot\n");
-            for a in addresses {
+            out.push_str("ip,allocation_id,use,slot,stack,region\n");
+            for ListedAddress {
+                address: a,
+                stack,
+                region,
+            } in addresses
+            {
                 let usage = use_name(a.usage);
                 let slot = a.slot.map(|s| s.to_string()).unwrap_or_default();
-                let _ = writeln!(out, "{},{},{usage},{slot}", a.ip, a.allocation_id);
+                let _ = writeln!(
+                    out,
+                    "{},{},{usage},{slot},{stack},{region}",
+                    a.ip, a.allocation_id
+                );
             }
         }
         IpsFormat::Json => {
-            let document = serde_json::json!({ "ips": addresses, "isolated": isolated });
-            out = serde_json::to_string_pretty(&document).expect("plain data");
+            out = serde_json::to_string_pretty(report).expect("plain data");
             out.push('\n');
         }
     }
@@ -209,58 +308,113 @@ fn render(addresses: &[StackAddress], isolated: bool, format: IpsFormat) -> Stri
 mod tests {
     use super::*;
 
+    fn listed(
+        stack: &str,
+        ip: [u8; 4],
+        id: &str,
+        usage: AddressUse,
+        slot: Option<u8>,
+    ) -> ListedAddress {
+        ListedAddress {
+            address: StackAddress {
+                ip: Ipv4Addr::from(ip),
+                allocation_id: id.into(),
+                active: usage == AddressUse::Active,
+                usage,
+                slot,
+            },
+            stack: stack.into(),
+            region: "us-east-1".into(),
+        }
+    }
+
+    fn stack(name: &str, isolated: bool) -> StackIps {
+        StackIps {
+            stack: name.into(),
+            region: "us-east-1".into(),
+            isolated,
+        }
+    }
+
     #[test]
     fn every_format_lists_every_address() {
-        let addresses = [
-            StackAddress {
-                ip: Ipv4Addr::new(203, 0, 113, 7),
-                allocation_id: "eipalloc-1".into(),
-                active: true,
-                usage: AddressUse::Active,
-                slot: Some(0),
-            },
-            StackAddress {
-                ip: Ipv4Addr::new(203, 0, 113, 9),
-                allocation_id: "eipalloc-2".into(),
-                active: false,
-                usage: AddressUse::Retained,
-                slot: None,
-            },
-            StackAddress {
-                ip: Ipv4Addr::new(203, 0, 113, 8),
-                allocation_id: "eipalloc-3".into(),
-                active: false,
-                usage: AddressUse::Pending,
-                slot: Some(2),
-            },
-        ];
+        let report = IpsReport {
+            ips: vec![
+                listed(
+                    "default",
+                    [203, 0, 113, 7],
+                    "eipalloc-1",
+                    AddressUse::Active,
+                    Some(0),
+                ),
+                listed(
+                    "default",
+                    [203, 0, 113, 9],
+                    "eipalloc-2",
+                    AddressUse::Retained,
+                    None,
+                ),
+                listed(
+                    "default",
+                    [203, 0, 113, 8],
+                    "eipalloc-3",
+                    AddressUse::Pending,
+                    Some(2),
+                ),
+                listed(
+                    "billing",
+                    [198, 51, 100, 1],
+                    "eipalloc-4",
+                    AddressUse::Active,
+                    Some(0),
+                ),
+            ],
+            stacks: vec![stack("default", false), stack("billing", false)],
+        };
         assert_eq!(
-            render(&addresses, false, IpsFormat::Plain),
-            "203.0.113.7\n203.0.113.9\n203.0.113.8\n"
+            render(&report, IpsFormat::Plain),
+            "203.0.113.7\n203.0.113.9\n203.0.113.8\n198.51.100.1\n"
         );
         assert_eq!(
-            render(&addresses, false, IpsFormat::Cidr),
-            "203.0.113.7/32\n203.0.113.9/32\n203.0.113.8/32\n"
+            render(&report, IpsFormat::Cidr),
+            "203.0.113.7/32\n203.0.113.9/32\n203.0.113.8/32\n198.51.100.1/32\n"
         );
         assert_eq!(
-            render(&addresses, false, IpsFormat::Csv),
-            "ip,allocation_id,use,slot\n203.0.113.7,eipalloc-1,active,0\n203.0.113.9,eipalloc-2,retained,\n203.0.113.8,eipalloc-3,pending,2\n"
+            render(&report, IpsFormat::Csv),
+            "ip,allocation_id,use,slot,stack,region\n\
+             203.0.113.7,eipalloc-1,active,0,default,us-east-1\n\
+             203.0.113.9,eipalloc-2,retained,,default,us-east-1\n\
+             203.0.113.8,eipalloc-3,pending,2,default,us-east-1\n\
+             198.51.100.1,eipalloc-4,active,0,billing,us-east-1\n"
         );
         let json: serde_json::Value =
-            serde_json::from_str(&render(&addresses, false, IpsFormat::Json)).unwrap();
+            serde_json::from_str(&render(&report, IpsFormat::Json)).unwrap();
         assert_eq!(json["ips"][1]["allocation_id"], "eipalloc-2");
         assert_eq!(json["ips"][1]["use"], "retained");
         assert_eq!(json["ips"][2]["use"], "pending");
-        assert_eq!(json["isolated"], false);
+        assert_eq!(json["ips"][3]["stack"], "billing");
+        assert_eq!(json["ips"][3]["region"], "us-east-1");
+        assert_eq!(json["stacks"][1]["stack"], "billing");
+        assert_eq!(json["stacks"][0]["isolated"], false);
     }
 
     #[test]
     fn an_isolated_stack_lists_nothing() {
+        let report = IpsReport {
+            ips: Vec::new(),
+            stacks: vec![stack("default", true)],
+        };
         for format in [IpsFormat::Plain, IpsFormat::Cidr] {
-            assert_eq!(render(&[], true, format), "");
+            assert_eq!(render(&report, format), "");
         }
         let json: serde_json::Value =
-            serde_json::from_str(&render(&[], true, IpsFormat::Json)).unwrap();
-        assert_eq!(json, serde_json::json!({ "ips": [], "isolated": true }));
+            serde_json::from_str(&render(&report, IpsFormat::Json)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "ips": [],
+                "stacks": [{ "stack": "default", "region": "us-east-1", "isolated": true }]
+            })
+        );
     }
 }

@@ -10,10 +10,12 @@ pub mod status;
 pub mod unlock;
 pub mod verify;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use fixedip_core::reader;
 
+use crate::aws::{Aws, AwsError};
 use crate::build::{self, AnnotatedBinary, BuiltBinary};
 use crate::cli::{Command, GlobalOptions};
 use crate::error::CliError;
@@ -42,11 +44,23 @@ pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
 }
 
 impl Context {
-    /// Where the AWS commands find the account: the global `--region` and `--profile`.
+    /// Where the AWS commands find the account: the global `--region`, and `--profile` (else
+    /// `AWS_PROFILE`), whose credentials win over keys in the environment.
     pub fn aws_options(&self, region: Option<String>) -> crate::aws::AwsOptions {
+        let profile = crate::aws::AwsOptions::named_profile(self.global.profile.as_deref());
+        if let Some(profile) = &profile {
+            if std::env::var_os("AWS_ACCESS_KEY_ID").is_some() {
+                static SAID: std::sync::Once = std::sync::Once::new();
+                SAID.call_once(|| {
+                    self.output.note(format!(
+                        "using the credentials of profile `{profile}`; AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the environment are not used"
+                    ))
+                });
+            }
+        }
         crate::aws::AwsOptions {
             region: region.or_else(|| self.global.region.clone()),
-            profile: self.global.profile.clone(),
+            profile,
         }
     }
 
@@ -138,6 +152,57 @@ fn binary_of(package: &SelectedPackage, function: &str) -> Option<String> {
         .iter()
         .find(|bin| bin.replace('-', "_") == krate)
         .cloned()
+}
+
+/// One connection per region asked for (`None`: the AWS configuration's), shared by every stack
+/// in it: the commands that act on several stacks connect once per region.
+#[derive(Default)]
+pub struct Connections {
+    by_wanted: BTreeMap<Option<String>, Aws>,
+}
+
+/// Whether a connection proves its credentials with STS GetCallerIdentity first (and learns the
+/// account), or answers with its first real call (`ips`: one call in all).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    Checked,
+    Unchecked,
+}
+
+impl Connections {
+    /// The connection to `wanted`, made on first use. Read-only commands pass `read_only`: the
+    /// call log then refuses any mutating call.
+    pub async fn to(
+        &mut self,
+        context: &Context,
+        wanted: &Option<String>,
+        identity: Identity,
+        read_only: bool,
+    ) -> Result<&Aws, AwsError> {
+        if !self.by_wanted.contains_key(wanted) {
+            let options = context.aws_options(wanted.clone());
+            let aws = match identity {
+                Identity::Checked => Aws::connect(&options).await?,
+                Identity::Unchecked => Aws::connect_unverified(&options).await?,
+            };
+            if read_only {
+                aws.calls.forbid_mutations();
+            }
+            context
+                .output
+                .verbose(format!("AWS account {} in {}", aws.account, aws.region));
+            self.by_wanted.insert(wanted.clone(), aws);
+        }
+        Ok(&self.by_wanted[wanted])
+    }
+
+    /// Every connection made, by the region it reached.
+    pub fn by_region(self) -> BTreeMap<String, Aws> {
+        self.by_wanted
+            .into_values()
+            .map(|aws| (aws.region.clone(), aws))
+            .collect()
+    }
 }
 
 /// The AWS SDK is async; the commands are not. One runtime per command run.

@@ -74,7 +74,11 @@ fn online(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
             );
             let observed =
                 crate::aws::observe::observe(aws, &crate::aws::observe::Scope::from(&spec)).await?;
-            let plan = planner::plan(&spec, &observed)?;
+            let options = planner::PlanOptions {
+                adopt_functions: args.adopt,
+                ..planner::PlanOptions::default()
+            };
+            let plan = planner::plan_with(&spec, &observed, &options)?;
             let cost = cost::of_plan(&plan)?;
             stacks.push(StackPlan {
                 list_steps: true,
@@ -246,7 +250,7 @@ struct Row {
     status: Option<Status>,
 }
 
-fn tree(plan: &Plan) -> String {
+pub fn tree(plan: &Plan) -> String {
     let (stack, network) = (&plan.stack, &plan.network);
     let mut rows = Vec::new();
     let row = |branch: &str, label: String, status: Option<&Status>| Row {
@@ -330,6 +334,24 @@ fn tree(plan: &Plan) -> String {
         ));
         children.push(group);
     }
+    for removed in &network.removed_slots {
+        let az = removed.az.as_deref().unwrap_or("unknown AZ");
+        let what = match &removed.nat_gateway {
+            Some(nat) => format!("its subnets, route table and NAT {nat}"),
+            None => "its subnets and route table".to_owned(),
+        };
+        let gone = Status::Delete(
+            removed
+                .nat_gateway
+                .clone()
+                .unwrap_or_else(|| format!("slot {}", removed.slot)),
+        );
+        children.push(vec![row(
+            "",
+            format!("AZ {az} (slot {}): {what}", removed.slot),
+            Some(&gone),
+        )]);
+    }
     for surplus in &network.surplus_slots {
         let az = surplus.az.as_deref().unwrap_or("unknown AZ");
         let mut label = format!("slot {} in {az}, beyond `azs`: left in place", surplus.slot);
@@ -359,7 +381,7 @@ fn tree(plan: &Plan) -> String {
     if let Some(role) = &network.role {
         children.push(vec![row(
             "",
-            format!("execution role {}", tags::role_name(stack)),
+            format!("execution role {}", tags::role_name(stack, &plan.region)),
             Some(role),
         )]);
     }
@@ -843,7 +865,7 @@ mod tests {
             "statuses align:\n{text}"
         );
         assert!(
-            text.contains("execution role fixedip-payments-lambda"),
+            text.contains("execution role fixedip-payments-us-east-1-lambda"),
             "{text}"
         );
         assert!(text.contains("3 × NAT gateway"), "{text}");

@@ -5,18 +5,24 @@ use std::fmt::{self, Display};
 
 use fixedip_core::cost::{self, MonthlyCost, Topology};
 use fixedip_core::observed::{AddressUse, ObservedState, RouteTarget, Slot, Tier};
-use fixedip_core::requirements::StackName;
 use serde::Serialize;
 
-use super::{async_runtime, Context};
-use crate::aws::observe::{observe, Scope};
+use super::{async_runtime, Connections, Context, Identity};
+use crate::aws::observe::observe;
 use crate::aws::Aws;
 use crate::cli::StatusArgs;
 use crate::error::CliError;
 use crate::output::{style, styled};
+use crate::stacks::StackTarget;
 
+/// Every stack the command acts on.
 #[derive(Debug, Clone, Serialize)]
 pub struct StatusReport {
+    pub stacks: Vec<StackStatus>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackStatus {
     pub stack: String,
     pub region: String,
     pub account: String,
@@ -32,64 +38,82 @@ pub struct StatusReport {
 }
 
 pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
-    let stack = StackName::parse(&args.stack).map_err(|error| CliError::BadStack {
-        stack: args.stack.clone(),
-        reason: error.to_string(),
+    let targets = context.stack_targets(args.stack.as_deref())?;
+    let (report, missing) = async_runtime()?.block_on(async {
+        let mut connections = Connections::default();
+        let mut stacks = Vec::new();
+        let mut missing = Vec::new();
+        for target in &targets {
+            let aws = connections
+                .to(context, &target.region, Identity::Checked, true)
+                .await?;
+            let status = stack_status(aws, target).await?;
+            if status.observed.holds_nothing() {
+                missing.push((status.stack, status.region));
+            } else {
+                stacks.push(status);
+            }
+            let counts = aws.calls.counts();
+            context.output.verbose(format!(
+                "{} AWS requests, {} mutating",
+                counts.total, counts.mutating
+            ));
+        }
+        stacks.sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
+        Ok::<_, CliError>((StatusReport { stacks }, missing))
     })?;
-    let report = async_runtime()?.block_on(async {
-        let aws = Aws::connect(&context.aws_options(None)).await?;
-        aws.calls.forbid_mutations();
-        let scope = Scope {
-            attached_functions: true,
-            ..Scope::stack(stack.clone())
-        };
-        let observed = observe(&aws, &scope).await?;
-        // No VPC of its own but a security group: the stack lives on the user's network.
-        let existing_network_ips = if observed.vpc.is_none() && observed.security_group.is_some() {
-            crate::aws::existing::existing_stack_exits(&aws, &stack)
-                .await?
-                .into_iter()
-                .map(|exit| exit.ip)
-                .collect()
-        } else {
-            Vec::new()
-        };
-        let counts = aws.calls.counts();
-        context.output.verbose(format!(
-            "{} AWS requests, {} mutating",
-            counts.total, counts.mutating
-        ));
-        let topology = Topology {
-            nat_gateways: observed.nat_gateways.len() as u32,
-            // Priced as the default type, the only one in the table.
-            nat_instances: observed
-                .nat_instances
-                .iter()
-                .filter(|i| i.state.is_live())
-                .count() as u32,
-            public_ipv4: observed.addresses.len() as u32,
-            interface_endpoint_azs: observed
-                .endpoints
-                .iter()
-                .map(|e| e.subnet_ids.len() as u32)
-                .sum(),
-            gateway_endpoints: observed
-                .endpoints
-                .iter()
-                .filter(|e| e.kind == fixedip_core::requirements::EndpointKind::Gateway)
-                .count() as u32,
-        };
-        Ok::<_, CliError>(StatusReport {
-            stack: stack.to_string(),
-            region: aws.region.clone(),
-            account: aws.account.clone(),
-            cost: cost::monthly(&topology, &aws.region).ok(),
-            mode: ObservedMode::of(&observed),
-            observed,
-            existing_network_ips,
-        })
-    })?;
-    context.output.result(&report).map_err(CliError::Stdout)
+    if !report.stacks.is_empty() {
+        context.output.result(&report).map_err(CliError::Stdout)?;
+    }
+    match missing.into_iter().next() {
+        Some((stack, region)) => Err(CliError::NotDeployed { stack, region }),
+        None => Ok(()),
+    }
+}
+
+async fn stack_status(aws: &Aws, target: &StackTarget) -> Result<StackStatus, CliError> {
+    let stack = &target.stack;
+    let scope = target.scope();
+    let observed = observe(aws, &scope).await?;
+    // No VPC of its own but a security group: the stack lives on the user's network.
+    let existing_network_ips = if observed.vpc.is_none() && observed.security_group.is_some() {
+        crate::aws::existing::existing_stack_exits(aws, stack)
+            .await?
+            .into_iter()
+            .map(|exit| exit.ip)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let topology = Topology {
+        nat_gateways: observed.nat_gateways.len() as u32,
+        // Priced as the default type, the only one in the table.
+        nat_instances: observed
+            .nat_instances
+            .iter()
+            .filter(|i| i.state.is_live())
+            .count() as u32,
+        public_ipv4: observed.addresses.len() as u32,
+        interface_endpoint_azs: observed
+            .endpoints
+            .iter()
+            .map(|e| e.subnet_ids.len() as u32)
+            .sum(),
+        gateway_endpoints: observed
+            .endpoints
+            .iter()
+            .filter(|e| e.kind == fixedip_core::requirements::EndpointKind::Gateway)
+            .count() as u32,
+    };
+    Ok(StackStatus {
+        stack: stack.to_string(),
+        region: aws.region.clone(),
+        account: aws.account.clone(),
+        cost: cost::monthly(&topology, &aws.region).ok(),
+        mode: ObservedMode::of(&observed),
+        observed,
+        existing_network_ips,
+    })
 }
 
 /// The stack's NAT mode as the account shows it (the account is the state: no record needed).
@@ -139,6 +163,18 @@ impl Display for ObservedMode {
 }
 
 impl Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, stack) in self.stacks.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{stack}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Display for StackStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let o = &self.observed;
         writeln!(

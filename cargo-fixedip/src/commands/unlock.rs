@@ -3,18 +3,21 @@
 
 use std::fmt::{self, Display};
 
-use fixedip_core::requirements::StackName;
 use serde::Serialize;
 
-use super::{async_runtime, Context};
+use super::{async_runtime, Connections, Context, Identity};
 use crate::aws::lease::{self, LeaseRecord};
-use crate::aws::Aws;
 use crate::cli::UnlockArgs;
 use crate::error::CliError;
 
-/// What unlock found and removed.
+/// What unlock found and removed, per stack.
 #[derive(Debug, Clone, Serialize)]
 pub struct UnlockReport {
+    pub stacks: Vec<StackUnlocked>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StackUnlocked {
     pub stack: String,
     pub region: String,
     /// The SSM parameter that holds the lease.
@@ -24,24 +27,36 @@ pub struct UnlockReport {
 }
 
 pub fn run(context: &Context, args: &UnlockArgs) -> Result<(), CliError> {
-    let stack = StackName::parse(&args.stack).map_err(|error| CliError::BadStack {
-        stack: args.stack.clone(),
-        reason: error.to_string(),
-    })?;
+    let targets = context.stack_targets(args.stack.as_deref())?;
     let report = async_runtime()?.block_on(async {
-        let aws = Aws::connect(&context.aws_options(None)).await?;
-        let removed = lease::remove(&aws, &stack).await?;
-        Ok::<_, CliError>(UnlockReport {
-            stack: stack.to_string(),
-            region: aws.region.clone(),
-            parameter: lease::parameter_name(&stack),
-            removed,
-        })
+        let mut connections = Connections::default();
+        let mut stacks = Vec::new();
+        for target in &targets {
+            let aws = connections
+                .to(context, &target.region, Identity::Checked, false)
+                .await?;
+            let removed = lease::remove(aws, &target.stack).await?;
+            stacks.push(StackUnlocked {
+                stack: target.stack.to_string(),
+                region: aws.region.clone(),
+                parameter: lease::parameter_name(&target.stack),
+                removed,
+            });
+        }
+        Ok::<_, CliError>(UnlockReport { stacks })
     })?;
     context.output.result(&report).map_err(CliError::Stdout)
 }
 
 impl Display for UnlockReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.stacks
+            .iter()
+            .try_for_each(|stack| write!(f, "{stack}"))
+    }
+}
+
+impl Display for StackUnlocked {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.removed {
             Some(record) => writeln!(

@@ -20,10 +20,11 @@ use std::net::Ipv4Addr;
 
 use aws_sdk_lambda::primitives::Blob;
 use fixedip_core::requirements::StackName;
-use fixedip_core::verify::{self, Finding};
+use fixedip_core::tags;
+use fixedip_core::verify::{self, EgressNetwork, Finding, FunctionAttachment};
 use serde::Serialize;
 
-use super::{async_runtime, Context};
+use super::{async_runtime, Connections, Context, Identity};
 use crate::aws::network::{function_attachment, observe_network};
 use crate::aws::observe::{observe, Scope};
 use crate::aws::{Aws, AwsError};
@@ -31,41 +32,60 @@ use crate::cli::VerifyArgs;
 use crate::commands::ips::stack_addresses;
 use crate::error::CliError;
 use crate::output::{style, styled};
+use crate::stacks::StackTarget;
 
 /// The event `--probe` sends; a function that supports it answers `{"ip": "<address it saw>"}`
 /// (examples/hello-egress/README.md shows the few lines it takes).
 pub const PROBE_EVENT: &str = r#"{"fixedip":"probe"}"#;
 
 pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
-    let stack = StackName::parse(&args.stack).map_err(|error| CliError::BadStack {
-        stack: args.stack.clone(),
-        reason: error.to_string(),
-    })?;
-    let report = async_runtime()?.block_on(async {
-        let aws = Aws::connect(&context.aws_options(None)).await?;
-        let allowed = if args.ips.is_empty() {
-            stack_addresses(&aws, &stack)
-                .await?
-                .into_iter()
-                .map(|a| a.ip)
-                .collect()
+    let runtime = async_runtime()?;
+    let (report, missing) = if args.functions.is_empty() {
+        let targets = context.stack_targets(args.stack.as_deref())?;
+        runtime.block_on(verify_stacks(context, args, &targets))?
+    } else {
+        (runtime.block_on(verify_named(context, args))?, Vec::new())
+    };
+    if !report.stacks.is_empty() {
+        context.output.result(&report).map_err(CliError::Stdout)?;
+    }
+    if let Some((stack, region)) = missing.into_iter().next() {
+        return Err(CliError::NotDeployed { stack, region });
+    }
+    report.into_result()
+}
+
+/// The functions of each stack (those attached to its network, and the selected packages' own),
+/// against the stack's IPs or `--ip`. Stacks with nothing in their region are returned apart.
+async fn verify_stacks(
+    context: &Context,
+    args: &VerifyArgs,
+    targets: &[StackTarget],
+) -> Result<(VerifyReport, Vec<(String, String)>), CliError> {
+    let mut connections = Connections::default();
+    let mut report = VerifyReport { stacks: Vec::new() };
+    let mut missing = Vec::new();
+    for target in targets {
+        let aws = connections
+            .to(context, &target.region, Identity::Checked, false)
+            .await?;
+        let stack = &target.stack;
+        let addresses = stack_addresses(aws, stack).await?;
+        let observed = observe(aws, &target.scope()).await?;
+        if observed.holds_nothing() && addresses.is_empty() {
+            missing.push((stack.to_string(), aws.region.clone()));
+            continue;
+        }
+        let (allowed, source) = if args.ips.is_empty() {
+            (
+                addresses.into_iter().map(|a| a.ip).collect(),
+                AllowedFrom::Stack,
+            )
         } else {
-            args.ips.clone()
+            (args.ips.clone(), AllowedFrom::Flag)
         };
-        let observed = observe(
-            &aws,
-            &Scope {
-                attached_functions: true,
-                ..Scope::stack(stack.clone())
-            },
-        )
-        .await?;
         let isolated = args.isolated || (args.ips.is_empty() && observed.looks_isolated());
-        let functions = if args.functions.is_empty() {
-            observed.functions.into_iter().map(|f| f.name).collect()
-        } else {
-            args.functions.clone()
-        };
+        let functions: Vec<String> = observed.functions.into_iter().map(|f| f.name).collect();
         if functions.is_empty() {
             return Err(CliError::NothingToVerify {
                 stack: stack.to_string(),
@@ -81,23 +101,146 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
         } else {
             Expectation::ThroughNat
         };
-        let against = match expectation {
-            Expectation::Isolated => "no route out (isolated)".to_owned(),
-            Expectation::ThroughNat => format!("{} allowed IPs", allowed.len()),
-        };
-        context.output.status(
-            "Verifying",
-            format!("{} against {against}", functions.join(", ")),
-        );
-        let verdicts =
-            verify_functions(&aws, &functions, &allowed, expectation, args.probe).await?;
-        Ok::<_, CliError>(VerifyReport {
+        show_verifying(context, &functions, expectation, &allowed);
+        let verdicts = verify_functions(aws, &functions, &allowed, expectation, args.probe).await?;
+        report.stacks.push(StackVerdicts {
+            stack: Some(stack.to_string()),
+            region: aws.region.clone(),
+            allowed_from: source,
             allowed,
             functions: verdicts,
+        });
+    }
+    report
+        .stacks
+        .sort_by(|a, b| (&a.stack, &a.region).cmp(&(&b.stack, &b.region)));
+    Ok((report, missing))
+}
+
+/// `--function NAME`: each named function, in `--region` (or the AWS configuration's), against
+/// `--ip`, else `--stack`'s IPs, else the IPs of the stack its `fixedip:stack` tag names. A
+/// function of no stack is held to the rule deploy applies to a network the user runs: every
+/// path out leaves through a NAT with an Elastic IP, and those IPs are the ones printed. No other
+/// stack's list is ever borrowed.
+async fn verify_named(context: &Context, args: &VerifyArgs) -> Result<VerifyReport, CliError> {
+    let aws = Aws::connect(&context.aws_options(None)).await?;
+    let named_stack = args
+        .stack
+        .as_deref()
+        .map(|name| {
+            StackName::parse(name).map_err(|error| CliError::BadStack {
+                stack: name.to_owned(),
+                reason: error.to_string(),
+            })
         })
-    })?;
-    context.output.result(&report).map_err(CliError::Stdout)?;
-    report.into_result()
+        .transpose()?;
+    let mut report = VerifyReport { stacks: Vec::new() };
+    for name in &args.functions {
+        let stack = match &named_stack {
+            Some(stack) => Some(stack.clone()),
+            None if args.ips.is_empty() => function_stack(&aws, name).await?,
+            None => None,
+        };
+        let (allowed, allowed_from, isolated) = if !args.ips.is_empty() {
+            (args.ips.clone(), AllowedFrom::Flag, args.isolated)
+        } else if let Some(stack) = &stack {
+            let allowed: Vec<Ipv4Addr> = stack_addresses(&aws, stack)
+                .await?
+                .into_iter()
+                .map(|a| a.ip)
+                .collect();
+            let isolated = args.isolated
+                || (allowed.is_empty()
+                    && observe(&aws, &Scope::stack(stack.clone()))
+                        .await?
+                        .looks_isolated());
+            (allowed, AllowedFrom::Stack, isolated)
+        } else {
+            (Vec::new(), AllowedFrom::Nats, args.isolated)
+        };
+        let attachment = function_attachment(&aws, name).await?;
+        let network = observe_network(&aws, &attachment).await?;
+        let allowed = match allowed_from {
+            AllowedFrom::Nats if !isolated => nat_addresses(&network, &attachment),
+            _ => allowed,
+        };
+        if allowed.is_empty() && !isolated && allowed_from == AllowedFrom::Stack {
+            return Err(CliError::NoAllowedIps {
+                stack: stack.map(|s| s.to_string()).unwrap_or_default(),
+            });
+        }
+        let expectation = if isolated {
+            Expectation::Isolated
+        } else {
+            Expectation::ThroughNat
+        };
+        show_verifying(context, std::slice::from_ref(name), expectation, &allowed);
+        let verdict = verdict(
+            &aws,
+            name,
+            attachment,
+            network,
+            &allowed,
+            expectation,
+            args.probe,
+        )
+        .await?;
+        report.stacks.push(StackVerdicts {
+            stack: stack.map(|s| s.to_string()),
+            region: aws.region.clone(),
+            allowed_from,
+            allowed,
+            functions: vec![verdict],
+        });
+    }
+    Ok(report)
+}
+
+/// The stack a function's `fixedip:stack` tag names; `None` for a function fixedip did not deploy.
+async fn function_stack(aws: &Aws, name: &str) -> Result<Option<StackName>, AwsError> {
+    let answer = aws
+        .lambda
+        .get_function()
+        .function_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("GetFunction", e))?;
+    Ok(answer
+        .tags()
+        .and_then(|tags| tags.get(tags::STACK))
+        .and_then(|stack| StackName::parse(stack).ok()))
+}
+
+/// The Elastic IPs of the NATs the function's subnets leave through, by the rules deploy uses to
+/// qualify a subnet of a network the user runs. A subnet without one adds nothing: the check
+/// then names what is wrong with it.
+fn nat_addresses(network: &EgressNetwork, attachment: &FunctionAttachment) -> Vec<Ipv4Addr> {
+    let mut ips: Vec<Ipv4Addr> = attachment
+        .subnet_ids
+        .iter()
+        .flat_map(|subnet| verify::subnet_egress(network, subnet).exits)
+        .map(|exit| exit.ip)
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips
+}
+
+fn show_verifying(
+    context: &Context,
+    functions: &[String],
+    expectation: Expectation,
+    allowed: &[Ipv4Addr],
+) {
+    let against = match expectation {
+        Expectation::Isolated => "no route out (isolated)".to_owned(),
+        Expectation::ThroughNat if allowed.len() == 1 => "1 allowed IP".to_owned(),
+        Expectation::ThroughNat => format!("{} allowed IPs", allowed.len()),
+    };
+    context.output.status(
+        "Verifying",
+        format!("{} against {against}", functions.join(", ")),
+    );
 }
 
 /// What a function's egress must look like.
@@ -109,22 +252,52 @@ pub enum Expectation {
     Isolated,
 }
 
-/// The verdict on every function verified.
+/// The verdict on every function verified, per stack.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
+    pub stacks: Vec<StackVerdicts>,
+}
+
+/// The functions of one stack in one region (or one function of no stack), and what they were
+/// held to.
+#[derive(Debug, Clone, Serialize)]
+pub struct StackVerdicts {
+    /// `None`: a function named with `--function` that belongs to no stack.
+    pub stack: Option<String>,
+    pub region: String,
+    /// Where the allowed IPs come from.
+    pub allowed_from: AllowedFrom,
     /// The addresses egress was checked against.
     pub allowed: Vec<Ipv4Addr>,
     pub functions: Vec<FunctionVerdict>,
 }
 
+/// Where the allowed IPs come from: never from the network being checked, except for a function
+/// of no stack, where the NATs' own Elastic IPs are what there is to report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AllowedFrom {
+    /// The stack's Elastic IPs (`cargo fixedip ips`).
+    Stack,
+    /// `--ip`.
+    Flag,
+    /// The Elastic IPs of the NATs the function's subnets leave through (a function of no stack).
+    Nats,
+}
+
 impl VerifyReport {
     pub fn passed(&self) -> bool {
-        self.functions.iter().all(FunctionVerdict::passed)
+        self.stacks
+            .iter()
+            .flat_map(|s| &s.functions)
+            .all(FunctionVerdict::passed)
     }
 
     /// `Ok` when every function passed, else the error that gives exit code `VERIFY`.
     pub fn into_result(self) -> Result<(), CliError> {
-        failures(&self.functions)
+        let verdicts: Vec<FunctionVerdict> =
+            self.stacks.into_iter().flat_map(|s| s.functions).collect();
+        failures(&verdicts)
     }
 }
 
@@ -186,26 +359,38 @@ pub async fn verify_functions(
     for name in functions {
         let attachment = function_attachment(aws, name).await?;
         let network = observe_network(aws, &attachment).await?;
-        let findings = match expectation {
-            Expectation::ThroughNat => verify::check(&network, &attachment, allowed),
-            Expectation::Isolated => verify::check_isolated(&network, &attachment),
-        };
-        let probe = if probe {
-            Some(probe_function(aws, name, allowed).await?)
-        } else {
-            None
-        };
-        let passed =
-            verify::passes(&findings) && probe.as_ref().is_none_or(|p| p.problem.is_none());
-        verdicts.push(FunctionVerdict {
-            function: name.clone(),
-            vpc_id: (!network.vpc_id.is_empty()).then_some(network.vpc_id),
-            passed,
-            findings,
-            probe,
-        });
+        verdicts.push(verdict(aws, name, attachment, network, allowed, expectation, probe).await?);
     }
     Ok(verdicts)
+}
+
+/// Runs the rules on one function's network and, with `probe`, invokes it.
+async fn verdict(
+    aws: &Aws,
+    name: &str,
+    attachment: FunctionAttachment,
+    network: EgressNetwork,
+    allowed: &[Ipv4Addr],
+    expectation: Expectation,
+    probe: bool,
+) -> Result<FunctionVerdict, AwsError> {
+    let findings = match expectation {
+        Expectation::ThroughNat => verify::check(&network, &attachment, allowed),
+        Expectation::Isolated => verify::check_isolated(&network, &attachment),
+    };
+    let probe = if probe {
+        Some(probe_function(aws, name, allowed).await?)
+    } else {
+        None
+    };
+    let passed = verify::passes(&findings) && probe.as_ref().is_none_or(|p| p.problem.is_none());
+    Ok(FunctionVerdict {
+        function: name.to_owned(),
+        vpc_id: (!network.vpc_id.is_empty()).then_some(network.vpc_id),
+        passed,
+        findings,
+        probe,
+    })
 }
 
 /// Invokes the function with [`PROBE_EVENT`] and checks the address it answers with.
@@ -267,10 +452,39 @@ fn probe_answer(payload: &[u8], allowed: &[Ipv4Addr]) -> ProbeResult {
 
 impl Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let allowed: Vec<String> = self.allowed.iter().map(|ip| ip.to_string()).collect();
-        writeln!(f, "Allowed IPs: {}", allowed.join(", "))?;
-        for verdict in &self.functions {
-            write!(f, "{verdict}")?;
+        for (index, stack) in self.stacks.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            let allowed: Vec<String> = stack.allowed.iter().map(|ip| ip.to_string()).collect();
+            let allowed = if allowed.is_empty() {
+                "none".to_owned()
+            } else {
+                allowed.join(", ")
+            };
+            match (&stack.stack, stack.allowed_from) {
+                (Some(name), AllowedFrom::Stack) => writeln!(
+                    f,
+                    "{} in {}: allowed IPs (the stack's) {allowed}",
+                    styled(style::HEADER, format_args!("Stack `{name}`")),
+                    stack.region
+                )?,
+                (Some(name), _) => writeln!(
+                    f,
+                    "{} in {}: allowed IPs (--ip) {allowed}",
+                    styled(style::HEADER, format_args!("Stack `{name}`")),
+                    stack.region
+                )?,
+                (None, AllowedFrom::Nats) => writeln!(
+                    f,
+                    "In {} (no fixedip stack): leaves through the NATs' Elastic IPs {allowed}",
+                    stack.region
+                )?,
+                (None, _) => writeln!(f, "In {}: allowed IPs (--ip) {allowed}", stack.region)?,
+            }
+            for verdict in &stack.functions {
+                write!(f, "{verdict}")?;
+            }
         }
         Ok(())
     }

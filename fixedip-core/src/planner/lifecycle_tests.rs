@@ -87,6 +87,7 @@ const DEFAULT: PlanOptions = PlanOptions {
     release_ips: false,
     delete_functions: false,
     force_detach_others: false,
+    adopt_functions: false,
 };
 
 // Shrinking.

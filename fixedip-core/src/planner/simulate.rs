@@ -91,6 +91,7 @@ pub const ALLOW_NEW_IPS: PlanOptions = PlanOptions {
     release_ips: false,
     delete_functions: false,
     force_detach_others: false,
+    adopt_functions: false,
 };
 
 pub fn deployed_with(

@@ -712,25 +712,73 @@ fn a_missing_role_policy_is_attached() {
     assert!(matches!(plan.network.role, Some(Status::Change(_))));
 }
 
-#[test]
-fn an_existing_function_moves_in_only_once_its_subnets_route_out() {
-    let spec = spec(2, &["f"]);
-    let mut observed = empty();
-    observed.functions.push(ObservedFunction {
+/// A function of the name the stack deploys that fixedip did not create (no stack tag).
+fn foreign_function(role_arn: &str) -> ObservedFunction {
+    ObservedFunction {
         name: "f".into(),
         arn: "arn:aws:lambda:us-east-1:123456789012:function:f".into(),
         runtime: Some(LAMBDA_RUNTIME.into()),
         architecture: Some(Architecture::Arm64),
-        role_arn: "arn:aws:iam::123456789012:role/cargo-lambda".into(),
+        role_arn: role_arn.into(),
         memory_mb: 128,
         timeout_s: 30,
         environment: BTreeMap::new(),
         subnet_ids: Vec::new(),
         security_group_ids: Vec::new(),
-        code_sha256: "c2hhLW9uZQ==".into(),
+        code_sha256: "c29tZWJvZHkgZWxzZSdz".into(),
         stack_tag: None,
-    });
+    }
+}
+
+const ADOPT: PlanOptions = PlanOptions {
+    allow_new_ips: false,
+    release_ips: false,
+    delete_functions: false,
+    force_detach_others: false,
+    adopt_functions: true,
+};
+
+#[test]
+fn a_function_fixedip_did_not_create_is_refused_before_any_step() {
+    let spec = spec(2, &["f"]);
+    let mut observed = empty();
+    observed.functions.push(foreign_function(
+        "arn:aws:iam::123456789012:role/cargo-lambda",
+    ));
+    let error = plan(&spec, &observed).unwrap_err();
+    assert_eq!(
+        error,
+        PlanError::FunctionNotOwned {
+            region: REGION.into(),
+            functions: vec!["f".into()],
+        }
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("deploy --adopt") && message.contains("plan --adopt"),
+        "{message}"
+    );
+    // A function of another fixedip stack is fixedip's: it moves, with a note.
+    observed.functions[0].stack_tag = Some("other".into());
     let plan = planned(&spec, &observed);
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("moves into stack `payments` from stack `other`")),
+        "{:?}",
+        plan.notes
+    );
+}
+
+#[test]
+fn an_adopted_function_moves_in_only_once_its_subnets_route_out() {
+    let spec = spec(2, &["f"]);
+    let mut observed = empty();
+    observed.functions.push(foreign_function(
+        "arn:aws:iam::123456789012:role/cargo-lambda",
+    ));
+    let plan = plan_with(&spec, &observed, &ADOPT).unwrap();
+    check_well_formed(&plan);
     let update = plan
         .steps
         .iter()
@@ -745,13 +793,19 @@ fn an_existing_function_moves_in_only_once_its_subnets_route_out() {
             assert!(update.after.contains(&step.id));
         }
     }
-    assert!(
-        plan.notes
-            .iter()
-            .any(|n| n.contains("from outside fixedip")),
-        "{:?}",
-        plan.notes
-    );
+    let note = plan
+        .notes
+        .iter()
+        .find(|n| n.starts_with("adopting the function f"))
+        .unwrap_or_else(|| panic!("{:?}", plan.notes));
+    for change in [
+        "its code is replaced",
+        "its role changes from arn:aws:iam::123456789012:role/cargo-lambda to the stack's own role",
+        "set `role = \"arn:aws:iam::123456789012:role/cargo-lambda\"`",
+        "it moves into the stack's VPC",
+    ] {
+        assert!(note.contains(change), "{change}: {note}");
+    }
     let tagged = actions(&plan)
         .into_iter()
         .any(|a| matches!(a, Action::TagFunction { function } if function.name == "f"));
@@ -760,9 +814,53 @@ fn an_existing_function_moves_in_only_once_its_subnets_route_out() {
         "an untagged function must be tagged: {:#?}",
         plan.steps
     );
-    // `apply` checks the routes are in place when the function moves.
+    // `apply` checks the routes are in place when the function moves; once tagged, it is the
+    // stack's, and no flag is needed any more.
     let account = apply(&plan, &observed);
     assert!(planned(&spec, &account).is_noop());
+}
+
+#[test]
+fn adopting_keeps_the_role_the_settings_name() {
+    let mut spec = spec(1, &["f"]);
+    let theirs = "arn:aws:iam::123456789012:role/cargo-lambda";
+    spec.functions[0].role = Some(theirs.into());
+    let mut observed = empty();
+    observed.functions.push(foreign_function(theirs));
+    let plan = plan_with(&spec, &observed, &ADOPT).unwrap();
+    let note = plan
+        .notes
+        .iter()
+        .find(|n| n.starts_with("adopting"))
+        .unwrap();
+    assert!(!note.contains("its role changes"), "{note}");
+    assert!(plan.network.role.is_none(), "no role of the stack's own");
+}
+
+#[test]
+fn a_function_on_the_global_role_of_fixedip_0_1_moves_to_its_regions_role() {
+    // fixedip 0.1 named the role `fixedip-<stack>-lambda` for every region: the regional role is
+    // created, and the function moves onto it; the old role is not the planner's to delete.
+    let spec = spec(1, &["f"]);
+    let mut account = deployed(&spec, &empty());
+    let legacy = "arn:aws:iam::123456789012:role/fixedip-payments-lambda";
+    account.role = None;
+    account.functions[0].role_arn = legacy.into();
+    let plan = planned(&spec, &account);
+    let created = actions(&plan).into_iter().find_map(|a| match a {
+        Action::CreateRole { name } => Some(name.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        created.as_deref(),
+        Some("fixedip-payments-us-east-1-lambda")
+    );
+    assert!(actions(&plan)
+        .into_iter()
+        .any(|a| matches!(a, Action::UpdateFunctionConfiguration { .. })));
+    assert!(!actions(&plan)
+        .into_iter()
+        .any(|a| matches!(a, Action::DeleteRole { .. })));
 }
 
 #[test]

@@ -13,11 +13,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 use fixedip_chaos::{ChaosProxy, LogEntry, Outcome, Scenario};
-use fixedip_tests::{workspace_root, Emulator};
+use fixedip_tests::{example_dir, Emulator};
 
 /// The stack every scenario deploys (the example's and the fixtures').
 pub const STACK: &str = "default";
-pub const ROLE: &str = "fixedip-default-lambda";
+pub const ROLE: &str = "fixedip-default-us-east-1-lambda";
 
 // ---------------------------------------------------------------------------------------------
 // A lab: one moto and one proxy in front of it.
@@ -53,7 +53,7 @@ impl Lab {
         let mut command = self.emulator.cargo_fixedip();
         command
             .args(args)
-            .current_dir(workspace_root())
+            .current_dir(example_dir())
             .env("AWS_ENDPOINT_URL", self.proxy.url())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
