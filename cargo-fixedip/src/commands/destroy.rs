@@ -77,7 +77,7 @@ fn declared_functions(context: &Context, args: &DestroyArgs) -> Result<Target, C
     }
     let binaries = match &args.zip {
         Some(path) => vec![context.function_from_zip(path)?.function],
-        None => context.functions_built_for_host()?,
+        None => context.functions_built_for_host(&args.build)?,
     };
     Ok(Target::Functions(
         binaries
