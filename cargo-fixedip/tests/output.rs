@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use assert_cmd::cargo::cargo_bin_cmd;
 use cargo_fixedip::exit_code;
@@ -64,59 +64,48 @@ fn printing_commands() -> Vec<(Vec<String>, usize)> {
     ]
 }
 
-/// The reader closes its end before the command writes anything: every write fails with a broken
-/// pipe.
-#[test]
-fn a_closed_stdout_ends_quietly_with_success() {
+/// Runs every printing command as often as it says, its stdout given to `reader`, and asserts that each run ended with success and said nothing on stderr.
+fn each_run_is_a_quiet_success(reader: impl Fn(&mut Command) -> Output) {
     for (args, runs) in printing_commands() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let shown = args.join(" ");
         for run in 0..runs {
-            let (reader, writer) = std::io::pipe().unwrap();
-            drop(reader);
-            let output = fixedip_process(&args).stdout(writer).output().unwrap();
+            let output = reader(&mut fixedip_process(&args));
             let stderr = String::from_utf8_lossy(&output.stderr);
             assert_eq!(
                 output.status.code(),
                 Some(exit_code::SUCCESS),
-                "`cargo fixedip {}` run {run}: {stderr}",
-                args.join(" ")
+                "`cargo fixedip {shown}` run {run}: {stderr}"
             );
-            assert_eq!(stderr, "", "`cargo fixedip {}` run {run}", args.join(" "));
+            assert_eq!(stderr, "", "`cargo fixedip {shown}` run {run}");
         }
     }
+}
+
+/// The reader closes its end before the command writes anything: every write fails with a broken
+/// pipe.
+#[test]
+fn a_closed_stdout_ends_quietly_with_success() {
+    each_run_is_a_quiet_success(|command| {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        command.stdout(writer).output().unwrap()
+    });
 }
 
 /// `| head -1`: the reader takes one line and goes away while the command may still be writing.
 #[test]
 fn a_reader_that_stops_after_one_line_ends_the_run_quietly() {
-    for (args, runs) in printing_commands() {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        for run in 0..runs {
-            let mut child = fixedip_process(&args)
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut first = String::new();
-            BufReader::new(child.stdout.take().unwrap())
-                .read_line(&mut first)
-                .unwrap();
-            // The reader is dropped here, as head exits.
-            let output = child.wait_with_output().unwrap();
-            let stderr = String::from_utf8_lossy(&output.stderr);
-            assert!(
-                !first.is_empty(),
-                "`cargo fixedip {}` printed nothing",
-                args.join(" ")
-            );
-            assert_eq!(
-                output.status.code(),
-                Some(exit_code::SUCCESS),
-                "`cargo fixedip {}` run {run}: {stderr}",
-                args.join(" ")
-            );
-            assert_eq!(stderr, "", "`cargo fixedip {}` run {run}", args.join(" "));
-        }
-    }
+    each_run_is_a_quiet_success(|command| {
+        let mut child = command.stdout(Stdio::piped()).spawn().unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reader is dropped here, as head exits.
+        assert!(!first.is_empty(), "printed nothing");
+        child.wait_with_output().unwrap()
+    });
 }
 
 #[test]
