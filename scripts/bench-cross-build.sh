@@ -6,7 +6,8 @@
 #   scripts/bench-cross-build.sh [--native]   # --native: also time the host's own x86_64 release
 #                                             # build the same way, for comparison
 #
-# Needs the tools of `scripts/zig.sh install` (run first; its own time is not counted). The
+# Needs the tools of `scripts/zig.sh install` (run first; its own time is not counted) and GNU time
+# (/usr/bin/time, Debian's `time` package). The
 # workspace is copied into a temporary directory so that touching the source leaves the repository
 # alone; dependencies are fetched before timing (downloads are not build time).
 set -euo pipefail
@@ -34,29 +35,31 @@ zigbuild=(cargo zigbuild --target aarch64-unknown-linux-gnu.2.34 --release
 hostbuild=(cargo build --release --message-format=json-render-diagnostics
     --manifest-path "$work/Cargo.toml" --package hello-egress --bins --quiet)
 
+# "wall / CPU" in seconds: the CPU time (user + system, cargo and every rustc and zig it waited
+# for) depends less than the wall time on what else the machine runs.
 seconds() {
-    local started finished
-    started=$(date +%s.%N)
-    "$@" >/dev/null
-    finished=$(date +%s.%N)
-    echo "$finished - $started" | bc
+    local times
+    times=$(mktemp)
+    /usr/bin/time -f '%e %U %S' -o "$times" "$@" >/dev/null
+    awk '{ printf "%.1f / %.1f", $1, $2 + $3 }' "$times"
+    rm -f "$times"
 }
 
 report() {
     local name="$1"
     shift
-    local target="$work/target-$name"
+    local target="$work/target-${name// /-}"
     local cold warm touched
     cold=$(seconds "$@" --target-dir "$target")
     warm=$(seconds "$@" --target-dir "$target")
     touch "$work/examples/hello-egress/src/main.rs"
     touched=$(seconds "$@" --target-dir "$target")
-    printf '| %s | %.1f | %.1f | %.1f |\n' "$name" "$cold" "$warm" "$touched"
+    echo "| $name | $cold | $warm | $touched |"
 }
 
 echo "$(date -u +%F), $(rustc --version), zig $("$CARGO_ZIGBUILD_ZIG_PATH" version), $(cargo-zigbuild --version), $(nproc) cores, load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
-echo "| build | cold [s] | nothing changed [s] | main.rs changed [s] |"
+echo "| build | cold, wall / CPU [s] | nothing changed [s] | main.rs changed [s] |"
 echo "|:---|---:|---:|---:|"
 report "arm64 with cargo-zigbuild" "${zigbuild[@]}"
 if $native; then

@@ -14,10 +14,13 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// A workspace member: its name, its `[features]` table, its sources (path in the package, text).
+type Member<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+
 /// A workspace of `members` (name, `[features]` table, `src/main.rs` or `src/bin/*` sources). It
 /// shares the outer build's target directory and lock file, so that only the small binaries
 /// compile; binary names are unique across the tests of this crate for that reason.
-fn workspace(members: &[(&str, &str, &[(&str, &str)])]) -> tempfile::TempDir {
+fn workspace(members: &[Member]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = members.iter().map(|(n, ..)| format!("{n:?}")).collect();
     std::fs::write(
