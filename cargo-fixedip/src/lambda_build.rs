@@ -374,6 +374,26 @@ mod tests {
     }
 
     #[test]
+    fn the_hosts_own_target_is_found_installed() {
+        // Every toolchain has its host's standard library: the check must see it, or it would
+        // refuse every zig build. (A missing one is the MissingTarget error; its text below.)
+        let Some(host) = Architecture::host() else {
+            return;
+        };
+        check_target_installed(Path::new("."), "billing", host).unwrap();
+        let missing = LambdaBuildError::MissingTarget {
+            package: "billing".into(),
+            architecture: Architecture::Arm64,
+            target: rust_target(Architecture::Arm64),
+        };
+        let help = missing.help().unwrap().to_string();
+        assert_eq!(
+            help,
+            "`rustup target add aarch64-unknown-linux-gnu`, then run again"
+        );
+    }
+
+    #[test]
     fn the_error_names_every_way_out() {
         let machine = linux(Architecture::X86_64, GLIBC_2_36);
         let error = machine.no_way("billing", Architecture::Arm64);
