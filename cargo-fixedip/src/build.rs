@@ -7,11 +7,13 @@
 //! Two ways to build:
 //! - [`build_release`], for `plan`: `cargo build --release` for the host. The record is the same on
 //!   every target, and the release profile is the one deploy builds, so its cache serves deploy.
-//! - [`build_for_lambda`], for `deploy`: a Linux executable for the function's architecture, with
-//!   `cargo lambda build` when cargo-lambda is installed (it cross-compiles with zig and links
-//!   against the glibc of Lambda's runtime), else plain `cargo build` when this machine is Linux of
-//!   that architecture, else an error saying what to install.
+//! - [`build_for_lambda`], for `deploy`: a Linux executable for the function's architecture, made
+//!   the way [`crate::lambda_build`] chooses (cargo-lambda, native cargo, or cargo-zigbuild).
+//!
+//! The user's cargo options ([`BuildOptions`]: features, `--bin`, `--target-dir`, `--locked`...)
+//! go to every build, whichever way it is made.
 
+use std::ffi::OsString;
 use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -21,7 +23,9 @@ use fixedip_core::reader::{self, ReaderError};
 use fixedip_core::record::Record;
 use fixedip_core::settings::{Architecture, DeploySettings};
 
+use crate::cli::BuildOptions;
 use crate::error::CliError;
+use crate::lambda_build::{self, cargo, LambdaBuild, Machine};
 use crate::output::Output;
 use crate::workspace::{SelectedPackage, Selection, SelectionMode, Workspace};
 
@@ -47,44 +51,19 @@ pub struct AnnotatedBinary {
 pub fn build_release(
     workspace: &Workspace,
     selection: &Selection,
+    options: &BuildOptions,
     output: &Output,
 ) -> Result<Vec<BuiltBinary>, CliError> {
     let mut command = Command::new(cargo());
     command.arg("build");
-    build_args(&mut command, workspace, &selection.packages, output);
+    build_args(
+        &mut command,
+        workspace,
+        &selection.packages,
+        options,
+        output,
+    );
     run_cargo(command, &selection.packages, output)
-}
-
-/// How [`build_for_lambda`] produces a Linux executable for an architecture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LambdaBuild {
-    /// `cargo lambda build --release [--arm64]`.
-    CargoLambda,
-    /// `cargo build --release`: this machine is Linux of the function's architecture.
-    Native,
-}
-
-impl LambdaBuild {
-    /// The way to build for `architecture` on this machine, if there is one.
-    pub fn choose(architecture: Architecture, cargo_lambda_installed: bool) -> Option<LambdaBuild> {
-        if cargo_lambda_installed {
-            Some(LambdaBuild::CargoLambda)
-        } else if cfg!(target_os = "linux") && Architecture::host() == Some(architecture) {
-            Some(LambdaBuild::Native)
-        } else {
-            None
-        }
-    }
-}
-
-/// Whether `cargo lambda` answers on this machine.
-pub fn cargo_lambda_installed() -> bool {
-    Command::new(cargo())
-        .args(["lambda", "--version"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success())
 }
 
 /// Linux executables of the selected packages for the architecture each one's settings name; one
@@ -92,9 +71,11 @@ pub fn cargo_lambda_installed() -> bool {
 pub fn build_for_lambda(
     workspace: &Workspace,
     selection: &Selection,
+    options: &BuildOptions,
     output: &Output,
 ) -> Result<Vec<BuiltBinary>, CliError> {
-    let with_cargo_lambda = cargo_lambda_installed();
+    let machine = Machine::detect();
+    output.verbose(format!("building for Lambda on {machine:?}"));
     let mut built = Vec::new();
     for architecture in [Architecture::X86_64, Architecture::Arm64] {
         let mut packages = Vec::new();
@@ -107,29 +88,18 @@ pub fn build_for_lambda(
         let Some(first) = packages.first() else {
             continue;
         };
-        let how = LambdaBuild::choose(architecture, with_cargo_lambda).ok_or_else(|| {
-            let host = Architecture::host().map_or("unknown".to_owned(), |a| a.to_string());
-            CliError::CannotBuildForLambda {
-                package: first.name.clone(),
+        let how = LambdaBuild::choose(architecture, &machine)
+            .ok_or_else(|| machine.no_way(&first.name, architecture))?;
+        if how == LambdaBuild::Zigbuild {
+            lambda_build::check_target_installed(
+                workspace.metadata.workspace_root.as_std_path(),
+                &first.name,
                 architecture,
-                host: format!("{} {host}", std::env::consts::OS),
-                host_architecture: host,
-            }
-        })?;
-        let mut command = Command::new(cargo());
-        match how {
-            LambdaBuild::CargoLambda => {
-                command.args(["lambda", "build"]);
-                if architecture == Architecture::Arm64 {
-                    command.arg("--arm64");
-                }
-            }
-            LambdaBuild::Native => {
-                command.arg("build");
-            }
+            )?;
         }
         output.verbose(format!("building for {architecture} with {how:?}"));
-        build_args(&mut command, workspace, &packages, output);
+        let mut command = how.command(architecture);
+        build_args(&mut command, workspace, &packages, options, output);
         built.extend(run_cargo(command, &packages, output)?);
     }
     Ok(built)
@@ -196,28 +166,21 @@ pub fn binary_list(package: &SelectedPackage) -> String {
     names.join(", ")
 }
 
-/// The cargo that runs us (cargo sets `CARGO` for its subcommands), else the one on PATH.
-fn cargo() -> std::ffi::OsString {
-    std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into())
-}
-
 fn build_args(
     command: &mut Command,
     workspace: &Workspace,
     packages: &[SelectedPackage],
+    options: &BuildOptions,
     output: &Output,
 ) {
     command
-        .args([
-            "--release",
-            "--message-format=json-render-diagnostics",
-            "--bins",
-        ])
+        .args(["--release", "--message-format=json-render-diagnostics"])
         .arg("--manifest-path")
         .arg(workspace.root_manifest());
     for package in packages {
         command.args(["--package", &package.name]);
     }
+    command.args(cargo_options(options));
     if output.quiet {
         command.arg("--quiet");
     } else if output.verbose >= 2 {
@@ -227,6 +190,37 @@ fn build_args(
     if let Some(color) = output.cargo_color_flag() {
         command.args(["--color", color]);
     }
+}
+
+/// The user's cargo options as cargo spells them. Without `--bin`, every binary (`--bins`): any
+/// of them may be a function.
+pub fn cargo_options(options: &BuildOptions) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    for features in &options.features {
+        args.extend(["--features".into(), features.into()]);
+    }
+    let flags = [
+        (options.all_features, "--all-features"),
+        (options.no_default_features, "--no-default-features"),
+        (options.locked, "--locked"),
+        (options.frozen, "--frozen"),
+    ];
+    args.extend(
+        flags
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, flag)| flag.into()),
+    );
+    if options.bins.is_empty() {
+        args.push("--bins".into());
+    }
+    for bin in &options.bins {
+        args.extend(["--bin".into(), bin.into()]);
+    }
+    if let Some(dir) = &options.target_dir {
+        args.extend(["--target-dir".into(), dir.into()]);
+    }
+    args
 }
 
 /// Runs cargo, forwarding its stderr, and collects the executables of `packages` it reports.
@@ -294,24 +288,88 @@ fn run_cargo(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cargo, Command as CliCommand};
+    use clap::Parser;
+
+    /// The build options `cargo fixedip <args>` parses to, as the cargo arguments they become.
+    fn cargo_args_of(args: &[&str]) -> Vec<String> {
+        let Cargo::Fixedip(parsed) =
+            Cargo::try_parse_from(["cargo", "fixedip"].iter().chain(args)).unwrap();
+        let options = match parsed.command {
+            CliCommand::Plan(plan) => plan.build,
+            CliCommand::Deploy(deploy) => deploy.build,
+            CliCommand::Destroy(destroy) => destroy.build,
+            other => panic!("{other:?} does not build"),
+        };
+        cargo_options(&options)
+            .into_iter()
+            .map(|a| a.into_string().unwrap())
+            .collect()
+    }
 
     #[test]
-    fn cargo_lambda_is_preferred_for_every_architecture() {
-        for arch in [Architecture::X86_64, Architecture::Arm64] {
-            assert_eq!(
-                LambdaBuild::choose(arch, true),
-                Some(LambdaBuild::CargoLambda)
-            );
+    fn without_options_every_binary_is_built() {
+        for command in ["plan", "deploy", "destroy"] {
+            assert_eq!(cargo_args_of(&[command]), ["--bins"]);
         }
     }
 
     #[test]
-    fn without_cargo_lambda_only_the_native_linux_architecture_builds() {
-        let host = Architecture::host();
-        for arch in [Architecture::X86_64, Architecture::Arm64] {
-            let native = cfg!(target_os = "linux") && host == Some(arch);
-            let expected = native.then_some(LambdaBuild::Native);
-            assert_eq!(LambdaBuild::choose(arch, false), expected, "{arch}");
+    fn feature_options_pass_through_as_cargo_spells_them() {
+        assert_eq!(
+            cargo_args_of(&[
+                "deploy",
+                "--features",
+                "a,b",
+                "-F",
+                "c d",
+                "--no-default-features"
+            ]),
+            [
+                "--features",
+                "a,b",
+                "--features",
+                "c d",
+                "--no-default-features",
+                "--bins"
+            ]
+        );
+        assert_eq!(
+            cargo_args_of(&["plan", "--offline", "--all-features"]),
+            ["--all-features", "--bins"]
+        );
+    }
+
+    #[test]
+    fn bin_replaces_bins_and_keeps_globs_for_cargo() {
+        assert_eq!(
+            cargo_args_of(&["destroy", "--bin", "api", "--bin", "fn-*"]),
+            ["--bin", "api", "--bin", "fn-*"]
+        );
+    }
+
+    #[test]
+    fn lock_and_target_dir_options_pass_through() {
+        assert_eq!(
+            cargo_args_of(&["deploy", "--locked", "--target-dir", "/tmp/t"]),
+            ["--locked", "--bins", "--target-dir", "/tmp/t"]
+        );
+        assert_eq!(cargo_args_of(&["plan", "--frozen"]), ["--frozen", "--bins"]);
+    }
+
+    #[test]
+    fn build_options_conflict_with_what_does_not_build() {
+        for args in [
+            &["deploy", "--zip", "f.zip", "--features", "x"][..],
+            &["destroy", "--zip", "f.zip", "--locked"],
+            &["destroy", "--stack", "default", "--bin", "api"],
+        ] {
+            let error = Cargo::try_parse_from(["cargo", "fixedip"].iter().chain(args)).unwrap_err();
+            assert_eq!(
+                error.kind(),
+                clap::error::ErrorKind::ArgumentConflict,
+                "{args:?}"
+            );
         }
     }
 }

@@ -28,20 +28,34 @@ private subnets and prints the IPs to hand to the partner's allowlist.
 Deployment settings (function name, region, memory, timeout, architecture, environment, tags,
 role, VPC CIDR) live in [package.metadata.fixedip]; cargo-lambda's [package.metadata.lambda.deploy]
 is honoured where the two overlap.",
-    after_long_help = "\
-Examples:
-  cargo fixedip plan --offline              what deploy would create, and its monthly cost
-  cargo fixedip plan --offline --json       the same, for machines
-  cargo fixedip plan --offline --diagram mermaid > network.mmd
-  cargo fixedip plan --offline -p billing --region eu-west-1
-
-Results go to stdout, progress and cargo's own output to stderr. Exit codes: docs/cli.md."
+    after_help = "Examples and exit codes: --help",
+    after_long_help = after_long_help()
 )]
 pub struct FixedipArgs {
     #[command(flatten)]
     pub global: GlobalOptions,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The end of `cargo fixedip --help`: examples, then every exit code, from the same table the code
+/// uses, so that an installed user has them without the repository's docs.
+fn after_long_help() -> String {
+    format!(
+        "\
+Examples:
+  cargo fixedip plan --offline              what deploy would create, and its monthly cost
+  cargo fixedip plan --offline --json       the same, for machines
+  cargo fixedip plan --offline --diagram mermaid > network.mmd
+  cargo fixedip plan --offline -p billing --region eu-west-1
+  cargo fixedip completions zsh > ~/.zfunc/_cargo-fixedip
+
+Results go to stdout, progress and cargo's own output to stderr.
+
+Exit codes:
+{}",
+        crate::exit_code::table()
+    )
 }
 
 /// Options every command understands.
@@ -57,7 +71,8 @@ pub struct GlobalOptions {
     )]
     pub manifest_path: Option<PathBuf>,
 
-    /// Package to work on; repeat for several [default: the current package]
+    /// Package to work on; repeat for several, globs as cargo ('fn-*') [default: the current
+    /// package]
     #[arg(
         short = 'p',
         long = "package",
@@ -76,6 +91,17 @@ pub struct GlobalOptions {
         help_heading = "Package selection"
     )]
     pub workspace: bool,
+
+    /// Leave this member out of --workspace; repeat for several (globs as cargo: 'fn-*')
+    #[arg(
+        long,
+        global = true,
+        value_name = "SPEC",
+        action = ArgAction::Append,
+        requires = "workspace",
+        help_heading = "Package selection"
+    )]
+    pub exclude: Vec<String>,
 
     /// AWS region [default: `region` in [package.metadata.fixedip], then AWS_REGION,
     /// AWS_DEFAULT_REGION, then the profile's]
@@ -232,6 +258,42 @@ Examples:
   cargo fixedip unlock --stack billing --region eu-west-1 --json"
     )]
     Unlock(UnlockArgs),
+    /// Print a shell completion script for `cargo fixedip`
+    #[command(
+        long_about = "\
+Print a shell completion script for `cargo fixedip`.
+
+cargo's own completion (installed with rustup) hands `cargo fixedip <TAB>` to the completion of
+the `cargo-fixedip` command: install the script under that name. bash needs bash-completion 2.12 or
+later for that hand-over; fish gets completions for `cargo fixedip` directly.",
+        after_long_help = "\
+Examples:
+  cargo fixedip completions bash > ~/.local/share/bash-completion/completions/cargo-fixedip
+  cargo fixedip completions zsh > ~/.zfunc/_cargo-fixedip       (with fpath+=~/.zfunc)
+  cargo fixedip completions fish > ~/.config/fish/conf.d/cargo-fixedip.fish"
+    )]
+    Completions(CompletionsArgs),
+    /// Print the man page of cargo-fixedip (roff), or write one page per command to a directory
+    #[command(after_long_help = "\
+Examples:
+  cargo fixedip man | man -l -
+  cargo fixedip man --out-dir ~/.local/share/man/man1")]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete in
+    #[arg(value_name = "SHELL", conflicts_with = "json")]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write cargo-fixedip.1 and a cargo-fixedip-COMMAND.1 per command into this directory
+    /// instead of printing the main page
+    #[arg(long, value_name = "DIR", conflicts_with = "json")]
+    pub out_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -261,8 +323,11 @@ pub struct VerifyArgs {
 #[derive(Debug, Clone, Args)]
 pub struct DeployArgs {
     /// Deploy this Lambda zip (with `bootstrap` at its root) instead of building
-    #[arg(long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH", conflicts_with = "BuildOptions")]
     pub zip: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub build: BuildOptions,
 
     /// Longest wait for a NAT gateway to become available, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
@@ -331,12 +396,15 @@ pub struct RemovalWaits {
 #[derive(Debug, Clone, Args)]
 pub struct DestroyArgs {
     /// The stack to destroy [default: the stack of the selected package's function]
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", conflicts_with = "BuildOptions")]
     pub stack: Option<String>,
 
     /// Read the function's record from this Lambda zip instead of building the package
-    #[arg(long, value_name = "PATH", conflicts_with = "stack")]
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["stack", "BuildOptions"])]
     pub zip: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub build: BuildOptions,
 
     /// Release the stack's Elastic IPs (adopted ones are always kept); they are shown first
     #[arg(long)]
@@ -387,7 +455,12 @@ pub struct IpsArgs {
     pub stack: Option<String>,
 
     /// How to print the IPs (`--json` is `--format json`)
-    #[arg(long, value_name = "FORMAT", default_value = "plain")]
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        default_value = "plain",
+        conflicts_with = "json"
+    )]
     pub format: IpsFormat,
 }
 
@@ -423,6 +496,43 @@ pub struct PlanArgs {
     /// Plan as `deploy --adopt` would: take over same-named functions fixedip did not create
     #[arg(long)]
     pub adopt: bool,
+
+    #[command(flatten)]
+    pub build: BuildOptions,
+}
+
+/// cargo's options for building the functions, handed to every build a command runs (for the host
+/// and for Lambda), as cargo-lambda does. cargo's `--offline` is not among them: `plan --offline`
+/// means "without AWS"; `--frozen` (or `CARGO_NET_OFFLINE=true`) keeps cargo off the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
+pub struct BuildOptions {
+    /// Space or comma separated list of features to activate; repeat for more
+    #[arg(short = 'F', long, value_name = "FEATURES", action = ArgAction::Append, help_heading = "Build")]
+    pub features: Vec<String>,
+
+    /// Activate all available features of the selected packages
+    #[arg(long, help_heading = "Build")]
+    pub all_features: bool,
+
+    /// Do not activate the `default` feature of the selected packages
+    #[arg(long, help_heading = "Build")]
+    pub no_default_features: bool,
+
+    /// Build only this binary; repeat for several, globs as cargo ('fn-*') [default: every binary]
+    #[arg(long = "bin", value_name = "NAME", action = ArgAction::Append, help_heading = "Build")]
+    pub bins: Vec<String>,
+
+    /// Directory for everything cargo builds [default: CARGO_TARGET_DIR, else the workspace's target/]
+    #[arg(long, value_name = "DIR", help_heading = "Build")]
+    pub target_dir: Option<PathBuf>,
+
+    /// Fail rather than change Cargo.lock
+    #[arg(long, help_heading = "Build")]
+    pub locked: bool,
+
+    /// Fail rather than change Cargo.lock or use the network (cargo's --locked --offline)
+    #[arg(long, help_heading = "Build")]
+    pub frozen: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use fixedip_core::cost::CostError;
 use fixedip_core::planner::{ConflictError, PlanError};
 use fixedip_core::reader::ReaderError;
-use fixedip_core::settings::{Architecture, SettingsError};
+use fixedip_core::settings::SettingsError;
 use miette::Diagnostic;
 
 use crate::exit_code;
@@ -76,18 +76,10 @@ pub enum CliError {
         status: std::process::ExitStatus,
     },
 
-    #[error(
-        "cannot build `{package}` for Lambda's {architecture}: this machine is {host}, and cargo-lambda is not installed"
-    )]
-    #[diagnostic(help(
-        "install cargo-lambda (`cargo install cargo-lambda` or `pip install cargo-lambda`), which cross-compiles with zig; or build the zip yourself and pass `--zip PATH`; or set `architecture = \"{host_architecture}\"` in [package.metadata.fixedip] if this machine runs Linux"
-    ))]
-    CannotBuildForLambda {
-        package: String,
-        architecture: Architecture,
-        host: String,
-        host_architecture: String,
-    },
+    // No way to build for the function's architecture here (lambda_build.rs): its own help.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    LambdaBuild(#[from] crate::lambda_build::LambdaBuildError),
 
     #[error("package `{package}` has no binary with #[fixed_egress]")]
     #[diagnostic(help(
@@ -326,7 +318,7 @@ impl CliError {
             | CliError::Reader { .. } => exit_code::NO_FUNCTION,
             CliError::BuildSpawn { .. }
             | CliError::BuildFailed { .. }
-            | CliError::CannotBuildForLambda { .. }
+            | CliError::LambdaBuild(_)
             | CliError::Artifact { .. } => exit_code::BUILD,
             CliError::VerifyFailed { .. } => exit_code::VERIFY,
             CliError::NothingToVerify { .. } => exit_code::NO_FUNCTION,

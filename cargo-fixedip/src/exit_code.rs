@@ -1,6 +1,6 @@
 //! The process exit codes of `cargo fixedip`, one per kind of failure, so that scripts and CI can
-//! tell "fix your Cargo.toml" from "AWS said no" without parsing messages. docs/cli.md lists them;
-//! a test (tests/docs.rs) keeps that list and this file in step.
+//! tell "fix your Cargo.toml" from "AWS said no" without parsing messages. `--help` prints them
+//! from [`ALL`]; docs/cli.md lists them too, and a test (tests/docs.rs) keeps it in step.
 
 /// Everything asked for was done.
 pub const SUCCESS: i32 = 0;
@@ -37,22 +37,75 @@ pub const LEASE_HELD: i32 = 11;
 /// must never look like a real one.
 pub const NOT_DEPLOYED: i32 = 12;
 
-/// Every code with its name, for documentation and its test.
-pub const ALL: &[(&str, i32)] = &[
-    ("SUCCESS", SUCCESS),
-    ("FAILURE", FAILURE),
-    ("USAGE", USAGE),
-    ("SETTINGS", SETTINGS),
-    ("NO_FUNCTION", NO_FUNCTION),
-    ("BUILD", BUILD),
-    ("WORKSPACE", WORKSPACE),
-    ("PLAN", PLAN),
-    ("AWS", AWS),
-    ("VERIFY", VERIFY),
-    ("NEW_IPS_HELD_BACK", NEW_IPS_HELD_BACK),
-    ("LEASE_HELD", LEASE_HELD),
-    ("NOT_DEPLOYED", NOT_DEPLOYED),
+/// Every code with its name and a one-line meaning: `--help` prints this table (see [`table`]),
+/// and a test keeps docs/cli.md and the README in step with it.
+pub const ALL: &[(&str, i32, &str)] = &[
+    ("SUCCESS", SUCCESS, "everything asked for was done"),
+    (
+        "FAILURE",
+        FAILURE,
+        "a failure with no more specific code: a bug, or a local I/O error",
+    ),
+    ("USAGE", USAGE, "the command line is wrong"),
+    (
+        "SETTINGS",
+        SETTINGS,
+        "[package.metadata.fixedip] holds an unknown key or a bad value",
+    ),
+    (
+        "NO_FUNCTION",
+        NO_FUNCTION,
+        "no binary with #[fixed_egress], two in one, or an unreadable record",
+    ),
+    (
+        "BUILD",
+        BUILD,
+        "the build failed or cannot run here, or the zip cannot run on Lambda",
+    ),
+    (
+        "WORKSPACE",
+        WORKSPACE,
+        "no Cargo.toml, `cargo metadata` failed, or an unknown package",
+    ),
+    (
+        "PLAN",
+        PLAN,
+        "cannot be planned: functions of a stack disagree, too few AZs, no region",
+    ),
+    (
+        "AWS",
+        AWS,
+        "AWS refused or failed: credentials, region, a denied or failed call",
+    ),
+    (
+        "VERIFY",
+        VERIFY,
+        "an egress path does not leave through the listed IPs",
+    ),
+    (
+        "NEW_IPS_HELD_BACK",
+        NEW_IPS_HELD_BACK,
+        "new Elastic IPs carry no traffic until `deploy --allow-new-ips`",
+    ),
+    (
+        "LEASE_HELD",
+        LEASE_HELD,
+        "another deploy or destroy holds the stack's lease",
+    ),
+    (
+        "NOT_DEPLOYED",
+        NOT_DEPLOYED,
+        "the stack has nothing in the region",
+    ),
 ];
+
+/// [`ALL`] as aligned text lines, for `--help` and the man page.
+pub fn table() -> String {
+    let width = ALL.iter().map(|(name, ..)| name.len()).max().unwrap_or(0);
+    ALL.iter()
+        .map(|(name, code, meaning)| format!("  {code:>2}  {name:<width$}  {meaning}\n"))
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
@@ -60,9 +113,21 @@ mod tests {
 
     #[test]
     fn codes_are_distinct() {
-        let mut codes: Vec<i32> = ALL.iter().map(|(_, code)| *code).collect();
+        let mut codes: Vec<i32> = ALL.iter().map(|(_, code, _)| *code).collect();
         codes.sort();
         codes.dedup();
         assert_eq!(codes.len(), ALL.len());
+    }
+
+    #[test]
+    fn the_table_has_a_line_per_code() {
+        let table = table();
+        assert_eq!(table.lines().count(), ALL.len());
+        assert!(table.contains(" 5  BUILD "), "{table}");
+        assert!(table.contains("11  LEASE_HELD "), "{table}");
+        // clap wraps help at 100 columns: a wrapped line would split a row.
+        for line in table.lines() {
+            assert!(line.len() < 100, "{line}");
+        }
     }
 }

@@ -8,19 +8,22 @@ pub mod cli;
 pub mod commands;
 pub mod error;
 pub mod exit_code;
+pub mod lambda_build;
 pub mod output;
 pub mod package;
+pub mod package_spec;
 pub mod source;
 pub mod stacks;
 pub mod workspace;
 
 use std::ffi::OsString;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 
 use crate::cli::Cargo;
 use crate::commands::Context;
+use crate::error::CliError;
 use crate::output::Output;
 
 /// Runs `cargo fixedip` with the process's arguments; returns the exit code.
@@ -34,7 +37,8 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     let Cargo::Fixedip(args) = match Cargo::try_parse_from(args) {
         Ok(args) => args,
         Err(error) => {
-            // `--help` and `--version` are "errors" with exit code 0 that print to stdout.
+            // `--help` and `--version` are "errors" with exit code 0 that print to stdout; a
+            // closed stdout (`--help | head -1`) changes nothing to that.
             let _ = error.print();
             return error.exit_code();
         }
@@ -47,12 +51,21 @@ pub fn run(args: impl IntoIterator<Item = impl Into<OsString> + Clone>) -> i32 {
     };
     match commands::run(&context, args.command) {
         Ok(()) => exit_code::SUCCESS,
+        Err(error) if reader_went_away(&error) => exit_code::SUCCESS,
         Err(error) => {
             let code = error.exit_code();
-            eprintln!("{:?}", miette::Report::new(error));
+            // Not eprintln!, which panics when stderr is closed too.
+            let _ = writeln!(std::io::stderr(), "{:?}", miette::Report::new(error));
             code
         }
     }
+}
+
+/// Whether stdout's reader closed its end before the result was written (`cargo fixedip status |
+/// head -1`). As cargo does, that ends the run quietly and successfully: the reader has what it
+/// wanted, and everything before printing the result was done.
+fn reader_went_away(error: &CliError) -> bool {
+    matches!(error, CliError::Stdout(error) if error.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Errors render with miette: the message, its causes, and a `help` line saying what to do; in
@@ -71,4 +84,18 @@ fn install_error_renderer(output: &Output) {
                 .build(),
         )
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_broken_pipe_on_stdout_is_a_quiet_success() {
+        let broken = std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(reader_went_away(&CliError::Stdout(broken)));
+        let full = std::io::Error::from(std::io::ErrorKind::StorageFull);
+        assert!(!reader_went_away(&CliError::Stdout(full)));
+        assert!(!reader_went_away(&CliError::NoAnnotatedMember));
+    }
 }

@@ -88,20 +88,26 @@ impl Output {
         }
     }
 
-    /// The result of a command: its JSON form with `--json`, else its text.
+    /// The result of a command: its JSON form with `--json`, else its text. Rendered whole, then
+    /// written at once: one write rather than one per token, and nothing half-written when it fails.
+    ///
+    /// A reader that went away (`| head -1`) makes the write fail with `BrokenPipe`; the caller
+    /// returns it as [`crate::error::CliError::Stdout`], which `run` turns into a quiet success.
     pub fn result<T: Serialize + Display>(&self, result: &T) -> std::io::Result<()> {
-        let mut stdout = anstream::stdout().lock();
         if self.json {
-            serde_json::to_writer_pretty(&mut stdout, result)?;
-            writeln!(stdout)
+            let mut document = serde_json::to_string_pretty(result)?;
+            document.push('\n');
+            self.text(&document)
         } else {
-            write!(stdout, "{result}")
+            self.text(&result.to_string())
         }
     }
 
     /// Plain text to stdout (a diagram, a list of IPs), not subject to `--json`.
     pub fn text(&self, text: &str) -> std::io::Result<()> {
-        anstream::stdout().lock().write_all(text.as_bytes())
+        let mut stdout = anstream::stdout().lock();
+        stdout.write_all(text.as_bytes())?;
+        stdout.flush()
     }
 
     /// A progress line in cargo's form, `    Planning stack default`; silent with `--quiet`.

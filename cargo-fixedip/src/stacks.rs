@@ -18,6 +18,7 @@ use fixedip_core::requirements::StackName;
 use fixedip_core::settings::DeploySettings;
 
 use crate::build;
+use crate::cli::BuildOptions;
 use crate::commands::Context;
 use crate::error::CliError;
 use crate::source::{declared_stack, Declared};
@@ -61,8 +62,13 @@ impl TargetFunction {
 }
 
 impl Context {
-    /// The stacks this command acts on; see the module docs. `stack` is the command's `--stack`.
-    pub fn stack_targets(&self, stack: Option<&str>) -> Result<Vec<StackTarget>, CliError> {
+    /// The stacks this command acts on; see the module docs. `stack` is the command's `--stack`;
+    /// `options` those of the host build made where a source cannot tell its stack.
+    pub fn stack_targets(
+        &self,
+        stack: Option<&str>,
+        options: &BuildOptions,
+    ) -> Result<Vec<StackTarget>, CliError> {
         let stack = stack
             .map(|name| {
                 StackName::parse(name).map_err(|error| CliError::BadStack {
@@ -90,7 +96,7 @@ impl Context {
                 functions: Vec::new(),
             }]);
         };
-        let functions = self.declared_functions(&workspace, &selection)?;
+        let functions = self.declared_functions(&workspace, &selection, options)?;
         let mut targets: BTreeMap<(StackName, Option<String>), Vec<TargetFunction>> =
             BTreeMap::new();
         for (declared, function) in functions {
@@ -125,6 +131,7 @@ impl Context {
         &self,
         workspace: &Workspace,
         selection: &Selection,
+        options: &BuildOptions,
     ) -> Result<Vec<(StackName, TargetFunction)>, CliError> {
         let mut found = Vec::new();
         let mut to_build: Vec<SelectedPackage> = Vec::new();
@@ -179,8 +186,14 @@ impl Context {
                 mode: selection.mode,
                 packages: to_build,
             };
-            let built = build::build_release(workspace, &partial, &self.output)?;
-            for binary in build::annotated_binaries(&partial, built, &self.output)? {
+            let built = build::build_release(workspace, &partial, options, &self.output)?;
+            let annotated = match build::annotated_binaries(&partial, built, &self.output) {
+                Ok(annotated) => annotated,
+                // --workspace: none of these carries one; the others may.
+                Err(CliError::NoAnnotatedMember) => Vec::new(),
+                Err(error) => return Err(error),
+            };
+            for binary in annotated {
                 found.push((
                     binary.record.requirements.stack.clone(),
                     TargetFunction {

@@ -2,8 +2,10 @@
 //!
 //! Selection follows cargo: `-p NAME` (repeatable) picks members by name; `--workspace` picks every
 //! member that has a binary and depends on `fixedip-macros` (the others cannot carry
-//! `#[fixed_egress]`, and building them would only cost time); with neither, the package of the
-//! manifest given by `--manifest-path` or found in or above the current directory.
+//! `#[fixed_egress]`, and building them would only cost time), less those `--exclude` names; with
+//! neither, the package of the manifest given by `--manifest-path` or found in or above the
+//! current directory. A glob (`-p 'fn-*'`, `--exclude 'test-*'`) picks among members as
+//! `--workspace` does: the matching members without an annotated binary are skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +14,7 @@ use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId, TargetKind};
 use fixedip_core::settings::DeploySettings;
 
 use crate::error::CliError;
+use crate::package_spec;
 
 /// The crate users depend on for `#[fixed_egress]`.
 pub const MACRO_CRATE: &str = "fixedip-macros";
@@ -87,24 +90,35 @@ impl Workspace {
 
     /// The packages to work on; see the module docs. Settings are checked here, before any build,
     /// so that a typo in Cargo.toml fails in a second rather than after a release build.
-    pub fn select(&self, packages: &[String], workspace: bool) -> Result<Selection, CliError> {
+    pub fn select(
+        &self,
+        packages: &[String],
+        workspace: bool,
+        exclude: &[String],
+    ) -> Result<Selection, CliError> {
         let members = self.metadata.workspace_packages();
         let (mode, chosen): (_, Vec<&Package>) = if workspace {
+            let excluded = matching_each(&members, exclude)?;
             let annotated: Vec<&Package> = members
                 .iter()
                 .copied()
-                .filter(|p| has_binary(p) && depends_on_macro(p))
+                .filter(|p| may_be_annotated(p) && !excluded.contains(p))
                 .collect();
             if annotated.is_empty() {
                 return Err(CliError::NoAnnotatedMember);
             }
             (SelectionMode::Workspace, annotated)
+        } else if packages.iter().any(|spec| package_spec::is_glob(spec)) {
+            let chosen: Vec<&Package> = matching_each(&members, packages)?
+                .into_iter()
+                .filter(|p| may_be_annotated(p))
+                .collect();
+            if chosen.is_empty() {
+                return Err(CliError::NoAnnotatedMember);
+            }
+            (SelectionMode::Workspace, chosen)
         } else if !packages.is_empty() {
-            let chosen = packages
-                .iter()
-                .map(|spec| find_member(&members, spec))
-                .collect::<Result<Vec<_>, _>>()?;
-            (SelectionMode::Named, chosen)
+            (SelectionMode::Named, matching_each(&members, packages)?)
         } else {
             (SelectionMode::Named, vec![self.current_package(&members)?])
         };
@@ -202,21 +216,30 @@ impl SelectedPackage {
     }
 }
 
-fn find_member<'m>(members: &[&'m Package], spec: &str) -> Result<&'m Package, CliError> {
-    // `name@version` is how cargo spells a package id spec; members are unique by name.
-    let name = spec.split_once('@').map_or(spec, |(name, _)| name);
-    members
-        .iter()
-        .copied()
-        .find(|p| p.name.as_str() == name)
-        .ok_or_else(|| {
+/// The members each spec names, in order; a spec that names none is an error.
+fn matching_each<'m>(
+    members: &[&'m Package],
+    specs: &[String],
+) -> Result<Vec<&'m Package>, CliError> {
+    let mut found = Vec::new();
+    for spec in specs {
+        let matched = package_spec::matching(members, spec);
+        if matched.is_empty() {
             let mut names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
             names.sort_unstable();
-            CliError::UnknownPackage {
+            return Err(CliError::UnknownPackage {
                 spec: spec.to_owned(),
                 members: names.join(", "),
-            }
-        })
+            });
+        }
+        found.extend(matched);
+    }
+    Ok(found)
+}
+
+/// Whether a member can carry `#[fixed_egress]` at all.
+fn may_be_annotated(package: &Package) -> bool {
+    has_binary(package) && depends_on_macro(package)
 }
 
 /// Every `.rs` file under `dir`, build output left out.

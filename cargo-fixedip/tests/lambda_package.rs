@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use cargo_fixedip::cli::{ColorWhen, GlobalOptions};
+use cargo_fixedip::cli::{BuildOptions, ColorWhen, GlobalOptions};
 use cargo_fixedip::commands::Context;
 use cargo_fixedip::output::Output;
 use cargo_fixedip::package::LambdaZip;
@@ -14,6 +14,7 @@ fn context(manifest: PathBuf) -> Context {
         manifest_path: Some(manifest),
         packages: Vec::new(),
         workspace: false,
+        exclude: Vec::new(),
         region: None,
         profile: None,
         json: false,
@@ -32,13 +33,17 @@ fn example_manifest() -> PathBuf {
 #[test]
 fn the_example_builds_zips_and_reads_back_from_its_zip() {
     let context = context(example_manifest());
-    // Without cargo-lambda, this machine builds natively only for its own architecture.
+    // Without cargo-lambda or zig, this machine builds natively only for its own architecture.
     if Architecture::host().is_none() || !cfg!(target_os = "linux") {
-        let error = context.functions_built_for_lambda().unwrap_err();
+        let error = context
+            .functions_built_for_lambda(&BuildOptions::default())
+            .unwrap_err();
         assert_eq!(error.exit_code(), cargo_fixedip::exit_code::BUILD);
         return;
     }
-    let functions = context.functions_built_for_lambda().unwrap();
+    let functions = context
+        .functions_built_for_lambda(&BuildOptions::default())
+        .unwrap();
     assert_eq!(functions.len(), 1);
     let built = &functions[0];
     assert_eq!(built.function.record.package, "hello-egress");
@@ -76,8 +81,8 @@ fn a_zip_without_bootstrap_is_refused_naming_the_file() {
 }
 
 #[test]
-fn a_foreign_architecture_without_cargo_lambda_says_what_to_install() {
-    use cargo_fixedip::build::{self, LambdaBuild};
+fn a_foreign_architecture_without_cargo_lambda_or_zig_says_what_to_install() {
+    use cargo_fixedip::lambda_build::{LambdaBuild, Machine};
     let foreign = match Architecture::host() {
         Some(Architecture::Arm64) => "x86_64",
         _ => "arm64",
@@ -94,23 +99,28 @@ fn a_foreign_architecture_without_cargo_lambda_says_what_to_install() {
     std::fs::create_dir(dir.path().join("src")).unwrap();
     std::fs::write(dir.path().join("src/main.rs"), "fn main() {}\n").unwrap();
 
-    let result = context(dir.path().join("Cargo.toml")).functions_built_for_lambda();
-    if build::cargo_lambda_installed() {
-        // cargo-lambda cross-compiles; which way is chosen is what matters here.
-        let arch = Architecture::parse(foreign).unwrap();
-        assert_eq!(
-            LambdaBuild::choose(arch, true),
-            Some(LambdaBuild::CargoLambda)
-        );
-    } else {
-        let error = result.unwrap_err();
-        assert_eq!(error.exit_code(), cargo_fixedip::exit_code::BUILD);
-        let report = format!("{:?}", miette::Report::new(error));
-        assert!(
-            report.contains(&format!("for Lambda's {foreign}")),
-            "{report}"
-        );
-        assert!(report.contains("install cargo-lambda"), "{report}");
-        assert!(report.contains("--zip PATH"), "{report}");
+    let arch = Architecture::parse(foreign).unwrap();
+    if let Some(how) = LambdaBuild::choose(arch, &Machine::detect()) {
+        // cargo-lambda or zig is installed here (tests/tests/cross_build.rs builds that way): the
+        // choice is what matters; a build of another architecture is never native.
+        assert_ne!(how, LambdaBuild::Native);
+        return;
+    }
+    let error = context(dir.path().join("Cargo.toml"))
+        .functions_built_for_lambda(&BuildOptions::default())
+        .unwrap_err();
+    assert_eq!(error.exit_code(), cargo_fixedip::exit_code::BUILD);
+    let report = format!("{:?}", miette::Report::new(error));
+    assert!(
+        report.contains(&format!("for Lambda's {foreign}")),
+        "{report}"
+    );
+    for way in [
+        "pip install ziglang",
+        "cargo-zigbuild",
+        "rustup target add",
+        "--zip PATH",
+    ] {
+        assert!(report.contains(way), "{way}: {report}");
     }
 }

@@ -33,7 +33,7 @@ use fixedip_core::requirements::NatMode;
 pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     let functions = match &args.zip {
         Some(path) => vec![context.function_from_zip(path)?],
-        None => context.functions_built_for_lambda()?,
+        None => context.functions_built_for_lambda(&args.build)?,
     };
     check_artifacts(&functions)?;
     let report = async_runtime()?.block_on(deploy(context, args, functions))?;

@@ -59,7 +59,7 @@ pub struct ReleasedIp {
 pub fn run(context: &Context, args: &DestroyArgs) -> Result<(), CliError> {
     let targets = match &args.zip {
         Some(path) => vec![zip_target(context, path)?],
-        None => context.stack_targets(args.stack.as_deref())?,
+        None => context.stack_targets(args.stack.as_deref(), &args.build)?,
     };
     match async_runtime()?.block_on(destroy(context, args, targets))? {
         Outcome::Destroyed(report) => context.output.result(&report),

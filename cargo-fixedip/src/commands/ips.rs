@@ -69,7 +69,7 @@ pub struct ListedAddress {
 }
 
 pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
-    let targets = context.stack_targets(args.stack.as_deref())?;
+    let targets = context.stack_targets(args.stack.as_deref(), &Default::default())?;
     let report = async_runtime()?.block_on(async {
         let mut connections = Connections::default();
         let mut report = IpsReport {

@@ -1,10 +1,12 @@
 //! One module per subcommand. Each takes the [`Context`] and its own arguments, returns a typed
 //! error, and prints its result through [`Output`].
 
+pub mod completions;
 pub mod deploy;
 pub mod destroy;
 pub mod iam_policy;
 pub mod ips;
+pub mod man;
 pub mod plan;
 pub mod status;
 pub mod unlock;
@@ -17,7 +19,7 @@ use fixedip_core::reader;
 
 use crate::aws::{Aws, AwsError};
 use crate::build::{self, AnnotatedBinary, BuiltBinary};
-use crate::cli::{Command, GlobalOptions};
+use crate::cli::{BuildOptions, Command, GlobalOptions};
 use crate::error::CliError;
 use crate::output::Output;
 use crate::package::LambdaZip;
@@ -40,6 +42,8 @@ pub fn run(context: &Context, command: Command) -> Result<(), CliError> {
         Command::IamPolicy => iam_policy::run(context),
         Command::Verify(args) => verify::run(context, &args),
         Command::Unlock(args) => unlock::run(context, &args),
+        Command::Completions(args) => completions::run(context, &args),
+        Command::Man(args) => man::run(context, &args),
     }
 }
 
@@ -67,17 +71,24 @@ impl Context {
     /// The workspace and the packages `-p`/`--workspace`/`--manifest-path` choose, settings checked.
     pub fn selection(&self) -> Result<(Workspace, Selection), CliError> {
         let workspace = Workspace::load(self.global.manifest_path.as_deref())?;
-        let selection = workspace.select(&self.global.packages, self.global.workspace)?;
+        let selection = workspace.select(
+            &self.global.packages,
+            self.global.workspace,
+            &self.global.exclude,
+        )?;
         Ok((workspace, selection))
     }
 
     /// Builds the selected packages for the host (`cargo build --release`) and reads the record of
     /// every annotated binary: what `plan` needs, where the code's hash does not matter.
-    pub fn functions_built_for_host(&self) -> Result<Vec<AnnotatedBinary>, CliError> {
+    pub fn functions_built_for_host(
+        &self,
+        options: &BuildOptions,
+    ) -> Result<Vec<AnnotatedBinary>, CliError> {
         let (workspace, selection) = self.selection()?;
         let names: Vec<&str> = selection.packages.iter().map(|p| p.name.as_str()).collect();
         self.output.status("Building", names.join(", "));
-        let built = build::build_release(&workspace, &selection, &self.output)?;
+        let built = build::build_release(&workspace, &selection, options, &self.output)?;
         build::annotated_binaries(&selection, built, &self.output)
     }
 }
@@ -92,12 +103,15 @@ pub struct PackagedFunction {
 impl Context {
     /// Builds the selected packages for Lambda (see [`build::build_for_lambda`]) and zips every
     /// annotated binary: what `deploy` uploads.
-    pub fn functions_built_for_lambda(&self) -> Result<Vec<PackagedFunction>, CliError> {
+    pub fn functions_built_for_lambda(
+        &self,
+        options: &BuildOptions,
+    ) -> Result<Vec<PackagedFunction>, CliError> {
         let (workspace, selection) = self.selection()?;
         let names: Vec<&str> = selection.packages.iter().map(|p| p.name.as_str()).collect();
         self.output
             .status("Building", format!("{} for Lambda", names.join(", ")));
-        let built = build::build_for_lambda(&workspace, &selection, &self.output)?;
+        let built = build::build_for_lambda(&workspace, &selection, options, &self.output)?;
         build::annotated_binaries(&selection, built, &self.output)?
             .into_iter()
             .map(|function| {
@@ -117,7 +131,7 @@ impl Context {
         })?;
         let record = reader::read_single_from_bytes(&bytes, &path.display().to_string())?;
         let workspace = Workspace::load(self.global.manifest_path.as_deref())?;
-        let selection = workspace.select(std::slice::from_ref(&record.package), false)?;
+        let selection = workspace.select(std::slice::from_ref(&record.package), false, &[])?;
         let package = &selection.packages[0];
         let target =
             binary_of(package, &record.function).ok_or_else(|| CliError::ZipFromElsewhere {

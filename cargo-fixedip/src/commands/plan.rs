@@ -24,7 +24,7 @@ pub fn run(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
     if !args.offline {
         return online(context, args);
     }
-    let report = offline(context)?;
+    let report = offline(context, args)?;
     let output = &context.output;
     match args.diagram {
         Some(DiagramFormat::Mermaid) => output.text(&mermaid(&report)),
@@ -37,7 +37,7 @@ pub fn run(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
 /// `plan` against the account: observe each stack by its tags, then plan what deploy would change.
 /// Read-only: the call log forbids mutating calls.
 fn online(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
-    let functions = context.functions_built_for_host()?;
+    let functions = context.functions_built_for_host(&args.build)?;
     let report = super::async_runtime()?.block_on(async {
         let mut connections: std::collections::BTreeMap<Option<String>, crate::aws::Aws> =
             Default::default();
@@ -122,7 +122,7 @@ pub struct StackPlan {
 }
 
 /// Build, read, group and plan, with no AWS call.
-pub fn offline(context: &Context) -> Result<PlanReport, CliError> {
+pub fn offline(context: &Context, args: &PlanArgs) -> Result<PlanReport, CliError> {
     if let Some(region) = &context.global.region {
         if !is_region(region) {
             return Err(CliError::BadRegion {
@@ -130,7 +130,7 @@ pub fn offline(context: &Context) -> Result<PlanReport, CliError> {
             });
         }
     }
-    let functions = context.functions_built_for_host()?;
+    let functions = context.functions_built_for_host(&args.build)?;
     let declared = functions
         .into_iter()
         .map(|function| {

@@ -38,7 +38,7 @@ pub struct StackStatus {
 }
 
 pub fn run(context: &Context, args: &StatusArgs) -> Result<(), CliError> {
-    let targets = context.stack_targets(args.stack.as_deref())?;
+    let targets = context.stack_targets(args.stack.as_deref(), &Default::default())?;
     let (report, missing) = async_runtime()?.block_on(async {
         let mut connections = Connections::default();
         let mut stacks = Vec::new();

@@ -27,7 +27,7 @@ pub struct StackUnlocked {
 }
 
 pub fn run(context: &Context, args: &UnlockArgs) -> Result<(), CliError> {
-    let targets = context.stack_targets(args.stack.as_deref())?;
+    let targets = context.stack_targets(args.stack.as_deref(), &Default::default())?;
     let report = async_runtime()?.block_on(async {
         let mut connections = Connections::default();
         let mut stacks = Vec::new();

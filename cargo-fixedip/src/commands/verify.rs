@@ -41,7 +41,7 @@ pub const PROBE_EVENT: &str = r#"{"fixedip":"probe"}"#;
 pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     let runtime = async_runtime()?;
     let (report, missing) = if args.functions.is_empty() {
-        let targets = context.stack_targets(args.stack.as_deref())?;
+        let targets = context.stack_targets(args.stack.as_deref(), &Default::default())?;
         runtime.block_on(verify_stacks(context, args, &targets))?
     } else {
         (runtime.block_on(verify_named(context, args))?, Vec::new())
