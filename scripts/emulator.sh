@@ -55,7 +55,7 @@ bin() {
     echo "$VENV/bin/moto_server"
 }
 
-# The settings every fixedip test relies on; see docs in /work/shared/emulator.md.
+# The settings every fixedip test relies on; see docs/emulator.md.
 #  - managed policies: AttachRolePolicy of AWSLambdaVPCAccessExecutionRole needs them;
 #  - instance type and AMI validation: RunInstances rejects what AWS would reject.
 export_settings() {

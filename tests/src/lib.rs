@@ -66,7 +66,7 @@ impl Emulator {
             let log = std::fs::File::create(dir.path().join("moto.log")).expect("moto log");
             let child = Command::new(&server)
                 .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                // See /work/shared/emulator.md: managed policies for AttachRolePolicy, and validation
+                // See docs/emulator.md: managed policies for AttachRolePolicy, and validation
                 // so that RunInstances rejects what AWS would.
                 .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
                 .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
