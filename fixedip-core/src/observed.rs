@@ -12,8 +12,8 @@ use crate::settings::Architecture;
 
 /// Which side of an availability zone a subnet or route table serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// Holds the NAT; routes 0.0.0.0/0 to the internet gateway.
     Public,
@@ -27,7 +27,7 @@ pub type Slot = u8;
 
 /// Everything the stack's tags lead to, plus what the region offers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedState {
     /// The availability zones the region offers (state `available`, zone type `availability-zone`),
     /// by name, in the order AWS lists them.
@@ -37,7 +37,7 @@ pub struct ObservedState {
     /// Internet gateways tagged as the stack's beyond the one it uses: left by a create whose
     /// answer was lost and that was sent again (older fixedip versions did that), or by another
     /// tool. The planner deletes those attached nowhere (`planner/duplicates.rs`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub extra_internet_gateways: Vec<ObservedInternetGateway>,
     pub subnets: Vec<ObservedSubnet>,
     /// The stack's Elastic IPs, active or retained, and the adopted ones named by `ips = [...]`.
@@ -47,38 +47,38 @@ pub struct ObservedState {
     pub route_tables: Vec<ObservedRouteTable>,
     pub security_group: Option<ObservedSecurityGroup>,
     /// The group of the stack's interface endpoints, admitting HTTPS from the functions' group.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub endpoint_security_group: Option<ObservedSecurityGroup>,
     /// The stack's VPC endpoints (any state but `deleted`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub endpoints: Vec<ObservedEndpoint>,
     pub role: Option<ObservedRole>,
     /// The functions the plan names (found by name) and every function tagged with the stack.
     pub functions: Vec<ObservedFunction>,
     /// The account's Elastic IP quota in the region: DescribeAccountAttributes
     /// `vpc-max-elastic-ips`. `None`: not known (offline); nothing is checked.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub address_quota: Option<u32>,
     /// Every Elastic IP the account holds in the region, the stack's and others'
     /// (DescribeAddresses, unfiltered). `None`: not known.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub addresses_in_use_in_region: Option<u32>,
     /// NAT instances (`nat = "instance"`) in the stack's VPC that carry the stack's tags, in any
     /// state but `terminated`.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_instances: Vec<ObservedNatInstance>,
     /// The security group of the stack's NAT instances (component `nat-security-group`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_security_group: Option<ObservedSecurityGroup>,
     /// The user's VPC named by `vpc = "vpc-..."`, as the verifier reads it (described by id, no
     /// tags): `None` when the stack builds its own network, or when that VPC was not found.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub existing_network: Option<ObservedExistingNetwork>,
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedExistingNetwork {
     pub cidr: Ipv4Net,
     /// `network.vpc_id` is the VPC's id.
@@ -142,7 +142,7 @@ impl ObservedState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedVpc {
     pub id: String,
     pub cidr: Ipv4Net,
@@ -151,7 +151,7 @@ pub struct ObservedVpc {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedInternetGateway {
     pub id: String,
     /// The VPC it is attached to, if any.
@@ -159,7 +159,7 @@ pub struct ObservedInternetGateway {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedSubnet {
     pub id: String,
     pub tier: Tier,
@@ -170,8 +170,8 @@ pub struct ObservedSubnet {
 
 /// What the stack's tags say an Elastic IP is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AddressUse {
     /// Serves the NAT of a slot.
     Active,
@@ -183,7 +183,7 @@ pub enum AddressUse {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedAddress {
     pub allocation_id: String,
     /// `0.0.0.0` ([`Ipv4Addr::UNSPECIFIED`]) when not known: see [`ObservedState::assumed_offline`].
@@ -199,8 +199,8 @@ pub struct ObservedAddress {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NatState {
     Pending,
     Available,
@@ -210,7 +210,7 @@ pub enum NatState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedNatGateway {
     pub id: String,
     pub subnet_id: String,
@@ -221,8 +221,8 @@ pub struct ObservedNatGateway {
 
 /// The life of an EC2 instance, as DescribeInstances names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
     Pending,
     Running,
@@ -246,7 +246,7 @@ impl InstanceState {
 /// A NAT instance of the stack (`nat = "instance"`): an EC2 instance in a public subnet that
 /// forwards and masquerades the private subnets' traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedNatInstance {
     pub id: String,
     pub subnet_id: String,
@@ -261,11 +261,8 @@ pub struct ObservedNatInstance {
 
 /// Where a route sends traffic.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "id", rename_all = "snake_case")
-)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum RouteTarget {
     /// `local`: the VPC itself.
     Local,
@@ -277,7 +274,7 @@ pub enum RouteTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedRoute {
     pub destination: Ipv4Net,
     pub target: RouteTarget,
@@ -286,7 +283,7 @@ pub struct ObservedRoute {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedRouteTable {
     pub id: String,
     pub tier: Tier,
@@ -297,14 +294,14 @@ pub struct ObservedRouteTable {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedSecurityGroup {
     pub id: String,
     /// Its egress rules, one peer each (`IpPermissionsEgress` flattened).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub egress: Vec<SecurityGroupRule>,
     /// Its ingress rules, one peer each.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub ingress: Vec<SecurityGroupRule>,
 }
 
@@ -323,7 +320,7 @@ impl ObservedSecurityGroup {
 /// into one `IpPermission` with several ranges; fixedip flattens them, so that a diff is a set
 /// difference.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SecurityGroupRule {
     pub protocol: RuleProtocol,
     /// The port range of a TCP or UDP rule; `None` for every protocol (`-1`).
@@ -360,8 +357,8 @@ impl std::fmt::Display for SecurityGroupRule {
 
 /// The protocol of a security group rule, as EC2 names it in `IpProtocol`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum RuleProtocol {
     /// `-1`: every protocol and port.
     All,
@@ -404,11 +401,8 @@ impl std::fmt::Display for RuleProtocol {
 
 /// The other side of a security group rule.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "value", rename_all = "snake_case")
-)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RulePeer {
     Ipv4(Ipv4Net),
     /// An IPv6 range, as written by AWS (fixedip never makes one).
@@ -419,7 +413,7 @@ pub enum RulePeer {
 
 /// A VPC endpoint of the stack, found by its tags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedEndpoint {
     pub id: String,
     pub service: Endpoint,
@@ -434,7 +428,7 @@ pub struct ObservedEndpoint {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedRole {
     pub name: String,
     pub arn: String,
@@ -442,7 +436,7 @@ pub struct ObservedRole {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct ObservedFunction {
     pub name: String,
     pub arn: String,

@@ -61,7 +61,7 @@ use crate::observed::SecurityGroupRule;
 /// resources (`Describe*` filtered by `vpc-id`), except `internet_gateways`, which may hold any the
 /// route tables name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EgressNetwork {
     pub vpc_id: String,
     pub subnets: Vec<Subnet>,
@@ -74,7 +74,7 @@ pub struct EgressNetwork {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Subnet {
     pub id: String,
     /// The zone name, `us-east-1a`.
@@ -83,7 +83,7 @@ pub struct Subnet {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct RouteTable {
     pub id: String,
     /// The VPC's main table: it serves every subnet without an explicit association.
@@ -94,7 +94,7 @@ pub struct RouteTable {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Route {
     pub destination: RouteDestination,
     pub target: RouteTarget,
@@ -103,11 +103,8 @@ pub struct Route {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "value", rename_all = "snake_case")
-)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RouteDestination {
     Ipv4(Ipv4Net),
     Ipv6(Ipv6Net),
@@ -128,11 +125,8 @@ impl fmt::Display for RouteDestination {
 /// Where a route sends traffic. `DescribeRouteTables` fills several target fields for a route to an
 /// instance (instance and network interface): prefer [`RouteTarget::Instance`] then.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "id", rename_all = "snake_case")
-)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum RouteTarget {
     /// `local`: inside the VPC.
     Local,
@@ -178,7 +172,7 @@ impl RouteTarget {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct InternetGateway {
     pub id: String,
     /// The VPC of its attachment in state `available` (AWS's word for attached), if any.
@@ -186,8 +180,8 @@ pub struct InternetGateway {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NatGatewayState {
     Pending,
     Available,
@@ -211,8 +205,8 @@ impl NatGatewayState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NatConnectivity {
     Public,
     /// Translates to private addresses only: reaches other networks, never the internet.
@@ -220,7 +214,7 @@ pub enum NatConnectivity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct NatGateway {
     pub id: String,
     pub subnet_id: String,
@@ -233,15 +227,15 @@ pub struct NatGateway {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct NatAddress {
     pub allocation_id: Option<String>,
     pub public_ip: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
     Pending,
     Running,
@@ -280,7 +274,7 @@ impl InstanceState {
 
 /// An EC2 instance a route points at, expected to work as a NAT.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct NatInstance {
     pub id: String,
     pub subnet_id: String,
@@ -293,7 +287,7 @@ pub struct NatInstance {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct InstancePublicAddress {
     pub ip: Ipv4Addr,
     /// An Elastic IP (the association's `IpOwnerId` is an account), not an address AWS assigned
@@ -302,7 +296,7 @@ pub struct InstancePublicAddress {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct SecurityGroup {
     pub id: String,
     pub egress: Vec<EgressRule>,
@@ -310,15 +304,15 @@ pub struct SecurityGroup {
 
 /// One egress permission for one destination (`IpPermissionsEgress` flattened: one rule per range).
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EgressRule {
     pub protocol: IpProtocol,
     pub destination: RuleDestination,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IpProtocol {
     /// `-1`: every protocol and port.
     All,
@@ -342,11 +336,8 @@ impl IpProtocol {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "value", rename_all = "snake_case")
-)]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RuleDestination {
     Ipv4(Ipv4Net),
     Ipv6(Ipv6Net),
@@ -356,7 +347,7 @@ pub enum RuleDestination {
 
 /// A function's `VpcConfig`, as `GetFunctionConfiguration` returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct FunctionAttachment {
     pub name: String,
     pub subnet_ids: Vec<String>,
@@ -370,8 +361,8 @@ pub struct FunctionAttachment {
 // ---------------------------------------------------------------------------------------------------
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The guarantee is broken, or cannot be proven.
     Error,
@@ -381,8 +372,8 @@ pub enum Severity {
 
 /// What is wrong, as a stable machine-readable code. See the module's table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum FindingCode {
     FunctionNotInVpc,
     FunctionInPublicSubnet,
@@ -443,7 +434,7 @@ impl fmt::Display for FindingCode {
 
 /// One thing that breaks (error) or weakens (warning) the egress guarantee.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub code: FindingCode,
     pub severity: Severity,
@@ -514,7 +505,7 @@ pub struct SubnetEgress {
 
 /// One address traffic leaves from, and the NAT (gateway or instance) that holds it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(serde::Serialize, serde::Deserialize)]
 pub struct EgressExit {
     pub nat: String,
     pub ip: Ipv4Addr,
@@ -2173,7 +2164,6 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "serde")]
     #[test]
     fn findings_serialize_with_stable_codes() {
         let mut stack = Stack::new(2);
