@@ -56,8 +56,9 @@ impl Limits {
 }
 
 /// A `GLIBC_major.minor` symbol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct GlibcVersion {
     pub major: u32,
     pub minor: u32,
@@ -81,8 +82,7 @@ impl fmt::Display for GlibcVersion {
 }
 
 /// An imported symbol and the GLIBC version it is bound to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct VersionedSymbol {
     pub name: String,
     pub version: GlibcVersion,
@@ -91,8 +91,7 @@ pub struct VersionedSymbol {
 const HOW_TO_BUILD_FOR_LAMBDA: &str = "build for Lambda with `cargo lambda build --release` (it links against an old glibc with zig), or `cargo zigbuild --target x86_64-unknown-linux-gnu.2.34`, or on Amazon Linux 2023 / an older distribution, or for the static `*-unknown-linux-musl` target";
 
 /// Why an artifact would not run on Lambda, with what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "code", rename_all = "kebab-case")]
 pub enum ArtifactProblem {
     #[error(

@@ -57,8 +57,7 @@ impl serde::Serialize for Usd {
 }
 
 /// The prices of one region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RegionPrices {
     pub region: &'static str,
     /// Read from the AWS price pages on [`PRICES_DATE`]; `false`: from memory, to be checked.
@@ -73,8 +72,7 @@ pub struct RegionPrices {
 }
 
 /// What is billed by the hour: the count of each kind of resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Topology {
     pub nat_gateways: u32,
     /// NAT instances, of [`NAT_INSTANCE_TYPE_PRICED`].
@@ -123,8 +121,7 @@ impl Topology {
 }
 
 /// One line of a bill.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CostLine {
     /// "NAT gateway", "public IPv4 address".
     pub item: &'static str,
@@ -135,8 +132,7 @@ pub struct CostLine {
 }
 
 /// The monthly cost of a stack in one region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MonthlyCost {
     pub region: String,
     pub prices_date: &'static str,
@@ -244,8 +240,7 @@ static PRICE_TABLE: [RegionPrices; 16] = [
 
 /// Interface VPC endpoints (AWS PrivateLink): per endpoint per AZ per hour, and per GB processed
 /// (the first-petabyte tier of the month).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[derive(serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct EndpointPrices {
     pub region: &'static str,
     pub per_az_hour: Usd,

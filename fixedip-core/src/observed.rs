@@ -11,8 +11,9 @@ use crate::requirements::{AllocationId, Endpoint, EndpointKind};
 use crate::settings::Architecture;
 
 /// Which side of an availability zone a subnet or route table serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// Holds the NAT; routes 0.0.0.0/0 to the internet gateway.
@@ -26,8 +27,7 @@ pub enum Tier {
 pub type Slot = u8;
 
 /// Everything the stack's tags lead to, plus what the region offers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedState {
     /// The availability zones the region offers (state `available`, zone type `availability-zone`),
     /// by name, in the order AWS lists them.
@@ -77,8 +77,7 @@ pub struct ObservedState {
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedExistingNetwork {
     pub cidr: Ipv4Net,
     /// `network.vpc_id` is the VPC's id.
@@ -141,8 +140,7 @@ impl ObservedState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedVpc {
     pub id: String,
     pub cidr: Ipv4Net,
@@ -150,16 +148,14 @@ pub struct ObservedVpc {
     pub dns_hostnames: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedInternetGateway {
     pub id: String,
     /// The VPC it is attached to, if any.
     pub attached_vpc: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSubnet {
     pub id: String,
     pub tier: Tier,
@@ -169,8 +165,7 @@ pub struct ObservedSubnet {
 }
 
 /// What the stack's tags say an Elastic IP is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AddressUse {
     /// Serves the NAT of a slot.
@@ -182,8 +177,7 @@ pub enum AddressUse {
     Pending,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedAddress {
     pub allocation_id: String,
     /// `0.0.0.0` ([`Ipv4Addr::UNSPECIFIED`]) when not known: see [`ObservedState::assumed_offline`].
@@ -198,8 +192,7 @@ pub struct ObservedAddress {
     pub network_interface_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum NatState {
     Pending,
@@ -209,8 +202,7 @@ pub enum NatState {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedNatGateway {
     pub id: String,
     pub subnet_id: String,
@@ -220,8 +212,7 @@ pub struct ObservedNatGateway {
 }
 
 /// The life of an EC2 instance, as DescribeInstances names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
     Pending,
@@ -245,8 +236,7 @@ impl InstanceState {
 
 /// A NAT instance of the stack (`nat = "instance"`): an EC2 instance in a public subnet that
 /// forwards and masquerades the private subnets' traffic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedNatInstance {
     pub id: String,
     pub subnet_id: String,
@@ -260,8 +250,7 @@ pub struct ObservedNatInstance {
 }
 
 /// Where a route sends traffic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum RouteTarget {
     /// `local`: the VPC itself.
@@ -273,8 +262,7 @@ pub enum RouteTarget {
     Other(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRoute {
     pub destination: Ipv4Net,
     pub target: RouteTarget,
@@ -282,8 +270,7 @@ pub struct ObservedRoute {
     pub blackhole: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRouteTable {
     pub id: String,
     pub tier: Tier,
@@ -293,8 +280,7 @@ pub struct ObservedRouteTable {
     pub routes: Vec<ObservedRoute>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSecurityGroup {
     pub id: String,
     /// Its egress rules, one peer each (`IpPermissionsEgress` flattened).
@@ -319,8 +305,9 @@ impl ObservedSecurityGroup {
 /// One rule of a security group, for one peer. AWS groups rules with the same protocol and ports
 /// into one `IpPermission` with several ranges; fixedip flattens them, so that a diff is a set
 /// difference.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct SecurityGroupRule {
     pub protocol: RuleProtocol,
     /// The port range of a TCP or UDP rule; `None` for every protocol (`-1`).
@@ -356,8 +343,9 @@ impl std::fmt::Display for SecurityGroupRule {
 }
 
 /// The protocol of a security group rule, as EC2 names it in `IpProtocol`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum RuleProtocol {
     /// `-1`: every protocol and port.
@@ -400,8 +388,9 @@ impl std::fmt::Display for RuleProtocol {
 }
 
 /// The other side of a security group rule.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RulePeer {
     Ipv4(Ipv4Net),
@@ -412,8 +401,7 @@ pub enum RulePeer {
 }
 
 /// A VPC endpoint of the stack, found by its tags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedEndpoint {
     pub id: String,
     pub service: Endpoint,
@@ -427,16 +415,14 @@ pub struct ObservedEndpoint {
     pub subnet_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRole {
     pub name: String,
     pub arn: String,
     pub attached_policy_arns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedFunction {
     pub name: String,
     pub arn: String,

@@ -242,7 +242,13 @@ mod tests {
             (create.name.as_str(), create.mutating, create.protocol),
             ("CreateVpc", true, Protocol::Ec2Query)
         );
-        let read = op("POST", "/", &signed("ec2"), None, "Action=DescribeNatGateways");
+        let read = op(
+            "POST",
+            "/",
+            &signed("ec2"),
+            None,
+            "Action=DescribeNatGateways",
+        );
         assert!(!read.mutating);
     }
 

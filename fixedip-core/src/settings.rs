@@ -34,8 +34,9 @@ use std::fmt;
 use std::ops::RangeInclusive;
 
 /// The instruction set a function runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Architecture {
     #[default]
@@ -82,8 +83,7 @@ impl fmt::Display for Architecture {
 }
 
 /// The settings of one function's deployment, merged and validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeploySettings {
     /// The Lambda function name; default: the binary's name.
     pub function_name: String,

@@ -11,6 +11,8 @@
 //! "once per test process" here is shared between processes through files, written under a
 //! temporary name and renamed into place, so that no process ever reads another's half-written zip.
 
+pub mod console;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,8 +20,8 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-pub use fixedip_moto::{count, AwsRequest, RequestMark};
 use fixedip_moto::Moto;
+pub use fixedip_moto::{count, AwsRequest, RequestMark};
 
 /// The region every emulator test deploys to.
 pub const REGION: &str = "us-east-1";

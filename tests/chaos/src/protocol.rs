@@ -110,7 +110,11 @@ mod tests {
     fn headers_and_body_reach_the_classifier() {
         let create = op(Method::POST, "/", &signed("ec2"), b"Action=CreateVpc").unwrap();
         assert_eq!(
-            (create.service.as_str(), create.region.as_str(), create.name.as_str()),
+            (
+                create.service.as_str(),
+                create.region.as_str(),
+                create.name.as_str()
+            ),
             ("ec2", "eu-west-1", "CreateVpc")
         );
         assert!(create.mutating);
@@ -120,7 +124,10 @@ mod tests {
             HeaderValue::from_static("AmazonSSM.PutParameter"),
         );
         let put = op(Method::POST, "/", &h, b"{}").unwrap();
-        assert_eq!((put.name.as_str(), put.protocol), ("PutParameter", Protocol::Json11));
+        assert_eq!(
+            (put.name.as_str(), put.protocol),
+            ("PutParameter", Protocol::Json11)
+        );
         let invoke = op(
             Method::POST,
             "/2015-03-31/functions/f/invocations",

@@ -243,7 +243,12 @@ impl Drop for Moto {
 
 /// Copies a child's stderr to `log` (and to this process's stderr with `echo`) on a thread until it
 /// closes, so that the pipe never fills; the first port announced after `marker` is sent back.
-fn copy_log(stderr: ChildStderr, log: &Path, echo: bool, marker: &'static str) -> mpsc::Receiver<u16> {
+fn copy_log(
+    stderr: ChildStderr,
+    log: &Path,
+    echo: bool,
+    marker: &'static str,
+) -> mpsc::Receiver<u16> {
     let (port_tx, port_rx) = mpsc::channel();
     let mut file = std::fs::File::create(log).ok();
     std::thread::spawn(move || {
@@ -362,7 +367,10 @@ mod tests {
             "body_encoded": true,
         }))
         .unwrap();
-        assert_eq!((describe.service.as_str(), describe.operation.as_str()), ("ec2", "DescribeVpcs"));
+        assert_eq!(
+            (describe.service.as_str(), describe.operation.as_str()),
+            ("ec2", "DescribeVpcs")
+        );
         assert!(!describe.is_mutating());
         let lambda_auth = auth.replace("/ec2/", "/lambda/");
         let code = recorded(serde_json::json!({
@@ -388,6 +396,9 @@ mod tests {
     fn the_port_is_read_from_werkzeug_s_line() {
         let line = " * Running on http://127.0.0.1:54321 (Press CTRL+C to quit)";
         assert_eq!(announced_port(line, LISTENING), Some(54321));
-        assert_eq!(announced_port("WARNING: development server", LISTENING), None);
+        assert_eq!(
+            announced_port("WARNING: development server", LISTENING),
+            None
+        );
     }
 }
