@@ -52,4 +52,13 @@ if [[ -n "$stale" ]]; then
     exit 1
 fi
 
+# What the tests build themselves, built once here: the example (debug for the end-to-end tests'
+# zips, release as `cargo fixedip plan` and `deploy` build it) and the fixture functions (their own
+# workspace, in target/fixtures). Otherwise every test process that needs one waits for the first
+# to build it, and on a fresh clone that wait alone can outlast a test's timeout.
+cargo build "${locked[@]}" --quiet -p hello-egress --bins
+cargo build "${locked[@]}" --quiet --release -p hello-egress --bins
+CARGO_TARGET_DIR="$PWD/target/fixtures" cargo build "${locked[@]}" --quiet --workspace \
+    --manifest-path tests/fixtures/functions/Cargo.toml
+
 exec cargo nextest run "${locked[@]}" --workspace --profile "$profile" "${args[@]}"
