@@ -14,7 +14,7 @@
 #
 # Besides the wall times, one more build of each variant runs with `--timings`, and the script
 # prints the compile time of every crate only the annotated build compiles (fixedip-macros,
-# fixedip-core and their own dependencies): on a loaded machine that difference is steadier than
+# fixedip-requirements and their own dependencies): on a loaded machine that difference is steadier than
 # the difference of two whole-build times.
 set -euo pipefail
 

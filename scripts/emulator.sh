@@ -2,7 +2,8 @@
 # The local AWS emulator (moto server) that fixedip's end-to-end tests and scripts/run-local.sh use.
 #
 #   scripts/emulator.sh install        create or repair the venv (idempotent; a few seconds when fresh)
-#   scripts/emulator.sh start [PORT]   run moto_server on 127.0.0.1:PORT (default 5000) in the foreground
+#   scripts/emulator.sh start [PORT]   run moto on 127.0.0.1:PORT (default 5000) in the foreground, started
+#                                      as every test starts it (tests/moto: the settings of docs/emulator.md)
 #   scripts/emulator.sh bin            print the path of moto_server (fails if not installed)
 #
 # The venv lives in $FIXEDIP_MOTO_VENV, default <repo>/.venv/moto. Nothing listens beyond loopback.
@@ -55,39 +56,12 @@ bin() {
     echo "$VENV/bin/moto_server"
 }
 
-# The settings every fixedip test relies on; see docs in /work/shared/emulator.md.
-#  - managed policies: AttachRolePolicy of AWSLambdaVPCAccessExecutionRole needs them;
-#  - instance type and AMI validation: RunInstances rejects what AWS would reject.
-export_settings() {
-    export MOTO_IAM_LOAD_MANAGED_POLICIES=true
-    export MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION=true
-    export MOTO_ENABLE_AMI_VALIDATION=true
-}
-
+# One launcher for moto, the tests' own (tests/moto, the `fixedip-moto` binary): the same settings
+# (docs/emulator.md) whether a test, run-local.sh or a person starts it. It stops moto with it.
 start() {
     local port="${1:-5000}"
-    local server
-    server="$(bin)"
-    export_settings
-    "$server" -H 127.0.0.1 -p "$port" &
-    # Global, not local: the EXIT trap runs after this function has returned.
-    MOTO_PID=$!
-    local pid=$MOTO_PID
-    # Stop the server with this script, whichever way it ends.
-    trap 'kill "${MOTO_PID:-}" 2>/dev/null || true' EXIT INT TERM
-    local url="http://127.0.0.1:$port"
-    local tries=0
-    until curl -fsS -o /dev/null "$url/moto-api/data.json" 2>/dev/null; do
-        kill -0 "$pid" 2>/dev/null || die "moto_server exited at start: is port $port already in use?"
-        ((++tries > 200)) && die "moto_server did not answer on $url within 20 s"
-        sleep 0.1
-    done
-    # There is no Docker engine: Lambda must not try to run functions in containers.
-    curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
-        -d '{"lambda":{"use_docker":false}}' "$url/moto-api/config" ||
-        die "could not configure moto's Lambda at $url/moto-api/config"
-    echo "emulator.sh: moto ready on $url (AWS_ENDPOINT_URL=$url)" >&2
-    wait "$pid"
+    bin >/dev/null
+    exec cargo run --quiet -p fixedip-moto -- "$port"
 }
 
 case "${1:-}" in

@@ -39,9 +39,11 @@ else
     stop="$emulator"
 fi
 trap 'kill -TERM -- "$stop" 2>/dev/null || true; wait "$emulator" 2>/dev/null || true' EXIT
+# The launcher (tests/moto) says so once moto answers and is configured; the first run builds it.
 tries=0
-until curl -fsS -o /dev/null "http://127.0.0.1:$PORT/moto-api/data.json" 2>/dev/null; do
-    ((++tries > 300)) && { echo "the emulator did not start within 30 s; see $log" >&2; exit 1; }
+until grep -q '^fixedip-moto: moto ready on' "$log" 2>/dev/null; do
+    kill -0 "$emulator" 2>/dev/null || { echo "the emulator did not start; see $log" >&2; exit 1; }
+    ((++tries > 1800)) && { echo "the emulator did not start within 3 minutes; see $log" >&2; exit 1; }
     sleep 0.1
 done
 

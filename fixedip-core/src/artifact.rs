@@ -56,8 +56,9 @@ impl Limits {
 }
 
 /// A `GLIBC_major.minor` symbol version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct GlibcVersion {
     pub major: u32,
     pub minor: u32,
@@ -81,8 +82,7 @@ impl fmt::Display for GlibcVersion {
 }
 
 /// An imported symbol and the GLIBC version it is bound to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct VersionedSymbol {
     pub name: String,
     pub version: GlibcVersion,
@@ -91,9 +91,8 @@ pub struct VersionedSymbol {
 const HOW_TO_BUILD_FOR_LAMBDA: &str = "build for Lambda with `cargo lambda build --release` (it links against an old glibc with zig), or `cargo zigbuild --target x86_64-unknown-linux-gnu.2.34`, or on Amazon Linux 2023 / an older distribution, or for the static `*-unknown-linux-musl` target";
 
 /// Why an artifact would not run on Lambda, with what to do.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "code", rename_all = "kebab-case"))]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "code", rename_all = "kebab-case")]
 pub enum ArtifactProblem {
     #[error(
         "the binary is for {found}, but the function runs on {expected}: build with `cargo lambda build --release{}` (or `--target {}`), or set the function's architecture to match",
@@ -871,7 +870,6 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "serde")]
     #[test]
     fn problems_serialize_with_their_code() {
         let problem = ArtifactProblem::ZipTooLarge {

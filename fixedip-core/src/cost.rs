@@ -50,7 +50,6 @@ impl fmt::Display for Usd {
     }
 }
 
-#[cfg(feature = "serde")]
 impl serde::Serialize for Usd {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(self.dollars())
@@ -58,8 +57,7 @@ impl serde::Serialize for Usd {
 }
 
 /// The prices of one region.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RegionPrices {
     pub region: &'static str,
     /// Read from the AWS price pages on [`PRICES_DATE`]; `false`: from memory, to be checked.
@@ -74,8 +72,7 @@ pub struct RegionPrices {
 }
 
 /// What is billed by the hour: the count of each kind of resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct Topology {
     pub nat_gateways: u32,
     /// NAT instances, of [`NAT_INSTANCE_TYPE_PRICED`].
@@ -124,8 +121,7 @@ impl Topology {
 }
 
 /// One line of a bill.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct CostLine {
     /// "NAT gateway", "public IPv4 address".
     pub item: &'static str,
@@ -136,8 +132,7 @@ pub struct CostLine {
 }
 
 /// The monthly cost of a stack in one region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MonthlyCost {
     pub region: String,
     pub prices_date: &'static str,
@@ -245,8 +240,7 @@ static PRICE_TABLE: [RegionPrices; 16] = [
 
 /// Interface VPC endpoints (AWS PrivateLink): per endpoint per AZ per hour, and per GB processed
 /// (the first-petabyte tier of the month).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct EndpointPrices {
     pub region: &'static str,
     pub per_az_hour: Usd,
@@ -693,7 +687,6 @@ mod tests {
         assert_eq!(Usd::from_micros(1_234_567_890).to_string(), "$1234.57");
     }
 
-    #[cfg(feature = "serde")]
     #[test]
     fn json_holds_dollars() {
         let cost = monthly(&topology(2, 2), "us-east-1").unwrap();

@@ -12,8 +12,7 @@ use std::net::Ipv4Addr;
 use crate::verify::{self, EgressExit, EgressNetwork, Finding, FindingCode};
 
 /// A subnet a function may run in, and the addresses its traffic leaves from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QualifiedSubnet {
     pub id: String,
     pub availability_zone: String,
@@ -23,8 +22,7 @@ pub struct QualifiedSubnet {
 }
 
 /// A subnet a function must not run in, with why, one reason per thing that breaks its egress.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RefusedSubnet {
     pub id: String,
     /// `None` when the subnet is not in the VPC at all.

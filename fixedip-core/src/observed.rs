@@ -11,9 +11,10 @@ use crate::requirements::{AllocationId, Endpoint, EndpointKind};
 use crate::settings::Architecture;
 
 /// Which side of an availability zone a subnet or route table serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Tier {
     /// Holds the NAT; routes 0.0.0.0/0 to the internet gateway.
     Public,
@@ -26,8 +27,7 @@ pub enum Tier {
 pub type Slot = u8;
 
 /// Everything the stack's tags lead to, plus what the region offers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedState {
     /// The availability zones the region offers (state `available`, zone type `availability-zone`),
     /// by name, in the order AWS lists them.
@@ -37,7 +37,7 @@ pub struct ObservedState {
     /// Internet gateways tagged as the stack's beyond the one it uses: left by a create whose
     /// answer was lost and that was sent again (older fixedip versions did that), or by another
     /// tool. The planner deletes those attached nowhere (`planner/duplicates.rs`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub extra_internet_gateways: Vec<ObservedInternetGateway>,
     pub subnets: Vec<ObservedSubnet>,
     /// The stack's Elastic IPs, active or retained, and the adopted ones named by `ips = [...]`.
@@ -47,38 +47,37 @@ pub struct ObservedState {
     pub route_tables: Vec<ObservedRouteTable>,
     pub security_group: Option<ObservedSecurityGroup>,
     /// The group of the stack's interface endpoints, admitting HTTPS from the functions' group.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub endpoint_security_group: Option<ObservedSecurityGroup>,
     /// The stack's VPC endpoints (any state but `deleted`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub endpoints: Vec<ObservedEndpoint>,
     pub role: Option<ObservedRole>,
     /// The functions the plan names (found by name) and every function tagged with the stack.
     pub functions: Vec<ObservedFunction>,
     /// The account's Elastic IP quota in the region: DescribeAccountAttributes
     /// `vpc-max-elastic-ips`. `None`: not known (offline); nothing is checked.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub address_quota: Option<u32>,
     /// Every Elastic IP the account holds in the region, the stack's and others'
     /// (DescribeAddresses, unfiltered). `None`: not known.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub addresses_in_use_in_region: Option<u32>,
     /// NAT instances (`nat = "instance"`) in the stack's VPC that carry the stack's tags, in any
     /// state but `terminated`.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_instances: Vec<ObservedNatInstance>,
     /// The security group of the stack's NAT instances (component `nat-security-group`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_security_group: Option<ObservedSecurityGroup>,
     /// The user's VPC named by `vpc = "vpc-..."`, as the verifier reads it (described by id, no
     /// tags): `None` when the stack builds its own network, or when that VPC was not found.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub existing_network: Option<ObservedExistingNetwork>,
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedExistingNetwork {
     pub cidr: Ipv4Net,
     /// `network.vpc_id` is the VPC's id.
@@ -160,8 +159,7 @@ impl ObservedState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedVpc {
     pub id: String,
     pub cidr: Ipv4Net,
@@ -169,16 +167,14 @@ pub struct ObservedVpc {
     pub dns_hostnames: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedInternetGateway {
     pub id: String,
     /// The VPC it is attached to, if any.
     pub attached_vpc: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSubnet {
     pub id: String,
     pub tier: Tier,
@@ -188,9 +184,8 @@ pub struct ObservedSubnet {
 }
 
 /// What the stack's tags say an Elastic IP is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AddressUse {
     /// Serves the NAT of a slot.
     Active,
@@ -201,8 +196,7 @@ pub enum AddressUse {
     Pending,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedAddress {
     pub allocation_id: String,
     /// `0.0.0.0` ([`Ipv4Addr::UNSPECIFIED`]) when not known: see [`ObservedState::assumed_offline`].
@@ -217,9 +211,8 @@ pub struct ObservedAddress {
     pub network_interface_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NatState {
     Pending,
     Available,
@@ -228,8 +221,7 @@ pub enum NatState {
     Failed,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedNatGateway {
     pub id: String,
     pub subnet_id: String,
@@ -239,9 +231,8 @@ pub struct ObservedNatGateway {
 }
 
 /// The life of an EC2 instance, as DescribeInstances names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
     Pending,
     Running,
@@ -264,8 +255,7 @@ impl InstanceState {
 
 /// A NAT instance of the stack (`nat = "instance"`): an EC2 instance in a public subnet that
 /// forwards and masquerades the private subnets' traffic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedNatInstance {
     pub id: String,
     pub subnet_id: String,
@@ -279,12 +269,8 @@ pub struct ObservedNatInstance {
 }
 
 /// Where a route sends traffic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "id", rename_all = "snake_case")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum RouteTarget {
     /// `local`: the VPC itself.
     Local,
@@ -295,8 +281,7 @@ pub enum RouteTarget {
     Other(String),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRoute {
     pub destination: Ipv4Net,
     pub target: RouteTarget,
@@ -304,8 +289,7 @@ pub struct ObservedRoute {
     pub blackhole: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRouteTable {
     pub id: String,
     pub tier: Tier,
@@ -315,15 +299,14 @@ pub struct ObservedRouteTable {
     pub routes: Vec<ObservedRoute>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedSecurityGroup {
     pub id: String,
     /// Its egress rules, one peer each (`IpPermissionsEgress` flattened).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub egress: Vec<SecurityGroupRule>,
     /// Its ingress rules, one peer each.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub ingress: Vec<SecurityGroupRule>,
 }
 
@@ -341,8 +324,9 @@ impl ObservedSecurityGroup {
 /// One rule of a security group, for one peer. AWS groups rules with the same protocol and ports
 /// into one `IpPermission` with several ranges; fixedip flattens them, so that a diff is a set
 /// difference.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct SecurityGroupRule {
     pub protocol: RuleProtocol,
     /// The port range of a TCP or UDP rule; `None` for every protocol (`-1`).
@@ -378,9 +362,10 @@ impl std::fmt::Display for SecurityGroupRule {
 }
 
 /// The protocol of a security group rule, as EC2 names it in `IpProtocol`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum RuleProtocol {
     /// `-1`: every protocol and port.
     All,
@@ -422,12 +407,10 @@ impl std::fmt::Display for RuleProtocol {
 }
 
 /// The other side of a security group rule.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "value", rename_all = "snake_case")
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
 )]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RulePeer {
     Ipv4(Ipv4Net),
     /// An IPv6 range, as written by AWS (fixedip never makes one).
@@ -437,8 +420,7 @@ pub enum RulePeer {
 }
 
 /// A VPC endpoint of the stack, found by its tags.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedEndpoint {
     pub id: String,
     pub service: Endpoint,
@@ -452,16 +434,14 @@ pub struct ObservedEndpoint {
     pub subnet_ids: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRole {
     pub name: String,
     pub arn: String,
     pub attached_policy_arns: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedFunction {
     pub name: String,
     pub arn: String,

@@ -24,8 +24,7 @@ pub const DEFAULT_VPC_CIDR: Ipv4Net = Ipv4Net::new_assert(Ipv4Addr::new(10, 0, 0
 pub const LAMBDA_RUNTIME: &str = "provided.al2023";
 
 /// What one stack must provide: the merged requirements of every function that names it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StackSpec {
     pub stack: StackName,
     pub region: String,
@@ -40,8 +39,7 @@ pub struct StackSpec {
 
 /// The `#[fixed_egress]` arguments beyond `azs` and `ips`, as every function of a stack agrees on
 /// them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkModes {
     pub nat: NatMode,
     /// How many NATs serve the AZs; `None`: one per AZ.
@@ -51,17 +49,16 @@ pub struct NetworkModes {
     pub egress: Vec<EgressRule>,
     /// The EC2 type of the NAT instances (`nat-instance-type` in [package.metadata.fixedip]);
     /// `None`: [`DEFAULT_NAT_INSTANCE_TYPE`]. Only read when `nat` is `instance`.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_instance_type: Option<String>,
     /// Attach to a network the user runs (`vpc = "vpc-..."` in the settings) instead of building
     /// one; see [`crate::planner`], "An existing network".
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub existing: Option<ExistingNetwork>,
 }
 
 /// A VPC the user already runs, named in `[package.metadata.fixedip]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExistingNetwork {
     pub vpc: String,
     /// The subnets to attach to, each of which must qualify; empty: every subnet that does.
@@ -69,8 +66,7 @@ pub struct ExistingNetwork {
 }
 
 /// Where the functions of a stack on an existing network run, and the addresses they leave from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ExistingAttachment {
     pub vpc_id: String,
     /// The subnets the functions are attached to, by id, each with the NATs it leaves through.
@@ -93,8 +89,7 @@ impl NetworkModes {
 }
 
 /// One function to attach to the stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FunctionSpec {
     /// The Lambda function name.
     pub name: String,
@@ -137,14 +132,14 @@ impl FunctionSpec {
 }
 
 /// The identifier of a step within one plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct StepId(pub usize);
 
 /// A resource a step needs: one that exists, or the one an earlier step makes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Ref {
     Existing(String),
     Step(StepId),
@@ -160,9 +155,8 @@ impl fmt::Display for Ref {
 }
 
 /// Where a planned route sends traffic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RouteVia {
     InternetGateway(Ref),
     NatGateway(Ref),
@@ -174,9 +168,8 @@ pub enum RouteVia {
 ///
 /// A [`Ref`] to a role resolves to the role's ARN (IAM calls that want a name use the ARN's last
 /// path segment); every other `Ref` resolves to the resource's id.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(tag = "action", rename_all = "snake_case"))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// DNS is turned on by the [`Action::EnableVpcDns`] step that follows (CreateVpc cannot).
     CreateVpc {
@@ -466,12 +459,8 @@ pub enum Action {
 }
 
 /// What holds Lambda network interfaces that must go before it can be deleted.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "id", rename_all = "snake_case")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum InterfaceHolder {
     Subnet(String),
     SecurityGroup(String),
@@ -836,8 +825,7 @@ fn tier_name(tier: Tier) -> &'static str {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Step {
     pub id: StepId,
     pub action: Action,
@@ -846,12 +834,8 @@ pub struct Step {
 }
 
 /// Whether a resource of the desired topology exists already.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "status", content = "id", rename_all = "snake_case")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "status", content = "id", rename_all = "snake_case")]
 pub enum Status {
     /// Exists as wanted.
     Keep(String),
@@ -876,8 +860,7 @@ impl Status {
 }
 
 /// The desired network of one AZ, for people to read (`plan`, `status`, diagrams).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AzView {
     pub slot: Slot,
     pub az: String,
@@ -891,14 +874,13 @@ pub struct AzView {
     pub private_route_table: Status,
     /// The slot whose NAT carries this AZ's traffic: its own, another one when `nats` is fewer
     /// than `azs`, or `None` (isolated, or waiting for a new IP to be allowed).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_slot: Option<Slot>,
 }
 
 /// A slot that exists beyond the stack's `azs`: removed by the plan, or left (and still billed)
 /// while a function the plan does not deploy runs in it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SurplusSlot {
     pub slot: Slot,
     pub az: Option<String>,
@@ -909,8 +891,7 @@ pub struct SurplusSlot {
 }
 
 /// The whole desired network, for people to read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NetworkView {
     pub vpc: (Ipv4Net, Status),
     pub internet_gateway: Status,
@@ -932,25 +913,24 @@ pub struct NetworkView {
     /// they go, because a partner's allowlist may still name them.
     pub released_addresses: Vec<(String, Ipv4Addr)>,
     /// `Some(type)` when the NATs are EC2 instances of that type (`nat = "instance"`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_instance_type: Option<String>,
     /// The NAT instances' security group; `None` when there are none and none are wanted.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_security_group: Option<Status>,
     /// A stack on an existing network: where it attaches. `None` for a network fixedip builds.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub existing: Option<ExistingAttachment>,
     /// The VPC endpoints (`endpoints = [...]`): what exists after the plan, and what it removes.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub endpoints: Vec<EndpointView>,
     /// The interface endpoints' security group, when there is or was one.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub endpoint_security_group: Option<Status>,
 }
 
 /// One VPC endpoint, for people to read and for the cost model.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EndpointView {
     pub service: Endpoint,
     pub kind: EndpointKind,
@@ -963,8 +943,7 @@ pub struct EndpointView {
 
 /// An Elastic IP that exists (or that the plan allocates) for a slot, but carries no traffic until
 /// the user has seen it and allowed it: `cargo fixedip deploy --allow-new-ips`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingIp {
     pub slot: Slot,
     pub az: String,
@@ -990,8 +969,7 @@ impl fmt::Display for PendingIp {
 }
 
 /// The plan for one stack.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Plan {
     pub stack: StackName,
     pub region: String,

@@ -379,8 +379,7 @@ pub fn slot_cidrs(vpc: Ipv4Net, slot: Slot) -> Option<SlotCidrs> {
 }
 
 /// What the user allowed on the command line. The default is the safe choice for each.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PlanOptions {
     /// Deploy: new Elastic IPs may carry traffic in this run (`--allow-new-ips`).
     pub allow_new_ips: bool,

@@ -34,14 +34,15 @@ use std::fmt;
 use std::ops::RangeInclusive;
 
 /// The instruction set a function runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Architecture {
     #[default]
-    #[cfg_attr(feature = "serde", serde(alias = "x86-64", alias = "amd64"))]
+    #[serde(alias = "x86-64", alias = "amd64")]
     X86_64,
-    #[cfg_attr(feature = "serde", serde(alias = "aarch64"))]
+    #[serde(alias = "aarch64")]
     Arm64,
 }
 
@@ -82,8 +83,7 @@ impl fmt::Display for Architecture {
 }
 
 /// The settings of one function's deployment, merged and validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DeploySettings {
     /// The Lambda function name; default: the binary's name.
     pub function_name: String,
@@ -99,13 +99,13 @@ pub struct DeploySettings {
     /// The VPC CIDR, when the default does not suit (a /16 to a /24).
     pub vpc_cidr: Option<ipnet::Ipv4Net>,
     /// The EC2 type of the stack's NAT instances (`nat = "instance"`); default `t4g.nano`.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub nat_instance_type: Option<String>,
     /// An existing VPC to attach to instead of building one (`vpc = "vpc-..."`).
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub vpc: Option<String>,
     /// With `vpc`: only these of its subnets (each must qualify); empty: every one that does.
-    #[cfg_attr(feature = "serde", serde(default))]
+    #[serde(default)]
     pub subnets: Vec<String>,
 }
 
@@ -140,7 +140,6 @@ pub const VPC_PREFIX: RangeInclusive<u8> = 16..=24;
 /// Lambda refuses a function whose variables, names and values together, exceed 4 KB.
 pub const ENVIRONMENT_MAX_BYTES: usize = 4096;
 
-#[cfg(feature = "serde")]
 /// Variables the Lambda runtime sets itself; Lambda refuses a function that sets them.
 const RESERVED_VARIABLES: &[&str] = &[
     "_HANDLER",
@@ -257,7 +256,6 @@ impl DeploySettings {
     }
 }
 
-#[cfg(feature = "serde")]
 mod from_metadata {
     use super::*;
     use serde_json::{Map, Value};
@@ -690,7 +688,6 @@ mod from_metadata {
     }
 }
 
-#[cfg(feature = "serde")]
 fn check_environment_size(environment: &BTreeMap<String, String>) -> Result<(), SettingError> {
     let bytes: usize = environment.iter().map(|(k, v)| k.len() + v.len()).sum();
     if bytes <= ENVIRONMENT_MAX_BYTES {
@@ -706,7 +703,6 @@ fn check_environment_size(environment: &BTreeMap<String, String>) -> Result<(), 
     })
 }
 
-#[cfg(feature = "serde")]
 /// `vpc` and `subnets` go together, and `vpc-cidr` describes a VPC fixedip builds.
 fn check_existing_network(settings: &DeploySettings) -> Vec<SettingError> {
     let mut errors = Vec::new();
@@ -763,7 +759,6 @@ pub fn is_region(name: &str) -> bool {
             .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-#[cfg(feature = "serde")]
 /// `arn:<partition>:iam::<12 digits>:role/<optional path/>NAME`.
 fn is_role_arn(arn: &str) -> bool {
     let mut parts = arn.splitn(6, ':');
@@ -791,7 +786,6 @@ fn is_role_arn(arn: &str) -> bool {
         })
 }
 
-#[cfg(feature = "serde")]
 /// Lambda's rule for a variable name: `[a-zA-Z]([a-zA-Z0-9_])+`.
 fn is_variable_name(name: &str) -> bool {
     let bytes = name.as_bytes();
@@ -802,7 +796,7 @@ fn is_variable_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
-#[cfg(all(test, feature = "serde"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;

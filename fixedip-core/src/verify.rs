@@ -60,8 +60,7 @@ use crate::observed::SecurityGroupRule;
 /// One VPC and everything in it that egress depends on. Every collection holds only this VPC's
 /// resources (`Describe*` filtered by `vpc-id`), except `internet_gateways`, which may hold any the
 /// route tables name.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EgressNetwork {
     pub vpc_id: String,
     pub subnets: Vec<Subnet>,
@@ -73,8 +72,7 @@ pub struct EgressNetwork {
     pub security_groups: Vec<SecurityGroup>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Subnet {
     pub id: String,
     /// The zone name, `us-east-1a`.
@@ -82,8 +80,7 @@ pub struct Subnet {
     pub cidr: Ipv4Net,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RouteTable {
     pub id: String,
     /// The VPC's main table: it serves every subnet without an explicit association.
@@ -93,8 +90,7 @@ pub struct RouteTable {
     pub routes: Vec<Route>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Route {
     pub destination: RouteDestination,
     pub target: RouteTarget,
@@ -102,12 +98,8 @@ pub struct Route {
     pub blackhole: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "value", rename_all = "snake_case")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RouteDestination {
     Ipv4(Ipv4Net),
     Ipv6(Ipv6Net),
@@ -127,12 +119,8 @@ impl fmt::Display for RouteDestination {
 
 /// Where a route sends traffic. `DescribeRouteTables` fills several target fields for a route to an
 /// instance (instance and network interface): prefer [`RouteTarget::Instance`] then.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "id", rename_all = "snake_case")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum RouteTarget {
     /// `local`: inside the VPC.
     Local,
@@ -177,17 +165,15 @@ impl RouteTarget {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InternetGateway {
     pub id: String,
     /// The VPC of its attachment in state `available` (AWS's word for attached), if any.
     pub attached_vpc_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NatGatewayState {
     Pending,
     Available,
@@ -210,17 +196,15 @@ impl NatGatewayState {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum NatConnectivity {
     Public,
     /// Translates to private addresses only: reaches other networks, never the internet.
     Private,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NatGateway {
     pub id: String,
     pub subnet_id: String,
@@ -232,16 +216,14 @@ pub struct NatGateway {
     pub addresses: Vec<NatAddress>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NatAddress {
     pub allocation_id: Option<String>,
     pub public_ip: Option<Ipv4Addr>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum InstanceState {
     Pending,
     Running,
@@ -279,8 +261,7 @@ impl InstanceState {
 }
 
 /// An EC2 instance a route points at, expected to work as a NAT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NatInstance {
     pub id: String,
     pub subnet_id: String,
@@ -292,8 +273,7 @@ pub struct NatInstance {
     pub public_address: Option<InstancePublicAddress>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstancePublicAddress {
     pub ip: Ipv4Addr,
     /// An Elastic IP (the association's `IpOwnerId` is an account), not an address AWS assigned
@@ -301,24 +281,21 @@ pub struct InstancePublicAddress {
     pub elastic: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecurityGroup {
     pub id: String,
     pub egress: Vec<EgressRule>,
 }
 
 /// One egress permission for one destination (`IpPermissionsEgress` flattened: one rule per range).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EgressRule {
     pub protocol: IpProtocol,
     pub destination: RuleDestination,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum IpProtocol {
     /// `-1`: every protocol and port.
     All,
@@ -341,12 +318,8 @@ impl IpProtocol {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(
-    feature = "serde",
-    serde(tag = "kind", content = "value", rename_all = "snake_case")
-)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum RuleDestination {
     Ipv4(Ipv4Net),
     Ipv6(Ipv6Net),
@@ -355,8 +328,7 @@ pub enum RuleDestination {
 }
 
 /// A function's `VpcConfig`, as `GetFunctionConfiguration` returns it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FunctionAttachment {
     pub name: String,
     pub subnet_ids: Vec<String>,
@@ -369,9 +341,10 @@ pub struct FunctionAttachment {
 // The output.
 // ---------------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "lowercase"))]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The guarantee is broken, or cannot be proven.
     Error,
@@ -380,9 +353,10 @@ pub enum Severity {
 }
 
 /// What is wrong, as a stable machine-readable code. See the module's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
-#[cfg_attr(feature = "serde", serde(rename_all = "kebab-case"))]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum FindingCode {
     FunctionNotInVpc,
     FunctionInPublicSubnet,
@@ -442,8 +416,7 @@ impl fmt::Display for FindingCode {
 }
 
 /// One thing that breaks (error) or weakens (warning) the egress guarantee.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Finding {
     pub code: FindingCode,
     pub severity: Severity,
@@ -513,8 +486,7 @@ pub struct SubnetEgress {
 }
 
 /// One address traffic leaves from, and the NAT (gateway or instance) that holds it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct EgressExit {
     pub nat: String,
     pub ip: Ipv4Addr,
@@ -2173,7 +2145,6 @@ mod tests {
         );
     }
 
-    #[cfg(feature = "serde")]
     #[test]
     fn findings_serialize_with_stable_codes() {
         let mut stack = Stack::new(2);

@@ -1,9 +1,9 @@
 //! Stage 1: the attribute's arguments as written, each with the tokens it came from.
 //!
 //! Only the Rust shape of a value is checked here (a string, a list of strings) and which keys
-//! exist; whether a value is valid is fixedip-core's business, asked in `valid.rs`.
+//! exist; whether a value is valid is fixedip-requirements' business, asked in `valid.rs`.
 
-use fixedip_core::requirements::{suggest_argument, ARGUMENTS};
+use fixedip_requirements::requirements::{suggest_argument, ARGUMENTS};
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
 use syn::parse::Parser;
@@ -187,7 +187,7 @@ fn integer(value: Expr) -> IntegerArg {
 }
 
 /// An integer literal's decimal digits, with its sign: `7` → `7`, `-1` → `-1`, and `0x7`, `7u8`
-/// or `0_7` as the compiler would read them. Anything else is left for fixedip-core to refuse.
+/// or `0_7` as the compiler would read them. Anything else is left for fixedip-requirements to refuse.
 fn integer_text(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Lit(ExprLit {

@@ -3,8 +3,8 @@
 //! or reads the static, so the function's run-time path is untouched; `cargo fixedip` reads the
 //! section back from the built binary.
 
-use fixedip_core::record::{encode_requirements, HEADER, SECTION_ELF, SECTION_MACHO};
-use fixedip_core::requirements::EgressRequirements;
+use fixedip_requirements::record::{encode_requirements, HEADER, SECTION_ELF, SECTION_MACHO};
+use fixedip_requirements::requirements::EgressRequirements;
 use proc_macro2::TokenStream;
 use quote::quote;
 use syn::ext::IdentExt;
@@ -33,10 +33,10 @@ pub fn fixed_egress(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// The record of `fixedip_core::record`, byte for byte. What only the compiler knows (package,
+/// The record of `fixedip_requirements::record`, byte for byte. What only the compiler knows (package,
 /// module path, file and line) is spliced in by built-in macros; the rest was validated above.
 ///
-/// Only `::core` is named: the user's crate depends on this macro, not on fixedip-core.
+/// Only `::core` is named: the user's crate depends on this macro, not on fixedip-requirements.
 fn record(function: &Ident, requirements: &EgressRequirements) -> TokenStream {
     let function = function.unraw().to_string();
     let requirements = encode_requirements(requirements);

@@ -1,5 +1,5 @@
 //! The `#[fixed_egress]` attribute. The stages are separate modules, read in order: `args`
-//! (the arguments as written), `valid` (fixedip-core's rules, pointed at the tokens), `expand`
+//! (the arguments as written), `valid` (fixedip-requirements' rules, pointed at the tokens), `expand`
 //! (the function unchanged, plus the record).
 
 mod args;
@@ -94,7 +94,7 @@ use proc_macro::TokenStream;
 /// # What it adds to the binary
 ///
 /// A few hundred bytes of text in the link section `.fixedip` (`__DATA,__fixedip` on Apple
-/// platforms), in the versioned format of `fixedip_core::record`; no code.
+/// platforms), in the versioned format of `fixedip_requirements::record`; no code.
 #[proc_macro_attribute]
 pub fn fixed_egress(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::fixed_egress(args.into(), item.into()).into()

@@ -1,8 +1,8 @@
-//! Stage 2: what the arguments mean and what the attribute is on. Every rule is fixedip-core's
+//! Stage 2: what the arguments mean and what the attribute is on. Every rule is fixedip-requirements'
 //! (the CLI reads records with the same code, so the two can never disagree); this stage only
 //! points each broken rule at the tokens that broke it.
 
-use fixedip_core::requirements::{
+use fixedip_requirements::requirements::{
     parse_nats, AllocationId, AzCount, EgressRequirements, EgressRule, Endpoint, Location, NatMode,
     RequirementError, StackName,
 };

@@ -1,12 +1,12 @@
-//! The record `#[fixed_egress]` emits is in the compiled binary, in the format `fixedip-core`
+//! The record `#[fixed_egress]` emits is in the compiled binary, in the format `fixedip-requirements`
 //! reads, and the annotated functions behave exactly as before. The binary read is this test's own
 //! executable.
 
-use fixedip_core::record::{Record, SECTION_ELF, SECTION_MACHO};
-use fixedip_core::requirements::{
+use fixedip_macros::fixed_egress;
+use fixedip_requirements::record::{Record, SECTION_ELF, SECTION_MACHO};
+use fixedip_requirements::requirements::{
     AllocationId, AzCount, EgressRequirements, EgressRule, Endpoint, NatMode, StackName,
 };
-use fixedip_macros::fixed_egress;
 use object::{Object, ObjectSection};
 
 const ALL_ARGUMENTS_LINE: u32 = line!() + 1;

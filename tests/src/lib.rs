@@ -4,17 +4,24 @@
 //!
 //! Every test starts its own [`Emulator`]: about half a second, and full isolation (no shared account,
 //! no reset between tests, tests run in parallel). The emulator is installed by
-//! `scripts/emulator.sh install`; without it the tests fail and say so: they never skip.
+//! `scripts/emulator.sh install` and started by `fixedip-moto` (tests/moto), the launcher every
+//! suite shares; without it the tests fail and say so: they never skip.
+//!
+//! cargo-nextest runs each test in a process of its own, many at once: what is built or written
+//! "once per test process" here is shared between processes through files, written under a
+//! temporary name and renamed into place, so that no process ever reads another's half-written zip.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+pub mod console;
+
+use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use base64::Engine as _;
+use fixedip_moto::Moto;
+pub use fixedip_moto::{count, AwsRequest, RequestMark};
 
 /// The region every emulator test deploys to.
 pub const REGION: &str = "us-east-1";
@@ -36,122 +43,28 @@ pub fn example_dir() -> PathBuf {
     workspace_root().join("examples/hello-egress")
 }
 
-/// Where `scripts/emulator.sh install` puts moto, honouring the same override.
-fn moto_server_path() -> PathBuf {
-    let venv = std::env::var_os("FIXEDIP_MOTO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join(".venv/moto"));
-    venv.join("bin/moto_server")
-}
-
-/// A moto server of this test's own on a free loopback port; stopped when dropped.
+/// A moto server of this test's own (fixedip-moto, the launcher every suite shares), with the
+/// SDK settings and the CLI pointed at it; stopped when dropped.
 pub struct Emulator {
-    server: Child,
-    port: u16,
-    /// Holds the server's log and request recording; removed with the emulator.
-    dir: tempfile::TempDir,
+    moto: Moto,
 }
 
 impl Emulator {
     /// Starts moto and waits until it answers. Panics with what to do when moto is not installed.
     pub fn start() -> Emulator {
-        let server = moto_server_path();
-        assert!(
-            server.is_file(),
-            "the AWS emulator is not installed ({} is missing): run scripts/emulator.sh install",
-            server.display()
-        );
-        let mut dir = tempfile::Builder::new()
-            .prefix("fixedip-moto-")
-            .tempdir()
-            .expect("a temp dir");
-        // A port picked free can be taken before moto binds it: then moto exits and we try another.
-        let mut last_failure = String::new();
-        for _ in 0..5 {
-            let port = free_port();
-            let log = std::fs::File::create(dir.path().join("moto.log")).expect("moto log");
-            let child = Command::new(&server)
-                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-                // See /work/shared/emulator.md: managed policies for AttachRolePolicy, and validation
-                // so that RunInstances rejects what AWS would.
-                .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-                .env("MOTO_EC2_ENABLE_INSTANCE_TYPE_VALIDATION", "true")
-                .env("MOTO_ENABLE_AMI_VALIDATION", "true")
-                // Every request is recorded from the start, into this emulator's own file.
-                .env("MOTO_ENABLE_RECORDING", "true")
-                .env("MOTO_RECORDER_FILEPATH", dir.path().join("recording.jsonl"))
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("moto log"))
-                .stderr(log)
-                .spawn()
-                .unwrap_or_else(|e| panic!("could not run {}: {e}", server.display()));
-            let mut emulator = Emulator {
-                server: child,
-                port,
-                dir,
-            };
-            match emulator.wait_until_ready() {
-                Ok(()) => {
-                    // There is no Docker engine: Lambda must not try to run functions in containers.
-                    emulator.moto_api(
-                        "POST",
-                        "/moto-api/config",
-                        r#"{"lambda":{"use_docker":false}}"#,
-                    );
-                    return emulator;
-                }
-                Err(failure) => {
-                    last_failure = failure;
-                    dir = emulator.stop_and_keep_dir();
-                }
-            }
-        }
-        panic!("moto_server did not start: {last_failure}");
-    }
-
-    fn wait_until_ready(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = self.server.try_wait().expect("moto status") {
-                return Err(format!("it exited with {status}: {}", self.log()));
-            }
-            // moto answers its own API with 201, even to a GET.
-            if let Ok((200..=299, _)) = self.try_moto_api("GET", "/moto-api/config", "") {
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "no answer on port {} within 30 s: {}",
-                    self.port,
-                    self.log()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        Emulator {
+            moto: Moto::start(),
         }
     }
 
-    fn stop_and_keep_dir(mut self) -> tempfile::TempDir {
-        self.stop();
-        let dir = tempfile::Builder::new()
-            .prefix("fixedip-moto-")
-            .tempdir()
-            .expect("a temp dir");
-        std::mem::replace(&mut self.dir, dir)
-    }
-
-    fn stop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
-    }
-
-    /// What moto wrote to stdout and stderr, for failure messages.
+    /// What moto wrote to stderr, for failure messages.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
+        self.moto.log()
     }
 
     /// `http://127.0.0.1:PORT`, the value of `AWS_ENDPOINT_URL`.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.moto.url()
     }
 
     /// An SDK configuration for the test's own calls to the emulator: dummy static credentials,
@@ -191,8 +104,8 @@ impl Emulator {
     /// profile, no shared files, no instance metadata.
     pub fn aws_env(&self) -> Vec<(&'static str, String)> {
         let nowhere = self
-            .dir
-            .path()
+            .moto
+            .dir()
             .join("no-such-aws-file")
             .display()
             .to_string();
@@ -220,181 +133,22 @@ impl Emulator {
 
     /// Every AWS request moto has received so far (its own `/moto-api/` calls left out), in order.
     pub fn requests(&self) -> Vec<AwsRequest> {
-        let path = self.dir.path().join("recording.jsonl");
-        let recording = std::fs::read_to_string(&path).unwrap_or_default();
-        // One JSON object per request. moto writes an object and its newline in two writes from
-        // concurrent threads, so two objects can share a line: read a stream of values, not lines.
-        serde_json::Deserializer::from_str(&recording)
-            .into_iter::<serde_json::Value>()
-            .map(|entry| entry.expect("moto's recording holds JSON objects"))
-            .filter_map(|entry| AwsRequest::from_recording(&entry))
-            .collect()
+        self.moto.requests()
     }
 
     /// A point in the recording: [`Emulator::requests_since`] returns what came after it.
     pub fn mark(&self) -> RequestMark {
-        RequestMark(self.requests().len())
+        self.moto.mark()
     }
 
     pub fn requests_since(&self, mark: RequestMark) -> Vec<AwsRequest> {
-        self.requests().split_off(mark.0)
+        self.moto.requests_since(mark)
     }
 
     /// Calls moto's own API (`/moto-api/...`); panics on anything but a 2xx.
     pub fn moto_api(&self, method: &str, path: &str, body: &str) -> String {
-        match self.try_moto_api(method, path, body) {
-            Ok((status, body)) if (200..300).contains(&status) => body,
-            Ok((status, body)) => panic!("{method} {path}: moto answered {status}: {body}"),
-            Err(e) => panic!("{method} {path}: {e}"),
-        }
+        self.moto.moto_api(method, path, body)
     }
-
-    /// One HTTP/1.0 exchange with moto's admin API: HTTP/1.0 so that the answer is never chunked and
-    /// ends when the connection closes. Only for `/moto-api/`; AWS calls go through the SDK.
-    fn try_moto_api(&self, method: &str, path: &str, body: &str) -> std::io::Result<(u16, String)> {
-        let address = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
-        let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            stream,
-            "{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{}\r\nContent-Type: application/json\r\n\
-             Content-Length: {}\r\n\r\n{body}",
-            self.port,
-            body.len()
-        )?;
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer)?;
-        let status = answer
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {answer:?}")))?;
-        let body = answer
-            .split_once("\r\n\r\n")
-            .map(|(_, body)| body)
-            .unwrap_or("");
-        Ok((status, body.to_owned()))
-    }
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// A position in an emulator's request recording.
-#[derive(Debug, Clone, Copy)]
-pub struct RequestMark(usize);
-
-/// One AWS API call as moto received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AwsRequest {
-    /// The signing name: `ec2`, `lambda`, `iam`, `sts`, ...
-    pub service: String,
-    /// The API operation: `DescribeVpcs`, `CreateFunction`, ...
-    pub operation: String,
-}
-
-impl AwsRequest {
-    /// Whether the call can change the account. Reads are the Describe/Get/List operations.
-    pub fn is_mutating(&self) -> bool {
-        !["Describe", "Get", "List"]
-            .iter()
-            .any(|read| self.operation.starts_with(read))
-    }
-
-    fn from_recording(entry: &serde_json::Value) -> Option<AwsRequest> {
-        let url = entry["url"].as_str()?;
-        let path = url_path(url);
-        if path.starts_with("/moto-api/") {
-            return None;
-        }
-        let headers = &entry["headers"];
-        let header = |name: &str| {
-            headers
-                .as_object()?
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(name))?
-                .1
-                .as_str()
-        };
-        // `Credential=AKID/DATE/REGION/SERVICE/aws4_request` in the SigV4 Authorization header.
-        let service = header("Authorization")
-            .and_then(|auth| auth.split("Credential=").nth(1))
-            .and_then(|credential| credential.split('/').nth(3))
-            .unwrap_or("unknown")
-            .to_owned();
-        let body = match (entry["body"].as_str(), entry["body_encoded"].as_bool()) {
-            (Some(body), Some(true)) => String::from_utf8_lossy(
-                &base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .unwrap_or_default(),
-            )
-            .into_owned(),
-            (Some(body), _) => body.to_owned(),
-            (None, _) => String::new(),
-        };
-        let method = entry["method"].as_str().unwrap_or("GET");
-        let operation = query_action(&body)
-            .or_else(|| query_action(url.split_once('?').map(|(_, q)| q).unwrap_or("")))
-            .or_else(|| {
-                header("X-Amz-Target").map(|t| t.rsplit('.').next().unwrap_or(t).to_owned())
-            })
-            .unwrap_or_else(|| rest_operation(&service, method, path));
-        Some(AwsRequest { service, operation })
-    }
-}
-
-fn url_path(url: &str) -> &str {
-    let after_scheme = url.split_once("://").map(|(_, rest)| rest).unwrap_or(url);
-    let path = after_scheme
-        .find('/')
-        .map(|i| &after_scheme[i..])
-        .unwrap_or("/");
-    path.split('?').next().unwrap_or(path)
-}
-
-/// The `Action` of an AWS query-protocol request (EC2, IAM, STS).
-fn query_action(form: &str) -> Option<String> {
-    form.split('&')
-        .find_map(|pair| pair.strip_prefix("Action="))
-        .map(str::to_owned)
-}
-
-/// The operation of a REST-JSON request (Lambda), from its method and path.
-fn rest_operation(service: &str, method: &str, path: &str) -> String {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let operation = match (service, method, segments.as_slice()) {
-        ("lambda", "POST", [_, "functions"]) => "CreateFunction",
-        ("lambda", "GET", [_, "functions"]) => "ListFunctions",
-        ("lambda", "GET", [_, "functions", _]) => "GetFunction",
-        ("lambda", "DELETE", [_, "functions", _]) => "DeleteFunction",
-        ("lambda", "GET", [_, "functions", _, "configuration"]) => "GetFunctionConfiguration",
-        ("lambda", "PUT", [_, "functions", _, "configuration"]) => "UpdateFunctionConfiguration",
-        ("lambda", "PUT", [_, "functions", _, "code"]) => "UpdateFunctionCode",
-        ("lambda", "POST", [_, "functions", _, "invocations"]) => "Invoke",
-        ("lambda", "GET", [_, "tags", ..]) => "ListTags",
-        ("lambda", "POST", [_, "tags", ..]) => "TagResource",
-        ("lambda", "DELETE", [_, "tags", ..]) => "UntagResource",
-        _ => return format!("{method} {path}"),
-    };
-    operation.to_owned()
-}
-
-/// Counts of calls, for the benchmark figures and the "no mutating call" tests.
-pub fn count(requests: &[AwsRequest]) -> (usize, usize) {
-    (
-        requests.len(),
-        requests.iter().filter(|r| r.is_mutating()).count(),
-    )
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .expect("a free loopback port")
-        .port()
 }
 
 /// Removes whatever AWS settings the test runner's environment has, so that only the emulator's
@@ -481,11 +235,7 @@ pub fn example_zip() -> &'static Path {
     ZIP.get_or_init(|| {
         let binary = example_binary();
         let zip = binary.with_file_name("hello-egress.fixedip-test.zip");
-        write_lambda_zip(
-            &zip,
-            &std::fs::read(binary).expect("the example binary"),
-            &[],
-        );
+        replace_with_lambda_zip(&zip, &std::fs::read(binary).expect("the example binary"));
         zip
     })
 }
@@ -503,6 +253,15 @@ pub fn write_lambda_zip(path: &Path, bootstrap: &[u8], extra: &[(&str, &[u8])]) 
         zip.write_all(bytes).expect("zip write");
     }
     zip.finish().expect("zip finish");
+}
+
+/// Writes a Lambda zip of `bootstrap` at `path` atomically: other test processes read either the
+/// zip they found there or this one, never a part of it.
+fn replace_with_lambda_zip(path: &Path, bootstrap: &[u8]) {
+    let temporary = path.with_extension(format!("zip.{}.tmp", std::process::id()));
+    write_lambda_zip(&temporary, bootstrap, &[]);
+    std::fs::rename(&temporary, path)
+        .unwrap_or_else(|e| panic!("{} → {}: {e}", temporary.display(), path.display()));
 }
 
 /// The fixture functions' workspace (`tests/fixtures/functions`).
@@ -549,46 +308,14 @@ fn workspace_zip(built: &OnceLock<PathBuf>, manifest: &Path, name: &str) -> Path
         target.join("debug")
     });
     let zip = dir.join(format!("{name}.fixedip-test.zip"));
-    // Tests run on threads of one process: one writes a zip while the others wait for it.
-    static WRITING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _writing = WRITING.lock().unwrap_or_else(|e| e.into_inner());
-    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    // A zip older than its binary (the fixture changed since an earlier run) is written again.
-    if modified(&zip).is_none() || modified(&zip) < modified(&dir.join(name)) {
+    // Written once per process, from the binary just built (a zip left by an earlier run may hold
+    // an older build); tests on threads of one process wait for the first writer.
+    static WRITTEN: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+    let mut written = WRITTEN.lock().unwrap_or_else(|e| e.into_inner());
+    if written.insert(name.to_owned()) {
         let binary =
             std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("fixture {name}: {e}"));
-        write_lambda_zip(&zip, &binary, &[]);
+        replace_with_lambda_zip(&zip, &binary);
     }
     zip
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn operations_are_named_from_each_protocol() {
-        assert_eq!(
-            query_action("Action=DescribeVpcs&Version=2016-11-15"),
-            Some("DescribeVpcs".into())
-        );
-        assert_eq!(
-            rest_operation("lambda", "PUT", "/2015-03-31/functions/f/code"),
-            "UpdateFunctionCode"
-        );
-        assert_eq!(
-            url_path("http://127.0.0.1:5/2015-03-31/functions/f?Qualifier=1"),
-            "/2015-03-31/functions/f"
-        );
-        let read = AwsRequest {
-            service: "ec2".into(),
-            operation: "DescribeAddresses".into(),
-        };
-        let write = AwsRequest {
-            service: "ec2".into(),
-            operation: "CreateNatGateway".into(),
-        };
-        assert!(!read.is_mutating());
-        assert!(write.is_mutating());
-    }
 }

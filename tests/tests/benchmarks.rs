@@ -2,7 +2,7 @@
 //! fresh deploy in two AZs, a no-op redeploy, `ips` and `status`, and the wall time of the no-op
 //! redeploy and of `ips` against the local emulator (binary and zip already built).
 //!
-//! `cargo test -p fixedip-tests --test benchmarks -- --nocapture` prints them. The assertions hold
+//! `cargo nextest run -p fixedip-tests --no-capture benchmarks::` prints them. The assertions hold
 //! the bounds the figures are quoted against.
 
 use std::time::{Duration, Instant};

@@ -3,9 +3,9 @@
 //! tests run the real CLI twice at the same time through the chaos proxy, with latency so that the
 //! runs really overlap, and check the end state through the SDK straight from moto.
 //!
-//! `cargo test -p fixedip-tests --test concurrency -- --nocapture`
+//! `cargo nextest run -p fixedip-tests --no-capture concurrency::`
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

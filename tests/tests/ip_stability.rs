@@ -6,10 +6,10 @@
 //! `--release-ips`. Each shown IP must still be allocated and tagged for the stack, read through
 //! the SDK straight from moto.
 //!
-//! `cargo test -p fixedip-tests --test ip_stability -- --nocapture` prints each sequence.
+//! `cargo nextest run -p fixedip-tests --no-capture ip_stability::` prints each sequence.
 //! `FIXEDIP_IP_STABILITY_CASES=N` runs more sequences (default 4: each takes 25–75 s).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -868,7 +868,7 @@ async fn destroy_killed_part_way_finishes_when_run_again() {
 
 /// The figure docs/benchmarks.md quotes: a whole destroy of a two-AZ stack on plain moto (which
 /// deletes NAT gateways at once and makes no Lambda interfaces), calls and wall time.
-/// `cargo test -p fixedip-tests --test lifecycle destroy_figures -- --nocapture`.
+/// `cargo nextest run -p fixedip-tests --no-capture lifecycle::destroy_figures`.
 #[test]
 fn destroy_figures() {
     let emulator = Emulator::start();

@@ -4,10 +4,10 @@
 //! proxy, never from the tool's own output), and checks that every call the tool made is allowed by
 //! `cargo fixedip iam-policy`.
 //!
-//! `cargo test -p fixedip-tests --test reliability -- --nocapture` prints each scenario's figures;
+//! `cargo nextest run -p fixedip-tests --no-capture reliability::` prints each scenario's figures;
 //! docs/reliability.md collects them.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::{Command, Output, Stdio};

@@ -3,11 +3,11 @@
 //! `cargo-fixedip` runs as a subprocess through the chaos proxy, and the end state is read through
 //! the SDK straight from moto.
 //!
-//! `cargo test -p fixedip-tests --test reliability_destroy -- --nocapture` prints the figures.
+//! `cargo nextest run -p fixedip-tests --no-capture reliability_destroy::` prints the figures.
 //! `FIXEDIP_TIMING_SCALE=1` runs the timing scenario with AWS's real durations (NAT 60 s, ENIs
 //! 90 s: about four minutes); the default is 0.1.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

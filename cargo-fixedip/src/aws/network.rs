@@ -476,3 +476,7 @@ fn egress_rules(permission: &aws_sdk_ec2::types::IpPermission) -> Vec<EgressRule
         })
         .collect()
 }
+
+#[cfg(test)]
+#[path = "network_tests.rs"]
+mod tests;

@@ -669,7 +669,6 @@ fn simulate_refuses_what_aws_refuses_when_taking_a_stack_apart() {
     assert!(err.contains("AWS refuses to delete vpc"), "{err}");
 }
 
-#[cfg(feature = "serde")]
 #[test]
 fn lifecycle_plans_and_observations_round_trip_through_json() {
     let two = deployed(&spec(2, &["f"]), &empty());

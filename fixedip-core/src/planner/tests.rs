@@ -1140,7 +1140,6 @@ fn offline_plans_assume_the_usual_azs_and_the_adopted_addresses() {
     );
 }
 
-#[cfg(feature = "serde")]
 #[test]
 fn plans_round_trip_through_json() {
     let plan = planned(&spec(2, &["f"]), &empty());

@@ -71,7 +71,7 @@ pub fn throttle(op: &Operation) -> ErrorResponse {
             r#"{"Type":"User","message":"Rate exceeded","Reason":"CallerRateLimitExceeded"}"#
                 .into(),
         ),
-        Protocol::Json11 | Protocol::Unknown => json11_error(
+        Protocol::Json11 => json11_error(
             StatusCode::BAD_REQUEST,
             "ThrottlingException",
             "Rate exceeded",
@@ -104,7 +104,7 @@ pub fn server_error(op: &Operation, status: StatusCode) -> ErrorResponse {
             let body = format!(r#"{{"Type":"Service","message":"{code}"}}"#);
             rest_json_error(status, code, body)
         }
-        Protocol::Json11 | Protocol::Unknown => {
+        Protocol::Json11 => {
             let code = if unavailable {
                 "ServiceUnavailable"
             } else {

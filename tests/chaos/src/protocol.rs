@@ -1,42 +1,11 @@
-//! Which AWS operation a request is, from the wire alone.
-//!
-//! Every service reaches the proxy through one `AWS_ENDPOINT_URL`, so the service comes from the SigV4
-//! credential scope (`Credential=AKID/20260101/us-east-1/ec2/aws4_request`) and the operation from the
-//! service's protocol: Query (`Action=` in the form body) for EC2, IAM and STS, JSON 1.1
-//! (`X-Amz-Target: AmazonSSM.PutParameter`) for SSM, and REST-JSON (method + path) for Lambda.
+//! Which AWS operation a request is, from the wire alone: fixedip-core's classifier (`operation.rs`,
+//! shared with the CLI's call counter and the end-to-end tests, so that all three agree on what a
+//! call is and whether it mutates), fed from hyper's request parts; plus what only the proxy needs
+//! (Query parameters, the function a Lambda path names).
 
 use http::{HeaderMap, Method};
-use serde::{Deserialize, Serialize};
 
-/// The wire protocol of a service: it decides how an operation is named and how errors are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Protocol {
-    /// EC2's dialect of Query: errors are `<Response><Errors><Error>`.
-    Ec2Query,
-    /// IAM and STS: errors are `<ErrorResponse><Error>`.
-    AwsQuery,
-    /// Lambda: errors carry `x-amzn-ErrorType` and a JSON body.
-    RestJson,
-    /// SSM: errors are `{"__type": ...}`.
-    Json11,
-    /// Not an AWS call the proxy understands (e.g. moto's own `/moto-api`).
-    Unknown,
-}
-
-/// One identified AWS call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Operation {
-    /// The SigV4 signing name: `ec2`, `iam`, `sts`, `lambda`, `ssm`...
-    pub service: String,
-    /// The API operation name, as in the AWS API reference (`CreateVpc`, `UpdateFunctionCode`).
-    pub name: String,
-    /// Whether the call can change resources (everything but reads, see [`is_read_only`]).
-    pub mutating: bool,
-    pub protocol: Protocol,
-    /// The region of the credential scope (empty when unsigned).
-    pub region: String,
-}
+pub use fixedip_core::operation::{is_mutating, Operation, Protocol};
 
 /// The pieces of a signed request that identify it.
 pub struct RequestView<'a> {
@@ -50,14 +19,7 @@ pub struct RequestView<'a> {
 /// The region and service named by the SigV4 credential scope, if the request is signed.
 pub fn credential_scope(headers: &HeaderMap) -> Option<(String, String)> {
     let auth = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
-    let credential = auth.split("Credential=").nth(1)?;
-    let credential = credential.split([',', ' ']).next()?;
-    // AKID/date/region/service/aws4_request
-    let parts: Vec<&str> = credential.split('/').collect();
-    match parts.as_slice() {
-        [_, _, region, service, "aws4_request"] => Some((region.to_string(), service.to_string())),
-        _ => None,
-    }
+    fixedip_core::operation::credential_scope(auth)
 }
 
 /// The form parameters of a Query request (body, or query string for GET).
@@ -80,103 +42,15 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
 
 /// Identify the operation of a request; `None` for what is not an AWS call (moto's own API).
 pub fn identify(view: &RequestView<'_>) -> Option<Operation> {
-    if view.path.starts_with("/moto-api") || view.path.starts_with("/_chaos") {
-        return None;
-    }
-    let (region, service) = credential_scope(view.headers).unwrap_or_default();
-    let target = view
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok());
-    let (service, name, protocol) = if let Some(target) = target {
-        // JSON 1.0/1.1: `AmazonSSM.PutParameter`.
-        let name = target.rsplit('.').next().unwrap_or(target).to_string();
-        let service = if service.is_empty() {
-            "ssm".into()
-        } else {
-            service
-        };
-        (service, name, Protocol::Json11)
-    } else if service == "lambda" || view.path.starts_with("/20") {
-        let service = if service.is_empty() {
-            "lambda".into()
-        } else {
-            service
-        };
-        (
-            service,
-            lambda_operation(view.method, view.path),
-            Protocol::RestJson,
-        )
-    } else {
-        let params = query_params(view);
-        let name = param(&params, "Action")?.to_string();
-        let protocol = if service == "ec2" {
-            Protocol::Ec2Query
-        } else {
-            Protocol::AwsQuery
-        };
-        (service, name, protocol)
-    };
-    let mutating = !is_read_only(&name);
-    Some(Operation {
-        service,
-        name,
-        mutating,
-        protocol,
-        region,
+    let header = |name| view.headers.get(name).and_then(|v| v.to_str().ok());
+    fixedip_core::operation::identify(&fixedip_core::operation::Request {
+        method: view.method.as_str(),
+        path: view.path,
+        query: view.query,
+        authorization: header(http::header::AUTHORIZATION.as_str()),
+        target: header("x-amz-target"),
+        body: view.body,
     })
-}
-
-/// Reads change nothing: `Describe*`, `Get*`, `List*`, plus calls that only use resources (assuming a role,
-/// invoking a function) without changing what exists, so they are not "mutating calls" of a deploy.
-pub fn is_read_only(operation: &str) -> bool {
-    const READ_PREFIXES: [&str; 3] = ["Describe", "Get", "List"];
-    READ_PREFIXES.iter().any(|p| operation.starts_with(p))
-        || matches!(
-            operation,
-            "AssumeRole" | "AssumeRoleWithWebIdentity" | "DecodeAuthorizationMessage" | "Invoke"
-        )
-}
-
-/// Lambda's REST routes (`/2015-03-31/functions/{name}/...`), named as in the Lambda API reference.
-fn lambda_operation(method: &Method, path: &str) -> String {
-    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let m = method.as_str();
-    // segments[0] is the API version date; what follows names the resource.
-    let name = match (m, &segments[1..]) {
-        ("POST", ["functions"]) => "CreateFunction",
-        ("GET", ["functions"]) => "ListFunctions",
-        ("GET", ["functions", _]) => "GetFunction",
-        ("DELETE", ["functions", _]) => "DeleteFunction",
-        ("GET", ["functions", _, "configuration"]) => "GetFunctionConfiguration",
-        ("PUT", ["functions", _, "configuration"]) => "UpdateFunctionConfiguration",
-        ("PUT", ["functions", _, "code"]) => "UpdateFunctionCode",
-        ("POST", ["functions", _, "invocations"]) => "Invoke",
-        ("POST", ["functions", _, "versions"]) => "PublishVersion",
-        ("GET", ["functions", _, "versions"]) => "ListVersionsByFunction",
-        ("POST", ["functions", _, "policy"]) => "AddPermission",
-        ("GET", ["functions", _, "policy"]) => "GetPolicy",
-        ("DELETE", ["functions", _, "policy", _]) => "RemovePermission",
-        ("PUT", ["functions", _, "concurrency"]) => "PutFunctionConcurrency",
-        ("GET", ["functions", _, "concurrency"]) => "GetFunctionConcurrency",
-        ("DELETE", ["functions", _, "concurrency"]) => "DeleteFunctionConcurrency",
-        ("POST", ["functions", _, "aliases"]) => "CreateAlias",
-        ("GET", ["functions", _, "aliases"]) => "ListAliases",
-        ("GET", ["functions", _, "aliases", _]) => "GetAlias",
-        ("PUT", ["functions", _, "aliases", _]) => "UpdateAlias",
-        ("DELETE", ["functions", _, "aliases", _]) => "DeleteAlias",
-        ("POST", ["functions", _, "url"]) => "CreateFunctionUrlConfig",
-        ("GET", ["functions", _, "url"]) => "GetFunctionUrlConfig",
-        ("PUT", ["functions", _, "url"]) => "UpdateFunctionUrlConfig",
-        ("DELETE", ["functions", _, "url"]) => "DeleteFunctionUrlConfig",
-        ("GET", ["tags", ..]) => "ListTags",
-        ("POST", ["tags", ..]) => "TagResource",
-        ("DELETE", ["tags", ..]) => "UntagResource",
-        ("GET", ["account-settings"]) => "GetAccountSettings",
-        _ => return format!("{m} {path}"),
-    };
-    name.to_string()
 }
 
 /// The function name in a Lambda path (`/2015-03-31/functions/{name}/...`), URL-decoded; an ARN is
@@ -230,110 +104,38 @@ mod tests {
         })
     }
 
+    // The classification itself is tested in fixedip-core; these check that hyper's parts reach it.
+
     #[test]
-    fn ec2_query_is_named_by_action_and_reads_are_not_mutating() {
-        let h = signed("ec2");
-        let create = op(
-            Method::POST,
-            "/",
-            &h,
-            b"Action=CreateVpc&Version=2016-11-15",
-        )
-        .unwrap();
-        assert_eq!(create.service, "ec2");
-        assert_eq!(create.region, "eu-west-1");
-        assert_eq!(create.name, "CreateVpc");
+    fn headers_and_body_reach_the_classifier() {
+        let create = op(Method::POST, "/", &signed("ec2"), b"Action=CreateVpc").unwrap();
+        assert_eq!(
+            (
+                create.service.as_str(),
+                create.region.as_str(),
+                create.name.as_str()
+            ),
+            ("ec2", "eu-west-1", "CreateVpc")
+        );
         assert!(create.mutating);
-        assert_eq!(create.protocol, Protocol::Ec2Query);
-        let read = op(Method::POST, "/", &h, b"Action=DescribeNatGateways").unwrap();
-        assert!(!read.mutating);
-    }
-
-    #[test]
-    fn iam_and_sts_use_aws_query() {
-        let role = op(Method::POST, "/", &signed("iam"), b"Action=CreateRole").unwrap();
-        assert_eq!(role.protocol, Protocol::AwsQuery);
-        assert!(role.mutating);
-        let who = op(
-            Method::POST,
-            "/",
-            &signed("sts"),
-            b"Action=GetCallerIdentity",
-        )
-        .unwrap();
-        assert!(!who.mutating);
-    }
-
-    #[test]
-    fn ssm_is_named_by_target() {
         let mut h = signed("ssm");
         h.insert(
             "x-amz-target",
             HeaderValue::from_static("AmazonSSM.PutParameter"),
         );
         let put = op(Method::POST, "/", &h, b"{}").unwrap();
-        assert_eq!((put.name.as_str(), put.mutating), ("PutParameter", true));
-        assert_eq!(put.protocol, Protocol::Json11);
-    }
-
-    #[test]
-    fn lambda_routes_name_operations() {
-        let h = signed("lambda");
-        let cases = [
-            (
-                Method::POST,
-                "/2015-03-31/functions",
-                "CreateFunction",
-                true,
-            ),
-            (Method::GET, "/2015-03-31/functions/f", "GetFunction", false),
-            (
-                Method::DELETE,
-                "/2015-03-31/functions/f",
-                "DeleteFunction",
-                true,
-            ),
-            (
-                Method::PUT,
-                "/2015-03-31/functions/f/configuration",
-                "UpdateFunctionConfiguration",
-                true,
-            ),
-            (
-                Method::GET,
-                "/2015-03-31/functions/f/configuration",
-                "GetFunctionConfiguration",
-                false,
-            ),
-            (
-                Method::PUT,
-                "/2015-03-31/functions/f/code",
-                "UpdateFunctionCode",
-                true,
-            ),
-            (
-                Method::POST,
-                "/2015-03-31/functions/f/invocations",
-                "Invoke",
-                false,
-            ),
-            (
-                Method::POST,
-                "/2017-03-31/tags/arn%3Aaws%3Alambda",
-                "TagResource",
-                true,
-            ),
-            (
-                Method::GET,
-                "/2017-03-31/tags/arn%3Aaws%3Alambda",
-                "ListTags",
-                false,
-            ),
-        ];
-        for (method, path, name, mutating) in cases {
-            let o = op(method, path, &h, b"").unwrap();
-            assert_eq!((o.name.as_str(), o.mutating), (name, mutating), "{path}");
-        }
+        assert_eq!(
+            (put.name.as_str(), put.protocol),
+            ("PutParameter", Protocol::Json11)
+        );
+        let invoke = op(
+            Method::POST,
+            "/2015-03-31/functions/f/invocations",
+            &signed("lambda"),
+            b"",
+        )
+        .unwrap();
+        assert_eq!((invoke.name.as_str(), invoke.mutating), ("Invoke", false));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{announced_port, code, http, Moto};
+use crate::support::{announced_port, code, http, start_moto};
 
 /// Kills the proxy process when the test ends, however it ends.
 struct Running(std::process::Child);
@@ -17,13 +17,13 @@ impl Drop for Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_starts_a_proxy_with_the_flags_scenario() {
-    let moto = Moto::start().await;
+    let moto = start_moto().await;
     // Port 0: the proxy binds a free port and prints it (a port picked first could be taken
     // meanwhile by a test running alongside).
     let mut child = Command::new(env!("CARGO_BIN_EXE_fixedip-chaos"))
         .args([
             "--upstream",
-            &moto.url,
+            &moto.url(),
             "--listen",
             "127.0.0.1:0",
             "--quiet",

@@ -2,9 +2,8 @@
 //! front of it, and SDK clients pointed at the proxy.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
+use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -15,73 +14,15 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-/// A moto server on a free loopback port, stopped on drop.
-pub struct Moto {
-    child: Child,
-    pub url: String,
-}
+/// A moto server of the test's own, started as every suite starts it (fixedip-moto: port 0 and the
+/// announced port, the full settings of docs/emulator.md, recording).
+pub use fixedip_moto::Moto;
 
-/// The venv made by `scripts/emulator.sh install` (or `FIXEDIP_MOTO_VENV`).
-fn moto_server() -> PathBuf {
-    let venv = std::env::var_os("FIXEDIP_MOTO_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/moto"));
-    let bin = venv.join("bin/moto_server");
-    assert!(
-        bin.exists(),
-        "moto_server not found at {}: run `bash scripts/emulator.sh install` (or set FIXEDIP_MOTO_VENV)",
-        bin.display()
-    );
-    bin
-}
-
-impl Moto {
-    pub async fn start() -> Moto {
-        // Port 0: moto binds a free port itself and says which. Picking a free port first and
-        // handing its number over would leave a window in which a test running alongside binds it
-        // (its proxy, say); this test's "moto" would then be that proxy and share its moto.
-        let mut child = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", "0"])
-            .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("moto_server starts");
-        let port = announced_port(&mut child, "Running on http://127.0.0.1:").await;
-        let moto = Moto {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while http(&moto.url, "GET", "/moto-api/data.json", "")
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "moto did not start on {}",
-                moto.url
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        // No Docker here: Lambda must not try to run functions in containers.
-        http(
-            &moto.url,
-            "POST",
-            "/moto-api/config",
-            r#"{"lambda":{"use_docker":false}}"#,
-        )
+/// Starts moto without blocking the test's runtime.
+pub async fn start_moto() -> Moto {
+    tokio::task::spawn_blocking(Moto::start)
         .await
-        .expect("moto accepts its config");
-        moto
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+        .expect("moto starts")
 }
 
 /// The port a child process says it listens on, in the first stderr line carrying `marker`
@@ -92,11 +33,7 @@ pub async fn announced_port(child: &mut Child, marker: &'static str) -> u16 {
     std::thread::spawn(move || {
         let mut port_tx = Some(port_tx);
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let port = line.split_once(marker).and_then(|(_, rest)| {
-                let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                digits.parse::<u16>().ok()
-            });
-            if let Some(port) = port {
+            if let Some(port) = fixedip_moto::announced_port(&line, marker) {
                 if let Some(tx) = port_tx.take() {
                     let _ = tx.send(port);
                 }
@@ -142,8 +79,8 @@ pub struct Rig {
 
 impl Rig {
     pub async fn start(scenario: Scenario) -> Rig {
-        let moto = Moto::start().await;
-        let proxy = ChaosProxy::start(&moto.url, scenario)
+        let moto = start_moto().await;
+        let proxy = ChaosProxy::start(&moto.url(), scenario)
             .await
             .expect("the proxy starts");
         Rig { moto, proxy }
@@ -156,7 +93,7 @@ impl Rig {
 
     /// SDK configuration straight to moto, to look at the truth behind the proxy.
     pub async fn direct(&self) -> SdkConfig {
-        sdk_config(&self.moto.url, 1).await
+        sdk_config(&self.moto.url(), 1).await
     }
 }
 

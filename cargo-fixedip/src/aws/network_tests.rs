@@ -1,0 +1,239 @@
+//! The network reader on moto's recorded answers: for every way the console network is broken in
+//! `fixedip_tests::console`, the answers moto gave to the reader's calls
+//! (`tests/fixtures/network/<breakage>.json`, recorded by
+//! `cargo run -p fixedip-tests --bin record-network-answers`) are replayed through the real SDK
+//! clients, and what `verify` makes of the network the reader builds is checked. No moto runs: the
+//! reader's mapping of AWS's answers and the egress rules are tested together in milliseconds, where
+//! an end-to-end test built each network with twenty calls first.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
+
+use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::Credentials;
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+use fixedip_core::operation;
+use fixedip_core::verify::{self, NatGatewayState, Severity};
+
+use super::{function_attachment, observe_network};
+use crate::aws::calls::CallLog;
+use crate::aws::Aws;
+
+/// What `verify` finds after each breakage: the finding codes, and whether they are only warnings.
+const BREAKAGES: [(&str, &[&str]); 18] = [
+    ("console-network", &[]),
+    ("nat-instance", &[]),
+    ("function-in-public-subnets", &["function-in-public-subnet"]),
+    ("function-not-in-vpc", &["function-not-in-vpc"]),
+    ("default-route-deleted", &["missing-default-route"]),
+    // A subnet taken off its table falls back to the main table, which has no route out.
+    ("private-subnet-on-main-table", &["missing-default-route"]),
+    // moto never marks the route `blackhole`: the gateway's `deleted` state gives it away.
+    ("route-to-deleted-nat", &["nat-gateway-deleted"]),
+    ("nat-in-other-az", &["nat-in-other-az"]),
+    ("private-nat-gateway", &["private-nat-gateway"]),
+    (
+        "nat-subnet-without-igw-route",
+        &["nat-subnet-without-igw-route"],
+    ),
+    (
+        "internet-gateway-detached",
+        &["internet-gateway-not-attached"],
+    ),
+    ("nat-address-not-allowed", &["nat-address-not-allowed"]),
+    ("direct-igw-route", &["route-bypasses-nat"]),
+    (
+        "security-group-egress-removed",
+        &["egress-blocked-by-security-groups"],
+    ),
+    // Without dual stack, an IPv6 route carries none of the function's traffic.
+    ("ipv6-egress-only-single-stack", &[]),
+    ("ipv6-egress-only-dual-stack", &["ipv6-bypasses-nat"]),
+    (
+        "nat-instance-source-dest-check",
+        &["nat-instance-source-dest-check"],
+    ),
+    ("nat-instance-stopped", &["nat-instance-not-running"]),
+];
+
+/// A recorded breakage: the function verify is asked about, the allowlist, moto's answers.
+#[derive(serde::Deserialize)]
+struct Fixture {
+    function: String,
+    allowed: Vec<Ipv4Addr>,
+    /// Bodies by operation, in the order the reader received them.
+    answers: BTreeMap<String, Vec<String>>,
+}
+
+fn fixture(name: &str) -> Fixture {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/network")
+        .join(format!("{name}.json"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; record it: cargo run -p fixedip-tests --bin record-network-answers",
+            path.display()
+        )
+    });
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// An HTTP client that answers each request with moto's recorded answer to the same operation:
+/// the SDK's own serialization, signing and parsing run, only the network is replaced.
+#[derive(Debug, Clone)]
+struct Replay(Arc<Mutex<BTreeMap<String, VecDeque<String>>>>);
+
+impl Replay {
+    fn new(answers: &BTreeMap<String, Vec<String>>) -> Replay {
+        let queues = answers
+            .iter()
+            .map(|(operation, bodies)| (operation.clone(), bodies.iter().cloned().collect()))
+            .collect();
+        Replay(Arc::new(Mutex::new(queues)))
+    }
+}
+
+impl HttpConnector for Replay {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let uri = request.uri();
+        let after_host = uri.split_once("://").map_or(uri, |(_, rest)| rest);
+        let target = after_host.find('/').map_or("/", |i| &after_host[i..]);
+        let (path, query) = match target.split_once('?') {
+            Some((path, query)) => (path, Some(query)),
+            None => (target, None),
+        };
+        let called = operation::identify(&operation::Request {
+            method: request.method(),
+            path,
+            query,
+            authorization: request.headers().get("authorization"),
+            target: request.headers().get("x-amz-target"),
+            body: request.body().bytes().unwrap_or_default(),
+        })
+        .expect("the reader calls AWS operations");
+        let mut queues = self.0.lock().unwrap();
+        let queue = queues.get_mut(&called.name).unwrap_or_else(|| {
+            panic!(
+                "the reader called {} and no answer to it was recorded: record the fixtures again",
+                called.name
+            )
+        });
+        // The last answer to an operation stands for any further call of it.
+        let body = if queue.len() > 1 {
+            queue.pop_front()
+        } else {
+            queue.front().cloned()
+        }
+        .expect("a recorded answer");
+        let status = StatusCode::try_from(200).expect("a status");
+        HttpConnectorFuture::ready(Ok(HttpResponse::new(status, SdkBody::from(body))))
+    }
+}
+
+impl HttpClient for Replay {
+    fn http_connector(
+        &self,
+        _settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        SharedHttpConnector::new(self.clone())
+    }
+}
+
+/// The CLI's clients, answered from a fixture.
+async fn replaying(fixture: &Fixture) -> Aws {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "replay"))
+        .http_client(Replay::new(&fixture.answers))
+        .load()
+        .await;
+    Aws {
+        region: "us-east-1".to_owned(),
+        account: String::new(),
+        ec2: aws_sdk_ec2::Client::new(&config),
+        lambda: aws_sdk_lambda::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        sts: aws_sdk_sts::Client::new(&config),
+        calls: CallLog::default(),
+        config,
+    }
+}
+
+#[tokio::test]
+async fn verify_names_what_each_breakage_broke_from_moto_s_answers() {
+    for (name, expected) in BREAKAGES {
+        let fixture = fixture(name);
+        let aws = replaying(&fixture).await;
+        let attachment = function_attachment(&aws, &fixture.function)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let network = observe_network(&aws, &attachment)
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let findings = verify::check(&network, &attachment, &fixture.allowed);
+        let codes: BTreeSet<&str> = findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(
+            codes,
+            expected.iter().copied().collect(),
+            "{name}: {findings:#?}"
+        );
+        // Only the AZ routed through another AZ's NAT still works: a warning, not an error.
+        let warning_only = name == "nat-in-other-az";
+        for finding in &findings {
+            assert_eq!(
+                finding.severity == Severity::Warning,
+                warning_only,
+                "{name}: {finding:?}"
+            );
+            assert!(
+                !finding.resource.is_empty() && !finding.fix.is_empty(),
+                "{name}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_recorded_breakage_is_checked() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/network");
+    let recorded: BTreeSet<String> = std::fs::read_dir(&dir)
+        .expect("the fixtures")
+        .filter_map(|e| Some(e.ok()?.path().file_stem()?.to_str()?.to_owned()))
+        .collect();
+    let checked: BTreeSet<String> = BREAKAGES.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(recorded, checked);
+}
+
+#[tokio::test]
+async fn the_console_network_is_read_whole() {
+    let fixture = fixture("console-network");
+    let aws = replaying(&fixture).await;
+    let attachment = function_attachment(&aws, &fixture.function).await.unwrap();
+    assert_eq!(attachment.subnet_ids.len(), 2);
+    assert_eq!(attachment.security_group_ids.len(), 1);
+    assert!(!attachment.ipv6_allowed_for_dual_stack);
+    let network = observe_network(&aws, &attachment).await.unwrap();
+    // Four subnets in the VPC (never the default VPC's), the main table and three of the guide's.
+    assert_eq!(network.subnets.len(), 4);
+    assert_eq!(network.route_tables.len(), 4);
+    assert_eq!(network.route_tables.iter().filter(|t| t.main).count(), 1);
+    assert_eq!(network.internet_gateways.len(), 1);
+    assert!(network.internet_gateways[0].attached_vpc_id.is_some());
+    let addresses: BTreeSet<Ipv4Addr> = network
+        .nat_gateways
+        .iter()
+        .inspect(|n| assert_eq!(n.state, NatGatewayState::Available))
+        .flat_map(|n| n.addresses.iter().filter_map(|a| a.public_ip))
+        .collect();
+    assert_eq!(addresses, fixture.allowed.iter().copied().collect());
+    assert_eq!(network.security_groups.len(), 1);
+    assert!(!network.security_groups[0].egress.is_empty());
+}
