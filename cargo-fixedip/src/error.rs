@@ -9,6 +9,7 @@ use fixedip_core::reader::ReaderError;
 use fixedip_core::settings::SettingsError;
 use miette::Diagnostic;
 
+use crate::aws::AwsError;
 use crate::exit_code;
 
 #[derive(Debug, thiserror::Error, Diagnostic)]
@@ -109,11 +110,11 @@ pub enum CliError {
     },
 
     // Planning.
-    #[error("no region for stack `{stack}` (function `{function}`)")]
+    #[error("no region for function `{function}`")]
     #[diagnostic(help(
         "pass `--region REGION`, set `region = \"...\"` in [package.metadata.fixedip], or export AWS_REGION"
     ))]
-    NoRegion { stack: String, function: String },
+    NoRegion { function: String },
 
     #[error("`--region {region}` is not an AWS region name")]
     #[diagnostic(help("AWS region names look like `us-east-1` or `ap-northeast-1`"))]
@@ -166,7 +167,11 @@ pub enum CliError {
     #[diagnostic(transparent)]
     Lease(crate::aws::lease::LeaseError),
 
-    #[error("{} new Elastic IP(s) carry no traffic yet: {}", .ips.len(), .ips.join(", "))]
+    #[error(
+        "{} carry no traffic yet: {}",
+        if .ips.len() == 1 { "1 new Elastic IP does".to_owned() } else { format!("{} new Elastic IPs", .ips.len()) },
+        .ips.join(", ")
+    )]
     #[diagnostic(help(
         "everything else is deployed; add these IPs to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips` to route traffic through them"
     ))]
@@ -323,11 +328,19 @@ impl CliError {
             CliError::VerifyFailed { .. } => exit_code::VERIFY,
             CliError::NothingToVerify { .. } => exit_code::NO_FUNCTION,
             CliError::NoAllowedIps { .. } => exit_code::USAGE,
+            CliError::Conflict(_) | CliError::Plan(_) | CliError::Cost(_) => exit_code::PLAN,
+            // No region, or one that is no region name, or a profile no file defines: the same
+            // code in every command, online or offline. What to fix is on the command line.
             CliError::NoRegion { .. }
-            | CliError::Conflict(_)
-            | CliError::Plan(_)
-            | CliError::Cost(_) => exit_code::PLAN,
-            CliError::BadRegion { .. } | CliError::BadStack { .. } => exit_code::USAGE,
+            | CliError::BadRegion { .. }
+            | CliError::BadStack { .. }
+            | CliError::Aws {
+                error:
+                    AwsError::NoRegion
+                    | AwsError::UnknownRegion { .. }
+                    | AwsError::UnknownProfile { .. },
+                ..
+            } => exit_code::USAGE,
             CliError::NeedsAws { .. } | CliError::Aws { .. } | CliError::Execute { .. } => {
                 exit_code::AWS
             }
@@ -343,7 +356,7 @@ impl CliError {
             },
             CliError::NotDeployed { .. } => exit_code::NOT_DEPLOYED,
             CliError::DestroyNeedsConfirmation { .. } => exit_code::USAGE,
-            CliError::DestroyCancelled => exit_code::FAILURE,
+            CliError::DestroyCancelled => exit_code::CANCELLED,
             CliError::Runtime(_) => exit_code::FAILURE,
             CliError::Stdout(_) | CliError::Io { .. } => exit_code::FAILURE,
         }

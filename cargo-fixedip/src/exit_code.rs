@@ -6,7 +6,8 @@
 pub const SUCCESS: i32 = 0;
 /// A failure with no more specific code: a bug, or an I/O error on the local machine.
 pub const FAILURE: i32 = 1;
-/// The command line is wrong (clap's own code for usage errors).
+/// The command line is wrong (clap's own code for usage errors); also no region, a region that is no
+/// region name, and a profile no file defines, in every command, since that is where they are fixed.
 pub const USAGE: i32 = 2;
 /// `[package.metadata.fixedip]` (or cargo-lambda's deploy table) holds an unknown key or a bad value.
 pub const SETTINGS: i32 = 3;
@@ -17,8 +18,8 @@ pub const NO_FUNCTION: i32 = 4;
 pub const BUILD: i32 = 5;
 /// The workspace cannot be read: no Cargo.toml, `cargo metadata` failed, an unknown `-p` package.
 pub const WORKSPACE: i32 = 6;
-/// The requirements cannot be planned: functions of one stack disagree, too few AZs, a region with
-/// no price table, no region given.
+/// The requirements cannot be planned: functions of one stack disagree, too few AZs, a quota too
+/// small, a function fixedip did not create. (A region without prices is a warning, not this.)
 pub const PLAN: i32 = 7;
 /// AWS refused or failed: missing credentials, an unknown region, a denied or failed call.
 pub const AWS: i32 = 8;
@@ -36,6 +37,8 @@ pub const LEASE_HELD: i32 = 11;
 /// `ips`, `status` and `verify` say so instead of answering with an empty list: an empty allowlist
 /// must never look like a real one.
 pub const NOT_DEPLOYED: i32 = 12;
+/// The user answered no when asked to confirm (`destroy` on a terminal): nothing was changed.
+pub const CANCELLED: i32 = 13;
 
 /// Every code with its name and a one-line meaning: `--help` prints this table (see [`table`]),
 /// and a test keeps docs/cli.md and the README in step with it.
@@ -46,7 +49,11 @@ pub const ALL: &[(&str, i32, &str)] = &[
         FAILURE,
         "a failure with no more specific code: a bug, or a local I/O error",
     ),
-    ("USAGE", USAGE, "the command line is wrong"),
+    (
+        "USAGE",
+        USAGE,
+        "bad command line, no region or a bad one, an unknown profile",
+    ),
     (
         "SETTINGS",
         SETTINGS,
@@ -70,7 +77,7 @@ pub const ALL: &[(&str, i32, &str)] = &[
     (
         "PLAN",
         PLAN,
-        "cannot be planned: functions of a stack disagree, too few AZs, no region",
+        "cannot be planned: functions of a stack disagree, too few AZs, a quota",
     ),
     (
         "AWS",
@@ -96,6 +103,11 @@ pub const ALL: &[(&str, i32, &str)] = &[
         "NOT_DEPLOYED",
         NOT_DEPLOYED,
         "the stack has nothing in the region",
+    ),
+    (
+        "CANCELLED",
+        CANCELLED,
+        "the user answered no: nothing was changed",
     ),
 ];
 

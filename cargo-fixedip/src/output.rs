@@ -34,6 +34,15 @@ pub mod style {
     pub const VALUE: Style = AnsiColor::Cyan.on_default();
 }
 
+/// "1 step", "2 steps": a count and its noun, plural when it is not one.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// The user's choice of color, before looking at the terminal.
 pub fn color_when(flag: Option<ColorWhen>) -> ColorWhen {
     flag.or_else(|| match std::env::var("CARGO_TERM_COLOR").ok()?.as_str() {

@@ -115,19 +115,25 @@ fn region_comes_from_the_environment_when_not_given() {
 fn no_region_anywhere_is_refused_with_a_hint() {
     plan(&["-q"])
         .assert()
-        .code(exit_code::PLAN)
+        .code(exit_code::USAGE)
         .stdout("")
         .stderr(predicate::str::contains("no region"))
         .stderr(predicate::str::contains("--region"));
 }
 
 #[test]
-fn region_without_prices_is_a_plan_error() {
-    plan(&["-q", "--region", "me-central-1"])
+fn region_without_prices_is_planned_with_the_cost_unknown() {
+    plan(&["--region", "me-central-1"])
         .assert()
-        .code(exit_code::PLAN)
-        .stderr(predicate::str::contains("me-central-1"))
-        .stderr(predicate::str::contains("known regions"));
+        .success()
+        .stdout(
+            predicate::str::contains("Stack `payments` in me-central-1")
+                .or(predicate::str::contains("in me-central-1")),
+        )
+        .stdout(predicate::str::contains("Monthly cost: unknown"))
+        .stderr(predicate::str::contains(
+            "the monthly cost is unknown: no prices for region me-central-1",
+        ));
 }
 
 #[test]

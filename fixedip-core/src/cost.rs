@@ -42,6 +42,23 @@ impl Usd {
     }
 }
 
+impl Usd {
+    /// A price per unit with the precision it has: `$0.045`, `$0.0042`, `$1.20`. Amounts (what a
+    /// month costs) are rounded to the cent by `Display`; prices never are, so that every command
+    /// shows a price the same way.
+    pub fn as_rate(self) -> String {
+        let dollars = self.micros / 1_000_000;
+        let fraction = format!("{:06}", self.micros % 1_000_000);
+        let trimmed = fraction.trim_end_matches('0');
+        let decimals = if trimmed.len() < 2 {
+            &fraction[..2]
+        } else {
+            trimmed
+        };
+        format!("${dollars}.{decimals}")
+    }
+}
+
 impl fmt::Display for Usd {
     /// Rounded to the cent: `$73.00`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -416,6 +433,15 @@ pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rates_keep_their_precision_and_amounts_round_to_the_cent() {
+        assert_eq!(Usd::from_micros(45_000).as_rate(), "$0.045");
+        assert_eq!(Usd::from_micros(5_000).as_rate(), "$0.005");
+        assert_eq!(Usd::from_micros(1_200_000).as_rate(), "$1.20");
+        assert_eq!(Usd::from_micros(62_500).as_rate(), "$0.0625");
+        assert_eq!(Usd::from_micros(45_000).to_string(), "$0.05");
+    }
     use crate::planner::plan;
     use crate::planner::simulate::{deployed, empty, spec};
 

@@ -221,6 +221,19 @@ pub enum NatState {
     Failed,
 }
 
+impl std::fmt::Display for NatState {
+    /// As AWS writes the state.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            NatState::Pending => "pending",
+            NatState::Available => "available",
+            NatState::Deleting => "deleting",
+            NatState::Deleted => "deleted",
+            NatState::Failed => "failed",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedNatGateway {
     pub id: String,
@@ -279,6 +292,19 @@ pub enum RouteTarget {
     Instance(String),
     /// Anything else fixedip does not make (peering, transit gateway, endpoint...).
     Other(String),
+}
+
+impl std::fmt::Display for RouteTarget {
+    /// What the route leads to, as a person reads it: "NAT gateway nat-1", "local".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RouteTarget::Local => f.write_str("local"),
+            RouteTarget::InternetGateway(id) => write!(f, "internet gateway {id}"),
+            RouteTarget::NatGateway(id) => write!(f, "NAT gateway {id}"),
+            RouteTarget::Instance(id) => write!(f, "instance {id}"),
+            RouteTarget::Other(id) => f.write_str(id),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -699,7 +699,13 @@ impl Action {
 impl Action {
     /// Every resource the action names, in field order. A step's `after` holds at least the steps
     /// behind the [`Ref::Step`]s among them.
-    pub fn refs(&self) -> Vec<&Ref> {
+    pub fn refs(&self) -> Vec<Ref> {
+        let mut action = self.clone();
+        action.refs_mut().into_iter().map(|r| r.clone()).collect()
+    }
+
+    /// [`Action::refs`], to change them (e.g. to name what a step creates, [`Plan::describe`]).
+    pub fn refs_mut(&mut self) -> Vec<&mut Ref> {
         match self {
             Action::CreateVpc { .. }
             | Action::CreateInternetGateway
@@ -748,10 +754,10 @@ impl Action {
                 ..
             } => [vpc]
                 .into_iter()
-                .chain(subnets)
+                .chain(subnets.iter_mut())
                 .chain([security_group])
                 .collect(),
-            Action::ModifyInterfaceEndpoint { add_subnets, .. } => add_subnets.iter().collect(),
+            Action::ModifyInterfaceEndpoint { add_subnets, .. } => add_subnets.iter_mut().collect(),
             Action::EnableVpcDns { vpc }
             | Action::CreateSubnet { vpc, .. }
             | Action::CreateRouteTable { vpc, .. }
@@ -772,7 +778,7 @@ impl Action {
             }
             | Action::ReplaceRoute {
                 route_table, via, ..
-            } => vec![route_table, via.gateway()],
+            } => vec![route_table, via.gateway_mut()],
             Action::DeleteRoute { route_table, .. } => vec![route_table],
             Action::AttachRolePolicy { role, .. } => vec![role],
             Action::CreateFunction {
@@ -786,7 +792,7 @@ impl Action {
                 security_group,
                 role,
                 ..
-            } => subnets.iter().chain([security_group, role]).collect(),
+            } => subnets.iter_mut().chain([security_group, role]).collect(),
         }
     }
 }
@@ -794,6 +800,14 @@ impl Action {
 impl RouteVia {
     /// The gateway the route sends traffic to.
     pub fn gateway(&self) -> &Ref {
+        match self {
+            RouteVia::InternetGateway(gateway)
+            | RouteVia::NatGateway(gateway)
+            | RouteVia::NatInstance(gateway) => gateway,
+        }
+    }
+
+    fn gateway_mut(&mut self) -> &mut Ref {
         match self {
             RouteVia::InternetGateway(gateway)
             | RouteVia::NatGateway(gateway)
@@ -956,13 +970,13 @@ pub struct PendingIp {
 impl fmt::Display for PendingIp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ip = match (self.public_ip, &self.address) {
-            (Some(ip), _) => ip.to_string(),
-            (None, Ref::Existing(id)) => id.clone(),
-            (None, Ref::Step(StepId(n))) => format!("(allocated by step {n})"),
+            (Some(ip), _) => format!("new IP {ip} allocated"),
+            (None, Ref::Existing(id)) => format!("new IP {id} allocated"),
+            (None, Ref::Step(_)) => "a new IP to be allocated".to_owned(),
         };
         write!(
             f,
-            "new IP {ip} allocated for {} (slot {}); add it to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips`",
+            "{ip} for {} (slot {}); add it to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips`",
             self.az, self.slot
         )
     }
@@ -991,6 +1005,57 @@ impl Plan {
 
     pub fn step(&self, id: StepId) -> &Step {
         &self.steps[id.0]
+    }
+
+    /// What a person reads for a step, in `plan -v`, progress and reports: its action, with what an
+    /// earlier step creates named by what it is ("route table (new, private, us-east-1a)"), never
+    /// by a step number.
+    pub fn describe(&self, action: &Action) -> String {
+        let mut named = action.clone();
+        for reference in named.refs_mut() {
+            if let Ref::Step(id) = reference {
+                *reference = Ref::Existing(self.what_step_creates(*id));
+            }
+        }
+        named.summary()
+    }
+
+    /// How [`Plan::describe`] names what step `id` creates, after the kind of thing it is
+    /// ("VPC", "subnet", "route table"...): its CIDR or name where it has one, "(new)" and its AZ.
+    fn what_step_creates(&self, id: StepId) -> String {
+        let stack = &self.stack;
+        let in_az = |slot: Slot| match self.az_of(slot) {
+            Some(az) => format!("(new, {az})"),
+            None => "(new)".to_owned(),
+        };
+        match &self.step(id).action {
+            Action::CreateVpc { cidr } => format!("{cidr} (new)"),
+            Action::CreateSubnet { cidr, az, .. } => format!("{cidr} (new, {az})"),
+            Action::AllocateAddress { slot, .. }
+            | Action::CreateNatGateway { slot, .. }
+            | Action::LaunchNatInstance { slot, .. } => in_az(*slot),
+            Action::CreateRouteTable {
+                tier,
+                slot: Some(slot),
+                ..
+            } => match self.az_of(*slot) {
+                Some(az) => format!("(new, {}, {az})", tier_name(*tier)),
+                None => format!("(new, {})", tier_name(*tier)),
+            },
+            Action::CreateRouteTable { tier, .. } => format!("(new, {})", tier_name(*tier)),
+            Action::CreateSecurityGroup { .. } => {
+                format!("{} (new)", crate::tags::security_group_name(stack))
+            }
+            Action::CreateNatSecurityGroup { .. } => {
+                format!("{} (new)", crate::tags::nat_security_group_name(stack))
+            }
+            Action::CreateEndpointSecurityGroup { .. } => {
+                format!("{} (new)", crate::tags::endpoint_security_group_name(stack))
+            }
+            Action::CreateRole { name } => format!("{name} (new)"),
+            Action::CreateFunction { function, .. } => function.name.clone(),
+            _ => "(new)".to_owned(),
+        }
     }
 
     /// The AZ of a slot, for the `Name` tag of what a step makes for it.

@@ -279,7 +279,8 @@ pub enum PlanError {
         association: String,
     },
     #[error(
-        "the stack needs {needed} new Elastic IP(s), but the account holds {in_use} of its quota of {quota} in {region}: release Elastic IPs you no longer use, or ask for more (Service Quotas, \"EC2-VPC Elastic IPs\", code L-0263D0A3), then deploy again"
+        "the stack needs {needed} new Elastic {}, but the account holds {in_use} of its quota of {quota} in {region}: release Elastic IPs you no longer use, or ask for more (Service Quotas, \"EC2-VPC Elastic IPs\", code L-0263D0A3), then deploy again",
+        if *needed == 1 { "IP" } else { "IPs" }
     )]
     AddressQuota {
         region: String,
@@ -1413,7 +1414,7 @@ impl Planner {
             .refs()
             .into_iter()
             .filter_map(|reference| match reference {
-                Ref::Step(step) => Some(*step),
+                Ref::Step(step) => Some(step),
                 Ref::Existing(_) => None,
             })
             .chain(ordering.iter().copied())

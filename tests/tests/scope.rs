@@ -525,7 +525,7 @@ fn a_named_profile_wins_over_keys_in_the_environment() {
     }
 
     let output = with_config(&["unlock", "--profile", "nope"], None);
-    assert_eq!(output.status.code(), Some(8), "{}", stderr(&output));
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(
         message.contains("`nope` is not defined")

@@ -122,7 +122,7 @@ pub struct Executed {
 /// A step that failed; the ones that finished before it are listed so that the user knows what
 /// exists. Nothing is undone: running again continues from there.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("step {} ({}) failed: {error}", step.0, action)]
+#[error("{what} failed: {error}")]
 #[diagnostic(
     code(fixedip::deploy::step_failed),
     help("what was created is tagged and kept: fix the cause above and run the same command again to continue")
@@ -130,6 +130,8 @@ pub struct Executed {
 pub struct ExecuteError {
     pub step: StepId,
     pub action: ActionKind,
+    /// The step as a person reads it ([`Plan::describe`]).
+    pub what: String,
     #[source]
     pub error: AwsError,
     pub completed: Executed,
@@ -290,6 +292,7 @@ pub async fn execute(
         return Err(ExecuteError {
             step,
             action: ActionKind::of(&steps[&step].action),
+            what: plan.describe(&steps[&step].action),
             error,
             completed: executed,
         });
@@ -307,6 +310,7 @@ pub async fn execute(
         return Err(ExecuteError {
             step: stuck.id,
             action: ActionKind::of(&stuck.action),
+            what: plan.describe(&stuck.action),
             error,
             completed: executed,
         });

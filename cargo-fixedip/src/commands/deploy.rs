@@ -5,7 +5,6 @@
 //! Every stack is observed and planned before any stack is changed, so that a plan error in the
 //! second stack does not leave the first half-deployed.
 
-use std::collections::BTreeMap;
 use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -16,27 +15,49 @@ use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
 use fixedip_core::requirements::StackName;
 use serde::Serialize;
 
-use super::{async_runtime, Context, PackagedFunction};
+use super::{async_runtime, Connections, Context, Identity, PackagedFunction};
 use crate::aws::endpoints;
 use crate::aws::execute::{self, Inputs, Progress, Timeouts};
 use crate::aws::lease::{self, HeldLease, Lease, LeaseRecord, LeaseWait};
 use crate::aws::observe::{self, observe, Scope};
 use crate::aws::{Aws, CallCounts};
+use crate::build::AnnotatedBinary;
 use crate::cli::DeployArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
 use crate::commands::verify::{self, Expectation, FunctionVerdict};
 use crate::error::CliError;
-use crate::output::{style, styled, Output};
+use crate::output::{counted, style, styled, Output};
+use fixedip_core::cost;
 use fixedip_core::observed::AddressUse;
 use fixedip_core::requirements::NatMode;
 
 pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
-    let functions = match &args.zip {
-        Some(path) => vec![context.function_from_zip(path)?],
+    let runtime = async_runtime()?;
+    // Credentials and regions first: refusing them takes a second, a build takes minutes.
+    let zipped = args
+        .zip
+        .as_deref()
+        .map(|path| context.function_from_zip(path))
+        .transpose()?;
+    let regions = match &zipped {
+        Some(function) => vec![context.wanted_region(&function.function.settings)],
+        None => context.selected_regions()?,
+    };
+    let mut connections = Connections::default();
+    runtime.block_on(async {
+        for wanted in &regions {
+            connections
+                .to(context, wanted, Identity::Checked, false)
+                .await?;
+        }
+        Ok::<_, CliError>(())
+    })?;
+    let functions = match zipped {
+        Some(function) => vec![function],
         None => context.functions_built_for_lambda(&args.build)?,
     };
     check_artifacts(&functions)?;
-    let report = async_runtime()?.block_on(deploy(context, args, functions))?;
+    let report = runtime.block_on(deploy(context, args, functions, connections))?;
     context.output.result(&report).map_err(CliError::Stdout)?;
     // The IPs are printed either way; a network that does not prove them is still a failure.
     let verdicts: Vec<_> = report
@@ -118,10 +139,8 @@ async fn deploy(
     context: &Context,
     args: &DeployArgs,
     functions: Vec<PackagedFunction>,
+    mut connections: Connections,
 ) -> Result<DeployReport, CliError> {
-    // One connection per region: `--region`, else each package's setting, else the AWS config's.
-    let mut connections: BTreeMap<Option<String>, Aws> = BTreeMap::new();
-    let mut declared = Vec::new();
     let mut inputs = Inputs {
         timeouts: Timeouts::from_seconds(
             args.nat_timeout,
@@ -136,48 +155,20 @@ async fn deploy(
         adopt_functions: args.adopt,
         ..PlanOptions::default()
     };
+    let mut declared = Vec::new();
     for PackagedFunction { function, zip } in functions {
-        let wanted = context
-            .global
-            .region
-            .clone()
-            .or_else(|| function.settings.region.clone());
-        if !connections.contains_key(&wanted) {
-            let aws = Aws::connect(&context.aws_options(wanted.clone())).await?;
-            context
-                .output
-                .verbose(format!("AWS account {} in {}", aws.account, aws.region));
-            connections.insert(wanted.clone(), aws);
-        }
-        let region = connections[&wanted].region.clone();
         inputs
             .zips
             .insert(function.settings.function_name.clone(), zip.bytes);
-        declared.push(DeclaredFunction {
-            record: function.record,
-            settings: function.settings,
-            region,
-            code_sha256: Some(zip.code_sha256),
-        });
+        declared.push(declare(context, &mut connections, function, Some(zip.code_sha256)).await?);
     }
-    let by_region: BTreeMap<String, Aws> = connections
-        .into_values()
-        .map(|aws| (aws.region.clone(), aws))
-        .collect();
-
-    // Observe and plan every stack first: nothing changes unless every plan is sound.
-    let mut planned: Vec<(StackSpec, Plan)> = Vec::new();
-    for spec in planner::stack_specs(declared)? {
-        let aws = &by_region[&spec.region];
-        let plan = observe_and_plan(context, aws, &spec, &options, "Observing").await?;
-        // A service the region does not offer is refused before anything is created.
-        let services = endpoints::services_created(&plan);
-        if !services.is_empty() {
-            let azs: Vec<String> = plan.network.azs.iter().map(|az| az.az.clone()).collect();
-            endpoints::check_services(aws, &services, &azs).await?;
+    let planned = preflight(context, &connections, declared, &options).await?;
+    for (_, plan) in &planned {
+        if !plan.is_noop() {
+            show_cost(context, plan);
         }
-        planned.push((spec, plan));
     }
+    let by_region = connections.by_region();
 
     let mut stacks = Vec::new();
     for (spec, plan) in planned {
@@ -219,14 +210,14 @@ async fn deploy(
                     context.output.status(
                         "Deploying",
                         format!(
-                            "stack `{}` in {}: {} steps",
+                            "stack `{}` in {}: {}",
                             spec.stack,
                             spec.region,
-                            plan.steps.len()
+                            counted(plan.steps.len(), "step")
                         ),
                     );
                     let output = &context.output;
-                    let progress = |event: Progress<'_>| show_progress(output, event);
+                    let progress = |event: Progress<'_>| show_progress(output, &plan, event);
                     let executed = execute::execute(aws, &plan, inputs, &progress).await?;
                     Ok::<_, CliError>((plan, executed))
                 })
@@ -326,6 +317,74 @@ impl Display for DeployReport {
             }
         }
         Ok(())
+    }
+}
+
+/// A built function, in the region it deploys to (connected to on first use).
+pub(crate) async fn declare(
+    context: &Context,
+    connections: &mut Connections,
+    function: AnnotatedBinary,
+    code_sha256: Option<String>,
+) -> Result<DeclaredFunction, CliError> {
+    let wanted = context.wanted_region(&function.settings);
+    connections
+        .to(context, &wanted, Identity::Checked, false)
+        .await?;
+    Ok(DeclaredFunction {
+        record: function.record,
+        settings: function.settings,
+        region: connections.region_of(&wanted),
+        code_sha256,
+    })
+}
+
+/// Groups the functions into stacks, observes and plans each, and runs every check deploy makes
+/// before its first change: the plan's own refusals (functions that disagree, too few AZs, a
+/// function fixedip did not create, the Elastic IP quota) and the region's offer of each VPC
+/// endpoint. Every stack is planned before any changes: nothing is changed unless every plan is
+/// sound. `plan` runs this too, so that it refuses what deploy would, with the same exit code.
+pub(crate) async fn preflight(
+    context: &Context,
+    connections: &Connections,
+    declared: Vec<DeclaredFunction>,
+    options: &PlanOptions,
+) -> Result<Vec<(StackSpec, Plan)>, CliError> {
+    let mut planned = Vec::new();
+    for spec in planner::stack_specs(declared)? {
+        let aws = connections.in_region(&spec.region);
+        let plan = observe_and_plan(context, aws, &spec, options, "Observing").await?;
+        let services = endpoints::services_created(&plan);
+        if !services.is_empty() {
+            let azs: Vec<String> = plan.network.azs.iter().map(|az| az.az.clone()).collect();
+            endpoints::check_services(aws, &services, &azs).await?;
+        }
+        planned.push((spec, plan));
+    }
+    Ok(planned)
+}
+
+/// What the stack will cost once the plan is applied, said before anything is created; a region
+/// the price table lacks is a warning, never a reason to stop.
+fn show_cost(context: &Context, plan: &Plan) {
+    match cost::of_plan(plan) {
+        Ok(cost) => context.output.status(
+            "Cost",
+            format!(
+                "stack `{}` in {}: {} a month before any data{}",
+                plan.stack,
+                plan.region,
+                cost.fixed_total,
+                if cost.per_gb.micros > 0 {
+                    format!(" (+ {} per GB through the NATs)", cost.per_gb.as_rate())
+                } else {
+                    String::new()
+                }
+            ),
+        ),
+        Err(error) => context
+            .output
+            .warning(format!("the monthly cost is unknown: {error}")),
     }
 }
 
@@ -432,14 +491,15 @@ async fn check_declared_egress(
 }
 
 /// Progress on stderr: each step as it finishes, and what it waits for meanwhile.
-pub(crate) fn show_progress(output: &Output, event: Progress<'_>) {
+pub(crate) fn show_progress(output: &Output, plan: &Plan, event: Progress<'_>) {
     match event {
         Progress::Started(step) => {
-            output.verbose(format!("step {}: {}", step.id.0, step.action.summary()))
+            output.verbose(format!("started: {}", plan.describe(&step.action)))
         }
-        Progress::Waiting { step, what } => {
-            output.status("Waiting", format!("for {what} (step {})", step.id.0))
-        }
+        Progress::Waiting { step, what } => output.status(
+            "Waiting",
+            format!("for {what} ({})", plan.describe(&step.action)),
+        ),
         Progress::Finished {
             step,
             created,
@@ -450,7 +510,7 @@ pub(crate) fn show_progress(output: &Output, event: Progress<'_>) {
                 "Done",
                 format!(
                     "{}{created} ({:.1} s)",
-                    step.action.summary(),
+                    plan.describe(&step.action),
                     elapsed.as_secs_f64()
                 ),
             );

@@ -26,7 +26,7 @@ use crate::aws::{Aws, CallCounts};
 use crate::cli::DestroyArgs;
 use crate::commands::ips::{stack_addresses, StackAddress};
 use crate::error::CliError;
-use crate::output::{style, styled};
+use crate::output::{counted, style, styled};
 use crate::stacks::{StackTarget, TargetFunction};
 
 /// What destroy did, per stack.
@@ -258,14 +258,14 @@ async fn destroy(
                     context.output.status(
                         "Destroying",
                         format!(
-                            "stack `{}` in {}: {} steps",
+                            "stack `{}` in {}: {}",
                             spec.stack,
                             spec.region,
-                            plan.steps.len()
+                            counted(plan.steps.len(), "step")
                         ),
                     );
                     let output = &context.output;
-                    let progress = |event: Progress<'_>| show_progress(output, event);
+                    let progress = |event: Progress<'_>| show_progress(output, &plan, event);
                     execute::execute(aws, &plan, inputs, &progress).await?;
                     Ok(plan)
                 })
@@ -276,7 +276,11 @@ async fn destroy(
         stacks.push(StackDestroyed {
             stack: spec.stack.to_string(),
             region: spec.region.clone(),
-            removed: plan.steps.iter().map(|s| s.action.summary()).collect(),
+            removed: plan
+                .steps
+                .iter()
+                .map(|s| plan.describe(&s.action))
+                .collect(),
             released_ips: plan
                 .network
                 .released_addresses
@@ -393,8 +397,7 @@ impl Display for DestroyPreview {
                 stack.region,
                 match plan.steps.len() {
                     0 => "nothing to remove".to_owned(),
-                    1 => "1 step".to_owned(),
-                    n => format!("{n} steps"),
+                    n => counted(n, "step"),
                 }
             )?;
             if plan.is_noop() {
@@ -445,7 +448,7 @@ impl Display for DestroyReport {
                 if stack.removed.is_empty() {
                     "nothing was left to remove".to_owned()
                 } else {
-                    format!("{} steps carried out", stack.removed.len())
+                    format!("{} carried out", counted(stack.removed.len(), "step"))
                 }
             )?;
             for line in &stack.removed {

@@ -26,6 +26,7 @@ use crate::aws::observe::{observe, Scope};
 use crate::aws::{Aws, AwsError};
 use crate::cli::{IpsArgs, IpsFormat};
 use crate::error::CliError;
+use crate::output::counted;
 
 /// One of the stack's addresses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -104,7 +105,7 @@ pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
                     format!(
                         "stack `{stack}` in {}: {}",
                         aws.region,
-                        plural(addresses.len(), "IP")
+                        counted(addresses.len(), "IP")
                     ),
                 );
             }
@@ -166,15 +167,6 @@ fn note_isolated(context: &Context, stack: &StackName, region: &str, retained: u
     context.output.note(format!(
         "stack `{stack}` in {region} is isolated (`nat = \"none\"`): nothing leaves its VPC, so it has no egress IP to allowlist{kept}"
     ));
-}
-
-/// "1 IP", "2 IPs".
-fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
-    }
 }
 
 /// The stack's Elastic IPs, found by tag, active first then by slot.

@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use fixedip_core::reader;
+use fixedip_core::settings::DeploySettings;
 
 use crate::aws::{Aws, AwsError};
 use crate::build::{self, AnnotatedBinary, BuiltBinary};
@@ -66,6 +67,31 @@ impl Context {
             region: region.or_else(|| self.global.region.clone()),
             profile,
         }
+    }
+
+    /// The region each function of the selection deploys to: `--region`, else its `region`
+    /// setting, else the AWS configuration's (`None`). Read from Cargo.toml, without a build, so
+    /// that credentials and regions are checked before a build takes minutes.
+    pub fn selected_regions(&self) -> Result<Vec<Option<String>>, CliError> {
+        let (_, selection) = self.selection()?;
+        let mut regions = Vec::new();
+        for package in &selection.packages {
+            for binary in &package.binaries {
+                let wanted = self.wanted_region(&package.settings(binary)?);
+                if !regions.contains(&wanted) {
+                    regions.push(wanted);
+                }
+            }
+        }
+        Ok(regions)
+    }
+
+    /// `--region`, else the function's `region` setting; `None`: the AWS configuration's.
+    pub fn wanted_region(&self, settings: &DeploySettings) -> Option<String> {
+        self.global
+            .region
+            .clone()
+            .or_else(|| settings.region.clone())
     }
 
     /// The workspace and the packages `-p`/`--workspace`/`--manifest-path` choose, settings checked.
@@ -124,10 +150,13 @@ impl Context {
     /// A Lambda zip built elsewhere (`deploy --zip PATH`): its record says which package and
     /// binary it comes from, and that package's settings in this workspace apply.
     pub fn function_from_zip(&self, path: &Path) -> Result<PackagedFunction, CliError> {
-        let bytes = std::fs::read(path).map_err(|source| CliError::Io {
-            what: "read the zip",
-            path: path.to_owned(),
-            source,
+        // A zip that cannot be read is a function that cannot be read (NO_FUNCTION), as a record
+        // that cannot be read is, not a local failure.
+        let bytes = std::fs::read(path).map_err(|source| {
+            CliError::from(reader::ReaderError::Io {
+                file: path.to_owned(),
+                source,
+            })
         })?;
         let record = reader::read_single_from_bytes(&bytes, &path.display().to_string())?;
         let workspace = Workspace::load(self.global.manifest_path.as_deref())?;
@@ -208,6 +237,19 @@ impl Connections {
             self.by_wanted.insert(wanted.clone(), aws);
         }
         Ok(&self.by_wanted[wanted])
+    }
+
+    /// The connection that reached `region`. Only regions connected to are asked for.
+    pub fn in_region(&self, region: &str) -> &Aws {
+        self.by_wanted
+            .values()
+            .find(|aws| aws.region == region)
+            .expect("a region that was connected to")
+    }
+
+    /// The region a connection to `wanted` reached. Only regions connected to are asked for.
+    pub fn region_of(&self, wanted: &Option<String>) -> String {
+        self.by_wanted[wanted].region.clone()
     }
 
     /// Every connection made, by the region it reached.

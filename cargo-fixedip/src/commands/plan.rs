@@ -7,7 +7,7 @@
 use std::fmt::{self, Display, Write as _};
 use std::net::Ipv4Addr;
 
-use fixedip_core::cost::{self, MonthlyCost, Usd, HOURS_PER_MONTH};
+use fixedip_core::cost::{self, MonthlyCost, HOURS_PER_MONTH};
 use fixedip_core::observed::ObservedState;
 use fixedip_core::plan::{Action, Plan, Status};
 use fixedip_core::planner::{self, DeclaredFunction};
@@ -15,88 +15,69 @@ use fixedip_core::settings::{is_region, DeploySettings};
 use fixedip_core::tags;
 use serde::Serialize;
 
-use super::Context;
+use super::{deploy, Connections, Context, Identity};
 use crate::cli::{DiagramFormat, PlanArgs};
 use crate::error::CliError;
-use crate::output::{style, styled};
+use crate::output::{counted, style, styled};
 
 pub fn run(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
     if !args.offline {
         return online(context, args);
     }
     let report = offline(context, args)?;
-    let output = &context.output;
-    match args.diagram {
-        Some(DiagramFormat::Mermaid) => output.text(&mermaid(&report)),
-        Some(DiagramFormat::Dot) => output.text(&dot(&report)),
-        None => output.result(&report),
-    }
-    .map_err(CliError::Stdout)
+    print(context, args, &report)
 }
 
-/// `plan` against the account: observe each stack by its tags, then plan what deploy would change.
-/// Read-only: the call log forbids mutating calls.
+/// `plan` against the account: deploy's dry run. Credentials and regions are checked first, then
+/// the functions are built for the host, then every stack goes through deploy's own preflight
+/// (observe, plan, the quota and endpoint checks), so that plan refuses what deploy would refuse,
+/// with the same exit code. Read-only: the call log forbids mutating calls.
 fn online(context: &Context, args: &PlanArgs) -> Result<(), CliError> {
+    let runtime = super::async_runtime()?;
+    let mut connections = Connections::default();
+    let regions = context.selected_regions()?;
+    runtime.block_on(async {
+        for wanted in &regions {
+            connections
+                .to(context, wanted, Identity::Checked, true)
+                .await?;
+        }
+        Ok::<_, CliError>(())
+    })?;
     let functions = context.functions_built_for_host(&args.build)?;
-    let report = super::async_runtime()?.block_on(async {
-        let mut connections: std::collections::BTreeMap<Option<String>, crate::aws::Aws> =
-            Default::default();
+    let report = runtime.block_on(async {
         let mut declared = Vec::new();
         for function in functions {
-            let wanted = context
-                .global
-                .region
-                .clone()
-                .or_else(|| function.settings.region.clone());
-            if !connections.contains_key(&wanted) {
-                let aws = crate::aws::Aws::connect(&context.aws_options(wanted.clone())).await?;
-                aws.calls.forbid_mutations();
-                connections.insert(wanted.clone(), aws);
-            }
-            declared.push(DeclaredFunction {
-                record: function.record,
-                settings: function.settings,
-                region: connections[&wanted].region.clone(),
-                // Built for the host, not for Lambda: the code's hash says nothing about the zip.
-                code_sha256: None,
-            });
+            // Built for the host, not for Lambda: the code's hash says nothing about the zip.
+            declared.push(deploy::declare(context, &mut connections, function, None).await?);
         }
-        let by_region: std::collections::BTreeMap<String, crate::aws::Aws> = connections
-            .into_values()
-            .map(|aws| (aws.region.clone(), aws))
-            .collect();
-        let mut stacks = Vec::new();
-        for spec in planner::stack_specs(declared)? {
-            let aws = &by_region[&spec.region];
-            context.output.status(
-                "Observing",
-                format!("stack `{}` in {}", spec.stack, spec.region),
-            );
-            let observed =
-                crate::aws::observe::observe(aws, &crate::aws::observe::Scope::from(&spec)).await?;
-            let options = planner::PlanOptions {
-                adopt_functions: args.adopt,
-                ..planner::PlanOptions::default()
-            };
-            let plan = planner::plan_with(&spec, &observed, &options)?;
-            let cost = cost::of_plan(&plan)?;
-            stacks.push(StackPlan {
-                list_steps: true,
-                assumed_azs: false,
-                plan,
-                cost,
-            });
-        }
+        let options = planner::PlanOptions {
+            adopt_functions: args.adopt,
+            ..planner::PlanOptions::default()
+        };
+        let planned = deploy::preflight(context, &connections, declared, &options).await?;
         Ok::<_, CliError>(PlanReport {
             offline: false,
-            stacks,
+            stacks: planned
+                .into_iter()
+                .map(|(_, plan)| StackPlan::new(plan, true, false))
+                .collect(),
         })
     })?;
+    print(context, args, &report)
+}
+
+fn print(context: &Context, args: &PlanArgs, report: &PlanReport) -> Result<(), CliError> {
     let output = &context.output;
+    for stack in &report.stacks {
+        if let Some(reason) = &stack.cost_unknown {
+            output.warning(format!("the monthly cost is unknown: {reason}"));
+        }
+    }
     match args.diagram {
-        Some(DiagramFormat::Mermaid) => output.text(&mermaid(&report)),
-        Some(DiagramFormat::Dot) => output.text(&dot(&report)),
-        None => output.result(&report),
+        Some(DiagramFormat::Mermaid) => output.text(&mermaid(report)),
+        Some(DiagramFormat::Dot) => output.text(&dot(report)),
+        None => output.result(report),
     }
     .map_err(CliError::Stdout)
 }
@@ -118,7 +99,27 @@ pub struct StackPlan {
     /// the ones the region really offers.
     pub assumed_azs: bool,
     pub plan: Plan,
-    pub cost: MonthlyCost,
+    /// `None` when the price table lacks the region (or a resource's price): then
+    /// `cost_unknown` says why, and the plan stands.
+    pub cost: Option<MonthlyCost>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_unknown: Option<String>,
+}
+
+impl StackPlan {
+    pub fn new(plan: Plan, list_steps: bool, assumed_azs: bool) -> StackPlan {
+        let (cost, cost_unknown) = match cost::of_plan(&plan) {
+            Ok(cost) => (Some(cost), None),
+            Err(error) => (None, Some(error.to_string())),
+        };
+        StackPlan {
+            list_steps,
+            assumed_azs,
+            plan,
+            cost,
+            cost_unknown,
+        }
+    }
 }
 
 /// Build, read, group and plan, with no AWS call.
@@ -130,14 +131,25 @@ pub fn offline(context: &Context, args: &PlanArgs) -> Result<PlanReport, CliErro
             });
         }
     }
+    // Every function needs a region: refused before a build that takes minutes.
+    let (_, selection) = context.selection()?;
+    for package in &selection.packages {
+        for binary in &package.binaries {
+            let settings = package.settings(binary)?;
+            if offline_region(context.global.region.as_deref(), &settings).is_none() {
+                return Err(CliError::NoRegion {
+                    function: settings.function_name,
+                });
+            }
+        }
+    }
     let functions = context.functions_built_for_host(&args.build)?;
     let declared = functions
         .into_iter()
         .map(|function| {
             let region = offline_region(context.global.region.as_deref(), &function.settings)
                 .ok_or_else(|| CliError::NoRegion {
-                    stack: function.record.requirements.stack.to_string(),
-                    function: function.record.function.clone(),
+                    function: function.settings.function_name.clone(),
                 })?;
             Ok(DeclaredFunction {
                 record: function.record,
@@ -159,13 +171,7 @@ pub fn offline(context: &Context, args: &PlanArgs) -> Result<PlanReport, CliErro
         );
         let observed = ObservedState::assumed_offline(&spec.region, &spec.adopted_ips);
         let plan = planner::plan(&spec, &observed)?;
-        let cost = cost::of_plan(&plan)?;
-        stacks.push(StackPlan {
-            list_steps: context.output.verbose > 0,
-            assumed_azs: true,
-            plan,
-            cost,
-        });
+        stacks.push(StackPlan::new(plan, context.output.verbose > 0, true));
     }
     Ok(PlanReport {
         offline: true,
@@ -228,18 +234,26 @@ impl Display for StackPlan {
         if steps == 0 {
             writeln!(f, "No changes: the account already matches.")?;
         } else if self.list_steps {
-            writeln!(f, "{steps} step{}:", plural(steps))?;
+            writeln!(f, "{}:", counted(steps, "step"))?;
             for step in &plan.steps {
-                writeln!(f, "  step {}: {}", step.id.0, step.action.summary())?;
+                writeln!(f, "  {}", plan.describe(&step.action))?;
             }
         } else {
-            writeln!(f, "{steps} step{} (`-v` lists them)", plural(steps))?;
+            writeln!(f, "{} (`-v` lists them)", counted(steps, "step"))?;
         }
         for note in &plan.notes {
             writeln!(f, "{}: {note}", styled(style::WARNING, "note"))?;
         }
         writeln!(f)?;
-        write!(f, "{}", CostText(&self.cost))
+        match (&self.cost, &self.cost_unknown) {
+            (Some(cost), _) => write!(f, "{}", CostText(cost)),
+            (None, reason) => writeln!(
+                f,
+                "{}: unknown ({})",
+                styled(style::HEADER, "Monthly cost"),
+                reason.as_deref().unwrap_or("no prices")
+            ),
+        }
     }
 }
 
@@ -533,7 +547,7 @@ impl Display for CostText<'_> {
             .iter()
             .map(|line| {
                 let item = format!("{} × {}", line.quantity, line.item);
-                let rate = format!("{}/h × {HOURS_PER_MONTH} h", rate(line.hourly));
+                let rate = format!("{}/h × {HOURS_PER_MONTH} h", line.hourly.as_rate());
                 (format!("{item:<28}{rate}"), line.monthly.to_string())
             })
             .collect();
@@ -599,7 +613,7 @@ impl Display for CostText<'_> {
             writeln!(
                 f,
                 "  + {} per GB through the NAT gateways",
-                rate(cost.per_gb)
+                cost.per_gb.as_rate()
             )?;
         } else if instances.is_none() {
             writeln!(f, "  no NAT gateway: nothing is billed per GB")?;
@@ -608,32 +622,11 @@ impl Display for CostText<'_> {
             writeln!(
                 f,
                 "  + {} per GB through the interface endpoints",
-                rate(per_gb)
+                per_gb.as_rate()
             )?;
         }
         Ok(())
     }
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 {
-        ""
-    } else {
-        "s"
-    }
-}
-
-/// A price per unit with the precision it has: `$0.045`, `$0.005`, `$1.20`.
-fn rate(price: Usd) -> String {
-    let dollars = price.micros / 1_000_000;
-    let fraction = format!("{:06}", price.micros % 1_000_000);
-    let trimmed = fraction.trim_end_matches('0');
-    let decimals = if trimmed.len() < 2 {
-        &fraction[..2]
-    } else {
-        trimmed
-    };
-    format!("${dollars}.{decimals}")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -828,15 +821,9 @@ mod tests {
         };
         let observed = ObservedState::assumed_offline(&spec.region, &spec.adopted_ips);
         let plan = planner::plan(&spec, &observed).unwrap();
-        let cost = cost::of_plan(&plan).unwrap();
         PlanReport {
             offline: true,
-            stacks: vec![StackPlan {
-                list_steps: false,
-                assumed_azs: true,
-                plan,
-                cost,
-            }],
+            stacks: vec![StackPlan::new(plan, false, true)],
         }
     }
 
@@ -893,8 +880,15 @@ mod tests {
         assert!(plain(&report).contains(&format!("{steps} steps (`-v` lists them)")));
         report.stacks[0].list_steps = true;
         let text = plain(&report);
-        assert!(text.contains("step 0: create VPC 10.0.0.0/16"), "{text}");
-        assert_eq!(text.matches("  step ").count(), steps);
+        assert!(text.contains("\n  create VPC 10.0.0.0/16\n"), "{text}");
+        assert!(
+            !text.contains("step 1") && !text.contains("(new, step"),
+            "steps are named by what they make, never by number: {text}"
+        );
+        assert!(
+            text.contains("associate route table (new, private, us-east-1a) with subnet 10.0.0.0/20 (new, us-east-1a)"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -995,13 +989,5 @@ mod tests {
             assert!(!diagram.contains("igw"), "{diagram}");
             assert!(!diagram.contains("_nat"), "{diagram}");
         }
-    }
-
-    #[test]
-    fn rates_keep_their_precision() {
-        assert_eq!(rate(Usd::from_micros(45_000)), "$0.045");
-        assert_eq!(rate(Usd::from_micros(5_000)), "$0.005");
-        assert_eq!(rate(Usd::from_micros(1_200_000)), "$1.20");
-        assert_eq!(rate(Usd::from_micros(62_500)), "$0.0625");
     }
 }

@@ -250,7 +250,7 @@ impl Display for StackStatus {
                 writeln!(f, "    {tier} subnet {} {}", subnet.id, subnet.cidr)?;
             }
             for nat in o.nat_gateways.iter().filter(|n| n.slot == slot) {
-                writeln!(f, "    NAT gateway {} {:?}", nat.id, nat.state)?;
+                writeln!(f, "    NAT gateway {} {}", nat.id, nat.state)?;
             }
             for address in o.addresses.iter().filter(|a| a.slot == Some(slot)) {
                 writeln!(
@@ -272,7 +272,8 @@ impl Display for StackStatus {
                 let via = match default.map(|r| (&r.target, r.blackhole)) {
                     Some((_, true)) => "BLACKHOLE".to_owned(),
                     Some((RouteTarget::NatGateway(id), _)) => format!("→ {id}"),
-                    Some((other, _)) => format!("→ {other:?} (not a NAT gateway)"),
+                    Some((RouteTarget::Instance(id), _)) => format!("→ NAT instance {id}"),
+                    Some((other, _)) => format!("→ {other} (not a NAT)"),
                     None if isolated => "none: no route out (isolated)".to_owned(),
                     None => "NO DEFAULT ROUTE".to_owned(),
                 };
@@ -324,7 +325,9 @@ impl Display for StackStatus {
             writeln!(
                 f,
                 "Monthly cost before data: {} (+ {} per GB through NAT; prices of {})",
-                cost.fixed_total, cost.per_gb, cost.prices_date
+                cost.fixed_total,
+                cost.per_gb.as_rate(),
+                cost.prices_date
             )?;
         }
         Ok(())

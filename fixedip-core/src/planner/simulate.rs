@@ -1228,7 +1228,7 @@ pub fn check_well_formed(plan: &Plan) {
             .refs()
             .into_iter()
             .filter_map(|r| match r {
-                Ref::Step(id) => Some(*id),
+                Ref::Step(id) => Some(id),
                 Ref::Existing(_) => None,
             })
             .collect();
