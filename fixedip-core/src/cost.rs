@@ -77,8 +77,11 @@ impl serde::Serialize for Usd {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RegionPrices {
     pub region: &'static str,
-    /// Read from the AWS price pages on [`PRICES_DATE`]; `false`: from memory, to be checked.
+    /// The NAT gateway price was read from an AWS price list or bill ([`RegionPrices::source`]);
+    /// `false`: not confirmed by one, `plan` says so.
     pub checked: bool,
+    /// Where the NAT gateway price comes from, and when it was read.
+    pub source: &'static str,
     pub nat_gateway_hour: Usd,
     /// Data processed by a NAT gateway, per GB.
     pub nat_gateway_gb: Usd,
@@ -155,6 +158,8 @@ pub struct MonthlyCost {
     pub prices_date: &'static str,
     /// Whether the region's prices were checked on that date.
     pub prices_checked: bool,
+    /// Where the region's NAT gateway price comes from.
+    pub prices_source: &'static str,
     pub lines: Vec<CostLine>,
     /// The sum of the lines: what the stack costs before any data flows.
     pub fixed_total: Usd,
@@ -214,11 +219,17 @@ pub const NAT_INSTANCE_ITEM: &str = "NAT instance (t4g.nano)";
 /// Public IPv4 addresses cost the same in every region.
 const PUBLIC_IPV4_HOUR: Usd = usd(5_000);
 
-const fn region(region: &'static str, checked: bool, nat_micros: u64) -> RegionPrices {
+const fn region(
+    region: &'static str,
+    checked: bool,
+    nat_micros: u64,
+    source: &'static str,
+) -> RegionPrices {
     // A NAT gateway's hourly and per-GB prices are the same number in every region listed here.
     RegionPrices {
         region,
         checked,
+        source,
         nat_gateway_hour: usd(nat_micros),
         nat_gateway_gb: usd(nat_micros),
         public_ipv4_hour: PUBLIC_IPV4_HOUR,
@@ -226,33 +237,62 @@ const fn region(region: &'static str, checked: bool, nat_micros: u64) -> RegionP
     }
 }
 
-/// Sorted by region. `checked: false` rows are from memory of the AWS price pages and have not
-/// been compared with them on [`PRICES_DATE`]: check them before quoting them.
+/// Not confirmed by an AWS price list or bill: remembered from the AWS price page.
+const UNCHECKED: &str = "the AWS NAT gateway price page as remembered, not confirmed";
+
+/// Sorted by region. A commercial region that is not here is planned and deployed with its cost
+/// unknown (a warning, never a refusal). Public IPv4 is $0.005/h in every region (AWS, since
+/// 2024-02-01).
 static PRICE_TABLE: [RegionPrices; 16] = [
     // t4g.nano, Linux on demand: $0.0054/h in Tokyo, $0.0042/h in N. Virginia (read on
     // PRICES_DATE from https://aws.amazon.com/ec2/pricing/on-demand/).
     RegionPrices {
         t4g_nano_hour: Some(usd(5_400)),
-        ..region("ap-northeast-1", true, 62_000)
+        ..region(
+            "ap-northeast-1",
+            true,
+            62_000,
+            "AWS price page and Price List API (APN1-NatGateway-Hours), read 2026-09-25",
+        )
     },
-    region("ap-northeast-2", false, 59_000), // unchecked
-    region("ap-south-1", false, 56_000),     // unchecked
-    region("ap-southeast-1", false, 59_000), // unchecked
-    region("ap-southeast-2", false, 59_000), // unchecked
-    region("ca-central-1", false, 50_000),   // unchecked
-    region("eu-central-1", false, 52_000),   // unchecked
-    region("eu-north-1", false, 46_000),     // unchecked
-    region("eu-west-1", false, 48_000),      // unchecked
-    region("eu-west-2", false, 50_000),      // unchecked
-    region("eu-west-3", false, 50_000),      // unchecked
-    region("sa-east-1", false, 93_000),      // unchecked
+    region("ap-northeast-2", false, 59_000, UNCHECKED),
+    region("ap-south-1", false, 56_000, UNCHECKED),
+    region(
+        "ap-southeast-1",
+        true,
+        59_000,
+        "an AWS bill for ap-southeast-1 (May 2025) and a 2026 field report: $0.059/h and $0.059/GB",
+    ),
+    region("ap-southeast-2", false, 59_000, UNCHECKED),
+    region("ca-central-1", false, 50_000, UNCHECKED),
+    region("eu-central-1", false, 52_000, UNCHECKED),
+    region("eu-north-1", false, 46_000, UNCHECKED),
+    region(
+        "eu-west-1",
+        true,
+        48_000,
+        "AWS Price List rows EU-NatGateway-Hours and EU-NatGateway-Bytes ($0.048), read 2026",
+    ),
+    region("eu-west-2", false, 50_000, UNCHECKED),
+    region("eu-west-3", false, 50_000, UNCHECKED),
+    region("sa-east-1", false, 93_000, UNCHECKED),
     RegionPrices {
         t4g_nano_hour: Some(usd(4_200)),
-        ..region("us-east-1", true, 45_000)
+        ..region(
+            "us-east-1",
+            true,
+            45_000,
+            "AWS Price List, SKU M2YSHUBETB3JX4M4 ($0.045 per NAT Gateway hour and per GB), read 2026-11-01",
+        )
     },
-    region("us-east-2", false, 45_000), // unchecked
-    region("us-west-1", false, 48_000), // unchecked
-    region("us-west-2", false, 45_000), // unchecked
+    region(
+        "us-east-2",
+        false,
+        45_000,
+        "field reports of 2026 ($0.045/h and /GB in Ohio, as in N. Virginia), not an AWS list",
+    ),
+    region("us-west-1", false, 48_000, UNCHECKED),
+    region("us-west-2", false, 45_000, UNCHECKED),
 ];
 
 /// Interface VPC endpoints (AWS PrivateLink): per endpoint per AZ per hour, and per GB processed
@@ -363,6 +403,7 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         region: region.to_owned(),
         prices_date: PRICES_DATE,
         prices_checked: prices.checked,
+        prices_source: prices.source,
         fixed_total: usd(lines.iter().map(|line| line.monthly.micros).sum()),
         lines,
         per_gb: prices.nat_gateway_gb,

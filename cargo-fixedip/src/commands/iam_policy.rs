@@ -39,7 +39,7 @@ pub enum Scope {
     LambdaInterfaces,
     /// A Lambda function (names are the user's choice, so `function:*`).
     Function,
-    /// The stack's execution role, `fixedip-<stack>-lambda`.
+    /// The stack's execution roles, `fixedip-<stack>-<region>-lambda`.
     StackRole,
     /// Attaching or detaching the two AWS-managed execution policies, and nothing else.
     ExecutionPolicies,

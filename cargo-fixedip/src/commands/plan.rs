@@ -539,7 +539,7 @@ impl Display for CostText<'_> {
             cost.prices_date
         )?;
         if !cost.prices_checked {
-            write!(f, ", not yet checked for this region")?;
+            write!(f, "; not confirmed for this region: {}", cost.prices_source)?;
         }
         writeln!(f, "):")?;
         let mut rows: Vec<(String, String)> = cost
