@@ -740,7 +740,12 @@ mod tests {
             .filter(|p| p.checked)
             .map(|p| p.region)
             .collect();
-        assert_eq!(checked, ["ap-northeast-1", "us-east-1"]);
+        assert_eq!(
+            checked,
+            ["ap-northeast-1", "ap-southeast-1", "eu-west-1", "us-east-1"]
+        );
+        // Every row says where its NAT price came from, checked or not.
+        assert!(price_table().iter().all(|p| !p.source.trim().is_empty()));
         assert!(price_table()
             .iter()
             .all(|p| p.public_ipv4_hour == Usd::from_micros(5_000)));
