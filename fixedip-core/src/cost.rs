@@ -237,45 +237,111 @@ const fn region(
     }
 }
 
-/// Not confirmed by an AWS price list or bill: remembered from the AWS price page.
-const UNCHECKED: &str = "the AWS NAT gateway price page as remembered, not confirmed";
+/// Hourly NAT gateway prices come from an AWS Price List snapshot: the EC2 offer files
+/// of version 20260904231117 (published 2026-09-04), as trimmed into `internal/cost/prices/aws.json`
+/// of github.com/mooncitizen/togen (commit 36c1abbf, dated 2026-09-06), one
+/// `<prefix>-NatGateway-Hours` SKU per region. docs/prices.md quotes every row's source. For the regions marked with this, no source for the per-GB
+/// price was found: it is taken to equal the hourly one, as it does in all 14 regions where both
+/// were read.
+const HOURLY_ONLY: &str =
+    "AWS Price List, EC2 offer 20260904231117, hourly price only: per-GB assumed equal";
 
-/// Sorted by region. A commercial region that is not here is planned and deployed with its cost
-/// unknown (a warning, never a refusal). Public IPv4 is $0.005/h in every region (AWS, since
-/// 2024-02-01).
-static PRICE_TABLE: [RegionPrices; 16] = [
-    // t4g.nano, Linux on demand: $0.0054/h in Tokyo, $0.0042/h in N. Virginia (read on
-    // PRICES_DATE from https://aws.amazon.com/ec2/pricing/on-demand/).
+/// Sorted by region. A commercial region that is not here (ap-east-1, ap-east-2, ap-southeast-3,
+/// -4, -5, -7, ca-west-1, il-central-1 and mx-central-1: no price source could be read for them)
+/// is planned and deployed with its cost unknown (a warning, never a refusal). Public IPv4 is
+/// $0.005/h in every region (AWS, since 2024-02-01). `checked`: both NAT prices read from a price
+/// list or a bill.
+static PRICE_TABLE: [RegionPrices; 24] = [
+    region(
+        "af-south-1",
+        true,
+        57_000,
+        "AWS Price List, EC2 offer 20260904231117 (AFS1-NatGateway-Hours; -Bytes in a Cape Town price table quoting SKU VJUNJK7THUCUPZ5C)",
+    ),
+    // t4g.nano, Linux on demand: $0.0054/h in Tokyo (a table of 2026 calling itself an
+    // estimate: not confirmed), $0.0042/h in N. Virginia (Karpenter's generated price file of
+    // 2026-07-20, aws/karpenter-provider-aws), $0.0028/h in Mumbai (official pricing read
+    // 2026-08-07, quoted in a cost note).
     RegionPrices {
         t4g_nano_hour: Some(usd(5_400)),
         ..region(
             "ap-northeast-1",
             true,
             62_000,
-            "AWS price page and Price List API (APN1-NatGateway-Hours), read 2026-09-25",
+            "AWS price page and Price List API (APN1-NatGateway-Hours, -Bytes), read 2026-09-25",
         )
     },
-    region("ap-northeast-2", false, 59_000, UNCHECKED),
-    region("ap-south-1", false, 56_000, UNCHECKED),
+    region(
+        "ap-northeast-2",
+        true,
+        59_000,
+        "AWS Price List (APN2-NatGateway-Hours, offer 20260904231117; \"$0.059 per GB Data Processed by NAT Gateways\", 2026-10-01)",
+    ),
+    region("ap-northeast-3", false, 62_000, HOURLY_ONLY),
+    RegionPrices {
+        t4g_nano_hour: Some(usd(2_800)),
+        ..region(
+            "ap-south-1",
+            true,
+            56_000,
+            "AWS Price List (APS3-NatGateway-Hours, offer 20260904231117; per GB from the price list of 2026-09-22)",
+        )
+    },
+    region(
+        "ap-south-2",
+        false,
+        56_000,
+        "an AWS bill for Asia Pacific (Hyderabad), June 2026: \"$0.056 per NAT gateway Hour\"; per-GB assumed equal",
+    ),
     region(
         "ap-southeast-1",
         true,
         59_000,
-        "an AWS bill for ap-southeast-1 (May 2025) and a 2026 field report: $0.059/h and $0.059/GB",
+        "AWS Price List (APS1-NatGateway-Hours, offer 20260904231117) and an AWS bill for ap-southeast-1 (May 2025): $0.059/GB",
     ),
-    region("ap-southeast-2", false, 59_000, UNCHECKED),
-    region("ca-central-1", false, 50_000, UNCHECKED),
-    region("eu-central-1", false, 52_000, UNCHECKED),
-    region("eu-north-1", false, 46_000, UNCHECKED),
+    region(
+        "ap-southeast-2",
+        true,
+        59_000,
+        "AWS Price List (APS2-NatGateway-Hours, offer 20260904231117); $0.059/GB in a 2026 cost note",
+    ),
+    region("ca-central-1", false, 50_000, HOURLY_ONLY),
+    region(
+        "eu-central-1",
+        true,
+        52_000,
+        "AWS Price List (EUC1-NatGateway-Hours, offer 20260904231117); $0.052/GB in a 2026 design record",
+    ),
+    region("eu-central-2", false, 57_200, HOURLY_ONLY),
+    region("eu-north-1", false, 46_000, HOURLY_ONLY),
+    region("eu-south-1", false, 50_000, HOURLY_ONLY),
+    region("eu-south-2", false, 48_000, HOURLY_ONLY),
     region(
         "eu-west-1",
         true,
         48_000,
-        "AWS Price List rows EU-NatGateway-Hours and EU-NatGateway-Bytes ($0.048), read 2026",
+        "AWS Price List rows EU-NatGateway-Hours and EU-NatGateway-Bytes ($0.048), offer 20260904231117",
     ),
-    region("eu-west-2", false, 50_000, UNCHECKED),
-    region("eu-west-3", false, 50_000, UNCHECKED),
-    region("sa-east-1", false, 93_000, UNCHECKED),
+    region(
+        "eu-west-2",
+        true,
+        50_000,
+        "AWS Price List offer CSV 20260904231117 (EUW2-NatGateway-Hours and -Bytes)",
+    ),
+    region("eu-west-3", false, 50_000, HOURLY_ONLY),
+    region(
+        "me-central-1",
+        true,
+        52_800,
+        "AWS Price List (MEC1-NatGateway-Hours, offer 20260904231117; per GB from the EC2 price list of 2026-09-25)",
+    ),
+    region("me-south-1", false, 52_800, HOURLY_ONLY),
+    region(
+        "sa-east-1",
+        true,
+        93_000,
+        "AWS Price List (SAE1-NatGateway-Hours, offer 20260904231117); $0.093/GB from the price list of July 2026",
+    ),
     RegionPrices {
         t4g_nano_hour: Some(usd(4_200)),
         ..region(
@@ -287,12 +353,17 @@ static PRICE_TABLE: [RegionPrices; 16] = [
     },
     region(
         "us-east-2",
-        false,
+        true,
         45_000,
-        "field reports of 2026 ($0.045/h and /GB in Ohio, as in N. Virginia), not an AWS list",
+        "AWS Price List (USE2-NatGateway-Hours, offer 20260904231117); per GB from the AWS VPC pricing page as read 2026-09-20",
     ),
-    region("us-west-1", false, 48_000, UNCHECKED),
-    region("us-west-2", false, 45_000, UNCHECKED),
+    region("us-west-1", false, 48_000, HOURLY_ONLY),
+    region(
+        "us-west-2",
+        true,
+        45_000,
+        "AWS Price List (USW2-NatGateway-Hours, offer 20260904231117, and USW2-NatGateway-Bytes)",
+    ),
 ];
 
 /// Interface VPC endpoints (AWS PrivateLink): per endpoint per AZ per hour, and per GB processed
@@ -611,7 +682,10 @@ mod tests {
             unpriced.contains("1 × NAT instance (t4g.nano) in eu-west-1"),
             "{unpriced}"
         );
-        assert!(unpriced.contains("ap-northeast-1, us-east-1"), "{unpriced}");
+        assert!(
+            unpriced.contains("ap-northeast-1, ap-south-1, us-east-1"),
+            "{unpriced}"
+        );
 
         let mut spec = in_region(spec(1, &["f"]), "us-east-1");
         spec.modes.nat = crate::requirements::NatMode::Instance;
@@ -724,7 +798,7 @@ mod tests {
     fn an_unknown_region_names_the_table_and_the_known_regions() {
         let err = monthly(&topology(1, 1), "mars-north-1").unwrap_err();
         let message = err.to_string();
-        assert!(message.starts_with(&format!("no prices for region mars-north-1 in the table of {PRICES_DATE}; known regions: ap-northeast-1, ")), "{message}");
+        assert!(message.starts_with(&format!("no prices for region mars-north-1 in the table of {PRICES_DATE}; known regions: af-south-1, ap-northeast-1, ")), "{message}");
         assert!(message.contains("us-east-1"), "{message}");
     }
 
@@ -742,7 +816,22 @@ mod tests {
             .collect();
         assert_eq!(
             checked,
-            ["ap-northeast-1", "ap-southeast-1", "eu-west-1", "us-east-1"]
+            [
+                "af-south-1",
+                "ap-northeast-1",
+                "ap-northeast-2",
+                "ap-south-1",
+                "ap-southeast-1",
+                "ap-southeast-2",
+                "eu-central-1",
+                "eu-west-1",
+                "eu-west-2",
+                "me-central-1",
+                "sa-east-1",
+                "us-east-1",
+                "us-east-2",
+                "us-west-2"
+            ]
         );
         // Every row says where its NAT price came from, checked or not.
         assert!(price_table().iter().all(|p| !p.source.trim().is_empty()));

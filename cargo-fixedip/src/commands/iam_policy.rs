@@ -300,9 +300,17 @@ pub fn policy_document() -> Value {
     ));
     statements.push(statement(
         "TagAddressesForTheStack",
-        tagging,
+        tagging.clone(),
         ec2_arns(&["elastic-ip"]),
         Some(stack_tag_present("aws:RequestTag")),
+    ));
+    // Marking one of the stack's addresses `fixedip:address=retained` (destroy, fewer NATs) tags
+    // it with that key alone: the address carries the stack tag, the request does not.
+    statements.push(statement(
+        "RetagTheStacksAddresses",
+        tagging,
+        ec2_arns(&["elastic-ip"]),
+        Some(stack_tag_present("aws:ResourceTag")),
     ));
     statements.push(statement(
         "ChangeOnlyTheStacksResources",

@@ -12,10 +12,12 @@
 //! # let _ = creates; Ok(()) }
 //! ```
 
+pub mod authorization;
 mod control;
 pub mod dependencies;
 pub mod enis;
 pub mod faults;
+pub mod iam;
 pub mod log;
 pub mod protocol;
 pub mod proxy;
@@ -23,6 +25,7 @@ pub mod scenario;
 pub mod timing;
 pub mod upstream;
 
+pub use iam::Authorization;
 pub use log::{LogEntry, LogQueries, LogSummary, Outcome};
 pub use protocol::Operation;
 pub use proxy::{ChaosProxy, ProxyOptions, StartError};

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::iam::Authorization;
 use crate::protocol::Operation;
 use crate::scenario::Fault;
 
@@ -57,6 +58,9 @@ pub struct LogEntry {
     #[serde(rename = "end_ms", serialize_with = "as_millis")]
     pub end: Duration,
     pub outcome: Outcome,
+    /// What IAM authorizes for the call (`authorization.rs`), read before moto applied it: the
+    /// suites judge every call against `cargo fixedip iam-policy` with it.
+    pub authorizations: Vec<Authorization>,
     /// The same instants, for Rust callers that compare with their own clock.
     #[serde(skip)]
     pub started_at: Instant,
@@ -83,7 +87,13 @@ impl RequestLog {
     }
 
     /// Records a finished call and returns its sequence number.
-    pub fn record(&self, operation: Operation, started_at: Instant, outcome: Outcome) -> u64 {
+    pub fn record(
+        &self,
+        operation: Operation,
+        authorizations: Vec<Authorization>,
+        started_at: Instant,
+        outcome: Outcome,
+    ) -> u64 {
         let ended_at = Instant::now();
         let mut entries = self.entries.lock().expect("log lock");
         let seq = entries.len() as u64 + 1;
@@ -93,6 +103,7 @@ impl RequestLog {
             start: started_at.duration_since(self.origin),
             end: ended_at.duration_since(self.origin),
             outcome,
+            authorizations,
             started_at,
             ended_at,
         });
@@ -203,6 +214,7 @@ mod tests {
             start: Duration::from_millis(start_ms),
             end: Duration::from_millis(end_ms),
             outcome: Outcome::Answered { status: 200 },
+            authorizations: Vec::new(),
             started_at: now,
             ended_at: now,
         }

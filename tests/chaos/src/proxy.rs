@@ -21,10 +21,12 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+use crate::authorization;
 use crate::control;
 use crate::dependencies;
 use crate::enis::{self, Hyperplane, VpcAttachment};
 use crate::faults::{self, FaultPlan};
+use crate::iam::Authorization;
 use crate::log::{LogEntry, Outcome, RequestLog};
 use crate::protocol::{self, Operation, Protocol, RequestView};
 use crate::scenario::{Fault, Latency, Scenario};
@@ -325,6 +327,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
             Vec::new()
         },
         function: protocol::lambda_function_name(parts.uri.path()),
+        path: parts.uri.path().to_owned(),
         operation,
         started: Instant::now(),
     };
@@ -332,9 +335,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     // AWS, a call that reached the service takes effect, and the log never misses it.
     let task = tokio::spawn(async move {
         reap_lingering_enis(&shared).await;
+        let authorizations = authorizations(&shared, &call, &body).await;
         let mut forwarded = false;
         let answer = process(&shared, &call, parts, body, &mut forwarded).await;
-        record(&shared, &call, &answer);
+        record(&shared, &call, authorizations, &answer);
         // Signalled once the last forwarded call is in the log, so that a test woken by it sees
         // every call that reached moto there, and moto has applied them all.
         if forwarded {
@@ -363,14 +367,44 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Answer {
     }
 }
 
-fn record(shared: &Shared, call: &Call, answer: &Processed) {
+/// What IAM would authorize for the call, with the tags its resources carry before moto applies
+/// it. A lookup moto fails is recorded as an authorization no policy grants, so that the suites'
+/// policy check fails loudly rather than judging nothing.
+async fn authorizations(shared: &Shared, call: &Call, body: &Bytes) -> Vec<Authorization> {
+    let json: Value = match call.operation.protocol {
+        Protocol::RestJson | Protocol::Json11 => {
+            serde_json::from_slice(body).unwrap_or(Value::Null)
+        }
+        _ => Value::Null,
+    };
+    authorization::of_call(
+        &shared.upstream,
+        &call.caller,
+        &call.operation,
+        &call.params,
+        &call.path,
+        &json,
+    )
+    .await
+    .unwrap_or_else(|error| {
+        vec![Authorization::new(
+            "chaos:TagLookupFailed",
+            format!("{}: {error}", call.operation.name),
+        )]
+    })
+}
+
+fn record(shared: &Shared, call: &Call, authorizations: Vec<Authorization>, answer: &Processed) {
     let outcome = match answer {
         Processed::Send(_, outcome) | Processed::Drop(outcome) => outcome.clone(),
         Processed::Hold => Outcome::Held,
     };
-    let seq = shared
-        .log
-        .record(call.operation.clone(), call.started, outcome.clone());
+    let seq = shared.log.record(
+        call.operation.clone(),
+        authorizations,
+        call.started,
+        outcome.clone(),
+    );
     if shared.echo {
         let kind = if call.operation.mutating {
             "write"
@@ -395,6 +429,8 @@ struct Call {
     params: Vec<(String, String)>,
     /// The function named in a Lambda path.
     function: Option<String>,
+    /// The request's path (Lambda names functions and tagged ARNs there).
+    path: String,
     started: Instant,
 }
 

@@ -350,9 +350,9 @@ pub async fn assert_one_stack(lab: &Lab, azs: usize, functions: &[&str], what: &
 // ---------------------------------------------------------------------------------------------
 // The IAM policy check: every call the tool made is allowed by `cargo fixedip iam-policy`.
 
-fn policy_actions() -> &'static BTreeSet<String> {
-    static ACTIONS: OnceLock<BTreeSet<String>> = OnceLock::new();
-    ACTIONS.get_or_init(|| {
+fn policy_document() -> &'static serde_json::Value {
+    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
+    DOCUMENT.get_or_init(|| {
         let output = Command::new(fixedip_tests::cargo_fixedip_bin())
             .args(["fixedip", "iam-policy"])
             .output()
@@ -361,34 +361,33 @@ fn policy_actions() -> &'static BTreeSet<String> {
         let document: serde_json::Value =
             serde_json::from_slice(&output.stdout).expect("iam-policy prints JSON");
         assert_eq!(document["Version"], "2012-10-17");
-        document["Statement"]
-            .as_array()
-            .expect("statements")
-            .iter()
-            .filter(|s| s["Effect"] == "Allow")
-            .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
-            .map(|a| a.as_str().expect("action names").to_owned())
-            .collect()
+        document
     })
 }
 
-/// Every operation in the log, as `<service>:<Operation>`, must be allowed by the policy.
+/// Every authorization of every call in the log (action, resource, the resource's tags then, the
+/// request's tags and condition keys: `fixedip_chaos::authorization`) must be allowed by the
+/// document `cargo fixedip iam-policy` prints, conditions included (`fixedip_chaos::iam`).
 pub fn assert_allowed_by_iam_policy(log: &[LogEntry]) {
-    let granted = policy_actions();
-    let allowed = |action: &str| {
-        granted.iter().any(|g| match g.strip_suffix('*') {
-            Some(prefix) => action.starts_with(prefix),
-            None => g == action,
-        })
-    };
+    let document = policy_document();
     let denied: BTreeSet<String> = log
         .iter()
-        .map(|e| format!("{}:{}", e.operation.service, e.operation.name))
-        .filter(|a| !allowed(a))
+        .flat_map(|entry| {
+            entry.authorizations.iter().filter_map(move |authorization| {
+                fixedip_chaos::iam::evaluate(document, authorization)
+                    .err()
+                    .map(|why| format!("{} → {authorization}: {why}", entry.operation.name))
+            })
+        })
         .collect();
     assert!(
+        log.iter().all(|entry| !entry.authorizations.is_empty()),
+        "every logged call carries what IAM authorizes for it"
+    );
+    assert!(
         denied.is_empty(),
-        "calls the iam-policy document does not allow: {denied:?}"
+        "calls the iam-policy document denies:\n{}",
+        denied.into_iter().collect::<Vec<_>>().join("\n")
     );
 }
 
