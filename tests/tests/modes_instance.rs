@@ -8,10 +8,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 
+use crate::common;
+
 use aws_sdk_ec2::types::Filter;
-use fixedip_tests::{
-    cargo_fixedip_bin, count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator,
-};
+use fixedip_chaos::{ChaosProxy, Scenario};
+use fixedip_tests::{count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator};
 
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
 
@@ -21,8 +22,26 @@ fn run(emulator: &Emulator, args: &[&str]) -> Output {
     command.output().expect("cargo-fixedip runs")
 }
 
+/// `run` through a chaos proxy that only watches (no faults, no delays): its log carries what
+/// IAM authorizes for each call.
+fn run_via(emulator: &Emulator, proxy: &ChaosProxy, args: &[&str]) -> Output {
+    let mut command = emulator.cargo_fixedip();
+    command
+        .args(args)
+        .current_dir(example_dir())
+        .env("AWS_ENDPOINT_URL", proxy.url());
+    command.output().expect("cargo-fixedip runs")
+}
+
 fn ok(emulator: &Emulator, args: &[&str]) -> Output {
-    let output = run(emulator, args);
+    succeeded(run(emulator, args), args)
+}
+
+fn ok_via(emulator: &Emulator, proxy: &ChaosProxy, args: &[&str]) -> Output {
+    succeeded(run_via(emulator, proxy, args), args)
+}
+
+fn succeeded(output: Output, args: &[&str]) -> Output {
     assert!(
         output.status.success(),
         "cargo fixedip {args:?}:\n{}\n{}",
@@ -32,33 +51,15 @@ fn ok(emulator: &Emulator, args: &[&str]) -> Output {
     output
 }
 
-/// Every call made since `mark` (the tool's, and this test's own reads) is one that
-/// `cargo fixedip iam-policy` allows: NAT instances add RunInstances, AssociateAddress,
-/// ModifyInstanceAttribute, TerminateInstances and ssm:GetParameter.
-fn assert_calls_allowed_by_the_policy(emulator: &Emulator, mark: fixedip_tests::RequestMark) {
-    let output = std::process::Command::new(cargo_fixedip_bin())
-        .args(["fixedip", "iam-policy"])
-        .output()
-        .expect("cargo-fixedip runs");
-    assert!(output.status.success(), "iam-policy runs");
-    let document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let granted: BTreeSet<String> = document["Statement"]
-        .as_array()
-        .expect("statements")
+/// Every call the tool made through `proxy` is one `cargo fixedip iam-policy` allows, judged with
+/// its resources' tags and its conditions (`common::assert_allowed_by_iam_policy`); NAT instances
+/// add RunInstances, AssociateAddress, ModifyInstanceAttribute, TerminateInstances and
+/// ssm:GetParameter, which must all have been made.
+fn assert_calls_allowed_by_the_policy(proxy: &ChaosProxy) {
+    let log = proxy.log();
+    let made: BTreeSet<String> = log
         .iter()
-        .flat_map(|s| s["Action"].as_array().cloned().unwrap_or_default())
-        .filter_map(|a| a.as_str().map(str::to_owned))
-        .collect();
-    let allowed = |action: &str| {
-        granted.iter().any(|g| match g.strip_suffix('*') {
-            Some(prefix) => action.starts_with(prefix),
-            None => g == action,
-        })
-    };
-    let made: BTreeSet<String> = emulator
-        .requests_since(mark)
-        .iter()
-        .map(|c| format!("{}:{}", c.service, c.operation))
+        .map(|e| format!("{}:{}", e.operation.service, e.operation.name))
         .collect();
     for instance_call in [
         "ec2:RunInstances",
@@ -70,8 +71,7 @@ fn assert_calls_allowed_by_the_policy(emulator: &Emulator, mark: fixedip_tests::
             "{instance_call} not made: {made:?}"
         );
     }
-    let denied: BTreeSet<&String> = made.iter().filter(|action| !allowed(action)).collect();
-    assert!(denied.is_empty(), "not in iam-policy: {denied:?}");
+    common::assert_allowed_by_iam_policy(&log);
 }
 
 fn zip(name: &str) -> String {
@@ -281,23 +281,26 @@ async fn switching_gateway_to_instance_and_back_keeps_the_elastic_ips() {
     let gateways = example_zip().to_str().unwrap().to_owned();
     let instances = zip("nat-instance");
     let manifest = fixtures_manifest().to_str().unwrap().to_owned();
-    let start = emulator.mark();
-    ok(&emulator, &["deploy", "--zip", &gateways]);
+    let proxy = ChaosProxy::start(&emulator.endpoint(), Scenario::default())
+        .await
+        .expect("the chaos proxy starts");
+    ok_via(&emulator, &proxy, &["deploy", "--zip", &gateways]);
     let ips = stack_ips(&emulator).await;
     assert_eq!(ips.len(), 2);
     assert_eq!(live_nat_gateways(&emulator).await, 2);
 
-    ok(
+    ok_via(
         &emulator,
+        &proxy,
         &on_fixtures(&manifest, &["deploy", "--zip", &instances]),
     );
     assert_eq!(stack_ips(&emulator).await, ips);
     assert_eq!(live_nat_gateways(&emulator).await, 0);
     assert_routed_through_instances(&emulator).await;
 
-    ok(&emulator, &["deploy", "--zip", &gateways]);
+    ok_via(&emulator, &proxy, &["deploy", "--zip", &gateways]);
     assert_eq!(stack_ips(&emulator).await, ips);
     assert_eq!(live_nat_gateways(&emulator).await, 2);
     assert!(live_instances(&emulator).await.is_empty());
-    assert_calls_allowed_by_the_policy(&emulator, start);
+    assert_calls_allowed_by_the_policy(&proxy);
 }

@@ -15,7 +15,9 @@ use fixedip_tests::{cargo_fixedip_bin, workspace_root};
 /// The fenced blocks of the README's "## Quickstart" section, as (language, text).
 fn quickstart_blocks() -> Vec<(String, String)> {
     let readme = std::fs::read_to_string(workspace_root().join("README.md")).expect("README.md");
-    let start = readme.find("\n## Quickstart").expect("a Quickstart section");
+    let start = readme
+        .find("\n## Quickstart")
+        .expect("a Quickstart section");
     let section = &readme[start + 1..];
     let end = section[3..].find("\n## ").map_or(section.len(), |i| i + 3);
     let mut blocks = Vec::new();
@@ -45,12 +47,7 @@ fn cargo() -> Command {
 /// Runs a quickstart command line (`cargo fixedip ...`) in `dir`, the CLI under test standing in
 /// for the installed `cargo-fixedip`.
 fn run_line(line: &str, dir: &Path, target: &Path) -> std::process::Output {
-    let words: Vec<&str> = line
-        .split('#')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .collect();
+    let words: Vec<&str> = line.split('#').next().unwrap().split_whitespace().collect();
     assert_eq!(&words[..2], ["cargo", "fixedip"], "{line}");
     Command::new(cargo_fixedip_bin())
         .arg("fixedip")
@@ -91,7 +88,9 @@ fn the_quickstart_builds_and_plans_as_written() {
     assert!(status.success(), "cargo new");
     let dir = home.path().join("partner-sync");
     let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
-    let at = manifest.find("[dependencies]").expect("cargo new writes [dependencies]");
+    let at = manifest
+        .find("[dependencies]")
+        .expect("cargo new writes [dependencies]");
     let manifest = format!(
         "{}{}\n[workspace]\n",
         &manifest[..at],
@@ -178,7 +177,10 @@ fn the_crates_package_for_the_registry() {
         .expect("cargo package");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "cargo package:\n{stderr}");
-    assert!(!stderr.contains("warning"), "cargo package warned:\n{stderr}");
+    assert!(
+        !stderr.contains("warning"),
+        "cargo package warned:\n{stderr}"
+    );
     for krate in [
         "fixedip-requirements",
         "fixedip-core",

@@ -18,6 +18,7 @@ pub mod dependencies;
 pub mod enis;
 pub mod faults;
 pub mod iam;
+pub mod launch;
 pub mod log;
 pub mod protocol;
 pub mod proxy;

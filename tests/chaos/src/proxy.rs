@@ -27,6 +27,7 @@ use crate::dependencies;
 use crate::enis::{self, Hyperplane, VpcAttachment};
 use crate::faults::{self, FaultPlan};
 use crate::iam::Authorization;
+use crate::launch;
 use crate::log::{LogEntry, Outcome, RequestLog};
 use crate::protocol::{self, Operation, Protocol, RequestView};
 use crate::scenario::{Fault, Latency, Scenario};
@@ -749,6 +750,12 @@ async fn after_moto(
                 |id| state.hyperplane.holds(id),
                 &filters,
             ))
+        }
+        ("ec2", "RunInstances") => {
+            // Best effort: an interface left untagged shows in the suites' IAM check.
+            let _ =
+                launch::tag_interfaces(&shared.upstream, &call.caller, &call.params, &text()).await;
+            None
         }
         ("iam", "CreateRole") => {
             if let Some(arn) = xml_texts(&text(), "Arn").first() {

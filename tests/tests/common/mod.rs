@@ -373,11 +373,14 @@ pub fn assert_allowed_by_iam_policy(log: &[LogEntry]) {
     let denied: BTreeSet<String> = log
         .iter()
         .flat_map(|entry| {
-            entry.authorizations.iter().filter_map(move |authorization| {
-                fixedip_chaos::iam::evaluate(document, authorization)
-                    .err()
-                    .map(|why| format!("{} → {authorization}: {why}", entry.operation.name))
-            })
+            entry
+                .authorizations
+                .iter()
+                .filter_map(move |authorization| {
+                    fixedip_chaos::iam::evaluate(document, authorization)
+                        .err()
+                        .map(|why| format!("{} → {authorization}: {why}", entry.operation.name))
+                })
         })
         .collect();
     assert!(
