@@ -12,6 +12,7 @@
 //! temporary name and renamed into place, so that no process ever reads another's half-written zip.
 
 pub mod console;
+pub mod iam_policy;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -44,17 +45,27 @@ pub fn example_dir() -> PathBuf {
 }
 
 /// A moto server of this test's own (fixedip-moto, the launcher every suite shares), with the
-/// SDK settings and the CLI pointed at it; stopped when dropped.
+/// SDK settings pointed at it and the CLI pointed at a proxy in front of it that only watches;
+/// stopped when dropped. Dropped at the end of a test that did not fail, it checks that every call
+/// the CLI made is one `cargo fixedip iam-policy` allows ([`iam_policy`]).
 pub struct Emulator {
+    watcher: iam_policy::Watcher,
     moto: Moto,
 }
 
 impl Emulator {
     /// Starts moto and waits until it answers. Panics with what to do when moto is not installed.
     pub fn start() -> Emulator {
+        let moto = Moto::start();
         Emulator {
-            moto: Moto::start(),
+            watcher: iam_policy::Watcher::start(&moto.url()),
+            moto,
         }
+    }
+
+    /// Every call the CLI made through this emulator, with what IAM authorizes for each.
+    pub fn cli_calls(&self) -> Vec<fixedip_chaos::LogEntry> {
+        self.watcher.log()
     }
 
     /// What moto wrote to stderr, for failure messages.
@@ -62,7 +73,7 @@ impl Emulator {
         self.moto.log()
     }
 
-    /// `http://127.0.0.1:PORT`, the value of `AWS_ENDPOINT_URL`.
+    /// moto's own `http://127.0.0.1:PORT`: the test's own SDK calls go there, unwatched.
     pub fn endpoint(&self) -> String {
         self.moto.url()
     }
@@ -110,7 +121,7 @@ impl Emulator {
             .display()
             .to_string();
         vec![
-            ("AWS_ENDPOINT_URL", self.endpoint()),
+            ("AWS_ENDPOINT_URL", self.watcher.url()),
             ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID.to_owned()),
             ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY.to_owned()),
             ("AWS_REGION", REGION.to_owned()),
@@ -148,6 +159,14 @@ impl Emulator {
     /// Calls moto's own API (`/moto-api/...`); panics on anything but a 2xx.
     pub fn moto_api(&self, method: &str, path: &str, body: &str) -> String {
         self.moto.moto_api(method, path, body)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            iam_policy::assert_allowed_by_iam_policy(&self.watcher.log());
+        }
     }
 }
 

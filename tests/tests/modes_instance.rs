@@ -8,10 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Output;
 
-use crate::common;
-
 use aws_sdk_ec2::types::Filter;
-use fixedip_chaos::{ChaosProxy, Scenario};
 use fixedip_tests::{count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator};
 
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
@@ -22,26 +19,8 @@ fn run(emulator: &Emulator, args: &[&str]) -> Output {
     command.output().expect("cargo-fixedip runs")
 }
 
-/// `run` through a chaos proxy that only watches (no faults, no delays): its log carries what
-/// IAM authorizes for each call.
-fn run_via(emulator: &Emulator, proxy: &ChaosProxy, args: &[&str]) -> Output {
-    let mut command = emulator.cargo_fixedip();
-    command
-        .args(args)
-        .current_dir(example_dir())
-        .env("AWS_ENDPOINT_URL", proxy.url());
-    command.output().expect("cargo-fixedip runs")
-}
-
 fn ok(emulator: &Emulator, args: &[&str]) -> Output {
-    succeeded(run(emulator, args), args)
-}
-
-fn ok_via(emulator: &Emulator, proxy: &ChaosProxy, args: &[&str]) -> Output {
-    succeeded(run_via(emulator, proxy, args), args)
-}
-
-fn succeeded(output: Output, args: &[&str]) -> Output {
+    let output = run(emulator, args);
     assert!(
         output.status.success(),
         "cargo fixedip {args:?}:\n{}\n{}",
@@ -51,12 +30,12 @@ fn succeeded(output: Output, args: &[&str]) -> Output {
     output
 }
 
-/// Every call the tool made through `proxy` is one `cargo fixedip iam-policy` allows, judged with
-/// its resources' tags and its conditions (`common::assert_allowed_by_iam_policy`); NAT instances
-/// add RunInstances, AssociateAddress, ModifyInstanceAttribute, TerminateInstances and
-/// ssm:GetParameter, which must all have been made.
-fn assert_calls_allowed_by_the_policy(proxy: &ChaosProxy) {
-    let log = proxy.log();
+/// Every call the tool made is one `cargo fixedip iam-policy` allows, judged with its resources'
+/// tags and its conditions (`fixedip_tests::iam_policy`; the emulator checks it again when
+/// dropped); NAT instances add RunInstances, AssociateAddress, ModifyInstanceAttribute,
+/// TerminateInstances and ssm:GetParameter, which must all have been made.
+fn assert_calls_allowed_by_the_policy(emulator: &Emulator) {
+    let log = emulator.cli_calls();
     let made: BTreeSet<String> = log
         .iter()
         .map(|e| format!("{}:{}", e.operation.service, e.operation.name))
@@ -71,7 +50,7 @@ fn assert_calls_allowed_by_the_policy(proxy: &ChaosProxy) {
             "{instance_call} not made: {made:?}"
         );
     }
-    common::assert_allowed_by_iam_policy(&log);
+    fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&log);
 }
 
 fn zip(name: &str) -> String {
@@ -281,26 +260,22 @@ async fn switching_gateway_to_instance_and_back_keeps_the_elastic_ips() {
     let gateways = example_zip().to_str().unwrap().to_owned();
     let instances = zip("nat-instance");
     let manifest = fixtures_manifest().to_str().unwrap().to_owned();
-    let proxy = ChaosProxy::start(&emulator.endpoint(), Scenario::default())
-        .await
-        .expect("the chaos proxy starts");
-    ok_via(&emulator, &proxy, &["deploy", "--zip", &gateways]);
+    ok(&emulator, &["deploy", "--zip", &gateways]);
     let ips = stack_ips(&emulator).await;
     assert_eq!(ips.len(), 2);
     assert_eq!(live_nat_gateways(&emulator).await, 2);
 
-    ok_via(
+    ok(
         &emulator,
-        &proxy,
         &on_fixtures(&manifest, &["deploy", "--zip", &instances]),
     );
     assert_eq!(stack_ips(&emulator).await, ips);
     assert_eq!(live_nat_gateways(&emulator).await, 0);
     assert_routed_through_instances(&emulator).await;
 
-    ok_via(&emulator, &proxy, &["deploy", "--zip", &gateways]);
+    ok(&emulator, &["deploy", "--zip", &gateways]);
     assert_eq!(stack_ips(&emulator).await, ips);
     assert_eq!(live_nat_gateways(&emulator).await, 2);
     assert!(live_instances(&emulator).await.is_empty());
-    assert_calls_allowed_by_the_policy(&proxy);
+    assert_calls_allowed_by_the_policy(&emulator);
 }

@@ -10,7 +10,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
-use std::sync::OnceLock;
 
 use fixedip_chaos::{ChaosProxy, LogEntry, Outcome, Scenario};
 use fixedip_tests::{example_dir, Emulator};
@@ -350,49 +349,7 @@ pub async fn assert_one_stack(lab: &Lab, azs: usize, functions: &[&str], what: &
 // ---------------------------------------------------------------------------------------------
 // The IAM policy check: every call the tool made is allowed by `cargo fixedip iam-policy`.
 
-fn policy_document() -> &'static serde_json::Value {
-    static DOCUMENT: OnceLock<serde_json::Value> = OnceLock::new();
-    DOCUMENT.get_or_init(|| {
-        let output = Command::new(fixedip_tests::cargo_fixedip_bin())
-            .args(["fixedip", "iam-policy"])
-            .output()
-            .expect("cargo-fixedip runs");
-        assert!(output.status.success(), "iam-policy runs");
-        let document: serde_json::Value =
-            serde_json::from_slice(&output.stdout).expect("iam-policy prints JSON");
-        assert_eq!(document["Version"], "2012-10-17");
-        document
-    })
-}
-
-/// Every authorization of every call in the log (action, resource, the resource's tags then, the
-/// request's tags and condition keys: `fixedip_chaos::authorization`) must be allowed by the
-/// document `cargo fixedip iam-policy` prints, conditions included (`fixedip_chaos::iam`).
-pub fn assert_allowed_by_iam_policy(log: &[LogEntry]) {
-    let document = policy_document();
-    let denied: BTreeSet<String> = log
-        .iter()
-        .flat_map(|entry| {
-            entry
-                .authorizations
-                .iter()
-                .filter_map(move |authorization| {
-                    fixedip_chaos::iam::evaluate(document, authorization)
-                        .err()
-                        .map(|why| format!("{} → {authorization}: {why}", entry.operation.name))
-                })
-        })
-        .collect();
-    assert!(
-        log.iter().all(|entry| !entry.authorizations.is_empty()),
-        "every logged call carries what IAM authorizes for it"
-    );
-    assert!(
-        denied.is_empty(),
-        "calls the iam-policy document denies:\n{}",
-        denied.into_iter().collect::<Vec<_>>().join("\n")
-    );
-}
+pub use fixedip_tests::iam_policy::assert_allowed_by_iam_policy;
 
 // ---------------------------------------------------------------------------------------------
 // Figures and running many labs.
