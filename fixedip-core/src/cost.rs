@@ -173,7 +173,29 @@ pub struct MonthlyCost {
     /// With `nats` fewer than `azs`: what the same stack costs with one NAT gateway per AZ, the
     /// default, so that `plan` can show what the fewer NATs save. `None` otherwise.
     pub with_one_nat_per_az: Option<Usd>,
+    /// With `nats` fewer than `azs`: the traffic of the AZs served by another AZ's NAT also pays
+    /// data transfer between AZs. `None` when every AZ has its own NAT.
+    pub cross_az: Option<CrossAz>,
 }
+
+/// Data transfer between AZs, for the AZs whose traffic leaves through another AZ's NAT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct CrossAz {
+    /// AZs served by another AZ's NAT, of `azs` in all.
+    pub served_across: u32,
+    pub azs: u32,
+    /// Per GB of their traffic: [`CROSS_AZ_GB_EACH_WAY`] out of their AZ plus the same into the
+    /// NAT's.
+    pub per_gb: Usd,
+    /// Where the price comes from; not confirmed by a price list read here.
+    pub source: &'static str,
+}
+
+/// Data transferred between AZs of one region, billed in each direction.
+pub const CROSS_AZ_GB_EACH_WAY: Usd = usd(10_000);
+/// Not confirmed by a price list read here: the figure of the issue that asked for it (16) and of
+/// AWS's EC2 on-demand pricing page, section "Data Transfer within the same AWS Region".
+pub const CROSS_AZ_SOURCE: &str = "https://aws.amazon.com/ec2/pricing/on-demand/ (Data Transfer within the same AWS Region: $0.01/GB in each direction), not confirmed";
 
 impl MonthlyCost {
     /// What fewer NATs than AZs save per month against one NAT gateway per AZ.
@@ -481,6 +503,7 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         endpoint_per_gb,
         unpriced,
         with_one_nat_per_az: None,
+        cross_az: None,
     })
 }
 
@@ -538,6 +561,17 @@ pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
             ..topology
         };
         cost.with_one_nat_per_az = Some(monthly(&full, &plan.region)?.fixed_total);
+        let count = |n: usize| u32::try_from(n).expect("a stack holds few resources");
+        cost.cross_az = Some(CrossAz {
+            served_across: count(
+                azs.iter()
+                    .filter(|az| az.nat_slot.is_some_and(|nat| nat != az.slot))
+                    .count(),
+            ),
+            azs: count(azs.len()),
+            per_gb: usd(2 * CROSS_AZ_GB_EACH_WAY.micros),
+            source: CROSS_AZ_SOURCE,
+        });
     }
     Ok(cost)
 }
@@ -727,10 +761,15 @@ mod tests {
     fn fewer_nats_than_azs_in_us_east_1() {
         // azs = 2, nats = 1: 1 × $0.045 × 730 = $32.85 + 1 × $0.005 × 730 = $3.65 → $36.50.
         // One NAT per AZ: $73.00 (see two_azs_in_us_east_1); saving $36.50.
+        let one_per_az = of_plan(&plan(&spec(2, &["f"]), &offline("us-east-1")).unwrap()).unwrap();
+        assert_eq!(one_per_az.cross_az, None, "every AZ has its own NAT");
         let plan = plan(&with_nats(2, 1), &offline("us-east-1")).unwrap();
         let cost = of_plan(&plan).unwrap();
         assert_eq!(Topology::of_plan(&plan), topology(1, 1));
         assert_eq!(cost.fixed_total.to_string(), "$36.50");
+        let cross = cost.cross_az.expect("one AZ is served by the other's NAT");
+        assert_eq!((cross.served_across, cross.azs), (1, 2));
+        assert_eq!(cross.per_gb.as_rate(), "$0.02");
         assert_eq!(cost.with_one_nat_per_az.unwrap().to_string(), "$73.00");
         assert_eq!(cost.saving().unwrap().to_string(), "$36.50");
 

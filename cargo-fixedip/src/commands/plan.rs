@@ -625,6 +625,15 @@ impl Display for CostText<'_> {
                 per_gb.as_rate()
             )?;
         }
+        if let Some(cross) = &cost.cross_az {
+            writeln!(
+                f,
+                "  + {} per GB of the traffic of {} of {} AZs, which leaves through another AZ's NAT (data transfer between AZs, both ways; price not confirmed)",
+                cross.per_gb.as_rate(),
+                cross.served_across,
+                cross.azs
+            )?;
+        }
         Ok(())
     }
 }
@@ -922,6 +931,10 @@ mod tests {
             text.contains(
                 "fewer NATs than AZs save $36.50 per month against one NAT gateway per AZ ($73.00)"
             ),
+            "{text}"
+        );
+        assert!(
+            text.contains("+ $0.02 per GB of the traffic of 1 of 2 AZs, which leaves through another AZ's NAT"),
             "{text}"
         );
         for diagram in [mermaid(&report), dot(&report)] {
