@@ -390,7 +390,7 @@ async fn plan_against_the_account_after_a_deploy_has_nothing_to_do() {
     let before: serde_json::Value = serde_json::from_str(&before).unwrap();
     assert_eq!(before["offline"], false);
     assert!(
-        !before["stacks"][0]["plan"]["steps"]
+        !before["stacks"][0]["steps"]
             .as_array()
             .unwrap()
             .is_empty(),
@@ -404,7 +404,7 @@ async fn plan_against_the_account_after_a_deploy_has_nothing_to_do() {
     ))
     .unwrap();
     assert!(
-        after["stacks"][0]["plan"]["steps"]
+        after["stacks"][0]["steps"]
             .as_array()
             .unwrap()
             .is_empty(),
@@ -612,9 +612,9 @@ async fn status_lists_the_stack() {
     let status = &status["stacks"][0];
     assert_eq!(status["stack"], "default");
     assert_eq!(
-        status["observed"]["nat_gateways"].as_array().unwrap().len(),
+        status["nat_gateways"].as_array().unwrap().len(),
         2
     );
-    assert_eq!(status["observed"]["functions"][0]["name"], "hello-egress");
+    assert_eq!(status["functions"][0]["name"], "hello-egress");
     assert_eq!(status["region"], REGION);
 }
