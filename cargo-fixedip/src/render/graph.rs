@@ -15,7 +15,7 @@ use serde::{Serialize, Serializer};
 use crate::output::{counted, style, styled};
 
 /// A stack's network: nodes in the order the tree lists them, and the edges between them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct NetworkGraph {
     pub nodes: Vec<Node>,
     pub edges: Vec<Edge>,
@@ -283,7 +283,7 @@ impl NetworkGraph {
             let name = tags::nat_security_group_name(&plan.stack);
             let label = Label::text(format!("security group {name} (NAT instances)"));
             let node = graph.add("nat_sg", NodeKind::SecurityGroup, Some("vpc"), label);
-            node.status(status).name = Some(name);
+            node.set_status(status).name = Some(name);
         }
         for endpoint in &network.endpoints {
             graph.endpoint(endpoint);
@@ -293,14 +293,14 @@ impl NetworkGraph {
             let name = tags::endpoint_security_group_name(&plan.stack);
             let label = Label::text(format!("security group {name} (interface endpoints)"));
             let node = graph.add("endpoint_sg", NodeKind::SecurityGroup, Some("vpc"), label);
-            node.status(status).name = Some(name);
+            node.set_status(status).name = Some(name);
         }
         if let Some(role) = &network.role {
             let name = tags::role_name(&plan.stack, &plan.region);
             let label = Label::text(format!("execution role {name}"));
             graph
                 .add("role", NodeKind::Role, Some("vpc"), label)
-                .status(role)
+                .set_status(role)
                 .name = Some(name);
         }
         let label = Label::text("functions, in the private subnets");
@@ -310,7 +310,7 @@ impl NetworkGraph {
             let id = format!("fn{index}");
             graph
                 .add(id.clone(), NodeKind::Function, Some("functions"), label)
-                .status(status)
+                .set_status(status)
                 .name = Some(name.clone());
             for az in &network.azs {
                 graph.edge(&id, &format!("priv{}", az.slot), EdgeKind::Attached, None);

@@ -46,7 +46,7 @@ pub fn tree(graph: &NetworkGraph) -> String {
 }
 
 /// Every node under `id`, depth first, each child's branch drawn from whether it is the last.
-fn walk<'g>(graph: &'g NetworkGraph, id: &str, prefix: &str, rows: &mut Vec<Row<'g>>) {
+fn walk<'g>(graph: &'g NetworkGraph, id: &'g str, prefix: &str, rows: &mut Vec<Row<'g>>) {
     let children: Vec<&Node> = graph.children(id).collect();
     for (index, child) in children.iter().enumerate() {
         let last = index + 1 == children.len();
