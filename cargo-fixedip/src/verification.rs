@@ -54,7 +54,9 @@ impl Verdict {
 }
 
 /// `Ok` when every function passed, else [`CliError::VerifyFailed`] naming those that did not.
-pub fn failures<'v>(verdicts: impl IntoIterator<Item = &'v FunctionVerdict>) -> Result<(), CliError> {
+pub fn failures<'v>(
+    verdicts: impl IntoIterator<Item = &'v FunctionVerdict>,
+) -> Result<(), CliError> {
     let failed: Vec<String> = verdicts
         .into_iter()
         .filter(|v| !v.passed)

@@ -91,7 +91,11 @@ fn stacks(command: &mut assert_cmd::Command) -> Vec<(String, usize, Vec<String>)
                 .collect();
             let nodes = s["network"]["nodes"].as_array().unwrap();
             let azs = nodes.iter().filter(|n| n["kind"] == "availability_zone");
-            (s["stack"].as_str().unwrap().to_owned(), azs.count(), functions)
+            (
+                s["stack"].as_str().unwrap().to_owned(),
+                azs.count(),
+                functions,
+            )
         })
         .collect()
 }

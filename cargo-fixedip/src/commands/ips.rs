@@ -71,13 +71,11 @@ pub fn run(context: &Context, args: &IpsArgs) -> Result<(), CliError> {
                 "{} AWS requests, {} mutating",
                 counts.total, counts.mutating
             ));
-            report
-                .ips
-                .extend(addresses.iter().map(|address| ListedIp {
-                    address: Ip::from(address),
-                    stack: stack.to_string(),
-                    region: aws.region.clone(),
-                }));
+            report.ips.extend(addresses.iter().map(|address| ListedIp {
+                address: Ip::from(address),
+                stack: stack.to_string(),
+                region: aws.region.clone(),
+            }));
             report.stacks.push(StackIps {
                 stack: stack.to_string(),
                 region: aws.region.clone(),
@@ -124,4 +122,3 @@ fn note_isolated(context: &Context, stack: &StackName, region: &str, retained: u
         "stack `{stack}` in {region} is isolated (`nat = \"none\"`): nothing leaves its VPC, so it has no egress IP to allowlist{kept}"
     ));
 }
-

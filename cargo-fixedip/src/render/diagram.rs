@@ -23,7 +23,14 @@ pub trait Dialect {
     fn open(&self, out: &mut String, indent: &str, id: &str, label: &str);
     fn close(&self, out: &mut String, indent: &str);
     fn node(&self, out: &mut String, indent: &str, id: &str, lines: &[String], node: &Node);
-    fn edge(&self, out: &mut String, from: &str, to: &str, kind: EdgeKind, destination: Option<&str>);
+    fn edge(
+        &self,
+        out: &mut String,
+        from: &str,
+        to: &str,
+        kind: EdgeKind,
+        destination: Option<&str>,
+    );
     fn footer(&self, out: &mut String);
 }
 
@@ -45,7 +52,13 @@ pub fn draw(dialect: &impl Dialect, stacks: &[Drawn<'_>]) -> String {
         for edge in &graph.edges {
             if drawn(graph, &edge.from) && drawn(graph, &edge.to) {
                 let destination = edge.destination.as_deref();
-                dialect.edge(&mut out, &id(&edge.from), &id(&edge.to), edge.kind, destination);
+                dialect.edge(
+                    &mut out,
+                    &id(&edge.from),
+                    &id(&edge.to),
+                    edge.kind,
+                    destination,
+                );
             }
         }
     }
@@ -72,7 +85,9 @@ fn contents(
             }
             Shape::Box => {
                 let mut lines = vec![node.label.to_string()];
-                let folded = graph.children(&node.id).filter(|c| shape(c.kind) == Shape::Folded);
+                let folded = graph
+                    .children(&node.id)
+                    .filter(|c| shape(c.kind) == Shape::Folded);
                 lines.extend(folded.map(|child| child.label.to_string()));
                 dialect.node(out, indent, &id(&node.id), &lines, node);
                 contents(dialect, graph, &node.id, id, indent, out);
@@ -117,7 +132,10 @@ fn shape(kind: NodeKind) -> Shape {
 
 /// Whether an edge's end is drawn as a box (the internet always is, in the header).
 fn drawn(graph: &NetworkGraph, id: &str) -> bool {
-    id == INTERNET || graph.node(id).is_some_and(|node| shape(node.kind) == Shape::Box)
+    id == INTERNET
+        || graph
+            .node(id)
+            .is_some_and(|node| shape(node.kind) == Shape::Box)
 }
 
 /// Whether a box is on its way out (deleted) or waits (held back): drawn dashed.
@@ -152,7 +170,14 @@ impl Dialect for Mermaid {
         };
     }
 
-    fn edge(&self, out: &mut String, from: &str, to: &str, kind: EdgeKind, destination: Option<&str>) {
+    fn edge(
+        &self,
+        out: &mut String,
+        from: &str,
+        to: &str,
+        kind: EdgeKind,
+        destination: Option<&str>,
+    ) {
         let _ = match (kind, destination) {
             (EdgeKind::Route, Some(destination)) => {
                 writeln!(out, "    {from} -- \"{destination}\" --> {to}")
@@ -200,7 +225,14 @@ impl Dialect for Dot {
         let _ = writeln!(out, "{indent}{id} [{attributes}];");
     }
 
-    fn edge(&self, out: &mut String, from: &str, to: &str, kind: EdgeKind, destination: Option<&str>) {
+    fn edge(
+        &self,
+        out: &mut String,
+        from: &str,
+        to: &str,
+        kind: EdgeKind,
+        destination: Option<&str>,
+    ) {
         let _ = match (kind, destination) {
             (EdgeKind::Route, Some(destination)) => {
                 writeln!(out, "    {from} -> {to} [label=\"{destination}\"];")

@@ -197,7 +197,12 @@ impl NetworkGraph {
     pub fn of(plan: &Plan) -> NetworkGraph {
         let mut graph = Builder::default();
         let network = &plan.network;
-        let vpc = graph.add("vpc", NodeKind::Vpc, None, Label::text(format!("VPC {}", network.vpc.0)));
+        let vpc = graph.add(
+            "vpc",
+            NodeKind::Vpc,
+            None,
+            Label::text(format!("VPC {}", network.vpc.0)),
+        );
         vpc.set_status(&network.vpc.1).cidr = Some(network.vpc.0);
         graph.add(INTERNET, NodeKind::Internet, None, Label::text("internet"));
 
@@ -213,7 +218,12 @@ impl NetworkGraph {
                 }
                 label = label.value(exit.ip).and(format!(" ({})", exit.nat));
             }
-            let node = graph.add(format!("subnet{index}"), NodeKind::YourSubnet, Some("vpc"), label);
+            let node = graph.add(
+                format!("subnet{index}"),
+                NodeKind::YourSubnet,
+                Some("vpc"),
+                label,
+            );
             node.resource_id = Some(subnet.id.clone());
             node.az = Some(subnet.availability_zone.clone());
         }
@@ -271,7 +281,12 @@ impl NetworkGraph {
             let label = Label::text("retained Elastic IP ")
                 .value(ip)
                 .and(format!(" ({allocation_id})"));
-            let node = graph.add(format!("retained{index}"), NodeKind::RetainedIp, Some("vpc"), label);
+            let node = graph.add(
+                format!("retained{index}"),
+                NodeKind::RetainedIp,
+                Some("vpc"),
+                label,
+            );
             node.resource_id = Some(allocation_id.clone());
             node.ip = Some(*ip);
         }
@@ -279,7 +294,11 @@ impl NetworkGraph {
         let label = Label::text(format!("security group {name} (no inbound rules)"));
         let node = graph.add("sg", NodeKind::SecurityGroup, Some("vpc"), label);
         node.set_status(&network.security_group).name = Some(name);
-        if let Some(status) = network.nat_security_group.as_ref().filter(|s| **s != Status::Absent) {
+        if let Some(status) = network
+            .nat_security_group
+            .as_ref()
+            .filter(|s| **s != Status::Absent)
+        {
             let name = tags::nat_security_group_name(&plan.stack);
             let label = Label::text(format!("security group {name} (NAT instances)"));
             let node = graph.add("nat_sg", NodeKind::SecurityGroup, Some("vpc"), label);
@@ -367,7 +386,12 @@ impl Builder {
         let n = az.slot;
         let group = format!("az{n}");
         let label = Label::text(format!("AZ {} (slot {n})", az.az));
-        let node = self.add(group.clone(), NodeKind::AvailabilityZone, Some("vpc"), label);
+        let node = self.add(
+            group.clone(),
+            NodeKind::AvailabilityZone,
+            Some("vpc"),
+            label,
+        );
         node.az = Some(az.az.clone());
         node.slot = Some(n);
         if az.public_subnet.1 != Status::Absent || az.nat_gateway != Status::Absent {
@@ -377,7 +401,10 @@ impl Builder {
             node.set_status(&az.public_subnet.1).cidr = Some(az.public_subnet.0);
             node.slot = Some(n);
             let (kind, label) = match &network.nat_instance_type {
-                Some(instance_type) => (NodeKind::NatInstance, format!("NAT instance ({instance_type})")),
+                Some(instance_type) => (
+                    NodeKind::NatInstance,
+                    format!("NAT instance ({instance_type})"),
+                ),
                 None => (NodeKind::NatGateway, "NAT gateway".to_owned()),
             };
             let nat = format!("nat{n}");
@@ -395,11 +422,21 @@ impl Builder {
         }
         let label = Label::text(format!("private subnet {}", az.private_subnet.0));
         let private = format!("priv{n}");
-        let node = self.add(private.clone(), NodeKind::PrivateSubnet, Some(&group), label);
+        let node = self.add(
+            private.clone(),
+            NodeKind::PrivateSubnet,
+            Some(&group),
+            label,
+        );
         node.set_status(&az.private_subnet.1).cidr = Some(az.private_subnet.0);
         node.slot = Some(n);
         let label = Label::text(private_route_label(network, az));
-        let node = self.add(format!("rt{n}"), NodeKind::RouteTable, Some(&private), label);
+        let node = self.add(
+            format!("rt{n}"),
+            NodeKind::RouteTable,
+            Some(&private),
+            label,
+        );
         node.set_status(&az.private_route_table).slot = Some(n);
     }
 

@@ -254,7 +254,10 @@ fn an_isolated_stack_has_no_internet_side() {
     for diagram in diagrams(&report) {
         assert!(!diagram.contains("igw"), "{diagram}");
         assert!(!diagram.contains("_nat"), "{diagram}");
-        assert!(!diagram.contains("> internet"), "nothing leads out: {diagram}");
+        assert!(
+            !diagram.contains("> internet"),
+            "nothing leads out: {diagram}"
+        );
     }
 }
 

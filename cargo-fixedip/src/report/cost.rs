@@ -74,9 +74,8 @@ impl From<&MonthlyCost> for CostReport {
 impl CostReport {
     /// What fewer NATs than AZs save per month against one NAT gateway per AZ.
     fn saving(&self) -> Option<Usd> {
-        self.with_one_nat_per_az_monthly_usd.map(|full| {
-            Usd::from_micros(full.micros.saturating_sub(self.fixed_monthly_usd.micros))
-        })
+        self.with_one_nat_per_az_monthly_usd
+            .map(|full| Usd::from_micros(full.micros.saturating_sub(self.fixed_monthly_usd.micros)))
     }
 }
 

@@ -119,10 +119,16 @@ pub struct RouteTable {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "via", rename_all = "snake_case")]
 pub enum DefaultRoute {
-    NatGateway { id: String },
-    NatInstance { id: String },
+    NatGateway {
+        id: String,
+    },
+    NatInstance {
+        id: String,
+    },
     /// Something that is not a NAT (an internet gateway, a peering, ...), as a person reads it.
-    Other { target: String },
+    Other {
+        target: String,
+    },
     /// The target is gone.
     Blackhole,
 }
@@ -156,10 +162,14 @@ impl StackStatus {
             region: region.to_owned(),
             account: account.to_owned(),
             mode: Mode::of(observed),
-            internet_gateway: observed.internet_gateway.as_ref().map(|igw| InternetGateway {
-                id: igw.id.clone(),
-                attached: igw.attached_vpc.is_some() && igw.attached_vpc.as_deref() == attached_to,
-            }),
+            internet_gateway: observed
+                .internet_gateway
+                .as_ref()
+                .map(|igw| InternetGateway {
+                    id: igw.id.clone(),
+                    attached: igw.attached_vpc.is_some()
+                        && igw.attached_vpc.as_deref() == attached_to,
+                }),
             vpc,
             subnets: observed
                 .subnets
@@ -290,11 +300,9 @@ impl Mode {
 impl Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (nats, azs, kind) = match *self {
-            Mode::None => {
-                return f.write_str(
-                    "isolated (nat = \"none\"): no internet gateway, no NAT, no route out of the VPC",
-                )
-            }
+            Mode::None => return f.write_str(
+                "isolated (nat = \"none\"): no internet gateway, no NAT, no route out of the VPC",
+            ),
             Mode::Gateway { nat_gateways, azs } => (nat_gateways, azs, "NAT gateway"),
             Mode::Instance { nat_instances, azs } => (nat_instances, azs, "NAT instance"),
         };
@@ -441,11 +449,7 @@ impl Display for StackStatus {
                 IpUse::Retained => "retained Elastic IP",
                 IpUse::Pending => "pending Elastic IP (no traffic until `deploy --allow-new-ips`)",
             };
-            writeln!(
-                f,
-                "  {what} {} ({})",
-                address.ip, address.allocation_id
-            )?;
+            writeln!(f, "  {what} {} ({})", address.ip, address.allocation_id)?;
         }
         match &self.security_group {
             Some(sg) => writeln!(f, "  security group {sg}")?,

@@ -14,7 +14,9 @@ use super::status::{
     StatusReport, Subnet, SubnetTier, Vpc,
 };
 use super::unlock::{RemovedLease, StackUnlocked, UnlockReport};
-use super::verify::{AllowedFrom, FindingReport, FunctionVerdict, Probe, StackVerdicts, VerifyReport};
+use super::verify::{
+    AllowedFrom, FindingReport, FunctionVerdict, Probe, StackVerdicts, VerifyReport,
+};
 use super::{Calls, FormatVersion, Ip, IpUse, PendingIp};
 use crate::render::tests::{plain, plan_of, spec};
 
@@ -260,9 +262,27 @@ fn status_of(mode: Mode) -> StackStatus {
             attached: true,
         }),
         subnets: vec![
-            subnet("subnet-0b1", SubnetTier::Public, 0, "us-east-1a", "10.0.128.0/20"),
-            subnet("subnet-0b2", SubnetTier::Private, 0, "us-east-1a", "10.0.0.0/20"),
-            subnet("subnet-0b4", SubnetTier::Private, 1, "us-east-1b", "10.0.16.0/20"),
+            subnet(
+                "subnet-0b1",
+                SubnetTier::Public,
+                0,
+                "us-east-1a",
+                "10.0.128.0/20",
+            ),
+            subnet(
+                "subnet-0b2",
+                SubnetTier::Private,
+                0,
+                "us-east-1a",
+                "10.0.0.0/20",
+            ),
+            subnet(
+                "subnet-0b4",
+                SubnetTier::Private,
+                1,
+                "us-east-1b",
+                "10.0.16.0/20",
+            ),
         ],
         nat_gateways: vec![NatGateway {
             id: "nat-0c3".into(),
@@ -318,9 +338,18 @@ fn status() {
 #[test]
 fn status_names_the_nat_mode() {
     let modes = [
-        (Mode::Gateway { nat_gateways: 2, azs: 2 }, "one NAT gateway per AZ"),
         (
-            Mode::Instance { nat_instances: 1, azs: 2 },
+            Mode::Gateway {
+                nat_gateways: 2,
+                azs: 2,
+            },
+            "one NAT gateway per AZ",
+        ),
+        (
+            Mode::Instance {
+                nat_instances: 1,
+                azs: 2,
+            },
             "1 NAT instance for 2 AZs (nats = 1)",
         ),
         (Mode::None, "isolated (nat = \"none\")"),
@@ -340,8 +369,14 @@ fn status_of_a_stack_on_a_network_you_run() {
     stack.vpc = None;
     stack.existing_network_ips = vec![ip(50)];
     let text = plain(&stack);
-    assert!(text.contains("on a network you run: security group sg-0a4"), "{text}");
-    assert!(text.contains("Fixed egress IPs (your NATs' Elastic IPs):\n  203.0.113.50"), "{text}");
+    assert!(
+        text.contains("on a network you run: security group sg-0a4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("Fixed egress IPs (your NATs' Elastic IPs):\n  203.0.113.50"),
+        "{text}"
+    );
 }
 
 #[test]
