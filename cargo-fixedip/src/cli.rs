@@ -13,6 +13,17 @@ pub enum Cargo {
     Fixedip(FixedipArgs),
 }
 
+/// `cargo fixedip` as a command of its own, `cargo-fixedip`: what cargo runs, less the `fixedip`
+/// word cargo passes first. The completion scripts' and the man page's command.
+pub fn fixedip_command() -> clap::Command {
+    <Cargo as clap::CommandFactory>::command()
+        .find_subcommand("fixedip")
+        .expect("`cargo fixedip` is a subcommand of `cargo`")
+        .clone()
+        .name("cargo-fixedip")
+        .bin_name("cargo-fixedip")
+}
+
 #[derive(Debug, Args)]
 #[command(
     version,

@@ -6,14 +6,18 @@ pub mod aws;
 pub mod build;
 pub mod cli;
 pub mod commands;
+pub(crate) mod converge;
 pub mod error;
 pub mod exit_code;
 pub mod lambda_build;
 pub mod output;
 pub mod package;
 pub mod package_spec;
+pub mod render;
+pub mod report;
 pub mod source;
 pub mod stacks;
+pub mod verification;
 pub mod workspace;
 
 use std::ffi::OsString;

@@ -104,12 +104,17 @@ impl Output {
     /// returns it as [`crate::error::CliError::Stdout`], which `run` turns into a quiet success.
     pub fn result<T: Serialize + Display>(&self, result: &T) -> std::io::Result<()> {
         if self.json {
-            let mut document = serde_json::to_string_pretty(result)?;
-            document.push('\n');
-            self.text(&document)
+            self.json(result)
         } else {
             self.text(&result.to_string())
         }
+    }
+
+    /// A result's JSON form, whatever `--json` says (`ips --format json`).
+    pub fn json<T: Serialize>(&self, result: &T) -> std::io::Result<()> {
+        let mut document = serde_json::to_string_pretty(result)?;
+        document.push('\n');
+        self.text(&document)
     }
 
     /// Plain text to stdout (a diagram, a list of IPs), not subject to `--json`.

@@ -83,16 +83,17 @@ fn stacks(command: &mut assert_cmd::Command) -> Vec<(String, usize, Vec<String>)
         .unwrap()
         .iter()
         .map(|s| {
-            let network = &s["plan"]["network"];
-            let functions = network["functions"]
+            let functions = s["functions"]
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|f| f[0].as_str().unwrap().to_owned())
+                .map(|f| f["name"].as_str().unwrap().to_owned())
                 .collect();
+            let nodes = s["network"]["nodes"].as_array().unwrap();
+            let azs = nodes.iter().filter(|n| n["kind"] == "availability_zone");
             (
-                s["plan"]["stack"].as_str().unwrap().to_owned(),
-                network["azs"].as_array().unwrap().len(),
+                s["stack"].as_str().unwrap().to_owned(),
+                azs.count(),
                 functions,
             )
         })

@@ -27,6 +27,17 @@ fn plan(args: &[&str]) -> assert_cmd::Command {
     command
 }
 
+/// The AZs of a stack of `plan --json`: its network's `availability_zone` nodes.
+fn azs_of(stack: &Value) -> Vec<&str> {
+    stack["network"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|node| node["kind"] == "availability_zone")
+        .map(|node| node["az"].as_str().unwrap())
+        .collect()
+}
+
 fn stdout_of(command: &mut assert_cmd::Command) -> String {
     let output = command.assert().success().get_output().clone();
     String::from_utf8(output.stdout).unwrap()
@@ -75,30 +86,27 @@ fn json_plan_is_one_document() {
     let stacks = document["stacks"].as_array().unwrap();
     assert_eq!(stacks.len(), 1);
     let stack = &stacks[0];
-    assert_eq!(stack["plan"]["stack"], "default");
-    assert_eq!(stack["plan"]["region"], "ap-northeast-1");
-    let azs: Vec<&str> = stack["plan"]["network"]["azs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|az| az["az"].as_str().unwrap())
-        .collect();
+    assert_eq!(document["format_version"], 1);
+    assert_eq!(stack["stack"], "default");
+    assert_eq!(stack["region"], "ap-northeast-1");
+    let azs = azs_of(stack);
     // ap-northeast-1b takes no new accounts: the assumed AZs skip it.
     assert_eq!(azs, ["ap-northeast-1a", "ap-northeast-1c"]);
     // 2 × 0.062 × 730 + 2 × 0.005 × 730.
-    assert_eq!(stack["cost"]["fixed_total"], 97.82);
+    assert_eq!(stack["cost"]["fixed_monthly_usd"], 97.82);
     assert_eq!(
         stack["cost"]["prices_date"].as_str().unwrap().len(),
         "2026-11-01".len()
     );
-    assert_eq!(stack["plan"]["network"]["functions"][0][0], "hello-egress");
+    assert_eq!(stack["functions"][0]["name"], "hello-egress");
+    assert_eq!(stack["functions"][0]["status"], "create");
 }
 
 #[test]
 fn region_comes_from_the_environment_when_not_given() {
     let text = stdout_of(plan(&["--json", "-q"]).env("AWS_DEFAULT_REGION", "eu-west-1"));
     let document: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(document["stacks"][0]["plan"]["region"], "eu-west-1");
+    assert_eq!(document["stacks"][0]["region"], "eu-west-1");
     let text = stdout_of(
         plan(&["--json", "-q"])
             .env("AWS_REGION", "us-west-2")
@@ -106,7 +114,7 @@ fn region_comes_from_the_environment_when_not_given() {
     );
     let document: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
-        document["stacks"][0]["plan"]["region"], "us-west-2",
+        document["stacks"][0]["region"], "us-west-2",
         "AWS_REGION comes first"
     );
 }
@@ -310,9 +318,9 @@ fn functions_of_two_stacks_get_two_networks() {
         .iter()
         .map(|s| {
             (
-                s["plan"]["stack"].as_str().unwrap(),
-                s["plan"]["network"]["azs"].as_array().unwrap().len(),
-                s["plan"]["network"]["functions"][0][0].as_str().unwrap(),
+                s["stack"].as_str().unwrap(),
+                azs_of(s).len(),
+                s["functions"][0]["name"].as_str().unwrap(),
             )
         })
         .collect();
@@ -338,8 +346,8 @@ fn workspace_and_package_flags_find_the_example() {
             .arg("--manifest-path")
             .arg(&root);
         let document: Value = serde_json::from_str(&stdout_of(&mut command)).unwrap();
-        let functions = &document["stacks"][0]["plan"]["network"]["functions"];
-        assert_eq!(functions[0][0], "hello-egress", "{selection:?}");
+        let functions = &document["stacks"][0]["functions"];
+        assert_eq!(functions[0]["name"], "hello-egress", "{selection:?}");
     }
 }
 
@@ -372,13 +380,10 @@ fn cargo_lambda_settings_reach_the_plan_and_fixedip_wins() {
     let source = "#[fixedip_macros::fixed_egress(azs = 1)]\nfn main() {}\n";
     let dir = user_crate("settled", metadata, &[("settled", source)]);
     let document: Value = serde_json::from_str(&stdout_of(plan_crate(&dir).arg("--json"))).unwrap();
-    let steps = document["stacks"][0]["plan"]["steps"].as_array().unwrap();
-    let create = steps
-        .iter()
-        .find(|step| step["action"]["action"] == "create_function")
-        .expect("a create_function step");
-    let function = &create["action"]["function"];
-    assert_eq!(function["name"], "renamed");
+    let created = &document["stacks"][0]["functions"][0];
+    assert_eq!(created["name"], "renamed");
+    assert_eq!(created["status"], "create");
+    let function = &created["settings"];
     assert_eq!(function["memory_mb"], 256, "fixedip's memory wins");
     assert_eq!(
         function["timeout_s"], 60,
@@ -444,9 +449,9 @@ fn workspace_skips_members_without_an_annotated_binary() {
         .env("CARGO_TARGET_DIR", target);
     let output = command.assert().success().get_output().clone();
     let document: Value = serde_json::from_slice(&output.stdout).unwrap();
-    let functions = &document["stacks"][0]["plan"]["network"]["functions"];
+    let functions = &document["stacks"][0]["functions"];
     assert_eq!(functions.as_array().unwrap().len(), 1, "{functions}");
-    assert_eq!(functions[0][0], "ws-annotated");
+    assert_eq!(functions[0]["name"], "ws-annotated");
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(
         stderr.contains("package `ws-plain` has no #[fixed_egress] binary: skipped"),

@@ -342,6 +342,7 @@ async fn an_isolated_stack_has_no_way_out_and_no_ip() {
     assert_eq!(
         json,
         serde_json::json!({
+            "format_version": 1,
             "ips": [],
             "stacks": [{ "stack": "default", "region": "us-east-1", "isolated": true }]
         })

@@ -6,11 +6,14 @@
 //! and proves the credentials with STS GetCallerIdentity before anything else, so that a missing
 //! credential or a wrong region is refused with a clear error before any other call.
 
+pub mod addresses;
 pub mod calls;
 pub mod endpoints;
 pub mod execute;
 pub mod existing;
+pub mod functions;
 pub mod lease;
+pub mod legacy_role;
 pub mod nat_instance;
 pub mod network;
 pub mod observe;

@@ -10,7 +10,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use super::Context;
-use crate::cli::{Cargo, CompletionsArgs};
+use crate::cli::{fixedip_command, Cargo, CompletionsArgs};
 use crate::error::CliError;
 
 pub fn run(context: &Context, args: &CompletionsArgs) -> Result<(), CliError> {
@@ -27,17 +27,6 @@ pub fn run(context: &Context, args: &CompletionsArgs) -> Result<(), CliError> {
         .output
         .text(&String::from_utf8_lossy(&script))
         .map_err(CliError::Stdout)
-}
-
-/// `cargo fixedip` as a command of its own, `cargo-fixedip`: what cargo runs, less the `fixedip`
-/// word cargo passes first. Also the man page's command.
-pub fn fixedip_command() -> clap::Command {
-    Cargo::command()
-        .find_subcommand("fixedip")
-        .expect("`cargo fixedip` is a subcommand of `cargo`")
-        .clone()
-        .name("cargo-fixedip")
-        .bin_name("cargo-fixedip")
 }
 
 #[cfg(test)]

@@ -7,9 +7,8 @@ use std::path::Path;
 use clap_mangen::Man;
 use roff::{bold, roman, Roff};
 
-use super::completions::fixedip_command;
 use super::Context;
-use crate::cli::ManArgs;
+use crate::cli::{fixedip_command, ManArgs};
 use crate::error::CliError;
 use crate::exit_code;
 

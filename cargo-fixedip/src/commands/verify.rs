@@ -2,8 +2,8 @@
 //! function leaves through the listed IPs (guarantee 2), and with `--probe` asks the functions
 //! themselves which address they leave from.
 //!
-//! The rules are `fixedip_core::verify`'s; this module observes ([`crate::aws::network`]), picks
-//! the functions and the allowed IPs, and reports. Read-only, apart from the probe's Invoke.
+//! The rules are `fixedip_core::verify`'s, run by verification.rs; this module picks the
+//! functions and the allowed IPs, and reports. Read-only, apart from the probe's Invoke.
 //!
 //! The allowed IPs are the partner's allowlist, never what the network happens to use: `--ip`
 //! when given, else the stack's Elastic IPs (every one it keeps, active or retained). Taking the
@@ -15,28 +15,23 @@
 //!
 //! [`ObservedState::looks_isolated`]: fixedip_core::observed::ObservedState::looks_isolated
 
-use std::fmt::{self, Display};
 use std::net::Ipv4Addr;
 
-use aws_sdk_lambda::primitives::Blob;
 use fixedip_core::requirements::StackName;
-use fixedip_core::tags;
-use fixedip_core::verify::{self, EgressNetwork, Finding, FunctionAttachment};
-use serde::Serialize;
+use fixedip_core::verify::{self, EgressNetwork, FunctionAttachment};
 
 use super::{async_runtime, Connections, Context, Identity};
+use crate::aws::addresses::stack_addresses;
+use crate::aws::functions::function_stack;
 use crate::aws::network::{function_attachment, observe_network};
 use crate::aws::observe::{observe, Scope};
-use crate::aws::{Aws, AwsError};
+use crate::aws::Aws;
 use crate::cli::VerifyArgs;
-use crate::commands::ips::stack_addresses;
 use crate::error::CliError;
-use crate::output::{style, styled};
+use crate::report::verify::{AllowedFrom, StackVerdicts, VerifyReport};
+use crate::report::FormatVersion;
 use crate::stacks::StackTarget;
-
-/// The event `--probe` sends; a function that supports it answers `{"ip": "<address it saw>"}`
-/// (examples/hello-egress/README.md shows the few lines it takes).
-pub const PROBE_EVENT: &str = r#"{"fixedip":"probe"}"#;
+use crate::verification::{self, verdict, verify_functions, Expectation, Verdict};
 
 pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     let runtime = async_runtime()?;
@@ -52,7 +47,7 @@ pub fn run(context: &Context, args: &VerifyArgs) -> Result<(), CliError> {
     if let Some((stack, region)) = missing.into_iter().next() {
         return Err(CliError::NotDeployed { stack, region });
     }
-    report.into_result()
+    verification::failures(report.stacks.iter().flat_map(|s| &s.functions))
 }
 
 /// The functions of each stack (those attached to its network, and the selected packages' own),
@@ -63,7 +58,10 @@ async fn verify_stacks(
     targets: &[StackTarget],
 ) -> Result<(VerifyReport, Vec<(String, String)>), CliError> {
     let mut connections = Connections::default();
-    let mut report = VerifyReport { stacks: Vec::new() };
+    let mut report = VerifyReport {
+        format_version: FormatVersion,
+        stacks: Vec::new(),
+    };
     let mut missing = Vec::new();
     for target in targets {
         let aws = connections
@@ -108,7 +106,7 @@ async fn verify_stacks(
             region: aws.region.clone(),
             allowed_from: source,
             allowed,
-            functions: verdicts,
+            functions: verdicts.iter().map(Verdict::report).collect(),
         });
     }
     report
@@ -134,7 +132,10 @@ async fn verify_named(context: &Context, args: &VerifyArgs) -> Result<VerifyRepo
             })
         })
         .transpose()?;
-    let mut report = VerifyReport { stacks: Vec::new() };
+    let mut report = VerifyReport {
+        format_version: FormatVersion,
+        stacks: Vec::new(),
+    };
     for name in &args.functions {
         let stack = match &named_stack {
             Some(stack) => Some(stack.clone()),
@@ -190,25 +191,10 @@ async fn verify_named(context: &Context, args: &VerifyArgs) -> Result<VerifyRepo
             region: aws.region.clone(),
             allowed_from,
             allowed,
-            functions: vec![verdict],
+            functions: vec![verdict.report()],
         });
     }
     Ok(report)
-}
-
-/// The stack a function's `fixedip:stack` tag names; `None` for a function fixedip did not deploy.
-async fn function_stack(aws: &Aws, name: &str) -> Result<Option<StackName>, AwsError> {
-    let answer = aws
-        .lambda
-        .get_function()
-        .function_name(name)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("GetFunction", e))?;
-    Ok(answer
-        .tags()
-        .and_then(|tags| tags.get(tags::STACK))
-        .and_then(|stack| StackName::parse(stack).ok()))
 }
 
 /// The Elastic IPs of the NATs the function's subnets leave through, by the rules deploy uses to
@@ -241,326 +227,4 @@ fn show_verifying(
         "Verifying",
         format!("{} against {against}", functions.join(", ")),
     );
-}
-
-/// What a function's egress must look like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expectation {
-    /// Every route out leaves through a NAT whose address is allowed.
-    ThroughNat,
-    /// No route out at all (`--isolated`, for functions that must reach only AWS services).
-    Isolated,
-}
-
-/// The verdict on every function verified, per stack.
-#[derive(Debug, Clone, Serialize)]
-pub struct VerifyReport {
-    pub stacks: Vec<StackVerdicts>,
-}
-
-/// The functions of one stack in one region (or one function of no stack), and what they were
-/// held to.
-#[derive(Debug, Clone, Serialize)]
-pub struct StackVerdicts {
-    /// `None`: a function named with `--function` that belongs to no stack.
-    pub stack: Option<String>,
-    pub region: String,
-    /// Where the allowed IPs come from.
-    pub allowed_from: AllowedFrom,
-    /// The addresses egress was checked against.
-    pub allowed: Vec<Ipv4Addr>,
-    pub functions: Vec<FunctionVerdict>,
-}
-
-/// Where the allowed IPs come from: never from the network being checked, except for a function
-/// of no stack, where the NATs' own Elastic IPs are what there is to report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AllowedFrom {
-    /// The stack's Elastic IPs (`cargo fixedip ips`).
-    Stack,
-    /// `--ip`.
-    Flag,
-    /// The Elastic IPs of the NATs the function's subnets leave through (a function of no stack).
-    Nats,
-}
-
-impl VerifyReport {
-    pub fn passed(&self) -> bool {
-        self.stacks
-            .iter()
-            .flat_map(|s| &s.functions)
-            .all(FunctionVerdict::passed)
-    }
-
-    /// `Ok` when every function passed, else the error that gives exit code `VERIFY`.
-    pub fn into_result(self) -> Result<(), CliError> {
-        let verdicts: Vec<FunctionVerdict> =
-            self.stacks.into_iter().flat_map(|s| s.functions).collect();
-        failures(&verdicts)
-    }
-}
-
-/// `Ok` when every function passed, else [`CliError::VerifyFailed`] naming those that did not.
-pub fn failures(verdicts: &[FunctionVerdict]) -> Result<(), CliError> {
-    let failed: Vec<String> = verdicts
-        .iter()
-        .filter(|v| !v.passed())
-        .map(|v| v.function.clone())
-        .collect();
-    if failed.is_empty() {
-        Ok(())
-    } else {
-        Err(CliError::VerifyFailed { functions: failed })
-    }
-}
-
-/// One function: where it runs, what is wrong (nothing, when it passes), what the probe saw.
-#[derive(Debug, Clone, Serialize)]
-pub struct FunctionVerdict {
-    pub function: String,
-    /// The VPC its subnets are in; `None` outside any VPC.
-    pub vpc_id: Option<String>,
-    pub passed: bool,
-    pub findings: Vec<Finding>,
-    /// With `--probe`: the address the function saw itself leave from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub probe: Option<ProbeResult>,
-}
-
-impl FunctionVerdict {
-    pub fn passed(&self) -> bool {
-        self.passed
-    }
-}
-
-/// What the function answered to [`PROBE_EVENT`].
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeResult {
-    /// The address it reported, if it reported one.
-    pub ip: Option<Ipv4Addr>,
-    /// The address is one of the allowed.
-    pub allowed: bool,
-    /// Why the probe proves nothing, or what to do, when it did not pass.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub problem: Option<String>,
-}
-
-/// Observes each function's network, runs the rules and, with `probe`, invokes it. Shared with
-/// `deploy`, which verifies what it has just deployed.
-pub async fn verify_functions(
-    aws: &Aws,
-    functions: &[String],
-    allowed: &[Ipv4Addr],
-    expectation: Expectation,
-    probe: bool,
-) -> Result<Vec<FunctionVerdict>, AwsError> {
-    let mut verdicts = Vec::new();
-    for name in functions {
-        let attachment = function_attachment(aws, name).await?;
-        let network = observe_network(aws, &attachment).await?;
-        verdicts.push(verdict(aws, name, attachment, network, allowed, expectation, probe).await?);
-    }
-    Ok(verdicts)
-}
-
-/// Runs the rules on one function's network and, with `probe`, invokes it.
-async fn verdict(
-    aws: &Aws,
-    name: &str,
-    attachment: FunctionAttachment,
-    network: EgressNetwork,
-    allowed: &[Ipv4Addr],
-    expectation: Expectation,
-    probe: bool,
-) -> Result<FunctionVerdict, AwsError> {
-    let findings = match expectation {
-        Expectation::ThroughNat => verify::check(&network, &attachment, allowed),
-        Expectation::Isolated => verify::check_isolated(&network, &attachment),
-    };
-    let probe = if probe {
-        Some(probe_function(aws, name, allowed).await?)
-    } else {
-        None
-    };
-    let passed = verify::passes(&findings) && probe.as_ref().is_none_or(|p| p.problem.is_none());
-    Ok(FunctionVerdict {
-        function: name.to_owned(),
-        vpc_id: (!network.vpc_id.is_empty()).then_some(network.vpc_id),
-        passed,
-        findings,
-        probe,
-    })
-}
-
-/// Invokes the function with [`PROBE_EVENT`] and checks the address it answers with.
-async fn probe_function(
-    aws: &Aws,
-    name: &str,
-    allowed: &[Ipv4Addr],
-) -> Result<ProbeResult, AwsError> {
-    let answer = aws
-        .lambda
-        .invoke()
-        .function_name(name)
-        .payload(Blob::new(PROBE_EVENT))
-        .send()
-        .await
-        .map_err(|e| AwsError::call("Invoke", e))?;
-    let payload = answer.payload().map(|p| p.as_ref()).unwrap_or_default();
-    if let Some(error) = answer.function_error() {
-        return Ok(ProbeResult {
-            ip: None,
-            allowed: false,
-            problem: Some(format!(
-                "the function failed ({error}): {}; look at its logs in CloudWatch",
-                String::from_utf8_lossy(payload)
-            )),
-        });
-    }
-    Ok(probe_answer(payload, allowed))
-}
-
-/// Reads `{"ip": "..."}` and checks it against the allowed addresses.
-fn probe_answer(payload: &[u8], allowed: &[Ipv4Addr]) -> ProbeResult {
-    let ip = serde_json::from_slice::<serde_json::Value>(payload)
-        .ok()
-        .and_then(|v| v.get("ip")?.as_str()?.parse::<Ipv4Addr>().ok());
-    match ip {
-        None => ProbeResult {
-            ip: None,
-            allowed: false,
-            problem: Some(format!(
-                "the function did not answer the probe with {{\"ip\": \"a.b.c.d\"}} (it answered {}): handle the event {PROBE_EVENT} as examples/hello-egress does",
-                String::from_utf8_lossy(payload)
-            )),
-        },
-        Some(ip) if allowed.contains(&ip) => ProbeResult {
-            ip: Some(ip),
-            allowed: true,
-            problem: None,
-        },
-        Some(ip) => ProbeResult {
-            ip: Some(ip),
-            allowed: false,
-            problem: Some(format!(
-                "the function left from {ip}, which is not one of the allowed IPs: the partner's firewall will drop it; fix the findings above, or if it runs outside a VPC attach it with `cargo fixedip deploy`"
-            )),
-        },
-    }
-}
-
-impl Display for VerifyReport {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (index, stack) in self.stacks.iter().enumerate() {
-            if index > 0 {
-                writeln!(f)?;
-            }
-            let allowed: Vec<String> = stack.allowed.iter().map(|ip| ip.to_string()).collect();
-            let allowed = if allowed.is_empty() {
-                "none".to_owned()
-            } else {
-                allowed.join(", ")
-            };
-            match (&stack.stack, stack.allowed_from) {
-                (Some(name), AllowedFrom::Stack) => writeln!(
-                    f,
-                    "{} in {}: allowed IPs (the stack's) {allowed}",
-                    styled(style::HEADER, format_args!("Stack `{name}`")),
-                    stack.region
-                )?,
-                (Some(name), _) => writeln!(
-                    f,
-                    "{} in {}: allowed IPs (--ip) {allowed}",
-                    styled(style::HEADER, format_args!("Stack `{name}`")),
-                    stack.region
-                )?,
-                (None, AllowedFrom::Nats) => writeln!(
-                    f,
-                    "In {} (no fixedip stack): leaves through the NATs' Elastic IPs {allowed}",
-                    stack.region
-                )?,
-                (None, _) => writeln!(f, "In {}: allowed IPs (--ip) {allowed}", stack.region)?,
-            }
-            for verdict in &stack.functions {
-                write!(f, "{verdict}")?;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Display for FunctionVerdict {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let verdict = if self.passed {
-            styled(style::CREATE, "pass")
-        } else {
-            styled(style::WARNING, "FAIL")
-        };
-        let vpc = self.vpc_id.as_deref().unwrap_or("no VPC");
-        writeln!(
-            f,
-            "{} ({vpc}): {verdict}",
-            styled(style::HEADER, format_args!("Function `{}`", self.function))
-        )?;
-        for finding in &self.findings {
-            for line in finding.to_string().lines() {
-                writeln!(f, "  {line}")?;
-            }
-        }
-        if let Some(probe) = &self.probe {
-            match (&probe.ip, &probe.problem) {
-                (Some(ip), None) => writeln!(f, "  probe: left from {ip}, an allowed IP")?,
-                (_, Some(problem)) => writeln!(f, "  error[probe] {problem}")?,
-                (None, None) => {}
-            }
-        }
-        Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const LISTED: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
-
-    #[test]
-    fn probe_passes_only_with_a_listed_address() {
-        let listed = probe_answer(br#"{"ip":"203.0.113.7"}"#, &[LISTED]);
-        assert!(listed.allowed && listed.problem.is_none());
-
-        let other = probe_answer(br#"{"ip":"198.51.100.1"}"#, &[LISTED]);
-        assert!(!other.allowed);
-        assert!(other.problem.unwrap().contains("198.51.100.1"));
-
-        let echo = probe_answer(PROBE_EVENT.as_bytes(), &[LISTED]);
-        assert!(echo.ip.is_none());
-        assert!(echo.problem.unwrap().contains("did not answer the probe"));
-    }
-
-    #[test]
-    fn a_finding_prints_resource_problem_and_fix() {
-        let verdict = FunctionVerdict {
-            function: "f".into(),
-            vpc_id: Some("vpc-1".into()),
-            passed: false,
-            findings: vec![Finding {
-                code: verify::FindingCode::MissingDefaultRoute,
-                severity: verify::Severity::Error,
-                resource: "rtb-1".into(),
-                problem: "no route".into(),
-                fix: "add one".into(),
-            }],
-            probe: None,
-        };
-        let text = verdict.to_string();
-        assert!(text.contains("FAIL"), "{text}");
-        assert!(
-            text.contains("error[missing-default-route] rtb-1: no route"),
-            "{text}"
-        );
-        assert!(text.contains("fix: add one"), "{text}");
-        assert!(failures(&[verdict]).is_err());
-    }
 }

@@ -1,0 +1,104 @@
+//! Deploy's goal: the stack its functions declare. Shared with `plan`, which runs the same
+//! observation, planning and checks (read-only) so that it refuses what deploy would refuse, with
+//! the same exit code.
+
+use fixedip_core::plan::{Action, Plan, StackSpec};
+use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
+
+use super::Goal;
+use crate::aws::observe::{self, observe, Scope};
+use crate::aws::{endpoints, Aws};
+use crate::build::AnnotatedBinary;
+use crate::commands::{Connections, Context, Identity};
+use crate::error::CliError;
+
+/// The stack as the declared functions want it.
+pub struct Deploy {
+    pub options: PlanOptions,
+}
+
+impl Goal for Deploy {
+    const COMMAND: &'static str = "deploy";
+    const DOING: &'static str = "Deploying";
+    const NOTHING_TO_DO: &'static str = "the account already matches";
+
+    async fn plan(
+        &self,
+        context: &Context,
+        aws: &Aws,
+        spec: &StackSpec,
+        first: bool,
+    ) -> Result<Plan, CliError> {
+        let mut observed = observe(aws, &Scope::from(spec)).await?;
+        let mut plan = planner::plan_with(spec, &observed, &self.options)?;
+        // The quota matters only to a plan that allocates: asked then, and planned again with it,
+        // so that a deploy that changes nothing stays at its few read calls.
+        if allocates(&plan) {
+            observe::address_quota(aws, &mut observed).await?;
+            plan = planner::plan_with(spec, &observed, &self.options)?;
+        }
+        if first {
+            show_attachment(context, &plan);
+            for note in &plan.notes {
+                context.output.warning(note);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The region must offer every VPC endpoint the plan creates, in every AZ of the stack.
+    async fn check(&self, aws: &Aws, plan: &Plan) -> Result<(), CliError> {
+        let services = endpoints::services_created(plan);
+        if !services.is_empty() {
+            let azs: Vec<String> = plan.network.azs.iter().map(|az| az.az.clone()).collect();
+            endpoints::check_services(aws, &services, &azs).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A stack on a network the user runs: where its functions will attach.
+fn show_attachment(context: &Context, plan: &Plan) {
+    if let Some(attachment) = &plan.network.existing {
+        let subnets: Vec<String> = attachment
+            .subnets
+            .iter()
+            .map(|s| format!("{} ({})", s.id, s.availability_zone))
+            .collect();
+        context.output.status(
+            "Attaching",
+            format!(
+                "to the existing network {}: {}",
+                attachment.vpc_id,
+                subnets.join(", ")
+            ),
+        );
+    }
+}
+
+/// Whether applying the plan may allocate an Elastic IP (then the quota is worth checking).
+fn allocates(plan: &Plan) -> bool {
+    plan.steps
+        .iter()
+        .any(|step| matches!(step.action, Action::AllocateAddress { .. }))
+}
+
+/// A built function, in the region it deploys to (connected to on first use).
+pub async fn declare(
+    context: &Context,
+    connections: &mut Connections,
+    function: AnnotatedBinary,
+    code_sha256: Option<String>,
+    read_only: bool,
+) -> Result<DeclaredFunction, CliError> {
+    let wanted = context.wanted_region(&function.settings);
+    connections
+        .to(context, &wanted, Identity::Checked, read_only)
+        .await?;
+    Ok(DeclaredFunction {
+        record: function.record,
+        settings: function.settings,
+        region: connections.region_of(&wanted),
+        code_sha256,
+    })
+}
