@@ -1832,7 +1832,7 @@ impl Planner {
         }
         for subnet in subnets {
             let associated = match (observed, subnet) {
-                (Some(table), Ref::Existing(id)) => table.associated_subnets.contains(id),
+                (Some(table), Ref::Existing(id)) => table.serves(id),
                 _ => false,
             };
             if !associated {

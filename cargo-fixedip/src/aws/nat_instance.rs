@@ -8,7 +8,7 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, ResourceType,
 };
 use base64::Engine as _;
-use fixedip_core::observed::{ObservedSecurityGroup, Slot};
+use fixedip_core::observed::Slot;
 use fixedip_core::plan::Step;
 use fixedip_core::requirements::StackName;
 use fixedip_core::tags::{self, Component};
@@ -376,116 +376,4 @@ impl<'a> Context<'a> {
             })?;
         Ok(Produced::default())
     }
-}
-
-/// The stack's NAT instances in its VPC (any state but `terminated`), found by their tags, and
-/// whether each one's source/destination check is on.
-pub async fn find_nat_instances(
-    aws: &super::Aws,
-    stack: &StackName,
-    vpc_id: &str,
-) -> Result<Vec<fixedip_core::observed::ObservedNatInstance>, AwsError> {
-    use fixedip_core::observed::{InstanceState, ObservedNatInstance};
-    let answer = aws
-        .ec2
-        .describe_instances()
-        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::COMPONENT))
-                .values(Component::NatInstance.as_str())
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::STACK))
-                .values(stack.to_string())
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeInstances", e))?;
-    let mut observed = Vec::new();
-    for instance in answer.reservations().iter().flat_map(|r| r.instances()) {
-        let tag = |key: &str| {
-            instance
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(key))
-                .and_then(|t| t.value())
-        };
-        if tag(tags::STACK) != Some(stack.as_str()) {
-            continue;
-        }
-        let state = match instance.state().and_then(|s| s.name()).map(|n| n.as_str()) {
-            Some("pending") => InstanceState::Pending,
-            Some("running") => InstanceState::Running,
-            Some("stopping") => InstanceState::Stopping,
-            Some("stopped") => InstanceState::Stopped,
-            Some("shutting-down") => InstanceState::ShuttingDown,
-            _ => continue,
-        };
-        let (Some(id), Some(subnet_id), Some(slot)) = (
-            instance.instance_id(),
-            instance.subnet_id(),
-            tag(tags::SLOT).and_then(|s| s.parse::<Slot>().ok()),
-        ) else {
-            continue;
-        };
-        observed.push(ObservedNatInstance {
-            id: id.to_owned(),
-            subnet_id: subnet_id.to_owned(),
-            slot,
-            state,
-            instance_type: instance
-                .instance_type()
-                .map(|t| t.as_str().to_owned())
-                .unwrap_or_default(),
-            network_interface_id: instance
-                .network_interfaces()
-                .iter()
-                .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
-                .and_then(|n| n.network_interface_id())
-                .map(str::to_owned),
-            // AWS defaults it to on; only an explicit `false` is off.
-            source_dest_check: instance.source_dest_check() != Some(false),
-        });
-    }
-    observed.sort_by(|a, b| (a.slot, &a.id).cmp(&(b.slot, &b.id)));
-    Ok(observed)
-}
-
-/// The stack's NAT security group, by its tags.
-pub async fn find_nat_security_group(
-    aws: &super::Aws,
-    stack: &StackName,
-) -> Result<Option<ObservedSecurityGroup>, AwsError> {
-    let answer = aws
-        .ec2
-        .describe_security_groups()
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::STACK))
-                .values(stack.to_string())
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::COMPONENT))
-                .values(Component::NatSecurityGroup.as_str())
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
-    let group = answer
-        .security_groups()
-        .iter()
-        .filter(|g| g.group_id().is_some())
-        .min_by_key(|g| g.group_id());
-    Ok(group.map(|g| ObservedSecurityGroup {
-        id: g.group_id().unwrap_or_default().to_owned(),
-        egress: super::observe::security_group_rules(g.ip_permissions_egress()),
-        ingress: super::observe::security_group_rules(g.ip_permissions()),
-    }))
 }

@@ -397,7 +397,7 @@ proptest! {
             for subnet in &function.subnet_ids {
                 prop_assert!(after.subnets.iter().any(|s| s.id == *subnet));
                 let routed = after.route_tables.iter().any(|t| {
-                    t.associated_subnets.contains(subnet)
+                    t.serves(subnet)
                         && t.routes.iter().any(|r| r.destination == ANYWHERE
                             && matches!(&r.target, crate::observed::RouteTarget::NatGateway(_)))
                 });

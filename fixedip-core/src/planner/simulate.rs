@@ -14,7 +14,7 @@ use crate::observed::{
     AddressUse, InstanceState, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
     ObservedInternetGateway, ObservedNatGateway, ObservedNatInstance, ObservedRole, ObservedRoute,
     ObservedRouteTable, ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc,
-    RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule, Tier,
+    RouteTableAssociation, RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule, Tier,
 };
 use crate::requirements::EndpointKind;
 use std::collections::BTreeSet;
@@ -77,6 +77,7 @@ pub fn address(allocation_id: &str, last_octet: u8, usage: AddressUse) -> Observ
         adopted: false,
         association_id: None,
         network_interface_id: None,
+        stale_association: false,
     }
 }
 
@@ -418,7 +419,7 @@ impl Account {
                     id: id.clone(),
                     tier: *tier,
                     slot: *slot,
-                    associated_subnets: Vec::new(),
+                    associations: Vec::new(),
                     routes: vec![local],
                 });
                 id
@@ -430,13 +431,17 @@ impl Account {
                 let (table, subnet) = (self.resolve(route_table), self.resolve(subnet));
                 for other in &self.state.route_tables {
                     assert!(
-                        !other.associated_subnets.contains(&subnet),
+                        !other.serves(&subnet),
                         "AWS refuses: {subnet} is associated with {} already",
                         other.id
                     );
                 }
-                self.table(&table).associated_subnets.push(subnet);
-                self.new_id("rtbassoc", step)
+                let id = self.new_id("rtbassoc", step);
+                self.table(&table).associations.push(RouteTableAssociation {
+                    id: id.clone(),
+                    subnet_id: subnet,
+                });
+                id
             }
             Action::CreateRoute {
                 route_table,
@@ -972,7 +977,7 @@ impl Account {
                     .expect("deleting a subnet the account does not hold");
                 self.state.subnets.remove(index);
                 for table in &mut self.state.route_tables {
-                    table.associated_subnets.retain(|s| s != subnet);
+                    table.associations.retain(|a| a.subnet_id != *subnet);
                 }
                 subnet.clone()
             }
@@ -1139,7 +1144,7 @@ impl Account {
             .state
             .route_tables
             .iter()
-            .find(|t| t.associated_subnets.iter().any(|s| s == subnet))?;
+            .find(|t| t.serves(subnet))?;
         let route = table
             .routes
             .iter()

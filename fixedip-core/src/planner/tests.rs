@@ -139,14 +139,14 @@ fn fresh_stack_routes_each_slot_through_its_own_nat() {
                     default_route.target,
                     RouteTarget::InternetGateway(igw.clone())
                 );
-                assert_eq!(table.associated_subnets.len(), 3);
+                assert_eq!(table.associations.len(), 3);
             }
             Tier::Private => {
                 let RouteTarget::NatGateway(nat) = &default_route.target else {
                     panic!()
                 };
-                assert_eq!(table.associated_subnets.len(), 1);
-                assert_eq!(subnet_slot(&table.associated_subnets[0]), nat_slot(nat));
+                assert_eq!(table.associations.len(), 1);
+                assert_eq!(subnet_slot(&table.associations[0].subnet_id), nat_slot(nat));
                 assert_eq!(Some(nat_slot(nat)), table.slot);
             }
         }
@@ -574,7 +574,7 @@ fn an_unassociated_subnet_is_associated() {
             .iter_mut()
             .find(|t| t.tier == Tier::Public)
             .unwrap();
-        table.associated_subnets.pop();
+        table.associations.pop();
     });
     assert_eq!(
         census(&plan),
@@ -910,7 +910,7 @@ fn a_gap_in_slots_is_kept_and_the_lowest_free_slot_fills_up() {
     }
     gap.route_tables.retain(|t| t.slot != Some(1));
     for table in &mut gap.route_tables {
-        table.associated_subnets.retain(|s| !slot_1.contains(s));
+        table.associations.retain(|a| !slot_1.contains(&a.subnet_id));
     }
     for function in &mut gap.functions {
         function.subnet_ids.retain(|s| !slot_1.contains(s));
