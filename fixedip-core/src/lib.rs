@@ -19,5 +19,6 @@ pub mod plan;
 pub mod planner;
 pub mod reader;
 pub mod settings;
+pub mod stacks;
 pub mod tags;
 pub mod verify;

@@ -8,6 +8,7 @@
 //! assumable by Lambda; a function still updating). After a failure, nothing is rolled back: the next
 //! run observes by tags and plans again from what exists.
 
+use super::emulator::carries;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::future::Future;
@@ -624,15 +625,11 @@ impl<'a> Context<'a> {
             Action::ActivateAddress {
                 allocation_id,
                 slot,
+                adopted,
             } => {
                 let mut tags = self.tags(Component::Address, Some(*slot));
                 tags.push((tags::ADDRESS.to_owned(), "active".to_owned()));
-                if self
-                    .inputs
-                    .adopted_ips
-                    .iter()
-                    .any(|a| a.as_str() == allocation_id)
-                {
+                if *adopted {
                     tags.push((tags::ADOPTED.to_owned(), "true".to_owned()));
                 }
                 let request = ec2.create_tags().resources(allocation_id).set_tags(Some(
@@ -982,17 +979,9 @@ impl<'a> Context<'a> {
                 let zip = self.zip(function)?;
                 Box::pin(self.update_function_code(step, function, zip))
             }
-            Action::TagFunction { function } => {
+            Action::TagFunction { function, arn } => {
                 let mut tags: BTreeMap<String, String> = function.tags.clone();
                 tags.extend(self.tags(Component::Function, None));
-                // TagResource takes an ARN only; it is built rather than looked up (one call fewer).
-                let arn = format!(
-                    "arn:{}:lambda:{}:{}:function:{}",
-                    fixedip_core::planner::partition(&self.aws.region),
-                    self.aws.region,
-                    self.aws.account,
-                    function.name
-                );
                 let request = self
                     .aws
                     .lambda
@@ -1035,9 +1024,10 @@ impl<'a> Context<'a> {
                     .await
                 })
             }
-            Action::DeleteRouteTable { route_table } => {
-                Box::pin(self.delete_route_table(step, route_table))
-            }
+            Action::DeleteRouteTable {
+                route_table,
+                associations,
+            } => Box::pin(self.delete_route_table(step, route_table, associations)),
             Action::DeleteSecurityGroup { security_group } => {
                 let request = ec2.delete_security_group().group_id(security_group);
                 Box::pin(async move {
@@ -1086,9 +1076,15 @@ impl<'a> Context<'a> {
             Action::DisableSourceDestCheck { instance } => {
                 Box::pin(self.disable_source_dest_check(refs.get(instance)?))
             }
-            Action::AssociateAddress { address, instance } => {
-                Box::pin(self.associate_address(refs.get(address)?, refs.get(instance)?))
-            }
+            Action::AssociateAddress {
+                address,
+                instance,
+                interface,
+            } => Box::pin(self.associate_address(
+                refs.get(address)?,
+                refs.get(instance)?,
+                interface.clone(),
+            )),
             Action::DisassociateAddress { association_id } => {
                 Box::pin(self.disassociate_address(association_id))
             }
@@ -1933,15 +1929,13 @@ impl<'a> Context<'a> {
 
     async fn delete_nat_gateway(self, step: &'a Step, id: &'a str) -> Result<Produced, AwsError> {
         use aws_sdk_ec2::types::NatGatewayState;
-        // Asked first: moto answers DeleteNatGateway on a gone id with an HTTP 500.
-        let addresses = match self.nat_gateway_state(id).await? {
-            None => return Ok(Produced::default()),
-            Some((NatGatewayState::Deleted, addresses)) => {
-                self.free_addresses(&addresses).await?;
-                return Ok(Produced::default());
-            }
-            Some((NatGatewayState::Deleting, addresses)) => addresses,
-            Some((_, addresses)) => {
+        // Asked first: moto answers DeleteNatGateway on a gone id with an HTTP 500. The
+        // addresses it held are freed by the DisassociateAddress steps the plan puts after this
+        // one (see `emulator.rs`).
+        match self.nat_gateway_state(id).await? {
+            None | Some((NatGatewayState::Deleted, _)) => return Ok(Produced::default()),
+            Some((NatGatewayState::Deleting, _)) => {}
+            Some(_) => {
                 match self
                     .aws
                     .ec2
@@ -1961,9 +1955,8 @@ impl<'a> Context<'a> {
                     }
                     Err(e) => return Err(AwsError::call("DeleteNatGateway", e)),
                 }
-                addresses
             }
-        };
+        }
         // The SDK's waiter knows `available` only; `deleted` is polled here.
         let mut backoff = self.backoff(self.inputs.timeouts.nat_gateway);
         loop {
@@ -1983,42 +1976,7 @@ impl<'a> Context<'a> {
                 }
             }
         }
-        self.free_addresses(&addresses).await?;
         Ok(Produced::default())
-    }
-
-    /// After its NAT gateway is `deleted`, an address must be free for the next NAT gateway.
-    /// AWS drops the association with the gateway; moto keeps it, and then refuses a new NAT
-    /// gateway on the address ("already associated"). One DescribeAddresses tells; on AWS it
-    /// finds nothing to do.
-    async fn free_addresses(self, allocation_ids: &[String]) -> Result<(), AwsError> {
-        if allocation_ids.is_empty() {
-            return Ok(());
-        }
-        let ec2 = &self.aws.ec2;
-        let answer = match ec2
-            .describe_addresses()
-            .set_allocation_ids(Some(allocation_ids.to_vec()))
-            .send()
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) if has_code(&e, ADDRESS_NOT_FOUND) => return Ok(()),
-            Err(e) => return Err(AwsError::call("DescribeAddresses", e)),
-        };
-        for association in answer.addresses().iter().filter_map(|a| a.association_id()) {
-            match ec2
-                .disassociate_address()
-                .association_id(association)
-                .send()
-                .await
-            {
-                Ok(_) => {}
-                Err(e) if has_code(&e, &["InvalidAssociationID.NotFound"]) => {}
-                Err(e) => return Err(AwsError::call("DisassociateAddress", e)),
-            }
-        }
-        Ok(())
     }
 
     async fn retain_address(self, allocation_id: &'a str) -> Result<Produced, AwsError> {
@@ -2162,24 +2120,17 @@ impl<'a> Context<'a> {
         }
     }
 
-    async fn delete_route_table(self, step: &'a Step, id: &'a str) -> Result<Produced, AwsError> {
+    /// The associations the plan lists first (see `emulator.rs`: moto keeps a deleted subnet's
+    /// association), then the table.
+    async fn delete_route_table(
+        self,
+        step: &'a Step,
+        id: &'a str,
+        associations: &'a [String],
+    ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
         const NOT_FOUND: &[&str] = &["InvalidRouteTableID.NotFound"];
-        let table = match ec2.describe_route_tables().route_table_ids(id).send().await {
-            Ok(answer) => answer.route_tables().first().cloned(),
-            Err(e) if has_code(&e, NOT_FOUND) => return Ok(Produced::default()),
-            Err(e) => return Err(AwsError::call("DescribeRouteTables", e)),
-        };
-        let Some(table) = table else {
-            return Ok(Produced::default());
-        };
-        for association in table.associations() {
-            if association.main() == Some(true) {
-                continue;
-            }
-            let Some(association_id) = association.route_table_association_id() else {
-                continue;
-            };
+        for association_id in associations {
             match ec2
                 .disassociate_route_table()
                 .association_id(association_id)
@@ -2379,14 +2330,6 @@ fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
         .build()
 }
 
-/// Whether a resource carries every one of `tags` (checked here too: moto ignores some filters).
-fn carries(found: &[Tag], tags: &[(String, String)]) -> bool {
-    tags.iter().all(|(key, value)| {
-        found
-            .iter()
-            .any(|t| t.key() == Some(key.as_str()) && t.value() == Some(value.as_str()))
-    })
-}
 
 /// A deterministic client token (EC2 allows 64 ASCII characters) from what identifies a request.
 fn client_token(parts: &[&str]) -> String {

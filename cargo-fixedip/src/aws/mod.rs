@@ -7,6 +7,7 @@
 //! credential or a wrong region is refused with a clear error before any other call.
 
 pub mod calls;
+mod emulator;
 pub mod endpoints;
 pub mod execute;
 pub mod existing;

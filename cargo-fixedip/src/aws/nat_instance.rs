@@ -253,10 +253,21 @@ impl<'a> Context<'a> {
         self,
         allocation_id: String,
         instance: String,
+        interface: Option<String>,
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
         // The primary interface: the association stays put if the instance is stopped and
-        // started, and it is what the route and `verify` see.
+        // started, and it is what the route and `verify` see. The plan names it for an instance
+        // it observed; one launched in this run is asked (its launch's outcome).
+        if let Some(eni) = interface {
+            ec2.associate_address()
+                .allocation_id(allocation_id)
+                .network_interface_id(eni)
+                .send()
+                .await
+                .map_err(|e| AwsError::call("AssociateAddress", e))?;
+            return Ok(Produced::default());
+        }
         let answer = ec2
             .describe_instances()
             .instance_ids(&instance)
@@ -307,43 +318,8 @@ impl<'a> Context<'a> {
         instance: &'a str,
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
-        // Its Elastic IP first: AWS drops the association at termination, moto keeps it, and a
-        // retained or re-used address must be free either way. The address was associated with
-        // the instance's network interface, so it is found by that (moto reports no instance id
-        // for such an association).
-        let interfaces: Vec<String> =
-            match ec2.describe_instances().instance_ids(instance).send().await {
-                Ok(answer) => answer
-                    .reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .flat_map(|i| i.network_interfaces())
-                    .filter_map(|n| n.network_interface_id())
-                    .map(str::to_owned)
-                    .collect(),
-                Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => Vec::new(),
-                Err(e) => return Err(AwsError::call("DescribeInstances", e)),
-            };
-        if !interfaces.is_empty() {
-            let addresses = ec2
-                .describe_addresses()
-                .filters(
-                    Filter::builder()
-                        .name("network-interface-id")
-                        .set_values(Some(interfaces))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| AwsError::call("DescribeAddresses", e))?;
-            for association in addresses
-                .addresses()
-                .iter()
-                .filter_map(|a| a.association_id())
-            {
-                self.disassociate_address(association).await?;
-            }
-        }
+        // Its Elastic IP is disassociated by a step the plan puts before this one (see
+        // `emulator.rs`: AWS drops the association at termination, moto keeps it).
         match ec2
             .terminate_instances()
             .instance_ids(instance)

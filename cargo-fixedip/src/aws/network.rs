@@ -281,9 +281,26 @@ reader!(vpcs, describe_vpcs, "DescribeVpcs", from_sdk::vpc, Vpc);
 reader!(subnets, describe_subnets, "DescribeSubnets", from_sdk::subnet, fixedip_core::network::Subnet);
 reader!(route_tables, describe_route_tables, "DescribeRouteTables", from_sdk::route_table, fixedip_core::network::RouteTable);
 reader!(internet_gateways, describe_internet_gateways, "DescribeInternetGateways", from_sdk::internet_gateway, fixedip_core::network::InternetGateway);
-reader!(nat_gateways, describe_nat_gateways, "DescribeNatGateways", from_sdk::nat_gateway, fixedip_core::network::NatGateway);
 reader!(endpoints, describe_vpc_endpoints, "DescribeVpcEndpoints", from_sdk::endpoint, fixedip_core::network::VpcEndpoint);
 reader!(security_groups, describe_security_groups, "DescribeSecurityGroups", from_sdk::security_group, fixedip_core::network::SecurityGroup);
+
+/// Like the others, but DescribeNatGateways names its parameter `Filter`, singular.
+async fn nat_gateways(
+    aws: &Aws,
+    filters: Vec<Filter>,
+) -> Result<Vec<fixedip_core::network::NatGateway>, AwsError> {
+    let items: Vec<_> = aws
+        .ec2
+        .describe_nat_gateways()
+        .set_filter(Some(filters))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("DescribeNatGateways", e))?;
+    Ok(items.iter().filter_map(from_sdk::nat_gateway).collect())
+}
 
 async fn instances(
     aws: &Aws,

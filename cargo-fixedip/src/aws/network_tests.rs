@@ -226,7 +226,7 @@ async fn the_console_network_is_read_whole() {
     assert_eq!(network.route_tables.len(), 4);
     assert_eq!(network.route_tables.iter().filter(|t| t.main).count(), 1);
     assert_eq!(network.internet_gateways.len(), 1);
-    assert!(network.internet_gateways[0].attached_vpc_id.is_some());
+    assert!(network.internet_gateways[0].attached_vpc_id().is_some());
     let addresses: BTreeSet<Ipv4Addr> = network
         .nat_gateways
         .iter()

@@ -6,8 +6,6 @@
 //! Not-found is matched on typed errors (IAM `NoSuchEntity`, Lambda `ResourceNotFound`), or on the
 //! documented EC2 error code, never on a message.
 
-use std::net::Ipv4Addr;
-
 use aws_sdk_ec2::types::AvailabilityZoneState;
 use fixedip_core::network::Network;
 use fixedip_core::observed::{

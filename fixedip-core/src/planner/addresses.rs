@@ -8,7 +8,7 @@ use super::duplicates;
 use super::inventory::Inventory;
 use super::steps::Planner;
 use super::{Context, PlanError};
-use crate::observed::{AddressUse, ObservedAddress, Slot};
+use crate::observed::{AddressUse, ObservedAddress, ObservedState, Slot};
 use crate::plan::{Action, StackSpec, Step, StepId, SurplusSlot};
 
 /// How a slot gets its Elastic IP.

@@ -246,7 +246,8 @@ mod tests {
         assert_eq!(
             steps,
             ["rtb-0000a", "rtb-0000b"].map(|id| Action::DeleteRouteTable {
-                route_table: id.to_owned()
+                route_table: id.to_owned(),
+                associations: Vec::new(),
             })
         );
         let after = simulate::apply(&plan(&spec(2), &account).unwrap(), &account);

@@ -215,7 +215,6 @@ impl Planner {
         }
     }
 }
-}
 
 /// What adopting a function fixedip did not create changes on it (`deploy --adopt`): its code,
 /// its role (unless `role` keeps it), its VPC.

@@ -110,6 +110,31 @@ impl Planner {
         }
     }
 
+    /// Back to gateways (`in_instance_mode` false): the NAT instances' group goes once no
+    /// instance is left, after every instance this plan terminates (retired by a switch, in a
+    /// slot that lost its NAT, or in a slot beyond `azs`). Its id and the step, when it goes.
+    pub(super) fn retire_nat_security_group(
+        &mut self,
+        in_instance_mode: bool,
+        observed: &ObservedState,
+        inventory: &Inventory,
+    ) -> Option<(String, StepId)> {
+        let group = observed.nat_security_group.as_ref().filter(|_| !in_instance_mode)?;
+        let terminated: Vec<StepId> = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+            .map(|s| s.id)
+            .collect();
+        if inventory.all_instances.len() != terminated.len() {
+            return None;
+        }
+        let action = Action::DeleteSecurityGroup {
+            security_group: group.id.clone(),
+        };
+        Some((group.id.clone(), self.push(action, &terminated)))
+    }
+
     /// A slot's NAT instance: kept, completed (check, address) or launched; a NAT gateway the
     /// slot still has is retired once the route points at the instance.
     #[allow(clippy::too_many_arguments)]

@@ -139,7 +139,7 @@ impl Planner {
                     Action::ReplaceRoute { .. } | Action::DeleteRoute { .. }
                 )
             }));
-        self.retire(retire, &routed.steps);
+        self.retire(&context.inventory, retire, &routed.steps);
         routes.private_route_tables.push(routed.status);
         routes.nat_slot_of.push(nat.map(|(slot, ..)| *slot));
     }

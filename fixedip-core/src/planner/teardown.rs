@@ -11,7 +11,7 @@
 //! Every id comes from the observation, so a run killed part way is finished by planning again:
 //! what is gone gets no step.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use super::endpoints::PlannedEndpoints;
 use super::inventory::Inventory;

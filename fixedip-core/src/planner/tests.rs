@@ -278,7 +278,7 @@ fn address_choices(plan: &Plan) -> Vec<(Slot, String)> {
                 Status::Keep(id) => format!("keep {id}"),
                 Status::Change(id) => {
                     let activated = actions(plan).into_iter().any(|a| {
-                        matches!(a, Action::ActivateAddress { allocation_id, slot }
+                        matches!(a, Action::ActivateAddress { allocation_id, slot, .. }
                             if allocation_id == id && *slot == az.slot)
                     });
                     assert!(activated, "{id} changes without an ActivateAddress");
@@ -808,7 +808,7 @@ fn an_adopted_function_moves_in_only_once_its_subnets_route_out() {
     }
     let tagged = actions(&plan)
         .into_iter()
-        .any(|a| matches!(a, Action::TagFunction { function } if function.name == "f"));
+        .any(|a| matches!(a, Action::TagFunction { function, .. } if function.name == "f"));
     assert!(
         tagged,
         "an untagged function must be tagged: {:#?}",
@@ -942,6 +942,7 @@ fn the_live_nats_address_stays_with_its_slot_even_untagged() {
     let [Action::ActivateAddress {
         allocation_id,
         slot: 0,
+        adopted: false,
     }] = actions(&plan)[..]
     else {
         panic!("{:#?}", plan.steps)
