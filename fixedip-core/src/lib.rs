@@ -21,4 +21,5 @@ pub mod reader;
 pub mod settings;
 pub mod stacks;
 pub mod tags;
+pub mod tokens;
 pub mod verify;

@@ -634,6 +634,9 @@ mod tests {
             peer: RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()),
         };
         assert_eq!(rule.to_string(), "tcp 443 to 0.0.0.0/0");
-        assert_eq!(SecurityGroupRule::ALL_OUT.to_string(), "all traffic to 0.0.0.0/0");
+        assert_eq!(
+            SecurityGroupRule::ALL_OUT.to_string(),
+            "all traffic to 0.0.0.0/0"
+        );
     }
 }

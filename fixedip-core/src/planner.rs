@@ -150,12 +150,12 @@ use steps::{Planned, Planner};
 // What the tests of this module (`use super::*`) name, as they did when it was one file.
 #[cfg(test)]
 use {
+    crate::observed::Slot,
     crate::observed::{AddressUse, ObservedAddress, ObservedFunction, ObservedRouteTable, Tier},
     crate::plan::{Action, FunctionSpec, NetworkModes, Ref, RouteVia, Step, DEFAULT_VPC_CIDR},
-    crate::observed::Slot,
     crate::plan::{StepId, LAMBDA_RUNTIME},
-    crate::requirements::NatMode,
     crate::record::Record,
+    crate::requirements::NatMode,
     crate::requirements::{AllocationId, StackName},
     crate::settings::DeploySettings,
     std::collections::{BTreeMap, BTreeSet},
@@ -233,28 +233,17 @@ pub fn plan_with(
     let base = planner.base(spec, observed, vpc_cidr, &nat_layout)?;
     let mut azs = planner.build_slots(&context, &slots.wanted, &addresses, &base)?;
     let routes_out = nat_layout.isolated() || azs.iter().any(|az| az.nat_gateway.is_some());
-    let (removed, kept_surplus) =
-        removable_slots(spec, observed, &context.inventory, &slots.surplus, routes_out);
-    let routes = planner.routes(&context, &nat_layout, &base, &mut azs);
-    let private_subnets: Vec<_> = azs
-        .iter()
-        .map(|az| az.private_subnet.reference.clone())
-        .collect();
-    let endpoints = planner.endpoints(
+    let (removed, kept_surplus) = removable_slots(
         spec,
         observed,
         &context.inventory,
-        &endpoints::EndpointPlacement {
-            vpc: &base.vpc.reference,
-            function_group: &base.security_group.reference,
-            private_route_tables: &routes.routed_private_tables,
-            private_subnets: &private_subnets,
-            removed_slots: &removed,
-        },
+        &slots.surplus,
+        routes_out,
     );
+    let routes = planner.routes(&context, &nat_layout, &base, &mut azs);
+    let endpoints = planner.endpoints_of_stack(&context, &base, &routes, &azs, &removed);
     let isolated = nat_layout.isolated();
-    let functions =
-        planner.functions(&context, isolated, &azs, &routes, &base, &kept_surplus);
+    let functions = planner.functions(&context, isolated, &azs, &routes, &base, &kept_surplus);
     let (removal, internet_gateway, public_route_table) = planner.remove_unused(
         &context,
         &nat_layout,
@@ -265,8 +254,7 @@ pub fn plan_with(
         &endpoints,
         &base,
     );
-    let (removed_slots, surplus_slots) =
-        planner.note_beyond_azs(&context, &removed, &kept_surplus);
+    let (removed_slots, surplus_slots) = planner.note_beyond_azs(&context, &removed, &kept_surplus);
     let kept = planner.keep_addresses(&context, &addresses, &surplus_slots, &nat_slots);
     let nat_security_group_retired = planner.retire_nat_security_group(
         base.nat_security_group.is_some(),

@@ -1091,7 +1091,14 @@ mod tests {
         for good in ["ap-northeast-1", "eu-central-2", "il-central-1"] {
             assert!(is_region(good), "{good}");
         }
-        for bad in ["", "us-east", "us-east-one", "u-east-1", "us--1", "us-east-123"] {
+        for bad in [
+            "",
+            "us-east",
+            "us-east-one",
+            "u-east-1",
+            "us--1",
+            "us-east-123",
+        ] {
             assert!(!is_region(bad), "{bad}");
         }
         assert!(is_role_arn("arn:aws:iam::123456789012:role/x"));

@@ -210,58 +210,58 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 /// The settings every function of a stack must agree on: each as shown in a message, and as
 /// compared.
 fn shared_settings(f: &DeclaredFunction) -> [(&'static str, String, String); 10] {
-        let requirements = &f.record.requirements;
-        let ips: Vec<&str> = requirements.ips.iter().map(AllocationId::as_str).collect();
-        let ips = if ips.is_empty() {
-            "none".to_owned()
-        } else {
-            format!("[{}]", ips.join(", "))
-        };
-        let vpc_cidr = match f.settings.vpc_cidr {
-            Some(cidr) => cidr.to_string(),
-            None => format!("{DEFAULT_VPC_CIDR} (the default)"),
-        };
-        [
-            (
-                "azs",
-                requirements.azs.to_string(),
-                requirements.azs.get().to_string(),
-            ),
-            ("ips", ips.clone(), ips),
-            listed("nat", [requirements.nat.to_string()]),
-            listed("nats", requirements.nats.map(|n| n.to_string())),
-            listed(
-                "endpoints",
-                requirements.endpoints.iter().map(ToString::to_string),
-            ),
-            listed(
-                "egress",
-                requirements.egress.iter().map(ToString::to_string),
-            ),
-            (
-                "vpc-cidr",
-                vpc_cidr,
-                f.settings.vpc_cidr.unwrap_or(DEFAULT_VPC_CIDR).to_string(),
-            ),
-            (
-                "nat-instance-type",
-                match &f.settings.nat_instance_type {
-                    Some(name) => name.clone(),
-                    None => format!("{DEFAULT_NAT_INSTANCE_TYPE} (the default)"),
-                },
-                f.settings
-                    .nat_instance_type
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_NAT_INSTANCE_TYPE.to_owned()),
-            ),
-            listed("vpc", f.settings.vpc.clone()),
-            listed("subnets", {
-                let mut subnets = f.settings.subnets.clone();
-                subnets.sort();
-                subnets
-            }),
-        ]
-    }
+    let requirements = &f.record.requirements;
+    let ips: Vec<&str> = requirements.ips.iter().map(AllocationId::as_str).collect();
+    let ips = if ips.is_empty() {
+        "none".to_owned()
+    } else {
+        format!("[{}]", ips.join(", "))
+    };
+    let vpc_cidr = match f.settings.vpc_cidr {
+        Some(cidr) => cidr.to_string(),
+        None => format!("{DEFAULT_VPC_CIDR} (the default)"),
+    };
+    [
+        (
+            "azs",
+            requirements.azs.to_string(),
+            requirements.azs.get().to_string(),
+        ),
+        ("ips", ips.clone(), ips),
+        listed("nat", [requirements.nat.to_string()]),
+        listed("nats", requirements.nats.map(|n| n.to_string())),
+        listed(
+            "endpoints",
+            requirements.endpoints.iter().map(ToString::to_string),
+        ),
+        listed(
+            "egress",
+            requirements.egress.iter().map(ToString::to_string),
+        ),
+        (
+            "vpc-cidr",
+            vpc_cidr,
+            f.settings.vpc_cidr.unwrap_or(DEFAULT_VPC_CIDR).to_string(),
+        ),
+        (
+            "nat-instance-type",
+            match &f.settings.nat_instance_type {
+                Some(name) => name.clone(),
+                None => format!("{DEFAULT_NAT_INSTANCE_TYPE} (the default)"),
+            },
+            f.settings
+                .nat_instance_type
+                .clone()
+                .unwrap_or_else(|| DEFAULT_NAT_INSTANCE_TYPE.to_owned()),
+        ),
+        listed("vpc", f.settings.vpc.clone()),
+        listed("subnets", {
+            let mut subnets = f.settings.subnets.clone();
+            subnets.sort();
+            subnets
+        }),
+    ]
+}
 
 /// A list setting: shown and compared the same way.
 fn listed(

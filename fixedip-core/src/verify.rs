@@ -283,7 +283,6 @@ pub fn check_declared_egress(
     }]
 }
 
-
 mod audit;
 use audit::{Audit, Expectation};
 

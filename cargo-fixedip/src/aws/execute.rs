@@ -28,8 +28,8 @@ use fixedip_core::plan::{
 };
 use fixedip_core::requirements::{AllocationId, StackName};
 use fixedip_core::tags::{self, Component};
+use fixedip_core::tokens;
 use futures::stream::{FuturesUnordered, StreamExt};
-use sha2::{Digest, Sha256};
 
 use super::{Aws, AwsError};
 
@@ -655,7 +655,7 @@ impl<'a> Context<'a> {
                 slot,
             } => {
                 let (subnet, address) = (refs.get(subnet)?, refs.get(address)?);
-                let token = nat_gateway_token(self.stack(), *slot, &subnet, &address);
+                let token = tokens::nat_gateway(self.stack(), *slot, &subnet, &address);
                 let tags = self.tags(Component::NatGateway, Some(*slot));
                 let request = ec2
                     .create_nat_gateway()
@@ -736,17 +736,12 @@ impl<'a> Context<'a> {
                 };
                 let tags = self.tags(component, *slot);
                 let vpc = refs.get(vpc)?;
-                let slot = slot.map(|s| s.to_string()).unwrap_or_default();
+                let token = tokens::route_table(self.stack(), component.as_str(), *slot, &vpc);
                 let request = ec2
                     .create_route_table()
                     .vpc_id(&vpc)
                     // A repeated request gets the table it made, not a second one.
-                    .client_token(client_token(&[
-                        self.stack().as_str(),
-                        component.as_str(),
-                        &slot,
-                        &vpc,
-                    ]))
+                    .client_token(token)
                     .tag_specifications(self.ec2_tags(ResourceType::RouteTable, tags.clone()));
                 Box::pin(self.create_or_find(
                     step,
@@ -1160,7 +1155,7 @@ impl<'a> Context<'a> {
             } => {
                 let (vpc, route_table) = (refs.get(vpc)?, refs.get(route_table)?);
                 let service = endpoint.service_name(&self.aws.region);
-                let token = endpoint_token(self.stack(), &service, &vpc, &[&route_table]);
+                let token = tokens::endpoint(self.stack(), &service, &vpc, &[&route_table]);
                 let request = ec2
                     .create_vpc_endpoint()
                     .vpc_id(&vpc)
@@ -1194,7 +1189,7 @@ impl<'a> Context<'a> {
                 let service = endpoint.service_name(&self.aws.region);
                 let mut sorted: Vec<&str> = subnets.iter().map(String::as_str).collect();
                 sorted.sort();
-                let token = endpoint_token(self.stack(), &service, &vpc, &sorted);
+                let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted);
                 let request = ec2
                     .create_vpc_endpoint()
                     .vpc_id(&vpc)
@@ -1494,15 +1489,6 @@ fn ip_permission(rule: &SecurityGroupRule) -> aws_sdk_ec2::types::IpPermission {
         }
     }
     .build()
-}
-
-/// The same endpoint request always carries the same token (as for NAT gateways), so that a run
-/// repeated after a lost answer gets the endpoint it made, not a second one.
-pub fn endpoint_token(stack: &StackName, service: &str, vpc: &str, placement: &[&str]) -> String {
-    let digest =
-        Sha256::digest(format!("{stack}\n{service}\n{vpc}\n{}", placement.join(",")).as_bytes());
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    format!("fixedip-{hex}")
 }
 
 impl<'a> Context<'a> {
@@ -2330,30 +2316,6 @@ fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
         .build()
 }
 
-
-/// A deterministic client token (EC2 allows 64 ASCII characters) from what identifies a request.
-fn client_token(parts: &[&str]) -> String {
-    let digest = Sha256::digest(parts.join("\n").as_bytes());
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    format!("fixedip-{hex}")
-}
-
-/// The same NAT gateway request always carries the same token, so that AWS returns the gateway it
-/// already made instead of a second one (and a second hourly bill) when a run is repeated. The subnet
-/// is part of it: after a teardown the same stack, slot and address get a new subnet, and a token
-/// reused with other parameters is refused by AWS.
-pub fn nat_gateway_token(
-    stack: &StackName,
-    slot: Slot,
-    subnet_id: &str,
-    allocation_id: &str,
-) -> String {
-    let digest =
-        Sha256::digest(format!("{stack}\n{slot}\n{subnet_id}\n{allocation_id}").as_bytes());
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    format!("fixedip-{hex}")
-}
-
 fn waiter_error<O, E>(what: String, timeout: Duration, error: WaiterError<O, E>) -> AwsError
 where
     O: fmt::Debug + 'static,
@@ -2375,25 +2337,6 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nat_gateway_tokens_are_deterministic_and_fit_aws_limit() {
-        let stack = StackName::parse("payments").unwrap();
-        let token = nat_gateway_token(&stack, 1, "subnet-1", "eipalloc-1");
-        assert_eq!(
-            token,
-            nat_gateway_token(&stack, 1, "subnet-1", "eipalloc-1")
-        );
-        assert_ne!(
-            token,
-            nat_gateway_token(&stack, 1, "subnet-2", "eipalloc-1")
-        );
-        assert_ne!(
-            token,
-            nat_gateway_token(&stack, 0, "subnet-1", "eipalloc-1")
-        );
-        assert!(token.len() <= 64 && token.is_ascii());
-    }
 
     #[test]
     fn lambda_interfaces_name_their_function() {

@@ -10,9 +10,7 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use fixedip_core::observed::Slot;
 use fixedip_core::plan::Step;
-use fixedip_core::requirements::StackName;
 use fixedip_core::tags::{self, Component};
-use sha2::{Digest, Sha256};
 
 use super::execute::{has_code, Context, Produced, Progress};
 use super::AwsError;
@@ -44,15 +42,6 @@ NFT
 systemctl enable --now nftables
 systemctl restart nftables
 "#;
-
-/// The same launch always carries the same token: AWS returns the instance it already made
-/// rather than a second one. moto ignores the token, so a launch whose answer was lost is also
-/// looked up by its tags (see [`launch`]).
-pub fn instance_token(stack: &StackName, slot: Slot, subnet_id: &str) -> String {
-    let digest = Sha256::digest(format!("{stack}\n{slot}\n{subnet_id}\nnat-instance").as_bytes());
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    format!("fixedip-{hex}")
-}
 
 impl<'a> Context<'a> {
     pub(super) async fn create_nat_security_group(
@@ -135,7 +124,9 @@ impl<'a> Context<'a> {
                 operation: "GetParameter",
                 missing: "the image id",
             })?;
-        let token = instance_token(self.stack(), slot, &subnet);
+        // The same launch always carries the same token: AWS returns the instance it already made
+        // rather than a second one (moto ignores it: see `emulator.rs`).
+        let token = fixedip_core::tokens::nat_instance(self.stack(), slot, &subnet);
         let tags = self.tags(Component::NatInstance, Some(slot));
         let request = ec2
             .run_instances()

@@ -101,7 +101,16 @@ pub async fn network_of_vpc(
         .collect();
     let addresses = match public_ips.is_empty() {
         true => Vec::new(),
-        false => addresses(aws, vec![Filter::builder().name("public-ip").set_values(Some(public_ips)).build()]).await?,
+        false => {
+            addresses(
+                aws,
+                vec![Filter::builder()
+                    .name("public-ip")
+                    .set_values(Some(public_ips))
+                    .build()],
+            )
+            .await?
+        }
     };
     Ok(EgressNetwork {
         vpc_id,
@@ -156,10 +165,14 @@ pub async fn describe_stack(
         endpoints(aws, tagged()),
         security_groups(aws, tagged()),
     )?;
-    let vpcs = futures::future::try_join_all(vpcs.into_iter().map(|vpc| with_dns(aws, vpc))).await?;
+    let vpcs =
+        futures::future::try_join_all(vpcs.into_iter().map(|vpc| with_dns(aws, vpc))).await?;
     let mut addresses = tagged_addresses;
     for address in adopted_addresses {
-        if !addresses.iter().any(|a| a.allocation_id == address.allocation_id) {
+        if !addresses
+            .iter()
+            .any(|a| a.allocation_id == address.allocation_id)
+        {
             addresses.push(address);
         }
     }
@@ -182,7 +195,11 @@ pub async fn security_groups_of_stack(
     aws: &Aws,
     stack: &StackName,
 ) -> Result<Vec<fixedip_core::network::SecurityGroup>, AwsError> {
-    security_groups(aws, vec![filter(&format!("tag:{}", tags::STACK), stack.as_str())]).await
+    security_groups(
+        aws,
+        vec![filter(&format!("tag:{}", tags::STACK), stack.as_str())],
+    )
+    .await
 }
 
 /// A VPC by its id (empty when there is none).
@@ -199,7 +216,10 @@ pub async fn vpcs_by_id(aws: &Aws, vpc_id: &str) -> Result<Vec<Vpc>, AwsError> {
 
 /// The subnets of several VPCs, to count what each holds (a stack with two VPCs is refused,
 /// naming what each holds).
-pub async fn subnets_of_vpcs(aws: &Aws, vpc_ids: &[String]) -> Result<Vec<fixedip_core::network::Subnet>, AwsError> {
+pub async fn subnets_of_vpcs(
+    aws: &Aws,
+    vpc_ids: &[String],
+) -> Result<Vec<fixedip_core::network::Subnet>, AwsError> {
     let filter = Filter::builder()
         .name("vpc-id")
         .set_values(Some(vpc_ids.to_vec()))
@@ -278,11 +298,41 @@ macro_rules! reader {
 }
 
 reader!(vpcs, describe_vpcs, "DescribeVpcs", from_sdk::vpc, Vpc);
-reader!(subnets, describe_subnets, "DescribeSubnets", from_sdk::subnet, fixedip_core::network::Subnet);
-reader!(route_tables, describe_route_tables, "DescribeRouteTables", from_sdk::route_table, fixedip_core::network::RouteTable);
-reader!(internet_gateways, describe_internet_gateways, "DescribeInternetGateways", from_sdk::internet_gateway, fixedip_core::network::InternetGateway);
-reader!(endpoints, describe_vpc_endpoints, "DescribeVpcEndpoints", from_sdk::endpoint, fixedip_core::network::VpcEndpoint);
-reader!(security_groups, describe_security_groups, "DescribeSecurityGroups", from_sdk::security_group, fixedip_core::network::SecurityGroup);
+reader!(
+    subnets,
+    describe_subnets,
+    "DescribeSubnets",
+    from_sdk::subnet,
+    fixedip_core::network::Subnet
+);
+reader!(
+    route_tables,
+    describe_route_tables,
+    "DescribeRouteTables",
+    from_sdk::route_table,
+    fixedip_core::network::RouteTable
+);
+reader!(
+    internet_gateways,
+    describe_internet_gateways,
+    "DescribeInternetGateways",
+    from_sdk::internet_gateway,
+    fixedip_core::network::InternetGateway
+);
+reader!(
+    endpoints,
+    describe_vpc_endpoints,
+    "DescribeVpcEndpoints",
+    from_sdk::endpoint,
+    fixedip_core::network::VpcEndpoint
+);
+reader!(
+    security_groups,
+    describe_security_groups,
+    "DescribeSecurityGroups",
+    from_sdk::security_group,
+    fixedip_core::network::SecurityGroup
+);
 
 /// Like the others, but DescribeNatGateways names its parameter `Filter`, singular.
 async fn nat_gateways(
@@ -349,7 +399,12 @@ async fn addresses_by_allocation_id(
     ids: &[AllocationId],
 ) -> Result<Vec<fixedip_core::network::Address>, AwsError> {
     const NOT_FOUND: &str = "InvalidAllocationID.NotFound";
-    let ask = |ids: Vec<String>| aws.ec2.describe_addresses().set_allocation_ids(Some(ids)).send();
+    let ask = |ids: Vec<String>| {
+        aws.ec2
+            .describe_addresses()
+            .set_allocation_ids(Some(ids))
+            .send()
+    };
     let not_found = |e: &aws_sdk_ec2::error::SdkError<_, _>| {
         e.as_service_error()
             .and_then(|s| aws_sdk_ec2::error::ProvideErrorMetadata::code(s))

@@ -120,7 +120,12 @@ async fn view_of(
             let subnets = subnets_of_vpcs(aws, &vpcs).await?;
             let held: Vec<(String, usize)> = vpcs
                 .iter()
-                .map(|id| (id.clone(), subnets.iter().filter(|s| s.vpc_id == *id).count()))
+                .map(|id| {
+                    (
+                        id.clone(),
+                        subnets.iter().filter(|s| s.vpc_id == *id).count(),
+                    )
+                })
                 .collect();
             Err(AwsError::duplicate_vpcs(stack.as_str(), &held))
         }

@@ -25,9 +25,7 @@ use super::{
     ObservedNatGateway, ObservedNatInstance, ObservedRoute, ObservedRouteTable,
     ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc, Slot, Tier,
 };
-use crate::network::{
-    EndpointType, InstanceState, Network, RouteDestination, SecurityGroup, Tags,
-};
+use crate::network::{EndpointType, InstanceState, Network, RouteDestination, SecurityGroup, Tags};
 use crate::requirements::{AllocationId, Endpoint, EndpointKind, StackName};
 use crate::tags::{self, Component};
 
@@ -156,7 +154,13 @@ impl View<'_> {
     fn internet_gateways(
         &self,
         vpc: Option<&str>,
-    ) -> Result<(Option<ObservedInternetGateway>, Vec<ObservedInternetGateway>), ViewError> {
+    ) -> Result<
+        (
+            Option<ObservedInternetGateway>,
+            Vec<ObservedInternetGateway>,
+        ),
+        ViewError,
+    > {
         let mut gateways: Vec<ObservedInternetGateway> = self
             .network
             .internet_gateways

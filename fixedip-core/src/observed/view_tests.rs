@@ -115,8 +115,14 @@ fn deployed() -> Network {
             routes: vec![
                 route("10.0.0.0/16", RouteTarget::Local),
                 route("0.0.0.0/0", RouteTarget::NatGateway("nat-0".into())),
-                route("::/0", RouteTarget::EgressOnlyInternetGateway("eigw-1".into())),
-                route("pl-63a5400a", RouteTarget::GatewayEndpoint("vpce-s3".into())),
+                route(
+                    "::/0",
+                    RouteTarget::EgressOnlyInternetGateway("eigw-1".into()),
+                ),
+                route(
+                    "pl-63a5400a",
+                    RouteTarget::GatewayEndpoint("vpce-s3".into()),
+                ),
             ],
             tags: tagged(Component::PrivateRouteTable, Some(0)),
         }],
@@ -133,17 +139,19 @@ fn deployed() -> Network {
             // Gone a while ago: AWS still lists it.
             nat_gateway("nat-old", "vpc-1", 0, NatState::Deleted, "eipalloc-9"),
             // The stack's tags, another VPC (one the stack had before).
-            nat_gateway("nat-elsewhere", "vpc-9", 0, NatState::Available, "eipalloc-8"),
+            nat_gateway(
+                "nat-elsewhere",
+                "vpc-9",
+                0,
+                NatState::Available,
+                "eipalloc-8",
+            ),
         ],
         instances: Vec::new(),
         addresses: vec![
             address("eipalloc-0", 10, 0, Some(("eipassoc-0", "eni-nat-0"))),
             Address {
-                tags: with(
-                    tagged(Component::Address, None),
-                    tags::ADDRESS,
-                    "retained",
-                ),
+                tags: with(tagged(Component::Address, None), tags::ADDRESS, "retained"),
                 ..address("eipalloc-1", 11, 0, None)
             },
         ],
@@ -242,7 +250,10 @@ fn a_deployed_stack_is_read_whole() {
     );
     // The endpoint's state is compared whatever its case.
     assert_eq!(observed.endpoints.len(), 1);
-    assert_eq!(observed.endpoints[0].service, Endpoint::parse("s3").unwrap());
+    assert_eq!(
+        observed.endpoints[0].service,
+        Endpoint::parse("s3").unwrap()
+    );
     assert_eq!(observed.endpoints[0].slot, Some(0));
 }
 
@@ -329,7 +340,9 @@ fn adopted_and_pending_addresses() {
         public_ip: Some(Ipv4Addr::new(198, 51, 100, 1)),
         ..Address::default()
     });
-    network.addresses[0].tags.insert(tags::ADDRESS.into(), "pending".into());
+    network.addresses[0]
+        .tags
+        .insert(tags::ADDRESS.into(), "pending".into());
     let adopted = [AllocationId::parse("eipalloc-0abc1234").unwrap()];
     let observed = stack_view(&stack(), REGION, &adopted, &network).unwrap();
     let user = observed
@@ -337,7 +350,10 @@ fn adopted_and_pending_addresses() {
         .iter()
         .find(|a| a.allocation_id == "eipalloc-0abc1234")
         .unwrap();
-    assert_eq!((user.usage, user.slot, user.adopted), (AddressUse::Retained, None, true));
+    assert_eq!(
+        (user.usage, user.slot, user.adopted),
+        (AddressUse::Retained, None, true)
+    );
     let pending = observed
         .addresses
         .iter()
@@ -372,7 +388,10 @@ fn what_cannot_be_told_apart_is_refused() {
     network.security_groups.push(group);
     assert!(matches!(
         view(&network),
-        Err(ViewError::Duplicate { component: "security group", .. })
+        Err(ViewError::Duplicate {
+            component: "security group",
+            ..
+        })
     ));
 
     let mut network = deployed();
@@ -381,7 +400,10 @@ fn what_cannot_be_told_apart_is_refused() {
     network.internet_gateways.push(gateway);
     assert!(matches!(
         view(&network),
-        Err(ViewError::Duplicate { component: "internet gateway", .. })
+        Err(ViewError::Duplicate {
+            component: "internet gateway",
+            ..
+        })
     ));
 }
 

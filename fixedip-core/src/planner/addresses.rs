@@ -107,12 +107,10 @@ pub(super) fn choose_addresses<'a>(
     Ok(choices)
 }
 
-
 /// The address's IP, unless it is not known (planning offline).
 pub(super) fn known_ip(address: &ObservedAddress) -> Option<Ipv4Addr> {
     Some(address.public_ip).filter(|ip| !ip.is_unspecified())
 }
-
 
 /// Refuses a plan that would allocate more Elastic IPs than the account's quota leaves room for:
 /// AWS would refuse the allocation half way through the deploy.
@@ -140,7 +138,6 @@ pub(super) fn check_address_quota(
     }
     Ok(())
 }
-
 
 /// The addresses the plan keeps: those serving no slot, retained (still on the allowlist), and
 /// the duplicates it releases.

@@ -53,10 +53,14 @@ pub fn plan_destroy(
     let mut removed = Removed::default();
     for &slot in &slots {
         let slot = planner.remove_slot(slot, &inventory, &endpoints_off);
-        removed.nats_deleted.extend(slot.nat_gateways_deleted.values());
+        removed
+            .nats_deleted
+            .extend(slot.nat_gateways_deleted.values());
         removed.addresses_freed.extend(slot.addresses_freed);
         removed.network_deleted.extend(slot.network_deleted);
-        removed.instances_terminated.extend(slot.instances_terminated);
+        removed
+            .instances_terminated
+            .extend(slot.instances_terminated);
     }
     let (retained_addresses, released_addresses) = teardown.addresses(&mut planner, &removed);
     let rest = teardown.rest(&mut planner, &functions.off, &endpoints, removed);
@@ -283,7 +287,10 @@ impl<'a> Teardown<'a> {
         &self,
         planner: &mut Planner,
         removed: &Removed,
-    ) -> (Vec<(String, std::net::Ipv4Addr)>, Vec<(String, std::net::Ipv4Addr)>) {
+    ) -> (
+        Vec<(String, std::net::Ipv4Addr)>,
+        Vec<(String, std::net::Ipv4Addr)>,
+    ) {
         let inventory = self.inventory;
         let mut retained = Vec::new();
         let mut released = Vec::new();

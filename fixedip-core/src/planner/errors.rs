@@ -177,4 +177,3 @@ fn refused_list(refused: &[crate::existing::RefusedSubnet]) -> String {
         })
         .collect()
 }
-

@@ -25,7 +25,6 @@ pub(super) struct Attachment {
     pub(super) routes_ready: Vec<StepId>,
 }
 
-
 /// A function of the same name that fixedip did not create (no stack tag) is somebody else's:
 /// refused before any step, unless the user adopts it.
 pub(super) fn refuse_functions_not_owned(
@@ -56,7 +55,6 @@ pub(super) fn refuse_functions_not_owned(
         })
     }
 }
-
 
 impl Planner {
     /// Every function of the stack, attached to the private subnets that route out (or, isolated,
@@ -101,8 +99,7 @@ impl Planner {
                 .iter()
                 .map(|function| {
                     let deployed = observed.functions.iter().find(|f| f.name == function.name);
-                    let status =
-                        deployed.map_or(Status::HeldBack, |f| Status::Keep(f.arn.clone()));
+                    let status = deployed.map_or(Status::HeldBack, |f| Status::Keep(f.arn.clone()));
                     (function.name.clone(), status)
                 })
                 .collect();
@@ -116,7 +113,6 @@ impl Planner {
             })
             .collect()
     }
-
 
     pub(super) fn function(
         &mut self,
@@ -273,7 +269,6 @@ fn adoption_note(
     )
 }
 
-
 fn configuration_differs(
     function: &FunctionSpec,
     deployed: &ObservedFunction,
@@ -302,4 +297,3 @@ fn configuration_differs(
         || deployed.timeout_s != function.timeout_s
         || deployed.environment != function.environment
 }
-

@@ -196,6 +196,21 @@ impl<'a> Inventory<'a> {
             .collect()
     }
 
+    /// Every NAT gateway of a slot, by id, in any state the observation shows: failed ones too
+    /// (AWS deletes them in time, but the slot is not gone until they are).
+    pub(super) fn nats_of_slot(&self, slot: Slot) -> Vec<&'a ObservedNatGateway> {
+        let mut nats: Vec<&ObservedNatGateway> = self
+            .live_nats
+            .iter()
+            .chain(&self.deleting_nats)
+            .chain(&self.failed_nats)
+            .copied()
+            .filter(|nat| nat.slot == slot)
+            .collect();
+        nats.sort_by(|a, b| a.id.cmp(&b.id));
+        nats
+    }
+
     /// The live NAT instance of a slot (running first, then by id).
     pub(super) fn live_instance(&self, slot: Slot) -> Option<&'a ObservedNatInstance> {
         self.live_instances.iter().copied().find(|i| i.slot == slot)

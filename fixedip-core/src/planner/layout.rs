@@ -44,7 +44,6 @@ pub fn slot_cidrs(vpc: Ipv4Net, slot: Slot) -> Option<SlotCidrs> {
     })
 }
 
-
 /// The stack's VPC CIDR, refused unless a /16 to a /24.
 pub(super) fn vpc_cidr(spec: &StackSpec) -> Result<Ipv4Net, PlanError> {
     let cidr = spec.vpc_cidr.trunc();

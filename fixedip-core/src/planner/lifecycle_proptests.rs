@@ -296,7 +296,12 @@ fn stack_owned(spec: &StackSpec, account: &ObservedState) -> BTreeSet<String> {
     ids.extend(account.nat_gateways.iter().map(|n| n.id.clone()));
     ids.extend(account.route_tables.iter().map(|t| t.id.clone()));
     // The associations of the stack's addresses and route tables.
-    ids.extend(account.addresses.iter().filter_map(|a| a.association_id.clone()));
+    ids.extend(
+        account
+            .addresses
+            .iter()
+            .filter_map(|a| a.association_id.clone()),
+    );
     let tables = account.route_tables.iter();
     ids.extend(tables.flat_map(|t| t.associations.iter().map(|a| a.id.clone())));
     ids.extend(account.security_group.iter().map(|g| g.id.clone()));

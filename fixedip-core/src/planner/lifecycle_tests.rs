@@ -385,12 +385,17 @@ fn a_stale_association_is_removed_before_the_address_is_retained() {
     let nat_deleted = step_of(&shrink, |a| matches!(a, Action::DeleteNatGateway { .. }));
     let killed = apply_where(&shrink, &three, |step| step <= nat_deleted);
     let killed = with_stale_associations(&killed, &three);
-    let stale = killed.addresses.iter().find(|a| a.stale_association).unwrap();
+    let stale = killed
+        .addresses
+        .iter()
+        .find(|a| a.stale_association)
+        .unwrap();
 
     let resumed = planned(&spec(2, &["f"]), &killed, &DEFAULT);
-    let disassociated = step_of(&resumed, |a| {
-        matches!(a, Action::DisassociateAddress { association_id } if Some(association_id) == stale.association_id.as_ref())
-    });
+    let disassociated = step_of(
+        &resumed,
+        |a| matches!(a, Action::DisassociateAddress { association_id } if Some(association_id) == stale.association_id.as_ref()),
+    );
     let retained = step_of(&resumed, |a| matches!(a, Action::RetainAddress { .. }));
     assert!(waits_for(&resumed, retained, disassociated));
     let two = apply(&resumed, &killed);
@@ -410,7 +415,11 @@ fn a_stale_association_is_removed_before_the_address_serves_a_new_nat() {
     });
     let two = with_stale_associations(&two, &three);
     let stale = two.addresses.iter().find(|a| a.stale_association).unwrap();
-    assert_eq!(stale.usage, AddressUse::Active, "retained waits for the disassociation");
+    assert_eq!(
+        stale.usage,
+        AddressUse::Active,
+        "retained waits for the disassociation"
+    );
 
     let grow = planned(&spec(3, &["f"]), &two, &DEFAULT);
     let disassociated = step_of(&grow, |a| matches!(a, Action::DisassociateAddress { .. }));

@@ -119,7 +119,10 @@ impl Planner {
         observed: &ObservedState,
         inventory: &Inventory,
     ) -> Option<(String, StepId)> {
-        let group = observed.nat_security_group.as_ref().filter(|_| !in_instance_mode)?;
+        let group = observed
+            .nat_security_group
+            .as_ref()
+            .filter(|_| !in_instance_mode)?;
         let terminated: Vec<StepId> = self
             .steps
             .iter()
@@ -362,7 +365,12 @@ impl Planner {
             .all_instances
             .iter()
             .filter(|i| i.slot == slot)
-            .map(|i| (i.subnet_id.clone(), self.terminate(i, inventory, functions_off)))
+            .map(|i| {
+                (
+                    i.subnet_id.clone(),
+                    self.terminate(i, inventory, functions_off),
+                )
+            })
             .collect()
     }
 }

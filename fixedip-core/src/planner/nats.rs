@@ -24,7 +24,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::observed::{AddressUse, ObservedNatGateway, ObservedState, Slot, Tier};
+use crate::observed::{AddressUse, ObservedState, Slot, Tier};
 use crate::plan::{Action, NetworkModes, Status, StepId};
 use crate::requirements::NatMode;
 
@@ -113,15 +113,7 @@ impl Planner {
         let mut removal = NatRemoval::default();
         for (slot, az) in wanted.iter().filter(|(slot, _)| !layout.has_nat(*slot)) {
             let slot = *slot;
-            let mut nats: Vec<&ObservedNatGateway> = inventory
-                .live_nats
-                .iter()
-                .chain(&inventory.deleting_nats)
-                .chain(&inventory.failed_nats)
-                .copied()
-                .filter(|nat| nat.slot == slot)
-                .collect();
-            nats.sort_by(|a, b| a.id.cmp(&b.id));
+            let nats = inventory.nats_of_slot(slot);
             let mut deleted = Vec::new();
             let mut freed = Vec::new();
             for nat in &nats {

@@ -19,7 +19,6 @@ pub const EXECUTION_ROLE_POLICIES: [&str; 2] = [
     "AWSLambdaVPCAccessExecutionRole",
 ];
 
-
 /// The AWS partition of a region, for ARNs: `aws`, `aws-cn` or `aws-us-gov`.
 pub fn partition(region: &str) -> &'static str {
     if region.starts_with("cn-") {
@@ -38,7 +37,6 @@ pub fn execution_role_policy_arns(region: &str) -> [String; 2] {
         .map(|policy| format!("arn:{partition}:iam::aws:policy/service-role/{policy}"))
 }
 
-
 pub(super) struct InternetGateway {
     pub(super) planned: Planned,
     /// The step that attaches it, when one does.
@@ -51,7 +49,6 @@ pub(super) struct Role {
     pub(super) ready: Vec<StepId>,
 }
 
-
 pub(super) struct RoutedTable {
     /// The table, for what else goes in it (gateway endpoints).
     pub(super) table: Ref,
@@ -59,7 +56,6 @@ pub(super) struct RoutedTable {
     /// The steps that make the table route its subnets: creation, route, associations.
     pub(super) steps: Vec<StepId>,
 }
-
 
 /// The parts every slot of the stack uses.
 pub(super) struct Base {

@@ -104,7 +104,11 @@ impl Planner {
         retire: Vec<Retire>,
         routes: &mut Routes,
     ) {
-        let observed_table = context.inventory.private_route_tables.get(&az.slot).copied();
+        let observed_table = context
+            .inventory
+            .private_route_tables
+            .get(&az.slot)
+            .copied();
         let via = match (layout.isolated(), nat) {
             (true, _) => None,
             (false, Some((_, via, _))) => Some((*via).clone()),

@@ -1184,11 +1184,7 @@ impl Account {
 
     /// Where a subnet's 0.0.0.0/0 route goes, if it has one that works.
     fn default_target(&self, subnet: &str) -> Option<RouteTarget> {
-        let table = self
-            .state
-            .route_tables
-            .iter()
-            .find(|t| t.serves(subnet))?;
+        let table = self.state.route_tables.iter().find(|t| t.serves(subnet))?;
         let route = table
             .routes
             .iter()

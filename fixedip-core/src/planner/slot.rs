@@ -8,8 +8,8 @@ use ipnet::Ipv4Net;
 use super::addresses::{known_ip, AddressChoice};
 use super::layout::{slot_cidrs, SlotCidrs};
 use super::nat_instance::Retire;
-use super::network::Base;
 use super::nats::NatLayout;
+use super::network::Base;
 use super::steps::{Planned, Planner};
 use super::{Context, PlanError};
 use crate::observed::{AddressUse, Slot, Tier};
@@ -317,8 +317,9 @@ pub(super) fn az_views(
         .zip(nat_slot_of)
         .map(|((az, private_route_table), nat_slot)| {
             let has_nat = layout.has_nat(az.slot);
-            let removed =
-                |what: Option<&String>| what.map_or(Status::Absent, |id| Status::Delete(id.clone()));
+            let removed = |what: Option<&String>| {
+                what.map_or(Status::Absent, |id| Status::Delete(id.clone()))
+            };
             AzView {
                 slot: az.slot,
                 public_subnet: (

@@ -15,7 +15,10 @@ pub(super) struct SlotChoice {
     pub(super) surplus: Vec<Slot>,
 }
 
-pub(super) fn choose_slots(spec: &StackSpec, inventory: &Inventory) -> Result<SlotChoice, PlanError> {
+pub(super) fn choose_slots(
+    spec: &StackSpec,
+    inventory: &Inventory,
+) -> Result<SlotChoice, PlanError> {
     let azs = usize::from(spec.azs.get());
     let existing = inventory.existing_slots();
     let mut wanted: Vec<Slot> = existing.iter().copied().take(azs).collect();
@@ -62,7 +65,6 @@ pub(super) fn choose_slots(spec: &StackSpec, inventory: &Inventory) -> Result<Sl
     })
 }
 
-
 /// " (us-east-1c)", for messages about a slot.
 fn in_az(az: Option<&str>) -> String {
     az.map(|az| format!(" ({az})")).unwrap_or_default()
@@ -83,20 +85,11 @@ pub(super) fn removable_slots(
         return (Vec::new(), surplus.to_vec());
     }
     surplus.iter().partition(|&&slot| {
-        let private: Vec<&str> = inventory
-            .subnets
-            .iter()
-            .filter(|s| s.slot == slot && s.tier == Tier::Private)
-            .map(|s| s.id.as_str())
-            .collect();
-        observed
-            .functions
-            .iter()
-            .filter(|f| f.subnet_ids.iter().any(|s| private.contains(&s.as_str())))
-            .all(|f| spec.functions.iter().any(|mine| mine.name == f.name))
+        functions_in_slot(observed, inventory, slot)
+            .into_iter()
+            .all(|name| spec.functions.iter().any(|mine| mine.name == name))
     })
 }
-
 
 pub(super) fn surplus_view(surplus: &[Slot], inventory: &Inventory) -> Vec<SurplusSlot> {
     surplus
@@ -123,7 +116,6 @@ pub(super) fn surplus_view(surplus: &[Slot], inventory: &Inventory) -> Vec<Surpl
         })
         .collect()
 }
-
 
 impl SlotChoice {
     /// The slots that hold a NAT, with their AZ.

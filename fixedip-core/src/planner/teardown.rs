@@ -20,7 +20,7 @@ use super::network::Base;
 use super::routes::Routes;
 use super::steps::Planner;
 use super::Context;
-use crate::observed::{AddressUse, ObservedNatGateway, Slot, Tier};
+use crate::observed::{AddressUse, Slot, Tier};
 use crate::plan::{Action, InterfaceHolder, Status, StepId};
 
 /// What removing a slot's network did, for the steps that must follow it.
@@ -46,16 +46,7 @@ impl Planner {
         inventory: &Inventory,
         functions_off: &[StepId],
     ) -> SlotTeardown {
-        // Failed ones too: AWS would delete them in time, but the stack is not gone until they are.
-        let mut nats: Vec<&ObservedNatGateway> = inventory
-            .live_nats
-            .iter()
-            .chain(&inventory.deleting_nats)
-            .chain(&inventory.failed_nats)
-            .copied()
-            .filter(|nat| nat.slot == slot)
-            .collect();
-        nats.sort_by(|a, b| a.id.cmp(&b.id));
+        let nats = inventory.nats_of_slot(slot);
         let mut nat_gateways_deleted = BTreeMap::new();
         let mut addresses_freed = BTreeMap::new();
         for nat in &nats {

@@ -910,7 +910,9 @@ fn a_gap_in_slots_is_kept_and_the_lowest_free_slot_fills_up() {
     }
     gap.route_tables.retain(|t| t.slot != Some(1));
     for table in &mut gap.route_tables {
-        table.associations.retain(|a| !slot_1.contains(&a.subnet_id));
+        table
+            .associations
+            .retain(|a| !slot_1.contains(&a.subnet_id));
     }
     for function in &mut gap.functions {
         function.subnet_ids.retain(|s| !slot_1.contains(s));

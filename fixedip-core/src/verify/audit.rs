@@ -7,9 +7,8 @@ use ipnet::{Ipv4Net, Ipv6Net};
 
 use super::{
     EgressExit, EgressNetwork, Finding, FindingCode, FunctionAttachment, Instance, InstanceState,
-    NatAddress,
-    NatConnectivity, NatGatewayState, Route, RouteDestination, RouteTable, RouteTarget, RulePeer,
-    RuleProtocol, Severity, Subnet,
+    NatAddress, NatConnectivity, NatGatewayState, Route, RouteDestination, RouteTable, RouteTarget,
+    RulePeer, RuleProtocol, Severity, Subnet,
 };
 
 #[derive(Clone, Copy)]
@@ -387,7 +386,12 @@ impl<'a> Audit<'a> {
         self.public_side(&instance.id, "NAT instance", &instance.subnet_id);
         // An Elastic IP of the account is listed by DescribeAddresses; an address AWS assigned
         // at launch is not.
-        let elastic = |ip: Ipv4Addr| self.network.addresses.iter().any(|a| a.public_ip == Some(ip));
+        let elastic = |ip: Ipv4Addr| {
+            self.network
+                .addresses
+                .iter()
+                .any(|a| a.public_ip == Some(ip))
+        };
         match instance.public_ip {
             Some(ip) if elastic(ip) => self.allowed_address(&instance.id, "NAT instance", ip, None),
             Some(ip) => self.error(
@@ -633,4 +637,3 @@ fn delete_route_destination(destination: &RouteDestination) -> String {
         RouteDestination::PrefixList(id) => format!("--destination-prefix-list-id {id}"),
     }
 }
-

@@ -94,20 +94,33 @@ impl Stack {
         let mut network = EgressNetwork {
             vpc_id: "vpc-1".into(),
             resources: Network {
-            internet_gateways: vec![gateway("igw-1".into(), Some("vpc-1".into()))],
-            security_groups: vec![SecurityGroup {
- id: "sg-1".into(),
- egress: vec![rule(RuleProtocol::All, RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()))],
- ..SecurityGroup::default()
- }],
-            ..Network::default()
+                internet_gateways: vec![gateway("igw-1".into(), Some("vpc-1".into()))],
+                security_groups: vec![SecurityGroup {
+                    id: "sg-1".into(),
+                    egress: vec![rule(
+                        RuleProtocol::All,
+                        RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()),
+                    )],
+                    ..SecurityGroup::default()
+                }],
+                ..Network::default()
             },
         };
-        network.route_tables.push(table("rtb-main".into(), true, vec![], vec![route(v4("10.0.0.0/16"), RouteTarget::Local)]));
-        network.route_tables.push(table("rtb-public".into(), false, vec![], vec![
+        network.route_tables.push(table(
+            "rtb-main".into(),
+            true,
+            vec![],
+            vec![route(v4("10.0.0.0/16"), RouteTarget::Local)],
+        ));
+        network.route_tables.push(table(
+            "rtb-public".into(),
+            false,
+            vec![],
+            vec![
                 route(v4("10.0.0.0/16"), RouteTarget::Local),
                 route(v4("0.0.0.0/0"), igw()),
-            ]));
+            ],
+        ));
         let mut function = FunctionAttachment {
             name: "hello-egress".into(),
             subnet_ids: vec![],
@@ -119,25 +132,32 @@ impl Stack {
             let public = format!("subnet-pub-{slot}");
             let private = format!("subnet-priv-{slot}");
             network.subnets.push(Subnet {
- id: public.clone(),
- availability_zone: az.to_string(),
- cidr: format!("10.0.{slot}.0/24").parse().unwrap(),
- ..Subnet::default()
- });
+                id: public.clone(),
+                availability_zone: az.to_string(),
+                cidr: format!("10.0.{slot}.0/24").parse().unwrap(),
+                ..Subnet::default()
+            });
             network.subnets.push(Subnet {
- id: private.clone(),
- availability_zone: az.to_string(),
- cidr: format!("10.0.{}.0/24", 100 + slot).parse().unwrap(),
- ..Subnet::default()
- });
-            network.route_tables[1].associations.push(association(&public));
-            network.route_tables.push(table(format!("rtb-priv-{slot}"), false, vec![private.clone()], vec![
+                id: private.clone(),
+                availability_zone: az.to_string(),
+                cidr: format!("10.0.{}.0/24", 100 + slot).parse().unwrap(),
+                ..Subnet::default()
+            });
+            network.route_tables[1]
+                .associations
+                .push(association(&public));
+            network.route_tables.push(table(
+                format!("rtb-priv-{slot}"),
+                false,
+                vec![private.clone()],
+                vec![
                     route(v4("10.0.0.0/16"), RouteTarget::Local),
                     route(v4("0.0.0.0/0"), nat(&format!("nat-{slot}"))),
-                ]));
+                ],
+            ));
             network.nat_gateways.push(NatGateway {
- vpc_id: "vpc-1".into(),
- tags: Tags::new(),
+                vpc_id: "vpc-1".into(),
+                tags: Tags::new(),
                 id: format!("nat-{slot}"),
                 subnet_id: public,
                 state: NatGatewayState::Available,
@@ -230,15 +250,15 @@ fn fixedip_stacks_with_one_two_and_three_azs_pass() {
 #[test]
 fn console_guide_network_passes() {
     let subnet = |id: &str, az: &str, cidr: &str| Subnet {
- id: id.into(),
- availability_zone: az.into(),
- cidr: cidr.parse().unwrap(),
- ..Subnet::default()
- };
+        id: id.into(),
+        availability_zone: az.into(),
+        cidr: cidr.parse().unwrap(),
+        ..Subnet::default()
+    };
     let local = || route(v4("10.0.0.0/25"), RouteTarget::Local);
     let nat_gateway = |id: &str, subnet: &str, alloc: &str, ip: [u8; 4]| NatGateway {
- vpc_id: "vpc-1".into(),
- tags: Tags::new(),
+        vpc_id: "vpc-1".into(),
+        tags: Tags::new(),
         id: id.into(),
         subnet_id: subnet.into(),
         state: NatGatewayState::Available,
@@ -252,43 +272,64 @@ fn console_guide_network_passes() {
     let network = EgressNetwork {
         vpc_id: "vpc-0a1b2c3d4e5f67890".into(),
         resources: Network {
-        subnets: vec![
-            subnet("subnet-public-1a", "ap-northeast-1a", "10.0.0.0/28"),
-            subnet("subnet-public-1c", "ap-northeast-1c", "10.0.0.16/28"),
-            subnet("subnet-private-1a", "ap-northeast-1a", "10.0.0.32/28"),
-            subnet("subnet-private-1c", "ap-northeast-1c", "10.0.0.48/28"),
-        ],
-        route_tables: vec![
-            table("rtb-main".into(), true, vec![], vec![local()]),
-            table("rtb-public".into(), false, vec!["subnet-public-1a".into(), "subnet-public-1c".into()], vec![
-                    local(),
-                    route(v4("0.0.0.0/0"), RouteTarget::from_gateway_id("igw-0f00")),
-                ]),
-            table("rtb-private-1a".into(), false, vec!["subnet-private-1a".into()], vec![local(), route(v4("0.0.0.0/0"), nat("nat-1a"))]),
-            table("rtb-private-1c".into(), false, vec!["subnet-private-1c".into()], vec![local(), route(v4("0.0.0.0/0"), nat("nat-1c"))]),
-        ],
-        internet_gateways: vec![gateway("igw-0f00".into(), Some("vpc-0a1b2c3d4e5f67890".into()))],
-        nat_gateways: vec![
-            nat_gateway(
-                "nat-1a",
-                "subnet-public-1a",
-                "eipalloc-1a",
-                [198, 51, 100, 7],
-            ),
-            nat_gateway(
-                "nat-1c",
-                "subnet-public-1c",
-                "eipalloc-1c",
-                [198, 51, 100, 99],
-            ),
-        ],
-        security_groups: vec![SecurityGroup {
- id: "sg-lambda".into(),
- egress: vec![rule(RuleProtocol::from_aws("-1"), RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()))],
- ..SecurityGroup::default()
- }],
-    ..Network::default()
-    },
+            subnets: vec![
+                subnet("subnet-public-1a", "ap-northeast-1a", "10.0.0.0/28"),
+                subnet("subnet-public-1c", "ap-northeast-1c", "10.0.0.16/28"),
+                subnet("subnet-private-1a", "ap-northeast-1a", "10.0.0.32/28"),
+                subnet("subnet-private-1c", "ap-northeast-1c", "10.0.0.48/28"),
+            ],
+            route_tables: vec![
+                table("rtb-main".into(), true, vec![], vec![local()]),
+                table(
+                    "rtb-public".into(),
+                    false,
+                    vec!["subnet-public-1a".into(), "subnet-public-1c".into()],
+                    vec![
+                        local(),
+                        route(v4("0.0.0.0/0"), RouteTarget::from_gateway_id("igw-0f00")),
+                    ],
+                ),
+                table(
+                    "rtb-private-1a".into(),
+                    false,
+                    vec!["subnet-private-1a".into()],
+                    vec![local(), route(v4("0.0.0.0/0"), nat("nat-1a"))],
+                ),
+                table(
+                    "rtb-private-1c".into(),
+                    false,
+                    vec!["subnet-private-1c".into()],
+                    vec![local(), route(v4("0.0.0.0/0"), nat("nat-1c"))],
+                ),
+            ],
+            internet_gateways: vec![gateway(
+                "igw-0f00".into(),
+                Some("vpc-0a1b2c3d4e5f67890".into()),
+            )],
+            nat_gateways: vec![
+                nat_gateway(
+                    "nat-1a",
+                    "subnet-public-1a",
+                    "eipalloc-1a",
+                    [198, 51, 100, 7],
+                ),
+                nat_gateway(
+                    "nat-1c",
+                    "subnet-public-1c",
+                    "eipalloc-1c",
+                    [198, 51, 100, 99],
+                ),
+            ],
+            security_groups: vec![SecurityGroup {
+                id: "sg-lambda".into(),
+                egress: vec![rule(
+                    RuleProtocol::from_aws("-1"),
+                    RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()),
+                )],
+                ..SecurityGroup::default()
+            }],
+            ..Network::default()
+        },
     };
     let function = FunctionAttachment {
         name: "kintone-sync".into(),
@@ -335,8 +376,7 @@ fn a_nat_instance_set_up_right_passes_and_can_be_reached_by_its_interface() {
     let stack = Stack::new(2).with_nat_instance();
     assert_eq!(stack.check(), vec![]);
     let mut stack = Stack::new(2).with_nat_instance();
-    stack.table("rtb-priv-0").routes[1].target =
-        RouteTarget::NetworkInterface("eni-nat".into());
+    stack.table("rtb-priv-0").routes[1].target = RouteTarget::NetworkInterface("eni-nat".into());
     assert_eq!(stack.check(), vec![]);
 }
 
@@ -438,8 +478,7 @@ fn nat_gateway_failed_deleted_or_pending() {
     }
     let mut stack = Stack::new(1);
     stack.nat("nat-0").state = NatGatewayState::Failed;
-    stack.nat("nat-0").failure_message =
-        Some("Elastic IP address is already associated".into());
+    stack.nat("nat-0").failure_message = Some("Elastic IP address is already associated".into());
     assert!(stack.check()[0]
         .problem
         .ends_with("failed to create: Elastic IP address is already associated"));
@@ -467,11 +506,11 @@ fn nat_in_a_subnet_without_internet_gateway_route() {
     // The NAT of slot 0 placed in a subnet that uses the main table (local route only).
     let mut stack = Stack::new(2);
     stack.network.subnets.push(Subnet {
- id: "subnet-other".into(),
- availability_zone: AZS[0].into(),
- cidr: "10.0.50.0/24".parse().unwrap(),
- ..Subnet::default()
- });
+        id: "subnet-other".into(),
+        availability_zone: AZS[0].into(),
+        cidr: "10.0.50.0/24".parse().unwrap(),
+        ..Subnet::default()
+    });
     stack.nat("nat-0").subnet_id = "subnet-other".into();
     only(
         stack.check(),
@@ -664,9 +703,18 @@ fn one_nat_for_three_azs_passes_with_a_warning_per_other_az() {
 fn security_groups_that_block_all_egress() {
     let blocking = [
         vec![],
-        vec![rule(RuleProtocol::Tcp, RulePeer::Ipv4("10.0.0.0/8".parse().unwrap()))],
-        vec![rule(RuleProtocol::from_aws("udp"), RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()))],
-        vec![rule(RuleProtocol::All, RulePeer::SecurityGroup("sg-1".into()))],
+        vec![rule(
+            RuleProtocol::Tcp,
+            RulePeer::Ipv4("10.0.0.0/8".parse().unwrap()),
+        )],
+        vec![rule(
+            RuleProtocol::from_aws("udp"),
+            RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()),
+        )],
+        vec![rule(
+            RuleProtocol::All,
+            RulePeer::SecurityGroup("sg-1".into()),
+        )],
     ];
     for egress in blocking {
         let mut stack = Stack::new(2);
@@ -680,7 +728,10 @@ fn security_groups_that_block_all_egress() {
     }
     // TCP to one partner address is enough.
     let mut stack = Stack::new(2);
-    stack.network.security_groups[0].egress = vec![rule(RuleProtocol::from_aws("6"), RulePeer::Ipv4("198.51.100.20/32".parse().unwrap()))];
+    stack.network.security_groups[0].egress = vec![rule(
+        RuleProtocol::from_aws("6"),
+        RulePeer::Ipv4("198.51.100.20/32".parse().unwrap()),
+    )];
     assert_eq!(stack.check(), vec![]);
 }
 
@@ -927,9 +978,9 @@ fn the_declared_egress_matches_or_each_difference_is_named() {
         "sg-1",
     );
     assert!(
-        findings[0]
-            .problem
-            .contains("it also lets out all traffic to 0.0.0.0/0; it does not let out tcp 443 to 0.0.0.0/0"),
+        findings[0].problem.contains(
+            "it also lets out all traffic to 0.0.0.0/0; it does not let out tcp 443 to 0.0.0.0/0"
+        ),
         "{}",
         findings[0].problem
     );
@@ -980,4 +1031,3 @@ fn findings_serialize_with_stable_codes() {
     let back: EgressNetwork = serde_json::from_str(&text).unwrap();
     assert_eq!(back, stack.network);
 }
-
