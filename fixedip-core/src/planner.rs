@@ -324,19 +324,29 @@ mod slots;
 mod steps;
 mod teardown;
 
+// The tests, in `planner/tests/`: one file per concern, each a child of this module (`use
+// super::*`), with the simulator that applies plans as AWS would.
 #[cfg(test)]
+#[path = "planner/tests/endpoints.rs"]
 mod endpoints_tests;
 #[cfg(test)]
+#[path = "planner/tests/lifecycle_proptests.rs"]
 mod lifecycle_proptests;
 #[cfg(test)]
+#[path = "planner/tests/lifecycle.rs"]
 mod lifecycle_tests;
 #[cfg(test)]
+#[path = "planner/tests/modes.rs"]
 mod modes_tests;
 #[cfg(test)]
+#[path = "planner/tests/nat_instance.rs"]
 mod nat_instance_tests;
 #[cfg(test)]
+#[path = "planner/tests/proptests.rs"]
 mod proptests;
 #[cfg(test)]
+#[path = "planner/tests/simulate.rs"]
 pub(crate) mod simulate;
 #[cfg(test)]
+#[path = "planner/tests/plan.rs"]
 mod tests;
