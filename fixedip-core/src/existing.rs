@@ -130,10 +130,10 @@ fn reason(finding: &Finding) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::verify::{
-        InstancePublicAddress, InstanceState, InternetGateway, NatAddress, NatConnectivity,
-        NatGateway, NatGatewayState, NatInstance, Route, RouteDestination, RouteTable, RouteTarget,
-        Subnet,
+    use crate::network::{
+        GatewayAttachment, Instance, InstanceInterface, InstanceState, InternetGateway, NatAddress,
+        NatConnectivity, NatGateway, NatGatewayState, Network, Route, RouteDestination, RouteTable,
+        RouteTableAssociation, RouteTarget, Subnet, Tags,
     };
 
     fn route(cidr: &str, target: RouteTarget) -> Route {
@@ -149,15 +149,24 @@ pub(crate) mod tests {
             id: id.into(),
             availability_zone: az.into(),
             cidr: cidr.parse().unwrap(),
+            ..Subnet::default()
         }
     }
 
     fn table(id: &str, subnets: &[&str], routes: Vec<Route>) -> RouteTable {
         RouteTable {
             id: id.into(),
+            vpc_id: "vpc-1".into(),
             main: false,
-            subnet_ids: subnets.iter().map(|s| s.to_string()).collect(),
+            associations: subnets
+                .iter()
+                .map(|s| RouteTableAssociation {
+                    id: format!("rtbassoc-{s}"),
+                    subnet_id: s.to_string(),
+                })
+                .collect(),
             routes,
+            tags: Tags::new(),
         }
     }
 
@@ -169,67 +178,79 @@ pub(crate) mod tests {
         let local = || route("10.0.0.0/16", RouteTarget::Local);
         EgressNetwork {
             vpc_id: "vpc-1".into(),
-            subnets: vec![
-                subnet("subnet-pub", "us-east-1a", "10.0.0.0/24"),
-                subnet("subnet-priv", "us-east-1a", "10.0.1.0/24"),
-                subnet("subnet-pub2", "us-east-1b", "10.0.2.0/24"),
-                subnet("subnet-none", "us-east-1b", "10.0.3.0/24"),
-                subnet("subnet-inst", "us-east-1a", "10.0.4.0/24"),
-            ],
-            route_tables: vec![
-                RouteTable {
-                    main: true,
-                    ..table("rtb-main", &[], vec![local()])
-                },
-                table(
-                    "rtb-pub",
-                    &["subnet-pub", "subnet-pub2"],
-                    vec![local(), route("0.0.0.0/0", igw())],
-                ),
-                table(
-                    "rtb-priv",
-                    &["subnet-priv"],
-                    vec![
-                        local(),
-                        route("0.0.0.0/0", RouteTarget::NatGateway("nat-1".into())),
-                    ],
-                ),
-                table(
-                    "rtb-inst",
-                    &["subnet-inst"],
-                    vec![
-                        local(),
-                        route("0.0.0.0/0", RouteTarget::Instance("i-1".into())),
-                    ],
-                ),
-            ],
-            internet_gateways: vec![InternetGateway {
-                id: "igw-1".into(),
-                attached_vpc_id: Some("vpc-1".into()),
-            }],
-            nat_gateways: vec![NatGateway {
-                id: "nat-1".into(),
-                subnet_id: "subnet-pub".into(),
-                state: NatGatewayState::Available,
-                connectivity: NatConnectivity::Public,
-                failure_message: None,
-                addresses: vec![NatAddress {
-                    allocation_id: Some("eipalloc-1".into()),
-                    public_ip: Some(Ipv4Addr::new(203, 0, 113, 5)),
+            resources: Network {
+                subnets: vec![
+                    subnet("subnet-pub", "us-east-1a", "10.0.0.0/24"),
+                    subnet("subnet-priv", "us-east-1a", "10.0.1.0/24"),
+                    subnet("subnet-pub2", "us-east-1b", "10.0.2.0/24"),
+                    subnet("subnet-none", "us-east-1b", "10.0.3.0/24"),
+                    subnet("subnet-inst", "us-east-1a", "10.0.4.0/24"),
+                ],
+                route_tables: vec![
+                    RouteTable {
+                        main: true,
+                        ..table("rtb-main", &[], vec![local()])
+                    },
+                    table(
+                        "rtb-pub",
+                        &["subnet-pub", "subnet-pub2"],
+                        vec![local(), route("0.0.0.0/0", igw())],
+                    ),
+                    table(
+                        "rtb-priv",
+                        &["subnet-priv"],
+                        vec![
+                            local(),
+                            route("0.0.0.0/0", RouteTarget::NatGateway("nat-1".into())),
+                        ],
+                    ),
+                    table(
+                        "rtb-inst",
+                        &["subnet-inst"],
+                        vec![
+                            local(),
+                            route("0.0.0.0/0", RouteTarget::Instance("i-1".into())),
+                        ],
+                    ),
+                ],
+                internet_gateways: vec![InternetGateway {
+                    id: "igw-1".into(),
+                    attachments: vec![GatewayAttachment {
+                        vpc_id: "vpc-1".into(),
+                        state: "available".into(),
+                    }],
+                    tags: Tags::new(),
                 }],
-            }],
-            instances: vec![NatInstance {
-                id: "i-1".into(),
-                subnet_id: "subnet-pub".into(),
-                state: InstanceState::Running,
-                source_dest_check: false,
-                network_interface_ids: vec!["eni-1".into()],
-                public_address: Some(InstancePublicAddress {
-                    ip: Ipv4Addr::new(198, 51, 100, 1),
-                    elastic: false,
-                }),
-            }],
-            security_groups: Vec::new(),
+                nat_gateways: vec![NatGateway {
+                    id: "nat-1".into(),
+                    vpc_id: "vpc-1".into(),
+                    tags: Tags::new(),
+                    subnet_id: "subnet-pub".into(),
+                    state: NatGatewayState::Available,
+                    connectivity: NatConnectivity::Public,
+                    failure_message: None,
+                    addresses: vec![NatAddress {
+                        allocation_id: Some("eipalloc-1".into()),
+                        public_ip: Some(Ipv4Addr::new(203, 0, 113, 5)),
+                    }],
+                }],
+                // Its public address is AWS's, assigned at launch: no Elastic IP of the account.
+                instances: vec![Instance {
+                    id: "i-1".into(),
+                    vpc_id: "vpc-1".into(),
+                    subnet_id: "subnet-pub".into(),
+                    state: InstanceState::Running,
+                    instance_type: "t4g.nano".into(),
+                    source_dest_check: false,
+                    network_interfaces: vec![InstanceInterface {
+                        id: "eni-1".into(),
+                        device_index: Some(0),
+                    }],
+                    public_ip: Some(Ipv4Addr::new(198, 51, 100, 1)),
+                    tags: Tags::new(),
+                }],
+                ..Network::default()
+            },
         }
     }
 

@@ -1,6 +1,8 @@
-//! What exists in the account for one stack, as the CLI found it by tags. The planner's other input.
+//! What exists in the account for one stack: the planner's other input.
 //!
-//! Plain values, no AWS types: the CLI's observer fills these from the SDK, tests write them by hand.
+//! Plain values, no AWS types. [`stack_view`] derives them from the [`crate::network`] model the
+//! CLI's reader fills by the stack's tags (what is the stack's, which tier and slot each thing
+//! serves, which NAT is live); tests write them by hand.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -9,6 +11,14 @@ use ipnet::Ipv4Net;
 
 use crate::requirements::{AllocationId, Endpoint, EndpointKind};
 use crate::settings::Architecture;
+
+pub use crate::network::{
+    InstanceState, NatGatewayState as NatState, RouteTableAssociation, RouteTarget, RulePeer,
+    RuleProtocol, SecurityGroupRule,
+};
+
+mod view;
+pub use view::{stack_view, ViewError};
 
 /// Which side of an availability zone a subnet or route table serves.
 #[derive(
@@ -81,7 +91,7 @@ pub struct ObservedState {
 pub struct ObservedExistingNetwork {
     pub cidr: Ipv4Net,
     /// `network.vpc_id` is the VPC's id.
-    pub network: crate::verify::EgressNetwork,
+    pub network: crate::network::VpcNetwork,
 }
 
 impl ObservedState {
@@ -152,6 +162,7 @@ impl ObservedState {
                     adopted: true,
                     association_id: None,
                     network_interface_id: None,
+                    stale_association: false,
                 })
                 .collect(),
             ..ObservedState::default()
@@ -209,28 +220,19 @@ pub struct ObservedAddress {
     /// The association id while the address is associated (with a NAT's network interface).
     pub association_id: Option<String>,
     pub network_interface_id: Option<String>,
+    /// The association belongs to a NAT gateway that is `deleted`, nothing live: AWS drops such
+    /// an association with the gateway, the emulator keeps it, and refuses the address to a new
+    /// NAT while it stands. The planner disassociates it before using the address again.
+    #[serde(default)]
+    pub stale_association: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NatState {
-    Pending,
-    Available,
-    Deleting,
-    Deleted,
-    Failed,
-}
-
-impl std::fmt::Display for NatState {
-    /// As AWS writes the state.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            NatState::Pending => "pending",
-            NatState::Available => "available",
-            NatState::Deleting => "deleting",
-            NatState::Deleted => "deleted",
-            NatState::Failed => "failed",
-        })
+impl ObservedAddress {
+    /// The association that holds the address, unless it is stale.
+    pub fn in_use(&self) -> Option<&str> {
+        self.association_id
+            .as_deref()
+            .filter(|_| !self.stale_association)
     }
 }
 
@@ -241,29 +243,6 @@ pub struct ObservedNatGateway {
     pub allocation_ids: Vec<String>,
     pub state: NatState,
     pub slot: Slot,
-}
-
-/// The life of an EC2 instance, as DescribeInstances names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum InstanceState {
-    Pending,
-    Running,
-    Stopping,
-    Stopped,
-    ShuttingDown,
-    Terminated,
-}
-
-impl InstanceState {
-    /// Whether the instance is, or will be, there to forward traffic (a stopped one can be
-    /// started again; one shutting down cannot).
-    pub fn is_live(self) -> bool {
-        !matches!(
-            self,
-            InstanceState::ShuttingDown | InstanceState::Terminated
-        )
-    }
 }
 
 /// A NAT instance of the stack (`nat = "instance"`): an EC2 instance in a public subnet that
@@ -281,32 +260,6 @@ pub struct ObservedNatInstance {
     pub source_dest_check: bool,
 }
 
-/// Where a route sends traffic.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
-pub enum RouteTarget {
-    /// `local`: the VPC itself.
-    Local,
-    InternetGateway(String),
-    NatGateway(String),
-    Instance(String),
-    /// Anything else fixedip does not make (peering, transit gateway, endpoint...).
-    Other(String),
-}
-
-impl std::fmt::Display for RouteTarget {
-    /// What the route leads to, as a person reads it: "NAT gateway nat-1", "local".
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RouteTarget::Local => f.write_str("local"),
-            RouteTarget::InternetGateway(id) => write!(f, "internet gateway {id}"),
-            RouteTarget::NatGateway(id) => write!(f, "NAT gateway {id}"),
-            RouteTarget::Instance(id) => write!(f, "instance {id}"),
-            RouteTarget::Other(id) => f.write_str(id),
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObservedRoute {
     pub destination: Ipv4Net,
@@ -321,8 +274,16 @@ pub struct ObservedRouteTable {
     pub tier: Tier,
     /// The slot of a private table; the public table serves every slot.
     pub slot: Option<Slot>,
-    pub associated_subnets: Vec<String>,
+    /// Its explicit associations with subnets.
+    pub associations: Vec<RouteTableAssociation>,
     pub routes: Vec<ObservedRoute>,
+}
+
+impl ObservedRouteTable {
+    /// Whether the table is explicitly associated with the subnet.
+    pub fn serves(&self, subnet_id: &str) -> bool {
+        self.associations.iter().any(|a| a.subnet_id == subnet_id)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -345,104 +306,6 @@ impl ObservedSecurityGroup {
             ingress: Vec::new(),
         }
     }
-}
-
-/// One rule of a security group, for one peer. AWS groups rules with the same protocol and ports
-/// into one `IpPermission` with several ranges; fixedip flattens them, so that a diff is a set
-/// difference.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-pub struct SecurityGroupRule {
-    pub protocol: RuleProtocol,
-    /// The port range of a TCP or UDP rule; `None` for every protocol (`-1`).
-    pub ports: Option<(u16, u16)>,
-    pub peer: RulePeer,
-}
-
-impl SecurityGroupRule {
-    /// The rule a new group starts with: every protocol to 0.0.0.0/0.
-    pub const ALL_OUT: SecurityGroupRule = SecurityGroupRule {
-        protocol: RuleProtocol::All,
-        ports: None,
-        peer: RulePeer::Ipv4(Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0)),
-    };
-}
-
-impl std::fmt::Display for SecurityGroupRule {
-    /// `tcp 443 to 0.0.0.0/0`, `all to 0.0.0.0/0`, `tcp 443 from sg-1` reads the same either way.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.protocol, self.ports) {
-            (RuleProtocol::All, _) => f.write_str("all traffic")?,
-            (protocol, Some((from, to))) if from == to => write!(f, "{protocol} {from}")?,
-            (protocol, Some((from, to))) => write!(f, "{protocol} {from}-{to}")?,
-            (protocol, None) => write!(f, "{protocol}")?,
-        }
-        match &self.peer {
-            RulePeer::Ipv4(net) => write!(f, " to {net}"),
-            RulePeer::Ipv6(net) => write!(f, " to {net}"),
-            RulePeer::SecurityGroup(id) => write!(f, " to/from {id}"),
-            RulePeer::PrefixList(id) => write!(f, " to {id}"),
-        }
-    }
-}
-
-/// The protocol of a security group rule, as EC2 names it in `IpProtocol`.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum RuleProtocol {
-    /// `-1`: every protocol and port.
-    All,
-    Tcp,
-    Udp,
-    /// ICMP or any other protocol, by the name or number AWS gives.
-    Other(String),
-}
-
-impl RuleProtocol {
-    /// From `IpProtocol`: a name or a number, `-1` for all.
-    pub fn from_aws(protocol: &str) -> RuleProtocol {
-        match protocol {
-            "-1" | "all" => RuleProtocol::All,
-            "tcp" | "6" => RuleProtocol::Tcp,
-            "udp" | "17" => RuleProtocol::Udp,
-            other => RuleProtocol::Other(other.to_owned()),
-        }
-    }
-
-    /// As EC2 takes it in `IpProtocol`.
-    pub fn as_aws(&self) -> &str {
-        match self {
-            RuleProtocol::All => "-1",
-            RuleProtocol::Tcp => "tcp",
-            RuleProtocol::Udp => "udp",
-            RuleProtocol::Other(other) => other,
-        }
-    }
-}
-
-impl std::fmt::Display for RuleProtocol {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            RuleProtocol::All => f.write_str("all"),
-            other => f.write_str(other.as_aws()),
-        }
-    }
-}
-
-/// The other side of a security group rule.
-#[derive(
-    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
-pub enum RulePeer {
-    Ipv4(Ipv4Net),
-    /// An IPv6 range, as written by AWS (fixedip never makes one).
-    Ipv6(String),
-    SecurityGroup(String),
-    PrefixList(String),
 }
 
 /// A VPC endpoint of the stack, found by its tags.

@@ -202,11 +202,13 @@ pub enum Action {
     },
     /// Put an existing address (retained, pending and now allowed, adopted, or used by the slot's
     /// NAT without the tags) to work for a slot: re-tag it with [`crate::tags::for_address`]
-    /// (`fixedip:address=active`, the slot; `adopted` when the stack's `adopted_ips` name it).
-    /// Resolves to the allocation id.
+    /// (`fixedip:address=active`, the slot; `fixedip:adopted=true` when `adopted`: the stack's
+    /// `adopted_ips` name it, decided by the planner). Resolves to the allocation id.
     ActivateAddress {
         allocation_id: String,
         slot: Slot,
+        #[serde(default)]
+        adopted: bool,
     },
     /// Completes when the gateway is `available`. `address` resolves to an allocation id.
     CreateNatGateway {
@@ -269,13 +271,16 @@ pub enum Action {
         instance: Ref,
     },
     /// AssociateAddress of the slot's Elastic IP (`address` resolves to the allocation id) with
-    /// the instance's primary network interface.
+    /// the instance's primary network interface: `interface` when the observation names it, else
+    /// the one the launch reported.
     AssociateAddress {
         address: Ref,
         instance: Ref,
+        #[serde(default)]
+        interface: Option<String>,
     },
-    /// DisassociateAddress (not-found is done): frees an address for a NAT gateway after it
-    /// served a NAT instance.
+    /// DisassociateAddress (not-found is done): frees an address for its next NAT or its release,
+    /// after it served a NAT instance, or when its association outlived a deleted NAT gateway.
     DisassociateAddress {
         association_id: String,
     },
@@ -317,6 +322,9 @@ pub enum Action {
     /// found as the stack's from now on.
     TagFunction {
         function: FunctionSpec,
+        /// Its ARN, as observed: TagResource takes an ARN only.
+        #[serde(default)]
+        arn: String,
     },
 
     // Restricted egress and VPC endpoints (see `planner/egress.rs` and `planner/endpoints.rs`).
@@ -429,10 +437,13 @@ pub enum Action {
     DeleteSubnet {
         subnet: String,
     },
-    /// DisassociateRouteTable for every association still on it (association ids from
-    /// DescribeRouteTables: normally none, its subnets are deleted first), then DeleteRouteTable.
+    /// DisassociateRouteTable for every association in `associations` (from the observation:
+    /// normally none is left, its subnets are deleted first; not-found is done), then
+    /// DeleteRouteTable.
     DeleteRouteTable {
         route_table: String,
+        #[serde(default)]
+        associations: Vec<String>,
     },
     /// DeleteSecurityGroup (after its Lambda interfaces are cleared; retry DependencyViolation).
     DeleteSecurityGroup {
@@ -515,6 +526,7 @@ impl Action {
             Action::ActivateAddress {
                 allocation_id,
                 slot,
+                ..
             } => {
                 format!("put Elastic IP {allocation_id} to work (slot {slot})")
             }
@@ -578,7 +590,9 @@ impl Action {
             Action::DisableSourceDestCheck { instance } => {
                 format!("turn off the source/destination check of NAT instance {instance}")
             }
-            Action::AssociateAddress { address, instance } => {
+            Action::AssociateAddress {
+                address, instance, ..
+            } => {
                 format!("associate Elastic IP {address} with NAT instance {instance}")
             }
             Action::DisassociateAddress { association_id } => {
@@ -600,7 +614,7 @@ impl Action {
             Action::UpdateFunctionCode { function } => {
                 format!("upload new code for function {}", function.name)
             }
-            Action::TagFunction { function } => {
+            Action::TagFunction { function, .. } => {
                 format!("tag function {} as the stack's", function.name)
             }
             Action::DetachFunction { name } => format!("take function {name} out of the VPC"),
@@ -618,7 +632,7 @@ impl Action {
                 format!("wait for Lambda's network interfaces in {holder} to go")
             }
             Action::DeleteSubnet { subnet } => format!("delete subnet {subnet}"),
-            Action::DeleteRouteTable { route_table } => {
+            Action::DeleteRouteTable { route_table, .. } => {
                 format!("delete route table {route_table}")
             }
             Action::DeleteSecurityGroup { security_group } => {
@@ -736,7 +750,9 @@ impl Action {
                 ..
             } => vec![subnet, security_group],
             Action::DisableSourceDestCheck { instance } => vec![instance],
-            Action::AssociateAddress { address, instance } => vec![address, instance],
+            Action::AssociateAddress {
+                address, instance, ..
+            } => vec![address, instance],
             Action::AuthorizeEgress { security_group, .. }
             | Action::RevokeEgress { security_group, .. } => vec![security_group],
             Action::CreateEndpointSecurityGroup { vpc } => vec![vpc],

@@ -745,18 +745,21 @@ pub fn is_function_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// `us-east-1`, `us-gov-west-1`, `cn-north-1`: a two-letter prefix, words, a number.
+/// `us-east-1`, `us-gov-west-1`, `cn-north-1`: a two-letter prefix, words, a number of one or two
+/// digits. The one rule for a region name, the settings' and the CLI's (`--region`, the AWS
+/// configuration): a well-formed name AWS does not know is caught by the first call.
 pub fn is_region(name: &str) -> bool {
     let parts: Vec<&str> = name.split('-').collect();
-    parts.len() >= 3
-        && parts[0].len() == 2
-        && parts[0].bytes().all(|b| b.is_ascii_lowercase())
-        && parts[1..parts.len() - 1]
+    let Some((number, words)) = parts.split_last() else {
+        return false;
+    };
+    words.len() >= 2
+        && words[0].len() == 2
+        && words
             .iter()
-            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
-        && parts
-            .last()
-            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && (1..=2).contains(&number.len())
+        && number.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `arn:<partition>:iam::<12 digits>:role/<optional path/>NAME`.
@@ -1085,6 +1088,19 @@ mod tests {
     fn names() {
         assert!(is_region("us-east-1") && is_region("us-gov-west-1") && is_region("cn-north-1"));
         assert!(!is_region("useast1") && !is_region("US-EAST-1") && !is_region("us-east-"));
+        for good in ["ap-northeast-1", "eu-central-2", "il-central-1"] {
+            assert!(is_region(good), "{good}");
+        }
+        for bad in [
+            "",
+            "us-east",
+            "us-east-one",
+            "u-east-1",
+            "us--1",
+            "us-east-123",
+        ] {
+            assert!(!is_region(bad), "{bad}");
+        }
         assert!(is_role_arn("arn:aws:iam::123456789012:role/x"));
         assert!(is_role_arn("arn:aws-cn:iam::123456789012:role/a/b/name.1"));
         assert!(!is_role_arn("arn:aws:iam::12345:role/x"));

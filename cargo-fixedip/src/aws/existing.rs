@@ -10,7 +10,6 @@
 use std::collections::BTreeSet;
 
 use aws_sdk_ec2::error::ProvideErrorMetadata;
-use aws_sdk_ec2::types::Filter;
 use fixedip_core::existing;
 use fixedip_core::observed::ObservedExistingNetwork;
 use fixedip_core::requirements::StackName;
@@ -30,18 +29,25 @@ pub async fn observe_existing_network(
         Err(e) if e.code() == Some("InvalidVpcID.NotFound") => return Ok(None),
         Err(e) => return Err(AwsError::call("DescribeVpcs", e)),
     };
-    let Some(vpc) = answer.vpcs().iter().find(|v| v.vpc_id() == Some(vpc_id)) else {
+    let vpc = answer
+        .vpcs()
+        .iter()
+        .filter(|v| v.vpc_id() == Some(vpc_id))
+        .map(|v| {
+            super::network::from_sdk::vpc(v).ok_or(AwsError::IncompleteAnswer {
+                operation: "DescribeVpcs",
+                missing: "an IPv4 CIDR",
+            })
+        })
+        .next();
+    let Some(vpc) = vpc.transpose()? else {
         return Ok(None);
     };
-    let cidr = vpc
-        .cidr_block()
-        .and_then(|c| c.parse().ok())
-        .ok_or(AwsError::IncompleteAnswer {
-            operation: "DescribeVpcs",
-            missing: "an IPv4 CIDR",
-        })?;
     let network = network_of_vpc(aws, vpc_id.to_owned(), &[]).await?;
-    Ok(Some(ObservedExistingNetwork { cidr, network }))
+    Ok(Some(ObservedExistingNetwork {
+        cidr: vpc.cidr,
+        network,
+    }))
 }
 
 /// The addresses the stack's functions leave from when the stack lives on a network the user
@@ -50,42 +56,20 @@ pub async fn existing_stack_exits(
     aws: &Aws,
     stack: &StackName,
 ) -> Result<Vec<EgressExit>, AwsError> {
-    let groups = aws
-        .ec2
-        .describe_security_groups()
-        .filters(tag_filter(tags::STACK, stack.as_str()))
-        .filters(tag_filter(
-            tags::COMPONENT,
-            Component::SecurityGroup.as_str(),
-        ))
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
-    let is_stacks = |g: &&aws_sdk_ec2::types::SecurityGroup| {
-        g.tags()
-            .iter()
-            .any(|t| t.key() == Some(tags::STACK) && t.value() == Some(stack.as_str()))
-    };
-    let Some(group) = groups.security_groups().iter().find(is_stacks) else {
+    let groups = super::network::security_groups_of_stack(aws, stack).await?;
+    let tag = |tags: &fixedip_core::network::Tags, key: &str| tags.get(key).cloned();
+    let Some(group) = groups.iter().find(|g| {
+        tag(&g.tags, tags::COMPONENT).as_deref() == Some(Component::SecurityGroup.as_str())
+    }) else {
         return Ok(Vec::new());
     };
-    let (Some(group_id), Some(vpc_id)) = (group.group_id(), group.vpc_id()) else {
-        return Ok(Vec::new());
-    };
+    let (group_id, vpc_id) = (group.id.as_str(), group.vpc_id.as_str());
     // The stack's own VPC carries its tag; a VPC the user runs does not.
-    let vpcs = aws
-        .ec2
-        .describe_vpcs()
-        .vpc_ids(vpc_id)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeVpcs", e))?;
-    let own = vpcs.vpcs().iter().any(|v| {
-        v.tags()
-            .iter()
-            .any(|t| t.key() == Some(tags::STACK) && t.value() == Some(stack.as_str()))
-    });
-    if own {
+    let vpcs = super::network::vpcs_by_id(aws, vpc_id).await?;
+    let own = vpcs
+        .iter()
+        .any(|v| tag(&v.tags, tags::STACK).as_deref() == Some(stack.as_str()));
+    if vpc_id.is_empty() || own {
         return Ok(Vec::new());
     }
 
@@ -117,11 +101,4 @@ pub async fn existing_stack_exits(
     exits.sort_by(|a, b| (a.ip, &a.nat).cmp(&(b.ip, &b.nat)));
     exits.dedup_by(|a, b| a.ip == b.ip);
     Ok(exits)
-}
-
-fn tag_filter(key: &str, value: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(value)
-        .build()
 }

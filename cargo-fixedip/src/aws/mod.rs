@@ -8,6 +8,7 @@
 
 pub mod addresses;
 pub mod calls;
+mod emulator;
 pub mod endpoints;
 pub mod execute;
 pub mod existing;
@@ -308,7 +309,7 @@ impl Aws {
         let config = loader.load().await;
 
         let region = config.region().ok_or(AwsError::NoRegion)?.to_string();
-        if !is_region_name(&region) {
+        if !fixedip_core::settings::is_region(&region) {
             return Err(AwsError::UnknownRegion { region });
         }
         let credentials = config
@@ -431,23 +432,6 @@ async fn check_profile_exists(profile: &str) -> Result<(), AwsError> {
     })
 }
 
-/// Whether a name has the shape of an AWS region: `us-east-1`, `ap-northeast-1`, `us-gov-west-1`.
-/// A well-formed name AWS does not know is caught by the first call (`Unreachable`).
-fn is_region_name(name: &str) -> bool {
-    let parts: Vec<&str> = name.split('-').collect();
-    let Some((number, words)) = parts.split_last() else {
-        return false;
-    };
-    words.len() >= 2
-        && words[0].len() == 2
-        && words
-            .iter()
-            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
-        && !number.is_empty()
-        && number.len() <= 2
-        && number.bytes().all(|b| b.is_ascii_digit())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,30 +466,5 @@ mod tests {
             what_to_do.contains("does not guess") && what_to_do.contains("delete-tags"),
             "{what_to_do}"
         );
-    }
-
-    #[test]
-    fn region_names_are_recognised_by_shape() {
-        for good in [
-            "us-east-1",
-            "ap-northeast-1",
-            "us-gov-west-1",
-            "eu-central-2",
-            "il-central-1",
-        ] {
-            assert!(is_region_name(good), "{good}");
-        }
-        for bad in [
-            "",
-            "us-east",
-            "useast1",
-            "US-EAST-1",
-            "us-east-one",
-            "u-east-1",
-            "us--1",
-            "us-east-123",
-        ] {
-            assert!(!is_region_name(bad), "{bad}");
-        }
     }
 }

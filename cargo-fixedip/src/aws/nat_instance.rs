@@ -8,11 +8,9 @@ use aws_sdk_ec2::types::{
     AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, ResourceType,
 };
 use base64::Engine as _;
-use fixedip_core::observed::{ObservedSecurityGroup, Slot};
+use fixedip_core::observed::Slot;
 use fixedip_core::plan::Step;
-use fixedip_core::requirements::StackName;
 use fixedip_core::tags::{self, Component};
-use sha2::{Digest, Sha256};
 
 use super::execute::{has_code, Context, Produced, Progress};
 use super::AwsError;
@@ -44,15 +42,6 @@ NFT
 systemctl enable --now nftables
 systemctl restart nftables
 "#;
-
-/// The same launch always carries the same token: AWS returns the instance it already made
-/// rather than a second one. moto ignores the token, so a launch whose answer was lost is also
-/// looked up by its tags (see [`launch`]).
-pub fn instance_token(stack: &StackName, slot: Slot, subnet_id: &str) -> String {
-    let digest = Sha256::digest(format!("{stack}\n{slot}\n{subnet_id}\nnat-instance").as_bytes());
-    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
-    format!("fixedip-{hex}")
-}
 
 impl<'a> Context<'a> {
     pub(super) async fn create_nat_security_group(
@@ -135,7 +124,9 @@ impl<'a> Context<'a> {
                 operation: "GetParameter",
                 missing: "the image id",
             })?;
-        let token = instance_token(self.stack(), slot, &subnet);
+        // The same launch always carries the same token: AWS returns the instance it already made
+        // rather than a second one (moto ignores it: see `emulator.rs`).
+        let token = fixedip_core::tokens::nat_instance(self.stack(), slot, &subnet);
         let tags = self.tags(Component::NatInstance, Some(slot));
         let request = ec2
             .run_instances()
@@ -253,10 +244,21 @@ impl<'a> Context<'a> {
         self,
         allocation_id: String,
         instance: String,
+        interface: Option<String>,
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
         // The primary interface: the association stays put if the instance is stopped and
-        // started, and it is what the route and `verify` see.
+        // started, and it is what the route and `verify` see. The plan names it for an instance
+        // it observed; one launched in this run is asked (its launch's outcome).
+        if let Some(eni) = interface {
+            ec2.associate_address()
+                .allocation_id(allocation_id)
+                .network_interface_id(eni)
+                .send()
+                .await
+                .map_err(|e| AwsError::call("AssociateAddress", e))?;
+            return Ok(Produced::default());
+        }
         let answer = ec2
             .describe_instances()
             .instance_ids(&instance)
@@ -307,43 +309,8 @@ impl<'a> Context<'a> {
         instance: &'a str,
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
-        // Its Elastic IP first: AWS drops the association at termination, moto keeps it, and a
-        // retained or re-used address must be free either way. The address was associated with
-        // the instance's network interface, so it is found by that (moto reports no instance id
-        // for such an association).
-        let interfaces: Vec<String> =
-            match ec2.describe_instances().instance_ids(instance).send().await {
-                Ok(answer) => answer
-                    .reservations()
-                    .iter()
-                    .flat_map(|r| r.instances())
-                    .flat_map(|i| i.network_interfaces())
-                    .filter_map(|n| n.network_interface_id())
-                    .map(str::to_owned)
-                    .collect(),
-                Err(e) if has_code(&e, &["InvalidInstanceID.NotFound"]) => Vec::new(),
-                Err(e) => return Err(AwsError::call("DescribeInstances", e)),
-            };
-        if !interfaces.is_empty() {
-            let addresses = ec2
-                .describe_addresses()
-                .filters(
-                    Filter::builder()
-                        .name("network-interface-id")
-                        .set_values(Some(interfaces))
-                        .build(),
-                )
-                .send()
-                .await
-                .map_err(|e| AwsError::call("DescribeAddresses", e))?;
-            for association in addresses
-                .addresses()
-                .iter()
-                .filter_map(|a| a.association_id())
-            {
-                self.disassociate_address(association).await?;
-            }
-        }
+        // Its Elastic IP is disassociated by a step the plan puts before this one (see
+        // `emulator.rs`: AWS drops the association at termination, moto keeps it).
         match ec2
             .terminate_instances()
             .instance_ids(instance)
@@ -376,116 +343,4 @@ impl<'a> Context<'a> {
             })?;
         Ok(Produced::default())
     }
-}
-
-/// The stack's NAT instances in its VPC (any state but `terminated`), found by their tags, and
-/// whether each one's source/destination check is on.
-pub async fn find_nat_instances(
-    aws: &super::Aws,
-    stack: &StackName,
-    vpc_id: &str,
-) -> Result<Vec<fixedip_core::observed::ObservedNatInstance>, AwsError> {
-    use fixedip_core::observed::{InstanceState, ObservedNatInstance};
-    let answer = aws
-        .ec2
-        .describe_instances()
-        .filters(Filter::builder().name("vpc-id").values(vpc_id).build())
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::COMPONENT))
-                .values(Component::NatInstance.as_str())
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::STACK))
-                .values(stack.to_string())
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeInstances", e))?;
-    let mut observed = Vec::new();
-    for instance in answer.reservations().iter().flat_map(|r| r.instances()) {
-        let tag = |key: &str| {
-            instance
-                .tags()
-                .iter()
-                .find(|t| t.key() == Some(key))
-                .and_then(|t| t.value())
-        };
-        if tag(tags::STACK) != Some(stack.as_str()) {
-            continue;
-        }
-        let state = match instance.state().and_then(|s| s.name()).map(|n| n.as_str()) {
-            Some("pending") => InstanceState::Pending,
-            Some("running") => InstanceState::Running,
-            Some("stopping") => InstanceState::Stopping,
-            Some("stopped") => InstanceState::Stopped,
-            Some("shutting-down") => InstanceState::ShuttingDown,
-            _ => continue,
-        };
-        let (Some(id), Some(subnet_id), Some(slot)) = (
-            instance.instance_id(),
-            instance.subnet_id(),
-            tag(tags::SLOT).and_then(|s| s.parse::<Slot>().ok()),
-        ) else {
-            continue;
-        };
-        observed.push(ObservedNatInstance {
-            id: id.to_owned(),
-            subnet_id: subnet_id.to_owned(),
-            slot,
-            state,
-            instance_type: instance
-                .instance_type()
-                .map(|t| t.as_str().to_owned())
-                .unwrap_or_default(),
-            network_interface_id: instance
-                .network_interfaces()
-                .iter()
-                .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
-                .and_then(|n| n.network_interface_id())
-                .map(str::to_owned),
-            // AWS defaults it to on; only an explicit `false` is off.
-            source_dest_check: instance.source_dest_check() != Some(false),
-        });
-    }
-    observed.sort_by(|a, b| (a.slot, &a.id).cmp(&(b.slot, &b.id)));
-    Ok(observed)
-}
-
-/// The stack's NAT security group, by its tags.
-pub async fn find_nat_security_group(
-    aws: &super::Aws,
-    stack: &StackName,
-) -> Result<Option<ObservedSecurityGroup>, AwsError> {
-    let answer = aws
-        .ec2
-        .describe_security_groups()
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::STACK))
-                .values(stack.to_string())
-                .build(),
-        )
-        .filters(
-            Filter::builder()
-                .name(format!("tag:{}", tags::COMPONENT))
-                .values(Component::NatSecurityGroup.as_str())
-                .build(),
-        )
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
-    let group = answer
-        .security_groups()
-        .iter()
-        .filter(|g| g.group_id().is_some())
-        .min_by_key(|g| g.group_id());
-    Ok(group.map(|g| ObservedSecurityGroup {
-        id: g.group_id().unwrap_or_default().to_owned(),
-        egress: super::observe::security_group_rules(g.ip_permissions_egress()),
-        ingress: super::observe::security_group_rules(g.ip_permissions()),
-    }))
 }

@@ -1,24 +1,27 @@
-//! Observing the network a Lambda function really runs in, for `verify`: any VPC, fixedip's or one
-//! built by hand, read into the verifier's [`EgressNetwork`] without looking at a single tag.
+//! The one reader of a network: Describe calls into fixedip-core's model
+//! ([`fixedip_core::network`]), either of one VPC ([`network_of_vpc`], [`observe_network`]: for
+//! `verify` and for a network the user runs, read by id, no tag looked at) or of everything a
+//! stack's tags lead to ([`describe_stack`]: for the planner, through
+//! [`fixedip_core::observed::stack_view`]). Only reads; each resource type is read into the
+//! model by one function of [`from_sdk`], whichever way it was found.
 //!
-//! Only reads. The function's `VpcConfig` names its subnets; the VPC is derived from them (moto
-//! reports a bogus `VpcConfig.VpcId`, and on AWS the subnets are the ground truth anyway). Then the
-//! VPC's subnets, route tables (the main one included), NAT gateways, the internet gateways and
-//! instances its routes name, the Elastic IPs of those instances, and the function's security
-//! groups are described, concurrently where they do not depend on each other.
+//! A function's `VpcConfig` names its subnets; the VPC is derived from them (moto reports a bogus
+//! `VpcConfig.VpcId`, and on AWS the subnets are the ground truth anyway). Then the VPC's
+//! subnets, route tables (the main one included), NAT gateways, the internet gateways and
+//! instances its routes name, the Elastic IPs among those instances' addresses, and the
+//! function's security groups are described, concurrently where they do not depend on each other.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
 
-use aws_sdk_ec2::types::{ConnectivityType, Filter, RouteState};
-use fixedip_core::verify::{
-    EgressNetwork, EgressRule, FunctionAttachment, InstancePublicAddress, InstanceState,
-    InternetGateway, IpProtocol, NatAddress, NatConnectivity, NatGateway, NatGatewayState,
-    NatInstance, Route, RouteDestination, RouteTable, RouteTarget, RuleDestination, SecurityGroup,
-    Subnet,
-};
+use aws_sdk_ec2::types::{Filter, VpcAttributeName};
+use fixedip_core::network::{Network, RouteTarget, Vpc};
+use fixedip_core::requirements::{AllocationId, StackName};
+use fixedip_core::tags;
+use fixedip_core::verify::{EgressNetwork, FunctionAttachment};
 
 use super::{Aws, AwsError};
+
+pub mod from_sdk;
 
 /// How a function is attached, from Lambda's GetFunctionConfiguration.
 pub async fn function_attachment(aws: &Aws, name: &str) -> Result<FunctionAttachment, AwsError> {
@@ -60,19 +63,19 @@ pub async fn network_of_vpc(
     vpc_id: String,
     security_group_ids: &[String],
 ) -> Result<EgressNetwork, AwsError> {
+    let in_vpc = || vec![filter("vpc-id", &vpc_id)];
     let (subnets, route_tables, nat_gateways, security_groups) = tokio::try_join!(
-        subnets_of_vpc(aws, &vpc_id),
-        route_tables_of_vpc(aws, &vpc_id),
-        nat_gateways_of_vpc(aws, &vpc_id),
-        security_groups(aws, security_group_ids),
+        subnets(aws, in_vpc()),
+        route_tables(aws, in_vpc()),
+        nat_gateways(aws, in_vpc()),
+        security_groups_by_id(aws, security_group_ids),
     )?;
 
     // The gateways and instances worth describing are the ones routes lead to.
-    let routes = route_tables.iter().flat_map(|t| &t.routes);
     let mut gateway_ids = BTreeSet::new();
     let mut instance_ids = BTreeSet::new();
     let mut interface_ids = BTreeSet::new();
-    for route in routes {
+    for route in route_tables.iter().flat_map(|t| &t.routes) {
         match &route.target {
             RouteTarget::InternetGateway(id) => {
                 gateway_ids.insert(id.clone());
@@ -87,18 +90,145 @@ pub async fn network_of_vpc(
         }
     }
     let (internet_gateways, instances) = tokio::try_join!(
-        internet_gateways(aws, &vpc_id, &gateway_ids),
-        nat_instances(aws, &instance_ids, &interface_ids),
+        internet_gateways_of_vpc(aws, &vpc_id, &gateway_ids),
+        instances_routed_to(aws, &instance_ids, &interface_ids),
     )?;
+    // Which of the instances' public addresses are Elastic IPs of this account: DescribeAddresses
+    // lists only those, never the addresses AWS assigns at launch.
+    let public_ips: Vec<String> = instances
+        .iter()
+        .filter_map(|i| i.public_ip.map(|ip| ip.to_string()))
+        .collect();
+    let addresses = match public_ips.is_empty() {
+        true => Vec::new(),
+        false => {
+            addresses(
+                aws,
+                vec![Filter::builder()
+                    .name("public-ip")
+                    .set_values(Some(public_ips))
+                    .build()],
+            )
+            .await?
+        }
+    };
     Ok(EgressNetwork {
         vpc_id,
+        resources: Network {
+            subnets,
+            route_tables,
+            internet_gateways,
+            nat_gateways,
+            instances,
+            addresses,
+            security_groups,
+            ..Network::default()
+        },
+    })
+}
+
+/// Everything tagged `fixedip:stack = <stack>` in the region, in any state, and the addresses
+/// `ips = [...]` names (whatever their tags): what [`fixedip_core::observed::stack_view`] makes
+/// the stack's view of. One call per resource type, all at once; then the DNS attributes of the
+/// VPC found. NAT gateways are asked by tag with no VPC filter, so that a deleted gateway of a VPC
+/// the stack had before still explains an address it held (moto ignores the tag filter on NAT
+/// gateways and lists them all: the stack view checks the tags either way).
+pub async fn describe_stack(
+    aws: &Aws,
+    stack: &StackName,
+    adopted: &[AllocationId],
+) -> Result<Network, AwsError> {
+    let tagged = || vec![filter(&format!("tag:{}", tags::STACK), stack.as_str())];
+    let (
+        vpcs,
         subnets,
         route_tables,
         internet_gateways,
         nat_gateways,
         instances,
+        (tagged_addresses, adopted_addresses),
+        endpoints,
+        security_groups,
+    ) = tokio::try_join!(
+        vpcs(aws, tagged()),
+        subnets(aws, tagged()),
+        route_tables(aws, tagged()),
+        internet_gateways(aws, tagged()),
+        nat_gateways(aws, tagged()),
+        instances(aws, tagged()),
+        async {
+            tokio::try_join!(
+                addresses(aws, tagged()),
+                addresses_by_allocation_id(aws, adopted)
+            )
+        },
+        endpoints(aws, tagged()),
+        security_groups(aws, tagged()),
+    )?;
+    let vpcs =
+        futures::future::try_join_all(vpcs.into_iter().map(|vpc| with_dns(aws, vpc))).await?;
+    let mut addresses = tagged_addresses;
+    for address in adopted_addresses {
+        if !addresses
+            .iter()
+            .any(|a| a.allocation_id == address.allocation_id)
+        {
+            addresses.push(address);
+        }
+    }
+    Ok(Network {
+        vpcs,
+        subnets,
+        route_tables,
+        internet_gateways,
+        nat_gateways,
+        instances,
+        addresses,
+        endpoints,
         security_groups,
     })
+}
+
+/// The security groups tagged with the stack (the functions', the endpoints', the NAT
+/// instances').
+pub async fn security_groups_of_stack(
+    aws: &Aws,
+    stack: &StackName,
+) -> Result<Vec<fixedip_core::network::SecurityGroup>, AwsError> {
+    security_groups(
+        aws,
+        vec![filter(&format!("tag:{}", tags::STACK), stack.as_str())],
+    )
+    .await
+}
+
+/// A VPC by its id (empty when there is none).
+pub async fn vpcs_by_id(aws: &Aws, vpc_id: &str) -> Result<Vec<Vpc>, AwsError> {
+    let answer = aws
+        .ec2
+        .describe_vpcs()
+        .vpc_ids(vpc_id)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("DescribeVpcs", e))?;
+    Ok(answer.vpcs().iter().filter_map(from_sdk::vpc).collect())
+}
+
+/// The subnets of several VPCs, to count what each holds (a stack with two VPCs is refused,
+/// naming what each holds).
+pub async fn subnets_of_vpcs(
+    aws: &Aws,
+    vpc_ids: &[String],
+) -> Result<Vec<fixedip_core::network::Subnet>, AwsError> {
+    let filter = Filter::builder()
+        .name("vpc-id")
+        .set_values(Some(vpc_ids.to_vec()))
+        .build();
+    subnets(aws, vec![filter]).await
+}
+
+fn filter(name: &str, value: &str) -> Filter {
+    Filter::builder().name(name).values(value).build()
 }
 
 async fn vpc_of_subnets(aws: &Aws, subnet_ids: &[String]) -> Result<Option<String>, AwsError> {
@@ -118,308 +248,198 @@ async fn vpc_of_subnets(aws: &Aws, subnet_ids: &[String]) -> Result<Option<Strin
         .find_map(|s| s.vpc_id().map(str::to_owned)))
 }
 
-fn vpc_filter(vpc_id: &str) -> Filter {
-    Filter::builder().name("vpc-id").values(vpc_id).build()
-}
-
-async fn subnets_of_vpc(aws: &Aws, vpc_id: &str) -> Result<Vec<Subnet>, AwsError> {
-    let subnets: Vec<_> = aws
-        .ec2
-        .describe_subnets()
-        .filters(vpc_filter(vpc_id))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::call("DescribeSubnets", e))?;
-    Ok(subnets
-        .iter()
-        .filter_map(|s| {
-            Some(Subnet {
-                id: s.subnet_id()?.to_owned(),
-                availability_zone: s.availability_zone()?.to_owned(),
-                cidr: s.cidr_block()?.parse().ok()?,
-            })
-        })
-        .collect())
-}
-
-async fn route_tables_of_vpc(aws: &Aws, vpc_id: &str) -> Result<Vec<RouteTable>, AwsError> {
-    let tables: Vec<_> = aws
-        .ec2
-        .describe_route_tables()
-        .filters(vpc_filter(vpc_id))
-        .into_paginator()
-        .items()
-        .send()
-        .try_collect()
-        .await
-        .map_err(|e| AwsError::call("DescribeRouteTables", e))?;
-    Ok(tables
-        .iter()
-        .filter_map(|table| {
-            Some(RouteTable {
-                id: table.route_table_id()?.to_owned(),
-                main: table.associations().iter().any(|a| a.main() == Some(true)),
-                subnet_ids: table
-                    .associations()
-                    .iter()
-                    .filter_map(|a| a.subnet_id().map(str::to_owned))
-                    .collect(),
-                routes: table.routes().iter().filter_map(route).collect(),
-            })
-        })
-        .collect())
-}
-
-/// One route as the verifier sees it; `None` for a route with no destination it can read.
-fn route(route: &aws_sdk_ec2::types::Route) -> Option<Route> {
-    let destination = if let Some(cidr) = route.destination_cidr_block() {
-        RouteDestination::Ipv4(cidr.parse().ok()?)
-    } else if let Some(cidr) = route.destination_ipv6_cidr_block() {
-        RouteDestination::Ipv6(cidr.parse().ok()?)
-    } else {
-        RouteDestination::PrefixList(route.destination_prefix_list_id()?.to_owned())
+/// One VPC with the DNS attributes the planner checks (one call per attribute: EC2 answers one
+/// at a time).
+async fn with_dns(aws: &Aws, mut vpc: Vpc) -> Result<Vpc, AwsError> {
+    let attribute = |name: VpcAttributeName| {
+        aws.ec2
+            .describe_vpc_attribute()
+            .vpc_id(&vpc.id)
+            .attribute(name)
+            .send()
     };
-    // A route to an instance also names its network interface: the instance is what to follow.
-    let target = if let Some(id) = route.nat_gateway_id() {
-        RouteTarget::NatGateway(id.to_owned())
-    } else if let Some(id) = route.instance_id() {
-        RouteTarget::Instance(id.to_owned())
-    } else if let Some(id) = route.egress_only_internet_gateway_id() {
-        RouteTarget::EgressOnlyInternetGateway(id.to_owned())
-    } else if let Some(id) = route.network_interface_id() {
-        RouteTarget::NetworkInterface(id.to_owned())
-    } else if let Some(id) = route.gateway_id() {
-        RouteTarget::from_gateway_id(id)
-    } else {
-        let other = route
-            .transit_gateway_id()
-            .or(route.vpc_peering_connection_id())
-            .or(route.carrier_gateway_id())
-            .or(route.local_gateway_id())
-            .or(route.core_network_arn())
-            .unwrap_or("unknown target");
-        RouteTarget::Other(other.to_owned())
-    };
-    Some(Route {
-        destination,
-        target,
-        blackhole: route.state() == Some(&RouteState::Blackhole),
-    })
+    let (support, hostnames) = tokio::try_join!(
+        attribute(VpcAttributeName::EnableDnsSupport),
+        attribute(VpcAttributeName::EnableDnsHostnames)
+    )
+    .map_err(|e| AwsError::call("DescribeVpcAttribute", e))?;
+    vpc.dns_support = Some(
+        support
+            .enable_dns_support()
+            .and_then(|v| v.value())
+            .unwrap_or(false),
+    );
+    vpc.dns_hostnames = Some(
+        hostnames
+            .enable_dns_hostnames()
+            .and_then(|v| v.value())
+            .unwrap_or(false),
+    );
+    Ok(vpc)
 }
 
-async fn nat_gateways_of_vpc(aws: &Aws, vpc_id: &str) -> Result<Vec<NatGateway>, AwsError> {
-    let gateways: Vec<_> = aws
+/// The per-type readers: one Describe call with `filters`, every page, into the model.
+macro_rules! reader {
+    ($name:ident, $call:ident, $operation:literal, $convert:path, $item:ty) => {
+        async fn $name(aws: &Aws, filters: Vec<Filter>) -> Result<Vec<$item>, AwsError> {
+            let items: Vec<_> = aws
+                .ec2
+                .$call()
+                .set_filters(Some(filters))
+                .into_paginator()
+                .items()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| AwsError::call($operation, e))?;
+            Ok(items.iter().filter_map($convert).collect())
+        }
+    };
+}
+
+reader!(vpcs, describe_vpcs, "DescribeVpcs", from_sdk::vpc, Vpc);
+reader!(
+    subnets,
+    describe_subnets,
+    "DescribeSubnets",
+    from_sdk::subnet,
+    fixedip_core::network::Subnet
+);
+reader!(
+    route_tables,
+    describe_route_tables,
+    "DescribeRouteTables",
+    from_sdk::route_table,
+    fixedip_core::network::RouteTable
+);
+reader!(
+    internet_gateways,
+    describe_internet_gateways,
+    "DescribeInternetGateways",
+    from_sdk::internet_gateway,
+    fixedip_core::network::InternetGateway
+);
+reader!(
+    endpoints,
+    describe_vpc_endpoints,
+    "DescribeVpcEndpoints",
+    from_sdk::endpoint,
+    fixedip_core::network::VpcEndpoint
+);
+reader!(
+    security_groups,
+    describe_security_groups,
+    "DescribeSecurityGroups",
+    from_sdk::security_group,
+    fixedip_core::network::SecurityGroup
+);
+
+/// Like the others, but DescribeNatGateways names its parameter `Filter`, singular.
+async fn nat_gateways(
+    aws: &Aws,
+    filters: Vec<Filter>,
+) -> Result<Vec<fixedip_core::network::NatGateway>, AwsError> {
+    let items: Vec<_> = aws
         .ec2
         .describe_nat_gateways()
-        .filter(vpc_filter(vpc_id))
+        .set_filter(Some(filters))
         .into_paginator()
         .items()
         .send()
         .try_collect()
         .await
         .map_err(|e| AwsError::call("DescribeNatGateways", e))?;
-    Ok(gateways
-        .iter()
-        .filter_map(|nat| {
-            Some(NatGateway {
-                id: nat.nat_gateway_id()?.to_owned(),
-                subnet_id: nat.subnet_id()?.to_owned(),
-                // A state AWS adds later is not one the verifier can call working.
-                state: nat
-                    .state()
-                    .and_then(|s| NatGatewayState::from_aws(s.as_str()))
-                    .unwrap_or(NatGatewayState::Failed),
-                connectivity: match nat.connectivity_type() {
-                    Some(ConnectivityType::Private) => NatConnectivity::Private,
-                    _ => NatConnectivity::Public,
-                },
-                failure_message: nat.failure_message().map(str::to_owned),
-                addresses: nat
-                    .nat_gateway_addresses()
-                    .iter()
-                    .map(|a| NatAddress {
-                        allocation_id: a.allocation_id().map(str::to_owned),
-                        public_ip: a.public_ip().and_then(|ip| ip.parse().ok()),
-                    })
-                    .collect(),
-            })
-        })
-        .collect())
+    Ok(items.iter().filter_map(from_sdk::nat_gateway).collect())
 }
 
-/// The internet gateways attached to the VPC and the ones its routes name (which may be detached,
-/// or attached elsewhere).
-async fn internet_gateways(
+async fn instances(
     aws: &Aws,
-    vpc_id: &str,
-    named: &BTreeSet<String>,
-) -> Result<Vec<InternetGateway>, AwsError> {
-    let attached = aws
+    filters: Vec<Filter>,
+) -> Result<Vec<fixedip_core::network::Instance>, AwsError> {
+    let reservations: Vec<_> = aws
         .ec2
-        .describe_internet_gateways()
-        .filters(
-            Filter::builder()
-                .name("attachment.vpc-id")
-                .values(vpc_id)
-                .build(),
-        )
-        .send();
-    let by_id = async {
-        if named.is_empty() {
-            return Ok(None);
-        }
-        // By filter rather than by id: a deleted gateway's id would fail the whole call.
-        aws.ec2
-            .describe_internet_gateways()
-            .filters(
-                Filter::builder()
-                    .name("internet-gateway-id")
-                    .set_values(Some(named.iter().cloned().collect()))
-                    .build(),
-            )
-            .send()
-            .await
-            .map(Some)
-    };
-    let (attached, by_id) = tokio::try_join!(attached, by_id)
-        .map_err(|e| AwsError::call("DescribeInternetGateways", e))?;
-    let mut gateways: Vec<InternetGateway> = Vec::new();
-    let all = attached
-        .internet_gateways()
+        .describe_instances()
+        .set_filters(Some(filters))
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("DescribeInstances", e))?;
+    Ok(reservations
         .iter()
-        .chain(by_id.iter().flat_map(|a| a.internet_gateways()));
-    for gateway in all {
-        let Some(id) = gateway.internet_gateway_id() else {
-            continue;
-        };
-        if gateways.iter().any(|g| g.id == id) {
-            continue;
-        }
-        gateways.push(InternetGateway {
-            id: id.to_owned(),
-            attached_vpc_id: gateway
-                .attachments()
-                .iter()
-                // `available` is AWS's word for attached; `attaching`/`detaching` carry nothing.
-                .filter(|a| a.state().is_some_and(|s| s.as_str() == "available"))
-                .find_map(|a| a.vpc_id().map(str::to_owned)),
-        });
-    }
-    Ok(gateways)
-}
-
-/// The instances routes lead to, by instance id or by one of their network interfaces, with
-/// whether their public address is an Elastic IP.
-async fn nat_instances(
-    aws: &Aws,
-    instance_ids: &BTreeSet<String>,
-    interface_ids: &BTreeSet<String>,
-) -> Result<Vec<NatInstance>, AwsError> {
-    if instance_ids.is_empty() && interface_ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut filters = Vec::new();
-    if !instance_ids.is_empty() {
-        filters.push(
-            Filter::builder()
-                .name("instance-id")
-                .set_values(Some(instance_ids.iter().cloned().collect()))
-                .build(),
-        );
-    }
-    if !interface_ids.is_empty() {
-        filters.push(
-            Filter::builder()
-                .name("network-interface.network-interface-id")
-                .set_values(Some(interface_ids.iter().cloned().collect()))
-                .build(),
-        );
-    }
-    // Filters are ANDed: one call per kind of reference.
-    let mut instances = Vec::new();
-    for filter in filters {
-        let found: Vec<_> = aws
-            .ec2
-            .describe_instances()
-            .filters(filter)
-            .into_paginator()
-            .items()
-            .send()
-            .try_collect()
-            .await
-            .map_err(|e| AwsError::call("DescribeInstances", e))?;
-        for reservation in found {
-            for instance in reservation.instances() {
-                if !instances.iter().any(|i: &aws_sdk_ec2::types::Instance| {
-                    i.instance_id() == instance.instance_id()
-                }) {
-                    instances.push(instance.clone());
-                }
-            }
-        }
-    }
-    let public_ips: Vec<String> = instances
-        .iter()
-        .filter_map(|i| i.public_ip_address().map(str::to_owned))
-        .collect();
-    let elastic = elastic_ips(aws, &public_ips).await?;
-    Ok(instances
-        .iter()
-        .filter_map(|instance| {
-            let ip: Option<Ipv4Addr> = instance.public_ip_address().and_then(|ip| ip.parse().ok());
-            Some(NatInstance {
-                id: instance.instance_id()?.to_owned(),
-                subnet_id: instance.subnet_id().unwrap_or_default().to_owned(),
-                state: instance
-                    .state()
-                    .and_then(|s| s.name())
-                    .and_then(|n| InstanceState::from_aws(n.as_str()))
-                    .unwrap_or(InstanceState::Pending),
-                // AWS's default is on: an instance that does not say is not forwarding.
-                source_dest_check: instance.source_dest_check().unwrap_or(true),
-                network_interface_ids: instance
-                    .network_interfaces()
-                    .iter()
-                    .filter_map(|n| n.network_interface_id().map(str::to_owned))
-                    .collect(),
-                public_address: ip.map(|ip| InstancePublicAddress {
-                    ip,
-                    elastic: elastic.contains(&ip),
-                }),
-            })
-        })
+        .flat_map(|r| r.instances())
+        .filter_map(from_sdk::instance)
         .collect())
 }
 
-/// Which of these public addresses are Elastic IPs of this account: DescribeAddresses lists only
-/// those, never the addresses AWS assigns at launch.
-async fn elastic_ips(aws: &Aws, public_ips: &[String]) -> Result<BTreeSet<Ipv4Addr>, AwsError> {
-    if public_ips.is_empty() {
-        return Ok(BTreeSet::new());
-    }
+async fn addresses(
+    aws: &Aws,
+    filters: Vec<Filter>,
+) -> Result<Vec<fixedip_core::network::Address>, AwsError> {
     let answer = aws
         .ec2
         .describe_addresses()
-        .filters(
-            Filter::builder()
-                .name("public-ip")
-                .set_values(Some(public_ips.to_vec()))
-                .build(),
-        )
+        .set_filters(Some(filters))
         .send()
         .await
         .map_err(|e| AwsError::call("DescribeAddresses", e))?;
     Ok(answer
         .addresses()
         .iter()
-        .filter_map(|a| a.public_ip()?.parse().ok())
+        .filter_map(from_sdk::address)
         .collect())
 }
 
-async fn security_groups(aws: &Aws, group_ids: &[String]) -> Result<Vec<SecurityGroup>, AwsError> {
+/// The addresses named by allocation id. One that does not exist is left out (the planner refuses
+/// it, naming it, before any change); AWS fails the whole call for it, so the others are then
+/// asked one at a time.
+async fn addresses_by_allocation_id(
+    aws: &Aws,
+    ids: &[AllocationId],
+) -> Result<Vec<fixedip_core::network::Address>, AwsError> {
+    const NOT_FOUND: &str = "InvalidAllocationID.NotFound";
+    let ask = |ids: Vec<String>| {
+        aws.ec2
+            .describe_addresses()
+            .set_allocation_ids(Some(ids))
+            .send()
+    };
+    let not_found = |e: &aws_sdk_ec2::error::SdkError<_, _>| {
+        e.as_service_error()
+            .and_then(|s| aws_sdk_ec2::error::ProvideErrorMetadata::code(s))
+            == Some(NOT_FOUND)
+    };
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all: Vec<String> = ids.iter().map(|a| a.as_str().to_owned()).collect();
+    let answers = match ask(all).await {
+        Ok(answer) => vec![answer],
+        Err(e) if not_found(&e) => {
+            let mut found = Vec::new();
+            for id in ids {
+                match ask(vec![id.as_str().to_owned()]).await {
+                    Ok(answer) => found.push(answer),
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => return Err(AwsError::call("DescribeAddresses", e)),
+                }
+            }
+            found
+        }
+        Err(e) => return Err(AwsError::call("DescribeAddresses", e)),
+    };
+    Ok(answers
+        .iter()
+        .flat_map(|a| a.addresses())
+        .filter_map(from_sdk::address)
+        .collect())
+}
+
+async fn security_groups_by_id(
+    aws: &Aws,
+    group_ids: &[String],
+) -> Result<Vec<fixedip_core::network::SecurityGroup>, AwsError> {
     if group_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -433,48 +453,66 @@ async fn security_groups(aws: &Aws, group_ids: &[String]) -> Result<Vec<Security
         .try_collect()
         .await
         .map_err(|e| AwsError::call("DescribeSecurityGroups", e))?;
-    Ok(groups
-        .iter()
-        .filter_map(|group| {
-            Some(SecurityGroup {
-                id: group.group_id()?.to_owned(),
-                egress: group
-                    .ip_permissions_egress()
-                    .iter()
-                    .flat_map(egress_rules)
-                    .collect(),
-            })
-        })
-        .collect())
+    Ok(groups.iter().filter_map(from_sdk::security_group).collect())
 }
 
-/// One `IpPermission` flattened into one rule per destination.
-fn egress_rules(permission: &aws_sdk_ec2::types::IpPermission) -> Vec<EgressRule> {
-    let protocol = IpProtocol::from_aws(permission.ip_protocol().unwrap_or("-1"));
-    let ipv4 = permission
-        .ip_ranges()
-        .iter()
-        .filter_map(|r| Some(RuleDestination::Ipv4(r.cidr_ip()?.parse().ok()?)));
-    let ipv6 = permission
-        .ipv6_ranges()
-        .iter()
-        .filter_map(|r| Some(RuleDestination::Ipv6(r.cidr_ipv6()?.parse().ok()?)));
-    let prefix_lists = permission
-        .prefix_list_ids()
-        .iter()
-        .filter_map(|p| Some(RuleDestination::PrefixList(p.prefix_list_id()?.to_owned())));
-    let groups = permission
-        .user_id_group_pairs()
-        .iter()
-        .filter_map(|g| Some(RuleDestination::SecurityGroup(g.group_id()?.to_owned())));
-    ipv4.chain(ipv6)
-        .chain(prefix_lists)
-        .chain(groups)
-        .map(|destination| EgressRule {
-            protocol: protocol.clone(),
-            destination,
+/// The internet gateways attached to the VPC and the ones its routes name (which may be detached,
+/// or attached elsewhere).
+async fn internet_gateways_of_vpc(
+    aws: &Aws,
+    vpc_id: &str,
+    named: &BTreeSet<String>,
+) -> Result<Vec<fixedip_core::network::InternetGateway>, AwsError> {
+    let attached = internet_gateways(aws, vec![filter("attachment.vpc-id", vpc_id)]);
+    let by_id = async {
+        if named.is_empty() {
+            return Ok(Vec::new());
+        }
+        // By filter rather than by id: a deleted gateway's id would fail the whole call.
+        let ids = Filter::builder()
+            .name("internet-gateway-id")
+            .set_values(Some(named.iter().cloned().collect()))
+            .build();
+        internet_gateways(aws, vec![ids]).await
+    };
+    let (attached, by_id) = tokio::try_join!(attached, by_id)?;
+    let mut gateways = attached;
+    for gateway in by_id {
+        if !gateways.iter().any(|g| g.id == gateway.id) {
+            gateways.push(gateway);
+        }
+    }
+    Ok(gateways)
+}
+
+/// The instances routes lead to, by instance id or by one of their network interfaces.
+async fn instances_routed_to(
+    aws: &Aws,
+    instance_ids: &BTreeSet<String>,
+    interface_ids: &BTreeSet<String>,
+) -> Result<Vec<fixedip_core::network::Instance>, AwsError> {
+    let by = |name: &str, ids: &BTreeSet<String>| {
+        (!ids.is_empty()).then(|| {
+            Filter::builder()
+                .name(name)
+                .set_values(Some(ids.iter().cloned().collect()))
+                .build()
         })
-        .collect()
+    };
+    // Filters are ANDed: one call per kind of reference.
+    let filters = [
+        by("instance-id", instance_ids),
+        by("network-interface.network-interface-id", interface_ids),
+    ];
+    let mut found: Vec<fixedip_core::network::Instance> = Vec::new();
+    for filter in filters.into_iter().flatten() {
+        for instance in instances(aws, vec![filter]).await? {
+            if !found.iter().any(|i| i.id == instance.id) {
+                found.push(instance);
+            }
+        }
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub(super) fn preferred_route_table<'a>(
     tables.min_by(|a, b| {
         let rank = |t: &ObservedRouteTable| {
             (
-                std::cmp::Reverse(t.associated_subnets.len()),
+                std::cmp::Reverse(t.associations.len()),
                 !t.routes.iter().any(|r| r.destination == ANYWHERE),
             )
         };
@@ -99,10 +99,7 @@ pub(super) fn plan_away(
         }
     }
     for table in extra_route_tables(inventory) {
-        let action = Action::DeleteRouteTable {
-            route_table: table.id.clone(),
-        };
-        planner.push(action, &[]);
+        planner.delete_route_table(table, &[]);
     }
     let mut cleared = Cleared::default();
     for address in duplicate_addresses(inventory, serving, wanted) {
@@ -236,7 +233,7 @@ mod tests {
                 id: id.to_owned(),
                 tier: like.tier,
                 slot: like.slot,
-                associated_subnets: Vec::new(),
+                associations: Vec::new(),
                 routes: vec![ObservedRoute {
                     destination: "10.0.0.0/16".parse().unwrap(),
                     target: RouteTarget::Local,
@@ -249,7 +246,8 @@ mod tests {
         assert_eq!(
             steps,
             ["rtb-0000a", "rtb-0000b"].map(|id| Action::DeleteRouteTable {
-                route_table: id.to_owned()
+                route_table: id.to_owned(),
+                associations: Vec::new(),
             })
         );
         let after = simulate::apply(&plan(&spec(2), &account).unwrap(), &account);

@@ -46,6 +46,35 @@ pub(super) struct EndpointPlacement<'a> {
 }
 
 impl Planner {
+    /// The stack's endpoints, in the private route tables that route out and the private subnets
+    /// of the slots it uses.
+    pub(super) fn endpoints_of_stack(
+        &mut self,
+        context: &super::Context,
+        base: &super::network::Base,
+        routes: &super::routes::Routes,
+        azs: &[super::slot::BuiltSlot],
+        removed_slots: &[Slot],
+    ) -> PlannedEndpoints {
+        let private_subnets: Vec<Ref> = azs
+            .iter()
+            .map(|az| az.private_subnet.reference.clone())
+            .collect();
+        let placement = EndpointPlacement {
+            vpc: &base.vpc.reference,
+            function_group: &base.security_group.reference,
+            private_route_tables: &routes.routed_private_tables,
+            private_subnets: &private_subnets,
+            removed_slots,
+        };
+        self.endpoints(
+            context.spec,
+            context.observed,
+            &context.inventory,
+            &placement,
+        )
+    }
+
     pub(super) fn endpoints(
         &mut self,
         spec: &StackSpec,

@@ -27,7 +27,10 @@
 
 use ipnet::Ipv4Net;
 
-use super::{AddressChoice, Inventory, PlanError, Planned, Planner};
+use super::addresses::AddressChoice;
+use super::inventory::Inventory;
+use super::steps::{Planned, Planner};
+use super::PlanError;
 use crate::observed::{ObservedNatInstance, ObservedState, Slot};
 use crate::plan::{Action, Ref, RouteVia, Status, StepId};
 
@@ -74,33 +77,17 @@ pub(super) struct SlotNat {
 
 /// A NAT of the other kind in a slot that switches mode.
 pub(super) enum Retire {
-    /// Delete the gateway (waited until `deleted`), then associate its address with `instance`.
+    /// Delete the gateway (waited until `deleted`), free its address, then associate the address
+    /// with `instance` (its primary interface when known).
     NatGateway {
         id: String,
+        allocation_ids: Vec<String>,
         address: Ref,
         instance: Ref,
+        interface: Option<String>,
     },
     /// Terminate the instance (its address was disassociated before the new gateway took it).
     NatInstance { id: String },
-}
-
-impl<'a> Inventory<'a> {
-    /// The live NAT instance of a slot (running first, then by id).
-    pub(super) fn live_instance(&self, slot: Slot) -> Option<&'a ObservedNatInstance> {
-        self.live_instances.iter().copied().find(|i| i.slot == slot)
-    }
-
-    /// The live NAT instance whose network interface an address is associated with.
-    pub(super) fn instance_holding(
-        &self,
-        network_interface_id: Option<&str>,
-    ) -> Option<&'a ObservedNatInstance> {
-        let eni = network_interface_id?;
-        self.live_instances
-            .iter()
-            .copied()
-            .find(|i| i.network_interface_id.as_deref() == Some(eni))
-    }
 }
 
 impl Planner {
@@ -123,6 +110,34 @@ impl Planner {
         }
     }
 
+    /// Back to gateways (`in_instance_mode` false): the NAT instances' group goes once no
+    /// instance is left, after every instance this plan terminates (retired by a switch, in a
+    /// slot that lost its NAT, or in a slot beyond `azs`). Its id and the step, when it goes.
+    pub(super) fn retire_nat_security_group(
+        &mut self,
+        in_instance_mode: bool,
+        observed: &ObservedState,
+        inventory: &Inventory,
+    ) -> Option<(String, StepId)> {
+        let group = observed
+            .nat_security_group
+            .as_ref()
+            .filter(|_| !in_instance_mode)?;
+        let terminated: Vec<StepId> = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+            .map(|s| s.id)
+            .collect();
+        if inventory.all_instances.len() != terminated.len() {
+            return None;
+        }
+        let action = Action::DeleteSecurityGroup {
+            security_group: group.id.clone(),
+        };
+        Some((group.id.clone(), self.push(action, &terminated)))
+    }
+
     /// A slot's NAT instance: kept, completed (check, address) or launched; a NAT gateway the
     /// slot still has is retired once the route points at the instance.
     #[allow(clippy::too_many_arguments)]
@@ -139,8 +154,10 @@ impl Planner {
         let gateway = inventory.live_nat(slot);
         let existing = inventory.live_instance(slot);
         // The address must be free, on this instance, or on the gateway this switch retires.
+        let mut freed = Vec::new();
         if let Some(observed) = address.observed() {
-            if let Some(association) = &observed.association_id {
+            freed.extend(self.free_stale_association(observed));
+            if let Some(association) = observed.in_use() {
                 let on_instance = existing.is_some_and(|i| {
                     i.network_interface_id.is_some()
                         && i.network_interface_id == observed.network_interface_id
@@ -157,7 +174,7 @@ impl Planner {
                         None => PlanError::AddressInUse {
                             slot,
                             allocation_id: observed.allocation_id.clone(),
-                            association: association.clone(),
+                            association: association.to_owned(),
                         },
                     });
                 }
@@ -214,16 +231,19 @@ impl Planner {
                 ));
                 retire.push(Retire::NatGateway {
                     id: nat.id.clone(),
+                    allocation_ids: nat.allocation_ids.clone(),
                     address: address_ref.clone(),
                     instance: instance_ref.clone(),
+                    interface: existing.and_then(|i| i.network_interface_id.clone()),
                 });
             }
             None if !associated => {
                 let action = Action::AssociateAddress {
                     address: address_ref.clone(),
                     instance: instance_ref.clone(),
+                    interface: existing.and_then(|i| i.network_interface_id.clone()),
                 };
-                route_after.push(self.push(action, &[]));
+                route_after.push(self.push(action, &freed));
             }
             None => {}
         }
@@ -240,22 +260,63 @@ impl Planner {
     }
 
     /// Retires a slot's NAT of the other kind once `routed` (its private route's steps) is done.
-    pub(super) fn retire(&mut self, retire: Vec<Retire>, routed: &[StepId]) {
+    pub(super) fn retire(&mut self, inventory: &Inventory, retire: Vec<Retire>, routed: &[StepId]) {
         for old in retire {
             match old {
                 Retire::NatGateway {
                     id,
+                    allocation_ids,
                     address,
                     instance,
+                    interface,
                 } => {
                     let deleted = self.push(Action::DeleteNatGateway { nat_gateway: id }, routed);
-                    self.push(Action::AssociateAddress { address, instance }, &[deleted]);
+                    let freed = self.free_addresses_of_nat(inventory, &allocation_ids, deleted);
+                    let action = Action::AssociateAddress {
+                        address,
+                        instance,
+                        interface,
+                    };
+                    self.push(action, &freed);
                 }
                 Retire::NatInstance { id } => {
-                    self.push(Action::TerminateNatInstance { instance: id }, routed);
+                    let instance = inventory.all_instances.iter().find(|i| i.id == id);
+                    match instance {
+                        Some(instance) => {
+                            self.terminate(instance, inventory, routed);
+                        }
+                        None => {
+                            self.push(Action::TerminateNatInstance { instance: id }, routed);
+                        }
+                    }
                 }
             }
         }
+    }
+
+    /// TerminateNatInstance after `ordering`, the Elastic IP on its interface disassociated
+    /// first: AWS drops the association at termination, the emulator keeps it, and a retained or
+    /// re-used address must be free either way.
+    fn terminate(
+        &mut self,
+        instance: &ObservedNatInstance,
+        inventory: &Inventory,
+        ordering: &[StepId],
+    ) -> StepId {
+        let mut after = ordering.to_vec();
+        let on_interface = inventory.addresses.iter().filter(|a| {
+            instance.network_interface_id.is_some()
+                && a.network_interface_id == instance.network_interface_id
+        });
+        for address in on_interface {
+            if let Some(association) = &address.association_id {
+                after.push(self.disassociate(association, ordering));
+            }
+        }
+        let action = Action::TerminateNatInstance {
+            instance: instance.id.clone(),
+        };
+        self.push(action, &after)
     }
 
     /// In gateway mode, an address held by the slot's NAT instance is disassociated before the
@@ -278,10 +339,7 @@ impl Planner {
                 .is_some()
                 || inventory.nat_holding(&observed.allocation_id).is_none();
             if let (Some(association), true) = (&observed.association_id, on_instance) {
-                let action = Action::DisassociateAddress {
-                    association_id: association.clone(),
-                };
-                freed.push(self.push(action, &[]));
+                freed.push(self.disassociate(association, &[]));
             }
         }
         self.notes.push(format!(
@@ -308,10 +366,10 @@ impl Planner {
             .iter()
             .filter(|i| i.slot == slot)
             .map(|i| {
-                let action = Action::TerminateNatInstance {
-                    instance: i.id.clone(),
-                };
-                (i.subnet_id.clone(), self.push(action, functions_off))
+                (
+                    i.subnet_id.clone(),
+                    self.terminate(i, inventory, functions_off),
+                )
             })
             .collect()
     }

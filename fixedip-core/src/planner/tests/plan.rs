@@ -139,14 +139,14 @@ fn fresh_stack_routes_each_slot_through_its_own_nat() {
                     default_route.target,
                     RouteTarget::InternetGateway(igw.clone())
                 );
-                assert_eq!(table.associated_subnets.len(), 3);
+                assert_eq!(table.associations.len(), 3);
             }
             Tier::Private => {
                 let RouteTarget::NatGateway(nat) = &default_route.target else {
                     panic!()
                 };
-                assert_eq!(table.associated_subnets.len(), 1);
-                assert_eq!(subnet_slot(&table.associated_subnets[0]), nat_slot(nat));
+                assert_eq!(table.associations.len(), 1);
+                assert_eq!(subnet_slot(&table.associations[0].subnet_id), nat_slot(nat));
                 assert_eq!(Some(nat_slot(nat)), table.slot);
             }
         }
@@ -278,7 +278,7 @@ fn address_choices(plan: &Plan) -> Vec<(Slot, String)> {
                 Status::Keep(id) => format!("keep {id}"),
                 Status::Change(id) => {
                     let activated = actions(plan).into_iter().any(|a| {
-                        matches!(a, Action::ActivateAddress { allocation_id, slot }
+                        matches!(a, Action::ActivateAddress { allocation_id, slot, .. }
                             if allocation_id == id && *slot == az.slot)
                     });
                     assert!(activated, "{id} changes without an ActivateAddress");
@@ -574,7 +574,7 @@ fn an_unassociated_subnet_is_associated() {
             .iter_mut()
             .find(|t| t.tier == Tier::Public)
             .unwrap();
-        table.associated_subnets.pop();
+        table.associations.pop();
     });
     assert_eq!(
         census(&plan),
@@ -808,7 +808,7 @@ fn an_adopted_function_moves_in_only_once_its_subnets_route_out() {
     }
     let tagged = actions(&plan)
         .into_iter()
-        .any(|a| matches!(a, Action::TagFunction { function } if function.name == "f"));
+        .any(|a| matches!(a, Action::TagFunction { function, .. } if function.name == "f"));
     assert!(
         tagged,
         "an untagged function must be tagged: {:#?}",
@@ -910,7 +910,9 @@ fn a_gap_in_slots_is_kept_and_the_lowest_free_slot_fills_up() {
     }
     gap.route_tables.retain(|t| t.slot != Some(1));
     for table in &mut gap.route_tables {
-        table.associated_subnets.retain(|s| !slot_1.contains(s));
+        table
+            .associations
+            .retain(|a| !slot_1.contains(&a.subnet_id));
     }
     for function in &mut gap.functions {
         function.subnet_ids.retain(|s| !slot_1.contains(s));
@@ -942,6 +944,7 @@ fn the_live_nats_address_stays_with_its_slot_even_untagged() {
     let [Action::ActivateAddress {
         allocation_id,
         slot: 0,
+        adopted: false,
     }] = actions(&plan)[..]
     else {
         panic!("{:#?}", plan.steps)

@@ -164,7 +164,7 @@ fn shuffled(account: &ObservedState, seed: u64) -> ObservedState {
     shuffle(&mut account.route_tables, seed ^ 4);
     shuffle(&mut account.functions, seed ^ 5);
     for table in &mut account.route_tables {
-        shuffle(&mut table.associated_subnets, seed ^ 6);
+        shuffle(&mut table.associations, seed ^ 6);
         shuffle(&mut table.routes, seed ^ 7);
     }
     account
@@ -372,7 +372,7 @@ fn suffer(account: &mut ObservedState, drift: Drift) {
             }
         }
         Drift::AssociationRemoved(i) => {
-            account.route_tables[i % tables].associated_subnets.pop();
+            account.route_tables[i % tables].associations.pop();
         }
         Drift::NatFailed(i) => {
             let live: Vec<usize> = (0..account.nat_gateways.len())

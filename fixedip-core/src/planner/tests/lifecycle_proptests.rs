@@ -255,14 +255,20 @@ fn named(action: &Action) -> Vec<String> {
         Action::CreateFunction { function, .. }
         | Action::UpdateFunctionConfiguration { function, .. }
         | Action::UpdateFunctionCode { function }
-        | Action::TagFunction { function } => vec![&function.name],
+        | Action::TagFunction { function, .. } => vec![&function.name],
         Action::DetachFunction { name } | Action::DeleteFunction { name } => vec![name],
         Action::DeleteNatGateway { nat_gateway } => vec![nat_gateway],
         Action::ClearLambdaInterfaces { holder } => match holder {
             InterfaceHolder::Subnet(id) | InterfaceHolder::SecurityGroup(id) => vec![id],
         },
         Action::DeleteSubnet { subnet } => vec![subnet],
-        Action::DeleteRouteTable { route_table } => vec![route_table],
+        Action::DeleteRouteTable {
+            route_table,
+            associations,
+        } => std::iter::once(route_table)
+            .chain(associations)
+            .map(String::as_str)
+            .collect(),
         Action::DeleteSecurityGroup { security_group } => vec![security_group],
         Action::DeleteInternetGateway {
             internet_gateway,
@@ -289,6 +295,15 @@ fn stack_owned(spec: &StackSpec, account: &ObservedState) -> BTreeSet<String> {
     ids.extend(account.addresses.iter().map(|a| a.allocation_id.clone()));
     ids.extend(account.nat_gateways.iter().map(|n| n.id.clone()));
     ids.extend(account.route_tables.iter().map(|t| t.id.clone()));
+    // The associations of the stack's addresses and route tables.
+    ids.extend(
+        account
+            .addresses
+            .iter()
+            .filter_map(|a| a.association_id.clone()),
+    );
+    let tables = account.route_tables.iter();
+    ids.extend(tables.flat_map(|t| t.associations.iter().map(|a| a.id.clone())));
     ids.extend(account.security_group.iter().map(|g| g.id.clone()));
     ids.extend(account.role.iter().map(|r| r.arn.clone()));
     let stack = spec.stack.as_str();
@@ -397,7 +412,7 @@ proptest! {
             for subnet in &function.subnet_ids {
                 prop_assert!(after.subnets.iter().any(|s| s.id == *subnet));
                 let routed = after.route_tables.iter().any(|t| {
-                    t.associated_subnets.contains(subnet)
+                    t.serves(subnet)
                         && t.routes.iter().any(|r| r.destination == ANYWHERE
                             && matches!(&r.target, crate::observed::RouteTarget::NatGateway(_)))
                 });

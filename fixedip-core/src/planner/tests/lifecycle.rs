@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use super::simulate::{
     self, apply, apply_where, check_well_formed, deployed, deployed_with, destroyed, empty, spec,
-    ALLOW_NEW_IPS,
+    with_stale_associations, ALLOW_NEW_IPS,
 };
 use super::*;
 use crate::observed::{AddressUse, NatState};
@@ -103,6 +103,8 @@ fn fewer_azs_remove_the_surplus_slot_and_retain_its_ip() {
             ("DeleteNatGateway", 1),
             ("DeleteRouteTable", 1),
             ("DeleteSubnet", 2),
+            // The address's association, which the NAT's deletion leaves behind on moto.
+            ("DisassociateAddress", 1),
             ("RetainAddress", 1),
             ("UpdateFunctionConfiguration", 1),
         ])
@@ -266,7 +268,7 @@ fn a_new_ip_of_a_stack_whose_ips_were_shown_is_held_back() {
     assert!(allowed.pending_new_ips.is_empty());
     let activated = step_of(
         &allowed,
-        |a| matches!(a, Action::ActivateAddress { allocation_id, slot: 2 } if *allocation_id == new.allocation_id),
+        |a| matches!(a, Action::ActivateAddress { allocation_id, slot: 2, .. } if *allocation_id == new.allocation_id),
     );
     let nat = step_of(&allowed, |a| matches!(a, Action::CreateNatGateway { .. }));
     assert!(waits_for(&allowed, nat, activated));
@@ -370,6 +372,63 @@ fn an_address_quota_too_small_is_refused_before_any_step() {
     );
 }
 
+// An association a deleted NAT left behind (issue 14; `ip_stability` once failed on it with
+// "Resource ... is already associated").
+
+/// 3 AZs → 2, killed right after the NAT gateway of slot 2 is deleted, on the emulator (the
+/// address keeps its association): the run that finishes the shrink disassociates the address
+/// before it retains it.
+#[test]
+fn a_stale_association_is_removed_before_the_address_is_retained() {
+    let three = deployed(&spec(3, &["f"]), &empty());
+    let shrink = planned(&spec(2, &["f"]), &three, &DEFAULT);
+    let nat_deleted = step_of(&shrink, |a| matches!(a, Action::DeleteNatGateway { .. }));
+    let killed = apply_where(&shrink, &three, |step| step <= nat_deleted);
+    let killed = with_stale_associations(&killed, &three);
+    let stale = killed
+        .addresses
+        .iter()
+        .find(|a| a.stale_association)
+        .unwrap();
+
+    let resumed = planned(&spec(2, &["f"]), &killed, &DEFAULT);
+    let disassociated = step_of(
+        &resumed,
+        |a| matches!(a, Action::DisassociateAddress { association_id } if Some(association_id) == stale.association_id.as_ref()),
+    );
+    let retained = step_of(&resumed, |a| matches!(a, Action::RetainAddress { .. }));
+    assert!(waits_for(&resumed, retained, disassociated));
+    let two = apply(&resumed, &killed);
+    assert_eq!(usage_of(&two, stale.public_ip), AddressUse::Retained);
+    assert!(planned(&spec(2, &["f"]), &two, &DEFAULT).is_noop());
+}
+
+/// 3 AZs → 2 → 3 on the emulator, the shrink's DisassociateAddress lost: growing again puts the
+/// same IP back to work, disassociated before its new NAT gateway takes it.
+#[test]
+fn a_stale_association_is_removed_before_the_address_serves_a_new_nat() {
+    let three = deployed(&spec(3, &["f"]), &empty());
+    let before = active_ips(&three);
+    let shrink = planned(&spec(2, &["f"]), &three, &DEFAULT);
+    let two = apply_where(&shrink, &three, |step| {
+        !matches!(shrink.step(step).action, Action::DisassociateAddress { .. })
+    });
+    let two = with_stale_associations(&two, &three);
+    let stale = two.addresses.iter().find(|a| a.stale_association).unwrap();
+    assert_eq!(
+        stale.usage,
+        AddressUse::Active,
+        "retained waits for the disassociation"
+    );
+
+    let grow = planned(&spec(3, &["f"]), &two, &DEFAULT);
+    let disassociated = step_of(&grow, |a| matches!(a, Action::DisassociateAddress { .. }));
+    let nat = step_of(&grow, |a| matches!(a, Action::CreateNatGateway { .. }));
+    assert!(waits_for(&grow, nat, disassociated));
+    let three_again = apply(&grow, &two);
+    assert_eq!(active_ips(&three_again), before);
+}
+
 // Destroy.
 
 #[test]
@@ -387,6 +446,7 @@ fn destroy_removes_the_network_in_an_order_aws_accepts_and_keeps_the_ips() {
             ("DeleteSubnet", 4),
             ("DeleteVpc", 1),
             ("DetachFunction", 1),
+            ("DisassociateAddress", 2),
             ("RetainAddress", 2),
         ])
     );
@@ -473,14 +533,19 @@ fn destroy_with_release_ips_releases_all_but_adopted_ones() {
         "{:?}",
         plan.notes
     );
-    // Released only once the NAT holding it is deleted.
+    // Released only once the NAT holding it is deleted and its association gone.
     let release = step_of(&plan, |a| matches!(a, Action::ReleaseAddress { .. }));
-    let nat_deleted = plan.step(release).after.clone();
-    assert_eq!(nat_deleted.len(), 1);
+    let freed = plan.step(release).after.clone();
+    assert_eq!(freed.len(), 2);
     assert!(matches!(
-        plan.step(nat_deleted[0]).action,
+        plan.step(freed[0]).action,
         Action::DeleteNatGateway { .. }
     ));
+    assert!(matches!(
+        plan.step(freed[1]).action,
+        Action::DisassociateAddress { .. }
+    ));
+    assert_eq!(plan.step(freed[1]).after, [freed[0]]);
     let after = apply(&plan, &account);
     let [kept] = &after.addresses[..] else {
         panic!("{:?}", after.addresses)

@@ -24,11 +24,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::observed::{AddressUse, ObservedNatGateway, ObservedState, Slot, Tier};
+use crate::observed::{AddressUse, ObservedState, Slot, Tier};
 use crate::plan::{Action, NetworkModes, Status, StepId};
 use crate::requirements::NatMode;
 
-use super::{Inventory, Planner};
+use super::inventory::Inventory;
+use super::steps::Planner;
 
 /// Which of the stack's slots hold a NAT.
 pub(super) struct NatLayout {
@@ -112,21 +113,16 @@ impl Planner {
         let mut removal = NatRemoval::default();
         for (slot, az) in wanted.iter().filter(|(slot, _)| !layout.has_nat(*slot)) {
             let slot = *slot;
-            let mut nats: Vec<&ObservedNatGateway> = inventory
-                .live_nats
-                .iter()
-                .chain(&inventory.deleting_nats)
-                .chain(&inventory.failed_nats)
-                .copied()
-                .filter(|nat| nat.slot == slot)
-                .collect();
-            nats.sort_by(|a, b| a.id.cmp(&b.id));
+            let nats = inventory.nats_of_slot(slot);
             let mut deleted = Vec::new();
+            let mut freed = Vec::new();
             for nat in &nats {
                 let action = Action::DeleteNatGateway {
                     nat_gateway: nat.id.clone(),
                 };
-                deleted.push((nat, self.push(action, routes_moved)));
+                let step = self.push(action, routes_moved);
+                freed.extend(self.free_addresses_of_nat(inventory, &nat.allocation_ids, step));
+                deleted.push((nat, step));
             }
             if let Some(nat) = nats.first() {
                 removal.nat_gateways.insert(slot, nat.id.clone());
@@ -139,17 +135,18 @@ impl Planner {
             ) {
                 removal.nat_gateways.insert(slot, instance.id.clone());
             }
-            let released: Vec<StepId> = deleted
-                .iter()
-                .map(|(_, step)| *step)
+            let released: Vec<StepId> = freed
+                .into_iter()
                 .chain(terminated.iter().map(|(_, step)| *step))
                 .collect();
             for address in inventory.addresses_of_slot(slot) {
                 if address.usage != AddressUse::Retained {
+                    let mut after = released.clone();
+                    after.extend(self.free_stale_association(address));
                     let action = Action::RetainAddress {
                         allocation_id: address.allocation_id.clone(),
                     };
-                    self.push(action, &released);
+                    self.push(action, &after);
                 }
             }
             if let Some(subnet) = inventory.subnet(slot, Tier::Public) {
@@ -180,7 +177,12 @@ impl Planner {
                     "AZ slot {slot} ({az}) loses its {kind}; its Elastic IP stays allocated as retained, still on the allowlist and still billed: raising `nats` again uses it first, and `cargo fixedip destroy --release-ips` gives it back"
                 ));
             }
-            removal.deleted.extend(released);
+            removal.deleted.extend(
+                deleted
+                    .iter()
+                    .map(|(_, step)| *step)
+                    .chain(terminated.iter().map(|(_, step)| *step)),
+            );
         }
         removal
     }
@@ -211,10 +213,7 @@ impl Planner {
         }
         let public_route_table = match inventory.public_route_table {
             Some(table) => {
-                let action = Action::DeleteRouteTable {
-                    route_table: table.id.clone(),
-                };
-                self.push(action, &removal.subnets_deleted);
+                self.delete_route_table(table, &removal.subnets_deleted);
                 Status::Delete(table.id.clone())
             }
             None => Status::Absent,

@@ -198,6 +198,7 @@ fn lowering_nats_moves_the_routes_first_and_retains_the_ip() {
         expect(&[
             ("DeleteNatGateway", 1),
             ("DeleteSubnet", 1),
+            ("DisassociateAddress", 1),
             ("ReplaceRoute", 1),
             ("RetainAddress", 1),
         ])
@@ -339,6 +340,7 @@ fn going_isolated_removes_the_way_out_and_keeps_the_ips() {
             ("DeleteRoute", 2),
             ("DeleteRouteTable", 1),
             ("DeleteSubnet", 2),
+            ("DisassociateAddress", 2),
             ("RetainAddress", 2),
         ])
     );

@@ -1,0 +1,774 @@
+//! Carrying out a plan: each step is one AWS operation (plus its waiter), run as soon as the steps it
+//! comes `after` are done, concurrently with every other step that is ready. This file is the
+//! scheduler; the calls of each kind of resource are in `network.rs` (VPC, gateways, subnets, route
+//! tables, the functions' security group), `nats.rs` (Elastic IPs, NAT gateways and instances),
+//! `functions.rs` (role, functions, Lambda's interfaces) and `endpoints.rs` (egress rules, VPC
+//! endpoints).
+//!
+//! The executor makes no choice of its own: every id, flag and client token comes from the plan
+//! or from fixedip-core (`tokens`). It reads AWS only to wait (a NAT gateway `available` or
+//! `deleted`, an instance terminated, a function updated, Lambda's interfaces gone), to resolve the
+//! outcome of a create whose answer was lost (found by its tags or token), or to treat not-found
+//! as done. What it adds is how to do a step safely on AWS: tags on every create (in the create
+//! call itself, so nothing untagged can be left behind by a crash), waiters, and the retries AWS
+//! documents as normal (a fresh IAM role not yet assumable by Lambda; a function still updating).
+//! After a failure, nothing is rolled back: the next run observes by tags and plans again from
+//! what exists. Where moto differs from AWS, the compensation is listed in `../emulator.rs`.
+
+use super::emulator::carries;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ec2::client::Waiters as _;
+use aws_sdk_ec2::error::SdkError;
+use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification, VpcAttributeName};
+use aws_sdk_lambda::client::Waiters as _;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::waiters::error::WaiterError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
+use fixedip_core::observed::{RulePeer, SecurityGroupRule, Slot, Tier};
+use fixedip_core::plan::{
+    Action, FunctionSpec, InterfaceHolder, Plan, Ref, RouteVia, Step, StepId,
+};
+use fixedip_core::requirements::{AllocationId, StackName};
+use fixedip_core::tags::{self, Component};
+use fixedip_core::tokens;
+use futures::stream::{FuturesUnordered, StreamExt};
+
+use super::{Aws, AwsError};
+
+mod endpoints;
+mod functions;
+mod nats;
+mod network;
+
+/// How long to wait for what AWS does after a call returns.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// NAT gateway `pending` → `available`: 1–3 minutes on AWS; the SDK's own waiter allows 10.
+    pub nat_gateway: Duration,
+    /// Lambda function `Pending` → `Active`, and `InProgress` → `Successful` after an update.
+    pub function: Duration,
+    /// A new IAM role becoming assumable by Lambda (IAM is eventually consistent: seconds).
+    pub role_propagation: Duration,
+    /// Lambda's network interfaces going after their functions left (minutes on AWS; the tools
+    /// built on CloudFormation wait 25–45), and DependencyViolation retries on what they held.
+    pub lambda_interfaces: Duration,
+    /// The first pause between two polls of something AWS finishes on its own; each next pause
+    /// doubles, up to `poll_max`.
+    pub poll_first: Duration,
+    pub poll_max: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            nat_gateway: Duration::from_secs(600),
+            function: Duration::from_secs(300),
+            role_propagation: Duration::from_secs(90),
+            lambda_interfaces: Duration::from_secs(20 * 60),
+            poll_first: Duration::from_secs(5),
+            poll_max: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Timeouts {
+    /// From the command line's seconds: NAT gateway, function, Lambda interfaces, first poll
+    /// pause (the longest pause is six times the first: 5 s → 30 s by default).
+    pub fn from_seconds(
+        nat_gateway: u64,
+        function: u64,
+        lambda_interfaces: u64,
+        poll: f64,
+    ) -> Self {
+        let poll_first = Duration::from_secs_f64(poll.clamp(0.01, 3600.0));
+        Timeouts {
+            nat_gateway: Duration::from_secs(nat_gateway),
+            function: Duration::from_secs(function),
+            lambda_interfaces: Duration::from_secs(lambda_interfaces),
+            poll_first,
+            poll_max: poll_first * 6,
+            ..Timeouts::default()
+        }
+    }
+}
+
+/// What the executor needs besides the plan.
+#[derive(Debug, Clone, Default)]
+pub struct Inputs {
+    /// The deployment package of each function the plan creates or updates the code of, by name.
+    pub zips: BTreeMap<String, Vec<u8>>,
+    /// Addresses the user brought: tagged `fixedip:adopted=true` when put to work, so that no later
+    /// run ever releases them, even once they are no longer listed in `ips`.
+    pub adopted_ips: Vec<AllocationId>,
+    pub timeouts: Timeouts,
+}
+
+/// What happens, as it happens, for the CLI to show on stderr.
+#[derive(Debug, Clone, Copy)]
+pub enum Progress<'a> {
+    Started(&'a Step),
+    /// The call returned; now waiting for AWS to finish (a NAT gateway becoming available...).
+    Waiting {
+        step: &'a Step,
+        what: &'static str,
+    },
+    Finished {
+        step: &'a Step,
+        created: Option<&'a str>,
+        elapsed: Duration,
+    },
+}
+
+/// What a plan's execution produced: the id of everything created, by step.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Executed {
+    pub created: BTreeMap<StepId, String>,
+    /// New Elastic IPs: allocation id and address, by slot.
+    pub allocated: BTreeMap<Slot, (String, String)>,
+}
+
+/// A step that failed; the ones that finished before it are listed so that the user knows what
+/// exists. Nothing is undone: running again continues from there.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{what} failed: {error}")]
+#[diagnostic(
+    code(fixedip::deploy::step_failed),
+    help("what was created is tagged and kept: fix the cause above and run the same command again to continue")
+)]
+pub struct ExecuteError {
+    pub step: StepId,
+    pub action: ActionKind,
+    /// The step as a person reads it ([`Plan::describe`]).
+    pub what: String,
+    #[source]
+    pub error: AwsError,
+    pub completed: Executed,
+}
+
+/// A step's action by name only, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActionKind(pub &'static str);
+
+impl fmt::Display for ActionKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl ActionKind {
+    pub fn of(action: &Action) -> ActionKind {
+        ActionKind(match action {
+            Action::CreateVpc { .. } => "CreateVpc",
+            Action::EnableVpcDns { .. } => "EnableVpcDns",
+            Action::CreateInternetGateway => "CreateInternetGateway",
+            Action::AttachInternetGateway { .. } => "AttachInternetGateway",
+            Action::CreateSubnet { .. } => "CreateSubnet",
+            Action::AllocateAddress { .. } => "AllocateAddress",
+            Action::ActivateAddress { .. } => "ActivateAddress",
+            Action::CreateNatGateway { .. } => "CreateNatGateway",
+            Action::CreateRouteTable { .. } => "CreateRouteTable",
+            Action::AssociateRouteTable { .. } => "AssociateRouteTable",
+            Action::CreateRoute { .. } => "CreateRoute",
+            Action::ReplaceRoute { .. } => "ReplaceRoute",
+            Action::DeleteRoute { .. } => "DeleteRoute",
+            Action::CreateSecurityGroup { .. } => "CreateSecurityGroup",
+            Action::CreateRole { .. } => "CreateRole",
+            Action::AttachRolePolicy { .. } => "AttachRolePolicy",
+            Action::CreateFunction { .. } => "CreateFunction",
+            Action::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
+            Action::UpdateFunctionCode { .. } => "UpdateFunctionCode",
+            Action::TagFunction { .. } => "TagFunction",
+            Action::DetachFunction { .. } => "DetachFunction",
+            Action::DeleteFunction { .. } => "DeleteFunction",
+            Action::DeleteNatGateway { .. } => "DeleteNatGateway",
+            Action::RetainAddress { .. } => "RetainAddress",
+            Action::ReleaseAddress { .. } => "ReleaseAddress",
+            Action::ClearLambdaInterfaces { .. } => "ClearLambdaInterfaces",
+            Action::DeleteSubnet { .. } => "DeleteSubnet",
+            Action::DeleteRouteTable { .. } => "DeleteRouteTable",
+            Action::DeleteSecurityGroup { .. } => "DeleteSecurityGroup",
+            Action::DeleteInternetGateway { .. } => "DeleteInternetGateway",
+            Action::DeleteVpc { .. } => "DeleteVpc",
+            Action::DeleteRole { .. } => "DeleteRole",
+            Action::CreateNatSecurityGroup { .. } => "CreateNatSecurityGroup",
+            Action::LaunchNatInstance { .. } => "LaunchNatInstance",
+            Action::DisableSourceDestCheck { .. } => "DisableSourceDestCheck",
+            Action::AssociateAddress { .. } => "AssociateAddress",
+            Action::DisassociateAddress { .. } => "DisassociateAddress",
+            Action::TerminateNatInstance { .. } => "TerminateNatInstance",
+            Action::AuthorizeEgress { .. } => "AuthorizeSecurityGroupEgress",
+            Action::RevokeEgress { .. } => "RevokeSecurityGroupEgress",
+            Action::CreateEndpointSecurityGroup { .. } => "CreateSecurityGroup",
+            Action::AdmitHttpsFrom { .. } => "AuthorizeSecurityGroupIngress",
+            Action::CreateGatewayEndpoint { .. } | Action::CreateInterfaceEndpoint { .. } => {
+                "CreateVpcEndpoint"
+            }
+            Action::ModifyInterfaceEndpoint { .. } => "ModifyVpcEndpoint",
+            Action::DeleteEndpoint { .. } => "DeleteVpcEndpoints",
+        })
+    }
+}
+
+/// What one step hands to the steps after it.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Produced {
+    /// The id (or ARN) of what the step created, for `Ref::Step`.
+    pub(super) id: Option<String>,
+    /// A new Elastic IP's address.
+    pub(super) public_ip: Option<String>,
+}
+
+type StepFuture<'a> =
+    Pin<Box<dyn Future<Output = (StepId, Result<Produced, AwsError>, Duration)> + Send + 'a>>;
+
+/// Runs every step of the plan, each once all its `after` steps are done, concurrently otherwise.
+/// Stops starting new steps at the first failure, lets the running ones finish, and reports it.
+pub async fn execute(
+    aws: &Aws,
+    plan: &Plan,
+    inputs: &Inputs,
+    progress: &(dyn Fn(Progress<'_>) + Sync),
+) -> Result<Executed, ExecuteError> {
+    let context = Context {
+        aws,
+        plan,
+        inputs,
+        progress,
+    };
+    let steps: HashMap<StepId, &Step> = plan.steps.iter().map(|s| (s.id, s)).collect();
+    let mut done: HashMap<StepId, Produced> = HashMap::new();
+    let mut waiting: Vec<&Step> = plan.steps.iter().collect();
+    let mut running: FuturesUnordered<StepFuture<'_>> = FuturesUnordered::new();
+    let mut executed = Executed::default();
+    let mut failure: Option<(StepId, AwsError)> = None;
+
+    loop {
+        if failure.is_none() {
+            let (ready, not_ready): (Vec<&Step>, Vec<&Step>) = waiting
+                .into_iter()
+                .partition(|step| step.after.iter().all(|after| done.contains_key(after)));
+            waiting = not_ready;
+            for step in ready {
+                // Every Ref::Step a step uses must be among the steps it comes after: then its id is known.
+                let resolved = Resolver { done: &done, step };
+                let call = match context.prepare(step, &resolved) {
+                    Ok(call) => call,
+                    Err(error) => {
+                        failure = Some((step.id, error));
+                        break;
+                    }
+                };
+                progress(Progress::Started(step));
+                let id = step.id;
+                running.push(Box::pin(async move {
+                    let started = Instant::now();
+                    let result = call.await;
+                    (id, result, started.elapsed())
+                }));
+            }
+        }
+        let Some((id, result, elapsed)) = running.next().await else {
+            break;
+        };
+        let step = steps[&id];
+        match result {
+            Ok(produced) => {
+                if let Some(created) = &produced.id {
+                    executed.created.insert(id, created.clone());
+                }
+                if let (Action::AllocateAddress { slot, .. }, Some(allocation), Some(ip)) =
+                    (&step.action, &produced.id, &produced.public_ip)
+                {
+                    executed
+                        .allocated
+                        .insert(*slot, (allocation.clone(), ip.clone()));
+                }
+                progress(Progress::Finished {
+                    step,
+                    created: produced.id.as_deref(),
+                    elapsed,
+                });
+                done.insert(id, produced);
+            }
+            Err(error) => {
+                failure.get_or_insert((id, error));
+            }
+        }
+    }
+
+    if let Some((step, error)) = failure {
+        return Err(ExecuteError {
+            step,
+            action: ActionKind::of(&steps[&step].action),
+            what: plan.describe(&steps[&step].action),
+            error,
+            completed: executed,
+        });
+    }
+    if let Some(stuck) = waiting.first() {
+        // Only a plan whose `after` names a step that is not in it gets here.
+        let error = AwsError::Call {
+            operation: ActionKind::of(&stuck.action).0,
+            code: None,
+            message: format!(
+                "fixedip bug: step {} waits for a step that is not in the plan",
+                stuck.id.0
+            ),
+        };
+        return Err(ExecuteError {
+            step: stuck.id,
+            action: ActionKind::of(&stuck.action),
+            what: plan.describe(&stuck.action),
+            error,
+            completed: executed,
+        });
+    }
+    Ok(executed)
+}
+
+/// The ids of the steps already done, as seen by one step.
+struct Resolver<'a> {
+    done: &'a HashMap<StepId, Produced>,
+    step: &'a Step,
+}
+
+impl Resolver<'_> {
+    fn get(&self, reference: &Ref) -> Result<String, AwsError> {
+        match reference {
+            Ref::Existing(id) => Ok(id.clone()),
+            Ref::Step(id) if self.step.after.contains(id) => self
+                .done
+                .get(id)
+                .and_then(|p| p.id.clone())
+                .ok_or_else(|| self.bug(format!("step {} produced no id", id.0))),
+            Ref::Step(id) => {
+                Err(self.bug(format!("it uses step {} without coming after it", id.0)))
+            }
+        }
+    }
+
+    fn all(&self, references: &[Ref]) -> Result<Vec<String>, AwsError> {
+        references.iter().map(|r| self.get(r)).collect()
+    }
+
+    fn bug(&self, what: String) -> AwsError {
+        AwsError::Call {
+            operation: ActionKind::of(&self.step.action).0,
+            code: None,
+            message: format!("fixedip bug in the plan at step {}: {what}", self.step.id.0),
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub(super) struct Context<'a> {
+    pub(super) aws: &'a Aws,
+    plan: &'a Plan,
+    pub(super) inputs: &'a Inputs,
+    pub(super) progress: &'a (dyn Fn(Progress<'_>) + Sync),
+}
+
+type Call<'a> = Pin<Box<dyn Future<Output = Result<Produced, AwsError>> + Send + 'a>>;
+
+impl<'a> Context<'a> {
+    pub(super) fn stack(&self) -> &'a StackName {
+        &self.plan.stack
+    }
+
+    /// The AZ a slot's resources are in, for their `Name` tag.
+    fn az_of(&self, slot: Slot) -> Option<&'a str> {
+        self.plan
+            .network
+            .azs
+            .iter()
+            .find(|az| az.slot == slot)
+            .map(|az| az.az.as_str())
+    }
+
+    pub(super) fn tags(&self, component: Component, slot: Option<Slot>) -> Vec<(String, String)> {
+        let az = slot.and_then(|s| self.az_of(s));
+        tags::for_resource(self.stack(), component, slot, az)
+    }
+
+    pub(super) fn ec2_tags(
+        &self,
+        resource: ResourceType,
+        tags: Vec<(String, String)>,
+    ) -> TagSpecification {
+        TagSpecification::builder()
+            .resource_type(resource)
+            .set_tags(Some(
+                tags.into_iter()
+                    .map(|(k, v)| Tag::builder().key(k).value(v).build())
+                    .collect(),
+            ))
+            .build()
+    }
+
+    /// Resolves the step's references now (they are all known) and returns the call to make.
+    fn prepare(self, step: &'a Step, refs: &Resolver<'_>) -> Result<Call<'a>, AwsError> {
+        match &step.action {
+            Action::CreateVpc { .. }
+            | Action::EnableVpcDns { .. }
+            | Action::CreateInternetGateway
+            | Action::AttachInternetGateway { .. }
+            | Action::CreateSubnet { .. }
+            | Action::CreateRouteTable { .. }
+            | Action::AssociateRouteTable { .. }
+            | Action::CreateRoute { .. }
+            | Action::ReplaceRoute { .. }
+            | Action::DeleteRoute { .. }
+            | Action::CreateSecurityGroup { .. }
+            | Action::DeleteSubnet { .. }
+            | Action::DeleteRouteTable { .. }
+            | Action::DeleteSecurityGroup { .. }
+            | Action::DeleteInternetGateway { .. }
+            | Action::DeleteVpc { .. } => self.prepare_network(step, refs),
+            Action::AllocateAddress { .. }
+            | Action::ActivateAddress { .. }
+            | Action::CreateNatGateway { .. }
+            | Action::DeleteNatGateway { .. }
+            | Action::RetainAddress { .. }
+            | Action::ReleaseAddress { .. }
+            | Action::CreateNatSecurityGroup { .. }
+            | Action::LaunchNatInstance { .. }
+            | Action::DisableSourceDestCheck { .. }
+            | Action::AssociateAddress { .. }
+            | Action::DisassociateAddress { .. }
+            | Action::TerminateNatInstance { .. } => self.prepare_nats(step, refs),
+            Action::CreateRole { .. }
+            | Action::AttachRolePolicy { .. }
+            | Action::CreateFunction { .. }
+            | Action::UpdateFunctionConfiguration { .. }
+            | Action::UpdateFunctionCode { .. }
+            | Action::TagFunction { .. }
+            | Action::DetachFunction { .. }
+            | Action::DeleteFunction { .. }
+            | Action::ClearLambdaInterfaces { .. }
+            | Action::DeleteRole { .. } => self.prepare_functions(step, refs),
+            Action::AuthorizeEgress { .. }
+            | Action::RevokeEgress { .. }
+            | Action::CreateEndpointSecurityGroup { .. }
+            | Action::AdmitHttpsFrom { .. }
+            | Action::CreateGatewayEndpoint { .. }
+            | Action::CreateInterfaceEndpoint { .. }
+            | Action::ModifyInterfaceEndpoint { .. }
+            | Action::DeleteEndpoint { .. } => self.prepare_endpoints(step, refs),
+        }
+    }
+}
+
+// Security group rules and VPC endpoints.
+
+/// EC2's codes for a rule that exists already: a resumed run authorizing it again is done.
+const RULE_EXISTS: &[&str] = &["InvalidPermission.Duplicate"];
+/// EC2's codes for a VPC endpoint that does not exist (any more).
+const ENDPOINT_NOT_FOUND: &[&str] = &[
+    "InvalidVpcEndpointId.NotFound",
+    "InvalidVpcEndpoint.NotFound",
+];
+
+impl<'a> Context<'a> {}
+
+// Removal. Every call here may repeat one a killed run made: AWS's not-found answer means done.
+// Errors are matched on AWS's error code (ProvideErrorMetadata), never on a message.
+
+/// EC2's codes for an Elastic IP that does not exist (any more).
+const ADDRESS_NOT_FOUND: &[&str] = &["InvalidAllocationID.NotFound", "InvalidAddress.NotFound"];
+
+/// Whether a failed call carries one of `codes`.
+pub(super) fn has_code<E, R>(error: &SdkError<E, R>, codes: &[&str]) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error.code().is_some_and(|code| codes.contains(&code))
+}
+
+/// Polling with backoff, within a bound: the first pause is `Timeouts::poll_first`, each next one
+/// twice as long up to `Timeouts::poll_max`.
+struct Backoff {
+    next: Duration,
+    max: Duration,
+    started: Instant,
+    deadline: Instant,
+}
+
+impl Backoff {
+    fn new(timeouts: &Timeouts, bound: Duration) -> Backoff {
+        let started = Instant::now();
+        Backoff {
+            next: timeouts.poll_first,
+            max: timeouts.poll_max.max(timeouts.poll_first),
+            started,
+            deadline: started + bound,
+        }
+    }
+
+    /// Sleeps before the next poll; `false` once the bound is reached (no sleep then).
+    async fn pause(&mut self) -> bool {
+        let now = Instant::now();
+        if now >= self.deadline {
+            return false;
+        }
+        tokio::time::sleep(self.next.min(self.deadline - now)).await;
+        self.next = (self.next * 2).min(self.max);
+        true
+    }
+
+    fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// The description AWS gives the Hyperplane ENIs of a function in a VPC.
+const LAMBDA_ENI_DESCRIPTION: &str = "AWS Lambda VPC ENI-";
+
+impl<'a> Context<'a> {
+    fn backoff(&self, bound: Duration) -> Backoff {
+        Backoff::new(&self.inputs.timeouts, bound)
+    }
+
+    /// A create that must not happen twice. `send` makes the call once (SDK retries off, see
+    /// [`sent_once`]); when its outcome is unknown (no answer, throttling, 5xx) `find` looks the
+    /// resource up by the tags the create put on it, after a pause, and only if it is not there
+    /// is the call sent again: at most [`CREATE_ATTEMPTS`] times, backing off.
+    async fn create_or_find<E, S, SF, F, FF>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        send: S,
+        find: F,
+    ) -> Result<Produced, AwsError>
+    where
+        S: Fn() -> SF,
+        SF: Future<Output = Result<Result<Produced, AwsError>, SdkError<E, HttpResponse>>>,
+        F: Fn() -> FF,
+        FF: Future<Output = Result<Option<Produced>, AwsError>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut pause = CREATE_PAUSE_FIRST;
+        let mut attempt = 1;
+        loop {
+            match send().await {
+                Ok(produced) => return produced,
+                Err(e) if attempt < CREATE_ATTEMPTS && outcome_unknown(&e) => {
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "no clear answer: looking for what the call made before sending it again",
+                    });
+                    tokio::time::sleep(pause).await;
+                    if let Some(found) = find().await? {
+                        return Ok(found);
+                    }
+                    pause = (pause * 2).min(CREATE_PAUSE_MAX);
+                    attempt += 1;
+                }
+                Err(e) => return Err(AwsError::call(operation, e)),
+            }
+        }
+    }
+
+    /// A delete call: not-found is done; DependencyViolation (something, usually a Lambda
+    /// interface AWS listed late, still uses the resource) is retried with backoff within the ENI
+    /// timeout, so that it never reaches the user while AWS is still cleaning up.
+    async fn remove<T, E, F>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        not_found: &[&str],
+        send: impl Fn() -> F,
+    ) -> Result<Produced, AwsError>
+    where
+        F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        let mut backoff = self.backoff(self.inputs.timeouts.lambda_interfaces);
+        loop {
+            match send().await {
+                Ok(_) => return Ok(Produced::default()),
+                Err(e) if has_code(&e, not_found) => return Ok(Produced::default()),
+                Err(e) if has_code(&e, &["DependencyViolation"]) => {
+                    (self.progress)(Progress::Waiting {
+                        step,
+                        what: "what still uses it to go (DependencyViolation)",
+                    });
+                    if !backoff.pause().await {
+                        let AwsError::Call { code, message, .. } = AwsError::call(operation, e)
+                        else {
+                            unreachable!("AwsError::call makes a Call")
+                        };
+                        return Err(AwsError::Call {
+                            operation,
+                            code,
+                            message: format!(
+                                "{message} (still refused after {} s of retries; run destroy again to resume once it is gone)",
+                                backoff.waited().as_secs()
+                            ),
+                        });
+                    }
+                }
+                Err(e) => return Err(AwsError::call(operation, e)),
+            }
+        }
+    }
+}
+
+/// Lambda may assume the role; nothing else may.
+const LAMBDA_TRUST_POLICY: &str = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+
+fn created(id: Option<&str>, operation: &'static str) -> Result<Produced, AwsError> {
+    let id = id.ok_or(AwsError::IncompleteAnswer {
+        operation,
+        missing: "the new resource's id",
+    })?;
+    Ok(Produced {
+        id: Some(id.to_owned()),
+        public_ip: None,
+    })
+}
+
+/// What a step produced when all it makes is an id.
+fn produced(id: &str) -> Produced {
+    Produced {
+        id: Some(id.to_owned()),
+        public_ip: None,
+    }
+}
+
+/// The configuration of a create sent once: the SDK's retries off, because a retry of a create
+/// whose answer was lost makes a second resource. [`Context::create_or_find`] retries instead.
+fn sent_once() -> aws_sdk_ec2::config::Builder {
+    aws_sdk_ec2::config::Builder::default()
+        .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
+}
+
+/// How many times a create is sent, at most, when its outcome stays unknown.
+const CREATE_ATTEMPTS: u32 = 5;
+/// The first pause before looking a create up (AWS's reads lag its writes by a moment); each
+/// next one doubles, up to `CREATE_PAUSE_MAX`.
+const CREATE_PAUSE_FIRST: Duration = Duration::from_millis(500);
+const CREATE_PAUSE_MAX: Duration = Duration::from_secs(8);
+
+/// Whether a failed call may have taken effect without us hearing so (the connection closed or
+/// timed out before the answer; AWS answered 5xx), or was refused for now only (throttling):
+/// worth looking for what it made, then sending again.
+fn outcome_unknown<E>(error: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    const THROTTLED: &[&str] = &[
+        "RequestLimitExceeded",
+        "Throttling",
+        "ThrottlingException",
+        "RequestThrottled",
+        "TooManyRequestsException",
+    ];
+    match error {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(service) => {
+            service.raw().status().is_server_error() || has_code(error, THROTTLED)
+        }
+        _ => false,
+    }
+}
+
+/// Whether an error's message says the resource is in use (EC2's InvalidParameterValue is used
+/// for many things; only this one means "wait").
+fn in_use<E>(error: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    error
+        .message()
+        .is_some_and(|m| m.contains("currently in use"))
+}
+
+/// `tag:<key> = <value>` for each tag a create puts on its resource.
+fn tag_filters(tags: &[(String, String)]) -> Vec<aws_sdk_ec2::types::Filter> {
+    tags.iter()
+        .map(|(key, value)| filter(&format!("tag:{key}"), value))
+        .collect()
+}
+
+fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(name)
+        .values(value)
+        .build()
+}
+
+fn waiter_error<O, E>(what: String, timeout: Duration, error: WaiterError<O, E>) -> AwsError
+where
+    O: fmt::Debug + 'static,
+    E: std::error::Error + fmt::Debug + 'static,
+{
+    match error {
+        WaiterError::ExceededMaxWait(_) => AwsError::WaitTimeout {
+            what,
+            seconds: timeout.as_secs(),
+        },
+        other => AwsError::Call {
+            operation: "wait",
+            code: None,
+            message: format!("waiting for {what}: {}", super::error_chain(&other)),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::functions::{function_of_lambda_eni, role_name};
+    use super::*;
+
+    #[test]
+    fn lambda_interfaces_name_their_function() {
+        assert_eq!(
+            function_of_lambda_eni(
+                "AWS Lambda VPC ENI-billing-sync-1b2c3d4e-aaaa-bbbb-cccc-0123456789ab"
+            )
+            .as_deref(),
+            Some("billing-sync")
+        );
+        // The chaos layer's stand-ins carry no UUID.
+        assert_eq!(
+            function_of_lambda_eni("AWS Lambda VPC ENI-hello-egress").as_deref(),
+            Some("hello-egress")
+        );
+        assert_eq!(function_of_lambda_eni("NAT gateway interface"), None);
+    }
+
+    #[tokio::test]
+    async fn backoff_doubles_up_to_its_cap_and_stops_at_the_bound() {
+        let timeouts = Timeouts {
+            poll_first: Duration::from_millis(10),
+            poll_max: Duration::from_millis(25),
+            ..Timeouts::default()
+        };
+        let mut backoff = Backoff::new(&timeouts, Duration::from_millis(80));
+        let mut pauses = 0;
+        while backoff.pause().await {
+            pauses += 1;
+            assert!(pauses < 10, "the bound stops the polling");
+        }
+        // 10 + 20 + 25 + 25 = 80: four pauses fit the bound.
+        assert!((3..=5).contains(&pauses), "{pauses} pauses");
+        assert!(backoff.waited() >= Duration::from_millis(80));
+    }
+
+    #[test]
+    fn role_names_come_from_arns() {
+        assert_eq!(
+            role_name("arn:aws:iam::123456789012:role/fixedip-x-lambda"),
+            "fixedip-x-lambda"
+        );
+        assert_eq!(role_name("arn:aws:iam::123456789012:role/team/app"), "app");
+        assert_eq!(role_name("fixedip-x-lambda"), "fixedip-x-lambda");
+    }
+}

@@ -1,0 +1,200 @@
+//! Which slots the stack uses and in which AZ; the slots beyond `azs`, removed or kept.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::inventory::Inventory;
+use super::nats::NatLayout;
+use super::steps::Planner;
+use super::{Context, PlanError};
+use crate::observed::{ObservedState, Slot, Tier};
+use crate::plan::{StackSpec, SurplusSlot};
+
+pub(super) struct SlotChoice {
+    /// The slots the stack uses, by number, with their AZ.
+    pub(super) wanted: Vec<(Slot, String)>,
+    pub(super) surplus: Vec<Slot>,
+}
+
+pub(super) fn choose_slots(
+    spec: &StackSpec,
+    inventory: &Inventory,
+) -> Result<SlotChoice, PlanError> {
+    let azs = usize::from(spec.azs.get());
+    let existing = inventory.existing_slots();
+    let mut wanted: Vec<Slot> = existing.iter().copied().take(azs).collect();
+    let surplus: Vec<Slot> = existing.iter().copied().skip(azs).collect();
+    let mut free = (0..=Slot::MAX).filter(|slot| !existing.contains(slot));
+    while wanted.len() < azs {
+        wanted.push(free.next().expect("at most 6 slots are wanted"));
+    }
+    wanted.sort();
+
+    let mut az_of: BTreeMap<Slot, &str> = BTreeMap::new();
+    for subnet in &inventory.subnets {
+        az_of.entry(subnet.slot).or_insert(&subnet.az);
+    }
+    let mut chosen = Vec::new();
+    for slot in wanted {
+        let az = match az_of.get(&slot) {
+            Some(az) => *az,
+            None => {
+                let used: BTreeSet<&str> = az_of.values().copied().collect();
+                let az = inventory
+                    .region_azs
+                    .iter()
+                    .copied()
+                    .find(|az| !used.contains(az));
+                let az = az.ok_or_else(|| PlanError::NotEnoughAzs {
+                    region: spec.region.clone(),
+                    wanted: spec.azs.get(),
+                    offered: inventory
+                        .region_azs
+                        .iter()
+                        .map(|az| az.to_string())
+                        .collect(),
+                })?;
+                az_of.insert(slot, az);
+                az
+            }
+        };
+        chosen.push((slot, az.to_owned()));
+    }
+    Ok(SlotChoice {
+        wanted: chosen,
+        surplus,
+    })
+}
+
+/// " (us-east-1c)", for messages about a slot.
+fn in_az(az: Option<&str>) -> String {
+    az.map(|az| format!(" ({az})")).unwrap_or_default()
+}
+
+/// Splits the slots beyond `azs` into those the plan removes and those it must leave: a slot
+/// stays while a function the plan does not deploy runs in it (the plan cannot move a function
+/// it has no configuration for, and removing the slot would cut that function off).
+/// And while no AZ within `azs` routes out, every slot stays: it carries the functions' traffic.
+pub(super) fn removable_slots(
+    spec: &StackSpec,
+    observed: &ObservedState,
+    inventory: &Inventory,
+    surplus: &[Slot],
+    routes_out: bool,
+) -> (Vec<Slot>, Vec<Slot>) {
+    if !routes_out {
+        return (Vec::new(), surplus.to_vec());
+    }
+    surplus.iter().partition(|&&slot| {
+        functions_in_slot(observed, inventory, slot)
+            .into_iter()
+            .all(|name| spec.functions.iter().any(|mine| mine.name == name))
+    })
+}
+
+pub(super) fn surplus_view(surplus: &[Slot], inventory: &Inventory) -> Vec<SurplusSlot> {
+    surplus
+        .iter()
+        .map(|&slot| {
+            let nat = inventory.live_nat(slot);
+            let address = nat
+                .and_then(|nat| {
+                    nat.allocation_ids
+                        .iter()
+                        .find_map(|id| inventory.address(id))
+                })
+                .or_else(|| inventory.active_address(slot));
+            SurplusSlot {
+                slot,
+                az: inventory
+                    .subnets
+                    .iter()
+                    .find(|s| s.slot == slot)
+                    .map(|s| s.az.clone()),
+                nat_gateway: nat.map(|nat| nat.id.clone()),
+                address: address.map(|a| (a.allocation_id.clone(), a.public_ip)),
+            }
+        })
+        .collect()
+}
+
+impl SlotChoice {
+    /// The slots that hold a NAT, with their AZ.
+    pub(super) fn holding_nats(&self, layout: &NatLayout) -> Vec<(Slot, String)> {
+        self.wanted
+            .iter()
+            .filter(|(slot, _)| layout.has_nat(*slot))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Planner {
+    /// The plan's view of the slots beyond `azs`, those it removes and those it keeps, each with
+    /// a note saying why and what stays billed.
+    pub(super) fn note_beyond_azs(
+        &mut self,
+        context: &Context,
+        removed: &[Slot],
+        kept: &[Slot],
+    ) -> (Vec<SurplusSlot>, Vec<SurplusSlot>) {
+        let (spec, inventory) = (context.spec, &context.inventory);
+        let removed_slots = surplus_view(removed, inventory);
+        for removed in &removed_slots {
+            let ip = match &removed.address {
+                Some((id, ip)) if !ip.is_unspecified() => format!("its Elastic IP {ip} ({id})"),
+                Some((id, _)) => format!("its Elastic IP {id}"),
+                None => "its Elastic IP, if any,".to_owned(),
+            };
+            self.notes.push(format!(
+                "AZ slot {}{} is beyond `azs = {}` and is removed (NAT gateway, subnets, route table); {ip} stays allocated as retained, still on the allowlist and still billed: the next AZ the stack needs uses it again, and `cargo fixedip destroy --release-ips` gives it back",
+                removed.slot,
+                in_az(removed.az.as_deref()),
+                spec.azs
+            ));
+        }
+        let surplus_slots = surplus_view(kept, inventory);
+        for surplus in &surplus_slots {
+            let others = functions_in_slot(context.observed, inventory, surplus.slot)
+                .into_iter()
+                .filter(|name| spec.functions.iter().all(|mine| mine.name != *name))
+                .collect::<Vec<_>>();
+            let why = if others.is_empty() {
+                "because no AZ within `azs` routes out yet (its new IP waits for `--allow-new-ips`)"
+                    .to_owned()
+            } else {
+                format!(
+                    "because functions this deploy does not manage run in it: {}; deploy them with `azs = {}` too, then deploy again",
+                    others.join(", "),
+                    spec.azs
+                )
+            };
+            self.notes.push(format!(
+                "AZ slot {}{} exists beyond `azs = {}` and stays (its NAT gateway and Elastic IP stay and are billed), {why}",
+                surplus.slot,
+                in_az(surplus.az.as_deref()),
+                spec.azs,
+            ));
+        }
+        (removed_slots, surplus_slots)
+    }
+}
+
+/// The functions that run in a slot's private subnet.
+pub(super) fn functions_in_slot<'a>(
+    observed: &'a ObservedState,
+    inventory: &Inventory,
+    slot: Slot,
+) -> Vec<&'a str> {
+    let private: Vec<&str> = inventory
+        .subnets
+        .iter()
+        .filter(|s| s.slot == slot && s.tier == Tier::Private)
+        .map(|s| s.id.as_str())
+        .collect();
+    observed
+        .functions
+        .iter()
+        .filter(|f| f.subnet_ids.iter().any(|s| private.contains(&s.as_str())))
+        .map(|f| f.name.as_str())
+        .collect()
+}

@@ -1,0 +1,93 @@
+//! Client tokens: the same create request always carries the same token, so that AWS returns the
+//! resource it already made instead of a second one (and a second bill) when a run is repeated
+//! after a lost answer. Each token is a digest of what identifies the request; a token reused with
+//! other parameters is refused by AWS, so whatever a later request may change is part of it.
+//! The executor sends them; they are computed here, once, and tested here.
+
+use sha2::{Digest, Sha256};
+
+use crate::observed::Slot;
+use crate::requirements::StackName;
+
+/// `fixedip-` and the first 20 bytes of the SHA-256 of the parts, one per line, in hex: 48
+/// characters, within the 64 AWS allows.
+pub fn client_token(parts: &[&str]) -> String {
+    let digest = Sha256::digest(parts.join("\n").as_bytes());
+    let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+    format!("fixedip-{hex}")
+}
+
+/// A NAT gateway of a slot on an address. The subnet is part of it: after a teardown the same
+/// stack, slot and address get a new subnet.
+pub fn nat_gateway(stack: &StackName, slot: Slot, subnet_id: &str, allocation_id: &str) -> String {
+    client_token(&[stack.as_str(), &slot.to_string(), subnet_id, allocation_id])
+}
+
+/// The NAT instance of a slot in a subnet.
+pub fn nat_instance(stack: &StackName, slot: Slot, subnet_id: &str) -> String {
+    client_token(&[stack.as_str(), &slot.to_string(), subnet_id, "nat-instance"])
+}
+
+/// A VPC endpoint of a service in a VPC, by where it is placed (route tables or subnets).
+pub fn endpoint(stack: &StackName, service: &str, vpc: &str, placement: &[&str]) -> String {
+    client_token(&[stack.as_str(), service, vpc, &placement.join(",")])
+}
+
+/// A route table of a stack's component (and slot) in a VPC.
+pub fn route_table(stack: &StackName, component: &str, slot: Option<Slot>, vpc: &str) -> String {
+    let slot = slot.map(|s| s.to_string()).unwrap_or_default();
+    client_token(&[stack.as_str(), component, &slot, vpc])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_deterministic_fit_aws_limit_and_differ_with_each_part() {
+        let stack = StackName::default();
+        let token = nat_gateway(&stack, 1, "subnet-1", "eipalloc-1");
+        assert_eq!(token, nat_gateway(&stack, 1, "subnet-1", "eipalloc-1"));
+        assert!(token.len() <= 64, "{token}");
+        assert!(token.starts_with("fixedip-"));
+        assert_ne!(token, nat_gateway(&stack, 1, "subnet-2", "eipalloc-1"));
+        assert_ne!(token, nat_gateway(&stack, 0, "subnet-1", "eipalloc-1"));
+        assert_ne!(token, nat_gateway(&stack, 1, "subnet-1", "eipalloc-2"));
+        assert_ne!(
+            nat_instance(&stack, 1, "subnet-1"),
+            nat_instance(&stack, 2, "subnet-1")
+        );
+        assert_ne!(
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"]),
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1", "rtb-2"])
+        );
+        assert_ne!(
+            route_table(&stack, "route-table", Some(0), "vpc-1"),
+            route_table(&stack, "route-table", None, "vpc-1")
+        );
+    }
+
+    /// The tokens of earlier releases, unchanged: a run repeated across an upgrade gets the
+    /// resource the earlier run made.
+    #[test]
+    fn tokens_keep_their_format() {
+        let stack = StackName::default();
+        let by_hand = |text: &str| {
+            let digest = Sha256::digest(text.as_bytes());
+            let hex: String = digest.iter().take(20).map(|b| format!("{b:02x}")).collect();
+            format!("fixedip-{hex}")
+        };
+        assert_eq!(
+            nat_gateway(&stack, 1, "subnet-1", "eipalloc-1"),
+            by_hand(&format!("{stack}\n1\nsubnet-1\neipalloc-1"))
+        );
+        assert_eq!(
+            nat_instance(&stack, 2, "subnet-1"),
+            by_hand(&format!("{stack}\n2\nsubnet-1\nnat-instance"))
+        );
+        assert_eq!(
+            endpoint(&stack, "s3", "vpc-1", &["a", "b"]),
+            by_hand(&format!("{stack}\ns3\nvpc-1\na,b"))
+        );
+    }
+}
