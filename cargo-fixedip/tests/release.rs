@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
@@ -19,13 +19,18 @@ fn read(relative: &str) -> String {
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// Runs `scripts/release.sh ARGS` and returns its stdout; panics with its stderr when it fails.
-fn release_sh(args: &[&str]) -> String {
-    let output = Command::new("bash")
+/// Runs `scripts/release.sh ARGS`, whatever its exit code.
+fn run_release_sh(args: &[&str]) -> Output {
+    Command::new("bash")
         .arg(repo().join("scripts/release.sh"))
         .args(args)
         .output()
-        .expect("bash runs");
+        .expect("bash runs")
+}
+
+/// Runs `scripts/release.sh ARGS` and returns its stdout; panics with its stderr when it fails.
+fn release_sh(args: &[&str]) -> String {
+    let output = run_release_sh(args);
     assert!(
         output.status.success(),
         "scripts/release.sh {args:?} failed: {}",
@@ -144,11 +149,7 @@ fn the_plan_refuses_a_tag_that_is_not_the_version() {
     let (tag, _) = plan();
     assert_eq!(tag, format!("v{}", binstall.version));
     release_sh(&["plan", "--tag", &tag]);
-    let wrong = Command::new("bash")
-        .arg(repo().join("scripts/release.sh"))
-        .args(["plan", "--tag", "v0.0.0-not-this"])
-        .output()
-        .expect("bash runs");
+    let wrong = run_release_sh(&["plan", "--tag", "v0.0.0-not-this"]);
     assert!(!wrong.status.success());
     assert!(
         String::from_utf8_lossy(&wrong.stderr).contains(&format!("tag v{}", binstall.version)),
@@ -231,11 +232,7 @@ fn packing_the_same_binary_twice_gives_the_same_archive() {
 
 #[test]
 fn packing_an_unknown_target_is_refused() {
-    let output = Command::new("bash")
-        .arg(repo().join("scripts/release.sh"))
-        .args(["package", "riscv64gc-unknown-linux-gnu", "/bin/sh"])
-        .output()
-        .expect("bash runs");
+    let output = run_release_sh(&["package", "riscv64gc-unknown-linux-gnu", "/bin/sh"]);
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("not a release target"));
 }
