@@ -90,6 +90,6 @@ size=$(stat -c %s "$work/target/release/cargo-fixedip" | awk '{ printf "%.1f", $
 
 echo "$(date -u '+%F %H:%M') UTC, $(rustc --version), $(nproc) cores, load average before: $load_before, after: $load_after"
 echo "cargo build --release --locked -p cargo-fixedip ${extra[*]}"
-echo "| build | wall [m:s] | CPU [s] | peak memory, one process [GB] | peak memory, whole build [GB] | binary [MB] |"
+echo "| build | wall [m:s] | CPU [s] | peak memory, one process [GiB] | peak memory, whole build [GiB] | binary [MB] |"
 echo "|:---|---:|---:|---:|---:|---:|"
 echo "| $label | $wall | $cpu | $maxrss | $total | $size |"
