@@ -133,16 +133,9 @@ fn names_a_resource(operation: &str, key: &str) -> bool {
 
 /// `Tag.N.Key`/`Tag.N.Value` (CreateTags) or `TagSpecification.N.Tag.M.*` (creates), as pairs.
 fn ec2_request_tags(params: &[(String, String)]) -> Vec<(String, String)> {
-    let mut tags = Vec::new();
-    for (key, name) in params {
-        let Some(prefix) = key.strip_suffix(".Key") else {
-            continue;
-        };
-        if !(prefix.starts_with("Tag.") || prefix.starts_with("TagSpecification.")) {
-            continue;
-        }
-        let value = protocol::param(params, &format!("{prefix}.Value")).unwrap_or("");
-        tags.push((name.clone(), value.to_owned()));
+    let mut tags = protocol::tags_under(params, "Tag");
+    for (spec, _) in protocol::tag_specifications(params) {
+        tags.extend(protocol::tags_under(params, &format!("{spec}.Tag")));
     }
     tags
 }
@@ -269,14 +262,7 @@ fn iam(action: &str, params: &[(String, String)]) -> Vec<Authorization> {
     if let Some(policy) = protocol::param(params, "PolicyArn") {
         main = main.with("iam:PolicyARN", policy);
     }
-    let tags: Vec<(String, String)> = params
-        .iter()
-        .filter_map(|(k, v)| {
-            let prefix = k.strip_suffix(".Key")?.strip_prefix("Tags.member.")?;
-            let value = protocol::param(params, &format!("Tags.member.{prefix}.Value"));
-            Some((v.clone(), value.unwrap_or("").to_owned()))
-        })
-        .collect();
+    let tags = protocol::tags_under(params, "Tags.member");
     let mut all = vec![main.with_tags("aws:RequestTag", &tags)];
     if action == "iam:CreateRole" && !tags.is_empty() {
         all.push(Authorization::new("iam:TagRole", &arn).with_tags("aws:RequestTag", &tags));

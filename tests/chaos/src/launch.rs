@@ -13,23 +13,11 @@ use crate::upstream::{xml_texts, Caller, Upstream, UpstreamError};
 
 /// The `network-interface` tags of a RunInstances request, as (key, value).
 pub fn interface_tags(params: &[(String, String)]) -> Vec<(String, String)> {
-    let mut tags = Vec::new();
-    for (key, value) in params {
-        let Some(spec) = key.strip_suffix(".ResourceType") else {
-            continue;
-        };
-        if value != "network-interface" {
-            continue;
-        }
-        for m in 1.. {
-            let Some(k) = protocol::param(params, &format!("{spec}.Tag.{m}.Key")) else {
-                break;
-            };
-            let v = protocol::param(params, &format!("{spec}.Tag.{m}.Value")).unwrap_or("");
-            tags.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    tags
+    protocol::tag_specifications(params)
+        .into_iter()
+        .filter(|(_, kind)| kind == "network-interface")
+        .flat_map(|(spec, _)| protocol::tags_under(params, &format!("{spec}.Tag")))
+        .collect()
 }
 
 /// Tags every interface moto's RunInstances answer names with the request's specification.

@@ -40,6 +40,32 @@ pub fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> 
         .map(|(_, v)| v.as_str())
 }
 
+/// The tags a Query request lists under `prefix` (`Tag`, `TagSpecification.1.Tag`,
+/// `Tags.member`), as (key, value) in their order: `{prefix}.N.Key` and `{prefix}.N.Value` from 1.
+pub fn tags_under(params: &[(String, String)], prefix: &str) -> Vec<(String, String)> {
+    let mut tags = Vec::new();
+    for n in 1.. {
+        let Some(key) = param(params, &format!("{prefix}.{n}.Key")) else {
+            break;
+        };
+        let value = param(params, &format!("{prefix}.{n}.Value")).unwrap_or("");
+        tags.push((key.to_owned(), value.to_owned()));
+    }
+    tags
+}
+
+/// The `TagSpecification.N` prefixes of a Query request and the resource type each names.
+pub fn tag_specifications(params: &[(String, String)]) -> Vec<(String, String)> {
+    params
+        .iter()
+        .filter_map(|(key, kind)| {
+            let spec = key.strip_suffix(".ResourceType")?;
+            spec.starts_with("TagSpecification.")
+                .then(|| (spec.to_owned(), kind.clone()))
+        })
+        .collect()
+}
+
 /// Identify the operation of a request; `None` for what is not an AWS call (moto's own API).
 pub fn identify(view: &RequestView<'_>) -> Option<Operation> {
     let header = |name| view.headers.get(name).and_then(|v| v.to_str().ok());
