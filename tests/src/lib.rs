@@ -227,10 +227,15 @@ pub fn cargo_fixedip_bin() -> &'static Path {
         let target_dir = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace_root().join("target"));
-        let bin = [dir.join(&name), target_dir.join(profile).join(&name)]
-            .into_iter()
-            .find(|bin| bin.exists())
-            .unwrap_or_else(|| dir.join(&name));
+        // A tool of this package (`record-network-answers`) runs from `target/debug/` itself.
+        let bin = [
+            dir.join(&name),
+            target_dir.join(profile).join(&name),
+            test.with_file_name(&name),
+        ]
+        .into_iter()
+        .find(|bin| bin.exists())
+        .unwrap_or_else(|| dir.join(&name));
         assert!(
             bin.exists(),
             "{} is missing: run the end-to-end tests through `cargo test -p fixedip-tests`, \

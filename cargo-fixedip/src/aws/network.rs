@@ -22,6 +22,10 @@ use fixedip_core::verify::{EgressNetwork, FunctionAttachment};
 use super::{Aws, AwsError};
 
 pub mod from_sdk;
+#[cfg(test)]
+mod replay;
+#[cfg(test)]
+mod stack_tests;
 
 /// How a function is attached, from Lambda's GetFunctionConfiguration.
 pub async fn function_attachment(aws: &Aws, name: &str) -> Result<FunctionAttachment, AwsError> {

@@ -6,24 +6,12 @@
 //! reader's mapping of AWS's answers and the egress rules are tested together in milliseconds, where
 //! an end-to-end test built each network with twenty calls first.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
-use std::sync::{Arc, Mutex};
 
-use aws_config::{BehaviorVersion, Region};
-use aws_credential_types::Credentials;
-use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpConnector,
-};
-use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_runtime_api::http::StatusCode;
-use aws_smithy_types::body::SdkBody;
-use fixedip_core::operation;
 use fixedip_core::verify::{self, NatGatewayState, Severity};
 
 use super::{function_attachment, observe_network};
-use crate::aws::calls::CallLog;
 use crate::aws::Aws;
 
 /// What `verify` finds after each breakage: the finding codes, and whether they are only warnings.
@@ -85,86 +73,9 @@ fn fixture(name: &str) -> Fixture {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-/// An HTTP client that answers each request with moto's recorded answer to the same operation:
-/// the SDK's own serialization, signing and parsing run, only the network is replaced.
-#[derive(Debug, Clone)]
-struct Replay(Arc<Mutex<BTreeMap<String, VecDeque<String>>>>);
-
-impl Replay {
-    fn new(answers: &BTreeMap<String, Vec<String>>) -> Replay {
-        let queues = answers
-            .iter()
-            .map(|(operation, bodies)| (operation.clone(), bodies.iter().cloned().collect()))
-            .collect();
-        Replay(Arc::new(Mutex::new(queues)))
-    }
-}
-
-impl HttpConnector for Replay {
-    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let uri = request.uri();
-        let after_host = uri.split_once("://").map_or(uri, |(_, rest)| rest);
-        let target = after_host.find('/').map_or("/", |i| &after_host[i..]);
-        let (path, query) = match target.split_once('?') {
-            Some((path, query)) => (path, Some(query)),
-            None => (target, None),
-        };
-        let called = operation::identify(&operation::Request {
-            method: request.method(),
-            path,
-            query,
-            authorization: request.headers().get("authorization"),
-            target: request.headers().get("x-amz-target"),
-            body: request.body().bytes().unwrap_or_default(),
-        })
-        .expect("the reader calls AWS operations");
-        let mut queues = self.0.lock().unwrap();
-        let queue = queues.get_mut(&called.name).unwrap_or_else(|| {
-            panic!(
-                "the reader called {} and no answer to it was recorded: record the fixtures again",
-                called.name
-            )
-        });
-        // The last answer to an operation stands for any further call of it.
-        let body = if queue.len() > 1 {
-            queue.pop_front()
-        } else {
-            queue.front().cloned()
-        }
-        .expect("a recorded answer");
-        let status = StatusCode::try_from(200).expect("a status");
-        HttpConnectorFuture::ready(Ok(HttpResponse::new(status, SdkBody::from(body))))
-    }
-}
-
-impl HttpClient for Replay {
-    fn http_connector(
-        &self,
-        _settings: &HttpConnectorSettings,
-        _components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        SharedHttpConnector::new(self.clone())
-    }
-}
-
 /// The CLI's clients, answered from a fixture.
 async fn replaying(fixture: &Fixture) -> Aws {
-    let config = aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("testing", "testing", None, None, "replay"))
-        .http_client(Replay::new(&fixture.answers))
-        .load()
-        .await;
-    Aws {
-        region: "us-east-1".to_owned(),
-        account: String::new(),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        lambda: aws_sdk_lambda::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-        sts: aws_sdk_sts::Client::new(&config),
-        calls: CallLog::default(),
-        config,
-    }
+    super::replay::replaying(&fixture.answers).await
 }
 
 #[tokio::test]
