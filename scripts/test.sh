@@ -14,6 +14,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/emulator.sh install
 # Zig and cargo-zigbuild: the cross_build test builds the example for arm64 on this machine.
 bash scripts/zig.sh install
+# iproute2 and nftables: the data-plane twin (tests/src/twin) builds network namespaces with them.
+bash scripts/twin-tools.sh
 
 # cargo-nextest is on the project's machines; where it is not, install it (before CARGO_TARGET_DIR
 # is set below, so that its build does not land in the project's target directory).

@@ -98,21 +98,19 @@ fn visit(items: &[Item], found: &mut Vec<Declared>, unsure: &mut Option<String>)
                     visit(items, found, unsure);
                 }
             }
-            Item::Use(used) if mentions_tokens(&quote::ToTokens::to_token_stream(used)) => {
+            Item::Use(used) if mentions_tokens(&quote::ToTokens::to_token_stream(used))
                 // `use fixedip_macros::fixed_egress as egress;` would hide the attribute.
-                if quote::ToTokens::to_token_stream(used)
+                && quote::ToTokens::to_token_stream(used)
                     .to_string()
                     .contains(" as ")
-                {
+                => {
                     *unsure = Some(format!("`{ATTRIBUTE}` is imported under another name"));
                 }
-            }
-            Item::Macro(_) => {
+            Item::Macro(_)
                 // A macro may expand to the annotated function: only a build can tell.
-                if mentions_tokens(&quote::ToTokens::to_token_stream(item)) {
+                if mentions_tokens(&quote::ToTokens::to_token_stream(item)) => {
                     *unsure = Some(format!("`{ATTRIBUTE}` appears inside a macro call"));
                 }
-            }
             _ => {}
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod console;
 pub mod iam_policy;
+pub mod twin;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -299,6 +300,31 @@ pub fn fixtures_manifest() -> PathBuf {
 pub fn fixture_zip(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     workspace_zip(&BUILT, &fixtures_manifest(), name)
+}
+
+/// Deploys the fixture function `fixture` with the CLI (`deploy -p <fixture> --zip <its zip>` in the
+/// fixtures' workspace), as a user does, and returns deploy's `--json` report.
+pub fn deploy_fixture(emulator: &Emulator, fixture: &str) -> serde_json::Value {
+    let output = emulator
+        .cargo_fixedip()
+        .args([
+            "deploy",
+            "--json",
+            "--poll-interval",
+            "0.2",
+            "--manifest-path",
+        ])
+        .arg(fixtures_manifest())
+        .args(["-p", fixture, "--zip"])
+        .arg(fixture_zip(fixture))
+        .output()
+        .expect("cargo-fixedip runs");
+    assert!(
+        output.status.success(),
+        "deploy of {fixture}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).expect("deploy's --json report")
 }
 
 /// The scope fixtures' workspace (`tests/fixtures/scope`): functions of two stacks, one of them in

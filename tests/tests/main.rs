@@ -31,6 +31,7 @@ mod record_in_binary;
 mod reliability;
 mod reliability_destroy;
 mod scope;
+mod twin;
 mod verify;
 
 /// Every `.rs` file beside this one is declared above: with one binary, an undeclared file would be

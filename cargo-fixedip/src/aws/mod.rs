@@ -328,6 +328,12 @@ impl Aws {
             });
         }
 
+        Ok(Aws::from_config(config))
+    }
+
+    /// The clients of one loaded configuration, every call counted in a new [`CallLog`];
+    /// `account` empty. (The tests build theirs so, against the emulator or recorded answers.)
+    pub fn from_config(config: SdkConfig) -> Aws {
         let calls = CallLog::default();
         let counter = calls.interceptor();
         let ec2 = aws_sdk_ec2::Client::from_conf(
@@ -350,16 +356,16 @@ impl Aws {
                 .interceptor(counter)
                 .build(),
         );
-        Ok(Aws {
+        Aws {
+            region: config.region().map(|r| r.to_string()).unwrap_or_default(),
             config,
-            region,
             account: String::new(),
             ec2,
             lambda,
             iam,
             sts,
             calls,
-        })
+        }
     }
 }
 

@@ -32,7 +32,7 @@ use cargo_fixedip::aws::network::{describe_stack, function_attachment, observe_n
 use cargo_fixedip::aws::Aws;
 use fixedip_core::requirements::{AllocationId, StackName};
 use fixedip_tests::console::{allocate_address, break_network, build_console_network, BREAKAGES};
-use fixedip_tests::{fixture_zip, fixtures_manifest, workspace_root, Emulator, REGION};
+use fixedip_tests::{deploy_fixture, workspace_root, Emulator, REGION};
 
 /// The stacks recorded for the by-tag reader: (fixture function, its stack), one per mode.
 const STACKS: [(&str, &str); 4] = [
@@ -141,36 +141,7 @@ async fn record_breakage(name: &str) {
 /// with that address as adopted (`ips = [...]`).
 async fn record_stack(fixture: &str, stack: &str) {
     let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
-    let cli = std::env::current_exe()
-        .expect("this binary's path")
-        .with_file_name(format!(
-            "cargo-fixedip-under-test{}",
-            std::env::consts::EXE_SUFFIX
-        ));
-    assert!(
-        cli.exists(),
-        "{} is missing: cargo build -p fixedip-tests --bins",
-        cli.display()
-    );
-    let mut deploy = std::process::Command::new(&cli);
-    fixedip_tests::clear_aws_env(&mut deploy);
-    let output = deploy
-        .arg("fixedip")
-        .envs(emulator.aws_env())
-        .env("NO_COLOR", "1")
-        .args(["deploy", "--poll-interval", "0.2", "--manifest-path"])
-        .arg(fixtures_manifest())
-        .arg("-p")
-        .arg(fixture)
-        .arg("--zip")
-        .arg(fixture_zip(fixture))
-        .output()
-        .expect("cargo-fixedip runs");
-    assert!(
-        output.status.success(),
-        "deploy of {fixture}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    deploy_fixture(&emulator, fixture);
     let (adopted, adopted_ip) = allocate_address(&emulator.ec2().await).await;
 
     let recorder = Recorder::default();

@@ -16,7 +16,6 @@ use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
 use fixedip_core::operation;
 
-use crate::aws::calls::CallLog;
 use crate::aws::Aws;
 
 /// An HTTP client that answers each request with moto's recorded answer to the same operation:
@@ -102,14 +101,5 @@ pub(super) async fn replaying(answers: &BTreeMap<String, Vec<String>>) -> Aws {
         .http_client(Replay::new(answers))
         .load()
         .await;
-    Aws {
-        region: "us-east-1".to_owned(),
-        account: String::new(),
-        ec2: aws_sdk_ec2::Client::new(&config),
-        lambda: aws_sdk_lambda::Client::new(&config),
-        iam: aws_sdk_iam::Client::new(&config),
-        sts: aws_sdk_sts::Client::new(&config),
-        calls: CallLog::default(),
-        config,
-    }
+    Aws::from_config(config)
 }
