@@ -12,7 +12,6 @@ use cargo_fixedip::aws::network::{function_attachment, observe_network};
 use cargo_fixedip::aws::Aws;
 use fixedip_core::verify::{self, EgressNetwork, FunctionAttachment, Severity};
 use fixedip_tests::console::{break_network, build_console_network, BREAKAGES};
-use fixedip_tests::twin::wiring::INTERNET_SERVER;
 use fixedip_tests::twin::Twin;
 use fixedip_tests::{deploy_fixture, example_binary, Emulator};
 
@@ -62,7 +61,7 @@ async fn the_console_network_leaves_from_each_az_s_own_elastic_ip() {
     let twin = Twin::build(&network, &function, USER_DATA).unwrap();
     for zone in &console.zones {
         let seen = twin
-            .egress_ip(&zone.private_subnet, INTERNET_SERVER, example_binary())
+            .egress_ip(&zone.private_subnet, twin.probes()[0], example_binary())
             .await
             .unwrap_or_else(|e| panic!("{}: {e}", zone.az));
         assert_eq!(seen.to_string(), zone.ip, "{}", zone.az);
@@ -183,4 +182,61 @@ async fn every_mode_fixedip_deploys_leaves_from_its_ips_or_not_at_all() {
             }
         }
     }
+}
+
+/// From every subnet of the function, S3 answers through the gateway endpoint, seeing the
+/// function's own private address (not a NAT's): the endpoint, not the NAT, carried the request.
+async fn assert_s3_reached_through_its_endpoint(twin: &Twin, network: &EgressNetwork, what: &str) {
+    let s3 = twin
+        .service_address("s3")
+        .unwrap_or_else(|| panic!("{what}: no route to S3's gateway endpoint"));
+    for subnet in twin.wiring().function_devices.keys() {
+        let cidr = network
+            .resources
+            .subnets
+            .iter()
+            .find(|s| &s.id == subnet)
+            .expect("the function's subnet")
+            .cidr;
+        let seen = twin.egress_ip(subnet, s3, example_binary()).await;
+        assert!(
+            seen.as_ref().is_ok_and(|ip| cidr.contains(ip)),
+            "{what}: {subnet} → S3 {s3}: {seen:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_is_reached_through_its_gateway_endpoint_and_an_isolated_stack_reaches_nothing_else() {
+    for (fixture, function, egress) in [
+        ("endpoints-four", "endpoints-fn", true),
+        ("isolated-endpoints", "isolated-endpoints", false),
+    ] {
+        let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
+        let ips = deploy(&emulator, fixture);
+        let (network, attachment) = observe(&emulator, function).await;
+        let twin = Twin::build(&network, &attachment, USER_DATA).unwrap();
+        assert_s3_reached_through_its_endpoint(&twin, &network, fixture).await;
+        for subnet in &attachment.subnet_ids {
+            let seen = twin
+                .egress_ip(subnet, twin.probes()[0], example_binary())
+                .await;
+            match egress {
+                true => assert!(seen.is_ok_and(|ip| ips.contains(&ip)), "{fixture}"),
+                false => assert!(seen.is_err(), "{fixture}: {subnet}: {seen:?}"),
+            }
+        }
+    }
+}
+
+/// Restricted `egress` with an S3 gateway endpoint: security groups filter gateway-endpoint
+/// traffic too, so the function's group needs a rule to S3's prefix list (issue 16), which a
+/// configuration check of the routes alone would not miss.
+#[tokio::test(flavor = "multi_thread")]
+async fn restricted_egress_still_reaches_s3_through_its_gateway_endpoint() {
+    let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
+    deploy(&emulator, "endpoints-changed");
+    let (network, attachment) = observe(&emulator, "endpoints-fn").await;
+    let twin = Twin::build(&network, &attachment, USER_DATA).unwrap();
+    assert_s3_reached_through_its_endpoint(&twin, &network, "endpoints-changed").await;
 }

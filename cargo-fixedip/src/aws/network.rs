@@ -7,9 +7,9 @@
 //!
 //! A function's `VpcConfig` names its subnets; the VPC is derived from them (moto reports a bogus
 //! `VpcConfig.VpcId`, and on AWS the subnets are the ground truth anyway). Then the VPC's
-//! subnets, route tables (the main one included), NAT gateways, the internet gateways and
-//! instances its routes name, the Elastic IPs among those instances' addresses, and the
-//! function's security groups are described, concurrently where they do not depend on each other.
+//! subnets, route tables (the main one included), NAT gateways, VPC endpoints, the internet
+//! gateways and instances its routes name, the Elastic IPs among those instances' addresses, and
+//! the function's security groups are described, concurrently where they do not depend on each other.
 
 use std::collections::BTreeSet;
 
@@ -68,10 +68,12 @@ pub async fn network_of_vpc(
     security_group_ids: &[String],
 ) -> Result<EgressNetwork, AwsError> {
     let in_vpc = || vec![filter("vpc-id", &vpc_id)];
-    let (subnets, route_tables, nat_gateways, security_groups) = tokio::try_join!(
+    let (subnets, route_tables, nat_gateways, endpoints, security_groups) = tokio::try_join!(
         subnets(aws, in_vpc()),
         route_tables(aws, in_vpc()),
         nat_gateways(aws, in_vpc()),
+        // Which service each gateway endpoint its routes name reaches.
+        endpoints(aws, in_vpc()),
         security_groups_by_id(aws, security_group_ids),
     )?;
 
@@ -125,6 +127,7 @@ pub async fn network_of_vpc(
             nat_gateways,
             instances,
             addresses,
+            endpoints,
             security_groups,
             ..Network::default()
         },

@@ -22,7 +22,7 @@ mod servers;
 pub mod wiring;
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -34,6 +34,9 @@ use wiring::{DeviceKind, Wiring};
 
 /// How long one invocation may take: the example gives up on a fetch after 5 s.
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(20);
+/// Where AWS services answer (plain HTTP here, on HTTPS's port, so that security group rules for 443
+/// apply as they would).
+const SERVICE_PORT: u16 = 443;
 /// Where the function finds the runtime API, inside its namespace (as on Lambda).
 const RUNTIME_API: &str = "127.0.0.1:9001";
 
@@ -82,12 +85,12 @@ impl Twin {
             let listener = servers::listen_in(&internet, SocketAddr::from(([0, 0, 0, 0], 80)))?;
             twin.servers.push(servers::what_is_my_ip(listener));
         }
-        for (i, (service, prefix)) in twin.wiring.services.iter().enumerate() {
+        for (i, prefix) in twin.wiring.services.values().enumerate() {
             let namespace = twin.namespaces.name(&format!("s{i}"));
             let address = apply::service_address(*prefix);
-            let listener = servers::listen_in(&namespace, SocketAddr::from((address, 80)))?;
-            twin.servers
-                .push(servers::aws_service(listener, service.clone()));
+            let listener =
+                servers::listen_in(&namespace, SocketAddr::from((address, SERVICE_PORT)))?;
+            twin.servers.push(servers::aws_service(listener));
         }
         for device in &twin.wiring.devices {
             if let DeviceKind::NatInstance {
@@ -108,6 +111,17 @@ impl Twin {
         Ok(twin)
     }
 
+    /// Where the twin's AWS service `name` (`s3`, `dynamodb`) answers, if a gateway endpoint of
+    /// the network's routes reaches it, on HTTPS's port as AWS's endpoints: a probe for
+    /// [`Twin::egress_ip`].
+    pub fn service_address(&self, name: &str) -> Option<SocketAddrV4> {
+        let prefix = self.wiring.services.get(name)?;
+        Some(SocketAddrV4::new(
+            apply::service_address(*prefix),
+            SERVICE_PORT,
+        ))
+    }
+
     /// The wiring the twin was built from.
     pub fn wiring(&self) -> &Wiring {
         &self.wiring
@@ -115,11 +129,12 @@ impl Twin {
 
     /// Runs `binary` (a Lambda function built for this machine) in the function's namespace of
     /// `subnet_id`, invokes it once with `event`, and returns what it answered.
-    /// The function fetches its what-is-my-IP service at `probe` (one of [`Wiring::probes`]).
+    /// The function fetches its what-is-my-IP service at `probe` (one of [`Twin::probes`], or a
+    /// [`Twin::service_address`]).
     pub async fn invoke(
         &self,
         subnet_id: &str,
-        probe: Ipv4Addr,
+        probe: SocketAddrV4,
         binary: &Path,
         event: serde_json::Value,
     ) -> Result<Outcome, String> {
@@ -168,7 +183,7 @@ impl Twin {
     pub async fn egress_ip(
         &self,
         subnet_id: &str,
-        probe: Ipv4Addr,
+        probe: SocketAddrV4,
         binary: &Path,
     ) -> Result<Ipv4Addr, String> {
         let event = serde_json::json!({"fixedip": "probe"});
@@ -190,15 +205,22 @@ impl Twin {
     pub async fn egress_ips(
         &self,
         binary: &Path,
-    ) -> BTreeMap<(String, Ipv4Addr), Result<Ipv4Addr, String>> {
+    ) -> BTreeMap<(String, SocketAddrV4), Result<Ipv4Addr, String>> {
         let mut seen = BTreeMap::new();
         for subnet in self.wiring.function_devices.keys() {
-            for probe in &self.wiring.probes {
-                let ip = self.egress_ip(subnet, *probe, binary).await;
-                seen.insert((subnet.clone(), *probe), ip);
+            for probe in self.probes() {
+                let ip = self.egress_ip(subnet, probe, binary).await;
+                seen.insert((subnet.clone(), probe), ip);
             }
         }
         seen
+    }
+
+    /// The what-is-my-IP server on the internet, on HTTP's port as checkip.amazonaws.com, at
+    /// each of [`Wiring::probes`].
+    pub fn probes(&self) -> Vec<SocketAddrV4> {
+        let probes = self.wiring.probes.iter();
+        probes.map(|ip| SocketAddrV4::new(*ip, 80)).collect()
     }
 }
 
