@@ -15,20 +15,33 @@ use fixedip_core::tags::{self, Component};
 use super::execute::{has_code, Context, Produced, Progress};
 use super::AwsError;
 
-/// Runs once at the first boot (cloud-init user data) and sets up a NAT that survives reboots.
-/// Amazon Linux 2023 ships nftables (`iptables` there is iptables-nft), so the masquerade rule is
-/// written as an nftables ruleset loaded by `nftables.service`, and forwarding is a sysctl.d file:
-/// both are read again at every boot. The outbound interface is the default route's (`ens5` on
-/// Nitro instances), found at boot rather than assumed.
+/// Runs once at the first boot (cloud-init user data) and sets up a NAT that survives reboots:
+/// forwarding as a sysctl.d file and the masquerade rule as the nftables ruleset that
+/// `nftables.service` loads, both read again at every boot. The outbound interface is the default
+/// route's (`ens5` on Nitro instances), found at boot rather than assumed.
+///
+/// The Amazon Linux 2023 images ship neither `nft` nor `iptables` (field reports: aws-cdk's
+/// `NatProvider.instanceV2` installs iptables at boot, jamesmoriarty/cfn-cheapest-nat PR 16 "nft:
+/// command not found", aws/eks-hybrid PR 37), so `nftables` comes from the AL2023 repositories,
+/// which the instance reaches once its Elastic IP is associated, moments after it is `running`.
+/// Until then, and through the `dnf` race at boot (aws/aws-cdk issue 36717) and the memory of a
+/// 512 MB instance (amazonlinux/amazon-linux-2023 issue 404: `dnf` OOM-killed; a swap file
+/// first, as cfn-cheapest-nat does), the install is retried for up to ten minutes. Every step is
+/// written to the console (`GetConsoleOutput`), the last line saying `ready` or `FAILED`. The
+/// files are written before the install so that a reboot after it still finds them.
 pub const USER_DATA: &str = r#"#!/bin/bash
 # fixedip NAT instance: forward and masquerade the private subnets' traffic.
-set -euo pipefail
-dnf install -y nftables
+set -uo pipefail
+log() { echo "fixedip-nat: $*" | tee /dev/console; }
+if [ ! -f /swapfile ]; then
+  { dd if=/dev/zero of=/swapfile bs=1M count=512 status=none && chmod 600 /swapfile &&
+    mkswap /swapfile >/dev/null && swapon /swapfile; } || log "no swap file: continuing without"
+fi
 cat > /etc/sysctl.d/90-fixedip-nat.conf <<'SYSCTL'
 net.ipv4.ip_forward = 1
 net.ipv4.conf.all.send_redirects = 0
 SYSCTL
-sysctl --system
+sysctl --system >/dev/null
 OUT=$(ip -4 route show default | awk '{print $5; exit}')
 cat > /etc/sysconfig/nftables.conf <<NFT
 flush ruleset
@@ -39,8 +52,19 @@ table ip fixedip_nat {
   }
 }
 NFT
-systemctl enable --now nftables
-systemctl restart nftables
+for attempt in $(seq 1 60); do
+  command -v nft >/dev/null && break
+  dnf install -y nftables >/dev/null 2>&1 && break
+  log "installing nftables failed (attempt $attempt of 60): retrying in 10 s"
+  sleep 10
+done
+if ! command -v nft >/dev/null; then
+  log "FAILED: nftables could not be installed; this instance forwards nothing"
+  exit 1
+fi
+systemctl enable --now nftables && systemctl restart nftables ||
+  { log "FAILED: nftables.service did not load the ruleset"; exit 1; }
+log "ready: forwarding and masquerading out of $OUT"
 "#;
 
 impl<'a> Context<'a> {
@@ -342,5 +366,48 @@ impl<'a> Context<'a> {
                 ),
             })?;
         Ok(Produced::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::USER_DATA;
+
+    #[test]
+    fn the_user_data_is_a_valid_bash_script() {
+        let mut check = std::process::Command::new("bash")
+            .arg("-n")
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("bash");
+        use std::io::Write as _;
+        check
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(USER_DATA.as_bytes())
+            .unwrap();
+        assert!(check.wait().unwrap().success());
+    }
+
+    /// A download that fails must not leave the instance without its configuration, nor end the
+    /// script at once: the files come first, and the install is retried a bounded number of times.
+    #[test]
+    fn the_configuration_is_written_before_the_download_which_is_retried() {
+        let download = USER_DATA.find("dnf install").expect("the install");
+        for file in [
+            "/etc/sysctl.d/90-fixedip-nat.conf",
+            "/etc/sysconfig/nftables.conf",
+        ] {
+            assert!(USER_DATA.find(file).expect(file) < download, "{file}");
+        }
+        assert!(
+            !USER_DATA.contains("set -e"),
+            "a failed attempt must not end the script"
+        );
+        assert!(USER_DATA.contains("for attempt in $(seq 1 60)"));
+        assert!(USER_DATA
+            .trim_end()
+            .ends_with(r#"log "ready: forwarding and masquerading out of $OUT""#));
     }
 }
