@@ -235,7 +235,28 @@ fn preflight() -> Result<(), String> {
             format!("{e}\nthe data-plane twin needs iproute2 and nftables: scripts/twin-tools.sh installs them")
         })?;
     }
+    remove_namespaces_of_dead_runs();
     Ok(())
+}
+
+/// A test process killed mid-run (a timeout's SIGKILL) leaves its namespaces: those whose process
+/// (`fxt<pid>-…`) is gone are removed before a new twin is built.
+fn remove_namespaces_of_dead_runs() {
+    let Ok(entries) = std::fs::read_dir("/run/netns") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let pid = name
+            .strip_prefix("fxt")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                let _ = apply::run("ip", &["netns", "del", &name]);
+            }
+        }
+    }
 }
 
 /// The files a user data script writes with `cat > PATH <<TAG … TAG`, by path, in order.
