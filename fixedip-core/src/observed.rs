@@ -346,4 +346,43 @@ pub struct ObservedFunction {
     pub code_sha256: String,
     /// The stack named by the function's `fixedip:stack` tag, if any.
     pub stack_tag: Option<String>,
+    /// Lambda's `State` of it, with its reason.
+    #[serde(default)]
+    pub state: FunctionState,
+}
+
+/// Lambda's `State` of a function and `StateReasonCode: StateReason` (Lambda developer guide,
+/// function states: "When function creation fails, Lambda sets the function state to failed, and
+/// you must delete and recreate the function").
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionState {
+    /// `Pending`, `Active`, `Failed`, `Inactive`...; `None` when Lambda did not say.
+    pub state: Option<String>,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl FunctionState {
+    /// Lambda could not create it: only deleting and creating it again helps.
+    pub fn failed(&self) -> bool {
+        self.state.as_deref() == Some("Failed")
+    }
+
+    /// It runs (or Lambda did not say otherwise).
+    pub fn active(&self) -> bool {
+        self.state.as_deref().is_none_or(|s| s == "Active")
+    }
+}
+
+impl std::fmt::Display for FunctionState {
+    /// `Failed (SubnetOutOfIPAddresses: The subnet has no available IP addresses.)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.state.as_deref().unwrap_or("unknown"))?;
+        match (&self.reason_code, &self.reason) {
+            (Some(code), Some(reason)) => write!(f, " ({code}: {reason})"),
+            (Some(code), None) => write!(f, " ({code})"),
+            (None, Some(reason)) => write!(f, " ({reason})"),
+            (None, None) => Ok(()),
+        }
+    }
 }

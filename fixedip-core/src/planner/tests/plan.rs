@@ -712,6 +712,49 @@ fn a_missing_role_policy_is_attached() {
     assert!(matches!(plan.network.role, Some(Status::Change(_))));
 }
 
+/// Lambda developer guide, function states: a Failed function must be deleted and created
+/// again. The plan does that in one deploy, the delete before the create.
+#[test]
+fn a_failed_function_is_deleted_and_created_again() {
+    let spec = spec(1, &["f"]);
+    let mut account = deployed(&spec, &empty());
+    account.functions[0].state = crate::observed::FunctionState {
+        state: Some("Failed".into()),
+        reason_code: Some("SubnetOutOfIPAddresses".into()),
+        reason: Some("no free addresses".into()),
+    };
+    let plan = planned(&spec, &account);
+    check_well_formed(&plan);
+    assert_eq!(
+        census(&plan),
+        BTreeMap::from([
+            ("CreateFunction".to_owned(), 1),
+            ("DeleteFunction".to_owned(), 1)
+        ])
+    );
+    let delete = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::DeleteFunction { .. }))
+        .unwrap();
+    let create = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateFunction { .. }))
+        .unwrap();
+    assert!(create.after.contains(&delete.id));
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("Failed (SubnetOutOfIPAddresses: no free addresses)")),
+        "{:?}",
+        plan.notes
+    );
+    // Once created again it is Active: the next plan is a no-op.
+    account.functions[0].state.state = Some("Active".into());
+    assert!(planned(&spec, &account).is_noop());
+}
+
 /// A function of the name the stack deploys that fixedip did not create (no stack tag).
 fn foreign_function(role_arn: &str) -> ObservedFunction {
     ObservedFunction {
@@ -727,6 +770,7 @@ fn foreign_function(role_arn: &str) -> ObservedFunction {
         security_group_ids: Vec::new(),
         code_sha256: "c29tZWJvZHkgZWxzZSdz".into(),
         stack_tag: None,
+        state: Default::default(),
     }
 }
 
