@@ -84,6 +84,21 @@ pub struct ObservedState {
     /// tags): `None` when the stack builds its own network, or when that VPC was not found.
     #[serde(default)]
     pub existing_network: Option<ObservedExistingNetwork>,
+    /// How many of the stack's NAT gateways and instances AWS still lists dead, by slot: the
+    /// generation of the slot's next create's client token (`tokens.rs`).
+    #[serde(default)]
+    pub retired: Retired,
+}
+
+/// The stack's NAT gateways that are `failed`, `deleting` or `deleted`, and its NAT instances that
+/// are `shutting-down` or `terminated`, counted by slot. AWS answers a client token used before
+/// with the original resource even once it is gone ("A client token is valid for at least 24
+/// hours after the termination of the instance": EC2 idempotency guide), so a slot's new NAT gets
+/// a token of a new generation for each dead one AWS lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retired {
+    pub nat_gateways: BTreeMap<Slot, u32>,
+    pub nat_instances: BTreeMap<Slot, u32>,
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.

@@ -163,7 +163,11 @@ impl<'a> Context<'a> {
             })?;
         // The same launch always carries the same token: AWS returns the instance it already made
         // rather than a second one (moto ignores it: see `emulator.rs`).
-        let token = fixedip_core::tokens::nat_instance(self.stack(), slot, &subnet);
+        let generation = match &step.action {
+            fixedip_core::plan::Action::LaunchNatInstance { generation, .. } => *generation,
+            _ => 0,
+        };
+        let token = fixedip_core::tokens::nat_instance(self.stack(), slot, &subnet, generation);
         let tags = self.tags(Component::NatInstance, Some(slot));
         let request = ec2
             .run_instances()

@@ -42,6 +42,7 @@ impl<'a> Context<'a> {
                 slot,
                 instance_type,
                 image_parameter,
+                ..
             } => Box::pin(self.launch_nat_instance(
                 step,
                 refs.get(subnet)?,
@@ -191,6 +192,7 @@ impl<'a> Context<'a> {
             subnet,
             address,
             slot,
+            generation,
         } = &step.action
         else {
             unreachable!(
@@ -201,7 +203,7 @@ impl<'a> Context<'a> {
         };
         let call: Call<'a> = {
             let (subnet, address) = (refs.get(subnet)?, refs.get(address)?);
-            let token = tokens::nat_gateway(self.stack(), *slot, &subnet, &address);
+            let token = tokens::nat_gateway(self.stack(), *slot, &subnet, &address, *generation);
             let tags = self.tags(Component::NatGateway, Some(*slot));
             let request = ec2
                 .create_nat_gateway()

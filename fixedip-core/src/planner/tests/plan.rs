@@ -612,6 +612,25 @@ fn a_failed_nat_is_replaced_with_the_same_address() {
     assert_eq!(plan.steps[1].after, [StepId(0)]);
 }
 
+/// EC2 idempotency guide: a repeated client token gets the original (here: failed) gateway
+/// back. The replacement's token is of the next generation.
+#[test]
+fn a_replacement_nat_gets_a_token_of_a_new_generation() {
+    let plan = after_drift(&spec(2, &["f"]), |a| {
+        let nat = a.nat_gateways.iter_mut().find(|n| n.slot == 1).unwrap();
+        nat.state = NatState::Failed;
+        let kept = nat.allocation_ids[0].clone();
+        let address = a.addresses.iter_mut().find(|x| x.allocation_id == kept);
+        address.unwrap().association_id = None;
+        a.retired.nat_gateways.insert(1, 1);
+    });
+    let Some(Action::CreateNatGateway { generation, .. }) = actions(&plan).into_iter().next()
+    else {
+        panic!("{:#?}", plan.steps)
+    };
+    assert_eq!(*generation, 1);
+}
+
 #[test]
 fn a_pending_nat_counts_as_existing() {
     let plan = after_drift(&spec(2, &["f"]), |a| {

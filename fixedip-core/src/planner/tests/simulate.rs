@@ -399,6 +399,7 @@ impl Account {
                 subnet,
                 address,
                 slot,
+                ..
             } => {
                 assert!(
                     self.igw_attached(),
@@ -1320,10 +1321,9 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     Action::AttachRolePolicy { .. },
                 ) => true,
                 // A Failed function is deleted before it is created again (function states).
-                (
-                    Action::CreateFunction { function, .. },
-                    Action::DeleteFunction { name },
-                ) => function.name == *name,
+                (Action::CreateFunction { function, .. }, Action::DeleteFunction { name }) => {
+                    function.name == *name
+                }
                 (
                     Action::UpdateFunctionConfiguration { .. },
                     Action::CreateRouteTable { .. }
