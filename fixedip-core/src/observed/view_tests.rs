@@ -304,7 +304,9 @@ fn an_address_held_only_by_a_deleted_nat_gateway_has_a_stale_association() {
 #[test]
 fn dead_gateways_aws_still_lists_are_counted_by_slot_for_token_generations() {
     let mut network = deployed();
-    network.nat_gateways.retain(|n| n.state != NatState::Deleted);
+    network
+        .nat_gateways
+        .retain(|n| n.state != NatState::Deleted);
     assert_eq!(view(&network).unwrap().retired, Default::default());
     network.nat_gateways[0].state = NatState::Deleted;
     let mut failed = network.nat_gateways[0].clone();

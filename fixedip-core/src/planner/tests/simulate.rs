@@ -1320,6 +1320,8 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     Action::CreateFunction { .. } | Action::UpdateFunctionConfiguration { .. },
                     Action::AttachRolePolicy { .. },
                 ) => true,
+                // The role goes after Lambda's interfaces: Lambda deletes them with it.
+                (Action::DeleteRole { .. }, Action::ClearLambdaInterfaces { .. }) => true,
                 // A Failed function is deleted before it is created again (function states).
                 (Action::CreateFunction { function, .. }, Action::DeleteFunction { name }) => {
                     function.name == *name
