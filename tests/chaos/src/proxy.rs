@@ -743,26 +743,41 @@ async fn after_moto(
     ) {
         ("ec2", "CreateNatGateway") => {
             let xml = text();
-            let mut state = shared.lock();
-            state.nat_creates += 1;
-            let nth = state.nat_creates;
-            let failure = state
-                .scenario
-                .failures
-                .nat_gateways
-                .iter()
-                .find(|f| f.nth == nth)
-                .map(|f| (f.failure_code.clone(), f.failure_message.clone()));
             let allocations: Vec<String> = protocol::param(&call.params, "AllocationId")
                 .into_iter()
                 .map(str::to_owned)
                 .collect();
-            for id in xml_texts(&xml, "natGatewayId") {
-                state
-                    .clocks
-                    .nat_created(&id, now, allocations.clone(), failure.clone());
+            let (answer, fails) = {
+                let mut state = shared.lock();
+                state.nat_creates += 1;
+                let nth = state.nat_creates;
+                let failure = state
+                    .scenario
+                    .failures
+                    .nat_gateways
+                    .iter()
+                    .find(|f| f.nth == nth)
+                    .map(|f| (f.failure_code.clone(), f.failure_message.clone()));
+                for id in xml_texts(&xml, "natGatewayId") {
+                    state
+                        .clocks
+                        .nat_created(&id, now, allocations.clone(), failure.clone());
+                }
+                (
+                    timing::rewrite_nat_states(&xml, &state.clocks, now, &[]),
+                    failure.is_some(),
+                )
+            };
+            if fails {
+                // A gateway that failed holds no address (its FailureCode says the address could
+                // not be used, or its interface is broken); moto associated it: taken back, so
+                // that the address is free for the replacement. (AWS does not document the
+                // address of a failed gateway; this is the reading the planner's tests use.)
+                for allocation in &allocations {
+                    let _ = release_association(&shared.upstream, &call.caller, allocation).await;
+                }
             }
-            Some(timing::rewrite_nat_states(&xml, &state.clocks, now, &[]))
+            Some(answer)
         }
         ("ec2", "DeleteNatGateway") => {
             if let Some(id) = protocol::param(&call.params, "NatGatewayId") {
@@ -908,6 +923,35 @@ async fn consistency_refusal(
         }
     };
     Ok(Some(faults::ec2_answer(answer)))
+}
+
+/// Disassociates an Elastic IP in moto, as the same caller.
+async fn release_association(
+    upstream: &Upstream,
+    caller: &Caller,
+    allocation: &str,
+) -> Result<(), UpstreamError> {
+    let described = upstream
+        .ec2(
+            caller,
+            &[
+                ("Action", "DescribeAddresses"),
+                ("AllocationId.1", allocation),
+            ],
+        )
+        .await?;
+    for association in xml_texts(&described, "associationId") {
+        upstream
+            .ec2(
+                caller,
+                &[
+                    ("Action", "DisassociateAddress"),
+                    ("AssociationId", association.as_str()),
+                ],
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The `state` values of a DescribeNatGateways `Filter.N.Name=state`.

@@ -11,7 +11,9 @@
 //! outcome of a create whose answer was lost (found by its tags or token), or to treat not-found
 //! as done. What it adds is how to do a step safely on AWS: tags on every create (in the create
 //! call itself, so nothing untagged can be left behind by a crash), waiters, and the retries AWS
-//! documents as normal (a fresh IAM role not yet assumable by Lambda; a function still updating).
+//! documents as normal, all decided in one place (`policy.rs`: a fresh id not visible yet, a role
+//! not yet assumable by Lambda, throttling, something still in use, a function still updating, an
+//! Elastic IP still settling after its NAT gateway), each within a time budget.
 //! After a failure, nothing is rolled back: the next run observes by tags and plans again from
 //! what exists. Where moto differs from AWS, the compensation is listed in `../emulator.rs`.
 
