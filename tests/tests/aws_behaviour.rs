@@ -160,6 +160,8 @@ async fn deploy_code_change_mode_switches_and_destroy_each_converge_in_one_run()
             "destroy",
             "--yes",
             "--quiet",
+            // The fixtures' functions ride in the stack: taken out of the VPC with it.
+            "--force-detach-others",
             "--zip",
             path_arg(example_zip()),
             "--poll-interval",
@@ -202,6 +204,7 @@ async fn isolated_and_endpoints_deploy_and_destroy_in_one_run() {
                 "destroy",
                 "--stack",
                 stack,
+                "--force-detach-others",
                 "--yes",
                 "--quiet",
                 "--poll-interval",
@@ -249,7 +252,7 @@ async fn a_failed_function_is_reported_refused_by_verify_and_replaced_by_the_nex
         "Lambda's StateReasonCode reaches the user:\n{stderr}"
     );
 
-    let verify = lab.run(&["verify", "--zip", path_arg(example_zip())]).await;
+    let verify = lab.run(&["verify"]).await;
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&verify.stdout),
@@ -268,7 +271,7 @@ async fn a_failed_function_is_reported_refused_by_verify_and_replaced_by_the_nex
         "the failed function was deleted and created again"
     );
     assert_one_stack(&lab, 2, &[function], "after the replacement").await;
-    let verify = lab.run(&["verify", "--zip", path_arg(example_zip())]).await;
+    let verify = lab.run(&["verify"]).await;
     assert!(
         verify.status.success(),
         "verify passes once it is Active:\n{}",

@@ -112,15 +112,14 @@ impl<'a> Context<'a> {
                     .build(),
             )
             .build();
-        // The group was created a moment ago: its id may not be visible yet (the step names it
-        // as fresh through its VPC).
+        // The group was created a moment ago: its id may not be visible yet.
         const EXISTS: &[&str] = &["InvalidPermission.Duplicate"];
         let request = ec2
             .authorize_security_group_ingress()
             .group_id(&id)
             .ip_permissions(rule);
         match self
-            .send(step, "AuthorizeSecurityGroupIngress", EXISTS, || {
+            .send_naming(step, "AuthorizeSecurityGroupIngress", EXISTS, true, || {
                 request.clone().send()
             })
             .await

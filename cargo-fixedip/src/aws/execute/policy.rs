@@ -229,7 +229,24 @@ impl<'a> Context<'a> {
         F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata,
     {
-        let fresh = names_fresh_ids(step);
+        self.send_naming(step, operation, done, names_fresh_ids(step), send)
+            .await
+    }
+
+    /// [`Context::send`] for a call that names what the step itself created a moment ago
+    /// (`fresh`): its not-found is "not visible yet" whatever the step's own references.
+    pub(in crate::aws) async fn send_naming<T, E, F>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        done: &[&str],
+        fresh: bool,
+        send: impl Fn() -> F,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
+    {
         let mut retries = Retries::new();
         loop {
             let error = match send().await {
