@@ -388,7 +388,7 @@ pub struct RemovalWaits {
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 1200,
+        default_value_t = 2700,
         env = "FIXEDIP_ENI_TIMEOUT"
     )]
     pub eni_timeout: u64,

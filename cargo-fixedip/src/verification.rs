@@ -100,6 +100,10 @@ pub async fn verdict(
         Expectation::ThroughNat => verify::check(&network, &attachment, allowed),
         Expectation::Isolated => verify::check_isolated(&network, &attachment),
     };
+    let findings: Vec<_> = verify::check_function_state(&attachment)
+        .into_iter()
+        .chain(findings)
+        .collect();
     let probe = if probe {
         Some(probe_function(aws, name, allowed).await?)
     } else {

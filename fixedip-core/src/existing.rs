@@ -347,6 +347,7 @@ pub(crate) mod tests {
                 .collect(),
             security_group_ids: Vec::new(),
             ipv6_allowed_for_dual_stack: false,
+            state: Default::default(),
         };
         let findings = verify::check(&network, &function, &ips(&qualification.qualified));
         assert!(verify::passes(&findings), "{findings:?}");

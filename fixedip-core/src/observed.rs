@@ -84,6 +84,21 @@ pub struct ObservedState {
     /// tags): `None` when the stack builds its own network, or when that VPC was not found.
     #[serde(default)]
     pub existing_network: Option<ObservedExistingNetwork>,
+    /// How many of the stack's NAT gateways and instances AWS still lists dead, by slot: the
+    /// generation of the slot's next create's client token (`tokens.rs`).
+    #[serde(default)]
+    pub retired: Retired,
+}
+
+/// The stack's NAT gateways that are `failed`, `deleting` or `deleted`, and its NAT instances that
+/// are `shutting-down` or `terminated`, counted by slot. AWS answers a client token used before
+/// with the original resource even once it is gone ("A client token is valid for at least 24
+/// hours after the termination of the instance": EC2 idempotency guide), so a slot's new NAT gets
+/// a token of a new generation for each dead one AWS lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retired {
+    pub nat_gateways: BTreeMap<Slot, u32>,
+    pub nat_instances: BTreeMap<Slot, u32>,
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.
@@ -346,4 +361,43 @@ pub struct ObservedFunction {
     pub code_sha256: String,
     /// The stack named by the function's `fixedip:stack` tag, if any.
     pub stack_tag: Option<String>,
+    /// Lambda's `State` of it, with its reason.
+    #[serde(default)]
+    pub state: FunctionState,
+}
+
+/// Lambda's `State` of a function and `StateReasonCode: StateReason` (Lambda developer guide,
+/// function states: "When function creation fails, Lambda sets the function state to failed, and
+/// you must delete and recreate the function").
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FunctionState {
+    /// `Pending`, `Active`, `Failed`, `Inactive`...; `None` when Lambda did not say.
+    pub state: Option<String>,
+    pub reason_code: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl FunctionState {
+    /// Lambda could not create it: only deleting and creating it again helps.
+    pub fn failed(&self) -> bool {
+        self.state.as_deref() == Some("Failed")
+    }
+
+    /// It runs (or Lambda did not say otherwise).
+    pub fn active(&self) -> bool {
+        self.state.as_deref().is_none_or(|s| s == "Active")
+    }
+}
+
+impl std::fmt::Display for FunctionState {
+    /// `Failed (SubnetOutOfIPAddresses: The subnet has no available IP addresses.)`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.state.as_deref().unwrap_or("unknown"))?;
+        match (&self.reason_code, &self.reason) {
+            (Some(code), Some(reason)) => write!(f, " ({code}: {reason})"),
+            (Some(code), None) => write!(f, " ({code})"),
+            (None, Some(reason)) => write!(f, " ({reason})"),
+            (None, None) => Ok(()),
+        }
+    }
 }

@@ -215,6 +215,10 @@ pub enum Action {
         subnet: Ref,
         address: Ref,
         slot: Slot,
+        /// The client token's generation: how many dead gateways of the slot AWS lists
+        /// ([`crate::observed::Retired`]), so that a replacement never gets a dead one back.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u32,
     },
     CreateRouteTable {
         vpc: Ref,
@@ -264,6 +268,9 @@ pub enum Action {
         slot: Slot,
         instance_type: String,
         image_parameter: String,
+        /// The client token's generation: how many dead NAT instances of the slot AWS lists.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u32,
     },
     /// ModifyInstanceAttribute SourceDestCheck=false: without it the instance drops every packet
     /// that is not addressed to itself.
@@ -534,6 +541,7 @@ impl Action {
                 subnet,
                 address,
                 slot,
+                ..
             } => {
                 format!(
                     "create NAT gateway in subnet {subnet} with Elastic IP {address} (slot {slot})"
@@ -1089,4 +1097,8 @@ impl Plan {
             surplus.and_then(|s| s.az.as_deref())
         })
     }
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -18,14 +18,40 @@ pub fn client_token(parts: &[&str]) -> String {
 }
 
 /// A NAT gateway of a slot on an address. The subnet is part of it: after a teardown the same
-/// stack, slot and address get a new subnet.
-pub fn nat_gateway(stack: &StackName, slot: Slot, subnet_id: &str, allocation_id: &str) -> String {
-    client_token(&[stack.as_str(), &slot.to_string(), subnet_id, allocation_id])
+/// stack, slot and address get a new subnet. `generation` counts the slot's dead gateways AWS
+/// lists: a replacement (of a failed gateway, or after a switch to instances and back) must not
+/// get the dead one back, which a repeated token does.
+pub fn nat_gateway(
+    stack: &StackName,
+    slot: Slot,
+    subnet_id: &str,
+    allocation_id: &str,
+    generation: u32,
+) -> String {
+    with_generation(
+        &[stack.as_str(), &slot.to_string(), subnet_id, allocation_id],
+        generation,
+    )
 }
 
-/// The NAT instance of a slot in a subnet.
-pub fn nat_instance(stack: &StackName, slot: Slot, subnet_id: &str) -> String {
-    client_token(&[stack.as_str(), &slot.to_string(), subnet_id, "nat-instance"])
+/// The NAT instance of a slot in a subnet, of a generation (see [`nat_gateway`]).
+pub fn nat_instance(stack: &StackName, slot: Slot, subnet_id: &str, generation: u32) -> String {
+    with_generation(
+        &[stack.as_str(), &slot.to_string(), subnet_id, "nat-instance"],
+        generation,
+    )
+}
+
+/// Generation 0 is the token of earlier releases, unchanged: a run repeated across an upgrade
+/// gets what the earlier run made.
+fn with_generation(parts: &[&str], generation: u32) -> String {
+    if generation == 0 {
+        return client_token(parts);
+    }
+    let generation = format!("generation {generation}");
+    let mut parts = parts.to_vec();
+    parts.push(&generation);
+    client_token(&parts)
 }
 
 /// A VPC endpoint of a service in a VPC, by where it is placed (route tables or subnets).
@@ -46,16 +72,26 @@ mod tests {
     #[test]
     fn tokens_are_deterministic_fit_aws_limit_and_differ_with_each_part() {
         let stack = StackName::default();
-        let token = nat_gateway(&stack, 1, "subnet-1", "eipalloc-1");
-        assert_eq!(token, nat_gateway(&stack, 1, "subnet-1", "eipalloc-1"));
+        let token = nat_gateway(&stack, 1, "subnet-1", "eipalloc-1", 0);
+        assert_eq!(token, nat_gateway(&stack, 1, "subnet-1", "eipalloc-1", 0));
         assert!(token.len() <= 64, "{token}");
         assert!(token.starts_with("fixedip-"));
-        assert_ne!(token, nat_gateway(&stack, 1, "subnet-2", "eipalloc-1"));
-        assert_ne!(token, nat_gateway(&stack, 0, "subnet-1", "eipalloc-1"));
-        assert_ne!(token, nat_gateway(&stack, 1, "subnet-1", "eipalloc-2"));
+        assert_ne!(token, nat_gateway(&stack, 1, "subnet-2", "eipalloc-1", 0));
+        assert_ne!(token, nat_gateway(&stack, 0, "subnet-1", "eipalloc-1", 0));
+        assert_ne!(token, nat_gateway(&stack, 1, "subnet-1", "eipalloc-2", 0));
         assert_ne!(
-            nat_instance(&stack, 1, "subnet-1"),
-            nat_instance(&stack, 2, "subnet-1")
+            nat_instance(&stack, 1, "subnet-1", 0),
+            nat_instance(&stack, 2, "subnet-1", 0)
+        );
+        // A replacement's token is new; the same generation's is the same.
+        assert_ne!(token, nat_gateway(&stack, 1, "subnet-1", "eipalloc-1", 1));
+        assert_eq!(
+            nat_gateway(&stack, 1, "subnet-1", "eipalloc-1", 2),
+            nat_gateway(&stack, 1, "subnet-1", "eipalloc-1", 2)
+        );
+        assert_ne!(
+            nat_instance(&stack, 1, "subnet-1", 0),
+            nat_instance(&stack, 1, "subnet-1", 1)
         );
         assert_ne!(
             endpoint(&stack, "s3", "vpc-1", &["rtb-1"]),
@@ -78,12 +114,16 @@ mod tests {
             format!("fixedip-{hex}")
         };
         assert_eq!(
-            nat_gateway(&stack, 1, "subnet-1", "eipalloc-1"),
+            nat_gateway(&stack, 1, "subnet-1", "eipalloc-1", 0),
             by_hand(&format!("{stack}\n1\nsubnet-1\neipalloc-1"))
         );
         assert_eq!(
-            nat_instance(&stack, 2, "subnet-1"),
+            nat_instance(&stack, 2, "subnet-1", 0),
             by_hand(&format!("{stack}\n2\nsubnet-1\nnat-instance"))
+        );
+        assert_eq!(
+            nat_instance(&stack, 2, "subnet-1", 3),
+            by_hand(&format!("{stack}\n2\nsubnet-1\nnat-instance\ngeneration 3"))
         );
         assert_eq!(
             endpoint(&stack, "s3", "vpc-1", &["a", "b"]),

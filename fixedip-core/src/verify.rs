@@ -41,6 +41,7 @@
 //! | `route-out-in-isolated-mode`        | error    | isolated mode only: a route can carry traffic out of the VPC                           |
 //! | `security-group-egress-differs`     | error    | the functions' group lets out other than `egress = [...]` declares ([`check_declared_egress`]) |
 //! | `resource-not-observed`             | error    | a subnet, route table, NAT or security group the path needs was not in the input       |
+//! | `function-not-active`               | error    | Lambda's `State` of the function is not `Active` (`Failed`, `Pending`...) ([`check_function_state`]) |
 //!
 //! In the isolated mode ([`check_isolated`], for `nat = "none"`), no route out at all is the pass
 //! condition: routes to gateway endpoints (S3, DynamoDB) and `local` are fine, anything else that can
@@ -69,6 +70,9 @@ pub struct FunctionAttachment {
     pub security_group_ids: Vec<String>,
     /// `Ipv6AllowedForDualStack`: the function gets IPv6 addresses and may use IPv6 routes.
     pub ipv6_allowed_for_dual_stack: bool,
+    /// Lambda's `State`: a function that is not `Active` runs nothing ([`check_function_state`]).
+    #[serde(default)]
+    pub state: crate::observed::FunctionState,
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -113,6 +117,7 @@ pub enum FindingCode {
     RouteOutInIsolatedMode,
     SecurityGroupEgressDiffers,
     ResourceNotObserved,
+    FunctionNotActive,
 }
 
 impl FindingCode {
@@ -139,6 +144,7 @@ impl FindingCode {
             FindingCode::RouteOutInIsolatedMode => "route-out-in-isolated-mode",
             FindingCode::SecurityGroupEgressDiffers => "security-group-egress-differs",
             FindingCode::ResourceNotObserved => "resource-not-observed",
+            FindingCode::FunctionNotActive => "function-not-active",
         }
     }
 }
@@ -192,6 +198,29 @@ pub fn passes(findings: &[Finding]) -> bool {
 // The checks.
 // ---------------------------------------------------------------------------------------------------
 
+/// Lambda's state of the function: one that is not `Active` runs nothing, whatever its network
+/// (a `Failed` one must be deleted and created again: Lambda developer guide, function states).
+pub fn check_function_state(function: &FunctionAttachment) -> Option<Finding> {
+    if function.state.active() {
+        return None;
+    }
+    let fix = if function.state.failed() {
+        "run `cargo fixedip deploy`: it deletes the failed function and creates it again (fix the reason first, e.g. free addresses in the subnets for SubnetOutOfIPAddresses)"
+    } else {
+        "wait for Lambda to finish (a function is Pending for about a minute after a change), then verify again"
+    };
+    Some(Finding {
+        code: FindingCode::FunctionNotActive,
+        severity: Severity::Error,
+        resource: function.name.clone(),
+        problem: format!(
+            "the function is {}, not Active: it runs nothing",
+            function.state
+        ),
+        fix: fix.to_owned(),
+    })
+}
+
 /// Proves that every internet route of every subnet `function` runs in leaves through a NAT whose
 /// addresses are all in `allowed`, and that its security groups let traffic out. No finding: proven.
 pub fn check(
@@ -236,6 +265,7 @@ pub fn subnet_egress(network: &EgressNetwork, subnet_id: &str) -> SubnetEgress {
         subnet_ids: vec![subnet_id.to_owned()],
         security_group_ids: Vec::new(),
         ipv6_allowed_for_dual_stack: false,
+        state: Default::default(),
     };
     let (findings, mut exits) = Audit::new(network, &probe, Expectation::AnyAddress).audit();
     exits.sort();

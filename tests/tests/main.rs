@@ -15,6 +15,7 @@
 
 mod common;
 
+mod aws_behaviour;
 mod benchmarks;
 mod concurrency;
 mod cross_build;

@@ -12,7 +12,7 @@ use fixedip_core::observed::Slot;
 use fixedip_core::plan::Step;
 use fixedip_core::tags::{self, Component};
 
-use super::execute::{has_code, Context, Produced, Progress};
+use super::execute::{has_code, sent_once, Context, Produced, Progress};
 use super::AwsError;
 
 /// Runs once at the first boot (cloud-init user data) and sets up a NAT that survives reboots:
@@ -67,15 +67,44 @@ systemctl enable --now nftables && systemctl restart nftables ||
 log "ready: forwarding and masquerading out of $OUT"
 "#;
 
+/// An instance's id and its primary network interface (device index 0), as RunInstances or
+/// DescribeInstances report them.
+fn launched(instance: &aws_sdk_ec2::types::Instance) -> Option<(String, Option<String>)> {
+    let interface = instance
+        .network_interfaces()
+        .iter()
+        .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
+        .and_then(|n| n.network_interface_id())
+        .map(str::to_owned);
+    Some((instance.instance_id()?.to_owned(), interface))
+}
+
+fn produced_instance(
+    instance: Option<&aws_sdk_ec2::types::Instance>,
+) -> Result<Produced, AwsError> {
+    let (id, interface) = instance
+        .and_then(launched)
+        .ok_or(AwsError::IncompleteAnswer {
+            operation: "RunInstances",
+            missing: "an instance id",
+        })?;
+    Ok(Produced {
+        id: Some(id),
+        public_ip: None,
+        interface,
+    })
+}
+
 impl<'a> Context<'a> {
     pub(super) async fn create_nat_security_group(
         self,
+        step: &'a Step,
         vpc: String,
         admit: String,
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
         let stack = self.stack();
-        let answer = ec2
+        let request = ec2
             .create_security_group()
             .vpc_id(vpc)
             .group_name(tags::nat_security_group_name(stack))
@@ -85,8 +114,9 @@ impl<'a> Context<'a> {
             .tag_specifications(self.ec2_tags(
                 ResourceType::SecurityGroup,
                 self.tags(Component::NatSecurityGroup, None),
-            ))
-            .send()
+            ));
+        let answer = self
+            .send(step, "CreateSecurityGroup", &[], || request.clone().send())
             .await
             .map_err(|e| AwsError::call("CreateSecurityGroup", e))?;
         let id = answer
@@ -106,20 +136,26 @@ impl<'a> Context<'a> {
                     .build(),
             )
             .build();
-        match ec2
+        // The group was created a moment ago: its id may not be visible yet.
+        const EXISTS: &[&str] = &["InvalidPermission.Duplicate"];
+        let request = ec2
             .authorize_security_group_ingress()
             .group_id(&id)
-            .ip_permissions(rule)
-            .send()
+            .ip_permissions(rule);
+        match self
+            .send_naming(step, "AuthorizeSecurityGroupIngress", EXISTS, true, || {
+                request.clone().send()
+            })
             .await
         {
             Ok(_) => {}
-            Err(e) if has_code(&e, &["InvalidPermission.Duplicate"]) => {}
+            Err(e) if has_code(&e, EXISTS) => {}
             Err(e) => return Err(AwsError::call("AuthorizeSecurityGroupIngress", e)),
         }
         Ok(Produced {
             id: Some(id),
             public_ip: None,
+            interface: None,
         })
     }
 
@@ -150,7 +186,11 @@ impl<'a> Context<'a> {
             })?;
         // The same launch always carries the same token: AWS returns the instance it already made
         // rather than a second one (moto ignores it: see `emulator.rs`).
-        let token = fixedip_core::tokens::nat_instance(self.stack(), slot, &subnet);
+        let generation = match &step.action {
+            fixedip_core::plan::Action::LaunchNatInstance { generation, .. } => *generation,
+            _ => 0,
+        };
+        let token = fixedip_core::tokens::nat_instance(self.stack(), slot, &subnet, generation);
         let tags = self.tags(Component::NatInstance, Some(slot));
         let request = ec2
             .run_instances()
@@ -165,24 +205,36 @@ impl<'a> Context<'a> {
             .tag_specifications(self.ec2_tags(ResourceType::Instance, tags.clone()))
             .tag_specifications(self.ec2_tags(ResourceType::Volume, tags.clone()))
             .tag_specifications(self.ec2_tags(ResourceType::NetworkInterface, tags));
-        let id = match request.send().await {
-            Ok(answer) => answer
-                .instances()
-                .first()
-                .and_then(|i| i.instance_id())
-                .map(str::to_owned),
-            Err(e) => {
-                // A lost answer: the instance may exist. Ask by token, then by tags.
-                match self.instance_launched(&token, slot, &subnet).await? {
-                    Some(id) => Some(id),
-                    None => return Err(AwsError::call("RunInstances", e)),
-                }
-            }
+        // Sent once; a lost answer is looked up by the token: only the instance launched with
+        // this very token is this step's, any other instance of the slot is not ours to pick.
+        let produced = self
+            .create_or_find(
+                step,
+                "RunInstances",
+                || {
+                    let request = request.clone().customize().config_override(sent_once());
+                    async move {
+                        let answer = request.send().await?;
+                        Ok(produced_instance(answer.instances().first()))
+                    }
+                },
+                || async {
+                    Ok(self.instance_launched(&token, slot, &subnet).await?.map(
+                        |(id, interface)| Produced {
+                            id: Some(id),
+                            public_ip: None,
+                            interface,
+                        },
+                    ))
+                },
+            )
+            .await?;
+        let (Some(id), interface) = (produced.id, produced.interface) else {
+            return Err(AwsError::IncompleteAnswer {
+                operation: "RunInstances",
+                missing: "an instance id",
+            });
         };
-        let id = id.ok_or(AwsError::IncompleteAnswer {
-            operation: "RunInstances",
-            missing: "an instance id",
-        })?;
         (self.progress)(Progress::Waiting {
             step,
             what: "NAT instance to be running",
@@ -204,6 +256,7 @@ impl<'a> Context<'a> {
         Ok(Produced {
             id: Some(id),
             public_ip: None,
+            interface,
         })
     }
 
@@ -212,7 +265,7 @@ impl<'a> Context<'a> {
         token: &str,
         slot: Slot,
         subnet: &str,
-    ) -> Result<Option<String>, AwsError> {
+    ) -> Result<Option<(String, Option<String>)>, AwsError> {
         let filters = [
             Filter::builder()
                 .name(format!("tag:{}", tags::STACK))
@@ -237,92 +290,70 @@ impl<'a> Context<'a> {
             .send()
             .await
             .map_err(|e| AwsError::call("DescribeInstances", e))?;
-        let instances: Vec<_> = answer
+        Ok(answer
             .reservations()
             .iter()
             .flat_map(|r| r.instances())
-            .collect();
-        let by_token = instances
-            .iter()
             .find(|i| i.client_token() == Some(token))
-            .or(instances.first());
-        Ok(by_token.and_then(|i| i.instance_id()).map(str::to_owned))
+            .and_then(launched))
     }
 
     pub(super) async fn disable_source_dest_check(
         self,
+        step: &'a Step,
         instance: String,
     ) -> Result<Produced, AwsError> {
-        self.aws
+        let request = self
+            .aws
             .ec2
             .modify_instance_attribute()
             .instance_id(instance)
-            .source_dest_check(AttributeBooleanValue::builder().value(false).build())
-            .send()
+            .source_dest_check(AttributeBooleanValue::builder().value(false).build());
+        self.send_done(step, "ModifyInstanceAttribute", || request.clone().send())
             .await
-            .map_err(|e| AwsError::call("ModifyInstanceAttribute", e))?;
-        Ok(Produced::default())
     }
 
+    /// The address on the instance's primary interface (the association stays put if the
+    /// instance is stopped and started, and it is what the route and `verify` see): the one the
+    /// plan names, or the launch reported. Without either, AWS's own default for an instance id
+    /// is that same primary interface; the executor looks nothing up.
     pub(super) async fn associate_address(
         self,
+        step: &'a Step,
         allocation_id: String,
         instance: String,
         interface: Option<String>,
     ) -> Result<Produced, AwsError> {
-        let ec2 = &self.aws.ec2;
-        // The primary interface: the association stays put if the instance is stopped and
-        // started, and it is what the route and `verify` see. The plan names it for an instance
-        // it observed; one launched in this run is asked (its launch's outcome).
-        if let Some(eni) = interface {
-            ec2.associate_address()
-                .allocation_id(allocation_id)
-                .network_interface_id(eni)
-                .send()
-                .await
-                .map_err(|e| AwsError::call("AssociateAddress", e))?;
-            return Ok(Produced::default());
-        }
-        let answer = ec2
-            .describe_instances()
-            .instance_ids(&instance)
-            .send()
-            .await
-            .map_err(|e| AwsError::call("DescribeInstances", e))?;
-        let eni = answer
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .flat_map(|i| i.network_interfaces())
-            .find(|n| n.attachment().and_then(|a| a.device_index()) == Some(0))
-            .and_then(|n| n.network_interface_id())
-            .map(str::to_owned);
-        let request = ec2.associate_address().allocation_id(allocation_id);
-        let request = match eni {
+        let request = self
+            .aws
+            .ec2
+            .associate_address()
+            .allocation_id(allocation_id);
+        let request = match interface {
             Some(eni) => request.network_interface_id(eni),
             None => request.instance_id(instance),
         };
-        request
-            .send()
+        self.send_done(step, "AssociateAddress", || request.clone().send())
             .await
-            .map_err(|e| AwsError::call("AssociateAddress", e))?;
-        Ok(Produced::default())
     }
 
     pub(super) async fn disassociate_address(
         self,
+        step: &'a Step,
         association_id: &'a str,
     ) -> Result<Produced, AwsError> {
-        match self
+        const GONE: &[&str] = &["InvalidAssociationID.NotFound"];
+        let request = self
             .aws
             .ec2
             .disassociate_address()
-            .association_id(association_id)
-            .send()
+            .association_id(association_id);
+        match self
+            .send(step, "DisassociateAddress", GONE, || request.clone().send())
             .await
         {
             Ok(_) => Ok(Produced::default()),
-            Err(e) if has_code(&e, &["InvalidAssociationID.NotFound"]) => Ok(Produced::default()),
+            Err(e) if has_code(&e, GONE) => Ok(Produced::default()),
             Err(e) => Err(AwsError::call("DisassociateAddress", e)),
         }
     }

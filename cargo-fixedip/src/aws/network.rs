@@ -46,6 +46,13 @@ pub async fn function_attachment(aws: &Aws, name: &str) -> Result<FunctionAttach
         ipv6_allowed_for_dual_stack: vpc
             .and_then(|v| v.ipv6_allowed_for_dual_stack())
             .unwrap_or(false),
+        state: fixedip_core::observed::FunctionState {
+            state: configuration.state().map(|s| s.as_str().to_owned()),
+            reason_code: configuration
+                .state_reason_code()
+                .map(|c| c.as_str().to_owned()),
+            reason: configuration.state_reason().map(str::to_owned),
+        },
     })
 }
 

@@ -323,5 +323,19 @@ fn observed_function(
             .unwrap_or_default(),
         code_sha256: configuration.code_sha256().unwrap_or_default().to_owned(),
         stack_tag,
+        state: function_state(configuration),
+    }
+}
+
+/// Lambda's `State`, `StateReasonCode` and `StateReason` of a function.
+pub fn function_state(
+    configuration: &aws_sdk_lambda::types::FunctionConfiguration,
+) -> fixedip_core::observed::FunctionState {
+    fixedip_core::observed::FunctionState {
+        state: configuration.state().map(|s| s.as_str().to_owned()),
+        reason_code: configuration
+            .state_reason_code()
+            .map(|c| c.as_str().to_owned()),
+        reason: configuration.state_reason().map(str::to_owned),
     }
 }

@@ -20,6 +20,7 @@
 
 use std::net::Ipv4Addr;
 
+use super::Retired;
 use super::{
     AddressUse, NatState, ObservedAddress, ObservedEndpoint, ObservedInternetGateway,
     ObservedNatGateway, ObservedNatInstance, ObservedRoute, ObservedRouteTable,
@@ -64,6 +65,7 @@ pub fn stack_view(
     let (internet_gateway, extra_internet_gateways) = view.internet_gateways(vpc_id)?;
     let nat_gateways = view.nat_gateways(vpc_id);
     let nat_instances = view.nat_instances(vpc_id);
+    let retired = view.retired(vpc_id);
     let addresses = view.addresses(adopted, &nat_gateways, &nat_instances)?;
     let security_group = view.single_group(Component::SecurityGroup, "security group")?;
     let endpoint_security_group =
@@ -86,6 +88,7 @@ pub fn stack_view(
         endpoints: view.endpoints(region),
         nat_instances,
         nat_security_group,
+        retired,
         ..ObservedState::default()
     })
 }
@@ -251,6 +254,39 @@ impl View<'_> {
             .collect();
         gateways.sort_by(|a, b| (a.slot, &a.id).cmp(&(b.slot, &b.id)));
         gateways
+    }
+
+    /// The stack's dead NAT gateways and instances AWS still lists, by slot (see [`Retired`]).
+    fn retired(&self, vpc: Option<&str>) -> Retired {
+        let mut retired = Retired::default();
+        let Some(vpc) = vpc else {
+            return retired;
+        };
+        for nat in self.network.nat_gateways.iter() {
+            let dead = matches!(
+                nat.state,
+                NatState::Failed | NatState::Deleting | NatState::Deleted
+            );
+            if let (true, true, Some(slot)) = (nat.vpc_id == vpc, dead, slot_tag(&nat.tags)) {
+                if self.ours(&nat.tags) {
+                    *retired.nat_gateways.entry(slot).or_default() += 1;
+                }
+            }
+        }
+        for instance in self.network.instances.iter() {
+            let dead = matches!(
+                instance.state,
+                InstanceState::ShuttingDown | InstanceState::Terminated
+            );
+            if let (true, true, Some(slot)) =
+                (instance.vpc_id == vpc, dead, slot_tag(&instance.tags))
+            {
+                if self.is(&instance.tags, Component::NatInstance) {
+                    *retired.nat_instances.entry(slot).or_default() += 1;
+                }
+            }
+        }
+        retired
     }
 
     /// The stack's NAT instances in its VPC, in any state but `terminated`.

@@ -302,6 +302,24 @@ fn an_address_held_only_by_a_deleted_nat_gateway_has_a_stale_association() {
 }
 
 #[test]
+fn dead_gateways_aws_still_lists_are_counted_by_slot_for_token_generations() {
+    let mut network = deployed();
+    network
+        .nat_gateways
+        .retain(|n| n.state != NatState::Deleted);
+    assert_eq!(view(&network).unwrap().retired, Default::default());
+    network.nat_gateways[0].state = NatState::Deleted;
+    let mut failed = network.nat_gateways[0].clone();
+    failed.id = "nat-failed".into();
+    failed.state = NatState::Failed;
+    network.nat_gateways.push(failed);
+    let slot = slot_tag(&network.nat_gateways[0].tags).unwrap();
+    let observed = view(&network).unwrap();
+    assert_eq!(observed.retired.nat_gateways.get(&slot), Some(&2));
+    assert!(observed.retired.nat_instances.is_empty());
+}
+
+#[test]
 fn an_address_on_a_nat_instance_is_in_use_not_stale() {
     let mut network = deployed();
     network.nat_gateways[0].state = NatState::Deleted;

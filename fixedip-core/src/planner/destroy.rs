@@ -462,12 +462,25 @@ impl<'a> Teardown<'a> {
             ));
             return Some(Status::Keep(role.arn.clone()));
         }
-        let deletions: Vec<StepId> = functions
+        // After Lambda's interfaces are gone too: Lambda deletes them with the function's role,
+        // "Do not delete this role immediately after your Lambda function execution... If you do
+        // delete the role immediately after function execution, you are responsible for deleting
+        // the ENIs" (Lambda developer guide, VPC; aws-support-tools PR 174).
+        let mut deletions: Vec<StepId> = functions
             .off
             .iter()
             .copied()
             .filter(|step| matches!(planner.steps[step.0].action, Action::DeleteFunction { .. }))
             .collect();
+        deletions.extend(
+            planner
+                .steps
+                .iter()
+                .filter(|s| matches!(s.action, Action::ClearLambdaInterfaces { .. }))
+                .map(|s| s.id),
+        );
+        deletions.sort();
+        deletions.dedup();
         let action = Action::DeleteRole {
             role: role.arn.clone(),
             policy_arns: role.attached_policy_arns.clone(),

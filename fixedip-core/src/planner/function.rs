@@ -143,6 +143,34 @@ impl Planner {
             self.push(action, &ordering);
             return Status::Create;
         };
+        if deployed.state.failed() && deployed.stack_tag.as_deref() == Some(spec.stack.as_str()) {
+            // Lambda: "When function creation fails, Lambda sets the function state to failed,
+            // and you must delete and recreate the function" (developer guide, function states).
+            self.notes.push(format!(
+                "the function {} is {}: it is deleted and created again",
+                function.name, deployed.state
+            ));
+            let deleted = self.push(
+                Action::DeleteFunction {
+                    name: function.name.clone(),
+                },
+                &[],
+            );
+            let action = Action::CreateFunction {
+                function: function.clone(),
+                subnets: attachment.private_subnets.clone(),
+                security_group: attachment.security_group.clone(),
+                role,
+            };
+            let ordering: Vec<StepId> = role_ready
+                .iter()
+                .chain(&attachment.security_group_ready)
+                .chain([&deleted])
+                .copied()
+                .collect();
+            self.push(action, &ordering);
+            return Status::Create;
+        }
         let mut tagged = None;
         if deployed.stack_tag.as_deref() != Some(spec.stack.as_str()) {
             self.notes.push(match &deployed.stack_tag {

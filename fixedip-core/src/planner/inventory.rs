@@ -32,6 +32,8 @@ pub(super) struct Inventory<'a> {
     pub(super) live_instances: Vec<&'a ObservedNatInstance>,
     /// Every NAT instance not yet `terminated`, by id.
     pub(super) all_instances: Vec<&'a ObservedNatInstance>,
+    /// The dead NAT gateways and instances AWS lists, by slot: client-token generations.
+    pub(super) retired: &'a crate::observed::Retired,
 }
 
 impl<'a> Inventory<'a> {
@@ -113,6 +115,7 @@ impl<'a> Inventory<'a> {
             private_route_tables,
             route_tables,
             any_nat: !observed.nat_gateways.is_empty(),
+            retired: &observed.retired,
         }
     }
 

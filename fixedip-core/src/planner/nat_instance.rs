@@ -202,6 +202,12 @@ impl Planner {
                     slot,
                     instance_type: instance_type.to_owned(),
                     image_parameter: image_parameter(instance_type).to_owned(),
+                    generation: inventory
+                        .retired
+                        .nat_instances
+                        .get(&slot)
+                        .copied()
+                        .unwrap_or(0),
                 };
                 let step = self.push(action, &[]);
                 (Planned::created(step), Ref::Step(step))

@@ -298,6 +298,12 @@ impl Planner {
             subnet: public_subnet.reference.clone(),
             address: address_ref,
             slot,
+            generation: inventory
+                .retired
+                .nat_gateways
+                .get(&slot)
+                .copied()
+                .unwrap_or(0),
         };
         let ordering: Vec<StepId> = internet_gateway_attached.into_iter().chain(freed).collect();
         Ok((Planned::created(self.push(action, &ordering)), retire))

@@ -126,6 +126,7 @@ impl Stack {
             subnet_ids: vec![],
             security_group_ids: vec!["sg-1".into()],
             ipv6_allowed_for_dual_stack: false,
+            state: Default::default(),
         };
         let mut allowed = Vec::new();
         for (slot, az) in AZS.iter().enumerate().take(azs) {
@@ -336,6 +337,7 @@ fn console_guide_network_passes() {
         subnet_ids: vec!["subnet-private-1a".into(), "subnet-private-1c".into()],
         security_group_ids: vec!["sg-lambda".into()],
         ipv6_allowed_for_dual_stack: false,
+        state: Default::default(),
     };
     let allowed = [
         Ipv4Addr::new(198, 51, 100, 7),
@@ -1030,4 +1032,44 @@ fn findings_serialize_with_stable_codes() {
     let text = serde_json::to_string(&stack.network).unwrap();
     let back: EgressNetwork = serde_json::from_str(&text).unwrap();
     assert_eq!(back, stack.network);
+}
+
+/// Lambda developer guide, function states: a function that is not Active runs nothing.
+#[test]
+fn a_function_that_is_not_active_fails_verify_with_its_reason() {
+    let mut function = FunctionAttachment {
+        name: "f".into(),
+        subnet_ids: vec![],
+        security_group_ids: vec![],
+        ipv6_allowed_for_dual_stack: false,
+        state: Default::default(),
+    };
+    assert_eq!(
+        check_function_state(&function),
+        None,
+        "unknown is taken as Active"
+    );
+    function.state.state = Some("Active".into());
+    assert_eq!(check_function_state(&function), None);
+    function.state = crate::observed::FunctionState {
+        state: Some("Failed".into()),
+        reason_code: Some("SubnetOutOfIPAddresses".into()),
+        reason: Some("no free addresses".into()),
+    };
+    let finding = check_function_state(&function).unwrap();
+    assert_eq!(finding.code, FindingCode::FunctionNotActive);
+    assert!(finding.is_error());
+    assert!(
+        finding
+            .problem
+            .contains("Failed (SubnetOutOfIPAddresses: no free addresses)"),
+        "{}",
+        finding.problem
+    );
+    assert!(finding.fix.contains("deploy"));
+    function.state.state = Some("Pending".into());
+    assert!(check_function_state(&function)
+        .unwrap()
+        .fix
+        .contains("wait"));
 }

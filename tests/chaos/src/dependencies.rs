@@ -1,7 +1,9 @@
 //! The dependency rules AWS enforces and moto skips. Before a delete reaches moto, the proxy looks at
 //! moto's state (as the same caller) and refuses the call as AWS would.
 //!
-//! Two moto quirks shape the checks: a deleted NAT gateway keeps its ENI and its address association in
+//! Three moto quirks shape the checks: a terminated instance keeps its primary interface attached
+//! in moto (AWS deletes it with the instance), so such an interface never counts; and two about
+//! NAT gateways: a deleted NAT gateway keeps its ENI and its address association in
 //! moto forever, so a NAT's ENI never counts as a dependency by itself (the gateway's own state, as the
 //! proxy's clocks report it, does); and moto keeps deleted gateways, so "holds the address" means "not yet
 //! `deleted` by the clocks".
@@ -184,15 +186,48 @@ impl Rules<'_> {
             action: "DescribeNetworkInterfaces".into(),
             source,
         })?;
-        // Only the interfaces themselves, not attachment or association children that repeat the id.
-        Ok(doc
+        // Only the interfaces themselves, not attachment or association children that repeat the id,
+        // each with the instance it is attached to.
+        let interfaces: Vec<(String, Option<String>)> = doc
             .descendants()
             .filter(|n| {
                 n.has_tag_name("item")
                     && n.parent()
                         .is_some_and(|p| p.has_tag_name("networkInterfaceSet"))
             })
-            .filter_map(|n| child_text(n, "networkInterfaceId").map(str::to_string))
+            .filter_map(|n| {
+                let instance = n
+                    .children()
+                    .find(|c| c.has_tag_name("attachment"))
+                    .and_then(|a| child_text(a, "instanceId"))
+                    .map(str::to_string);
+                Some((child_text(n, "networkInterfaceId")?.to_string(), instance))
+            })
+            .collect();
+        // moto keeps a terminated instance's primary interface attached forever; AWS deletes it
+        // with the instance (DeleteOnTermination): it holds nothing.
+        let terminated = self.terminated_instances().await?;
+        Ok(interfaces
+            .into_iter()
+            .filter(|(_, instance)| instance.as_ref().is_none_or(|i| !terminated.contains(i)))
+            .map(|(id, _)| id)
+            .collect())
+    }
+
+    async fn terminated_instances(&self) -> Result<Vec<String>, UpstreamError> {
+        let xml = self
+            .describe("DescribeInstances", "instance-state-name", "terminated")
+            .await?;
+        let doc = roxmltree::Document::parse(&xml).map_err(|source| UpstreamError::Xml {
+            action: "DescribeInstances".into(),
+            source,
+        })?;
+        Ok(doc
+            .descendants()
+            .filter(|n| {
+                n.has_tag_name("item") && n.parent().is_some_and(|p| p.has_tag_name("instancesSet"))
+            })
+            .filter_map(|n| child_text(n, "instanceId").map(str::to_string))
             .collect())
     }
 

@@ -115,6 +115,11 @@ pub fn server_error(op: &Operation, status: StatusCode) -> ErrorResponse {
     }
 }
 
+/// An EC2 answer the proxy gives on moto's behalf (a replayed client token's original answer).
+pub fn ec2_answer(body: String) -> ErrorResponse {
+    respond(StatusCode::OK, "text/xml;charset=UTF-8", None, body)
+}
+
 /// EC2's error document: `<Response><Errors><Error>`.
 pub fn ec2_error(status: StatusCode, code: &str, message: &str) -> ErrorResponse {
     let body = format!(

@@ -13,6 +13,7 @@
 //! ```
 
 pub mod authorization;
+pub mod consistency;
 mod control;
 pub mod dependencies;
 pub mod enis;
@@ -24,6 +25,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod scenario;
 pub mod timing;
+pub mod tokens;
 pub mod upstream;
 
 pub use iam::Authorization;
@@ -31,5 +33,6 @@ pub use log::{LogEntry, LogQueries, LogSummary, Outcome};
 pub use protocol::Operation;
 pub use proxy::{ChaosProxy, ProxyOptions, StartError};
 pub use scenario::{
-    CallMatcher, Fault, FaultRule, HyperplaneEnis, Latency, Scenario, Timing, Trigger,
+    CallMatcher, Failures, Fault, FaultRule, FunctionFailure, HyperplaneEnis, Latency, NatFailure,
+    Scenario, Timing, Trigger,
 };

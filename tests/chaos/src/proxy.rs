@@ -22,6 +22,7 @@ use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::authorization;
+use crate::consistency::{self, FreshIds};
 use crate::control;
 use crate::dependencies;
 use crate::enis::{self, Hyperplane, VpcAttachment};
@@ -32,6 +33,7 @@ use crate::log::{LogEntry, Outcome, RequestLog};
 use crate::protocol::{self, Operation, Protocol, RequestView};
 use crate::scenario::{Fault, Latency, Scenario};
 use crate::timing::{self, Clocks, FunctionPhase};
+use crate::tokens::{self, Replay, Tokens};
 use crate::upstream::{xml_texts, Caller, Upstream, UpstreamError};
 
 /// The longest a call is held at a pause point before its connection is dropped anyway.
@@ -94,6 +96,14 @@ pub(crate) struct State {
     faults: FaultPlan,
     clocks: Clocks,
     hyperplane: Hyperplane,
+    /// When each EC2 id was created (`consistency.rs`).
+    fresh: FreshIds,
+    /// The first answer to each client token (`tokens.rs`).
+    tokens: Tokens,
+    /// CreateNatGateway calls answered since the scenario was set (`failures.nat_gateways`).
+    nat_creates: u64,
+    /// Functions whose failure (`failures.functions`) has been used up since the scenario was set.
+    failed_functions: std::collections::HashSet<String>,
     /// Mutating calls forwarded to moto since the scenario was set.
     mutating_forwarded: u64,
     /// Set when the pause point's call is forwarded: later calls are held from then on.
@@ -113,6 +123,10 @@ impl State {
             faults,
             clocks,
             hyperplane: Hyperplane::default(),
+            fresh: FreshIds::default(),
+            tokens: Tokens::default(),
+            nat_creates: 0,
+            failed_functions: Default::default(),
             mutating_forwarded: 0,
             holding: false,
             in_flight: 0,
@@ -123,6 +137,8 @@ impl State {
     fn forget_resources(&mut self) {
         self.clocks = Clocks::new(self.scenario.timing.clone());
         self.hyperplane = Hyperplane::default();
+        self.fresh = FreshIds::default();
+        self.tokens = Tokens::default();
     }
 
     /// A new scenario restarts fault counters and the pause point, but keeps what the clocks and the
@@ -133,6 +149,8 @@ impl State {
         self.scenario = scenario;
         self.mutating_forwarded = 0;
         self.holding = false;
+        self.nat_creates = 0;
+        self.failed_functions.clear();
         // `in_flight` is not the scenario's: calls already forwarded still end.
     }
 }
@@ -634,6 +652,11 @@ async fn refuse(
             }
         }
     }
+    if call.operation.service == "ec2" {
+        if let Some(answer) = consistency_refusal(shared, call, now).await? {
+            return Ok(Some(answer));
+        }
+    }
     if call.operation.service == "ec2" && shared.lock().scenario.dependency_rules {
         let nat_state = |id: &str, moto_state: &str| -> String {
             shared
@@ -681,7 +704,7 @@ async fn refuse(
     ) {
         let phase = state.clocks.function_phase(&call.function_key(name), now);
         let message = match phase {
-            FunctionPhase::Settled => None,
+            FunctionPhase::Settled | FunctionPhase::Failed => None,
             FunctionPhase::UpdateInProgress if call.operation.name == "Invoke" => None,
             FunctionPhase::Pending => Some(
                 "The operation cannot be performed at this time. The function is currently in the \
@@ -720,11 +743,41 @@ async fn after_moto(
     ) {
         ("ec2", "CreateNatGateway") => {
             let xml = text();
-            let mut state = shared.lock();
-            for id in xml_texts(&xml, "natGatewayId") {
-                state.clocks.nat_created(&id, now);
+            let allocations: Vec<String> = protocol::param(&call.params, "AllocationId")
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            let (answer, fails) = {
+                let mut state = shared.lock();
+                state.nat_creates += 1;
+                let nth = state.nat_creates;
+                let failure = state
+                    .scenario
+                    .failures
+                    .nat_gateways
+                    .iter()
+                    .find(|f| f.nth == nth)
+                    .map(|f| (f.failure_code.clone(), f.failure_message.clone()));
+                for id in xml_texts(&xml, "natGatewayId") {
+                    state
+                        .clocks
+                        .nat_created(&id, now, allocations.clone(), failure.clone());
+                }
+                (
+                    timing::rewrite_nat_states(&xml, &state.clocks, now, &[]),
+                    failure.is_some(),
+                )
+            };
+            if fails {
+                // A gateway that failed holds no address (its FailureCode says the address could
+                // not be used, or its interface is broken); moto associated it: taken back, so
+                // that the address is free for the replacement. (AWS does not document the
+                // address of a failed gateway; this is the reading the planner's tests use.)
+                for allocation in &allocations {
+                    let _ = release_association(&shared.upstream, &call.caller, allocation).await;
+                }
             }
-            Some(timing::rewrite_nat_states(&xml, &state.clocks, now, &[]))
+            Some(answer)
         }
         ("ec2", "DeleteNatGateway") => {
             if let Some(id) = protocol::param(&call.params, "NatGatewayId") {
@@ -759,15 +812,146 @@ async fn after_moto(
         }
         ("iam", "CreateRole") => {
             if let Some(arn) = xml_texts(&text(), "Arn").first() {
-                shared.lock().clocks.role_created(arn, now);
+                shared.lock().clocks.role_changed(arn, now);
+            }
+            None
+        }
+        // A policy attached moments ago is as fresh to Lambda as a new role.
+        ("iam", "AttachRolePolicy" | "PutRolePolicy") => {
+            if let Some(name) = protocol::param(&call.params, "RoleName") {
+                shared.lock().clocks.role_changed(name, now);
             }
             None
         }
         ("lambda", _) => lambda_after_moto(shared, call, request_json, &body, now).await,
         _ => None,
     };
+    if call.operation.service == "ec2" {
+        let text = text();
+        let mut state = shared.lock();
+        state.fresh.created(&call.operation.name, &text, now);
+        state.tokens.answered(
+            call.caller.account_key(),
+            &call.operation.name,
+            &call.params,
+            new_body.as_deref().unwrap_or(&text),
+        );
+    }
     let body = new_body.map(Bytes::from).unwrap_or(body);
     Response::from_parts(parts, body)
+}
+
+/// EC2's eventual consistency (`consistency.rs`) and its client tokens (`tokens.rs`): what AWS
+/// answers before a call would reach moto.
+async fn consistency_refusal(
+    shared: &Arc<Shared>,
+    call: &Call,
+    now: Instant,
+) -> Result<Option<Response<Bytes>>, UpstreamError> {
+    let replay = {
+        let state = shared.lock();
+        let timing = &state.scenario.timing;
+        let window = Duration::from_millis(timing.fresh_id_ms);
+        if call.operation.mutating {
+            if let Some((code, message)) =
+                state
+                    .fresh
+                    .refusal(&call.operation.name, &call.params, window, now)
+            {
+                return Ok(Some(faults::ec2_error(
+                    StatusCode::BAD_REQUEST,
+                    code,
+                    &message,
+                )));
+            }
+        }
+        if let Some(allocation) = protocol::param(&call.params, "AllocationId") {
+            if state.clocks.address_settling(allocation, now) {
+                if let Some((code, message)) = consistency::address_refusal(&call.operation.name) {
+                    return Ok(Some(faults::ec2_error(
+                        StatusCode::BAD_REQUEST,
+                        code,
+                        message,
+                    )));
+                }
+            }
+        }
+        if !state.scenario.client_tokens {
+            return Ok(None);
+        }
+        state.tokens.replay(
+            call.caller.account_key(),
+            &call.operation.name,
+            &call.params,
+        )
+    };
+    let answer = match replay {
+        None => return Ok(None),
+        Some(Replay::Original(answer)) => answer,
+        Some(Replay::Refused(code, message)) => {
+            return Ok(Some(faults::ec2_error(
+                StatusCode::BAD_REQUEST,
+                code,
+                message,
+            )))
+        }
+        Some(Replay::UnlessTerminated { answer, instances }) => {
+            let mut params = vec![("Action", "DescribeInstances")];
+            let keys: Vec<String> = (1..=instances.len())
+                .map(|i| format!("InstanceId.{i}"))
+                .collect();
+            params.extend(
+                keys.iter()
+                    .map(String::as_str)
+                    .zip(instances.iter().map(String::as_str)),
+            );
+            let described = shared.upstream.ec2(&call.caller, &params).await?;
+            let doc = roxmltree::Document::parse(&described).ok();
+            let terminated = doc.is_some_and(|doc| {
+                doc.descendants()
+                    .filter(|n| n.has_tag_name("instanceState"))
+                    .any(|n| crate::upstream::child_text(n, "name") == Some("terminated"))
+            });
+            if terminated {
+                return Ok(Some(faults::ec2_error(
+                    StatusCode::BAD_REQUEST,
+                    tokens::TERMINATED.0,
+                    tokens::TERMINATED.1,
+                )));
+            }
+            answer
+        }
+    };
+    Ok(Some(faults::ec2_answer(answer)))
+}
+
+/// Disassociates an Elastic IP in moto, as the same caller.
+async fn release_association(
+    upstream: &Upstream,
+    caller: &Caller,
+    allocation: &str,
+) -> Result<(), UpstreamError> {
+    let described = upstream
+        .ec2(
+            caller,
+            &[
+                ("Action", "DescribeAddresses"),
+                ("AllocationId.1", allocation),
+            ],
+        )
+        .await?;
+    for association in xml_texts(&described, "associationId") {
+        upstream
+            .ec2(
+                caller,
+                &[
+                    ("Action", "DisassociateAddress"),
+                    ("AssociationId", association.as_str()),
+                ],
+            )
+            .await?;
+    }
+    Ok(())
 }
 
 /// The `state` values of a DescribeNatGateways `Filter.N.Name=state`.
@@ -808,8 +992,10 @@ async fn lambda_after_moto(
                     .get("FunctionName")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let phase = state.clocks.function_phase(&call.function_key(name), now);
-                timing::rewrite_function_configuration(function, phase);
+                let key = call.function_key(name);
+                let phase = state.clocks.function_phase(&key, now);
+                let failure = state.clocks.function_failure(&key);
+                timing::rewrite_function_configuration(function, phase, failure);
             }
             return Some(answer.to_string());
         }
@@ -818,7 +1004,18 @@ async fn lambda_after_moto(
     let key = call.function_key(&name);
     match call.operation.name.as_str() {
         "CreateFunction" => {
-            shared.lock().clocks.function_created(key.clone(), now);
+            {
+                let mut state = shared.lock();
+                let failure = state
+                    .scenario
+                    .failures
+                    .functions
+                    .iter()
+                    .find(|f| f.function == name)
+                    .map(|f| (f.state_reason_code.clone(), f.state_reason.clone()));
+                let failure = failure.filter(|_| state.failed_functions.insert(name.clone()));
+                state.clocks.function_created(key.clone(), now, failure);
+            }
             if let Some(attachment) = VpcAttachment::from_request(request_json) {
                 reattach(shared, call, &key, &name, attachment, now).await;
             }
@@ -845,13 +1042,19 @@ async fn lambda_after_moto(
     if answer.is_null() {
         return None;
     }
-    let phase = shared.lock().clocks.function_phase(&key, now);
+    let (phase, failure) = {
+        let state = shared.lock();
+        (
+            state.clocks.function_phase(&key, now),
+            state.clocks.function_failure(&key).cloned(),
+        )
+    };
     let configuration = if call.operation.name == "GetFunction" {
         answer.get_mut("Configuration")?
     } else {
         &mut answer
     };
-    timing::rewrite_function_configuration(configuration, phase);
+    timing::rewrite_function_configuration(configuration, phase, failure.as_ref());
     Some(answer.to_string())
 }
 

@@ -25,6 +25,80 @@ pub struct Scenario {
     pub dependency_rules: bool,
     /// Lambda's Hyperplane ENIs: created in moto when a function joins a VPC.
     pub hyperplane_enis: Option<HyperplaneEnis>,
+    /// Resources AWS fails to create, with AWS's reason (`failures.rs`).
+    pub failures: Failures,
+    /// Client tokens answered as AWS answers them: a repeated token gets the original result, even
+    /// once that resource is gone (`tokens.rs`).
+    pub client_tokens: bool,
+}
+
+/// Resources that end `failed` (NAT gateways) or `Failed` (functions) instead of available.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Failures {
+    /// The next CreateFunction of each of these functions makes a function that reads `Failed`.
+    pub functions: Vec<FunctionFailure>,
+    /// The k-th CreateNatGateway (from 1, counted from when the scenario was set) makes a gateway
+    /// that reads `failed` once its `pending` time is over.
+    pub nat_gateways: Vec<NatFailure>,
+}
+
+/// A function Lambda fails to create, with its `StateReasonCode` and `StateReason`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FunctionFailure {
+    pub function: String,
+    #[serde(default = "FunctionFailure::default_code")]
+    pub state_reason_code: String,
+    #[serde(default = "FunctionFailure::default_reason")]
+    pub state_reason: String,
+}
+
+impl FunctionFailure {
+    fn default_code() -> String {
+        "SubnetOutOfIPAddresses".into()
+    }
+    fn default_reason() -> String {
+        "Lambda was unable to configure access to your environment variables because the subnet has no available IP addresses.".into()
+    }
+
+    /// The first create of `function` fails with SubnetOutOfIPAddresses.
+    pub fn out_of_addresses(function: &str) -> FunctionFailure {
+        FunctionFailure {
+            function: function.to_owned(),
+            state_reason_code: FunctionFailure::default_code(),
+            state_reason: FunctionFailure::default_reason(),
+        }
+    }
+}
+
+/// A NAT gateway that AWS fails to create, with its `FailureCode` and `FailureMessage`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NatFailure {
+    pub nth: u64,
+    #[serde(default = "NatFailure::default_code")]
+    pub failure_code: String,
+    #[serde(default = "NatFailure::default_message")]
+    pub failure_message: String,
+}
+
+impl NatFailure {
+    fn default_code() -> String {
+        "InternalError".into()
+    }
+    fn default_message() -> String {
+        "Network interface eni-00000000, created and used internally by this NAT gateway is in an invalid state. Please try again.".into()
+    }
+
+    /// The k-th create fails with AWS's InternalError (NatGateway data type, FailureCode).
+    pub fn internal_error(nth: u64) -> NatFailure {
+        NatFailure {
+            nth,
+            failure_code: NatFailure::default_code(),
+            failure_message: NatFailure::default_message(),
+        }
+    }
 }
 
 /// Latency added to every AWS call.
@@ -111,8 +185,14 @@ pub struct Timing {
     pub lambda_pending_ms: u64,
     /// After a configuration or code update, `LastUpdateStatus: InProgress` for this long.
     pub lambda_update_ms: u64,
-    /// A new IAM role cannot be assumed by Lambda for this long (IAM's eventual consistency).
+    /// A new IAM role, or one a policy was attached to, cannot be assumed by Lambda for this long
+    /// (IAM's eventual consistency).
     pub role_propagation_ms: u64,
+    /// A new EC2 id is not found by the mutating calls naming it for this long (`consistency.rs`).
+    pub fresh_id_ms: u64,
+    /// After a NAT gateway reads `deleted`, its Elastic IP's ReleaseAddress and AssociateAddress
+    /// are refused for this long (`consistency.rs`).
+    pub address_settling_ms: u64,
 }
 
 /// Lambda's Hyperplane ENIs.
@@ -125,7 +205,9 @@ pub struct HyperplaneEnis {
 
 impl Scenario {
     /// What AWS does, with every delay multiplied by `scale` (1.0 = the real durations of issue 5:
-    /// NAT pending 60 s, Lambda pending 10 s, role propagation 8 s, lingering ENIs 90 s).
+    /// NAT pending 60 s, Lambda pending 10 s, role propagation 8 s, lingering ENIs 90 s; and of
+    /// issue 15: fresh ids unknown for 5 s, an Elastic IP refused for 5 s after its NAT gateway
+    /// reads `deleted`), AWS's dependency rules, and client tokens answered as AWS does.
     pub fn aws_like(scale: f64) -> Scenario {
         let ms = |seconds: f64| (seconds * 1000.0 * scale).round() as u64;
         Scenario {
@@ -135,11 +217,14 @@ impl Scenario {
                 lambda_pending_ms: ms(10.0),
                 lambda_update_ms: ms(5.0),
                 role_propagation_ms: ms(8.0),
+                fresh_id_ms: ms(5.0),
+                address_settling_ms: ms(5.0),
             },
             dependency_rules: true,
             hyperplane_enis: Some(HyperplaneEnis {
                 linger_ms: ms(90.0),
             }),
+            client_tokens: true,
             ..Scenario::default()
         }
     }

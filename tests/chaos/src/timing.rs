@@ -16,23 +16,31 @@ use crate::scenario::Timing;
 use crate::upstream::child_text;
 
 /// When each NAT gateway was created and deleted, as seen through the proxy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct NatTimes {
     created: Instant,
     deleted: Option<Instant>,
+    /// `failed` once pending is over, with AWS's FailureCode and FailureMessage.
+    failure: Option<(String, String)>,
+    /// The addresses it was created with.
+    allocations: Vec<String>,
 }
 
 /// When each function was created and last updated.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct FunctionTimes {
     created: Instant,
     updated: Option<Instant>,
+    /// `Failed` once pending is over, with Lambda's StateReasonCode and StateReason.
+    failure: Option<(String, String)>,
 }
 
 /// What a function is doing, as AWS would say at a given instant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FunctionPhase {
     Pending,
+    /// Lambda could not create it: "you must delete and recreate the function".
+    Failed,
     UpdateInProgress,
     Settled,
 }
@@ -44,7 +52,7 @@ pub struct Clocks {
     nats: HashMap<String, NatTimes>,
     /// Keyed by `Caller::account_key()/region/function name`.
     functions: HashMap<String, FunctionTimes>,
-    /// Role ARN → creation.
+    /// Role name → its last change (CreateRole, AttachRolePolicy, PutRolePolicy).
     roles: HashMap<String, Instant>,
 }
 
@@ -56,14 +64,42 @@ impl Clocks {
         }
     }
 
-    pub fn nat_created(&mut self, id: &str, at: Instant) {
+    pub fn nat_created(
+        &mut self,
+        id: &str,
+        at: Instant,
+        allocations: Vec<String>,
+        failure: Option<(String, String)>,
+    ) {
         self.nats.insert(
             id.to_string(),
             NatTimes {
                 created: at,
                 deleted: None,
+                failure,
+                allocations,
             },
         );
+    }
+
+    /// The FailureCode and FailureMessage of a gateway that reads `failed`.
+    pub fn nat_failure(&self, id: &str) -> Option<&(String, String)> {
+        self.nats.get(id)?.failure.as_ref()
+    }
+
+    /// Whether `allocation` was held by a NAT gateway that read `deleted` less than
+    /// `address_settling_ms` ago (`consistency.rs`).
+    pub fn address_settling(&self, allocation: &str, now: Instant) -> bool {
+        let settling = ms(self.timing.address_settling_ms);
+        self.nats.values().any(|nat| {
+            let Some(deleted) = nat.deleted else {
+                return false;
+            };
+            let reads_deleted = deleted + ms(self.timing.nat_deleting_ms);
+            nat.allocations.iter().any(|a| a == allocation)
+                && now >= reads_deleted
+                && now < reads_deleted + settling
+        })
     }
 
     pub fn nat_deleted(&mut self, id: &str, at: Instant) {
@@ -71,6 +107,8 @@ impl Clocks {
         let entry = self.nats.entry(id.to_string()).or_insert(NatTimes {
             created: at - Duration::from_secs(3600),
             deleted: None,
+            failure: None,
+            allocations: Vec::new(),
         });
         entry.deleted.get_or_insert(at);
     }
@@ -88,16 +126,23 @@ impl Clocks {
             {
                 "pending"
             }
+            None if times.failure.is_some() => "failed",
             None => moto_state,
         }
     }
 
-    pub fn function_created(&mut self, key: String, at: Instant) {
+    pub fn function_created(
+        &mut self,
+        key: String,
+        at: Instant,
+        failure: Option<(String, String)>,
+    ) {
         self.functions.insert(
             key,
             FunctionTimes {
                 created: at,
                 updated: None,
+                failure,
             },
         );
     }
@@ -118,6 +163,8 @@ impl Clocks {
         };
         if now < times.created + ms(self.timing.lambda_pending_ms) {
             FunctionPhase::Pending
+        } else if times.failure.is_some() {
+            FunctionPhase::Failed
         } else if times
             .updated
             .is_some_and(|u| now < u + ms(self.timing.lambda_update_ms))
@@ -128,16 +175,28 @@ impl Clocks {
         }
     }
 
-    pub fn role_created(&mut self, arn: &str, at: Instant) {
-        self.roles.insert(arn.to_string(), at);
+    /// A role was created or changed (a policy attached): as fresh to Lambda as a new role
+    /// (apex/up issue 189: UpdateFunctionConfiguration "cannot be assumed by Lambda").
+    pub fn role_changed(&mut self, name: &str, at: Instant) {
+        self.roles.insert(role_name(name).to_string(), at);
     }
 
-    /// Whether Lambda can assume this role yet (IAM is eventually consistent on AWS).
-    pub fn role_assumable(&self, arn: &str, now: Instant) -> bool {
+    /// Whether Lambda can assume this role (ARN or name) yet (IAM is eventually consistent).
+    pub fn role_assumable(&self, role: &str, now: Instant) -> bool {
         self.roles
-            .get(arn)
-            .is_none_or(|created| now >= *created + ms(self.timing.role_propagation_ms))
+            .get(role_name(role))
+            .is_none_or(|changed| now >= *changed + ms(self.timing.role_propagation_ms))
     }
+
+    /// The StateReasonCode and StateReason of a function that reads `Failed`.
+    pub fn function_failure(&self, key: &str) -> Option<&(String, String)> {
+        self.functions.get(key)?.failure.as_ref()
+    }
+}
+
+/// A role's name from its ARN (`arn:aws:iam::1:role/path/name`), or the name itself.
+fn role_name(role: &str) -> &str {
+    role.rsplit('/').next().unwrap_or(role)
 }
 
 fn ms(n: u64) -> Duration {
@@ -171,6 +230,17 @@ pub fn rewrite_nat_states(
         let aws_state = clocks.nat_state(id, moto_state, now);
         if !state_filter.is_empty() && !state_filter.iter().any(|s| s == aws_state) {
             edits.push((gateway.range(), String::new()));
+        } else if aws_state == "failed" {
+            // AWS: "Check the failureCode and failureMessage fields" (NatGateway data type).
+            let (code, message) = clocks.nat_failure(id).cloned().unwrap_or_default();
+            edits.push((
+                state.range(),
+                format!(
+                    "<state>failed</state><failureCode>{}</failureCode><failureMessage>{}</failureMessage>",
+                    crate::faults::xml_escape(&code),
+                    crate::faults::xml_escape(&message)
+                ),
+            ));
         } else if aws_state != moto_state {
             if let Some(text) = state.first_child() {
                 edits.push((text.range(), aws_state.to_string()));
@@ -187,11 +257,21 @@ pub fn rewrite_nat_states(
 
 /// Rewrites a function's configuration (the top level of GetFunctionConfiguration and of the update
 /// answers, `Configuration` in GetFunction) to the phase AWS would report.
-pub fn rewrite_function_configuration(configuration: &mut Value, phase: FunctionPhase) {
+pub fn rewrite_function_configuration(
+    configuration: &mut Value,
+    phase: FunctionPhase,
+    failure: Option<&(String, String)>,
+) {
     let Some(config) = configuration.as_object_mut() else {
         return;
     };
     match phase {
+        FunctionPhase::Failed => {
+            let (code, reason) = failure.cloned().unwrap_or_default();
+            config.insert("State".into(), "Failed".into());
+            config.insert("StateReason".into(), reason.into());
+            config.insert("StateReasonCode".into(), code.into());
+        }
         FunctionPhase::Pending => {
             config.insert("State".into(), "Pending".into());
             config.insert(
@@ -237,8 +317,8 @@ mod tests {
     fn a_new_gateway_is_pending_then_available_and_a_deleted_one_deleting_then_deleted() {
         let t0 = Instant::now();
         let mut c = clocks();
-        c.nat_created("nat-1", t0);
-        c.nat_created("nat-2", t0);
+        c.nat_created("nat-1", t0, vec![], None);
+        c.nat_created("nat-2", t0, vec![], None);
         c.nat_deleted("nat-2", t0);
         let early = rewrite_nat_states(DESCRIBE, &c, t0 + ms(10), &[]);
         assert!(early.contains("<natGatewayId>nat-1</natGatewayId><state>pending</state>"));
@@ -251,7 +331,7 @@ mod tests {
     fn a_state_filter_sees_the_rewritten_state() {
         let t0 = Instant::now();
         let mut c = clocks();
-        c.nat_created("nat-1", t0);
+        c.nat_created("nat-1", t0, vec![], None);
         let out = rewrite_nat_states(DESCRIBE, &c, t0, &["available".to_string()]);
         assert!(!out.contains("nat-1"), "{out}");
         roxmltree::Document::parse(&out).expect("still well-formed");
@@ -268,7 +348,7 @@ mod tests {
             },
             ..Clocks::default()
         };
-        c.function_created("k".into(), t0);
+        c.function_created("k".into(), t0, None);
         assert_eq!(c.function_phase("k", t0), FunctionPhase::Pending);
         assert_eq!(c.function_phase("k", t0 + ms(150)), FunctionPhase::Settled);
         c.function_updated("k", t0 + ms(150));
@@ -277,7 +357,83 @@ mod tests {
             FunctionPhase::UpdateInProgress
         );
         let mut config = serde_json::json!({"State": "Active", "LastUpdateStatus": "Successful"});
-        rewrite_function_configuration(&mut config, FunctionPhase::UpdateInProgress);
+        rewrite_function_configuration(&mut config, FunctionPhase::UpdateInProgress, None);
         assert_eq!(config["LastUpdateStatus"], "InProgress");
+    }
+
+    /// Lambda developer guide, function states: "When function creation fails, Lambda sets the
+    /// function state to failed, and you must delete and recreate the function."
+    #[test]
+    fn a_function_made_to_fail_reads_failed_with_its_reason_after_pending() {
+        let t0 = Instant::now();
+        let mut c = Clocks {
+            timing: Timing {
+                lambda_pending_ms: 100,
+                ..Timing::default()
+            },
+            ..Clocks::default()
+        };
+        let reason = (
+            "SubnetOutOfIPAddresses".to_string(),
+            "no addresses".to_string(),
+        );
+        c.function_created("k".into(), t0, Some(reason.clone()));
+        assert_eq!(c.function_phase("k", t0), FunctionPhase::Pending);
+        assert_eq!(c.function_phase("k", t0 + ms(150)), FunctionPhase::Failed);
+        let mut config = serde_json::json!({"State": "Active"});
+        rewrite_function_configuration(&mut config, FunctionPhase::Failed, c.function_failure("k"));
+        assert_eq!(config["State"], "Failed");
+        assert_eq!(config["StateReasonCode"], "SubnetOutOfIPAddresses");
+    }
+
+    /// NatGateway data type: failed, "Check the failureCode and failureMessage fields".
+    #[test]
+    fn a_gateway_made_to_fail_reads_failed_with_its_code_and_message() {
+        let t0 = Instant::now();
+        let mut c = clocks();
+        let failure = ("InternalError".to_string(), "invalid state".to_string());
+        c.nat_created("nat-1", t0, vec![], Some(failure));
+        let early = rewrite_nat_states(DESCRIBE, &c, t0, &[]);
+        assert!(early.contains("<state>pending</state>"), "{early}");
+        let late = rewrite_nat_states(DESCRIBE, &c, t0 + ms(1_500), &[]);
+        assert!(
+            late.contains("<state>failed</state><failureCode>InternalError</failureCode><failureMessage>invalid state</failureMessage>"),
+            "{late}"
+        );
+        roxmltree::Document::parse(&late).expect("still well-formed");
+    }
+
+    /// terraform-provider-aws issue 49299, sno-for-100 #5: an address is refused for a moment
+    /// after its NAT gateway reads `deleted`.
+    #[test]
+    fn an_address_settles_for_a_while_after_its_gateway_reads_deleted() {
+        let t0 = Instant::now();
+        let mut c = clocks();
+        c.timing.address_settling_ms = 500;
+        c.nat_created("nat-1", t0, vec!["eipalloc-1".into()], None);
+        c.nat_deleted("nat-1", t0);
+        assert!(
+            !c.address_settling("eipalloc-1", t0 + ms(500)),
+            "still deleting"
+        );
+        assert!(c.address_settling("eipalloc-1", t0 + ms(1_100)));
+        assert!(!c.address_settling("eipalloc-2", t0 + ms(1_100)));
+        assert!(!c.address_settling("eipalloc-1", t0 + ms(1_600)));
+    }
+
+    #[test]
+    fn a_role_is_fresh_again_after_a_policy_is_attached() {
+        let t0 = Instant::now();
+        let mut c = Clocks {
+            timing: Timing {
+                role_propagation_ms: 100,
+                ..Timing::default()
+            },
+            ..Clocks::default()
+        };
+        assert!(c.role_assumable("arn:aws:iam::1:role/r", t0));
+        c.role_changed("r", t0);
+        assert!(!c.role_assumable("arn:aws:iam::1:role/r", t0 + ms(50)));
+        assert!(c.role_assumable("arn:aws:iam::1:role/r", t0 + ms(150)));
     }
 }

@@ -47,14 +47,14 @@ impl<'a> Context<'a> {
                 rules,
             } => {
                 let group = refs.get(security_group)?;
-                Box::pin(self.authorize_egress(group, rules))
+                Box::pin(self.authorize_egress(step, group, rules))
             }
             Action::RevokeEgress {
                 security_group,
                 rules,
             } => {
                 let group = refs.get(security_group)?;
-                Box::pin(self.revoke_egress(group, rules))
+                Box::pin(self.revoke_egress(step, group, rules))
             }
             Action::CreateEndpointSecurityGroup { .. } => {
                 self.call_create_endpoint_security_group(step, refs)?
@@ -105,8 +105,8 @@ impl<'a> Context<'a> {
                     self.tags(Component::EndpointSecurityGroup, None),
                 ));
             Box::pin(async move {
-                let answer = request
-                    .send()
+                let answer = self
+                    .send(step, "CreateSecurityGroup", &[], || request.clone().send())
                     .await
                     .map_err(|e| AwsError::call("CreateSecurityGroup", e))?;
                 created(answer.group_id(), "CreateSecurityGroup")
@@ -149,7 +149,11 @@ impl<'a> Context<'a> {
                 .group_id(refs.get(security_group)?)
                 .ip_permissions(permission);
             Box::pin(async move {
-                match request.send().await {
+                let send = || request.clone().send();
+                match self
+                    .send(step, "AuthorizeSecurityGroupIngress", RULE_EXISTS, send)
+                    .await
+                {
                     Ok(_) => Ok(Produced::default()),
                     Err(e) if has_code(&e, RULE_EXISTS) => Ok(Produced::default()),
                     Err(e) => Err(AwsError::call("AuthorizeSecurityGroupIngress", e)),
@@ -195,8 +199,8 @@ impl<'a> Context<'a> {
                     self.tags(Component::VpcEndpoint, Some(*slot)),
                 ));
             Box::pin(async move {
-                let answer = request
-                    .send()
+                let answer = self
+                    .send(step, "CreateVpcEndpoint", &[], || request.clone().send())
                     .await
                     .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
                 created(
@@ -249,8 +253,8 @@ impl<'a> Context<'a> {
                     self.tags(Component::VpcEndpoint, None),
                 ));
             Box::pin(async move {
-                let answer = request
-                    .send()
+                let answer = self
+                    .send(step, "CreateVpcEndpoint", &[], || request.clone().send())
                     .await
                     .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
                 let produced = created(
@@ -292,8 +296,7 @@ impl<'a> Context<'a> {
                 .set_add_subnet_ids(Some(refs.all(add_subnets)?).filter(|s| !s.is_empty()))
                 .set_remove_subnet_ids(Some(remove_subnets.clone()).filter(|s| !s.is_empty()));
             Box::pin(async move {
-                request
-                    .send()
+                self.send(step, "ModifyVpcEndpoint", &[], || request.clone().send())
                     .await
                     .map_err(|e| AwsError::call("ModifyVpcEndpoint", e))?;
                 // Its interfaces leave the removed subnets before those can be deleted.
@@ -309,17 +312,20 @@ impl<'a> Context<'a> {
     /// repeat a rule a killed run authorized.
     pub(super) async fn authorize_egress(
         self,
+        step: &'a Step,
         group: String,
         rules: &'a [SecurityGroupRule],
     ) -> Result<Produced, AwsError> {
         for rule in rules {
-            match self
+            let request = self
                 .aws
                 .ec2
                 .authorize_security_group_egress()
                 .group_id(&group)
-                .ip_permissions(ip_permission(rule))
-                .send()
+                .ip_permissions(ip_permission(rule));
+            let send = || request.clone().send();
+            match self
+                .send(step, "AuthorizeSecurityGroupEgress", RULE_EXISTS, send)
                 .await
             {
                 Ok(_) => {}
@@ -332,21 +338,25 @@ impl<'a> Context<'a> {
 
     pub(super) async fn revoke_egress(
         self,
+        step: &'a Step,
         group: String,
         rules: &'a [SecurityGroupRule],
     ) -> Result<Produced, AwsError> {
         for rule in rules {
-            match self
+            const GONE: &[&str] = &["InvalidPermission.NotFound"];
+            let request = self
                 .aws
                 .ec2
                 .revoke_security_group_egress()
                 .group_id(&group)
-                .ip_permissions(ip_permission(rule))
-                .send()
+                .ip_permissions(ip_permission(rule));
+            let send = || request.clone().send();
+            match self
+                .send(step, "RevokeSecurityGroupEgress", GONE, send)
                 .await
             {
                 Ok(_) => {}
-                Err(e) if has_code(&e, &["InvalidPermission.NotFound"]) => {}
+                Err(e) if has_code(&e, GONE) => {}
                 Err(e) => return Err(AwsError::call("RevokeSecurityGroupEgress", e)),
             }
         }
@@ -426,12 +436,10 @@ impl<'a> Context<'a> {
         step: &'a Step,
         id: &'a str,
     ) -> Result<Produced, AwsError> {
+        let request = self.aws.ec2.delete_vpc_endpoints().vpc_endpoint_ids(id);
+        let send = || request.clone().send();
         let answer = match self
-            .aws
-            .ec2
-            .delete_vpc_endpoints()
-            .vpc_endpoint_ids(id)
-            .send()
+            .send(step, "DeleteVpcEndpoints", ENDPOINT_NOT_FOUND, send)
             .await
         {
             Ok(answer) => answer,

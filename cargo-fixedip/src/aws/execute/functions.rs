@@ -31,12 +31,33 @@ pub(super) fn function_of_lambda_eni(description: &str) -> Option<String> {
     (!name.is_empty()).then(|| name.to_owned())
 }
 
+/// What a function is waited for to reach.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Settled {
+    /// `State: Active`, after CreateFunction.
+    Active,
+    /// `LastUpdateStatus: Successful` (and not `Pending`), after an update.
+    Updated,
+}
+
+/// A function Lambda could not create or update, with Lambda's reason.
+fn function_failed(name: &str, what: &str, code: Option<&str>, reason: Option<&str>) -> AwsError {
+    AwsError::Call {
+        operation: "wait",
+        code: code.map(str::to_owned),
+        message: format!(
+            "function {name} {what}: {}: {} (run deploy again: a failed function is deleted and created again)",
+            code.unwrap_or("no StateReasonCode"),
+            reason.unwrap_or("no StateReason"),
+        ),
+    }
+}
+
 /// Where a function is attached, with every reference resolved.
 pub(super) struct Attachment {
     subnets: Vec<String>,
     security_group: String,
     role: String,
-    fresh_role: bool,
 }
 
 pub(super) fn lambda_architecture(function: &FunctionSpec) -> aws_sdk_lambda::types::Architecture {
@@ -114,8 +135,8 @@ impl<'a> Context<'a> {
                 ))
                 .set_tags(Some(iam_tags(self.tags(Component::Role, None))));
             Box::pin(async move {
-                let answer = request
-                    .send()
+                let answer = self
+                    .send(step, "CreateRole", &[], || request.clone().send())
                     .await
                     .map_err(|e| AwsError::call("CreateRole", e))?;
                 let role = answer.role().ok_or(AwsError::IncompleteAnswer {
@@ -125,6 +146,7 @@ impl<'a> Context<'a> {
                 Ok(Produced {
                     id: Some(role.arn().to_owned()),
                     public_ip: None,
+                    interface: None,
                 })
             })
         };
@@ -151,13 +173,7 @@ impl<'a> Context<'a> {
                 .attach_role_policy()
                 .role_name(role_name(&refs.get(role)?))
                 .policy_arn(policy_arn);
-            Box::pin(async move {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::call("AttachRolePolicy", e))?;
-                Ok(Produced::default())
-            })
+            Box::pin(self.send_done(step, "AttachRolePolicy", move || request.clone().send()))
         };
         Ok(call)
     }
@@ -188,7 +204,6 @@ impl<'a> Context<'a> {
                 security_group: refs.get(security_group)?,
                 role: refs.get(role)?,
                 // Only a role made by this very run may still be propagating through IAM.
-                fresh_role: matches!(role, Ref::Step(_)),
             };
             Box::pin(self.create_function(step, function, zip, attachment))
         };
@@ -219,7 +234,6 @@ impl<'a> Context<'a> {
                 subnets: refs.all(subnets)?,
                 security_group: refs.get(security_group)?,
                 role: refs.get(role)?,
-                fresh_role: matches!(role, Ref::Step(_)),
             };
             Box::pin(self.update_function_configuration(step, function, attachment))
         };
@@ -240,13 +254,7 @@ impl<'a> Context<'a> {
                 .tag_resource()
                 .resource(arn)
                 .set_tags(Some(tags.into_iter().collect()));
-            Box::pin(async move {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::call("TagResource", e))?;
-                Ok(Produced::default())
-            })
+            Box::pin(self.send_done(step, "TagResource", move || request.clone().send()))
         };
         Ok(call)
     }
@@ -301,49 +309,18 @@ impl<'a> Context<'a> {
             .code(FunctionCode::builder().zip_file(zip.into()).build())
             .set_tags(Some(tags.into_iter().collect()));
 
-        let deadline = Instant::now() + self.inputs.timeouts.role_propagation;
-        let mut pause = Duration::from_secs(2);
-        let answer = loop {
-            match request.clone().send().await {
-                Ok(answer) => break answer,
-                // IAM is eventually consistent: for some seconds after CreateRole, Lambda answers
-                // InvalidParameterValue ("cannot be assumed by Lambda"). Only then is it worth waiting.
-                Err(e)
-                    if attachment.fresh_role
-                        && Instant::now() < deadline
-                        && e.as_service_error()
-                            .is_some_and(|s| s.is_invalid_parameter_value_exception()) =>
-                {
-                    (self.progress)(Progress::Waiting {
-                        step,
-                        what: "the new IAM role to reach Lambda",
-                    });
-                    tokio::time::sleep(pause).await;
-                    pause = (pause * 2).min(Duration::from_secs(10));
-                }
-                Err(e) => return Err(AwsError::call("CreateFunction", e)),
-            }
-        };
-        let timeout = self.inputs.timeouts.function;
-        (self.progress)(Progress::Waiting {
-            step,
-            what: "function to become active",
-        });
-        lambda
-            .wait_until_function_active_v2()
-            .function_name(&function.name)
-            .wait(timeout)
+        // IAM is eventually consistent: Lambda may not assume the role yet (the policy retries
+        // that, see `policy.rs`), whether it is new or had a policy attached moments ago.
+        let answer = self
+            .send(step, "CreateFunction", &[], || request.clone().send())
             .await
-            .map_err(|e| {
-                waiter_error(
-                    format!("function {} to become active", function.name),
-                    timeout,
-                    e,
-                )
-            })?;
+            .map_err(|e| AwsError::call("CreateFunction", e))?;
+        self.wait_until_settled(step, &function.name, Settled::Active)
+            .await?;
         Ok(Produced {
             id: answer.function_arn().map(str::to_owned),
             public_ip: None,
+            interface: None,
         })
     }
 
@@ -373,11 +350,13 @@ impl<'a> Context<'a> {
                     .security_group_ids(&attachment.security_group)
                     .build(),
             );
-        self.retry_while_updating(step, &function.name, "UpdateFunctionConfiguration", || {
+        self.send(step, "UpdateFunctionConfiguration", &[], || {
             request.clone().send()
         })
-        .await?;
-        self.wait_until_updated(step, &function.name).await?;
+        .await
+        .map_err(|e| AwsError::call("UpdateFunctionConfiguration", e))?;
+        self.wait_until_settled(step, &function.name, Settled::Updated)
+            .await?;
         Ok(Produced::default())
     }
 
@@ -394,68 +373,85 @@ impl<'a> Context<'a> {
             .function_name(&function.name)
             .architectures(lambda_architecture(function))
             .zip_file(zip.into());
-        self.retry_while_updating(step, &function.name, "UpdateFunctionCode", || {
-            request.clone().send()
-        })
-        .await?;
-        self.wait_until_updated(step, &function.name).await?;
+        self.send(step, "UpdateFunctionCode", &[], || request.clone().send())
+            .await
+            .map_err(|e| AwsError::call("UpdateFunctionCode", e))?;
+        self.wait_until_settled(step, &function.name, Settled::Updated)
+            .await?;
         Ok(Produced::default())
     }
 
-    /// Lambda refuses a change while the previous one is in progress (ResourceConflictException):
-    /// wait for it to finish, then try again, until the function timeout.
-    pub(super) async fn retry_while_updating<T, E, F>(
+    /// Polls a function until it is `Active` (after a create) or its last update `Successful`.
+    /// `Failed` is reported with Lambda's `StateReasonCode: StateReason` (or the update's): a
+    /// function that failed to create must be deleted and created again (Lambda developer guide,
+    /// function states), which the next deploy plans.
+    pub(super) async fn wait_until_settled(
         self,
         step: &'a Step,
         name: &str,
-        operation: &'static str,
-        send: impl Fn() -> F,
-    ) -> Result<T, AwsError>
-    where
-        F: Future<
-            Output = Result<
-                T,
-                aws_sdk_lambda::error::SdkError<
-                    E,
-                    aws_smithy_runtime_api::client::orchestrator::HttpResponse,
-                >,
-            >,
-        >,
-        E: aws_sdk_lambda::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    {
-        let deadline = Instant::now() + self.inputs.timeouts.function;
-        loop {
-            match send().await {
-                Ok(answer) => return Ok(answer),
-                Err(e)
-                    if e.code() == Some("ResourceConflictException")
-                        && Instant::now() < deadline =>
-                {
-                    self.wait_until_updated(step, name).await?;
-                }
-                Err(e) => return Err(AwsError::call(operation, e)),
-            }
-        }
-    }
-
-    pub(super) async fn wait_until_updated(
-        self,
-        step: &'a Step,
-        name: &str,
+        until: Settled,
     ) -> Result<(), AwsError> {
-        let timeout = self.inputs.timeouts.function;
-        (self.progress)(Progress::Waiting {
-            step,
-            what: "function update to finish",
-        });
-        self.aws
-            .lambda
-            .wait_until_function_updated_v2()
-            .function_name(name)
-            .wait(timeout)
-            .await
-            .map_err(|e| waiter_error(format!("function {name} to finish updating"), timeout, e))?;
-        Ok(())
+        use aws_sdk_lambda::types::{LastUpdateStatus, State};
+        let mut backoff = policy::Retries::new();
+        let budget = Budget {
+            first: Duration::from_secs(1).min(self.inputs.timeouts.poll_first),
+            cap: self.inputs.timeouts.poll_max,
+            total: self.inputs.timeouts.function,
+        };
+        loop {
+            let configuration = self
+                .send(step, "GetFunctionConfiguration", &[], || {
+                    self.aws
+                        .lambda
+                        .get_function_configuration()
+                        .function_name(name)
+                        .send()
+                })
+                .await
+                .map_err(|e| AwsError::call("GetFunctionConfiguration", e))?;
+            let state = configuration.state();
+            let update = configuration.last_update_status();
+            if state == Some(&State::Failed) {
+                return Err(function_failed(
+                    name,
+                    "is Failed",
+                    configuration.state_reason_code().map(|c| c.as_str()),
+                    configuration.state_reason(),
+                ));
+            }
+            if update == Some(&LastUpdateStatus::Failed) {
+                return Err(function_failed(
+                    name,
+                    "failed its last update",
+                    configuration
+                        .last_update_status_reason_code()
+                        .map(|c| c.as_str()),
+                    configuration.last_update_status_reason(),
+                ));
+            }
+            let pending = state == Some(&State::Pending)
+                || (until == Settled::Updated && update == Some(&LastUpdateStatus::InProgress));
+            if !pending {
+                return Ok(());
+            }
+            (self.progress)(Progress::Waiting {
+                step,
+                what: match until {
+                    Settled::Active => "function to become active",
+                    Settled::Updated => "function update to finish",
+                },
+            });
+            let Some(pause) = backoff.next_pause(budget) else {
+                return Err(AwsError::WaitTimeout {
+                    what: match until {
+                        Settled::Active => format!("function {name} to become active"),
+                        Settled::Updated => format!("function {name} to finish updating"),
+                    },
+                    seconds: backoff.waited().as_secs(),
+                });
+            };
+            tokio::time::sleep(pause).await;
+        }
     }
 
     pub(super) async fn detach_function(
@@ -476,23 +472,24 @@ impl<'a> Context<'a> {
                     .set_security_group_ids(Some(Vec::new()))
                     .build(),
             );
+        const GONE: &[&str] = &["ResourceNotFoundException"];
         let answer = match self
-            .retry_while_updating(step, name, "UpdateFunctionConfiguration", || {
+            .send(step, "UpdateFunctionConfiguration", GONE, || {
                 request.clone().send()
             })
             .await
         {
             Ok(answer) => answer,
             // Deleted meanwhile (by a killed run with --delete-function, or by hand): not in the VPC.
-            Err(e) if e.code() == Some("ResourceNotFoundException") => {
-                return Ok(Produced::default())
-            }
-            Err(e) => return Err(e),
+            Err(e) if has_code(&e, GONE) => return Ok(Produced::default()),
+            Err(e) => return Err(AwsError::call("UpdateFunctionConfiguration", e)),
         };
-        self.wait_until_updated(step, name).await?;
+        self.wait_until_settled(step, name, Settled::Updated)
+            .await?;
         Ok(Produced {
             id: answer.function_arn().map(str::to_owned),
             public_ip: None,
+            interface: None,
         })
     }
 
@@ -502,17 +499,16 @@ impl<'a> Context<'a> {
         name: &'a str,
     ) -> Result<Produced, AwsError> {
         let lambda = &self.aws.lambda;
+        const GONE: &[&str] = &["ResourceNotFoundException"];
         let deleted = self
-            .retry_while_updating(step, name, "DeleteFunction", || {
+            .send(step, "DeleteFunction", GONE, || {
                 lambda.delete_function().function_name(name).send()
             })
             .await;
         match deleted {
             Ok(_) => {}
-            Err(e) if e.code() == Some("ResourceNotFoundException") => {
-                return Ok(Produced::default())
-            }
-            Err(e) => return Err(e),
+            Err(e) if has_code(&e, GONE) => return Ok(Produced::default()),
+            Err(e) => return Err(AwsError::call("DeleteFunction", e)),
         }
         let mut backoff = self.backoff(self.inputs.timeouts.function);
         loop {
@@ -600,26 +596,22 @@ impl<'a> Context<'a> {
                 }
                 // Released by Lambda: ours to delete. Another run may have deleted it, or Lambda
                 // may have taken it back into use in between: both are fine, the next poll sees.
-                match self
+                let deleted = self
                     .aws
                     .ec2
                     .delete_network_interface()
                     .network_interface_id(&interface.id)
                     .send()
-                    .await
-                {
+                    .await;
+                match deleted {
                     Ok(_) => {}
+                    Err(e) if has_code(&e, &["InvalidNetworkInterfaceID.NotFound"]) => {}
+                    // What AWS answers for an interface Lambda still holds ("Network interface
+                    // 'eni-…' is currently in use."): Lambda lets go on its own, the next poll
+                    // sees; the policy's in-use class, waited for by this loop's own bound.
                     Err(e)
-                        if has_code(
-                            &e,
-                            &[
-                                "InvalidNetworkInterfaceID.NotFound",
-                                "InvalidNetworkInterface.InUse",
-                            ],
-                        ) => {}
-                    // What AWS answers for an interface Lambda still holds: "Network interface
-                    // 'eni-…' is currently in use." Lambda lets go on its own: poll again.
-                    Err(e) if has_code(&e, &["InvalidParameterValue"]) && in_use(&e) => {}
+                        if classify("DeleteNetworkInterface", Failure::of(&e), false)
+                            == Class::InUse => {}
                     Err(e) => return Err(AwsError::call("DeleteNetworkInterface", e)),
                 }
             }

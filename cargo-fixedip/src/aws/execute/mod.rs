@@ -11,7 +11,9 @@
 //! outcome of a create whose answer was lost (found by its tags or token), or to treat not-found
 //! as done. What it adds is how to do a step safely on AWS: tags on every create (in the create
 //! call itself, so nothing untagged can be left behind by a crash), waiters, and the retries AWS
-//! documents as normal (a fresh IAM role not yet assumable by Lambda; a function still updating).
+//! documents as normal, all decided in one place (`policy.rs`: a fresh id not visible yet, a role
+//! not yet assumable by Lambda, throttling, something still in use, a function still updating, an
+//! Elastic IP still settling after its NAT gateway), each within a time budget.
 //! After a failure, nothing is rolled back: the next run observes by tags and plans again from
 //! what exists. Where moto differs from AWS, the compensation is listed in `../emulator.rs`.
 
@@ -22,12 +24,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ec2::client::Waiters as _;
 use aws_sdk_ec2::error::SdkError;
 use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification, VpcAttributeName};
-use aws_sdk_lambda::client::Waiters as _;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::waiters::error::WaiterError;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 use fixedip_core::observed::{RulePeer, SecurityGroupRule, Slot, Tier};
 use fixedip_core::plan::{
@@ -44,6 +43,9 @@ mod endpoints;
 mod functions;
 mod nats;
 mod network;
+mod policy;
+
+pub use policy::{classify, Budget, Class, Failure};
 
 /// How long to wait for what AWS does after a call returns.
 #[derive(Debug, Clone)]
@@ -52,10 +54,18 @@ pub struct Timeouts {
     pub nat_gateway: Duration,
     /// Lambda function `Pending` → `Active`, and `InProgress` → `Successful` after an update.
     pub function: Duration,
-    /// A new IAM role becoming assumable by Lambda (IAM is eventually consistent: seconds).
+    /// A role (new, or with a policy attached moments ago) becoming assumable by Lambda: IAM is
+    /// eventually consistent; terraform allows 5 minutes (`lambdaPropagationTimeout`).
     pub role_propagation: Duration,
-    /// Lambda's network interfaces going after their functions left (minutes on AWS; the tools
-    /// built on CloudFormation wait 25–45), and DependencyViolation retries on what they held.
+    /// A resource just created becoming visible to the calls that name it (EC2's eventual
+    /// consistency: AWS advises backing off "up to five minutes").
+    pub propagation: Duration,
+    /// Calls throttled past the SDK's own retries, or left without an answer: sent again within
+    /// this time (the EC2 throttling guide: exponential backoff, a maximum delay, jitter).
+    pub throttling: Duration,
+    /// Lambda's network interfaces going after their functions left (the Lambda team's P99 is
+    /// about 35 minutes; terraform-provider-aws waits 45), and DependencyViolation retries on
+    /// what they held.
     pub lambda_interfaces: Duration,
     /// The first pause between two polls of something AWS finishes on its own; each next pause
     /// doubles, up to `poll_max`.
@@ -68,8 +78,10 @@ impl Default for Timeouts {
         Timeouts {
             nat_gateway: Duration::from_secs(600),
             function: Duration::from_secs(300),
-            role_propagation: Duration::from_secs(90),
-            lambda_interfaces: Duration::from_secs(20 * 60),
+            role_propagation: Duration::from_secs(300),
+            propagation: Duration::from_secs(300),
+            throttling: Duration::from_secs(300),
+            lambda_interfaces: Duration::from_secs(45 * 60),
             poll_first: Duration::from_secs(5),
             poll_max: Duration::from_secs(30),
         }
@@ -221,6 +233,8 @@ pub(super) struct Produced {
     pub(super) id: Option<String>,
     /// A new Elastic IP's address.
     pub(super) public_ip: Option<String>,
+    /// A new instance's primary network interface, as its launch reported it.
+    pub(super) interface: Option<String>,
 }
 
 type StepFuture<'a> =
@@ -349,6 +363,14 @@ impl Resolver<'_> {
             Ref::Step(id) => {
                 Err(self.bug(format!("it uses step {} without coming after it", id.0)))
             }
+        }
+    }
+
+    /// The primary network interface a launch in this run reported for `reference`.
+    fn interface(&self, reference: &Ref) -> Option<String> {
+        match reference {
+            Ref::Step(id) => self.done.get(id).and_then(|p| p.interface.clone()),
+            Ref::Existing(_) => None,
         }
     }
 
@@ -534,10 +556,11 @@ impl<'a> Context<'a> {
     }
 
     /// A create that must not happen twice. `send` makes the call once (SDK retries off, see
-    /// [`sent_once`]); when its outcome is unknown (no answer, throttling, 5xx) `find` looks the
-    /// resource up by the tags the create put on it, after a pause, and only if it is not there
-    /// is the call sent again: at most [`CREATE_ATTEMPTS`] times, backing off.
-    async fn create_or_find<E, S, SF, F, FF>(
+    /// [`sent_once`]); when its outcome is unknown (no answer, a 5xx) `find` looks the resource up
+    /// by the tags (or token) the create put on it, after a pause, and only if it is not there is
+    /// the call sent again. Every other failure is handled as [`Context::send`] handles it
+    /// (throttling, a fresh id not visible yet...), all within the policy's time budgets.
+    pub(super) async fn create_or_find<E, S, SF, F, FF>(
         self,
         step: &'a Step,
         operation: &'static str,
@@ -551,31 +574,45 @@ impl<'a> Context<'a> {
         FF: Future<Output = Result<Option<Produced>, AwsError>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let mut pause = CREATE_PAUSE_FIRST;
-        let mut attempt = 1;
+        let fresh = names_fresh_ids(step);
+        let mut retries = policy::Retries::new();
         loop {
-            match send().await {
+            let error = match send().await {
                 Ok(produced) => return produced,
-                Err(e) if attempt < CREATE_ATTEMPTS && outcome_unknown(&e) => {
-                    (self.progress)(Progress::Waiting {
-                        step,
-                        what: "no clear answer: looking for what the call made before sending it again",
-                    });
-                    tokio::time::sleep(pause).await;
-                    if let Some(found) = find().await? {
-                        return Ok(found);
-                    }
-                    pause = (pause * 2).min(CREATE_PAUSE_MAX);
-                    attempt += 1;
+                Err(e) => e,
+            };
+            let class = classify(operation, Failure::of(&error), fresh);
+            let Some(pause) = self
+                .inputs
+                .timeouts
+                .budget(class)
+                .and_then(|b| retries.next_pause(b))
+            else {
+                return Err(AwsError::call(operation, error));
+            };
+            if class == Class::OutcomeUnknown {
+                (self.progress)(Progress::Waiting {
+                    step,
+                    what: "no clear answer: looking for what the call made before sending it again",
+                });
+                tokio::time::sleep(pause).await;
+                if let Some(found) = find().await? {
+                    return Ok(found);
                 }
-                Err(e) => return Err(AwsError::call(operation, e)),
+            } else {
+                (self.progress)(Progress::Waiting {
+                    step,
+                    what: class.waiting_for(),
+                });
+                tokio::time::sleep(pause).await;
             }
         }
     }
 
-    /// A delete call: not-found is done; DependencyViolation (something, usually a Lambda
-    /// interface AWS listed late, still uses the resource) is retried with backoff within the ENI
-    /// timeout, so that it never reaches the user while AWS is still cleaning up.
+    /// A delete call: not-found is done; the rest is the policy's ([`Context::send`]):
+    /// DependencyViolation (something, usually a Lambda interface AWS listed late, still uses the
+    /// resource) is retried within the ENI timeout, so that it never reaches the user while AWS is
+    /// still cleaning up.
     async fn remove<T, E, F>(
         self,
         step: &'a Step,
@@ -587,35 +624,32 @@ impl<'a> Context<'a> {
         F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
-        let mut backoff = self.backoff(self.inputs.timeouts.lambda_interfaces);
-        loop {
-            match send().await {
-                Ok(_) => return Ok(Produced::default()),
-                Err(e) if has_code(&e, not_found) => return Ok(Produced::default()),
-                Err(e) if has_code(&e, &["DependencyViolation"]) => {
-                    (self.progress)(Progress::Waiting {
-                        step,
-                        what: "what still uses it to go (DependencyViolation)",
-                    });
-                    if !backoff.pause().await {
-                        let AwsError::Call { code, message, .. } = AwsError::call(operation, e)
-                        else {
-                            unreachable!("AwsError::call makes a Call")
-                        };
-                        return Err(AwsError::Call {
-                            operation,
-                            code,
-                            message: format!(
-                                "{message} (still refused after {} s of retries; run destroy again to resume once it is gone)",
-                                backoff.waited().as_secs()
-                            ),
-                        });
-                    }
-                }
-                Err(e) => return Err(AwsError::call(operation, e)),
+        let started = Instant::now();
+        match self.send(step, operation, not_found, send).await {
+            Ok(_) => Ok(Produced::default()),
+            Err(e) if has_code(&e, not_found) => Ok(Produced::default()),
+            Err(e) if has_code(&e, &["DependencyViolation"]) => {
+                let AwsError::Call { code, message, .. } = AwsError::call(operation, e) else {
+                    unreachable!("AwsError::call makes a Call")
+                };
+                Err(AwsError::Call {
+                    operation,
+                    code,
+                    message: format!(
+                        "{message} (still refused after {} s of retries; run destroy again to resume once it is gone)",
+                        started.elapsed().as_secs()
+                    ),
+                })
             }
+            Err(e) => Err(AwsError::call(operation, e)),
         }
     }
+}
+
+/// Whether a step names an id this run created: a not-found answer then means AWS has not made
+/// it visible yet (see `policy.rs`).
+pub(super) fn names_fresh_ids(step: &Step) -> bool {
+    step.action.refs().iter().any(|r| matches!(r, Ref::Step(_)))
 }
 
 /// Lambda may assume the role; nothing else may.
@@ -629,6 +663,7 @@ fn created(id: Option<&str>, operation: &'static str) -> Result<Produced, AwsErr
     Ok(Produced {
         id: Some(id.to_owned()),
         public_ip: None,
+        interface: None,
     })
 }
 
@@ -637,57 +672,15 @@ fn produced(id: &str) -> Produced {
     Produced {
         id: Some(id.to_owned()),
         public_ip: None,
+        interface: None,
     }
 }
 
 /// The configuration of a create sent once: the SDK's retries off, because a retry of a create
 /// whose answer was lost makes a second resource. [`Context::create_or_find`] retries instead.
-fn sent_once() -> aws_sdk_ec2::config::Builder {
+pub(super) fn sent_once() -> aws_sdk_ec2::config::Builder {
     aws_sdk_ec2::config::Builder::default()
         .retry_config(aws_sdk_ec2::config::retry::RetryConfig::disabled())
-}
-
-/// How many times a create is sent, at most, when its outcome stays unknown.
-const CREATE_ATTEMPTS: u32 = 5;
-/// The first pause before looking a create up (AWS's reads lag its writes by a moment); each
-/// next one doubles, up to `CREATE_PAUSE_MAX`.
-const CREATE_PAUSE_FIRST: Duration = Duration::from_millis(500);
-const CREATE_PAUSE_MAX: Duration = Duration::from_secs(8);
-
-/// Whether a failed call may have taken effect without us hearing so (the connection closed or
-/// timed out before the answer; AWS answered 5xx), or was refused for now only (throttling):
-/// worth looking for what it made, then sending again.
-fn outcome_unknown<E>(error: &SdkError<E, HttpResponse>) -> bool
-where
-    E: ProvideErrorMetadata,
-{
-    const THROTTLED: &[&str] = &[
-        "RequestLimitExceeded",
-        "Throttling",
-        "ThrottlingException",
-        "RequestThrottled",
-        "TooManyRequestsException",
-    ];
-    match error {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) | SdkError::ResponseError(_) => {
-            true
-        }
-        SdkError::ServiceError(service) => {
-            service.raw().status().is_server_error() || has_code(error, THROTTLED)
-        }
-        _ => false,
-    }
-}
-
-/// Whether an error's message says the resource is in use (EC2's InvalidParameterValue is used
-/// for many things; only this one means "wait").
-fn in_use<E>(error: &SdkError<E, HttpResponse>) -> bool
-where
-    E: ProvideErrorMetadata,
-{
-    error
-        .message()
-        .is_some_and(|m| m.contains("currently in use"))
 }
 
 /// `tag:<key> = <value>` for each tag a create puts on its resource.
@@ -702,24 +695,6 @@ fn filter(name: &str, value: &str) -> aws_sdk_ec2::types::Filter {
         .name(name)
         .values(value)
         .build()
-}
-
-fn waiter_error<O, E>(what: String, timeout: Duration, error: WaiterError<O, E>) -> AwsError
-where
-    O: fmt::Debug + 'static,
-    E: std::error::Error + fmt::Debug + 'static,
-{
-    match error {
-        WaiterError::ExceededMaxWait(_) => AwsError::WaitTimeout {
-            what,
-            seconds: timeout.as_secs(),
-        },
-        other => AwsError::Call {
-            operation: "wait",
-            code: None,
-            message: format!("waiting for {what}: {}", super::error_chain(&other)),
-        },
-    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,11 @@ impl<'a> Context<'a> {
             Action::ReleaseAddress { allocation_id } => {
                 let request = ec2.release_address().allocation_id(allocation_id);
                 Box::pin(async move {
-                    match request.send().await {
+                    let send = || request.clone().send();
+                    match self
+                        .send(step, "ReleaseAddress", ADDRESS_NOT_FOUND, send)
+                        .await
+                    {
                         Ok(_) => Ok(Produced::default()),
                         Err(e) if has_code(&e, ADDRESS_NOT_FOUND) => Ok(Produced::default()),
                         Err(e) => Err(AwsError::call("ReleaseAddress", e)),
@@ -30,7 +34,7 @@ impl<'a> Context<'a> {
                 })
             }
             Action::CreateNatSecurityGroup { vpc, admit } => {
-                Box::pin(self.create_nat_security_group(refs.get(vpc)?, admit.to_string()))
+                Box::pin(self.create_nat_security_group(step, refs.get(vpc)?, admit.to_string()))
             }
             Action::LaunchNatInstance {
                 subnet,
@@ -38,6 +42,7 @@ impl<'a> Context<'a> {
                 slot,
                 instance_type,
                 image_parameter,
+                ..
             } => Box::pin(self.launch_nat_instance(
                 step,
                 refs.get(subnet)?,
@@ -47,19 +52,21 @@ impl<'a> Context<'a> {
                 image_parameter,
             )),
             Action::DisableSourceDestCheck { instance } => {
-                Box::pin(self.disable_source_dest_check(refs.get(instance)?))
+                Box::pin(self.disable_source_dest_check(step, refs.get(instance)?))
             }
             Action::AssociateAddress {
                 address,
                 instance,
                 interface,
             } => Box::pin(self.associate_address(
+                step,
                 refs.get(address)?,
                 refs.get(instance)?,
-                interface.clone(),
+                // The observation's, else the one the launch in this run reported.
+                interface.clone().or_else(|| refs.interface(instance)),
             )),
             Action::DisassociateAddress { association_id } => {
-                Box::pin(self.disassociate_address(association_id))
+                Box::pin(self.disassociate_address(step, association_id))
             }
             Action::TerminateNatInstance { instance } => {
                 Box::pin(self.terminate_nat_instance(step, instance))
@@ -97,6 +104,7 @@ impl<'a> Context<'a> {
                 Ok(Produced {
                     id: Some(id.ok_or(missing)?.to_owned()),
                     public_ip: ip.map(str::to_owned),
+                    interface: None,
                 })
             };
             Box::pin(self.create_or_find(
@@ -160,13 +168,13 @@ impl<'a> Context<'a> {
             ));
             let id = allocation_id.clone();
             Box::pin(async move {
-                request
-                    .send()
+                self.send(step, "CreateTags", &[], || request.clone().send())
                     .await
                     .map_err(|e| AwsError::call("CreateTags", e))?;
                 Ok(Produced {
                     id: Some(id),
                     public_ip: None,
+                    interface: None,
                 })
             })
         };
@@ -184,6 +192,7 @@ impl<'a> Context<'a> {
             subnet,
             address,
             slot,
+            generation,
         } = &step.action
         else {
             unreachable!(
@@ -194,7 +203,7 @@ impl<'a> Context<'a> {
         };
         let call: Call<'a> = {
             let (subnet, address) = (refs.get(subnet)?, refs.get(address)?);
-            let token = tokens::nat_gateway(self.stack(), *slot, &subnet, &address);
+            let token = tokens::nat_gateway(self.stack(), *slot, &subnet, &address, *generation);
             let tags = self.tags(Component::NatGateway, Some(*slot));
             let request = ec2
                 .create_nat_gateway()
@@ -247,24 +256,76 @@ impl<'a> Context<'a> {
                     operation: "CreateNatGateway",
                     missing: "a NAT gateway id",
                 })?;
-                (self.progress)(Progress::Waiting {
-                    step,
-                    what: "NAT gateway to become available",
-                });
-                ec2.wait_until_nat_gateway_available()
-                    .nat_gateway_ids(&id)
-                    .wait(timeout)
-                    .await
-                    .map_err(|e| {
-                        waiter_error(format!("NAT gateway {id} to become available"), timeout, e)
-                    })?;
+                self.wait_nat_gateway_available(step, &id, timeout).await?;
                 Ok(Produced {
                     id: Some(id),
                     public_ip: None,
+                    interface: None,
                 })
             })
         };
         Ok(call)
+    }
+
+    /// Polls a new gateway until it is `available`. A `failed` one is reported with AWS's
+    /// FailureCode and FailureMessage (the planner replaces it on the next run); not found is
+    /// eventual consistency right after the create (the SDK's waiter retries it too).
+    async fn wait_nat_gateway_available(
+        self,
+        step: &'a Step,
+        id: &str,
+        timeout: Duration,
+    ) -> Result<(), AwsError> {
+        use aws_sdk_ec2::types::NatGatewayState as S;
+        let mut backoff = self.backoff(timeout);
+        loop {
+            let answer = match self
+                .aws
+                .ec2
+                .describe_nat_gateways()
+                .nat_gateway_ids(id)
+                .send()
+                .await
+            {
+                Ok(answer) => answer,
+                Err(e) if has_code(&e, &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"]) => {
+                    aws_sdk_ec2::operation::describe_nat_gateways::DescribeNatGatewaysOutput::builder()
+                        .build()
+                }
+                Err(e) => return Err(AwsError::call("DescribeNatGateways", e)),
+            };
+            let gateway = answer
+                .nat_gateways()
+                .iter()
+                .find(|n| n.nat_gateway_id() == Some(id));
+            match gateway.and_then(|n| n.state()) {
+                Some(S::Available) => return Ok(()),
+                Some(state @ (S::Failed | S::Deleting | S::Deleted)) => {
+                    let gateway = gateway.expect("a state is a gateway's");
+                    return Err(AwsError::Call {
+                        operation: "CreateNatGateway",
+                        code: gateway.failure_code().map(str::to_owned),
+                        message: format!(
+                            "NAT gateway {id} is {}: {}: {} (run deploy again: it replaces the gateway)",
+                            state.as_str(),
+                            gateway.failure_code().unwrap_or("no FailureCode"),
+                            gateway.failure_message().unwrap_or("no FailureMessage"),
+                        ),
+                    });
+                }
+                _ => {}
+            }
+            (self.progress)(Progress::Waiting {
+                step,
+                what: "NAT gateway to become available",
+            });
+            if !backoff.pause().await {
+                return Err(AwsError::WaitTimeout {
+                    what: format!("NAT gateway {id} to become available"),
+                    seconds: backoff.waited().as_secs(),
+                });
+            }
+        }
     }
 
     /// The gateway's state and the addresses it holds; `None` when AWS no longer knows it.
@@ -312,12 +373,10 @@ impl<'a> Context<'a> {
             None | Some((NatGatewayState::Deleted, _)) => return Ok(Produced::default()),
             Some((NatGatewayState::Deleting, _)) => {}
             Some(_) => {
+                const GONE: &[&str] = &["NatGatewayNotFound", "InvalidNatGatewayID.NotFound"];
+                let request = self.aws.ec2.delete_nat_gateway().nat_gateway_id(id);
                 match self
-                    .aws
-                    .ec2
-                    .delete_nat_gateway()
-                    .nat_gateway_id(id)
-                    .send()
+                    .send(step, "DeleteNatGateway", GONE, || request.clone().send())
                     .await
                 {
                     Ok(_) => {}

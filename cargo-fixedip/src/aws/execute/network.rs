@@ -140,8 +140,7 @@ impl<'a> Context<'a> {
                         VpcAttributeName::EnableDnsSupport => request.enable_dns_support(on),
                         _ => request.enable_dns_hostnames(on),
                     };
-                    request
-                        .send()
+                    self.send(step, "ModifyVpcAttribute", &[], || request.clone().send())
                         .await
                         .map_err(|e| AwsError::call("ModifyVpcAttribute", e))?;
                 }
@@ -228,13 +227,9 @@ impl<'a> Context<'a> {
                 .attach_internet_gateway()
                 .internet_gateway_id(refs.get(internet_gateway)?)
                 .vpc_id(refs.get(vpc)?);
-            Box::pin(async move {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::call("AttachInternetGateway", e))?;
-                Ok(Produced::default())
-            })
+            Box::pin(self.send_done(step, "AttachInternetGateway", move || {
+                request.clone().send()
+            }))
         };
         Ok(call)
     }
@@ -390,13 +385,7 @@ impl<'a> Context<'a> {
                 .associate_route_table()
                 .route_table_id(refs.get(route_table)?)
                 .subnet_id(refs.get(subnet)?);
-            Box::pin(async move {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::call("AssociateRouteTable", e))?;
-                Ok(Produced::default())
-            })
+            Box::pin(self.send_done(step, "AssociateRouteTable", move || request.clone().send()))
         };
         Ok(call)
     }
@@ -422,13 +411,7 @@ impl<'a> Context<'a> {
                 RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
                 RouteVia::NatInstance(instance) => request.instance_id(refs.get(instance)?),
             };
-            Box::pin(async move {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::call("CreateRoute", e))?;
-                Ok(Produced::default())
-            })
+            Box::pin(self.send_done(step, "CreateRoute", move || request.clone().send()))
         };
         Ok(call)
     }
@@ -454,13 +437,7 @@ impl<'a> Context<'a> {
                 RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
                 RouteVia::NatInstance(instance) => request.instance_id(refs.get(instance)?),
             };
-            Box::pin(async move {
-                request
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::call("ReplaceRoute", e))?;
-                Ok(Produced::default())
-            })
+            Box::pin(self.send_done(step, "ReplaceRoute", move || request.clone().send()))
         };
         Ok(call)
     }
@@ -563,15 +540,19 @@ impl<'a> Context<'a> {
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
         const NOT_FOUND: &[&str] = &["InvalidRouteTableID.NotFound"];
+        const GONE: &[&str] = &["InvalidAssociationID.NotFound"];
         for association_id in associations {
-            match ec2
+            let request = ec2
                 .disassociate_route_table()
-                .association_id(association_id)
-                .send()
+                .association_id(association_id);
+            match self
+                .send(step, "DisassociateRouteTable", GONE, || {
+                    request.clone().send()
+                })
                 .await
             {
                 Ok(_) => {}
-                Err(e) if has_code(&e, &["InvalidAssociationID.NotFound"]) => {}
+                Err(e) if has_code(&e, GONE) => {}
                 Err(e) => return Err(AwsError::call("DisassociateRouteTable", e)),
             }
         }

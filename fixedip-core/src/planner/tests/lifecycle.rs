@@ -765,3 +765,28 @@ fn lifecycle_plans_and_observations_round_trip_through_json() {
     fields.remove("addresses_in_use_in_region");
     assert_eq!(serde_json::from_value::<ObservedState>(json).unwrap(), two);
 }
+
+/// Lambda deletes its interfaces with the function's role ("Do not delete this role immediately
+/// after your Lambda function execution": Lambda developer guide, VPC): the role goes only after
+/// every wait for Lambda's interfaces.
+#[test]
+fn destroy_deletes_the_role_after_lambdas_interfaces_are_gone() {
+    let spec = spec(2, &["f"]);
+    let account = deployed(&spec, &empty());
+    let options = PlanOptions {
+        delete_functions: true,
+        ..DEFAULT
+    };
+    let plan = destroy_plan(&spec, &account, &options);
+    let role = step_of(&plan, |a| matches!(a, Action::DeleteRole { .. }));
+    let clears: Vec<StepId> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::ClearLambdaInterfaces { .. }))
+        .map(|s| s.id)
+        .collect();
+    assert!(!clears.is_empty(), "{:#?}", plan.steps);
+    for clear in clears {
+        assert!(waits_for(&plan, role, clear), "{clear:?}");
+    }
+}

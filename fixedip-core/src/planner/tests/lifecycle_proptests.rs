@@ -355,6 +355,7 @@ proptest! {
                 name: format!("foreign-{n}"),
                 arn: format!("arn:aws:lambda:us-east-1:123456789012:function:foreign-{n}"),
                 stack_tag: stack_tag.map(str::to_owned),
+                state: Default::default(),
                 security_group_ids: if subnet_ids.is_empty() { Vec::new() } else { template.security_group_ids.clone() },
                 subnet_ids,
                 role_arn: "arn:aws:iam::123456789012:role/theirs".to_owned(),

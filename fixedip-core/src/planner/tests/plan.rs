@@ -612,6 +612,25 @@ fn a_failed_nat_is_replaced_with_the_same_address() {
     assert_eq!(plan.steps[1].after, [StepId(0)]);
 }
 
+/// EC2 idempotency guide: a repeated client token gets the original (here: failed) gateway
+/// back. The replacement's token is of the next generation.
+#[test]
+fn a_replacement_nat_gets_a_token_of_a_new_generation() {
+    let plan = after_drift(&spec(2, &["f"]), |a| {
+        let nat = a.nat_gateways.iter_mut().find(|n| n.slot == 1).unwrap();
+        nat.state = NatState::Failed;
+        let kept = nat.allocation_ids[0].clone();
+        let address = a.addresses.iter_mut().find(|x| x.allocation_id == kept);
+        address.unwrap().association_id = None;
+        a.retired.nat_gateways.insert(1, 1);
+    });
+    let Some(Action::CreateNatGateway { generation, .. }) = actions(&plan).into_iter().next()
+    else {
+        panic!("{:#?}", plan.steps)
+    };
+    assert_eq!(*generation, 1);
+}
+
 #[test]
 fn a_pending_nat_counts_as_existing() {
     let plan = after_drift(&spec(2, &["f"]), |a| {
@@ -712,6 +731,49 @@ fn a_missing_role_policy_is_attached() {
     assert!(matches!(plan.network.role, Some(Status::Change(_))));
 }
 
+/// Lambda developer guide, function states: a Failed function must be deleted and created
+/// again. The plan does that in one deploy, the delete before the create.
+#[test]
+fn a_failed_function_is_deleted_and_created_again() {
+    let spec = spec(1, &["f"]);
+    let mut account = deployed(&spec, &empty());
+    account.functions[0].state = crate::observed::FunctionState {
+        state: Some("Failed".into()),
+        reason_code: Some("SubnetOutOfIPAddresses".into()),
+        reason: Some("no free addresses".into()),
+    };
+    let plan = planned(&spec, &account);
+    check_well_formed(&plan);
+    assert_eq!(
+        census(&plan),
+        BTreeMap::from([
+            ("CreateFunction".to_owned(), 1),
+            ("DeleteFunction".to_owned(), 1)
+        ])
+    );
+    let delete = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::DeleteFunction { .. }))
+        .unwrap();
+    let create = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateFunction { .. }))
+        .unwrap();
+    assert!(create.after.contains(&delete.id));
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("Failed (SubnetOutOfIPAddresses: no free addresses)")),
+        "{:?}",
+        plan.notes
+    );
+    // Once created again it is Active: the next plan is a no-op.
+    account.functions[0].state.state = Some("Active".into());
+    assert!(planned(&spec, &account).is_noop());
+}
+
 /// A function of the name the stack deploys that fixedip did not create (no stack tag).
 fn foreign_function(role_arn: &str) -> ObservedFunction {
     ObservedFunction {
@@ -727,6 +789,7 @@ fn foreign_function(role_arn: &str) -> ObservedFunction {
         security_group_ids: Vec::new(),
         code_sha256: "c29tZWJvZHkgZWxzZSdz".into(),
         stack_tag: None,
+        state: Default::default(),
     }
 }
 

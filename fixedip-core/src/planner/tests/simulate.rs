@@ -399,6 +399,7 @@ impl Account {
                 subnet,
                 address,
                 slot,
+                ..
             } => {
                 assert!(
                     self.igw_attached(),
@@ -828,6 +829,7 @@ impl Account {
                         security_group_ids: Vec::new(),
                         code_sha256: function.code_sha256.clone().unwrap_or_default(),
                         stack_tag: Some(plan.stack.to_string()),
+                        state: Default::default(),
                     },
                     function,
                     subnets,
@@ -1318,6 +1320,12 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     Action::CreateFunction { .. } | Action::UpdateFunctionConfiguration { .. },
                     Action::AttachRolePolicy { .. },
                 ) => true,
+                // The role goes after Lambda's interfaces: Lambda deletes them with it.
+                (Action::DeleteRole { .. }, Action::ClearLambdaInterfaces { .. }) => true,
+                // A Failed function is deleted before it is created again (function states).
+                (Action::CreateFunction { function, .. }, Action::DeleteFunction { name }) => {
+                    function.name == *name
+                }
                 (
                     Action::UpdateFunctionConfiguration { .. },
                     Action::CreateRouteTable { .. }

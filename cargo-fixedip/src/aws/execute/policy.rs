@@ -1,0 +1,469 @@
+//! How AWS answers, in one place: every call the executor makes goes through [`Context::send`],
+//! which classifies a failed answer and says whether it is worth sending again, after how long,
+//! and for how long in all. The planner decides what to do; this decides only how to carry out one
+//! call on a service that is eventually consistent, throttles and finishes things on its own.
+//!
+//! The classes, and what AWS documents about each:
+//!
+//! - **not visible yet**: a call naming an id this run just created answers `*.NotFound`. "The
+//!   Amazon EC2 API follows an eventual consistency model"; AWS advises retries "starting with a
+//!   couple of seconds of wait time, and increasing gradually up to five minutes"
+//!   (docs.aws.amazon.com/ec2/latest/devguide/eventual-consistency.html; terraform issue 7104, PR
+//!   7156; terraform-provider-aws waits up to 5 minutes, `ec2PropagationTimeout`).
+//! - **propagating**: Lambda cannot assume a role yet ("The role defined for the function cannot be
+//!   assumed by Lambda", "The provided execution role does not have permissions"), on CreateFunction
+//!   *and* UpdateFunctionConfiguration (apex/up issue 189), whether the role is new or had a policy
+//!   attached moments ago. terraform retries both calls for 5 minutes (`retryFunctionOp`).
+//! - **throttled**: `RequestLimitExceeded`, `Throttling`, `TooManyRequestsException`... The SDK's
+//!   adaptive retries come first; past them, the call is sent again within a time budget with
+//!   jitter, as the EC2 throttling guide advises ("use an exponential backoff algorithm… implement
+//!   a maximum delay interval… You can also use jitter").
+//! - **outcome unknown**: no answer, or a 5xx. Safe to send again only for a call whose repeat is
+//!   harmless; a create that must not happen twice looks for what it made first
+//!   ([`Context::create_or_find`]).
+//! - **in use**: `DependencyViolation`, an interface "currently in use": something AWS releases on
+//!   its own (usually Lambda's Hyperplane interfaces: P99 about 35 minutes, terraform waits 45).
+//! - **conflict**: Lambda's `ResourceConflictException` while a function is `Pending` or an update
+//!   is `InProgress` (Lambda developer guide, function states).
+//! - **address settling**: right after its NAT gateway reads `deleted`, an Elastic IP's
+//!   ReleaseAddress or AssociateAddress can answer `AuthFailure` or
+//!   `InvalidNetworkInterfaceID.NotFound` for seconds (terraform-provider-aws issue 49299;
+//!   eformat/sno-for-100 #5: "a short pause" fixed it).
+//! - **final**: anything else; reported to the user at once.
+
+use std::hash::{BuildHasher, Hasher};
+
+use super::*;
+
+/// What a failed answer means for the call that got it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Class {
+    NotVisibleYet,
+    Propagating,
+    Throttled,
+    OutcomeUnknown,
+    InUse,
+    Conflict,
+    AddressSettling,
+    Final,
+}
+
+impl Class {
+    /// What the executor waits for, as the user reads it on stderr.
+    pub fn waiting_for(self) -> &'static str {
+        match self {
+            Class::NotVisibleYet => {
+                "AWS to make what was just created visible (eventual consistency)"
+            }
+            Class::Propagating => "the IAM role to reach Lambda",
+            Class::Throttled => "AWS's request rate limit (throttled)",
+            Class::OutcomeUnknown => "AWS to answer (no answer or a server error)",
+            Class::InUse => "what still uses it to go (DependencyViolation)",
+            Class::Conflict => {
+                "the function's previous change to finish (ResourceConflictException)"
+            }
+            Class::AddressSettling => "the Elastic IP to leave its deleted NAT gateway",
+            Class::Final => "nothing",
+        }
+    }
+}
+
+/// A failed answer, as far as the policy needs it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Failure<'e> {
+    pub code: Option<&'e str>,
+    pub message: Option<&'e str>,
+    /// The HTTP status, when AWS answered at all.
+    pub status: Option<u16>,
+}
+
+impl<'e> Failure<'e> {
+    pub fn of<E: ProvideErrorMetadata>(error: &'e SdkError<E, HttpResponse>) -> Failure<'e> {
+        let status = match error {
+            SdkError::ServiceError(service) => Some(service.raw().status().as_u16()),
+            SdkError::ResponseError(response) => Some(response.raw().status().as_u16()),
+            _ => None,
+        };
+        Failure {
+            code: error.code(),
+            message: error.message(),
+            status,
+        }
+    }
+}
+
+/// The codes services use for throttling.
+const THROTTLED: &[&str] = &[
+    "RequestLimitExceeded",
+    "Throttling",
+    "ThrottlingException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "EC2ThrottledException",
+];
+
+/// What Lambda answers while a role change has not reached it. Lambda's code for this is the
+/// generic InvalidParameterValueException: only its message tells this case from a wrong value
+/// (terraform matches the same two messages).
+const ROLE_NOT_YET_ASSUMABLE: &[&str] = &[
+    "cannot be assumed by Lambda",
+    "The provided execution role does not have permissions",
+];
+
+/// Classifies one failed answer to `operation`. `fresh`: the call names an id this run created
+/// (a not-found then means "not visible yet", otherwise "not there").
+pub fn classify(operation: &str, failure: Failure<'_>, fresh: bool) -> Class {
+    let code = failure.code.unwrap_or_default();
+    let message = failure.message.unwrap_or_default();
+    let address_call = matches!(operation, "ReleaseAddress" | "AssociateAddress");
+    if THROTTLED.contains(&code) {
+        return Class::Throttled;
+    }
+    if failure.status.is_none_or(|s| s >= 500) && !code.ends_with("Exception") {
+        // No answer at all, or a server error (Lambda's 502s with a named exception are below).
+        return Class::OutcomeUnknown;
+    }
+    if address_call && matches!(code, "AuthFailure" | "InvalidNetworkInterfaceID.NotFound") {
+        return Class::AddressSettling;
+    }
+    if code.ends_with(".NotFound") || code.ends_with("NotFound") {
+        return if fresh {
+            Class::NotVisibleYet
+        } else {
+            Class::Final
+        };
+    }
+    match code {
+        "DependencyViolation" | "InvalidNetworkInterface.InUse" => Class::InUse,
+        // EC2 uses InvalidParameterValue for many things; only this message means "wait".
+        "InvalidParameterValue" if message.contains("currently in use") => Class::InUse,
+        "ResourceConflictException" | "ResourceNotReadyException" => Class::Conflict,
+        "InvalidParameterValueException"
+            if matches!(operation, "CreateFunction" | "UpdateFunctionConfiguration")
+                && ROLE_NOT_YET_ASSUMABLE.iter().any(|m| message.contains(m)) =>
+        {
+            Class::Propagating
+        }
+        "ServiceException" => Class::OutcomeUnknown,
+        _ => Class::Final,
+    }
+}
+
+/// How long and how often a class of failure is retried: pauses from `first`, doubling up to
+/// `cap`, with jitter, while the call has taken less than `total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    pub first: Duration,
+    pub cap: Duration,
+    pub total: Duration,
+}
+
+impl Timeouts {
+    /// The budget of a class; `None` for what is not retried.
+    pub fn budget(&self, class: Class) -> Option<Budget> {
+        // AWS: "starting with a couple of seconds"; shorter when the user polls faster.
+        let first = Duration::from_secs(1).min(self.poll_first);
+        let cap = self.poll_max.max(first);
+        let total = match class {
+            Class::NotVisibleYet => self.propagation,
+            Class::Propagating => self.role_propagation,
+            Class::Throttled | Class::OutcomeUnknown => self.throttling,
+            Class::InUse => self.lambda_interfaces,
+            Class::Conflict => self.function,
+            Class::AddressSettling => self.propagation,
+            Class::Final => return None,
+        };
+        Some(Budget { first, cap, total })
+    }
+}
+
+/// The pauses of one call's retries.
+pub struct Retries {
+    started: Instant,
+    next: Option<Duration>,
+}
+
+impl Retries {
+    pub fn new() -> Retries {
+        Retries {
+            started: Instant::now(),
+            next: None,
+        }
+    }
+
+    /// The pause before the next attempt under `budget`, or `None` when the budget is spent.
+    pub fn next_pause(&mut self, budget: Budget) -> Option<Duration> {
+        let base = self
+            .next
+            .map_or(budget.first, |last| (last * 2).min(budget.cap));
+        self.next = Some(base);
+        let pause = jittered(base);
+        (self.started.elapsed() + pause <= budget.total).then_some(pause)
+    }
+
+    pub fn waited(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+/// Between half and all of `pause`: calls that failed together do not all come back together.
+fn jittered(pause: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let half = pause / 2;
+    half + half.mul_f64((random % 1000) as f64 / 1000.0)
+}
+
+impl<'a> Context<'a> {
+    /// Sends one call as often and as long as [`classify`] and [`Timeouts::budget`] say. `done`:
+    /// the codes that mean the call's work is done (a removal's not-found), returned at once.
+    pub(in crate::aws) async fn send<T, E, F>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        done: &[&str],
+        send: impl Fn() -> F,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
+    {
+        self.send_naming(step, operation, done, names_fresh_ids(step), send)
+            .await
+    }
+
+    /// [`Context::send`] for a call that names what the step itself created a moment ago
+    /// (`fresh`): its not-found is "not visible yet" whatever the step's own references.
+    pub(in crate::aws) async fn send_naming<T, E, F>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        done: &[&str],
+        fresh: bool,
+        send: impl Fn() -> F,
+    ) -> Result<T, SdkError<E, HttpResponse>>
+    where
+        F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata,
+    {
+        let mut retries = Retries::new();
+        loop {
+            let error = match send().await {
+                Ok(answer) => return Ok(answer),
+                Err(e) => e,
+            };
+            if has_code(&error, done) {
+                return Err(error);
+            }
+            let class = classify(operation, Failure::of(&error), fresh);
+            let Some(pause) = self
+                .inputs
+                .timeouts
+                .budget(class)
+                .and_then(|b| retries.next_pause(b))
+            else {
+                return Err(error);
+            };
+            (self.progress)(Progress::Waiting {
+                step,
+                what: class.waiting_for(),
+            });
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// [`Context::send`] for a call that returns nothing the step needs.
+    pub(in crate::aws) async fn send_done<T, E, F>(
+        self,
+        step: &'a Step,
+        operation: &'static str,
+        send: impl Fn() -> F,
+    ) -> Result<Produced, AwsError>
+    where
+        F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        self.send(step, operation, &[], send)
+            .await
+            .map_err(|e| AwsError::call(operation, e))?;
+        Ok(Produced::default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure<'e>(code: &'e str, status: u16) -> Failure<'e> {
+        Failure {
+            code: Some(code),
+            message: None,
+            status: Some(status),
+        }
+    }
+
+    #[test]
+    fn a_fresh_id_not_found_is_waited_for_and_an_old_one_is_final() {
+        for code in [
+            "InvalidVpcID.NotFound",
+            "InvalidSubnetID.NotFound",
+            "InvalidRouteTableID.NotFound",
+            "InvalidGroup.NotFound",
+            "InvalidAllocationID.NotFound",
+            "InvalidNatGatewayID.NotFound",
+            "NatGatewayNotFound",
+            "InvalidInstanceID.NotFound",
+        ] {
+            assert_eq!(
+                classify("CreateRoute", failure(code, 400), true),
+                Class::NotVisibleYet,
+                "{code}"
+            );
+            assert_eq!(
+                classify("CreateRoute", failure(code, 400), false),
+                Class::Final,
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn throttling_server_errors_and_silence_are_told_apart_from_final_errors() {
+        for (code, status) in [
+            ("RequestLimitExceeded", 503),
+            ("Throttling", 400),
+            ("TooManyRequestsException", 429),
+            ("ThrottlingException", 400),
+        ] {
+            assert_eq!(
+                classify("X", failure(code, status), false),
+                Class::Throttled
+            );
+        }
+        assert_eq!(
+            classify("X", failure("InternalError", 500), false),
+            Class::OutcomeUnknown
+        );
+        assert_eq!(
+            classify("X", Failure::default(), false),
+            Class::OutcomeUnknown,
+            "no answer at all"
+        );
+        assert_eq!(
+            classify("CreateVpc", failure("VpcLimitExceeded", 400), false),
+            Class::Final
+        );
+        assert_eq!(
+            classify("X", failure("UnauthorizedOperation", 403), true),
+            Class::Final
+        );
+    }
+
+    #[test]
+    fn role_propagation_is_recognised_on_create_and_update_only() {
+        let assumable = |operation| {
+            classify(
+                operation,
+                Failure {
+                    code: Some("InvalidParameterValueException"),
+                    message: Some("The role defined for the function cannot be assumed by Lambda."),
+                    status: Some(400),
+                },
+                false,
+            )
+        };
+        assert_eq!(assumable("CreateFunction"), Class::Propagating);
+        assert_eq!(assumable("UpdateFunctionConfiguration"), Class::Propagating);
+        assert_eq!(assumable("TagResource"), Class::Final);
+        let other = Failure {
+            code: Some("InvalidParameterValueException"),
+            message: Some("Memory size must be a multiple of 1 MB"),
+            status: Some(400),
+        };
+        assert_eq!(classify("CreateFunction", other, false), Class::Final);
+    }
+
+    #[test]
+    fn in_use_conflicts_and_settling_addresses_wait() {
+        assert_eq!(
+            classify("DeleteSubnet", failure("DependencyViolation", 400), false),
+            Class::InUse
+        );
+        let in_use = Failure {
+            code: Some("InvalidParameterValue"),
+            message: Some("Network interface 'eni-1' is currently in use."),
+            status: Some(400),
+        };
+        assert_eq!(
+            classify("DeleteNetworkInterface", in_use, false),
+            Class::InUse
+        );
+        assert_eq!(
+            classify(
+                "UpdateFunctionCode",
+                failure("ResourceConflictException", 409),
+                false
+            ),
+            Class::Conflict
+        );
+        for code in ["AuthFailure", "InvalidNetworkInterfaceID.NotFound"] {
+            assert_eq!(
+                classify("ReleaseAddress", failure(code, 400), false),
+                Class::AddressSettling
+            );
+            assert_eq!(
+                classify("AssociateAddress", failure(code, 400), false),
+                Class::AddressSettling
+            );
+        }
+        assert_eq!(
+            classify("DescribeVpcs", failure("AuthFailure", 401), false),
+            Class::Final
+        );
+    }
+
+    #[test]
+    fn budgets_are_time_based_and_final_errors_have_none() {
+        let timeouts = Timeouts::default();
+        assert_eq!(timeouts.budget(Class::Final), None);
+        let visible = timeouts.budget(Class::NotVisibleYet).unwrap();
+        assert_eq!(visible.first, Duration::from_secs(1));
+        assert_eq!(
+            visible.total,
+            Duration::from_secs(300),
+            "AWS: up to five minutes"
+        );
+        assert_eq!(
+            timeouts.budget(Class::InUse).unwrap().total,
+            Duration::from_secs(45 * 60),
+            "Lambda's interfaces: P99 about 35 minutes"
+        );
+        assert!(timeouts.budget(Class::Throttled).unwrap().total >= Duration::from_secs(120));
+    }
+
+    #[test]
+    fn pauses_double_up_to_the_cap_with_jitter_and_stop_at_the_total() {
+        let budget = Budget {
+            first: Duration::from_millis(100),
+            cap: Duration::from_millis(400),
+            total: Duration::from_secs(3600),
+        };
+        let mut retries = Retries::new();
+        let pauses: Vec<Duration> = (0..5)
+            .map(|_| retries.next_pause(budget).unwrap())
+            .collect();
+        for (pause, base) in pauses.iter().zip([100, 200, 400, 400, 400]) {
+            let base = Duration::from_millis(base);
+            assert!(
+                *pause >= base / 2 && *pause <= base,
+                "{pause:?} for {base:?}"
+            );
+        }
+        let spent = Budget {
+            total: Duration::ZERO,
+            ..budget
+        };
+        assert_eq!(Retries::new().next_pause(spent), None);
+    }
+}

@@ -1,0 +1,306 @@
+//! Issue 15: AWS as AWS really behaves, all at once (`Scenario::aws_like`: NAT gateways pending and
+//! deleting, functions Pending and InProgress, roles Lambda cannot assume yet, fresh ids not found,
+//! Elastic IPs refused right after their NAT gateway is deleted, client tokens answered with the
+//! original resource, lingering Lambda interfaces, AWS's dependency rules) plus throttling. A first
+//! deploy, a code change, every mode switch and a destroy must each succeed in ONE run, with nothing
+//! leaked and no IP lost. And what AWS fails (a function `Failed`, a NAT gateway `failed`) is
+//! reported with AWS's reason and replaced by the next deploy.
+//!
+//! `cargo nextest run -p fixedip-tests --no-capture aws_behaviour::` prints each run's figures
+//! (calls, retries by class, wall); docs/reliability.md collects them.
+
+use crate::common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use common::{
+    assert_allowed_by_iam_policy, assert_one_stack, path_arg, render, Inventory, Lab, STACK,
+};
+use fixedip_chaos::{
+    CallMatcher, Fault, FaultRule, FunctionFailure, LogEntry, NatFailure, Outcome, Scenario,
+    Trigger,
+};
+use fixedip_tests::{example_zip, fixture_zip, fixtures_manifest, write_lambda_zip};
+
+/// Real durations times this: NAT gateways pending 6 s, fresh ids unknown 0.5 s, roles 0.8 s...
+const SCALE: f64 = 0.1;
+
+/// AWS's behaviour, and 5 % of every call throttled.
+fn scenario() -> Scenario {
+    Scenario {
+        seed: 15,
+        faults: vec![FaultRule {
+            fault: Fault::Throttle,
+            matches: CallMatcher::default(),
+            when: Trigger::Rate(0.05),
+        }],
+        ..Scenario::aws_like(SCALE)
+    }
+}
+
+/// A run's figures: calls, AWS's refusals by class (what the executor's policy retried), wall.
+fn figures(what: &str, log: &[LogEntry], wall: Duration) {
+    let mut refused: BTreeMap<String, usize> = BTreeMap::new();
+    for entry in log {
+        let class = match &entry.outcome {
+            Outcome::Injected {
+                fault: Fault::Throttle,
+                ..
+            } => "throttled".to_owned(),
+            Outcome::Injected { fault, .. } => format!("{fault:?}"),
+            Outcome::Refused { code, .. } if code.ends_with("NotFound") => {
+                "not visible yet".to_owned()
+            }
+            Outcome::Refused { code, .. } if code.is_empty() => "token replayed".to_owned(),
+            Outcome::Refused { code, .. } => code.clone(),
+            _ => continue,
+        };
+        *refused.entry(class).or_default() += 1;
+    }
+    println!(
+        "aws_like x{SCALE}: {what}: {} calls, {:.1} s, refused or faulted: {refused:?}",
+        log.len(),
+        wall.as_secs_f64()
+    );
+}
+
+/// `cargo fixedip ARGS` must succeed at its first run.
+async fn once(lab: &Lab, args: &[&str], what: &str) -> Output {
+    lab.proxy.clear_log();
+    let started = Instant::now();
+    let output = lab.run_expect(args, 0, what).await;
+    let log = lab.proxy.log();
+    figures(what, &log, started.elapsed());
+    assert_allowed_by_iam_policy(&log);
+    output
+}
+
+fn example() -> Vec<&'static str> {
+    vec!["deploy", "--quiet", "--zip", path_arg(example_zip())]
+}
+
+/// A fixture function of the default stack, deployed from the fixtures' workspace.
+fn fixture(name: &str) -> Vec<&'static str> {
+    vec![
+        "deploy",
+        "--manifest-path",
+        path_arg(&fixtures_manifest()),
+        "--quiet",
+        "--zip",
+        path_arg(&fixture_zip(name)),
+    ]
+}
+
+/// The stack's Elastic IPs, active or retained (they keep the stack's tag).
+fn stack_ips(inventory: &Inventory) -> BTreeSet<String> {
+    inventory.stack_ips.values().cloned().collect()
+}
+
+/// NAT gateways moto holds that are not deleted.
+async fn nat_gateways_live(lab: &Lab) -> usize {
+    let answer = lab
+        .emulator
+        .ec2()
+        .await
+        .describe_nat_gateways()
+        .send()
+        .await
+        .unwrap();
+    answer
+        .nat_gateways()
+        .iter()
+        .filter(|n| matches!(n.state().map(|s| s.as_str()), Some("available" | "pending")))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn deploy_code_change_mode_switches_and_destroy_each_converge_in_one_run() {
+    let lab = Lab::start(scenario()).await;
+    let function = "hello-egress";
+
+    once(&lab, &example(), "first deploy, a NAT gateway per AZ").await;
+    let ips = stack_ips(&assert_one_stack(&lab, 2, &[function], "first deploy").await);
+    assert_eq!(ips.len(), 2);
+
+    let changed = tempfile::tempdir().unwrap();
+    let zip = changed.path().join("changed.zip");
+    let bootstrap = std::fs::read(fixedip_tests::example_binary()).unwrap();
+    write_lambda_zip(&zip, &bootstrap, &[("VERSION", b"2")]);
+    once(
+        &lab,
+        &["deploy", "--quiet", "--zip", path_arg(&zip)],
+        "code-change redeploy",
+    )
+    .await;
+    assert_one_stack(&lab, 2, &[function], "code change").await;
+
+    // gateway → instance → gateway, the other function riding along.
+    once(&lab, &fixture("nat-instance"), "gateway → instance").await;
+    let now = Inventory::take(&lab.emulator).await;
+    assert!(stack_ips(&now).is_superset(&ips), "no IP lost: {now:?}");
+    assert_eq!(nat_gateways_live(&lab).await, 0, "the gateways went");
+    once(&lab, &example(), "instance → gateway").await;
+    let now = Inventory::take(&lab.emulator).await;
+    assert!(stack_ips(&now).is_superset(&ips), "no IP lost: {now:?}");
+    assert_eq!(nat_gateways_live(&lab).await, 2);
+
+    // nats 2 → 1 → 2.
+    once(&lab, &fixture("egress-one-nat"), "nats 2 → 1").await;
+    assert_eq!(nat_gateways_live(&lab).await, 1);
+    once(&lab, &example(), "nats 1 → 2").await;
+    assert_eq!(nat_gateways_live(&lab).await, 2);
+    let now = Inventory::take(&lab.emulator).await;
+    assert!(stack_ips(&now).is_superset(&ips), "no IP lost: {now:?}");
+
+    once(
+        &lab,
+        &[
+            "destroy",
+            "--yes",
+            "--quiet",
+            // The fixtures' functions ride in the stack: taken out of the VPC with it.
+            "--force-detach-others",
+            "--zip",
+            path_arg(example_zip()),
+            "--poll-interval",
+            "0.5",
+        ],
+        "destroy",
+    )
+    .await;
+    let after = Inventory::take(&lab.emulator).await;
+    let added = after.added_since(&lab.baseline);
+    for kind in [
+        "vpc",
+        "subnet",
+        "NAT gateway",
+        "internet gateway",
+        "route table",
+    ] {
+        assert!(
+            !added.contains_key(kind),
+            "destroy leaked a {kind}: {added:?}\nlog:\n{}",
+            render(&lab.proxy.log())
+        );
+    }
+    assert!(
+        stack_ips(&after).is_superset(&ips),
+        "destroy keeps the IPs: {after:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn isolated_and_endpoints_deploy_and_destroy_in_one_run() {
+    let lab = Lab::start(scenario()).await;
+    once(&lab, &fixture("egress-isolated"), "isolated deploy").await;
+    assert_eq!(nat_gateways_live(&lab).await, 0);
+    once(&lab, &fixture("endpoints-four"), "deploy with endpoints").await;
+    for stack in [STACK, "endpoints"] {
+        once(
+            &lab,
+            &[
+                "destroy",
+                "--stack",
+                stack,
+                "--force-detach-others",
+                "--yes",
+                "--quiet",
+                "--poll-interval",
+                "0.5",
+            ],
+            "destroy",
+        )
+        .await;
+    }
+    let added = Inventory::take(&lab.emulator)
+        .await
+        .added_since(&lab.baseline);
+    for kind in [
+        "vpc",
+        "subnet",
+        "NAT gateway",
+        "internet gateway",
+        "route table",
+    ] {
+        assert!(
+            !added.contains_key(kind),
+            "destroy leaked a {kind}: {added:?}"
+        );
+    }
+}
+
+/// Lambda developer guide, function states: "When function creation fails, Lambda sets the
+/// function state to failed, and you must delete and recreate the function."
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_function_is_reported_refused_by_verify_and_replaced_by_the_next_deploy() {
+    let function = "hello-egress";
+    let lab = Lab::start(Scenario {
+        failures: fixedip_chaos::Failures {
+            functions: vec![FunctionFailure::out_of_addresses(function)],
+            ..Default::default()
+        },
+        ..scenario()
+    })
+    .await;
+    let failed = lab.run(&example()).await;
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "the deploy says it failed");
+    assert!(
+        stderr.contains("SubnetOutOfIPAddresses"),
+        "Lambda's StateReasonCode reaches the user:\n{stderr}"
+    );
+
+    let verify = lab.run(&["verify"]).await;
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    assert!(!verify.status.success(), "verify fails:\n{said}");
+    assert!(
+        said.contains("function-not-active") && said.contains("SubnetOutOfIPAddresses"),
+        "{said}"
+    );
+
+    once(&lab, &example(), "the deploy after a Failed function").await;
+    let log = lab.proxy.log();
+    assert!(
+        log.iter().any(|e| e.operation.name == "DeleteFunction"),
+        "the failed function was deleted and created again"
+    );
+    assert_one_stack(&lab, 2, &[function], "after the replacement").await;
+    let verify = lab.run(&["verify"]).await;
+    assert!(
+        verify.status.success(),
+        "verify passes once it is Active:\n{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// NatGateway data type: "The NAT gateway could not be created. Check the failureCode and
+/// failureMessage fields". The deploy says why; the next one replaces the gateway on the same
+/// address, with a client token of a new generation (the old one would get the failed gateway
+/// back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_nat_gateway_is_reported_and_replaced_by_the_next_deploy() {
+    let lab = Lab::start(Scenario {
+        failures: fixedip_chaos::Failures {
+            nat_gateways: vec![NatFailure::internal_error(1)],
+            ..Default::default()
+        },
+        ..scenario()
+    })
+    .await;
+    let failed = lab.run(&example()).await;
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "the deploy says it failed");
+    assert!(
+        stderr.contains("InternalError") && stderr.contains("invalid state"),
+        "AWS's FailureCode and FailureMessage reach the user:\n{stderr}"
+    );
+    once(&lab, &example(), "the deploy after a failed NAT gateway").await;
+    let ips = stack_ips(&Inventory::take(&lab.emulator).await);
+    assert_eq!(ips.len(), 2, "no IP lost or added: {ips:?}");
+}
