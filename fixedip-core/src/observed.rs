@@ -42,6 +42,17 @@ pub struct ObservedState {
     /// The availability zones the region offers (state `available`, zone type `availability-zone`),
     /// by name, in the order AWS lists them.
     pub offered_azs: Vec<String>,
+    /// The AZ id (`use1-az1`, DescribeAvailabilityZones `ZoneId`) of each offered AZ, by name.
+    /// Names map to physical zones differently in each account; ids do not. Empty when not known
+    /// (offline): the planner then works with names.
+    #[serde(default)]
+    pub az_ids: BTreeMap<String, String>,
+    /// AZ ids where the stack cannot put a new slot, each with why: the NAT instance type is not
+    /// offered there (DescribeInstanceTypeOfferings), or AWS refused a subnet there during this
+    /// run. The planner leaves them out when it chooses an AZ for a slot; a slot that has its
+    /// subnets keeps its AZ.
+    #[serde(default)]
+    pub unusable_az_ids: BTreeMap<String, String>,
     pub vpc: Option<ObservedVpc>,
     pub internet_gateway: Option<ObservedInternetGateway>,
     /// Internet gateways tagged as the stack's beyond the one it uses: left by a create whose
@@ -84,6 +95,12 @@ pub struct ObservedState {
     /// tags): `None` when the stack builds its own network, or when that VPC was not found.
     #[serde(default)]
     pub existing_network: Option<ObservedExistingNetwork>,
+    /// The AWS-managed prefix list (`pl-...`) of each gateway endpoint service the stack lists,
+    /// by service (DescribePrefixLists, `com.amazonaws.<region>.s3`): the peer of the egress rule
+    /// a restricted `egress` needs to reach that endpoint. Read only when that rule is needed;
+    /// empty when not read (offline).
+    #[serde(default)]
+    pub prefix_lists: BTreeMap<Endpoint, String>,
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.
@@ -346,4 +363,8 @@ pub struct ObservedFunction {
     pub code_sha256: String,
     /// The stack named by the function's `fixedip:stack` tag, if any.
     pub stack_tag: Option<String>,
+    /// `VpcConfig.Ipv6AllowedForDualStack`: in dual-stack subnets, IPv6 traffic would leave from
+    /// the function's own address, bypassing the fixed IPs. fixedip always sets it off.
+    #[serde(default)]
+    pub ipv6_allowed_for_dual_stack: bool,
 }

@@ -164,7 +164,7 @@ use {
 
 pub use crate::stacks::{stack_specs, ConflictError, DeclaredFunction, Origin};
 pub use destroy::plan_destroy;
-pub use egress::{desired_egress, security_group_rule};
+pub use egress::{desired_egress, gateway_prefix_lists_needed, security_group_rule};
 pub use errors::PlanError;
 pub use layout::{slot_cidrs, SlotCidrs, ANYWHERE, LAYOUT_SLOTS, MAX_VPC_PREFIX, MIN_VPC_PREFIX};
 pub use network::{execution_role_policy_arns, partition, EXECUTION_ROLE_POLICIES};
@@ -217,7 +217,7 @@ pub fn plan_with(
     }
     let vpc_cidr = layout::vpc_cidr(spec)?;
     let inventory = Inventory::new(observed);
-    let slots = choose_slots(spec, &inventory)?;
+    let slots = choose_slots(spec, observed, &inventory)?;
     let nat_layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
     let nat_slots = slots.holding_nats(&nat_layout);
     let addresses = choose_addresses(spec, &inventory, &nat_slots)?;

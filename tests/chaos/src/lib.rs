@@ -25,6 +25,7 @@ pub mod proxy;
 pub mod scenario;
 pub mod timing;
 pub mod upstream;
+pub mod zones;
 
 pub use iam::Authorization;
 pub use log::{LogEntry, LogQueries, LogSummary, Outcome};

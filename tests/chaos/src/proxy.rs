@@ -634,6 +634,13 @@ async fn refuse(
             }
         }
     }
+    if call.is("ec2", "CreateSubnet") {
+        let refused = shared.lock().scenario.refused_subnet_azs.clone();
+        let az = protocol::param(&call.params, "AvailabilityZone");
+        if let Some(r) = crate::zones::refuse_subnet(&refused, az) {
+            return Ok(Some(faults::ec2_error(r.status, r.code, &r.message)));
+        }
+    }
     if call.operation.service == "ec2" && shared.lock().scenario.dependency_rules {
         let nat_state = |id: &str, moto_state: &str| -> String {
             shared

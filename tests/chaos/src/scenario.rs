@@ -25,6 +25,9 @@ pub struct Scenario {
     pub dependency_rules: bool,
     /// Lambda's Hyperplane ENIs: created in moto when a function joins a VPC.
     pub hyperplane_enis: Option<HyperplaneEnis>,
+    /// AZs (by name) where CreateSubnet is refused as AWS refuses it in a zone the account lists
+    /// but cannot use (`zones.rs`).
+    pub refused_subnet_azs: Vec<String>,
 }
 
 /// Latency added to every AWS call.
