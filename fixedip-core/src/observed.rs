@@ -101,6 +101,10 @@ pub struct ObservedState {
     /// empty when not read (offline).
     #[serde(default)]
     pub prefix_lists: BTreeMap<Endpoint, String>,
+    /// What the account uses of the VPC quotas a plan consumes, read only when a plan creates
+    /// such resources (`planner::quotas`). `None`: not known; nothing is checked.
+    #[serde(default)]
+    pub quota_usage: Option<crate::planner::quotas::QuotaUsage>,
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.

@@ -318,6 +318,7 @@ mod layout;
 pub mod nat_instance;
 mod nats;
 mod network;
+pub mod quotas;
 mod routes;
 mod slot;
 mod slots;

@@ -8,7 +8,10 @@ use aws_sdk_ec2::types::Filter;
 use fixedip_chaos::{Outcome, Scenario};
 use fixedip_tests::example_zip;
 
-use crate::common::{assert_allowed_by_iam_policy, assert_one_stack, path_arg, render, Lab, STACK};
+use crate::common::{
+    assert_allowed_by_iam_policy, assert_one_stack, mutating_forwarded, path_arg, render, Lab,
+    STACK,
+};
 
 fn deploy_args() -> Vec<&'static str> {
     vec!["deploy", "--zip", path_arg(example_zip())]
@@ -85,4 +88,44 @@ async fn a_zone_that_refuses_subnets_is_left_out_before_any_address_is_allocated
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("account already matches"), "{stderr}");
     assert_allowed_by_iam_policy(&lab.proxy.log());
+}
+
+/// The account at AWS's default quota of 5 VPCs (moto's default VPC and others'), with the chaos
+/// proxy refusing as AWS would: deploy refuses before its first mutating call (not even the
+/// lease is taken: without the check, the lease would be taken and CreateVpc refused by AWS),
+/// naming the quota's code.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_region_at_its_vpc_quota_is_refused_before_any_change() {
+    let lab = Lab::start(Scenario {
+        quotas: Some(fixedip_chaos::quotas::QuotaLimits::aws_defaults()),
+        ..Scenario::default()
+    })
+    .await;
+    let ec2 = lab.emulator.ec2().await;
+    let before = ec2.describe_vpcs().send().await.unwrap().vpcs().len();
+    for i in before..5 {
+        ec2.create_vpc()
+            .cidr_block(format!("10.{}.0.0/16", 100 + i))
+            .send()
+            .await
+            .unwrap();
+    }
+    let output = lab
+        .run_expect(&deploy_args(), 7, "deploy at the VPC quota")
+        .await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("\"VPCs per Region\"")
+            && stderr.contains("L-F678F1CE")
+            && stderr.contains("uses 5 of its 5"),
+        "{stderr}"
+    );
+    let log = lab.proxy.log();
+    assert_eq!(mutating_forwarded(&log), 0, "{}", render(&log));
+    assert!(
+        log.iter().all(|e| !e.operation.mutating),
+        "{}",
+        render(&log)
+    );
+    assert_allowed_by_iam_policy(&log);
 }

@@ -198,6 +198,131 @@ pub async fn address_quota(aws: &Aws, observed: &mut ObservedState) -> Result<()
     Ok(())
 }
 
+/// What the account uses of the VPC quotas a plan consumes (`planner::quotas`), counted with
+/// Describe calls, and the limits raised in `FIXEDIP_QUOTAS`. A few calls more: `deploy` asks only
+/// when its plan creates a VPC, gateway, NAT gateway or endpoint.
+pub async fn quota_usage(aws: &Aws, observed: &mut ObservedState) -> Result<(), AwsError> {
+    use aws_sdk_ec2::types::Filter;
+    use fixedip_core::planner::quotas::{parse_limits, Quota, QuotaUsage};
+    let limits = match std::env::var("FIXEDIP_QUOTAS") {
+        Ok(text) => parse_limits(&text).map_err(|reason| AwsError::BadQuotaSetting { reason })?,
+        Err(_) => Default::default(),
+    };
+    let filter = |name: &str, values: &[&str]| {
+        Filter::builder()
+            .name(name)
+            .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+            .build()
+    };
+    let vpcs = async {
+        let mut count = 0;
+        let mut pages = aws.ec2.describe_vpcs().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            count += page
+                .map_err(|e| AwsError::call("DescribeVpcs", e))?
+                .vpcs()
+                .len();
+        }
+        Ok::<_, AwsError>(count)
+    };
+    let gateways = async {
+        let mut count = 0;
+        let mut pages = aws.ec2.describe_internet_gateways().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            count += page
+                .map_err(|e| AwsError::call("DescribeInternetGateways", e))?
+                .internet_gateways()
+                .len();
+        }
+        Ok::<_, AwsError>(count)
+    };
+    // The quota counts NAT gateways pending, available and deleting.
+    let nat_subnets = async {
+        let mut subnets = Vec::new();
+        let mut pages = aws
+            .ec2
+            .describe_nat_gateways()
+            .filter(filter("state", &["pending", "available", "deleting"]))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::call("DescribeNatGateways", e))?;
+            subnets.extend(
+                page.nat_gateways()
+                    .iter()
+                    .filter_map(|n| n.subnet_id().map(str::to_owned)),
+            );
+        }
+        Ok::<_, AwsError>(subnets)
+    };
+    let gateway_endpoints = async {
+        let mut count = 0;
+        let mut pages = aws
+            .ec2
+            .describe_vpc_endpoints()
+            .filters(filter("vpc-endpoint-type", &["Gateway"]))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::call("DescribeVpcEndpoints", e))?;
+            count += page
+                .vpc_endpoints()
+                .iter()
+                .filter(|e| {
+                    !e.state()
+                        .is_some_and(|s| s.as_str().eq_ignore_ascii_case("deleted"))
+                })
+                .count();
+        }
+        Ok::<_, AwsError>(count)
+    };
+    let (vpcs, gateways, nat_subnets, gateway_endpoints) =
+        tokio::try_join!(vpcs, gateways, nat_subnets, gateway_endpoints)?;
+    let mut nat_gateways_by_az: BTreeMap<String, u32> = BTreeMap::new();
+    if !nat_subnets.is_empty() {
+        let mut unique = nat_subnets.clone();
+        unique.sort();
+        unique.dedup();
+        let answer = aws
+            .ec2
+            .describe_subnets()
+            .set_subnet_ids(Some(unique))
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeSubnets", e))?;
+        let az_of: BTreeMap<&str, &str> = answer
+            .subnets()
+            .iter()
+            .filter_map(|s| Some((s.subnet_id()?, s.availability_zone()?)))
+            .collect();
+        for subnet in &nat_subnets {
+            if let Some(az) = az_of.get(subnet.as_str()) {
+                *nat_gateways_by_az.entry((*az).to_owned()).or_default() += 1;
+            }
+        }
+    }
+    // The stack's VPC is its own: its interface endpoints are the stack's.
+    let interface_endpoints = observed
+        .endpoints
+        .iter()
+        .filter(|e| e.kind == fixedip_core::requirements::EndpointKind::Interface)
+        .count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    observed.quota_usage = Some(QuotaUsage {
+        in_use: [
+            (Quota::Vpcs, count(vpcs)),
+            (Quota::InternetGateways, count(gateways)),
+            (Quota::GatewayEndpoints, count(gateway_endpoints)),
+            (Quota::InterfaceEndpointsPerVpc, count(interface_endpoints)),
+        ]
+        .into_iter()
+        .collect(),
+        nat_gateways_by_az,
+        limits,
+    });
+    Ok(())
+}
+
 /// The functions' security group of a stack, with its rules: what `deploy` checks against the
 /// declared egress after it has run.
 pub async fn stack_security_group(

@@ -3,7 +3,7 @@
 //! the same exit code.
 
 use fixedip_core::plan::{Action, Plan, StackSpec};
-use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
+use fixedip_core::planner::{self, quotas, DeclaredFunction, PlanOptions};
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -59,6 +59,11 @@ impl Goal for Deploy {
         if allocates(&plan) {
             observe::address_quota(aws, &mut observed).await?;
             plan = planner::plan_with(spec, &observed, &self.options)?;
+        }
+        // The same for the VPC quotas, counted only when the plan creates what they count.
+        if quotas::consumes_quotas(&plan) {
+            observe::quota_usage(aws, &mut observed).await?;
+            quotas::check_quotas(&plan, &observed)?;
         }
         if first {
             show_attachment(context, &plan);

@@ -150,6 +150,19 @@ pub enum PlanError {
         needed: u32,
     },
     #[error(
+        "the stack needs {needed} more of \"{name}\" in {place}, but the account uses {in_use} of its {limit}: {advice}, or ask for more in Service Quotas (service vpc, code {code}); if the quota was raised already, set FIXEDIP_QUOTAS=\"{code}=<limit>\", then deploy again"
+    )]
+    Quota {
+        name: &'static str,
+        code: &'static str,
+        limit: u32,
+        in_use: u32,
+        needed: u32,
+        /// The region, or the AZ and region for a per-AZ quota.
+        place: String,
+        advice: &'static str,
+    },
+    #[error(
         "functions of other packages still run in stack `{stack}`: {}; destroy would cut them off. Destroy their packages first, or pass `--force-detach-others` to take them out of the VPC (they are not deleted)",
         functions.join(", ")
     )]

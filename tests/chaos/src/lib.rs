@@ -22,6 +22,7 @@ pub mod launch;
 pub mod log;
 pub mod protocol;
 pub mod proxy;
+pub mod quotas;
 pub mod scenario;
 pub mod timing;
 pub mod upstream;

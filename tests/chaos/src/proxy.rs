@@ -641,6 +641,20 @@ async fn refuse(
             return Ok(Some(faults::ec2_error(r.status, r.code, &r.message)));
         }
     }
+    let limits = shared.lock().scenario.quotas.clone();
+    if let (Some(limits), "ec2") = (limits, call.operation.service.as_str()) {
+        let refusal = crate::quotas::check(
+            &limits,
+            &shared.upstream,
+            &call.caller,
+            &call.operation.name,
+            &call.params,
+        )
+        .await?;
+        if let Some(r) = refusal {
+            return Ok(Some(faults::ec2_error(r.status, r.code, &r.message)));
+        }
+    }
     if call.operation.service == "ec2" && shared.lock().scenario.dependency_rules {
         let nat_state = |id: &str, moto_state: &str| -> String {
             shared

@@ -28,6 +28,8 @@ pub struct Scenario {
     /// AZs (by name) where CreateSubnet is refused as AWS refuses it in a zone the account lists
     /// but cannot use (`zones.rs`).
     pub refused_subnet_azs: Vec<String>,
+    /// VPC quotas counted against creates, as AWS refuses them (`quotas.rs`).
+    pub quotas: Option<crate::quotas::QuotaLimits>,
 }
 
 /// Latency added to every AWS call.
