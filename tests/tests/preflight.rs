@@ -3,10 +3,11 @@
 //! IP is allocated. Run through a chaos proxy, whose rules make moto refuse as AWS does.
 
 use std::collections::BTreeSet;
+use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
 use fixedip_chaos::{Outcome, Scenario};
-use fixedip_tests::example_zip;
+use fixedip_tests::{example_dir, example_zip, fixture_zip, Emulator};
 
 use crate::common::{
     assert_allowed_by_iam_policy, assert_one_stack, mutating_forwarded, path_arg, render, Lab,
@@ -128,4 +129,107 @@ async fn a_region_at_its_vpc_quota_is_refused_before_any_change() {
         render(&log)
     );
     assert_allowed_by_iam_policy(&log);
+}
+
+/// A workspace whose package `package` (a fixture's, whose zip is deployed) carries `metadata`
+/// in `[package.metadata.fixedip]`.
+fn workspace_with(package: &str, metadata: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    std::fs::write(
+        root.join("Cargo.toml"),
+        format!("[workspace]\nresolver = \"2\"\nmembers = [\"{package}\"]\n"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(root.join(package).join("src")).unwrap();
+    std::fs::write(
+        root.join(package).join("Cargo.toml"),
+        format!(
+            "[package]\nname = \"{package}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n[package.metadata.fixedip]\n{metadata}\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join(package).join("src/main.rs"), "fn main() {}\n").unwrap();
+    let manifest = root.join("Cargo.toml");
+    (dir, manifest)
+}
+
+fn deploy_fixture(emulator: &Emulator, package: &str, manifest: &std::path::Path) -> Output {
+    let zip = fixture_zip(package);
+    let mut command = emulator.cargo_fixedip();
+    command
+        .args(["deploy", "--manifest-path"])
+        .arg(manifest)
+        .arg("--zip")
+        .arg(&zip)
+        .current_dir(example_dir());
+    command.output().expect("cargo-fixedip runs")
+}
+
+fn mutating(emulator: &Emulator, mark: fixedip_tests::RequestMark) -> Vec<String> {
+    emulator
+        .requests_since(mark)
+        .iter()
+        .filter(|r| r.is_mutating())
+        .map(|r| r.operation.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn az_ids_pin_the_azs_and_an_unusable_one_is_refused_before_any_change() {
+    let emulator = Emulator::start();
+    // With `nat = "instance"`, use1-az3 does not offer t4g.nano (DescribeInstanceTypeOfferings;
+    // RunInstances would answer Unsupported there, after the addresses were allocated).
+    let (_dir, manifest) = workspace_with("nat-instance", "az-ids = [\"use1-az3\", \"use1-az1\"]");
+    let mark = emulator.mark();
+    let output = deploy_fixture(&emulator, "nat-instance", &manifest);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("names use1-az3, which the stack cannot use: the NAT instance type t4g.nano is not offered there")
+            && stderr.contains("use1-az1, use1-az2, use1-az4, use1-az5, use1-az6"),
+        "{stderr}"
+    );
+    assert_eq!(mutating(&emulator, mark), Vec::<String>::new());
+
+    // An id the region does not have: the same, before any change.
+    let (_dir, manifest) = workspace_with("egress-one", "az-ids = [\"use1-az9\", \"use1-az1\"]");
+    let mark = emulator.mark();
+    let output = deploy_fixture(&emulator, "egress-one", &manifest);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains("names use1-az9, which us-east-1 does not offer"),
+        "{stderr}"
+    );
+    assert_eq!(mutating(&emulator, mark), Vec::<String>::new());
+
+    // Pinned ids that exist: the one AZ of `egress-one` is the first listed, use1-az4 (us-east-1d
+    // on moto), where the stack's own order would have started at use1-az1 (us-east-1b).
+    let (_dir, manifest) = workspace_with("egress-one", "az-ids = [\"use1-az4\", \"use1-az1\"]");
+    let output = deploy_fixture(&emulator, "egress-one", &manifest);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let subnets = emulator
+        .ec2()
+        .await
+        .describe_subnets()
+        .filters(
+            Filter::builder()
+                .name("tag:fixedip:stack")
+                .values(STACK)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let azs: BTreeSet<String> = subnets
+        .subnets()
+        .iter()
+        .filter_map(|s| s.availability_zone().map(str::to_owned))
+        .collect();
+    assert_eq!(azs, BTreeSet::from(["us-east-1d".to_owned()]));
 }
