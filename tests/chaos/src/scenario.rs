@@ -28,6 +28,9 @@ pub struct Scenario {
     /// AZs (by name) where CreateSubnet is refused as AWS refuses it in a zone the account lists
     /// but cannot use (`zones.rs`).
     pub refused_subnet_azs: Vec<String>,
+    /// AZs (by name) where RunInstances is refused `Unsupported`, as AWS refuses an instance type
+    /// in a zone with constraints on it (`zones.rs`).
+    pub unsupported_instance_azs: Vec<String>,
     /// VPC quotas counted against creates, as AWS refuses them (`quotas.rs`).
     pub quotas: Option<crate::quotas::QuotaLimits>,
 }
