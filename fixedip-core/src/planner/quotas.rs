@@ -10,7 +10,7 @@
 //! | Gateway VPC endpoints per Region            | `L-1B52E74A` | 20      | one per gateway service per AZ slot    |
 //! | Interface VPC endpoints per VPC             | `L-29B6F2EB` | 50      | one per interface service              |
 //!
-//! Source: "Amazon VPC quotas" (VPC User Guide): "Increasing this quota [VPCs] increases the quota
+//! Source: "Amazon VPC quotas" (VPC User Guide): "Increasing this quota (VPCs) increases the quota
 //! on internet gateways per Region by the same amount"; "NAT gateways only count toward your quota
 //! in the pending, active, and deleting states". The Elastic IP quota (`ec2`/`L-0263D0A3`) is read
 //! from DescribeAccountAttributes `vpc-max-elastic-ips`, which reflects increases.
