@@ -489,6 +489,16 @@ impl SecurityGroupRule {
         ports: None,
         peer: RulePeer::Ipv4(Ipv4Net::new_assert(Ipv4Addr::UNSPECIFIED, 0)),
     };
+
+    /// The IPv6 rule a new group also starts with in a VPC that has an IPv6 block: every
+    /// protocol to ::/0 (VPC User Guide, "Security group rules": default outbound rules).
+    pub fn all_out_v6() -> SecurityGroupRule {
+        SecurityGroupRule {
+            protocol: RuleProtocol::All,
+            ports: None,
+            peer: RulePeer::Ipv6("::/0".to_owned()),
+        }
+    }
 }
 
 impl fmt::Display for SecurityGroupRule {

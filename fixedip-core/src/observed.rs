@@ -42,6 +42,17 @@ pub struct ObservedState {
     /// The availability zones the region offers (state `available`, zone type `availability-zone`),
     /// by name, in the order AWS lists them.
     pub offered_azs: Vec<String>,
+    /// The AZ id (`use1-az1`, DescribeAvailabilityZones `ZoneId`) of each offered AZ, by name.
+    /// Names map to physical zones differently in each account; ids do not. Empty when not known
+    /// (offline): the planner then works with names.
+    #[serde(default)]
+    pub az_ids: BTreeMap<String, String>,
+    /// AZ ids where the stack cannot put a new slot, each with why: the NAT instance type is not
+    /// offered there (DescribeInstanceTypeOfferings), or AWS refused a subnet there during this
+    /// run. The planner leaves them out when it chooses an AZ for a slot; a slot that has its
+    /// subnets keeps its AZ.
+    #[serde(default)]
+    pub unusable_az_ids: BTreeMap<String, String>,
     pub vpc: Option<ObservedVpc>,
     pub internet_gateway: Option<ObservedInternetGateway>,
     /// Internet gateways tagged as the stack's beyond the one it uses: left by a create whose
@@ -88,6 +99,16 @@ pub struct ObservedState {
     /// generation of the slot's next create's client token (`tokens.rs`).
     #[serde(default)]
     pub retired: Retired,
+    /// The AWS-managed prefix list (`pl-...`) of each gateway endpoint service the stack lists,
+    /// by service (DescribePrefixLists, `com.amazonaws.<region>.s3`): the peer of the egress rule
+    /// a restricted `egress` needs to reach that endpoint. Read only when that rule is needed;
+    /// empty when not read (offline).
+    #[serde(default)]
+    pub prefix_lists: BTreeMap<Endpoint, String>,
+    /// What the account uses of the VPC quotas a plan consumes, read only when a plan creates
+    /// such resources (`planner::quotas`). `None`: not known; nothing is checked.
+    #[serde(default)]
+    pub quota_usage: Option<crate::planner::quotas::QuotaUsage>,
 }
 
 /// The stack's NAT gateways that are `failed`, `deleting` or `deleted`, and its NAT instances that
@@ -364,6 +385,10 @@ pub struct ObservedFunction {
     /// Lambda's `State` of it, with its reason.
     #[serde(default)]
     pub state: FunctionState,
+    /// `VpcConfig.Ipv6AllowedForDualStack`: in dual-stack subnets, IPv6 traffic would leave from
+    /// the function's own address, bypassing the fixed IPs. fixedip always sets it off.
+    #[serde(default)]
+    pub ipv6_allowed_for_dual_stack: bool,
 }
 
 /// Lambda's `State` of a function and `StateReasonCode: StateReason` (Lambda developer guide,

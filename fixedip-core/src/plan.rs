@@ -55,6 +55,10 @@ pub struct NetworkModes {
     /// one; see [`crate::planner`], "An existing network".
     #[serde(default)]
     pub existing: Option<ExistingNetwork>,
+    /// `az-ids = [...]` in the settings: the AZs new slots go to, by AZ id, in order; empty: the
+    /// planner chooses (see `planner/slots.rs`).
+    #[serde(default)]
+    pub az_ids: Vec<String>,
 }
 
 /// A VPC the user already runs, named in `[package.metadata.fixedip]`.

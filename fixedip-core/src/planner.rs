@@ -56,8 +56,13 @@
 //! # Which slots, which AZs
 //! A slot exists when one of its subnets, a live NAT gateway of it or an active or pending address
 //! of it is observed. The stack uses the `azs` lowest existing slots, then the lowest free slot
-//! numbers. A slot keeps the AZ of its subnets; a slot without one takes the first AZ, by name,
-//! that no slot uses.
+//! numbers. A slot keeps the AZ of its subnets; a slot without one takes the next AZ of the stack's
+//! order that no slot uses: the AZ ids of `az-ids = [...]` in that order, or else the region's
+//! AZs sorted by AZ id (by name offline) and rotated by a stable hash of the stack's name, so
+//! that stacks spread over the zones. AZs the stack cannot use
+//! ([`ObservedState::unusable_az_ids`]: the NAT instance type not offered, a subnet refused in
+//! this run) are left out (`slots.rs`). New Elastic IPs are allocated only after every new
+//! subnet exists: a zone that refuses a subnet leaves nothing billed behind.
 //!
 //! Slots that exist beyond `azs` are removed (going from 3 AZs to 2 keeps slots 0 and 1 untouched):
 //! the functions leave the slot's private subnet first (their configuration update puts them in
@@ -75,7 +80,8 @@
 //! puts the third IP back to work. A new NAT gateway needs its address free: one still held by a
 //! NAT being deleted, or associated with something else, is refused before any change is made,
 //! rather than halfway through a deploy. So is a plan whose new addresses would not fit in the
-//! account's Elastic IP quota ([`ObservedState::address_quota`]).
+//! account's Elastic IP quota ([`ObservedState::address_quota`]), and one whose VPC, internet
+//! gateway, NAT gateways or endpoints would not fit in the VPC quotas ([`quotas`]).
 //!
 //! # New IPs wait for the user
 //! Guarantee 1: a new IP is shown before any traffic leaves through it. Once some IP of the stack
@@ -164,7 +170,7 @@ use {
 
 pub use crate::stacks::{stack_specs, ConflictError, DeclaredFunction, Origin};
 pub use destroy::plan_destroy;
-pub use egress::{desired_egress, security_group_rule};
+pub use egress::{desired_egress, gateway_prefix_lists_needed, security_group_rule};
 pub use errors::PlanError;
 pub use layout::{slot_cidrs, SlotCidrs, ANYWHERE, LAYOUT_SLOTS, MAX_VPC_PREFIX, MIN_VPC_PREFIX};
 pub use network::{execution_role_policy_arns, partition, EXECUTION_ROLE_POLICIES};
@@ -217,7 +223,7 @@ pub fn plan_with(
     }
     let vpc_cidr = layout::vpc_cidr(spec)?;
     let inventory = Inventory::new(observed);
-    let slots = choose_slots(spec, &inventory)?;
+    let slots = choose_slots(spec, observed, &inventory)?;
     let nat_layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
     let nat_slots = slots.holding_nats(&nat_layout);
     let addresses = choose_addresses(spec, &inventory, &nat_slots)?;
@@ -318,6 +324,7 @@ mod layout;
 pub mod nat_instance;
 mod nats;
 mod network;
+pub mod quotas;
 mod routes;
 mod slot;
 mod slots;

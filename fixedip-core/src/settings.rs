@@ -16,6 +16,7 @@
 //! | `nat-instance-type`                | EC2 type of NAT instances, `t4g.micro`  | `t4g.nano`                   |
 //! | `vpc`                              | an existing VPC's id, `vpc-...`         | none: fixedip builds one     |
 //! | `subnets`                          | list of `subnet-...` ids in that VPC    | every subnet that qualifies  |
+//! | `az-ids`                           | AZ ids to use, `["use1-az1", "use1-az2"]` | chosen per stack (planner) |
 //!
 //! `vpc` attaches the function to a network the user already runs (see
 //! [`crate::planner`], "An existing network"): fixedip builds no network then, only its own
@@ -107,6 +108,10 @@ pub struct DeploySettings {
     /// With `vpc`: only these of its subnets (each must qualify); empty: every one that does.
     #[serde(default)]
     pub subnets: Vec<String>,
+    /// The AZs new slots go to, by AZ id (`use1-az1`: the same physical zone in every account,
+    /// unlike the name), in order; empty: the planner chooses.
+    #[serde(default)]
+    pub az_ids: Vec<String>,
 }
 
 /// Where fixedip's own settings live.
@@ -127,6 +132,7 @@ pub const KEYS: &[&str] = &[
     "nat-instance-type",
     "vpc",
     "subnets",
+    "az-ids",
 ];
 
 /// Lambda's limits on memory, in MB.
@@ -252,6 +258,7 @@ impl DeploySettings {
             nat_instance_type: None,
             vpc: None,
             subnets: Vec::new(),
+            az_ids: Vec::new(),
         }
     }
 }
@@ -359,6 +366,7 @@ mod from_metadata {
                     }
                     "vpc" => settings.vpc = self.resource_id(key, value, "vpc"),
                     "subnets" => settings.subnets = self.subnet_ids(key, value),
+                    "az-ids" => settings.az_ids = self.az_ids(key, value),
                     unknown => self.errors.push(SettingError::UnknownKey {
                         key: self.key(unknown),
                         suggestion: suggest_key(unknown),
@@ -563,6 +571,40 @@ mod from_metadata {
             ids
         }
 
+        /// A list of AZ ids, `use1-az1`: a region's short code, `-az`, a number. Whether the
+        /// region has them is the planner's check (it knows the region's zones).
+        fn az_ids(&mut self, key: &str, value: &Value) -> Vec<String> {
+            let Value::Array(items) = value else {
+                self.errors.push(SettingError::WrongType {
+                    key: self.key(key),
+                    expected: "a list of AZ ids, e.g. `[\"use1-az1\", \"use1-az2\"]`",
+                    found: type_name(value),
+                });
+                return Vec::new();
+            };
+            let mut ids: Vec<String> = Vec::new();
+            for (index, item) in items.iter().enumerate() {
+                let entry = format!("{key}[{index}]");
+                let Some(id) = self.string(&entry, item) else {
+                    continue;
+                };
+                let reason = if !is_az_id(&id) {
+                    "is not an AZ id (`use1-az1`, as `aws ec2 describe-availability-zones` lists ZoneId; a name such as `us-east-1a` means another zone in each account)"
+                } else if ids.contains(&id) {
+                    "names an AZ listed already"
+                } else {
+                    ids.push(id);
+                    continue;
+                };
+                self.errors.push(SettingError::Invalid {
+                    key: self.key(&entry),
+                    reason: reason.to_owned(),
+                    found: id,
+                });
+            }
+            ids
+        }
+
         fn environment(&mut self, key: &str, value: &Value, into: &mut BTreeMap<String, String>) {
             let Some(table) = self.table(key, value) else {
                 return;
@@ -722,6 +764,15 @@ fn check_existing_network(settings: &DeploySettings) -> Vec<SettingError> {
             found: cidr.to_string(),
         });
     }
+    if let (Some(vpc), false) = (&settings.vpc, settings.az_ids.is_empty()) {
+        errors.push(SettingError::Invalid {
+            key: format!("{FIXEDIP_TABLE}.az-ids"),
+            reason: format!(
+                "chooses the AZs of a network fixedip builds, but `vpc = \"{vpc}\"` attaches to an existing one, whose subnets say the AZs (choose them with `subnets`): remove one of the two"
+            ),
+            found: settings.az_ids.join(", "),
+        });
+    }
     errors
 }
 
@@ -790,6 +841,19 @@ fn is_role_arn(arn: &str) -> bool {
 }
 
 /// Lambda's rule for a variable name: `[a-zA-Z]([a-zA-Z0-9_])+`.
+/// `use1-az1`, `apne1-az4`: letters and a digit (the region), `-az`, a number.
+fn is_az_id(id: &str) -> bool {
+    let Some((region, number)) = id.split_once("-az") else {
+        return false;
+    };
+    let letters = region.trim_end_matches(|c: char| c.is_ascii_digit());
+    !letters.is_empty()
+        && letters.len() < region.len()
+        && letters.chars().all(|c| c.is_ascii_lowercase())
+        && !number.is_empty()
+        && number.chars().all(|c| c.is_ascii_digit())
+}
+
 fn is_variable_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     bytes.len() >= 2
@@ -990,6 +1054,30 @@ mod tests {
         );
         let settings = parse(json!({ "fixedip": { "architecture": "aarch64" } })).unwrap();
         assert_eq!(settings.architecture, Architecture::Arm64);
+    }
+
+    #[test]
+    fn az_ids_are_read_in_order_and_checked() {
+        let settings = parse(json!({ "fixedip": { "az-ids": ["use1-az4", "use1-az1"] } })).unwrap();
+        assert_eq!(settings.az_ids, ["use1-az4", "use1-az1"]);
+        for (bad, why) in [
+            (json!("use1-az1"), "a list of AZ ids"),
+            (json!(["us-east-1a"]), "is not an AZ id"),
+            (
+                json!(["use1-az1", "use1-az1"]),
+                "names an AZ listed already",
+            ),
+            (json!(["use1-az"]), "is not an AZ id"),
+        ] {
+            let error = parse(json!({ "fixedip": { "az-ids": bad } })).unwrap_err();
+            assert!(error.to_string().contains(why), "{error}");
+        }
+        let error = parse(json!({ "fixedip": {
+            "vpc": "vpc-0123456789abcdef0",
+            "az-ids": ["use1-az1"],
+        } }))
+        .unwrap_err();
+        assert!(error.to_string().contains("az-ids"), "{error}");
     }
 
     #[test]

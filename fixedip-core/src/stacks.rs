@@ -192,6 +192,7 @@ fn stack_spec(
                 vpc: vpc.clone(),
                 subnets: first.settings.subnets.clone(),
             }),
+            az_ids: first.settings.az_ids.clone(),
         },
         functions: by_name.into_values().map(function_spec).collect(),
         region,
@@ -209,7 +210,7 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 
 /// The settings every function of a stack must agree on: each as shown in a message, and as
 /// compared.
-fn shared_settings(f: &DeclaredFunction) -> [(&'static str, String, String); 10] {
+fn shared_settings(f: &DeclaredFunction) -> [(&'static str, String, String); 11] {
     let requirements = &f.record.requirements;
     let ips: Vec<&str> = requirements.ips.iter().map(AllocationId::as_str).collect();
     let ips = if ips.is_empty() {
@@ -260,6 +261,7 @@ fn shared_settings(f: &DeclaredFunction) -> [(&'static str, String, String); 10]
             subnets.sort();
             subnets
         }),
+        listed("az-ids", f.settings.az_ids.clone()),
     ]
 }
 

@@ -38,6 +38,7 @@
 //! | `nat-instance-no-elastic-ip`        | error    | the NAT instance has no public address, or one that changes on stop/start              |
 //! | `nat-in-other-az`                   | warning  | the subnet's NAT is in another AZ: an outage there cuts this AZ off, and data costs    |
 //! | `egress-blocked-by-security-groups` | error    | no security group of the function allows TCP out to any public address                 |
+//! | `endpoint-blocked-by-security-groups` | warning | a route sends a service's prefix list to a gateway endpoint, and no group of the function lets TCP 443 out to that prefix list (or to 0.0.0.0/0): the service is unreachable |
 //! | `route-out-in-isolated-mode`        | error    | isolated mode only: a route can carry traffic out of the VPC                           |
 //! | `security-group-egress-differs`     | error    | the functions' group lets out other than `egress = [...]` declares ([`check_declared_egress`]) |
 //! | `resource-not-observed`             | error    | a subnet, route table, NAT or security group the path needs was not in the input       |
@@ -114,6 +115,7 @@ pub enum FindingCode {
     NatInstanceNoElasticIp,
     NatInOtherAz,
     EgressBlockedBySecurityGroups,
+    EndpointBlockedBySecurityGroups,
     RouteOutInIsolatedMode,
     SecurityGroupEgressDiffers,
     ResourceNotObserved,
@@ -141,6 +143,7 @@ impl FindingCode {
             FindingCode::NatInstanceNoElasticIp => "nat-instance-no-elastic-ip",
             FindingCode::NatInOtherAz => "nat-in-other-az",
             FindingCode::EgressBlockedBySecurityGroups => "egress-blocked-by-security-groups",
+            FindingCode::EndpointBlockedBySecurityGroups => "endpoint-blocked-by-security-groups",
             FindingCode::RouteOutInIsolatedMode => "route-out-in-isolated-mode",
             FindingCode::SecurityGroupEgressDiffers => "security-group-egress-differs",
             FindingCode::ResourceNotObserved => "resource-not-observed",

@@ -27,6 +27,7 @@ mod modes_endpoints;
 mod modes_existing;
 mod modes_instance;
 mod modes_nat;
+mod preflight;
 mod quickstart;
 mod record_in_binary;
 mod reliability;

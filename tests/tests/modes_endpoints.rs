@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use aws_sdk_ec2::types::{Filter, IpPermission, VpcEndpoint, VpcEndpointType};
+use aws_sdk_ec2::types::{Filter, IpPermission, PrefixListId, VpcEndpoint, VpcEndpointType};
 use fixedip_tests::{
     clear_aws_env, count, example_dir, fixture_zip, fixtures_manifest, Emulator, REGION,
 };
@@ -133,6 +133,12 @@ fn rules(permissions: &[IpPermission]) -> BTreeSet<String> {
         for pair in p.user_id_group_pairs() {
             rules.insert(format!("{protocol}{ports} {}", pair.group_id().unwrap()));
         }
+        for list in p.prefix_list_ids() {
+            rules.insert(format!(
+                "{protocol}{ports} {}",
+                list.prefix_list_id().unwrap()
+            ));
+        }
     }
     rules
 }
@@ -165,6 +171,25 @@ async fn group(
             rules(g.ip_permissions()),
         )
     })
+}
+
+/// The id of the AWS-managed prefix list of a service (`com.amazonaws.<region>.<service>`).
+async fn prefix_list(emulator: &Emulator, service: &str) -> String {
+    let name = format!("com.amazonaws.{REGION}.{service}");
+    let answer = emulator
+        .ec2()
+        .await
+        .describe_prefix_lists()
+        .send()
+        .await
+        .expect("DescribePrefixLists");
+    answer
+        .prefix_lists()
+        .iter()
+        .find(|l| l.prefix_list_name() == Some(name.as_str()))
+        .and_then(|l| l.prefix_list_id())
+        .unwrap_or_else(|| panic!("no prefix list {name}"))
+        .to_owned()
 }
 
 /// The stack's endpoints that are not deleted.
@@ -350,14 +375,65 @@ async fn endpoints_are_made_kept_changed_and_removed_with_the_stack() {
             ("sts".to_owned(), "interface", 2),
         ]
     );
-    let (_, egress, _) = group(&emulator, "endpoints", "security-group")
+    // The group filters the S3 gateway endpoint's traffic too: HTTPS to S3's prefix list.
+    let s3 = prefix_list(&emulator, "s3").await;
+    let (function_group, egress, _) = group(&emulator, "endpoints", "security-group")
         .await
         .unwrap();
     assert_eq!(
         egress,
-        set(&["tcp 22 203.0.113.10/32", "tcp 443 10.0.0.0/16"])
+        set(&[
+            "tcp 22 203.0.113.10/32",
+            "tcp 443 10.0.0.0/16",
+            &format!("tcp 443 {s3}")
+        ])
     );
     redeploy_changes_nothing(&emulator, "endpoints-changed");
+    verify_passes(&emulator, "endpoints");
+
+    // The rule revoked by hand: verify says S3's endpoint is blocked (a warning: nothing leaks),
+    // and the next deploy puts the rule back, with one call.
+    emulator
+        .ec2()
+        .await
+        .revoke_security_group_egress()
+        .group_id(&function_group)
+        .ip_permissions(
+            IpPermission::builder()
+                .ip_protocol("tcp")
+                .from_port(443)
+                .to_port(443)
+                .prefix_list_ids(PrefixListId::builder().prefix_list_id(&s3).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("RevokeSecurityGroupEgress");
+    let report = run_json(&emulator, &["verify", "--stack", "endpoints"]);
+    let findings: Vec<&serde_json::Value> = report["stacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|s| s["functions"].as_array().unwrap())
+        .flat_map(|f| f["findings"].as_array().unwrap())
+        .collect();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["code"] == "endpoint-blocked-by-security-groups"
+                && f["severity"] == "warning"
+                && f["problem"].as_str().unwrap().contains(&s3)),
+        "{report:#}"
+    );
+    let mark = emulator.mark();
+    deploy(&emulator, "endpoints-changed");
+    let mutating: Vec<String> = emulator
+        .requests_since(mark)
+        .iter()
+        .filter(|r| r.is_mutating() && r.service == "ec2")
+        .map(|r| r.operation.clone())
+        .collect();
+    assert_eq!(mutating, ["AuthorizeSecurityGroupEgress"]);
     verify_passes(&emulator, "endpoints");
 
     destroy(&emulator, "endpoints-changed");

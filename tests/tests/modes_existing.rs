@@ -564,3 +564,140 @@ async fn a_vpc_with_no_qualifying_subnet_is_refused_with_the_reasons() {
         Vec::<String>::new()
     );
 }
+
+/// Makes the user's VPC dual-stack the way the console does: an Amazon IPv6 block on the VPC, a
+/// /64 on each private subnet, an egress-only internet gateway and `::/0` to it in each private
+/// table. A function allowed IPv6 there sends IPv6 traffic out of the egress-only gateway from its
+/// own address: not through the NATs' fixed IPv4 addresses.
+async fn make_dual_stack(emulator: &Emulator, network: &UserNetwork) {
+    let ec2 = emulator.ec2().await;
+    let association = ec2
+        .associate_vpc_cidr_block()
+        .vpc_id(&network.vpc)
+        .amazon_provided_ipv6_cidr_block(true)
+        .send()
+        .await
+        .unwrap();
+    let block = association
+        .ipv6_cidr_block_association()
+        .and_then(|a| a.ipv6_cidr_block())
+        .expect("an IPv6 block");
+    let base: std::net::Ipv6Addr = block.split('/').next().unwrap().parse().unwrap();
+    // The i-th /64 of the VPC's block.
+    let sixty_four = |i: u128| {
+        format!(
+            "{}/64",
+            std::net::Ipv6Addr::from(u128::from(base) + (i << 64))
+        )
+    };
+    let eigw = ec2
+        .create_egress_only_internet_gateway()
+        .vpc_id(&network.vpc)
+        .send()
+        .await
+        .unwrap()
+        .egress_only_internet_gateway()
+        .unwrap()
+        .egress_only_internet_gateway_id()
+        .unwrap()
+        .to_owned();
+    for (i, private) in network.private_subnets().into_iter().enumerate() {
+        ec2.associate_subnet_cidr_block()
+            .subnet_id(&private)
+            .ipv6_cidr_block(sixty_four(i as u128))
+            .send()
+            .await
+            .unwrap();
+        let tables = ec2
+            .describe_route_tables()
+            .filters(
+                Filter::builder()
+                    .name("association.subnet-id")
+                    .values(&private)
+                    .build(),
+            )
+            .send()
+            .await
+            .unwrap();
+        let table = tables.route_tables()[0].route_table_id().unwrap();
+        ec2.create_route()
+            .route_table_id(table)
+            .destination_ipv6_cidr_block("::/0")
+            .egress_only_internet_gateway_id(&eigw)
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+async fn ipv6_allowed(emulator: &Emulator) -> Option<bool> {
+    let configuration = emulator
+        .lambda()
+        .await
+        .get_function_configuration()
+        .function_name(FUNCTION)
+        .send()
+        .await
+        .unwrap();
+    configuration
+        .vpc_config()
+        .and_then(|v| v.ipv6_allowed_for_dual_stack())
+}
+
+#[tokio::test]
+async fn ipv6_that_would_bypass_the_fixed_ips_is_flagged_and_turned_off_by_deploy() {
+    let emulator = Emulator::start();
+    let network = build_user_network(&emulator, 3, true).await;
+    make_dual_stack(&emulator, &network).await;
+    let (_dir, manifest) = workspace_with(&format!("vpc = \"{}\"", network.vpc));
+    let output = deploy(&emulator, &manifest);
+    assert!(output.status.success(), "{}", text(&output));
+    // fixedip says so explicitly rather than leave it to Lambda's default.
+    assert_eq!(ipv6_allowed(&emulator).await, Some(false));
+
+    // Someone allows IPv6 on the function by hand: verify names the bypass.
+    let (subnets, groups) = function_subnets(&emulator).await;
+    emulator
+        .lambda()
+        .await
+        .update_function_configuration()
+        .function_name(FUNCTION)
+        .vpc_config(
+            aws_sdk_lambda::types::VpcConfig::builder()
+                .set_subnet_ids(Some(subnets.into_iter().collect()))
+                .set_security_group_ids(Some(groups))
+                .ipv6_allowed_for_dual_stack(true)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ipv6_allowed(&emulator).await, Some(true));
+    let output = run(&emulator, &["verify", "--json"]);
+    assert!(!output.status.success(), "{}", text(&output));
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let codes: BTreeSet<String> = verdict["stacks"][0]["functions"][0]["findings"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{verdict:#}"))
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        codes,
+        BTreeSet::from(["ipv6-bypasses-nat".to_owned()]),
+        "{verdict:#}"
+    );
+
+    // deploy does not let it pass: it turns IPv6 off, says why, and verify passes again.
+    let output = deploy(&emulator, &manifest);
+    assert!(output.status.success(), "{}", text(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("allows IPv6 (Ipv6AllowedForDualStack)") && stderr.contains("turned off"),
+        "{}",
+        text(&output)
+    );
+    assert_eq!(ipv6_allowed(&emulator).await, Some(false));
+    let output = run(&emulator, &["verify", "--json"]);
+    assert!(output.status.success(), "{}", text(&output));
+}

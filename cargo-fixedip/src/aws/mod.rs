@@ -154,6 +154,13 @@ pub enum AwsError {
         message: String,
     },
 
+    #[error("FIXEDIP_QUOTAS cannot be read: {reason}")]
+    #[diagnostic(
+        code(fixedip::aws::bad_quota_setting),
+        help("set it to the raised quotas of the account as CODE=LIMIT pairs, e.g. FIXEDIP_QUOTAS=\"L-F678F1CE=10,L-FE5A380F=8\" (Service Quotas lists each quota's code), or unset it for AWS's defaults")
+    )]
+    BadQuotaSetting { reason: String },
+
     #[error("{operation}: AWS answered without {missing}")]
     #[diagnostic(code(fixedip::aws::incomplete_answer))]
     IncompleteAnswer {

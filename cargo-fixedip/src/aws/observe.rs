@@ -6,6 +6,8 @@
 //! Not-found is matched on typed errors (IAM `NoSuchEntity`, Lambda `ResourceNotFound`), or on the
 //! documented EC2 error code, never on a message.
 
+use std::collections::BTreeMap;
+
 use aws_sdk_ec2::types::AvailabilityZoneState;
 use fixedip_core::network::Network;
 use fixedip_core::observed::{
@@ -13,7 +15,8 @@ use fixedip_core::observed::{
     ViewError,
 };
 use fixedip_core::plan::StackSpec;
-use fixedip_core::requirements::{AllocationId, StackName};
+use fixedip_core::requirements::NatMode;
+use fixedip_core::requirements::{AllocationId, Endpoint, StackName};
 use fixedip_core::settings::Architecture;
 use fixedip_core::tags;
 
@@ -32,6 +35,10 @@ pub struct Scope {
     pub attached_functions: bool,
     /// A VPC the user runs (`vpc = "vpc-..."`), read by id whatever its tags.
     pub existing_vpc: Option<String>,
+    /// Gateway endpoint services whose prefix list id the plan needs (restricted egress).
+    pub prefix_lists: Vec<Endpoint>,
+    /// `nat = "instance"`: the instance type whose AZs are asked (DescribeInstanceTypeOfferings).
+    pub nat_instance_type: Option<String>,
 }
 
 impl Scope {
@@ -43,6 +50,8 @@ impl Scope {
             adopted_ips: Vec::new(),
             attached_functions: false,
             existing_vpc: None,
+            prefix_lists: Vec::new(),
+            nat_instance_type: None,
         }
     }
 }
@@ -55,6 +64,10 @@ impl From<&StackSpec> for Scope {
             adopted_ips: spec.adopted_ips.clone(),
             attached_functions: false,
             existing_vpc: spec.modes.existing.as_ref().map(|e| e.vpc.clone()),
+            prefix_lists: fixedip_core::planner::gateway_prefix_lists_needed(&spec.modes),
+            nat_instance_type: (spec.modes.nat == NatMode::Instance
+                && spec.modes.existing.is_none())
+            .then(|| spec.modes.nat_instance_type().to_owned()),
         }
     }
 }
@@ -62,7 +75,7 @@ impl From<&StackSpec> for Scope {
 /// Reads everything the stack's tags lead to, and the availability zones the region offers.
 pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError> {
     let stack = &scope.stack;
-    let (offered_azs, network, role, named, existing_network) = tokio::try_join!(
+    let (zones, network, role, named, existing_network, prefix_lists, unusable_az_ids) = tokio::try_join!(
         offered_azs(aws),
         describe_stack(aws, stack, &scope.adopted_ips),
         find_role(aws, stack),
@@ -73,7 +86,10 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
                 None => Ok(None),
             }
         },
+        prefix_lists(aws, &scope.prefix_lists),
+        azs_without(aws, scope.nat_instance_type.as_deref()),
     )?;
+    let (offered_azs, az_ids) = zones;
     let view = view_of(aws, stack, &scope.adopted_ips, &network).await?;
 
     let mut functions = named;
@@ -93,11 +109,28 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         }
     }
 
+    // Only the offered AZs the instance type is missing from are unusable.
+    let unusable_az_ids = match unusable_az_ids {
+        Some((instance_type, offering)) => az_ids
+            .values()
+            .filter(|id| !offering.contains(*id))
+            .map(|id| {
+                (
+                    id.clone(),
+                    format!("the NAT instance type {instance_type} is not offered there"),
+                )
+            })
+            .collect(),
+        None => BTreeMap::new(),
+    };
     Ok(ObservedState {
         offered_azs,
+        az_ids,
+        unusable_az_ids,
         role,
         functions,
         existing_network,
+        prefix_lists,
         // Filled by the quota check (`address_quota`); unknown means "not checked".
         address_quota: None,
         addresses_in_use_in_region: None,
@@ -165,6 +198,131 @@ pub async fn address_quota(aws: &Aws, observed: &mut ObservedState) -> Result<()
     Ok(())
 }
 
+/// What the account uses of the VPC quotas a plan consumes (`planner::quotas`), counted with
+/// Describe calls, and the limits raised in `FIXEDIP_QUOTAS`. A few calls more: `deploy` asks only
+/// when its plan creates a VPC, gateway, NAT gateway or endpoint.
+pub async fn quota_usage(aws: &Aws, observed: &mut ObservedState) -> Result<(), AwsError> {
+    use aws_sdk_ec2::types::Filter;
+    use fixedip_core::planner::quotas::{parse_limits, Quota, QuotaUsage};
+    let limits = match std::env::var("FIXEDIP_QUOTAS") {
+        Ok(text) => parse_limits(&text).map_err(|reason| AwsError::BadQuotaSetting { reason })?,
+        Err(_) => Default::default(),
+    };
+    let filter = |name: &str, values: &[&str]| {
+        Filter::builder()
+            .name(name)
+            .set_values(Some(values.iter().map(|v| v.to_string()).collect()))
+            .build()
+    };
+    let vpcs = async {
+        let mut count = 0;
+        let mut pages = aws.ec2.describe_vpcs().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            count += page
+                .map_err(|e| AwsError::call("DescribeVpcs", e))?
+                .vpcs()
+                .len();
+        }
+        Ok::<_, AwsError>(count)
+    };
+    let gateways = async {
+        let mut count = 0;
+        let mut pages = aws.ec2.describe_internet_gateways().into_paginator().send();
+        while let Some(page) = pages.next().await {
+            count += page
+                .map_err(|e| AwsError::call("DescribeInternetGateways", e))?
+                .internet_gateways()
+                .len();
+        }
+        Ok::<_, AwsError>(count)
+    };
+    // The quota counts NAT gateways pending, available and deleting.
+    let nat_subnets = async {
+        let mut subnets = Vec::new();
+        let mut pages = aws
+            .ec2
+            .describe_nat_gateways()
+            .filter(filter("state", &["pending", "available", "deleting"]))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::call("DescribeNatGateways", e))?;
+            subnets.extend(
+                page.nat_gateways()
+                    .iter()
+                    .filter_map(|n| n.subnet_id().map(str::to_owned)),
+            );
+        }
+        Ok::<_, AwsError>(subnets)
+    };
+    let gateway_endpoints = async {
+        let mut count = 0;
+        let mut pages = aws
+            .ec2
+            .describe_vpc_endpoints()
+            .filters(filter("vpc-endpoint-type", &["Gateway"]))
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::call("DescribeVpcEndpoints", e))?;
+            count += page
+                .vpc_endpoints()
+                .iter()
+                .filter(|e| {
+                    !e.state()
+                        .is_some_and(|s| s.as_str().eq_ignore_ascii_case("deleted"))
+                })
+                .count();
+        }
+        Ok::<_, AwsError>(count)
+    };
+    let (vpcs, gateways, nat_subnets, gateway_endpoints) =
+        tokio::try_join!(vpcs, gateways, nat_subnets, gateway_endpoints)?;
+    let mut nat_gateways_by_az: BTreeMap<String, u32> = BTreeMap::new();
+    if !nat_subnets.is_empty() {
+        let mut unique = nat_subnets.clone();
+        unique.sort();
+        unique.dedup();
+        let answer = aws
+            .ec2
+            .describe_subnets()
+            .set_subnet_ids(Some(unique))
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeSubnets", e))?;
+        let az_of: BTreeMap<&str, &str> = answer
+            .subnets()
+            .iter()
+            .filter_map(|s| Some((s.subnet_id()?, s.availability_zone()?)))
+            .collect();
+        for subnet in &nat_subnets {
+            if let Some(az) = az_of.get(subnet.as_str()) {
+                *nat_gateways_by_az.entry((*az).to_owned()).or_default() += 1;
+            }
+        }
+    }
+    // The stack's VPC is its own: its interface endpoints are the stack's.
+    let interface_endpoints = observed
+        .endpoints
+        .iter()
+        .filter(|e| e.kind == fixedip_core::requirements::EndpointKind::Interface)
+        .count();
+    let count = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    observed.quota_usage = Some(QuotaUsage {
+        in_use: [
+            (Quota::Vpcs, count(vpcs)),
+            (Quota::InternetGateways, count(gateways)),
+            (Quota::GatewayEndpoints, count(gateway_endpoints)),
+            (Quota::InterfaceEndpointsPerVpc, count(interface_endpoints)),
+        ]
+        .into_iter()
+        .collect(),
+        nat_gateways_by_az,
+        limits,
+    });
+    Ok(())
+}
+
 /// The functions' security group of a stack, with its rules: what `deploy` checks against the
 /// declared egress after it has run.
 pub async fn stack_security_group(
@@ -179,27 +337,113 @@ pub async fn stack_security_group(
     Ok(view_of(aws, stack, &[], &network).await?.security_group)
 }
 
-async fn offered_azs(aws: &Aws) -> Result<Vec<String>, AwsError> {
+/// The AWS-managed prefix list of each service (`com.amazonaws.<region>.s3`), by service, from
+/// DescribePrefixLists; no call when none is asked. A service AWS lists no prefix list for is left
+/// out: the plan then names the rule in a note rather than guess an id.
+pub async fn prefix_lists(
+    aws: &Aws,
+    services: &[Endpoint],
+) -> Result<BTreeMap<Endpoint, String>, AwsError> {
+    if services.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let names: Vec<String> = services
+        .iter()
+        .map(|s| s.service_name(&aws.region))
+        .collect();
+    let answer = aws
+        .ec2
+        .describe_prefix_lists()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("prefix-list-name")
+                .set_values(Some(names))
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::call("DescribePrefixLists", e))?;
+    Ok(services
+        .iter()
+        .filter_map(|service| {
+            let name = service.service_name(&aws.region);
+            answer
+                .prefix_lists()
+                .iter()
+                .find(|list| list.prefix_list_name() == Some(name.as_str()))
+                .and_then(|list| list.prefix_list_id())
+                .map(|id| (*service, id.to_owned()))
+        })
+        .collect())
+}
+
+/// The AZs the region offers, by name in the order AWS lists them, and the id of each
+/// (`ZoneId`: the same physical zone in every account, unlike the name).
+async fn offered_azs(aws: &Aws) -> Result<(Vec<String>, BTreeMap<String, String>), AwsError> {
     let answer = aws
         .ec2
         .describe_availability_zones()
         .send()
         .await
         .map_err(|e| AwsError::call("DescribeAvailabilityZones", e))?;
-    let azs: Vec<String> = answer
+    let zones: Vec<_> = answer
         .availability_zones()
         .iter()
         // Local Zones and Wavelength Zones cannot hold a NAT gateway for a Lambda function.
         .filter(|az| az.zone_type().is_none_or(|t| t == "availability-zone"))
         .filter(|az| az.state() == Some(&AvailabilityZoneState::Available))
-        .filter_map(|az| az.zone_name().map(str::to_owned))
+        .filter(|az| az.zone_name().is_some())
         .collect();
-    if azs.is_empty() {
+    if zones.is_empty() {
         return Err(AwsError::NoAvailabilityZones {
             region: aws.region.clone(),
         });
     }
-    Ok(azs)
+    let names = zones
+        .iter()
+        .filter_map(|az| az.zone_name().map(str::to_owned))
+        .collect();
+    let ids = zones
+        .iter()
+        .filter_map(|az| Some((az.zone_name()?.to_owned(), az.zone_id()?.to_owned())))
+        .collect();
+    Ok((names, ids))
+}
+
+/// `nat = "instance"`: the AZ ids where the instance type is offered
+/// (DescribeInstanceTypeOfferings by `availability-zone-id`), to leave out the others before any
+/// change rather than meet RunInstances' `Unsupported` half way (use1-az3 offers no Graviton
+/// type, for one). `None` when no type is asked.
+async fn azs_without(
+    aws: &Aws,
+    instance_type: Option<&str>,
+) -> Result<Option<(String, Vec<String>)>, AwsError> {
+    use aws_sdk_ec2::types::{Filter, LocationType};
+    let Some(instance_type) = instance_type else {
+        return Ok(None);
+    };
+    let mut offering = Vec::new();
+    let mut pages = aws
+        .ec2
+        .describe_instance_type_offerings()
+        .location_type(LocationType::AvailabilityZoneId)
+        .filters(
+            Filter::builder()
+                .name("instance-type")
+                .values(instance_type)
+                .build(),
+        )
+        .into_paginator()
+        .send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| AwsError::call("DescribeInstanceTypeOfferings", e))?;
+        offering.extend(
+            page.instance_type_offerings()
+                .iter()
+                .filter_map(|o| o.location().map(str::to_owned)),
+        );
+    }
+    Ok(Some((instance_type.to_owned(), offering)))
 }
 
 async fn find_role(aws: &Aws, stack: &StackName) -> Result<Option<ObservedRole>, AwsError> {
@@ -322,6 +566,9 @@ fn observed_function(
             .map(|v| v.security_group_ids().to_vec())
             .unwrap_or_default(),
         code_sha256: configuration.code_sha256().unwrap_or_default().to_owned(),
+        ipv6_allowed_for_dual_stack: vpc
+            .and_then(|v| v.ipv6_allowed_for_dual_stack())
+            .unwrap_or(false),
         stack_tag,
         state: function_state(configuration),
     }

@@ -96,6 +96,7 @@ async fn deploy(
         ..Inputs::default()
     };
     let goal = Deploy {
+        refused_azs: Default::default(),
         options: PlanOptions {
             allow_new_ips: args.allow_new_ips,
             adopt_functions: args.adopt,
@@ -210,9 +211,19 @@ async fn check_declared_egress(
     let Some(group) = observe::stack_security_group(aws, &spec.stack).await? else {
         return Ok(());
     };
-    let declared = planner::desired_egress(&spec.modes, spec.vpc_cidr.trunc());
-    let differences =
-        fixedip_core::verify::check_declared_egress(&group.id, &group.egress, &declared);
+    let needed = planner::gateway_prefix_lists_needed(&spec.modes);
+    let prefix_lists = observe::prefix_lists(aws, &needed).await?;
+    let declared = planner::desired_egress(&spec.modes, spec.vpc_cidr.trunc(), &prefix_lists);
+    // Unrestricted, the group keeps what AWS gives a new group, which in a dual-stack VPC includes
+    // all to ::/0: harmless, since fixedip turns the function's IPv6 off (Ipv6AllowedForDualStack).
+    let all_out_v6 = fixedip_core::network::SecurityGroupRule::all_out_v6();
+    let have: Vec<_> = group
+        .egress
+        .iter()
+        .filter(|rule| !(spec.modes.egress.is_empty() && **rule == all_out_v6))
+        .cloned()
+        .collect();
+    let differences = fixedip_core::verify::check_declared_egress(&group.id, &have, &declared);
     for verdict in verdicts.iter_mut() {
         if !spec.modes.egress.is_empty() && differences.is_empty() {
             verdict.findings.retain(|f| {

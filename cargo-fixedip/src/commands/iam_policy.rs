@@ -142,11 +142,15 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DescribeAccountAttributes", Scope::Anywhere),
     ("ec2:DescribeAddresses", Scope::Anywhere),
     ("ec2:DescribeAvailabilityZones", Scope::Anywhere),
+    // deploy, nat = "instance": the AZs that offer the instance type.
+    ("ec2:DescribeInstanceTypeOfferings", Scope::Anywhere),
     // verify: NAT instances a route names, and whether their address is an Elastic IP.
     ("ec2:DescribeInstances", Scope::Anywhere),
     ("ec2:DescribeInternetGateways", Scope::Anywhere),
     ("ec2:DescribeNatGateways", Scope::Anywhere),
     ("ec2:DescribeNetworkInterfaces", Scope::Anywhere),
+    // deploy, restricted egress with S3/DynamoDB endpoints: the services' prefix list ids.
+    ("ec2:DescribePrefixLists", Scope::Anywhere),
     ("ec2:DescribeRouteTables", Scope::Anywhere),
     ("ec2:DescribeSecurityGroups", Scope::Anywhere),
     ("ec2:DescribeSubnets", Scope::Anywhere),

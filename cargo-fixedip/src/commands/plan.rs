@@ -51,6 +51,7 @@ fn online(context: &Context, args: &PlanArgs) -> Result<PlanReport, CliError> {
             declared.push(declare(context, &mut connections, function, None, true).await?);
         }
         let goal = Deploy {
+            refused_azs: Default::default(),
             options: planner::PlanOptions {
                 adopt_functions: args.adopt,
                 ..planner::PlanOptions::default()

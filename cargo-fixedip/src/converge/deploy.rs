@@ -3,11 +3,15 @@
 //! the same exit code.
 
 use fixedip_core::plan::{Action, Plan, StackSpec};
-use fixedip_core::planner::{self, DeclaredFunction, PlanOptions};
+use fixedip_core::planner::{self, quotas, DeclaredFunction, PlanOptions};
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use super::Goal;
+use crate::aws::execute::ExecuteError;
 use crate::aws::observe::{self, observe, Scope};
-use crate::aws::{endpoints, Aws};
+use crate::aws::{endpoints, Aws, AwsError};
 use crate::build::AnnotatedBinary;
 use crate::commands::{Connections, Context, Identity};
 use crate::error::CliError;
@@ -15,7 +19,18 @@ use crate::error::CliError;
 /// The stack as the declared functions want it.
 pub struct Deploy {
     pub options: PlanOptions,
+    /// AZs AWS refused a subnet in during this run, by name, with AWS's message: the plans made
+    /// after the refusal leave them out ([`Goal::plan_again_after`]).
+    pub refused_azs: Mutex<BTreeMap<String, String>>,
 }
+
+/// What AWS says when an account cannot create subnets in a zone it lists (EC2
+/// `InvalidParameterValue`, 400: "Value (us-east-1a) for parameter availabilityZone is invalid.
+/// Subnets can currently only be created in the following availability zones: ..."; quoted in
+/// boto/boto #1904, hashicorp/terraform #3434, aws-samples/saas-reference-architecture-ecs #12).
+/// DescribeAvailabilityZones lists such zones all the same (widdix/aws-cf-templates #36): only the
+/// create tells.
+const SUBNET_REFUSED_IN_AZ: &str = "Subnets can currently only be created in";
 
 impl Goal for Deploy {
     const COMMAND: &'static str = "deploy";
@@ -30,12 +45,25 @@ impl Goal for Deploy {
         first: bool,
     ) -> Result<Plan, CliError> {
         let mut observed = observe(aws, &Scope::from(spec)).await?;
+        for (name, message) in self.refused_azs.lock().expect("not poisoned").iter() {
+            if let Some(id) = observed.az_ids.get(name) {
+                observed.unusable_az_ids.insert(
+                    id.clone(),
+                    format!("AWS refused a subnet in {name}: {message}"),
+                );
+            }
+        }
         let mut plan = planner::plan_with(spec, &observed, &self.options)?;
         // The quota matters only to a plan that allocates: asked then, and planned again with it,
         // so that a deploy that changes nothing stays at its few read calls.
         if allocates(&plan) {
             observe::address_quota(aws, &mut observed).await?;
             plan = planner::plan_with(spec, &observed, &self.options)?;
+        }
+        // The same for the VPC quotas, counted only when the plan creates what they count.
+        if quotas::consumes_quotas(&plan) {
+            observe::quota_usage(aws, &mut observed).await?;
+            quotas::check_quotas(&plan, &observed)?;
         }
         if first {
             show_attachment(context, &plan);
@@ -44,6 +72,32 @@ impl Goal for Deploy {
             }
         }
         Ok(plan)
+    }
+
+    /// A subnet refused in its AZ: the AZ is left out and the stack planned again. Nothing billed
+    /// is left behind, since new addresses wait for every new subnet (`planner/slot.rs`); a slot
+    /// whose subnets were made keeps its AZ. Each AZ is refused once per run at most.
+    fn plan_again_after(&self, plan: &Plan, error: &ExecuteError) -> Option<String> {
+        let step = plan.steps.iter().find(|s| s.id == error.step)?;
+        let Action::CreateSubnet { az, .. } = &step.action else {
+            return None;
+        };
+        let AwsError::Call { code, message, .. } = &error.error else {
+            return None;
+        };
+        if code.as_deref() != Some("InvalidParameterValue")
+            || !message.contains(SUBNET_REFUSED_IN_AZ)
+        {
+            return None;
+        }
+        let mut refused = self.refused_azs.lock().expect("not poisoned");
+        if refused.contains_key(az) {
+            return None;
+        }
+        refused.insert(az.clone(), message.clone());
+        Some(format!(
+            "AWS refused a subnet in {az} ({message}): planning the stack again without that AZ"
+        ))
     }
 
     /// The region must offer every VPC endpoint the plan creates, in every AZ of the stack.

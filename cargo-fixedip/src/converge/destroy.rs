@@ -33,6 +33,8 @@ impl Goal for Destroy {
     ) -> Result<Plan, CliError> {
         let scope = Scope {
             attached_functions: true,
+            // Destroy revokes no rule by its prefix list: every rule goes with the group.
+            prefix_lists: Vec::new(),
             ..Scope::from(spec)
         };
         let observed = observe(aws, &scope).await?;

@@ -50,6 +50,12 @@ pub trait Goal {
     fn still_agrees(&self, _shown: &Plan, _now: &Plan) -> Result<(), CliError> {
         Ok(())
     }
+
+    /// Whether carrying out `plan` failed in a way a new plan routes around (an AZ that refused a
+    /// subnet); then what to tell the user, and the goal has recorded what to avoid.
+    fn plan_again_after(&self, _plan: &Plan, _error: &execute::ExecuteError) -> Option<String> {
+        None
+    }
 }
 
 /// How long to wait for another run's lease, and how often to look.
@@ -104,29 +110,36 @@ pub async fn apply<G: Goal>(
     }
     let held = take_lease(context, aws, &spec.stack, G::COMMAND, lease).await?;
     held.run(async {
-        context.output.status(
-            "Planning",
-            format!("stack `{}` in {}", spec.stack, spec.region),
-        );
-        let plan = goal.plan(context, aws, spec, false).await?;
-        goal.still_agrees(&shown, &plan)?;
-        if plan.is_noop() {
-            fresh(&plan);
-            return Ok((plan, Executed::default()));
+        loop {
+            context.output.status(
+                "Planning",
+                format!("stack `{}` in {}", spec.stack, spec.region),
+            );
+            let plan = goal.plan(context, aws, spec, false).await?;
+            goal.still_agrees(&shown, &plan)?;
+            if plan.is_noop() {
+                fresh(&plan);
+                return Ok((plan, Executed::default()));
+            }
+            context.output.status(
+                G::DOING,
+                format!(
+                    "stack `{}` in {}: {}",
+                    spec.stack,
+                    spec.region,
+                    counted(plan.steps.len(), "step")
+                ),
+            );
+            let output = &context.output;
+            let progress = |event: Progress<'_>| show_progress(output, &plan, event);
+            match execute::execute(aws, &plan, inputs, &progress).await {
+                Ok(executed) => return Ok::<_, CliError>((plan, executed)),
+                Err(error) => match goal.plan_again_after(&plan, &error) {
+                    Some(why) => context.output.warning(why),
+                    None => return Err(error.into()),
+                },
+            }
         }
-        context.output.status(
-            G::DOING,
-            format!(
-                "stack `{}` in {}: {}",
-                spec.stack,
-                spec.region,
-                counted(plan.steps.len(), "step")
-            ),
-        );
-        let output = &context.output;
-        let progress = |event: Progress<'_>| show_progress(output, &plan, event);
-        let executed = execute::execute(aws, &plan, inputs, &progress).await?;
-        Ok::<_, CliError>((plan, executed))
     })
     .await
 }

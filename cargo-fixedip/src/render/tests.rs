@@ -122,7 +122,7 @@ fn steps_are_counted_or_listed() {
         "steps are named by what they make, never by number: {text}"
     );
     assert!(
-        text.contains("associate route table (new, private, us-east-1a) with subnet 10.0.0.0/20 (new, us-east-1a)"),
+        text.contains("associate route table (new, private, us-east-1e) with subnet 10.0.0.0/20 (new, us-east-1e)"),
         "{text}"
     );
 }
@@ -156,7 +156,7 @@ fn fewer_nats_show_the_shared_route_and_the_saving() {
     let text = plain(&report);
     assert_eq!(text.matches("── NAT gateway").count(), 1, "{text}");
     assert!(
-        text.contains("route table: 0.0.0.0/0 → NAT gateway in us-east-1a (slot 0, shared)"),
+        text.contains("route table: 0.0.0.0/0 → NAT gateway in us-east-1e (slot 0, shared)"),
         "{text}"
     );
     assert!(text.contains("1 × NAT gateway"), "{text}");
@@ -197,7 +197,7 @@ fn nat_instances_show_their_price_and_what_they_give_up() {
         "{text}"
     );
     assert!(
-        text.contains("0.0.0.0/0 → NAT instance in us-east-1a"),
+        text.contains("0.0.0.0/0 → NAT instance in us-east-1e"),
         "{text}"
     );
     assert!(text.contains("$13.43 per month"), "{text}");

@@ -15,20 +15,50 @@
 //! endpoints' group admits the functions' group, and a rule back to it would make each group
 //! reference the other, which AWS refuses to delete (DependencyViolation) until one rule is revoked
 //! first; the CIDR keeps teardown a plain ordering.
+//!
+//! # Gateway endpoints and restricted egress
+//! A gateway endpoint (S3, DynamoDB) is no address in the VPC: the route table sends the service's
+//! prefix list (`pl-...`) to it, and the traffic still passes the function's security group, which
+//! filters it like any other ("The rules for the security groups for your instances that access
+//! Amazon S3 through a gateway endpoint must allow traffic to and from Amazon S3. You can reference
+//! the ID of the prefix list for Amazon S3 in security group rules.", "Gateway endpoints for Amazon
+//! S3", AWS PrivateLink guide; terraform-provider-aws PR 7511 added `prefix_list_ids` for this).
+//! With a restricted list, the group gets `tcp 443 to pl-...` for each gateway endpoint the stack
+//! lists: the prefix list holds only the service's own ranges, so that opens nothing else. The ids
+//! are read from the account (`ObservedState::prefix_lists`); a plan made offline names the rule
+//! in a note instead. A prefix list counts as its maximum entries against the group's 60 rules
+//! (VPC quotas page): the AWS lists for S3 and DynamoDB are small.
+
+use std::collections::BTreeMap;
 
 use ipnet::Ipv4Net;
 
 use super::{Planned, Planner};
 use crate::observed::{ObservedState, RulePeer, RuleProtocol, SecurityGroupRule};
 use crate::plan::{Action, NetworkModes, Status, StepId};
-use crate::requirements::{EgressRule, EndpointKind, Protocol};
+use crate::requirements::{EgressRule, Endpoint, EndpointKind, Protocol};
 
-/// The egress rules the functions' security group must have, exactly, sorted.
-pub fn desired_egress(modes: &NetworkModes, vpc_cidr: Ipv4Net) -> Vec<SecurityGroupRule> {
+/// The egress rules the functions' security group must have, exactly, sorted. `prefix_lists`
+/// holds the prefix list of each gateway endpoint service (see [`gateway_prefix_lists_needed`]);
+/// one not in it gets no rule.
+pub fn desired_egress(
+    modes: &NetworkModes,
+    vpc_cidr: Ipv4Net,
+    prefix_lists: &BTreeMap<Endpoint, String>,
+) -> Vec<SecurityGroupRule> {
     if modes.egress.is_empty() {
         return vec![SecurityGroupRule::ALL_OUT];
     }
     let mut rules: Vec<SecurityGroupRule> = modes.egress.iter().map(security_group_rule).collect();
+    for endpoint in gateway_prefix_lists_needed(modes) {
+        if let Some(id) = prefix_lists.get(&endpoint) {
+            rules.push(SecurityGroupRule {
+                protocol: RuleProtocol::Tcp,
+                ports: Some((443, 443)),
+                peer: RulePeer::PrefixList(id.clone()),
+            });
+        }
+    }
     let interface_endpoints = modes
         .endpoints
         .iter()
@@ -50,6 +80,23 @@ pub fn desired_egress(modes: &NetworkModes, vpc_cidr: Ipv4Net) -> Vec<SecurityGr
     rules.sort();
     rules.dedup();
     rules
+}
+
+/// The gateway endpoint services whose prefix list the functions' group must let out to: every
+/// one the stack lists, when its egress is restricted; none otherwise (everything is let out).
+pub fn gateway_prefix_lists_needed(modes: &NetworkModes) -> Vec<Endpoint> {
+    if modes.egress.is_empty() {
+        return Vec::new();
+    }
+    let mut services: Vec<Endpoint> = modes
+        .endpoints
+        .iter()
+        .copied()
+        .filter(|e| e.kind() == EndpointKind::Gateway)
+        .collect();
+    services.sort();
+    services.dedup();
+    services
 }
 
 /// One entry of `egress = [...]` as a security group rule.

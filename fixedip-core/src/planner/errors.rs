@@ -63,14 +63,32 @@ pub enum PlanError {
         wanted: Ipv4Net,
     },
     #[error(
-        "the stack wants {wanted} availability zones but {region} offers {} ({}): lower `azs` or choose another region",
-        offered.len(),
-        if offered.is_empty() { "none".to_owned() } else { offered.join(", ") }
+        "the stack wants {wanted} availability zones but {} ({}){}: {}",
+        if *pinned > 0 { format!("`az-ids` in [package.metadata.fixedip] lists {pinned}, and {region} offers") } else { format!("{region} offers {} it can use", offered.len()) },
+        if offered.is_empty() { "none".to_owned() } else { offered.join(", ") },
+        if unusable.is_empty() { String::new() } else { format!("; left out: {}", unusable.join("; ")) },
+        if *pinned > 0 { "list more AZ ids in `az-ids`, or lower `azs`" } else { "lower `azs` or choose another region" }
     )]
     NotEnoughAzs {
         region: String,
         wanted: u8,
+        /// The AZs the stack can use, `us-east-1a (use1-az6)`.
         offered: Vec<String>,
+        /// How many AZ ids `az-ids` lists (0: not set).
+        pinned: usize,
+        /// `use1-az3: t4g.nano is not offered there`.
+        unusable: Vec<String>,
+    },
+    #[error(
+        "`az-ids` in [package.metadata.fixedip] names {id}, which {}: use AZ ids of {region} that can hold the stack ({}); `aws ec2 describe-availability-zones --region {region}` lists every ZoneId",
+        match why { Some(why) => format!("the stack cannot use: {why}"), None => format!("{region} does not offer") },
+        if usable.is_empty() { "none".to_owned() } else { usable.join(", ") }
+    )]
+    AzIdNotUsable {
+        id: String,
+        region: String,
+        why: Option<String>,
+        usable: Vec<String>,
     },
     #[error(
         "the Elastic IP {id} named in `ips` was not found in region {region}: check the id and the region"
@@ -130,6 +148,19 @@ pub enum PlanError {
         quota: u32,
         in_use: u32,
         needed: u32,
+    },
+    #[error(
+        "the stack needs {needed} more of \"{name}\" in {place}, but the account uses {in_use} of its {limit}: {advice}, or ask for more in Service Quotas (service vpc, code {code}); if the quota was raised already, set FIXEDIP_QUOTAS=\"{code}=<limit>\", then deploy again"
+    )]
+    Quota {
+        name: &'static str,
+        code: &'static str,
+        limit: u32,
+        in_use: u32,
+        needed: u32,
+        /// The region, or the AZ and region for a per-AZ quota.
+        place: String,
+        advice: &'static str,
     },
     #[error(
         "functions of other packages still run in stack `{stack}`: {}; destroy would cut them off. Destroy their packages first, or pass `--force-detach-others` to take them out of the VPC (they are not deleted)",

@@ -194,6 +194,12 @@ impl Planner {
             }
         }
         let mut config_update = None;
+        if deployed.ipv6_allowed_for_dual_stack {
+            self.notes.push(format!(
+                "the function {} allows IPv6 (Ipv6AllowedForDualStack): in a dual-stack subnet its IPv6 traffic would leave from its own address, not the stack's fixed IPs; it is turned off",
+                function.name
+            ));
+        }
         if configuration_differs(
             function,
             deployed,
@@ -324,4 +330,5 @@ fn configuration_differs(
         || deployed.memory_mb != function.memory_mb
         || deployed.timeout_s != function.timeout_s
         || deployed.environment != function.environment
+        || deployed.ipv6_allowed_for_dual_stack
 }

@@ -85,7 +85,18 @@ impl Planner {
             false => Some(self.internet_gateway(observed, &vpc)?),
         };
         let mut security_group = self.security_group(observed, &vpc);
-        let desired = egress::desired_egress(&spec.modes, vpc_cidr);
+        let desired = egress::desired_egress(&spec.modes, vpc_cidr, &observed.prefix_lists);
+        let unknown: Vec<String> = egress::gateway_prefix_lists_needed(&spec.modes)
+            .into_iter()
+            .filter(|e| !observed.prefix_lists.contains_key(e))
+            .map(|e| e.to_string())
+            .collect();
+        if !unknown.is_empty() {
+            self.notes.push(format!(
+                "the functions' security group also lets TCP 443 out to the prefix list of {} (its gateway endpoint is filtered by the group); the id is read from the account at deploy",
+                unknown.join(" and ")
+            ));
+        }
         let security_group_ready =
             self.security_group_egress(&mut security_group, observed, &desired);
         let role = self.role(spec, observed);

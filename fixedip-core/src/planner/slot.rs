@@ -47,6 +47,14 @@ struct SlotAddress {
     held_back: bool,
 }
 
+/// A slot's subnets, planned before any address (`build_slots`): private, and public when the
+/// slot holds a NAT; `created`, every subnet the plan creates, which new addresses wait for.
+struct SlotSubnets<'a> {
+    private: (Ipv4Net, Planned),
+    public: Option<(Ipv4Net, Planned)>,
+    created: &'a [StepId],
+}
+
 impl Planner {
     /// Every slot the stack uses, in slot order.
     pub(super) fn build_slots(
@@ -56,9 +64,41 @@ impl Planner {
         addresses: &std::collections::BTreeMap<Slot, AddressChoice>,
         base: &Base,
     ) -> Result<Vec<BuiltSlot>, PlanError> {
+        // Every slot's subnets first: a subnet is what an AZ can refuse ("Subnets can currently
+        // only be created in the following availability zones"), and an Elastic IP is billed from
+        // its allocation. New addresses wait for every new subnet, so that a refused AZ leaves
+        // nothing billed behind and the deploy can plan again without it.
+        let mut subnets = Vec::new();
+        for (slot, az) in wanted {
+            let layout = slot_cidrs(context.vpc_cidr, *slot);
+            let private = self.slot_subnet(context, *slot, az, Tier::Private, layout, base)?;
+            let public = match addresses.get(slot) {
+                Some(_) => {
+                    Some(self.slot_subnet(context, *slot, az, Tier::Public, layout, base)?)
+                }
+                None => None,
+            };
+            subnets.push((private, public));
+        }
+        let subnets_created: Vec<StepId> = subnets
+            .iter()
+            .flat_map(|(private, public)| std::iter::once(private).chain(public))
+            .filter_map(|(_, planned)| match planned.reference {
+                Ref::Step(step) => Some(step),
+                Ref::Existing(_) => None,
+            })
+            .collect();
         wanted
             .iter()
-            .map(|(slot, az)| self.slot(context, *slot, az, addresses.get(slot), base))
+            .zip(subnets)
+            .map(|((slot, az), (private, public))| {
+                let subnets = SlotSubnets {
+                    private,
+                    public,
+                    created: &subnets_created,
+                };
+                self.slot(context, *slot, az, addresses.get(slot), base, subnets)
+            })
             .collect()
     }
 
@@ -69,10 +109,10 @@ impl Planner {
         az: &str,
         address: Option<&AddressChoice>,
         base: &Base,
+        subnets: SlotSubnets,
     ) -> Result<BuiltSlot, PlanError> {
         let layout = slot_cidrs(context.vpc_cidr, slot);
-        let (private_cidr, private_subnet) =
-            self.slot_subnet(context, slot, az, Tier::Private, layout, base)?;
+        let (private_cidr, private_subnet) = subnets.private;
         let public_cidr = match (context.inventory.subnet(slot, Tier::Public), layout) {
             (Some(subnet), _) => subnet.cidr,
             (None, Some(layout)) => layout.public,
@@ -95,12 +135,10 @@ impl Planner {
         };
         // A slot without a NAT of its own has no public side: its AZ's traffic leaves through
         // another slot's NAT, or nowhere (isolated).
-        let Some(address) = address else {
+        let (Some(address), Some((public_cidr, public_subnet))) = (address, subnets.public) else {
             return Ok(built);
         };
-        let (public_cidr, public_subnet) =
-            self.slot_subnet(context, slot, az, Tier::Public, layout, base)?;
-        let chosen = self.slot_address(context, slot, address);
+        let chosen = self.slot_address(context, slot, address, subnets.created);
         built.public_cidr = public_cidr;
         built.public_ip = chosen.public_ip;
         built.address_status = chosen.status;
@@ -199,6 +237,7 @@ impl Planner {
         context: &Context,
         slot: Slot,
         address: &AddressChoice,
+        subnets_created: &[StepId],
     ) -> SlotAddress {
         let inventory = &context.inventory;
         let is_new = match address {
@@ -238,7 +277,9 @@ impl Planner {
                 }
             }
             AddressChoice::Allocate => SlotAddress {
-                reference: Ref::Step(self.push(Action::AllocateAddress { slot, held_back }, &[])),
+                reference: Ref::Step(
+                    self.push(Action::AllocateAddress { slot, held_back }, subnets_created),
+                ),
                 public_ip: None,
                 status: Status::Create,
                 held_back,

@@ -15,8 +15,12 @@ pub(super) struct SlotChoice {
     pub(super) surplus: Vec<Slot>,
 }
 
+/// Which slots the stack uses, and the AZ of each: the AZ of its subnets when it has any (a slot
+/// keeps its AZ for life), else the next AZ in the stack's order that no slot uses; see
+/// [`az_order`].
 pub(super) fn choose_slots(
     spec: &StackSpec,
+    observed: &ObservedState,
     inventory: &Inventory,
 ) -> Result<SlotChoice, PlanError> {
     let azs = usize::from(spec.azs.get());
@@ -33,26 +37,15 @@ pub(super) fn choose_slots(
     for subnet in &inventory.subnets {
         az_of.entry(subnet.slot).or_insert(&subnet.az);
     }
+    let order = az_order(spec, observed, inventory)?;
     let mut chosen = Vec::new();
     for slot in wanted {
         let az = match az_of.get(&slot) {
             Some(az) => *az,
             None => {
                 let used: BTreeSet<&str> = az_of.values().copied().collect();
-                let az = inventory
-                    .region_azs
-                    .iter()
-                    .copied()
-                    .find(|az| !used.contains(az));
-                let az = az.ok_or_else(|| PlanError::NotEnoughAzs {
-                    region: spec.region.clone(),
-                    wanted: spec.azs.get(),
-                    offered: inventory
-                        .region_azs
-                        .iter()
-                        .map(|az| az.to_string())
-                        .collect(),
-                })?;
+                let az = order.iter().copied().find(|az| !used.contains(az));
+                let az = az.ok_or_else(|| not_enough_azs(spec, observed, inventory))?;
                 az_of.insert(slot, az);
                 az
             }
@@ -63,6 +56,108 @@ pub(super) fn choose_slots(
         wanted: chosen,
         surplus,
     })
+}
+
+/// The AZs a new slot may take, in the order it takes them, by name.
+///
+/// - With `az-ids = [...]`: those, in the order given. An id the region does not offer, or one
+///   the stack cannot use there, is refused before any change, naming the ids that would do.
+/// - Else every offered AZ the stack can use, sorted by AZ id (by name when the ids are not
+///   known), and rotated by a stable hash of the stack's name: stacks start in different zones
+///   rather than all in the first ones, where the per-AZ NAT gateway quota runs out first, and
+///   the same stack always gets the same order.
+fn az_order<'a>(
+    spec: &'a StackSpec,
+    observed: &'a ObservedState,
+    inventory: &Inventory<'a>,
+) -> Result<Vec<&'a str>, PlanError> {
+    let id_of = |name: &str| observed.az_ids.get(name).map(String::as_str);
+    let usable =
+        |name: &str| id_of(name).is_none_or(|id| !observed.unusable_az_ids.contains_key(id));
+    if !spec.modes.az_ids.is_empty() {
+        let mut order = Vec::new();
+        for id in &spec.modes.az_ids {
+            // Offline the ids are not known: the id stands for the AZ in the plan shown.
+            if observed.az_ids.is_empty() {
+                order.push(id.as_str());
+                continue;
+            }
+            let name = inventory
+                .region_azs
+                .iter()
+                .copied()
+                .find(|name| id_of(name) == Some(id.as_str()));
+            match name {
+                Some(name) if usable(name) => order.push(name),
+                _ => {
+                    return Err(PlanError::AzIdNotUsable {
+                        id: id.clone(),
+                        region: spec.region.clone(),
+                        why: observed.unusable_az_ids.get(id).cloned(),
+                        usable: usable_ids(observed, inventory),
+                    })
+                }
+            }
+        }
+        return Ok(order);
+    }
+    // Rotated before the unusable AZs are left out, so that leaving one out moves no other.
+    let mut order: Vec<&str> = inventory.region_azs.clone();
+    order.sort_by_key(|name| (id_of(name).unwrap_or(name), *name));
+    if !order.is_empty() {
+        let offset = stable_hash(spec.stack.as_str()) % order.len() as u64;
+        order.rotate_left(offset as usize);
+    }
+    order.retain(|name| usable(name));
+    Ok(order)
+}
+
+/// FNV-1a, 64 bits: the same on every machine and every version, unlike `std`'s hasher.
+fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
+}
+
+/// The ids of the offered AZs the stack can use, sorted.
+fn usable_ids(observed: &ObservedState, inventory: &Inventory) -> Vec<String> {
+    let mut ids: Vec<String> = inventory
+        .region_azs
+        .iter()
+        .filter_map(|name| observed.az_ids.get(*name))
+        .filter(|id| !observed.unusable_az_ids.contains_key(*id))
+        .cloned()
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn not_enough_azs(spec: &StackSpec, observed: &ObservedState, inventory: &Inventory) -> PlanError {
+    let usable: Vec<String> = inventory
+        .region_azs
+        .iter()
+        .filter(|name| {
+            observed
+                .az_ids
+                .get(**name)
+                .is_none_or(|id| !observed.unusable_az_ids.contains_key(id))
+        })
+        .map(|name| match observed.az_ids.get(*name) {
+            Some(id) => format!("{name} ({id})"),
+            None => name.to_string(),
+        })
+        .collect();
+    PlanError::NotEnoughAzs {
+        region: spec.region.clone(),
+        wanted: spec.azs.get(),
+        offered: usable,
+        pinned: spec.modes.az_ids.len(),
+        unusable: observed
+            .unusable_az_ids
+            .iter()
+            .map(|(id, why)| format!("{id}: {why}"))
+            .collect(),
+    }
 }
 
 /// " (us-east-1c)", for messages about a slot.

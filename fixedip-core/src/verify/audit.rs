@@ -106,6 +106,7 @@ impl<'a> Audit<'a> {
         if !matches!(self.expectation, Expectation::Isolated) {
             self.security_groups();
         }
+        self.gateway_endpoints_reachable();
         // A NAT shared by several subnets yields the same finding once per subnet: report it once.
         let mut unique: Vec<Finding> = Vec::with_capacity(self.findings.len());
         for finding in self.findings {
@@ -561,6 +562,79 @@ impl<'a> Audit<'a> {
                     ids[0]
                 ),
             );
+        }
+    }
+
+    /// A gateway endpoint's traffic passes the function's security groups like any other (AWS:
+    /// "Gateway endpoints for Amazon S3"): a route that sends a service's prefix list to an
+    /// endpoint is of no use unless some group lets TCP 443 out to that prefix list, or to
+    /// everywhere. Nothing leaks when it does not, so this is a warning: the service is unreachable.
+    fn gateway_endpoints_reachable(&mut self) {
+        let groups: Vec<_> = self
+            .network
+            .security_groups
+            .iter()
+            .filter(|g| self.function.security_group_ids.contains(&g.id))
+            .collect();
+        if groups.is_empty() {
+            return;
+        }
+        let mut used: Vec<(&str, &str, &str)> = Vec::new();
+        for subnet_id in &self.function.subnet_ids {
+            let Some(subnet) = self.network.subnets.iter().find(|s| &s.id == subnet_id) else {
+                continue;
+            };
+            let tables = &self.network.route_tables;
+            let Some(table) = tables
+                .iter()
+                .find(|t| t.serves(&subnet.id))
+                .or_else(|| tables.iter().find(|t| t.main))
+            else {
+                continue;
+            };
+            for route in &table.routes {
+                if let (RouteDestination::PrefixList(list), RouteTarget::GatewayEndpoint(vpce)) =
+                    (&route.destination, &route.target)
+                {
+                    used.push((list, vpce, &table.id));
+                }
+            }
+        }
+        used.sort();
+        used.dedup_by(|a, b| a.0 == b.0);
+        for (list, endpoint, table) in used {
+            let lets_out = groups.iter().flat_map(|g| &g.egress).any(|rule| {
+                let https = match rule.protocol {
+                    RuleProtocol::All => true,
+                    RuleProtocol::Tcp => {
+                        rule.ports.is_none_or(|(from, to)| from <= 443 && 443 <= to)
+                    }
+                    _ => false,
+                };
+                https
+                    && match &rule.peer {
+                        RulePeer::PrefixList(id) => id == list,
+                        RulePeer::Ipv4(net) => net.prefix_len() == 0,
+                        _ => false,
+                    }
+            });
+            if lets_out {
+                continue;
+            }
+            let ids = groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>();
+            self.push(Finding {
+                code: FindingCode::EndpointBlockedBySecurityGroups,
+                severity: Severity::Warning,
+                resource: ids.join(","),
+                problem: format!(
+                    "route table {table} sends {list} to the gateway endpoint {endpoint}, but no egress rule of {} lets TCP 443 out to {list}: the function cannot reach that service",
+                    ids.join(", ")
+                ),
+                fix: format!(
+                    "allow it: `aws ec2 authorize-security-group-egress --group-id {} --ip-permissions IpProtocol=tcp,FromPort=443,ToPort=443,PrefixListIds=[{{PrefixListId={list}}}]` (`cargo fixedip deploy` does for the stack's own group)",
+                    ids[0]
+                ),
+            });
         }
     }
 

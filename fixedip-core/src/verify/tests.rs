@@ -895,7 +895,12 @@ fn a_nat_gateway_in_a_state_aws_adds_later_is_not_proven() {
 fn isolated_stack() -> Stack {
     let mut stack = Stack::new(2);
     stack.network.nat_gateways.clear();
-    stack.network.security_groups[0].egress.clear();
+    // HTTPS to S3's prefix list only: the gateway endpoint is the one way out, and it is open.
+    stack.network.security_groups[0].egress = vec![SecurityGroupRule {
+        protocol: RuleProtocol::Tcp,
+        ports: Some((443, 443)),
+        peer: RulePeer::PrefixList("pl-63a5400a".into()),
+    }];
     for slot in 0..2 {
         let table = stack.table(&format!("rtb-priv-{slot}"));
         table.routes.truncate(1);
@@ -959,6 +964,96 @@ fn any_route_out_breaks_isolation() {
     );
 }
 
+// ---- Gateway endpoints and the function's security groups. ----
+
+/// A stack whose private tables route S3's prefix list to a gateway endpoint, and whose group lets
+/// out only `egress`.
+fn with_s3_endpoint(egress: Vec<SecurityGroupRule>) -> Stack {
+    let mut stack = Stack::new(2);
+    for slot in 0..2 {
+        stack.table(&format!("rtb-priv-{slot}")).routes.push(route(
+            RouteDestination::PrefixList("pl-63a5400a".into()),
+            RouteTarget::GatewayEndpoint("vpce-s3".into()),
+        ));
+    }
+    stack.network.security_groups[0].egress = egress;
+    stack
+}
+
+fn tcp_to(port: u16, peer: RulePeer) -> SecurityGroupRule {
+    SecurityGroupRule {
+        protocol: RuleProtocol::Tcp,
+        ports: Some((port, port)),
+        peer,
+    }
+}
+
+fn https_to(peer: RulePeer) -> SecurityGroupRule {
+    tcp_to(443, peer)
+}
+
+#[test]
+fn a_group_that_blocks_a_gateway_endpoint_the_routes_use_is_a_warning() {
+    let anywhere = RulePeer::Ipv4("0.0.0.0/0".parse().unwrap());
+    // The default rule, HTTPS to everywhere, or HTTPS to the prefix list: S3 is reachable.
+    for egress in [
+        vec![SecurityGroupRule::ALL_OUT],
+        vec![https_to(anywhere.clone())],
+        vec![
+            https_to(RulePeer::Ipv4("203.0.113.0/24".parse().unwrap())),
+            https_to(RulePeer::PrefixList("pl-63a5400a".into())),
+        ],
+    ] {
+        assert_eq!(with_s3_endpoint(egress.clone()).check(), [], "{egress:?}");
+    }
+    // Restricted to a partner's range: every path still leaves through the NAT, but S3's
+    // endpoint is filtered out. Reported once, not once per subnet.
+    let stack = with_s3_endpoint(vec![https_to(RulePeer::Ipv4(
+        "203.0.113.0/24".parse().unwrap(),
+    ))]);
+    let findings = stack.check();
+    only(
+        findings.clone(),
+        FindingCode::EndpointBlockedBySecurityGroups,
+        Severity::Warning,
+        "sg-1",
+    );
+    assert!(
+        findings[0].problem.contains("pl-63a5400a"),
+        "{}",
+        findings[0]
+    );
+    assert!(
+        findings[0].fix.contains("PrefixListId=pl-63a5400a"),
+        "{}",
+        findings[0]
+    );
+    assert!(passes(&findings));
+    // A rule to the prefix list on another port does not let HTTPS through.
+    let stack = with_s3_endpoint(vec![
+        tcp_to(80, anywhere.clone()),
+        tcp_to(80, RulePeer::PrefixList("pl-63a5400a".into())),
+    ]);
+    assert_eq!(
+        codes(&stack.check()),
+        [FindingCode::EndpointBlockedBySecurityGroups]
+    );
+    // The isolated mode reaches S3 only through the endpoint: the same rule holds.
+    let mut stack = with_s3_endpoint(vec![https_to(RulePeer::Ipv4(
+        "10.0.0.0/16".parse().unwrap(),
+    ))]);
+    for slot in 0..2 {
+        stack
+            .table(&format!("rtb-priv-{slot}"))
+            .routes
+            .retain(|r| !r.is_default_v4());
+    }
+    assert_eq!(
+        codes(&check_isolated(&stack.network, &stack.function)),
+        [FindingCode::EndpointBlockedBySecurityGroups]
+    );
+}
+
 // ---- Output. ----
 
 #[test]
@@ -970,7 +1065,7 @@ fn the_declared_egress_matches_or_each_difference_is_named() {
         peer: RulePeer::Ipv4("0.0.0.0/0".parse().unwrap()),
     };
     let declared = [https.clone()];
-    assert!(check_declared_egress("sg-1", &[https.clone()], &declared).is_empty());
+    assert!(check_declared_egress("sg-1", std::slice::from_ref(&https), &declared).is_empty());
     // The default rule left in place by hand, and the declared one missing.
     let findings = check_declared_egress("sg-1", &[SecurityGroupRule::ALL_OUT], &declared);
     only(

@@ -23,10 +23,12 @@ pub mod launch;
 pub mod log;
 pub mod protocol;
 pub mod proxy;
+pub mod quotas;
 pub mod scenario;
 pub mod timing;
 pub mod tokens;
 pub mod upstream;
+pub mod zones;
 
 pub use iam::Authorization;
 pub use log::{LogEntry, LogQueries, LogSummary, Outcome};

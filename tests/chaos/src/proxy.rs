@@ -657,6 +657,48 @@ async fn refuse(
             return Ok(Some(answer));
         }
     }
+    if call.is("ec2", "CreateSubnet") {
+        let refused = shared.lock().scenario.refused_subnet_azs.clone();
+        let az = protocol::param(&call.params, "AvailabilityZone");
+        if let Some(r) = crate::zones::refuse_subnet(&refused, az) {
+            return Ok(Some(faults::ec2_error(r.status, r.code, &r.message)));
+        }
+    }
+    let unsupported = shared.lock().scenario.unsupported_instance_azs.clone();
+    if call.is("ec2", "RunInstances") && !unsupported.is_empty() {
+        let subnet = protocol::param(&call.params, "SubnetId")
+            .or_else(|| protocol::param(&call.params, "NetworkInterface.1.SubnetId"))
+            .unwrap_or_default();
+        let answer = shared
+            .upstream
+            .ec2(
+                &call.caller,
+                &[("Action", "DescribeSubnets"), ("SubnetId.1", subnet)],
+            )
+            .await?;
+        let az = crate::upstream::xml_texts(&answer, "availabilityZone");
+        let instance_type = protocol::param(&call.params, "InstanceType").unwrap_or("m1.small");
+        if let Some(r) = az
+            .first()
+            .and_then(|az| crate::zones::refuse_instance(&unsupported, az, instance_type))
+        {
+            return Ok(Some(faults::ec2_error(r.status, r.code, &r.message)));
+        }
+    }
+    let limits = shared.lock().scenario.quotas.clone();
+    if let (Some(limits), "ec2") = (limits, call.operation.service.as_str()) {
+        let refusal = crate::quotas::check(
+            &limits,
+            &shared.upstream,
+            &call.caller,
+            &call.operation.name,
+            &call.params,
+        )
+        .await?;
+        if let Some(r) = refusal {
+            return Ok(Some(faults::ec2_error(r.status, r.code, &r.message)));
+        }
+    }
     if call.operation.service == "ec2" && shared.lock().scenario.dependency_rules {
         let nat_state = |id: &str, moto_state: &str| -> String {
             shared

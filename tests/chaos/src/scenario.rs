@@ -30,6 +30,14 @@ pub struct Scenario {
     /// Client tokens answered as AWS answers them: a repeated token gets the original result, even
     /// once that resource is gone (`tokens.rs`).
     pub client_tokens: bool,
+    /// AZs (by name) where CreateSubnet is refused as AWS refuses it in a zone the account lists
+    /// but cannot use (`zones.rs`).
+    pub refused_subnet_azs: Vec<String>,
+    /// AZs (by name) where RunInstances is refused `Unsupported`, as AWS refuses an instance type
+    /// in a zone with constraints on it (`zones.rs`).
+    pub unsupported_instance_azs: Vec<String>,
+    /// VPC quotas counted against creates, as AWS refuses them (`quotas.rs`).
+    pub quotas: Option<crate::quotas::QuotaLimits>,
 }
 
 /// Resources that end `failed` (NAT gateways) or `Failed` (functions) instead of available.

@@ -481,6 +481,7 @@ mod tests {
             subnet_ids: vec!["priv".into()],
             security_group_ids: vec!["sg-1".into()],
             ipv6_allowed_for_dual_stack: false,
+            state: Default::default(),
         };
         (
             EgressNetwork {

@@ -304,6 +304,8 @@ impl<'a> Context<'a> {
                 VpcConfig::builder()
                     .set_subnet_ids(Some(attachment.subnets.clone()))
                     .security_group_ids(&attachment.security_group)
+                    // IPv6 would leave from the function's own address, not the fixed IPs.
+                    .ipv6_allowed_for_dual_stack(false)
                     .build(),
             )
             .code(FunctionCode::builder().zip_file(zip.into()).build())
@@ -348,6 +350,8 @@ impl<'a> Context<'a> {
                 VpcConfig::builder()
                     .set_subnet_ids(Some(attachment.subnets.clone()))
                     .security_group_ids(&attachment.security_group)
+                    // IPv6 would leave from the function's own address, not the fixed IPs.
+                    .ipv6_allowed_for_dual_stack(false)
                     .build(),
             );
         self.send(step, "UpdateFunctionConfiguration", &[], || {

@@ -179,7 +179,7 @@ fn gateway_endpoints_go_on_every_private_route_table_one_per_slot() {
             .iter()
             .find(|t| t.slot == endpoint.slot && t.tier == Tier::Private)
             .unwrap();
-        assert_eq!(endpoint.route_table_ids, [table.id.clone()]);
+        assert_eq!(endpoint.route_table_ids, std::slice::from_ref(&table.id));
     }
     assert!(planned(&spec, &account).is_noop());
 
@@ -276,9 +276,66 @@ fn restricted_egress_with_interface_endpoints_lets_https_into_the_vpc() {
     // A rule that covers the VPC on 443 already needs no other.
     let covered = with_modes(1, &["sts"], &["0.0.0.0/0:443"]);
     assert_eq!(
-        desired_egress(&covered.modes, covered.vpc_cidr),
+        desired_egress(&covered.modes, covered.vpc_cidr, &BTreeMap::new()),
         [tcp("0.0.0.0/0", 443, 443)]
     );
+}
+
+fn to_prefix_list(id: &str) -> SecurityGroupRule {
+    SecurityGroupRule {
+        protocol: RuleProtocol::Tcp,
+        ports: Some((443, 443)),
+        peer: RulePeer::PrefixList(id.to_owned()),
+    }
+}
+
+#[test]
+fn restricted_egress_with_gateway_endpoints_lets_https_out_to_their_prefix_lists() {
+    // The security group filters gateway-endpoint traffic: without a rule to S3's prefix list, a
+    // restricted list that does not cover S3's ranges blocks S3 through its own endpoint.
+    let spec = with_modes(2, &["s3", "dynamodb"], &["203.0.113.10/32:22"]);
+    let account = deployed(&spec, &empty());
+    let mut wanted = vec![
+        tcp("203.0.113.10/32", 22, 22),
+        to_prefix_list("pl-63a5400a"),
+        to_prefix_list("pl-02cd2c6b"),
+    ];
+    wanted.sort();
+    assert_eq!(egress_of(&account), wanted);
+    assert!(planned(&spec, &account).is_noop());
+
+    // Dropping DynamoDB from the list takes its rule away with its endpoints.
+    let fewer = with_modes(2, &["s3"], &["203.0.113.10/32:22"]);
+    let account = deployed(&fewer, &account);
+    let mut wanted = vec![
+        tcp("203.0.113.10/32", 22, 22),
+        to_prefix_list("pl-63a5400a"),
+    ];
+    wanted.sort();
+    assert_eq!(egress_of(&account), wanted);
+
+    // Unrestricted egress lets everything out already: no prefix-list rule.
+    let open = with_modes(2, &["s3"], &[]);
+    let account = deployed(&open, &account);
+    assert_eq!(egress_of(&account), [SecurityGroupRule::ALL_OUT]);
+}
+
+#[test]
+fn a_plan_made_without_the_prefix_list_ids_says_the_rule_comes_at_deploy() {
+    let spec = with_modes(1, &["s3"], &["0.0.0.0/0:443"]);
+    let mut offline = empty();
+    offline.prefix_lists.clear();
+    let plan = planned(&spec, &offline);
+    assert!(
+        plan.notes.iter().any(|n| n.contains("prefix list of s3")),
+        "{:?}",
+        plan.notes
+    );
+    assert!(plan.steps.iter().all(|s| !matches!(
+        &s.action,
+        Action::AuthorizeEgress { rules, .. }
+            if rules.iter().any(|r| matches!(r.peer, RulePeer::PrefixList(_)))
+    )));
 }
 
 #[test]

@@ -136,7 +136,7 @@ fn fewer_azs_remove_the_surplus_slot_and_retain_its_ip() {
         .iter()
         .any(|(_, ip)| *ip == third_ip));
     assert!(
-        plan.notes.iter().any(|n| n.contains("slot 2 (us-east-1c)")
+        plan.notes.iter().any(|n| n.contains("slot 2 (us-east-1b)")
             && n.contains(&third_ip.to_string())
             && n.contains("retained")),
         "{:?}",
@@ -239,7 +239,7 @@ fn a_new_ip_of_a_stack_whose_ips_were_shown_is_held_back() {
     };
     assert_eq!(
         (pending.slot, pending.az.as_str(), &pending.address),
-        (2, "us-east-1c", &Ref::Step(allocation))
+        (2, "us-east-1b", &Ref::Step(allocation))
     );
     assert_eq!(plan.network.azs[2].nat_gateway, Status::HeldBack);
     assert_eq!(plan.network.azs[2].private_route_table, Status::HeldBack);
@@ -258,7 +258,7 @@ fn a_new_ip_of_a_stack_whose_ips_were_shown_is_held_back() {
     assert_eq!(
         message,
         format!(
-            "new IP {} allocated for us-east-1c (slot 2); add it to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips`",
+            "new IP {} allocated for us-east-1b (slot 2); add it to the partner's allowlist, then run `cargo fixedip deploy --allow-new-ips`",
             new.public_ip
         )
     );

@@ -104,8 +104,10 @@ fn fresh_two_az_stack() {
     assert_eq!(
         azs,
         [
-            ("us-east-1a", net("10.0.0.0/20"), net("10.0.128.0/20")),
-            ("us-east-1b", net("10.0.16.0/20"), net("10.0.144.0/20")),
+            // Stack `default`'s order, by AZ id rotated by its name's hash: use1-az5 (1f),
+            // use1-az6 (1a), use1-az1 (1b)... (see `slots.rs`).
+            ("us-east-1f", net("10.0.0.0/20"), net("10.0.128.0/20")),
+            ("us-east-1a", net("10.0.16.0/20"), net("10.0.144.0/20")),
         ]
     );
     assert_eq!(network.role, Some(Status::Create));
@@ -221,21 +223,137 @@ fn functions_with_their_own_role_need_no_stack_role() {
 }
 
 #[test]
-fn azs_are_chosen_by_name() {
+fn azs_are_chosen_by_id_in_the_stacks_order() {
     let mut observed = empty();
     observed.offered_azs = ["us-east-1d", "us-east-1b", "us-east-1c"]
         .map(String::from)
         .to_vec();
     let plan = planned(&spec(2, &["f"]), &observed);
     let azs: Vec<&str> = plan.network.azs.iter().map(|az| az.az.as_str()).collect();
-    assert_eq!(azs, ["us-east-1b", "us-east-1c"]);
+    // By id: use1-az1 (1b), use1-az2 (1c), use1-az4 (1d), rotated by the stack's hash.
+    assert_eq!(azs, ["us-east-1c", "us-east-1d"]);
+}
+
+fn azs_of(plan: &Plan) -> Vec<&str> {
+    plan.network.azs.iter().map(|az| az.az.as_str()).collect()
+}
+
+fn named(stack: &str, azs: u8) -> StackSpec {
+    let mut spec = spec(azs, &["f"]);
+    spec.stack = StackName::parse(stack).unwrap();
+    spec
+}
+
+#[test]
+fn stacks_are_spread_over_the_azs_by_their_names() {
+    // Every stack in the first two AZs would exhaust their NAT gateway quota (5 per AZ) first.
+    let firsts: BTreeSet<String> = ["billing", "payments", "reports", "search", "mail", "auth"]
+        .iter()
+        .map(|stack| azs_of(&planned(&named(stack, 1), &empty()))[0].to_owned())
+        .collect();
+    assert!(firsts.len() >= 3, "{firsts:?}");
+    // The same stack gets the same AZs every time, whatever order AWS lists them in.
+    let mut shuffled = empty();
+    shuffled.offered_azs.reverse();
+    assert_eq!(
+        azs_of(&planned(&named("billing", 3), &shuffled)),
+        azs_of(&planned(&named("billing", 3), &empty()))
+    );
+}
+
+#[test]
+fn addresses_are_allocated_only_after_every_subnet_is_made() {
+    // A subnet is what an AZ can refuse; an address is billed from its allocation. An AZ that
+    // refuses leaves nothing billed, and the deploy plans again without it.
+    let plan = planned(&spec(3, &["f"]), &empty());
+    let subnets: Vec<StepId> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::CreateSubnet { .. }))
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(subnets.len(), 6);
+    let allocations: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::AllocateAddress { .. }))
+        .collect();
+    assert_eq!(allocations.len(), 3);
+    for allocation in allocations {
+        assert!(
+            subnets.iter().all(|s| allocation.after.contains(s)),
+            "{allocation:?}"
+        );
+    }
+}
+
+#[test]
+fn az_ids_pin_the_azs_in_their_order() {
+    let mut spec = spec(2, &["f"]);
+    spec.modes.az_ids = vec!["use1-az4".into(), "use1-az1".into()];
+    let plan = planned(&spec, &empty());
+    assert_eq!(azs_of(&plan), ["us-east-1d", "us-east-1b"]);
+
+    // An id the region does not offer is refused, naming those that would do.
+    spec.modes.az_ids = vec!["use1-az9".into(), "use1-az1".into()];
+    let error = plan_with(&spec, &empty(), &PlanOptions::default()).unwrap_err();
+    assert!(matches!(&error, PlanError::AzIdNotUsable { id, why: None, .. } if id == "use1-az9"));
+    assert_eq!(
+        error.to_string(),
+        "`az-ids` in [package.metadata.fixedip] names use1-az9, which us-east-1 does not offer: use AZ ids of us-east-1 that can hold the stack (use1-az1, use1-az2, use1-az3, use1-az4, use1-az5, use1-az6); `aws ec2 describe-availability-zones --region us-east-1` lists every ZoneId"
+    );
+
+    // Fewer ids than `azs`: refused, saying to list more.
+    spec.modes.az_ids = vec!["use1-az1".into()];
+    let error = plan_with(&spec, &empty(), &PlanOptions::default()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("`az-ids` in [package.metadata.fixedip] lists 1")
+            && error.to_string().contains("list more AZ ids in `az-ids`"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_az_the_stack_cannot_use_is_left_out_and_named_when_pinned() {
+    let mut account = empty();
+    account.unusable_az_ids.insert(
+        "use1-az5".into(),
+        "the NAT instance type t4g.nano is not offered there".into(),
+    );
+    // `default` starts at use1-az5 (1f): it goes on to the next.
+    let plan = planned(&spec(2, &["f"]), &account);
+    assert_eq!(azs_of(&plan), ["us-east-1a", "us-east-1b"]);
+    // An existing slot in it keeps it: a slot's AZ is for life.
+    let deployed_there = deployed(&spec(2, &["f"]), &empty());
+    let plan = planned(
+        &spec(2, &["f"]),
+        &ObservedState {
+            unusable_az_ids: account.unusable_az_ids.clone(),
+            ..deployed_there
+        },
+    );
+    assert!(plan.is_noop());
+    assert_eq!(azs_of(&plan), ["us-east-1f", "us-east-1a"]);
+
+    let mut pinned = spec(1, &["f"]);
+    pinned.modes.az_ids = vec!["use1-az5".into()];
+    let error = plan_with(&pinned, &account, &PlanOptions::default()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("names use1-az5, which the stack cannot use: the NAT instance type t4g.nano is not offered there"),
+        "{error}"
+    );
 }
 
 #[test]
 fn a_new_slot_takes_the_first_az_no_slot_uses() {
     let one = deployed(&spec(1, &["f"]), &empty());
     let mut moved = one.clone();
-    // Slot 0 lives in 1c (say AWS offered only 1c when it was made).
+    // Slot 0 lives in 1c (say AWS offered only 1c when it was made); slot 1 takes the first
+    // AZ of the stack's order (1f, 1a, 1b, 1c, ...) that no slot uses.
     for subnet in &mut moved.subnets {
         subnet.az = "us-east-1c".to_owned();
     }
@@ -246,7 +364,7 @@ fn a_new_slot_takes_the_first_az_no_slot_uses() {
         .iter()
         .map(|az| (az.slot, az.az.as_str()))
         .collect();
-    assert_eq!(azs, [(0, "us-east-1c"), (1, "us-east-1a")]);
+    assert_eq!(azs, [(0, "us-east-1c"), (1, "us-east-1f")]);
 }
 
 #[test]
@@ -259,12 +377,17 @@ fn too_few_azs_is_refused_naming_both_counts() {
         PlanError::NotEnoughAzs {
             region: "us-east-1".into(),
             wanted: 3,
-            offered: vec!["us-east-1a".into(), "us-east-1b".into()],
+            offered: vec![
+                "us-east-1a (use1-az6)".into(),
+                "us-east-1b (use1-az1)".into()
+            ],
+            pinned: 0,
+            unusable: vec![],
         }
     );
     assert_eq!(
         err.to_string(),
-        "the stack wants 3 availability zones but us-east-1 offers 2 (us-east-1a, us-east-1b): lower `azs` or choose another region"
+        "the stack wants 3 availability zones but us-east-1 offers 2 it can use (us-east-1a (use1-az6), us-east-1b (use1-az1)): lower `azs` or choose another region"
     );
 }
 
@@ -656,7 +779,7 @@ fn a_missing_function_is_created() {
 
 #[test]
 fn configuration_drift_updates_the_configuration_only() {
-    let drifts: [fn(&mut ObservedFunction); 7] = [
+    let drifts: [fn(&mut ObservedFunction); 8] = [
         |f| f.memory_mb = 256,
         |f| f.timeout_s = 3,
         |f| f.environment.clear(),
@@ -664,6 +787,7 @@ fn configuration_drift_updates_the_configuration_only() {
         |f| f.security_group_ids = vec!["sg-other".into()],
         |f| f.role_arn = "arn:aws:iam::123456789012:role/other".into(),
         |f| f.runtime = Some("provided.al2".into()),
+        |f| f.ipv6_allowed_for_dual_stack = true,
     ];
     for drift in drifts {
         let plan = after_drift(&spec(2, &["f"]), |a| drift(&mut a.functions[0]));
@@ -675,6 +799,26 @@ fn configuration_drift_updates_the_configuration_only() {
         );
         assert!(matches!(plan.network.functions[0].1, Status::Change(_)));
     }
+}
+
+#[test]
+fn a_function_allowed_ipv6_is_turned_off_with_a_note() {
+    // In a dual-stack subnet its IPv6 traffic would leave from its own address (egress-only
+    // gateway), bypassing the fixed IPs: deploy turns it off rather than let it pass silently.
+    let plan = after_drift(&spec(2, &["f"]), |a| {
+        a.functions[0].ipv6_allowed_for_dual_stack = true
+    });
+    assert!(matches!(
+        actions(&plan)[..],
+        [Action::UpdateFunctionConfiguration { .. }]
+    ));
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("Ipv6AllowedForDualStack") && n.contains("turned off")),
+        "{:?}",
+        plan.notes
+    );
 }
 
 #[test]
@@ -790,6 +934,7 @@ fn foreign_function(role_arn: &str) -> ObservedFunction {
         code_sha256: "c29tZWJvZHkgZWxzZSdz".into(),
         stack_tag: None,
         state: Default::default(),
+        ipv6_allowed_for_dual_stack: false,
     }
 }
 
@@ -941,7 +1086,7 @@ fn more_azs_keep_every_existing_slot() {
         }
     }
     let new = &plan.network.azs[2];
-    assert_eq!((new.slot, new.az.as_str()), (2, "us-east-1c"));
+    assert_eq!((new.slot, new.az.as_str()), (2, "us-east-1b"));
     assert_eq!(new.private_subnet, (net("10.0.32.0/20"), Status::Create));
     // The new IP waits for the user: the function stays where it is (see lifecycle_tests).
     assert_eq!(new.nat_gateway, Status::HeldBack);
@@ -987,12 +1132,12 @@ fn a_gap_in_slots_is_kept_and_the_lowest_free_slot_fills_up() {
         .iter()
         .map(|az| (az.slot, az.az.as_str()))
         .collect();
-    assert_eq!(slots, [(0, "us-east-1a"), (2, "us-east-1c")]);
+    assert_eq!(slots, [(0, "us-east-1f"), (2, "us-east-1b")]);
     assert!(two.is_noop(), "{:#?}", two.steps);
 
     let three_again = planned(&spec(3, &["f"]), &gap);
     let new = &three_again.network.azs[1];
-    assert_eq!((new.slot, new.az.as_str()), (1, "us-east-1b"));
+    assert_eq!((new.slot, new.az.as_str()), (1, "us-east-1a"));
     // The retained address of the old slot 1 comes back to work before any new one.
     assert!(matches!(new.address.1, Status::Change(_)), "{new:?}");
 }
@@ -1021,7 +1166,7 @@ fn summaries_read_as_sentences() {
     let summaries: Vec<String> = plan.steps.iter().map(|s| s.action.summary()).collect();
     assert_eq!(summaries[0], "create VPC 10.0.0.0/16");
     assert!(
-        summaries.contains(&"create public subnet 10.0.128.0/20 in us-east-1a (slot 0)".to_owned())
+        summaries.contains(&"create public subnet 10.0.128.0/20 in us-east-1f (slot 0)".to_owned())
     );
     assert!(summaries.contains(&"create function hello in the private subnets".to_owned()));
     assert!(summaries
@@ -1190,7 +1335,8 @@ fn offline_plans_assume_the_usual_azs_and_the_adopted_addresses() {
         &ObservedState::assumed_offline(REGION, &spec.adopted_ips),
     );
     let azs: Vec<&str> = plan.network.azs.iter().map(|az| az.az.as_str()).collect();
-    assert_eq!(azs, ["us-east-1a", "us-east-1b", "us-east-1c"]);
+    // Offline the ids are not known: by name, rotated the same way.
+    assert_eq!(azs, ["us-east-1e", "us-east-1f", "us-east-1a"]);
     let first = &plan.network.azs[0].address;
     assert_eq!(*first, (None, Status::Change("eipalloc-0123abcd".into())));
 
@@ -1202,7 +1348,7 @@ fn offline_plans_assume_the_usual_azs_and_the_adopted_addresses() {
     let azs: Vec<&str> = plan.network.azs.iter().map(|az| az.az.as_str()).collect();
     assert_eq!(
         azs,
-        ["ap-northeast-1a", "ap-northeast-1c", "ap-northeast-1d"]
+        ["ap-northeast-1c", "ap-northeast-1d", "ap-northeast-1a"]
     );
 }
 
@@ -1277,7 +1423,7 @@ fn each_step_waits_for_exactly_what_it_needs() {
 #[test]
 fn a_plan_knows_the_az_of_each_slot() {
     let plan = planned(&spec(2, &["f"]), &empty());
-    assert_eq!(plan.az_of(1), Some("us-east-1b"));
+    assert_eq!(plan.az_of(1), Some("us-east-1a"));
     assert_eq!(plan.az_of(4), None);
 }
 

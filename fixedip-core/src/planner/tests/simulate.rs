@@ -16,7 +16,7 @@ use crate::observed::{
     ObservedRouteTable, ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc,
     RouteTableAssociation, RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule, Tier,
 };
-use crate::requirements::EndpointKind;
+use crate::requirements::{Endpoint, EndpointKind};
 use std::collections::BTreeSet;
 
 use crate::plan::{
@@ -57,12 +57,28 @@ pub fn function(name: &str) -> FunctionSpec {
     }
 }
 
+/// The AZ ids of [`REGION`]'s AZs, as moto maps them (each account maps them its own way).
+pub const AZ_IDS: [(&str, &str); 6] = [
+    ("a", "use1-az6"),
+    ("b", "use1-az1"),
+    ("c", "use1-az2"),
+    ("d", "use1-az4"),
+    ("e", "use1-az3"),
+    ("f", "use1-az5"),
+];
+
 /// What an empty account in [`REGION`] offers.
 pub fn empty() -> ObservedState {
     ObservedState {
-        offered_azs: ["a", "b", "c", "d", "e", "f"]
-            .map(|z| format!("{REGION}{z}"))
-            .to_vec(),
+        offered_azs: AZ_IDS.map(|(z, _)| format!("{REGION}{z}")).to_vec(),
+        az_ids: AZ_IDS
+            .iter()
+            .map(|(z, id)| (format!("{REGION}{z}"), id.to_string()))
+            .collect(),
+        prefix_lists: [("s3", "pl-63a5400a"), ("dynamodb", "pl-02cd2c6b")]
+            .into_iter()
+            .map(|(service, id)| (Endpoint::parse(service).unwrap(), id.to_owned()))
+            .collect(),
         ..ObservedState::default()
     }
 }
@@ -830,6 +846,7 @@ impl Account {
                         code_sha256: function.code_sha256.clone().unwrap_or_default(),
                         stack_tag: Some(plan.stack.to_string()),
                         state: Default::default(),
+                        ipv6_allowed_for_dual_stack: false,
                     },
                     function,
                     subnets,
@@ -1228,6 +1245,8 @@ impl Account {
         deployed.environment = function.environment.clone();
         deployed.subnet_ids = subnets.iter().map(|s| self.resolve(s)).collect();
         deployed.security_group_ids = vec![self.resolve(security_group)];
+        // The executor sends Ipv6AllowedForDualStack=false with every VpcConfig.
+        deployed.ipv6_allowed_for_dual_stack = false;
         deployed
     }
 }
@@ -1304,6 +1323,8 @@ fn documented(step: &Action, earlier: &Action) -> bool {
     {
         {
             match (step, earlier) {
+                // A refused AZ leaves nothing billed: addresses after every new subnet.
+                (Action::AllocateAddress { .. }, Action::CreateSubnet { .. }) => true,
                 (
                     Action::CreateNatGateway { .. }
                     | Action::CreateRoute {
