@@ -18,6 +18,7 @@ pub mod legacy_role;
 pub mod nat_instance;
 pub mod network;
 pub mod observe;
+pub mod quotas;
 
 use std::error::Error as StdError;
 

@@ -62,7 +62,7 @@ impl Goal for Deploy {
         }
         // The same for the VPC quotas, counted only when the plan creates what they count.
         if quotas::consumes_quotas(&plan) {
-            observe::quota_usage(aws, &mut observed).await?;
+            crate::aws::quotas::quota_usage(aws, &mut observed).await?;
             quotas::check_quotas(&plan, &observed)?;
         }
         if first {
