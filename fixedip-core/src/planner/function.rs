@@ -129,19 +129,7 @@ impl Planner {
         };
         let Some(deployed) = observed.functions.iter().find(|f| f.name == function.name) else {
             // A new function has no callers yet: it is created while the NAT gateways come up.
-            let action = Action::CreateFunction {
-                function: function.clone(),
-                subnets: attachment.private_subnets.clone(),
-                security_group: attachment.security_group.clone(),
-                role,
-            };
-            let ordering: Vec<StepId> = role_ready
-                .iter()
-                .chain(&attachment.security_group_ready)
-                .copied()
-                .collect();
-            self.push(action, &ordering);
-            return Status::Create;
+            return self.create_function(function, attachment, role, &role_ready, None);
         };
         if deployed.state.failed() && deployed.stack_tag.as_deref() == Some(spec.stack.as_str()) {
             // Lambda: "When function creation fails, Lambda sets the function state to failed,
@@ -156,21 +144,48 @@ impl Planner {
                 },
                 &[],
             );
-            let action = Action::CreateFunction {
-                function: function.clone(),
-                subnets: attachment.private_subnets.clone(),
-                security_group: attachment.security_group.clone(),
-                role,
-            };
-            let ordering: Vec<StepId> = role_ready
-                .iter()
-                .chain(&attachment.security_group_ready)
-                .chain([&deleted])
-                .copied()
-                .collect();
-            self.push(action, &ordering);
-            return Status::Create;
+            return self.create_function(function, attachment, role, &role_ready, Some(deleted));
         }
+        self.update_function(spec, function, deployed, attachment, role, &role_ready)
+    }
+
+    /// CreateFunction in the private subnets, once its role and security group are ready (and
+    /// after `after`, the deletion of a failed one).
+    fn create_function(
+        &mut self,
+        function: &FunctionSpec,
+        attachment: &Attachment,
+        role: Ref,
+        role_ready: &[StepId],
+        after: Option<StepId>,
+    ) -> Status {
+        let action = Action::CreateFunction {
+            function: function.clone(),
+            subnets: attachment.private_subnets.clone(),
+            security_group: attachment.security_group.clone(),
+            role,
+        };
+        let ordering: Vec<StepId> = role_ready
+            .iter()
+            .chain(&attachment.security_group_ready)
+            .copied()
+            .chain(after)
+            .collect();
+        self.push(action, &ordering);
+        Status::Create
+    }
+
+    /// A deployed function: tagged into the stack, its configuration and code updated where they
+    /// differ from the spec.
+    fn update_function(
+        &mut self,
+        spec: &StackSpec,
+        function: &FunctionSpec,
+        deployed: &ObservedFunction,
+        attachment: &Attachment,
+        role: Ref,
+        role_ready: &[StepId],
+    ) -> Status {
         let mut tagged = None;
         if deployed.stack_tag.as_deref() != Some(spec.stack.as_str()) {
             self.notes.push(match &deployed.stack_tag {
