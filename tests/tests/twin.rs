@@ -10,7 +10,8 @@ use std::net::Ipv4Addr;
 use cargo_fixedip::aws::nat_instance::USER_DATA;
 use cargo_fixedip::aws::network::{function_attachment, observe_network};
 use cargo_fixedip::aws::Aws;
-use fixedip_core::verify::{self, EgressNetwork, FunctionAttachment, Severity};
+use fixedip_core::network::RulePeer;
+use fixedip_core::verify::{self, EgressNetwork, FindingCode, FunctionAttachment, Severity};
 use fixedip_tests::console::{break_network, build_console_network, BREAKAGES};
 use fixedip_tests::twin::Twin;
 use fixedip_tests::{deploy_fixture, example_binary, Emulator};
@@ -231,12 +232,45 @@ async fn s3_is_reached_through_its_gateway_endpoint_and_an_isolated_stack_reache
 
 /// Restricted `egress` with an S3 gateway endpoint: security groups filter gateway-endpoint
 /// traffic too, so the function's group needs a rule to S3's prefix list (issue 16), which a
-/// configuration check of the routes alone would not miss.
+/// configuration check of the routes alone would miss. Without that rule (a stack deployed before
+/// fixedip wrote it), S3 is unreachable in the twin, and `verify` says so.
 #[tokio::test(flavor = "multi_thread")]
-async fn restricted_egress_still_reaches_s3_through_its_gateway_endpoint() {
+async fn restricted_egress_reaches_s3_through_its_gateway_endpoint_only_with_the_prefix_list_rule()
+{
     let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
     deploy(&emulator, "endpoints-changed");
-    let (network, attachment) = observe(&emulator, "endpoints-fn").await;
+    let (mut network, attachment) = observe(&emulator, "endpoints-fn").await;
     let twin = Twin::build(&network, &attachment, USER_DATA).unwrap();
     assert_s3_reached_through_its_endpoint(&twin, &network, "endpoints-changed").await;
+    drop(twin);
+
+    let mut removed = 0;
+    for group in &mut network.resources.security_groups {
+        if attachment.security_group_ids.contains(&group.id) {
+            let before = group.egress.len();
+            group
+                .egress
+                .retain(|rule| !matches!(rule.peer, RulePeer::PrefixList(_)));
+            removed += before - group.egress.len();
+        }
+    }
+    assert!(removed > 0, "deploy wrote no prefix-list egress rule");
+    let twin = Twin::build(&network, &attachment, USER_DATA).unwrap();
+    let s3 = twin
+        .service_address("s3")
+        .expect("the route to S3's endpoint");
+    for subnet in twin.wiring().function_devices.keys() {
+        let seen = twin.egress_ip(subnet, s3, example_binary()).await;
+        assert!(
+            seen.is_err(),
+            "{subnet} → S3 without the prefix-list rule: {seen:?}"
+        );
+    }
+    let findings = verify::check(&network, &attachment, &[]);
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.code == FindingCode::EndpointBlockedBySecurityGroups),
+        "{findings:#?}"
+    );
 }
