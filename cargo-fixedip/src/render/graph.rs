@@ -197,16 +197,40 @@ impl NetworkGraph {
     pub fn of(plan: &Plan) -> NetworkGraph {
         let mut graph = Builder::default();
         let network = &plan.network;
-        let vpc = graph.add(
+        graph.vpc(network);
+        graph.existing_subnets(network);
+        graph.public_side(network);
+        for az in &network.azs {
+            graph.az(network, az);
+        }
+        graph.removed_slots(network);
+        graph.surplus_slots(network);
+        graph.retained_addresses(network);
+        graph.security_groups_and_endpoints(plan);
+        graph.role_and_functions(plan);
+        graph.routes(network);
+        graph.0
+    }
+}
+
+#[derive(Default)]
+struct Builder(NetworkGraph);
+
+impl Builder {
+    /// The VPC and the internet beyond it.
+    fn vpc(&mut self, network: &NetworkView) {
+        let vpc = self.add(
             "vpc",
             NodeKind::Vpc,
             None,
             Label::text(format!("VPC {}", network.vpc.0)),
         );
         vpc.set_status(&network.vpc.1).cidr = Some(network.vpc.0);
-        graph.add(INTERNET, NodeKind::Internet, None, Label::text("internet"));
+        self.add(INTERNET, NodeKind::Internet, None, Label::text("internet"));
+    }
 
-        // A network the user runs: its qualifying subnets and their NATs, read, never changed.
+    /// A network the user runs: its qualifying subnets and their NATs, read, never changed.
+    fn existing_subnets(&mut self, network: &NetworkView) {
         for (index, subnet) in network.existing.iter().flat_map(|e| &e.subnets).enumerate() {
             let mut label = Label::text(format!(
                 "your subnet {} ({}): 0.0.0.0/0 → ",
@@ -218,7 +242,7 @@ impl NetworkGraph {
                 }
                 label = label.value(exit.ip).and(format!(" ({})", exit.nat));
             }
-            let node = graph.add(
+            let node = self.add(
                 format!("subnet{index}"),
                 NodeKind::YourSubnet,
                 Some("vpc"),
@@ -227,22 +251,25 @@ impl NetworkGraph {
             node.resource_id = Some(subnet.id.clone());
             node.az = Some(subnet.availability_zone.clone());
         }
+    }
+
+    /// The stack's own internet gateway and public route table.
+    fn public_side(&mut self, network: &NetworkView) {
         let own_network = network.existing.is_none();
         if own_network && network.internet_gateway != Status::Absent {
             let label = Label::text("internet gateway");
-            graph
-                .add("igw", NodeKind::InternetGateway, Some("vpc"), label)
+            self.add("igw", NodeKind::InternetGateway, Some("vpc"), label)
                 .set_status(&network.internet_gateway);
         }
         if own_network && network.public_route_table != Status::Absent {
             let label = Label::text("public route table: 0.0.0.0/0 → internet gateway");
-            graph
-                .add("public_rt", NodeKind::RouteTable, Some("vpc"), label)
+            self.add("public_rt", NodeKind::RouteTable, Some("vpc"), label)
                 .set_status(&network.public_route_table);
         }
-        for az in &network.azs {
-            graph.az(network, az);
-        }
+    }
+
+    /// Slots the plan removes.
+    fn removed_slots(&mut self, network: &NetworkView) {
         for removed in &network.removed_slots {
             let az = removed.az.as_deref().unwrap_or("unknown AZ");
             let what = match &removed.nat_gateway {
@@ -257,10 +284,14 @@ impl NetworkGraph {
             );
             let label = Label::text(format!("AZ {az} (slot {}): {what}", removed.slot));
             let id = format!("removed{}", removed.slot);
-            let node = graph.add(id, NodeKind::RemovedSlot, Some("vpc"), label);
+            let node = self.add(id, NodeKind::RemovedSlot, Some("vpc"), label);
             node.set_status(&gone).slot = Some(removed.slot);
             node.az = removed.az.clone();
         }
+    }
+
+    /// Slots beyond `azs`, left in place.
+    fn surplus_slots(&mut self, network: &NetworkView) {
         for surplus in &network.surplus_slots {
             let az = surplus.az.as_deref().unwrap_or("unknown AZ");
             let mut label = Label::text(format!(
@@ -271,17 +302,21 @@ impl NetworkGraph {
                 label = label.and(", Elastic IP ").value(ip);
             }
             let id = format!("surplus{}", surplus.slot);
-            let node = graph.add(id, NodeKind::SurplusSlot, Some("vpc"), label);
+            let node = self.add(id, NodeKind::SurplusSlot, Some("vpc"), label);
             node.slot = Some(surplus.slot);
             node.az = surplus.az.clone();
             node.resource_id = surplus.nat_gateway.clone();
             node.ip = surplus.address.as_ref().map(|(_, ip)| *ip);
         }
+    }
+
+    /// Elastic IPs kept after their slot went.
+    fn retained_addresses(&mut self, network: &NetworkView) {
         for (index, (allocation_id, ip)) in network.retained_addresses.iter().enumerate() {
             let label = Label::text("retained Elastic IP ")
                 .value(ip)
                 .and(format!(" ({allocation_id})"));
-            let node = graph.add(
+            let node = self.add(
                 format!("retained{index}"),
                 NodeKind::RetainedIp,
                 Some("vpc"),
@@ -290,9 +325,14 @@ impl NetworkGraph {
             node.resource_id = Some(allocation_id.clone());
             node.ip = Some(*ip);
         }
+    }
+
+    /// The functions' group, the NAT instances' group, the endpoints and their group.
+    fn security_groups_and_endpoints(&mut self, plan: &Plan) {
+        let network = &plan.network;
         let name = tags::security_group_name(&plan.stack);
         let label = Label::text(format!("security group {name} (no inbound rules)"));
-        let node = graph.add("sg", NodeKind::SecurityGroup, Some("vpc"), label);
+        let node = self.add("sg", NodeKind::SecurityGroup, Some("vpc"), label);
         node.set_status(&network.security_group).name = Some(name);
         if let Some(status) = network
             .nat_security_group
@@ -301,49 +341,45 @@ impl NetworkGraph {
         {
             let name = tags::nat_security_group_name(&plan.stack);
             let label = Label::text(format!("security group {name} (NAT instances)"));
-            let node = graph.add("nat_sg", NodeKind::SecurityGroup, Some("vpc"), label);
+            let node = self.add("nat_sg", NodeKind::SecurityGroup, Some("vpc"), label);
             node.set_status(status).name = Some(name);
         }
         for endpoint in &network.endpoints {
-            graph.endpoint(endpoint);
+            self.endpoint(endpoint);
         }
         let endpoint_group = network.endpoint_security_group.as_ref();
         if let Some(status) = endpoint_group.filter(|s| **s != Status::Absent) {
             let name = tags::endpoint_security_group_name(&plan.stack);
             let label = Label::text(format!("security group {name} (interface endpoints)"));
-            let node = graph.add("endpoint_sg", NodeKind::SecurityGroup, Some("vpc"), label);
+            let node = self.add("endpoint_sg", NodeKind::SecurityGroup, Some("vpc"), label);
             node.set_status(status).name = Some(name);
         }
+    }
+
+    /// The execution role and the functions, attached to every private subnet.
+    fn role_and_functions(&mut self, plan: &Plan) {
+        let network = &plan.network;
         if let Some(role) = &network.role {
             let name = tags::role_name(&plan.stack, &plan.region);
             let label = Label::text(format!("execution role {name}"));
-            graph
-                .add("role", NodeKind::Role, Some("vpc"), label)
+            self.add("role", NodeKind::Role, Some("vpc"), label)
                 .set_status(role)
                 .name = Some(name);
         }
         let label = Label::text("functions, in the private subnets");
-        graph.add("functions", NodeKind::Functions, Some("vpc"), label);
+        self.add("functions", NodeKind::Functions, Some("vpc"), label);
         for (index, (name, status)) in network.functions.iter().enumerate() {
             let label = Label::text(format!("λ {name}{}", function_detail(plan, name)));
             let id = format!("fn{index}");
-            graph
-                .add(id.clone(), NodeKind::Function, Some("functions"), label)
+            self.add(id.clone(), NodeKind::Function, Some("functions"), label)
                 .set_status(status)
                 .name = Some(name.clone());
             for az in &network.azs {
-                graph.edge(&id, &format!("priv{}", az.slot), EdgeKind::Attached, None);
+                self.edge(&id, &format!("priv{}", az.slot), EdgeKind::Attached, None);
             }
         }
-        graph.routes(network);
-        graph.0
     }
-}
 
-#[derive(Default)]
-struct Builder(NetworkGraph);
-
-impl Builder {
     fn add(
         &mut self,
         id: impl Into<String>,
