@@ -10,7 +10,9 @@
 # What install does:
 #   - Zig from the Python package `ziglang`, into a venv: $FIXEDIP_ZIG_VENV, default <repo>/.venv/zig,
 #     with `bin/zig` linked to the package's executable;
-#   - cargo-zigbuild from crates.io with `cargo install --locked` (into cargo's bin directory);
+#   - cargo-zigbuild from its prebuilt PyPI wheel, into the same venv, linked into cargo's bin
+#     directory so that `cargo zigbuild` finds it (what `cargo install` would put there, without
+#     a 2-to-5-minute release build of it on 2 cores);
 #   - the Rust standard library of both Lambda targets (`rustup target add`).
 # cargo-zigbuild finds zig through CARGO_ZIGBUILD_ZIG_PATH (or `python3 -m ziglang`, or `zig` on
 # PATH), and so does cargo fixedip: export it as `env` prints.
@@ -19,7 +21,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 VENV="${FIXEDIP_ZIG_VENV:-$REPO/.venv/zig}"
 ZIGLANG_PIN='ziglang==0.16.0'
-ZIGBUILD_VERSION='0.24.1'
+ZIGBUILD_PIN='cargo-zigbuild==0.24.0'
 # Lambda's two architectures; the glibc suffix cargo fixedip adds (.2.34) is not part of a rustup name.
 TARGETS=(x86_64-unknown-linux-gnu aarch64-unknown-linux-gnu)
 # The stamp holds the pin the venv was built from: a changed pin or a half-built venv means reinstall.
@@ -32,7 +34,7 @@ die() {
 }
 
 zig_healthy() {
-    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$ZIGLANG_PIN" && -x "$VENV/bin/zig" ]] &&
+    [[ -f "$STAMP" && "$(cat "$STAMP")" == "$ZIGLANG_PIN $ZIGBUILD_PIN" && -x "$VENV/bin/zig" ]] &&
         "$VENV/bin/zig" version >/dev/null 2>&1
 }
 
@@ -42,13 +44,13 @@ install_zig() {
         return
     fi
     command -v "$PYTHON" >/dev/null || die "$PYTHON not found: install Python 3.9 or later, or set PYTHON"
-    echo "zig.sh: installing $ZIGLANG_PIN into $VENV" >&2
+    echo "zig.sh: installing $ZIGLANG_PIN $ZIGBUILD_PIN into $VENV" >&2
     local started=$SECONDS
     rm -rf "$VENV"
     mkdir -p "$(dirname "$VENV")"
     "$PYTHON" -m venv "$VENV" || die "could not create a venv: install python3-venv (Debian/Ubuntu) and retry"
-    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ZIGLANG_PIN" ||
-        die "pip could not install $ZIGLANG_PIN: check access to PyPI, then run '$0 install' again"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$ZIGLANG_PIN" "$ZIGBUILD_PIN" ||
+        die "pip could not install $ZIGLANG_PIN $ZIGBUILD_PIN: check access to PyPI, then run '$0 install' again"
     # The package ships zig's own executable beside its lib/ directory; a symlink keeps zig finding
     # its lib/ (it resolves its own path) and spares a Python start on every `zig cc`.
     local zig
@@ -57,24 +59,19 @@ install_zig() {
     ln -sf "$zig" "$VENV/bin/zig"
     "$VENV/bin/zig" version >/dev/null || die "$VENV/bin/zig does not run"
     # Written last: an interrupted install leaves no stamp and is redone next time.
-    printf '%s' "$ZIGLANG_PIN" >"$STAMP"
+    printf '%s' "$ZIGLANG_PIN $ZIGBUILD_PIN" >"$STAMP"
     echo "zig.sh: zig $("$VENV/bin/zig" version) installed in $((SECONDS - started)) s" >&2
 }
 
 install_cargo_zigbuild() {
-    local installed
-    # `cargo zigbuild` takes no --version; the binary itself does.
-    installed="$(cargo-zigbuild --version 2>/dev/null || true)"
-    if [[ "$installed" == "cargo-zigbuild $ZIGBUILD_VERSION" ]]; then
-        echo "zig.sh: $installed is up to date" >&2
-        return
+    # Cargo runs `cargo zigbuild` as the `cargo-zigbuild` it finds in its bin directory or on PATH.
+    local bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+    mkdir -p "$bin"
+    if [[ "$(readlink "$bin/cargo-zigbuild" 2>/dev/null || true)" != "$VENV/bin/cargo-zigbuild" ]]; then
+        ln -sf "$VENV/bin/cargo-zigbuild" "$bin/cargo-zigbuild"
     fi
-    echo "zig.sh: installing cargo-zigbuild $ZIGBUILD_VERSION (a one-off build: 2 to 5 min on 2 cores)" >&2
-    local started=$SECONDS
-    # --locked: the versions cargo-zigbuild was released with, not whatever resolves today.
-    cargo install --locked --quiet --version "$ZIGBUILD_VERSION" cargo-zigbuild ||
-        die "cargo could not install cargo-zigbuild $ZIGBUILD_VERSION: check access to crates.io, then run '$0 install' again"
-    echo "zig.sh: cargo-zigbuild installed in $((SECONDS - started)) s" >&2
+    cargo zigbuild --help >/dev/null 2>&1 || die "cargo does not find cargo-zigbuild in $bin: is $bin cargo's bin directory?"
+    echo "zig.sh: $("$bin/cargo-zigbuild" --version) in $bin" >&2
 }
 
 install_targets() {

@@ -25,7 +25,7 @@ use miette::Diagnostic;
 
 /// The versions scripts/zig.sh installs; named in the install hint.
 pub const ZIGLANG_VERSION: &str = "0.16.0";
-pub const CARGO_ZIGBUILD_VERSION: &str = "0.24.1";
+pub const CARGO_ZIGBUILD_VERSION: &str = "0.24.0";
 
 /// A way to build for Lambda; see the module docs for when each is chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ pub enum LambdaBuildError {
         "cannot build `{package}` for Lambda's {architecture} on this {host} machine: {missing}"
     )]
     #[diagnostic(help(
-        "install Zig and cargo-zigbuild: `pip install ziglang=={ZIGLANG_VERSION}`, `cargo install --locked cargo-zigbuild@{CARGO_ZIGBUILD_VERSION}` and `rustup target add {target}` (in a fixedip checkout: `scripts/zig.sh install`, then `eval \"$(scripts/zig.sh env)\"`); or install cargo-lambda; or build the zip yourself and pass `--zip PATH`"
+        "install Zig and cargo-zigbuild: `pip install ziglang=={ZIGLANG_VERSION} cargo-zigbuild=={CARGO_ZIGBUILD_VERSION}` (or `cargo install --locked cargo-zigbuild`) and `rustup target add {target}` (in a fixedip checkout: `scripts/zig.sh install`, then `eval \"$(scripts/zig.sh env)\"`); or install cargo-lambda; or build the zip yourself and pass `--zip PATH`"
     ))]
     NoWay {
         package: String,
@@ -405,7 +405,7 @@ mod tests {
         let help = error.help().unwrap().to_string();
         for needed in [
             "pip install ziglang==",
-            "cargo install --locked cargo-zigbuild@",
+            "cargo-zigbuild==",
             "rustup target add aarch64-unknown-linux-gnu",
             "scripts/zig.sh install",
             "--zip",

@@ -55,6 +55,11 @@ fn run_line(line: &str, dir: &Path, target: &Path) -> std::process::Output {
         .current_dir(dir)
         .env("CARGO_TARGET_DIR", target)
         .env("CARGO_NET_OFFLINE", "true")
+        // What the quickstart's `plan` shows (the record, the stack, the prices) does not depend
+        // on optimization: the release profile without it builds lambda_runtime and tokio in a
+        // fraction of the time (as tests/tests/cross_build.rs does).
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256")
         .env("NO_COLOR", "1")
         .env_remove("AWS_REGION")
         .env_remove("AWS_DEFAULT_REGION")
