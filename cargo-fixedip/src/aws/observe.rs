@@ -586,3 +586,31 @@ pub fn function_state(
         reason: configuration.state_reason().map(str::to_owned),
     }
 }
+
+/// What a NAT instance's console says of its boot (GetConsoleOutput, `Latest=true`: the newest
+/// output of a Nitro instance rather than the one captured at boot). AWS answers with no output
+/// for a while after launch; that reads as still booting. See [`fixedip_core::nat_boot`].
+pub async fn nat_readiness(
+    ec2: &aws_sdk_ec2::Client,
+    instance: &str,
+) -> Result<fixedip_core::nat_boot::Readiness, AwsError> {
+    use base64::Engine as _;
+    let answer = ec2
+        .get_console_output()
+        .instance_id(instance)
+        .latest(true)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("GetConsoleOutput", e))?;
+    let bytes = answer
+        .output()
+        .map(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    Ok(fixedip_core::nat_boot::readiness(&String::from_utf8_lossy(
+        &bytes,
+    )))
+}

@@ -231,6 +231,7 @@ fn named(action: &Action) -> Vec<String> {
         | Action::CreateNatSecurityGroup { .. }
         | Action::LaunchNatInstance { .. }
         | Action::DisableSourceDestCheck { .. }
+        | Action::AwaitNatInstanceReady { .. }
         | Action::AssociateAddress { .. }
         | Action::AuthorizeEgress { .. }
         | Action::RevokeEgress { .. }
