@@ -140,3 +140,60 @@ async fn an_instance_that_never_gets_ready_fails_the_deploy_and_its_slot_keeps_t
     assert!(nat >= 1, "the slot lost its gateway route");
     assert!(available_nat_gateways(&lab.emulator).await >= nat);
 }
+
+/// An instance that runs, has its check off and holds its Elastic IP, but whose boot failed (as
+/// a deploy by a version of fixedip that did not wait for the ready line could leave it): verify
+/// fails on it, naming what its console says, and status shows it.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_fails_on_a_running_nat_instance_that_is_not_ready() {
+    let lab = Lab::start(Scenario::default()).await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    lab.run_expect(&args(&nat_instance_deploy(&manifest, &zip)), 0, "deploy")
+        .await;
+    let verify = [
+        "verify",
+        "--manifest-path",
+        manifest.as_str(),
+        "-p",
+        "nat-instance",
+    ];
+    lab.run_expect(&verify, 0, "verify of ready instances")
+        .await;
+
+    // From now on the console of the first instance launched ends in FAILED.
+    lab.proxy.set_scenario(Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: 0,
+            never_ready: vec![NeverReady {
+                nth: 1,
+                silent: false,
+            }],
+        },
+        ..Scenario::default()
+    });
+    let output = lab.run(&verify).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("has not reported forwarding and masquerading on")
+            && stdout.contains("nftables could not be installed"),
+        "{stdout}"
+    );
+    let status = lab
+        .run_expect(
+            &[
+                "status",
+                "--manifest-path",
+                manifest.as_str(),
+                "-p",
+                "nat-instance",
+            ],
+            0,
+            "status",
+        )
+        .await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("running, FAILED: "), "{text}");
+    assert!(text.contains("running, ready"), "{text}");
+}
