@@ -20,6 +20,20 @@ fn args(owned: &[String]) -> Vec<&str> {
     owned.iter().map(String::as_str).collect()
 }
 
+/// The first NAT instance launched (since the scenario was set) ends its boot with FAILED.
+fn first_launch_fails() -> Scenario {
+    Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: 0,
+            never_ready: vec![NeverReady {
+                nth: 1,
+                silent: false,
+            }],
+        },
+        ..Scenario::default()
+    }
+}
+
 fn calls<'a>(log: &'a [LogEntry], name: &str) -> Vec<&'a LogEntry> {
     log.iter().filter(|e| e.operation.name == name).collect()
 }
@@ -105,17 +119,7 @@ async fn a_slow_boot_is_waited_out_before_the_route_moves() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_instance_that_never_gets_ready_fails_the_deploy_and_its_slot_keeps_the_gateway() {
     // The first NAT instance launched writes FAILED; the second boots.
-    let scenario = Scenario {
-        nat_boot: NatBoot {
-            ready_after_ms: 0,
-            never_ready: vec![NeverReady {
-                nth: 1,
-                silent: false,
-            }],
-        },
-        ..Scenario::default()
-    };
-    let lab = Lab::start(scenario).await;
+    let lab = Lab::start(first_launch_fails()).await;
     let gateways = example_zip().to_str().unwrap().to_owned();
     lab.run_expect(
         &["deploy", "--zip", &gateways],
@@ -162,16 +166,7 @@ async fn verify_fails_on_a_running_nat_instance_that_is_not_ready() {
         .await;
 
     // From now on the console of the first instance launched ends in FAILED.
-    lab.proxy.set_scenario(Scenario {
-        nat_boot: NatBoot {
-            ready_after_ms: 0,
-            never_ready: vec![NeverReady {
-                nth: 1,
-                silent: false,
-            }],
-        },
-        ..Scenario::default()
-    });
+    lab.proxy.set_scenario(first_launch_fails());
     let output = lab.run(&verify).await;
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(!output.status.success(), "{stdout}");
