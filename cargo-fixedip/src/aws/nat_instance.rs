@@ -394,6 +394,24 @@ impl<'a> Context<'a> {
             .await
     }
 
+    /// No public IP from AWS on this interface from now on (see `Action::DropPublicIp`).
+    pub(super) async fn drop_public_ip(
+        self,
+        step: &'a Step,
+        network_interface: &'a str,
+    ) -> Result<Produced, AwsError> {
+        let request = self
+            .aws
+            .ec2
+            .modify_network_interface_attribute()
+            .network_interface_id(network_interface)
+            .associate_public_ip_address(false);
+        self.send_done(step, "ModifyNetworkInterfaceAttribute", || {
+            request.clone().send()
+        })
+        .await
+    }
+
     pub(super) async fn disassociate_address(
         self,
         step: &'a Step,

@@ -168,6 +168,8 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:GetConsoleOutput", Scope::StackTagged),
     // nat = "instance": the source/destination check off.
     ("ec2:ModifyInstanceAttribute", Scope::StackTagged),
+    // nat = "instance" → gateway: no public IP from AWS once the Elastic IP leaves.
+    ("ec2:ModifyNetworkInterfaceAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcEndpoint", Scope::StackTagged),
     ("ec2:ReleaseAddress", Scope::StackTagged),

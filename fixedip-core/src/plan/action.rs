@@ -158,6 +158,14 @@ pub enum Action {
         #[serde(default)]
         interface: Option<String>,
     },
+    /// ModifyNetworkInterfaceAttribute AssociatePublicIpAddress=false on a NAT instance's primary
+    /// interface, before its Elastic IP leaves it (instance → gateway): EC2 gives an instance
+    /// launched with a public IP a new one "within a few minutes" of the Elastic IP's
+    /// disassociation (EC2 User Guide, Elastic IP addresses), and the slot's route still points
+    /// at the instance then. On an interface launched without one it changes nothing.
+    DropPublicIp {
+        network_interface: String,
+    },
     /// DisassociateAddress (not-found is done): frees an address for its next NAT or its release,
     /// after it served a NAT instance, or when its association outlived a deleted NAT gateway.
     DisassociateAddress {
@@ -489,6 +497,9 @@ impl Action {
             Action::DisassociateAddress { association_id } => {
                 format!("disassociate Elastic IP association {association_id}")
             }
+            Action::DropPublicIp { network_interface } => format!(
+                "turn off the automatic public IP of network interface {network_interface}, so that it gets none when its Elastic IP leaves"
+            ),
             Action::TerminateNatInstance { instance } => {
                 format!("terminate NAT instance {instance} and wait until it is terminated")
             }
@@ -632,6 +643,7 @@ impl Action {
             | Action::DeleteVpc { .. }
             | Action::DeleteRole { .. }
             | Action::DisassociateAddress { .. }
+            | Action::DropPublicIp { .. }
             | Action::TerminateNatInstance { .. }
             | Action::DeleteEndpoint { .. } => Vec::new(),
             Action::CreateNatSecurityGroup { vpc, .. } => vec![vpc],

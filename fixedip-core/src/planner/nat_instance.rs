@@ -24,7 +24,8 @@
 //!   then is the address free); associate the address with the instance (which releases the
 //!   launch's public IP); point the private route at it. An instance that never gets ready
 //!   fails the deploy before the gateway is touched: the slot keeps its egress.
-//! - instance → gateway: disassociate the address from the instance; create the NAT gateway with
+//! - instance → gateway: turn off the instance's automatic public IP (one launched with a public
+//!   IP gets a new one when its Elastic IP leaves); disassociate the address from the instance; create the NAT gateway with
 //!   it; point the private route at the gateway; terminate the instance.
 //!
 //! An Elastic IP sits on one NAT at a time, so the slot's egress pauses while it moves (on AWS,
@@ -353,7 +354,20 @@ impl Planner {
                 .is_some()
                 || inventory.nat_holding(&observed.allocation_id).is_none();
             if let (Some(association), true) = (&observed.association_id, on_instance) {
-                freed.push(self.disassociate(association, &[]));
+                // An instance launched with a public IP (a switch from a gateway) would get a new
+                // one moments after its Elastic IP leaves, while the route still sends the slot's
+                // traffic to it: from an address on no allowlist. Off first.
+                let dropped: Vec<StepId> = instance
+                    .network_interface_id
+                    .iter()
+                    .map(|interface| {
+                        let action = Action::DropPublicIp {
+                            network_interface: interface.clone(),
+                        };
+                        self.push(action, &[])
+                    })
+                    .collect();
+                freed.push(self.disassociate(association, &dropped));
             }
         }
         self.notes.push(format!(

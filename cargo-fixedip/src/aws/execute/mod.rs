@@ -220,6 +220,7 @@ impl ActionKind {
             Action::AwaitNatInstanceReady { .. } => "AwaitNatInstanceReady",
             Action::AssociateAddress { .. } => "AssociateAddress",
             Action::DisassociateAddress { .. } => "DisassociateAddress",
+            Action::DropPublicIp { .. } => "ModifyNetworkInterfaceAttribute",
             Action::TerminateNatInstance { .. } => "TerminateNatInstance",
             Action::AuthorizeEgress { .. } => "AuthorizeSecurityGroupEgress",
             Action::RevokeEgress { .. } => "RevokeSecurityGroupEgress",
@@ -471,6 +472,7 @@ impl<'a> Context<'a> {
             | Action::AwaitNatInstanceReady { .. }
             | Action::AssociateAddress { .. }
             | Action::DisassociateAddress { .. }
+            | Action::DropPublicIp { .. }
             | Action::TerminateNatInstance { .. } => self.prepare_nats(step, refs),
             Action::CreateRole { .. }
             | Action::AttachRolePolicy { .. }

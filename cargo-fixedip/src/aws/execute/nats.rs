@@ -72,6 +72,9 @@ impl<'a> Context<'a> {
             Action::DisassociateAddress { association_id } => {
                 Box::pin(self.disassociate_address(step, association_id))
             }
+            Action::DropPublicIp { network_interface } => {
+                Box::pin(self.drop_public_ip(step, network_interface))
+            }
             Action::TerminateNatInstance { instance } => {
                 Box::pin(self.terminate_nat_instance(step, instance))
             }

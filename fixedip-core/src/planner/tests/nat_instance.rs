@@ -410,6 +410,14 @@ fn a_switch_deletes_the_gateway_only_after_the_instance_is_ready() {
     assert_eq!((ready.len(), deleted.len(), routed.len()), (1, 1, 1));
     assert!(after(&plan, deleted[0], ready[0]));
     assert!(after(&plan, routed[0], deleted[0]));
+    // Back to the gateway: the automatic public IP goes off before the Elastic IP leaves, so
+    // that the instance the route still names gets no address off the allowlist.
+    let on_instance = deployed(&instance_spec(1), &first);
+    let back = super::plan(&spec(1, &["f"]), &on_instance).unwrap();
+    let dropped = steps_where(&back, |a| matches!(a, Action::DropPublicIp { .. }));
+    let disassociated = steps_where(&back, |a| matches!(a, Action::DisassociateAddress { .. }));
+    assert_eq!((dropped.len(), disassociated.len()), (1, 1));
+    assert!(after(&back, disassociated[0], dropped[0]));
     // A fresh stack's instances get no public IP: their Elastic IP is theirs from the start.
     let fresh = super::plan(&instance_spec(1), &empty()).unwrap();
     assert!(fresh.steps.iter().all(|s| !matches!(

@@ -609,6 +609,18 @@ impl Account {
                 }
                 id
             }
+            Action::DropPublicIp { network_interface } => {
+                let instance = self
+                    .state
+                    .nat_instances
+                    .iter()
+                    .find(|i| i.network_interface_id.as_ref() == Some(network_interface));
+                assert!(
+                    instance.is_some(),
+                    "no NAT instance holds {network_interface}"
+                );
+                network_interface.clone()
+            }
             Action::AwaitNatInstanceReady { instance } => {
                 let id = self.resolve(instance);
                 let instance = self.state.nat_instances.iter().find(|i| i.id == id);
@@ -1464,6 +1476,8 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     Action::DisableSourceDestCheck { .. } | Action::AssociateAddress { .. },
                 ) => true,
                 (Action::DeleteNatGateway { .. }, Action::AwaitNatInstanceReady { .. }) => true,
+                // An instance's automatic public IP is off before its Elastic IP leaves it.
+                (Action::DisassociateAddress { .. }, Action::DropPublicIp { .. }) => true,
                 (
                     Action::DeleteNatGateway { .. } | Action::TerminateNatInstance { .. },
                     Action::CreateRoute { .. }
