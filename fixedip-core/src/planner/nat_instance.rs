@@ -25,8 +25,9 @@
 //!   launch's public IP); point the private route at it. An instance that never gets ready
 //!   fails the deploy before the gateway is touched: the slot keeps its egress.
 //! - instance → gateway: turn off the instance's automatic public IP (one launched with a public
-//!   IP gets a new one when its Elastic IP leaves); disassociate the address from the instance; create the NAT gateway with
-//!   it; point the private route at the gateway; terminate the instance.
+//!   IP gets a new one when its Elastic IP leaves); disassociate the address from the instance;
+//!   create the NAT gateway with it; point the private route at the gateway; terminate the
+//!   instance.
 //!
 //! An Elastic IP sits on one NAT at a time, so the slot's egress pauses while it moves (on AWS,
 //! the minutes a NAT gateway takes to be deleted or created): the plan says so in a note.
