@@ -496,6 +496,17 @@ mod tests {
         assert!(check.wait().unwrap().success());
     }
 
+    /// The lines the deployer, status and verify read (`fixedip_core::nat_boot`) are the ones
+    /// the script writes: every line through `log`, which prefixes the marker.
+    #[test]
+    fn the_script_writes_the_markers_the_deployer_reads() {
+        use fixedip_core::nat_boot::{FAILED, PREFIX, READY};
+        assert!(USER_DATA.contains(&format!("log() {{ echo \"{PREFIX} $*\"")));
+        let marker = |line: &str| format!("log \"{}", line.trim_start_matches(PREFIX).trim());
+        assert!(USER_DATA.contains(&marker(READY)));
+        assert!(USER_DATA.matches(&marker(FAILED)).count() >= 2);
+    }
+
     /// A download that fails must not leave the instance without its configuration, nor end the
     /// script at once: the files come first, and the install is retried a bounded number of times.
     #[test]
