@@ -344,6 +344,11 @@ pub struct DeployArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 600)]
     pub nat_timeout: u64,
 
+    /// Longest wait for a new NAT instance to report on its console that it forwards (its boot
+    /// retries for up to ten minutes), in seconds; no route moves to it before
+    #[arg(long, value_name = "SECONDS", default_value_t = crate::aws::execute::DEFAULT_NAT_READY_SECONDS)]
+    pub nat_ready_timeout: u64,
+
     /// Longest wait for a function to become active or finish updating, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 300)]
     pub function_timeout: u64,

@@ -80,7 +80,8 @@ pub async fn verify_functions(
     let mut verdicts = Vec::new();
     for name in functions {
         let attachment = function_attachment(aws, name).await?;
-        let network = observe_network(aws, &attachment).await?;
+        let mut network = observe_network(aws, &attachment).await?;
+        crate::aws::observe::read_nat_consoles(aws, &mut network).await?;
         verdicts.push(verdict(aws, name, attachment, network, allowed, expectation, probe).await?);
     }
     Ok(verdicts)

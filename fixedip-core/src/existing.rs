@@ -248,6 +248,7 @@ pub(crate) mod tests {
                     }],
                     public_ip: Some(Ipv4Addr::new(198, 51, 100, 1)),
                     tags: Tags::new(),
+                    readiness: None,
                 }],
                 ..Network::default()
             },

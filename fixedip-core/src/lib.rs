@@ -12,6 +12,7 @@ pub use fixedip_requirements::{record, requirements};
 pub mod artifact;
 pub mod cost;
 pub mod existing;
+pub mod nat_boot;
 pub mod network;
 pub mod observed;
 pub mod operation;

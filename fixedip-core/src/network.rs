@@ -396,6 +396,10 @@ pub struct Instance {
     /// The public address of its primary network interface, if any.
     pub public_ip: Option<Ipv4Addr>,
     pub tags: Tags,
+    /// What its console says of fixedip's boot ([`crate::nat_boot`]): read for fixedip's own
+    /// running NAT instances by `status` and `verify`; `None` when not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<crate::nat_boot::Readiness>,
 }
 
 impl Instance {

@@ -27,6 +27,7 @@ mod modes_endpoints;
 mod modes_existing;
 mod modes_instance;
 mod modes_nat;
+mod nat_ready;
 mod preflight;
 mod quickstart;
 mod record_in_binary;

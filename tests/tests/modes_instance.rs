@@ -33,7 +33,8 @@ fn ok(emulator: &Emulator, args: &[&str]) -> Output {
 /// Every call the tool made is one `cargo fixedip iam-policy` allows, judged with its resources'
 /// tags and its conditions (`fixedip_tests::iam_policy`; the emulator checks it again when
 /// dropped); NAT instances add RunInstances, AssociateAddress, ModifyInstanceAttribute,
-/// TerminateInstances and ssm:GetParameter, which must all have been made.
+/// TerminateInstances, GetConsoleOutput, ModifyNetworkInterfaceAttribute and ssm:GetParameter,
+/// which must all have been made.
 fn assert_calls_allowed_by_the_policy(emulator: &Emulator) {
     let log = emulator.cli_calls();
     let made: BTreeSet<String> = log
@@ -44,6 +45,9 @@ fn assert_calls_allowed_by_the_policy(emulator: &Emulator) {
         "ec2:RunInstances",
         "ec2:TerminateInstances",
         "ssm:GetParameter",
+        // The ready line before the route moves; the public IP off before the address leaves.
+        "ec2:GetConsoleOutput",
+        "ec2:ModifyNetworkInterfaceAttribute",
     ] {
         assert!(
             made.contains(instance_call),

@@ -186,6 +186,18 @@ pub enum AwsError {
         offered: Vec<String>,
     },
 
+    #[error("NAT instance {instance} did not get ready{}: it reported: {reported}", if *failed { "" } else { " in time" })]
+    #[diagnostic(
+        code(fixedip::aws::nat_instance_not_ready),
+        help("no route was moved to it: its AZ keeps the egress it had. The lines above are the instance's own (EC2 console output); `cargo fixedip status` shows them again. Terminate the instance and deploy again to retry with a new one, or use nat = \"gateway\"")
+    )]
+    NatInstanceNotReady {
+        instance: String,
+        /// The boot wrote its FAILED line (else: no ready line within the bound).
+        failed: bool,
+        reported: String,
+    },
+
     #[error("timed out after {seconds} s waiting for {what}")]
     #[diagnostic(
         code(fixedip::aws::wait_timeout),

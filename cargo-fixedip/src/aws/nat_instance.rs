@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use aws_sdk_ec2::client::Waiters as _;
 use aws_sdk_ec2::types::{
-    AttributeBooleanValue, Filter, InstanceType, IpPermission, IpRange, ResourceType,
+    AttributeBooleanValue, Filter, InstanceNetworkInterfaceSpecification, InstanceType,
+    IpPermission, IpRange, ResourceType,
 };
 use base64::Engine as _;
+use fixedip_core::nat_boot::Readiness;
 use fixedip_core::observed::Slot;
 use fixedip_core::plan::Step;
 use fixedip_core::tags::{self, Component};
@@ -27,8 +29,10 @@ use super::AwsError;
 /// Until then, and through the `dnf` race at boot (aws/aws-cdk issue 36717) and the memory of a
 /// 512 MB instance (amazonlinux/amazon-linux-2023 issue 404: `dnf` OOM-killed; a swap file
 /// first, as cfn-cheapest-nat does), the install is retried for up to ten minutes. Every step is
-/// written to the console (`GetConsoleOutput`), the last line saying `ready` or `FAILED`. The
-/// files are written before the install so that a reboot after it still finds them.
+/// written to the console (`GetConsoleOutput`), the last line being
+/// [`fixedip_core::nat_boot::READY`] or [`fixedip_core::nat_boot::FAILED`]: the deployer routes
+/// traffic to the instance only after the first (`AwaitNatInstanceReady`). The files are written
+/// before the install so that a reboot after it still finds them.
 pub const USER_DATA: &str = r#"#!/bin/bash
 # fixedip NAT instance: forward and masquerade the private subnets' traffic.
 set -uo pipefail
@@ -166,8 +170,8 @@ impl<'a> Context<'a> {
         subnet: String,
         security_group: String,
         slot: Slot,
-        instance_type: &'a str,
-        image_parameter: &'a str,
+        (instance_type, image_parameter): (&'a str, &'a str),
+        public_ip: bool,
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
         let ssm = aws_sdk_ssm::Client::new(&self.aws.config);
@@ -192,14 +196,21 @@ impl<'a> Context<'a> {
         };
         let token = fixedip_core::tokens::nat_instance(self.stack(), slot, &subnet, generation);
         let tags = self.tags(Component::NatInstance, Some(slot));
+        // The subnet and group go on the primary interface, where AWS takes the public IP flag
+        // (it refuses them at the top level alongside a network interface specification).
+        let interface = InstanceNetworkInterfaceSpecification::builder()
+            .device_index(0)
+            .subnet_id(&subnet)
+            .groups(&security_group)
+            .associate_public_ip_address(public_ip)
+            .build();
         let request = ec2
             .run_instances()
             .image_id(image)
             .instance_type(InstanceType::from(instance_type))
             .min_count(1)
             .max_count(1)
-            .subnet_id(&subnet)
-            .security_group_ids(&security_group)
+            .network_interfaces(interface)
             .client_token(&token)
             .user_data(base64::engine::general_purpose::STANDARD.encode(USER_DATA))
             .tag_specifications(self.ec2_tags(ResourceType::Instance, tags.clone()))
@@ -258,6 +269,52 @@ impl<'a> Context<'a> {
             public_ip: None,
             interface,
         })
+    }
+
+    /// Polls the instance's console output until its boot reports ready (see
+    /// [`fixedip_core::nat_boot`] for why the console): `FAILED` ends the wait at once, and so
+    /// does the bound; either way with the instance's own last lines. AWS has no output for a
+    /// while after launch (an empty answer): that is booting too.
+    pub(super) async fn await_nat_instance_ready(
+        self,
+        step: &'a Step,
+        instance: String,
+    ) -> Result<Produced, AwsError> {
+        let bound = self.inputs.timeouts.nat_instance_ready;
+        let mut backoff = self.backoff(bound);
+        loop {
+            let readiness = self.nat_readiness(&instance).await?;
+            match readiness {
+                Readiness::Ready => return Ok(Produced::default()),
+                Readiness::Failed(_) => {
+                    return Err(AwsError::NatInstanceNotReady {
+                        instance,
+                        failed: true,
+                        reported: readiness.reported(),
+                    })
+                }
+                Readiness::Booting(_) => {}
+            }
+            (self.progress)(Progress::Waiting {
+                step,
+                what: "NAT instance to report forwarding and masquerading on",
+            });
+            if !backoff.pause().await {
+                return Err(AwsError::NatInstanceNotReady {
+                    instance,
+                    failed: false,
+                    reported: format!(
+                        "{} (waited {} s; --nat-ready-timeout)",
+                        readiness.reported(),
+                        backoff.waited().as_secs()
+                    ),
+                });
+            }
+        }
+    }
+
+    async fn nat_readiness(self, instance: &str) -> Result<Readiness, AwsError> {
+        crate::aws::observe::nat_readiness(&self.aws.ec2, instance).await
     }
 
     async fn instance_launched(
@@ -335,6 +392,24 @@ impl<'a> Context<'a> {
         };
         self.send_done(step, "AssociateAddress", || request.clone().send())
             .await
+    }
+
+    /// No public IP from AWS on this interface from now on (see `Action::DropPublicIp`).
+    pub(super) async fn drop_public_ip(
+        self,
+        step: &'a Step,
+        network_interface: &'a str,
+    ) -> Result<Produced, AwsError> {
+        let request = self
+            .aws
+            .ec2
+            .modify_network_interface_attribute()
+            .network_interface_id(network_interface)
+            .associate_public_ip_address(false);
+        self.send_done(step, "ModifyNetworkInterfaceAttribute", || {
+            request.clone().send()
+        })
+        .await
     }
 
     pub(super) async fn disassociate_address(
@@ -419,6 +494,17 @@ mod tests {
             .write_all(USER_DATA.as_bytes())
             .unwrap();
         assert!(check.wait().unwrap().success());
+    }
+
+    /// The lines the deployer, status and verify read (`fixedip_core::nat_boot`) are the ones
+    /// the script writes: every line through `log`, which prefixes the marker.
+    #[test]
+    fn the_script_writes_the_markers_the_deployer_reads() {
+        use fixedip_core::nat_boot::{FAILED, PREFIX, READY};
+        assert!(USER_DATA.contains(&format!("log() {{ echo \"{PREFIX} $*\"")));
+        let marker = |line: &str| format!("log \"{}", line.trim_start_matches(PREFIX).trim());
+        assert!(USER_DATA.contains(&marker(READY)));
+        assert!(USER_DATA.matches(&marker(FAILED)).count() >= 2);
     }
 
     /// A download that fails must not leave the instance without its configuration, nor end the

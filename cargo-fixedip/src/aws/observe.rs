@@ -461,3 +461,48 @@ pub fn function_state(
         reason: configuration.state_reason().map(str::to_owned),
     }
 }
+
+/// What a NAT instance's console says of its boot (GetConsoleOutput, `Latest=true`: the newest
+/// output of a Nitro instance rather than the one captured at boot). AWS answers with no output
+/// for a while after launch; that reads as still booting. See [`fixedip_core::nat_boot`].
+pub async fn nat_readiness(
+    ec2: &aws_sdk_ec2::Client,
+    instance: &str,
+) -> Result<fixedip_core::nat_boot::Readiness, AwsError> {
+    use base64::Engine as _;
+    let answer = ec2
+        .get_console_output()
+        .instance_id(instance)
+        .latest(true)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("GetConsoleOutput", e))?;
+    let bytes = answer
+        .output()
+        .map(|encoded| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    Ok(fixedip_core::nat_boot::readiness(&String::from_utf8_lossy(
+        &bytes,
+    )))
+}
+
+/// Reads the console of each of fixedip's running NAT instances in `network` (tagged
+/// `fixedip:component=nat-instance`) into its `readiness`, for `status` and `verify`. Another
+/// NAT instance (a network the user runs) says nothing of fixedip's boot, and is not read.
+pub async fn read_nat_consoles(
+    aws: &Aws,
+    network: &mut fixedip_core::network::VpcNetwork,
+) -> Result<(), AwsError> {
+    let nat_instance = tags::Component::NatInstance.as_str();
+    for instance in network.instances.iter_mut().filter(|i| {
+        i.state == fixedip_core::network::InstanceState::Running
+            && i.tags.get(tags::COMPONENT).map(String::as_str) == Some(nat_instance)
+    }) {
+        instance.readiness = Some(nat_readiness(&aws.ec2, &instance.id).await?);
+    }
+    Ok(())
+}

@@ -95,6 +95,7 @@ async fn deploy(
         ),
         ..Inputs::default()
     };
+    inputs.timeouts.nat_instance_ready = std::time::Duration::from_secs(args.nat_ready_timeout);
     let goal = Deploy {
         refused_azs: Default::default(),
         options: PlanOptions {

@@ -163,8 +163,13 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     // destroy: an association left on a stack address after its NAT gateway is deleted.
     ("ec2:DisassociateAddress", Scope::StackTagged),
     ("ec2:DisassociateRouteTable", Scope::StackTagged),
+    // nat = "instance": the boot's ready line (deploy waits for it; status and verify show it).
+    // A read, scoped like a change: only the stack's own instances.
+    ("ec2:GetConsoleOutput", Scope::StackTagged),
     // nat = "instance": the source/destination check off.
     ("ec2:ModifyInstanceAttribute", Scope::StackTagged),
+    // nat = "instance" → gateway: no public IP from AWS once the Elastic IP leaves.
+    ("ec2:ModifyNetworkInterfaceAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcAttribute", Scope::StackTagged),
     ("ec2:ModifyVpcEndpoint", Scope::StackTagged),
     ("ec2:ReleaseAddress", Scope::StackTagged),

@@ -69,14 +69,23 @@ async fn stack_status(aws: &Aws, target: &StackTarget) -> Result<Option<StackSta
         Vec::new()
     };
     let cost = cost::monthly(&topology(&observed), &aws.region).ok();
-    Ok(Some(StackStatus::of(
+    let mut status = StackStatus::of(
         &observed,
         &aws.account,
         &aws.region,
         stack.as_str(),
         existing_network_ips,
         cost.as_ref().map(CostReport::from),
-    )))
+    );
+    // Whether each running NAT instance forwards: only its console says so.
+    for instance in status
+        .nat_instances
+        .iter_mut()
+        .filter(|i| i.state == "running")
+    {
+        instance.set_readiness(&crate::aws::observe::nat_readiness(&aws.ec2, &instance.id).await?);
+    }
+    Ok(Some(status))
 }
 
 /// What the stack bills by the hour as it stands.

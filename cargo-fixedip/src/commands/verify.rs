@@ -160,7 +160,8 @@ async fn verify_named(context: &Context, args: &VerifyArgs) -> Result<VerifyRepo
             (Vec::new(), AllowedFrom::Nats, args.isolated)
         };
         let attachment = function_attachment(&aws, name).await?;
-        let network = observe_network(&aws, &attachment).await?;
+        let mut network = observe_network(&aws, &attachment).await?;
+        crate::aws::observe::read_nat_consoles(&aws, &mut network).await?;
         let allowed = match allowed_from {
             AllowedFrom::Nats if !isolated => nat_addresses(&network, &attachment),
             _ => allowed,

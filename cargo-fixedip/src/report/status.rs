@@ -106,6 +106,21 @@ pub struct NatInstance {
     /// As EC2 writes it: `pending`, `running`, `stopping`, `stopped`, `shutting-down`, `terminated`.
     pub state: String,
     pub instance_type: String,
+    /// What its console says of its boot, read for a running instance: `ready` (it forwards and
+    /// masquerades), `booting`, or `FAILED`; absent when not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub readiness: Option<String>,
+    /// The instance's own last lines when it is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub console: Option<String>,
+}
+
+impl NatInstance {
+    /// Fills in what its console says.
+    pub fn set_readiness(&mut self, readiness: &fixedip_core::nat_boot::Readiness) {
+        self.readiness = Some(readiness.word().to_owned());
+        self.console = (!readiness.is_ready()).then(|| readiness.reported());
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -202,6 +217,8 @@ impl StackStatus {
                     slot: instance.slot,
                     state: instance_state(instance.state).to_owned(),
                     instance_type: instance.instance_type.clone(),
+                    readiness: None,
+                    console: None,
                 })
                 .collect(),
             private_route_tables: observed
@@ -413,11 +430,16 @@ impl Display for StackStatus {
                 writeln!(f, "    NAT gateway {} {}", nat.id, nat.state)?;
             }
             for instance in self.nat_instances.iter().filter(|n| n.slot == slot) {
-                writeln!(
+                write!(
                     f,
                     "    NAT instance {} ({}) {}",
                     instance.id, instance.instance_type, instance.state
                 )?;
+                match (&instance.readiness, &instance.console) {
+                    (Some(word), Some(console)) => writeln!(f, ", {word}: {console}")?,
+                    (Some(word), None) => writeln!(f, ", {word}")?,
+                    _ => writeln!(f)?,
+                }
             }
             for address in self.ips.iter().filter(|a| a.slot == Some(slot)) {
                 writeln!(

@@ -452,3 +452,44 @@ fn unlock() {
     insta::assert_snapshot!("unlock_text", plain(&report));
     insta::assert_snapshot!("unlock_json", json(&report));
 }
+
+/// Each running NAT instance says whether it forwards; one that does not quotes its console.
+#[test]
+fn status_shows_each_nat_instance_s_readiness() {
+    use fixedip_core::nat_boot::Readiness;
+    let mut stack = status_of(Mode::Instance {
+        nat_instances: 2,
+        azs: 2,
+    });
+    for (slot, readiness) in [
+        (0, Readiness::Ready),
+        (
+            1,
+            Readiness::Failed(vec![
+                "fixedip-nat: FAILED: nftables could not be installed".into()
+            ]),
+        ),
+    ] {
+        let mut instance = super::status::NatInstance {
+            id: format!("i-{slot}"),
+            slot,
+            state: "running".into(),
+            instance_type: "t4g.nano".into(),
+            readiness: None,
+            console: None,
+        };
+        instance.set_readiness(&readiness);
+        stack.nat_instances.push(instance);
+    }
+    let text = plain(&stack);
+    assert!(
+        text.contains("NAT instance i-0 (t4g.nano) running, ready\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("NAT instance i-1 (t4g.nano) running, FAILED: fixedip-nat: FAILED: nftables could not be installed"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&stack).unwrap();
+    assert_eq!(json["nat_instances"][1]["readiness"], "FAILED");
+}

@@ -336,6 +336,7 @@ fn an_address_on_a_nat_instance_is_in_use_not_stale() {
         }],
         public_ip: None,
         tags: tagged(Component::NatInstance, Some(0)),
+        readiness: None,
     });
     let observed = view(&network).unwrap();
     assert_eq!(observed.nat_instances.len(), 1);

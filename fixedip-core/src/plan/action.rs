@@ -127,6 +127,22 @@ pub enum Action {
         /// The client token's generation: how many dead NAT instances of the slot AWS lists.
         #[serde(default, skip_serializing_if = "is_zero")]
         generation: u32,
+        /// A public IP at launch (AssociatePublicIpAddress on the primary interface): only when
+        /// the slot's Elastic IP is still on the NAT gateway this instance replaces, so that its
+        /// boot reaches the package repositories and it gets ready while the gateway still
+        /// carries the slot. No route sends the slot's traffic to it before the Elastic IP is on
+        /// it, and associating the Elastic IP releases the launch's public IP (EC2 User Guide,
+        /// "Public IPv4 addresses").
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        public_ip: bool,
+    },
+    /// Read-only: polls GetConsoleOutput (`Latest=true`) until the instance's boot writes
+    /// [`crate::nat_boot::READY`] (forwarding and masquerading are on), within the NAT-instance
+    /// readiness bound (longer than the user data's own retries). A `FAILED` line, or no ready
+    /// line in time, fails the step with the instance's own last lines; the route that would send
+    /// traffic to it depends on this step, so the slot keeps its previous egress.
+    AwaitNatInstanceReady {
+        instance: Ref,
     },
     /// ModifyInstanceAttribute SourceDestCheck=false: without it the instance drops every packet
     /// that is not addressed to itself.
@@ -141,6 +157,14 @@ pub enum Action {
         instance: Ref,
         #[serde(default)]
         interface: Option<String>,
+    },
+    /// ModifyNetworkInterfaceAttribute AssociatePublicIpAddress=false on a NAT instance's primary
+    /// interface, before its Elastic IP leaves it (instance → gateway): EC2 gives an instance
+    /// launched with a public IP a new one "within a few minutes" of the Elastic IP's
+    /// disassociation (EC2 User Guide, Elastic IP addresses), and the slot's route still points
+    /// at the instance then. On an interface launched without one it changes nothing.
+    DropPublicIp {
+        network_interface: String,
     },
     /// DisassociateAddress (not-found is done): frees an address for its next NAT or its release,
     /// after it served a NAT instance, or when its association outlived a deleted NAT gateway.
@@ -449,10 +473,21 @@ impl Action {
                 subnet,
                 slot,
                 instance_type,
+                public_ip,
                 ..
-            } => format!("launch a {instance_type} NAT instance in subnet {subnet} (slot {slot})"),
+            } => {
+                let boot = if *public_ip {
+                    ", with a public IP for its boot until the Elastic IP moves to it"
+                } else {
+                    ""
+                };
+                format!("launch a {instance_type} NAT instance in subnet {subnet} (slot {slot}){boot}")
+            }
             Action::DisableSourceDestCheck { instance } => {
                 format!("turn off the source/destination check of NAT instance {instance}")
+            }
+            Action::AwaitNatInstanceReady { instance } => {
+                format!("wait until NAT instance {instance} reports forwarding and masquerading on")
             }
             Action::AssociateAddress {
                 address, instance, ..
@@ -462,6 +497,9 @@ impl Action {
             Action::DisassociateAddress { association_id } => {
                 format!("disassociate Elastic IP association {association_id}")
             }
+            Action::DropPublicIp { network_interface } => format!(
+                "turn off the automatic public IP of network interface {network_interface}, so that it gets none when its Elastic IP leaves"
+            ),
             Action::TerminateNatInstance { instance } => {
                 format!("terminate NAT instance {instance} and wait until it is terminated")
             }
@@ -605,6 +643,7 @@ impl Action {
             | Action::DeleteVpc { .. }
             | Action::DeleteRole { .. }
             | Action::DisassociateAddress { .. }
+            | Action::DropPublicIp { .. }
             | Action::TerminateNatInstance { .. }
             | Action::DeleteEndpoint { .. } => Vec::new(),
             Action::CreateNatSecurityGroup { vpc, .. } => vec![vpc],
@@ -613,7 +652,8 @@ impl Action {
                 security_group,
                 ..
             } => vec![subnet, security_group],
-            Action::DisableSourceDestCheck { instance } => vec![instance],
+            Action::DisableSourceDestCheck { instance }
+            | Action::AwaitNatInstanceReady { instance } => vec![instance],
             Action::AssociateAddress {
                 address, instance, ..
             } => vec![address, instance],

@@ -219,6 +219,18 @@ impl<'a> Inventory<'a> {
         self.live_instances.iter().copied().find(|i| i.slot == slot)
     }
 
+    /// Whether the slot's private route table sends 0.0.0.0/0 to `instance` already (so the
+    /// instance was waited for by the run that routed it; the route is not moved again).
+    pub(super) fn routes_to_instance(&self, slot: Slot, instance: &str) -> bool {
+        self.private_route_tables.get(&slot).is_some_and(|table| {
+            table.routes.iter().any(|route| {
+                route.destination.prefix_len() == 0
+                    && !route.blackhole
+                    && route.target == crate::network::RouteTarget::Instance(instance.to_owned())
+            })
+        })
+    }
+
     /// The live NAT instance whose network interface an address is associated with.
     pub(super) fn instance_holding(
         &self,

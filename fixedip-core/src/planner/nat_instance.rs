@@ -5,8 +5,10 @@
 //! AWS's public SSM parameter for its architecture, with forwarding and masquerading turned on at
 //! boot by its user data (the executor's), the source/destination check off, and the slot's
 //! Elastic IP associated with its primary network interface. The slot's private route
-//! 0.0.0.0/0 goes to the instance once its address is associated and its check is off, so that
-//! no packet leaves from an address that is not on the allowlist.
+//! 0.0.0.0/0 goes to the instance once its address is associated, its check is off and it has
+//! reported ready on its console ([`crate::nat_boot`]: forwarding and masquerading are on), so
+//! that no packet leaves from an address that is not on the allowlist, nor goes to an instance
+//! that would drop it.
 //!
 //! One security group serves every NAT instance of the stack. It admits all traffic from the
 //! private half of the VPC only: the layout puts every slot's private subnet in blocks 0 to 7 of
@@ -16,11 +18,16 @@
 //! # Switching a live stack keeps its Elastic IPs
 //! The address is the slot's, not the NAT's: the planner picks it as for a gateway (the one in
 //! use, retained, adopted, else new), whatever kind of NAT holds it.
-//! - gateway → instance: launch the instance and turn its check off; point the private route at
-//!   it; delete the NAT gateway and wait until it is `deleted` (only then is the address free);
-//!   associate the address with the instance.
-//! - instance → gateway: disassociate the address from the instance; create the NAT gateway with
-//!   it; point the private route at the gateway; terminate the instance.
+//! - gateway → instance: launch the instance with a public IP of its own (its boot needs the
+//!   package repositories, and the Elastic IP is still on the gateway) and turn its check off;
+//!   wait until it reports ready; delete the NAT gateway and wait until it is `deleted` (only
+//!   then is the address free); associate the address with the instance (which releases the
+//!   launch's public IP); point the private route at it. An instance that never gets ready
+//!   fails the deploy before the gateway is touched: the slot keeps its egress.
+//! - instance → gateway: turn off the instance's automatic public IP (one launched with a public
+//!   IP gets a new one when its Elastic IP leaves); disassociate the address from the instance;
+//!   create the NAT gateway with it; point the private route at the gateway; terminate the
+//!   instance.
 //!
 //! An Elastic IP sits on one NAT at a time, so the slot's egress pauses while it moves (on AWS,
 //! the minutes a NAT gateway takes to be deleted or created): the plan says so in a note.
@@ -69,23 +76,13 @@ pub fn private_half(vpc: Ipv4Net) -> Ipv4Net {
 pub(super) struct SlotNat {
     pub planned: Planned,
     pub via: RouteVia,
-    /// Steps the private route waits for: the NAT can carry the slot's traffic after them.
+    /// Steps the private route waits for: the NAT can carry the slot's traffic after them (the
+    /// instance reported ready, and its Elastic IP is on it).
     pub route_after: Vec<StepId>,
-    /// What goes once the private route points at the new NAT (a switch of mode).
-    pub retire: Vec<Retire>,
 }
 
-/// A NAT of the other kind in a slot that switches mode.
+/// A NAT instance in a slot that goes back to a NAT gateway.
 pub(super) enum Retire {
-    /// Delete the gateway (waited until `deleted`), free its address, then associate the address
-    /// with `instance` (its primary interface when known).
-    NatGateway {
-        id: String,
-        allocation_ids: Vec<String>,
-        address: Ref,
-        instance: Ref,
-        interface: Option<String>,
-    },
     /// Terminate the instance (its address was disassociated before the new gateway took it).
     NatInstance { id: String },
 }
@@ -138,8 +135,9 @@ impl Planner {
         Some((group.id.clone(), self.push(action, &terminated)))
     }
 
-    /// A slot's NAT instance: kept, completed (check, address) or launched; a NAT gateway the
-    /// slot still has is retired once the route points at the instance.
+    /// A slot's NAT instance: kept, completed (check, address) or launched, and waited for until
+    /// it reports ready before the route points at it. A NAT gateway the slot still has is
+    /// deleted only once the instance is ready, and its address then moves to the instance.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn slot_nat_instance(
         &mut self,
@@ -154,9 +152,9 @@ impl Planner {
         let gateway = inventory.live_nat(slot);
         let existing = inventory.live_instance(slot);
         // The address must be free, on this instance, or on the gateway this switch retires.
-        let mut freed = Vec::new();
+        let mut stale = Vec::new();
         if let Some(observed) = address.observed() {
-            freed.extend(self.free_stale_association(observed));
+            stale.extend(self.free_stale_association(observed));
             if let Some(association) = observed.in_use() {
                 let on_instance = existing.is_some_and(|i| {
                     i.network_interface_id.is_some()
@@ -208,51 +206,71 @@ impl Planner {
                         .get(&slot)
                         .copied()
                         .unwrap_or(0),
+                    // Its Elastic IP is on the gateway until the instance is ready.
+                    public_ip: gateway.is_some(),
                 };
                 let step = self.push(action, &[]);
                 (Planned::created(step), Ref::Step(step))
             }
         };
-        let mut route_after: Vec<StepId> = Vec::new();
+        // What the instance needs before it can get ready: launched, its check off, a way out to
+        // the package repositories (its Elastic IP, or a public IP at launch in a switch).
+        let mut ready_after: Vec<StepId> = Vec::new();
         if let Ref::Step(step) = instance_ref {
-            route_after.push(step);
+            ready_after.push(step);
         }
         if existing.is_none_or(|i| i.source_dest_check) {
             let action = Action::DisableSourceDestCheck {
                 instance: instance_ref.clone(),
             };
-            route_after.push(self.push(action, &[]));
+            ready_after.push(self.push(action, &[]));
         }
-        let mut retire = Vec::new();
         let associated = address.observed().is_some_and(|a| {
             existing.is_some_and(|i| {
                 i.network_interface_id.is_some() && i.network_interface_id == a.network_interface_id
             })
         });
-        match gateway {
+        let interface = existing.and_then(|i| i.network_interface_id.clone());
+        let route_after = match gateway {
             Some(nat) => {
                 self.notes.push(format!(
-                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: its egress pauses from the route change until the gateway is deleted and the address is associated with the instance (on AWS, a few minutes)",
+                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot; once it reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
                     nat.id
                 ));
-                retire.push(Retire::NatGateway {
-                    id: nat.id.clone(),
-                    allocation_ids: nat.allocation_ids.clone(),
-                    address: address_ref.clone(),
-                    instance: instance_ref.clone(),
-                    interface: existing.and_then(|i| i.network_interface_id.clone()),
-                });
-            }
-            None if !associated => {
+                // Ready first: an instance that never gets ready leaves the gateway in place.
+                let ready = self.await_ready(&instance_ref, &ready_after);
+                let deleted = self.push(
+                    Action::DeleteNatGateway {
+                        nat_gateway: nat.id.clone(),
+                    },
+                    &[ready],
+                );
+                let mut freed = self.free_addresses_of_nat(inventory, &nat.allocation_ids, deleted);
+                freed.extend(stale);
                 let action = Action::AssociateAddress {
                     address: address_ref.clone(),
                     instance: instance_ref.clone(),
-                    interface: existing.and_then(|i| i.network_interface_id.clone()),
+                    interface,
                 };
-                route_after.push(self.push(action, &freed));
+                vec![self.push(action, &freed)]
             }
-            None => {}
-        }
+            None => {
+                if !associated {
+                    let action = Action::AssociateAddress {
+                        address: address_ref.clone(),
+                        instance: instance_ref.clone(),
+                        interface,
+                    };
+                    ready_after.push(self.push(action, &stale));
+                }
+                let routed = existing.is_some_and(|i| inventory.routes_to_instance(slot, &i.id));
+                if routed && ready_after.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![self.await_ready(&instance_ref, &ready_after)]
+                }
+            }
+        };
         let planned = match planned.status {
             Status::Keep(id) if self.steps.len() > first => Planned::changed(&id),
             _ => planned,
@@ -261,30 +279,22 @@ impl Planner {
             via: RouteVia::NatInstance(instance_ref),
             planned,
             route_after,
-            retire,
         })
     }
 
-    /// Retires a slot's NAT of the other kind once `routed` (its private route's steps) is done.
+    /// The wait for the instance's own word that it forwards and masquerades: the private route
+    /// depends on it, so that no traffic is sent to an instance that would drop it.
+    fn await_ready(&mut self, instance: &Ref, after: &[StepId]) -> StepId {
+        let action = Action::AwaitNatInstanceReady {
+            instance: instance.clone(),
+        };
+        self.push(action, after)
+    }
+
+    /// Retires a slot's NAT instance once `routed` (its private route's steps) is done.
     pub(super) fn retire(&mut self, inventory: &Inventory, retire: Vec<Retire>, routed: &[StepId]) {
         for old in retire {
             match old {
-                Retire::NatGateway {
-                    id,
-                    allocation_ids,
-                    address,
-                    instance,
-                    interface,
-                } => {
-                    let deleted = self.push(Action::DeleteNatGateway { nat_gateway: id }, routed);
-                    let freed = self.free_addresses_of_nat(inventory, &allocation_ids, deleted);
-                    let action = Action::AssociateAddress {
-                        address,
-                        instance,
-                        interface,
-                    };
-                    self.push(action, &freed);
-                }
                 Retire::NatInstance { id } => {
                     let instance = inventory.all_instances.iter().find(|i| i.id == id);
                     match instance {
@@ -345,7 +355,20 @@ impl Planner {
                 .is_some()
                 || inventory.nat_holding(&observed.allocation_id).is_none();
             if let (Some(association), true) = (&observed.association_id, on_instance) {
-                freed.push(self.disassociate(association, &[]));
+                // An instance launched with a public IP (a switch from a gateway) would get a new
+                // one moments after its Elastic IP leaves, while the route still sends the slot's
+                // traffic to it: from an address on no allowlist. Off first.
+                let dropped: Vec<StepId> = instance
+                    .network_interface_id
+                    .iter()
+                    .map(|interface| {
+                        let action = Action::DropPublicIp {
+                            network_interface: interface.clone(),
+                        };
+                        self.push(action, &[])
+                    })
+                    .collect();
+                freed.push(self.disassociate(association, &dropped));
             }
         }
         self.notes.push(format!(

@@ -167,7 +167,6 @@ impl Planner {
                 built.nat_gateway = Some(nat.planned);
                 built.nat_via = Some(nat.via);
                 built.route_after = nat.route_after;
-                built.retire = nat.retire;
             }
             None => {
                 let attached = base.internet_gateway.as_ref().and_then(|g| g.attached);

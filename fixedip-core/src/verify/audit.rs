@@ -383,6 +383,22 @@ impl<'a> Audit<'a> {
                 ),
             );
         }
+        if let Some(readiness) = instance.readiness.as_ref().filter(|r| !r.is_ready()) {
+            self.error(
+                FindingCode::NatInstanceNotReady,
+                &instance.id,
+                format!(
+                    "NAT instance {} is running but has not reported forwarding and masquerading on ({}): its console says: {}",
+                    instance.id,
+                    readiness.word(),
+                    readiness.reported()
+                ),
+                format!(
+                    "read its boot with `aws ec2 get-console-output --latest --instance-id {}`; terminate it and deploy again for a new one",
+                    instance.id
+                ),
+            );
+        }
         self.same_az(subnet, &instance.subnet_id, &instance.id);
         self.public_side(&instance.id, "NAT instance", &instance.subnet_id);
         // An Elastic IP of the account is listed by DescribeAddresses; an address AWS assigned

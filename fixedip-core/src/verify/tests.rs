@@ -215,6 +215,7 @@ impl Stack {
             }],
             public_ip: Some(nat_ip(0)),
             tags: Tags::new(),
+            readiness: None,
         });
         self.network.addresses.push(elastic_ip(nat_ip(0)));
         self.table("rtb-priv-0").routes[1].target = RouteTarget::Instance("i-nat".into());
@@ -605,6 +606,31 @@ fn nat_instance_with_source_dest_check_on() {
         Severity::Error,
         "i-nat",
     );
+}
+
+/// Running, check off, Elastic IP on, but its boot never turned forwarding on (or is not done):
+/// only the console says so.
+#[test]
+fn nat_instance_running_but_not_ready() {
+    use crate::nat_boot::Readiness;
+    for readiness in [
+        Readiness::Failed(vec![
+            "fixedip-nat: FAILED: nftables could not be installed".into()
+        ]),
+        Readiness::Booting(Vec::new()),
+    ] {
+        let mut stack = Stack::new(2).with_nat_instance();
+        stack.network.instances[0].readiness = Some(readiness);
+        only(
+            stack.check(),
+            FindingCode::NatInstanceNotReady,
+            Severity::Error,
+            "i-nat",
+        );
+    }
+    let mut ready = Stack::new(2).with_nat_instance();
+    ready.network.instances[0].readiness = Some(Readiness::Ready);
+    assert!(ready.check().is_empty());
 }
 
 #[test]

@@ -38,7 +38,10 @@ pub async fn of_call(
     let region = operation.region.as_str();
     let action = format!("{}:{}", operation.service, iam_action(operation));
     Ok(match operation.service.as_str() {
-        "ec2" if operation.mutating => ec2(upstream, caller, operation, params).await?,
+        // GetConsoleOutput is a read that IAM scopes to the instance (and its tags).
+        "ec2" if operation.mutating || operation.name == "GetConsoleOutput" => {
+            ec2(upstream, caller, operation, params).await?
+        }
         "iam" => iam(&action, params),
         "lambda" => lambda(&action, region, path, json),
         "ssm" => ssm(&action, region, json),
@@ -107,7 +110,12 @@ fn ec2_creates(operation: &str) -> &'static [&'static str] {
 
 /// The parameters that name existing resources; routes authorize on their route table only.
 fn names_a_resource(operation: &str, key: &str) -> bool {
-    let base = key.split('.').next().unwrap_or(key);
+    // `SubnetId`, `SecurityGroupId.1`, and inside a RunInstances interface specification
+    // `NetworkInterface.1.SubnetId`, `NetworkInterface.1.SecurityGroupId.1`: the last name.
+    let base = key
+        .split('.')
+        .rfind(|part| !part.chars().all(|c| c.is_ascii_digit()))
+        .unwrap_or(key);
     if matches!(operation, "CreateRoute" | "ReplaceRoute" | "DeleteRoute") {
         return base == "RouteTableId";
     }

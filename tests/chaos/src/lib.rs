@@ -21,6 +21,7 @@ pub mod faults;
 pub mod iam;
 pub mod launch;
 pub mod log;
+pub mod nat_boot;
 pub mod protocol;
 pub mod proxy;
 pub mod quotas;

@@ -30,6 +30,7 @@ use crate::faults::{self, FaultPlan};
 use crate::iam::Authorization;
 use crate::launch;
 use crate::log::{LogEntry, Outcome, RequestLog};
+use crate::nat_boot;
 use crate::protocol::{self, Operation, Protocol, RequestView};
 use crate::scenario::{Fault, Latency, Scenario};
 use crate::timing::{self, Clocks, FunctionPhase};
@@ -100,6 +101,8 @@ pub(crate) struct State {
     fresh: FreshIds,
     /// The first answer to each client token (`tokens.rs`).
     tokens: Tokens,
+    /// fixedip's NAT instances and their boot (`nat_boot.rs`).
+    nat_instances: nat_boot::NatInstances,
     /// CreateNatGateway calls answered since the scenario was set (`failures.nat_gateways`).
     nat_creates: u64,
     /// Functions whose failure (`failures.functions`) has been used up since the scenario was set.
@@ -125,6 +128,7 @@ impl State {
             hyperplane: Hyperplane::default(),
             fresh: FreshIds::default(),
             tokens: Tokens::default(),
+            nat_instances: Default::default(),
             nat_creates: 0,
             failed_functions: Default::default(),
             mutating_forwarded: 0,
@@ -139,6 +143,7 @@ impl State {
         self.hyperplane = Hyperplane::default();
         self.fresh = FreshIds::default();
         self.tokens = Tokens::default();
+        self.nat_instances = Default::default();
     }
 
     /// A new scenario restarts fault counters and the pause point, but keeps what the clocks and the
@@ -150,6 +155,7 @@ impl State {
         self.mutating_forwarded = 0;
         self.holding = false;
         self.nat_creates = 0;
+        self.nat_instances.restart_count();
         self.failed_functions.clear();
         // `in_flight` is not the scenario's: calls already forwarded still end.
     }
@@ -850,8 +856,10 @@ async fn after_moto(
             // Best effort: an interface left untagged shows in the suites' IAM check.
             let _ =
                 launch::tag_interfaces(&shared.upstream, &call.caller, &call.params, &text()).await;
+            shared.lock().nat_instances.launched(&call.params, &text());
             None
         }
+        ("ec2", "GetConsoleOutput") => nat_console(shared, call, &text(), now).await,
         ("iam", "CreateRole") => {
             if let Some(arn) = xml_texts(&text(), "Arn").first() {
                 shared.lock().clocks.role_changed(arn, now);
@@ -881,6 +889,37 @@ async fn after_moto(
     }
     let body = new_body.map(Bytes::from).unwrap_or(body);
     Response::from_parts(parts, body)
+}
+
+/// A NAT instance's console as its boot writes it (`nat_boot.rs`); `None`: moto's answer.
+async fn nat_console(
+    shared: &Arc<Shared>,
+    call: &Call,
+    answer: &str,
+    now: Instant,
+) -> Option<String> {
+    let id = protocol::param(&call.params, "InstanceId")?;
+    let console = |state: &State| {
+        state
+            .nat_instances
+            .console(id, &state.scenario.nat_boot, now)
+    };
+    let mut shown = console(&shared.lock());
+    if shown == nat_boot::Console::Offline {
+        if nat_boot::has_public_address(&shared.upstream, &call.caller, id)
+            .await
+            .unwrap_or(false)
+        {
+            shared.lock().nat_instances.online(id, now);
+        }
+        shown = console(&shared.lock());
+    }
+    match shown {
+        nat_boot::Console::NotOurs => None,
+        // Just launched, no way out yet: AWS has nothing of the user data to show.
+        nat_boot::Console::Offline => Some(nat_boot::rewrite(answer, "")),
+        nat_boot::Console::Text(text) => Some(nat_boot::rewrite(answer, &text)),
+    }
 }
 
 /// EC2's eventual consistency (`consistency.rs`) and its client tokens (`tokens.rs`): what AWS

@@ -38,6 +38,32 @@ pub struct Scenario {
     pub unsupported_instance_azs: Vec<String>,
     /// VPC quotas counted against creates, as AWS refuses them (`quotas.rs`).
     pub quotas: Option<crate::quotas::QuotaLimits>,
+    /// The console of fixedip's NAT instances (`nat_boot.rs`). Always modelled, since moto's
+    /// console is a fixed sample: by default ready as soon as the instance has a public address.
+    pub nat_boot: NatBoot,
+}
+
+/// How a NAT instance launched by fixedip boots, as its console output shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NatBoot {
+    /// The ready line appears this long after the instance first has a public address (its
+    /// Elastic IP, or a public IP at launch): the user data's nftables install needs the
+    /// package repositories.
+    pub ready_after_ms: u64,
+    /// Launches (counted from 1 since the scenario was set) that never get ready.
+    pub never_ready: Vec<NeverReady>,
+}
+
+/// A NAT instance whose boot fails.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NeverReady {
+    pub nth: u64,
+    /// Nothing of fixedip's on the console at all (the user data never ran), rather than the
+    /// FAILED line.
+    #[serde(default)]
+    pub silent: bool,
 }
 
 /// Resources that end `failed` (NAT gateways) or `Failed` (functions) instead of available.
@@ -233,6 +259,12 @@ impl Scenario {
                 linger_ms: ms(90.0),
             }),
             client_tokens: true,
+            // Field reports of AL2023 NAT instances: ready 1–2 minutes after launch (cloud-init,
+            // then the package install).
+            nat_boot: NatBoot {
+                ready_after_ms: ms(60.0),
+                never_ready: Vec::new(),
+            },
             ..Scenario::default()
         }
     }
@@ -275,6 +307,7 @@ mod tests {
         );
         assert!(real.dependency_rules);
         assert_eq!(Scenario::aws_like(0.01).timing.nat_pending_ms, 600);
+        assert_eq!(real.nat_boot.ready_after_ms, 60_000);
     }
 
     #[test]

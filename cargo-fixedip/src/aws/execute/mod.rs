@@ -52,6 +52,9 @@ pub use policy::{classify, Budget, Class, Failure};
 pub struct Timeouts {
     /// NAT gateway `pending` → `available`: 1–3 minutes on AWS; the SDK's own waiter allows 10.
     pub nat_gateway: Duration,
+    /// A NAT instance reporting ready on its console: its boot retries the nftables install for
+    /// up to ten minutes (60 × 10 s, `nat_instance.rs`), so the bound is 15 minutes.
+    pub nat_instance_ready: Duration,
     /// Lambda function `Pending` → `Active`, and `InProgress` → `Successful` after an update.
     pub function: Duration,
     /// A role (new, or with a policy attached moments ago) becoming assumable by Lambda: IAM is
@@ -73,10 +76,14 @@ pub struct Timeouts {
     pub poll_max: Duration,
 }
 
+/// The default of `--nat-ready-timeout`: longer than the user data's own retries (ten minutes).
+pub const DEFAULT_NAT_READY_SECONDS: u64 = 900;
+
 impl Default for Timeouts {
     fn default() -> Self {
         Timeouts {
             nat_gateway: Duration::from_secs(600),
+            nat_instance_ready: Duration::from_secs(DEFAULT_NAT_READY_SECONDS),
             function: Duration::from_secs(300),
             role_propagation: Duration::from_secs(300),
             propagation: Duration::from_secs(300),
@@ -210,8 +217,10 @@ impl ActionKind {
             Action::CreateNatSecurityGroup { .. } => "CreateNatSecurityGroup",
             Action::LaunchNatInstance { .. } => "LaunchNatInstance",
             Action::DisableSourceDestCheck { .. } => "DisableSourceDestCheck",
+            Action::AwaitNatInstanceReady { .. } => "AwaitNatInstanceReady",
             Action::AssociateAddress { .. } => "AssociateAddress",
             Action::DisassociateAddress { .. } => "DisassociateAddress",
+            Action::DropPublicIp { .. } => "ModifyNetworkInterfaceAttribute",
             Action::TerminateNatInstance { .. } => "TerminateNatInstance",
             Action::AuthorizeEgress { .. } => "AuthorizeSecurityGroupEgress",
             Action::RevokeEgress { .. } => "RevokeSecurityGroupEgress",
@@ -460,8 +469,10 @@ impl<'a> Context<'a> {
             | Action::CreateNatSecurityGroup { .. }
             | Action::LaunchNatInstance { .. }
             | Action::DisableSourceDestCheck { .. }
+            | Action::AwaitNatInstanceReady { .. }
             | Action::AssociateAddress { .. }
             | Action::DisassociateAddress { .. }
+            | Action::DropPublicIp { .. }
             | Action::TerminateNatInstance { .. } => self.prepare_nats(step, refs),
             Action::CreateRole { .. }
             | Action::AttachRolePolicy { .. }
@@ -513,7 +524,7 @@ where
 
 /// Polling with backoff, within a bound: the first pause is `Timeouts::poll_first`, each next one
 /// twice as long up to `Timeouts::poll_max`.
-struct Backoff {
+pub(in crate::aws) struct Backoff {
     next: Duration,
     max: Duration,
     started: Instant,
@@ -532,7 +543,7 @@ impl Backoff {
     }
 
     /// Sleeps before the next poll; `false` once the bound is reached (no sleep then).
-    async fn pause(&mut self) -> bool {
+    pub(in crate::aws) async fn pause(&mut self) -> bool {
         let now = Instant::now();
         if now >= self.deadline {
             return false;
@@ -542,7 +553,7 @@ impl Backoff {
         true
     }
 
-    fn waited(&self) -> Duration {
+    pub(in crate::aws) fn waited(&self) -> Duration {
         self.started.elapsed()
     }
 }
@@ -551,7 +562,7 @@ impl Backoff {
 const LAMBDA_ENI_DESCRIPTION: &str = "AWS Lambda VPC ENI-";
 
 impl<'a> Context<'a> {
-    fn backoff(&self, bound: Duration) -> Backoff {
+    pub(in crate::aws) fn backoff(&self, bound: Duration) -> Backoff {
         Backoff::new(&self.inputs.timeouts, bound)
     }
 

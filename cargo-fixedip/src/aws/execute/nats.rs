@@ -42,15 +42,19 @@ impl<'a> Context<'a> {
                 slot,
                 instance_type,
                 image_parameter,
+                public_ip,
                 ..
             } => Box::pin(self.launch_nat_instance(
                 step,
                 refs.get(subnet)?,
                 refs.get(security_group)?,
                 *slot,
-                instance_type,
-                image_parameter,
+                (instance_type, image_parameter),
+                *public_ip,
             )),
+            Action::AwaitNatInstanceReady { instance } => {
+                Box::pin(self.await_nat_instance_ready(step, refs.get(instance)?))
+            }
             Action::DisableSourceDestCheck { instance } => {
                 Box::pin(self.disable_source_dest_check(step, refs.get(instance)?))
             }
@@ -67,6 +71,9 @@ impl<'a> Context<'a> {
             )),
             Action::DisassociateAddress { association_id } => {
                 Box::pin(self.disassociate_address(step, association_id))
+            }
+            Action::DropPublicIp { network_interface } => {
+                Box::pin(self.drop_public_ip(step, network_interface))
             }
             Action::TerminateNatInstance { instance } => {
                 Box::pin(self.terminate_nat_instance(step, instance))

@@ -178,6 +178,7 @@ pub fn instance(instance: &sdk::Instance) -> Option<Instance> {
         network_interfaces,
         public_ip: ip(instance.public_ip_address()),
         tags: tags(instance.tags()),
+        readiness: None,
     })
 }
 

@@ -231,6 +231,7 @@ fn named(action: &Action) -> Vec<String> {
         | Action::CreateNatSecurityGroup { .. }
         | Action::LaunchNatInstance { .. }
         | Action::DisableSourceDestCheck { .. }
+        | Action::AwaitNatInstanceReady { .. }
         | Action::AssociateAddress { .. }
         | Action::AuthorizeEgress { .. }
         | Action::RevokeEgress { .. }
@@ -239,6 +240,7 @@ fn named(action: &Action) -> Vec<String> {
         | Action::CreateGatewayEndpoint { .. }
         | Action::CreateInterfaceEndpoint { .. } => Vec::new(),
         Action::DisassociateAddress { association_id } => vec![association_id],
+        Action::DropPublicIp { network_interface } => vec![network_interface],
         Action::TerminateNatInstance { instance } => vec![instance],
         Action::ModifyInterfaceEndpoint {
             endpoint_id,

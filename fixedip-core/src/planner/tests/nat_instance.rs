@@ -134,10 +134,11 @@ fn a_half_done_instance_is_completed_not_duplicated() {
         .map(|s| match s.action {
             Action::DisableSourceDestCheck { .. } => "check",
             Action::AssociateAddress { .. } => "associate",
+            Action::AwaitNatInstanceReady { .. } => "ready",
             _ => "other",
         })
         .collect();
-    assert_eq!(kinds, ["check", "associate"]);
+    assert_eq!(kinds, ["check", "associate", "ready"]);
     let healed = simulate::apply(&plan, &account);
     routes_through_instances(&healed);
 }
@@ -333,4 +334,97 @@ fn isolating_a_stack_of_instances_terminates_them_and_keeps_the_ips() {
         .iter()
         .all(|a| a.usage == AddressUse::Retained));
     assert!(plan(&isolated, &after).unwrap().is_noop());
+}
+
+/// Whether step `later` depends on step `earlier`, directly or through others.
+fn after(plan: &crate::plan::Plan, later: StepId, earlier: StepId) -> bool {
+    let step = &plan.steps[later.0];
+    step.after
+        .iter()
+        .any(|&d| d == earlier || after(plan, d, earlier))
+        || step.action.refs().iter().any(|r| match r {
+            crate::plan::Ref::Step(d) => *d == earlier || after(plan, *d, earlier),
+            _ => false,
+        })
+}
+
+fn steps_where(plan: &crate::plan::Plan, f: impl Fn(&Action) -> bool) -> Vec<StepId> {
+    plan.steps
+        .iter()
+        .filter(|s| f(&s.action))
+        .map(|s| s.id)
+        .collect()
+}
+
+/// The route goes to a new instance only after it reported ready, and the wait comes after the
+/// instance has its way out (the Elastic IP): without it, the boot cannot install nftables.
+#[test]
+fn the_route_waits_for_the_instance_to_report_ready() {
+    let plan = plan(&instance_spec(2), &empty()).unwrap();
+    let ready = steps_where(&plan, |a| matches!(a, Action::AwaitNatInstanceReady { .. }));
+    assert_eq!(ready.len(), 2);
+    let routes = steps_where(&plan, |a| {
+        matches!(
+            a,
+            Action::CreateRoute {
+                via: crate::plan::RouteVia::NatInstance(_),
+                ..
+            }
+        )
+    });
+    assert_eq!(routes.len(), 2);
+    for route in routes {
+        assert!(ready.iter().any(|&r| after(&plan, route, r)), "{route:?}");
+    }
+    for associate in steps_where(&plan, |a| matches!(a, Action::AssociateAddress { .. })) {
+        assert!(ready.iter().any(|&r| after(&plan, r, associate)));
+    }
+    // A stack that is complete and routed waits for nothing.
+    let deployed = deployed(&instance_spec(2), &empty());
+    assert!(plan_is_noop(&instance_spec(2), &deployed));
+}
+
+fn plan_is_noop(spec: &StackSpec, account: &ObservedState) -> bool {
+    plan(spec, account).unwrap().is_noop()
+}
+
+/// gateway → instance: the instance boots on a public IP of its own, and the gateway is deleted
+/// only once the instance is ready, so that an instance that never gets ready leaves the slot
+/// on its gateway.
+#[test]
+fn a_switch_deletes_the_gateway_only_after_the_instance_is_ready() {
+    let first = deployed(&spec(1, &["f"]), &empty());
+    let plan = plan(&instance_spec(1), &first).unwrap();
+    let launches: Vec<bool> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s.action {
+            Action::LaunchNatInstance { public_ip, .. } => Some(public_ip),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(launches, [true]);
+    let ready = steps_where(&plan, |a| matches!(a, Action::AwaitNatInstanceReady { .. }));
+    let deleted = steps_where(&plan, |a| matches!(a, Action::DeleteNatGateway { .. }));
+    let routed = steps_where(&plan, |a| matches!(a, Action::ReplaceRoute { .. }));
+    assert_eq!((ready.len(), deleted.len(), routed.len()), (1, 1, 1));
+    assert!(after(&plan, deleted[0], ready[0]));
+    assert!(after(&plan, routed[0], deleted[0]));
+    // Back to the gateway: the automatic public IP goes off before the Elastic IP leaves, so
+    // that the instance the route still names gets no address off the allowlist.
+    let on_instance = deployed(&instance_spec(1), &first);
+    let back = super::plan(&spec(1, &["f"]), &on_instance).unwrap();
+    let dropped = steps_where(&back, |a| matches!(a, Action::DropPublicIp { .. }));
+    let disassociated = steps_where(&back, |a| matches!(a, Action::DisassociateAddress { .. }));
+    assert_eq!((dropped.len(), disassociated.len()), (1, 1));
+    assert!(after(&back, disassociated[0], dropped[0]));
+    // A fresh stack's instances get no public IP: their Elastic IP is theirs from the start.
+    let fresh = super::plan(&instance_spec(1), &empty()).unwrap();
+    assert!(fresh.steps.iter().all(|s| !matches!(
+        s.action,
+        Action::LaunchNatInstance {
+            public_ip: true,
+            ..
+        }
+    )));
 }

@@ -194,6 +194,8 @@ pub fn apply_in_order(
         state: before.clone(),
         produced: BTreeMap::new(),
         interfaces,
+        booting: BTreeSet::new(),
+        public_at_launch: BTreeSet::new(),
     };
     let mut skipped = vec![false; plan.steps.len()];
     loop {
@@ -235,6 +237,12 @@ struct Account {
     /// out. A run that starts later finds them gone only if no function is attached (AWS
     /// reclaims them in the meantime).
     interfaces: BTreeSet<String>,
+    /// NAT instances launched by this plan that have not reported ready yet: no route may send
+    /// traffic to them.
+    booting: BTreeSet<String>,
+    /// NAT instances launched with a public IP: their boot reaches the repositories without
+    /// their Elastic IP.
+    public_at_launch: BTreeSet<String>,
 }
 
 impl Account {
@@ -292,6 +300,10 @@ impl Account {
                     .iter()
                     .find(|i| i.id == id)
                     .expect("a route to an instance the account does not hold");
+                assert!(
+                    !self.booting.contains(&id),
+                    "a route to {id}, which has not reported ready yet"
+                );
                 assert!(
                     !instance.source_dest_check,
                     "a route to {id}, which drops forwarded packets (source/dest check on)"
@@ -570,6 +582,7 @@ impl Account {
                 security_group,
                 slot,
                 instance_type,
+                public_ip,
                 ..
             } => {
                 let subnet_id = self.resolve(subnet);
@@ -590,6 +603,41 @@ impl Account {
                     network_interface_id: Some(self.new_id("eni", step)),
                     source_dest_check: true,
                 });
+                self.booting.insert(id.clone());
+                if *public_ip {
+                    self.public_at_launch.insert(id.clone());
+                }
+                id
+            }
+            Action::DropPublicIp { network_interface } => {
+                let instance = self
+                    .state
+                    .nat_instances
+                    .iter()
+                    .find(|i| i.network_interface_id.as_ref() == Some(network_interface));
+                assert!(
+                    instance.is_some(),
+                    "no NAT instance holds {network_interface}"
+                );
+                network_interface.clone()
+            }
+            Action::AwaitNatInstanceReady { instance } => {
+                let id = self.resolve(instance);
+                let instance = self.state.nat_instances.iter().find(|i| i.id == id);
+                let interface = instance
+                    .expect("no such instance")
+                    .network_interface_id
+                    .clone();
+                let elastic_ip = self
+                    .state
+                    .addresses
+                    .iter()
+                    .any(|a| a.association_id.is_some() && a.network_interface_id == interface);
+                assert!(
+                    elastic_ip || self.public_at_launch.contains(&id),
+                    "{id} waited for with no way out to the package repositories: it never gets ready"
+                );
+                self.booting.remove(&id);
                 id
             }
             Action::DisableSourceDestCheck { instance } => {
@@ -935,7 +983,15 @@ impl Account {
                     .iter()
                     .position(|n| n.id == *nat_gateway)
                     .expect("deleting a NAT gateway the account does not hold");
-                for function in &self.state.functions {
+                // A switch to a NAT instance deletes the gateway once the instance is ready: the
+                // slot's egress pauses (the plan's note says so) until its address moves.
+                let slot = self.state.nat_gateways[index].slot;
+                let switching = self
+                    .state
+                    .nat_instances
+                    .iter()
+                    .any(|i| i.slot == slot && !self.booting.contains(&i.id));
+                for function in self.state.functions.iter().filter(|_| !switching) {
                     for subnet in &function.subnet_ids {
                         assert_ne!(
                             self.default_target(subnet),
@@ -1409,8 +1465,19 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                         via: RouteVia::NatInstance(_),
                         ..
                     },
+                    Action::DisableSourceDestCheck { .. }
+                    | Action::AssociateAddress { .. }
+                    | Action::AwaitNatInstanceReady { .. },
+                ) => true,
+                // Ready once it has its check off and a way out; the gateway it replaces goes
+                // only once it is ready.
+                (
+                    Action::AwaitNatInstanceReady { .. },
                     Action::DisableSourceDestCheck { .. } | Action::AssociateAddress { .. },
                 ) => true,
+                (Action::DeleteNatGateway { .. }, Action::AwaitNatInstanceReady { .. }) => true,
+                // An instance's automatic public IP is off before its Elastic IP leaves it.
+                (Action::DisassociateAddress { .. }, Action::DropPublicIp { .. }) => true,
                 (
                     Action::DeleteNatGateway { .. } | Action::TerminateNatInstance { .. },
                     Action::CreateRoute { .. }

@@ -7,5 +7,6 @@ mod support;
 
 mod cli;
 mod faults;
+mod nat_boot;
 mod rules;
 mod timing;

@@ -1,0 +1,194 @@
+//! NAT instances take traffic only once they say they forward (issue 17): the deploy waits for
+//! the ready line the user data writes to the console, through the chaos proxy's model of the
+//! boot (`nat_boot.rs`: moto runs no user data). A slow boot is waited out before any route
+//! moves; an instance that never gets ready fails the deploy with its own lines, and a slot
+//! switching from a NAT gateway keeps its gateway.
+
+use fixedip_chaos::scenario::{NatBoot, NeverReady};
+use fixedip_chaos::{LogEntry, Scenario};
+use fixedip_tests::{example_zip, fixture_zip, fixtures_manifest, Emulator};
+
+use crate::common::Lab;
+
+fn nat_instance_deploy(manifest: &str, zip: &str) -> Vec<String> {
+    ["deploy", "--manifest-path", manifest, "--zip", zip]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+fn args(owned: &[String]) -> Vec<&str> {
+    owned.iter().map(String::as_str).collect()
+}
+
+/// The first NAT instance launched (since the scenario was set) ends its boot with FAILED.
+fn first_launch_fails() -> Scenario {
+    Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: 0,
+            never_ready: vec![NeverReady {
+                nth: 1,
+                silent: false,
+            }],
+        },
+        ..Scenario::default()
+    }
+}
+
+fn calls<'a>(log: &'a [LogEntry], name: &str) -> Vec<&'a LogEntry> {
+    log.iter().filter(|e| e.operation.name == name).collect()
+}
+
+/// The private routes to the stack's two slots, by target kind: ("nat", "instance").
+async fn private_route_targets(emulator: &Emulator) -> (usize, usize) {
+    let tables = emulator
+        .ec2()
+        .await
+        .describe_route_tables()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:fixedip:component")
+                .values("private-route-table")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let routes: Vec<_> = tables
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .collect();
+    let nat = routes
+        .iter()
+        .filter(|r| r.nat_gateway_id().is_some())
+        .count();
+    let instance = routes.iter().filter(|r| r.instance_id().is_some()).count();
+    (nat, instance)
+}
+
+async fn available_nat_gateways(emulator: &Emulator) -> usize {
+    let answer = emulator
+        .ec2()
+        .await
+        .describe_nat_gateways()
+        .send()
+        .await
+        .unwrap();
+    answer
+        .nat_gateways()
+        .iter()
+        .filter(|n| n.state() == Some(&aws_sdk_ec2::types::NatGatewayState::Available))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_slow_boot_is_waited_out_before_the_route_moves() {
+    const BOOT_MS: u64 = 3000;
+    let scenario = Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: BOOT_MS,
+            never_ready: Vec::new(),
+        },
+        ..Scenario::default()
+    };
+    let lab = Lab::start(scenario).await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    let deploy = nat_instance_deploy(&manifest, &zip);
+    lab.run_expect(&args(&deploy), 0, "deploy with a slow boot")
+        .await;
+    assert_eq!(private_route_targets(&lab.emulator).await, (0, 2));
+
+    // The routes to the instances come after the boot time, counted from when each got its
+    // Elastic IP (its way out), and the console was read while it booted.
+    let log = lab.proxy.log();
+    let associated = calls(&log, "AssociateAddress");
+    let routes = calls(&log, "CreateRoute");
+    assert_eq!(associated.len(), 2, "{}", crate::common::render(&log));
+    let first_address = associated.iter().map(|e| e.end).min().unwrap();
+    let last_route = routes.iter().map(|e| e.start).max().unwrap();
+    assert!(
+        last_route >= first_address + std::time::Duration::from_millis(BOOT_MS),
+        "a private route was made {:?} after the first Elastic IP went on: before the boot ended",
+        last_route - first_address
+    );
+    assert!(calls(&log, "GetConsoleOutput").len() > 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_instance_that_never_gets_ready_fails_the_deploy_and_its_slot_keeps_the_gateway() {
+    // The first NAT instance launched writes FAILED; the second boots.
+    let lab = Lab::start(first_launch_fails()).await;
+    let gateways = example_zip().to_str().unwrap().to_owned();
+    lab.run_expect(
+        &["deploy", "--zip", &gateways],
+        0,
+        "deploy with NAT gateways",
+    )
+    .await;
+    assert_eq!(private_route_targets(&lab.emulator).await, (2, 0));
+
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    let output = lab.run(&args(&nat_instance_deploy(&manifest, &zip))).await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("did not get ready")
+            && stderr.contains("FAILED: nftables could not be installed"),
+        "the instance's own lines are reported:\n{stderr}"
+    );
+    // The failed slot still routes through its gateway, which is still there.
+    let (nat, _) = private_route_targets(&lab.emulator).await;
+    assert!(nat >= 1, "the slot lost its gateway route");
+    assert!(available_nat_gateways(&lab.emulator).await >= nat);
+}
+
+/// An instance that runs, has its check off and holds its Elastic IP, but whose boot failed (as
+/// a deploy by a version of fixedip that did not wait for the ready line could leave it): verify
+/// fails on it, naming what its console says, and status shows it.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_fails_on_a_running_nat_instance_that_is_not_ready() {
+    let lab = Lab::start(Scenario::default()).await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    lab.run_expect(&args(&nat_instance_deploy(&manifest, &zip)), 0, "deploy")
+        .await;
+    let verify = [
+        "verify",
+        "--manifest-path",
+        manifest.as_str(),
+        "-p",
+        "nat-instance",
+    ];
+    lab.run_expect(&verify, 0, "verify of ready instances")
+        .await;
+
+    // From now on the console of the first instance launched ends in FAILED.
+    lab.proxy.set_scenario(first_launch_fails());
+    let output = lab.run(&verify).await;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("has not reported forwarding and masquerading on")
+            && stdout.contains("nftables could not be installed"),
+        "{stdout}"
+    );
+    let status = lab
+        .run_expect(
+            &[
+                "status",
+                "--manifest-path",
+                manifest.as_str(),
+                "-p",
+                "nat-instance",
+            ],
+            0,
+            "status",
+        )
+        .await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains("running, FAILED: "), "{text}");
+    assert!(text.contains("running, ready"), "{text}");
+}
