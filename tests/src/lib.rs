@@ -96,6 +96,31 @@ impl Emulator {
             .await
     }
 
+    /// NAT gateways moto holds `pending` or `available` (not deleting or deleted).
+    pub async fn live_nat_gateways(&self) -> usize {
+        self.nat_gateways_in(&["pending", "available"]).await
+    }
+
+    /// NAT gateways moto holds `available`.
+    pub async fn available_nat_gateways(&self) -> usize {
+        self.nat_gateways_in(&["available"]).await
+    }
+
+    async fn nat_gateways_in(&self, states: &[&str]) -> usize {
+        let answer = self
+            .ec2()
+            .await
+            .describe_nat_gateways()
+            .send()
+            .await
+            .unwrap();
+        answer
+            .nat_gateways()
+            .iter()
+            .filter(|n| n.state().is_some_and(|s| states.contains(&s.as_str())))
+            .count()
+    }
+
     pub async fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.sdk_config().await)
     }

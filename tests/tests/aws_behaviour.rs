@@ -98,23 +98,6 @@ fn stack_ips(inventory: &Inventory) -> BTreeSet<String> {
     inventory.stack_ips.values().cloned().collect()
 }
 
-/// NAT gateways moto holds that are not deleted.
-async fn nat_gateways_live(lab: &Lab) -> usize {
-    let answer = lab
-        .emulator
-        .ec2()
-        .await
-        .describe_nat_gateways()
-        .send()
-        .await
-        .unwrap();
-    answer
-        .nat_gateways()
-        .iter()
-        .filter(|n| matches!(n.state().map(|s| s.as_str()), Some("available" | "pending")))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn deploy_code_change_mode_switches_and_destroy_each_converge_in_one_run() {
     let lab = Lab::start(scenario()).await;
@@ -140,17 +123,21 @@ async fn deploy_code_change_mode_switches_and_destroy_each_converge_in_one_run()
     once(&lab, &fixture("nat-instance"), "gateway → instance").await;
     let now = Inventory::take(&lab.emulator).await;
     assert!(stack_ips(&now).is_superset(&ips), "no IP lost: {now:?}");
-    assert_eq!(nat_gateways_live(&lab).await, 0, "the gateways went");
+    assert_eq!(
+        lab.emulator.live_nat_gateways().await,
+        0,
+        "the gateways went"
+    );
     once(&lab, &example(), "instance → gateway").await;
     let now = Inventory::take(&lab.emulator).await;
     assert!(stack_ips(&now).is_superset(&ips), "no IP lost: {now:?}");
-    assert_eq!(nat_gateways_live(&lab).await, 2);
+    assert_eq!(lab.emulator.live_nat_gateways().await, 2);
 
     // nats 2 → 1 → 2.
     once(&lab, &fixture("egress-one-nat"), "nats 2 → 1").await;
-    assert_eq!(nat_gateways_live(&lab).await, 1);
+    assert_eq!(lab.emulator.live_nat_gateways().await, 1);
     once(&lab, &example(), "nats 1 → 2").await;
-    assert_eq!(nat_gateways_live(&lab).await, 2);
+    assert_eq!(lab.emulator.live_nat_gateways().await, 2);
     let now = Inventory::take(&lab.emulator).await;
     assert!(stack_ips(&now).is_superset(&ips), "no IP lost: {now:?}");
 
@@ -195,7 +182,7 @@ async fn deploy_code_change_mode_switches_and_destroy_each_converge_in_one_run()
 async fn isolated_and_endpoints_deploy_and_destroy_in_one_run() {
     let lab = Lab::start(scenario()).await;
     once(&lab, &fixture("egress-isolated"), "isolated deploy").await;
-    assert_eq!(nat_gateways_live(&lab).await, 0);
+    assert_eq!(lab.emulator.live_nat_gateways().await, 0);
     once(&lab, &fixture("endpoints-four"), "deploy with endpoints").await;
     for stack in [STACK, "endpoints"] {
         once(

@@ -127,26 +127,6 @@ async fn live_instances(emulator: &Emulator) -> Vec<(String, String, Option<bool
         .collect()
 }
 
-async fn live_nat_gateways(emulator: &Emulator) -> usize {
-    let answer = emulator
-        .ec2()
-        .await
-        .describe_nat_gateways()
-        .send()
-        .await
-        .unwrap();
-    answer
-        .nat_gateways()
-        .iter()
-        .filter(|n| {
-            matches!(
-                n.state().map(|s| s.as_str()),
-                Some("available") | Some("pending")
-            )
-        })
-        .count()
-}
-
 /// Every private route table of the stack sends 0.0.0.0/0 to one of `instances`, and every
 /// instance holds one of the stack's Elastic IPs on its primary interface.
 async fn assert_routed_through_instances(emulator: &Emulator) {
@@ -196,7 +176,7 @@ async fn deploy_redeploy_verify_and_destroy_with_nat_instances() {
         &on_fixtures(&manifest, &["deploy", "--zip", &zip]),
     );
     assert_routed_through_instances(&emulator).await;
-    assert_eq!(live_nat_gateways(&emulator).await, 0);
+    assert_eq!(emulator.live_nat_gateways().await, 0);
     let ips = stack_ips(&emulator).await;
     assert_eq!(ips.len(), 2);
 
@@ -267,19 +247,19 @@ async fn switching_gateway_to_instance_and_back_keeps_the_elastic_ips() {
     ok(&emulator, &["deploy", "--zip", &gateways]);
     let ips = stack_ips(&emulator).await;
     assert_eq!(ips.len(), 2);
-    assert_eq!(live_nat_gateways(&emulator).await, 2);
+    assert_eq!(emulator.live_nat_gateways().await, 2);
 
     ok(
         &emulator,
         &on_fixtures(&manifest, &["deploy", "--zip", &instances]),
     );
     assert_eq!(stack_ips(&emulator).await, ips);
-    assert_eq!(live_nat_gateways(&emulator).await, 0);
+    assert_eq!(emulator.live_nat_gateways().await, 0);
     assert_routed_through_instances(&emulator).await;
 
     ok(&emulator, &["deploy", "--zip", &gateways]);
     assert_eq!(stack_ips(&emulator).await, ips);
-    assert_eq!(live_nat_gateways(&emulator).await, 2);
+    assert_eq!(emulator.live_nat_gateways().await, 2);
     assert!(live_instances(&emulator).await.is_empty());
     assert_calls_allowed_by_the_policy(&emulator);
 }

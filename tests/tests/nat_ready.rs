@@ -67,21 +67,6 @@ async fn private_route_targets(emulator: &Emulator) -> (usize, usize) {
     (nat, instance)
 }
 
-async fn available_nat_gateways(emulator: &Emulator) -> usize {
-    let answer = emulator
-        .ec2()
-        .await
-        .describe_nat_gateways()
-        .send()
-        .await
-        .unwrap();
-    answer
-        .nat_gateways()
-        .iter()
-        .filter(|n| n.state() == Some(&aws_sdk_ec2::types::NatGatewayState::Available))
-        .count()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_slow_boot_is_waited_out_before_the_route_moves() {
     const BOOT_MS: u64 = 3000;
@@ -142,7 +127,7 @@ async fn an_instance_that_never_gets_ready_fails_the_deploy_and_its_slot_keeps_t
     // The failed slot still routes through its gateway, which is still there.
     let (nat, _) = private_route_targets(&lab.emulator).await;
     assert!(nat >= 1, "the slot lost its gateway route");
-    assert!(available_nat_gateways(&lab.emulator).await >= nat);
+    assert!(lab.emulator.available_nat_gateways().await >= nat);
 }
 
 /// An instance that runs, has its check off and holds its Elastic IP, but whose boot failed (as
