@@ -1325,6 +1325,11 @@ fn documented(step: &Action, earlier: &Action) -> bool {
             match (step, earlier) {
                 // A refused AZ leaves nothing billed: addresses after every new subnet.
                 (Action::AllocateAddress { .. }, Action::CreateSubnet { .. }) => true,
+                // And after the functions created first: Lambda can refuse an AZ too.
+                (
+                    Action::AllocateAddress { .. } | Action::ActivateAddress { .. },
+                    Action::CreateFunction { .. },
+                ) => true,
                 (
                     Action::CreateNatGateway { .. }
                     | Action::CreateRoute {
