@@ -225,9 +225,8 @@ pub enum CostError {
     },
 }
 
-/// The cost line of gateway endpoints.
-pub const GATEWAY_ENDPOINT_ITEM: &str =
-    "gateway endpoint (free; S3/DynamoDB traffic skips the NAT per-GB price)";
+/// The cost line of gateway endpoints; `plan` says on a line of its own why they are worth it.
+pub const GATEWAY_ENDPOINT_ITEM: &str = "gateway endpoint (free)";
 
 const fn usd(micros: u64) -> Usd {
     Usd::from_micros(micros)

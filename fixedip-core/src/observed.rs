@@ -49,8 +49,9 @@ pub struct ObservedState {
     pub az_ids: BTreeMap<String, String>,
     /// AZ ids where the stack cannot put a new slot, each with why: the NAT instance type is not
     /// offered there (DescribeInstanceTypeOfferings), or AWS refused a subnet there during this
-    /// run. The planner leaves them out when it chooses an AZ for a slot; a slot that has its
-    /// subnets keeps its AZ.
+    /// run, or Lambda refused a function's subnets there. The planner leaves them out when it
+    /// chooses an AZ for a slot; a slot that has its subnets keeps its AZ, unless it holds no
+    /// address yet (then it is given up for a slot elsewhere).
     #[serde(default)]
     pub unusable_az_ids: BTreeMap<String, String>,
     pub vpc: Option<ObservedVpc>,

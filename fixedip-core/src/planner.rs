@@ -60,9 +60,14 @@
 //! order that no slot uses: the AZ ids of `az-ids = [...]` in that order, or else the region's
 //! AZs sorted by AZ id (by name offline) and rotated by a stable hash of the stack's name, so
 //! that stacks spread over the zones. AZs the stack cannot use
-//! ([`ObservedState::unusable_az_ids`]: the NAT instance type not offered, a subnet refused in
-//! this run) are left out (`slots.rs`). New Elastic IPs are allocated only after every new
-//! subnet exists: a zone that refuses a subnet leaves nothing billed behind.
+//! ([`ObservedState::unusable_az_ids`]: the NAT instance type not offered, a subnet or a
+//! function's subnets refused in this run) are left out (`slots.rs`). New Elastic IPs are
+//! allocated (and retained ones put to work) only after every new subnet and every new function
+//! exists: a new function is created first, in the subnets a first planning pass gives it,
+//! because Lambda refuses an AZ it does not support only when a function is put there. A zone
+//! that refuses a subnet or a function leaves nothing billed behind. A slot whose subnets are in
+//! such a zone and that holds no address is given up (its subnets and route table removed) and a
+//! slot in another AZ takes its place; a slot that holds an address keeps its AZ for life.
 //!
 //! Slots that exist beyond `azs` are removed (going from 3 AZs to 2 keeps slots 0 and 1 untouched):
 //! the functions leave the slot's private subnet first (their configuration update puts them in
@@ -141,6 +146,8 @@
 //! `routes`, `endpoints`, `egress`, `function`, `teardown` (what the stack no longer uses) and
 //! `destroy`.
 
+use std::collections::BTreeMap;
+
 use ipnet::Ipv4Net;
 
 use crate::observed::ObservedState;
@@ -164,7 +171,7 @@ use {
     crate::requirements::NatMode,
     crate::requirements::{AllocationId, StackName},
     crate::settings::DeploySettings,
-    std::collections::{BTreeMap, BTreeSet},
+    std::collections::BTreeSet,
     std::net::Ipv4Addr,
 };
 
@@ -202,6 +209,8 @@ struct Context<'a> {
     /// New IPs are allocated and held back: the stack's IPs were shown and `--allow-new-ips`
     /// was not given.
     hold_new_ips: bool,
+    /// The new functions created before any address, with the slots of their subnets.
+    functions_first: &'a BTreeMap<String, Vec<crate::observed::Slot>>,
 }
 
 /// Plan the stack with the default [`PlanOptions`]: new IPs of a stack whose IPs were shown
@@ -221,6 +230,24 @@ pub fn plan_with(
     if let Some(existing) = &spec.modes.existing {
         return existing::plan(spec, existing, observed);
     }
+    // Planned twice when a new function goes where an address is taken: the second time it is
+    // created first, in the subnets the first plan gave it (`function.rs`).
+    let plan = plan_network(spec, observed, options, &BTreeMap::new())?;
+    let functions_first = function::functions_created_first(&plan, observed);
+    if functions_first.is_empty() {
+        return Ok(plan);
+    }
+    plan_network(spec, observed, options, &functions_first)
+}
+
+/// The plan of a stack with a network of its own; `functions_first`, the new functions created
+/// before any address, with their slots.
+fn plan_network(
+    spec: &StackSpec,
+    observed: &ObservedState,
+    options: &PlanOptions,
+    functions_first: &BTreeMap<String, Vec<crate::observed::Slot>>,
+) -> Result<Plan, PlanError> {
     let vpc_cidr = layout::vpc_cidr(spec)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, observed, &inventory)?;
@@ -233,6 +260,7 @@ pub fn plan_with(
         hold_new_ips: inventory.ips_shown() && !options.allow_new_ips,
         inventory,
         vpc_cidr,
+        functions_first,
     };
 
     let mut planner = Planner::default();

@@ -308,11 +308,10 @@ async fn endpoints_are_made_kept_changed_and_removed_with_the_stack() {
     assert_eq!(
         described(&made),
         [
-            ("dynamodb".to_owned(), "gateway", 1),
-            ("dynamodb".to_owned(), "gateway", 1),
+            // One gateway endpoint per service, on both private route tables.
+            ("dynamodb".to_owned(), "gateway", 2),
             ("logs".to_owned(), "interface", 2),
-            ("s3".to_owned(), "gateway", 1),
-            ("s3".to_owned(), "gateway", 1),
+            ("s3".to_owned(), "gateway", 2),
             ("secretsmanager".to_owned(), "interface", 2),
         ]
     );
@@ -370,8 +369,7 @@ async fn endpoints_are_made_kept_changed_and_removed_with_the_stack() {
     assert_eq!(
         described(&endpoints(&emulator, "endpoints").await),
         [
-            ("s3".to_owned(), "gateway", 1),
-            ("s3".to_owned(), "gateway", 1),
+            ("s3".to_owned(), "gateway", 2),
             ("sts".to_owned(), "interface", 2),
         ]
     );
@@ -438,4 +436,69 @@ async fn endpoints_are_made_kept_changed_and_removed_with_the_stack() {
 
     destroy(&emulator, "endpoints-changed");
     only_retained_ips_left(&emulator, "endpoints").await;
+}
+
+/// A stack deployed by an older fixedip has one gateway endpoint per service and per AZ slot
+/// (tagged with the slot); the gateway endpoint quota is 20 per region. A deploy keeps one per
+/// service on every private route table and deletes the others, and every table ends with its
+/// route to each service's prefix list.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_gateway_endpoint_per_slot_becomes_one_per_service() {
+    let emulator = Emulator::start();
+    deploy(&emulator, "endpoints-four");
+    let ec2 = emulator.ec2().await;
+    // The old shape, made with the real SDK: each gateway endpoint replaced by one per table.
+    for endpoint in endpoints(&emulator, "endpoints").await {
+        if endpoint.vpc_endpoint_type() != Some(&VpcEndpointType::Gateway) {
+            continue;
+        }
+        let id = endpoint.vpc_endpoint_id().unwrap();
+        ec2.delete_vpc_endpoints()
+            .vpc_endpoint_ids(id)
+            .send()
+            .await
+            .unwrap();
+        for (slot, table) in endpoint.route_table_ids().iter().enumerate() {
+            let tags = endpoint
+                .tags()
+                .iter()
+                .cloned()
+                .chain([aws_sdk_ec2::types::Tag::builder()
+                    .key("fixedip:slot")
+                    .value(slot.to_string())
+                    .build()]);
+            ec2.create_vpc_endpoint()
+                .vpc_id(endpoint.vpc_id().unwrap())
+                .service_name(endpoint.service_name().unwrap())
+                .vpc_endpoint_type(VpcEndpointType::Gateway)
+                .route_table_ids(table)
+                .tag_specifications(
+                    aws_sdk_ec2::types::TagSpecification::builder()
+                        .resource_type(aws_sdk_ec2::types::ResourceType::VpcEndpoint)
+                        .set_tags(Some(tags.collect()))
+                        .build(),
+                )
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let old = described(&endpoints(&emulator, "endpoints").await);
+    assert_eq!(
+        old.iter().filter(|(_, kind, _)| *kind == "gateway").count(),
+        4
+    );
+
+    deploy(&emulator, "endpoints-four");
+    assert_eq!(
+        described(&endpoints(&emulator, "endpoints").await),
+        [
+            ("dynamodb".to_owned(), "gateway", 2),
+            ("logs".to_owned(), "interface", 2),
+            ("s3".to_owned(), "gateway", 2),
+            ("secretsmanager".to_owned(), "interface", 2),
+        ]
+    );
+    redeploy_changes_nothing(&emulator, "endpoints-four");
+    verify_passes(&emulator, "endpoints");
 }

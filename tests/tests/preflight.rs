@@ -1,6 +1,7 @@
 //! What deploy learns about the account before it bills anything (issue 16): the AZs it can use,
 //! by AZ id, and a zone that refuses a subnet routed around by planning again, before any Elastic
-//! IP is allocated. Run through a chaos proxy, whose rules make moto refuse as AWS does.
+//! IP is allocated; a zone Lambda refuses a function in, the same way. Run through a chaos proxy,
+//! whose rules make moto refuse as AWS does.
 
 use std::collections::BTreeSet;
 use std::process::Output;
@@ -62,19 +63,24 @@ async fn a_zone_that_refuses_subnets_is_left_out_before_any_address_is_allocated
         BTreeSet::from(["us-east-1c".to_owned(), "us-east-1e".to_owned()])
     );
 
-    // The refusal came before any address was allocated: nothing billed was made in vain.
+    assert_refusal_billed_nothing(&lab, "CreateSubnet").await;
+}
+
+/// The refusal of `operation` came before any address was allocated or NAT gateway made: nothing
+/// billed was made in vain, and the stack's two addresses are the only ones. The slots then keep
+/// their AZs for life: a second deploy changes nothing. Every call was allowed by `iam-policy`.
+async fn assert_refusal_billed_nothing(lab: &Lab, operation: &str) {
     let log = lab.proxy.log();
     let refused = log
         .iter()
-        .position(|e| {
-            e.operation.name == "CreateSubnet" && matches!(e.outcome, Outcome::Refused { .. })
-        })
-        .unwrap_or_else(|| panic!("no refused CreateSubnet:\n{}", render(&log)));
+        .position(|e| e.operation.name == operation && matches!(e.outcome, Outcome::Refused { .. }))
+        .unwrap_or_else(|| panic!("no refused {operation}:\n{}", render(&log)));
     assert!(
-        log[..refused]
-            .iter()
-            .all(|e| e.operation.name != "AllocateAddress"),
-        "an address was allocated before the refusal:\n{}",
+        log[..refused].iter().all(|e| !matches!(
+            e.operation.name.as_str(),
+            "AllocateAddress" | "CreateNatGateway"
+        )),
+        "an address or NAT gateway was made before the refusal:\n{}",
         render(&log)
     );
     let allocations = log
@@ -83,11 +89,38 @@ async fn a_zone_that_refuses_subnets_is_left_out_before_any_address_is_allocated
         .count();
     assert_eq!(allocations, 2, "{}", render(&log));
 
-    // The slots keep their AZs for life: a second deploy makes no subnet and changes nothing.
     let output = lab.run_expect(&deploy_args(), 0, "second deploy").await;
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("account already matches"), "{stderr}");
     assert_allowed_by_iam_policy(&lab.proxy.log());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zone_lambda_refuses_is_left_out_before_any_address_is_allocated() {
+    // Stack `default` takes use1-az1 (us-east-1b on moto) and use1-az2 (us-east-1c) first.
+    // Lambda does not support us-east-1b, and says so only when a function is put there, without
+    // naming the zone: both AZs of the refused call are left out.
+    let lab = Lab::start(Scenario {
+        lambda_refused_azs: vec!["us-east-1b".to_owned()],
+        ..Scenario::default()
+    })
+    .await;
+    let output = lab.run_expect(&deploy_args(), 0, "deploy").await;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("Lambda refused the function's subnets in us-east-1b, us-east-1c")
+            && stderr.contains("planning the stack again without those AZs"),
+        "{stderr}"
+    );
+    // Converged in one run, with the first slots' subnets removed: exactly one stack, no leak.
+    assert_one_stack(&lab, 2, &["hello-egress"], "after the refusal").await;
+    let azs = stack_azs(&lab).await;
+    assert!(
+        !azs.contains("us-east-1b") && !azs.contains("us-east-1c") && azs.len() == 2,
+        "{azs:?}"
+    );
+
+    assert_refusal_billed_nothing(&lab, "CreateFunction").await;
 }
 
 /// The account at AWS's default quota of 5 VPCs (moto's default VPC and others'), with the chaos

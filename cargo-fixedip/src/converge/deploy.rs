@@ -2,7 +2,7 @@
 //! observation, planning and checks (read-only) so that it refuses what deploy would refuse, with
 //! the same exit code.
 
-use fixedip_core::plan::{Action, Plan, StackSpec};
+use fixedip_core::plan::{Action, Plan, Ref, StackSpec, Status};
 use fixedip_core::planner::{self, quotas, DeclaredFunction, PlanOptions};
 
 use std::collections::BTreeMap;
@@ -19,8 +19,8 @@ use crate::error::CliError;
 /// The stack as the declared functions want it.
 pub struct Deploy {
     pub options: PlanOptions,
-    /// AZs AWS refused a subnet in during this run, by name, with AWS's message: the plans made
-    /// after the refusal leave them out ([`Goal::plan_again_after`]).
+    /// AZs AWS refused a subnet or a function's subnets in during this run, by name, with why:
+    /// the plans made after the refusal leave them out ([`Goal::plan_again_after`]).
     pub refused_azs: Mutex<BTreeMap<String, String>>,
 }
 
@@ -31,6 +31,13 @@ pub struct Deploy {
 /// DescribeAvailabilityZones lists such zones all the same (widdix/aws-cf-templates #36): only the
 /// create tells.
 const SUBNET_REFUSED_IN_AZ: &str = "Subnets can currently only be created in";
+
+/// What Lambda says when a function's subnets include one in an AZ it does not support in the
+/// region (`InvalidParameterValueException`, 400: "The provided subnets contain availability zone
+/// Lambda doesn't support. Please use a different set of subnets."; keboola/developer-portal #81,
+/// us-east-1). It names neither the subnet nor the zone, and no API lists the zones Lambda
+/// supports: only putting a function there tells.
+const LAMBDA_REFUSED_AZ: &str = "contain availability zone Lambda doesn't support";
 
 impl Goal for Deploy {
     const COMMAND: &'static str = "deploy";
@@ -45,12 +52,9 @@ impl Goal for Deploy {
         first: bool,
     ) -> Result<Plan, CliError> {
         let mut observed = observe(aws, &Scope::from(spec)).await?;
-        for (name, message) in self.refused_azs.lock().expect("not poisoned").iter() {
+        for (name, why) in self.refused_azs.lock().expect("not poisoned").iter() {
             if let Some(id) = observed.az_ids.get(name) {
-                observed.unusable_az_ids.insert(
-                    id.clone(),
-                    format!("AWS refused a subnet in {name}: {message}"),
-                );
+                observed.unusable_az_ids.insert(id.clone(), why.clone());
             }
         }
         let mut plan = planner::plan_with(spec, &observed, &self.options)?;
@@ -74,30 +78,57 @@ impl Goal for Deploy {
         Ok(plan)
     }
 
-    /// A subnet refused in its AZ: the AZ is left out and the stack planned again. Nothing billed
-    /// is left behind, since new addresses wait for every new subnet (`planner/slot.rs`); a slot
-    /// whose subnets were made keeps its AZ. Each AZ is refused once per run at most.
+    /// A subnet refused in its AZ, or a function refused for the AZ of one of its subnets: the
+    /// AZs are left out and the stack planned again. Nothing billed is left behind, since new
+    /// addresses wait for every new subnet and every new function (`planner/slot.rs`); a slot
+    /// that holds an address keeps its AZ. Each AZ is refused once per run at most.
     fn plan_again_after(&self, plan: &Plan, error: &ExecuteError) -> Option<String> {
         let step = plan.steps.iter().find(|s| s.id == error.step)?;
-        let Action::CreateSubnet { az, .. } = &step.action else {
-            return None;
-        };
         let AwsError::Call { code, message, .. } = &error.error else {
             return None;
         };
-        if code.as_deref() != Some("InvalidParameterValue")
-            || !message.contains(SUBNET_REFUSED_IN_AZ)
-        {
-            return None;
-        }
         let mut refused = self.refused_azs.lock().expect("not poisoned");
-        if refused.contains_key(az) {
-            return None;
+        match &step.action {
+            Action::CreateSubnet { az, .. }
+                if code.as_deref() == Some("InvalidParameterValue")
+                    && message.contains(SUBNET_REFUSED_IN_AZ)
+                    && !refused.contains_key(az) =>
+            {
+                refused.insert(
+                    az.clone(),
+                    format!("AWS refused a subnet in {az}: {message}"),
+                );
+                Some(format!(
+                    "AWS refused a subnet in {az} ({message}): planning the stack again without that AZ"
+                ))
+            }
+            Action::CreateFunction { subnets, .. }
+            | Action::UpdateFunctionConfiguration { subnets, .. }
+                if code.as_deref() == Some("InvalidParameterValueException")
+                    && message.contains(LAMBDA_REFUSED_AZ) =>
+            {
+                // Lambda does not say which subnet: every AZ of the call is left out.
+                let azs: Vec<String> = subnets
+                    .iter()
+                    .filter_map(|subnet| az_of_subnet(plan, subnet))
+                    .filter(|az| !refused.contains_key(az))
+                    .collect();
+                if azs.is_empty() {
+                    return None;
+                }
+                let list = azs.join(", ");
+                for az in &azs {
+                    refused.insert(
+                        az.clone(),
+                        format!("Lambda refused a function in subnets of {list}: {message}"),
+                    );
+                }
+                Some(format!(
+                    "Lambda refused the function's subnets in {list} ({message}); it does not say which AZ: planning the stack again without those AZs"
+                ))
+            }
+            _ => None,
         }
-        refused.insert(az.clone(), message.clone());
-        Some(format!(
-            "AWS refused a subnet in {az} ({message}): planning the stack again without that AZ"
-        ))
     }
 
     /// The region must offer every VPC endpoint the plan creates, in every AZ of the stack.
@@ -108,6 +139,25 @@ impl Goal for Deploy {
             endpoints::check_services(aws, &services, &azs).await?;
         }
         Ok(())
+    }
+}
+
+/// The AZ of a subnet a step names: the one the plan creates it in, or the AZ of the slot whose
+/// private subnet it is.
+fn az_of_subnet(plan: &Plan, subnet: &Ref) -> Option<String> {
+    match subnet {
+        Ref::Step(id) => match &plan.steps.get(id.0)?.action {
+            Action::CreateSubnet { az, .. } => Some(az.clone()),
+            _ => None,
+        },
+        Ref::Existing(id) => plan
+            .network
+            .azs
+            .iter()
+            .find(
+                |az| matches!(&az.private_subnet.1, Status::Keep(s) | Status::Change(s) if s == id),
+            )
+            .map(|az| az.az.clone()),
     }
 }
 

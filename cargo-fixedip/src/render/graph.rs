@@ -476,8 +476,8 @@ impl Builder {
         node.set_status(&az.private_route_table).slot = Some(n);
     }
 
-    /// A VPC endpoint: a gateway endpoint under the route table it adds its route to, an interface
-    /// endpoint under the VPC. What neither exists nor is made is left out.
+    /// A VPC endpoint: a gateway endpoint of one slot (as fixedip made them before) under the route
+    /// table it adds its route to, any other under the VPC. What neither exists nor is made is left out.
     fn endpoint(&mut self, endpoint: &EndpointView) {
         if endpoint.status == Status::Absent {
             return;
@@ -493,7 +493,16 @@ impl Builder {
                     .slot
                     .map(|slot| format!("rt{slot}"))
                     .filter(|table| self.has(table));
-                let label = format!("gateway endpoint {service}");
+                // One endpoint serves every private route table; one per slot was made before.
+                let label = match (endpoint.slot, &endpoint.status) {
+                    (None, Status::Delete(_)) | (Some(_), _) => {
+                        format!("gateway endpoint {service}")
+                    }
+                    (None, _) => format!(
+                        "gateway endpoint {service}, on {}",
+                        counted(endpoint.azs as usize, "private route table")
+                    ),
+                };
                 (NodeKind::GatewayEndpoint, table, label)
             }
             EndpointKind::Interface => {

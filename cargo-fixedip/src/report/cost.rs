@@ -115,13 +115,29 @@ impl Display for CostReport {
             write!(f, "; not confirmed for this region: {}", self.prices_source)?;
         }
         writeln!(f, "):")?;
+        let items: Vec<String> = self
+            .lines
+            .iter()
+            .map(|line| format!("{} × {}", line.quantity, line.item))
+            .collect();
+        // The rates line up two spaces after the longest item, however long an item grows.
+        let item_width = items
+            .iter()
+            .map(|item| item.chars().count() + 2)
+            .max()
+            .unwrap_or(0)
+            .max(28);
         let mut rows: Vec<(String, String)> = self
             .lines
             .iter()
-            .map(|line| {
-                let item = format!("{} × {}", line.quantity, line.item);
+            .zip(items)
+            .map(|(line, item)| {
                 let rate = format!("{}/h × {HOURS_PER_MONTH} h", line.hourly_usd.as_rate());
-                (format!("{item:<28}{rate}"), line.monthly_usd.to_string())
+                let pad = item_width - item.chars().count();
+                (
+                    format!("{item}{:pad$}{rate}", ""),
+                    line.monthly_usd.to_string(),
+                )
             })
             .collect();
         rows.push((
@@ -197,6 +213,16 @@ impl Display for CostReport {
                 per_gb.as_rate()
             )?;
         }
+        if self
+            .lines
+            .iter()
+            .any(|line| line.item == cost::GATEWAY_ENDPOINT_ITEM && line.quantity > 0)
+        {
+            writeln!(
+                f,
+                "  S3/DynamoDB traffic leaves through the gateway endpoints, free: it skips the NAT per-GB price"
+            )?;
+        }
         if let Some(cross) = &self.cross_az {
             writeln!(
                 f,
@@ -207,5 +233,47 @@ impl Display for CostReport {
             )?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(item: &str, quantity: u32) -> CostLine {
+        CostLine {
+            item: item.to_owned(),
+            quantity,
+            hourly_usd: Usd::from_micros(45_000),
+            monthly_usd: Usd::from_micros(32_850_000),
+        }
+    }
+
+    #[test]
+    fn the_rates_line_up_after_the_longest_item() {
+        let report = CostReport {
+            region: "us-east-1".to_owned(),
+            prices_date: "2026-11-01".to_owned(),
+            prices_checked: true,
+            prices_source: String::new(),
+            lines: vec![
+                line("NAT gateway", 2),
+                line("an item much longer than the usual column of 28", 1),
+            ],
+            fixed_monthly_usd: Usd::from_micros(65_700_000),
+            per_gb_usd: Usd::from_micros(45_000),
+            endpoint_per_gb_usd: None,
+            with_one_nat_per_az_monthly_usd: None,
+            unpriced: None,
+            cross_az: None,
+        };
+        let text = report.to_string();
+        let columns: Vec<usize> = text
+            .lines()
+            .filter_map(|l| l.find("$0.045/h").map(|at| l[..at].chars().count()))
+            .collect();
+        assert_eq!(columns.len(), 2, "{text}");
+        assert_eq!(columns[0], columns[1], "{text}");
+        assert!(text.contains("the usual column of 28  $0.045/h"), "{text}");
     }
 }

@@ -240,14 +240,18 @@ pub enum Action {
         security_group: Ref,
         from_group: Ref,
     },
-    /// CreateVpcEndpoint, type Gateway, for the private route table of one slot: AWS adds a
-    /// route to the service's prefix list (`pl-...`) in it. One per service and slot, so that an
-    /// AZ added or removed never modifies another AZ's endpoint.
+    /// CreateVpcEndpoint, type Gateway, for every private route table: AWS adds a route to the
+    /// service's prefix list (`pl-...`) in each. One per service (the quota is 20 per region).
     CreateGatewayEndpoint {
         vpc: Ref,
         endpoint: Endpoint,
-        route_table: Ref,
-        slot: Slot,
+        route_tables: Vec<Ref>,
+    },
+    /// ModifyVpcEndpoint of a gateway endpoint: its route tables changed with `azs`.
+    ModifyGatewayEndpoint {
+        endpoint_id: String,
+        add_route_tables: Vec<Ref>,
+        remove_route_tables: Vec<String>,
     },
     /// CreateVpcEndpoint, type Interface, with private DNS, in the private subnets (one per AZ),
     /// with the endpoints' security group. Completes when the endpoint is `available`.
@@ -577,11 +581,20 @@ impl Action {
             ),
             Action::CreateGatewayEndpoint {
                 endpoint,
-                route_table,
-                slot,
+                route_tables,
                 ..
             } => format!(
-                "create gateway endpoint for {endpoint} on route table {route_table} (slot {slot}), free"
+                "create gateway endpoint for {endpoint} on {} private route table{}, free",
+                route_tables.len(),
+                if route_tables.len() == 1 { "" } else { "s" }
+            ),
+            Action::ModifyGatewayEndpoint {
+                endpoint_id,
+                add_route_tables,
+                remove_route_tables,
+            } => format!(
+                "gateway endpoint {endpoint_id}: {}",
+                endpoint_changes("route tables", add_route_tables, remove_route_tables)
             ),
             Action::CreateInterfaceEndpoint {
                 endpoint, subnets, ..
@@ -594,22 +607,28 @@ impl Action {
                 endpoint_id,
                 add_subnets,
                 remove_subnets,
-            } => {
-                let mut changes = Vec::new();
-                if !add_subnets.is_empty() {
-                    let added: Vec<String> = add_subnets.iter().map(ToString::to_string).collect();
-                    changes.push(format!("add subnets {}", added.join(", ")));
-                }
-                if !remove_subnets.is_empty() {
-                    changes.push(format!("remove subnets {}", remove_subnets.join(", ")));
-                }
-                format!("interface endpoint {endpoint_id}: {}", changes.join(", "))
-            }
+            } => format!(
+                "interface endpoint {endpoint_id}: {}",
+                endpoint_changes("subnets", add_subnets, remove_subnets)
+            ),
             Action::DeleteEndpoint { endpoint_id } => {
                 format!("delete VPC endpoint {endpoint_id} and wait until it is gone")
             }
         }
     }
+}
+
+/// "add subnets a, b, remove subnets c": what a ModifyVpcEndpoint changes.
+fn endpoint_changes(what: &str, add: &[Ref], remove: &[String]) -> String {
+    let mut changes = Vec::new();
+    if !add.is_empty() {
+        let added: Vec<String> = add.iter().map(ToString::to_string).collect();
+        changes.push(format!("add {what} {}", added.join(", ")));
+    }
+    if !remove.is_empty() {
+        changes.push(format!("remove {what} {}", remove.join(", ")));
+    }
+    changes.join(", ")
 }
 
 impl Action {
@@ -665,8 +684,11 @@ impl Action {
                 from_group,
             } => vec![security_group, from_group],
             Action::CreateGatewayEndpoint {
-                vpc, route_table, ..
-            } => vec![vpc, route_table],
+                vpc, route_tables, ..
+            } => [vpc].into_iter().chain(route_tables.iter_mut()).collect(),
+            Action::ModifyGatewayEndpoint {
+                add_route_tables, ..
+            } => add_route_tables.iter_mut().collect(),
             Action::CreateInterfaceEndpoint {
                 vpc,
                 subnets,

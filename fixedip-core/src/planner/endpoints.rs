@@ -1,10 +1,11 @@
 //! VPC endpoints: `endpoints = ["s3", "dynamodb", "logs", ...]`.
 //!
-//! - S3 and DynamoDB become **gateway endpoints**: one per service and per private route table
-//!   (slot), tagged with the slot. AWS adds a route to the service's prefix list (`pl-...`) in
-//!   the table, so that traffic to the service leaves through the endpoint: free, and no longer
-//!   billed per GB by the NAT. One endpoint per slot rather than one shared by every table, so that
-//!   adding or removing an AZ creates or deletes that AZ's endpoints and never modifies another's.
+//! - S3 and DynamoDB become **gateway endpoints**: one per service, on every private route table
+//!   that routes out. AWS adds a route to the service's prefix list (`pl-...`) in each table, so
+//!   that traffic to the service leaves through the endpoint: free, and no longer billed per GB
+//!   by the NAT. Adding or removing an AZ modifies the endpoint's route tables. One per service
+//!   rather than one per table: the quota is 20 gateway endpoints per region (L-1B52E74A).
+//!   A stack made by an older fixedip, with one per slot, keeps one and deletes the others.
 //! - Every other service becomes an **interface endpoint**: one per service, with network
 //!   interfaces in every private subnet (one per AZ) and private DNS, so that the SDK's usual
 //!   hostname resolves to it; billed per AZ per hour and per GB. Its security group (one for all
@@ -30,6 +31,13 @@ pub(super) struct PlannedEndpoints {
     pub security_group: Option<Status>,
     /// The steps that must finish before a removed slot's subnets and route table are deleted.
     pub slot_cleared: BTreeMap<Slot, Vec<StepId>>,
+}
+
+/// One service's gateway endpoint: its views (the kept or new one first, then those deleted) and
+/// the steps a removed slot's route table waits for.
+pub(super) struct GatewayPlan {
+    views: Vec<EndpointView>,
+    cleared: Vec<(Slot, StepId)>,
 }
 
 /// Where the endpoints go.
@@ -107,51 +115,11 @@ impl Planner {
         let mut kept: BTreeSet<&str> = BTreeSet::new();
 
         for service in wanted(EndpointKind::Gateway) {
-            for (slot, route_table) in at.private_route_tables {
-                let found = existing.iter().find(|e| {
-                    e.kind == EndpointKind::Gateway && e.service == service && e.slot == Some(*slot)
-                });
-                let status = match found {
-                    Some(endpoint) => {
-                        kept.insert(&endpoint.id);
-                        Status::Keep(endpoint.id.clone())
-                    }
-                    None => {
-                        let action = Action::CreateGatewayEndpoint {
-                            vpc: at.vpc.clone(),
-                            endpoint: service,
-                            route_table: route_table.clone(),
-                            slot: *slot,
-                        };
-                        self.push(action, &[]);
-                        Status::Create
-                    }
-                };
-                planned.views.push(EndpointView {
-                    service,
-                    kind: EndpointKind::Gateway,
-                    slot: Some(*slot),
-                    azs: 1,
-                    status,
-                });
-            }
-            // A slot beyond `azs` that stays (a function the plan does not deploy runs there)
-            // keeps its gateway endpoints.
-            for endpoint in &existing {
-                let stays = endpoint.kind == EndpointKind::Gateway
-                    && endpoint.service == service
-                    && endpoint.slot.is_some_and(|slot| {
-                        !at.removed_slots.contains(&slot)
-                            && !at.private_route_tables.iter().any(|(s, _)| *s == slot)
-                    });
-                if stays && kept.insert(&endpoint.id) {
-                    planned.views.push(EndpointView {
-                        service,
-                        kind: EndpointKind::Gateway,
-                        slot: endpoint.slot,
-                        azs: 1,
-                        status: Status::Keep(endpoint.id.clone()),
-                    });
+            let view = self.gateway_endpoint(service, inventory, at, &existing, &mut kept);
+            if let Some(GatewayPlan { views, cleared }) = view {
+                planned.views.extend(views);
+                for (slot, step) in cleared {
+                    planned.slot_cleared.entry(slot).or_default().push(step);
                 }
             }
         }
@@ -292,6 +260,113 @@ impl Planner {
         planned
     }
 
+    /// The one gateway endpoint of `service`, on every private route table that routes out.
+    /// An observed stack may have several (one per slot, as fixedip made them before): the one
+    /// already shared, else the first by id, is kept and the others deleted. AWS refuses a second
+    /// route to the service's prefix list in a table, so a table moves to the kept endpoint only
+    /// once its old endpoint is gone; until then its service traffic takes the default route.
+    /// The tables of removed slots leave it. Returns its view and the steps a removed slot waits
+    /// for, or `None` when there is nothing to serve and nothing observed.
+    fn gateway_endpoint<'a>(
+        &mut self,
+        service: Endpoint,
+        inventory: &Inventory,
+        at: &EndpointPlacement,
+        existing: &[&'a ObservedEndpoint],
+        kept: &mut BTreeSet<&'a str>,
+    ) -> Option<GatewayPlan> {
+        let mut found: Vec<&ObservedEndpoint> = existing
+            .iter()
+            .copied()
+            .filter(|e| e.kind == EndpointKind::Gateway && e.service == service)
+            .collect();
+        // The shared one first (no slot tag), then by id.
+        found.sort_by_key(|e| (e.slot.is_some(), e.id.clone()));
+        let wanted: Vec<Ref> = at
+            .private_route_tables
+            .iter()
+            .map(|(_, table)| table.clone())
+            .collect();
+        let Some((&keep, extras)) = found.split_first() else {
+            if wanted.is_empty() {
+                return None;
+            }
+            let action = Action::CreateGatewayEndpoint {
+                vpc: at.vpc.clone(),
+                endpoint: service,
+                route_tables: wanted.clone(),
+            };
+            self.push(action, &[]);
+            let view = gateway_view(service, wanted.len(), Status::Create);
+            return Some(GatewayPlan {
+                views: vec![view],
+                cleared: Vec::new(),
+            });
+        };
+        kept.insert(&keep.id);
+        let removed_table = |id: &str| {
+            inventory
+                .route_tables
+                .iter()
+                .any(|t| t.id == id && t.slot.is_some_and(|s| at.removed_slots.contains(&s)))
+        };
+        let mut cleared = Vec::new();
+        let mut views = Vec::new();
+        let mut extras_deleted = Vec::new();
+        let mut moved: Vec<Ref> = Vec::new();
+        for extra in extras {
+            kept.insert(&extra.id);
+            let step = self.delete_endpoint(extra, &[]);
+            views.push(deleted_view(extra));
+            extras_deleted.push(step);
+            for slot in slots_touched(extra, inventory, at.removed_slots) {
+                cleared.push((slot, step));
+            }
+            moved.extend(
+                extra
+                    .route_table_ids
+                    .iter()
+                    .filter(|id| !removed_table(id))
+                    .map(|id| Ref::Existing(id.clone())),
+            );
+        }
+        let mut add: Vec<Ref> = Vec::new();
+        for table in wanted.iter().chain(&moved) {
+            let served = matches!(table, Ref::Existing(id) if keep.route_table_ids.contains(id));
+            if !served && !add.contains(table) {
+                add.push(table.clone());
+            }
+        }
+        let remove: Vec<String> = keep
+            .route_table_ids
+            .iter()
+            .filter(|id| removed_table(id))
+            .cloned()
+            .collect();
+        let tables = keep.route_table_ids.len() - remove.len() + add.len();
+        if add.is_empty() && remove.is_empty() {
+            views.insert(
+                0,
+                gateway_view(service, tables, Status::Keep(keep.id.clone())),
+            );
+            return Some(GatewayPlan { views, cleared });
+        }
+        let action = Action::ModifyGatewayEndpoint {
+            endpoint_id: keep.id.clone(),
+            add_route_tables: add,
+            remove_route_tables: remove,
+        };
+        let step = self.push(action, &extras_deleted);
+        for slot in slots_touched(keep, inventory, at.removed_slots) {
+            cleared.push((slot, step));
+        }
+        views.insert(
+            0,
+            gateway_view(service, tables, Status::Change(keep.id.clone())),
+        );
+        Some(GatewayPlan { views, cleared })
+    }
+
     fn delete_endpoint(&mut self, endpoint: &ObservedEndpoint, after: &[StepId]) -> StepId {
         let action = Action::DeleteEndpoint {
             endpoint_id: endpoint.id.clone(),
@@ -340,6 +415,17 @@ impl Planner {
             steps,
             security_group_deleted,
         }
+    }
+}
+
+/// A gateway endpoint on `tables` private route tables.
+fn gateway_view(service: Endpoint, tables: usize, status: Status) -> EndpointView {
+    EndpointView {
+        service,
+        kind: EndpointKind::Gateway,
+        slot: None,
+        azs: u32::try_from(tables).unwrap_or(u32::MAX),
+        status,
     }
 }
 

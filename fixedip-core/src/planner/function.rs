@@ -2,7 +2,7 @@
 //! stack's security group and role; their code and configuration updated when they differ; a
 //! function fixedip did not create refused unless adopted.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::network::{Base, Role};
 use super::routes::Routes;
@@ -10,7 +10,7 @@ use super::slot::BuiltSlot;
 use super::steps::Planner;
 use super::{Context, PlanError, PlanOptions};
 use crate::observed::{ObservedFunction, ObservedState, Slot, Tier};
-use crate::plan::{Action, FunctionSpec, Ref, StackSpec, Status, StepId, LAMBDA_RUNTIME};
+use crate::plan::{Action, FunctionSpec, Plan, Ref, StackSpec, Status, StepId, LAMBDA_RUNTIME};
 
 /// Where functions attach.
 pub(super) struct Attachment {
@@ -114,6 +114,63 @@ impl Planner {
             .collect()
     }
 
+    /// The new functions the first planning pass put in new slots (`context.functions_first`),
+    /// created as soon as their private subnets and security group exist: before any address,
+    /// which waits for them. Returns their steps.
+    pub(super) fn create_functions_first(
+        &mut self,
+        context: &Context,
+        private: &[(Slot, Ref)],
+        base: &Base,
+    ) -> Vec<StepId> {
+        let mut steps = Vec::new();
+        for function in &context.spec.functions {
+            let Some(slots) = context.functions_first.get(&function.name) else {
+                continue;
+            };
+            let attachment = Attachment {
+                private_subnets: slots
+                    .iter()
+                    .filter_map(|slot| private.iter().find(|(s, _)| s == slot))
+                    .map(|(_, subnet)| subnet.clone())
+                    .collect(),
+                surplus_private_subnets: Vec::new(),
+                security_group: base.security_group.reference.clone(),
+                security_group_ready: base.security_group_ready.clone(),
+                routes_ready: Vec::new(),
+            };
+            let (role, role_ready) = role_of(function, base.role.as_ref());
+            let step = self.create_function(function, &attachment, (role, &role_ready), None);
+            self.created_first.insert(function.name.clone(), step);
+            steps.push(step);
+        }
+        steps
+    }
+
+    /// CreateFunction in the attachment's private subnets, once the role, the security group
+    /// and `after` (a failed function's deletion) are ready.
+    fn create_function(
+        &mut self,
+        function: &FunctionSpec,
+        attachment: &Attachment,
+        (role, role_ready): (Ref, &[StepId]),
+        after: Option<StepId>,
+    ) -> StepId {
+        let action = Action::CreateFunction {
+            function: function.clone(),
+            subnets: attachment.private_subnets.clone(),
+            security_group: attachment.security_group.clone(),
+            role,
+        };
+        let ordering: Vec<StepId> = role_ready
+            .iter()
+            .chain(&attachment.security_group_ready)
+            .copied()
+            .chain(after)
+            .collect();
+        self.push(action, &ordering)
+    }
+
     pub(super) fn function(
         &mut self,
         spec: &StackSpec,
@@ -122,14 +179,14 @@ impl Planner {
         attachment: &Attachment,
         stack_role: Option<&Role>,
     ) -> Status {
-        let (role, role_ready) = match (&function.role, stack_role) {
-            (Some(arn), _) => (Ref::Existing(arn.clone()), Vec::new()),
-            (None, Some(role)) => (role.planned.reference.clone(), role.ready.clone()),
-            (None, None) => unreachable!("the stack's role is planned when a function has none"),
-        };
+        let (role, role_ready) = role_of(function, stack_role);
         let Some(deployed) = observed.functions.iter().find(|f| f.name == function.name) else {
+            if self.created_first.contains_key(&function.name) {
+                return Status::Create;
+            }
             // A new function has no callers yet: it is created while the NAT gateways come up.
-            return self.create_function(function, attachment, role, &role_ready, None);
+            self.create_function(function, attachment, (role, &role_ready), None);
+            return Status::Create;
         };
         if deployed.state.failed() && deployed.stack_tag.as_deref() == Some(spec.stack.as_str()) {
             // Lambda: "When function creation fails, Lambda sets the function state to failed,
@@ -144,35 +201,10 @@ impl Planner {
                 },
                 &[],
             );
-            return self.create_function(function, attachment, role, &role_ready, Some(deleted));
+            self.create_function(function, attachment, (role, &role_ready), Some(deleted));
+            return Status::Create;
         }
-        self.update_function(spec, function, deployed, attachment, role, &role_ready)
-    }
-
-    /// CreateFunction in the private subnets, once its role and security group are ready (and
-    /// after `after`, the deletion of a failed one).
-    fn create_function(
-        &mut self,
-        function: &FunctionSpec,
-        attachment: &Attachment,
-        role: Ref,
-        role_ready: &[StepId],
-        after: Option<StepId>,
-    ) -> Status {
-        let action = Action::CreateFunction {
-            function: function.clone(),
-            subnets: attachment.private_subnets.clone(),
-            security_group: attachment.security_group.clone(),
-            role,
-        };
-        let ordering: Vec<StepId> = role_ready
-            .iter()
-            .chain(&attachment.security_group_ready)
-            .copied()
-            .chain(after)
-            .collect();
-        self.push(action, &ordering);
-        Status::Create
+        self.update_function(spec, function, deployed, attachment, (role, &role_ready))
     }
 
     /// A deployed function: tagged into the stack, its configuration and code updated where they
@@ -183,8 +215,7 @@ impl Planner {
         function: &FunctionSpec,
         deployed: &ObservedFunction,
         attachment: &Attachment,
-        role: Ref,
-        role_ready: &[StepId],
+        (role, role_ready): (Ref, &[StepId]),
     ) -> Status {
         let mut tagged = None;
         if deployed.stack_tag.as_deref() != Some(spec.stack.as_str()) {
@@ -259,6 +290,59 @@ impl Planner {
             Status::Change(deployed.arn.clone())
         }
     }
+}
+
+/// The role a function runs with, and the steps that make it ready: the user's `role`, else the
+/// stack's own.
+fn role_of(function: &FunctionSpec, stack_role: Option<&Role>) -> (Ref, Vec<StepId>) {
+    match (&function.role, stack_role) {
+        (Some(arn), _) => (Ref::Existing(arn.clone()), Vec::new()),
+        (None, Some(role)) => (role.planned.reference.clone(), role.ready.clone()),
+        (None, None) => unreachable!("the stack's role is planned when a function has none"),
+    }
+}
+
+/// The new functions a plan creates while it allocates an address or puts one to work, by name,
+/// with the slots whose private subnets each goes in: the planner plans again with them created
+/// first. Lambda refuses a function whose subnets are in an AZ it does not support, and says so
+/// only then; created first, such a refusal leaves no address billed in that AZ, and the deploy
+/// plans again without it (`converge/deploy.rs`).
+pub(super) fn functions_created_first(
+    plan: &Plan,
+    observed: &ObservedState,
+) -> BTreeMap<String, Vec<Slot>> {
+    let takes_address = plan.steps.iter().any(|step| {
+        matches!(
+            step.action,
+            Action::AllocateAddress { .. } | Action::ActivateAddress { .. }
+        )
+    });
+    if !takes_address {
+        return BTreeMap::new();
+    }
+    let slot_of = |subnet: &Ref| match subnet {
+        Ref::Step(step) => match &plan.steps[step.0].action {
+            Action::CreateSubnet { slot, .. } => Some(*slot),
+            _ => None,
+        },
+        Ref::Existing(id) => observed
+            .subnets
+            .iter()
+            .find(|s| s.id == *id)
+            .map(|s| s.slot),
+    };
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::CreateFunction {
+                function, subnets, ..
+            } if observed.functions.iter().all(|f| f.name != function.name) => {
+                let slots = subnets.iter().filter_map(slot_of).collect();
+                Some((function.name.clone(), slots))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// What adopting a function fixedip did not create changes on it (`deploy --adopt`): its code,

@@ -53,6 +53,8 @@ struct SlotSubnets<'a> {
     private: (Ipv4Net, Planned),
     public: Option<(Ipv4Net, Planned)>,
     created: &'a [StepId],
+    /// The functions created before any address: an address put to work waits for them too.
+    functions_first: &'a [StepId],
 }
 
 impl Planner {
@@ -80,7 +82,7 @@ impl Planner {
             };
             subnets.push((private, public));
         }
-        let subnets_created: Vec<StepId> = subnets
+        let mut subnets_created: Vec<StepId> = subnets
             .iter()
             .flat_map(|(private, public)| std::iter::once(private).chain(public))
             .filter_map(|(_, planned)| match planned.reference {
@@ -88,6 +90,17 @@ impl Planner {
                 Ref::Existing(_) => None,
             })
             .collect();
+        // Lambda too can refuse an AZ ("The provided subnets contain availability zone Lambda
+        // doesn't support"), and only when a function is put there: a new function is created
+        // before any address is allocated or put to work, so that its refusal leaves nothing
+        // billed either (`function.rs`, `functions_created_first`).
+        let private: Vec<(Slot, Ref)> = wanted
+            .iter()
+            .zip(&subnets)
+            .map(|((slot, _), ((_, private), _))| (*slot, private.reference.clone()))
+            .collect();
+        let functions_first = self.create_functions_first(context, &private, base);
+        subnets_created.extend(&functions_first);
         wanted
             .iter()
             .zip(subnets)
@@ -96,6 +109,7 @@ impl Planner {
                     private,
                     public,
                     created: &subnets_created,
+                    functions_first: &functions_first,
                 };
                 self.slot(context, *slot, az, addresses.get(slot), base, subnets)
             })
@@ -138,7 +152,8 @@ impl Planner {
         let (Some(address), Some((public_cidr, public_subnet))) = (address, subnets.public) else {
             return Ok(built);
         };
-        let chosen = self.slot_address(context, slot, address, subnets.created);
+        let waits = (subnets.created, subnets.functions_first);
+        let chosen = self.slot_address(context, slot, address, waits);
         built.public_cidr = public_cidr;
         built.public_ip = chosen.public_ip;
         built.address_status = chosen.status;
@@ -236,7 +251,7 @@ impl Planner {
         context: &Context,
         slot: Slot,
         address: &AddressChoice,
-        subnets_created: &[StepId],
+        (subnets_created, functions_first): (&[StepId], &[StepId]),
     ) -> SlotAddress {
         let inventory = &context.inventory;
         let is_new = match address {
@@ -271,7 +286,7 @@ impl Planner {
                         .any(|id| id.as_str() == a.allocation_id),
                 };
                 SlotAddress {
-                    reference: Ref::Step(self.push(action, &[])),
+                    reference: Ref::Step(self.push(action, functions_first)),
                     ..existing(a, Status::Change(a.allocation_id.clone()))
                 }
             }

@@ -25,17 +25,27 @@ pub(super) fn choose_slots(
 ) -> Result<SlotChoice, PlanError> {
     let azs = usize::from(spec.azs.get());
     let existing = inventory.existing_slots();
-    let mut wanted: Vec<Slot> = existing.iter().copied().take(azs).collect();
-    let surplus: Vec<Slot> = existing.iter().copied().skip(azs).collect();
+    let (abandoned, kept): (Vec<Slot>, Vec<Slot>) = existing
+        .iter()
+        .partition(|&&slot| abandoned_slot(observed, inventory, slot));
+    let mut wanted: Vec<Slot> = kept.iter().copied().take(azs).collect();
+    let mut surplus: Vec<Slot> = kept.iter().copied().skip(azs).collect();
+    surplus.extend(abandoned);
+    surplus.sort();
     let mut free = (0..=Slot::MAX).filter(|slot| !existing.contains(slot));
     while wanted.len() < azs {
-        wanted.push(free.next().expect("at most 6 slots are wanted"));
+        let slot = free
+            .next()
+            .ok_or(PlanError::SlotOutsideLayout { slot: Slot::MAX })?;
+        wanted.push(slot);
     }
     wanted.sort();
 
     let mut az_of: BTreeMap<Slot, &str> = BTreeMap::new();
     for subnet in &inventory.subnets {
-        az_of.entry(subnet.slot).or_insert(&subnet.az);
+        if wanted.contains(&subnet.slot) {
+            az_of.entry(subnet.slot).or_insert(&subnet.az);
+        }
     }
     let order = az_order(spec, observed, inventory)?;
     let mut chosen = Vec::new();
@@ -56,6 +66,26 @@ pub(super) fn choose_slots(
         wanted: chosen,
         surplus,
     })
+}
+
+/// A slot whose subnets are in an AZ the stack cannot use (Lambda refused them in this run) and
+/// that holds nothing billed (no NAT, no address of its own): it is given up, its subnets and route
+/// table removed, and a slot in another AZ takes its place. A slot holding an address keeps its AZ
+/// for life.
+pub(super) fn abandoned_slot(observed: &ObservedState, inventory: &Inventory, slot: Slot) -> bool {
+    let unusable = |name: &str| {
+        observed
+            .az_ids
+            .get(name)
+            .is_some_and(|id| observed.unusable_az_ids.contains_key(id))
+    };
+    inventory
+        .subnets
+        .iter()
+        .any(|s| s.slot == slot && unusable(&s.az))
+        && inventory.live_nat(slot).is_none()
+        && inventory.live_instance(slot).is_none()
+        && inventory.active_address(slot).is_none()
 }
 
 /// The AZs a new slot may take, in the order it takes them, by name.
@@ -160,6 +190,14 @@ fn not_enough_azs(spec: &StackSpec, observed: &ObservedState, inventory: &Invent
     }
 }
 
+/// Why the AZ `name` cannot be used, as observed.
+fn unusable_why(observed: &ObservedState, name: Option<&str>) -> String {
+    name.and_then(|name| observed.az_ids.get(name))
+        .and_then(|id| observed.unusable_az_ids.get(id))
+        .cloned()
+        .unwrap_or_default()
+}
+
 /// " (us-east-1c)", for messages about a slot.
 fn in_az(az: Option<&str>) -> String {
     az.map(|az| format!(" ({az})")).unwrap_or_default()
@@ -235,6 +273,15 @@ impl Planner {
         let (spec, inventory) = (context.spec, &context.inventory);
         let removed_slots = surplus_view(removed, inventory);
         for removed in &removed_slots {
+            if abandoned_slot(context.observed, inventory, removed.slot) {
+                self.notes.push(format!(
+                    "AZ slot {}{} is in an AZ the stack cannot use ({}): it holds no address, and its subnets and route table are removed; another AZ takes its place",
+                    removed.slot,
+                    in_az(removed.az.as_deref()),
+                    unusable_why(context.observed, removed.az.as_deref()),
+                ));
+                continue;
+            }
             let ip = match &removed.address {
                 Some((id, ip)) if !ip.is_unspecified() => format!("its Elastic IP {ip} ({id})"),
                 Some((id, _)) => format!("its Elastic IP {id}"),

@@ -726,6 +726,9 @@ async fn refuse(
     if call.operation.service != "lambda" {
         return Ok(None);
     }
+    if let Some(refusal) = refuse_function_subnets(shared, call, request_json).await? {
+        return Ok(Some(refusal));
+    }
     let state = shared.lock();
     // A fresh role is not yet visible to Lambda.
     if call.is("lambda", "CreateFunction") || call.is("lambda", "UpdateFunctionConfiguration") {
@@ -773,6 +776,38 @@ async fn refuse(
         }
     }
     Ok(None)
+}
+
+/// A CreateFunction or UpdateFunctionConfiguration naming a subnet in an AZ the scenario says
+/// Lambda does not support (`zones.rs`), refused as Lambda refuses it.
+async fn refuse_function_subnets(
+    shared: &Arc<Shared>,
+    call: &Call,
+    request_json: &Value,
+) -> Result<Option<Response<Bytes>>, UpstreamError> {
+    let refused = shared.lock().scenario.lambda_refused_azs.clone();
+    let changes_vpc =
+        call.is("lambda", "CreateFunction") || call.is("lambda", "UpdateFunctionConfiguration");
+    let attachment = enis::VpcAttachment::from_request(request_json);
+    let (false, true, Some(attachment)) = (refused.is_empty(), changes_vpc, attachment) else {
+        return Ok(None);
+    };
+    if attachment.subnet_ids.is_empty() {
+        return Ok(None);
+    }
+    let keys: Vec<String> = (1..=attachment.subnet_ids.len())
+        .map(|n| format!("SubnetId.{n}"))
+        .collect();
+    let mut params = vec![("Action", "DescribeSubnets")];
+    params.extend(
+        keys.iter()
+            .map(String::as_str)
+            .zip(attachment.subnet_ids.iter().map(String::as_str)),
+    );
+    let answer = shared.upstream.ec2(&call.caller, &params).await?;
+    let azs = crate::upstream::xml_texts(&answer, "availabilityZone");
+    Ok(crate::zones::refuse_function(&refused, &azs)
+        .map(|r| faults::lambda_user_error(r.status, r.code, &r.message)))
 }
 
 /// What AWS would have said, and the side effects AWS has that moto lacks.

@@ -36,6 +36,9 @@ pub struct Scenario {
     /// AZs (by name) where RunInstances is refused `Unsupported`, as AWS refuses an instance type
     /// in a zone with constraints on it (`zones.rs`).
     pub unsupported_instance_azs: Vec<String>,
+    /// AZs (by name) Lambda does not support: a CreateFunction or UpdateFunctionConfiguration
+    /// naming a subnet in one is refused as Lambda refuses it (`zones.rs`).
+    pub lambda_refused_azs: Vec<String>,
     /// VPC quotas counted against creates, as AWS refuses them (`quotas.rs`).
     pub quotas: Option<crate::quotas::QuotaLimits>,
     /// The console of fixedip's NAT instances (`nat_boot.rs`). Always modelled, since moto's

@@ -13,6 +13,14 @@
 //! boto/boto #1904, hashicorp/terraform #3434, aws-samples/saas-reference-architecture-ecs #12),
 //! while DescribeAvailabilityZones lists the zone all the same (widdix/aws-cf-templates #36): only
 //! the create tells. moto 5.2.5 creates the subnet.
+//!
+//! Lambda answers a CreateFunction (or UpdateFunctionConfiguration) whose `VpcConfig` names a
+//! subnet in an AZ it does not support in that region with 400 `InvalidParameterValueException`,
+//! "The provided subnets contain availability zone Lambda doesn't support. Please use a different
+//! set of subnets." (us-east-1, keboola/developer-portal #81, where the same template worked in the
+//! account's other environments). The message names neither the subnet nor the zone. No API lists
+//! the zones Lambda supports, and DescribeAvailabilityZones lists such a zone all the same. moto
+//! 5.2.5 attaches the function to any subnet.
 
 use http::StatusCode;
 
@@ -51,6 +59,23 @@ pub fn refuse_instance(refused: &[String], az: &str, instance_type: &str) -> Opt
     })
 }
 
+/// What Lambda says of a function's subnets when one of them is in a zone it does not support
+/// (keboola/developer-portal #81).
+pub const LAMBDA_REFUSED_MESSAGE: &str = "The provided subnets contain availability zone Lambda doesn't support. Please use a different set of subnets.";
+
+/// The refusal of a CreateFunction or UpdateFunctionConfiguration whose subnets are in `azs`,
+/// when the scenario lists one of them; `None` lets it through.
+pub fn refuse_function(refused: &[String], azs: &[String]) -> Option<Refusal> {
+    if !azs.iter().any(|az| refused.contains(az)) {
+        return None;
+    }
+    Some(Refusal {
+        status: StatusCode::BAD_REQUEST,
+        code: "InvalidParameterValueException",
+        message: LAMBDA_REFUSED_MESSAGE.to_owned(),
+    })
+}
+
 /// The region's other lettered zones, as AWS's messages list them (a to f: what moto offers).
 fn other_zones(refused: &[String], az: &str) -> String {
     let region = &az[..az.len() - 1];
@@ -76,6 +101,17 @@ mod tests {
         );
         assert_eq!(refuse_subnet(&refused, Some("us-east-1c")), None);
         assert_eq!(refuse_subnet(&refused, None), None);
+    }
+
+    #[test]
+    fn a_listed_zone_refuses_functions_as_lambda_words_it() {
+        let refused = vec!["us-east-1a".to_owned()];
+        let both = ["us-east-1b".to_owned(), "us-east-1a".to_owned()];
+        let refusal = refuse_function(&refused, &both).unwrap();
+        assert_eq!(refusal.code, "InvalidParameterValueException");
+        assert_eq!(refusal.message, LAMBDA_REFUSED_MESSAGE);
+        assert_eq!(refuse_function(&refused, &both[..1]), None);
+        assert_eq!(refuse_function(&refused, &[]), None);
     }
 
     #[test]

@@ -69,6 +69,9 @@ impl<'a> Context<'a> {
             Action::ModifyInterfaceEndpoint { .. } => {
                 self.call_modify_interface_endpoint(step, refs)?
             }
+            Action::ModifyGatewayEndpoint { .. } => {
+                self.call_modify_gateway_endpoint(step, refs)?
+            }
             Action::DeleteEndpoint { endpoint_id } => {
                 Box::pin(self.delete_endpoint(step, endpoint_id))
             }
@@ -173,8 +176,7 @@ impl<'a> Context<'a> {
         let Action::CreateGatewayEndpoint {
             vpc,
             endpoint,
-            route_table,
-            slot,
+            route_tables,
         } = &step.action
         else {
             unreachable!(
@@ -184,19 +186,21 @@ impl<'a> Context<'a> {
             )
         };
         let call: Call<'a> = {
-            let (vpc, route_table) = (refs.get(vpc)?, refs.get(route_table)?);
+            let (vpc, route_tables) = (refs.get(vpc)?, refs.all(route_tables)?);
             let service = endpoint.service_name(&self.aws.region);
-            let token = tokens::endpoint(self.stack(), &service, &vpc, &[&route_table]);
+            let mut sorted: Vec<&str> = route_tables.iter().map(String::as_str).collect();
+            sorted.sort();
+            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted);
             let request = ec2
                 .create_vpc_endpoint()
                 .vpc_id(&vpc)
                 .service_name(&service)
                 .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Gateway)
-                .route_table_ids(&route_table)
+                .set_route_table_ids(Some(route_tables))
                 .client_token(token)
                 .tag_specifications(self.ec2_tags(
                     ResourceType::VpcEndpoint,
-                    self.tags(Component::VpcEndpoint, Some(*slot)),
+                    self.tags(Component::VpcEndpoint, None),
                 ));
             Box::pin(async move {
                 let answer = self
@@ -268,6 +272,41 @@ impl<'a> Context<'a> {
             })
         };
         Ok(call)
+    }
+
+    /// The call of `ModifyGatewayEndpoint`. AWS adds and removes the prefix-list routes with the
+    /// call; a gateway endpoint has no interfaces to wait for.
+    fn call_modify_gateway_endpoint(
+        self,
+        step: &'a Step,
+        refs: &Resolver<'_>,
+    ) -> Result<Call<'a>, AwsError> {
+        let ec2 = &self.aws.ec2;
+        let Action::ModifyGatewayEndpoint {
+            endpoint_id,
+            add_route_tables,
+            remove_route_tables,
+        } = &step.action
+        else {
+            unreachable!(
+                "{} is not {}",
+                ActionKind::of(&step.action),
+                "ModifyGatewayEndpoint"
+            )
+        };
+        let add = Some(refs.all(add_route_tables)?).filter(|t| !t.is_empty());
+        let remove = Some(remove_route_tables.clone()).filter(|t| !t.is_empty());
+        let request = ec2
+            .modify_vpc_endpoint()
+            .vpc_endpoint_id(endpoint_id)
+            .set_add_route_table_ids(add)
+            .set_remove_route_table_ids(remove);
+        Ok(Box::pin(async move {
+            self.send(step, "ModifyVpcEndpoint", &[], || request.clone().send())
+                .await
+                .map_err(|e| AwsError::call("ModifyVpcEndpoint", e))?;
+            Ok(Produced::default())
+        }))
     }
 
     /// The call of `ModifyInterfaceEndpoint`.

@@ -229,7 +229,9 @@ impl ActionKind {
             Action::CreateGatewayEndpoint { .. } | Action::CreateInterfaceEndpoint { .. } => {
                 "CreateVpcEndpoint"
             }
-            Action::ModifyInterfaceEndpoint { .. } => "ModifyVpcEndpoint",
+            Action::ModifyInterfaceEndpoint { .. } | Action::ModifyGatewayEndpoint { .. } => {
+                "ModifyVpcEndpoint"
+            }
             Action::DeleteEndpoint { .. } => "DeleteVpcEndpoints",
         })
     }
@@ -491,6 +493,7 @@ impl<'a> Context<'a> {
             | Action::CreateGatewayEndpoint { .. }
             | Action::CreateInterfaceEndpoint { .. }
             | Action::ModifyInterfaceEndpoint { .. }
+            | Action::ModifyGatewayEndpoint { .. }
             | Action::DeleteEndpoint { .. } => self.prepare_endpoints(step, refs),
         }
     }

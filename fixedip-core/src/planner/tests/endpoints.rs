@@ -5,7 +5,7 @@
 use super::simulate::{self, apply_in_order, check_well_formed, deployed, destroyed, empty, spec};
 use super::*;
 use crate::cost;
-use crate::observed::{RulePeer, RuleProtocol, SecurityGroupRule};
+use crate::observed::{ObservedEndpoint, RulePeer, RuleProtocol, SecurityGroupRule};
 use crate::plan::{Action, Status};
 use crate::requirements::{EgressRule, Endpoint, EndpointKind};
 
@@ -155,12 +155,12 @@ fn a_rule_added_by_hand_is_taken_away() {
 }
 
 #[test]
-fn gateway_endpoints_go_on_every_private_route_table_one_per_slot() {
+fn one_gateway_endpoint_per_service_serves_every_private_route_table() {
     let spec = with_modes(2, &["s3", "dynamodb"], &[]);
     let plan = planned(&spec, &empty());
     assert_eq!(
         count(&plan, |a| matches!(a, Action::CreateGatewayEndpoint { .. })),
-        4
+        2
     );
     // Nothing for the interface side.
     assert_eq!(
@@ -172,21 +172,29 @@ fn gateway_endpoints_go_on_every_private_route_table_one_per_slot() {
     );
     assert_eq!(plan.network.endpoint_security_group, None);
     let account = simulate::apply(&plan, &empty());
-    assert_eq!(account.endpoints.len(), 4);
+    assert_eq!(account.endpoints.len(), 2);
+    let mut private: Vec<&str> = account
+        .route_tables
+        .iter()
+        .filter(|t| t.tier == Tier::Private)
+        .map(|t| t.id.as_str())
+        .collect();
+    private.sort();
     for endpoint in &account.endpoints {
-        let table = account
-            .route_tables
+        let mut tables: Vec<&str> = endpoint
+            .route_table_ids
             .iter()
-            .find(|t| t.slot == endpoint.slot && t.tier == Tier::Private)
-            .unwrap();
-        assert_eq!(endpoint.route_table_ids, std::slice::from_ref(&table.id));
+            .map(String::as_str)
+            .collect();
+        tables.sort();
+        assert_eq!(tables, private);
     }
     assert!(planned(&spec, &account).is_noop());
 
-    // Dropping one service deletes its endpoints only.
+    // Dropping one service deletes its endpoint only.
     let fewer = with_modes(2, &["s3"], &[]);
     let plan = planned(&fewer, &account);
-    assert_eq!(plan.steps.len(), 2, "{plan:#?}");
+    assert_eq!(plan.steps.len(), 1, "{plan:#?}");
     assert!(plan
         .steps
         .iter()
@@ -197,6 +205,44 @@ fn gateway_endpoints_go_on_every_private_route_table_one_per_slot() {
         .iter()
         .all(|e| e.service == Endpoint::parse("s3").unwrap()));
     assert!(planned(&fewer, &account).is_noop());
+}
+
+#[test]
+fn a_stack_with_one_gateway_endpoint_per_slot_keeps_one_per_service() {
+    // As fixedip made them before: one endpoint per service and slot, tagged with the slot.
+    let spec = with_modes(2, &["s3"], &[]);
+    let mut account = deployed(&spec, &empty());
+    let shared = account.endpoints[0].clone();
+    let tables = shared.route_table_ids.clone();
+    account.endpoints = tables
+        .iter()
+        .enumerate()
+        .map(|(slot, table)| ObservedEndpoint {
+            id: format!("vpce-old{slot}"),
+            slot: Some(slot as Slot),
+            route_table_ids: vec![table.clone()],
+            ..shared.clone()
+        })
+        .collect();
+    let plan = planned(&spec, &account);
+    // The first is kept; the second deleted, and only then its table added to the first (AWS
+    // refuses a second route to the prefix list in a table).
+    let delete = plan
+        .steps
+        .iter()
+        .find(|s| matches!(&s.action, Action::DeleteEndpoint { endpoint_id } if endpoint_id == "vpce-old1"))
+        .expect("the extra endpoint is deleted");
+    let modify = plan
+        .steps
+        .iter()
+        .find(|s| matches!(&s.action, Action::ModifyGatewayEndpoint { endpoint_id, .. } if endpoint_id == "vpce-old0"))
+        .expect("the kept endpoint takes the table");
+    assert!(modify.after.contains(&delete.id), "{plan:#?}");
+    assert_eq!(plan.steps.len(), 2, "{plan:#?}");
+    let account = simulate::apply(&plan, &account);
+    assert_eq!(account.endpoints.len(), 1);
+    assert_eq!(account.endpoints[0].route_table_ids.len(), 2);
+    assert!(planned(&spec, &account).is_noop());
 }
 
 #[test]
@@ -356,19 +402,19 @@ fn an_az_added_and_removed_moves_the_endpoints_with_it() {
     assert_eq!(interface(&account), 3);
     assert_eq!(
         account.endpoints.len(),
-        4,
-        "three gateway endpoints and one interface endpoint"
+        2,
+        "one gateway endpoint (on three route tables) and one interface endpoint"
     );
     assert!(planned(&three, &account).is_noop());
 
-    // Back to two: the third slot's gateway endpoint and subnet in the interface endpoint go before
-    // its route table and subnet (the simulated account refuses otherwise), in any order the
-    // executor may pick.
+    // Back to two: the third slot's route table leaves the gateway endpoint and its subnet the
+    // interface endpoint before its route table and subnet go (the simulated account refuses
+    // otherwise), in any order the executor may pick.
     let plan = planned(&two, &account);
     for seed in 0..20 {
         let after = apply_in_order(&plan, &account, Some(seed), |_| true);
         assert_eq!(interface(&after), 2);
-        assert_eq!(after.endpoints.len(), 3);
+        assert_eq!(after.endpoints.len(), 2);
         assert!(planned(&two, &after).is_noop());
     }
 }
@@ -380,7 +426,7 @@ fn destroy_takes_every_endpoint_and_group_down_in_an_order_aws_accepts() {
     let plan = destroy_plan(&spec, &account);
     assert_eq!(
         count(&plan, |a| matches!(a, Action::DeleteEndpoint { .. })),
-        5
+        3
     );
     for seed in 0..20 {
         // The simulated DeleteVpc refuses while anything is left.
@@ -404,7 +450,7 @@ fn destroy_plan(spec: &StackSpec, account: &ObservedState) -> Plan {
 #[test]
 fn plan_prices_interface_endpoints_per_az_and_gateway_endpoints_at_nothing() {
     // us-east-1: 2 NATs × $0.045 × 730 = $65.70; 2 IPs × $0.005 × 730 = $7.30;
-    // 2 interface endpoints × 2 AZs × $0.01 × 730 = $29.20; 4 gateway endpoints $0.
+    // 2 interface endpoints × 2 AZs × $0.01 × 730 = $29.20; 2 gateway endpoints $0.
     let spec = with_modes(2, &["s3", "dynamodb", "logs", "secretsmanager"], &[]);
     let cost = cost::of_plan(&planned(&spec, &empty())).unwrap();
     let lines: Vec<(&str, u32, String)> = cost
@@ -418,7 +464,7 @@ fn plan_prices_interface_endpoints_per_az_and_gateway_endpoints_at_nothing() {
             ("NAT gateway", 2, "$65.70".to_owned()),
             ("public IPv4 address", 2, "$7.30".to_owned()),
             ("interface endpoint-AZ", 4, "$29.20".to_owned()),
-            (cost::GATEWAY_ENDPOINT_ITEM, 4, "$0.00".to_owned()),
+            (cost::GATEWAY_ENDPOINT_ITEM, 2, "$0.00".to_owned()),
         ]
     );
     assert_eq!(cost.fixed_total.to_string(), "$102.20");

@@ -244,10 +244,15 @@ fn named(action: &Action) -> Vec<String> {
         Action::TerminateNatInstance { instance } => vec![instance],
         Action::ModifyInterfaceEndpoint {
             endpoint_id,
-            remove_subnets,
+            remove_subnets: removed,
+            ..
+        }
+        | Action::ModifyGatewayEndpoint {
+            endpoint_id,
+            remove_route_tables: removed,
             ..
         } => std::iter::once(endpoint_id)
-            .chain(remove_subnets)
+            .chain(removed)
             .map(String::as_str)
             .collect(),
         Action::DeleteEndpoint { endpoint_id } => vec![endpoint_id],

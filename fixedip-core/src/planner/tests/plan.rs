@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use super::simulate::{self, address, apply, check_well_formed, deployed, empty, spec, REGION};
+use super::simulate::{
+    self, address, apply, apply_where, check_well_formed, deployed, empty, spec, REGION,
+};
 use super::*;
 use crate::observed::{AddressUse, NatState, RouteTarget};
 use crate::plan::{Action, Status};
@@ -346,6 +348,74 @@ fn an_az_the_stack_cannot_use_is_left_out_and_named_when_pinned() {
             .contains("names use1-az5, which the stack cannot use: the NAT instance type t4g.nano is not offered there"),
         "{error}"
     );
+}
+
+#[test]
+fn a_new_function_is_created_before_any_address_and_a_zone_lambda_refuses_is_given_up() {
+    let spec = spec(2, &["f"]);
+    let fresh = planned(&spec, &empty());
+    let step_of = |plan: &Plan, wanted: fn(&Action) -> bool| -> Vec<StepId> {
+        plan.steps
+            .iter()
+            .filter(|s| wanted(&s.action))
+            .map(|s| s.id)
+            .collect()
+    };
+    let created = step_of(&fresh, |a| matches!(a, Action::CreateFunction { .. }));
+    assert_eq!(created.len(), 1);
+    for step in step_of(&fresh, |a| matches!(a, Action::AllocateAddress { .. })) {
+        assert!(
+            fresh.steps[step.0].after.contains(&created[0]),
+            "{fresh:#?}"
+        );
+    }
+
+    // Lambda refused the function (slots 0 and 1 in us-east-1f and us-east-1a): the run stopped
+    // with their subnets made and nothing billed. Both AZs are left out; the slots, holding no
+    // address, are given up and two others take their place.
+    let mut account = apply_where(&fresh, &empty(), |step| step < created[0]);
+    assert!(account.addresses.is_empty() && !account.subnets.is_empty());
+    for id in ["use1-az5", "use1-az6"] {
+        account
+            .unusable_az_ids
+            .insert(id.into(), "Lambda refused a function there".into());
+    }
+    let plan = planned(&spec, &account);
+    assert_eq!(azs_of(&plan), ["us-east-1b", "us-east-1c"]);
+    assert_eq!(
+        plan.network
+            .removed_slots
+            .iter()
+            .map(|s| (s.slot, s.az.as_deref()))
+            .collect::<Vec<_>>(),
+        [(0, Some("us-east-1f")), (1, Some("us-east-1a"))]
+    );
+    assert!(
+        plan.notes
+            .iter()
+            .any(|n| n.contains("AZ slot 0 (us-east-1f) is in an AZ the stack cannot use")),
+        "{:?}",
+        plan.notes
+    );
+    let done = apply(&plan, &account);
+    assert_eq!(done.subnets.len(), 4);
+    assert!(
+        done.subnets.iter().all(|s| s.slot >= 2),
+        "{:?}",
+        done.subnets
+    );
+    assert!(planned(&spec, &done).is_noop());
+
+    // Once the slot holds an address, it keeps its AZ for life.
+    let deployed_there = deployed(&spec, &empty());
+    let kept = planned(
+        &spec,
+        &ObservedState {
+            unusable_az_ids: account.unusable_az_ids.clone(),
+            ..deployed_there
+        },
+    );
+    assert!(kept.is_noop());
 }
 
 #[test]

@@ -258,6 +258,28 @@ impl Account {
     }
 
     /// The stack's VPC, or the user's on an existing network.
+    fn endpoint_mut(&mut self, id: &str) -> &mut ObservedEndpoint {
+        self.state
+            .endpoints
+            .iter_mut()
+            .find(|e| e.id == id)
+            .expect("modifying an endpoint the account does not hold")
+    }
+
+    /// AWS refuses a second route to a service's prefix list in a route table.
+    fn refuse_second_route(&self, service: Endpoint, tables: &[String]) {
+        for table in tables {
+            assert!(
+                !self
+                    .state
+                    .endpoints
+                    .iter()
+                    .any(|e| e.service == service && e.route_table_ids.contains(table)),
+                "AWS refuses a second route to {service}'s prefix list in {table}"
+            );
+        }
+    }
+
     fn vpc_id(&self) -> String {
         let existing = self.state.existing_network.as_ref();
         let vpc = self.state.vpc.as_ref().map(|v| v.id.clone());
@@ -760,29 +782,36 @@ impl Account {
             Action::CreateGatewayEndpoint {
                 vpc,
                 endpoint,
-                route_table,
-                slot,
+                route_tables,
             } => {
                 assert_eq!(self.resolve(vpc), self.vpc_id());
-                let table = self.resolve(route_table);
-                assert!(
-                    !self
-                        .state
-                        .endpoints
-                        .iter()
-                        .any(|e| e.service == *endpoint && e.route_table_ids.contains(&table)),
-                    "AWS refuses a second route to {endpoint}'s prefix list in {table}"
-                );
+                let tables: Vec<String> = route_tables.iter().map(|t| self.resolve(t)).collect();
+                self.refuse_second_route(*endpoint, &tables);
                 let id = self.new_id("vpce", step);
                 self.state.endpoints.push(ObservedEndpoint {
                     id: id.clone(),
                     service: *endpoint,
                     kind: EndpointKind::Gateway,
-                    slot: Some(*slot),
-                    route_table_ids: vec![table],
+                    slot: None,
+                    route_table_ids: tables,
                     subnet_ids: Vec::new(),
                 });
                 id
+            }
+            Action::ModifyGatewayEndpoint {
+                endpoint_id,
+                add_route_tables,
+                remove_route_tables,
+            } => {
+                let added: Vec<String> = add_route_tables.iter().map(|t| self.resolve(t)).collect();
+                let service = self.endpoint_mut(endpoint_id).service;
+                self.refuse_second_route(service, &added);
+                let endpoint = self.endpoint_mut(endpoint_id);
+                endpoint
+                    .route_table_ids
+                    .retain(|t| !remove_route_tables.contains(t));
+                endpoint.route_table_ids.extend(added);
+                endpoint_id.clone()
             }
             Action::CreateInterfaceEndpoint {
                 vpc,
@@ -827,12 +856,7 @@ impl Account {
                 remove_subnets,
             } => {
                 let added: Vec<String> = add_subnets.iter().map(|s| self.resolve(s)).collect();
-                let endpoint = self
-                    .state
-                    .endpoints
-                    .iter_mut()
-                    .find(|e| e.id == *endpoint_id)
-                    .expect("modifying an endpoint the account does not hold");
+                let endpoint = self.endpoint_mut(endpoint_id);
                 endpoint.subnet_ids.retain(|s| !remove_subnets.contains(s));
                 endpoint.subnet_ids.extend(added);
                 endpoint_id.clone()
@@ -1381,6 +1405,11 @@ fn documented(step: &Action, earlier: &Action) -> bool {
             match (step, earlier) {
                 // A refused AZ leaves nothing billed: addresses after every new subnet.
                 (Action::AllocateAddress { .. }, Action::CreateSubnet { .. }) => true,
+                // And after the functions created first: Lambda can refuse an AZ too.
+                (
+                    Action::AllocateAddress { .. } | Action::ActivateAddress { .. },
+                    Action::CreateFunction { .. },
+                ) => true,
                 (
                     Action::CreateNatGateway { .. }
                     | Action::CreateRoute {
@@ -1524,8 +1553,13 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     | Action::DeleteRouteTable { .. }
                     | Action::DeleteSecurityGroup { .. }
                     | Action::DeleteVpc { .. },
-                    Action::DeleteEndpoint { .. } | Action::ModifyInterfaceEndpoint { .. },
+                    Action::DeleteEndpoint { .. }
+                    | Action::ModifyInterfaceEndpoint { .. }
+                    | Action::ModifyGatewayEndpoint { .. },
                 ) => true,
+                // A table moves to the kept gateway endpoint once its old endpoint is gone: AWS
+                // refuses a second route to the service's prefix list in it.
+                (Action::ModifyGatewayEndpoint { .. }, Action::DeleteEndpoint { .. }) => true,
                 (
                     Action::DeleteSecurityGroup { .. } | Action::DeleteRouteTable { .. },
                     Action::DeleteSecurityGroup { .. },
