@@ -114,7 +114,7 @@ async fn a_zone_lambda_refuses_is_left_out_before_any_address_is_allocated() {
     );
     // Converged in one run, with the first slots' subnets removed: exactly one stack, no leak.
     assert_one_stack(&lab, 2, &["hello-egress"], "after the refusal").await;
-    let azs = stack_azs(&lab).await;
+    let azs = stack_azs(&lab.emulator).await;
     assert!(
         !azs.contains("us-east-1b") && !azs.contains("us-east-1c") && azs.len() == 2,
         "{azs:?}"
