@@ -225,9 +225,8 @@ impl Planner {
     }
 
     /// The interface endpoint of `service` in every private subnet, in `group`: created (after
-    /// `ordering`),
-    /// or the observed one kept, given the new subnets and rid of removed slots' subnets. Its view,
-    /// and the steps a removed slot waits for.
+    /// `ordering`), or the observed one kept, given the new subnets and rid of removed slots'
+    /// subnets. Its view, and the steps a removed slot waits for.
     fn interface_endpoint<'a>(
         &mut self,
         service: Endpoint,
