@@ -348,6 +348,63 @@ impl Display for StatusReport {
 }
 
 impl StackStatus {
+    /// One AZ slot: its subnets, NAT, Elastic IP and private route table.
+    fn slot(&self, f: &mut fmt::Formatter<'_>, slot: u8, isolated: bool) -> fmt::Result {
+        let az = self
+            .subnets
+            .iter()
+            .find(|s| s.slot == slot)
+            .map(|s| s.az.as_str())
+            .unwrap_or("?");
+        writeln!(f, "  AZ {az} (slot {slot})")?;
+        for subnet in self.subnets.iter().filter(|s| s.slot == slot) {
+            let tier = match subnet.tier {
+                SubnetTier::Public => "public ",
+                SubnetTier::Private => "private",
+            };
+            writeln!(f, "    {tier} subnet {} {}", subnet.id, subnet.cidr)?;
+        }
+        for nat in self.nat_gateways.iter().filter(|n| n.slot == slot) {
+            writeln!(f, "    NAT gateway {} {}", nat.id, nat.state)?;
+        }
+        for instance in self.nat_instances.iter().filter(|n| n.slot == slot) {
+            write!(
+                f,
+                "    NAT instance {} ({}) {}",
+                instance.id, instance.instance_type, instance.state
+            )?;
+            match (&instance.readiness, &instance.console) {
+                (Some(word), Some(console)) => writeln!(f, ", {word}: {console}")?,
+                (Some(word), None) => writeln!(f, ", {word}")?,
+                _ => writeln!(f)?,
+            }
+        }
+        for address in self.ips.iter().filter(|a| a.slot == Some(slot)) {
+            writeln!(
+                f,
+                "    Elastic IP {} ({})",
+                styled(style::VALUE, address.ip),
+                address.allocation_id
+            )?;
+        }
+        for table in self
+            .private_route_tables
+            .iter()
+            .filter(|t| t.slot == Some(slot))
+        {
+            let via = match &table.default_route {
+                Some(DefaultRoute::Blackhole) => "BLACKHOLE".to_owned(),
+                Some(DefaultRoute::NatGateway { id }) => format!("→ {id}"),
+                Some(DefaultRoute::NatInstance { id }) => format!("→ NAT instance {id}"),
+                Some(DefaultRoute::Other { target }) => format!("→ {target} (not a NAT)"),
+                None if isolated => "none: no route out (isolated)".to_owned(),
+                None => "NO DEFAULT ROUTE".to_owned(),
+            };
+            writeln!(f, "    private route table {} 0.0.0.0/0 {via}", table.id)?;
+        }
+        Ok(())
+    }
+
     fn functions_attached(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "  functions attached:")?;
         for function in &self.functions {
@@ -412,58 +469,7 @@ impl Display for StackStatus {
         let mut slots: Vec<u8> = self.subnets.iter().map(|s| s.slot).collect();
         slots.dedup();
         for slot in slots {
-            let az = self
-                .subnets
-                .iter()
-                .find(|s| s.slot == slot)
-                .map(|s| s.az.as_str())
-                .unwrap_or("?");
-            writeln!(f, "  AZ {az} (slot {slot})")?;
-            for subnet in self.subnets.iter().filter(|s| s.slot == slot) {
-                let tier = match subnet.tier {
-                    SubnetTier::Public => "public ",
-                    SubnetTier::Private => "private",
-                };
-                writeln!(f, "    {tier} subnet {} {}", subnet.id, subnet.cidr)?;
-            }
-            for nat in self.nat_gateways.iter().filter(|n| n.slot == slot) {
-                writeln!(f, "    NAT gateway {} {}", nat.id, nat.state)?;
-            }
-            for instance in self.nat_instances.iter().filter(|n| n.slot == slot) {
-                write!(
-                    f,
-                    "    NAT instance {} ({}) {}",
-                    instance.id, instance.instance_type, instance.state
-                )?;
-                match (&instance.readiness, &instance.console) {
-                    (Some(word), Some(console)) => writeln!(f, ", {word}: {console}")?,
-                    (Some(word), None) => writeln!(f, ", {word}")?,
-                    _ => writeln!(f)?,
-                }
-            }
-            for address in self.ips.iter().filter(|a| a.slot == Some(slot)) {
-                writeln!(
-                    f,
-                    "    Elastic IP {} ({})",
-                    styled(style::VALUE, address.ip),
-                    address.allocation_id
-                )?;
-            }
-            for table in self
-                .private_route_tables
-                .iter()
-                .filter(|t| t.slot == Some(slot))
-            {
-                let via = match &table.default_route {
-                    Some(DefaultRoute::Blackhole) => "BLACKHOLE".to_owned(),
-                    Some(DefaultRoute::NatGateway { id }) => format!("→ {id}"),
-                    Some(DefaultRoute::NatInstance { id }) => format!("→ NAT instance {id}"),
-                    Some(DefaultRoute::Other { target }) => format!("→ {target} (not a NAT)"),
-                    None if isolated => "none: no route out (isolated)".to_owned(),
-                    None => "NO DEFAULT ROUTE".to_owned(),
-                };
-                writeln!(f, "    private route table {} 0.0.0.0/0 {via}", table.id)?;
-            }
+            self.slot(f, slot, isolated)?;
         }
         for address in &self.ips {
             let what = match address.usage {

@@ -125,40 +125,12 @@ impl Planner {
         }
 
         let interface = wanted(EndpointKind::Interface);
-        let mut group_ready = Vec::new();
-        let group = if interface.is_empty() {
-            None
-        } else {
-            let mut group = match &observed.endpoint_security_group {
-                Some(group) => Planned::kept(&group.id),
-                None => Planned::created(self.push(
-                    Action::CreateEndpointSecurityGroup {
-                        vpc: at.vpc.clone(),
-                    },
-                    &[],
-                )),
-            };
-            let admitted = match (at.function_group, &observed.endpoint_security_group) {
-                (Ref::Existing(function_group), Some(observed)) => {
-                    observed.ingress.iter().any(|rule| {
-                        rule.protocol == RuleProtocol::Tcp
-                            && rule.ports == Some((443, 443))
-                            && rule.peer == RulePeer::SecurityGroup(function_group.clone())
-                    })
-                }
-                _ => false,
-            };
-            if !admitted {
-                let action = Action::AdmitHttpsFrom {
-                    security_group: group.reference.clone(),
-                    from_group: at.function_group.clone(),
-                };
-                group_ready.push(self.push(action, &[]));
-                if let Status::Keep(id) = &group.status {
-                    group = Planned::changed(&id.clone());
-                }
+        let (group, group_ready) = match interface.is_empty() {
+            true => (None, Vec::new()),
+            false => {
+                let (group, ready) = self.endpoint_security_group(observed, at);
+                (Some(group), ready)
             }
-            Some(group)
         };
         // Private DNS needs the VPC's DNS support and hostnames on first.
         let dns_ready: Vec<StepId> = self
@@ -171,67 +143,19 @@ impl Planner {
             let group = group
                 .as_ref()
                 .expect("planned when an interface endpoint is");
-            let found = existing
-                .iter()
-                .find(|e| e.kind == EndpointKind::Interface && e.service == *service);
-            let (status, azs) = match found {
-                None => {
-                    let action = Action::CreateInterfaceEndpoint {
-                        vpc: at.vpc.clone(),
-                        endpoint: *service,
-                        subnets: at.private_subnets.to_vec(),
-                        security_group: group.reference.clone(),
-                    };
-                    let ordering: Vec<StepId> =
-                        dns_ready.iter().chain(&group_ready).copied().collect();
-                    self.push(action, &ordering);
-                    (Status::Create, at.private_subnets.len())
-                }
-                Some(endpoint) => {
-                    kept.insert(&endpoint.id);
-                    let add_subnets: Vec<Ref> = at
-                        .private_subnets
-                        .iter()
-                        .filter(|subnet| match subnet {
-                            Ref::Existing(id) => !endpoint.subnet_ids.contains(id),
-                            Ref::Step(_) => true,
-                        })
-                        .cloned()
-                        .collect();
-                    let remove_subnets: Vec<String> = endpoint
-                        .subnet_ids
-                        .iter()
-                        .filter(|id| removed_subnets.contains_key(id.as_str()))
-                        .cloned()
-                        .collect();
-                    let azs = endpoint.subnet_ids.len() - remove_subnets.len() + add_subnets.len();
-                    if add_subnets.is_empty() && remove_subnets.is_empty() {
-                        (Status::Keep(endpoint.id.clone()), azs)
-                    } else {
-                        let slots: Vec<Slot> = remove_subnets
-                            .iter()
-                            .map(|id| removed_subnets[id.as_str()])
-                            .collect();
-                        let action = Action::ModifyInterfaceEndpoint {
-                            endpoint_id: endpoint.id.clone(),
-                            add_subnets,
-                            remove_subnets,
-                        };
-                        let step = self.push(action, &[]);
-                        for slot in slots {
-                            planned.slot_cleared.entry(slot).or_default().push(step);
-                        }
-                        (Status::Change(endpoint.id.clone()), azs)
-                    }
-                }
-            };
-            planned.views.push(EndpointView {
-                service: *service,
-                kind: EndpointKind::Interface,
-                slot: None,
-                azs: u32::try_from(azs).unwrap_or(u32::MAX),
-                status,
-            });
+            let ordering: Vec<StepId> = dns_ready.iter().chain(&group_ready).copied().collect();
+            let (view, cleared) = self.interface_endpoint(
+                *service,
+                (group, &ordering),
+                at,
+                &existing,
+                &removed_subnets,
+                &mut kept,
+            );
+            planned.views.push(view);
+            for (slot, step) in cleared {
+                planned.slot_cleared.entry(slot).or_default().push(step);
+            }
         }
 
         // What is no longer listed (or a duplicate a lost answer left) goes.
@@ -258,6 +182,120 @@ impl Planner {
             (None, None) => None,
         };
         planned
+    }
+
+    /// The interface endpoints' security group, kept or created, admitting HTTPS from the
+    /// functions' group; and the steps after which it does.
+    fn endpoint_security_group(
+        &mut self,
+        observed: &ObservedState,
+        at: &EndpointPlacement,
+    ) -> (Planned, Vec<StepId>) {
+        let mut ready = Vec::new();
+        let mut group = match &observed.endpoint_security_group {
+            Some(group) => Planned::kept(&group.id),
+            None => Planned::created(self.push(
+                Action::CreateEndpointSecurityGroup {
+                    vpc: at.vpc.clone(),
+                },
+                &[],
+            )),
+        };
+        let admitted = match (at.function_group, &observed.endpoint_security_group) {
+            (Ref::Existing(function_group), Some(observed)) => {
+                observed.ingress.iter().any(|rule| {
+                    rule.protocol == RuleProtocol::Tcp
+                        && rule.ports == Some((443, 443))
+                        && rule.peer == RulePeer::SecurityGroup(function_group.clone())
+                })
+            }
+            _ => false,
+        };
+        if !admitted {
+            let action = Action::AdmitHttpsFrom {
+                security_group: group.reference.clone(),
+                from_group: at.function_group.clone(),
+            };
+            ready.push(self.push(action, &[]));
+            if let Status::Keep(id) = &group.status {
+                group = Planned::changed(&id.clone());
+            }
+        }
+        (group, ready)
+    }
+
+    /// The interface endpoint of `service` in every private subnet, in `group`: created (after
+    /// `ordering`), or the observed one kept, given the new subnets and rid of removed slots'
+    /// subnets. Its view, and the steps a removed slot waits for.
+    fn interface_endpoint<'a>(
+        &mut self,
+        service: Endpoint,
+        (group, ordering): (&Planned, &[StepId]),
+        at: &EndpointPlacement,
+        existing: &[&'a ObservedEndpoint],
+        removed_subnets: &BTreeMap<&str, Slot>,
+        kept: &mut BTreeSet<&'a str>,
+    ) -> (EndpointView, Vec<(Slot, StepId)>) {
+        let mut cleared = Vec::new();
+        let found = existing
+            .iter()
+            .copied()
+            .find(|e| e.kind == EndpointKind::Interface && e.service == service);
+        let (status, azs) = match found {
+            None => {
+                let action = Action::CreateInterfaceEndpoint {
+                    vpc: at.vpc.clone(),
+                    endpoint: service,
+                    subnets: at.private_subnets.to_vec(),
+                    security_group: group.reference.clone(),
+                };
+                self.push(action, ordering);
+                (Status::Create, at.private_subnets.len())
+            }
+            Some(endpoint) => {
+                kept.insert(&endpoint.id);
+                let add_subnets: Vec<Ref> = at
+                    .private_subnets
+                    .iter()
+                    .filter(|subnet| match subnet {
+                        Ref::Existing(id) => !endpoint.subnet_ids.contains(id),
+                        Ref::Step(_) => true,
+                    })
+                    .cloned()
+                    .collect();
+                let remove_subnets: Vec<String> = endpoint
+                    .subnet_ids
+                    .iter()
+                    .filter(|id| removed_subnets.contains_key(id.as_str()))
+                    .cloned()
+                    .collect();
+                let azs = endpoint.subnet_ids.len() - remove_subnets.len() + add_subnets.len();
+                if add_subnets.is_empty() && remove_subnets.is_empty() {
+                    (Status::Keep(endpoint.id.clone()), azs)
+                } else {
+                    let slots: Vec<Slot> = remove_subnets
+                        .iter()
+                        .map(|id| removed_subnets[id.as_str()])
+                        .collect();
+                    let action = Action::ModifyInterfaceEndpoint {
+                        endpoint_id: endpoint.id.clone(),
+                        add_subnets,
+                        remove_subnets,
+                    };
+                    let step = self.push(action, &[]);
+                    cleared.extend(slots.into_iter().map(|slot| (slot, step)));
+                    (Status::Change(endpoint.id.clone()), azs)
+                }
+            }
+        };
+        let view = EndpointView {
+            service,
+            kind: EndpointKind::Interface,
+            slot: None,
+            azs: u32::try_from(azs).unwrap_or(u32::MAX),
+            status,
+        };
+        (view, cleared)
     }
 
     /// The one gateway endpoint of `service`, on every private route table that routes out.

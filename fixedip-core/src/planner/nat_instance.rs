@@ -151,68 +151,16 @@ impl Planner {
     ) -> Result<SlotNat, PlanError> {
         let gateway = inventory.live_nat(slot);
         let existing = inventory.live_instance(slot);
-        // The address must be free, on this instance, or on the gateway this switch retires.
-        let mut stale = Vec::new();
-        if let Some(observed) = address.observed() {
-            stale.extend(self.free_stale_association(observed));
-            if let Some(association) = observed.in_use() {
-                let on_instance = existing.is_some_and(|i| {
-                    i.network_interface_id.is_some()
-                        && i.network_interface_id == observed.network_interface_id
-                });
-                let on_gateway =
-                    gateway.is_some_and(|nat| nat.allocation_ids.contains(&observed.allocation_id));
-                if !on_instance && !on_gateway {
-                    return Err(match inventory.nat_holding(&observed.allocation_id) {
-                        Some(nat) => PlanError::AddressHeldByDeletingNat {
-                            slot,
-                            allocation_id: observed.allocation_id.clone(),
-                            nat_gateway: nat.id.clone(),
-                        },
-                        None => PlanError::AddressInUse {
-                            slot,
-                            allocation_id: observed.allocation_id.clone(),
-                            association: association.to_owned(),
-                        },
-                    });
-                }
-            }
-        }
+        let stale = self.instance_address_free(slot, inventory, address)?;
 
         let first = self.steps.len();
-        let (planned, instance_ref) = match existing {
-            Some(instance) => {
-                if instance.instance_type != instance_type {
-                    self.notes.push(format!(
-                        "the NAT instance {} of AZ slot {slot} is a {}, not the {instance_type} the settings ask for: fixedip does not replace a working NAT (its Elastic IP would pause); terminate it by hand and deploy again to change its type",
-                        instance.id, instance.instance_type
-                    ));
-                }
-                (
-                    Planned::kept(&instance.id),
-                    Ref::Existing(instance.id.clone()),
-                )
-            }
-            None => {
-                let action = Action::LaunchNatInstance {
-                    subnet: public_subnet.reference.clone(),
-                    security_group: security_group.reference.clone(),
-                    slot,
-                    instance_type: instance_type.to_owned(),
-                    image_parameter: image_parameter(instance_type).to_owned(),
-                    generation: inventory
-                        .retired
-                        .nat_instances
-                        .get(&slot)
-                        .copied()
-                        .unwrap_or(0),
-                    // Its Elastic IP is on the gateway until the instance is ready.
-                    public_ip: gateway.is_some(),
-                };
-                let step = self.push(action, &[]);
-                (Planned::created(step), Ref::Step(step))
-            }
-        };
+        let (planned, instance_ref) = self.kept_or_launched(
+            slot,
+            inventory,
+            public_subnet,
+            security_group,
+            instance_type,
+        );
         // What the instance needs before it can get ready: launched, its check off, a way out to
         // the package repositories (its Elastic IP, or a public IP at launch in a switch).
         let mut ready_after: Vec<StepId> = Vec::new();
@@ -280,6 +228,92 @@ impl Planner {
             planned,
             route_after,
         })
+    }
+
+    /// The slot's address must be free, on the slot's instance, or on the gateway this switch
+    /// retires: the steps that free a stale association of it, or why it cannot be used.
+    fn instance_address_free(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        address: &AddressChoice,
+    ) -> Result<Vec<StepId>, PlanError> {
+        let gateway = inventory.live_nat(slot);
+        let existing = inventory.live_instance(slot);
+        let mut stale = Vec::new();
+        if let Some(observed) = address.observed() {
+            stale.extend(self.free_stale_association(observed));
+            if let Some(association) = observed.in_use() {
+                let on_instance = existing.is_some_and(|i| {
+                    i.network_interface_id.is_some()
+                        && i.network_interface_id == observed.network_interface_id
+                });
+                let on_gateway =
+                    gateway.is_some_and(|nat| nat.allocation_ids.contains(&observed.allocation_id));
+                if !on_instance && !on_gateway {
+                    return Err(match inventory.nat_holding(&observed.allocation_id) {
+                        Some(nat) => PlanError::AddressHeldByDeletingNat {
+                            slot,
+                            allocation_id: observed.allocation_id.clone(),
+                            nat_gateway: nat.id.clone(),
+                        },
+                        None => PlanError::AddressInUse {
+                            slot,
+                            allocation_id: observed.allocation_id.clone(),
+                            association: association.to_owned(),
+                        },
+                    });
+                }
+            }
+        }
+        Ok(stale)
+    }
+
+    /// The slot's live instance, kept (a note if its type differs from the settings'), or a new
+    /// one launched; with a public IP of its own in a switch from a gateway, whose Elastic IP it
+    /// cannot have until it is ready.
+    fn kept_or_launched(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        public_subnet: &Planned,
+        security_group: &Planned,
+        instance_type: &str,
+    ) -> (Planned, Ref) {
+        let gateway = inventory.live_nat(slot);
+        match inventory.live_instance(slot) {
+            Some(instance) => {
+                if instance.instance_type != instance_type {
+                    self.notes.push(format!(
+                        "the NAT instance {} of AZ slot {slot} is a {}, not the {instance_type} the settings ask for: fixedip does not replace a working NAT (its Elastic IP would pause); terminate it by hand and deploy again to change its type",
+                        instance.id, instance.instance_type
+                    ));
+                }
+                (
+                    Planned::kept(&instance.id),
+                    Ref::Existing(instance.id.clone()),
+                )
+            }
+            None => {
+                let action = Action::LaunchNatInstance {
+                    subnet: public_subnet.reference.clone(),
+                    security_group: security_group.reference.clone(),
+                    slot,
+                    instance_type: instance_type.to_owned(),
+                    image_parameter: image_parameter(instance_type).to_owned(),
+                    generation: inventory
+                        .retired
+                        .nat_instances
+                        .get(&slot)
+                        .copied()
+                        .unwrap_or(0),
+                    // Its Elastic IP is on the gateway until the instance is ready.
+                    public_ip: gateway.is_some(),
+                };
+                let step = self.push(action, &[]);
+                (Planned::created(step), Ref::Step(step))
+            }
+        }
     }
 
     /// The wait for the instance's own word that it forwards and masquerades: the private route
