@@ -157,21 +157,7 @@ async fn deploy_code_change_mode_switches_and_destroy_each_converge_in_one_run()
         "destroy",
     )
     .await;
-    let after = Inventory::take(&lab.emulator).await;
-    let added = after.added_since(&lab.baseline);
-    for kind in [
-        "vpc",
-        "subnet",
-        "NAT gateway",
-        "internet gateway",
-        "route table",
-    ] {
-        assert!(
-            !added.contains_key(kind),
-            "destroy leaked a {kind}: {added:?}\nlog:\n{}",
-            render(&lab.proxy.log())
-        );
-    }
+    let after = assert_destroy_left_no_network(&lab).await;
     assert!(
         stack_ips(&after).is_superset(&ips),
         "destroy keeps the IPs: {after:?}"
@@ -201,9 +187,14 @@ async fn isolated_and_endpoints_deploy_and_destroy_in_one_run() {
         )
         .await;
     }
-    let added = Inventory::take(&lab.emulator)
-        .await
-        .added_since(&lab.baseline);
+    assert_destroy_left_no_network(&lab).await;
+}
+
+/// No VPC, subnet, NAT gateway, internet gateway or route table beyond the lab's baseline after a
+/// destroy. The account as it is then.
+async fn assert_destroy_left_no_network(lab: &Lab) -> Inventory {
+    let after = Inventory::take(&lab.emulator).await;
+    let added = after.added_since(&lab.baseline);
     for kind in [
         "vpc",
         "subnet",
@@ -213,9 +204,11 @@ async fn isolated_and_endpoints_deploy_and_destroy_in_one_run() {
     ] {
         assert!(
             !added.contains_key(kind),
-            "destroy leaked a {kind}: {added:?}"
+            "destroy leaked a {kind}: {added:?}\nlog:\n{}",
+            render(&lab.proxy.log())
         );
     }
+    after
 }
 
 /// Lambda developer guide, function states: "When function creation fails, Lambda sets the

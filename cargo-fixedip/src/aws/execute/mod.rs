@@ -595,13 +595,7 @@ impl<'a> Context<'a> {
                 Ok(produced) => return produced,
                 Err(e) => e,
             };
-            let class = classify(operation, Failure::of(&error), fresh);
-            let Some(pause) = self
-                .inputs
-                .timeouts
-                .budget(class)
-                .and_then(|b| retries.next_pause(b))
-            else {
+            let Some((class, pause)) = self.next_try(operation, &error, fresh, &mut retries) else {
                 return Err(AwsError::call(operation, error));
             };
             if class == Class::OutcomeUnknown {

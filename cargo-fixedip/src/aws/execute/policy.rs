@@ -216,6 +216,20 @@ fn jittered(pause: Duration) -> Duration {
 }
 
 impl<'a> Context<'a> {
+    /// The policy's answer to one failed call: its class, and the pause before trying again, or
+    /// `None` when the class is final or its time budget is spent.
+    pub(super) fn next_try<E: ProvideErrorMetadata>(
+        &self,
+        operation: &str,
+        error: &SdkError<E, HttpResponse>,
+        fresh: bool,
+        retries: &mut Retries,
+    ) -> Option<(Class, Duration)> {
+        let class = classify(operation, Failure::of(error), fresh);
+        let budget = self.inputs.timeouts.budget(class)?;
+        retries.next_pause(budget).map(|pause| (class, pause))
+    }
+
     /// Sends one call as often and as long as [`classify`] and [`Timeouts::budget`] say. `done`:
     /// the codes that mean the call's work is done (a removal's not-found), returned at once.
     pub(in crate::aws) async fn send<T, E, F>(
@@ -256,13 +270,7 @@ impl<'a> Context<'a> {
             if has_code(&error, done) {
                 return Err(error);
             }
-            let class = classify(operation, Failure::of(&error), fresh);
-            let Some(pause) = self
-                .inputs
-                .timeouts
-                .budget(class)
-                .and_then(|b| retries.next_pause(b))
-            else {
+            let Some((class, pause)) = self.next_try(operation, &error, fresh, &mut retries) else {
                 return Err(error);
             };
             (self.progress)(Progress::Waiting {
