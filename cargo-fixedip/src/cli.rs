@@ -398,12 +398,13 @@ pub struct RemovalWaits {
     )]
     pub eni_timeout: u64,
 
-    /// First pause between two polls, in seconds (may be fractional); doubled after each poll up
-    /// to six times this
+    /// Pause between two polls of what AWS finishes within minutes (NAT gateways, functions,
+    /// endpoints, NAT instances), in seconds (may be fractional); Lambda's network interfaces,
+    /// which may take tens of minutes, are polled from this doubling up to six times this
     #[arg(
         long,
         value_name = "SECONDS",
-        default_value_t = 5.0,
+        default_value_t = crate::aws::execute::DEFAULT_POLL_SECONDS,
         env = "FIXEDIP_POLL_INTERVAL"
     )]
     pub poll_interval: f64,

@@ -5,6 +5,8 @@
 
 use std::net::Ipv4Addr;
 
+use fixedip_core::network::{Network, VpcNetwork};
+use fixedip_core::observed::ObservedState;
 use fixedip_core::verify::{self, EgressNetwork, Finding, FunctionAttachment};
 
 use crate::aws::functions;
@@ -83,6 +85,55 @@ pub async fn verify_functions(
         let mut network = observe_network(aws, &attachment).await?;
         crate::aws::observe::read_nat_consoles(aws, &mut network).await?;
         verdicts.push(verdict(aws, name, attachment, network, allowed, expectation, probe).await?);
+    }
+    Ok(verdicts)
+}
+
+/// [`verify_functions`] for a deploy that changed nothing: each function's attachment and network
+/// as the deploy observed them moments ago (its GetFunction, and the stack's network read by tags),
+/// instead of reading them again. A function whose network the stack's tags do not cover (a route
+/// to someone else's gateway or instance, a group that is not the stack's) is read as `verify`
+/// reads it.
+pub async fn verify_observed(
+    aws: &Aws,
+    functions: &[String],
+    (observed, stack_network): (&ObservedState, &Network),
+    allowed: &[Ipv4Addr],
+    expectation: Expectation,
+) -> Result<Vec<Verdict>, AwsError> {
+    // The NAT instances' consoles, read once for every function.
+    let mut stack = VpcNetwork {
+        vpc_id: String::new(),
+        resources: stack_network.clone(),
+    };
+    crate::aws::observe::read_nat_consoles(aws, &mut stack).await?;
+    let mut verdicts = Vec::new();
+    for name in functions {
+        let observed_network = observed
+            .functions
+            .iter()
+            .find(|f| f.name == *name)
+            .and_then(|function| {
+                let attachment = FunctionAttachment::from(function);
+                let vpc_id = &stack
+                    .subnets
+                    .iter()
+                    .find(|s| attachment.subnet_ids.contains(&s.id))?
+                    .vpc_id;
+                let network = VpcNetwork::of_stack(&stack, vpc_id, &attachment.security_group_ids)?;
+                Some((attachment, network))
+            });
+        let verdict = match observed_network {
+            Some((attachment, network)) => {
+                verdict(aws, name, attachment, network, allowed, expectation, false).await?
+            }
+            None => {
+                let one = std::slice::from_ref(name);
+                let mut read = verify_functions(aws, one, allowed, expectation, false).await?;
+                read.remove(0)
+            }
+        };
+        verdicts.push(verdict);
     }
     Ok(verdicts)
 }

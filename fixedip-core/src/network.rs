@@ -54,6 +54,95 @@ pub struct VpcNetwork {
     pub resources: Network,
 }
 
+impl VpcNetwork {
+    /// The part of a stack's network (read by its tags) that one VPC's egress depends on: what
+    /// reading that VPC by id would give (its subnets, route tables, NAT gateways and endpoints,
+    /// the internet gateways and instances its routes lead to, the security groups asked for),
+    /// so that a deploy that changed nothing verifies from what it observed instead of reading it
+    /// again. `None` when a route leads to an internet gateway or instance the stack's tags do not
+    /// reach, or a security group asked for is not the stack's (someone else's): only a read by id
+    /// sees those.
+    pub fn of_stack(
+        stack: &Network,
+        vpc_id: &str,
+        security_group_ids: &[String],
+    ) -> Option<VpcNetwork> {
+        let route_tables: Vec<RouteTable> = stack
+            .route_tables
+            .iter()
+            .filter(|t| t.vpc_id == vpc_id)
+            .cloned()
+            .collect();
+        // The gateway attached to the VPC, and below the ones its routes name.
+        let mut internet_gateways: Vec<InternetGateway> = (stack.internet_gateways.iter())
+            .filter(|g| g.attached_vpc_id() == Some(vpc_id))
+            .cloned()
+            .collect();
+        let mut instances = Vec::new();
+        for target in route_tables
+            .iter()
+            .flat_map(|t| &t.routes)
+            .map(|r| &r.target)
+        {
+            let instance = match target {
+                RouteTarget::InternetGateway(id) => {
+                    let gateway = stack.internet_gateways.iter().find(|g| g.id == *id)?;
+                    if !internet_gateways.contains(gateway) {
+                        internet_gateways.push(gateway.clone());
+                    }
+                    continue;
+                }
+                RouteTarget::Instance(id) => stack.instances.iter().find(|i| i.id == *id)?,
+                RouteTarget::NetworkInterface(id) => {
+                    stack.instances.iter().find(|i| i.has_interface(id))?
+                }
+                _ => continue,
+            };
+            if !instances.contains(instance) {
+                instances.push(instance.clone());
+            }
+        }
+        let security_groups = (security_group_ids.iter())
+            .map(|id| stack.security_groups.iter().find(|g| g.id == *id).cloned())
+            .collect::<Option<Vec<SecurityGroup>>>()?;
+        // The Elastic IPs among those instances' public addresses, as the read by id asks them.
+        let addresses = stack
+            .addresses
+            .iter()
+            .filter(|a| {
+                a.public_ip
+                    .is_some_and(|ip| instances.iter().any(|i| i.public_ip == Some(ip)))
+            })
+            .cloned()
+            .collect();
+        Some(VpcNetwork {
+            vpc_id: vpc_id.to_owned(),
+            resources: Network {
+                subnets: stack
+                    .subnets
+                    .iter()
+                    .filter(|s| s.vpc_id == vpc_id)
+                    .cloned()
+                    .collect(),
+                route_tables,
+                internet_gateways,
+                nat_gateways: (stack.nat_gateways.iter())
+                    .filter(|n| n.vpc_id == vpc_id)
+                    .cloned()
+                    .collect(),
+                instances,
+                addresses,
+                endpoints: (stack.endpoints.iter())
+                    .filter(|e| e.vpc_id == vpc_id)
+                    .cloned()
+                    .collect(),
+                security_groups,
+                ..Network::default()
+            },
+        })
+    }
+}
+
 impl std::ops::Deref for VpcNetwork {
     type Target = Network;
 
@@ -584,6 +673,53 @@ pub enum RulePeer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn table(vpc: &str, target: RouteTarget) -> RouteTable {
+        RouteTable {
+            id: format!("rtb-{vpc}"),
+            vpc_id: vpc.to_owned(),
+            routes: vec![Route {
+                destination: RouteDestination::Ipv4("0.0.0.0/0".parse().unwrap()),
+                target,
+                blackhole: false,
+            }],
+            ..RouteTable::default()
+        }
+    }
+
+    #[test]
+    fn a_stack_s_network_gives_one_vpc_s_unless_a_route_leaves_the_stack_s_tags() {
+        let gateway = InternetGateway {
+            id: "igw-1".into(),
+            ..InternetGateway::default()
+        };
+        let stack = Network {
+            route_tables: vec![
+                table("vpc-1", RouteTarget::InternetGateway("igw-1".into())),
+                table("vpc-2", RouteTarget::NatGateway("nat-2".into())),
+            ],
+            internet_gateways: vec![gateway.clone()],
+            security_groups: vec![SecurityGroup {
+                id: "sg-1".into(),
+                ..SecurityGroup::default()
+            }],
+            ..Network::default()
+        };
+        let one = VpcNetwork::of_stack(&stack, "vpc-1", &["sg-1".into()]).unwrap();
+        assert_eq!(one.route_tables.len(), 1, "only the VPC's tables");
+        assert_eq!(
+            one.internet_gateways,
+            [gateway],
+            "the gateway its route names"
+        );
+        assert_eq!(one.security_groups.len(), 1);
+
+        // Someone else's group, or a route to a gateway the tags do not reach: read by id.
+        assert!(VpcNetwork::of_stack(&stack, "vpc-1", &["sg-other".into()]).is_none());
+        let mut elsewhere = stack.clone();
+        elsewhere.internet_gateways.clear();
+        assert!(VpcNetwork::of_stack(&elsewhere, "vpc-1", &[]).is_none());
+    }
 
     #[test]
     fn states_read_from_their_aws_names_and_a_new_one_reads_as_pending() {

@@ -109,6 +109,15 @@ impl Plan {
         self.steps.is_empty()
     }
 
+    /// A plan that only uploads new code to functions that are otherwise as wanted: the network
+    /// and every function's configuration stay as observed. Applying it needs neither the
+    /// stack's lease (it changes nothing the lease guards: Lambda orders updates of one function
+    /// itself) nor a second observation, and the egress verified before still holds after.
+    pub fn changes_only_code(&self) -> bool {
+        !self.steps.is_empty()
+            && (self.steps.iter()).all(|s| matches!(s.action, Action::UpdateFunctionCode { .. }))
+    }
+
     pub fn step(&self, id: StepId) -> &Step {
         &self.steps[id.0]
     }

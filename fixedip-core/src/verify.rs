@@ -76,6 +76,19 @@ pub struct FunctionAttachment {
     pub state: crate::observed::FunctionState,
 }
 
+impl From<&crate::observed::ObservedFunction> for FunctionAttachment {
+    /// The same fields, from the GetFunction a deploy observed the function with.
+    fn from(function: &crate::observed::ObservedFunction) -> FunctionAttachment {
+        FunctionAttachment {
+            name: function.name.clone(),
+            subnet_ids: function.subnet_ids.clone(),
+            security_group_ids: function.security_group_ids.clone(),
+            ipv6_allowed_for_dual_stack: function.ipv6_allowed_for_dual_stack,
+            state: function.state.clone(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The output.
 // ---------------------------------------------------------------------------------------------------

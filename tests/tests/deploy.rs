@@ -447,6 +447,71 @@ async fn second_deploy_makes_no_mutating_call() {
     );
 }
 
+/// A deploy that changes nothing verifies from what it observed instead of reading it again: a
+/// route added by hand that sends a public prefix past the NAT (which the planner leaves alone)
+/// still fails it, as `verify` fails it, with nothing changed.
+#[tokio::test]
+async fn a_noop_deploy_still_fails_on_a_route_that_bypasses_the_nat() {
+    let emulator = Emulator::start();
+    deploy_zip(&emulator, example_zip());
+    let ec2 = emulator.ec2().await;
+    let stack = || tag_filter("fixedip:stack", "default");
+    let gateway = ec2
+        .describe_internet_gateways()
+        .filters(stack())
+        .send()
+        .await
+        .unwrap();
+    let gateway = gateway.internet_gateways()[0]
+        .internet_gateway_id()
+        .unwrap();
+    let tables = ec2
+        .describe_route_tables()
+        .filters(stack())
+        .send()
+        .await
+        .unwrap();
+    let private = tables
+        .route_tables()
+        .iter()
+        .find(|t| t.routes().iter().any(|r| r.nat_gateway_id().is_some()))
+        .expect("a private route table");
+    ec2.create_route()
+        .route_table_id(private.route_table_id().unwrap())
+        .destination_cidr_block("203.0.113.0/24")
+        .gateway_id(gateway)
+        .send()
+        .await
+        .unwrap();
+
+    let mark = emulator.mark();
+    let zip = example_zip().to_str().unwrap();
+    let output = fixedip_output(&emulator, &["deploy", "--json", "--zip", zip], |_| {});
+    assert_eq!(
+        output.status.code(),
+        Some(9),
+        "VERIFY: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["stacks"][0]["steps"], 0, "nothing to change");
+    let codes: Vec<&str> = report["stacks"][0]["verification"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"route-bypasses-nat"), "{codes:?}");
+    let calls = emulator.requests_since(mark);
+    assert!(calls.iter().all(|c| !c.is_mutating()), "{calls:?}");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c.operation != "GetFunctionConfiguration"),
+        "verified from the observation, not read again: {calls:?}"
+    );
+}
+
 #[tokio::test]
 async fn code_change_only_uploads_the_code() {
     let emulator = Emulator::start();
@@ -463,12 +528,9 @@ async fn code_change_only_uploads_the_code() {
         .filter(|c| c.is_mutating())
         .map(|c| c.operation)
         .collect();
-    // The upload, inside the stack's lease (an SSM parameter taken before the first change and
-    // deleted after the last): nothing of the network is touched.
-    assert_eq!(
-        mutating,
-        ["PutParameter", "UpdateFunctionCode", "DeleteParameter"]
-    );
+    // The upload alone: nothing of the network is touched, so the stack's lease (an SSM
+    // parameter taken before the first change of anything else) is not taken either.
+    assert_eq!(mutating, ["UpdateFunctionCode"]);
     let lambda = emulator.lambda().await;
     let function = lambda
         .get_function()

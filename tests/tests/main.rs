@@ -34,6 +34,7 @@ mod record_in_binary;
 mod reliability;
 mod reliability_destroy;
 mod scope;
+mod speed;
 mod twin;
 mod verify;
 

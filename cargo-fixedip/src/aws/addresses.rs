@@ -4,7 +4,8 @@
 
 use std::net::Ipv4Addr;
 
-use aws_sdk_ec2::types::{Address, Filter};
+use aws_sdk_ec2::types::Filter;
+use fixedip_core::network::Address;
 use fixedip_core::observed::AddressUse;
 use fixedip_core::requirements::StackName;
 use fixedip_core::tags::{self, Component};
@@ -60,19 +61,39 @@ pub async fn stack_addresses(aws: &Aws, stack: &StackName) -> Result<Vec<StackAd
         .send()
         .await
         .map_err(|e| AwsError::first_call(&aws.region, "DescribeAddresses", e))?;
-    let mut addresses: Vec<StackAddress> = answer
+    let answered: Vec<Address> = answer
         .addresses()
+        .iter()
+        .filter_map(super::network::from_sdk::address)
+        .collect();
+    let mut addresses = of_stack(stack, &answered);
+    if addresses.is_empty() {
+        let exits = super::existing::existing_stack_exits(aws, stack).await?;
+        addresses = exits
+            .into_iter()
+            .map(StackAddress::of_existing_nat)
+            .collect();
+    }
+    Ok(addresses)
+}
+
+/// The stack's addresses among `addresses` (read by its tags: a DescribeAddresses, or a deploy's
+/// observation), active first, then pending, then retained, each by slot and IP.
+pub fn of_stack(stack: &StackName, addresses: &[Address]) -> Vec<StackAddress> {
+    let tag = |address: &Address, key: &str| address.tags.get(key).cloned();
+    let mut listed: Vec<StackAddress> = addresses
         .iter()
         // Tag filters narrow the answer on AWS; checked here too, whatever the endpoint does.
         .filter(|a| tag(a, tags::STACK).as_deref() == Some(stack.as_str()))
+        .filter(|a| tag(a, tags::COMPONENT).as_deref() == Some(Component::Address.as_str()))
         .filter_map(|a| {
             let usage = tag(a, tags::ADDRESS)
                 .as_deref()
                 .and_then(tags::parse_address_use)
                 .unwrap_or(AddressUse::Retained);
             Some(StackAddress {
-                ip: a.public_ip()?.parse().ok()?,
-                allocation_id: a.allocation_id()?.to_owned(),
+                ip: a.public_ip?,
+                allocation_id: a.allocation_id.clone(),
                 usage,
                 // A retained address serves no slot, whatever a tag left by a killed run says.
                 slot: match usage {
@@ -87,22 +108,6 @@ pub async fn stack_addresses(aws: &Aws, stack: &StackName) -> Result<Vec<StackAd
         AddressUse::Pending => 1,
         AddressUse::Retained => 2,
     };
-    addresses.sort_by_key(|a| (rank(a.usage), a.slot, a.ip));
-    if addresses.is_empty() {
-        let exits = super::existing::existing_stack_exits(aws, stack).await?;
-        addresses = exits
-            .into_iter()
-            .map(StackAddress::of_existing_nat)
-            .collect();
-    }
-    Ok(addresses)
-}
-
-fn tag(address: &Address, key: &str) -> Option<String> {
-    address
-        .tags()
-        .iter()
-        .find(|t| t.key() == Some(key))
-        .and_then(|t| t.value())
-        .map(str::to_owned)
+    listed.sort_by_key(|a| (rank(a.usage), a.slot, a.ip));
+    listed
 }

@@ -74,6 +74,16 @@ impl From<&StackSpec> for Scope {
 
 /// Reads everything the stack's tags lead to, and the availability zones the region offers.
 pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError> {
+    Ok(observe_keeping_network(aws, scope).await?.0)
+}
+
+/// [`observe`], and the network read by the stack's tags that the view was made of: what a
+/// deploy that changes nothing verifies its functions' egress with
+/// ([`fixedip_core::network::VpcNetwork::of_stack`]).
+pub async fn observe_keeping_network(
+    aws: &Aws,
+    scope: &Scope,
+) -> Result<(ObservedState, Network), AwsError> {
     let stack = &scope.stack;
     let (zones, network, role, named, existing_network, prefix_lists, unusable_az_ids) = tokio::try_join!(
         offered_azs(aws),
@@ -123,7 +133,7 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
             .collect(),
         None => BTreeMap::new(),
     };
-    Ok(ObservedState {
+    let observed = ObservedState {
         offered_azs,
         az_ids,
         unusable_az_ids,
@@ -135,7 +145,8 @@ pub async fn observe(aws: &Aws, scope: &Scope) -> Result<ObservedState, AwsError
         address_quota: None,
         addresses_in_use_in_region: None,
         ..view
-    })
+    };
+    Ok((observed, network))
 }
 
 /// The stack's view of what its tags lead to; what cannot be told apart is refused, naming it.

@@ -5,14 +5,17 @@
 //! Every stack is observed and planned before any stack is changed, so that a plan error in the
 //! second stack does not leave the first half-deployed.
 
+use std::collections::BTreeMap;
+
 use fixedip_core::artifact::check_artifact;
 use fixedip_core::cost;
+use fixedip_core::observed::ObservedSecurityGroup;
 use fixedip_core::plan::{ExistingAttachment, Plan, StackSpec};
 use fixedip_core::planner::{self, PlanOptions};
-use fixedip_core::requirements::NatMode;
+use fixedip_core::requirements::{Endpoint, NatMode};
 
 use super::{async_runtime, Connections, Context, Identity, PackagedFunction};
-use crate::aws::addresses::{stack_addresses, StackAddress};
+use crate::aws::addresses::{self, stack_addresses, StackAddress};
 use crate::aws::execute::{Inputs, Timeouts};
 use crate::aws::observe;
 use crate::aws::Aws;
@@ -96,14 +99,11 @@ async fn deploy(
         ..Inputs::default()
     };
     inputs.timeouts.nat_instance_ready = std::time::Duration::from_secs(args.nat_ready_timeout);
-    let goal = Deploy {
-        refused_azs: Default::default(),
-        options: PlanOptions {
-            allow_new_ips: args.allow_new_ips,
-            adopt_functions: args.adopt,
-            ..PlanOptions::default()
-        },
-    };
+    let goal = Deploy::new(PlanOptions {
+        allow_new_ips: args.allow_new_ips,
+        adopt_functions: args.adopt,
+        ..PlanOptions::default()
+    });
     let mut declared = Vec::new();
     for PackagedFunction { function, zip } in functions {
         inputs
@@ -134,20 +134,54 @@ async fn deploy(
         for pending in &pending_ips {
             context.output.warning(&pending.message);
         }
-        let ips = match &plan.network.existing {
-            // The user's NATs' addresses, as the plan judged them: the stack holds none.
-            Some(attachment) => existing_addresses(attachment),
-            None => stack_addresses(aws, &spec.stack).await?,
-        };
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
-        let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
         let expectation = match spec.modes.nat {
             NatMode::None => Expectation::Isolated,
             NatMode::Gateway | NatMode::Instance => Expectation::ThroughNat,
         };
-        let mut verdicts =
-            verification::verify_functions(aws, &names, &allowed, expectation, false).await?;
-        check_declared_egress(aws, &spec, &mut verdicts).await?;
+        // A deploy that changed no network and no function's configuration proves the egress
+        // from what it observed moments ago, which is what it would read again (a no-op stays at
+        // its observation's calls; a code change adds only the upload and its wait).
+        let network_unchanged = plan.is_noop() || plan.changes_only_code();
+        let unchanged = match network_unchanged && plan.network.existing.is_none() {
+            true => goal.observation(&spec),
+            false => None,
+        };
+        let (ips, mut verdicts) = match &unchanged {
+            Some((observed, network)) => {
+                let mut ips = addresses::of_stack(&spec.stack, &network.addresses);
+                if ips.is_empty() {
+                    ips = stack_addresses(aws, &spec.stack).await?;
+                }
+                let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
+                let verdicts = verification::verify_observed(
+                    aws,
+                    &names,
+                    (observed, network),
+                    &allowed,
+                    expectation,
+                )
+                .await?;
+                (ips, verdicts)
+            }
+            None => {
+                let ips = match &plan.network.existing {
+                    // The user's NATs' addresses, as the plan judged them: the stack holds none.
+                    Some(attachment) => existing_addresses(attachment),
+                    None => stack_addresses(aws, &spec.stack).await?,
+                };
+                let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
+                let verdicts =
+                    verification::verify_functions(aws, &names, &allowed, expectation, false)
+                        .await?;
+                (ips, verdicts)
+            }
+        };
+        let group_and_prefix_lists = match unchanged {
+            Some((observed, _)) => Some((observed.security_group, observed.prefix_lists)),
+            None => None,
+        };
+        check_declared_egress(aws, &spec, group_and_prefix_lists, &mut verdicts).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
@@ -204,16 +238,25 @@ fn show_cost(context: &Context, plan: &Plan) {
 /// Adds to each verdict whether the stack's security group lets out exactly what the functions
 /// declare (`egress = [...]`, or everything). A restricted list that opens no public TCP port is
 /// what the user asked for: the generic "security groups block all egress" finding is dropped then.
+/// `observed`: the stack's group and the prefix lists as a deploy that changed nothing observed
+/// them; read otherwise.
 async fn check_declared_egress(
     aws: &Aws,
     spec: &StackSpec,
+    observed: Option<(Option<ObservedSecurityGroup>, BTreeMap<Endpoint, String>)>,
     verdicts: &mut [Verdict],
 ) -> Result<(), CliError> {
-    let Some(group) = observe::stack_security_group(aws, &spec.stack).await? else {
+    let needed = planner::gateway_prefix_lists_needed(&spec.modes);
+    let (group, prefix_lists) = match observed {
+        Some(observed) => observed,
+        None => (
+            observe::stack_security_group(aws, &spec.stack).await?,
+            observe::prefix_lists(aws, &needed).await?,
+        ),
+    };
+    let Some(group) = group else {
         return Ok(());
     };
-    let needed = planner::gateway_prefix_lists_needed(&spec.modes);
-    let prefix_lists = observe::prefix_lists(aws, &needed).await?;
     let declared = planner::desired_egress(&spec.modes, spec.vpc_cidr.trunc(), &prefix_lists);
     // Unrestricted, the group keeps what AWS gives a new group, which in a dual-stack VPC includes
     // all to ::/0: harmless, since fixedip turns the function's IPv6 off (Ipv6AllowedForDualStack).

@@ -138,13 +138,23 @@ impl Context {
         self.output
             .status("Building", format!("{} for Lambda", names.join(", ")));
         let built = build::build_for_lambda(&workspace, &selection, options, &self.output)?;
-        build::annotated_binaries(&selection, built, &self.output)?
-            .into_iter()
-            .map(|function| {
-                let zip = LambdaZip::from_binary(&function.binary.path)?;
-                Ok(PackagedFunction { function, zip })
-            })
-            .collect()
+        let functions = build::annotated_binaries(&selection, built, &self.output)?;
+        // Deflating a binary takes a CPU for a moment: one thread per function.
+        std::thread::scope(|scope| {
+            let zipping: Vec<_> = functions
+                .into_iter()
+                .map(|function| {
+                    scope.spawn(move || {
+                        let zip = LambdaZip::from_binary(&function.binary.path)?;
+                        Ok(PackagedFunction { function, zip })
+                    })
+                })
+                .collect();
+            zipping
+                .into_iter()
+                .map(|thread| thread.join().expect("zipping does not panic"))
+                .collect()
+        })
     }
 
     /// A Lambda zip built elsewhere (`deploy --zip PATH`): its record says which package and

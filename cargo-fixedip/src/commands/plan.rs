@@ -50,13 +50,10 @@ fn online(context: &Context, args: &PlanArgs) -> Result<PlanReport, CliError> {
             // Built for the host, not for Lambda: the code's hash says nothing about the zip.
             declared.push(declare(context, &mut connections, function, None, true).await?);
         }
-        let goal = Deploy {
-            refused_azs: Default::default(),
-            options: planner::PlanOptions {
-                adopt_functions: args.adopt,
-                ..planner::PlanOptions::default()
-            },
-        };
+        let goal = Deploy::new(planner::PlanOptions {
+            adopt_functions: args.adopt,
+            ..planner::PlanOptions::default()
+        });
         let specs = planner::stack_specs(declared)?;
         let planned = plan_stacks(context, &connections, specs, &goal).await?;
         Ok::<_, CliError>(PlanReport {

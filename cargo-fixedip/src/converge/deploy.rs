@@ -2,6 +2,8 @@
 //! observation, planning and checks (read-only) so that it refuses what deploy would refuse, with
 //! the same exit code.
 
+use fixedip_core::network::Network;
+use fixedip_core::observed::ObservedState;
 use fixedip_core::plan::{Action, Plan, Ref, StackSpec, Status};
 use fixedip_core::planner::{self, quotas, DeclaredFunction, PlanOptions};
 
@@ -10,7 +12,7 @@ use std::sync::Mutex;
 
 use super::Goal;
 use crate::aws::execute::ExecuteError;
-use crate::aws::observe::{self, observe, Scope};
+use crate::aws::observe::{self, observe_keeping_network, Scope};
 use crate::aws::{endpoints, Aws, AwsError};
 use crate::build::AnnotatedBinary;
 use crate::commands::{Connections, Context, Identity};
@@ -22,6 +24,26 @@ pub struct Deploy {
     /// AZs AWS refused a subnet or a function's subnets in during this run, by name, with why:
     /// the plans made after the refusal leave them out ([`Goal::plan_again_after`]).
     pub refused_azs: Mutex<BTreeMap<String, String>>,
+    /// The last observation of each stack (by region and name) and the network read by its tags
+    /// that it was made of: a deploy that changes nothing verifies from it
+    /// ([`Deploy::observation`]).
+    pub observed: Mutex<BTreeMap<(String, String), (ObservedState, Network)>>,
+}
+
+impl Deploy {
+    pub fn new(options: PlanOptions) -> Deploy {
+        Deploy {
+            options,
+            refused_azs: Mutex::default(),
+            observed: Mutex::default(),
+        }
+    }
+
+    /// What the last plan of the stack was made from; taken, so asked once per stack.
+    pub fn observation(&self, spec: &StackSpec) -> Option<(ObservedState, Network)> {
+        let key = (spec.region.clone(), spec.stack.to_string());
+        self.observed.lock().expect("not poisoned").remove(&key)
+    }
 }
 
 /// What AWS says when an account cannot create subnets in a zone it lists (EC2
@@ -51,7 +73,7 @@ impl Goal for Deploy {
         spec: &StackSpec,
         first: bool,
     ) -> Result<Plan, CliError> {
-        let mut observed = observe(aws, &Scope::from(spec)).await?;
+        let (mut observed, network) = observe_keeping_network(aws, &Scope::from(spec)).await?;
         for (name, why) in self.refused_azs.lock().expect("not poisoned").iter() {
             if let Some(id) = observed.az_ids.get(name) {
                 observed.unusable_az_ids.insert(id.clone(), why.clone());
@@ -69,6 +91,10 @@ impl Goal for Deploy {
             crate::aws::quotas::quota_usage(aws, &mut observed).await?;
             quotas::check_quotas(&plan, &observed)?;
         }
+        self.observed.lock().expect("not poisoned").insert(
+            (spec.region.clone(), spec.stack.to_string()),
+            (observed, network),
+        );
         if first {
             show_attachment(context, &plan);
             for note in &plan.notes {

@@ -2,7 +2,8 @@
 //! changes unless every plan is sound; then, stack by stack, take the stack's lease, observe and
 //! plan again under it (another run may have changed the stack while this one waited, or since it
 //! observed), and carry the plan out with progress on stderr. A plan that changes nothing takes
-//! no lease: a run with nothing to do makes no mutating call.
+//! no lease: a run with nothing to do makes no mutating call. Nor does a plan that only uploads
+//! new code (`Plan::changes_only_code`): the everyday redeploy is the upload and its wait.
 //!
 //! What the two differ in is their [`Goal`]: how a stack is observed and planned, what is
 //! checked before the first change, and what a plan made under the lease must still agree with.
@@ -10,9 +11,11 @@
 pub mod deploy;
 pub mod destroy;
 
+use std::collections::BTreeSet;
+use std::sync::Mutex;
 use std::time::Duration;
 
-use fixedip_core::plan::{Plan, StackSpec};
+use fixedip_core::plan::{Plan, StackSpec, StepId};
 use fixedip_core::requirements::StackName;
 
 use crate::aws::execute::{self, Executed, Inputs, Progress};
@@ -108,6 +111,12 @@ pub async fn apply<G: Goal>(
         fresh(&shown);
         return Ok((shown, Executed::default()));
     }
+    // New code only: nothing the lease guards changes, and nothing a second observation would
+    // plan differently (`Plan::changes_only_code`).
+    if shown.changes_only_code() {
+        let executed = carry_out::<G>(context, aws, spec, &shown, inputs).await?;
+        return Ok((shown, executed));
+    }
     let held = take_lease(context, aws, &spec.stack, G::COMMAND, lease).await?;
     held.run(async {
         loop {
@@ -121,18 +130,7 @@ pub async fn apply<G: Goal>(
                 fresh(&plan);
                 return Ok((plan, Executed::default()));
             }
-            context.output.status(
-                G::DOING,
-                format!(
-                    "stack `{}` in {}: {}",
-                    spec.stack,
-                    spec.region,
-                    counted(plan.steps.len(), "step")
-                ),
-            );
-            let output = &context.output;
-            let progress = |event: Progress<'_>| show_progress(output, &plan, event);
-            match execute::execute(aws, &plan, inputs, &progress).await {
+            match carry_out::<G>(context, aws, spec, &plan, inputs).await {
                 Ok(executed) => return Ok::<_, CliError>((plan, executed)),
                 Err(error) => match goal.plan_again_after(&plan, &error) {
                     Some(why) => context.output.warning(why),
@@ -142,6 +140,29 @@ pub async fn apply<G: Goal>(
         }
     })
     .await
+}
+
+/// Executes the plan with progress on stderr.
+async fn carry_out<G: Goal>(
+    context: &Context,
+    aws: &Aws,
+    spec: &StackSpec,
+    plan: &Plan,
+    inputs: &Inputs,
+) -> Result<Executed, execute::ExecuteError> {
+    context.output.status(
+        G::DOING,
+        format!(
+            "stack `{}` in {}: {}",
+            spec.stack,
+            spec.region,
+            counted(plan.steps.len(), "step")
+        ),
+    );
+    let output = &context.output;
+    let waited = Mutex::new(BTreeSet::new());
+    let progress = |event: Progress<'_>| show_progress(output, plan, &waited, event);
+    execute::execute(aws, plan, inputs, &progress).await
 }
 
 /// Takes the stack's lease before the first mutating call, waiting for another deploy or destroy
@@ -176,16 +197,26 @@ async fn take_lease(
         .await?)
 }
 
-/// Progress on stderr: each step as it finishes, and what it waits for meanwhile.
-fn show_progress(output: &Output, plan: &Plan, event: Progress<'_>) {
+/// Progress on stderr: each step as it finishes, and what it waits for meanwhile, said once
+/// (`waited`: what each step was already said to wait for), however often it polls.
+fn show_progress(
+    output: &Output,
+    plan: &Plan,
+    waited: &Mutex<BTreeSet<(StepId, &'static str)>>,
+    event: Progress<'_>,
+) {
     match event {
         Progress::Started(step) => {
             output.verbose(format!("started: {}", plan.describe(&step.action)))
         }
-        Progress::Waiting { step, what } => output.status(
-            "Waiting",
-            format!("for {what} ({})", plan.describe(&step.action)),
-        ),
+        Progress::Waiting { step, what } => {
+            if waited.lock().expect("not poisoned").insert((step.id, what)) {
+                output.status(
+                    "Waiting",
+                    format!("for {what} ({})", plan.describe(&step.action)),
+                );
+            }
+        }
         Progress::Finished {
             step,
             created,

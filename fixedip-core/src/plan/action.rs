@@ -184,12 +184,21 @@ pub enum Action {
         role: Ref,
         policy_arn: String,
     },
-    /// Runtime [`LAMBDA_RUNTIME`], handler `bootstrap`. Completes when the function is `Active`.
+    /// Runtime [`LAMBDA_RUNTIME`], handler `bootstrap`. Completes with Lambda's answer: a refusal
+    /// (an AZ Lambda does not support) comes in it, so that is all new addresses wait for; the
+    /// function's `Pending` is [`Action::AwaitFunctionActive`]'s, which runs beside the NATs.
     CreateFunction {
         function: FunctionSpec,
         subnets: Vec<Ref>,
         security_group: Ref,
         role: Ref,
+    },
+    /// Polls GetFunctionConfiguration until the function is `Active` (Lambda's developer guide,
+    /// function states: a new VPC function is `Pending` while Lambda sets up its network
+    /// interfaces); `Failed` fails with Lambda's `StateReasonCode: StateReason`. After a create,
+    /// and for a function a killed run left `Pending`.
+    AwaitFunctionActive {
+        name: String,
     },
     /// Configuration drift: VPC attachment, role, memory, timeout, environment, runtime. Completes
     /// when `LastUpdateStatus` is `Successful`.
@@ -514,6 +523,9 @@ impl Action {
             Action::CreateFunction { function, .. } => {
                 format!("create function {} in the private subnets", function.name)
             }
+            Action::AwaitFunctionActive { name } => {
+                format!("wait until function {name} is active")
+            }
             Action::UpdateFunctionConfiguration { function, .. } => {
                 format!("update the configuration of function {}", function.name)
             }
@@ -648,6 +660,7 @@ impl Action {
             | Action::ActivateAddress { .. }
             | Action::CreateRole { .. }
             | Action::UpdateFunctionCode { .. }
+            | Action::AwaitFunctionActive { .. }
             | Action::TagFunction { .. }
             | Action::DetachFunction { .. }
             | Action::DeleteFunction { .. }

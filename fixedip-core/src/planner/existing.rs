@@ -216,6 +216,7 @@ mod tests {
                 | Action::CreateRole { .. }
                 | Action::AttachRolePolicy { .. }
                 | Action::CreateFunction { .. }
+                | Action::AwaitFunctionActive { .. }
                 | Action::UpdateFunctionConfiguration { .. }
                 | Action::UpdateFunctionCode { .. }
                 | Action::TagFunction { .. }

@@ -148,7 +148,8 @@ impl Planner {
     }
 
     /// CreateFunction in the attachment's private subnets, once the role, the security group
-    /// and `after` (a failed function's deletion) are ready.
+    /// and `after` (a failed function's deletion) are ready, then the wait for it to be `Active`.
+    /// Returns the create: what needs only Lambda's acceptance (new addresses) waits for it alone.
     fn create_function(
         &mut self,
         function: &FunctionSpec,
@@ -168,7 +169,19 @@ impl Planner {
             .copied()
             .chain(after)
             .collect();
-        self.push(action, &ordering)
+        let created = self.push(action, &ordering);
+        self.await_active(&function.name, Some(created));
+        created
+    }
+
+    /// The wait for a function to be `Active`: after its create, or after nothing for one a
+    /// killed run left `Pending`.
+    fn await_active(&mut self, name: &str, after: impl IntoIterator<Item = StepId>) -> StepId {
+        let after: Vec<StepId> = after.into_iter().collect();
+        let action = Action::AwaitFunctionActive {
+            name: name.to_owned(),
+        };
+        self.push(action, &after)
     }
 
     pub(super) fn function(
@@ -217,6 +230,10 @@ impl Planner {
         attachment: &Attachment,
         (role, role_ready): (Ref, &[StepId]),
     ) -> Status {
+        // Created by a run killed before Lambda had it `Active`: waited for, so that this run
+        // ends with a function that runs (and the updates below are not refused meanwhile).
+        let pending = (deployed.state.state.as_deref() == Some("Pending"))
+            .then(|| self.await_active(&function.name, None));
         let mut tagged = None;
         if deployed.stack_tag.as_deref() != Some(spec.stack.as_str()) {
             self.notes.push(match &deployed.stack_tag {
@@ -264,6 +281,7 @@ impl Planner {
                 .chain(&attachment.routes_ready)
                 .chain(&attachment.security_group_ready)
                 .copied()
+                .chain(pending)
                 .collect();
             let step = self.push(action, &ordering);
             self.configured_functions
@@ -281,10 +299,11 @@ impl Planner {
             let action = Action::UpdateFunctionCode {
                 function: function.clone(),
             };
-            let ordering: Vec<StepId> = config_update.into_iter().collect();
+            let ordering: Vec<StepId> = config_update.into_iter().chain(pending).collect();
             code_update = Some(self.push(action, &ordering));
         }
-        if tagged.is_none() && config_update.is_none() && code_update.is_none() {
+        if pending.is_none() && tagged.is_none() && config_update.is_none() && code_update.is_none()
+        {
             Status::Keep(deployed.arn.clone())
         } else {
             Status::Change(deployed.arn.clone())

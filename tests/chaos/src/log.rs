@@ -139,6 +139,10 @@ pub struct LogSummary {
     pub sequential: Duration,
     /// The most calls in flight at once.
     pub max_in_flight: usize,
+    /// Round trips deep: the longest chain of calls each started after the one before it ended
+    /// ([`LogQueries::deepest_chain`]). Calls made together count once; a call that had to wait
+    /// for another's answer counts again.
+    pub depth: usize,
 }
 
 /// Counting helpers for assertions.
@@ -149,6 +153,9 @@ pub trait LogQueries {
     fn applied(&self, operation: &str) -> usize;
     /// Mutating calls that moto applied.
     fn mutating_applied(&self) -> usize;
+    /// The longest chain of calls each started after the one before it ended: what a run waited
+    /// on one after the other, in order. Its length is [`LogSummary::depth`].
+    fn deepest_chain(&self) -> Vec<&LogEntry>;
 }
 
 impl LogQueries for [LogEntry] {
@@ -172,7 +179,29 @@ impl LogQueries for [LogEntry] {
             wall: end.saturating_sub(start),
             sequential: self.iter().map(|e| e.end - e.start).sum(),
             max_in_flight: max_in_flight as usize,
+            depth: self.deepest_chain().len(),
         }
+    }
+
+    fn deepest_chain(&self) -> Vec<&LogEntry> {
+        let mut by_start: Vec<&LogEntry> = self.iter().collect();
+        by_start.sort_by_key(|e| e.start);
+        // chain[i]: the length of the longest chain ending with call i, and the call before it.
+        let mut chain: Vec<(usize, Option<usize>)> = Vec::with_capacity(by_start.len());
+        for (i, call) in by_start.iter().enumerate() {
+            let before = (0..i)
+                .filter(|&j| by_start[j].end <= call.start)
+                .max_by_key(|&j| chain[j].0);
+            chain.push((before.map_or(0, |j| chain[j].0) + 1, before));
+        }
+        let mut at = (0..chain.len()).max_by_key(|&i| chain[i].0);
+        let mut calls = Vec::new();
+        while let Some(i) = at {
+            calls.push(by_start[i]);
+            at = chain[i].1;
+        }
+        calls.reverse();
+        calls
     }
 
     fn applied(&self, operation: &str) -> usize {
@@ -233,5 +262,12 @@ mod tests {
         assert_eq!(s.wall, Duration::from_millis(250));
         assert_eq!(s.sequential, Duration::from_millis(400));
         assert_eq!(log.applied("CreateSubnet"), 2);
+        // CreateVpc, then any of the three calls made after its answer, which overlap.
+        assert_eq!(s.depth, 2);
+        let chain = log.deepest_chain();
+        assert_eq!(chain[0].operation.name, "CreateVpc");
+        let alone = [entry("CreateVpc", 0, 100), entry("CreateSubnet", 100, 200)];
+        assert_eq!(alone.summary().depth, 2);
+        assert_eq!(alone[..1].summary().depth, 1);
     }
 }

@@ -96,6 +96,10 @@ impl<'a> Context<'a> {
             Action::CreateRole { .. } => self.call_create_role(step)?,
             Action::AttachRolePolicy { .. } => self.call_attach_role_policy(step, refs)?,
             Action::CreateFunction { .. } => self.call_create_function(step, refs)?,
+            Action::AwaitFunctionActive { name } => Box::pin(async move {
+                self.wait_until_settled(step, name, Settled::Active).await?;
+                Ok(Produced::default())
+            }),
             Action::UpdateFunctionConfiguration { .. } => {
                 self.call_update_function_configuration(step, refs)?
             }
@@ -317,8 +321,6 @@ impl<'a> Context<'a> {
             .send(step, "CreateFunction", &[], || request.clone().send())
             .await
             .map_err(|e| AwsError::call("CreateFunction", e))?;
-        self.wait_until_settled(step, &function.name, Settled::Active)
-            .await?;
         Ok(Produced {
             id: answer.function_arn().map(str::to_owned),
             public_ip: None,
@@ -399,7 +401,7 @@ impl<'a> Context<'a> {
         let mut backoff = policy::Retries::new();
         let budget = Budget {
             first: Duration::from_secs(1).min(self.inputs.timeouts.poll_first),
-            cap: self.inputs.timeouts.poll_max,
+            cap: self.inputs.timeouts.poll_first,
             total: self.inputs.timeouts.function,
         };
         loop {
@@ -586,7 +588,7 @@ impl<'a> Context<'a> {
         step: &'a Step,
         holder: &'a InterfaceHolder,
     ) -> Result<Produced, AwsError> {
-        let mut backoff = self.backoff(self.inputs.timeouts.lambda_interfaces);
+        let mut backoff = self.long_backoff(self.inputs.timeouts.lambda_interfaces);
         loop {
             let interfaces = self.lambda_interfaces(holder).await?;
             if interfaces.is_empty() {

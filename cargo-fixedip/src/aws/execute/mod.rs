@@ -70,11 +70,14 @@ pub struct Timeouts {
     /// about 35 minutes; terraform-provider-aws waits 45), and DependencyViolation retries on
     /// what they held.
     pub lambda_interfaces: Duration,
-    /// The first pause between two polls of something AWS finishes on its own; each next pause
-    /// doubles, up to `poll_max`.
+    /// The pause between two polls of something AWS finishes on its own within minutes; for
+    /// Lambda's network interfaces, the first pause, each next one doubling up to `poll_max`.
     pub poll_first: Duration,
     pub poll_max: Duration,
 }
+
+/// The default of `--poll-interval`.
+pub const DEFAULT_POLL_SECONDS: f64 = 2.0;
 
 /// The default of `--nat-ready-timeout`: longer than the user data's own retries (ten minutes).
 pub const DEFAULT_NAT_READY_SECONDS: u64 = 900;
@@ -89,15 +92,15 @@ impl Default for Timeouts {
             propagation: Duration::from_secs(300),
             throttling: Duration::from_secs(300),
             lambda_interfaces: Duration::from_secs(45 * 60),
-            poll_first: Duration::from_secs(5),
-            poll_max: Duration::from_secs(30),
+            poll_first: Duration::from_secs(DEFAULT_POLL_SECONDS as u64),
+            poll_max: Duration::from_secs(6 * DEFAULT_POLL_SECONDS as u64),
         }
     }
 }
 
 impl Timeouts {
-    /// From the command line's seconds: NAT gateway, function, Lambda interfaces, first poll
-    /// pause (the longest pause is six times the first: 5 s → 30 s by default).
+    /// From the command line's seconds: NAT gateway, function, Lambda interfaces, poll pause
+    /// (Lambda's interfaces are polled from it up to six times it: 2 s → 12 s by default).
     pub fn from_seconds(
         nat_gateway: u64,
         function: u64,
@@ -199,6 +202,7 @@ impl ActionKind {
             Action::CreateRole { .. } => "CreateRole",
             Action::AttachRolePolicy { .. } => "AttachRolePolicy",
             Action::CreateFunction { .. } => "CreateFunction",
+            Action::AwaitFunctionActive { .. } => "AwaitFunctionActive",
             Action::UpdateFunctionConfiguration { .. } => "UpdateFunctionConfiguration",
             Action::UpdateFunctionCode { .. } => "UpdateFunctionCode",
             Action::TagFunction { .. } => "TagFunction",
@@ -479,6 +483,7 @@ impl<'a> Context<'a> {
             Action::CreateRole { .. }
             | Action::AttachRolePolicy { .. }
             | Action::CreateFunction { .. }
+            | Action::AwaitFunctionActive { .. }
             | Action::UpdateFunctionConfiguration { .. }
             | Action::UpdateFunctionCode { .. }
             | Action::TagFunction { .. }
@@ -525,8 +530,7 @@ where
     error.code().is_some_and(|code| codes.contains(&code))
 }
 
-/// Polling with backoff, within a bound: the first pause is `Timeouts::poll_first`, each next one
-/// twice as long up to `Timeouts::poll_max`.
+/// Polling within a bound: pauses from `first`, each next one twice as long up to `max`.
 pub(in crate::aws) struct Backoff {
     next: Duration,
     max: Duration,
@@ -535,11 +539,11 @@ pub(in crate::aws) struct Backoff {
 }
 
 impl Backoff {
-    fn new(timeouts: &Timeouts, bound: Duration) -> Backoff {
+    fn new(first: Duration, max: Duration, bound: Duration) -> Backoff {
         let started = Instant::now();
         Backoff {
-            next: timeouts.poll_first,
-            max: timeouts.poll_max.max(timeouts.poll_first),
+            next: first,
+            max: max.max(first),
             started,
             deadline: started + bound,
         }
@@ -565,8 +569,20 @@ impl Backoff {
 const LAMBDA_ENI_DESCRIPTION: &str = "AWS Lambda VPC ENI-";
 
 impl<'a> Context<'a> {
+    /// Polling something AWS finishes within minutes (a NAT gateway, an endpoint, a function's
+    /// state, a NAT instance's boot): one poll every `poll_first`, no growing pauses, so that
+    /// what waits for it starts within one poll of AWS finishing (issue 18: the SDK's NAT waiter
+    /// polled every 15 s and more, a deploy ended up to half a minute after its gateways).
     pub(in crate::aws) fn backoff(&self, bound: Duration) -> Backoff {
-        Backoff::new(&self.inputs.timeouts, bound)
+        let every = self.inputs.timeouts.poll_first;
+        Backoff::new(every, every, bound)
+    }
+
+    /// Polling what AWS may take tens of minutes over (Lambda's network interfaces): pauses from
+    /// `poll_first`, doubling up to `poll_max`.
+    pub(in crate::aws) fn long_backoff(&self, bound: Duration) -> Backoff {
+        let timeouts = &self.inputs.timeouts;
+        Backoff::new(timeouts.poll_first, timeouts.poll_max, bound)
     }
 
     /// A create that must not happen twice. `send` makes the call once (SDK retries off, see
@@ -734,7 +750,11 @@ mod tests {
             poll_max: Duration::from_millis(25),
             ..Timeouts::default()
         };
-        let mut backoff = Backoff::new(&timeouts, Duration::from_millis(80));
+        let mut backoff = Backoff::new(
+            timeouts.poll_first,
+            timeouts.poll_max,
+            Duration::from_millis(80),
+        );
         let mut pauses = 0;
         while backoff.pause().await {
             pauses += 1;

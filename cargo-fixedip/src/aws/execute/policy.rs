@@ -163,7 +163,14 @@ impl Timeouts {
     pub fn budget(&self, class: Class) -> Option<Budget> {
         // AWS: "starting with a couple of seconds"; shorter when the user polls faster.
         let first = Duration::from_secs(1).min(self.poll_first);
-        let cap = self.poll_max.max(first);
+        // Throttling wants growing pauses (the EC2 throttling guide), and so does what may take
+        // tens of minutes (Lambda's interfaces); what ends within seconds (a fresh id, a role,
+        // an update) is tried again every poll, so that the run goes on within one poll of it.
+        let cap = match class {
+            Class::Throttled | Class::OutcomeUnknown | Class::InUse => self.poll_max,
+            _ => self.poll_first,
+        }
+        .max(first);
         let total = match class {
             Class::NotVisibleYet => self.propagation,
             Class::Propagating => self.role_propagation,
@@ -448,6 +455,12 @@ mod tests {
             "Lambda's interfaces: P99 about 35 minutes"
         );
         assert!(timeouts.budget(Class::Throttled).unwrap().total >= Duration::from_secs(120));
+        // Throttling backs off further than what ends within seconds.
+        assert_eq!(visible.cap, timeouts.poll_first);
+        assert_eq!(
+            timeouts.budget(Class::Throttled).unwrap().cap,
+            timeouts.poll_max
+        );
     }
 
     #[test]

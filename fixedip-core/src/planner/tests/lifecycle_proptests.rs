@@ -263,7 +263,9 @@ fn named(action: &Action) -> Vec<String> {
         | Action::UpdateFunctionConfiguration { function, .. }
         | Action::UpdateFunctionCode { function }
         | Action::TagFunction { function, .. } => vec![&function.name],
-        Action::DetachFunction { name } | Action::DeleteFunction { name } => vec![name],
+        Action::DetachFunction { name }
+        | Action::DeleteFunction { name }
+        | Action::AwaitFunctionActive { name } => vec![name],
         Action::DeleteNatGateway { nat_gateway } => vec![nat_gateway],
         Action::ClearLambdaInterfaces { holder } => match holder {
             InterfaceHolder::Subnet(id) | InterfaceHolder::SecurityGroup(id) => vec![id],

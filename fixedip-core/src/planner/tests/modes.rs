@@ -114,6 +114,7 @@ fn one_nat_for_two_azs() {
             ("AssociateRouteTable", 3),
             ("AttachInternetGateway", 1),
             ("AttachRolePolicy", 2),
+            ("AwaitFunctionActive", 1),
             ("CreateFunction", 1),
             ("CreateInternetGateway", 1),
             ("CreateNatGateway", 1),
@@ -288,6 +289,7 @@ fn an_isolated_stack_has_no_way_out() {
         expect(&[
             ("AssociateRouteTable", 2),
             ("AttachRolePolicy", 2),
+            ("AwaitFunctionActive", 1),
             ("CreateFunction", 1),
             ("CreateRole", 1),
             ("CreateRouteTable", 2),

@@ -80,6 +80,7 @@ fn fresh_two_az_stack() {
         ("AssociateRouteTable", 4),
         ("AttachInternetGateway", 1),
         ("AttachRolePolicy", 2),
+        ("AwaitFunctionActive", 1),
         ("CreateFunction", 1),
         ("CreateInternetGateway", 1),
         ("CreateNatGateway", 2),
@@ -839,11 +840,12 @@ fn a_missing_function_is_created() {
     });
     let [Action::CreateFunction {
         function, subnets, ..
-    }] = actions(&plan)[..]
+    }, Action::AwaitFunctionActive { name }] = actions(&plan)[..]
     else {
         panic!("{:#?}", plan.steps)
     };
     assert_eq!(function.name, "g");
+    assert_eq!(name, "g");
     assert!(matches!(&subnets[..], [Ref::Existing(_)]));
 }
 
@@ -948,6 +950,23 @@ fn a_missing_role_policy_is_attached() {
 /// Lambda developer guide, function states: a Failed function must be deleted and created
 /// again. The plan does that in one deploy, the delete before the create.
 #[test]
+fn a_function_left_pending_by_a_killed_run_is_waited_for() {
+    let spec = spec(1, &["f"]);
+    let mut account = deployed(&spec, &empty());
+    account.functions[0].state = crate::observed::FunctionState {
+        state: Some("Pending".into()),
+        reason_code: Some("Creating".into()),
+        reason: None,
+    };
+    let plan = planned(&spec, &account);
+    check_well_formed(&plan);
+    assert_eq!(
+        census(&plan),
+        BTreeMap::from([("AwaitFunctionActive".to_owned(), 1)])
+    );
+}
+
+#[test]
 fn a_failed_function_is_deleted_and_created_again() {
     let spec = spec(1, &["f"]);
     let mut account = deployed(&spec, &empty());
@@ -961,6 +980,7 @@ fn a_failed_function_is_deleted_and_created_again() {
     assert_eq!(
         census(&plan),
         BTreeMap::from([
+            ("AwaitFunctionActive".to_owned(), 1),
             ("CreateFunction".to_owned(), 1),
             ("DeleteFunction".to_owned(), 1)
         ])

@@ -930,6 +930,13 @@ impl Account {
                 self.state.functions.push(deployed);
                 arn
             }
+            Action::AwaitFunctionActive { name } => {
+                let function = self.state.functions.iter().find(|f| f.name == *name);
+                function
+                    .expect("a wait for a function that is not there")
+                    .arn
+                    .clone()
+            }
             Action::UpdateFunctionConfiguration {
                 function,
                 subnets,
@@ -1428,6 +1435,13 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                 ) => true,
                 // The role goes after Lambda's interfaces: Lambda deletes them with it.
                 (Action::DeleteRole { .. }, Action::ClearLambdaInterfaces { .. }) => true,
+                // A function is waited for once created; a Pending one before it is updated.
+                (Action::AwaitFunctionActive { name }, Action::CreateFunction { function, .. })
+                | (
+                    Action::UpdateFunctionConfiguration { function, .. }
+                    | Action::UpdateFunctionCode { function },
+                    Action::AwaitFunctionActive { name },
+                ) => function.name == *name,
                 // A Failed function is deleted before it is created again (function states).
                 (Action::CreateFunction { function, .. }, Action::DeleteFunction { name }) => {
                     function.name == *name
