@@ -182,6 +182,28 @@ async fn every_scenario_passes_on_the_emulator_and_the_run_sweeps_itself() {
     );
     let left = leftovers(&lab.emulator).await;
     assert!(left.is_empty(), "the run left {left:#?}");
+    // The workflow's role: fixedip's own policy plus the suite's, judged on every call of the run
+    // (the CLI's, the twin's reads, the existing VPC's builder, the sweep).
+    let log = lab.proxy.log();
+    fixedip_tests::iam_policy::assert_allowed_by(&workflow_role_policy(), &log);
+    // ... and the suite's statements are needed: fixedip's policy alone denies some of them.
+    let fixedip = fixedip_tests::iam_policy::policy_document();
+    let suite_only = log.iter().flat_map(|e| e.authorizations.iter());
+    let suite_only = suite_only.filter(|a| fixedip_chaos::iam::evaluate(fixedip, a).is_err());
+    assert!(
+        suite_only.count() > 0,
+        "fixedip's own policy allowed the suite's calls"
+    );
+}
+
+/// `cargo fixedip iam-policy` with the statements of docs/acceptance/suite-policy.json added.
+fn workflow_role_policy() -> serde_json::Value {
+    let mut document = fixedip_tests::iam_policy::policy_document().clone();
+    let suite = fixedip_tests::workspace_root().join("docs/acceptance/suite-policy.json");
+    let suite: serde_json::Value = serde_json::from_slice(&std::fs::read(suite).unwrap()).unwrap();
+    let statements = document["Statement"].as_array_mut().unwrap();
+    statements.extend(suite["Statement"].as_array().unwrap().iter().cloned());
+    document
 }
 
 /// The k-th mutating call of a run: past the first deploy and the code change, in the switch to

@@ -71,7 +71,7 @@ impl FunctionPackage {
         )
     }
 
-    fn manifest(&self, run: &RunId) -> String {
+    fn manifest(&self, run: &RunId, az_ids: Option<&str>) -> String {
         let mut manifest = format!(
             "[package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
              [dependencies]\nfixedip-macros.workspace = true\n",
@@ -87,6 +87,9 @@ impl FunctionPackage {
         if let Some(vpc) = &self.vpc {
             manifest.push_str(&format!("vpc = \"{vpc}\"\n"));
         }
+        if let (Some(ids), None) = (az_ids, &self.vpc) {
+            manifest.push_str(&format!("az-ids = {ids}\n"));
+        }
         if let Some(url) = &self.url {
             manifest.push_str(&format!(
                 "environment = {{ FIXEDIP_WHATISMYIP_URL = \"{url}\" }}\n"
@@ -101,12 +104,14 @@ impl FunctionPackage {
 pub struct Functions {
     pub dir: PathBuf,
     run: RunId,
+    /// `az-ids` of every package (but the existing VPC's), when the target needs them pinned.
+    az_ids: Option<String>,
 }
 
 impl Functions {
     /// Creates `target/acceptance/<run>/` with the workspace's manifest and the main workspace's
     /// lock file, so that the packages build with the versions the example is tested with.
-    pub fn create(run: &RunId) -> Result<Functions, String> {
+    pub fn create(run: &RunId, az_ids: Option<&str>) -> Result<Functions, String> {
         let dir = workspace_root().join("target/acceptance").join(&run.0);
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         write(&dir.join("Cargo.toml"), &workspace_manifest()?)?;
@@ -115,6 +120,7 @@ impl Functions {
         Ok(Functions {
             dir,
             run: run.clone(),
+            az_ids: az_ids.map(str::to_owned),
         })
     }
 
@@ -132,7 +138,8 @@ impl Functions {
         }
         let dir = self.dir.join(package.package);
         std::fs::create_dir_all(dir.join("src")).map_err(|e| format!("{}: {e}", dir.display()))?;
-        write(&dir.join("Cargo.toml"), &package.manifest(&self.run))?;
+        let manifest = package.manifest(&self.run, self.az_ids.as_deref());
+        write(&dir.join("Cargo.toml"), &manifest)?;
         write(
             &dir.join("src/main.rs"),
             &package.source(&example, &self.run),
@@ -235,8 +242,12 @@ mod tests {
         ));
         assert!(source.contains("ACCEPTANCE_REVISION: u32 = 1;"));
         package.vpc = Some("vpc-1".into());
-        let manifest = package.manifest(&run);
+        let manifest = package.manifest(&run, Some("[\"use1-az1\"]"));
         assert!(manifest.contains("function-name = \"fixedip-acc-0a1b2c3d\""));
+        assert!(
+            !manifest.contains("az-ids"),
+            "a network the suite runs has its own AZs"
+        );
         assert!(manifest.contains("\"fixedip-acceptance\" = \"0a1b2c3d\""));
         assert!(manifest.contains("vpc = \"vpc-1\""));
     }
