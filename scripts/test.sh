@@ -66,5 +66,8 @@ CARGO_TARGET_DIR="$PWD/target/fixtures" cargo build "${locked[@]}" --quiet --wor
     --manifest-path tests/fixtures/functions/Cargo.toml
 CARGO_TARGET_DIR="$PWD/target/fixtures" cargo build "${locked[@]}" --quiet --workspace \
     --manifest-path tests/fixtures/scope/Cargo.toml
+# The acceptance suite's functions (copies of the example in a workspace of each run's own):
+# their dependencies, built once into target/acceptance/build.
+"$CARGO_TARGET_DIR/debug/fixedip-acceptance" prepare
 
 exec cargo nextest run "${locked[@]}" --workspace --profile "$profile" "${args[@]}"

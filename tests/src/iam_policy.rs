@@ -30,7 +30,11 @@ pub fn policy_document() -> &'static serde_json::Value {
 
 /// Every authorization of every call in the log must be allowed by the policy document.
 pub fn assert_allowed_by_iam_policy(log: &[LogEntry]) {
-    let document = policy_document();
+    assert_allowed_by(policy_document(), log);
+}
+
+/// Every authorization of every call in the log must be allowed by `document`.
+pub fn assert_allowed_by(document: &serde_json::Value, log: &[LogEntry]) {
     assert!(
         log.iter().all(|entry| !entry.authorizations.is_empty()),
         "every logged call carries what IAM authorizes for it"

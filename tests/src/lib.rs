@@ -11,6 +11,7 @@
 //! "once per test process" here is shared between processes through files, written under a
 //! temporary name and renamed into place, so that no process ever reads another's half-written zip.
 
+pub mod acceptance;
 pub mod console;
 pub mod iam_policy;
 pub mod twin;
@@ -243,33 +244,42 @@ fn build_binary(package: &str, bin: &str) -> PathBuf {
 /// to the test executables (`target/debug/`, the parent of `target/debug/deps/`) before it runs them.
 pub fn cargo_fixedip_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let test = std::env::current_exe().expect("the test executable's path");
-        let dir = test.parent().and_then(Path::parent).expect("target/debug");
-        let name = format!("cargo-fixedip-under-test{}", std::env::consts::EXE_SUFFIX);
-        // With a separate build directory (`CARGO_BUILD_BUILD_DIR`), test executables stay there
-        // and binaries are copied out to the target directory.
-        let profile = dir.file_name().expect("a profile directory");
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| workspace_root().join("target"));
-        // A tool of this package (`record-network-answers`) runs from `target/debug/` itself.
-        let bin = [
-            dir.join(&name),
-            target_dir.join(profile).join(&name),
-            test.with_file_name(&name),
-        ]
-        .into_iter()
-        .find(|bin| bin.exists())
-        .unwrap_or_else(|| dir.join(&name));
-        assert!(
-            bin.exists(),
-            "{} is missing: run the end-to-end tests through `cargo test -p fixedip-tests`, \
-             which builds it",
-            bin.display()
-        );
-        bin
-    })
+    BIN.get_or_init(|| package_bin("cargo-fixedip-under-test"))
+}
+
+/// The acceptance suite's binary, `fixedip-acceptance` (tests/src/acceptance).
+pub fn acceptance_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| package_bin("fixedip-acceptance"))
+}
+
+/// A binary of this package, found beside the running test executable or tool.
+fn package_bin(name: &str) -> PathBuf {
+    let test = std::env::current_exe().expect("the test executable's path");
+    let dir = test.parent().and_then(Path::parent).expect("target/debug");
+    let name = format!("{name}{}", std::env::consts::EXE_SUFFIX);
+    // With a separate build directory (`CARGO_BUILD_BUILD_DIR`), test executables stay there
+    // and binaries are copied out to the target directory.
+    let profile = dir.file_name().expect("a profile directory");
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    // A tool of this package (`record-network-answers`) runs from `target/debug/` itself.
+    let bin = [
+        dir.join(&name),
+        target_dir.join(profile).join(&name),
+        test.with_file_name(&name),
+    ]
+    .into_iter()
+    .find(|bin| bin.exists())
+    .unwrap_or_else(|| dir.join(&name));
+    assert!(
+        bin.exists(),
+        "{} is missing: run the end-to-end tests through `cargo test -p fixedip-tests`, \
+         which builds it",
+        bin.display()
+    );
+    bin
 }
 
 /// The example function `hello-egress`, built for the host once per test process.

@@ -15,6 +15,7 @@
 
 mod common;
 
+mod acceptance;
 mod aws_behaviour;
 mod benchmarks;
 mod concurrency;
