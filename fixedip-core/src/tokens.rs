@@ -54,15 +54,33 @@ fn with_generation(parts: &[&str], generation: u32) -> String {
     client_token(&parts)
 }
 
-/// A VPC endpoint of a service in a VPC, by where it is placed (route tables or subnets).
-pub fn endpoint(stack: &StackName, service: &str, vpc: &str, placement: &[&str]) -> String {
-    client_token(&[stack.as_str(), service, vpc, &placement.join(",")])
+/// A VPC endpoint of a service in a VPC, by where it is placed (route tables or subnets), made by
+/// the run whose word is `run` (see [`route_table`]).
+pub fn endpoint(
+    stack: &StackName,
+    service: &str,
+    vpc: &str,
+    placement: &[&str],
+    run: &str,
+) -> String {
+    client_token(&[stack.as_str(), service, vpc, &placement.join(","), run])
 }
 
-/// A route table of a stack's component (and slot) in a VPC.
-pub fn route_table(stack: &StackName, component: &str, slot: Option<Slot>, vpc: &str) -> String {
+/// A route table of a stack's component (and slot) in a VPC, made by the run whose word is `run`.
+/// What identifies the table is the same when a later run makes it again after it was deleted
+/// (isolated → NAT, a slot moved out of an AZ and back), and AWS answers a repeated token with
+/// the first, deleted table for at least a day; nor does it list deleted tables, so no generation
+/// can be counted as for NAT gateways. The run's word keeps a retry within the run on the table
+/// it made; a later run finds what a killed one made by its tags before creating anything.
+pub fn route_table(
+    stack: &StackName,
+    component: &str,
+    slot: Option<Slot>,
+    vpc: &str,
+    run: &str,
+) -> String {
     let slot = slot.map(|s| s.to_string()).unwrap_or_default();
-    client_token(&[stack.as_str(), component, &slot, vpc])
+    client_token(&[stack.as_str(), component, &slot, vpc, run])
 }
 
 #[cfg(test)]
@@ -94,12 +112,25 @@ mod tests {
             nat_instance(&stack, 1, "subnet-1", 1)
         );
         assert_ne!(
-            endpoint(&stack, "s3", "vpc-1", &["rtb-1"]),
-            endpoint(&stack, "s3", "vpc-1", &["rtb-1", "rtb-2"])
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], "run"),
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1", "rtb-2"], "run")
         );
         assert_ne!(
-            route_table(&stack, "route-table", Some(0), "vpc-1"),
-            route_table(&stack, "route-table", None, "vpc-1")
+            route_table(&stack, "route-table", Some(0), "vpc-1", "run"),
+            route_table(&stack, "route-table", None, "vpc-1", "run")
+        );
+        // The same table made again by a later run: a new token, never the deleted table back.
+        assert_eq!(
+            route_table(&stack, "route-table", Some(0), "vpc-1", "run"),
+            route_table(&stack, "route-table", Some(0), "vpc-1", "run")
+        );
+        assert_ne!(
+            route_table(&stack, "route-table", Some(0), "vpc-1", "run"),
+            route_table(&stack, "route-table", Some(0), "vpc-1", "later run")
+        );
+        assert_ne!(
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], "run"),
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], "later run")
         );
     }
 
@@ -126,8 +157,8 @@ mod tests {
             by_hand(&format!("{stack}\n2\nsubnet-1\nnat-instance\ngeneration 3"))
         );
         assert_eq!(
-            endpoint(&stack, "s3", "vpc-1", &["a", "b"]),
-            by_hand(&format!("{stack}\ns3\nvpc-1\na,b"))
+            endpoint(&stack, "s3", "vpc-1", &["a", "b"], "run"),
+            by_hand(&format!("{stack}\ns3\nvpc-1\na,b\nrun"))
         );
     }
 }

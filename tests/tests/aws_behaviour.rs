@@ -190,6 +190,28 @@ async fn isolated_and_endpoints_deploy_and_destroy_in_one_run() {
     assert_destroy_left_no_network(&lab).await;
 }
 
+/// AWS answers a repeated client token with what the first request made, for a day, even once
+/// that is deleted (`Scenario::client_tokens`). A route table made again after a switch to
+/// isolated and back (the public table goes, then comes back) must not get the deleted one: its
+/// token carries the run's own word (`fixedip_core::tokens::route_table`). Found by the
+/// acceptance suite: every route on the table came back "not found" until the deploy gave up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_route_table_made_again_after_isolated_and_back_is_a_new_one() {
+    let lab = Lab::start(Scenario {
+        client_tokens: true,
+        ..Scenario::default()
+    })
+    .await;
+    once(&lab, &example(), "a NAT gateway per AZ").await;
+    let ips = stack_ips(&assert_one_stack(&lab, 2, &["hello-egress"], "first deploy").await);
+    once(&lab, &fixture("egress-isolated"), "isolated").await;
+    assert_eq!(lab.emulator.live_nat_gateways().await, 0);
+    once(&lab, &example(), "a NAT gateway per AZ again").await;
+    let now = Inventory::take(&lab.emulator).await;
+    assert!(stack_ips(&now).is_superset(&ips), "no IP lost: {now:?}");
+    assert_eq!(lab.emulator.live_nat_gateways().await, 2);
+}
+
 /// No VPC, subnet, NAT gateway, internet gateway or route table beyond the lab's baseline after a
 /// destroy. The account as it is then.
 async fn assert_destroy_left_no_network(lab: &Lab) -> Inventory {

@@ -190,7 +190,7 @@ impl<'a> Context<'a> {
             let service = endpoint.service_name(&self.aws.region);
             let mut sorted: Vec<&str> = route_tables.iter().map(String::as_str).collect();
             sorted.sort();
-            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted);
+            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, &self.inputs.run);
             let request = ec2
                 .create_vpc_endpoint()
                 .vpc_id(&vpc)
@@ -242,7 +242,7 @@ impl<'a> Context<'a> {
             let service = endpoint.service_name(&self.aws.region);
             let mut sorted: Vec<&str> = subnets.iter().map(String::as_str).collect();
             sorted.sort();
-            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted);
+            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, &self.inputs.run);
             let request = ec2
                 .create_vpc_endpoint()
                 .vpc_id(&vpc)

@@ -120,7 +120,7 @@ impl Timeouts {
 }
 
 /// What the executor needs besides the plan.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Inputs {
     /// The deployment package of each function the plan creates or updates the code of, by name.
     pub zips: BTreeMap<String, Vec<u8>>,
@@ -128,6 +128,23 @@ pub struct Inputs {
     /// run ever releases them, even once they are no longer listed in `ips`.
     pub adopted_ips: Vec<AllocationId>,
     pub timeouts: Timeouts,
+    /// This run's own word, in the client tokens of what AWS does not list once deleted (route
+    /// tables, VPC endpoints): `fixedip_core::tokens::route_table` says why.
+    pub run: String,
+}
+
+impl Default for Inputs {
+    fn default() -> Self {
+        let since_epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        Inputs {
+            zips: BTreeMap::new(),
+            adopted_ips: Vec::new(),
+            timeouts: Timeouts::default(),
+            run: format!("{}-{}", std::process::id(), since_epoch.as_nanos()),
+        }
+    }
 }
 
 /// What happens, as it happens, for the CLI to show on stderr.

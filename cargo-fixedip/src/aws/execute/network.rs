@@ -318,7 +318,8 @@ impl<'a> Context<'a> {
             };
             let tags = self.tags(component, *slot);
             let vpc = refs.get(vpc)?;
-            let token = tokens::route_table(self.stack(), component.as_str(), *slot, &vpc);
+            let run = &self.inputs.run;
+            let token = tokens::route_table(self.stack(), component.as_str(), *slot, &vpc, run);
             let request = ec2
                 .create_route_table()
                 .vpc_id(&vpc)
