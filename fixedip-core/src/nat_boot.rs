@@ -16,6 +16,13 @@ pub const READY: &str = "fixedip-nat: ready";
 /// The last line of a boot that could not (the line says why).
 pub const FAILED: &str = "fixedip-nat: FAILED";
 
+/// The systemd unit the user data installs to report on the console at every boot, not only at
+/// the first (when cloud-init runs the user data): after a reboot, a stop and start, or EC2's
+/// automatic recovery (a reboot on another host), the instance says again whether forwarding and
+/// masquerading are on, so that a deploy that starts a stopped instance, `status` and `verify`
+/// can tell.
+pub const EVERY_BOOT: &str = "fixedip-nat-ready.service";
+
 /// How many of the instance's own lines a report quotes.
 const QUOTED_LINES: usize = 5;
 
@@ -59,8 +66,9 @@ impl Readiness {
     }
 }
 
-/// Reads a console output (decoded text): the last `fixedip-nat:` line decides. A later boot
-/// (a reboot) writes nothing, since user data runs once; the ruleset it loads comes from files.
+/// Reads a console output (decoded text): the last `fixedip-nat:` line decides. The first boot
+/// writes the user data's steps and its verdict; every later boot writes its verdict again
+/// ([`EVERY_BOOT`]), from the files the first boot wrote.
 pub fn readiness(console: &str) -> Readiness {
     // The script writes through `tee /dev/console`: a line may carry the kernel's prefix or a
     // carriage return, so the marker is searched within each line.

@@ -177,3 +177,138 @@ async fn verify_fails_on_a_running_nat_instance_that_is_not_ready() {
     assert!(text.contains("running, FAILED: "), "{text}");
     assert!(text.contains("running, ready"), "{text}");
 }
+
+/// The stack's running-or-stopped NAT instances: (id, primary interface).
+async fn nat_instances(emulator: &Emulator) -> Vec<(String, String)> {
+    let answer = emulator
+        .ec2()
+        .await
+        .describe_instances()
+        .filters(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("tag:fixedip:component")
+                .values("nat-instance")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let mut found: Vec<(String, String)> = answer
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| {
+            let state = i.state().and_then(|s| s.name()).map(|n| n.as_str());
+            matches!(state, Some("running" | "stopped"))
+        })
+        .map(|i| {
+            let interface = i.network_interfaces()[0].network_interface_id().unwrap();
+            (i.instance_id().unwrap().to_owned(), interface.to_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The Elastic IP on each network interface: (interface, public IP).
+async fn addresses_on_interfaces(emulator: &Emulator) -> Vec<(String, String)> {
+    let answer = emulator
+        .ec2()
+        .await
+        .describe_addresses()
+        .send()
+        .await
+        .unwrap();
+    let mut found: Vec<(String, String)> = answer
+        .addresses()
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a.network_interface_id()?.to_owned(),
+                a.public_ip()?.to_owned(),
+            ))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A NAT instance stopped under a live stack (by hand, or by AWS retiring its host) cuts its
+/// slot off while the route still names it: verify fails on it, status shows it, and the next
+/// deploy starts it again and waits until its boot reports ready once more, keeping the
+/// instance, its route and its Elastic IP. That report comes from the unit the user data
+/// installs for every boot: cloud-init runs the user data only at the first, and without the
+/// unit the chaos proxy's model of the restart shows no ready line and the deploy times out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_instance_is_started_by_the_next_deploy_and_reports_ready_again() {
+    const BOOT_MS: u64 = 2000;
+    let lab = Lab::start(Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: BOOT_MS,
+            never_ready: Vec::new(),
+        },
+        ..Scenario::default()
+    })
+    .await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    let mut deploy = nat_instance_deploy(&manifest, &zip);
+    deploy.extend(["--nat-ready-timeout".to_owned(), "60".to_owned()]);
+    lab.run_expect(&args(&deploy), 0, "deploy").await;
+    let instances = nat_instances(&lab.emulator).await;
+    let addresses = addresses_on_interfaces(&lab.emulator).await;
+    assert_eq!((instances.len(), addresses.len()), (2, 2), "{addresses:?}");
+    let (stopped, _) = &instances[0];
+    lab.emulator
+        .ec2()
+        .await
+        .stop_instances()
+        .instance_ids(stopped)
+        .send()
+        .await
+        .unwrap();
+
+    let on_fixture =
+        |command: &'static str| [command, "--manifest-path", &manifest, "-p", "nat-instance"];
+    let verify = lab.run(&on_fixture("verify")).await;
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(!verify.status.success(), "{stdout}");
+    assert!(stdout.contains("nat-instance-not-running"), "{stdout}");
+    let status = lab.run_expect(&on_fixture("status"), 0, "status").await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!("{stopped} (t4g.nano) stopped")),
+        "{text}"
+    );
+
+    lab.proxy.clear_log();
+    lab.run_expect(&args(&deploy), 0, "the deploy that starts it")
+        .await;
+    let log = lab.proxy.log();
+    let started = calls(&log, "StartInstances");
+    assert_eq!(started.len(), 1, "{}", crate::common::render(&log));
+    for moved in [
+        "RunInstances",
+        "AssociateAddress",
+        "CreateRoute",
+        "ReplaceRoute",
+    ] {
+        assert!(
+            calls(&log, moved).is_empty(),
+            "{moved} in {}",
+            crate::common::render(&log)
+        );
+    }
+    // The deploy ended only once the restarted boot said ready.
+    let last_read = calls(&log, "GetConsoleOutput")
+        .iter()
+        .map(|e| e.end)
+        .max()
+        .unwrap();
+    assert!(last_read >= started[0].end + std::time::Duration::from_millis(BOOT_MS));
+    assert_eq!(nat_instances(&lab.emulator).await, instances);
+    assert_eq!(addresses_on_interfaces(&lab.emulator).await, addresses);
+    lab.run_expect(&on_fixture("verify"), 0, "verify after the start")
+        .await;
+    fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&lab.proxy.log());
+}

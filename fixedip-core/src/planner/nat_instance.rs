@@ -29,6 +29,11 @@
 //!   create the NAT gateway with it; point the private route at the gateway; terminate the
 //!   instance.
 //!
+//! An instance found stopped (by hand, or by AWS for a host's retirement) is started again, and
+//! waited for until it reports ready: the next deploy brings its slot back on the same instance
+//! and address. One found terminated is replaced by a launch of a new client-token generation,
+//! which takes the slot's address.
+//!
 //! An Elastic IP sits on one NAT at a time, so the slot's egress pauses while it moves (on AWS,
 //! the minutes a NAT gateway takes to be deleted or created): the plan says so in a note.
 
@@ -38,6 +43,7 @@ use super::addresses::AddressChoice;
 use super::inventory::Inventory;
 use super::steps::{Planned, Planner};
 use super::PlanError;
+use crate::network::InstanceState;
 use crate::observed::{ObservedNatInstance, ObservedState, Slot};
 use crate::plan::{Action, Ref, RouteVia, Status, StepId};
 
@@ -167,6 +173,7 @@ impl Planner {
         if let Ref::Step(step) = instance_ref {
             ready_after.push(step);
         }
+        ready_after.extend(existing.and_then(|i| self.start_if_stopped(i)));
         if existing.is_none_or(|i| i.source_dest_check) {
             let action = Action::DisableSourceDestCheck {
                 instance: instance_ref.clone(),
@@ -314,6 +321,22 @@ impl Planner {
                 (Planned::created(step), Ref::Step(step))
             }
         }
+    }
+
+    /// A stopped (or stopping) NAT instance cuts its slot off while the route still names it:
+    /// started again, it keeps its id, interface and Elastic IP, and its setup comes back at boot
+    /// (the readiness wait after it reads the boot's own report).
+    fn start_if_stopped(&mut self, instance: &ObservedNatInstance) -> Option<StepId> {
+        let stopped = matches!(
+            instance.state,
+            InstanceState::Stopped | InstanceState::Stopping
+        );
+        stopped.then(|| {
+            let action = Action::StartNatInstance {
+                instance: instance.id.clone(),
+            };
+            self.push(action, &[])
+        })
     }
 
     /// The wait for the instance's own word that it forwards and masquerades: the private route

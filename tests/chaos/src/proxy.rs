@@ -895,6 +895,12 @@ async fn after_moto(
             None
         }
         ("ec2", "GetConsoleOutput") => nat_console(shared, call, &text(), now).await,
+        ("ec2", "StartInstances" | "RebootInstances") => {
+            if parts.status.is_success() {
+                shared.lock().nat_instances.restarted(&call.params);
+            }
+            None
+        }
         ("iam", "CreateRole") => {
             if let Some(arn) = xml_texts(&text(), "Arn").first() {
                 shared.lock().clocks.role_changed(arn, now);
