@@ -312,3 +312,72 @@ async fn a_stopped_instance_is_started_by_the_next_deploy_and_reports_ready_agai
         .await;
     fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&lab.proxy.log());
 }
+
+/// A NAT instance terminated under a live stack (by hand, or by AWS) cuts its slot off until
+/// the next deploy (verify fails meanwhile), which launches a replacement with a client token of a new generation (AWS
+/// would answer the old token with the terminated instance: `client_tokens`), puts the slot's
+/// same Elastic IP on it and moves the route once it reports ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminated_instance_is_replaced_by_the_next_deploy_on_the_same_address() {
+    let lab = Lab::start(Scenario {
+        client_tokens: true,
+        ..Scenario::default()
+    })
+    .await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    let deploy = nat_instance_deploy(&manifest, &zip);
+    lab.run_expect(&args(&deploy), 0, "deploy").await;
+    let instances = nat_instances(&lab.emulator).await;
+    let ips: std::collections::BTreeSet<String> = addresses_on_interfaces(&lab.emulator)
+        .await
+        .into_iter()
+        .map(|(_, ip)| ip)
+        .collect();
+    assert_eq!((instances.len(), ips.len()), (2, 2));
+    let (gone, _) = &instances[0];
+    // Through the proxy, which takes the address off as AWS does at termination (moto keeps it).
+    let config = lab.emulator.sdk_config().await;
+    let through_proxy = aws_sdk_ec2::config::Builder::from(&config)
+        .endpoint_url(lab.proxy.url())
+        .build();
+    aws_sdk_ec2::Client::from_conf(through_proxy)
+        .terminate_instances()
+        .instance_ids(gone)
+        .send()
+        .await
+        .unwrap();
+
+    let on_fixture =
+        |command: &'static str| [command, "--manifest-path", &manifest, "-p", "nat-instance"];
+    let verify = lab.run(&on_fixture("verify")).await;
+    assert!(
+        !verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+
+    lab.proxy.clear_log();
+    lab.run_expect(&args(&deploy), 0, "the deploy that replaces it")
+        .await;
+    let log = lab.proxy.log();
+    let launched = calls(&log, "RunInstances");
+    assert_eq!(launched.len(), 1, "{}", crate::common::render(&log));
+    let after = nat_instances(&lab.emulator).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|(id, _)| id != gone), "{after:?}");
+    assert!(
+        after.contains(&instances[1]),
+        "the other slot's instance stays"
+    );
+    let now: std::collections::BTreeSet<String> = addresses_on_interfaces(&lab.emulator)
+        .await
+        .into_iter()
+        .filter(|(interface, _)| after.iter().any(|(_, i)| i == interface))
+        .map(|(_, ip)| ip)
+        .collect();
+    assert_eq!(now, ips, "the replacement leaves from the same Elastic IP");
+    lab.run_expect(&on_fixture("verify"), 0, "verify after the replacement")
+        .await;
+    fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&lab.proxy.log());
+}

@@ -895,6 +895,13 @@ async fn after_moto(
             None
         }
         ("ec2", "GetConsoleOutput") => nat_console(shared, call, &text(), now).await,
+        ("ec2", "TerminateInstances") if parts.status.is_success() => {
+            // Best effort, as for the tags at launch: a failure shows as the address held.
+            let _ =
+                crate::termination::release_addresses(&shared.upstream, &call.caller, &call.params)
+                    .await;
+            None
+        }
         ("ec2", "StartInstances" | "RebootInstances") => {
             if parts.status.is_success() {
                 shared.lock().nat_instances.restarted(&call.params);
