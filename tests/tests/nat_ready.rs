@@ -38,18 +38,26 @@ fn calls<'a>(log: &'a [LogEntry], name: &str) -> Vec<&'a LogEntry> {
     log.iter().filter(|e| e.operation.name == name).collect()
 }
 
+/// What carries the stack's `fixedip:component` tag of `value`.
+fn component(value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("tag:fixedip:component")
+        .values(value)
+        .build()
+}
+
+/// `cargo fixedip COMMAND` for the `nat-instance` fixture function.
+fn on_fixture<'a>(manifest: &'a str, command: &'a str) -> [&'a str; 5] {
+    [command, "--manifest-path", manifest, "-p", "nat-instance"]
+}
+
 /// The private routes to the stack's two slots, by target kind: ("nat", "instance").
 async fn private_route_targets(emulator: &Emulator) -> (usize, usize) {
     let tables = emulator
         .ec2()
         .await
         .describe_route_tables()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:fixedip:component")
-                .values("private-route-table")
-                .build(),
-        )
+        .filters(component("private-route-table"))
         .send()
         .await
         .unwrap();
@@ -184,12 +192,7 @@ async fn nat_instances(emulator: &Emulator) -> Vec<(String, String)> {
         .ec2()
         .await
         .describe_instances()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:fixedip:component")
-                .values("nat-instance")
-                .build(),
-        )
+        .filters(component("nat-instance"))
         .send()
         .await
         .unwrap();
@@ -212,15 +215,9 @@ async fn nat_instances(emulator: &Emulator) -> Vec<(String, String)> {
 
 /// The Elastic IP on each network interface: (interface, public IP).
 async fn addresses_on_interfaces(emulator: &Emulator) -> Vec<(String, String)> {
-    let answer = emulator
-        .ec2()
-        .await
-        .describe_addresses()
-        .send()
-        .await
-        .unwrap();
-    let mut found: Vec<(String, String)> = answer
+    let mut found: Vec<(String, String)> = emulator
         .addresses()
+        .await
         .iter()
         .filter_map(|a| {
             Some((
@@ -268,16 +265,22 @@ async fn a_stopped_instance_is_started_by_the_next_deploy_and_reports_ready_agai
         .await
         .unwrap();
 
-    let on_fixture =
-        |command: &'static str| [command, "--manifest-path", &manifest, "-p", "nat-instance"];
-    let verify = lab.run(&on_fixture("verify")).await;
+    let verify = lab.run(&on_fixture(&manifest, "verify")).await;
     let stdout = String::from_utf8_lossy(&verify.stdout);
     assert!(!verify.status.success(), "{stdout}");
     assert!(stdout.contains("nat-instance-not-running"), "{stdout}");
-    let status = lab.run_expect(&on_fixture("status"), 0, "status").await;
+    let status = lab
+        .run_expect(&on_fixture(&manifest, "status"), 0, "status")
+        .await;
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
         text.contains(&format!("{stopped} (t4g.nano) stopped")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "NAT instance {stopped} stopped: this AZ has no egress until the next deploy, which starts it again"
+        )),
         "{text}"
     );
 
@@ -308,8 +311,12 @@ async fn a_stopped_instance_is_started_by_the_next_deploy_and_reports_ready_agai
     assert!(last_read >= started[0].end + std::time::Duration::from_millis(BOOT_MS));
     assert_eq!(nat_instances(&lab.emulator).await, instances);
     assert_eq!(addresses_on_interfaces(&lab.emulator).await, addresses);
-    lab.run_expect(&on_fixture("verify"), 0, "verify after the start")
-        .await;
+    lab.run_expect(
+        &on_fixture(&manifest, "verify"),
+        0,
+        "verify after the start",
+    )
+    .await;
     fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&lab.proxy.log());
 }
 
@@ -348,14 +355,24 @@ async fn a_terminated_instance_is_replaced_by_the_next_deploy_on_the_same_addres
         .await
         .unwrap();
 
-    let on_fixture =
-        |command: &'static str| [command, "--manifest-path", &manifest, "-p", "nat-instance"];
-    let verify = lab.run(&on_fixture("verify")).await;
+    let verify = lab.run(&on_fixture(&manifest, "verify")).await;
     assert!(
         !verify.status.success(),
         "{}",
         String::from_utf8_lossy(&verify.stdout)
     );
+    // status names the AZ cut off and what brings it back; its mode still counts the AZ's NAT.
+    let status = lab
+        .run_expect(&on_fixture(&manifest, "status"), 0, "status")
+        .await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!(
+            "NAT instance {gone} gone: this AZ has no egress until the next deploy, which launches a replacement"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("mode: one NAT instance per AZ"), "{text}");
 
     lab.proxy.clear_log();
     lab.run_expect(&args(&deploy), 0, "the deploy that replaces it")
@@ -377,7 +394,11 @@ async fn a_terminated_instance_is_replaced_by_the_next_deploy_on_the_same_addres
         .map(|(_, ip)| ip)
         .collect();
     assert_eq!(now, ips, "the replacement leaves from the same Elastic IP");
-    lab.run_expect(&on_fixture("verify"), 0, "verify after the replacement")
-        .await;
+    lab.run_expect(
+        &on_fixture(&manifest, "verify"),
+        0,
+        "verify after the replacement",
+    )
+    .await;
     fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&lab.proxy.log());
 }

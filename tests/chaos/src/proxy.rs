@@ -1060,27 +1060,8 @@ async fn release_association(
     caller: &Caller,
     allocation: &str,
 ) -> Result<(), UpstreamError> {
-    let described = upstream
-        .ec2(
-            caller,
-            &[
-                ("Action", "DescribeAddresses"),
-                ("AllocationId.1", allocation),
-            ],
-        )
-        .await?;
-    for association in xml_texts(&described, "associationId") {
-        upstream
-            .ec2(
-                caller,
-                &[
-                    ("Action", "DisassociateAddress"),
-                    ("AssociationId", association.as_str()),
-                ],
-            )
-            .await?;
-    }
-    Ok(())
+    let selection = [("AllocationId.1", allocation)];
+    crate::termination::disassociate_addresses(upstream, caller, &selection).await
 }
 
 /// The `state` values of a DescribeNatGateways `Filter.N.Name=state`.

@@ -34,27 +34,34 @@ pub async fn release_addresses(
     interfaces.sort();
     interfaces.dedup();
     for interface in &interfaces {
-        let addresses = upstream
+        let filter = [
+            ("Filter.1.Name", "network-interface-id"),
+            ("Filter.1.Value.1", interface.as_str()),
+        ];
+        disassociate_addresses(upstream, caller, &filter).await?;
+    }
+    Ok(())
+}
+
+/// Disassociates every Elastic IP that DescribeAddresses with `selection` lists as associated.
+pub async fn disassociate_addresses(
+    upstream: &Upstream,
+    caller: &Caller,
+    selection: &[(&str, &str)],
+) -> Result<(), UpstreamError> {
+    let mut describe = vec![("Action", "DescribeAddresses")];
+    describe.extend_from_slice(selection);
+    let described = upstream.ec2(caller, &describe).await?;
+    for association in xml_texts(&described, "associationId") {
+        upstream
             .ec2(
                 caller,
                 &[
-                    ("Action", "DescribeAddresses"),
-                    ("Filter.1.Name", "network-interface-id"),
-                    ("Filter.1.Value.1", interface.as_str()),
+                    ("Action", "DisassociateAddress"),
+                    ("AssociationId", association.as_str()),
                 ],
             )
             .await?;
-        for association in xml_texts(&addresses, "associationId") {
-            upstream
-                .ec2(
-                    caller,
-                    &[
-                        ("Action", "DisassociateAddress"),
-                        ("AssociationId", association.as_str()),
-                    ],
-                )
-                .await?;
-        }
     }
     Ok(())
 }
