@@ -506,3 +506,26 @@ fn a_terminated_instance_is_replaced_on_the_same_address() {
     assert_eq!(active_ips(&healed), ips);
     assert!(plan_is_noop(&spec, &healed));
 }
+
+/// gateway → instance in several AZs: no gateway goes before every switching AZ's instance is
+/// ready. The executor starts nothing after a failed step, so a gateway deleted before another
+/// AZ's instance failed would leave its own AZ routed to a deleted gateway until the next deploy.
+#[test]
+fn a_switch_deletes_no_gateway_before_every_instance_is_ready() {
+    let first = deployed(&spec(3, &["f"]), &empty());
+    let plan = plan(&instance_spec(3), &first).unwrap();
+    let ready = steps_where(&plan, |a| matches!(a, Action::AwaitNatInstanceReady { .. }));
+    let deleted = steps_where(&plan, |a| matches!(a, Action::DeleteNatGateway { .. }));
+    assert_eq!((ready.len(), deleted.len()), (3, 3));
+    for gateway in &deleted {
+        for instance in &ready {
+            assert!(
+                after(&plan, *gateway, *instance),
+                "{gateway:?} {instance:?}"
+            );
+        }
+    }
+    let switched = simulate::apply(&plan, &first);
+    routes_through_instances(&switched);
+    assert_eq!(active_ips(&switched), active_ips(&first));
+}
