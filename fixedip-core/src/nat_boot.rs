@@ -23,6 +23,13 @@ pub const FAILED: &str = "fixedip-nat: FAILED";
 /// can tell.
 pub const EVERY_BOOT: &str = "fixedip-nat-ready.service";
 
+/// The start of the kernel's first line at every boot ("[    0.000000] Linux version 6.1…"): a
+/// console may hold the end of the previous boot before the latest one's (AWS's `Latest=true`
+/// returns the most recent output, not only this boot's), and only the latest boot's verdict
+/// counts. A stale `ready` from before a stop would otherwise end the wait for a restarted
+/// instance at once.
+pub const BOOT_BANNER: &str = "Linux version ";
+
 /// How many of the instance's own lines a report quotes.
 const QUOTED_LINES: usize = 5;
 
@@ -70,6 +77,9 @@ impl Readiness {
 /// writes the user data's steps and its verdict; every later boot writes its verdict again
 /// ([`EVERY_BOOT`]), from the files the first boot wrote.
 pub fn readiness(console: &str) -> Readiness {
+    let console = console
+        .rfind(BOOT_BANNER)
+        .map_or(console, |latest_boot| &console[latest_boot..]);
     // The script writes through `tee /dev/console`: a line may carry the kernel's prefix or a
     // carriage return, so the marker is searched within each line.
     let ours: Vec<&str> = console
@@ -114,6 +124,24 @@ mod tests {
         assert_eq!(readiness(moto), Readiness::Booting(Vec::new()));
         assert_eq!(readiness(""), Readiness::Booting(Vec::new()));
         assert!(readiness("").reported().contains("nothing"));
+    }
+
+    /// A console that holds a previous boot's verdict and the start of a new boot reads as the
+    /// new boot: still booting, until that boot writes its own verdict.
+    #[test]
+    fn only_the_latest_boot_counts() {
+        let first = "[    0.000000] Linux version 6.1.112 #1 SMP\nfixedip-nat: ready: forwarding and masquerading out of ens5\n";
+        let restarted = format!(
+            "{first}[    0.000000] Linux version 6.1.112 #1 SMP\n[    3.2] systemd: starting\n"
+        );
+        assert_eq!(readiness(first), Readiness::Ready);
+        assert_eq!(readiness(&restarted), Readiness::Booting(Vec::new()));
+        let again = format!(
+            "{restarted}[   11.4] fixedip-nat: ready: forwarding and masquerading out of ens5\n"
+        );
+        assert_eq!(readiness(&again), Readiness::Ready);
+        let failed = format!("{restarted}fixedip-nat: FAILED: forwarding or the masquerade rule is off after this boot\n");
+        assert!(matches!(readiness(&failed), Readiness::Failed(lines) if lines.len() == 1));
     }
 
     /// "ready" in a message that is not the final line must not count: only a line that starts

@@ -25,9 +25,9 @@
 //! so the console shows the kernel's lines, then the ready line `ready_after_ms` after the
 //! instance is seen online again only if the user data installed the unit that reports at every
 //! boot ([`fixedip_core::nat_boot::EVERY_BOOT`]); without it, no fixedip line ever comes.
-//! Simplification: the restart's console holds that boot's lines only (on AWS, `Latest=true`
-//! may still show the end of the previous boot's, and a stop and start usually lands on another
-//! host with an empty console).
+//! The restart's console keeps the earlier boots' lines before its own, as `Latest=true` may
+//! (the most recent output, not only this boot's): the earlier `ready` line is still there while
+//! the new boot has said nothing yet.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -55,6 +55,9 @@ struct Booting {
     every_boot: bool,
     /// Restarted at least once: cloud-init does not run the user data again.
     restarted: bool,
+    /// What the console showed when it was last restarted: still shown, before the new boot's
+    /// lines.
+    earlier: String,
 }
 
 /// What a NAT instance's console shows at one moment.
@@ -96,6 +99,7 @@ impl NatInstances {
                         online_since: None,
                         every_boot,
                         restarted: false,
+                        earlier: String::new(),
                     },
                 );
             }
@@ -103,16 +107,21 @@ impl NatInstances {
     }
 
     /// StartInstances or RebootInstances answered: each of fixedip's instances it names boots
-    /// again, seen online afresh.
-    pub fn restarted(&mut self, params: &[(String, String)]) {
+    /// again, seen online afresh, its console keeping what it showed until now.
+    pub fn restarted(&mut self, params: &[(String, String)], boot: &NatBoot, now: Instant) {
         let named = params
             .iter()
             .filter(|(k, _)| k.starts_with("InstanceId."))
             .map(|(_, id)| id);
         for id in named {
+            let earlier = match self.console(id, boot, now) {
+                Console::Text(text) => text,
+                Console::NotOurs | Console::Offline => continue,
+            };
             if let Some(booting) = self.known.get_mut(id) {
                 booting.restarted = true;
                 booting.online_since = None;
+                booting.earlier = earlier;
             }
         }
     }
@@ -145,11 +154,12 @@ impl NatInstances {
             return Console::Offline;
         };
         let booted = now.duration_since(since) >= Duration::from_millis(boot.ready_after_ms);
+        let earlier = &booting.earlier;
         Console::Text(match (booting.restarted, booted) {
             (false, true) => format!("{KERNEL}{BOOTING}{READY}"),
             (false, false) => format!("{KERNEL}{BOOTING}"),
-            (true, true) if booting.every_boot => format!("{KERNEL}{READY_AGAIN}"),
-            (true, _) => KERNEL.to_owned(),
+            (true, true) if booting.every_boot => format!("{earlier}{KERNEL}{READY_AGAIN}"),
+            (true, _) => format!("{earlier}{KERNEL}"),
         })
     }
 }
@@ -281,7 +291,7 @@ mod tests {
             ("InstanceId.1".to_owned(), "i-1".to_owned()),
             ("InstanceId.2".to_owned(), "i-2".to_owned()),
         ];
-        instances.restarted(&params);
+        instances.restarted(&params, &boot, later);
         for id in ["i-1", "i-2"] {
             assert_eq!(instances.console(id, &boot, later), Console::Offline);
             instances.online(id, later);

@@ -904,7 +904,9 @@ async fn after_moto(
         }
         ("ec2", "StartInstances" | "RebootInstances") => {
             if parts.status.is_success() {
-                shared.lock().nat_instances.restarted(&call.params);
+                let mut state = shared.lock();
+                let boot = state.scenario.nat_boot.clone();
+                state.nat_instances.restarted(&call.params, &boot, now);
             }
             None
         }
