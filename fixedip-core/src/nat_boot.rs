@@ -16,6 +16,20 @@ pub const READY: &str = "fixedip-nat: ready";
 /// The last line of a boot that could not (the line says why).
 pub const FAILED: &str = "fixedip-nat: FAILED";
 
+/// The systemd unit the user data installs to report on the console at every boot, not only at
+/// the first (when cloud-init runs the user data): after a reboot, a stop and start, or EC2's
+/// automatic recovery (a reboot on another host), the instance says again whether forwarding and
+/// masquerading are on, so that a deploy that starts a stopped instance, `status` and `verify`
+/// can tell.
+pub const EVERY_BOOT: &str = "fixedip-nat-ready.service";
+
+/// The start of the kernel's first line at every boot ("[    0.000000] Linux version 6.1…"): a
+/// console may hold the end of the previous boot before the latest one's (AWS's `Latest=true`
+/// returns the most recent output, not only this boot's), and only the latest boot's verdict
+/// counts. A stale `ready` from before a stop would otherwise end the wait for a restarted
+/// instance at once.
+pub const BOOT_BANNER: &str = "Linux version ";
+
 /// How many of the instance's own lines a report quotes.
 const QUOTED_LINES: usize = 5;
 
@@ -59,9 +73,13 @@ impl Readiness {
     }
 }
 
-/// Reads a console output (decoded text): the last `fixedip-nat:` line decides. A later boot
-/// (a reboot) writes nothing, since user data runs once; the ruleset it loads comes from files.
+/// Reads a console output (decoded text): the last `fixedip-nat:` line decides. The first boot
+/// writes the user data's steps and its verdict; every later boot writes its verdict again
+/// ([`EVERY_BOOT`]), from the files the first boot wrote.
 pub fn readiness(console: &str) -> Readiness {
+    let console = console
+        .rfind(BOOT_BANNER)
+        .map_or(console, |latest_boot| &console[latest_boot..]);
     // The script writes through `tee /dev/console`: a line may carry the kernel's prefix or a
     // carriage return, so the marker is searched within each line.
     let ours: Vec<&str> = console
@@ -106,6 +124,24 @@ mod tests {
         assert_eq!(readiness(moto), Readiness::Booting(Vec::new()));
         assert_eq!(readiness(""), Readiness::Booting(Vec::new()));
         assert!(readiness("").reported().contains("nothing"));
+    }
+
+    /// A console that holds a previous boot's verdict and the start of a new boot reads as the
+    /// new boot: still booting, until that boot writes its own verdict.
+    #[test]
+    fn only_the_latest_boot_counts() {
+        let first = "[    0.000000] Linux version 6.1.112 #1 SMP\nfixedip-nat: ready: forwarding and masquerading out of ens5\n";
+        let restarted = format!(
+            "{first}[    0.000000] Linux version 6.1.112 #1 SMP\n[    3.2] systemd: starting\n"
+        );
+        assert_eq!(readiness(first), Readiness::Ready);
+        assert_eq!(readiness(&restarted), Readiness::Booting(Vec::new()));
+        let again = format!(
+            "{restarted}[   11.4] fixedip-nat: ready: forwarding and masquerading out of ens5\n"
+        );
+        assert_eq!(readiness(&again), Readiness::Ready);
+        let failed = format!("{restarted}fixedip-nat: FAILED: forwarding or the masquerade rule is off after this boot\n");
+        assert!(matches!(readiness(&failed), Readiness::Failed(lines) if lines.len() == 1));
     }
 
     /// "ready" in a message that is not the final line must not count: only a line that starts

@@ -122,6 +122,12 @@ impl Emulator {
             .count()
     }
 
+    /// Every Elastic IP moto holds, as DescribeAddresses lists it.
+    pub async fn addresses(&self) -> Vec<aws_sdk_ec2::types::Address> {
+        let answer = self.ec2().await.describe_addresses().send().await;
+        answer.expect("DescribeAddresses").addresses().to_vec()
+    }
+
     pub async fn ec2(&self) -> aws_sdk_ec2::Client {
         aws_sdk_ec2::Client::new(&self.sdk_config().await)
     }

@@ -38,18 +38,26 @@ fn calls<'a>(log: &'a [LogEntry], name: &str) -> Vec<&'a LogEntry> {
     log.iter().filter(|e| e.operation.name == name).collect()
 }
 
+/// What carries the stack's `fixedip:component` tag of `value`.
+fn component(value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name("tag:fixedip:component")
+        .values(value)
+        .build()
+}
+
+/// `cargo fixedip COMMAND` for the `nat-instance` fixture function.
+fn on_fixture<'a>(manifest: &'a str, command: &'a str) -> [&'a str; 5] {
+    [command, "--manifest-path", manifest, "-p", "nat-instance"]
+}
+
 /// The private routes to the stack's two slots, by target kind: ("nat", "instance").
 async fn private_route_targets(emulator: &Emulator) -> (usize, usize) {
     let tables = emulator
         .ec2()
         .await
         .describe_route_tables()
-        .filters(
-            aws_sdk_ec2::types::Filter::builder()
-                .name("tag:fixedip:component")
-                .values("private-route-table")
-                .build(),
-        )
+        .filters(component("private-route-table"))
         .send()
         .await
         .unwrap();
@@ -102,7 +110,7 @@ async fn a_slow_boot_is_waited_out_before_the_route_moves() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_instance_that_never_gets_ready_fails_the_deploy_and_its_slot_keeps_the_gateway() {
+async fn an_instance_that_never_gets_ready_fails_the_deploy_and_every_slot_keeps_its_gateway() {
     // The first NAT instance launched writes FAILED; the second boots.
     let lab = Lab::start(first_launch_fails()).await;
     let gateways = example_zip().to_str().unwrap().to_owned();
@@ -124,10 +132,11 @@ async fn an_instance_that_never_gets_ready_fails_the_deploy_and_its_slot_keeps_t
             && stderr.contains("FAILED: nftables could not be installed"),
         "the instance's own lines are reported:\n{stderr}"
     );
-    // The failed slot still routes through its gateway, which is still there.
-    let (nat, _) = private_route_targets(&lab.emulator).await;
-    assert!(nat >= 1, "the slot lost its gateway route");
-    assert!(lab.emulator.available_nat_gateways().await >= nat);
+    // Every slot still routes through its gateway, which is still there: no gateway goes before
+    // every switching slot's instance is ready (the executor starts nothing after the failure,
+    // so a slot whose gateway went first would be left routed to a deleted gateway).
+    assert_eq!(private_route_targets(&lab.emulator).await, (2, 0));
+    assert_eq!(lab.emulator.available_nat_gateways().await, 2);
 }
 
 /// An instance that runs, has its check off and holds its Elastic IP, but whose boot failed (as
@@ -176,4 +185,221 @@ async fn verify_fails_on_a_running_nat_instance_that_is_not_ready() {
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(text.contains("running, FAILED: "), "{text}");
     assert!(text.contains("running, ready"), "{text}");
+}
+
+/// The stack's running-or-stopped NAT instances: (id, primary interface).
+async fn nat_instances(emulator: &Emulator) -> Vec<(String, String)> {
+    let answer = emulator
+        .ec2()
+        .await
+        .describe_instances()
+        .filters(component("nat-instance"))
+        .send()
+        .await
+        .unwrap();
+    let mut found: Vec<(String, String)> = answer
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter(|i| {
+            let state = i.state().and_then(|s| s.name()).map(|n| n.as_str());
+            matches!(state, Some("running" | "stopped"))
+        })
+        .map(|i| {
+            let interface = i.network_interfaces()[0].network_interface_id().unwrap();
+            (i.instance_id().unwrap().to_owned(), interface.to_owned())
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// The Elastic IP on each network interface: (interface, public IP).
+async fn addresses_on_interfaces(emulator: &Emulator) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = emulator
+        .addresses()
+        .await
+        .iter()
+        .filter_map(|a| {
+            Some((
+                a.network_interface_id()?.to_owned(),
+                a.public_ip()?.to_owned(),
+            ))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// A NAT instance stopped under a live stack (by hand, or by AWS retiring its host) cuts its
+/// slot off while the route still names it: verify fails on it, status shows it, and the next
+/// deploy starts it again and waits until its boot reports ready once more, keeping the
+/// instance, its route and its Elastic IP. That report comes from the unit the user data
+/// installs for every boot: cloud-init runs the user data only at the first, and without the
+/// unit the chaos proxy's model of the restart shows no ready line and the deploy times out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopped_instance_is_started_by_the_next_deploy_and_reports_ready_again() {
+    const BOOT_MS: u64 = 2000;
+    let lab = Lab::start(Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: BOOT_MS,
+            never_ready: Vec::new(),
+        },
+        ..Scenario::default()
+    })
+    .await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    let mut deploy = nat_instance_deploy(&manifest, &zip);
+    deploy.extend(["--nat-ready-timeout".to_owned(), "60".to_owned()]);
+    lab.run_expect(&args(&deploy), 0, "deploy").await;
+    let instances = nat_instances(&lab.emulator).await;
+    let addresses = addresses_on_interfaces(&lab.emulator).await;
+    assert_eq!((instances.len(), addresses.len()), (2, 2), "{addresses:?}");
+    let (stopped, _) = &instances[0];
+    lab.emulator
+        .ec2()
+        .await
+        .stop_instances()
+        .instance_ids(stopped)
+        .send()
+        .await
+        .unwrap();
+
+    let verify = lab.run(&on_fixture(&manifest, "verify")).await;
+    let stdout = String::from_utf8_lossy(&verify.stdout);
+    assert!(!verify.status.success(), "{stdout}");
+    assert!(stdout.contains("nat-instance-not-running"), "{stdout}");
+    let status = lab
+        .run_expect(&on_fixture(&manifest, "status"), 0, "status")
+        .await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!("{stopped} (t4g.nano) stopped")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "NAT instance {stopped} stopped: this AZ has no egress until the next deploy, which starts it again"
+        )),
+        "{text}"
+    );
+
+    lab.proxy.clear_log();
+    lab.run_expect(&args(&deploy), 0, "the deploy that starts it")
+        .await;
+    let log = lab.proxy.log();
+    let started = calls(&log, "StartInstances");
+    assert_eq!(started.len(), 1, "{}", crate::common::render(&log));
+    for moved in [
+        "RunInstances",
+        "AssociateAddress",
+        "CreateRoute",
+        "ReplaceRoute",
+    ] {
+        assert!(
+            calls(&log, moved).is_empty(),
+            "{moved} in {}",
+            crate::common::render(&log)
+        );
+    }
+    // The deploy ended only once the restarted boot said ready.
+    let last_read = calls(&log, "GetConsoleOutput")
+        .iter()
+        .map(|e| e.end)
+        .max()
+        .unwrap();
+    assert!(last_read >= started[0].end + std::time::Duration::from_millis(BOOT_MS));
+    assert_eq!(nat_instances(&lab.emulator).await, instances);
+    assert_eq!(addresses_on_interfaces(&lab.emulator).await, addresses);
+    lab.run_expect(
+        &on_fixture(&manifest, "verify"),
+        0,
+        "verify after the start",
+    )
+    .await;
+    fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&lab.proxy.log());
+}
+
+/// A NAT instance terminated under a live stack (by hand, or by AWS) cuts its slot off until
+/// the next deploy (verify fails meanwhile), which launches a replacement with a client token of a new generation (AWS
+/// would answer the old token with the terminated instance: `client_tokens`), puts the slot's
+/// same Elastic IP on it and moves the route once it reports ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminated_instance_is_replaced_by_the_next_deploy_on_the_same_address() {
+    let lab = Lab::start(Scenario {
+        client_tokens: true,
+        ..Scenario::default()
+    })
+    .await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip("nat-instance").to_str().unwrap().to_owned();
+    let deploy = nat_instance_deploy(&manifest, &zip);
+    lab.run_expect(&args(&deploy), 0, "deploy").await;
+    let instances = nat_instances(&lab.emulator).await;
+    let ips: std::collections::BTreeSet<String> = addresses_on_interfaces(&lab.emulator)
+        .await
+        .into_iter()
+        .map(|(_, ip)| ip)
+        .collect();
+    assert_eq!((instances.len(), ips.len()), (2, 2));
+    let (gone, _) = &instances[0];
+    // Through the proxy, which takes the address off as AWS does at termination (moto keeps it).
+    let config = lab.emulator.sdk_config().await;
+    let through_proxy = aws_sdk_ec2::config::Builder::from(&config)
+        .endpoint_url(lab.proxy.url())
+        .build();
+    aws_sdk_ec2::Client::from_conf(through_proxy)
+        .terminate_instances()
+        .instance_ids(gone)
+        .send()
+        .await
+        .unwrap();
+
+    let verify = lab.run(&on_fixture(&manifest, "verify")).await;
+    assert!(
+        !verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    // status names the AZ cut off and what brings it back; its mode still counts the AZ's NAT.
+    let status = lab
+        .run_expect(&on_fixture(&manifest, "status"), 0, "status")
+        .await;
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(
+        text.contains(&format!(
+            "NAT instance {gone} gone: this AZ has no egress until the next deploy, which launches a replacement"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("mode: one NAT instance per AZ"), "{text}");
+
+    lab.proxy.clear_log();
+    lab.run_expect(&args(&deploy), 0, "the deploy that replaces it")
+        .await;
+    let log = lab.proxy.log();
+    let launched = calls(&log, "RunInstances");
+    assert_eq!(launched.len(), 1, "{}", crate::common::render(&log));
+    let after = nat_instances(&lab.emulator).await;
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(after.iter().all(|(id, _)| id != gone), "{after:?}");
+    assert!(
+        after.contains(&instances[1]),
+        "the other slot's instance stays"
+    );
+    let now: std::collections::BTreeSet<String> = addresses_on_interfaces(&lab.emulator)
+        .await
+        .into_iter()
+        .filter(|(interface, _)| after.iter().any(|(_, i)| i == interface))
+        .map(|(_, ip)| ip)
+        .collect();
+    assert_eq!(now, ips, "the replacement leaves from the same Elastic IP");
+    lab.run_expect(
+        &on_fixture(&manifest, "verify"),
+        0,
+        "verify after the replacement",
+    )
+    .await;
+    fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&lab.proxy.log());
 }

@@ -33,6 +33,13 @@ use super::AwsError;
 /// [`fixedip_core::nat_boot::READY`] or [`fixedip_core::nat_boot::FAILED`]: the deployer routes
 /// traffic to the instance only after the first (`AwaitNatInstanceReady`). The files are written
 /// before the install so that a reboot after it still finds them.
+///
+/// The verdict comes from one check (`/usr/local/sbin/fixedip-nat-ready`: forwarding on and the
+/// masquerade table loaded), which the first boot runs last and a systemd unit
+/// ([`fixedip_core::nat_boot::EVERY_BOOT`]) runs at every later boot: cloud-init runs user data
+/// once per instance, and without it an instance rebooted, started again or recovered by EC2
+/// onto another host would forward without ever saying so, and a deploy that starts it would
+/// wait for a line that never comes.
 pub const USER_DATA: &str = r#"#!/bin/bash
 # fixedip NAT instance: forward and masquerade the private subnets' traffic.
 set -uo pipefail
@@ -56,6 +63,32 @@ table ip fixedip_nat {
   }
 }
 NFT
+cat > /usr/local/sbin/fixedip-nat-ready <<'CHECK'
+#!/bin/bash
+# At every boot: say on the console whether this instance forwards and masquerades.
+log() { echo "fixedip-nat: $*" | tee /dev/console; }
+OUT=$(ip -4 route show default | awk '{print $5; exit}')
+if [ "$(sysctl -n net.ipv4.ip_forward)" = 1 ] && nft list table ip fixedip_nat >/dev/null 2>&1; then
+  log "ready: forwarding and masquerading out of $OUT"
+else
+  log "FAILED: forwarding or the masquerade rule is off after this boot"
+  exit 1
+fi
+CHECK
+chmod 755 /usr/local/sbin/fixedip-nat-ready
+cat > /etc/systemd/system/fixedip-nat-ready.service <<'UNIT'
+[Unit]
+Description=fixedip NAT: report on the console whether forwarding and masquerading are on
+After=nftables.service systemd-sysctl.service network-online.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/fixedip-nat-ready
+
+[Install]
+WantedBy=multi-user.target
+UNIT
 for attempt in $(seq 1 60); do
   command -v nft >/dev/null && break
   dnf install -y nftables >/dev/null 2>&1 && break
@@ -68,7 +101,8 @@ if ! command -v nft >/dev/null; then
 fi
 systemctl enable --now nftables && systemctl restart nftables ||
   { log "FAILED: nftables.service did not load the ruleset"; exit 1; }
-log "ready: forwarding and masquerading out of $OUT"
+systemctl enable fixedip-nat-ready.service
+exec /usr/local/sbin/fixedip-nat-ready
 "#;
 
 /// An instance's id and its primary network interface (device index 0), as RunInstances or
@@ -433,6 +467,59 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Starts a stopped NAT instance, waited for until `running`. One still `stopping` cannot
+    /// be started yet (`IncorrectInstanceState`): it is waited for until `stopped` first.
+    pub(super) async fn start_nat_instance(
+        self,
+        step: &'a Step,
+        instance: &'a str,
+    ) -> Result<Produced, AwsError> {
+        let ec2 = &self.aws.ec2;
+        let timeout: Duration = self.inputs.timeouts.nat_gateway;
+        let waited = |what: &'static str| {
+            move |e: &(dyn std::error::Error + 'static)| AwsError::Call {
+                operation: "wait",
+                code: None,
+                message: format!(
+                    "waiting up to {} s for NAT instance {instance} to be {what}: {}",
+                    timeout.as_secs(),
+                    super::error_chain(e)
+                ),
+            }
+        };
+        const STOPPING: &[&str] = &["IncorrectInstanceState"];
+        let request = ec2.start_instances().instance_ids(instance);
+        let started = self
+            .send(step, "StartInstances", STOPPING, || request.clone().send())
+            .await;
+        if let Err(e) = started {
+            if !has_code(&e, STOPPING) {
+                return Err(AwsError::call("StartInstances", e));
+            }
+            (self.progress)(Progress::Waiting {
+                step,
+                what: "NAT instance to be stopped before it starts",
+            });
+            ec2.wait_until_instance_stopped()
+                .instance_ids(instance)
+                .wait(timeout)
+                .await
+                .map_err(|e| waited("stopped")(&e))?;
+            self.send_done(step, "StartInstances", || request.clone().send())
+                .await?;
+        }
+        (self.progress)(Progress::Waiting {
+            step,
+            what: "NAT instance to be running",
+        });
+        ec2.wait_until_instance_running()
+            .instance_ids(instance)
+            .wait(timeout)
+            .await
+            .map_err(|e| waited("running")(&e))?;
+        Ok(Produced::default())
+    }
+
     pub(super) async fn terminate_nat_instance(
         self,
         step: &'a Step,
@@ -525,6 +612,18 @@ mod tests {
         assert!(USER_DATA.contains("for attempt in $(seq 1 60)"));
         assert!(USER_DATA
             .trim_end()
-            .ends_with(r#"log "ready: forwarding and masquerading out of $OUT""#));
+            .ends_with("exec /usr/local/sbin/fixedip-nat-ready"));
+    }
+
+    /// The verdict is written at every boot by the unit the script enables, with the same check
+    /// the first boot ends with; the chaos proxy's model of a restart looks for the unit's name.
+    #[test]
+    fn the_verdict_is_written_again_at_every_boot() {
+        use fixedip_core::nat_boot::EVERY_BOOT;
+        assert!(USER_DATA.contains(&format!("cat > /etc/systemd/system/{EVERY_BOOT} <<")));
+        assert!(USER_DATA.contains(&format!("systemctl enable {EVERY_BOOT}")));
+        assert!(USER_DATA.contains("ExecStart=/usr/local/sbin/fixedip-nat-ready"));
+        assert!(USER_DATA.contains("WantedBy=multi-user.target"));
+        assert!(USER_DATA.contains("After=nftables.service"));
     }
 }

@@ -176,6 +176,8 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:ReplaceRoute", Scope::StackTagged),
     ("ec2:RevokeSecurityGroupEgress", Scope::StackTagged),
     ("ec2:RunInstances", Scope::RunNatInstance),
+    // nat = "instance": a NAT instance found stopped is started again by the next deploy.
+    ("ec2:StartInstances", Scope::StackTagged),
     ("ec2:TerminateInstances", Scope::StackTagged),
     ("iam:AttachRolePolicy", Scope::ExecutionPolicies),
     ("iam:CreateRole", Scope::StackRole),

@@ -32,6 +32,9 @@ pub struct StackStatus {
     pub subnets: Vec<Subnet>,
     pub nat_gateways: Vec<NatGateway>,
     pub nat_instances: Vec<NatInstance>,
+    /// The AZs whose NAT instance is stopped or gone, and what brings them back.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nat_recovery: Vec<NatRecovery>,
     /// The private subnets' route tables, with where each sends 0.0.0.0/0.
     pub private_route_tables: Vec<RouteTable>,
     /// Every Elastic IP of the stack: active, pending and retained.
@@ -120,6 +123,65 @@ impl NatInstance {
     pub fn set_readiness(&mut self, readiness: &fixedip_core::nat_boot::Readiness) {
         self.readiness = Some(readiness.word().to_owned());
         self.console = (!readiness.is_ready()).then(|| readiness.reported());
+    }
+}
+
+/// An AZ cut off because its NAT instance is stopped or gone: nothing fixedip builds heals it
+/// without a deploy (docs/architecture.md, "NAT instances: readiness and self-healing").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NatRecovery {
+    pub slot: u8,
+    /// The instance the AZ's private route still names.
+    pub instance: String,
+    /// `stopped` (or `stopping`), or `gone` (terminated, shutting down, or no longer listed).
+    pub cause: String,
+    /// What the next `deploy` does about it.
+    pub next_deploy: String,
+}
+
+impl NatRecovery {
+    /// Per AZ: its NAT instance stopped, or its private route naming an instance that is gone.
+    pub fn of(observed: &ObservedState) -> Vec<NatRecovery> {
+        let stopped = observed
+            .nat_instances
+            .iter()
+            .filter(|i| matches!(i.state, InstanceState::Stopped | InstanceState::Stopping));
+        let mut recovery: Vec<NatRecovery> = stopped
+            .map(|i| NatRecovery {
+                slot: i.slot,
+                instance: i.id.clone(),
+                cause: instance_state(i.state).to_owned(),
+                next_deploy: "starts it again (same instance and Elastic IP) and waits until it reports ready".to_owned(),
+            })
+            .collect();
+        let live = |id: &str| {
+            observed
+                .nat_instances
+                .iter()
+                .any(|i| i.id == id && i.state.is_live())
+        };
+        for table in observed
+            .route_tables
+            .iter()
+            .filter(|t| t.tier == Tier::Private)
+        {
+            let routed = table
+                .routes
+                .iter()
+                .find(|r| r.destination.prefix_len() == 0);
+            let Some(RouteTarget::Instance(id)) = routed.map(|r| &r.target) else {
+                continue;
+            };
+            if let (false, Some(slot)) = (live(id), table.slot) {
+                recovery.push(NatRecovery {
+                    slot,
+                    instance: id.clone(),
+                    cause: "gone".to_owned(),
+                    next_deploy: "launches a replacement on this AZ's Elastic IP and moves the route to it once it reports ready".to_owned(),
+                });
+            }
+        }
+        recovery
     }
 }
 
@@ -221,6 +283,7 @@ impl StackStatus {
                     console: None,
                 })
                 .collect(),
+            nat_recovery: NatRecovery::of(observed),
             private_route_tables: observed
                 .route_tables
                 .iter()
@@ -300,8 +363,14 @@ impl Mode {
             .collect();
         azs.sort();
         azs.dedup();
+        // An AZ whose instance is gone still has a NAT instance's place: counted, so that it
+        // does not read as an AZ leaving through another's.
+        let gone = NatRecovery::of(observed)
+            .iter()
+            .filter(|r| r.cause == "gone")
+            .count();
         let instances = observed.nat_instances.iter().filter(|i| i.state.is_live());
-        match instances.count() {
+        match instances.count() + gone {
             0 => Mode::Gateway {
                 nat_gateways: observed.nat_gateways.len(),
                 azs: azs.len(),
@@ -378,6 +447,13 @@ impl StackStatus {
                 (Some(word), None) => writeln!(f, ", {word}")?,
                 _ => writeln!(f)?,
             }
+        }
+        for recovery in self.nat_recovery.iter().filter(|r| r.slot == slot) {
+            writeln!(
+                f,
+                "    NAT instance {} {}: this AZ has no egress until the next deploy, which {}",
+                recovery.instance, recovery.cause, recovery.next_deploy
+            )?;
         }
         for address in self.ips.iter().filter(|a| a.slot == Some(slot)) {
             writeln!(

@@ -290,6 +290,7 @@ fn status_of(mode: Mode) -> StackStatus {
             state: "available".into(),
         }],
         nat_instances: Vec::new(),
+        nat_recovery: Vec::new(),
         private_route_tables: vec![
             RouteTable {
                 id: "rtb-0b3".into(),
@@ -492,4 +493,32 @@ fn status_shows_each_nat_instance_s_readiness() {
     );
     let json = serde_json::to_value(&stack).unwrap();
     assert_eq!(json["nat_instances"][1]["readiness"], "FAILED");
+}
+
+/// An AZ whose NAT instance is stopped or gone says so, and what the next deploy does about it.
+#[test]
+fn status_shows_what_brings_a_cut_off_az_back() {
+    let mut stack = status_of(Mode::Instance {
+        nat_instances: 2,
+        azs: 2,
+    });
+    stack.nat_recovery = vec![super::status::NatRecovery {
+        slot: 1,
+        instance: "i-1".into(),
+        cause: "gone".into(),
+        next_deploy: "launches a replacement".into(),
+    }];
+    let text = plain(&stack);
+    assert!(
+        text.contains("NAT instance i-1 gone: this AZ has no egress until the next deploy, which launches a replacement\n"),
+        "{text}"
+    );
+    let json = serde_json::to_value(&stack).unwrap();
+    assert_eq!(json["nat_recovery"][0]["cause"], "gone");
+    // None: nothing in the document.
+    stack.nat_recovery.clear();
+    assert!(serde_json::to_value(&stack)
+        .unwrap()
+        .get("nat_recovery")
+        .is_none());
 }

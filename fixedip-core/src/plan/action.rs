@@ -171,6 +171,15 @@ pub enum Action {
     DisassociateAddress {
         association_id: String,
     },
+    /// StartInstances on a NAT instance found `stopped` (or `stopping`: waited for until
+    /// stopped first), then wait until `running`. The instance keeps its id, its primary
+    /// interface and the Elastic IP on it, so the slot's route and allowlisted address stay as
+    /// they are; its setup is read again at boot and reported on the console at every boot
+    /// ([`crate::nat_boot::EVERY_BOOT`]), which the [`Action::AwaitNatInstanceReady`] after it
+    /// reads.
+    StartNatInstance {
+        instance: String,
+    },
     /// TerminateInstances, then wait until `terminated` (its network interface, and with it the
     /// subnet, is only free then). Not-found is done.
     TerminateNatInstance {
@@ -513,6 +522,9 @@ impl Action {
             Action::DropPublicIp { network_interface } => format!(
                 "turn off the automatic public IP of network interface {network_interface}, so that it gets none when its Elastic IP leaves"
             ),
+            Action::StartNatInstance { instance } => {
+                format!("start the stopped NAT instance {instance} and wait until it is running")
+            }
             Action::TerminateNatInstance { instance } => {
                 format!("terminate NAT instance {instance} and wait until it is terminated")
             }
@@ -676,6 +688,7 @@ impl Action {
             | Action::DeleteRole { .. }
             | Action::DisassociateAddress { .. }
             | Action::DropPublicIp { .. }
+            | Action::StartNatInstance { .. }
             | Action::TerminateNatInstance { .. }
             | Action::DeleteEndpoint { .. } => Vec::new(),
             Action::CreateNatSecurityGroup { vpc, .. } => vec![vpc],

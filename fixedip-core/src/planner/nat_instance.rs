@@ -22,12 +22,18 @@
 //!   package repositories, and the Elastic IP is still on the gateway) and turn its check off;
 //!   wait until it reports ready; delete the NAT gateway and wait until it is `deleted` (only
 //!   then is the address free); associate the address with the instance (which releases the
-//!   launch's public IP); point the private route at it. An instance that never gets ready
-//!   fails the deploy before the gateway is touched: the slot keeps its egress.
+//!   launch's public IP); point the private route at it. No gateway is deleted before every
+//!   switching slot's instance is ready: an instance that never gets ready fails the deploy
+//!   before any gateway is touched, and every slot keeps its egress.
 //! - instance → gateway: turn off the instance's automatic public IP (one launched with a public
 //!   IP gets a new one when its Elastic IP leaves); disassociate the address from the instance;
 //!   create the NAT gateway with it; point the private route at the gateway; terminate the
 //!   instance.
+//!
+//! An instance found stopped (by hand, or by AWS for a host's retirement) is started again, and
+//! waited for until it reports ready: the next deploy brings its slot back on the same instance
+//! and address. One found terminated is replaced by a launch of a new client-token generation,
+//! which takes the slot's address.
 //!
 //! An Elastic IP sits on one NAT at a time, so the slot's egress pauses while it moves (on AWS,
 //! the minutes a NAT gateway takes to be deleted or created): the plan says so in a note.
@@ -38,6 +44,7 @@ use super::addresses::AddressChoice;
 use super::inventory::Inventory;
 use super::steps::{Planned, Planner};
 use super::PlanError;
+use crate::network::InstanceState;
 use crate::observed::{ObservedNatInstance, ObservedState, Slot};
 use crate::plan::{Action, Ref, RouteVia, Status, StepId};
 
@@ -79,6 +86,22 @@ pub(super) struct SlotNat {
     /// Steps the private route waits for: the NAT can carry the slot's traffic after them (the
     /// instance reported ready, and its Elastic IP is on it).
     pub route_after: Vec<StepId>,
+    /// A switch from the slot's NAT gateway, whose gateway goes only once every switching
+    /// slot's instance is ready ([`Planner::finish_switches`]); `route_after` is then filled in.
+    pub switch: Option<Switch>,
+}
+
+/// The second half of a slot's switch from its NAT gateway to its (ready) instance: delete the
+/// gateway, free its address, put the address on the instance.
+pub(super) struct Switch {
+    nat_gateway: String,
+    allocation_ids: Vec<String>,
+    stale: Vec<StepId>,
+    address: Ref,
+    instance: Ref,
+    interface: Option<String>,
+    /// The instance's readiness wait.
+    pub ready: StepId,
 }
 
 /// A NAT instance in a slot that goes back to a NAT gateway.
@@ -167,6 +190,7 @@ impl Planner {
         if let Ref::Step(step) = instance_ref {
             ready_after.push(step);
         }
+        ready_after.extend(existing.and_then(|i| self.start_if_stopped(i)));
         if existing.is_none_or(|i| i.source_dest_check) {
             let action = Action::DisableSourceDestCheck {
                 instance: instance_ref.clone(),
@@ -179,28 +203,24 @@ impl Planner {
             })
         });
         let interface = existing.and_then(|i| i.network_interface_id.clone());
+        let mut switch = None;
         let route_after = match gateway {
             Some(nat) => {
                 self.notes.push(format!(
-                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot; once it reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
+                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot; once every switching AZ's instance reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
                     nat.id
                 ));
                 // Ready first: an instance that never gets ready leaves the gateway in place.
-                let ready = self.await_ready(&instance_ref, &ready_after);
-                let deleted = self.push(
-                    Action::DeleteNatGateway {
-                        nat_gateway: nat.id.clone(),
-                    },
-                    &[ready],
-                );
-                let mut freed = self.free_addresses_of_nat(inventory, &nat.allocation_ids, deleted);
-                freed.extend(stale);
-                let action = Action::AssociateAddress {
+                switch = Some(Switch {
+                    nat_gateway: nat.id.clone(),
+                    allocation_ids: nat.allocation_ids.clone(),
+                    stale,
                     address: address_ref.clone(),
                     instance: instance_ref.clone(),
                     interface,
-                };
-                vec![self.push(action, &freed)]
+                    ready: self.await_ready(&instance_ref, &ready_after),
+                });
+                Vec::new()
             }
             None => {
                 if !associated {
@@ -227,7 +247,39 @@ impl Planner {
             via: RouteVia::NatInstance(instance_ref),
             planned,
             route_after,
+            switch,
         })
+    }
+
+    /// The gateways of every slot switching to an instance go only once **every** switching
+    /// slot's instance is ready: the executor starts nothing after a failed step, so a gateway
+    /// deleted before another slot's instance failed would leave its own slot with a route to a
+    /// deleted gateway, and no egress, until the next deploy. The steps the slot's private route
+    /// waits for (the address on the instance), per switch.
+    pub(super) fn finish_switches(
+        &mut self,
+        inventory: &Inventory,
+        switches: Vec<Switch>,
+    ) -> Vec<StepId> {
+        let every_ready: Vec<StepId> = switches.iter().map(|s| s.ready).collect();
+        switches
+            .into_iter()
+            .map(|switch| {
+                let action = Action::DeleteNatGateway {
+                    nat_gateway: switch.nat_gateway,
+                };
+                let deleted = self.push(action, &every_ready);
+                let mut freed =
+                    self.free_addresses_of_nat(inventory, &switch.allocation_ids, deleted);
+                freed.extend(switch.stale);
+                let action = Action::AssociateAddress {
+                    address: switch.address,
+                    instance: switch.instance,
+                    interface: switch.interface,
+                };
+                self.push(action, &freed)
+            })
+            .collect()
     }
 
     /// The slot's address must be free, on the slot's instance, or on the gateway this switch
@@ -314,6 +366,22 @@ impl Planner {
                 (Planned::created(step), Ref::Step(step))
             }
         }
+    }
+
+    /// A stopped (or stopping) NAT instance cuts its slot off while the route still names it:
+    /// started again, it keeps its id, interface and Elastic IP, and its setup comes back at boot
+    /// (the readiness wait after it reads the boot's own report).
+    fn start_if_stopped(&mut self, instance: &ObservedNatInstance) -> Option<StepId> {
+        let stopped = matches!(
+            instance.state,
+            InstanceState::Stopped | InstanceState::Stopping
+        );
+        stopped.then(|| {
+            let action = Action::StartNatInstance {
+                instance: instance.id.clone(),
+            };
+            self.push(action, &[])
+        })
     }
 
     /// The wait for the instance's own word that it forwards and masquerades: the private route

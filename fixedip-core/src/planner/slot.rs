@@ -7,7 +7,7 @@ use ipnet::Ipv4Net;
 
 use super::addresses::{known_ip, AddressChoice};
 use super::layout::{slot_cidrs, SlotCidrs};
-use super::nat_instance::Retire;
+use super::nat_instance::{Retire, Switch};
 use super::nats::NatLayout;
 use super::network::Base;
 use super::steps::{Planned, Planner};
@@ -35,6 +35,8 @@ pub(super) struct BuiltSlot {
     pub(super) route_after: Vec<StepId>,
     /// The NAT of the other kind this slot leaves behind, once its route has moved.
     pub(super) retire: Vec<Retire>,
+    /// A switch from the slot's NAT gateway to its instance, finished once every slot is built.
+    pub(super) switch: Option<Switch>,
     pub(super) pending: Option<PendingIp>,
 }
 
@@ -101,7 +103,7 @@ impl Planner {
             .collect();
         let functions_first = self.create_functions_first(context, &private, base);
         subnets_created.extend(&functions_first);
-        wanted
+        let mut built: Vec<BuiltSlot> = wanted
             .iter()
             .zip(subnets)
             .map(|((slot, az), (private, public))| {
@@ -113,7 +115,18 @@ impl Planner {
                 };
                 self.slot(context, *slot, az, addresses.get(slot), base, subnets)
             })
-            .collect()
+            .collect::<Result<_, _>>()?;
+        // Gateway → instance: no gateway goes before every switching slot's instance is ready.
+        let (switching, switches): (Vec<usize>, Vec<Switch>) = built
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, b)| b.switch.take().map(|switch| (i, switch)))
+            .unzip();
+        let associated = self.finish_switches(&context.inventory, switches);
+        for (i, step) in switching.into_iter().zip(associated) {
+            built[i].route_after.push(step);
+        }
+        Ok(built)
     }
 
     fn slot(
@@ -145,6 +158,7 @@ impl Planner {
             nat_via: None,
             route_after: Vec::new(),
             retire: Vec::new(),
+            switch: None,
             pending: None,
         };
         // A slot without a NAT of its own has no public side: its AZ's traffic leaves through
@@ -182,6 +196,7 @@ impl Planner {
                 built.nat_gateway = Some(nat.planned);
                 built.nat_via = Some(nat.via);
                 built.route_after = nat.route_after;
+                built.switch = nat.switch;
             }
             None => {
                 let attached = base.internet_gateway.as_ref().and_then(|g| g.attached);

@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod quotas;
 pub mod scenario;
+pub mod termination;
 pub mod timing;
 pub mod tokens;
 pub mod upstream;

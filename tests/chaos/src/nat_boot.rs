@@ -18,6 +18,16 @@
 //! with a public address (moto's DescribeInstances `ipAddress`), and "booting" lines before; the
 //! k-th launch listed in [`NatBoot::never_ready`] ends in the FAILED line (or shows nothing of
 //! fixedip's at all, `silent`). Other instances get moto's answer untouched.
+//!
+//! A restart (StartInstances after a stop, RebootInstances) is a new boot: cloud-init does not
+//! run the user data again ("user data is run only at the first boot", AL2023 User Guide,
+//! cloud-init; EC2 User Guide, "Run commands when you launch an EC2 instance with user data"),
+//! so the console shows the kernel's lines, then the ready line `ready_after_ms` after the
+//! instance is seen online again only if the user data installed the unit that reports at every
+//! boot ([`fixedip_core::nat_boot::EVERY_BOOT`]); without it, no fixedip line ever comes.
+//! The restart's console keeps the earlier boots' lines before its own, as `Latest=true` may
+//! (the most recent output, not only this boot's): the earlier `ready` line is still there while
+//! the new boot has said nothing yet.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -41,6 +51,13 @@ pub struct NatInstances {
 struct Booting {
     nth: u64,
     online_since: Option<Instant>,
+    /// Its user data reports at every boot, not only the first.
+    every_boot: bool,
+    /// Restarted at least once: cloud-init does not run the user data again.
+    restarted: bool,
+    /// What the console showed when it was last restarted: still shown, before the new boot's
+    /// lines.
+    earlier: String,
 }
 
 /// What a NAT instance's console shows at one moment.
@@ -57,6 +74,7 @@ const BOOTING: &str = "[    9.871234] cloud-init[1603]: fixedip-nat: installing 
 const READY: &str = "[   21.004211] cloud-init[1603]: fixedip-nat: ready: forwarding and masquerading out of ens5\n";
 const FAILED: &str = "[  612.553010] cloud-init[1603]: fixedip-nat: installing nftables failed (attempt 60 of 60): retrying in 10 s\n[  622.560431] cloud-init[1603]: fixedip-nat: FAILED: nftables could not be installed; this instance forwards nothing\n";
 const KERNEL: &str = "[    0.000000] Linux version 6.1.112-122.189.amzn2023.aarch64 (mockbuild@ip-10-0-53-91) #1 SMP\n";
+const READY_AGAIN: &str = "[   11.402117] fixedip-nat-ready[1288]: fixedip-nat: ready: forwarding and masquerading out of ens5\n";
 
 impl NatInstances {
     /// RunInstances answered: its instances are fixedip's NAT instances if the user data says so.
@@ -65,9 +83,11 @@ impl NatInstances {
         let script = base64::engine::general_purpose::STANDARD
             .decode(user_data)
             .unwrap_or_default();
-        if !String::from_utf8_lossy(&script).contains(fixedip_core::nat_boot::PREFIX) {
+        let script = String::from_utf8_lossy(&script);
+        if !script.contains(fixedip_core::nat_boot::PREFIX) {
             return;
         }
+        let every_boot = script.contains(fixedip_core::nat_boot::EVERY_BOOT);
         for id in xml_texts(answer, "instanceId") {
             if !self.known.contains_key(&id) {
                 self.launches += 1;
@@ -77,8 +97,31 @@ impl NatInstances {
                     Booting {
                         nth,
                         online_since: None,
+                        every_boot,
+                        restarted: false,
+                        earlier: String::new(),
                     },
                 );
+            }
+        }
+    }
+
+    /// StartInstances or RebootInstances answered: each of fixedip's instances it names boots
+    /// again, seen online afresh, its console keeping what it showed until now.
+    pub fn restarted(&mut self, params: &[(String, String)], boot: &NatBoot, now: Instant) {
+        let named = params
+            .iter()
+            .filter(|(k, _)| k.starts_with("InstanceId."))
+            .map(|(_, id)| id);
+        for id in named {
+            let earlier = match self.console(id, boot, now) {
+                Console::Text(text) => text,
+                Console::NotOurs | Console::Offline => continue,
+            };
+            if let Some(booting) = self.known.get_mut(id) {
+                booting.restarted = true;
+                booting.online_since = None;
+                booting.earlier = earlier;
             }
         }
     }
@@ -107,15 +150,17 @@ impl NatInstances {
                 format!("{KERNEL}{BOOTING}{FAILED}")
             });
         }
-        match booting.online_since {
-            None => Console::Offline,
-            Some(since)
-                if now.duration_since(since) >= Duration::from_millis(boot.ready_after_ms) =>
-            {
-                Console::Text(format!("{KERNEL}{BOOTING}{READY}"))
-            }
-            Some(_) => Console::Text(format!("{KERNEL}{BOOTING}")),
-        }
+        let Some(since) = booting.online_since else {
+            return Console::Offline;
+        };
+        let booted = now.duration_since(since) >= Duration::from_millis(boot.ready_after_ms);
+        let earlier = &booting.earlier;
+        Console::Text(match (booting.restarted, booted) {
+            (false, true) => format!("{KERNEL}{BOOTING}{READY}"),
+            (false, false) => format!("{KERNEL}{BOOTING}"),
+            (true, true) if booting.every_boot => format!("{earlier}{KERNEL}{READY_AGAIN}"),
+            (true, _) => format!("{earlier}{KERNEL}"),
+        })
     }
 }
 
@@ -217,6 +262,51 @@ mod tests {
         ));
         assert_eq!(
             read(instances.console("i-2", &boot, now)),
+            Readiness::Booting(Vec::new())
+        );
+    }
+
+    /// A restart shows the ready line again, after the boot time, only for a user data that
+    /// reports at every boot; cloud-init's first-boot lines are not written again.
+    #[test]
+    fn a_restart_reports_ready_again_only_with_the_every_boot_unit() {
+        let mut instances = NatInstances::default();
+        let every_boot = format!(
+            "fixedip-nat: systemctl enable {}",
+            fixedip_core::nat_boot::EVERY_BOOT
+        );
+        launch(&mut instances, "i-1", &every_boot);
+        launch(&mut instances, "i-2", "fixedip-nat:");
+        let boot = NatBoot {
+            ready_after_ms: 1000,
+            never_ready: Vec::new(),
+        };
+        let t0 = Instant::now();
+        let later = t0 + Duration::from_millis(1000);
+        for id in ["i-1", "i-2"] {
+            instances.online(id, t0);
+            assert_eq!(read(instances.console(id, &boot, later)), Readiness::Ready);
+        }
+        let params = vec![
+            ("InstanceId.1".to_owned(), "i-1".to_owned()),
+            ("InstanceId.2".to_owned(), "i-2".to_owned()),
+        ];
+        instances.restarted(&params, &boot, later);
+        for id in ["i-1", "i-2"] {
+            assert_eq!(instances.console(id, &boot, later), Console::Offline);
+            instances.online(id, later);
+            assert_eq!(
+                read(instances.console(id, &boot, later)),
+                Readiness::Booting(Vec::new())
+            );
+        }
+        let after_boot = later + Duration::from_millis(1000);
+        assert_eq!(
+            read(instances.console("i-1", &boot, after_boot)),
+            Readiness::Ready
+        );
+        assert_eq!(
+            read(instances.console("i-2", &boot, after_boot)),
             Readiness::Booting(Vec::new())
         );
     }

@@ -895,6 +895,21 @@ async fn after_moto(
             None
         }
         ("ec2", "GetConsoleOutput") => nat_console(shared, call, &text(), now).await,
+        ("ec2", "TerminateInstances") if parts.status.is_success() => {
+            // Best effort, as for the tags at launch: a failure shows as the address held.
+            let _ =
+                crate::termination::release_addresses(&shared.upstream, &call.caller, &call.params)
+                    .await;
+            None
+        }
+        ("ec2", "StartInstances" | "RebootInstances") => {
+            if parts.status.is_success() {
+                let mut state = shared.lock();
+                let boot = state.scenario.nat_boot.clone();
+                state.nat_instances.restarted(&call.params, &boot, now);
+            }
+            None
+        }
         ("iam", "CreateRole") => {
             if let Some(arn) = xml_texts(&text(), "Arn").first() {
                 shared.lock().clocks.role_changed(arn, now);
@@ -1047,27 +1062,8 @@ async fn release_association(
     caller: &Caller,
     allocation: &str,
 ) -> Result<(), UpstreamError> {
-    let described = upstream
-        .ec2(
-            caller,
-            &[
-                ("Action", "DescribeAddresses"),
-                ("AllocationId.1", allocation),
-            ],
-        )
-        .await?;
-    for association in xml_texts(&described, "associationId") {
-        upstream
-            .ec2(
-                caller,
-                &[
-                    ("Action", "DisassociateAddress"),
-                    ("AssociationId", association.as_str()),
-                ],
-            )
-            .await?;
-    }
-    Ok(())
+    let selection = [("AllocationId.1", allocation)];
+    crate::termination::disassociate_addresses(upstream, caller, &selection).await
 }
 
 /// The `state` values of a DescribeNatGateways `Filter.N.Name=state`.

@@ -242,6 +242,7 @@ impl ActionKind {
             Action::AssociateAddress { .. } => "AssociateAddress",
             Action::DisassociateAddress { .. } => "DisassociateAddress",
             Action::DropPublicIp { .. } => "ModifyNetworkInterfaceAttribute",
+            Action::StartNatInstance { .. } => "StartNatInstance",
             Action::TerminateNatInstance { .. } => "TerminateNatInstance",
             Action::AuthorizeEgress { .. } => "AuthorizeSecurityGroupEgress",
             Action::RevokeEgress { .. } => "RevokeSecurityGroupEgress",
@@ -496,6 +497,7 @@ impl<'a> Context<'a> {
             | Action::AssociateAddress { .. }
             | Action::DisassociateAddress { .. }
             | Action::DropPublicIp { .. }
+            | Action::StartNatInstance { .. }
             | Action::TerminateNatInstance { .. } => self.prepare_nats(step, refs),
             Action::CreateRole { .. }
             | Action::AttachRolePolicy { .. }

@@ -75,6 +75,9 @@ impl<'a> Context<'a> {
             Action::DropPublicIp { network_interface } => {
                 Box::pin(self.drop_public_ip(step, network_interface))
             }
+            Action::StartNatInstance { instance } => {
+                Box::pin(self.start_nat_instance(step, instance))
+            }
             Action::TerminateNatInstance { instance } => {
                 Box::pin(self.terminate_nat_instance(step, instance))
             }

@@ -241,7 +241,9 @@ fn named(action: &Action) -> Vec<String> {
         | Action::CreateInterfaceEndpoint { .. } => Vec::new(),
         Action::DisassociateAddress { association_id } => vec![association_id],
         Action::DropPublicIp { network_interface } => vec![network_interface],
-        Action::TerminateNatInstance { instance } => vec![instance],
+        Action::TerminateNatInstance { instance } | Action::StartNatInstance { instance } => {
+            vec![instance]
+        }
         Action::ModifyInterfaceEndpoint {
             endpoint_id,
             remove_subnets: removed,

@@ -5,7 +5,7 @@
 use super::nat_instance::{image_parameter, is_graviton, private_half, AL2023_ARM64_PARAMETER};
 use super::simulate::{deployed, destroyed, empty, spec};
 use super::*;
-use crate::observed::RouteTarget;
+use crate::observed::{InstanceState, RouteTarget};
 use crate::plan::{Action, Status};
 use crate::requirements::NatMode;
 
@@ -427,4 +427,105 @@ fn a_switch_deletes_the_gateway_only_after_the_instance_is_ready() {
             ..
         }
     )));
+}
+
+/// The kinds of a plan's steps, in order, for NAT-instance plans.
+fn instance_step_kinds(plan: &crate::plan::Plan) -> Vec<&'static str> {
+    plan.steps
+        .iter()
+        .map(|s| match s.action {
+            Action::StartNatInstance { .. } => "start",
+            Action::LaunchNatInstance { .. } => "launch",
+            Action::DisableSourceDestCheck { .. } => "check",
+            Action::AssociateAddress { .. } => "associate",
+            Action::DisassociateAddress { .. } => "disassociate",
+            Action::AwaitNatInstanceReady { .. } => "ready",
+            Action::ReplaceRoute { .. } => "route",
+            _ => "other",
+        })
+        .collect()
+}
+
+/// A NAT instance found stopped (by hand, or by AWS retiring its host) still has the slot's
+/// route and address: the next deploy starts it and waits for its boot to report ready again,
+/// and changes nothing else.
+#[test]
+fn a_stopped_instance_is_started_and_waited_for_on_its_address() {
+    let spec = instance_spec(2);
+    let mut account = deployed(&spec, &empty());
+    let ips = active_ips(&account);
+    for state in [InstanceState::Stopped, InstanceState::Stopping] {
+        account.nat_instances[0].state = state;
+        let plan = plan(&spec, &account).unwrap();
+        assert_eq!(instance_step_kinds(&plan), ["start", "ready"], "{state:?}");
+        let started = steps_where(&plan, |a| matches!(a, Action::StartNatInstance { .. }));
+        let ready = steps_where(&plan, |a| matches!(a, Action::AwaitNatInstanceReady { .. }));
+        assert!(after(&plan, ready[0], started[0]));
+        let healed = simulate::apply(&plan, &account);
+        routes_through_instances(&healed);
+        assert_eq!(active_ips(&healed), ips);
+        assert!(plan_is_noop(&spec, &healed));
+    }
+}
+
+/// A NAT instance terminated under a live stack (by hand, or by AWS) is replaced by the next
+/// deploy: a launch of a new client-token generation (the old token would get the terminated
+/// instance back), the slot's own address on it, the route moved to it once it is ready.
+#[test]
+fn a_terminated_instance_is_replaced_on_the_same_address() {
+    let spec = instance_spec(2);
+    let mut account = deployed(&spec, &empty());
+    let ips = active_ips(&account);
+    let gone = account.nat_instances[0].clone();
+    // The stack's view lists no terminated instance; it counts it, for the next token.
+    account.retired.nat_instances.insert(gone.slot, 1);
+    // AWS drops the association at termination.
+    for address in &mut account.addresses {
+        if address.network_interface_id == gone.network_interface_id {
+            address.association_id = None;
+            address.network_interface_id = None;
+        }
+    }
+    account.nat_instances.retain(|i| i.id != gone.id);
+    let plan = plan(&spec, &account).unwrap();
+    assert_eq!(
+        instance_step_kinds(&plan),
+        ["launch", "check", "associate", "ready", "route"]
+    );
+    let generations: Vec<u32> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match s.action {
+            Action::LaunchNatInstance { generation, .. } => Some(generation),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(generations, [1]);
+    let healed = simulate::apply(&plan, &account);
+    routes_through_instances(&healed);
+    assert_eq!(active_ips(&healed), ips);
+    assert!(plan_is_noop(&spec, &healed));
+}
+
+/// gateway → instance in several AZs: no gateway goes before every switching AZ's instance is
+/// ready. The executor starts nothing after a failed step, so a gateway deleted before another
+/// AZ's instance failed would leave its own AZ routed to a deleted gateway until the next deploy.
+#[test]
+fn a_switch_deletes_no_gateway_before_every_instance_is_ready() {
+    let first = deployed(&spec(3, &["f"]), &empty());
+    let plan = plan(&instance_spec(3), &first).unwrap();
+    let ready = steps_where(&plan, |a| matches!(a, Action::AwaitNatInstanceReady { .. }));
+    let deleted = steps_where(&plan, |a| matches!(a, Action::DeleteNatGateway { .. }));
+    assert_eq!((ready.len(), deleted.len()), (3, 3));
+    for gateway in &deleted {
+        for instance in &ready {
+            assert!(
+                after(&plan, *gateway, *instance),
+                "{gateway:?} {instance:?}"
+            );
+        }
+    }
+    let switched = simulate::apply(&plan, &first);
+    routes_through_instances(&switched);
+    assert_eq!(active_ips(&switched), active_ips(&first));
 }

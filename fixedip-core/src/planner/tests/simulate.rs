@@ -698,6 +698,26 @@ impl Account {
                 }
                 association_id.clone()
             }
+            Action::StartNatInstance { instance } => {
+                let found = self
+                    .state
+                    .nat_instances
+                    .iter_mut()
+                    .find(|i| i.id == *instance);
+                let found = found.expect("starting an instance the account does not hold");
+                assert!(
+                    matches!(
+                        found.state,
+                        InstanceState::Stopped | InstanceState::Stopping
+                    ),
+                    "starting {instance}, which is {:?}",
+                    found.state
+                );
+                found.state = InstanceState::Running;
+                // A new boot: ready only once it says so again.
+                self.booting.insert(instance.clone());
+                instance.clone()
+            }
             Action::TerminateNatInstance { instance } => {
                 for function in &self.state.functions {
                     for subnet in &function.subnet_ids {
@@ -1516,7 +1536,9 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                 // only once it is ready.
                 (
                     Action::AwaitNatInstanceReady { .. },
-                    Action::DisableSourceDestCheck { .. } | Action::AssociateAddress { .. },
+                    Action::DisableSourceDestCheck { .. }
+                    | Action::AssociateAddress { .. }
+                    | Action::StartNatInstance { .. },
                 ) => true,
                 (Action::DeleteNatGateway { .. }, Action::AwaitNatInstanceReady { .. }) => true,
                 // An instance's automatic public IP is off before its Elastic IP leaves it.
