@@ -192,6 +192,9 @@ async fn ten_functions_cost_about_one() {
         let mut command = lab.command(args);
         command
             .current_dir(&workspace)
+            // Tests never reach the network: cargo resolves the new workspace from the local
+            // registry cache, which the workspace's own build filled.
+            .env("CARGO_NET_OFFLINE", "true")
             .env("CARGO_TARGET_DIR", &target)
             .env(
                 "CARGO_ZIGBUILD_ZIG_PATH",
