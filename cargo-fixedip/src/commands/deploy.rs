@@ -135,53 +135,7 @@ async fn deploy(
             context.output.warning(&pending.message);
         }
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
-        let expectation = match spec.modes.nat {
-            NatMode::None => Expectation::Isolated,
-            NatMode::Gateway | NatMode::Instance => Expectation::ThroughNat,
-        };
-        // A deploy that changed no network and no function's configuration proves the egress
-        // from what it observed moments ago, which is what it would read again (a no-op stays at
-        // its observation's calls; a code change adds only the upload and its wait).
-        let network_unchanged = plan.is_noop() || plan.changes_only_code();
-        let unchanged = match network_unchanged && plan.network.existing.is_none() {
-            true => goal.observation(&spec),
-            false => None,
-        };
-        let (ips, mut verdicts) = match &unchanged {
-            Some((observed, network)) => {
-                let mut ips = addresses::of_stack(&spec.stack, &network.addresses);
-                if ips.is_empty() {
-                    ips = stack_addresses(aws, &spec.stack).await?;
-                }
-                let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-                let verdicts = verification::verify_observed(
-                    aws,
-                    &names,
-                    (observed, network),
-                    &allowed,
-                    expectation,
-                )
-                .await?;
-                (ips, verdicts)
-            }
-            None => {
-                let ips = match &plan.network.existing {
-                    // The user's NATs' addresses, as the plan judged them: the stack holds none.
-                    Some(attachment) => existing_addresses(attachment),
-                    None => stack_addresses(aws, &spec.stack).await?,
-                };
-                let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-                let verdicts =
-                    verification::verify_functions(aws, &names, &allowed, expectation, false)
-                        .await?;
-                (ips, verdicts)
-            }
-        };
-        let group_and_prefix_lists = match unchanged {
-            Some((observed, _)) => Some((observed.security_group, observed.prefix_lists)),
-            None => None,
-        };
-        check_declared_egress(aws, &spec, group_and_prefix_lists, &mut verdicts).await?;
+        let (ips, verdicts) = prove_egress(aws, &spec, &plan, &goal, &names).await?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
@@ -209,6 +163,56 @@ async fn deploy(
         format_version: FormatVersion,
         stacks,
     })
+}
+
+/// The stack's IPs, and each function's verdict on its egress once the plan was carried out. A
+/// deploy that changed no network and no function's configuration proves it from what it observed
+/// moments ago, which is what it would read again (a no-op stays at its observation's calls; a
+/// code change adds only the upload and its wait); any other reads the account again.
+async fn prove_egress(
+    aws: &Aws,
+    spec: &StackSpec,
+    plan: &Plan,
+    goal: &Deploy,
+    names: &[String],
+) -> Result<(Vec<StackAddress>, Vec<Verdict>), CliError> {
+    let expectation = match spec.modes.nat {
+        NatMode::None => Expectation::Isolated,
+        NatMode::Gateway | NatMode::Instance => Expectation::ThroughNat,
+    };
+    let network_unchanged = plan.is_noop() || plan.changes_only_code();
+    let unchanged = match network_unchanged && plan.network.existing.is_none() {
+        true => goal.observation(spec),
+        false => None,
+    };
+    let (ips, mut verdicts) = match &unchanged {
+        Some((observed, network)) => {
+            let mut ips = addresses::of_stack(&spec.stack, &network.addresses);
+            if ips.is_empty() {
+                ips = stack_addresses(aws, &spec.stack).await?;
+            }
+            let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
+            let observation = (observed, network);
+            let verdicts =
+                verification::verify_observed(aws, names, observation, &allowed, expectation)
+                    .await?;
+            (ips, verdicts)
+        }
+        None => {
+            let ips = match &plan.network.existing {
+                // The user's NATs' addresses, as the plan judged them: the stack holds none.
+                Some(attachment) => existing_addresses(attachment),
+                None => stack_addresses(aws, &spec.stack).await?,
+            };
+            let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
+            let verdicts =
+                verification::verify_functions(aws, names, &allowed, expectation, false).await?;
+            (ips, verdicts)
+        }
+    };
+    let observed = unchanged.map(|(observed, _)| (observed.security_group, observed.prefix_lists));
+    check_declared_egress(aws, spec, observed, &mut verdicts).await?;
+    Ok((ips, verdicts))
 }
 
 /// What the stack will cost once the plan is applied, said before anything is created; a region
