@@ -109,9 +109,9 @@
 //! every deploy: the state lives in the account, so a second machine, or CI, sees the same
 //! pending IP, and a pending IP is never mistaken for a retained one (which was shown and may be
 //! reused at once). A fresh stack (nothing shown yet) routes its new IPs at once: there is no
-//! allowlist to break. A fresh deploy killed after its first NAT and before its second address
-//! is the one case where the rule asks for `--allow-new-ips` without need; it errs on the safe
-//! side.
+//! allowlist to break. A fresh deploy whose second AllocateAddress failed (they are sent at the
+//! start, before any NAT) and that was stopped after its first NAT is the one case where the rule
+//! asks for `--allow-new-ips` without need; it errs on the safe side.
 //!
 //! # An existing network
 //! With `vpc = "vpc-..."` in `[package.metadata.fixedip]` ([`NetworkModes::existing`]) the stack

@@ -308,6 +308,35 @@ fn addresses_are_allocated_at_the_start_and_a_nat_waits_for_its_subnet_and_lambd
 }
 
 #[test]
+fn a_nat_instance_is_launched_after_lambda_accepted_the_new_function() {
+    // The instance is a NAT like a gateway: no launch in an AZ Lambda may refuse.
+    let mut spec = spec(2, &["f"]);
+    spec.modes.nat = NatMode::Instance;
+    let plan = planned(&spec, &empty());
+    let created = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateFunction { .. }))
+        .unwrap()
+        .id;
+    let launches: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::LaunchNatInstance { .. }))
+        .collect();
+    assert_eq!(launches.len(), 2);
+    assert!(
+        launches.iter().all(|l| l.after.contains(&created)),
+        "{launches:?}"
+    );
+    let allocations = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::AllocateAddress { .. }));
+    assert!(allocations.into_iter().all(|a| a.after.is_empty()));
+}
+
+#[test]
 fn az_ids_pin_the_azs_in_their_order() {
     let mut spec = spec(2, &["f"]);
     spec.modes.az_ids = vec!["use1-az4".into(), "use1-az1".into()];
@@ -528,7 +557,10 @@ fn lambda_refusing_slot_1_after_its_address_was_allocated_moves_the_slot_with_th
     let done = apply(&plan, &account);
     assert_eq!(done.addresses.len(), 2);
     let nat_2 = done.nat_gateways.iter().find(|n| n.slot == 2).unwrap();
-    assert_eq!(nat_2.allocation_ids, std::slice::from_ref(&slot_1_address.allocation_id));
+    assert_eq!(
+        nat_2.allocation_ids,
+        std::slice::from_ref(&slot_1_address.allocation_id)
+    );
     assert!(done.subnets.iter().all(|s| s.slot != 1));
     assert!(planned(&spec, &done).is_noop());
 }
