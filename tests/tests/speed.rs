@@ -181,6 +181,23 @@ async fn deploy_noop_and_code_change() {
     }
     println!("{}", noop.operations());
 
+    // Addresses are regional: allocated at the start, not after the subnets (so that their ids
+    // are found by the time CreateNatGateway names them).
+    let start_of = |name: &str, accepted: bool| {
+        fresh
+            .log
+            .iter()
+            .filter(|e| e.operation.name == name)
+            .filter(|e| !accepted || matches!(e.outcome, Outcome::Answered { status: 200 }))
+            .map(|e| e.started_at)
+            .collect::<Vec<_>>()
+    };
+    let first_subnet = start_of("CreateSubnet", true).into_iter().min().unwrap();
+    let allocations = start_of("AllocateAddress", false);
+    assert!(
+        !allocations.is_empty() && allocations.iter().all(|a| *a < first_subnet),
+        "every AllocateAddress before the first subnet is made"
+    );
     assert_eq!(noop.log.mutating_applied(), 0, "a no-op changes nothing");
     // STS, the reads by tag and name, the VPC's DNS attributes: issue 18's three round trips (one
     // more where a loaded machine starts a read after another one's answer).
