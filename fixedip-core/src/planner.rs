@@ -61,13 +61,21 @@
 //! AZs sorted by AZ id (by name offline) and rotated by a stable hash of the stack's name, so
 //! that stacks spread over the zones. AZs the stack cannot use
 //! ([`ObservedState::unusable_az_ids`]: the NAT instance type not offered, a subnet or a
-//! function's subnets refused in this run) are left out (`slots.rs`). New Elastic IPs are
-//! allocated (and retained ones put to work) only after every new subnet and every new function
-//! exists: a new function is created first, in the subnets a first planning pass gives it,
-//! because Lambda refuses an AZ it does not support only when a function is put there. A zone
-//! that refuses a subnet or a function leaves nothing billed behind. A slot whose subnets are in
-//! such a zone and that holds no address is given up (its subnets and route table removed) and a
-//! slot in another AZ takes its place; a slot that holds an address keeps its AZ for life.
+//! function's subnets refused in this run) are left out (`slots.rs`).
+//!
+//! Elastic IPs are regional: new ones are allocated (and retained ones put to work) at the start
+//! of the run, waiting for nothing, so that they are visible to CreateNatGateway by the time its
+//! subnet is. What is bound to an AZ is the NAT, and a new NAT (gateway or instance) waits for its
+//! own subnet, its address, and Lambda's answer to the new functions: a new function is created
+//! first, in the subnets a first planning pass gives it, because Lambda refuses an AZ it does not
+//! support only when a function is put there. So a zone that refuses a subnet or a function gets
+//! no NAT. A slot whose NAT exists keeps its AZ for life; a slot whose subnets are in a refused
+//! zone and whose NAT does not exist is given up (its subnets and route table removed) and a slot
+//! in another AZ takes its place and its address: a refused AZ costs no second address. A slot
+//! whose address waits for `--allow-new-ips` keeps its AZ too: no function goes there before the
+//! IP is allowed, so Lambda has refused nothing there yet. If the region has no other AZ to offer, the run
+//! stops before any NAT; the addresses it allocated stay, tagged with their slots (billed, as any
+//! Elastic IP), and the next deploy uses them.
 //!
 //! Slots that exist beyond `azs` are removed (going from 3 AZs to 2 keeps slots 0 and 1 untouched):
 //! the functions leave the slot's private subnet first (their configuration update puts them in
@@ -101,9 +109,9 @@
 //! every deploy: the state lives in the account, so a second machine, or CI, sees the same
 //! pending IP, and a pending IP is never mistaken for a retained one (which was shown and may be
 //! reused at once). A fresh stack (nothing shown yet) routes its new IPs at once: there is no
-//! allowlist to break. A fresh deploy killed after its first NAT and before its second address
-//! is the one case where the rule asks for `--allow-new-ips` without need; it errs on the safe
-//! side.
+//! allowlist to break. A fresh deploy whose second AllocateAddress failed (they are sent at the
+//! start, before any NAT) and that was stopped after its first NAT is the one case where the rule
+//! asks for `--allow-new-ips` without need; it errs on the safe side.
 //!
 //! # An existing network
 //! With `vpc = "vpc-..."` in `[package.metadata.fixedip]` ([`NetworkModes::existing`]) the stack
@@ -209,8 +217,11 @@ struct Context<'a> {
     /// New IPs are allocated and held back: the stack's IPs were shown and `--allow-new-ips`
     /// was not given.
     hold_new_ips: bool,
-    /// The new functions created before any address, with the slots of their subnets.
+    /// The new functions created before any NAT, with the slots of their subnets.
     functions_first: &'a BTreeMap<String, Vec<crate::observed::Slot>>,
+    /// The observed addresses that serve a slot the stack uses, by allocation id, with that slot:
+    /// one an abandoned slot held stays with the slot that took it when the abandoned one goes.
+    addresses_taken: BTreeMap<&'a str, crate::observed::Slot>,
 }
 
 /// Plan the stack with the default [`PlanOptions`]: new IPs of a stack whose IPs were shown
@@ -230,8 +241,8 @@ pub fn plan_with(
     if let Some(existing) = &spec.modes.existing {
         return existing::plan(spec, existing, observed);
     }
-    // Planned twice when a new function goes where an address is taken: the second time it is
-    // created first, in the subnets the first plan gave it (`function.rs`).
+    // Planned twice when a new function goes where a NAT is made: the second time it is created
+    // first, in the subnets the first plan gave it (`function.rs`).
     let plan = plan_network(spec, observed, options, &BTreeMap::new())?;
     let functions_first = function::functions_created_first(&plan, observed);
     if functions_first.is_empty() {
@@ -241,7 +252,7 @@ pub fn plan_with(
 }
 
 /// The plan of a stack with a network of its own; `functions_first`, the new functions created
-/// before any address, with their slots.
+/// before any NAT, with their slots.
 fn plan_network(
     spec: &StackSpec,
     observed: &ObservedState,
@@ -253,7 +264,7 @@ fn plan_network(
     let slots = choose_slots(spec, observed, &inventory)?;
     let nat_layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
     let nat_slots = slots.holding_nats(&nat_layout);
-    let addresses = choose_addresses(spec, &inventory, &nat_slots)?;
+    let addresses = choose_addresses(spec, &inventory, &nat_slots, &slots.abandoned)?;
     let context = Context {
         spec,
         observed,
@@ -261,6 +272,10 @@ fn plan_network(
         inventory,
         vpc_cidr,
         functions_first,
+        addresses_taken: addresses
+            .iter()
+            .filter_map(|(slot, choice)| Some((choice.observed()?.allocation_id.as_str(), *slot)))
+            .collect(),
     };
 
     let mut planner = Planner::default();

@@ -254,9 +254,8 @@ async fn a_failed_function_is_reported_refused_by_verify_and_replaced_by_the_nex
         "Lambda's StateReasonCode reaches the user:\n{stderr}"
     );
 
-    // The failed function stopped the deploy before any address was allocated (new addresses
-    // wait for new functions, so that a zone Lambda refuses leaves nothing billed): verify is
-    // given the allowlist.
+    // The failed function stopped the deploy before it printed the stack's IPs: verify is given
+    // the allowlist.
     let verify = lab.run(&["verify", "--ip", "192.0.2.10"]).await;
     let said = format!(
         "{}{}",

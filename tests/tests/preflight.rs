@@ -1,7 +1,8 @@
-//! What deploy learns about the account before it bills anything (issue 16): the AZs it can use,
-//! by AZ id, and a zone that refuses a subnet routed around by planning again, before any Elastic
-//! IP is allocated; a zone Lambda refuses a function in, the same way. Run through a chaos proxy,
-//! whose rules make moto refuse as AWS does.
+//! What deploy learns about the account before it makes a NAT (issue 16): the AZs it can use, by
+//! AZ id, and a zone that refuses a subnet routed around by planning again, before any NAT is
+//! made there and with the Elastic IPs allocated at the start serving the AZs that take its place
+//! (issue 18); a zone Lambda refuses a function in, the same way. Run through a chaos proxy, whose
+//! rules make moto refuse as AWS does.
 
 use std::collections::BTreeSet;
 use std::process::Output;
@@ -42,7 +43,7 @@ async fn stack_azs(emulator: &Emulator) -> BTreeSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_zone_that_refuses_subnets_is_left_out_before_any_address_is_allocated() {
+async fn a_zone_that_refuses_subnets_is_left_out_with_no_nat_and_no_extra_address() {
     // Stack `default` takes the AZs in the order use1-az1 (us-east-1b on moto), use1-az2
     // (us-east-1c), use1-az3 (us-east-1e)... The account cannot create subnets in us-east-1b.
     let lab = Lab::start(Scenario {
@@ -63,24 +64,24 @@ async fn a_zone_that_refuses_subnets_is_left_out_before_any_address_is_allocated
         BTreeSet::from(["us-east-1c".to_owned(), "us-east-1e".to_owned()])
     );
 
-    assert_refusal_billed_nothing(&lab, "CreateSubnet").await;
+    assert_refusal_left_no_nat_nor_extra_address(&lab, "CreateSubnet").await;
 }
 
-/// The refusal of `operation` came before any address was allocated or NAT gateway made: nothing
-/// billed was made in vain, and the stack's two addresses are the only ones. The slots then keep
-/// their AZs for life: a second deploy changes nothing. Every call was allowed by `iam-policy`.
-async fn assert_refusal_billed_nothing(lab: &Lab, operation: &str) {
+/// The refusal of `operation` came before any NAT gateway was made, and the addresses allocated at
+/// the start serve the AZs that took the refused ones' place: two allocations in all, both
+/// serving the stack, none retained. The slots then keep their AZs for life: a second deploy
+/// changes nothing. Every call was allowed by `iam-policy`.
+async fn assert_refusal_left_no_nat_nor_extra_address(lab: &Lab, operation: &str) {
     let log = lab.proxy.log();
     let refused = log
         .iter()
         .position(|e| e.operation.name == operation && matches!(e.outcome, Outcome::Refused { .. }))
         .unwrap_or_else(|| panic!("no refused {operation}:\n{}", render(&log)));
     assert!(
-        log[..refused].iter().all(|e| !matches!(
-            e.operation.name.as_str(),
-            "AllocateAddress" | "CreateNatGateway"
-        )),
-        "an address or NAT gateway was made before the refusal:\n{}",
+        log[..refused]
+            .iter()
+            .all(|e| e.operation.name != "CreateNatGateway"),
+        "a NAT gateway was made before the refusal:\n{}",
         render(&log)
     );
     let allocations = log
@@ -88,6 +89,26 @@ async fn assert_refusal_billed_nothing(lab: &Lab, operation: &str) {
         .filter(|e| e.operation.name == "AllocateAddress")
         .count();
     assert_eq!(allocations, 2, "{}", render(&log));
+    let addresses = lab
+        .emulator
+        .ec2()
+        .await
+        .describe_addresses()
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        addresses.addresses().len(),
+        2,
+        "the two addresses are the only ones: {addresses:?}"
+    );
+    assert!(
+        addresses
+            .addresses()
+            .iter()
+            .all(|a| a.association_id().is_some()),
+        "both serve a NAT gateway: {addresses:?}"
+    );
 
     let output = lab.run_expect(&deploy_args(), 0, "second deploy").await;
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -96,7 +117,7 @@ async fn assert_refusal_billed_nothing(lab: &Lab, operation: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_zone_lambda_refuses_is_left_out_before_any_address_is_allocated() {
+async fn a_zone_lambda_refuses_is_left_out_with_no_nat_and_no_extra_address() {
     // Stack `default` takes use1-az1 (us-east-1b on moto) and use1-az2 (us-east-1c) first.
     // Lambda does not support us-east-1b, and says so only when a function is put there, without
     // naming the zone: both AZs of the refused call are left out.
@@ -120,7 +141,7 @@ async fn a_zone_lambda_refuses_is_left_out_before_any_address_is_allocated() {
         "{azs:?}"
     );
 
-    assert_refusal_billed_nothing(&lab, "CreateFunction").await;
+    assert_refusal_left_no_nat_nor_extra_address(&lab, "CreateFunction").await;
 }
 
 /// The account at AWS's default quota of 5 VPCs (moto's default VPC and others'), with the chaos

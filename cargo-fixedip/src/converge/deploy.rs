@@ -105,9 +105,10 @@ impl Goal for Deploy {
     }
 
     /// A subnet refused in its AZ, or a function refused for the AZ of one of its subnets: the
-    /// AZs are left out and the stack planned again. Nothing billed is left behind, since new
-    /// addresses wait for every new subnet and every new function (`planner/slot.rs`); a slot
-    /// that holds an address keeps its AZ. Each AZ is refused once per run at most.
+    /// AZs are left out and the stack planned again. No NAT was made there, since a new NAT waits
+    /// for its subnet and for Lambda's answer to the new functions (`planner/slot.rs`); the
+    /// addresses allocated at the start serve the slots that take the refused ones' place, and a
+    /// slot whose NAT exists keeps its AZ. Each AZ is refused once per run at most.
     fn plan_again_after(&self, plan: &Plan, error: &ExecuteError) -> Option<String> {
         let step = plan.steps.iter().find(|s| s.id == error.step)?;
         let AwsError::Call { code, message, .. } = &error.error else {

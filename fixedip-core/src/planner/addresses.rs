@@ -29,10 +29,15 @@ impl<'a> AddressChoice<'a> {
     }
 }
 
+/// The address of each slot in `wanted` (see the module docs of [`crate::planner`], "Which
+/// address serves a slot"). The addresses of `abandoned` slots (given up in an AZ the stack
+/// cannot use, before their NAT existed) serve no slot: they are free to take, after the retained
+/// ones, so that a slot moved out of a refused AZ keeps the address allocated for it.
 pub(super) fn choose_addresses<'a>(
     spec: &StackSpec,
     inventory: &Inventory<'a>,
     wanted: &[(Slot, String)],
+    abandoned: &[Slot],
 ) -> Result<BTreeMap<Slot, AddressChoice<'a>>, PlanError> {
     let mut adopted = Vec::new();
     for id in &spec.adopted_ips {
@@ -45,11 +50,13 @@ pub(super) fn choose_addresses<'a>(
                 })?;
         adopted.push((id, address));
     }
-    // An address serving a slot, even one beyond `azs`, is never taken from it.
+    // An address serving a slot, even one beyond `azs`, is never taken from it; an abandoned
+    // slot serves nothing.
     let serving: BTreeSet<&str> = inventory
         .addresses
         .iter()
-        .filter(|a| a.usage != AddressUse::Retained && a.slot.is_some())
+        .filter(|a| a.usage != AddressUse::Retained)
+        .filter(|a| a.slot.is_some_and(|slot| !abandoned.contains(&slot)))
         .map(|a| a.allocation_id.as_str())
         .collect();
     let is_adopted = |a: &ObservedAddress| {
@@ -57,12 +64,14 @@ pub(super) fn choose_addresses<'a>(
             .iter()
             .any(|id| id.as_str() == a.allocation_id)
     };
-    let retained: Vec<&ObservedAddress> = inventory
+    let mut retained: Vec<&ObservedAddress> = inventory
         .addresses
         .iter()
         .copied()
         .filter(|a| !serving.contains(a.allocation_id.as_str()) && !is_adopted(a))
         .collect();
+    // Retained first: those were shown, and may be on an allowlist already.
+    retained.sort_by_key(|a| a.usage != AddressUse::Retained);
 
     let mut taken: BTreeSet<&str> = BTreeSet::new();
     let mut choices = BTreeMap::new();

@@ -115,8 +115,8 @@ impl Planner {
     }
 
     /// The new functions the first planning pass put in new slots (`context.functions_first`),
-    /// created as soon as their private subnets and security group exist: before any address,
-    /// which waits for them. Returns their steps.
+    /// created as soon as their private subnets and security group exist: before any NAT, which
+    /// waits for them. Returns their steps.
     pub(super) fn create_functions_first(
         &mut self,
         context: &Context,
@@ -149,7 +149,7 @@ impl Planner {
 
     /// CreateFunction in the attachment's private subnets, once the role, the security group
     /// and `after` (a failed function's deletion) are ready, then the wait for it to be `Active`.
-    /// Returns the create: what needs only Lambda's acceptance (new addresses) waits for it alone.
+    /// Returns the create: what needs only Lambda's acceptance (new NATs) waits for it alone.
     fn create_function(
         &mut self,
         function: &FunctionSpec,
@@ -321,22 +321,23 @@ fn role_of(function: &FunctionSpec, stack_role: Option<&Role>) -> (Ref, Vec<Step
     }
 }
 
-/// The new functions a plan creates while it allocates an address or puts one to work, by name,
-/// with the slots whose private subnets each goes in: the planner plans again with them created
-/// first. Lambda refuses a function whose subnets are in an AZ it does not support, and says so
-/// only then; created first, such a refusal leaves no address billed in that AZ, and the deploy
-/// plans again without it (`converge/deploy.rs`).
+/// The new functions a plan creates while it makes a NAT (gateway or instance), by name, with
+/// the slots whose private subnets each goes in: the planner plans again with them created first.
+/// Lambda refuses a function whose subnets are in an AZ it does not support, and says so only
+/// then; created first, such a refusal leaves no NAT in that AZ (a slot whose NAT exists keeps
+/// its AZ for life), and the deploy plans again without it, the slot's address moving with it
+/// (`converge/deploy.rs`).
 pub(super) fn functions_created_first(
     plan: &Plan,
     observed: &ObservedState,
 ) -> BTreeMap<String, Vec<Slot>> {
-    let takes_address = plan.steps.iter().any(|step| {
+    let makes_nat = plan.steps.iter().any(|step| {
         matches!(
             step.action,
-            Action::AllocateAddress { .. } | Action::ActivateAddress { .. }
+            Action::CreateNatGateway { .. } | Action::LaunchNatInstance { .. }
         )
     });
-    if !takes_address {
+    if !makes_nat {
         return BTreeMap::new();
     }
     let slot_of = |subnet: &Ref| match subnet {

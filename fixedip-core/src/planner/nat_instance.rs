@@ -160,7 +160,9 @@ impl Planner {
 
     /// A slot's NAT instance: kept, completed (check, address) or launched, and waited for until
     /// it reports ready before the route points at it. A NAT gateway the slot still has is
-    /// deleted only once the instance is ready, and its address then moves to the instance.
+    /// deleted only once the instance is ready, and its address then moves to the instance. A new
+    /// instance is launched after `functions_first` (Lambda's answer to the functions created
+    /// first: no NAT in an AZ Lambda refuses).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn slot_nat_instance(
         &mut self,
@@ -168,7 +170,7 @@ impl Planner {
         inventory: &Inventory,
         address: &AddressChoice,
         address_ref: &Ref,
-        public_subnet: &Planned,
+        (public_subnet, functions_first): (&Planned, &[StepId]),
         security_group: &Planned,
         instance_type: &str,
     ) -> Result<SlotNat, PlanError> {
@@ -180,7 +182,7 @@ impl Planner {
         let (planned, instance_ref) = self.kept_or_launched(
             slot,
             inventory,
-            public_subnet,
+            (public_subnet, functions_first),
             security_group,
             instance_type,
         );
@@ -328,7 +330,7 @@ impl Planner {
         &mut self,
         slot: Slot,
         inventory: &Inventory,
-        public_subnet: &Planned,
+        (public_subnet, functions_first): (&Planned, &[StepId]),
         security_group: &Planned,
         instance_type: &str,
     ) -> (Planned, Ref) {
@@ -362,7 +364,7 @@ impl Planner {
                     // Its Elastic IP is on the gateway until the instance is ready.
                     public_ip: gateway.is_some(),
                 };
-                let step = self.push(action, &[]);
+                let step = self.push(action, functions_first);
                 (Planned::created(step), Ref::Step(step))
             }
         }

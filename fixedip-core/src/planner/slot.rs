@@ -49,13 +49,11 @@ struct SlotAddress {
     held_back: bool,
 }
 
-/// A slot's subnets, planned before any address (`build_slots`): private, and public when the
-/// slot holds a NAT; `created`, every subnet the plan creates, which new addresses wait for.
+/// A slot's subnets (`build_slots`): private, and public when the slot holds a NAT.
 struct SlotSubnets<'a> {
     private: (Ipv4Net, Planned),
     public: Option<(Ipv4Net, Planned)>,
-    created: &'a [StepId],
-    /// The functions created before any address: an address put to work waits for them too.
+    /// The functions created before any NAT: a new NAT waits for Lambda's answer to them.
     functions_first: &'a [StepId],
 }
 
@@ -68,10 +66,10 @@ impl Planner {
         addresses: &std::collections::BTreeMap<Slot, AddressChoice>,
         base: &Base,
     ) -> Result<Vec<BuiltSlot>, PlanError> {
-        // Every slot's subnets first: a subnet is what an AZ can refuse ("Subnets can currently
-        // only be created in the following availability zones"), and an Elastic IP is billed from
-        // its allocation. New addresses wait for every new subnet, so that a refused AZ leaves
-        // nothing billed behind and the deploy can plan again without it.
+        // Every slot's subnets first. A subnet is what an AZ can refuse ("Subnets can currently
+        // only be created in the following availability zones"); a new NAT is made in its own
+        // subnet, so a refused AZ gets none. Addresses are regional: they are allocated (or put
+        // to work) at once, and a slot that moves out of a refused AZ keeps its own.
         let mut subnets = Vec::new();
         for (slot, az) in wanted {
             let layout = slot_cidrs(context.vpc_cidr, *slot);
@@ -84,25 +82,17 @@ impl Planner {
             };
             subnets.push((private, public));
         }
-        let mut subnets_created: Vec<StepId> = subnets
-            .iter()
-            .flat_map(|(private, public)| std::iter::once(private).chain(public))
-            .filter_map(|(_, planned)| match planned.reference {
-                Ref::Step(step) => Some(step),
-                Ref::Existing(_) => None,
-            })
-            .collect();
         // Lambda too can refuse an AZ ("The provided subnets contain availability zone Lambda
         // doesn't support"), and only when a function is put there: a new function is created
-        // before any address is allocated or put to work, so that its refusal leaves nothing
-        // billed either (`function.rs`, `functions_created_first`).
+        // before any NAT, so that its refusal leaves no NAT in that AZ, and the slot, whose AZ is
+        // not fixed until its NAT exists, moves with its address (`function.rs`,
+        // `functions_created_first`; `slots.rs`, `abandoned_slot`).
         let private: Vec<(Slot, Ref)> = wanted
             .iter()
             .zip(&subnets)
             .map(|((slot, _), ((_, private), _))| (*slot, private.reference.clone()))
             .collect();
         let functions_first = self.create_functions_first(context, &private, base);
-        subnets_created.extend(&functions_first);
         let mut built: Vec<BuiltSlot> = wanted
             .iter()
             .zip(subnets)
@@ -110,7 +100,6 @@ impl Planner {
                 let subnets = SlotSubnets {
                     private,
                     public,
-                    created: &subnets_created,
                     functions_first: &functions_first,
                 };
                 self.slot(context, *slot, az, addresses.get(slot), base, subnets)
@@ -166,8 +155,7 @@ impl Planner {
         let (Some(address), Some((public_cidr, public_subnet))) = (address, subnets.public) else {
             return Ok(built);
         };
-        let waits = (subnets.created, subnets.functions_first);
-        let chosen = self.slot_address(context, slot, address, waits);
+        let chosen = self.slot_address(context, slot, address);
         built.public_cidr = public_cidr;
         built.public_ip = chosen.public_ip;
         built.address_status = chosen.status;
@@ -189,7 +177,7 @@ impl Planner {
                     &context.inventory,
                     address,
                     &chosen.reference,
-                    &public_subnet,
+                    (&public_subnet, subnets.functions_first),
                     security_group,
                     instance_type,
                 )?;
@@ -206,7 +194,9 @@ impl Planner {
                     address,
                     chosen.reference,
                     &public_subnet,
-                    attached,
+                    attached
+                        .into_iter()
+                        .chain(subnets.functions_first.iter().copied()),
                 )?;
                 built.nat_via = Some(RouteVia::NatGateway(nat.reference.clone()));
                 built.nat_gateway = Some(nat);
@@ -258,15 +248,15 @@ impl Planner {
         Ok((cidr, Planned::created(self.push(action, &[]))))
     }
 
-    /// The slot's Elastic IP: kept, put to work (re-tagged), or allocated. A new IP waits for the
-    /// user when the stack's IPs were shown before; a slot whose NAT exists carries traffic
-    /// already, so there is nothing left to hold back.
+    /// The slot's Elastic IP: kept, put to work (re-tagged), or allocated, at the start of the
+    /// run: an address is regional and waits for nothing. A new IP waits for the user when the
+    /// stack's IPs were shown before; a slot whose NAT exists carries traffic already, so there
+    /// is nothing left to hold back.
     fn slot_address(
         &mut self,
         context: &Context,
         slot: Slot,
         address: &AddressChoice,
-        (subnets_created, functions_first): (&[StepId], &[StepId]),
     ) -> SlotAddress {
         let inventory = &context.inventory;
         let is_new = match address {
@@ -301,14 +291,12 @@ impl Planner {
                         .any(|id| id.as_str() == a.allocation_id),
                 };
                 SlotAddress {
-                    reference: Ref::Step(self.push(action, functions_first)),
+                    reference: Ref::Step(self.push(action, &[])),
                     ..existing(a, Status::Change(a.allocation_id.clone()))
                 }
             }
             AddressChoice::Allocate => SlotAddress {
-                reference: Ref::Step(
-                    self.push(Action::AllocateAddress { slot, held_back }, subnets_created),
-                ),
+                reference: Ref::Step(self.push(Action::AllocateAddress { slot, held_back }, &[])),
                 public_ip: None,
                 status: Status::Create,
                 held_back,
@@ -317,7 +305,9 @@ impl Planner {
     }
 
     /// The slot's NAT gateway: kept, or created once its address is free (a NAT instance of the
-    /// slot gives it up first, and is retired once the route points at the gateway).
+    /// slot gives it up first, and is retired once the route points at the gateway), after
+    /// `ordering`: the internet gateway's attachment and Lambda's answer to the functions created
+    /// first.
     fn slot_nat_gateway(
         &mut self,
         context: &Context,
@@ -325,7 +315,7 @@ impl Planner {
         address: &AddressChoice,
         address_ref: Ref,
         public_subnet: &Planned,
-        internet_gateway_attached: Option<StepId>,
+        ordering: impl IntoIterator<Item = StepId>,
     ) -> Result<(Planned, Vec<Retire>), PlanError> {
         let inventory = &context.inventory;
         let (freed, retire) = self.free_address_of_instance(slot, inventory, address);
@@ -375,7 +365,7 @@ impl Planner {
                 .copied()
                 .unwrap_or(0),
         };
-        let ordering: Vec<StepId> = internet_gateway_attached.into_iter().chain(freed).collect();
+        let ordering: Vec<StepId> = ordering.into_iter().chain(freed).collect();
         Ok((Planned::created(self.push(action, &ordering)), retire))
     }
 }

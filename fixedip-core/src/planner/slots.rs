@@ -6,13 +6,16 @@ use super::inventory::Inventory;
 use super::nats::NatLayout;
 use super::steps::Planner;
 use super::{Context, PlanError};
-use crate::observed::{ObservedState, Slot, Tier};
+use crate::observed::{AddressUse, ObservedState, Slot, Tier};
 use crate::plan::{StackSpec, SurplusSlot};
 
 pub(super) struct SlotChoice {
     /// The slots the stack uses, by number, with their AZ.
     pub(super) wanted: Vec<(Slot, String)>,
     pub(super) surplus: Vec<Slot>,
+    /// The slots given up in an AZ the stack cannot use (part of `surplus`): their addresses are
+    /// free for the slots that take their place.
+    pub(super) abandoned: Vec<Slot>,
 }
 
 /// Which slots the stack uses, and the AZ of each: the AZ of its subnets when it has any (a slot
@@ -30,7 +33,7 @@ pub(super) fn choose_slots(
         .partition(|&&slot| abandoned_slot(observed, inventory, slot));
     let mut wanted: Vec<Slot> = kept.iter().copied().take(azs).collect();
     let mut surplus: Vec<Slot> = kept.iter().copied().skip(azs).collect();
-    surplus.extend(abandoned);
+    surplus.extend(&abandoned);
     surplus.sort();
     let mut free = (0..=Slot::MAX).filter(|slot| !existing.contains(slot));
     while wanted.len() < azs {
@@ -65,13 +68,16 @@ pub(super) fn choose_slots(
     Ok(SlotChoice {
         wanted: chosen,
         surplus,
+        abandoned,
     })
 }
 
 /// A slot whose subnets are in an AZ the stack cannot use (Lambda refused them in this run) and
-/// that holds nothing billed (no NAT, no address of its own): it is given up, its subnets and route
-/// table removed, and a slot in another AZ takes its place. A slot holding an address keeps its AZ
-/// for life.
+/// whose NAT (gateway or instance) does not exist: it is given up, its subnets and route table
+/// removed, and a slot in another AZ takes its place, with its address (`addresses.rs`): an
+/// address is regional, so a refused AZ costs no second one. A slot whose NAT exists keeps its AZ
+/// for life. So does one whose address waits for `--allow-new-ips` (`pending`): that IP was shown
+/// for the slot, and nothing carries traffic through it yet, so nothing is lost by waiting.
 pub(super) fn abandoned_slot(observed: &ObservedState, inventory: &Inventory, slot: Slot) -> bool {
     let unusable = |name: &str| {
         observed
@@ -79,13 +85,16 @@ pub(super) fn abandoned_slot(observed: &ObservedState, inventory: &Inventory, sl
             .get(name)
             .is_some_and(|id| observed.unusable_az_ids.contains_key(id))
     };
+    let pending = inventory
+        .active_address(slot)
+        .is_some_and(|a| a.usage == AddressUse::Pending);
     inventory
         .subnets
         .iter()
         .any(|s| s.slot == slot && unusable(&s.az))
         && inventory.live_nat(slot).is_none()
         && inventory.live_instance(slot).is_none()
-        && inventory.active_address(slot).is_none()
+        && !pending
 }
 
 /// The AZs a new slot may take, in the order it takes them, by name.
@@ -198,6 +207,15 @@ fn unusable_why(observed: &ObservedState, name: Option<&str>) -> String {
         .unwrap_or_default()
 }
 
+/// "3.4.5.6 (eipalloc-...)", or the allocation id alone when the IP is not known (offline).
+fn known_ip_or_id(id: &str, ip: std::net::Ipv4Addr) -> String {
+    if ip.is_unspecified() {
+        id.to_owned()
+    } else {
+        format!("{ip} ({id})")
+    }
+}
+
 /// " (us-east-1c)", for messages about a slot.
 fn in_az(az: Option<&str>) -> String {
     az.map(|az| format!(" ({az})")).unwrap_or_default()
@@ -274,8 +292,20 @@ impl Planner {
         let removed_slots = surplus_view(removed, inventory);
         for removed in &removed_slots {
             if abandoned_slot(context.observed, inventory, removed.slot) {
+                let address = match &removed.address {
+                    Some((id, ip)) => {
+                        let ip = known_ip_or_id(id, *ip);
+                        match context.addresses_taken.get(id.as_str()) {
+                            Some(slot) => {
+                                format!("its Elastic IP {ip} serves AZ slot {slot} instead")
+                            }
+                            None => format!("its Elastic IP {ip} stays allocated as retained"),
+                        }
+                    }
+                    None => "it holds no address".to_owned(),
+                };
                 self.notes.push(format!(
-                    "AZ slot {}{} is in an AZ the stack cannot use ({}): it holds no address, and its subnets and route table are removed; another AZ takes its place",
+                    "AZ slot {}{} is in an AZ the stack cannot use ({}) and has no NAT yet: its subnets and route table are removed and another AZ takes its place; {address}",
                     removed.slot,
                     in_az(removed.az.as_deref()),
                     unusable_why(context.observed, removed.az.as_deref()),
@@ -283,8 +313,7 @@ impl Planner {
                 continue;
             }
             let ip = match &removed.address {
-                Some((id, ip)) if !ip.is_unspecified() => format!("its Elastic IP {ip} ({id})"),
-                Some((id, _)) => format!("its Elastic IP {id}"),
+                Some((id, ip)) => format!("its Elastic IP {}", known_ip_or_id(id, *ip)),
                 None => "its Elastic IP, if any,".to_owned(),
             };
             self.notes.push(format!(

@@ -39,7 +39,7 @@ pub(super) struct Planner {
     pub(super) notes: Vec<String>,
     /// The UpdateFunctionConfiguration step of each function that gets one, by name.
     pub(super) configured_functions: BTreeMap<String, StepId>,
-    /// The CreateFunction step of each function created before any address, by name.
+    /// The CreateFunction step of each function created before any NAT, by name.
     pub(super) created_first: BTreeMap<String, StepId>,
     /// The DisassociateAddress step of each association the plan removes, by association id:
     /// planned once, whoever needs the address free first.

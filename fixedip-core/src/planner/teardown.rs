@@ -150,7 +150,7 @@ impl Planner {
     }
 
     /// A slot beyond `azs` goes once the functions and the slot's endpoints have left it; its
-    /// addresses stay, retained.
+    /// addresses stay, retained, unless a slot the stack uses took them (an abandoned slot's).
     fn remove_surplus_slot(
         &mut self,
         context: &Context,
@@ -189,7 +189,11 @@ impl Planner {
         removal.deleted.extend(&nats_deleted);
         removal.subnets_deleted.extend(&teardown.network_deleted);
         for address in inventory.addresses_of_slot(slot) {
-            if address.usage != AddressUse::Retained {
+            // An abandoned slot's address serves the slot that took its place: not retained.
+            let taken = context
+                .addresses_taken
+                .contains_key(address.allocation_id.as_str());
+            if address.usage != AddressUse::Retained && !taken {
                 let mut after = freed.clone();
                 after.extend(self.free_stale_association(address));
                 let action = Action::RetainAddress {

@@ -265,29 +265,75 @@ fn stacks_are_spread_over_the_azs_by_their_names() {
 }
 
 #[test]
-fn addresses_are_allocated_only_after_every_subnet_is_made() {
-    // A subnet is what an AZ can refuse; an address is billed from its allocation. An AZ that
-    // refuses leaves nothing billed, and the deploy plans again without it.
+fn addresses_are_allocated_at_the_start_and_a_nat_waits_for_its_subnet_and_lambda() {
+    // An address is regional: it waits for nothing, so that AWS's few seconds before a new
+    // allocation id is usable pass while the VPC and subnets are made. A NAT is what an AZ holds:
+    // it waits for its own subnet, its address, and Lambda's answer to the new function, so that
+    // a zone that refuses either gets none.
     let plan = planned(&spec(3, &["f"]), &empty());
-    let subnets: Vec<StepId> = plan
-        .steps
-        .iter()
-        .filter(|s| matches!(s.action, Action::CreateSubnet { .. }))
-        .map(|s| s.id)
-        .collect();
-    assert_eq!(subnets.len(), 6);
-    let allocations: Vec<&Step> = plan
-        .steps
-        .iter()
-        .filter(|s| matches!(s.action, Action::AllocateAddress { .. }))
-        .collect();
+    let steps_of = |wanted: fn(&Action) -> bool| -> Vec<&Step> {
+        plan.steps.iter().filter(|s| wanted(&s.action)).collect()
+    };
+    let allocations = steps_of(|a| matches!(a, Action::AllocateAddress { .. }));
     assert_eq!(allocations.len(), 3);
-    for allocation in allocations {
+    assert!(
+        allocations.iter().all(|a| a.after.is_empty()),
+        "{allocations:?}"
+    );
+    let created = steps_of(|a| matches!(a, Action::CreateFunction { .. }));
+    assert_eq!(created.len(), 1);
+    let nats = steps_of(|a| matches!(a, Action::CreateNatGateway { .. }));
+    assert_eq!(nats.len(), 3);
+    for nat in nats {
+        let Action::CreateNatGateway {
+            subnet: Ref::Step(subnet),
+            address: Ref::Step(address),
+            ..
+        } = &nat.action
+        else {
+            panic!("a new NAT in a new subnet with a new address: {nat:?}");
+        };
         assert!(
-            subnets.iter().all(|s| allocation.after.contains(s)),
-            "{allocation:?}"
+            matches!(
+                plan.steps[subnet.0].action,
+                Action::CreateSubnet {
+                    tier: Tier::Public,
+                    ..
+                }
+            ) && matches!(plan.steps[address.0].action, Action::AllocateAddress { .. })
+                && nat.after.contains(&created[0].id),
+            "{nat:?}"
         );
     }
+}
+
+#[test]
+fn a_nat_instance_is_launched_after_lambda_accepted_the_new_function() {
+    // The instance is a NAT like a gateway: no launch in an AZ Lambda may refuse.
+    let mut spec = spec(2, &["f"]);
+    spec.modes.nat = NatMode::Instance;
+    let plan = planned(&spec, &empty());
+    let created = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateFunction { .. }))
+        .unwrap()
+        .id;
+    let launches: Vec<&Step> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::LaunchNatInstance { .. }))
+        .collect();
+    assert_eq!(launches.len(), 2);
+    assert!(
+        launches.iter().all(|l| l.after.contains(&created)),
+        "{launches:?}"
+    );
+    let allocations = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.action, Action::AllocateAddress { .. }));
+    assert!(allocations.into_iter().all(|a| a.after.is_empty()));
 }
 
 #[test]
@@ -352,7 +398,7 @@ fn an_az_the_stack_cannot_use_is_left_out_and_named_when_pinned() {
 }
 
 #[test]
-fn a_new_function_is_created_before_any_address_and_a_zone_lambda_refuses_is_given_up() {
+fn a_new_function_is_created_before_any_nat_and_a_zone_lambda_refuses_is_given_up() {
     let spec = spec(2, &["f"]);
     let fresh = planned(&spec, &empty());
     let step_of = |plan: &Plan, wanted: fn(&Action) -> bool| -> Vec<StepId> {
@@ -364,7 +410,7 @@ fn a_new_function_is_created_before_any_address_and_a_zone_lambda_refuses_is_giv
     };
     let created = step_of(&fresh, |a| matches!(a, Action::CreateFunction { .. }));
     assert_eq!(created.len(), 1);
-    for step in step_of(&fresh, |a| matches!(a, Action::AllocateAddress { .. })) {
+    for step in step_of(&fresh, |a| matches!(a, Action::CreateNatGateway { .. })) {
         assert!(
             fresh.steps[step.0].after.contains(&created[0]),
             "{fresh:#?}"
@@ -372,10 +418,17 @@ fn a_new_function_is_created_before_any_address_and_a_zone_lambda_refuses_is_giv
     }
 
     // Lambda refused the function (slots 0 and 1 in us-east-1f and us-east-1a): the run stopped
-    // with their subnets made and nothing billed. Both AZs are left out; the slots, holding no
-    // address, are given up and two others take their place.
-    let mut account = apply_where(&fresh, &empty(), |step| step < created[0]);
-    assert!(account.addresses.is_empty() && !account.subnets.is_empty());
+    // with their subnets made and their addresses allocated, but no NAT. Both AZs are left out;
+    // the slots, whose NAT does not exist, are given up and two others take their place, and
+    // their addresses: no address is allocated again.
+    let mut account = apply_where(&fresh, &empty(), |step| step != created[0]);
+    assert_eq!(account.addresses.len(), 2);
+    assert!(account.nat_gateways.is_empty() && !account.subnets.is_empty());
+    let allocated: BTreeSet<String> = account
+        .addresses
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
     for id in ["use1-az5", "use1-az6"] {
         account
             .unusable_az_ids
@@ -392,11 +445,20 @@ fn a_new_function_is_created_before_any_address_and_a_zone_lambda_refuses_is_giv
         [(0, Some("us-east-1f")), (1, Some("us-east-1a"))]
     );
     assert!(
-        plan.notes
-            .iter()
-            .any(|n| n.contains("AZ slot 0 (us-east-1f) is in an AZ the stack cannot use")),
+        plan.notes.iter().any(|n| n
+            .contains("AZ slot 0 (us-east-1f) is in an AZ the stack cannot use")
+            && n.contains("serves AZ slot 2 instead")),
         "{:?}",
         plan.notes
+    );
+    assert!(
+        plan.steps.iter().all(|s| !matches!(
+            s.action,
+            Action::AllocateAddress { .. }
+                | Action::RetainAddress { .. }
+                | Action::ReleaseAddress { .. }
+        )),
+        "{plan:#?}"
     );
     let done = apply(&plan, &account);
     assert_eq!(done.subnets.len(), 4);
@@ -405,9 +467,22 @@ fn a_new_function_is_created_before_any_address_and_a_zone_lambda_refuses_is_giv
         "{:?}",
         done.subnets
     );
+    let serving: BTreeSet<String> = done
+        .nat_gateways
+        .iter()
+        .flat_map(|nat| nat.allocation_ids.clone())
+        .collect();
+    assert_eq!(
+        serving, allocated,
+        "the same two addresses, now in slots 2 and 3"
+    );
+    assert!(done
+        .addresses
+        .iter()
+        .all(|a| a.usage == AddressUse::Active && a.slot.is_some_and(|slot| slot >= 2)));
     assert!(planned(&spec, &done).is_noop());
 
-    // Once the slot holds an address, it keeps its AZ for life.
+    // Once the slot's NAT exists, it keeps its AZ for life.
     let deployed_there = deployed(&spec, &empty());
     let kept = planned(
         &spec,
@@ -417,6 +492,77 @@ fn a_new_function_is_created_before_any_address_and_a_zone_lambda_refuses_is_giv
         },
     );
     assert!(kept.is_noop());
+}
+
+#[test]
+fn lambda_refusing_slot_1_after_its_address_was_allocated_moves_the_slot_with_that_address() {
+    // Slot 0 in us-east-1f, slot 1 in us-east-1a. Lambda refuses us-east-1a only (as if the
+    // refused call named it alone): slot 0 stays where it is, slot 1 is given up, and slot 2 takes
+    // the next AZ and slot 1's address.
+    let spec = spec(2, &["f"]);
+    let fresh = planned(&spec, &empty());
+    let created = fresh
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateFunction { .. }))
+        .unwrap()
+        .id;
+    let mut account = apply_where(&fresh, &empty(), |step| step != created);
+    let slot_1_address = account
+        .addresses
+        .iter()
+        .find(|a| a.slot == Some(1))
+        .unwrap()
+        .clone();
+    account
+        .unusable_az_ids
+        .insert("use1-az6".into(), "Lambda refused a function there".into());
+    let plan = planned(&spec, &account);
+    assert_eq!(azs_of(&plan), ["us-east-1f", "us-east-1b"]);
+    assert_eq!(
+        plan.network
+            .removed_slots
+            .iter()
+            .map(|s| s.slot)
+            .collect::<Vec<_>>(),
+        [1]
+    );
+    let moved: Vec<&Action> = plan
+        .steps
+        .iter()
+        .map(|s| &s.action)
+        .filter(|a| {
+            matches!(
+                a,
+                Action::AllocateAddress { .. }
+                    | Action::ActivateAddress { .. }
+                    | Action::RetainAddress { .. }
+                    | Action::ReleaseAddress { .. }
+            )
+        })
+        .collect();
+    assert_eq!(
+        moved,
+        [&Action::ActivateAddress {
+            allocation_id: slot_1_address.allocation_id.clone(),
+            slot: 2,
+            adopted: false,
+        }],
+        "no second allocation, and the moved address is not retained"
+    );
+    let slot_2 = &plan.network.azs[1];
+    assert_eq!(slot_2.slot, 2);
+    assert_eq!(slot_2.address.0, Some(slot_1_address.public_ip));
+
+    let done = apply(&plan, &account);
+    assert_eq!(done.addresses.len(), 2);
+    let nat_2 = done.nat_gateways.iter().find(|n| n.slot == 2).unwrap();
+    assert_eq!(
+        nat_2.allocation_ids,
+        std::slice::from_ref(&slot_1_address.allocation_id)
+    );
+    assert!(done.subnets.iter().all(|s| s.slot != 1));
+    assert!(planned(&spec, &done).is_noop());
 }
 
 #[test]
@@ -1473,11 +1619,14 @@ fn each_step_waits_for_exactly_what_it_needs() {
         )
     });
     let address = step_of(|a| matches!(a, Action::AllocateAddress { .. }));
+    assert!(plan.steps[address.0].after.is_empty());
+    let created = step_of(|a| matches!(a, Action::CreateFunction { .. }));
     let nat = plan
         .steps
         .iter()
         .find(|s| matches!(s.action, Action::CreateNatGateway { .. }));
-    let mut expected = vec![attach, public_subnet, address];
+    // Its subnet, its address, the internet gateway, and Lambda's answer to the new function.
+    let mut expected = vec![attach, public_subnet, address, created];
     expected.sort();
     assert_eq!(nat.unwrap().after, expected);
 

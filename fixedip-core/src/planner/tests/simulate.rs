@@ -1430,11 +1430,9 @@ fn documented(step: &Action, earlier: &Action) -> bool {
     {
         {
             match (step, earlier) {
-                // A refused AZ leaves nothing billed: addresses after every new subnet.
-                (Action::AllocateAddress { .. }, Action::CreateSubnet { .. }) => true,
-                // And after the functions created first: Lambda can refuse an AZ too.
+                // No NAT in an AZ Lambda refuses: a new NAT after the functions created first.
                 (
-                    Action::AllocateAddress { .. } | Action::ActivateAddress { .. },
+                    Action::CreateNatGateway { .. } | Action::LaunchNatInstance { .. },
                     Action::CreateFunction { .. },
                 ) => true,
                 (
