@@ -110,7 +110,8 @@ pub async fn network_of_vpc(
     // lists only those, never the addresses AWS assigns at launch.
     let public_ips: Vec<String> = instances
         .iter()
-        .filter_map(|i| i.public_ip.map(|ip| ip.to_string()))
+        .flat_map(|i| i.public_ips())
+        .map(|ip| ip.to_string())
         .collect();
     let addresses = match public_ips.is_empty() {
         true => Vec::new(),

@@ -79,6 +79,28 @@ pub fn private_half(vpc: Ipv4Net) -> Ipv4Net {
     Ipv4Net::new(vpc.network(), vpc.prefix_len() + 1).expect("a VPC is at most a /24")
 }
 
+/// Why the slot's address cannot go on its NAT: a NAT gateway being deleted still holds it, or
+/// something fixedip did not make.
+pub(super) fn address_held(
+    slot: Slot,
+    inventory: &Inventory,
+    observed: &crate::observed::ObservedAddress,
+    association: &str,
+) -> PlanError {
+    match inventory.nat_holding(&observed.allocation_id) {
+        Some(nat) => PlanError::AddressHeldByDeletingNat {
+            slot,
+            allocation_id: observed.allocation_id.clone(),
+            nat_gateway: nat.id.clone(),
+        },
+        None => PlanError::AddressInUse {
+            slot,
+            allocation_id: observed.allocation_id.clone(),
+            association: association.to_owned(),
+        },
+    }
+}
+
 /// The NAT of a slot, as the private route will use it.
 pub(super) struct SlotNat {
     pub planned: Planned,
@@ -303,18 +325,7 @@ impl Planner {
                 let on_gateway =
                     gateway.is_some_and(|nat| nat.allocation_ids.contains(&observed.allocation_id));
                 if !on_instance && !on_gateway {
-                    return Err(match inventory.nat_holding(&observed.allocation_id) {
-                        Some(nat) => PlanError::AddressHeldByDeletingNat {
-                            slot,
-                            allocation_id: observed.allocation_id.clone(),
-                            nat_gateway: nat.id.clone(),
-                        },
-                        None => PlanError::AddressInUse {
-                            slot,
-                            allocation_id: observed.allocation_id.clone(),
-                            association: association.to_owned(),
-                        },
-                    });
+                    return Err(address_held(slot, inventory, observed, association));
                 }
             }
         }
@@ -485,14 +496,16 @@ impl Planner {
         )
     }
 
-    /// Removal of NAT instances (a slot beyond `azs`, destroy): terminate each, waited for.
+    /// Removal of NAT instances (a slot beyond `azs`, destroy): terminate each, waited for; and
+    /// a self-healing NAT's group, template and interface. Each with its subnet and the step
+    /// after which it is gone and its address free.
     pub(super) fn terminate_instances_of_slot(
         &mut self,
         slot: Slot,
         inventory: &Inventory,
         functions_off: &[StepId],
     ) -> Vec<(String, StepId)> {
-        inventory
+        let mut removed: Vec<(String, StepId)> = inventory
             .all_instances
             .iter()
             .filter(|i| i.slot == slot)
@@ -502,6 +515,8 @@ impl Planner {
                     self.terminate(i, inventory, functions_off),
                 )
             })
-            .collect()
+            .collect();
+        removed.extend(self.remove_nat_groups_of_slot(slot, inventory, functions_off));
+        removed
     }
 }

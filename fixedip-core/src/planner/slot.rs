@@ -184,15 +184,29 @@ impl Planner {
         match &base.nat_security_group {
             Some(security_group) => {
                 let instance_type = context.spec.modes.nat_instance_type();
-                let nat = self.slot_nat_instance(
-                    slot,
-                    &context.inventory,
-                    address,
-                    &chosen.reference,
-                    &public_subnet,
-                    security_group,
-                    instance_type,
-                )?;
+                let nat = match &base.nat_profile {
+                    Some(profile) => self.slot_nat_group(
+                        slot,
+                        &context.inventory,
+                        super::nat_group::GroupParts {
+                            address,
+                            address_ref: &chosen.reference,
+                            public_subnet: &public_subnet,
+                            security_group,
+                            profile,
+                            instance_type,
+                        },
+                    )?,
+                    None => self.slot_nat_instance(
+                        slot,
+                        &context.inventory,
+                        address,
+                        &chosen.reference,
+                        &public_subnet,
+                        security_group,
+                        instance_type,
+                    )?,
+                };
                 built.nat_gateway = Some(nat.planned);
                 built.nat_via = Some(nat.via);
                 built.route_after = nat.route_after;
