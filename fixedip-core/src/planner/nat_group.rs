@@ -19,13 +19,16 @@
 //! instance is ready. Removal (destroy, a slot beyond `azs`): the group (its instance goes with
 //! it), then its template, the address off the interface (kept, retained), the interface.
 //!
-//! Not built yet: moving a slot that has a plain NAT instance or a NAT gateway to a group, or a
-//! group back to either, in one deploy; such a plan is refused before any change
+//! A slot that has a plain NAT instance moves to a group in one deploy, keeping its address: the
+//! interface, template and group are made; once the group's instance is launching, the address
+//! moves from the old instance to the interface (the slot's egress pauses until the new instance
+//! says ready); the route moves; the old instance is terminated. Not built yet: from a NAT
+//! gateway, or from a group back to either; such a plan is refused before any change
 //! ([`refuse_switches`]).
 
 use super::addresses::AddressChoice;
 use super::inventory::Inventory;
-use super::nat_instance::{address_held, image_parameter, SlotNat};
+use super::nat_instance::{address_held, image_parameter, Retire, SlotNat};
 use super::steps::{Planned, Planner};
 use super::PlanError;
 use crate::observed::{ObservedState, Slot};
@@ -54,15 +57,11 @@ pub(super) fn refuse_switches(
     for &(slot, _) in wanted {
         let has_group =
             inventory.nat_group(slot).is_some() || inventory.nat_interface(slot).is_some();
+        // A plain NAT instance moves to a group in one deploy (`slot_nat_group`).
         let other = if groups {
             inventory
                 .live_nat(slot)
                 .map(|nat| format!("NAT gateway {}", nat.id))
-                .or_else(|| {
-                    inventory
-                        .live_instance(slot)
-                        .map(|i| format!("NAT instance {}", i.id))
-                })
         } else {
             has_group.then(|| "a self-healing NAT instance".to_owned())
         };
@@ -117,7 +116,6 @@ impl Planner {
                 "the NAT network interface of AZ slot {slot} has its source/destination check on: it drops what it should forward; turn it off (`aws ec2 modify-network-interface-attribute --no-source-dest-check`)"
             ));
         }
-        let associated = self.interface_address(slot, inventory, &parts, &interface)?;
         let template = match inventory.nat_launch_template(slot) {
             Some(template) => Ref::Existing(template.id.clone()),
             None => Ref::Step(self.push(
@@ -133,16 +131,27 @@ impl Planner {
                 &[],
             )),
         };
-        let group = match inventory.nat_group(slot) {
-            Some(group) => Ref::Existing(group.name.clone()),
-            None => Ref::Step(self.push_group_note(slot).push(
-                Action::CreateNatGroup {
-                    slot,
-                    template,
-                    subnet: parts.public_subnet.reference.clone(),
-                },
-                &associated,
-            )),
+        // From a plain NAT instance: the group first (its instance boots and waits for the
+        // address), then the address moves; otherwise the group once the address is on.
+        let leaving = inventory.live_instance(slot);
+        let (group, retire) = match leaving {
+            Some(old) => {
+                let group = self.nat_group(slot, inventory, template, &parts, &[]);
+                // The wait for ready comes after these steps (every step of the slot's NAT).
+                self.move_address(slot, old, &parts, &interface, &group)?;
+                self.notes.push(format!(
+                    "AZ slot {slot} moves from NAT instance {} to a self-healing NAT, keeping its Elastic IP: its egress pauses from the address's move until the group's instance reports ready (on AWS, about a minute: its boot installs nftables once the address is on its interface); the old instance is terminated once the route has moved",
+                    old.id
+                ));
+                (group, vec![Retire::NatInstance { id: old.id.clone() }])
+            }
+            None => {
+                let associated = self.interface_address(slot, inventory, &parts, &interface)?;
+                (
+                    self.nat_group(slot, inventory, template, &parts, &associated),
+                    Vec::new(),
+                )
+            }
         };
         let changed: Vec<StepId> = self.steps[first..].iter().map(|s| s.id).collect();
         let routed = observed_interface.is_some_and(|i| inventory.routes_to_interface(slot, &i.id));
@@ -164,7 +173,86 @@ impl Planner {
             via: RouteVia::NatInterface(interface),
             route_after,
             switch: None,
+            retire,
         })
+    }
+
+    /// The slot's group, kept or created after `ordering`.
+    fn nat_group(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        template: Ref,
+        parts: &GroupParts,
+        ordering: &[StepId],
+    ) -> Ref {
+        match inventory.nat_group(slot) {
+            Some(group) => Ref::Existing(group.name.clone()),
+            None => Ref::Step(self.push_group_note(slot).push(
+                Action::CreateNatGroup {
+                    slot,
+                    template,
+                    subnet: parts.public_subnet.reference.clone(),
+                },
+                ordering,
+            )),
+        }
+    }
+
+    /// The slot's address from its plain NAT instance to the fixed interface, once the group's
+    /// instance is launching (`group`): the instance's automatic public IP off first (one
+    /// launched with a public IP, in a switch from a gateway, would get a new one when its
+    /// Elastic IP leaves, while the route still names it), the address off it, then on the
+    /// interface. The steps after which the address is on the interface.
+    fn move_address(
+        &mut self,
+        slot: Slot,
+        old: &crate::observed::ObservedNatInstance,
+        parts: &GroupParts,
+        interface: &Ref,
+        group: &Ref,
+    ) -> Result<Vec<StepId>, PlanError> {
+        let mut after: Vec<StepId> = match group {
+            Ref::Step(step) => vec![*step],
+            Ref::Existing(_) => Vec::new(),
+        };
+        if let Some(observed) = parts.address.observed() {
+            let on_interface = matches!(interface, Ref::Existing(id)
+                if observed.network_interface_id.as_deref() == Some(id.as_str()));
+            if on_interface && observed.in_use().is_some() {
+                // Moved by a run that ended before the route did.
+                return Ok(Vec::new());
+            }
+            after.extend(self.free_stale_association(observed));
+            if let Some(association) = observed.in_use() {
+                let on_old = old.network_interface_id.is_some()
+                    && old.network_interface_id == observed.network_interface_id;
+                if !on_old {
+                    return Err(PlanError::AddressInUse {
+                        slot,
+                        allocation_id: observed.allocation_id.clone(),
+                        association: association.to_owned(),
+                    });
+                }
+                let dropped: Vec<StepId> = old
+                    .network_interface_id
+                    .iter()
+                    .map(|eni| {
+                        let action = Action::DropPublicIp {
+                            network_interface: eni.clone(),
+                        };
+                        self.push(action, &[])
+                    })
+                    .collect();
+                let ordering: Vec<StepId> = after.iter().chain(&dropped).copied().collect();
+                after.push(self.disassociate(association, &ordering));
+            }
+        }
+        let action = Action::AssociateInterfaceAddress {
+            address: parts.address_ref.clone(),
+            interface: interface.clone(),
+        };
+        Ok(vec![self.push(action, &after)])
     }
 
     /// What a new group costs beyond its instance, for `plan`: the group, its template and its

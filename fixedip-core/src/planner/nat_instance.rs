@@ -111,6 +111,9 @@ pub(super) struct SlotNat {
     /// A switch from the slot's NAT gateway, whose gateway goes only once every switching
     /// slot's instance is ready ([`Planner::finish_switches`]); `route_after` is then filled in.
     pub switch: Option<Switch>,
+    /// The NAT the slot leaves behind, once its route has moved (a plain NAT instance replaced
+    /// by a self-healing one).
+    pub retire: Vec<Retire>,
 }
 
 /// The second half of a slot's switch from its NAT gateway to its (ready) instance: delete the
@@ -270,6 +273,7 @@ impl Planner {
             planned,
             route_after,
             switch,
+            retire: Vec::new(),
         })
     }
 

@@ -211,6 +211,7 @@ impl Planner {
                 built.nat_via = Some(nat.via);
                 built.route_after = nat.route_after;
                 built.switch = nat.switch;
+                built.retire = nat.retire;
             }
             None => {
                 let attached = base.internet_gateway.as_ref().and_then(|g| g.attached);

@@ -178,20 +178,80 @@ fn a_slot_beyond_azs_loses_its_group() {
     routes_through_interfaces(&after);
 }
 
-/// Moving a live slot between a group and another kind of NAT is not built: refused before
-/// any change, in both directions.
+/// A stack of plain NAT instances moves to groups in one deploy, keeping its addresses: the
+/// group launches before the address leaves the old instance, the route moves once the group's
+/// instance is ready, and the old instance goes last.
 #[test]
-fn switching_a_live_slot_to_or_from_a_group_is_refused() {
+fn plain_instances_move_to_groups_in_one_deploy_keeping_their_addresses() {
+    let mut plain = healing_spec(2);
+    plain.modes.nat_self_healing = false;
+    let before = deployed(&plain, &empty());
+    let ips: BTreeSet<String> = before
+        .addresses
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
+    let spec = healing_spec(2);
+    let plan = plan(&spec, &before).unwrap();
+    check_well_formed(&plan);
+    let step = |what: fn(&Action) -> bool| -> Vec<&crate::plan::Step> {
+        plan.steps.iter().filter(|s| what(&s.action)).collect()
+    };
+    for group in step(|a| matches!(a, Action::CreateNatGroup { .. })) {
+        let freed = step(|a| matches!(a, Action::DisassociateAddress { .. }));
+        assert!(
+            freed.iter().any(|d| d.after.contains(&group.id)),
+            "{plan:#?}"
+        );
+    }
+    let after = apply(&plan, &before);
+    assert!(
+        after.nat_instances.is_empty(),
+        "the old instances are terminated"
+    );
+    routes_through_interfaces(&after);
+    let kept: BTreeSet<String> = after
+        .addresses
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
+    assert_eq!(kept, ips);
+    assert!(plan_with(&spec, &after, &PlanOptions::default())
+        .unwrap()
+        .is_noop());
+}
+
+/// A move killed anywhere is finished by the next deploy, with the same addresses.
+#[test]
+fn a_move_killed_part_way_is_finished_by_the_next_deploy() {
     let mut plain = healing_spec(1);
     plain.modes.nat_self_healing = false;
-    let with_instance = deployed(&plain, &empty());
+    let before = deployed(&plain, &empty());
+    let spec = healing_spec(1);
+    let plan = plan(&spec, &before).unwrap();
+    for cut in 0..plan.steps.len() {
+        let partial = super::simulate::apply_where(&plan, &before, |id| id.0 <= cut);
+        let finished = deployed(&spec, &partial);
+        routes_through_interfaces(&finished);
+        assert!(finished.nat_instances.is_empty(), "cut after step {cut}");
+        assert_eq!(finished.addresses.len(), 1);
+    }
+}
+
+/// Moving a live slot from a NAT gateway to a group, or from a group to another kind of NAT, is
+/// not built: refused before any change.
+#[test]
+fn switching_a_gateway_or_a_group_is_refused() {
+    let with_gateway = deployed(&spec(1, &["f"]), &empty());
     assert!(matches!(
-        plan(&healing_spec(1), &with_instance),
+        plan(&healing_spec(1), &with_gateway),
         Err(PlanError::NatGroupSwitch {
             to_groups: true,
             ..
         })
     ));
+    let mut plain = healing_spec(1);
+    plain.modes.nat_self_healing = false;
     let with_group = deployed(&healing_spec(1), &empty());
     for other in [plain, spec(1, &["f"])] {
         assert!(matches!(

@@ -1855,14 +1855,20 @@ fn documented(step: &Action, earlier: &Action) -> bool {
 fn documented_for_groups(step: &Action, earlier: &Action) -> bool {
     match (step, earlier) {
         (Action::CreateNatGroup { .. }, Action::AssociateInterfaceAddress { .. }) => true,
-        (Action::AssociateInterfaceAddress { .. }, Action::DisassociateAddress { .. }) => true,
+        (
+            Action::AssociateInterfaceAddress { .. },
+            Action::DisassociateAddress { .. } | Action::CreateNatGroup { .. },
+        ) => true,
+        // From a plain NAT instance: its address leaves it once the group's instance launches.
+        (Action::DisassociateAddress { .. }, Action::CreateNatGroup { .. }) => true,
         (
             Action::AwaitNatGroupReady { .. },
             Action::CreateNatInterface { .. }
             | Action::AssociateInterfaceAddress { .. }
             | Action::CreateNatLaunchTemplate { .. }
             | Action::CreateNatGroup { .. }
-            | Action::DisassociateAddress { .. },
+            | Action::DisassociateAddress { .. }
+            | Action::DropPublicIp { .. },
         ) => true,
         (
             Action::CreateRoute {
