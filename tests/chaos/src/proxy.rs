@@ -900,10 +900,8 @@ async fn after_moto(
         }
         ("ec2", "GetConsoleOutput") => nat_console(shared, call, &text(), now).await,
         ("ec2", "TerminateInstances") if parts.status.is_success() => {
-            // Best effort, as for the tags at launch: a failure shows as the address held.
-            let _ =
-                crate::termination::release_addresses(&shared.upstream, &call.caller, &call.params)
-                    .await;
+            // Secondary interfaces first: detached, they keep their Elastic IP, as on AWS; the
+            // addresses left on the instance's own interface are then released.
             let detached = crate::nat_group::detach_at_termination(
                 &shared.upstream,
                 &call.caller,
@@ -913,6 +911,10 @@ async fn after_moto(
             if let Ok(instances) = detached {
                 shared.lock().nat_groups.terminated(&instances, now);
             }
+            // Best effort, as for the tags at launch: a failure shows as the address held.
+            let _ =
+                crate::termination::release_addresses(&shared.upstream, &call.caller, &call.params)
+                    .await;
             None
         }
         ("autoscaling", "DescribeAutoScalingGroups") if parts.status.is_success() => {
