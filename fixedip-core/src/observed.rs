@@ -342,9 +342,17 @@ pub struct ObservedNatLaunchTemplate {
 pub struct ObservedNatGroup {
     pub name: String,
     pub slot: Slot,
-    /// Its instances (normally one; two while a replacement boots), with their lifecycle state
-    /// (`Pending`, `InService`, `Terminating`...).
-    pub instances: Vec<(String, String)>,
+    /// Its instances (normally one; two while a replacement boots).
+    pub instances: Vec<ObservedGroupInstance>,
+}
+
+/// An instance of a self-healing NAT's group, as the group lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedGroupInstance {
+    pub id: String,
+    /// Its lifecycle state in the group: `Pending`, `InService`, `Terminating`...
+    pub lifecycle: String,
+    pub instance_type: String,
 }
 
 /// The instance profile of the self-healing NAT instances and the role it holds (one name for

@@ -206,6 +206,20 @@ async fn a_terminated_instance_is_replaced_without_a_deploy_on_the_same_ip() {
             .iter()
             .all(|(_, instance, _)| instance.as_ref().is_some_and(|i| *i != holder));
         if replaced {
+            // status lists the replacement as its group's, ready.
+            let output = ok(&emulator, &["status", "-p", FIXTURE, "--json"]);
+            let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            let listed = status.to_string();
+            let holders: Vec<String> = attached.iter().filter_map(|a| a.1.clone()).collect();
+            for holder in &holders {
+                assert!(listed.contains(holder.as_str()), "{status:#}");
+            }
+            let ready = listed.matches(r#""readiness":"ready""#).count();
+            assert!(ready >= holders.len(), "{status:#}");
+            assert!(
+                listed.contains(r#""group":"fixedip-default-nat-"#),
+                "{status:#}"
+            );
             let output = ok(&emulator, &["verify", "-p", FIXTURE, "--json"]);
             let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
             for function in verdict["stacks"][0]["functions"].as_array().unwrap() {

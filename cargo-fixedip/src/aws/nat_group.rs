@@ -15,7 +15,8 @@ use aws_sdk_ec2::types::{
 use base64::Engine as _;
 use fixedip_core::nat_boot::Readiness;
 use fixedip_core::observed::{
-    ObservedNatGroup, ObservedNatInterface, ObservedNatLaunchTemplate, ObservedNatProfile, Slot,
+    ObservedGroupInstance, ObservedNatGroup, ObservedNatInterface, ObservedNatLaunchTemplate,
+    ObservedNatProfile, Slot,
 };
 use fixedip_core::plan::Step;
 use fixedip_core::planner::LAYOUT_SLOTS;
@@ -724,10 +725,11 @@ pub async fn observe_nat_groups(
                     .instances()
                     .iter()
                     .filter_map(|i| {
-                        Some((
-                            i.instance_id()?.to_owned(),
-                            i.lifecycle_state()?.as_str().to_owned(),
-                        ))
+                        Some(ObservedGroupInstance {
+                            id: i.instance_id()?.to_owned(),
+                            lifecycle: i.lifecycle_state()?.as_str().to_owned(),
+                            instance_type: i.instance_type().unwrap_or_default().to_owned(),
+                        })
                     })
                     .collect(),
             })

@@ -232,7 +232,7 @@ impl Planner {
         let route_after = match gateway {
             Some(nat) => {
                 self.notes.push(format!(
-                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot; once every switching AZ's instance reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
+                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot (billed $0.005/h until the Elastic IP replaces it: under a cent for the switch); once every switching AZ's instance reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
                     nat.id
                 ));
                 // Ready first: an instance that never gets ready leaves the gateway in place.

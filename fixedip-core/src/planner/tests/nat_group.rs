@@ -38,7 +38,7 @@ fn routes_through_interfaces(account: &ObservedState) {
         let group = group.expect("no group in the interface's slot");
         assert_eq!(
             interface.attached_instance.as_ref(),
-            group.instances.first().map(|(id, _)| id)
+            group.instances.first().map(|i| &i.id)
         );
         let address = account
             .addresses

@@ -12,11 +12,11 @@ use ipnet::Ipv4Net;
 
 use crate::observed::{
     AddressUse, InstanceState, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
-    ObservedInternetGateway, ObservedNatGateway, ObservedNatGroup, ObservedNatInstance,
-    ObservedNatInterface, ObservedNatLaunchTemplate, ObservedNatProfile, ObservedRole,
-    ObservedRoute, ObservedRouteTable, ObservedSecurityGroup, ObservedState, ObservedSubnet,
-    ObservedVpc, RouteTableAssociation, RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule,
-    Tier,
+    ObservedGroupInstance, ObservedInternetGateway, ObservedNatGateway, ObservedNatGroup,
+    ObservedNatInstance, ObservedNatInterface, ObservedNatLaunchTemplate, ObservedNatProfile,
+    ObservedRole, ObservedRoute, ObservedRouteTable, ObservedSecurityGroup, ObservedState,
+    ObservedSubnet, ObservedVpc, RouteTableAssociation, RouteTarget, RulePeer, RuleProtocol,
+    SecurityGroupRule, Tier,
 };
 use crate::requirements::{Endpoint, EndpointKind};
 use std::collections::BTreeSet;
@@ -860,7 +860,11 @@ impl Account {
                 self.state.nat_groups.push(ObservedNatGroup {
                     name: name.clone(),
                     slot: *slot,
-                    instances: vec![(instance.clone(), "InService".to_owned())],
+                    instances: vec![ObservedGroupInstance {
+                        id: instance.clone(),
+                        lifecycle: "InService".to_owned(),
+                        instance_type: "t4g.nano".to_owned(),
+                    }],
                 });
                 // Its instance attaches the slot's interface at boot, and says ready later.
                 let interface = self
