@@ -323,6 +323,7 @@ fn plan_network(
             removed_slots,
             released_addresses: kept.released,
             existing: None,
+            nat_self_healing: base.nat_profile.is_some(),
             nat_instance_type: base
                 .nat_security_group
                 .as_ref()

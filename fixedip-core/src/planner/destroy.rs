@@ -89,6 +89,7 @@ pub fn plan_destroy(
             removed_slots,
             released_addresses,
             nat_instance_type: None,
+            nat_self_healing: false,
             nat_security_group: rest.nat_security_group,
             existing: None,
             endpoints: endpoints.views,
