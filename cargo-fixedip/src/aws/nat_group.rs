@@ -358,8 +358,10 @@ impl<'a> Context<'a> {
         })
     }
 
-    /// The group of exactly one instance. A fresh instance profile is not usable by EC2 for some
-    /// seconds (IAM's eventual consistency): the policy retries that refusal as a fresh id.
+    /// The group of exactly one instance. A fresh instance profile may not be usable by EC2 for
+    /// some seconds (IAM's eventual consistency): the group's first launch then fails as a
+    /// scaling activity and the group launches again by itself, which the readiness wait after
+    /// this step covers (not modelled by the chaos layer; not seen on AWS by this change).
     pub(super) async fn create_nat_group(
         self,
         step: &'a Step,
