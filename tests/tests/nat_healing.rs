@@ -319,3 +319,60 @@ async fn switching_gateways_to_self_healing_is_refused_before_any_change() {
     assert!(mutating.is_empty(), "{mutating:#?}");
     assert_eq!(emulator.live_nat_gateways().await, 2);
 }
+
+/// A group whose instance never gets ready (its boot writes FAILED) fails the deploy with the
+/// instance's own lines, and no private route is made to an interface nobody forwards from.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_instance_that_never_gets_ready_fails_the_deploy_with_its_own_lines() {
+    use fixedip_chaos::scenario::{NatBoot, NeverReady};
+    let scenario = fixedip_chaos::Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: 0,
+            replacement_after_ms: 0,
+            never_ready: vec![NeverReady {
+                nth: 1,
+                silent: false,
+            }],
+        },
+        ..fixedip_chaos::Scenario::default()
+    };
+    let lab = crate::common::Lab::start(scenario).await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip(FIXTURE).to_str().unwrap().to_owned();
+    let output = lab
+        .run(&[
+            "deploy",
+            "--manifest-path",
+            &manifest,
+            "--zip",
+            &zip,
+            "--poll-interval",
+            "0.2",
+        ])
+        .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("fixedip-nat: FAILED: nftables could not be installed"),
+        "{stderr}"
+    );
+    let tables = lab
+        .emulator
+        .ec2()
+        .await
+        .describe_route_tables()
+        .filters(tagged("fixedip:component", "private-route-table"))
+        .send()
+        .await
+        .unwrap();
+    let to_interfaces = tables
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.network_interface_id().is_some())
+        .count();
+    assert!(
+        to_interfaces < 2,
+        "the failed slot has no route to its interface"
+    );
+}

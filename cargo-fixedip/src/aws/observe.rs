@@ -524,16 +524,22 @@ pub async fn nat_readiness(
 }
 
 /// Reads the console of each of fixedip's running NAT instances in `network` (tagged
-/// `fixedip:component=nat-instance`) into its `readiness`, for `status` and `verify`. Another
-/// NAT instance (a network the user runs) says nothing of fixedip's boot, and is not read.
+/// `fixedip:component=nat-instance`, or `nat-group` for a self-healing NAT's instance) into its
+/// `readiness`, for `status` and `verify`. Another NAT instance (a network the user runs) says
+/// nothing of fixedip's boot, and is not read.
 pub async fn read_nat_consoles(
     aws: &Aws,
     network: &mut fixedip_core::network::VpcNetwork,
 ) -> Result<(), AwsError> {
-    let nat_instance = tags::Component::NatInstance.as_str();
+    let ours = [
+        tags::Component::NatInstance.as_str(),
+        tags::Component::NatGroup.as_str(),
+    ];
     for instance in network.instances.iter_mut().filter(|i| {
         i.state == fixedip_core::network::InstanceState::Running
-            && i.tags.get(tags::COMPONENT).map(String::as_str) == Some(nat_instance)
+            && i.tags
+                .get(tags::COMPONENT)
+                .is_some_and(|c| ours.contains(&c.as_str()))
     }) {
         instance.readiness = Some(nat_readiness(&aws.ec2, &instance.id).await?);
     }
