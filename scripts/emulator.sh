@@ -15,7 +15,9 @@ VENV="${FIXEDIP_MOTO_VENV:-$REPO/.venv/moto}"
 # flask and flask-cors are what moto_server itself needs. openapi-spec-validator: moto's
 # DescribeVpcEndpointServices imports its cloudformation module, which needs it (without it the first
 # call answers HTTP 500 and later ones an empty list).
-PIN='moto[ec2,iam,ssm,sts,awslambda-simple]==5.2.5 flask flask-cors openapi-spec-validator==0.9.0'
+# `autoscaling` (nat-self-healing's groups) pulls no package of its own: moto ships every service's
+# code; the extra is named so that the pin says what the tests use.
+PIN='moto[ec2,iam,ssm,sts,autoscaling,awslambda-simple]==5.2.5 flask flask-cors openapi-spec-validator==0.9.0'
 # The stamp holds the pin the venv was built from: a changed pin or a half-built venv means reinstall.
 STAMP="$VENV/.fixedip-pin"
 PYTHON="${PYTHON:-python3}"

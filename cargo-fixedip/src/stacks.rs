@@ -49,6 +49,7 @@ impl StackTarget {
         crate::aws::observe::Scope {
             attached_functions: true,
             functions: self.functions.iter().map(|f| f.name().to_owned()).collect(),
+            nat_groups: self.functions.iter().any(|f| f.settings.nat_self_healing),
             ..crate::aws::observe::Scope::stack(self.stack.clone())
         }
     }

@@ -176,6 +176,9 @@ pub struct MonthlyCost {
     /// With `nats` fewer than `azs`: the traffic of the AZs served by another AZ's NAT also pays
     /// data transfer between AZs. `None` when every AZ has its own NAT.
     pub cross_az: Option<CrossAz>,
+    /// The NAT instances are self-healing groups of one (`nat-self-healing`): what they give up
+    /// against NAT gateways reads otherwise.
+    pub nat_self_healing: bool,
 }
 
 /// Data transfer between AZs, for the AZs whose traffic leaves through another AZ's NAT.
@@ -503,6 +506,7 @@ pub fn monthly(topology: &Topology, region: &str) -> Result<MonthlyCost, CostErr
         unpriced,
         with_one_nat_per_az: None,
         cross_az: None,
+        nat_self_healing: false,
     })
 }
 
@@ -535,6 +539,7 @@ pub fn of_plan(plan: &Plan) -> Result<MonthlyCost, CostError> {
     }
     let mut cost = monthly(&topology, &plan.region)?;
     cost.unpriced = cost.unpriced.or(unpriced);
+    cost.nat_self_healing = plan.network.nat_self_healing;
     let azs = &plan.network.azs;
     let shared = azs
         .iter()

@@ -245,6 +245,7 @@ pub(crate) mod tests {
                     network_interfaces: vec![InstanceInterface {
                         id: "eni-1".into(),
                         device_index: Some(0),
+                        ..Default::default()
                     }],
                     public_ip: Some(Ipv4Addr::new(198, 51, 100, 1)),
                     tags: Tags::new(),

@@ -111,7 +111,7 @@ impl VpcNetwork {
             .iter()
             .filter(|a| {
                 a.public_ip
-                    .is_some_and(|ip| instances.iter().any(|i| i.public_ip == Some(ip)))
+                    .is_some_and(|ip| instances.iter().any(|i| i.public_ips().contains(&ip)))
             })
             .cloned()
             .collect();
@@ -500,6 +500,14 @@ impl Instance {
             .map(|n| n.id.as_str())
     }
 
+    /// Its public addresses: the primary interface's, and any other interface's.
+    pub fn public_ips(&self) -> Vec<Ipv4Addr> {
+        self.public_ip
+            .into_iter()
+            .chain(self.network_interfaces.iter().filter_map(|n| n.public_ip))
+            .collect()
+    }
+
     pub fn has_interface(&self, id: &str) -> bool {
         self.network_interfaces.iter().any(|n| n.id == id)
     }
@@ -509,6 +517,13 @@ impl Instance {
 pub struct InstanceInterface {
     pub id: String,
     pub device_index: Option<i32>,
+    /// Its own source/destination check (a secondary interface's may differ from the
+    /// instance's, which is the primary's); `None` when AWS did not say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_dest_check: Option<bool>,
+    /// Its public address, if any (a self-healing NAT's fixed interface holds the Elastic IP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_ip: Option<Ipv4Addr>,
 }
 
 /// An Elastic IP of the account.

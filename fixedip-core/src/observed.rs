@@ -92,6 +92,19 @@ pub struct ObservedState {
     /// The security group of the stack's NAT instances (component `nat-security-group`).
     #[serde(default)]
     pub nat_security_group: Option<ObservedSecurityGroup>,
+    /// Self-healing NAT instances (`nat-self-healing`): the fixed network interfaces that hold
+    /// the slots' Elastic IPs (component `nat-interface`), any state.
+    #[serde(default)]
+    pub nat_interfaces: Vec<ObservedNatInterface>,
+    /// Their launch templates (component `nat-launch-template`).
+    #[serde(default)]
+    pub nat_launch_templates: Vec<ObservedNatLaunchTemplate>,
+    /// Their auto-scaling groups of one (component `nat-group`), not being deleted.
+    #[serde(default)]
+    pub nat_groups: Vec<ObservedNatGroup>,
+    /// Their instance profile and role ([`crate::tags::nat_role_name`]), found by name.
+    #[serde(default)]
+    pub nat_profile: Option<ObservedNatProfile>,
     /// The user's VPC named by `vpc = "vpc-..."`, as the verifier reads it (described by id, no
     /// tags): `None` when the stack builds its own network, or when that VPC was not found.
     #[serde(default)]
@@ -148,6 +161,10 @@ impl ObservedState {
             && self.endpoints.is_empty()
             && self.nat_instances.is_empty()
             && self.nat_security_group.is_none()
+            && self.nat_interfaces.is_empty()
+            && self.nat_launch_templates.is_empty()
+            && self.nat_groups.is_empty()
+            && self.nat_profile.is_none()
             && self.role.is_none()
     }
 
@@ -295,6 +312,57 @@ pub struct ObservedNatInstance {
     pub network_interface_id: Option<String>,
     /// Must be off for the instance to forward traffic that is not its own.
     pub source_dest_check: bool,
+}
+
+/// A self-healing NAT's fixed network interface, in the slot's public subnet: the slot's Elastic
+/// IP stays on it, the private route targets it, and each instance of the slot's group attaches
+/// it at boot (device index 1).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedNatInterface {
+    pub id: String,
+    pub subnet_id: String,
+    pub slot: Slot,
+    /// Must be off for the instance to forward traffic that is not its own.
+    pub source_dest_check: bool,
+    /// The instance it is attached to, if any.
+    pub attached_instance: Option<String>,
+}
+
+/// A self-healing NAT's launch template: the instance type, image, user data and instance
+/// profile every instance of the slot's group is launched with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedNatLaunchTemplate {
+    pub id: String,
+    pub name: String,
+    pub slot: Slot,
+}
+
+/// A self-healing NAT's auto-scaling group of one.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedNatGroup {
+    pub name: String,
+    pub slot: Slot,
+    /// Its instances (normally one; two while a replacement boots).
+    pub instances: Vec<ObservedGroupInstance>,
+}
+
+/// An instance of a self-healing NAT's group, as the group lists it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedGroupInstance {
+    pub id: String,
+    /// Its lifecycle state in the group: `Pending`, `InService`, `Terminating`...
+    pub lifecycle: String,
+    pub instance_type: String,
+}
+
+/// The instance profile of the self-healing NAT instances and the role it holds (one name for
+/// both), present when either exists.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ObservedNatProfile {
+    pub name: String,
+    /// The role exists with its policy, the profile exists and holds the role: a run killed
+    /// part way through making them leaves this false, and the next run completes them.
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

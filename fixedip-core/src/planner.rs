@@ -262,6 +262,7 @@ fn plan_network(
     let vpc_cidr = layout::vpc_cidr(spec)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, observed, &inventory)?;
+    nat_group::refuse_switches(spec, &inventory, &slots.wanted)?;
     let nat_layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
     let nat_slots = slots.holding_nats(&nat_layout);
     let addresses = choose_addresses(spec, &inventory, &nat_slots, &slots.abandoned)?;
@@ -337,6 +338,7 @@ fn plan_network(
             removed_slots,
             released_addresses: kept.released,
             existing: None,
+            nat_self_healing: base.nat_profile.is_some(),
             nat_instance_type: base
                 .nat_security_group
                 .as_ref()
@@ -364,6 +366,7 @@ mod existing;
 mod function;
 mod inventory;
 mod layout;
+mod nat_group;
 pub mod nat_instance;
 mod nats;
 mod network;
@@ -388,6 +391,9 @@ mod lifecycle_tests;
 #[cfg(test)]
 #[path = "planner/tests/modes.rs"]
 mod modes_tests;
+#[cfg(test)]
+#[path = "planner/tests/nat_group.rs"]
+mod nat_group_tests;
 #[cfg(test)]
 #[path = "planner/tests/nat_instance.rs"]
 mod nat_instance_tests;

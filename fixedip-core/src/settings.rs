@@ -14,6 +14,7 @@
 //! | `role`                             | existing execution role ARN             | the stack's own role         |
 //! | `vpc-cidr`                         | `/16` to `/24`, e.g. `10.20.0.0/16`     | the planner's default        |
 //! | `nat-instance-type`                | EC2 type of NAT instances, `t4g.micro`  | `t4g.nano`                   |
+//! | `nat-self-healing`                 | `true`: each NAT instance in an auto-scaling group of one | `false`  |
 //! | `vpc`                              | an existing VPC's id, `vpc-...`         | none: fixedip builds one     |
 //! | `subnets`                          | list of `subnet-...` ids in that VPC    | every subnet that qualifies  |
 //! | `az-ids`                           | AZ ids to use, `["use1-az1", "use1-az2"]` | chosen per stack (planner) |
@@ -105,6 +106,11 @@ pub struct DeploySettings {
     /// The EC2 type of the stack's NAT instances (`nat = "instance"`); default `t4g.nano`.
     #[serde(default)]
     pub nat_instance_type: Option<String>,
+    /// `nat = "instance"`: each NAT instance in an auto-scaling group of one that replaces it
+    /// without a deploy (see `planner/nat_group.rs`); default off until a stack of plain NAT
+    /// instances can move to it in one deploy.
+    #[serde(default)]
+    pub nat_self_healing: bool,
     /// An existing VPC to attach to instead of building one (`vpc = "vpc-..."`).
     #[serde(default)]
     pub vpc: Option<String>,
@@ -133,6 +139,7 @@ pub const KEYS: &[&str] = &[
     "role",
     "vpc-cidr",
     "nat-instance-type",
+    "nat-self-healing",
     "vpc",
     "subnets",
     "az-ids",
@@ -259,6 +266,7 @@ impl DeploySettings {
             role: None,
             vpc_cidr: None,
             nat_instance_type: None,
+            nat_self_healing: false,
             vpc: None,
             subnets: Vec::new(),
             az_ids: Vec::new(),

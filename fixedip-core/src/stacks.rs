@@ -188,6 +188,7 @@ fn stack_spec(
             endpoints: requirements.endpoints.clone(),
             egress: requirements.egress.clone(),
             nat_instance_type: first.settings.nat_instance_type.clone(),
+            nat_self_healing: first.settings.nat_self_healing,
             existing: first.settings.vpc.as_ref().map(|vpc| ExistingNetwork {
                 vpc: vpc.clone(),
                 subnets: first.settings.subnets.clone(),
@@ -210,7 +211,7 @@ fn function_spec(declared: &DeclaredFunction) -> FunctionSpec {
 
 /// The settings every function of a stack must agree on: each as shown in a message, and as
 /// compared.
-fn shared_settings(f: &DeclaredFunction) -> [(&'static str, String, String); 11] {
+fn shared_settings(f: &DeclaredFunction) -> [(&'static str, String, String); 12] {
     let requirements = &f.record.requirements;
     let ips: Vec<&str> = requirements.ips.iter().map(AllocationId::as_str).collect();
     let ips = if ips.is_empty() {
@@ -254,6 +255,11 @@ fn shared_settings(f: &DeclaredFunction) -> [(&'static str, String, String); 11]
                 .nat_instance_type
                 .clone()
                 .unwrap_or_else(|| DEFAULT_NAT_INSTANCE_TYPE.to_owned()),
+        ),
+        (
+            "nat-self-healing",
+            f.settings.nat_self_healing.to_string(),
+            f.settings.nat_self_healing.to_string(),
         ),
         listed("vpc", f.settings.vpc.clone()),
         listed("subnets", {

@@ -42,10 +42,18 @@ pub enum Component {
     VpcEndpoint,
     /// The security group of the interface endpoints.
     EndpointSecurityGroup,
+    /// A self-healing NAT's fixed network interface, holding the slot's Elastic IP.
+    NatInterface,
+    /// A self-healing NAT's launch template.
+    NatLaunchTemplate,
+    /// A self-healing NAT's auto-scaling group of one.
+    NatGroup,
+    /// The instance profile (and its role) of the self-healing NAT instances.
+    NatProfile,
 }
 
 impl Component {
-    pub const ALL: [Component; 15] = [
+    pub const ALL: [Component; 19] = [
         Component::Vpc,
         Component::InternetGateway,
         Component::PublicSubnet,
@@ -61,6 +69,10 @@ impl Component {
         Component::NatSecurityGroup,
         Component::VpcEndpoint,
         Component::EndpointSecurityGroup,
+        Component::NatInterface,
+        Component::NatLaunchTemplate,
+        Component::NatGroup,
+        Component::NatProfile,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -80,6 +92,10 @@ impl Component {
             Component::NatSecurityGroup => "nat-security-group",
             Component::VpcEndpoint => "vpc-endpoint",
             Component::EndpointSecurityGroup => "endpoint-security-group",
+            Component::NatInterface => "nat-interface",
+            Component::NatLaunchTemplate => "nat-launch-template",
+            Component::NatGroup => "nat-group",
+            Component::NatProfile => "nat-profile",
         }
     }
 
@@ -174,6 +190,19 @@ pub fn legacy_role_name(stack: &StackName) -> String {
     format!("fixedip-{stack}-lambda")
 }
 
+/// The name of the self-healing NAT instances' role and of the instance profile that holds it,
+/// one per (stack, region) as [`role_name`] and for the same reason: destroying the stack in one
+/// region never takes the role from the NAT instances of another.
+pub fn nat_role_name(stack: &StackName, region: &str) -> String {
+    format!("fixedip-{stack}-{region}-nat")
+}
+
+/// The name of a slot's auto-scaling group (unique in the account and region) and of its launch
+/// template (unique likewise).
+pub fn nat_group_name(stack: &StackName, slot: Slot) -> String {
+    format!("fixedip-{stack}-nat-{slot}")
+}
+
 /// The name of the stack's security group.
 pub fn security_group_name(stack: &StackName) -> String {
     format!("fixedip-{stack}")
@@ -202,8 +231,9 @@ mod tests {
             "us-gov-west-1",
             "eusc-de-east-1",
         ] {
-            let name = role_name(&stack, region);
-            assert!(name.len() <= 64, "{name} has {} characters", name.len());
+            for name in [role_name(&stack, region), nat_role_name(&stack, region)] {
+                assert!(name.len() <= 64, "{name} has {} characters", name.len());
+            }
         }
         let stack = StackName::parse("payments").unwrap();
         assert_ne!(

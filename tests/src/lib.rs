@@ -132,6 +132,17 @@ impl Emulator {
         aws_sdk_ec2::Client::new(&self.sdk_config().await)
     }
 
+    /// An EC2 client whose calls go through the CLI's proxy, so that what the proxy models of
+    /// AWS (a terminated instance's interfaces detached, a self-healing NAT's boot) follows
+    /// them, as it follows the CLI's; they are judged by the IAM check too.
+    pub async fn ec2_through_proxy(&self) -> aws_sdk_ec2::Client {
+        let config = self.sdk_config().await;
+        let config = aws_sdk_ec2::config::Builder::from(&config)
+            .endpoint_url(self.watcher.url())
+            .build();
+        aws_sdk_ec2::Client::from_conf(config)
+    }
+
     pub async fn lambda(&self) -> aws_sdk_lambda::Client {
         aws_sdk_lambda::Client::new(&self.sdk_config().await)
     }

@@ -28,6 +28,7 @@ mod modes_endpoints;
 mod modes_existing;
 mod modes_instance;
 mod modes_nat;
+mod nat_healing;
 mod nat_ready;
 mod preflight;
 mod quickstart;

@@ -24,6 +24,7 @@ fn args(owned: &[String]) -> Vec<&str> {
 fn first_launch_fails() -> Scenario {
     Scenario {
         nat_boot: NatBoot {
+            replacement_after_ms: 0,
             ready_after_ms: 0,
             never_ready: vec![NeverReady {
                 nth: 1,
@@ -80,6 +81,7 @@ async fn a_slow_boot_is_waited_out_before_the_route_moves() {
     const BOOT_MS: u64 = 3000;
     let scenario = Scenario {
         nat_boot: NatBoot {
+            replacement_after_ms: 0,
             ready_after_ms: BOOT_MS,
             never_ready: Vec::new(),
         },
@@ -242,6 +244,7 @@ async fn a_stopped_instance_is_started_by_the_next_deploy_and_reports_ready_agai
     const BOOT_MS: u64 = 2000;
     let lab = Lab::start(Scenario {
         nat_boot: NatBoot {
+            replacement_after_ms: 0,
             ready_after_ms: BOOT_MS,
             never_ready: Vec::new(),
         },

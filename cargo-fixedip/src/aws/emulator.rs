@@ -12,6 +12,9 @@
 //! | ignores tag filters on `DescribeNatGateways` (lists every gateway) | filters | the tags are checked on every answer ([`carries`]); the lookup of a lost create is narrowed by subnet | `execute.rs`, `network.rs` (`describe_stack`), `fixedip-core`: `observed/view.rs` |
 //! | reports a bogus `VpcConfig.VpcId` on a function | the function's VPC | the VPC is derived from the function's subnets | `network.rs`, `observe.rs` |
 //! | fails the `service-name` filter of `DescribeVpcEndpointServices` | filters | every service is listed, then picked | `endpoints.rs` |
+//! | has no `network-interface.network-interface-id` filter on `DescribeInstances` | filters | the instance a route's interface is attached to is asked of the interface (DescribeNetworkInterfaces) | `network.rs` (`instances_routed_to`) |
+//! | keeps no tags given to `CreateAutoScalingGroup` (a tag filter finds no group) | keeps them | a self-healing NAT's group is read by its name, one per slot | `nat_group.rs` (`observe_nat_groups`) |
+//! | answers `DeleteLaunchTemplate` of a gone id with `InvalidLaunchTemplateName.NotFoundException` | `InvalidLaunchTemplateId.NotFound` | both codes are done | `nat_group.rs` (`delete_nat_launch_template`) |
 //!
 //! Timing, consistency, quotas and permissions of AWS that moto lacks are not compensated here:
 //! they are rules of the chaos layer (`tests/chaos`), which adds them to moto.

@@ -15,6 +15,7 @@ pub mod existing;
 pub mod functions;
 pub mod lease;
 pub mod legacy_role;
+pub mod nat_group;
 pub mod nat_instance;
 pub mod network;
 pub mod observe;
@@ -62,6 +63,8 @@ pub struct Aws {
     pub lambda: aws_sdk_lambda::Client,
     pub iam: aws_sdk_iam::Client,
     pub sts: aws_sdk_sts::Client,
+    /// Self-healing NAT instances' groups (`nat-self-healing`).
+    pub autoscaling: aws_sdk_autoscaling::Client,
     /// Every request sent, for `--verbose` and for the tests' "no mutating call" checks.
     pub calls: CallLog,
 }
@@ -373,6 +376,11 @@ impl Aws {
         );
         let sts = aws_sdk_sts::Client::from_conf(
             aws_sdk_sts::config::Builder::from(&config)
+                .interceptor(counter.clone())
+                .build(),
+        );
+        let autoscaling = aws_sdk_autoscaling::Client::from_conf(
+            aws_sdk_autoscaling::config::Builder::from(&config)
                 .interceptor(counter)
                 .build(),
         );
@@ -384,6 +392,7 @@ impl Aws {
             lambda,
             iam,
             sts,
+            autoscaling,
             calls,
         }
     }

@@ -208,20 +208,7 @@ impl<'a> Context<'a> {
         public_ip: bool,
     ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
-        let ssm = aws_sdk_ssm::Client::new(&self.aws.config);
-        let image = ssm
-            .get_parameter()
-            .name(image_parameter)
-            .send()
-            .await
-            .map_err(|e| AwsError::call("GetParameter", e))?
-            .parameter()
-            .and_then(|p| p.value())
-            .map(str::to_owned)
-            .ok_or(AwsError::IncompleteAnswer {
-                operation: "GetParameter",
-                missing: "the image id",
-            })?;
+        let image = self.latest_image(image_parameter).await?;
         // The same launch always carries the same token: AWS returns the instance it already made
         // rather than a second one (moto ignores it: see `emulator.rs`).
         let generation = match &step.action {
@@ -303,6 +290,23 @@ impl<'a> Context<'a> {
             public_ip: None,
             interface,
         })
+    }
+
+    /// The image id AWS's public SSM parameter names (the latest Amazon Linux 2023).
+    pub(super) async fn latest_image(self, image_parameter: &str) -> Result<String, AwsError> {
+        let ssm = aws_sdk_ssm::Client::new(&self.aws.config);
+        ssm.get_parameter()
+            .name(image_parameter)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("GetParameter", e))?
+            .parameter()
+            .and_then(|p| p.value())
+            .map(str::to_owned)
+            .ok_or(AwsError::IncompleteAnswer {
+                operation: "GetParameter",
+                missing: "the image id",
+            })
     }
 
     /// Polls the instance's console output until its boot reports ready (see

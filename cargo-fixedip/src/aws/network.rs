@@ -110,7 +110,8 @@ pub async fn network_of_vpc(
     // lists only those, never the addresses AWS assigns at launch.
     let public_ips: Vec<String> = instances
         .iter()
-        .filter_map(|i| i.public_ip.map(|ip| ip.to_string()))
+        .flat_map(|i| i.public_ips())
+        .map(|ip| ip.to_string())
         .collect();
     let addresses = match public_ips.is_empty() {
         true => Vec::new(),
@@ -505,28 +506,33 @@ async fn instances_routed_to(
     instance_ids: &BTreeSet<String>,
     interface_ids: &BTreeSet<String>,
 ) -> Result<Vec<fixedip_core::network::Instance>, AwsError> {
-    let by = |name: &str, ids: &BTreeSet<String>| {
-        (!ids.is_empty()).then(|| {
-            Filter::builder()
-                .name(name)
-                .set_values(Some(ids.iter().cloned().collect()))
-                .build()
-        })
-    };
-    // Filters are ANDed: one call per kind of reference.
-    let filters = [
-        by("instance-id", instance_ids),
-        by("network-interface.network-interface-id", interface_ids),
-    ];
-    let mut found: Vec<fixedip_core::network::Instance> = Vec::new();
-    for filter in filters.into_iter().flatten() {
-        for instance in instances(aws, vec![filter]).await? {
-            if !found.iter().any(|i| i.id == instance.id) {
-                found.push(instance);
-            }
-        }
+    // The instances the routed interfaces are attached to, asked of the interfaces (moto 5.2.5
+    // has no `network-interface.network-interface-id` filter on DescribeInstances).
+    let mut ids = instance_ids.clone();
+    if !interface_ids.is_empty() {
+        let answer = aws
+            .ec2
+            .describe_network_interfaces()
+            .set_network_interface_ids(Some(interface_ids.iter().cloned().collect()))
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeNetworkInterfaces", e))?;
+        ids.extend(
+            answer
+                .network_interfaces()
+                .iter()
+                .filter_map(|n| n.attachment()?.instance_id())
+                .map(str::to_owned),
+        );
     }
-    Ok(found)
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let filter = Filter::builder()
+        .name("instance-id")
+        .set_values(Some(ids.into_iter().collect()))
+        .build();
+    instances(aws, vec![filter]).await
 }
 
 #[cfg(test)]

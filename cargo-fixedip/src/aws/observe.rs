@@ -39,6 +39,8 @@ pub struct Scope {
     pub prefix_lists: Vec<Endpoint>,
     /// `nat = "instance"`: the instance type whose AZs are asked (DescribeInstanceTypeOfferings).
     pub nat_instance_type: Option<String>,
+    /// `nat-self-healing`: also read the NATs' groups, templates, interfaces and profile.
+    pub nat_groups: bool,
 }
 
 impl Scope {
@@ -52,6 +54,7 @@ impl Scope {
             existing_vpc: None,
             prefix_lists: Vec::new(),
             nat_instance_type: None,
+            nat_groups: false,
         }
     }
 }
@@ -68,6 +71,7 @@ impl From<&StackSpec> for Scope {
             nat_instance_type: (spec.modes.nat == NatMode::Instance
                 && spec.modes.existing.is_none())
             .then(|| spec.modes.nat_instance_type().to_owned()),
+            nat_groups: spec.modes.nat_groups(),
         }
     }
 }
@@ -85,7 +89,7 @@ pub async fn observe_keeping_network(
     scope: &Scope,
 ) -> Result<(ObservedState, Network), AwsError> {
     let stack = &scope.stack;
-    let (zones, network, role, named, existing_network, prefix_lists, unusable_az_ids) = tokio::try_join!(
+    let (zones, network, role, named, existing_network, prefix_lists, unusable_az_ids, groups) = tokio::try_join!(
         offered_azs(aws),
         describe_stack(aws, stack, &scope.adopted_ips),
         find_role(aws, stack),
@@ -98,6 +102,14 @@ pub async fn observe_keeping_network(
         },
         prefix_lists(aws, &scope.prefix_lists),
         azs_without(aws, scope.nat_instance_type.as_deref()),
+        async {
+            match scope.nat_groups {
+                true => super::nat_group::observe_nat_groups(aws, stack)
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        },
     )?;
     let (offered_azs, az_ids) = zones;
     let view = view_of(aws, stack, &scope.adopted_ips, &network).await?;
@@ -145,6 +157,16 @@ pub async fn observe_keeping_network(
         address_quota: None,
         addresses_in_use_in_region: None,
         ..view
+    };
+    let observed = match groups {
+        Some(groups) => ObservedState {
+            nat_interfaces: groups.interfaces,
+            nat_launch_templates: groups.launch_templates,
+            nat_groups: groups.groups,
+            nat_profile: groups.profile,
+            ..observed
+        },
+        None => observed,
     };
     Ok((observed, network))
 }
@@ -502,16 +524,22 @@ pub async fn nat_readiness(
 }
 
 /// Reads the console of each of fixedip's running NAT instances in `network` (tagged
-/// `fixedip:component=nat-instance`) into its `readiness`, for `status` and `verify`. Another
-/// NAT instance (a network the user runs) says nothing of fixedip's boot, and is not read.
+/// `fixedip:component=nat-instance`, or `nat-group` for a self-healing NAT's instance) into its
+/// `readiness`, for `status` and `verify`. Another NAT instance (a network the user runs) says
+/// nothing of fixedip's boot, and is not read.
 pub async fn read_nat_consoles(
     aws: &Aws,
     network: &mut fixedip_core::network::VpcNetwork,
 ) -> Result<(), AwsError> {
-    let nat_instance = tags::Component::NatInstance.as_str();
+    let ours = [
+        tags::Component::NatInstance.as_str(),
+        tags::Component::NatGroup.as_str(),
+    ];
     for instance in network.instances.iter_mut().filter(|i| {
         i.state == fixedip_core::network::InstanceState::Running
-            && i.tags.get(tags::COMPONENT).map(String::as_str) == Some(nat_instance)
+            && i.tags
+                .get(tags::COMPONENT)
+                .is_some_and(|c| ours.contains(&c.as_str()))
     }) {
         instance.readiness = Some(nat_readiness(&aws.ec2, &instance.id).await?);
     }

@@ -79,7 +79,11 @@ async fn destroy(
             vpc_cidr: DEFAULT_VPC_CIDR,
             azs: AzCount::new(1).expect("1 is a valid AZ count"),
             adopted_ips: Vec::new(),
-            modes: NetworkModes::default(),
+            // Only whether to read self-healing NATs' groups (`converge/destroy.rs`).
+            modes: NetworkModes {
+                nat_self_healing: target.functions.iter().any(|f| f.settings.nat_self_healing),
+                ..NetworkModes::default()
+            },
             functions: target
                 .functions
                 .iter()

@@ -50,6 +50,15 @@ pub enum Scope {
     /// instance, volume and network interface it makes (tagged by the request). No instance
     /// profile, so no iam:PassRole.
     RunNatInstance,
+    /// The self-healing NAT instances' instance profiles, `fixedip-<stack>-<region>-nat`.
+    StackInstanceProfile,
+    /// Handing the NAT instances' role to EC2 (a group launching from a template that names its
+    /// instance profile), and to no other service.
+    PassNatRole,
+    /// The service-linked role of EC2 Auto Scaling, which AWS makes at an account's first group.
+    AutoScalingServiceRole,
+    /// The self-healing NATs' auto-scaling groups, `fixedip-<stack>-nat-<slot>`.
+    StackGroup,
     /// The stacks' leases (aws/lease.rs): SSM parameters under `/fixedip/`, and nothing else in
     /// Parameter Store. `ssm:GetParameter` also reads AWS's public parameters naming the latest
     /// Amazon Linux images, for NAT instances (a statement of its own).
@@ -59,6 +68,10 @@ pub enum Scope {
 /// Every AWS action the tool needs, sorted, each once. The one place to change when the tool starts
 /// or stops calling something.
 pub const PERMISSIONS: &[(&str, Scope)] = &[
+    // nat-self-healing: a group of one per AZ.
+    ("autoscaling:CreateAutoScalingGroup", Scope::StackGroup),
+    ("autoscaling:DeleteAutoScalingGroup", Scope::StackGroup),
+    ("autoscaling:DescribeAutoScalingGroups", Scope::Anywhere),
     (
         "ec2:AllocateAddress",
         Scope::Create {
@@ -82,10 +95,25 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
         },
     ),
     (
+        "ec2:CreateLaunchTemplate",
+        Scope::Create {
+            creates: "launch-template",
+            within: &[],
+        },
+    ),
+    (
         "ec2:CreateNatGateway",
         Scope::Create {
             creates: "natgateway",
             within: &["subnet", "elastic-ip"],
+        },
+    ),
+    // nat-self-healing: the fixed interface holding the Elastic IP.
+    (
+        "ec2:CreateNetworkInterface",
+        Scope::Create {
+            creates: "network-interface",
+            within: &["subnet", "security-group"],
         },
     ),
     ("ec2:CreateRoute", Scope::StackTagged),
@@ -128,6 +156,7 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
         },
     ),
     ("ec2:DeleteInternetGateway", Scope::StackTagged),
+    ("ec2:DeleteLaunchTemplate", Scope::StackTagged),
     ("ec2:DeleteNatGateway", Scope::StackTagged),
     ("ec2:DeleteNetworkInterface", Scope::LambdaInterfaces),
     // deploy: a stack switched to `nat = "none"` loses its routes out.
@@ -147,6 +176,9 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     // verify: NAT instances a route names, and whether their address is an Elastic IP.
     ("ec2:DescribeInstances", Scope::Anywhere),
     ("ec2:DescribeInternetGateways", Scope::Anywhere),
+    // nat-self-healing: Auto Scaling reads the template with the caller's rights.
+    ("ec2:DescribeLaunchTemplateVersions", Scope::Anywhere),
+    ("ec2:DescribeLaunchTemplates", Scope::Anywhere),
     ("ec2:DescribeNatGateways", Scope::Anywhere),
     ("ec2:DescribeNetworkInterfaces", Scope::Anywhere),
     // deploy, restricted egress with S3/DynamoDB endpoints: the services' prefix list ids.
@@ -179,13 +211,27 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     // nat = "instance": a NAT instance found stopped is started again by the next deploy.
     ("ec2:StartInstances", Scope::StackTagged),
     ("ec2:TerminateInstances", Scope::StackTagged),
+    // nat-self-healing: the NAT instances' role in its instance profile.
+    ("iam:AddRoleToInstanceProfile", Scope::StackInstanceProfile),
     ("iam:AttachRolePolicy", Scope::ExecutionPolicies),
+    ("iam:CreateInstanceProfile", Scope::StackInstanceProfile),
     ("iam:CreateRole", Scope::StackRole),
+    ("iam:CreateServiceLinkedRole", Scope::AutoScalingServiceRole),
+    ("iam:DeleteInstanceProfile", Scope::StackInstanceProfile),
     ("iam:DeleteRole", Scope::StackRole),
+    ("iam:DeleteRolePolicy", Scope::StackRole),
     ("iam:DetachRolePolicy", Scope::ExecutionPolicies),
+    ("iam:GetInstanceProfile", Scope::StackInstanceProfile),
     ("iam:GetRole", Scope::StackRole),
     ("iam:ListAttachedRolePolicies", Scope::StackRole),
     ("iam:PassRole", Scope::PassStackRole),
+    // The NAT instances' role only: its inline policy is fixedip's own (nat_group.rs).
+    ("iam:PutRolePolicy", Scope::StackRole),
+    (
+        "iam:RemoveRoleFromInstanceProfile",
+        Scope::StackInstanceProfile,
+    ),
+    ("iam:TagInstanceProfile", Scope::StackInstanceProfile),
     // CreateRole with tags needs TagRole as well.
     ("iam:TagRole", Scope::StackRole),
     ("lambda:CreateFunction", Scope::Function),
@@ -365,6 +411,32 @@ pub fn policy_document() -> Value {
         Some(json!({ "StringEquals": { "iam:PassedToService": "lambda.amazonaws.com" } })),
     ));
     statements.push(statement(
+        "PassTheNatRoleToEc2Only",
+        vec!["iam:PassRole"],
+        vec!["arn:aws:iam::*:role/fixedip-*-nat".to_owned()],
+        Some(json!({ "StringEquals": { "iam:PassedToService": "ec2.amazonaws.com" } })),
+    ));
+    statements.push(statement(
+        "TheNatInstanceProfiles",
+        actions_in(|s| s == Scope::StackInstanceProfile),
+        vec!["arn:aws:iam::*:instance-profile/fixedip-*".to_owned()],
+        None,
+    ));
+    statements.push(statement(
+        "TheAutoScalingServiceRole",
+        actions_in(|s| s == Scope::AutoScalingServiceRole),
+        vec!["arn:aws:iam::*:role/aws-service-role/autoscaling.amazonaws.com/AWSServiceRoleForAutoScaling".to_owned()],
+        Some(json!({ "StringEquals": { "iam:AWSServiceName": "autoscaling.amazonaws.com" } })),
+    ));
+    statements.push(statement(
+        "TheNatGroups",
+        actions_in(|s| s == Scope::StackGroup),
+        vec![
+            "arn:aws:autoscaling:*:*:autoScalingGroup:*:autoScalingGroupName/fixedip-*".to_owned(),
+        ],
+        None,
+    ));
+    statements.push(statement(
         "TheStacksLeases",
         actions_in(|s| s == Scope::StackLease),
         vec!["arn:aws:ssm:*:*:parameter/fixedip/*".to_owned()],
@@ -473,11 +545,17 @@ mod tests {
             }
         }
         let pass = with("iam:PassRole");
-        assert_eq!(pass.len(), 1);
+        assert_eq!(pass.len(), 2);
         assert_eq!(pass[0]["Resource"], "arn:aws:iam::*:role/fixedip-*");
         assert_eq!(
             pass[0]["Condition"]["StringEquals"]["iam:PassedToService"],
             "lambda.amazonaws.com"
+        );
+        // The NAT instances' role, to EC2 alone.
+        assert_eq!(pass[1]["Resource"], "arn:aws:iam::*:role/fixedip-*-nat");
+        assert_eq!(
+            pass[1]["Condition"]["StringEquals"]["iam:PassedToService"],
+            "ec2.amazonaws.com"
         );
         // The lease is the only thing in Parameter Store the tool may touch.
         for s in with("ssm:PutParameter") {

@@ -93,11 +93,10 @@ fn topology(observed: &ObservedState) -> Topology {
     Topology {
         nat_gateways: observed.nat_gateways.len() as u32,
         // Priced as the default type, the only one in the table.
-        nat_instances: observed
-            .nat_instances
-            .iter()
+        nat_instances: (observed.nat_instances.iter())
             .filter(|i| i.state.is_live())
-            .count() as u32,
+            .count() as u32
+            + observed.nat_groups.len() as u32,
         public_ipv4: observed.addresses.len() as u32,
         interface_endpoint_azs: observed
             .endpoints

@@ -35,6 +35,9 @@ pub struct CostReport {
     pub unpriced: Option<String>,
     /// With `nats` fewer than `azs`: the data transfer between AZs their traffic adds.
     pub cross_az: Option<CrossAzReport>,
+    /// The NAT instances are self-healing groups of one (`nat-self-healing`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nat_self_healing: bool,
 }
 
 /// The AZs served by another AZ's NAT, and what their traffic adds per GB.
@@ -82,6 +85,7 @@ impl From<&MonthlyCost> for CostReport {
             endpoint_per_gb_usd: cost.endpoint_per_gb,
             with_one_nat_per_az_monthly_usd: cost.with_one_nat_per_az,
             unpriced: cost.unpriced.clone(),
+            nat_self_healing: cost.nat_self_healing,
             cross_az: cost.cross_az.map(|cross| CrossAzReport {
                 served_across: cross.served_across,
                 azs: cross.azs,
@@ -188,10 +192,12 @@ impl Display for CostReport {
                 f,
                 "    - bandwidth: a t4g.nano forwards 32 Mbit/s sustained, bursting to 5 Gbit/s (a NAT gateway: up to 100 Gbit/s)"
             )?;
-            writeln!(
-                f,
+            let failover = if self.nat_self_healing {
+                "    - failover: each instance is an auto-scaling group of one; one that fails, stops or is terminated is replaced without a deploy, on the same IP, in about 5 minutes without egress for its AZ"
+            } else {
                 "    - failover: none managed; if an instance stops, its AZ has no egress until you start it or deploy again"
-            )?;
+            };
+            writeln!(f, "{failover}")?;
             writeln!(
                 f,
                 "    - patching: the OS is yours to keep current (Amazon Linux 2023 as launched; terminate an instance and deploy to replace it)"
@@ -266,6 +272,7 @@ mod tests {
             with_one_nat_per_az_monthly_usd: None,
             unpriced: None,
             cross_az: None,
+            nat_self_healing: false,
         };
         let text = report.to_string();
         let columns: Vec<usize> = text

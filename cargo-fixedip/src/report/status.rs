@@ -116,9 +116,32 @@ pub struct NatInstance {
     /// The instance's own last lines when it is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub console: Option<String>,
+    /// The auto-scaling group that keeps it (`nat-self-healing`), which replaces it without a
+    /// deploy; absent for a plain NAT instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
 }
 
 impl NatInstance {
+    /// The instances of the stack's self-healing NATs' groups: `running` once in service (its
+    /// readiness is then read), else the group's lifecycle state in lower case.
+    fn of_groups(observed: &ObservedState) -> impl Iterator<Item = NatInstance> + '_ {
+        observed.nat_groups.iter().flat_map(|group| {
+            group.instances.iter().map(|instance| NatInstance {
+                id: instance.id.clone(),
+                slot: group.slot,
+                state: match instance.lifecycle.as_str() {
+                    "InService" => "running".to_owned(),
+                    other => other.to_lowercase(),
+                },
+                instance_type: instance.instance_type.clone(),
+                readiness: None,
+                console: None,
+                group: Some(group.name.clone()),
+            })
+        })
+    }
+
     /// Fills in what its console says.
     pub fn set_readiness(&mut self, readiness: &fixedip_core::nat_boot::Readiness) {
         self.readiness = Some(readiness.word().to_owned());
@@ -281,7 +304,9 @@ impl StackStatus {
                     instance_type: instance.instance_type.clone(),
                     readiness: None,
                     console: None,
+                    group: None,
                 })
+                .chain(NatInstance::of_groups(observed))
                 .collect(),
             nat_recovery: NatRecovery::of(observed),
             private_route_tables: observed
@@ -442,6 +467,9 @@ impl StackStatus {
                 "    NAT instance {} ({}) {}",
                 instance.id, instance.instance_type, instance.state
             )?;
+            if let Some(group) = &instance.group {
+                write!(f, " in group {group}")?;
+            }
             match (&instance.readiness, &instance.console) {
                 (Some(word), Some(console)) => writeln!(f, ", {word}: {console}")?,
                 (Some(word), None) => writeln!(f, ", {word}")?,

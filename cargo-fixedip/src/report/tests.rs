@@ -478,6 +478,7 @@ fn status_shows_each_nat_instance_s_readiness() {
             instance_type: "t4g.nano".into(),
             readiness: None,
             console: None,
+            group: (slot == 1).then(|| "fixedip-default-nat-1".into()),
         };
         instance.set_readiness(&readiness);
         stack.nat_instances.push(instance);
@@ -488,11 +489,13 @@ fn status_shows_each_nat_instance_s_readiness() {
         "{text}"
     );
     assert!(
-        text.contains("NAT instance i-1 (t4g.nano) running, FAILED: fixedip-nat: FAILED: nftables could not be installed"),
+        text.contains("NAT instance i-1 (t4g.nano) running in group fixedip-default-nat-1, FAILED: fixedip-nat: FAILED: nftables could not be installed"),
         "{text}"
     );
     let json = serde_json::to_value(&stack).unwrap();
     assert_eq!(json["nat_instances"][1]["readiness"], "FAILED");
+    assert_eq!(json["nat_instances"][1]["group"], "fixedip-default-nat-1");
+    assert!(json["nat_instances"][0].get("group").is_none());
 }
 
 /// An AZ whose NAT instance is stopped or gone says so, and what the next deploy does about it.

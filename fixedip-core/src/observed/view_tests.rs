@@ -333,6 +333,7 @@ fn an_address_on_a_nat_instance_is_in_use_not_stale() {
         network_interfaces: vec![InstanceInterface {
             id: "eni-nat-0".into(),
             device_index: Some(0),
+            ..Default::default()
         }],
         public_ip: None,
         tags: tagged(Component::NatInstance, Some(0)),

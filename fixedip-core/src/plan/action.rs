@@ -18,6 +18,9 @@ pub enum RouteVia {
     NatGateway(Ref),
     /// A NAT instance (`nat = "instance"`); resolves to the instance id.
     NatInstance(Ref),
+    /// A self-healing NAT's fixed network interface (`nat-self-healing`), whichever instance of
+    /// its group holds it; resolves to the interface id.
+    NatInterface(Ref),
 }
 
 /// One mutating operation. Creations tag what they create with the stack's tags (see `tags`).
@@ -184,6 +187,81 @@ pub enum Action {
     /// subnet, is only free then). Not-found is done.
     TerminateNatInstance {
         instance: String,
+    },
+    /// The self-healing NAT instances' role `name` (trusted by `ec2.amazonaws.com`, with an
+    /// inline policy that lets an instance attach a network interface and change one's
+    /// attributes, only on the stack's tagged resources) and the instance profile of the same
+    /// name holding it: CreateRole, PutRolePolicy, CreateInstanceProfile,
+    /// AddRoleToInstanceProfile, each done when already done. Resolves to the profile's name.
+    CreateNatProfile {
+        name: String,
+    },
+    /// CreateNetworkInterface in the slot's public subnet with the NAT security group, tagged,
+    /// then ModifyNetworkInterfaceAttribute SourceDestCheck=false: the slot's fixed interface,
+    /// which holds its Elastic IP whichever instance of the group carries it. Resolves to the
+    /// interface id.
+    CreateNatInterface {
+        subnet: Ref,
+        security_group: Ref,
+        slot: Slot,
+    },
+    /// AssociateAddress of the slot's Elastic IP (`address`, an allocation id) with the slot's
+    /// fixed interface. The address never moves again while the slot keeps its group.
+    AssociateInterfaceAddress {
+        address: Ref,
+        interface: Ref,
+    },
+    /// CreateLaunchTemplate [`crate::tags::nat_group_name`]: `instance_type`, the image named by
+    /// the public SSM parameter `image_parameter`, the instance profile `profile`, a primary
+    /// interface in the public subnet with the NAT security group and a public IP (the boot's
+    /// way to the EC2 API and the package repositories), tags for the instance, its volume and
+    /// its primary interface, and the user data that attaches `interface` at device index 1,
+    /// forwards and masquerades out of it, drops the boot's public IP, and reports ready on the
+    /// console. Resolves to the template id.
+    CreateNatLaunchTemplate {
+        slot: Slot,
+        subnet: Ref,
+        security_group: Ref,
+        interface: Ref,
+        profile: Ref,
+        instance_type: String,
+        image_parameter: String,
+    },
+    /// CreateAutoScalingGroup [`crate::tags::nat_group_name`] of exactly one instance from
+    /// `template` in the slot's public subnet, tagged (tags not propagated: the template tags
+    /// the instance). Resolves to the group's name.
+    CreateNatGroup {
+        slot: Slot,
+        template: Ref,
+        subnet: Ref,
+    },
+    /// Read-only: polls DescribeAutoScalingGroups for the group's instance, then its console
+    /// until it reports [`crate::nat_boot::READY`] (the fixed interface attached, forwarding and
+    /// masquerading out of it), within the NAT-instance readiness bound; a `FAILED` line or the
+    /// bound fails the step with the instance's own last lines. The route to the interface
+    /// depends on it.
+    AwaitNatGroupReady {
+        group: Ref,
+    },
+    /// DeleteAutoScalingGroup ForceDelete=true (its instance is terminated with it), then wait
+    /// until the group is gone: only then is the fixed interface detached. Not-found is done.
+    DeleteNatGroup {
+        name: String,
+    },
+    /// DeleteLaunchTemplate. Not-found is done.
+    DeleteNatLaunchTemplate {
+        id: String,
+    },
+    /// DeleteNetworkInterface, once no instance holds it (waited for: AWS detaches it when its
+    /// instance terminates). Its Elastic IP was disassociated by an earlier step. Not-found is
+    /// done.
+    DeleteNatInterface {
+        id: String,
+    },
+    /// RemoveRoleFromInstanceProfile, DeleteInstanceProfile, DeleteRolePolicy, DeleteRole,
+    /// each not-found being done.
+    DeleteNatProfile {
+        name: String,
     },
     /// The stack's execution role, trusted by `lambda.amazonaws.com`.
     CreateRole {
@@ -528,6 +606,39 @@ impl Action {
             Action::TerminateNatInstance { instance } => {
                 format!("terminate NAT instance {instance} and wait until it is terminated")
             }
+            Action::CreateNatProfile { name } => format!(
+                "create the NAT instances' role and instance profile {name} (attach a network interface, tagged resources of the stack only)"
+            ),
+            Action::CreateNatInterface { subnet, slot, .. } => format!(
+                "create the fixed network interface of the NAT in subnet {subnet}, source/destination check off (slot {slot})"
+            ),
+            Action::AssociateInterfaceAddress { address, interface } => {
+                format!("associate Elastic IP {address} with network interface {interface}")
+            }
+            Action::CreateNatLaunchTemplate {
+                slot,
+                instance_type,
+                interface,
+                ..
+            } => format!(
+                "create the launch template of a {instance_type} NAT instance that attaches {interface} at boot (slot {slot})"
+            ),
+            Action::CreateNatGroup { slot, template, .. } => format!(
+                "create an auto-scaling group of one NAT instance from launch template {template}, replaced when it fails (slot {slot})"
+            ),
+            Action::AwaitNatGroupReady { group } => format!(
+                "wait until the NAT instance of group {group} reports forwarding and masquerading on"
+            ),
+            Action::DeleteNatGroup { name } => format!(
+                "delete auto-scaling group {name} with its NAT instance and wait until it is gone"
+            ),
+            Action::DeleteNatLaunchTemplate { id } => format!("delete launch template {id}"),
+            Action::DeleteNatInterface { id } => {
+                format!("delete network interface {id} once it is detached")
+            }
+            Action::DeleteNatProfile { name } => {
+                format!("delete the NAT instances' instance profile and role {name}")
+            }
             Action::CreateRole { name } => format!("create execution role {name}"),
             Action::AttachRolePolicy { role, policy_arn } => {
                 format!("attach policy {policy_arn} to role {role}")
@@ -690,7 +801,29 @@ impl Action {
             | Action::DropPublicIp { .. }
             | Action::StartNatInstance { .. }
             | Action::TerminateNatInstance { .. }
+            | Action::CreateNatProfile { .. }
+            | Action::DeleteNatGroup { .. }
+            | Action::DeleteNatLaunchTemplate { .. }
+            | Action::DeleteNatInterface { .. }
+            | Action::DeleteNatProfile { .. }
             | Action::DeleteEndpoint { .. } => Vec::new(),
+            Action::CreateNatInterface {
+                subnet,
+                security_group,
+                ..
+            } => vec![subnet, security_group],
+            Action::AssociateInterfaceAddress { address, interface } => vec![address, interface],
+            Action::CreateNatLaunchTemplate {
+                subnet,
+                security_group,
+                interface,
+                profile,
+                ..
+            } => vec![subnet, security_group, interface, profile],
+            Action::CreateNatGroup {
+                template, subnet, ..
+            } => vec![template, subnet],
+            Action::AwaitNatGroupReady { group } => vec![group],
             Action::CreateNatSecurityGroup { vpc, .. } => vec![vpc],
             Action::LaunchNatInstance {
                 subnet,
@@ -771,7 +904,8 @@ impl RouteVia {
         match self {
             RouteVia::InternetGateway(gateway)
             | RouteVia::NatGateway(gateway)
-            | RouteVia::NatInstance(gateway) => gateway,
+            | RouteVia::NatInstance(gateway)
+            | RouteVia::NatInterface(gateway) => gateway,
         }
     }
 
@@ -779,7 +913,8 @@ impl RouteVia {
         match self {
             RouteVia::InternetGateway(gateway)
             | RouteVia::NatGateway(gateway)
-            | RouteVia::NatInstance(gateway) => gateway,
+            | RouteVia::NatInstance(gateway)
+            | RouteVia::NatInterface(gateway) => gateway,
         }
     }
 }
@@ -790,6 +925,9 @@ impl fmt::Display for RouteVia {
             RouteVia::InternetGateway(gateway) => write!(f, "internet gateway {gateway}"),
             RouteVia::NatGateway(gateway) => write!(f, "NAT gateway {gateway}"),
             RouteVia::NatInstance(instance) => write!(f, "NAT instance {instance}"),
+            RouteVia::NatInterface(interface) => {
+                write!(f, "the NAT's network interface {interface}")
+            }
         }
     }
 }

@@ -36,6 +36,12 @@ pub struct NetworkModes {
     /// `None`: [`DEFAULT_NAT_INSTANCE_TYPE`]. Only read when `nat` is `instance`.
     #[serde(default)]
     pub nat_instance_type: Option<String>,
+    /// `nat-self-healing` in the settings: each NAT instance is the one instance of an
+    /// auto-scaling group, holding its Elastic IP on a network interface of its own that every
+    /// replacement attaches at boot (see `planner/nat_group.rs`). Only read when `nat` is
+    /// `instance`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nat_self_healing: bool,
     /// Attach to a network the user runs (`vpc = "vpc-..."` in the settings) instead of building
     /// one; see [`crate::planner`], "An existing network".
     #[serde(default)]
@@ -69,6 +75,11 @@ pub struct ExistingAttachment {
 pub const DEFAULT_NAT_INSTANCE_TYPE: &str = "t4g.nano";
 
 impl NetworkModes {
+    /// Whether the NAT instances are groups of one that heal themselves.
+    pub fn nat_groups(&self) -> bool {
+        self.nat == NatMode::Instance && self.nat_self_healing && self.existing.is_none()
+    }
+
     /// The EC2 type of the NAT instances.
     pub fn nat_instance_type(&self) -> &str {
         self.nat_instance_type

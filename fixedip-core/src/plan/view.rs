@@ -67,6 +67,9 @@ pub struct NetworkView {
     /// `Some(type)` when the NATs are EC2 instances of that type (`nat = "instance"`).
     #[serde(default)]
     pub nat_instance_type: Option<String>,
+    /// The NAT instances are self-healing (`nat-self-healing`): each an auto-scaling group of one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nat_self_healing: bool,
     /// The NAT instances' security group; `None` when there are none and none are wanted.
     #[serde(default)]
     pub nat_security_group: Option<Status>,

@@ -65,6 +65,11 @@ pub fn plan_destroy(
     let (retained_addresses, released_addresses) = teardown.addresses(&mut planner, &removed);
     let rest = teardown.rest(&mut planner, &functions.off, &endpoints, removed);
     let role = teardown.role(&mut planner, &functions);
+    let groups_gone: Vec<StepId> = (planner.steps.iter())
+        .filter(|s| matches!(s.action, Action::DeleteNatGroup { .. }))
+        .map(|s| s.id)
+        .collect();
+    planner.remove_nat_profile(observed, &groups_gone);
 
     let removed_slots = surplus_view(&slots.iter().copied().collect::<Vec<_>>(), &inventory);
     let Planner { steps, notes, .. } = planner;
@@ -84,6 +89,7 @@ pub fn plan_destroy(
             removed_slots,
             released_addresses,
             nat_instance_type: None,
+            nat_self_healing: false,
             nat_security_group: rest.nat_security_group,
             existing: None,
             endpoints: endpoints.views,
@@ -201,7 +207,10 @@ impl<'a> Teardown<'a> {
             inventory.all_instances.iter().any(|i| {
                 i.network_interface_id.is_some()
                     && i.network_interface_id == address.network_interface_id
-            })
+            }) || inventory
+                .nat_interfaces
+                .iter()
+                .any(|i| address.network_interface_id.as_deref() == Some(i.id.as_str()))
         };
         for address in &inventory.addresses {
             if let (true, Some(association)) = (self.releases(address), address.in_use()) {
@@ -276,6 +285,9 @@ impl<'a> Teardown<'a> {
             .chain(inventory.failed_nats.iter().map(|n| n.slot))
             .chain(inventory.private_route_tables.keys().copied())
             .chain(inventory.all_instances.iter().map(|i| i.slot))
+            .chain(inventory.nat_groups.iter().map(|g| g.slot))
+            .chain(inventory.nat_interfaces.iter().map(|i| i.slot))
+            .chain(inventory.nat_launch_templates.iter().map(|t| t.slot))
             .collect()
     }
 

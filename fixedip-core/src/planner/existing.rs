@@ -94,6 +94,7 @@ pub(super) fn plan(
             removed_slots: Vec::new(),
             released_addresses: Vec::new(),
             nat_instance_type: None,
+            nat_self_healing: false,
             nat_security_group: None,
             endpoints: Vec::new(),
             endpoint_security_group: None,

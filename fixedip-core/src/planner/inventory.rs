@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::duplicates;
 use crate::observed::{
-    AddressUse, NatState, ObservedAddress, ObservedNatGateway, ObservedNatInstance,
-    ObservedRouteTable, ObservedState, ObservedSubnet, Slot, Tier,
+    AddressUse, NatState, ObservedAddress, ObservedNatGateway, ObservedNatGroup,
+    ObservedNatInstance, ObservedNatInterface, ObservedNatLaunchTemplate, ObservedRouteTable,
+    ObservedState, ObservedSubnet, Slot, Tier,
 };
 
 /// The observed resources, sorted and indexed, so that the plan does not depend on the order AWS
@@ -34,6 +35,10 @@ pub(super) struct Inventory<'a> {
     pub(super) all_instances: Vec<&'a ObservedNatInstance>,
     /// The dead NAT gateways and instances AWS lists, by slot: client-token generations.
     pub(super) retired: &'a crate::observed::Retired,
+    /// Self-healing NATs: fixed interfaces, launch templates and groups, by id or name.
+    pub(super) nat_interfaces: Vec<&'a ObservedNatInterface>,
+    pub(super) nat_launch_templates: Vec<&'a ObservedNatLaunchTemplate>,
+    pub(super) nat_groups: Vec<&'a ObservedNatGroup>,
 }
 
 impl<'a> Inventory<'a> {
@@ -116,7 +121,38 @@ impl<'a> Inventory<'a> {
             route_tables,
             any_nat: !observed.nat_gateways.is_empty(),
             retired: &observed.retired,
+            nat_interfaces: sorted_by(&observed.nat_interfaces, |i| &i.id),
+            nat_launch_templates: sorted_by(&observed.nat_launch_templates, |t| &t.id),
+            nat_groups: sorted_by(&observed.nat_groups, |g| &g.name),
         }
+    }
+
+    /// The slot's fixed interface (the first by id, should a lost answer have made two).
+    pub(super) fn nat_interface(&self, slot: Slot) -> Option<&'a ObservedNatInterface> {
+        self.nat_interfaces.iter().copied().find(|i| i.slot == slot)
+    }
+
+    pub(super) fn nat_launch_template(&self, slot: Slot) -> Option<&'a ObservedNatLaunchTemplate> {
+        self.nat_launch_templates
+            .iter()
+            .copied()
+            .find(|t| t.slot == slot)
+    }
+
+    pub(super) fn nat_group(&self, slot: Slot) -> Option<&'a ObservedNatGroup> {
+        self.nat_groups.iter().copied().find(|g| g.slot == slot)
+    }
+
+    /// Whether the slot's private route table sends 0.0.0.0/0 to the network interface already.
+    pub(super) fn routes_to_interface(&self, slot: Slot, interface: &str) -> bool {
+        self.private_route_tables.get(&slot).is_some_and(|table| {
+            table.routes.iter().any(|route| {
+                route.destination.prefix_len() == 0
+                    && !route.blackhole
+                    && route.target
+                        == crate::network::RouteTarget::NetworkInterface(interface.to_owned())
+            })
+        })
     }
 
     pub(super) fn subnet(&self, slot: Slot, tier: Tier) -> Option<&'a ObservedSubnet> {
@@ -242,4 +278,11 @@ impl<'a> Inventory<'a> {
             .copied()
             .find(|i| i.network_interface_id.as_deref() == Some(eni))
     }
+}
+
+/// References to `items`, sorted by `key`: the plan does not depend on AWS's order.
+fn sorted_by<T, K: Ord + ?Sized>(items: &[T], key: impl Fn(&T) -> &K) -> Vec<&T> {
+    let mut sorted: Vec<&T> = items.iter().collect();
+    sorted.sort_by(|a, b| key(a).cmp(key(b)));
+    sorted
 }

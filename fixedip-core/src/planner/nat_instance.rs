@@ -79,6 +79,28 @@ pub fn private_half(vpc: Ipv4Net) -> Ipv4Net {
     Ipv4Net::new(vpc.network(), vpc.prefix_len() + 1).expect("a VPC is at most a /24")
 }
 
+/// Why the slot's address cannot go on its NAT: a NAT gateway being deleted still holds it, or
+/// something fixedip did not make.
+pub(super) fn address_held(
+    slot: Slot,
+    inventory: &Inventory,
+    observed: &crate::observed::ObservedAddress,
+    association: &str,
+) -> PlanError {
+    match inventory.nat_holding(&observed.allocation_id) {
+        Some(nat) => PlanError::AddressHeldByDeletingNat {
+            slot,
+            allocation_id: observed.allocation_id.clone(),
+            nat_gateway: nat.id.clone(),
+        },
+        None => PlanError::AddressInUse {
+            slot,
+            allocation_id: observed.allocation_id.clone(),
+            association: association.to_owned(),
+        },
+    }
+}
+
 /// The NAT of a slot, as the private route will use it.
 pub(super) struct SlotNat {
     pub planned: Planned,
@@ -89,6 +111,9 @@ pub(super) struct SlotNat {
     /// A switch from the slot's NAT gateway, whose gateway goes only once every switching
     /// slot's instance is ready ([`Planner::finish_switches`]); `route_after` is then filled in.
     pub switch: Option<Switch>,
+    /// The NAT the slot leaves behind, once its route has moved (a plain NAT instance replaced
+    /// by a self-healing one).
+    pub retire: Vec<Retire>,
 }
 
 /// The second half of a slot's switch from its NAT gateway to its (ready) instance: delete the
@@ -209,7 +234,7 @@ impl Planner {
         let route_after = match gateway {
             Some(nat) => {
                 self.notes.push(format!(
-                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot; once every switching AZ's instance reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
+                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot (billed $0.005/h until the Elastic IP replaces it: under a cent for the switch); once every switching AZ's instance reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
                     nat.id
                 ));
                 // Ready first: an instance that never gets ready leaves the gateway in place.
@@ -250,6 +275,7 @@ impl Planner {
             planned,
             route_after,
             switch,
+            retire: Vec::new(),
         })
     }
 
@@ -305,18 +331,7 @@ impl Planner {
                 let on_gateway =
                     gateway.is_some_and(|nat| nat.allocation_ids.contains(&observed.allocation_id));
                 if !on_instance && !on_gateway {
-                    return Err(match inventory.nat_holding(&observed.allocation_id) {
-                        Some(nat) => PlanError::AddressHeldByDeletingNat {
-                            slot,
-                            allocation_id: observed.allocation_id.clone(),
-                            nat_gateway: nat.id.clone(),
-                        },
-                        None => PlanError::AddressInUse {
-                            slot,
-                            allocation_id: observed.allocation_id.clone(),
-                            association: association.to_owned(),
-                        },
-                    });
+                    return Err(address_held(slot, inventory, observed, association));
                 }
             }
         }
@@ -487,14 +502,16 @@ impl Planner {
         )
     }
 
-    /// Removal of NAT instances (a slot beyond `azs`, destroy): terminate each, waited for.
+    /// Removal of NAT instances (a slot beyond `azs`, destroy): terminate each, waited for; and
+    /// a self-healing NAT's group, template and interface. Each with its subnet and the step
+    /// after which it is gone and its address free.
     pub(super) fn terminate_instances_of_slot(
         &mut self,
         slot: Slot,
         inventory: &Inventory,
         functions_off: &[StepId],
     ) -> Vec<(String, StepId)> {
-        inventory
+        let mut removed: Vec<(String, StepId)> = inventory
             .all_instances
             .iter()
             .filter(|i| i.slot == slot)
@@ -504,6 +521,8 @@ impl Planner {
                     self.terminate(i, inventory, functions_off),
                 )
             })
-            .collect()
+            .collect();
+        removed.extend(self.remove_nat_groups_of_slot(slot, inventory, functions_off));
+        removed
     }
 }

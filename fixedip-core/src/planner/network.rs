@@ -69,6 +69,8 @@ pub(super) struct Base {
     pub(super) role: Option<Role>,
     /// The NAT instances' security group (`nat = "instance"`).
     pub(super) nat_security_group: Option<Planned>,
+    /// The self-healing NAT instances' instance profile (`nat-self-healing`).
+    pub(super) nat_profile: Option<Planned>,
 }
 
 impl Planner {
@@ -102,6 +104,8 @@ impl Planner {
         let role = self.role(spec, observed);
         let nat_security_group = (spec.modes.nat == NatMode::Instance)
             .then(|| self.nat_security_group(observed, &vpc, vpc_cidr));
+        let nat_profile = (spec.modes.nat_groups() && !layout.isolated())
+            .then(|| self.nat_profile(spec, observed));
         Ok(Base {
             vpc,
             internet_gateway,
@@ -109,6 +113,7 @@ impl Planner {
             security_group_ready,
             role,
             nat_security_group,
+            nat_profile,
         })
     }
 
@@ -327,7 +332,8 @@ fn routes_via(route: &ObservedRoute, via: &RouteVia) -> bool {
                 RouteTarget::InternetGateway(have),
             )
             | (RouteVia::NatGateway(Ref::Existing(want)), RouteTarget::NatGateway(have))
-            | (RouteVia::NatInstance(Ref::Existing(want)), RouteTarget::Instance(have)) => {
+            | (RouteVia::NatInstance(Ref::Existing(want)), RouteTarget::Instance(have))
+            | (RouteVia::NatInterface(Ref::Existing(want)), RouteTarget::NetworkInterface(have)) => {
                 want == have
             }
             _ => false,

@@ -172,19 +172,35 @@ impl Planner {
         match &base.nat_security_group {
             Some(security_group) => {
                 let instance_type = context.spec.modes.nat_instance_type();
-                let nat = self.slot_nat_instance(
-                    slot,
-                    &context.inventory,
-                    address,
-                    &chosen.reference,
-                    (&public_subnet, subnets.functions_first),
-                    security_group,
-                    instance_type,
-                )?;
+                let nat = match &base.nat_profile {
+                    Some(profile) => self.slot_nat_group(
+                        slot,
+                        &context.inventory,
+                        super::nat_group::GroupParts {
+                            address,
+                            address_ref: &chosen.reference,
+                            public_subnet: &public_subnet,
+                            security_group,
+                            profile,
+                            instance_type,
+                            functions_first: subnets.functions_first,
+                        },
+                    )?,
+                    None => self.slot_nat_instance(
+                        slot,
+                        &context.inventory,
+                        address,
+                        &chosen.reference,
+                        (&public_subnet, subnets.functions_first),
+                        security_group,
+                        instance_type,
+                    )?,
+                };
                 built.nat_gateway = Some(nat.planned);
                 built.nat_via = Some(nat.via);
                 built.route_after = nat.route_after;
                 built.switch = nat.switch;
+                built.retire = nat.retire;
             }
             None => {
                 let attached = base.internet_gateway.as_ref().and_then(|g| g.attached);

@@ -94,6 +94,7 @@ pub(super) fn abandoned_slot(observed: &ObservedState, inventory: &Inventory, sl
         .any(|s| s.slot == slot && unusable(&s.az))
         && inventory.live_nat(slot).is_none()
         && inventory.live_instance(slot).is_none()
+        && inventory.nat_interface(slot).is_none()
         && !pending
 }
 

@@ -97,6 +97,11 @@ impl Table<'_> {
                 "role" => settings.role = self.role(key, value).or(settings.role.take()),
                 "vpc-cidr" => settings.vpc_cidr = self.vpc_cidr(key, value),
                 "nat-instance-type" => settings.nat_instance_type = self.instance_type(key, value),
+                "nat-self-healing" => {
+                    if let Some(on) = self.boolean(key, value) {
+                        settings.nat_self_healing = on;
+                    }
+                }
                 "vpc" => settings.vpc = self.resource_id(key, value, "vpc"),
                 "subnets" => settings.subnets = self.subnet_ids(key, value),
                 "az-ids" => settings.az_ids = self.az_ids(key, value),
@@ -131,6 +136,20 @@ impl Table<'_> {
                 self.errors.push(SettingError::WrongType {
                     key: self.key(key),
                     expected: "a string",
+                    found: type_name(other),
+                });
+                None
+            }
+        }
+    }
+
+    fn boolean(&mut self, key: &str, value: &Value) -> Option<bool> {
+        match value {
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.errors.push(SettingError::WrongType {
+                    key: self.key(key),
+                    expected: "true or false",
                     found: type_name(other),
                 });
                 None

@@ -221,7 +221,7 @@ impl<'a> Audit<'a> {
                 "attach the function to the private subnet of that AZ, whose 0.0.0.0/0 goes to the NAT gateway (`cargo fixedip deploy` does)".into(),
             ),
             (_, RouteTarget::Instance(id)) => match self.network.instances.iter().find(|i| &i.id == id) {
-                Some(instance) => self.nat_instance(subnet, instance),
+                Some(instance) => self.nat_instance(subnet, instance, None),
                 None => self.not_observed(id, "instance", &table.id),
             },
             (_, RouteTarget::NetworkInterface(eni)) => {
@@ -231,7 +231,10 @@ impl<'a> Audit<'a> {
                     .iter()
                     .find(|i| i.has_interface(eni))
                 {
-                    Some(instance) => self.nat_instance(subnet, instance),
+                    Some(instance) => {
+                        let routed = instance.network_interfaces.iter().find(|n| n.id == *eni);
+                        self.nat_instance(subnet, instance, routed)
+                    }
                     None => self.bypass(subnet, table, route),
                 }
             }
@@ -350,7 +353,23 @@ impl<'a> Audit<'a> {
         }
     }
 
-    fn nat_instance(&mut self, subnet: &Subnet, instance: &Instance) {
+    /// A NAT instance a route leads to, through `routed` when the route names one of its
+    /// interfaces: a secondary one (a self-healing NAT's fixed interface, device index 1) has
+    /// its own source/destination check and address, and the traffic uses those.
+    fn nat_instance(
+        &mut self,
+        subnet: &Subnet,
+        instance: &Instance,
+        routed: Option<&crate::network::InstanceInterface>,
+    ) {
+        let secondary = routed.filter(|n| n.device_index.is_some_and(|i| i != 0));
+        let source_dest_check = secondary
+            .and_then(|n| n.source_dest_check)
+            .unwrap_or(instance.source_dest_check);
+        let public_ip = match secondary {
+            Some(interface) => interface.public_ip,
+            None => instance.public_ip,
+        };
         if instance.state != InstanceState::Running {
             self.error(
                 FindingCode::NatInstanceNotRunning,
@@ -369,7 +388,7 @@ impl<'a> Audit<'a> {
             );
             return;
         }
-        if instance.source_dest_check {
+        if source_dest_check {
             self.error(
                 FindingCode::NatInstanceSourceDestCheck,
                 &instance.id,
@@ -409,7 +428,7 @@ impl<'a> Audit<'a> {
                 .iter()
                 .any(|a| a.public_ip == Some(ip))
         };
-        match instance.public_ip {
+        match public_ip {
             Some(ip) if elastic(ip) => self.allowed_address(&instance.id, "NAT instance", ip, None),
             Some(ip) => self.error(
                 FindingCode::NatInstanceNoElasticIp,

@@ -212,6 +212,7 @@ impl Stack {
             network_interfaces: vec![InstanceInterface {
                 id: "eni-nat".into(),
                 device_index: Some(0),
+                ..Default::default()
             }],
             public_ip: Some(nat_ip(0)),
             tags: Tags::new(),
@@ -381,6 +382,41 @@ fn a_nat_instance_set_up_right_passes_and_can_be_reached_by_its_interface() {
     let mut stack = Stack::new(2).with_nat_instance();
     stack.table("rtb-priv-0").routes[1].target = RouteTarget::NetworkInterface("eni-nat".into());
     assert_eq!(stack.check(), vec![]);
+}
+
+/// A self-healing NAT: the route names its fixed interface (device index 1), which holds the
+/// Elastic IP and has its check off, while the instance's primary interface has neither (the
+/// boot dropped its public IP; its check stays on). Judged by the routed interface.
+#[test]
+fn a_self_healing_nat_is_judged_by_its_fixed_interface() {
+    let group = |check: Option<bool>, ip: Option<Ipv4Addr>| {
+        let mut stack = Stack::new(2).with_nat_instance();
+        let instance = &mut stack.network.instances[0];
+        instance.source_dest_check = true;
+        instance.public_ip = None;
+        instance.network_interfaces.push(InstanceInterface {
+            id: "eni-fixed".into(),
+            device_index: Some(1),
+            source_dest_check: check,
+            public_ip: ip,
+        });
+        stack.table("rtb-priv-0").routes[1].target =
+            RouteTarget::NetworkInterface("eni-fixed".into());
+        stack
+    };
+    assert_eq!(group(Some(false), Some(nat_ip(0))).check(), vec![]);
+    only(
+        group(Some(true), Some(nat_ip(0))).check(),
+        FindingCode::NatInstanceSourceDestCheck,
+        Severity::Error,
+        "i-nat",
+    );
+    only(
+        group(Some(false), None).check(),
+        FindingCode::NatInstanceNoElasticIp,
+        Severity::Error,
+        "i-nat",
+    );
 }
 
 #[test]

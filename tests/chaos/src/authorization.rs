@@ -43,6 +43,7 @@ pub async fn of_call(
             ec2(upstream, caller, operation, params).await?
         }
         "iam" => iam(&action, params),
+        "autoscaling" if operation.mutating => autoscaling(&action, region, params),
         "lambda" => lambda(&action, region, path, json),
         "ssm" => ssm(&action, region, json),
         _ => vec![Authorization::new(action, "*")],
@@ -63,8 +64,9 @@ fn iam_action(operation: &Operation) -> &str {
 
 /// The resource type in an ARN, from an id's prefix.
 fn ec2_type(id: &str) -> Option<&'static str> {
-    const PREFIXES: [(&str, &str); 12] = [
+    const PREFIXES: [(&str, &str); 13] = [
         ("vpce-", "vpc-endpoint"),
+        ("lt-", "launch-template"),
         ("vpc-", "vpc"),
         ("subnet-", "subnet"),
         ("igw-", "internet-gateway"),
@@ -103,6 +105,8 @@ fn ec2_creates(operation: &str) -> &'static [&'static str] {
         "CreateSubnet" => &["subnet"],
         "CreateVpc" => &["vpc"],
         "CreateVpcEndpoint" => &["vpc-endpoint"],
+        "CreateNetworkInterface" => &["network-interface"],
+        "CreateLaunchTemplate" => &["launch-template"],
         "RunInstances" => &["instance", "volume", "network-interface"],
         _ => &[],
     }
@@ -118,6 +122,11 @@ fn names_a_resource(operation: &str, key: &str) -> bool {
         .unwrap_or(key);
     if matches!(operation, "CreateRoute" | "ReplaceRoute" | "DeleteRoute") {
         return base == "RouteTableId";
+    }
+    // A launch template's data names the subnet, group and image its instances will use; IAM
+    // checks those at launch (RunInstances), not when the template is made.
+    if operation == "CreateLaunchTemplate" {
+        return false;
     }
     matches!(
         base,
@@ -136,6 +145,7 @@ fn names_a_resource(operation: &str, key: &str) -> bool {
             | "VpcEndpointId"
             | "ResourceId"
             | "ImageId"
+            | "LaunchTemplateId"
     )
 }
 
@@ -262,6 +272,20 @@ async fn tags_of(
 // IAM, Lambda, SSM
 
 fn iam(action: &str, params: &[(String, String)]) -> Vec<Authorization> {
+    if let Some(profile) = protocol::param(params, "InstanceProfileName") {
+        // The instance profile actions authorize on the profile (AddRoleToInstanceProfile and
+        // RemoveRoleFromInstanceProfile name the role too, but IAM scopes them to the profile).
+        let arn = format!("arn:aws:iam::{ACCOUNT}:instance-profile/{profile}");
+        let tags = protocol::tags_under(params, "Tags.member");
+        let mut all = vec![Authorization::new(action, &arn).with_tags("aws:RequestTag", &tags)];
+        if action == "iam:CreateInstanceProfile" && !tags.is_empty() {
+            all.push(
+                Authorization::new("iam:TagInstanceProfile", &arn)
+                    .with_tags("aws:RequestTag", &tags),
+            );
+        }
+        return all;
+    }
     let Some(role) = protocol::param(params, "RoleName") else {
         return vec![Authorization::new(action, "*")];
     };
@@ -276,6 +300,19 @@ fn iam(action: &str, params: &[(String, String)]) -> Vec<Authorization> {
         all.push(Authorization::new("iam:TagRole", &arn).with_tags("aws:RequestTag", &tags));
     }
     all
+}
+
+/// EC2 Auto Scaling's changes authorize on the group's ARN (its name in it). What a group's
+/// launch template implies (ec2:RunInstances and iam:PassRole of its instance profile's role,
+/// checked as the group launches) is not modelled.
+fn autoscaling(action: &str, region: &str, params: &[(String, String)]) -> Vec<Authorization> {
+    match protocol::param(params, "AutoScalingGroupName") {
+        Some(name) => vec![Authorization::new(
+            action,
+            format!("arn:aws:autoscaling:{region}:{ACCOUNT}:autoScalingGroup:*:autoScalingGroupName/{name}"),
+        )],
+        None => vec![Authorization::new(action, "*")],
+    }
 }
 
 fn lambda(action: &str, region: &str, path: &str, json: &Value) -> Vec<Authorization> {

@@ -22,6 +22,7 @@ pub mod iam;
 pub mod launch;
 pub mod log;
 pub mod nat_boot;
+pub mod nat_group;
 pub mod protocol;
 pub mod proxy;
 pub mod quotas;

@@ -87,23 +87,28 @@ impl NatInstances {
         if !script.contains(fixedip_core::nat_boot::PREFIX) {
             return;
         }
-        let every_boot = script.contains(fixedip_core::nat_boot::EVERY_BOOT);
         for id in xml_texts(answer, "instanceId") {
-            if !self.known.contains_key(&id) {
-                self.launches += 1;
-                let nth = self.launches;
-                self.known.insert(
-                    id,
-                    Booting {
-                        nth,
-                        online_since: None,
-                        every_boot,
-                        restarted: false,
-                        earlier: String::new(),
-                    },
-                );
-            }
+            self.launched_with(&id, &script);
         }
+    }
+
+    /// An instance launched with fixedip's `script` (by RunInstances, or by a self-healing NAT's
+    /// group: `nat_group.rs`), counted once.
+    pub fn launched_with(&mut self, id: &str, script: &str) {
+        if self.known.contains_key(id) {
+            return;
+        }
+        self.launches += 1;
+        self.known.insert(
+            id.to_owned(),
+            Booting {
+                nth: self.launches,
+                online_since: None,
+                every_boot: script.contains(fixedip_core::nat_boot::EVERY_BOOT),
+                restarted: false,
+                earlier: String::new(),
+            },
+        );
     }
 
     /// StartInstances or RebootInstances answered: each of fixedip's instances it names boots
@@ -219,6 +224,7 @@ mod tests {
         launch(&mut instances, "i-1", "log() { echo \"fixedip-nat: $*\"; }");
         launch(&mut instances, "i-other", "#!/bin/bash\necho hi");
         let boot = NatBoot {
+            replacement_after_ms: 0,
             ready_after_ms: 1000,
             never_ready: Vec::new(),
         };
@@ -243,6 +249,7 @@ mod tests {
         launch(&mut instances, "i-1", "fixedip-nat:");
         launch(&mut instances, "i-2", "fixedip-nat:");
         let boot = NatBoot {
+            replacement_after_ms: 0,
             ready_after_ms: 0,
             never_ready: vec![
                 NeverReady {
@@ -278,6 +285,7 @@ mod tests {
         launch(&mut instances, "i-1", &every_boot);
         launch(&mut instances, "i-2", "fixedip-nat:");
         let boot = NatBoot {
+            replacement_after_ms: 0,
             ready_after_ms: 1000,
             never_ready: Vec::new(),
         };

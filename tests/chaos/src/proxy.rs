@@ -103,6 +103,8 @@ pub(crate) struct State {
     tokens: Tokens,
     /// fixedip's NAT instances and their boot (`nat_boot.rs`).
     nat_instances: nat_boot::NatInstances,
+    /// Self-healing NATs' group instances and their fixed interfaces (`nat_group.rs`).
+    nat_groups: crate::nat_group::GroupInstances,
     /// CreateNatGateway calls answered since the scenario was set (`failures.nat_gateways`).
     nat_creates: u64,
     /// Functions whose failure (`failures.functions`) has been used up since the scenario was set.
@@ -129,6 +131,7 @@ impl State {
             fresh: FreshIds::default(),
             tokens: Tokens::default(),
             nat_instances: Default::default(),
+            nat_groups: Default::default(),
             nat_creates: 0,
             failed_functions: Default::default(),
             mutating_forwarded: 0,
@@ -144,6 +147,7 @@ impl State {
         self.fresh = FreshIds::default();
         self.tokens = Tokens::default();
         self.nat_instances = Default::default();
+        self.nat_groups = Default::default();
     }
 
     /// A new scenario restarts fault counters and the pause point, but keeps what the clocks and the
@@ -896,10 +900,27 @@ async fn after_moto(
         }
         ("ec2", "GetConsoleOutput") => nat_console(shared, call, &text(), now).await,
         ("ec2", "TerminateInstances") if parts.status.is_success() => {
+            // Secondary interfaces first: detached, they keep their Elastic IP, as on AWS; the
+            // addresses left on the instance's own interface are then released.
+            let detached = crate::nat_group::detach_at_termination(
+                &shared.upstream,
+                &call.caller,
+                &call.params,
+            )
+            .await;
+            if let Ok(instances) = detached {
+                shared.lock().nat_groups.terminated(&instances, now);
+            }
             // Best effort, as for the tags at launch: a failure shows as the address held.
             let _ =
                 crate::termination::release_addresses(&shared.upstream, &call.caller, &call.params)
                     .await;
+            None
+        }
+        ("autoscaling", "DescribeAutoScalingGroups") if parts.status.is_success() => {
+            for instance in xml_texts(&text(), "InstanceId") {
+                play_group_boot(shared, &call.caller, &instance, now).await;
+            }
             None
         }
         ("ec2", "StartInstances" | "RebootInstances") => {
@@ -941,6 +962,45 @@ async fn after_moto(
     Response::from_parts(parts, body)
 }
 
+/// A self-healing NAT's group instance does what its user data would (`nat_group.rs`): attach
+/// the slot's fixed interface once it may, and count as online from then. Best effort: a
+/// failure leaves it offline, which shows as a NAT that never gets ready.
+async fn play_group_boot(shared: &Arc<Shared>, caller: &Caller, id: &str, now: Instant) {
+    let known = shared
+        .lock()
+        .nat_groups
+        .known(id)
+        .map(|interface| interface.map(str::to_owned));
+    let interface = match known {
+        Some(interface) => interface,
+        None => {
+            let Ok(script) = crate::nat_group::user_data(&shared.upstream, caller, id).await else {
+                return;
+            };
+            let interface = crate::nat_group::fixed_interface(&script);
+            let mut state = shared.lock();
+            state.nat_groups.learned(id, interface.clone());
+            if interface.is_some() {
+                state.nat_instances.launched_with(id, &script);
+            }
+            interface
+        }
+    };
+    let Some(interface) = interface else { return };
+    let may = {
+        let state = shared.lock();
+        let delay = Duration::from_millis(state.scenario.nat_boot.replacement_after_ms);
+        state.nat_groups.may_attach(&interface, delay, now)
+    };
+    if may
+        && crate::nat_group::attach(&shared.upstream, caller, &interface, id)
+            .await
+            .unwrap_or(false)
+    {
+        shared.lock().nat_instances.online(id, now);
+    }
+}
+
 /// A NAT instance's console as its boot writes it (`nat_boot.rs`); `None`: moto's answer.
 async fn nat_console(
     shared: &Arc<Shared>,
@@ -949,6 +1009,7 @@ async fn nat_console(
     now: Instant,
 ) -> Option<String> {
     let id = protocol::param(&call.params, "InstanceId")?;
+    play_group_boot(shared, &call.caller, id, now).await;
     let console = |state: &State| {
         state
             .nat_instances

@@ -56,6 +56,12 @@ pub struct NatBoot {
     pub ready_after_ms: u64,
     /// Launches (counted from 1 since the scenario was set) that never get ready.
     pub never_ready: Vec<NeverReady>,
+    /// A self-healing NAT's replacement (`nat_group.rs`) attaches the slot's interface, and so
+    /// starts its boot, no sooner than this after the instance it replaces was terminated: the
+    /// group notices a terminated instance at its next health check, then launches (EC2 Auto
+    /// Scaling User Guide, "Health checks for instances in an Auto Scaling group"); moto
+    /// replaces it at once.
+    pub replacement_after_ms: u64,
 }
 
 /// A NAT instance whose boot fails.
@@ -267,6 +273,7 @@ impl Scenario {
             nat_boot: NatBoot {
                 ready_after_ms: ms(60.0),
                 never_ready: Vec::new(),
+                replacement_after_ms: ms(60.0),
             },
             ..Scenario::default()
         }

@@ -27,7 +27,6 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use cargo_fixedip::aws::calls::CallLog;
 use cargo_fixedip::aws::network::{describe_stack, function_attachment, observe_network};
 use cargo_fixedip::aws::Aws;
 use fixedip_core::requirements::{AllocationId, StackName};
@@ -80,7 +79,6 @@ async fn recording_aws(emulator: &Emulator, recorder: &Recorder) -> Aws {
     let config = emulator.sdk_config().await;
     Aws {
         region: REGION.to_owned(),
-        account: String::new(),
         ec2: aws_sdk_ec2::Client::from_conf(
             aws_sdk_ec2::config::Builder::from(&config)
                 .interceptor(recorder.clone())
@@ -91,10 +89,7 @@ async fn recording_aws(emulator: &Emulator, recorder: &Recorder) -> Aws {
                 .interceptor(recorder.clone())
                 .build(),
         ),
-        iam: aws_sdk_iam::Client::new(&config),
-        sts: aws_sdk_sts::Client::new(&config),
-        calls: CallLog::default(),
-        config,
+        ..Aws::from_config(config)
     }
 }
 

@@ -64,7 +64,7 @@ pub(super) fn lambda_architecture(function: &FunctionSpec) -> aws_sdk_lambda::ty
     aws_sdk_lambda::types::Architecture::from(function.architecture.lambda_name())
 }
 
-pub(super) fn iam_tags(tags: Vec<(String, String)>) -> Vec<aws_sdk_iam::types::Tag> {
+pub(in crate::aws) fn iam_tags(tags: Vec<(String, String)>) -> Vec<aws_sdk_iam::types::Tag> {
     tags.into_iter()
         .filter_map(|(key, value)| {
             aws_sdk_iam::types::Tag::builder()

@@ -42,6 +42,7 @@ use super::{Aws, AwsError};
 mod endpoints;
 mod functions;
 mod nats;
+pub(in crate::aws) use functions::iam_tags;
 mod network;
 mod policy;
 
@@ -244,6 +245,16 @@ impl ActionKind {
             Action::DropPublicIp { .. } => "ModifyNetworkInterfaceAttribute",
             Action::StartNatInstance { .. } => "StartNatInstance",
             Action::TerminateNatInstance { .. } => "TerminateNatInstance",
+            Action::CreateNatProfile { .. } => "CreateNatProfile",
+            Action::CreateNatInterface { .. } => "CreateNetworkInterface",
+            Action::AssociateInterfaceAddress { .. } => "AssociateAddress",
+            Action::CreateNatLaunchTemplate { .. } => "CreateLaunchTemplate",
+            Action::CreateNatGroup { .. } => "CreateAutoScalingGroup",
+            Action::AwaitNatGroupReady { .. } => "AwaitNatGroupReady",
+            Action::DeleteNatGroup { .. } => "DeleteAutoScalingGroup",
+            Action::DeleteNatLaunchTemplate { .. } => "DeleteLaunchTemplate",
+            Action::DeleteNatInterface { .. } => "DeleteNetworkInterface",
+            Action::DeleteNatProfile { .. } => "DeleteNatProfile",
             Action::AuthorizeEgress { .. } => "AuthorizeSecurityGroupEgress",
             Action::RevokeEgress { .. } => "RevokeSecurityGroupEgress",
             Action::CreateEndpointSecurityGroup { .. } => "CreateSecurityGroup",
@@ -498,7 +509,17 @@ impl<'a> Context<'a> {
             | Action::DisassociateAddress { .. }
             | Action::DropPublicIp { .. }
             | Action::StartNatInstance { .. }
-            | Action::TerminateNatInstance { .. } => self.prepare_nats(step, refs),
+            | Action::TerminateNatInstance { .. }
+            | Action::CreateNatProfile { .. }
+            | Action::CreateNatInterface { .. }
+            | Action::AssociateInterfaceAddress { .. }
+            | Action::CreateNatLaunchTemplate { .. }
+            | Action::CreateNatGroup { .. }
+            | Action::AwaitNatGroupReady { .. }
+            | Action::DeleteNatGroup { .. }
+            | Action::DeleteNatLaunchTemplate { .. }
+            | Action::DeleteNatInterface { .. }
+            | Action::DeleteNatProfile { .. } => self.prepare_nats(step, refs),
             Action::CreateRole { .. }
             | Action::AttachRolePolicy { .. }
             | Action::CreateFunction { .. }
@@ -656,7 +677,7 @@ impl<'a> Context<'a> {
     /// DependencyViolation (something, usually a Lambda interface AWS listed late, still uses the
     /// resource) is retried within the ENI timeout, so that it never reaches the user while AWS is
     /// still cleaning up.
-    async fn remove<T, E, F>(
+    pub(in crate::aws) async fn remove<T, E, F>(
         self,
         step: &'a Step,
         operation: &'static str,

@@ -81,6 +81,68 @@ impl<'a> Context<'a> {
             Action::TerminateNatInstance { instance } => {
                 Box::pin(self.terminate_nat_instance(step, instance))
             }
+            other => self.prepare_nat_groups(step, refs, other)?,
+        };
+        Ok(call)
+    }
+
+    /// The call of a self-healing NAT's step (`aws/nat_group.rs`).
+    fn prepare_nat_groups(
+        self,
+        step: &'a Step,
+        refs: &Resolver<'_>,
+        action: &'a Action,
+    ) -> Result<Call<'a>, AwsError> {
+        let call: Call<'a> = match action {
+            Action::CreateNatProfile { name } => Box::pin(self.create_nat_profile(step, name)),
+            Action::CreateNatInterface {
+                subnet,
+                security_group,
+                slot,
+            } => Box::pin(self.create_nat_interface(
+                step,
+                refs.get(subnet)?,
+                refs.get(security_group)?,
+                *slot,
+            )),
+            Action::AssociateInterfaceAddress { address, interface } => Box::pin(
+                self.associate_interface_address(step, refs.get(address)?, refs.get(interface)?),
+            ),
+            Action::CreateNatLaunchTemplate {
+                slot,
+                subnet,
+                security_group,
+                interface,
+                profile,
+                instance_type,
+                image_parameter,
+            } => Box::pin(self.create_nat_launch_template(
+                step,
+                *slot,
+                (
+                    refs.get(subnet)?,
+                    refs.get(security_group)?,
+                    refs.get(interface)?,
+                    refs.get(profile)?,
+                ),
+                (instance_type, image_parameter),
+            )),
+            Action::CreateNatGroup {
+                slot,
+                template,
+                subnet,
+            } => {
+                Box::pin(self.create_nat_group(step, *slot, refs.get(template)?, refs.get(subnet)?))
+            }
+            Action::AwaitNatGroupReady { group } => {
+                Box::pin(self.await_nat_group_ready(step, refs.get(group)?))
+            }
+            Action::DeleteNatGroup { name } => Box::pin(self.delete_nat_group(step, name)),
+            Action::DeleteNatLaunchTemplate { id } => {
+                Box::pin(self.delete_nat_launch_template(step, id))
+            }
+            Action::DeleteNatInterface { id } => Box::pin(self.delete_nat_interface(step, id)),
+            Action::DeleteNatProfile { name } => Box::pin(self.delete_nat_profile(step, name)),
             other => unreachable!("{} is not planned here", ActionKind::of(other)),
         };
         Ok(call)

@@ -411,6 +411,9 @@ impl<'a> Context<'a> {
                 RouteVia::InternetGateway(igw) => request.gateway_id(refs.get(igw)?),
                 RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
                 RouteVia::NatInstance(instance) => request.instance_id(refs.get(instance)?),
+                RouteVia::NatInterface(interface) => {
+                    request.network_interface_id(refs.get(interface)?)
+                }
             };
             Box::pin(self.send_done(step, "CreateRoute", move || request.clone().send()))
         };
@@ -437,6 +440,9 @@ impl<'a> Context<'a> {
                 RouteVia::InternetGateway(igw) => request.gateway_id(refs.get(igw)?),
                 RouteVia::NatGateway(nat) => request.nat_gateway_id(refs.get(nat)?),
                 RouteVia::NatInstance(instance) => request.instance_id(refs.get(instance)?),
+                RouteVia::NatInterface(interface) => {
+                    request.network_interface_id(refs.get(interface)?)
+                }
             };
             Box::pin(self.send_done(step, "ReplaceRoute", move || request.clone().send()))
         };

@@ -160,6 +160,11 @@ pub fn instance(instance: &sdk::Instance) -> Option<Instance> {
             Some(InstanceInterface {
                 id: n.network_interface_id()?.to_owned(),
                 device_index: n.attachment().and_then(|a| a.device_index()),
+                source_dest_check: n.source_dest_check(),
+                public_ip: n
+                    .association()
+                    .and_then(|a| a.public_ip())
+                    .and_then(|ip| ip.parse().ok()),
             })
         })
         .collect();

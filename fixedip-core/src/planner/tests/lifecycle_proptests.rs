@@ -238,7 +238,15 @@ fn named(action: &Action) -> Vec<String> {
         | Action::CreateEndpointSecurityGroup { .. }
         | Action::AdmitHttpsFrom { .. }
         | Action::CreateGatewayEndpoint { .. }
-        | Action::CreateInterfaceEndpoint { .. } => Vec::new(),
+        | Action::CreateInterfaceEndpoint { .. }
+        | Action::CreateNatProfile { .. }
+        | Action::CreateNatInterface { .. }
+        | Action::AssociateInterfaceAddress { .. }
+        | Action::CreateNatLaunchTemplate { .. }
+        | Action::CreateNatGroup { .. }
+        | Action::AwaitNatGroupReady { .. } => Vec::new(),
+        Action::DeleteNatGroup { name } | Action::DeleteNatProfile { name } => vec![name],
+        Action::DeleteNatLaunchTemplate { id } | Action::DeleteNatInterface { id } => vec![id],
         Action::DisassociateAddress { association_id } => vec![association_id],
         Action::DropPublicIp { network_interface } => vec![network_interface],
         Action::TerminateNatInstance { instance } | Action::StartNatInstance { instance } => {

@@ -12,9 +12,11 @@ use ipnet::Ipv4Net;
 
 use crate::observed::{
     AddressUse, InstanceState, NatState, ObservedAddress, ObservedEndpoint, ObservedFunction,
-    ObservedInternetGateway, ObservedNatGateway, ObservedNatInstance, ObservedRole, ObservedRoute,
-    ObservedRouteTable, ObservedSecurityGroup, ObservedState, ObservedSubnet, ObservedVpc,
-    RouteTableAssociation, RouteTarget, RulePeer, RuleProtocol, SecurityGroupRule, Tier,
+    ObservedGroupInstance, ObservedInternetGateway, ObservedNatGateway, ObservedNatGroup,
+    ObservedNatInstance, ObservedNatInterface, ObservedNatLaunchTemplate, ObservedNatProfile,
+    ObservedRole, ObservedRoute, ObservedRouteTable, ObservedSecurityGroup, ObservedState,
+    ObservedSubnet, ObservedVpc, RouteTableAssociation, RouteTarget, RulePeer, RuleProtocol,
+    SecurityGroupRule, Tier,
 };
 use crate::requirements::{Endpoint, EndpointKind};
 use std::collections::BTreeSet;
@@ -331,6 +333,21 @@ impl Account {
                     "a route to {id}, which drops forwarded packets (source/dest check on)"
                 );
                 RouteTarget::Instance(id)
+            }
+            RouteVia::NatInterface(interface) => {
+                let id = self.resolve(interface);
+                let interface = self.state.nat_interfaces.iter().find(|i| i.id == id);
+                let interface =
+                    interface.expect("a route to an interface the account does not hold");
+                assert!(
+                    !self.booting.contains(&id),
+                    "a route to {id}, whose group's instance has not reported ready yet"
+                );
+                assert!(
+                    !interface.source_dest_check,
+                    "a route to {id}, which drops forwarded packets (source/dest check on)"
+                );
+                RouteTarget::NetworkInterface(id)
             }
         }
     }
@@ -749,6 +766,190 @@ impl Account {
                 }
                 gone.id
             }
+            Action::CreateNatProfile { name } => {
+                self.state.nat_profile = Some(ObservedNatProfile {
+                    name: name.clone(),
+                    complete: true,
+                });
+                name.clone()
+            }
+            Action::DeleteNatProfile { name } => {
+                assert!(
+                    self.state.nat_groups.is_empty(),
+                    "deleting the instance profile {name} while a group launches with it"
+                );
+                self.state.nat_profile = None;
+                name.clone()
+            }
+            Action::CreateNatInterface {
+                subnet,
+                security_group,
+                slot,
+            } => {
+                let subnet_id = self.resolve(subnet);
+                let found = self.state.subnets.iter().find(|s| s.id == subnet_id);
+                let found = found.expect("an interface in a subnet the account does not hold");
+                assert_eq!((found.tier, found.slot), (Tier::Public, *slot));
+                assert_eq!(
+                    self.state.nat_security_group.as_ref().map(|g| g.id.clone()),
+                    Some(self.resolve(security_group))
+                );
+                let id = self.new_id("eni", step);
+                self.state.nat_interfaces.push(ObservedNatInterface {
+                    id: id.clone(),
+                    subnet_id,
+                    slot: *slot,
+                    source_dest_check: false,
+                    attached_instance: None,
+                });
+                id
+            }
+            Action::AssociateInterfaceAddress { address, interface } => {
+                let (allocation_id, id) = (self.resolve(address), self.resolve(interface));
+                let found = self.state.nat_interfaces.iter().find(|i| i.id == id);
+                let slot = found.expect("no such interface").slot;
+                let association = self.new_id("eipassoc", step);
+                let address = self.address(&allocation_id);
+                assert_eq!(
+                    address.association_id, None,
+                    "AWS refuses an associated address (without AllowReassociation)"
+                );
+                assert_eq!(
+                    (address.usage, address.slot),
+                    (AddressUse::Active, Some(slot))
+                );
+                address.association_id = Some(association);
+                address.network_interface_id = Some(id);
+                allocation_id
+            }
+            Action::CreateNatLaunchTemplate {
+                slot,
+                interface,
+                profile,
+                ..
+            } => {
+                let interface = self.resolve(interface);
+                assert!(self.state.nat_interfaces.iter().any(|i| i.id == interface));
+                assert_eq!(
+                    self.state.nat_profile.as_ref().map(|p| p.name.clone()),
+                    Some(self.resolve(profile))
+                );
+                let id = self.new_id("lt", step);
+                self.state
+                    .nat_launch_templates
+                    .push(ObservedNatLaunchTemplate {
+                        id: id.clone(),
+                        name: format!("fixedip-nat-{slot}"),
+                        slot: *slot,
+                    });
+                id
+            }
+            Action::CreateNatGroup { slot, template, .. } => {
+                let template = self.resolve(template);
+                assert!(self
+                    .state
+                    .nat_launch_templates
+                    .iter()
+                    .any(|t| t.id == template));
+                assert!(
+                    self.state.nat_groups.iter().all(|g| g.slot != *slot),
+                    "a second group in slot {slot}"
+                );
+                let name = self.new_id("asg", step);
+                let instance = self.new_id("i", step);
+                self.state.nat_groups.push(ObservedNatGroup {
+                    name: name.clone(),
+                    slot: *slot,
+                    instances: vec![ObservedGroupInstance {
+                        id: instance.clone(),
+                        lifecycle: "InService".to_owned(),
+                        instance_type: "t4g.nano".to_owned(),
+                    }],
+                });
+                // Its instance attaches the slot's interface at boot, and says ready later.
+                let interface = self
+                    .state
+                    .nat_interfaces
+                    .iter_mut()
+                    .find(|i| i.slot == *slot);
+                let interface = interface.expect("a group with no interface to attach");
+                interface.attached_instance = Some(instance);
+                self.booting.insert(interface.id.clone());
+                name
+            }
+            Action::AwaitNatGroupReady { group } => {
+                let name = self.resolve(group);
+                let found = self.state.nat_groups.iter().find(|g| g.name == name);
+                let slot = found.expect("no such group").slot;
+                let interface = self.state.nat_interfaces.iter().find(|i| i.slot == slot);
+                let interface = interface
+                    .expect("no interface in the group's slot")
+                    .id
+                    .clone();
+                let elastic_ip = self.state.addresses.iter().any(|a| {
+                    a.association_id.is_some()
+                        && a.network_interface_id.as_deref() == Some(interface.as_str())
+                });
+                assert!(
+                    elastic_ip,
+                    "{name} waited for while its interface has no Elastic IP: its boot never says ready"
+                );
+                self.booting.remove(&interface);
+                name
+            }
+            Action::DeleteNatGroup { name } => {
+                let index = self.state.nat_groups.iter().position(|g| g.name == *name);
+                let gone = self.state.nat_groups.remove(index.expect("no such group"));
+                let interfaces: Vec<String> = (self.state.nat_interfaces.iter())
+                    .filter(|i| i.slot == gone.slot)
+                    .map(|i| i.id.clone())
+                    .collect();
+                for interface in &interfaces {
+                    for function in &self.state.functions {
+                        for subnet in &function.subnet_ids {
+                            assert_ne!(
+                                self.default_target(subnet),
+                                Some(RouteTarget::NetworkInterface(interface.clone())),
+                                "deleting {name} cuts off function {}, which runs in {subnet}",
+                                function.name
+                            );
+                        }
+                    }
+                }
+                // AWS detaches the interface as the group's instance terminates.
+                for interface in &mut self.state.nat_interfaces {
+                    if interface.slot == gone.slot {
+                        interface.attached_instance = None;
+                    }
+                }
+                gone.name
+            }
+            Action::DeleteNatLaunchTemplate { id } => {
+                let index = self
+                    .state
+                    .nat_launch_templates
+                    .iter()
+                    .position(|t| t.id == *id);
+                self.state
+                    .nat_launch_templates
+                    .remove(index.expect("no such template"));
+                id.clone()
+            }
+            Action::DeleteNatInterface { id } => {
+                let index = self.state.nat_interfaces.iter().position(|i| i.id == *id);
+                let interface = &self.state.nat_interfaces[index.expect("no such interface")];
+                assert_eq!(
+                    interface.attached_instance, None,
+                    "AWS refuses to delete an attached interface"
+                );
+                assert!(
+                    !self.state.addresses.iter().any(|a| a.association_id.is_some()
+                        && a.network_interface_id.as_deref() == Some(id.as_str())),
+                    "deleting {id} with its Elastic IP on it: AWS disassociates it, the IP stays, but the plan should have said so"
+                );
+                self.state.nat_interfaces.remove(index.unwrap());
+                id.clone()
+            }
             Action::AuthorizeEgress {
                 security_group,
                 rules,
@@ -983,6 +1184,17 @@ impl Account {
                                 "a function moved into {subnet}, whose NAT instance has no Elastic IP"
                             );
                             instance.subnet_id.clone()
+                        }
+                        Some(RouteTarget::NetworkInterface(id)) => {
+                            let interface = self.state.nat_interfaces.iter().find(|i| i.id == id);
+                            let interface = interface.unwrap();
+                            assert!(
+                                self.state.addresses.iter().any(|a| a.network_interface_id
+                                    .as_deref()
+                                    == Some(id.as_str())),
+                                "a function moved into {subnet}, whose NAT interface has no Elastic IP"
+                            );
+                            interface.subnet_id.clone()
                         }
                         _ => panic!("a function moved into {subnet}, which has no route to a NAT"),
                     };
@@ -1427,6 +1639,25 @@ pub fn check_well_formed(plan: &Plan) {
 
 /// Whether the planner documents that `step` waits for `earlier` (beyond using its result).
 fn documented(step: &Action, earlier: &Action) -> bool {
+    if documented_for_groups(step, earlier) {
+        return true;
+    }
+    // A self-healing NAT's group and interface go where a NAT instance goes.
+    let as_instance = |action: &Action| {
+        matches!(
+            action,
+            Action::DeleteNatGroup { .. } | Action::DeleteNatInterface { .. }
+        )
+        .then(|| Action::TerminateNatInstance {
+            instance: String::new(),
+        })
+    };
+    if let Some(instance) = as_instance(step) {
+        return documented(&instance, earlier);
+    }
+    if let Some(instance) = as_instance(earlier) {
+        return documented(step, &instance);
+    }
     {
         {
             match (step, earlier) {
@@ -1617,5 +1848,54 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                 _ => false,
             }
         }
+    }
+}
+
+/// The orderings `planner/nat_group.rs` documents: the group after its address is on the
+/// interface, the wait after everything of the slot's NAT, the route after the wait; removal of
+/// the template, the interface and the profile after the group.
+fn documented_for_groups(step: &Action, earlier: &Action) -> bool {
+    match (step, earlier) {
+        (Action::CreateNatGroup { .. }, Action::AssociateInterfaceAddress { .. }) => true,
+        (
+            Action::AssociateInterfaceAddress { .. },
+            Action::DisassociateAddress { .. } | Action::CreateNatGroup { .. },
+        ) => true,
+        // From a plain NAT instance: its address leaves it once the group's instance launches.
+        (Action::DisassociateAddress { .. }, Action::CreateNatGroup { .. }) => true,
+        (
+            Action::AwaitNatGroupReady { .. },
+            Action::CreateNatInterface { .. }
+            | Action::AssociateInterfaceAddress { .. }
+            | Action::CreateNatLaunchTemplate { .. }
+            | Action::CreateNatGroup { .. }
+            | Action::DisassociateAddress { .. }
+            | Action::DropPublicIp { .. },
+        ) => true,
+        (
+            Action::CreateRoute {
+                via: RouteVia::NatInterface(_),
+                ..
+            }
+            | Action::ReplaceRoute {
+                via: RouteVia::NatInterface(_),
+                ..
+            },
+            Action::AwaitNatGroupReady { .. },
+        ) => true,
+        (
+            Action::DeleteNatLaunchTemplate { .. }
+            | Action::DeleteNatInterface { .. }
+            | Action::DeleteNatProfile { .. },
+            Action::DeleteNatGroup { .. },
+        ) => true,
+        (Action::DeleteNatInterface { .. }, Action::DisassociateAddress { .. }) => true,
+        (Action::DeleteNatLaunchTemplate { .. }, other) => documented(
+            &Action::TerminateNatInstance {
+                instance: String::new(),
+            },
+            other,
+        ),
+        _ => false,
     }
 }

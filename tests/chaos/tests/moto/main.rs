@@ -8,5 +8,6 @@ mod support;
 mod cli;
 mod faults;
 mod nat_boot;
+mod nat_group;
 mod rules;
 mod timing;

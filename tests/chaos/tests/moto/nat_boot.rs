@@ -76,6 +76,7 @@ async fn give_address(ec2: &aws_sdk_ec2::Client, id: &str) {
 async fn a_nat_instance_reports_ready_after_its_boot_once_it_has_an_address() {
     let scenario = Scenario {
         nat_boot: NatBoot {
+            replacement_after_ms: 0,
             ready_after_ms: 1500,
             never_ready: vec![NeverReady {
                 nth: 2,

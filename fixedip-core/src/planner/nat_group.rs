@@ -1,0 +1,365 @@
+//! `nat-self-healing`: each slot's NAT instance is the one instance of an auto-scaling group,
+//! so that an instance that fails, stops or is terminated is replaced without a deploy, leaving
+//! from the same Elastic IP (docs/architecture.md, "Self-healing without a deploy").
+//!
+//! Per slot, in the public subnet:
+//! - a **fixed network interface** (NAT security group, source/destination check off) that holds
+//!   the slot's Elastic IP for good: the private route targets it, whichever instance holds it;
+//! - a **launch template**: the NAT instance's type, image, instance profile, a primary interface
+//!   with a public IP for the boot (its way to the EC2 API and the package repositories), and
+//!   user data that attaches the fixed interface at device index 1, forwards and masquerades out
+//!   of it, drops the boot's public IP, and says ready on the console;
+//! - an **auto-scaling group of one** from that template.
+//!
+//! Per stack, an **instance profile** and its role (`tags::nat_role_name`), which may only attach
+//! a network interface and change an interface's attributes on the stack's tagged resources.
+//!
+//! The order: interface, then the address on it (the group's instance waits for the address
+//! before it says ready), then the group; the route moves to the interface once the group's
+//! instance is ready. Removal (destroy, a slot beyond `azs`): the group (its instance goes with
+//! it), then its template, the address off the interface (kept, retained), the interface.
+//!
+//! A slot that has a plain NAT instance moves to a group in one deploy, keeping its address: the
+//! interface, template and group are made; once the group's instance is launching, the address
+//! moves from the old instance to the interface (the slot's egress pauses until the new instance
+//! says ready); the route moves; the old instance is terminated. Not built yet: from a NAT
+//! gateway, or from a group back to either; such a plan is refused before any change
+//! ([`refuse_switches`]).
+
+use super::addresses::AddressChoice;
+use super::inventory::Inventory;
+use super::nat_instance::{address_held, image_parameter, Retire, SlotNat};
+use super::steps::{Planned, Planner};
+use super::PlanError;
+use crate::observed::{ObservedState, Slot};
+use crate::plan::{Action, Ref, RouteVia, StackSpec, Status, StepId};
+use crate::tags;
+
+/// What a slot's self-healing NAT is made of, for its plan.
+pub(super) struct GroupParts<'a> {
+    pub address: &'a AddressChoice<'a>,
+    pub address_ref: &'a Ref,
+    pub public_subnet: &'a Planned,
+    pub security_group: &'a Planned,
+    pub profile: &'a Planned,
+    pub instance_type: &'a str,
+    /// Lambda's answer to the functions created first: nothing of the NAT goes into an AZ
+    /// Lambda may still refuse (see `slot.rs`).
+    pub functions_first: &'a [StepId],
+}
+
+/// A plan that would move a slot between a self-healing NAT and a plain NAT instance or a NAT
+/// gateway is refused: that move is not built yet, and without it the slot's Elastic IP would be
+/// held by the NAT it leaves.
+pub(super) fn refuse_switches(
+    spec: &StackSpec,
+    inventory: &Inventory,
+    wanted: &[(Slot, String)],
+) -> Result<(), PlanError> {
+    let groups = spec.modes.nat_groups();
+    for &(slot, _) in wanted {
+        let has_group =
+            inventory.nat_group(slot).is_some() || inventory.nat_interface(slot).is_some();
+        // A plain NAT instance moves to a group in one deploy (`slot_nat_group`).
+        let other = if groups {
+            inventory
+                .live_nat(slot)
+                .map(|nat| format!("NAT gateway {}", nat.id))
+        } else {
+            has_group.then(|| "a self-healing NAT instance".to_owned())
+        };
+        if let Some(from) = other {
+            return Err(PlanError::NatGroupSwitch {
+                slot,
+                from,
+                to_groups: groups,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl Planner {
+    /// The self-healing NAT instances' instance profile and role: kept when complete, else made
+    /// (every call of it is done-if-done, so a run killed part way is finished by the next).
+    pub(super) fn nat_profile(&mut self, spec: &StackSpec, observed: &ObservedState) -> Planned {
+        match &observed.nat_profile {
+            Some(profile) if profile.complete => Planned::kept(&profile.name),
+            _ => {
+                let name = tags::nat_role_name(&spec.stack, &spec.region);
+                Planned::created(self.push(Action::CreateNatProfile { name }, &[]))
+            }
+        }
+    }
+
+    /// A slot's self-healing NAT: its fixed interface holding the slot's address, its launch
+    /// template and its group, each kept or made; the route waits for the group's instance to
+    /// say ready, unless it targets the interface already and nothing changed.
+    pub(super) fn slot_nat_group(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        parts: GroupParts,
+    ) -> Result<SlotNat, PlanError> {
+        let first = self.steps.len();
+        let observed_interface = inventory.nat_interface(slot);
+        let interface = match observed_interface {
+            Some(interface) => Ref::Existing(interface.id.clone()),
+            None => Ref::Step(self.push(
+                Action::CreateNatInterface {
+                    subnet: parts.public_subnet.reference.clone(),
+                    security_group: parts.security_group.reference.clone(),
+                    slot,
+                },
+                parts.functions_first,
+            )),
+        };
+        if observed_interface.is_some_and(|i| i.source_dest_check) {
+            self.notes.push(format!(
+                "the NAT network interface of AZ slot {slot} has its source/destination check on: it drops what it should forward; turn it off (`aws ec2 modify-network-interface-attribute --no-source-dest-check`)"
+            ));
+        }
+        let template = match inventory.nat_launch_template(slot) {
+            Some(template) => Ref::Existing(template.id.clone()),
+            None => Ref::Step(self.push(
+                Action::CreateNatLaunchTemplate {
+                    slot,
+                    subnet: parts.public_subnet.reference.clone(),
+                    security_group: parts.security_group.reference.clone(),
+                    interface: interface.clone(),
+                    profile: parts.profile.reference.clone(),
+                    instance_type: parts.instance_type.to_owned(),
+                    image_parameter: image_parameter(parts.instance_type).to_owned(),
+                },
+                &[],
+            )),
+        };
+        // From a plain NAT instance: the group first (its instance boots and waits for the
+        // address), then the address moves; otherwise the group once the address is on.
+        let leaving = inventory.live_instance(slot);
+        let (group, retire) = match leaving {
+            Some(old) => {
+                let group = self.nat_group(slot, inventory, template, &parts, &[]);
+                // The wait for ready comes after these steps (every step of the slot's NAT).
+                self.move_address(slot, old, &parts, &interface, &group)?;
+                self.notes.push(format!(
+                    "AZ slot {slot} moves from NAT instance {} to a self-healing NAT, keeping its Elastic IP: its egress pauses from the address's move until the group's instance reports ready (on AWS, about a minute: its boot installs nftables once the address is on its interface); the old instance is terminated once the route has moved",
+                    old.id
+                ));
+                (group, vec![Retire::NatInstance { id: old.id.clone() }])
+            }
+            None => {
+                let associated = self.interface_address(slot, inventory, &parts, &interface)?;
+                (
+                    self.nat_group(slot, inventory, template, &parts, &associated),
+                    Vec::new(),
+                )
+            }
+        };
+        let changed: Vec<StepId> = self.steps[first..].iter().map(|s| s.id).collect();
+        let routed = observed_interface.is_some_and(|i| inventory.routes_to_interface(slot, &i.id));
+        let route_after = if routed && changed.is_empty() {
+            Vec::new()
+        } else {
+            let action = Action::AwaitNatGroupReady {
+                group: group.clone(),
+            };
+            vec![self.push(action, &changed)]
+        };
+        let planned = match (&group, changed.is_empty()) {
+            (Ref::Existing(name), true) => Planned::kept(name),
+            (Ref::Existing(name), false) => Planned::changed(name),
+            (Ref::Step(step), _) => Planned::created(*step),
+        };
+        Ok(SlotNat {
+            planned,
+            via: RouteVia::NatInterface(interface),
+            route_after,
+            switch: None,
+            retire,
+        })
+    }
+
+    /// The slot's group, kept or created after `ordering`.
+    fn nat_group(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        template: Ref,
+        parts: &GroupParts,
+        ordering: &[StepId],
+    ) -> Ref {
+        match inventory.nat_group(slot) {
+            Some(group) => Ref::Existing(group.name.clone()),
+            None => Ref::Step(self.push_group_note(slot).push(
+                Action::CreateNatGroup {
+                    slot,
+                    template,
+                    subnet: parts.public_subnet.reference.clone(),
+                },
+                ordering,
+            )),
+        }
+    }
+
+    /// The slot's address from its plain NAT instance to the fixed interface, once the group's
+    /// instance is launching (`group`): the instance's automatic public IP off first (one
+    /// launched with a public IP, in a switch from a gateway, would get a new one when its
+    /// Elastic IP leaves, while the route still names it), the address off it, then on the
+    /// interface. The steps after which the address is on the interface.
+    fn move_address(
+        &mut self,
+        slot: Slot,
+        old: &crate::observed::ObservedNatInstance,
+        parts: &GroupParts,
+        interface: &Ref,
+        group: &Ref,
+    ) -> Result<Vec<StepId>, PlanError> {
+        let mut after: Vec<StepId> = match group {
+            Ref::Step(step) => vec![*step],
+            Ref::Existing(_) => Vec::new(),
+        };
+        if let Some(observed) = parts.address.observed() {
+            let on_interface = matches!(interface, Ref::Existing(id)
+                if observed.network_interface_id.as_deref() == Some(id.as_str()));
+            if on_interface && observed.in_use().is_some() {
+                // Moved by a run that ended before the route did.
+                return Ok(Vec::new());
+            }
+            after.extend(self.free_stale_association(observed));
+            if let Some(association) = observed.in_use() {
+                let on_old = old.network_interface_id.is_some()
+                    && old.network_interface_id == observed.network_interface_id;
+                if !on_old {
+                    return Err(PlanError::AddressInUse {
+                        slot,
+                        allocation_id: observed.allocation_id.clone(),
+                        association: association.to_owned(),
+                    });
+                }
+                let dropped: Vec<StepId> = old
+                    .network_interface_id
+                    .iter()
+                    .map(|eni| {
+                        let action = Action::DropPublicIp {
+                            network_interface: eni.clone(),
+                        };
+                        self.push(action, &[])
+                    })
+                    .collect();
+                let ordering: Vec<StepId> = after.iter().chain(&dropped).copied().collect();
+                after.push(self.disassociate(association, &ordering));
+            }
+        }
+        let action = Action::AssociateInterfaceAddress {
+            address: parts.address_ref.clone(),
+            interface: interface.clone(),
+        };
+        Ok(vec![self.push(action, &after)])
+    }
+
+    /// What a new group costs beyond its instance, for `plan`: the group, its template and its
+    /// interface are free; each instance it launches holds a public IPv4 address for its boot.
+    fn push_group_note(&mut self, slot: Slot) -> &mut Self {
+        self.notes.push(format!(
+            "AZ slot {slot}: its NAT instance is an auto-scaling group of one, replaced without a deploy when it fails, stops or is terminated (about 5 minutes on AWS), leaving from the same Elastic IP on its fixed network interface; the group, its launch template and the interface are free, and each instance holds a public IPv4 address for its boot's first minutes ($0.005/h: under a cent per replacement)"
+        ));
+        self
+    }
+
+    /// The slot's address on its fixed interface: the steps after which it is there (none when
+    /// it is already), or why it cannot be (it is held by something else).
+    fn interface_address(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        parts: &GroupParts,
+        interface: &Ref,
+    ) -> Result<Vec<StepId>, PlanError> {
+        let mut stale = Vec::new();
+        if let Some(observed) = parts.address.observed() {
+            let on_interface = match interface {
+                Ref::Existing(id) => observed.network_interface_id.as_deref() == Some(id),
+                Ref::Step(_) => false,
+            };
+            if on_interface && observed.in_use().is_some() {
+                return Ok(Vec::new());
+            }
+            stale.extend(self.free_stale_association(observed));
+            if let Some(association) = observed.in_use() {
+                return Err(address_held(slot, inventory, observed, association));
+            }
+        }
+        let action = Action::AssociateInterfaceAddress {
+            address: parts.address_ref.clone(),
+            interface: interface.clone(),
+        };
+        Ok(vec![self.push(action, &stale)])
+    }
+
+    /// Removal of a slot's self-healing NAT after `ordering` (destroy, a slot beyond `azs`): the
+    /// group with its instance, its template, the address off the interface (the caller keeps
+    /// or releases it), the interface. Each removed interface's subnet with the step after which
+    /// the interface is gone and its address free.
+    pub(super) fn remove_nat_groups_of_slot(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        ordering: &[StepId],
+    ) -> Vec<(String, StepId)> {
+        let groups_deleted: Vec<StepId> = inventory
+            .nat_groups
+            .iter()
+            .filter(|g| g.slot == slot)
+            .map(|g| {
+                let action = Action::DeleteNatGroup {
+                    name: g.name.clone(),
+                };
+                self.push(action, ordering)
+            })
+            .collect();
+        let after_groups: Vec<StepId> = ordering.iter().chain(&groups_deleted).copied().collect();
+        for template in inventory
+            .nat_launch_templates
+            .iter()
+            .filter(|t| t.slot == slot)
+        {
+            let action = Action::DeleteNatLaunchTemplate {
+                id: template.id.clone(),
+            };
+            self.push(action, &after_groups);
+        }
+        let mut removed = Vec::new();
+        for interface in inventory.nat_interfaces.iter().filter(|i| i.slot == slot) {
+            let mut after = after_groups.clone();
+            let held = inventory
+                .addresses
+                .iter()
+                .filter(|a| a.network_interface_id.as_deref() == Some(interface.id.as_str()));
+            for address in held {
+                if let Some(association) = &address.association_id {
+                    after.push(self.disassociate(association, ordering));
+                }
+            }
+            let action = Action::DeleteNatInterface {
+                id: interface.id.clone(),
+            };
+            removed.push((interface.subnet_id.clone(), self.push(action, &after)));
+        }
+        removed
+    }
+
+    /// Destroy: the instance profile and role, once every group that launches with it is gone.
+    pub(super) fn remove_nat_profile(
+        &mut self,
+        observed: &ObservedState,
+        groups_gone: &[StepId],
+    ) -> Option<Status> {
+        let profile = observed.nat_profile.as_ref()?;
+        let action = Action::DeleteNatProfile {
+            name: profile.name.clone(),
+        };
+        self.push(action, groups_gone);
+        Some(Status::Delete(profile.name.clone()))
+    }
+}

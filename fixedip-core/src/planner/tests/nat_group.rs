@@ -1,0 +1,284 @@
+//! `nat-self-healing`: plans checked on the simulated account (`simulate.rs`), which refuses what
+//! AWS refuses (an associated address, an attached interface deleted, a route to an interface
+//! whose instance has not said ready, a group deleted under a function that routes through it).
+
+use super::simulate::{apply, check_well_formed, deployed, destroyed, empty, spec};
+use super::*;
+use crate::observed::RouteTarget;
+use crate::plan::{Action, Status};
+use crate::requirements::NatMode;
+
+fn healing_spec(azs: u8) -> StackSpec {
+    let mut spec = spec(azs, &["f"]);
+    spec.modes.nat = NatMode::Instance;
+    spec.modes.nat_self_healing = true;
+    spec
+}
+
+fn count(plan: &Plan, what: impl Fn(&Action) -> bool) -> usize {
+    plan.steps.iter().filter(|s| what(&s.action)).count()
+}
+
+/// Every private subnet routes to its own slot's fixed interface, which holds the slot's
+/// address and is attached to the slot's group's instance.
+fn routes_through_interfaces(account: &ObservedState) {
+    for table in account
+        .route_tables
+        .iter()
+        .filter(|t| t.tier == Tier::Private)
+    {
+        let route = table.routes.iter().find(|r| r.destination == ANYWHERE);
+        let Some(RouteTarget::NetworkInterface(id)) = route.map(|r| &r.target) else {
+            panic!("{} does not route to an interface: {table:?}", table.id);
+        };
+        let interface = account.nat_interfaces.iter().find(|i| i.id == *id).unwrap();
+        assert_eq!(Some(interface.slot), table.slot);
+        assert!(!interface.source_dest_check);
+        let group = account.nat_groups.iter().find(|g| g.slot == interface.slot);
+        let group = group.expect("no group in the interface's slot");
+        assert_eq!(
+            interface.attached_instance.as_ref(),
+            group.instances.first().map(|i| &i.id)
+        );
+        let address = account
+            .addresses
+            .iter()
+            .find(|a| a.network_interface_id.as_deref() == Some(id.as_str()))
+            .expect("the interface has no Elastic IP");
+        assert_eq!(address.slot, Some(interface.slot));
+    }
+}
+
+#[test]
+fn a_fresh_stack_gets_a_group_of_one_per_az_and_a_redeploy_changes_nothing() {
+    let spec = healing_spec(2);
+    let plan = plan(&spec, &empty()).unwrap();
+    check_well_formed(&plan);
+    assert_eq!(
+        count(&plan, |a| matches!(a, Action::CreateNatProfile { .. })),
+        1
+    );
+    for kind in [
+        (|a: &Action| matches!(a, Action::CreateNatInterface { .. })) as fn(&Action) -> bool,
+        |a| matches!(a, Action::AssociateInterfaceAddress { .. }),
+        |a| matches!(a, Action::CreateNatLaunchTemplate { .. }),
+        |a| matches!(a, Action::CreateNatGroup { .. }),
+        |a| matches!(a, Action::AwaitNatGroupReady { .. }),
+    ] {
+        assert_eq!(count(&plan, kind), 2, "{:#?}", plan.steps);
+    }
+    assert_eq!(
+        count(&plan, |a| matches!(
+            a,
+            Action::LaunchNatInstance { .. } | Action::CreateNatGateway { .. }
+        )),
+        0
+    );
+    let profile = plan.steps.iter().find_map(|s| match &s.action {
+        Action::CreateNatProfile { name } => Some(name.clone()),
+        _ => None,
+    });
+    assert_eq!(profile.as_deref(), Some("fixedip-payments-us-east-1-nat"));
+
+    let account = deployed(&spec, &empty());
+    assert_eq!(account.nat_groups.len(), 2);
+    assert!(account.nat_instances.is_empty() && account.nat_gateways.is_empty());
+    routes_through_interfaces(&account);
+    let again = plan_with(&spec, &account, &PlanOptions::default()).unwrap();
+    assert!(again.is_noop(), "{:#?}", again.steps);
+}
+
+/// The route moves to the interface only after the group's instance said ready, and the group
+/// starts only once the address is on the interface (its boot waits for it).
+#[test]
+fn the_route_waits_for_the_ready_line_and_the_group_for_the_address() {
+    let plan = plan(&healing_spec(1), &empty()).unwrap();
+    let step = |what: fn(&Action) -> bool| plan.steps.iter().find(|s| what(&s.action)).unwrap();
+    let ready = step(|a| matches!(a, Action::AwaitNatGroupReady { .. }));
+    let group = step(|a| matches!(a, Action::CreateNatGroup { .. }));
+    let associated = step(|a| matches!(a, Action::AssociateInterfaceAddress { .. }));
+    let route = step(|a| {
+        matches!(
+            a,
+            Action::CreateRoute {
+                via: RouteVia::NatInterface(_),
+                ..
+            }
+        )
+    });
+    assert!(route.after.contains(&ready.id), "{route:?}");
+    assert!(ready.after.contains(&group.id));
+    assert!(group.after.contains(&associated.id));
+}
+
+/// A run killed after the interface and its address leaves them; the next plans only what is
+/// missing and never a second interface or association.
+#[test]
+fn a_run_killed_part_way_is_finished_by_the_next() {
+    let spec = healing_spec(1);
+    let first = plan(&spec, &empty()).unwrap();
+    let cut = first
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::AssociateInterfaceAddress { .. }))
+        .unwrap()
+        .id;
+    let partial = super::simulate::apply_where(&first, &empty(), |id| id <= cut);
+    assert_eq!(partial.nat_interfaces.len(), 1);
+    let second = plan(&spec, &partial).unwrap();
+    assert_eq!(
+        count(&second, |a| matches!(
+            a,
+            Action::CreateNatInterface { .. } | Action::AssociateInterfaceAddress { .. }
+        )),
+        0,
+        "{:#?}",
+        second.steps
+    );
+    let account = apply(&second, &partial);
+    routes_through_interfaces(&account);
+    assert!(plan(&spec, &account).unwrap().is_noop());
+}
+
+/// Destroy removes the group, its template, the interface, the profile; the address is kept.
+#[test]
+fn destroy_removes_everything_but_the_address() {
+    let spec = healing_spec(2);
+    let account = deployed(&spec, &empty());
+    let plan = plan_destroy(&spec, &account, &PlanOptions::default()).unwrap();
+    check_well_formed(&plan);
+    let gone = destroyed(&spec, &account, &PlanOptions::default());
+    assert!(gone.nat_groups.is_empty());
+    assert!(gone.nat_launch_templates.is_empty());
+    assert!(gone.nat_interfaces.is_empty());
+    assert_eq!(gone.nat_profile, None);
+    assert_eq!(gone.addresses.len(), 2);
+    assert!(gone
+        .addresses
+        .iter()
+        .all(|a| a.usage == AddressUse::Retained && a.association_id.is_none()));
+    assert!(plan.steps.iter().any(
+        |s| matches!(&s.action, Action::DeleteNatProfile { name } if name == "fixedip-payments-us-east-1-nat")
+    ));
+}
+
+/// A slot beyond a lowered `azs` loses its group, template and interface; its address stays.
+#[test]
+fn a_slot_beyond_azs_loses_its_group() {
+    let account = deployed(&healing_spec(2), &empty());
+    let smaller = healing_spec(1);
+    let plan = plan(&smaller, &account).unwrap();
+    check_well_formed(&plan);
+    let after = apply(&plan, &account);
+    assert_eq!(after.nat_groups.len(), 1);
+    assert_eq!(after.nat_interfaces.len(), 1);
+    assert_eq!(after.nat_launch_templates.len(), 1);
+    assert!(after.nat_profile.is_some());
+    assert_eq!(after.addresses.len(), 2);
+    routes_through_interfaces(&after);
+}
+
+/// A stack of plain NAT instances moves to groups in one deploy, keeping its addresses: the
+/// group launches before the address leaves the old instance, the route moves once the group's
+/// instance is ready, and the old instance goes last.
+#[test]
+fn plain_instances_move_to_groups_in_one_deploy_keeping_their_addresses() {
+    let mut plain = healing_spec(2);
+    plain.modes.nat_self_healing = false;
+    let before = deployed(&plain, &empty());
+    let ips: BTreeSet<String> = before
+        .addresses
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
+    let spec = healing_spec(2);
+    let plan = plan(&spec, &before).unwrap();
+    check_well_formed(&plan);
+    let step = |what: fn(&Action) -> bool| -> Vec<&crate::plan::Step> {
+        plan.steps.iter().filter(|s| what(&s.action)).collect()
+    };
+    for group in step(|a| matches!(a, Action::CreateNatGroup { .. })) {
+        let freed = step(|a| matches!(a, Action::DisassociateAddress { .. }));
+        assert!(
+            freed.iter().any(|d| d.after.contains(&group.id)),
+            "{plan:#?}"
+        );
+    }
+    let after = apply(&plan, &before);
+    assert!(
+        after.nat_instances.is_empty(),
+        "the old instances are terminated"
+    );
+    routes_through_interfaces(&after);
+    let kept: BTreeSet<String> = after
+        .addresses
+        .iter()
+        .map(|a| a.allocation_id.clone())
+        .collect();
+    assert_eq!(kept, ips);
+    assert!(plan_with(&spec, &after, &PlanOptions::default())
+        .unwrap()
+        .is_noop());
+}
+
+/// A move killed anywhere is finished by the next deploy, with the same addresses.
+#[test]
+fn a_move_killed_part_way_is_finished_by_the_next_deploy() {
+    let mut plain = healing_spec(1);
+    plain.modes.nat_self_healing = false;
+    let before = deployed(&plain, &empty());
+    let spec = healing_spec(1);
+    let plan = plan(&spec, &before).unwrap();
+    for cut in 0..plan.steps.len() {
+        let partial = super::simulate::apply_where(&plan, &before, |id| id.0 <= cut);
+        let finished = deployed(&spec, &partial);
+        routes_through_interfaces(&finished);
+        assert!(finished.nat_instances.is_empty(), "cut after step {cut}");
+        assert_eq!(finished.addresses.len(), 1);
+    }
+}
+
+/// Moving a live slot from a NAT gateway to a group, or from a group to another kind of NAT, is
+/// not built: refused before any change.
+#[test]
+fn switching_a_gateway_or_a_group_is_refused() {
+    let with_gateway = deployed(&spec(1, &["f"]), &empty());
+    assert!(matches!(
+        plan(&healing_spec(1), &with_gateway),
+        Err(PlanError::NatGroupSwitch {
+            to_groups: true,
+            ..
+        })
+    ));
+    let mut plain = healing_spec(1);
+    plain.modes.nat_self_healing = false;
+    let with_group = deployed(&healing_spec(1), &empty());
+    for other in [plain, spec(1, &["f"])] {
+        assert!(matches!(
+            plan(&other, &with_group),
+            Err(PlanError::NatGroupSwitch {
+                to_groups: false,
+                ..
+            })
+        ));
+    }
+}
+
+/// An incomplete profile (a run killed between its calls) is made again; a complete one kept.
+#[test]
+fn an_incomplete_profile_is_completed() {
+    let spec = healing_spec(1);
+    let mut account = deployed(&spec, &empty());
+    account.nat_profile.as_mut().unwrap().complete = false;
+    let plan = plan(&spec, &account).unwrap();
+    assert_eq!(
+        plan.steps.iter().map(|s| &s.action).collect::<Vec<_>>(),
+        vec![&Action::CreateNatProfile {
+            name: "fixedip-payments-us-east-1-nat".into()
+        }]
+    );
+    assert_eq!(
+        plan.network.nat_security_group,
+        Some(Status::Keep(account.nat_security_group.unwrap().id))
+    );
+}

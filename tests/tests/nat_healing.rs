@@ -1,0 +1,378 @@
+//! `nat-self-healing` end to end (issue 17): each NAT instance is the one instance of an
+//! auto-scaling group, holding the slot's Elastic IP on a fixed network interface that every
+//! instance of the group attaches at boot. moto launches the group's instances; the chaos proxy
+//! in front of the CLI plays their boot (`tests/chaos/src/nat_group.rs`: the attach, the ready
+//! line) and detaches the interface of a terminated instance, as AWS does.
+
+use std::collections::BTreeSet;
+use std::process::Output;
+
+use aws_sdk_ec2::types::Filter;
+use fixedip_tests::{fixture_zip, fixtures_manifest, Emulator};
+
+const FIXTURE: &str = "nat-healing";
+
+fn run(emulator: &Emulator, args: &[&str]) -> Output {
+    let manifest = fixtures_manifest();
+    let mut command = emulator.cargo_fixedip();
+    command
+        .arg(args[0])
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(&args[1..]);
+    command.output().expect("cargo-fixedip runs")
+}
+
+fn ok(emulator: &Emulator, args: &[&str]) -> Output {
+    let output = run(emulator, args);
+    assert!(
+        output.status.success(),
+        "cargo fixedip {args:?}:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+fn deploy(emulator: &Emulator) -> Output {
+    let zip = fixture_zip(FIXTURE);
+    let zip = zip.to_str().unwrap();
+    ok(
+        emulator,
+        &["deploy", "--zip", zip, "--poll-interval", "0.2"],
+    )
+}
+
+fn tagged(key: &str, value: &str) -> Filter {
+    Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
+}
+
+/// The fixed interfaces: (id, the instance holding it, its public IP).
+async fn interfaces(emulator: &Emulator) -> Vec<(String, Option<String>, Option<String>)> {
+    let answer = emulator
+        .ec2()
+        .await
+        .describe_network_interfaces()
+        .filters(tagged("fixedip:component", "nat-interface"))
+        .send()
+        .await
+        .unwrap();
+    answer
+        .network_interfaces()
+        .iter()
+        .map(|n| {
+            (
+                n.network_interface_id().unwrap().to_owned(),
+                n.attachment()
+                    .and_then(|a| a.instance_id())
+                    .map(str::to_owned),
+                n.association()
+                    .and_then(|a| a.public_ip())
+                    .map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+/// Each private route table sends 0.0.0.0/0 to a fixed interface that holds a stack address.
+async fn assert_routed_through_interfaces(emulator: &Emulator) -> BTreeSet<String> {
+    let interfaces = interfaces(emulator).await;
+    assert_eq!(interfaces.len(), 2, "{interfaces:?}");
+    let tables = emulator
+        .ec2()
+        .await
+        .describe_route_tables()
+        .filters(tagged("fixedip:component", "private-route-table"))
+        .send()
+        .await
+        .unwrap();
+    let targets: BTreeSet<String> = tables
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .map(|r| {
+            r.network_interface_id()
+                .unwrap_or("not an interface")
+                .to_owned()
+        })
+        .collect();
+    let ids: BTreeSet<String> = interfaces.iter().map(|i| i.0.clone()).collect();
+    assert_eq!(targets, ids);
+    interfaces
+        .iter()
+        .map(|(id, _, ip)| {
+            ip.clone()
+                .unwrap_or_else(|| panic!("{id} holds no address"))
+        })
+        .collect()
+}
+
+async fn stack_ips(emulator: &Emulator) -> BTreeSet<String> {
+    emulator
+        .addresses()
+        .await
+        .iter()
+        .filter_map(|a| a.public_ip().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_builds_a_group_per_az_and_destroy_removes_all_of_it() {
+    let emulator = Emulator::start();
+    let output = deploy(&emulator);
+    let ips = assert_routed_through_interfaces(&emulator).await;
+    assert_eq!(ips, stack_ips(&emulator).await);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    for ip in &ips {
+        assert!(printed.contains(ip.as_str()), "{ip} not printed: {printed}");
+    }
+    assert_eq!(emulator.live_nat_gateways().await, 0);
+    let output = ok(&emulator, &["verify", "-p", FIXTURE, "--json"]);
+    let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    for function in verdict["stacks"][0]["functions"].as_array().unwrap() {
+        assert_eq!(function["findings"], serde_json::json!([]), "{verdict:#}");
+    }
+
+    let zip = fixture_zip(FIXTURE);
+    let destroyed = ok(
+        &emulator,
+        &[
+            "destroy",
+            "--yes",
+            "--eni-timeout",
+            "20",
+            "--zip",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        interfaces(&emulator).await.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&destroyed.stderr)
+    );
+    let ec2 = emulator.ec2().await;
+    let templates = ec2
+        .describe_launch_templates()
+        .filters(tagged("fixedip:stack", "default"))
+        .send()
+        .await
+        .unwrap();
+    assert!(templates.launch_templates().is_empty());
+    let iam = emulator.iam().await;
+    let name = "fixedip-default-us-east-1-nat";
+    assert!(iam
+        .get_instance_profile()
+        .instance_profile_name(name)
+        .send()
+        .await
+        .is_err());
+    assert!(iam.get_role().role_name(name).send().await.is_err());
+    assert_eq!(
+        live_instances(&emulator, "nat-group").await,
+        0,
+        "the groups' instances are gone"
+    );
+    assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
+}
+
+/// The group's instance terminated under the live stack: without any deploy, the group's
+/// replacement attaches the fixed interface and says ready, and `verify` passes on the same IPs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminated_instance_is_replaced_without_a_deploy_on_the_same_ip() {
+    let emulator = Emulator::start();
+    deploy(&emulator);
+    let ips = assert_routed_through_interfaces(&emulator).await;
+    let (_, holder, _) = interfaces(&emulator).await.remove(0);
+    let holder = holder.expect("the interface is attached");
+    emulator
+        .ec2_through_proxy()
+        .await
+        .terminate_instances()
+        .instance_ids(&holder)
+        .send()
+        .await
+        .unwrap();
+
+    // The next look at the group (status reads it) plays the replacement's boot.
+    let started = std::time::Instant::now();
+    loop {
+        let output = ok(&emulator, &["status", "-p", FIXTURE, "--json"]);
+        let attached = interfaces(&emulator).await;
+        let replaced = attached
+            .iter()
+            .all(|(_, instance, _)| instance.as_ref().is_some_and(|i| *i != holder));
+        if replaced {
+            // status lists the replacement as its group's, ready.
+            let output = ok(&emulator, &["status", "-p", FIXTURE, "--json"]);
+            let status: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            let listed = status.to_string();
+            let holders: Vec<String> = attached.iter().filter_map(|a| a.1.clone()).collect();
+            for holder in &holders {
+                assert!(listed.contains(holder.as_str()), "{status:#}");
+            }
+            let ready = listed.matches(r#""readiness":"ready""#).count();
+            assert!(ready >= holders.len(), "{status:#}");
+            assert!(
+                listed.contains(r#""group":"fixedip-default-nat-"#),
+                "{status:#}"
+            );
+            let output = ok(&emulator, &["verify", "-p", FIXTURE, "--json"]);
+            let verdict: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+            for function in verdict["stacks"][0]["functions"].as_array().unwrap() {
+                assert_eq!(function["findings"], serde_json::json!([]), "{verdict:#}");
+            }
+            break;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "no replacement: {}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert_eq!(assert_routed_through_interfaces(&emulator).await, ips);
+}
+
+/// The stack's instances of a `fixedip:component` that are not shutting down or terminated.
+async fn live_instances(emulator: &Emulator, component: &str) -> usize {
+    let answer = emulator
+        .ec2()
+        .await
+        .describe_instances()
+        .filters(tagged("fixedip:component", component))
+        .filters(
+            Filter::builder()
+                .name("instance-state-name")
+                .values("pending")
+                .values("running")
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    answer
+        .reservations()
+        .iter()
+        .map(|r| r.instances().len())
+        .sum()
+}
+
+/// A stack of plain NAT instances moves to self-healing ones in one deploy, keeping its IPs;
+/// the plain instances are terminated once the routes have moved.
+#[tokio::test(flavor = "multi_thread")]
+async fn plain_nat_instances_move_to_self_healing_in_one_deploy_keeping_the_ips() {
+    let emulator = Emulator::start();
+    let plain = fixture_zip("nat-instance");
+    ok(
+        &emulator,
+        &[
+            "deploy",
+            "--zip",
+            plain.to_str().unwrap(),
+            "--poll-interval",
+            "0.2",
+        ],
+    );
+    let ips = stack_ips(&emulator).await;
+    assert_eq!(ips.len(), 2);
+    assert_eq!(live_instances(&emulator, "nat-instance").await, 2);
+    deploy(&emulator);
+    assert_eq!(assert_routed_through_interfaces(&emulator).await, ips);
+    assert_eq!(stack_ips(&emulator).await, ips);
+    assert_eq!(live_instances(&emulator, "nat-instance").await, 0);
+}
+
+/// Moving a live stack from NAT gateways to self-healing NAT instances is not built: the deploy
+/// is refused before any change, with what to do, and the stack keeps its gateways.
+#[tokio::test(flavor = "multi_thread")]
+async fn switching_gateways_to_self_healing_is_refused_before_any_change() {
+    let emulator = Emulator::start();
+    let gateways = fixture_zip("second-function");
+    ok(
+        &emulator,
+        &[
+            "deploy",
+            "--zip",
+            gateways.to_str().unwrap(),
+            "--poll-interval",
+            "0.2",
+        ],
+    );
+    let mark = emulator.mark();
+    let healing = fixture_zip(FIXTURE);
+    let output = run(&emulator, &["deploy", "--zip", healing.to_str().unwrap()]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("nat-self-healing") && stderr.contains("not built yet"),
+        "{stderr}"
+    );
+    let mutating: Vec<_> = emulator
+        .requests_since(mark)
+        .into_iter()
+        .filter(|c| c.is_mutating())
+        .collect();
+    assert!(mutating.is_empty(), "{mutating:#?}");
+    assert_eq!(emulator.live_nat_gateways().await, 2);
+}
+
+/// A group whose instance never gets ready (its boot writes FAILED) fails the deploy with the
+/// instance's own lines, and no private route is made to an interface nobody forwards from.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_instance_that_never_gets_ready_fails_the_deploy_with_its_own_lines() {
+    use fixedip_chaos::scenario::{NatBoot, NeverReady};
+    let scenario = fixedip_chaos::Scenario {
+        nat_boot: NatBoot {
+            ready_after_ms: 0,
+            replacement_after_ms: 0,
+            never_ready: vec![NeverReady {
+                nth: 1,
+                silent: false,
+            }],
+        },
+        ..fixedip_chaos::Scenario::default()
+    };
+    let lab = crate::common::Lab::start(scenario).await;
+    let manifest = fixtures_manifest().to_str().unwrap().to_owned();
+    let zip = fixture_zip(FIXTURE).to_str().unwrap().to_owned();
+    let output = lab
+        .run(&[
+            "deploy",
+            "--manifest-path",
+            &manifest,
+            "--zip",
+            &zip,
+            "--poll-interval",
+            "0.2",
+        ])
+        .await;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("fixedip-nat: FAILED: nftables could not be installed"),
+        "{stderr}"
+    );
+    let tables = lab
+        .emulator
+        .ec2()
+        .await
+        .describe_route_tables()
+        .filters(tagged("fixedip:component", "private-route-table"))
+        .send()
+        .await
+        .unwrap();
+    let to_interfaces = tables
+        .route_tables()
+        .iter()
+        .flat_map(|t| t.routes())
+        .filter(|r| r.network_interface_id().is_some())
+        .count();
+    assert!(
+        to_interfaces < 2,
+        "the failed slot has no route to its interface"
+    );
+}
