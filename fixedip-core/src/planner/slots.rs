@@ -73,7 +73,7 @@ pub(super) fn choose_slots(
 }
 
 /// A slot whose subnets are in an AZ the stack cannot use (Lambda refused them in this run) and
-/// whose NAT (gateway or instance) does not exist: it is given up, its subnets and route table
+/// whose NAT (gateway, instance, or a self-healing NAT's interface) does not exist: it is given up, its subnets and route table
 /// removed, and a slot in another AZ takes its place, with its address (`addresses.rs`): an
 /// address is regional, so a refused AZ costs no second one. A slot whose NAT exists keeps its AZ
 /// for life. So does one whose address waits for `--allow-new-ips` (`pending`): that IP was shown
