@@ -334,7 +334,9 @@ pub(super) fn functions_created_first(
     let makes_nat = plan.steps.iter().any(|step| {
         matches!(
             step.action,
-            Action::CreateNatGateway { .. } | Action::LaunchNatInstance { .. }
+            Action::CreateNatGateway { .. }
+                | Action::LaunchNatInstance { .. }
+                | Action::CreateNatInterface { .. }
         )
     });
     if !makes_nat {

@@ -1663,7 +1663,9 @@ fn documented(step: &Action, earlier: &Action) -> bool {
             match (step, earlier) {
                 // No NAT in an AZ Lambda refuses: a new NAT after the functions created first.
                 (
-                    Action::CreateNatGateway { .. } | Action::LaunchNatInstance { .. },
+                    Action::CreateNatGateway { .. }
+                    | Action::LaunchNatInstance { .. }
+                    | Action::CreateNatInterface { .. },
                     Action::CreateFunction { .. },
                 ) => true,
                 (
