@@ -68,6 +68,10 @@ pub enum Action {
         slot: Slot,
         #[serde(default)]
         adopted: bool,
+        /// Claimed for the slot but not allowed to carry traffic yet: tagged `pending`, as a new
+        /// address held back is (a pending address a removed slot left, taken by another).
+        #[serde(default)]
+        held_back: bool,
     },
     /// Completes when the gateway is `available`. `address` resolves to an allocation id.
     CreateNatGateway {
@@ -398,8 +402,15 @@ pub enum Action {
     /// Keep an Elastic IP that serves no NAT any more: CreateTags `fixedip:address=retained`,
     /// DeleteTags `fixedip:slot`; the stack and `fixedip:adopted` tags stay. The next deploy puts
     /// it back to work before allocating anything. Never releases the address.
+    ///
+    /// `pending`: the address was shown but never allowed to carry traffic (`--allow-new-ips`),
+    /// so it keeps `fixedip:address=pending` (only the slot tag goes): a later run that puts it
+    /// to work holds it back again, instead of sending traffic from an IP the partner may not
+    /// have allowlisted (guarantee 1).
     RetainAddress {
         allocation_id: String,
+        #[serde(default)]
+        pending: bool,
     },
     /// ReleaseAddress: only with `release_ips`, never for an adopted address, and only after the
     /// NAT that held it is `deleted`.
@@ -513,9 +524,18 @@ impl Action {
             Action::ActivateAddress {
                 allocation_id,
                 slot,
+                held_back: false,
                 ..
             } => {
                 format!("put Elastic IP {allocation_id} to work (slot {slot})")
+            }
+            Action::ActivateAddress {
+                allocation_id,
+                slot,
+                held_back: true,
+                ..
+            } => {
+                format!("claim Elastic IP {allocation_id} for slot {slot}, waiting for `--allow-new-ips`")
             }
             Action::CreateNatGateway {
                 subnet,
@@ -663,8 +683,19 @@ impl Action {
             Action::DeleteNatGateway { nat_gateway } => {
                 format!("delete NAT gateway {nat_gateway} and wait until it is deleted")
             }
-            Action::RetainAddress { allocation_id } => {
+            Action::RetainAddress {
+                allocation_id,
+                pending: false,
+            } => {
                 format!("keep Elastic IP {allocation_id} as retained (it stays allocated)")
+            }
+            Action::RetainAddress {
+                allocation_id,
+                pending: true,
+            } => {
+                format!(
+                    "keep Elastic IP {allocation_id} allocated, still waiting for `--allow-new-ips`"
+                )
             }
             Action::ReleaseAddress { allocation_id } => {
                 format!("release Elastic IP {allocation_id}")

@@ -325,7 +325,11 @@ impl<'a> Teardown<'a> {
                 released.push((address.allocation_id.clone(), address.public_ip));
             } else {
                 if address.usage != AddressUse::Retained {
-                    planner.push(Action::RetainAddress { allocation_id: id }, &freed);
+                    let action = Action::RetainAddress {
+                        allocation_id: id,
+                        pending: address.usage == AddressUse::Pending,
+                    };
+                    planner.push(action, &freed);
                 }
                 retained.push((address.allocation_id.clone(), address.public_ip));
             }

@@ -112,7 +112,13 @@ pub(super) fn plan_away(
                     .push((address.allocation_id.clone(), address.public_ip));
             }
             AddressUse::Active => {
-                planner.push(Action::RetainAddress { allocation_id }, &[]);
+                planner.push(
+                    Action::RetainAddress {
+                        allocation_id,
+                        pending: false,
+                    },
+                    &[],
+                );
             }
             AddressUse::Retained => {}
         }
@@ -295,7 +301,8 @@ mod tests {
                     allocation_id: "eipalloc-00pend".to_owned()
                 },
                 Action::RetainAddress {
-                    allocation_id: "eipalloc-00twin".to_owned()
+                    allocation_id: "eipalloc-00twin".to_owned(),
+                    pending: false,
                 },
             ]
         );

@@ -145,6 +145,7 @@ impl Planner {
                     after.extend(self.free_stale_association(address));
                     let action = Action::RetainAddress {
                         allocation_id: address.allocation_id.clone(),
+                        pending: address.usage == AddressUse::Pending,
                     };
                     self.push(action, &after);
                 }

@@ -291,9 +291,12 @@ impl Planner {
         };
         match address {
             AddressChoice::Keep(a) => existing(a, Status::Keep(a.allocation_id.clone())),
-            AddressChoice::Activate(a) if held_back => {
+            // Pending for this slot already: it waits as it is.
+            AddressChoice::Activate(a) if held_back && a.slot == Some(slot) => {
                 existing(a, Status::Keep(a.allocation_id.clone()))
             }
+            // Anything else is claimed for the slot; a pending address another slot left (shown,
+            // never allowed) is claimed still pending, and carries no traffic until allowed.
             AddressChoice::Activate(a) => {
                 let action = Action::ActivateAddress {
                     allocation_id: a.allocation_id.clone(),
@@ -305,6 +308,7 @@ impl Planner {
                         .adopted_ips
                         .iter()
                         .any(|id| id.as_str() == a.allocation_id),
+                    held_back,
                 };
                 SlotAddress {
                     reference: Ref::Step(self.push(action, &[])),

@@ -18,7 +18,10 @@ impl<'a> Context<'a> {
             Action::DeleteNatGateway { nat_gateway } => {
                 Box::pin(self.delete_nat_gateway(step, nat_gateway))
             }
-            Action::RetainAddress { allocation_id } => Box::pin(self.retain_address(allocation_id)),
+            Action::RetainAddress {
+                allocation_id,
+                pending,
+            } => Box::pin(self.retain_address(allocation_id, *pending)),
             Action::ReleaseAddress { allocation_id } => {
                 let request = ec2.release_address().allocation_id(allocation_id);
                 Box::pin(async move {
@@ -219,6 +222,7 @@ impl<'a> Context<'a> {
             allocation_id,
             slot,
             adopted,
+            held_back,
         } = &step.action
         else {
             unreachable!(
@@ -229,7 +233,8 @@ impl<'a> Context<'a> {
         };
         let call: Call<'a> = {
             let mut tags = self.tags(Component::Address, Some(*slot));
-            tags.push((tags::ADDRESS.to_owned(), "active".to_owned()));
+            let usage = if *held_back { "pending" } else { "active" };
+            tags.push((tags::ADDRESS.to_owned(), usage.to_owned()));
             if *adopted {
                 tags.push((tags::ADOPTED.to_owned(), "true".to_owned()));
             }
@@ -486,9 +491,14 @@ impl<'a> Context<'a> {
         Ok(Produced::default())
     }
 
-    pub(super) async fn retain_address(self, allocation_id: &'a str) -> Result<Produced, AwsError> {
+    pub(super) async fn retain_address(
+        self,
+        allocation_id: &'a str,
+        pending: bool,
+    ) -> Result<Produced, AwsError> {
         let ec2 = &self.aws.ec2;
-        let retained = Tag::builder().key(tags::ADDRESS).value("retained").build();
+        let usage = if pending { "pending" } else { "retained" };
+        let retained = Tag::builder().key(tags::ADDRESS).value(usage).build();
         // Tagged retained first: a run killed between the two calls leaves a retained address
         // with a stale slot, which the planner ignores; never an active one without a NAT.
         match ec2

@@ -321,8 +321,11 @@ fn adopted_ips_mean_the_allowlist_exists_already() {
     assert_eq!(plan.network.azs[1].nat_gateway, Status::HeldBack);
 }
 
+/// A pending IP was shown but never allowed: the partner may not have it on the allowlist.
+/// Removing its slot keeps it pending (not retained, which a later run would put to work at
+/// once), so that the next slot that takes it holds it back again until `--allow-new-ips`.
 #[test]
-fn a_pending_ip_of_a_removed_slot_is_retained() {
+fn a_pending_ip_of_a_removed_slot_stays_pending_until_allowed() {
     let two = deployed(&spec(2, &["f"]), &empty());
     let held = deployed(&spec(3, &["f"]), &two);
     let pending = held
@@ -332,8 +335,36 @@ fn a_pending_ip_of_a_removed_slot_is_retained() {
         .unwrap()
         .public_ip;
     let back = deployed(&spec(2, &["f"]), &held);
-    assert_eq!(usage_of(&back, pending), AddressUse::Retained);
+    assert_eq!(usage_of(&back, pending), AddressUse::Pending);
     assert!(back.subnets.iter().all(|s| s.slot < 2));
+    assert!(back.addresses.iter().all(|a| a.slot.is_none_or(|s| s < 2)));
+
+    // Three AZs again, without --allow-new-ips: the same IP, held back, no NAT for it.
+    let again = planned(&spec(3, &["f"]), &back, &DEFAULT);
+    assert!(
+        !actions(&again)
+            .iter()
+            .any(|a| matches!(a, Action::AllocateAddress { .. })),
+        "{:#?}",
+        again.steps
+    );
+    assert_eq!(
+        again
+            .pending_new_ips
+            .iter()
+            .map(|p| p.public_ip)
+            .collect::<Vec<_>>(),
+        [Some(pending)]
+    );
+    assert_eq!(again.network.azs[2].nat_gateway, Status::HeldBack);
+    let held_again = deployed(&spec(3, &["f"]), &back);
+    assert_eq!(usage_of(&held_again, pending), AddressUse::Pending);
+    assert_eq!(held_again.nat_gateways.len(), 2);
+
+    // Allowed: it goes to work, and nothing new is allocated.
+    let allowed = deployed_with(&spec(3, &["f"]), &held_again, &ALLOW_NEW_IPS);
+    assert_eq!(usage_of(&allowed, pending), AddressUse::Active);
+    assert_eq!(ips(&allowed), ips(&held));
 }
 
 // The Elastic IP quota.

@@ -267,7 +267,7 @@ fn named(action: &Action) -> Vec<String> {
             .collect(),
         Action::DeleteEndpoint { endpoint_id } => vec![endpoint_id],
         Action::ActivateAddress { allocation_id, .. }
-        | Action::RetainAddress { allocation_id }
+        | Action::RetainAddress { allocation_id, .. }
         | Action::ReleaseAddress { allocation_id } => vec![allocation_id],
         Action::CreateFunction { function, .. }
         | Action::UpdateFunctionConfiguration { function, .. }

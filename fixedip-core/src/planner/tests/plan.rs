@@ -547,6 +547,7 @@ fn lambda_refusing_slot_1_after_its_address_was_allocated_moves_the_slot_with_th
             allocation_id: slot_1_address.allocation_id.clone(),
             slot: 2,
             adopted: false,
+            held_back: false,
         }],
         "no second allocation, and the moved address is not retained"
     );
@@ -1389,6 +1390,7 @@ fn the_live_nats_address_stays_with_its_slot_even_untagged() {
         allocation_id,
         slot: 0,
         adopted: false,
+        held_back: false,
     }] = actions(&plan)[..]
     else {
         panic!("{:#?}", plan.steps)

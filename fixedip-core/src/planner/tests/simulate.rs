@@ -450,6 +450,7 @@ impl Account {
                 allocation_id,
                 slot,
                 adopted,
+                held_back,
             } => {
                 let address = self
                     .state
@@ -457,7 +458,11 @@ impl Account {
                     .iter_mut()
                     .find(|a| a.allocation_id == *allocation_id)
                     .expect("activating an address the account does not hold");
-                address.usage = AddressUse::Active;
+                address.usage = if *held_back {
+                    AddressUse::Pending
+                } else {
+                    AddressUse::Active
+                };
                 address.slot = Some(*slot);
                 address.adopted |= *adopted;
                 allocation_id.clone()
@@ -1274,13 +1279,20 @@ impl Account {
                 }
                 nat.id
             }
-            Action::RetainAddress { allocation_id } => {
+            Action::RetainAddress {
+                allocation_id,
+                pending,
+            } => {
                 let address = self.address(allocation_id);
                 assert_eq!(
                     address.association_id, None,
                     "{allocation_id} is retained while a NAT still uses it"
                 );
-                address.usage = AddressUse::Retained;
+                address.usage = if *pending {
+                    AddressUse::Pending
+                } else {
+                    AddressUse::Retained
+                };
                 address.slot = None;
                 allocation_id.clone()
             }
