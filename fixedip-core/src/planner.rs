@@ -108,7 +108,9 @@
 //! address is tagged `active` and put to work like any other. Why a tag rather than a flag on
 //! every deploy: the state lives in the account, so a second machine, or CI, sees the same
 //! pending IP, and a pending IP is never mistaken for a retained one (which was shown and may be
-//! reused at once). A fresh stack (nothing shown yet) routes its new IPs at once: there is no
+//! reused at once). A pending IP stays pending when its slot goes (a smaller `azs` or `nats`,
+//! `destroy`): only its slot tag is dropped (`RetainAddress { pending: true }`), and the slot that
+//! takes it next claims it still pending (`ActivateAddress { held_back: true }`). A fresh stack (nothing shown yet) routes its new IPs at once: there is no
 //! allowlist to break. A fresh deploy whose second AllocateAddress failed (they are sent at the
 //! start, before any NAT) and that was stopped after its first NAT is the one case where the rule
 //! asks for `--allow-new-ips` without need; it errs on the safe side.
