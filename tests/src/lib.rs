@@ -346,6 +346,14 @@ pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("tests/fixtures/functions/Cargo.toml")
 }
 
+/// An EC2 `Describe*` filter on one tag's value (`tag:KEY` = `value`).
+pub fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
+    aws_sdk_ec2::types::Filter::builder()
+        .name(format!("tag:{key}"))
+        .values(value)
+        .build()
+}
+
 /// A fixture function (`egress-one`, `egress-three`, `egress-four`, `second-function`, `other-stack`,
 /// `no-attribute`) as a Lambda zip. The fixtures are built once per test process, into
 /// `target/fixtures` of the main workspace.

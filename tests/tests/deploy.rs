@@ -7,8 +7,8 @@ use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
 use fixedip_tests::{
-    count, example_dir, example_zip, fixture_zip, fixtures_manifest, write_lambda_zip, Emulator,
-    REGION,
+    count, example_dir, example_zip, fixture_zip, fixtures_manifest, tag_filter, write_lambda_zip,
+    Emulator, REGION,
 };
 
 /// Runs `cargo fixedip ARGS` against the emulator from the main workspace; panics with its output
@@ -57,13 +57,6 @@ fn deploy_fixture(emulator: &Emulator, name: &str) -> serde_json::Value {
         ],
     );
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("deploy --json: {e}: {out}"))
-}
-
-fn tag_filter(key: &str, value: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(value)
-        .build()
 }
 
 fn tag<'a>(tags: &'a [aws_sdk_ec2::types::Tag], key: &str) -> Option<&'a str> {

@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use aws_sdk_ec2::types::{DomainType, Filter, ResourceType, Tag, TagSpecification};
-use fixedip_tests::{count, example_dir, example_zip, fixture_zip, workspace_root, Emulator};
+use aws_sdk_ec2::types::{DomainType, ResourceType, Tag, TagSpecification};
+use fixedip_tests::{
+    count, example_dir, example_zip, fixture_zip, tag_filter, workspace_root, Emulator,
+};
 
 /// The exit codes these tests expect (cargo-fixedip's `exit_code.rs`, documented in docs/cli.md).
 const USAGE: i32 = 2;
@@ -56,13 +58,6 @@ fn destroy_example(emulator: &Emulator, extra: &[&str]) -> serde_json::Value {
     args.extend_from_slice(&FAST_POLLS);
     args.extend_from_slice(extra);
     run_json(emulator, &args, 0)
-}
-
-fn tag_filter(key: &str, value: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(value)
-        .build()
 }
 
 fn tag_value<'a>(tags: &'a [Tag], key: &str) -> Option<&'a str> {

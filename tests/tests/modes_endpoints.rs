@@ -7,9 +7,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use aws_sdk_ec2::types::{Filter, IpPermission, PrefixListId, VpcEndpoint, VpcEndpointType};
+use aws_sdk_ec2::types::{IpPermission, PrefixListId, VpcEndpoint, VpcEndpointType};
 use fixedip_tests::{
-    clear_aws_env, count, example_dir, fixture_zip, fixtures_manifest, Emulator, REGION,
+    clear_aws_env, count, example_dir, fixture_zip, fixtures_manifest, tag_filter, Emulator, REGION,
 };
 
 /// Short waits: moto finishes at once, so a poll never needs to be long.
@@ -106,13 +106,6 @@ fn destroy(emulator: &Emulator, fixture: &str) {
     ];
     args.extend_from_slice(&FAST_POLLS);
     run_json(emulator, &args);
-}
-
-fn tag_filter(key: &str, value: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(value)
-        .build()
 }
 
 /// One security group rule as text: `tcp 443 0.0.0.0/0`, `all 0.0.0.0/0`, `tcp 443 sg-...`.

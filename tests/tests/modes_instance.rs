@@ -9,7 +9,9 @@ use std::path::Path;
 use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
-use fixedip_tests::{count, example_dir, example_zip, fixture_zip, fixtures_manifest, Emulator};
+use fixedip_tests::{
+    count, example_dir, example_zip, fixture_zip, fixtures_manifest, tag_filter, Emulator,
+};
 
 const FAST_POLLS: [&str; 4] = ["--poll-interval", "0.2", "--eni-timeout", "20"];
 
@@ -67,13 +69,6 @@ fn on_fixtures<'a>(manifest: &'a str, args: &[&'a str]) -> Vec<&'a str> {
     let mut all = vec![args[0], "--manifest-path", manifest];
     all.extend_from_slice(&args[1..]);
     all
-}
-
-fn tag_filter(key: &str, value: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(value)
-        .build()
 }
 
 /// The stack's Elastic IPs, whatever holds them.

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
-use fixedip_tests::{fixture_zip, fixtures_manifest, Emulator};
+use fixedip_tests::{fixture_zip, fixtures_manifest, tag_filter, Emulator};
 
 const FIXTURE: &str = "nat-healing";
 
@@ -43,20 +43,13 @@ fn deploy(emulator: &Emulator) -> Output {
     )
 }
 
-fn tagged(key: &str, value: &str) -> Filter {
-    Filter::builder()
-        .name(format!("tag:{key}"))
-        .values(value)
-        .build()
-}
-
 /// The fixed interfaces: (id, the instance holding it, its public IP).
 async fn interfaces(emulator: &Emulator) -> Vec<(String, Option<String>, Option<String>)> {
     let answer = emulator
         .ec2()
         .await
         .describe_network_interfaces()
-        .filters(tagged("fixedip:component", "nat-interface"))
+        .filters(tag_filter("fixedip:component", "nat-interface"))
         .send()
         .await
         .unwrap();
@@ -85,7 +78,7 @@ async fn assert_routed_through_interfaces(emulator: &Emulator) -> BTreeSet<Strin
         .ec2()
         .await
         .describe_route_tables()
-        .filters(tagged("fixedip:component", "private-route-table"))
+        .filters(tag_filter("fixedip:component", "private-route-table"))
         .send()
         .await
         .unwrap();
@@ -157,7 +150,7 @@ async fn deploy_builds_a_group_per_az_and_destroy_removes_all_of_it() {
     let ec2 = emulator.ec2().await;
     let templates = ec2
         .describe_launch_templates()
-        .filters(tagged("fixedip:stack", "default"))
+        .filters(tag_filter("fixedip:stack", "default"))
         .send()
         .await
         .unwrap();
@@ -243,7 +236,7 @@ async fn live_instances(emulator: &Emulator, component: &str) -> usize {
         .ec2()
         .await
         .describe_instances()
-        .filters(tagged("fixedip:component", component))
+        .filters(tag_filter("fixedip:component", component))
         .filters(
             Filter::builder()
                 .name("instance-state-name")
@@ -361,7 +354,7 @@ async fn a_group_instance_that_never_gets_ready_fails_the_deploy_with_its_own_li
         .ec2()
         .await
         .describe_route_tables()
-        .filters(tagged("fixedip:component", "private-route-table"))
+        .filters(tag_filter("fixedip:component", "private-route-table"))
         .send()
         .await
         .unwrap();
