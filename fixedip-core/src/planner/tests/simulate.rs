@@ -252,6 +252,25 @@ impl Account {
         format!("{prefix}-g{}step{}", self.generation, step.0)
     }
 
+    /// Where a NAT (an instance or a self-healing NAT's interface) goes: the slot's public subnet,
+    /// with the stack's NAT security group. Returns the subnet's id.
+    fn nat_placement(
+        &self,
+        subnet: &Ref,
+        security_group: &Ref,
+        slot: crate::observed::Slot,
+    ) -> String {
+        let subnet_id = self.resolve(subnet);
+        let found = self.state.subnets.iter().find(|s| s.id == subnet_id);
+        let found = found.expect("a NAT in a subnet the account does not hold");
+        assert_eq!((found.tier, found.slot), (Tier::Public, slot));
+        assert_eq!(
+            self.state.nat_security_group.as_ref().map(|g| g.id.clone()),
+            Some(self.resolve(security_group))
+        );
+        subnet_id
+    }
+
     fn resolve(&self, reference: &Ref) -> String {
         match reference {
             Ref::Existing(id) => id.clone(),
@@ -629,14 +648,7 @@ impl Account {
                 public_ip,
                 ..
             } => {
-                let subnet_id = self.resolve(subnet);
-                let subnet = self.state.subnets.iter().find(|s| s.id == subnet_id);
-                let subnet = subnet.expect("an instance in a subnet the account does not hold");
-                assert_eq!((subnet.tier, subnet.slot), (Tier::Public, *slot));
-                assert_eq!(
-                    self.state.nat_security_group.as_ref().map(|g| g.id.clone()),
-                    Some(self.resolve(security_group))
-                );
+                let subnet_id = self.nat_placement(subnet, security_group, *slot);
                 let id = self.new_id("i", step);
                 self.state.nat_instances.push(ObservedNatInstance {
                     id: id.clone(),
@@ -791,14 +803,7 @@ impl Account {
                 security_group,
                 slot,
             } => {
-                let subnet_id = self.resolve(subnet);
-                let found = self.state.subnets.iter().find(|s| s.id == subnet_id);
-                let found = found.expect("an interface in a subnet the account does not hold");
-                assert_eq!((found.tier, found.slot), (Tier::Public, *slot));
-                assert_eq!(
-                    self.state.nat_security_group.as_ref().map(|g| g.id.clone()),
-                    Some(self.resolve(security_group))
-                );
+                let subnet_id = self.nat_placement(subnet, security_group, *slot);
                 let id = self.new_id("eni", step);
                 self.state.nat_interfaces.push(ObservedNatInterface {
                     id: id.clone(),
