@@ -11,9 +11,10 @@ use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use fixedip_chaos::{ChaosProxy, Scenario};
+use fixedip_chaos::{ChaosProxy, LogEntry, Outcome, Scenario};
+use fixedip_tests::acceptance::functions::{FunctionPackage, Functions};
 use fixedip_tests::acceptance::report::Report;
-use fixedip_tests::acceptance::Runs;
+use fixedip_tests::acceptance::{RunId, Runs};
 use fixedip_tests::{acceptance_bin, clear_aws_env, Emulator};
 
 /// Real durations times this: NAT gateways pending 3 s, NAT instances ready after 3 s, Lambda's
@@ -166,6 +167,9 @@ async fn every_scenario_passes_on_the_emulator_and_the_run_sweeps_itself() {
         "acceptance on the emulator, aws_like x{SCALE}: {:.0} s",
         started.elapsed().as_secs_f64()
     );
+    if !output.status.success() {
+        print_mutating_calls(&lab.proxy.log());
+    }
     assert!(output.status.success(), "{}", said(&output));
     let report = lab.report();
     assert_eq!(report.scenarios.len(), 16, "{report:#?}");
@@ -194,6 +198,24 @@ async fn every_scenario_passes_on_the_emulator_and_the_run_sweeps_itself() {
         suite_only.count() > 0,
         "fixedip's own policy allowed the suite's calls"
     );
+}
+
+/// Every mutating call of a failed run and every call AWS did not answer with success, in order:
+/// what a failure in CI, where the run's files are gone, leaves to go on.
+fn print_mutating_calls(log: &[LogEntry]) {
+    println!("mutating calls and refusals of the run, in order:");
+    let notable = log.iter().filter(|e| {
+        e.operation.mutating || !matches!(e.outcome, Outcome::Answered { status: 200 })
+    });
+    for entry in notable {
+        println!(
+            "{:>8.2} s  {:<8} {:<32} {}",
+            entry.start.as_secs_f64(),
+            entry.operation.service,
+            entry.operation.name,
+            entry.outcome
+        );
+    }
 }
 
 /// `cargo fixedip iam-policy` with the statements of docs/acceptance/suite-policy.json added.
@@ -323,4 +345,42 @@ async fn against_aws_it_refuses_to_start_without_a_region_or_credentials() {
         "{}",
         said(&output)
     );
+}
+
+/// Runs share the packages' target directory. Were every run's `gateway` one package to cargo
+/// (same name, same version), a run building while another run's workspace exists would be handed
+/// that run's binary as fresh, and deploy the other run's stack: CI saw the "no-op redeploy" make
+/// 48 mutating calls, building a second stack from the binary of the killed-run test that ran at
+/// the same time. Each run must get a binary with its own stack in it.
+#[test]
+fn runs_that_write_their_packages_at_once_each_build_their_own_binary() {
+    let first = RunId::new();
+    let mut second = RunId::new();
+    while second.0 == first.0 {
+        second = RunId::new();
+    }
+    let runs = [first, second];
+    let workspaces: Vec<Functions> = runs
+        .iter()
+        .map(|run| Functions::create(run, None).unwrap())
+        .collect();
+    for (run, functions) in runs.iter().zip(&workspaces) {
+        functions
+            .write(&FunctionPackage::main(run, "gateway", "azs = 2"))
+            .unwrap();
+    }
+    for (run, functions) in runs.iter().zip(&workspaces) {
+        let (_, binary) = functions.build_zip("gateway").unwrap();
+        let bytes = std::fs::read(&binary).unwrap();
+        let stack = run.stack();
+        let own = bytes.windows(stack.len()).any(|w| w == stack.as_bytes());
+        assert!(
+            own,
+            "{} does not name its run's stack {stack}",
+            binary.display()
+        );
+    }
+    for functions in workspaces {
+        std::fs::remove_dir_all(&functions.dir).unwrap();
+    }
 }

@@ -44,13 +44,18 @@ impl CliRun {
         if self.code == Some(expected) {
             return Ok(self);
         }
-        let tail: Vec<&str> = self.stderr.lines().rev().take(12).collect();
-        let tail: Vec<&str> = tail.into_iter().rev().collect();
         Err(format!(
             "exit code {:?}, expected {expected}:\n{}",
             self.code,
-            tail.join("\n")
+            self.stderr_tail(12)
         ))
+    }
+
+    /// The last `lines` lines of what the command wrote on stderr.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        let tail: Vec<&str> = self.stderr.lines().rev().take(lines).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        tail.join("\n")
     }
 }
 

@@ -73,9 +73,9 @@ impl FunctionPackage {
 
     fn manifest(&self, run: &RunId, az_ids: Option<&str>) -> String {
         let mut manifest = format!(
-            "[package]\nname = \"{}\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
-             [dependencies]\nfixedip-macros.workspace = true\n",
-            self.package
+            "[package]\nname = \"{}\"\nversion = \"0.1.0-run-{}\"\nedition = \"2021\"\n\
+             publish = false\n\n[dependencies]\nfixedip-macros.workspace = true\n",
+            self.package, run.0
         );
         for name in DEPENDENCIES {
             manifest.push_str(&format!("{name}.workspace = true\n"));
@@ -162,8 +162,31 @@ impl Functions {
     }
 
     /// Builds `package` for this machine (debug, offline: the emulator runs never reach the
-    /// internet) and zips it as Lambda wants it; returns the zip and the binary.
+    /// internet) and zips it as Lambda wants it; returns the zip and the binary, a copy of the
+    /// run's own.
+    ///
+    /// Runs share [`target_dir`]. Cargo tells their packages apart by version (the run's id is in
+    /// it: with one version, every run's `gateway` would be one package to cargo, and a run would
+    /// be handed another's binary as fresh), but every run's build is uplifted to the same
+    /// `debug/gateway`: the build holds a lock file of the directory until its binary is copied
+    /// out.
     pub fn build_zip(&self, package: &str) -> Result<(PathBuf, PathBuf), String> {
+        let lock = target_dir().join("fixedip-acceptance.lock");
+        std::fs::create_dir_all(target_dir()).map_err(|e| format!("{lock:?}: {e}"))?;
+        let lock = std::fs::File::create(&lock).map_err(|e| format!("{lock:?}: {e}"))?;
+        lock.lock().map_err(|e| format!("locking {lock:?}: {e}"))?;
+        let built = self.build(package)?;
+        let binary = self.dir.join(format!("{package}.bin"));
+        std::fs::copy(&built, &binary).map_err(|e| format!("{}: {e}", built.display()))?;
+        drop(lock);
+        let bytes = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
+        let zip = self.dir.join(format!("{package}.zip"));
+        crate::write_lambda_zip(&zip, &bytes, &[]);
+        Ok((zip, binary))
+    }
+
+    /// `cargo build` of `package`; the executable it names.
+    fn build(&self, package: &str) -> Result<PathBuf, String> {
         let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .current_dir(&self.dir)
             .args([
@@ -181,16 +204,12 @@ impl Functions {
         if !output.status.success() {
             return Err(format!("cargo build of {package} failed"));
         }
-        let binary = String::from_utf8_lossy(&output.stdout)
+        String::from_utf8_lossy(&output.stdout)
             .lines()
             .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
             .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == package)
             .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-            .ok_or_else(|| format!("cargo build named no executable {package}"))?;
-        let bytes = std::fs::read(&binary).map_err(|e| format!("{}: {e}", binary.display()))?;
-        let zip = self.dir.join(format!("{package}.zip"));
-        crate::write_lambda_zip(&zip, &bytes, &[]);
-        Ok((zip, binary))
+            .ok_or_else(|| format!("cargo build named no executable {package}"))
     }
 }
 

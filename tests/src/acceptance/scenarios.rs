@@ -319,7 +319,10 @@ impl Run {
         let deployed = self.deploy(gateway, &[]).await?.expect(0)?;
         match deployed.calls() {
             (_, 0) => Ok(Seen::of(&deployed, "no mutating call".into())),
-            (_, mutating) => Err(format!("{mutating} mutating calls, 0 expected")),
+            (_, mutating) => Err(format!(
+                "{mutating} mutating calls, 0 expected; what deploy said:\n{}",
+                deployed.stderr_tail(40)
+            )),
         }
     }
 
