@@ -283,15 +283,60 @@ async fn a_failed_function_is_reported_refused_by_verify_and_replaced_by_the_nex
     );
 }
 
-/// NatGateway data type: "The NAT gateway could not be created. Check the failureCode and
-/// failureMessage fields". The deploy says why; the next one replaces the gateway on the same
-/// address, with a client token of a new generation (the old one would get the failed gateway
-/// back).
+/// NatGateway data type: "If the NAT gateway could not be created, specifies the error code for
+/// the failure" (`InternalError`: "Network interface eni-xxxxxxxx, created and used internally by
+/// this NAT gateway is in an invalid state. Please try again."). One deploy converges: it says
+/// why, and creates a new gateway on the same address with a client token of a new generation
+/// (the old token would get the failed gateway back).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_nat_gateway_is_reported_and_replaced_by_the_next_deploy() {
+async fn a_failed_nat_gateway_is_replaced_in_the_same_run_on_the_same_ip() {
     let lab = Lab::start(Scenario {
         failures: fixedip_chaos::Failures {
             nat_gateways: vec![NatFailure::internal_error(1)],
+            ..Default::default()
+        },
+        ..scenario()
+    })
+    .await;
+    let deploy = ["deploy", "--zip", path_arg(example_zip())];
+    let deployed = once(&lab, &deploy, "a deploy whose first NAT gateway fails").await;
+    let stderr = String::from_utf8_lossy(&deployed.stderr);
+    assert!(
+        stderr.contains("InternalError")
+            && stderr.contains("invalid state")
+            && stderr.contains("creating a new NAT gateway for slot"),
+        "AWS's FailureCode and FailureMessage reach the user, and what the run does about it:\n{stderr}"
+    );
+    let log = lab.proxy.log();
+    let answered = |name: &str| {
+        log.iter()
+            .filter(|e| e.operation.name == name)
+            .filter(|e| matches!(e.outcome, Outcome::Answered { status: 200 }))
+            .count()
+    };
+    assert_eq!(answered("CreateNatGateway"), 3, "two, and one replacement");
+    assert_eq!(
+        answered("AllocateAddress"),
+        2,
+        "the replacement takes the same IP"
+    );
+    let ips = stack_ips(&Inventory::take(&lab.emulator).await);
+    assert_eq!(ips.len(), 2, "no IP lost or added: {ips:?}");
+    let verify = lab.run(&["verify"]).await;
+    assert!(
+        verify.status.success(),
+        "both AZs leave through their gateways:\n{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// A slot whose replacement fails too: the run stops with AWS's words and what to do; the next
+/// deploy replaces the gateway, on the same IP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nat_gateway_that_fails_twice_stops_the_deploy_with_aws_s_words() {
+    let lab = Lab::start(Scenario {
+        failures: fixedip_chaos::Failures {
+            nat_gateways: vec![NatFailure::internal_error(1), NatFailure::internal_error(3)],
             ..Default::default()
         },
         ..scenario()
@@ -301,8 +346,10 @@ async fn a_failed_nat_gateway_is_reported_and_replaced_by_the_next_deploy() {
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(!failed.status.success(), "the deploy says it failed");
     assert!(
-        stderr.contains("InternalError") && stderr.contains("invalid state"),
-        "AWS's FailureCode and FailureMessage reach the user:\n{stderr}"
+        stderr.contains("InternalError")
+            && stderr.contains("invalid state")
+            && stderr.contains("run deploy again: it replaces the gateway"),
+        "AWS's FailureCode and FailureMessage, and the way out:\n{stderr}"
     );
     once(&lab, &example(), "the deploy after a failed NAT gateway").await;
     let ips = stack_ips(&Inventory::take(&lab.emulator).await);

@@ -201,6 +201,24 @@ pub enum AwsError {
         reported: String,
     },
 
+    /// NatGateway data type: "If the NAT gateway could not be created, specifies the error code
+    /// for the failure" (`InternalError`: "... is in an invalid state. Please try again.",
+    /// `InsufficientFreeAddressesInSubnet`, `Gateway.NotAttached`...). A deploy replaces a failed
+    /// gateway once in the same run (`converge/deploy.rs`); this is what it reports when the
+    /// replacement fails too.
+    #[error("NAT gateway {id} is {state}: {}: {message}", code.as_deref().unwrap_or("no FailureCode"))]
+    #[diagnostic(
+        code(fixedip::aws::nat_gateway_failed),
+        help("AWS could not create it (its FailureCode and FailureMessage are above); its Elastic IP is kept. If the code names a cause of the account's (free addresses in the subnet, an Elastic IP in use elsewhere), fix it; then run deploy again: it replaces the gateway")
+    )]
+    NatGatewayFailed {
+        id: String,
+        /// `failed`, or `deleting`/`deleted` when it went before it was ever available.
+        state: String,
+        code: Option<String>,
+        message: String,
+    },
+
     #[error("timed out after {seconds} s waiting for {what}")]
     #[diagnostic(
         code(fixedip::aws::wait_timeout),

@@ -3,11 +3,11 @@
 //! the same exit code.
 
 use fixedip_core::network::Network;
-use fixedip_core::observed::ObservedState;
+use fixedip_core::observed::{ObservedState, Slot};
 use fixedip_core::plan::{Action, Plan, Ref, StackSpec, Status};
 use fixedip_core::planner::{self, quotas, DeclaredFunction, PlanOptions};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::Goal;
@@ -28,6 +28,9 @@ pub struct Deploy {
     /// that it was made of: a deploy that changes nothing verifies from it
     /// ([`Deploy::observation`]).
     pub observed: Mutex<BTreeMap<(String, String), (ObservedState, Network)>>,
+    /// The slots whose new NAT gateway AWS failed to create in this run, by stack: each is
+    /// replaced once, by planning again ([`Goal::plan_again_after`]).
+    pub failed_nats: Mutex<BTreeSet<(String, Slot)>>,
 }
 
 impl Deploy {
@@ -36,6 +39,7 @@ impl Deploy {
             options,
             refused_azs: Mutex::default(),
             observed: Mutex::default(),
+            failed_nats: Mutex::default(),
         }
     }
 
@@ -109,8 +113,24 @@ impl Goal for Deploy {
     /// for its subnet and for Lambda's answer to the new functions (`planner/slot.rs`); the
     /// addresses allocated at the start serve the slots that take the refused ones' place, and a
     /// slot whose NAT exists keeps its AZ. Each AZ is refused once per run at most.
+    ///
+    /// A new NAT gateway that AWS failed to create (`failed`, with a FailureCode such as
+    /// `InternalError`, "Please try again"): planned again, the slot gets a new gateway on the
+    /// same Elastic IP, with a client token of the next generation (the planner counts the failed
+    /// one). Once per slot and run: a second failure is the user's to read.
     fn plan_again_after(&self, plan: &Plan, error: &ExecuteError) -> Option<String> {
         let step = plan.steps.iter().find(|s| s.id == error.step)?;
+        if let (Action::CreateNatGateway { slot, .. }, AwsError::NatGatewayFailed { .. }) =
+            (&step.action, &error.error)
+        {
+            let mut failed = self.failed_nats.lock().expect("not poisoned");
+            return failed.insert((plan.stack.to_string(), *slot)).then(|| {
+                format!(
+                    "{}; creating a new NAT gateway for slot {slot} with the same Elastic IP",
+                    error.error
+                )
+            });
+        }
         let AwsError::Call { code, message, .. } = &error.error else {
             return None;
         };

@@ -345,7 +345,7 @@ impl<'a> Context<'a> {
     }
 
     /// Polls a new gateway until it is `available`. A `failed` one is reported with AWS's
-    /// FailureCode and FailureMessage (the planner replaces it on the next run); not found is
+    /// FailureCode and FailureMessage (deploy plans again once, and the planner replaces it); not found is
     /// eventual consistency right after the create (the SDK's waiter retries it too).
     async fn wait_nat_gateway_available(
         self,
@@ -379,15 +379,14 @@ impl<'a> Context<'a> {
                 Some(S::Available) => return Ok(()),
                 Some(state @ (S::Failed | S::Deleting | S::Deleted)) => {
                     let gateway = gateway.expect("a state is a gateway's");
-                    return Err(AwsError::Call {
-                        operation: "CreateNatGateway",
+                    return Err(AwsError::NatGatewayFailed {
+                        id: id.to_owned(),
+                        state: state.as_str().to_owned(),
                         code: gateway.failure_code().map(str::to_owned),
-                        message: format!(
-                            "NAT gateway {id} is {}: {}: {} (run deploy again: it replaces the gateway)",
-                            state.as_str(),
-                            gateway.failure_code().unwrap_or("no FailureCode"),
-                            gateway.failure_message().unwrap_or("no FailureMessage"),
-                        ),
+                        message: gateway
+                            .failure_message()
+                            .unwrap_or("no FailureMessage")
+                            .to_owned(),
                     });
                 }
                 _ => {}
