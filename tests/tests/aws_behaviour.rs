@@ -234,13 +234,55 @@ async fn assert_destroy_left_no_network(lab: &Lab) -> Inventory {
 }
 
 /// Lambda developer guide, function states: "When function creation fails, Lambda sets the
-/// function state to failed, and you must delete and recreate the function."
+/// function state to failed, and you must delete and recreate the function." A transient failure
+/// (`InternalError`) is made good in the same run: the function is deleted and created again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_failed_function_is_reported_refused_by_verify_and_replaced_by_the_next_deploy() {
+async fn a_function_that_fails_its_creation_is_created_again_in_the_same_run() {
     let function = "hello-egress";
     let lab = Lab::start(Scenario {
         failures: fixedip_chaos::Failures {
-            functions: vec![FunctionFailure::out_of_addresses(function)],
+            functions: vec![FunctionFailure::internal_error(function)],
+            ..Default::default()
+        },
+        ..scenario()
+    })
+    .await;
+    let deploy = ["deploy", "--zip", path_arg(example_zip())];
+    let deployed = once(&lab, &deploy, "a deploy whose function fails its creation").await;
+    let stderr = String::from_utf8_lossy(&deployed.stderr);
+    assert!(
+        stderr.contains("InternalError") && stderr.contains("deleting function hello-egress"),
+        "Lambda's StateReasonCode reaches the user, and what the run does about it:\n{stderr}"
+    );
+    let log = lab.proxy.log();
+    let calls = |name: &str| log.iter().filter(|e| e.operation.name == name).count();
+    assert_eq!(
+        calls("DeleteFunction"),
+        1,
+        "the failed function was deleted"
+    );
+    assert_one_stack(&lab, 2, &[function], "after the re-creation").await;
+    let verify = lab.run(&["verify"]).await;
+    assert!(
+        verify.status.success(),
+        "verify passes: the function is Active:\n{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+}
+
+/// A function that fails its creation again after the run made it again (a subnet out of
+/// addresses does not heal in seconds): the deploy says Lambda's reason, `verify` refuses the
+/// function, and once the cause is gone the next deploy deletes and creates it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_function_that_fails_twice_is_reported_refused_by_verify_and_replaced_by_the_next_deploy()
+{
+    let function = "hello-egress";
+    let lab = Lab::start(Scenario {
+        failures: fixedip_chaos::Failures {
+            functions: vec![FunctionFailure {
+                times: 2,
+                ..FunctionFailure::out_of_addresses(function)
+            }],
             ..Default::default()
         },
         ..scenario()

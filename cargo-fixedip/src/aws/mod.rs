@@ -219,6 +219,23 @@ pub enum AwsError {
         message: String,
     },
 
+    /// Lambda's function states: "When function creation fails, Lambda sets the function state
+    /// to failed, and you must delete and recreate the function"; an update can fail too. A
+    /// deploy recreates a function that failed its creation once in the same run
+    /// (`converge/deploy.rs`); this is what it reports otherwise.
+    #[error("function {name} {what}: {}: {reason}", code.as_deref().unwrap_or("no StateReasonCode"))]
+    #[diagnostic(
+        code(fixedip::aws::function_failed),
+        help("Lambda's reason is above: fix what it names (free addresses in the private subnets, the role's permissions...), then run deploy again: a function that failed its creation is deleted and created again")
+    )]
+    FunctionFailed {
+        name: String,
+        /// `is Failed` (its creation failed) or `failed its last update`.
+        what: &'static str,
+        code: Option<String>,
+        reason: String,
+    },
+
     #[error("timed out after {seconds} s waiting for {what}")]
     #[diagnostic(
         code(fixedip::aws::wait_timeout),

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::Goal;
-use crate::aws::execute::ExecuteError;
+use crate::aws::execute::{self, ExecuteError};
 use crate::aws::observe::{self, observe_keeping_network, Scope};
 use crate::aws::{endpoints, Aws, AwsError};
 use crate::build::AnnotatedBinary;
@@ -28,9 +28,18 @@ pub struct Deploy {
     /// that it was made of: a deploy that changes nothing verifies from it
     /// ([`Deploy::observation`]).
     pub observed: Mutex<BTreeMap<(String, String), (ObservedState, Network)>>,
-    /// The slots whose new NAT gateway AWS failed to create in this run, by stack: each is
-    /// replaced once, by planning again ([`Goal::plan_again_after`]).
-    pub failed_nats: Mutex<BTreeSet<(String, Slot)>>,
+    /// What AWS failed to create in this run, by stack: each is made again once, by planning
+    /// again ([`Goal::plan_again_after`]).
+    pub failed: Mutex<BTreeSet<(String, Failed)>>,
+}
+
+/// A new resource AWS failed to create.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Failed {
+    /// The slot's NAT gateway.
+    NatGateway(Slot),
+    /// The function of this name.
+    Function(String),
 }
 
 impl Deploy {
@@ -39,7 +48,7 @@ impl Deploy {
             options,
             refused_azs: Mutex::default(),
             observed: Mutex::default(),
-            failed_nats: Mutex::default(),
+            failed: Mutex::default(),
         }
     }
 
@@ -114,22 +123,34 @@ impl Goal for Deploy {
     /// addresses allocated at the start serve the slots that take the refused ones' place, and a
     /// slot whose NAT exists keeps its AZ. Each AZ is refused once per run at most.
     ///
-    /// A new NAT gateway that AWS failed to create (`failed`, with a FailureCode such as
-    /// `InternalError`, "Please try again"): planned again, the slot gets a new gateway on the
-    /// same Elastic IP, with a client token of the next generation (the planner counts the failed
-    /// one). Once per slot and run: a second failure is the user's to read.
+    /// What AWS failed to create, planned again once per run, so that one run converges where
+    /// AWS says "Please try again": a NAT gateway that reads `failed` (its FailureCode, e.g.
+    /// `InternalError`) gets a new gateway on the same Elastic IP with a client token of the next
+    /// generation (the planner counts the failed one); a function whose creation failed (its
+    /// StateReasonCode) is deleted and created again. A second failure is the user's to read.
     fn plan_again_after(&self, plan: &Plan, error: &ExecuteError) -> Option<String> {
         let step = plan.steps.iter().find(|s| s.id == error.step)?;
-        if let (Action::CreateNatGateway { slot, .. }, AwsError::NatGatewayFailed { .. }) =
-            (&step.action, &error.error)
-        {
-            let mut failed = self.failed_nats.lock().expect("not poisoned");
-            return failed.insert((plan.stack.to_string(), *slot)).then(|| {
-                format!(
-                    "{}; creating a new NAT gateway for slot {slot} with the same Elastic IP",
-                    error.error
-                )
-            });
+        let (failed, again) = match (&step.action, &error.error) {
+            (Action::CreateNatGateway { slot, .. }, AwsError::NatGatewayFailed { .. }) => (
+                Some(Failed::NatGateway(*slot)),
+                format!("creating a new NAT gateway for slot {slot} with the same Elastic IP"),
+            ),
+            (
+                Action::AwaitFunctionActive { name },
+                AwsError::FunctionFailed {
+                    what: execute::CREATION_FAILED,
+                    ..
+                },
+            ) => (
+                Some(Failed::Function(name.clone())),
+                format!("deleting function {name} and creating it again"),
+            ),
+            _ => (None, String::new()),
+        };
+        if let Some(failed) = failed {
+            let mut made_again = self.failed.lock().expect("not poisoned");
+            let first = made_again.insert((plan.stack.to_string(), failed));
+            return first.then(|| format!("{}; {again}", error.error));
         }
         let AwsError::Call { code, message, .. } = &error.error else {
             return None;

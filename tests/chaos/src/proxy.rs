@@ -107,8 +107,9 @@ pub(crate) struct State {
     nat_groups: crate::nat_group::GroupInstances,
     /// CreateNatGateway calls answered since the scenario was set (`failures.nat_gateways`).
     nat_creates: u64,
-    /// Functions whose failure (`failures.functions`) has been used up since the scenario was set.
-    failed_functions: std::collections::HashSet<String>,
+    /// CreateFunction calls answered for each function of `failures.functions` since the scenario
+    /// was set.
+    failed_functions: std::collections::HashMap<String, u32>,
     /// Mutating calls forwarded to moto since the scenario was set.
     mutating_forwarded: u64,
     /// Set when the pause point's call is forwarded: later calls are held from then on.
@@ -1185,8 +1186,12 @@ async fn lambda_after_moto(
                     .functions
                     .iter()
                     .find(|f| f.function == name)
-                    .map(|f| (f.state_reason_code.clone(), f.state_reason.clone()));
-                let failure = failure.filter(|_| state.failed_functions.insert(name.clone()));
+                    .map(|f| (f.state_reason_code.clone(), f.state_reason.clone(), f.times));
+                let failure = failure.and_then(|(code, reason, times)| {
+                    let failed = state.failed_functions.entry(name.clone()).or_default();
+                    *failed += 1;
+                    (*failed <= times).then_some((code, reason))
+                });
                 state.clocks.function_created(key.clone(), now, failure);
             }
             if let Some(attachment) = VpcAttachment::from_request(request_json) {

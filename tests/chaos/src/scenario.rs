@@ -79,7 +79,8 @@ pub struct NeverReady {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Failures {
-    /// The next CreateFunction of each of these functions makes a function that reads `Failed`.
+    /// The next CreateFunction (or the next `times`) of each of these functions makes a function
+    /// that reads `Failed`.
     pub functions: Vec<FunctionFailure>,
     /// The k-th CreateNatGateway (from 1, counted from when the scenario was set) makes a gateway
     /// that reads `failed` once its `pending` time is over.
@@ -95,6 +96,9 @@ pub struct FunctionFailure {
     pub state_reason_code: String,
     #[serde(default = "FunctionFailure::default_reason")]
     pub state_reason: String,
+    /// How many creates of the function fail, from the first.
+    #[serde(default = "FunctionFailure::once")]
+    pub times: u32,
 }
 
 impl FunctionFailure {
@@ -105,12 +109,27 @@ impl FunctionFailure {
         "Lambda was unable to configure access to your environment variables because the subnet has no available IP addresses.".into()
     }
 
+    fn once() -> u32 {
+        1
+    }
+
     /// The first create of `function` fails with SubnetOutOfIPAddresses.
     pub fn out_of_addresses(function: &str) -> FunctionFailure {
         FunctionFailure {
             function: function.to_owned(),
             state_reason_code: FunctionFailure::default_code(),
             state_reason: FunctionFailure::default_reason(),
+            times: 1,
+        }
+    }
+
+    /// The first create of `function` fails with Lambda's `InternalError`.
+    pub fn internal_error(function: &str) -> FunctionFailure {
+        FunctionFailure {
+            function: function.to_owned(),
+            state_reason_code: "InternalError".into(),
+            state_reason: "An internal error occurred. Please try again.".into(),
+            times: 1,
         }
     }
 }

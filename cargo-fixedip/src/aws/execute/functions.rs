@@ -41,17 +41,22 @@ pub(super) enum Settled {
 }
 
 /// A function Lambda could not create or update, with Lambda's reason.
-fn function_failed(name: &str, what: &str, code: Option<&str>, reason: Option<&str>) -> AwsError {
-    AwsError::Call {
-        operation: "wait",
+fn function_failed(
+    name: &str,
+    what: &'static str,
+    code: Option<&str>,
+    reason: Option<&str>,
+) -> AwsError {
+    AwsError::FunctionFailed {
+        name: name.to_owned(),
+        what,
         code: code.map(str::to_owned),
-        message: format!(
-            "function {name} {what}: {}: {} (run deploy again: a failed function is deleted and created again)",
-            code.unwrap_or("no StateReasonCode"),
-            reason.unwrap_or("no StateReason"),
-        ),
+        reason: reason.unwrap_or("no StateReason").to_owned(),
     }
 }
+
+/// [`AwsError::FunctionFailed`]'s `what` for a function whose creation failed.
+pub const CREATION_FAILED: &str = "is Failed";
 
 /// Where a function is attached, with every reference resolved.
 pub(super) struct Attachment {
@@ -390,7 +395,7 @@ impl<'a> Context<'a> {
     /// Polls a function until it is `Active` (after a create) or its last update `Successful`.
     /// `Failed` is reported with Lambda's `StateReasonCode: StateReason` (or the update's): a
     /// function that failed to create must be deleted and created again (Lambda developer guide,
-    /// function states), which the next deploy plans.
+    /// function states), which deploy plans again for, once.
     pub(super) async fn wait_until_settled(
         self,
         step: &'a Step,
@@ -420,7 +425,7 @@ impl<'a> Context<'a> {
             if state == Some(&State::Failed) {
                 return Err(function_failed(
                     name,
-                    "is Failed",
+                    CREATION_FAILED,
                     configuration.state_reason_code().map(|c| c.as_str()),
                     configuration.state_reason(),
                 ));
