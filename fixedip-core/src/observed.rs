@@ -134,6 +134,11 @@ pub struct ObservedState {
 pub struct Retired {
     pub nat_gateways: BTreeMap<Slot, u32>,
     pub nat_instances: BTreeMap<Slot, u32>,
+    /// The stack's VPC endpoints that are `failed`, `rejected` or `deleted`, by service: an
+    /// endpoint's token names the run that makes it, but a run that replaces a failed one makes
+    /// it again with the same run's word.
+    #[serde(default)]
+    pub endpoints: BTreeMap<Endpoint, u32>,
 }
 
 /// A VPC fixedip did not build, everything in it that egress depends on.
@@ -426,6 +431,9 @@ pub struct ObservedEndpoint {
     pub route_table_ids: Vec<String>,
     /// Interface endpoints: the subnets holding its network interfaces, one per AZ.
     pub subnet_ids: Vec<String>,
+    /// `failed` or `rejected` (VpcEndpoint's `State`): it serves nothing, and is replaced.
+    #[serde(default)]
+    pub dead: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -55,15 +55,19 @@ fn with_generation(parts: &[&str], generation: u32) -> String {
 }
 
 /// A VPC endpoint of a service in a VPC, by where it is placed (route tables or subnets), made by
-/// the run whose word is `run` (see [`route_table`]).
+/// the run whose word is `run` (see [`route_table`]), of a generation: the run that replaces a
+/// failed endpoint of the service makes it with its own word again.
 pub fn endpoint(
     stack: &StackName,
     service: &str,
     vpc: &str,
     placement: &[&str],
-    run: &str,
+    (run, generation): (&str, u32),
 ) -> String {
-    client_token(&[stack.as_str(), service, vpc, &placement.join(","), run])
+    with_generation(
+        &[stack.as_str(), service, vpc, &placement.join(","), run],
+        generation,
+    )
 }
 
 /// A route table of a stack's component (and slot) in a VPC, made by the run whose word is `run`.
@@ -112,8 +116,8 @@ mod tests {
             nat_instance(&stack, 1, "subnet-1", 1)
         );
         assert_ne!(
-            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], "run"),
-            endpoint(&stack, "s3", "vpc-1", &["rtb-1", "rtb-2"], "run")
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], ("run", 0)),
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1", "rtb-2"], ("run", 0))
         );
         assert_ne!(
             route_table(&stack, "route-table", Some(0), "vpc-1", "run"),
@@ -129,8 +133,13 @@ mod tests {
             route_table(&stack, "route-table", Some(0), "vpc-1", "later run")
         );
         assert_ne!(
-            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], "run"),
-            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], "later run")
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], ("run", 0)),
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], ("later run", 0))
+        );
+        // The run that replaces a failed endpoint: a new token, never the failed one back.
+        assert_ne!(
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], ("run", 0)),
+            endpoint(&stack, "s3", "vpc-1", &["rtb-1"], ("run", 1))
         );
     }
 
@@ -157,7 +166,7 @@ mod tests {
             by_hand(&format!("{stack}\n2\nsubnet-1\nnat-instance\ngeneration 3"))
         );
         assert_eq!(
-            endpoint(&stack, "s3", "vpc-1", &["a", "b"], "run"),
+            endpoint(&stack, "s3", "vpc-1", &["a", "b"], ("run", 0)),
             by_hand(&format!("{stack}\ns3\nvpc-1\na,b\nrun"))
         );
     }

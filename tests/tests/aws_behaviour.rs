@@ -372,6 +372,69 @@ async fn a_failed_nat_gateway_is_replaced_in_the_same_run_on_the_same_ip() {
     );
 }
 
+/// VpcEndpoint data type: `State` can read `Failed`. Such an endpoint serves nothing (here the
+/// isolated stack's only way to S3), and its client token gets it back: one deploy deletes it and
+/// makes a new one with a token of the next generation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_failed_vpc_endpoint_is_replaced_in_the_same_run() {
+    let lab = Lab::start(Scenario {
+        failures: fixedip_chaos::Failures {
+            endpoints: vec![1],
+            ..Default::default()
+        },
+        ..scenario()
+    })
+    .await;
+    let manifest = fixtures_manifest();
+    let zip = fixture_zip("isolated-endpoints");
+    let deploy = [
+        "deploy",
+        "--manifest-path",
+        path_arg(&manifest),
+        "--zip",
+        path_arg(&zip),
+    ];
+    let deployed = once(&lab, &deploy, "a deploy whose S3 endpoint fails").await;
+    let stderr = String::from_utf8_lossy(&deployed.stderr);
+    assert!(
+        stderr.contains("is failed") && stderr.contains("making a new s3 endpoint"),
+        "what AWS said, and what the run does about it:\n{stderr}"
+    );
+    let log = lab.proxy.log();
+    let calls = |name: &str| log.iter().filter(|e| e.operation.name == name).count();
+    assert_eq!(calls("DeleteVpcEndpoints"), 1, "the failed endpoint goes");
+    let endpoints = lab
+        .emulator
+        .ec2()
+        .await
+        .describe_vpc_endpoints()
+        .send()
+        .await;
+    let states: Vec<String> = endpoints
+        .unwrap()
+        .vpc_endpoints()
+        .iter()
+        .filter_map(|e| e.state().map(|s| s.as_str().to_ascii_lowercase()))
+        .filter(|state| state != "deleted")
+        .collect();
+    assert_eq!(states, ["available"], "one S3 endpoint, a working one");
+    let verify = lab
+        .run(&[
+            "verify",
+            "--manifest-path",
+            path_arg(&manifest),
+            "-p",
+            "isolated-endpoints",
+        ])
+        .await;
+    assert!(
+        verify.status.success(),
+        "verify passes:\n{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+}
+
 /// A slot whose replacement fails too: the run stops with AWS's words and what to do; the next
 /// deploy replaces the gateway, on the same IP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

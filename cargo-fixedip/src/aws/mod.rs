@@ -219,6 +219,16 @@ pub enum AwsError {
         message: String,
     },
 
+    /// VpcEndpoint data type, `State`: "PendingAcceptance | Pending | Available | Deleting |
+    /// Deleted | Rejected | Failed | Expired | Partial". A deploy replaces a failed endpoint once in
+    /// the same run (`converge/deploy.rs`); this is what it reports when that fails too.
+    #[error("VPC endpoint {id} is {state}")]
+    #[diagnostic(
+        code(fixedip::aws::endpoint_failed),
+        help("AWS gives no reason for a failed endpoint: check the service is offered in every AZ of the stack (`aws ec2 describe-vpc-endpoint-services`), then run deploy again: it deletes the endpoint and makes a new one")
+    )]
+    EndpointFailed { id: String, state: String },
+
     /// Lambda's function states: "When function creation fails, Lambda sets the function state
     /// to failed, and you must delete and recreate the function"; an update can fail too. A
     /// deploy recreates a function that failed its creation once in the same run

@@ -6,6 +6,7 @@ use fixedip_core::network::Network;
 use fixedip_core::observed::{ObservedState, Slot};
 use fixedip_core::plan::{Action, Plan, Ref, StackSpec, Status};
 use fixedip_core::planner::{self, quotas, DeclaredFunction, PlanOptions};
+use fixedip_core::requirements::Endpoint;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -40,6 +41,8 @@ pub enum Failed {
     NatGateway(Slot),
     /// The function of this name.
     Function(String),
+    /// The VPC endpoint of this service.
+    Endpoint(Endpoint),
 }
 
 impl Deploy {
@@ -127,7 +130,8 @@ impl Goal for Deploy {
     /// AWS says "Please try again": a NAT gateway that reads `failed` (its FailureCode, e.g.
     /// `InternalError`) gets a new gateway on the same Elastic IP with a client token of the next
     /// generation (the planner counts the failed one); a function whose creation failed (its
-    /// StateReasonCode) is deleted and created again. A second failure is the user's to read.
+    /// StateReasonCode) is deleted and created again; so is a VPC endpoint that reads `failed`.
+    /// A second failure is the user's to read.
     fn plan_again_after(&self, plan: &Plan, error: &ExecuteError) -> Option<String> {
         let step = plan.steps.iter().find(|s| s.id == error.step)?;
         let (failed, again) = match (&step.action, &error.error) {
@@ -144,6 +148,14 @@ impl Goal for Deploy {
             ) => (
                 Some(Failed::Function(name.clone())),
                 format!("deleting function {name} and creating it again"),
+            ),
+            (
+                Action::CreateGatewayEndpoint { endpoint, .. }
+                | Action::CreateInterfaceEndpoint { endpoint, .. },
+                AwsError::EndpointFailed { .. },
+            ) => (
+                Some(Failed::Endpoint(*endpoint)),
+                format!("deleting it and making a new {endpoint} endpoint"),
             ),
             _ => (None, String::new()),
         };

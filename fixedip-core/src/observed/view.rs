@@ -18,6 +18,7 @@
 //!   ([`ObservedAddress::stale_association`]); the planner disassociates it before it reuses the
 //!   address.
 
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use super::Retired;
@@ -65,7 +66,10 @@ pub fn stack_view(
     let (internet_gateway, extra_internet_gateways) = view.internet_gateways(vpc_id)?;
     let nat_gateways = view.nat_gateways(vpc_id);
     let nat_instances = view.nat_instances(vpc_id);
-    let retired = view.retired(vpc_id);
+    let retired = Retired {
+        endpoints: view.retired_endpoints(region),
+        ..view.retired(vpc_id)
+    };
     let addresses = view.addresses(adopted, &nat_gateways, &nat_instances)?;
     let security_group = view.single_group(Component::SecurityGroup, "security group")?;
     let endpoint_security_group =
@@ -451,18 +455,42 @@ impl View<'_> {
 
     /// The stack's VPC endpoints, leaving out those AWS already deleted. `deleting` ones are still
     /// waited for by the step that deletes them, and a new one with private DNS would clash: both
-    /// count as there.
+    /// count as there. `failed` and `rejected` ones are there, [`ObservedEndpoint::dead`].
     fn endpoints(&self, region: &str) -> Vec<ObservedEndpoint> {
-        let prefix = format!("com.amazonaws.{region}.");
         let mut endpoints: Vec<ObservedEndpoint> = self
-            .network
+            .endpoints_in_any_state(region)
+            .filter(|(_, state)| !state.eq_ignore_ascii_case("deleted"))
+            .map(|(endpoint, _)| endpoint)
+            .collect();
+        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
+        endpoints
+    }
+
+    /// How many of the stack's endpoints of each service are `failed`, `rejected` or `deleted`
+    /// (see [`Retired::endpoints`]).
+    fn retired_endpoints(&self, region: &str) -> BTreeMap<Endpoint, u32> {
+        let mut retired = BTreeMap::new();
+        for (endpoint, state) in self.endpoints_in_any_state(region) {
+            if endpoint.dead || state.eq_ignore_ascii_case("deleted") {
+                *retired.entry(endpoint.service).or_default() += 1;
+            }
+        }
+        retired
+    }
+
+    /// The stack's VPC endpoints of services fixedip knows, each with its state.
+    fn endpoints_in_any_state<'s>(
+        &'s self,
+        region: &str,
+    ) -> impl Iterator<Item = (ObservedEndpoint, &'s str)> + 's {
+        let prefix = format!("com.amazonaws.{region}.");
+        self.network
             .endpoints
             .iter()
             .filter(|e| self.is(&e.tags, Component::VpcEndpoint))
-            .filter(|e| !e.state.eq_ignore_ascii_case("deleted"))
-            .filter_map(|e| {
+            .filter_map(move |e| {
                 let service = e.service_name.strip_prefix(&prefix)?;
-                Some(ObservedEndpoint {
+                let endpoint = ObservedEndpoint {
                     id: e.id.clone(),
                     service: Endpoint::parse(service).ok()?,
                     kind: match e.endpoint_type {
@@ -473,11 +501,12 @@ impl View<'_> {
                     slot: slot_tag(&e.tags),
                     route_table_ids: e.route_table_ids.clone(),
                     subnet_ids: e.subnet_ids.clone(),
-                })
+                    dead: ["failed", "rejected"]
+                        .iter()
+                        .any(|dead| e.state.eq_ignore_ascii_case(dead)),
+                };
+                Some((endpoint, e.state.as_str()))
             })
-            .collect();
-        endpoints.sort_by(|a, b| a.id.cmp(&b.id));
-        endpoints
     }
 }
 

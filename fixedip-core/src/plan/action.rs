@@ -346,6 +346,10 @@ pub enum Action {
         vpc: Ref,
         endpoint: Endpoint,
         route_tables: Vec<Ref>,
+        /// The client token's generation: how many dead endpoints of the service AWS lists
+        /// ([`crate::observed::Retired`]), so that a replacement never gets a dead one back.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u32,
     },
     /// ModifyVpcEndpoint of a gateway endpoint: its route tables changed with `azs`.
     ModifyGatewayEndpoint {
@@ -360,6 +364,9 @@ pub enum Action {
         endpoint: Endpoint,
         subnets: Vec<Ref>,
         security_group: Ref,
+        /// As [`Action::CreateGatewayEndpoint`]'s.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        generation: u32,
     },
     /// ModifyVpcEndpoint: the private subnets changed with `azs`.
     ModifyInterfaceEndpoint {

@@ -40,6 +40,13 @@ pub(super) struct GatewayPlan {
     cleared: Vec<(Slot, StepId)>,
 }
 
+/// What a service's new endpoint, if it needs one, is made with: its client token's generation
+/// and the deletions of the failed endpoints it replaces.
+pub(super) struct NewEndpoint {
+    generation: u32,
+    after: Vec<StepId>,
+}
+
 /// Where the endpoints go.
 pub(super) struct EndpointPlacement<'a> {
     pub vpc: &'a Ref,
@@ -103,8 +110,29 @@ impl Planner {
             services.dedup();
             services
         };
-        let mut existing: Vec<&ObservedEndpoint> = observed.endpoints.iter().collect();
+        // A failed (or rejected) endpoint serves nothing: it goes, and its service gets a new one
+        // once it is gone (an interface endpoint's private DNS name is the service's).
+        let (dead, mut existing): (Vec<&ObservedEndpoint>, Vec<&ObservedEndpoint>) =
+            observed.endpoints.iter().partition(|e| e.dead);
         existing.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut replacing: BTreeMap<Endpoint, Vec<StepId>> = BTreeMap::new();
+        for endpoint in dead {
+            let step = self.delete_endpoint(endpoint, &[]);
+            replacing.entry(endpoint.service).or_default().push(step);
+            planned.views.push(deleted_view(endpoint));
+            for slot in slots_touched(endpoint, inventory, at.removed_slots) {
+                planned.slot_cleared.entry(slot).or_default().push(step);
+            }
+        }
+        let new_one = |service: Endpoint| NewEndpoint {
+            generation: observed
+                .retired
+                .endpoints
+                .get(&service)
+                .copied()
+                .unwrap_or(0),
+            after: replacing.get(&service).cloned().unwrap_or_default(),
+        };
         let removed_subnets: BTreeMap<&str, Slot> = inventory
             .subnets
             .iter()
@@ -115,7 +143,13 @@ impl Planner {
         let mut kept: BTreeSet<&str> = BTreeSet::new();
 
         for service in wanted(EndpointKind::Gateway) {
-            let view = self.gateway_endpoint(service, inventory, at, &existing, &mut kept);
+            let view = self.gateway_endpoint(
+                (service, new_one(service)),
+                inventory,
+                at,
+                &existing,
+                &mut kept,
+            );
             if let Some(GatewayPlan { views, cleared }) = view {
                 planned.views.extend(views);
                 for (slot, step) in cleared {
@@ -145,7 +179,7 @@ impl Planner {
                 .expect("planned when an interface endpoint is");
             let ordering: Vec<StepId> = dns_ready.iter().chain(&group_ready).copied().collect();
             let (view, cleared) = self.interface_endpoint(
-                *service,
+                (*service, new_one(*service)),
                 (group, &ordering),
                 at,
                 &existing,
@@ -229,7 +263,7 @@ impl Planner {
     /// subnets. Its view, and the steps a removed slot waits for.
     fn interface_endpoint<'a>(
         &mut self,
-        service: Endpoint,
+        (service, new_one): (Endpoint, NewEndpoint),
         (group, ordering): (&Planned, &[StepId]),
         at: &EndpointPlacement,
         existing: &[&'a ObservedEndpoint],
@@ -248,8 +282,10 @@ impl Planner {
                     endpoint: service,
                     subnets: at.private_subnets.to_vec(),
                     security_group: group.reference.clone(),
+                    generation: new_one.generation,
                 };
-                self.push(action, ordering);
+                let after: Vec<StepId> = ordering.iter().chain(&new_one.after).copied().collect();
+                self.push(action, &after);
                 (Status::Create, at.private_subnets.len())
             }
             Some(endpoint) => {
@@ -307,7 +343,7 @@ impl Planner {
     /// for, or `None` when there is nothing to serve and nothing observed.
     fn gateway_endpoint<'a>(
         &mut self,
-        service: Endpoint,
+        (service, new_one): (Endpoint, NewEndpoint),
         inventory: &Inventory,
         at: &EndpointPlacement,
         existing: &[&'a ObservedEndpoint],
@@ -333,8 +369,9 @@ impl Planner {
                 vpc: at.vpc.clone(),
                 endpoint: service,
                 route_tables: wanted.clone(),
+                generation: new_one.generation,
             };
-            self.push(action, &[]);
+            self.push(action, &new_one.after);
             let view = gateway_view(service, wanted.len(), Status::Create);
             return Some(GatewayPlan {
                 views: vec![view],

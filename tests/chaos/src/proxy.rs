@@ -107,6 +107,10 @@ pub(crate) struct State {
     nat_groups: crate::nat_group::GroupInstances,
     /// CreateNatGateway calls answered since the scenario was set (`failures.nat_gateways`).
     nat_creates: u64,
+    /// CreateVpcEndpoint calls answered since the scenario was set, and the endpoints that fail
+    /// (`failures.endpoints`).
+    endpoint_creates: u64,
+    failed_endpoints: std::collections::BTreeSet<String>,
     /// CreateFunction calls answered for each function of `failures.functions` since the scenario
     /// was set.
     failed_functions: std::collections::HashMap<String, u32>,
@@ -134,6 +138,8 @@ impl State {
             nat_instances: Default::default(),
             nat_groups: Default::default(),
             nat_creates: 0,
+            endpoint_creates: 0,
+            failed_endpoints: Default::default(),
             failed_functions: Default::default(),
             mutating_forwarded: 0,
             holding: false,
@@ -160,6 +166,7 @@ impl State {
         self.mutating_forwarded = 0;
         self.holding = false;
         self.nat_creates = 0;
+        self.endpoint_creates = 0;
         self.nat_instances.restart_count();
         self.failed_functions.clear();
         // `in_flight` is not the scenario's: calls already forwarded still end.
@@ -872,6 +879,28 @@ async fn after_moto(
                 shared.lock().clocks.nat_deleted(id, now);
             }
             None
+        }
+        ("ec2", "CreateVpcEndpoint") => {
+            let xml = text();
+            let mut state = shared.lock();
+            state.endpoint_creates += 1;
+            let nth = state.endpoint_creates;
+            if state.scenario.failures.endpoints.contains(&nth) {
+                for id in xml_texts(&xml, "vpcEndpointId") {
+                    state.failed_endpoints.insert(id);
+                }
+            }
+            Some(timing::rewrite_endpoint_states(
+                &xml,
+                &state.failed_endpoints,
+            ))
+        }
+        ("ec2", "DescribeVpcEndpoints") => {
+            let state = shared.lock();
+            Some(timing::rewrite_endpoint_states(
+                &text(),
+                &state.failed_endpoints,
+            ))
         }
         ("ec2", "DescribeNatGateways") => {
             let filter = state_filter(&call.params);

@@ -85,6 +85,9 @@ pub struct Failures {
     /// The k-th CreateNatGateway (from 1, counted from when the scenario was set) makes a gateway
     /// that reads `failed` once its `pending` time is over.
     pub nat_gateways: Vec<NatFailure>,
+    /// The k-th CreateVpcEndpoint answered (from 1, counted from when the scenario was set) makes
+    /// an endpoint that reads `failed` (VpcEndpoint data type, `State`: "... | Failed | ...").
+    pub endpoints: Vec<u64>,
 }
 
 /// A function Lambda fails to create, with its `StateReasonCode` and `StateReason`.

@@ -7,7 +7,7 @@
 //!   `ResourceConflictException` for another update (or an invoke) meanwhile.
 //! - IAM: a role Lambda cannot assume yet, right after CreateRole.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -251,6 +251,30 @@ pub fn rewrite_nat_states(
     edits.sort_by_key(|(range, _)| std::cmp::Reverse(range.start));
     for (range, replacement) in edits {
         out.replace_range(range, &replacement);
+    }
+    out
+}
+
+/// Rewrites the state of the VPC endpoints in `failed` (`failures.endpoints`) to `failed`, as long
+/// as moto has not deleted them (moto makes every endpoint `available` at once).
+pub fn rewrite_endpoint_states(xml: &str, failed: &BTreeSet<String>) -> String {
+    let Ok(doc) = roxmltree::Document::parse(xml) else {
+        return xml.to_string();
+    };
+    let mut edits: Vec<std::ops::Range<usize>> = Vec::new();
+    for endpoint in doc.descendants().filter(|n| {
+        n.is_element() && child_text(*n, "vpcEndpointId").is_some_and(|id| failed.contains(id))
+    }) {
+        let state = endpoint.children().find(|c| c.has_tag_name("state"));
+        let text = state.and_then(|s| s.first_child());
+        if let Some(text) = text.filter(|t| t.text() != Some("deleted")) {
+            edits.push(text.range());
+        }
+    }
+    let mut out = xml.to_string();
+    edits.sort_by_key(|range| std::cmp::Reverse(range.start));
+    for range in edits {
+        out.replace_range(range, "failed");
     }
     out
 }

@@ -177,6 +177,7 @@ impl<'a> Context<'a> {
             vpc,
             endpoint,
             route_tables,
+            generation,
         } = &step.action
         else {
             unreachable!(
@@ -190,7 +191,8 @@ impl<'a> Context<'a> {
             let service = endpoint.service_name(&self.aws.region);
             let mut sorted: Vec<&str> = route_tables.iter().map(String::as_str).collect();
             sorted.sort();
-            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, &self.inputs.run);
+            let word = (self.inputs.run.as_str(), *generation);
+            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, word);
             let request = ec2
                 .create_vpc_endpoint()
                 .vpc_id(&vpc)
@@ -202,15 +204,20 @@ impl<'a> Context<'a> {
                     ResourceType::VpcEndpoint,
                     self.tags(Component::VpcEndpoint, None),
                 ));
+            // Waited for like an interface endpoint: its State can read `failed` too.
             Box::pin(async move {
                 let answer = self
                     .send(step, "CreateVpcEndpoint", &[], || request.clone().send())
                     .await
                     .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
-                created(
+                let produced = created(
                     answer.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()),
                     "CreateVpcEndpoint",
-                )
+                )?;
+                let id = produced.id.clone().expect("created");
+                self.wait_for_endpoint(step, &id, EndpointWait::Available)
+                    .await?;
+                Ok(produced)
             })
         };
         Ok(call)
@@ -228,6 +235,7 @@ impl<'a> Context<'a> {
             endpoint,
             subnets,
             security_group,
+            generation,
         } = &step.action
         else {
             unreachable!(
@@ -242,7 +250,8 @@ impl<'a> Context<'a> {
             let service = endpoint.service_name(&self.aws.region);
             let mut sorted: Vec<&str> = subnets.iter().map(String::as_str).collect();
             sorted.sort();
-            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, &self.inputs.run);
+            let word = (self.inputs.run.as_str(), *generation);
+            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, word);
             let request = ec2
                 .create_vpc_endpoint()
                 .vpc_id(&vpc)
@@ -442,14 +451,11 @@ impl<'a> Context<'a> {
             match (until, name.as_deref()) {
                 (EndpointWait::Available, Some("available"))
                 | (EndpointWait::Gone, None | Some("deleted")) => return Ok(()),
-                (EndpointWait::Available, None | Some("failed" | "rejected" | "deleted")) => {
-                    return Err(AwsError::Call {
-                        operation: "CreateVpcEndpoint",
-                        code: None,
-                        message: format!(
-                            "VPC endpoint {id} is {}: run deploy again to replace it",
-                            name.as_deref().unwrap_or("gone")
-                        ),
+                // Not found right after the create is EC2's eventual consistency: waited out.
+                (EndpointWait::Available, Some("failed" | "rejected" | "deleted")) => {
+                    return Err(AwsError::EndpointFailed {
+                        id: id.to_owned(),
+                        state: name.unwrap_or_default(),
                     })
                 }
                 _ => {}

@@ -505,3 +505,48 @@ fn a_duplicate_endpoint_left_by_a_lost_answer_is_deleted() {
         matches!(&plan.steps[0].action, Action::DeleteEndpoint { endpoint_id } if endpoint_id == "vpce-zzzz")
     );
 }
+
+#[test]
+fn a_failed_endpoint_is_deleted_and_its_service_gets_a_new_one_of_the_next_generation() {
+    // VpcEndpoint's State can read `failed`: such an endpoint serves nothing. AWS answers its
+    // client token with it again, so the new one's token is of the next generation.
+    let spec = with_modes(2, &["s3", "logs"], &[]);
+    let mut account = deployed(&spec, &empty());
+    for endpoint in &mut account.endpoints {
+        endpoint.dead = true;
+    }
+    account.retired.endpoints = account.endpoints.iter().map(|e| (e.service, 1)).collect();
+    let plan = planned(&spec, &account);
+    for old in &account.endpoints {
+        let delete = plan
+            .steps
+            .iter()
+            .find(|s| matches!(&s.action, Action::DeleteEndpoint { endpoint_id } if *endpoint_id == old.id))
+            .expect("the failed endpoint is deleted");
+        let create = plan
+            .steps
+            .iter()
+            .find(|s| match &s.action {
+                Action::CreateGatewayEndpoint {
+                    endpoint,
+                    generation,
+                    ..
+                }
+                | Action::CreateInterfaceEndpoint {
+                    endpoint,
+                    generation,
+                    ..
+                } => *endpoint == old.service && *generation == 1,
+                _ => false,
+            })
+            .expect("a new endpoint of the service, of the next generation");
+        assert!(
+            create.after.contains(&delete.id),
+            "made once the failed one is gone (an interface endpoint's private DNS name is the service's): {plan:#?}"
+        );
+    }
+    let account = simulate::apply(&plan, &account);
+    assert_eq!(account.endpoints.len(), 2);
+    assert!(account.endpoints.iter().all(|e| !e.dead));
+    assert!(planned(&spec, &account).is_noop());
+}

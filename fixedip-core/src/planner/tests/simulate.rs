@@ -1014,6 +1014,7 @@ impl Account {
                 vpc,
                 endpoint,
                 route_tables,
+                ..
             } => {
                 assert_eq!(self.resolve(vpc), self.vpc_id());
                 let tables: Vec<String> = route_tables.iter().map(|t| self.resolve(t)).collect();
@@ -1026,6 +1027,7 @@ impl Account {
                     slot: None,
                     route_table_ids: tables,
                     subnet_ids: Vec::new(),
+                    dead: false,
                 });
                 id
             }
@@ -1049,6 +1051,7 @@ impl Account {
                 endpoint,
                 subnets,
                 security_group,
+                ..
             } => {
                 assert_eq!(self.resolve(vpc), self.vpc_id());
                 let vpc = self.state.vpc.as_ref().unwrap();
@@ -1078,6 +1081,7 @@ impl Account {
                     slot: None,
                     route_table_ids: Vec::new(),
                     subnet_ids,
+                    dead: false,
                 });
                 id
             }
@@ -1842,8 +1846,14 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     | Action::ModifyGatewayEndpoint { .. },
                 ) => true,
                 // A table moves to the kept gateway endpoint once its old endpoint is gone: AWS
-                // refuses a second route to the service's prefix list in it.
-                (Action::ModifyGatewayEndpoint { .. }, Action::DeleteEndpoint { .. }) => true,
+                // refuses a second route to the service's prefix list in it. A failed endpoint's
+                // replacement is made once it is gone (the same for private DNS).
+                (
+                    Action::ModifyGatewayEndpoint { .. }
+                    | Action::CreateGatewayEndpoint { .. }
+                    | Action::CreateInterfaceEndpoint { .. },
+                    Action::DeleteEndpoint { .. },
+                ) => true,
                 (
                     Action::DeleteSecurityGroup { .. } | Action::DeleteRouteTable { .. },
                     Action::DeleteSecurityGroup { .. },
