@@ -346,6 +346,12 @@ pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("tests/fixtures/functions/Cargo.toml")
 }
 
+/// A fixture function's own directory (`tests/fixtures/functions/<name>`): where a user runs
+/// `cargo fixedip` for it, with no `--manifest-path` and no `--stack`.
+pub fn fixture_dir(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures/functions").join(name)
+}
+
 /// An EC2 `Describe*` filter on one tag's value (`tag:KEY` = `value`).
 pub fn tag_filter(key: &str, value: &str) -> aws_sdk_ec2::types::Filter {
     aws_sdk_ec2::types::Filter::builder()
