@@ -28,8 +28,10 @@
 //!   instance is terminated. The pause: the address's move until ready (seconds, the new
 //!   instance booted meanwhile).
 //! - **NAT gateway → group**: the interface, template and group are made, and the group's
-//!   instance boots on the launch's public IP and waits for the address; once **every**
-//!   switching slot's group is made, the gateway is deleted and waited for until `deleted` (only
+//!   instance boots on the launch's public IP, attaches the interface and waits for the
+//!   address; once **every** switching slot's group instance has attached its interface (as far
+//!   as its boot goes without the address: a launch or attach that fails leaves every gateway),
+//!   the gateway is deleted and waited for until `deleted` (only
 //!   then is its address free; the executor waits out the address's settling), the address goes
 //!   on the interface, the group's instance says ready, the route moves. The pause: the
 //!   gateway's deletion (about a minute on AWS) plus seconds.
@@ -147,9 +149,15 @@ impl Planner {
                 let stale = self.gateway_address_free(slot, inventory, &parts, nat)?;
                 let group = self.nat_group(slot, inventory, template, &parts, &[]);
                 self.note_switch_from_gateway(slot, &nat.id);
-                let changed: Vec<StepId> = self.steps[first..].iter().map(|s| s.id).collect();
-                // The gateway goes once every switching slot's group is made
-                // (`finish_switches`), and the address then moves to the interface.
+                let made: Vec<StepId> = self.steps[first..].iter().map(|s| s.id).collect();
+                let action = Action::AwaitNatInterfaceAttached {
+                    group: group.clone(),
+                    interface: interface.clone(),
+                };
+                let attached = self.push(action, &made);
+                let changed: Vec<StepId> = made.into_iter().chain([attached]).collect();
+                // The gateway goes once every switching slot's group instance has attached its
+                // interface (`finish_switches`): as far as its boot goes without the address.
                 switch = Some(Switch {
                     from: SwitchFrom::NatGateway {
                         id: nat.id.clone(),
@@ -162,7 +170,7 @@ impl Planner {
                         group: group.clone(),
                         changed: changed.clone(),
                     },
-                    gate: changed,
+                    gate: vec![attached],
                 });
                 let retire = leaving.map(|old| Retire::NatInstance { id: old.id.clone() });
                 (group, retire.into_iter().collect())
@@ -204,7 +212,7 @@ impl Planner {
     /// pauses.
     fn note_switch_from_gateway(&mut self, slot: Slot, gateway: &str) {
         self.notes.push(format!(
-            "AZ slot {slot} moves from NAT gateway {gateway} to a self-healing NAT, keeping its Elastic IP: the group's instance boots on a public IP of its own while the gateway still carries the slot (under a cent); once every switching AZ's group is made, the gateway is deleted and its egress pauses until the address is on the fixed interface, the group's instance reports ready and the route points at it (on AWS, the gateway's deletion, about a minute, and a few seconds more: the instance booted meanwhile)"
+            "AZ slot {slot} moves from NAT gateway {gateway} to a self-healing NAT, keeping its Elastic IP: the group's instance boots on a public IP of its own while the gateway still carries the slot (under a cent); once every switching AZ's group instance has attached its network interface, the gateway is deleted and its egress pauses until the address is on the fixed interface, the group's instance reports ready and the route points at it (on AWS, the gateway's deletion, about a minute, and a few seconds more: the instance booted meanwhile)"
         ));
     }
 

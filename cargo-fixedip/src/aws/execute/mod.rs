@@ -251,6 +251,7 @@ impl ActionKind {
             Action::CreateNatLaunchTemplate { .. } => "CreateLaunchTemplate",
             Action::CreateNatGroup { .. } => "CreateAutoScalingGroup",
             Action::AwaitNatGroupReady { .. } => "AwaitNatGroupReady",
+            Action::AwaitNatInterfaceAttached { .. } => "AwaitNatInterfaceAttached",
             Action::DeleteNatGroup { .. } => "DeleteAutoScalingGroup",
             Action::DeleteNatLaunchTemplate { .. } => "DeleteLaunchTemplate",
             Action::DeleteNatInterface { .. } => "DeleteNetworkInterface",
@@ -516,6 +517,7 @@ impl<'a> Context<'a> {
             | Action::CreateNatLaunchTemplate { .. }
             | Action::CreateNatGroup { .. }
             | Action::AwaitNatGroupReady { .. }
+            | Action::AwaitNatInterfaceAttached { .. }
             | Action::DeleteNatGroup { .. }
             | Action::DeleteNatLaunchTemplate { .. }
             | Action::DeleteNatInterface { .. }

@@ -254,7 +254,8 @@ fn named(action: &Action) -> Vec<String> {
         | Action::AssociateInterfaceAddress { .. }
         | Action::CreateNatLaunchTemplate { .. }
         | Action::CreateNatGroup { .. }
-        | Action::AwaitNatGroupReady { .. } => Vec::new(),
+        | Action::AwaitNatGroupReady { .. }
+        | Action::AwaitNatInterfaceAttached { .. } => Vec::new(),
         Action::DeleteNatGroup { name } | Action::DeleteNatProfile { name } => vec![name],
         Action::DeleteNatLaunchTemplate { id } | Action::DeleteNatInterface { id } => vec![id],
         Action::DisassociateAddress { association_id } => vec![association_id],

@@ -301,8 +301,8 @@ fn no_group_left(account: &ObservedState) {
     assert_eq!(account.nat_profile, None);
 }
 
-/// A stack of NAT gateways moves to groups in one deploy, keeping its addresses: every group is
-/// made before any gateway is deleted, each address goes on its interface once its gateway is
+/// A stack of NAT gateways moves to groups in one deploy, keeping its addresses: every group's
+/// instance has attached its interface before any gateway is deleted, each address goes on its interface once its gateway is
 /// deleted, the group's instance is waited for after that, and the route after the wait.
 #[test]
 fn gateways_move_to_groups_in_one_deploy_keeping_their_addresses() {
@@ -315,7 +315,7 @@ fn gateways_move_to_groups_in_one_deploy_keeping_their_addresses() {
     all_after(
         &plan,
         |a| matches!(a, Action::DeleteNatGateway { .. }),
-        |a| matches!(a, Action::CreateNatGroup { .. }),
+        |a| matches!(a, Action::AwaitNatInterfaceAttached { .. }),
         true,
     );
     for associate in steps_of(&plan, |a| {
@@ -485,4 +485,30 @@ fn an_incomplete_profile_is_completed() {
         plan.network.nat_security_group,
         Some(Status::Keep(account.nat_security_group.unwrap().id))
     );
+}
+
+/// With `nats = 1`, both AZs leave through slot 0's group; switched to a NAT gateway, the group
+/// goes only once every route that led to it has moved (the other AZ's too), and the slot that
+/// holds a group counts as holding its NAT (it keeps it, rather than a new NAT elsewhere).
+#[test]
+fn a_shared_group_goes_after_every_route_that_led_to_it() {
+    let mut shared = healing_spec(2);
+    shared.modes.nats = Some(1);
+    let before = deployed(&shared, &empty());
+    assert_eq!(before.nat_groups.len(), 1);
+    let mut gateways = spec(2, &["f"]);
+    gateways.modes.nats = Some(1);
+    let plan = plan(&gateways, &before).unwrap();
+    check_well_formed(&plan);
+    no_address_allocated_or_released(&plan);
+    all_after(
+        &plan,
+        |a| matches!(a, Action::DeleteNatGroup { .. }),
+        |a| matches!(a, Action::ReplaceRoute { .. }),
+        true,
+    );
+    let after_switch = apply(&plan, &before);
+    no_group_left(&after_switch);
+    assert_eq!(after_switch.nat_gateways.len(), 1);
+    settled_on_the_same_addresses(&gateways, &before, &after_switch);
 }

@@ -928,6 +928,25 @@ impl Account {
                 self.booting.remove(&interface);
                 name
             }
+            Action::AwaitNatInterfaceAttached { group, interface } => {
+                let (name, interface) = (self.resolve(group), self.resolve(interface));
+                let found = self.state.nat_groups.iter().find(|g| g.name == name);
+                let instance = found
+                    .expect("no such group")
+                    .instances
+                    .first()
+                    .map(|i| &i.id);
+                let attached = self.state.nat_interfaces.iter().find(|i| i.id == interface);
+                assert_eq!(
+                    attached
+                        .expect("no such interface")
+                        .attached_instance
+                        .as_ref(),
+                    instance,
+                    "{name}'s instance never attaches {interface}"
+                );
+                name
+            }
             Action::DeleteNatGroup { name } => {
                 let index = self.state.nat_groups.iter().position(|g| g.name == *name);
                 let gone = self.state.nat_groups.remove(index.expect("no such group"));
@@ -1754,6 +1773,11 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     | Action::DeleteRoute { .. }
                     | Action::AssociateRouteTable { .. },
                 ) => true,
+                // A route kept to a NAT the plan repairs: functions move in once it is ready.
+                (
+                    Action::UpdateFunctionConfiguration { .. },
+                    Action::AwaitNatInstanceReady { .. } | Action::AwaitNatGroupReady { .. },
+                ) => true,
                 (
                     Action::UpdateFunctionCode { function: code },
                     Action::UpdateFunctionConfiguration {
@@ -1914,13 +1938,17 @@ fn documented_for_groups(step: &Action, earlier: &Action) -> bool {
         ) => true,
         // From a plain NAT instance: its address leaves it once the group's instance launches.
         (Action::DisassociateAddress { .. }, Action::CreateNatGroup { .. }) => true,
-        // From a NAT gateway: it goes once every switching slot's group is made, and the
-        // address goes on the interface once the gateway is deleted.
+        // From a NAT gateway: it goes once every switching slot's group instance has attached
+        // its interface, and the address goes on the interface once the gateway is deleted.
         (
-            Action::DeleteNatGateway { .. },
+            Action::AwaitNatInterfaceAttached { .. },
             Action::CreateNatInterface { .. }
             | Action::CreateNatLaunchTemplate { .. }
             | Action::CreateNatGroup { .. },
+        ) => true,
+        (
+            Action::DeleteNatGateway { .. } | Action::AwaitNatGroupReady { .. },
+            Action::AwaitNatInterfaceAttached { .. },
         ) => true,
         (Action::AssociateInterfaceAddress { .. }, Action::DeleteNatGateway { .. }) => true,
         // To a plain NAT instance: the address leaves the interface once every switching
