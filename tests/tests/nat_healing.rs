@@ -467,6 +467,32 @@ async fn self_healing_switches_to_plain_instances_in_one_deploy_keeping_the_ips(
     );
 }
 
+/// Destroy run for a function that does not ask for self-healing (the setting removed, or
+/// another function of the stack) still finds the stack's groups and removes all of them; the
+/// IPs stay, retained.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_without_the_setting_still_removes_the_groups() {
+    let emulator = Emulator::start();
+    deploy_from_its_dir(&emulator, FIXTURE);
+    let ips = assert_routed_through_interfaces(&emulator).await;
+    let zip = fixture_zip("second-function");
+    from_its_dir(
+        &emulator,
+        "second-function",
+        &[
+            "destroy",
+            "--yes",
+            "--force-detach-others",
+            "--eni-timeout",
+            "20",
+            "--zip",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_no_group_left(&emulator).await;
+    assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
+}
+
 /// A group whose instance never gets ready (its boot writes FAILED) fails the deploy with the
 /// instance's own lines, and no private route is made to an interface nobody forwards from.
 #[tokio::test(flavor = "multi_thread")]
