@@ -122,6 +122,20 @@ impl Emulator {
             .count()
     }
 
+    /// The security groups moto holds tagged with a `fixedip:component` (e.g. the NAT
+    /// instances' `nat-security-group`).
+    pub async fn security_groups(&self, component: &str) -> usize {
+        let answer = self
+            .ec2()
+            .await
+            .describe_security_groups()
+            .filters(tag_filter("fixedip:component", component))
+            .send()
+            .await
+            .unwrap();
+        answer.security_groups().len()
+    }
+
     /// Every Elastic IP moto holds, as DescribeAddresses lists it.
     pub async fn addresses(&self) -> Vec<aws_sdk_ec2::types::Address> {
         let answer = self.ec2().await.describe_addresses().send().await;

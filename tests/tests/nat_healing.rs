@@ -158,28 +158,7 @@ async fn deploy_builds_a_group_per_az_and_destroy_removes_all_of_it() {
         "{}",
         String::from_utf8_lossy(&destroyed.stderr)
     );
-    let ec2 = emulator.ec2().await;
-    let templates = ec2
-        .describe_launch_templates()
-        .filters(tag_filter("fixedip:stack", "default"))
-        .send()
-        .await
-        .unwrap();
-    assert!(templates.launch_templates().is_empty());
-    let iam = emulator.iam().await;
-    let name = "fixedip-default-us-east-1-nat";
-    assert!(iam
-        .get_instance_profile()
-        .instance_profile_name(name)
-        .send()
-        .await
-        .is_err());
-    assert!(iam.get_role().role_name(name).send().await.is_err());
-    assert_eq!(
-        live_instances(&emulator, "nat-group").await,
-        0,
-        "the groups' instances are gone"
-    );
+    assert_no_group_left(&emulator).await;
     assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
 }
 
@@ -412,15 +391,7 @@ async fn self_healing_switches_to_gateways_in_one_deploy_keeping_the_ips() {
     let emulator = Emulator::start();
     switch_out_of_self_healing(&emulator, "second-function").await;
     assert_eq!(emulator.available_nat_gateways().await, 2);
-    let groups = emulator
-        .ec2()
-        .await
-        .describe_security_groups()
-        .filters(tag_filter("fixedip:component", "nat-security-group"))
-        .send()
-        .await
-        .unwrap();
-    assert!(groups.security_groups().is_empty());
+    assert_eq!(emulator.security_groups("nat-security-group").await, 0);
     assert_switch_calls_allowed(
         &emulator,
         &[
