@@ -464,6 +464,78 @@ async fn destroy_without_the_setting_still_removes_the_groups() {
     assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
 }
 
+/// The switches from and to NAT gateways under AWS's timing and rules (`Scenario::aws_like`,
+/// scaled down): a gateway reads `pending` and `deleting` for a while, its address is refused
+/// for a moment after it reads `deleted`, a group instance's boot takes its time, fresh ids are
+/// not found at once, and AWS's dependency rules hold. Same IPs each way. Prints each switch's
+/// egress pause as the model gives it (from the first DeleteNatGateway, or the first
+/// DisassociateAddress, to the last route's move).
+#[tokio::test(flavor = "multi_thread")]
+async fn switches_between_gateways_and_self_healing_under_aws_timing() {
+    const SCALE: f64 = 0.05;
+    let lab = crate::common::Lab::start(fixedip_chaos::Scenario::aws_like(SCALE)).await;
+    let deploy = |fixture: &str| {
+        let zip = fixture_zip(fixture);
+        let mut command = lab.command(&[
+            "deploy",
+            "--zip",
+            zip.to_str().unwrap(),
+            "--poll-interval",
+            "0.2",
+        ]);
+        command.current_dir(fixture_dir(fixture));
+        let fixture = fixture.to_owned();
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "deploy of {fixture}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    };
+    deploy("second-function").await;
+    let ips = stack_ips(&lab.emulator).await;
+    assert_eq!(ips.len(), 2);
+
+    let mark = lab.proxy.log().len();
+    deploy(FIXTURE).await;
+    assert_eq!(assert_routed_through_interfaces(&lab.emulator).await, ips);
+    assert_eq!(lab.emulator.live_nat_gateways().await, 0);
+    let pause = egress_pause(&lab.proxy.log()[mark..], "DeleteNatGateway");
+    eprintln!(
+        "gateways → self-healing at aws_like({SCALE}): egress paused {:.1} s (the model's gateway deletion {:.1} s and address settling {:.2} s, then its boot of {:.1} s from the address on, and polls)",
+        pause.as_secs_f64(),
+        60.0 * SCALE,
+        5.0 * SCALE,
+        60.0 * SCALE
+    );
+
+    let mark = lab.proxy.log().len();
+    deploy("second-function").await;
+    assert_eq!(stack_ips(&lab.emulator).await, ips);
+    assert_eq!(lab.emulator.available_nat_gateways().await, 2);
+    assert_no_group_left(&lab.emulator).await;
+    let pause = egress_pause(&lab.proxy.log()[mark..], "DisassociateAddress");
+    eprintln!(
+        "self-healing → gateways at aws_like({SCALE}): egress paused {:.1} s (the model's gateway creation {:.1} s and polls)",
+        pause.as_secs_f64(),
+        60.0 * SCALE
+    );
+}
+
+/// From the first `from` call's start to the last route change's end.
+fn egress_pause(log: &[fixedip_chaos::LogEntry], from: &str) -> std::time::Duration {
+    let of = |name: &str| -> Vec<&fixedip_chaos::LogEntry> {
+        log.iter().filter(|e| e.operation.name == name).collect()
+    };
+    let start = of(from).iter().map(|e| e.start).min();
+    let end = of("ReplaceRoute").iter().map(|e| e.end).max();
+    end.expect("no route moved") - start.expect("no pause started")
+}
+
 /// A group whose instance never gets ready (its boot writes FAILED) fails the deploy with the
 /// instance's own lines, and no private route is made to an interface nobody forwards from.
 #[tokio::test(flavor = "multi_thread")]

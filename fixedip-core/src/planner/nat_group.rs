@@ -34,7 +34,9 @@
 //!   the gateway is deleted and waited for until `deleted` (only
 //!   then is its address free; the executor waits out the address's settling), the address goes
 //!   on the interface, the group's instance says ready, the route moves. The pause: the
-//!   gateway's deletion (about a minute on AWS) plus seconds.
+//!   gateway's deletion (about a minute on AWS), the address's settling, and the rest of the
+//!   boot, which needs the address (its package install goes out through the interface): about
+//!   two minutes.
 //! - **group → NAT gateway**: the address leaves the interface, the gateway is created with it
 //!   and waited for until `available`, the route moves; then the group, its template and its
 //!   interface go. The pause: the gateway's creation (one to three minutes on AWS).
@@ -212,7 +214,7 @@ impl Planner {
     /// pauses.
     fn note_switch_from_gateway(&mut self, slot: Slot, gateway: &str) {
         self.notes.push(format!(
-            "AZ slot {slot} moves from NAT gateway {gateway} to a self-healing NAT, keeping its Elastic IP: the group's instance boots on a public IP of its own while the gateway still carries the slot (under a cent); once every switching AZ's group instance has attached its network interface, the gateway is deleted and its egress pauses until the address is on the fixed interface, the group's instance reports ready and the route points at it (on AWS, the gateway's deletion, about a minute, and a few seconds more: the instance booted meanwhile)"
+            "AZ slot {slot} moves from NAT gateway {gateway} to a self-healing NAT, keeping its Elastic IP: the group's instance boots on a public IP of its own while the gateway still carries the slot (under a cent); once every switching AZ's group instance has attached its network interface, the gateway is deleted and its egress pauses until the address is on the fixed interface, the group's instance reports ready and the route points at it (on AWS, about two minutes: the gateway's deletion, about a minute, then the rest of the instance's boot, whose package install needs the address)"
         ));
     }
 
