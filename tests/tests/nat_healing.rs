@@ -464,14 +464,14 @@ async fn destroy_without_the_setting_still_removes_the_groups() {
     assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
 }
 
-/// The switches from and to NAT gateways under AWS's timing and rules (`Scenario::aws_like`,
-/// scaled down): a gateway reads `pending` and `deleting` for a while, its address is refused
+/// The switches from and to NAT gateways, and to plain NAT instances, under AWS's timing and
+/// rules (`Scenario::aws_like`, scaled down): a gateway reads `pending` and `deleting` for a while, its address is refused
 /// for a moment after it reads `deleted`, a group instance's boot takes its time, fresh ids are
 /// not found at once, and AWS's dependency rules hold. Same IPs each way. Prints each switch's
 /// egress pause as the model gives it (from the first DeleteNatGateway, or the first
 /// DisassociateAddress, to the last route's move).
 #[tokio::test(flavor = "multi_thread")]
-async fn switches_between_gateways_and_self_healing_under_aws_timing() {
+async fn switches_out_of_and_into_self_healing_under_aws_timing() {
     const SCALE: f64 = 0.05;
     let lab = crate::common::Lab::start(fixedip_chaos::Scenario::aws_like(SCALE)).await;
     let deploy = |fixture: &str| {
@@ -523,6 +523,18 @@ async fn switches_between_gateways_and_self_healing_under_aws_timing() {
         "self-healing → gateways at aws_like({SCALE}): egress paused {:.1} s (the model's gateway creation {:.1} s and polls)",
         pause.as_secs_f64(),
         60.0 * SCALE
+    );
+
+    deploy(FIXTURE).await;
+    let mark = lab.proxy.log().len();
+    deploy("nat-instance").await;
+    assert_eq!(stack_ips(&lab.emulator).await, ips);
+    assert_eq!(live_instances(&lab.emulator, "nat-instance").await, 2);
+    assert_no_group_left(&lab.emulator).await;
+    let pause = egress_pause(&lab.proxy.log()[mark..], "DisassociateAddress");
+    eprintln!(
+        "self-healing → plain instances at aws_like({SCALE}): egress paused {:.1} s (the instances were ready before; the address's move and polls)",
+        pause.as_secs_f64()
     );
 }
 
