@@ -264,7 +264,6 @@ fn plan_network(
     let vpc_cidr = layout::vpc_cidr(spec)?;
     let inventory = Inventory::new(observed);
     let slots = choose_slots(spec, observed, &inventory)?;
-    nat_group::refuse_switches(spec, &inventory, &slots.wanted)?;
     let nat_layout = NatLayout::new(&spec.modes, &slots.wanted, &inventory);
     let nat_slots = slots.holding_nats(&nat_layout);
     let addresses = choose_addresses(spec, &inventory, &nat_slots, &slots.abandoned)?;
@@ -308,6 +307,7 @@ fn plan_network(
     );
     let (removed_slots, surplus_slots) = planner.note_beyond_azs(&context, &removed, &kept_surplus);
     let kept = planner.keep_addresses(&context, &addresses, &surplus_slots, &nat_slots);
+    planner.retire_nat_profile(base.nat_profile.is_some(), observed, &context.inventory);
     let nat_security_group_retired = planner.retire_nat_security_group(
         base.nat_security_group.is_some(),
         observed,

@@ -122,6 +122,20 @@ impl Emulator {
             .count()
     }
 
+    /// The security groups moto holds tagged with a `fixedip:component` (e.g. the NAT
+    /// instances' `nat-security-group`).
+    pub async fn security_groups(&self, component: &str) -> usize {
+        let answer = self
+            .ec2()
+            .await
+            .describe_security_groups()
+            .filters(tag_filter("fixedip:component", component))
+            .send()
+            .await
+            .unwrap();
+        answer.security_groups().len()
+    }
+
     /// Every Elastic IP moto holds, as DescribeAddresses lists it.
     pub async fn addresses(&self) -> Vec<aws_sdk_ec2::types::Address> {
         let answer = self.ec2().await.describe_addresses().send().await;
@@ -344,6 +358,12 @@ fn replace_with_lambda_zip(path: &Path, bootstrap: &[u8]) {
 /// The fixture functions' workspace (`tests/fixtures/functions`).
 pub fn fixtures_manifest() -> PathBuf {
     workspace_root().join("tests/fixtures/functions/Cargo.toml")
+}
+
+/// A fixture function's own directory (`tests/fixtures/functions/<name>`): where a user runs
+/// `cargo fixedip` for it, with no `--manifest-path` and no `--stack`.
+pub fn fixture_dir(name: &str) -> PathBuf {
+    workspace_root().join("tests/fixtures/functions").join(name)
 }
 
 /// An EC2 `Describe*` filter on one tag's value (`tag:KEY` = `value`).

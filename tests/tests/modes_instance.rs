@@ -203,15 +203,7 @@ async fn deploy_redeploy_verify_and_destroy_with_nat_instances() {
     ok(&emulator, &destroy);
     assert!(live_instances(&emulator).await.is_empty());
     assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
-    let groups = emulator
-        .ec2()
-        .await
-        .describe_security_groups()
-        .filters(tag_filter("fixedip:component", "nat-security-group"))
-        .send()
-        .await
-        .unwrap();
-    assert!(groups.security_groups().is_empty());
+    assert_eq!(emulator.security_groups("nat-security-group").await, 0);
     let vpcs = emulator
         .ec2()
         .await

@@ -2,13 +2,15 @@
 //! auto-scaling group, holding the slot's Elastic IP on a fixed network interface that every
 //! instance of the group attaches at boot. moto launches the group's instances; the chaos proxy
 //! in front of the CLI plays their boot (`tests/chaos/src/nat_group.rs`: the attach, the ready
-//! line) and detaches the interface of a terminated instance, as AWS does.
+//! line, once the interface holds its Elastic IP) and detaches the interface of a terminated
+//! instance, as AWS does. The switches from and to NAT gateways and plain NAT instances run the
+//! CLI from each fixture function's own directory, as a user does.
 
 use std::collections::BTreeSet;
 use std::process::Output;
 
 use aws_sdk_ec2::types::Filter;
-use fixedip_tests::{fixture_zip, fixtures_manifest, tag_filter, Emulator};
+use fixedip_tests::{fixture_dir, fixture_zip, fixtures_manifest, tag_filter, Emulator};
 
 const FIXTURE: &str = "nat-healing";
 
@@ -70,10 +72,8 @@ async fn interfaces(emulator: &Emulator) -> Vec<(String, Option<String>, Option<
         .collect()
 }
 
-/// Each private route table sends 0.0.0.0/0 to a fixed interface that holds a stack address.
-async fn assert_routed_through_interfaces(emulator: &Emulator) -> BTreeSet<String> {
-    let interfaces = interfaces(emulator).await;
-    assert_eq!(interfaces.len(), 2, "{interfaces:?}");
+/// The 0.0.0.0/0 routes of the stack's private route tables.
+async fn default_routes(emulator: &Emulator) -> Vec<aws_sdk_ec2::types::Route> {
     let tables = emulator
         .ec2()
         .await
@@ -82,11 +82,22 @@ async fn assert_routed_through_interfaces(emulator: &Emulator) -> BTreeSet<Strin
         .send()
         .await
         .unwrap();
-    let targets: BTreeSet<String> = tables
+    tables
         .route_tables()
         .iter()
         .flat_map(|t| t.routes())
         .filter(|r| r.destination_cidr_block() == Some("0.0.0.0/0"))
+        .cloned()
+        .collect()
+}
+
+/// Each private route table sends 0.0.0.0/0 to a fixed interface that holds a stack address.
+async fn assert_routed_through_interfaces(emulator: &Emulator) -> BTreeSet<String> {
+    let interfaces = interfaces(emulator).await;
+    assert_eq!(interfaces.len(), 2, "{interfaces:?}");
+    let targets: BTreeSet<String> = default_routes(emulator)
+        .await
+        .iter()
         .map(|r| {
             r.network_interface_id()
                 .unwrap_or("not an interface")
@@ -147,28 +158,7 @@ async fn deploy_builds_a_group_per_az_and_destroy_removes_all_of_it() {
         "{}",
         String::from_utf8_lossy(&destroyed.stderr)
     );
-    let ec2 = emulator.ec2().await;
-    let templates = ec2
-        .describe_launch_templates()
-        .filters(tag_filter("fixedip:stack", "default"))
-        .send()
-        .await
-        .unwrap();
-    assert!(templates.launch_templates().is_empty());
-    let iam = emulator.iam().await;
-    let name = "fixedip-default-us-east-1-nat";
-    assert!(iam
-        .get_instance_profile()
-        .instance_profile_name(name)
-        .send()
-        .await
-        .is_err());
-    assert!(iam.get_role().role_name(name).send().await.is_err());
-    assert_eq!(
-        live_instances(&emulator, "nat-group").await,
-        0,
-        "the groups' instances are gone"
-    );
+    assert_no_group_left(&emulator).await;
     assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
 }
 
@@ -279,38 +269,283 @@ async fn plain_nat_instances_move_to_self_healing_in_one_deploy_keeping_the_ips(
     assert_eq!(live_instances(&emulator, "nat-instance").await, 0);
 }
 
-/// Moving a live stack from NAT gateways to self-healing NAT instances is not built: the deploy
-/// is refused before any change, with what to do, and the stack keeps its gateways.
+/// `cargo fixedip` as a user runs it for the fixture function `fixture`: from its own
+/// directory, without `--manifest-path` or `--stack`. Builds (`plan`) share the fixtures' target
+/// directory, as a user's `CARGO_TARGET_DIR` would.
+fn from_its_dir(emulator: &Emulator, fixture: &str, args: &[&str]) -> Output {
+    let mut command = emulator.cargo_fixedip();
+    command.args(args).current_dir(fixture_dir(fixture)).env(
+        "CARGO_TARGET_DIR",
+        fixedip_tests::workspace_root().join("target/fixtures"),
+    );
+    let output = command.output().expect("cargo-fixedip runs");
+    assert!(
+        output.status.success(),
+        "cargo fixedip {args:?} for {fixture}:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+/// `deploy` of the fixture function `fixture` from its own directory.
+fn deploy_from_its_dir(emulator: &Emulator, fixture: &str) -> Output {
+    let zip = fixture_zip(fixture);
+    let zip = zip.to_str().unwrap();
+    from_its_dir(
+        emulator,
+        fixture,
+        &["deploy", "--zip", zip, "--poll-interval", "0.2"],
+    )
+}
+
+/// Every call the CLI made is one `cargo fixedip iam-policy` allows (the emulator checks again
+/// when dropped), and the switch's own calls were made.
+fn assert_switch_calls_allowed(emulator: &Emulator, switch_calls: &[&str]) {
+    let log = emulator.cli_calls();
+    let made: BTreeSet<String> = log
+        .iter()
+        .map(|e| format!("{}:{}", e.operation.service, e.operation.name))
+        .collect();
+    for call in switch_calls {
+        assert!(made.contains(*call), "{call} not made: {made:?}");
+    }
+    fixedip_tests::iam_policy::assert_allowed_by_iam_policy(&log);
+}
+
+/// Nothing of a self-healing NAT is left: no fixed interface, launch template, group instance,
+/// instance profile or role.
+async fn assert_no_group_left(emulator: &Emulator) {
+    assert!(interfaces(emulator).await.is_empty());
+    let templates = emulator
+        .ec2()
+        .await
+        .describe_launch_templates()
+        .filters(tag_filter("fixedip:stack", "default"))
+        .send()
+        .await
+        .unwrap();
+    assert!(templates.launch_templates().is_empty());
+    assert_eq!(live_instances(emulator, "nat-group").await, 0);
+    let iam = emulator.iam().await;
+    let name = "fixedip-default-us-east-1-nat";
+    assert!(iam
+        .get_instance_profile()
+        .instance_profile_name(name)
+        .send()
+        .await
+        .is_err());
+    assert!(iam.get_role().role_name(name).send().await.is_err());
+}
+
+/// Deploys the self-healing fixture, then the fixture function `to` (another kind of NAT), each
+/// from its own directory: the same IPs after, and nothing of the groups left. The IPs.
+async fn switch_out_of_self_healing(emulator: &Emulator, to: &str) -> BTreeSet<String> {
+    deploy_from_its_dir(emulator, FIXTURE);
+    let ips = assert_routed_through_interfaces(emulator).await;
+    deploy_from_its_dir(emulator, to);
+    assert_eq!(stack_ips(emulator).await, ips);
+    assert_no_group_left(emulator).await;
+    ips
+}
+
+/// A stack of NAT gateways (the `second-function` fixture, two AZs) moves to self-healing NAT
+/// instances in one deploy of the `nat-healing` fixture, keeping both IPs: `plan` says what the
+/// switch does and costs first; after the deploy each private route goes to a fixed interface
+/// holding one of the same IPs, no gateway is left and no address was allocated or released.
 #[tokio::test(flavor = "multi_thread")]
-async fn switching_gateways_to_self_healing_is_refused_before_any_change() {
+async fn gateways_switch_to_self_healing_in_one_deploy_keeping_the_ips() {
     let emulator = Emulator::start();
-    let gateways = fixture_zip("second-function");
-    ok(
+    deploy_from_its_dir(&emulator, "second-function");
+    let ips = stack_ips(&emulator).await;
+    assert_eq!(ips.len(), 2);
+    assert_eq!(emulator.live_nat_gateways().await, 2);
+
+    let plan = from_its_dir(&emulator, FIXTURE, &["plan"]);
+    let plan = String::from_utf8_lossy(&plan.stdout);
+    assert!(
+        plan.contains("to a self-healing NAT, keeping its Elastic IP")
+            && plan.contains("per month"),
+        "{plan}"
+    );
+
+    deploy_from_its_dir(&emulator, FIXTURE);
+    assert_eq!(assert_routed_through_interfaces(&emulator).await, ips);
+    assert_eq!(stack_ips(&emulator).await, ips);
+    assert_eq!(emulator.live_nat_gateways().await, 0);
+    assert_switch_calls_allowed(
         &emulator,
         &[
-            "deploy",
-            "--zip",
-            gateways.to_str().unwrap(),
-            "--poll-interval",
-            "0.2",
+            "ec2:DeleteNatGateway",
+            "autoscaling:CreateAutoScalingGroup",
+            "ec2:AssociateAddress",
         ],
     );
-    let mark = emulator.mark();
-    let healing = fixture_zip(FIXTURE);
-    let output = run(&emulator, &["deploy", "--zip", healing.to_str().unwrap()]);
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("nat-self-healing") && stderr.contains("not built yet"),
-        "{stderr}"
+}
+
+/// Self-healing NAT instances move back to NAT gateways in one deploy of a gateway function,
+/// keeping both IPs; the groups, their templates, interfaces and instances, the instance
+/// profile and its role, and the NAT security group are gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn self_healing_switches_to_gateways_in_one_deploy_keeping_the_ips() {
+    let emulator = Emulator::start();
+    switch_out_of_self_healing(&emulator, "second-function").await;
+    assert_eq!(emulator.available_nat_gateways().await, 2);
+    assert_eq!(emulator.security_groups("nat-security-group").await, 0);
+    assert_switch_calls_allowed(
+        &emulator,
+        &[
+            "ec2:DisassociateAddress",
+            "ec2:CreateNatGateway",
+            "autoscaling:DeleteAutoScalingGroup",
+            "ec2:DeleteLaunchTemplate",
+            "ec2:DeleteNetworkInterface",
+            "iam:DeleteInstanceProfile",
+        ],
     );
-    let mutating: Vec<_> = emulator
-        .requests_since(mark)
-        .into_iter()
-        .filter(|c| c.is_mutating())
+}
+
+/// Self-healing NAT instances move to plain ones in one deploy of the `nat-instance` fixture,
+/// keeping both IPs: each private route goes to a plain instance holding one of them; nothing of
+/// the groups is left.
+#[tokio::test(flavor = "multi_thread")]
+async fn self_healing_switches_to_plain_instances_in_one_deploy_keeping_the_ips() {
+    let emulator = Emulator::start();
+    let ips = switch_out_of_self_healing(&emulator, "nat-instance").await;
+    assert_eq!(live_instances(&emulator, "nat-instance").await, 2);
+    let on_instances: BTreeSet<String> = emulator
+        .addresses()
+        .await
+        .iter()
+        .filter(|a| a.instance_id().is_some())
+        .filter_map(|a| a.public_ip().map(str::to_owned))
         .collect();
-    assert!(mutating.is_empty(), "{mutating:#?}");
-    assert_eq!(emulator.live_nat_gateways().await, 2);
+    assert_eq!(on_instances, ips);
+    let to_instances = default_routes(&emulator)
+        .await
+        .iter()
+        .filter(|r| r.instance_id().is_some())
+        .count();
+    assert_eq!(to_instances, 2);
+    assert_switch_calls_allowed(
+        &emulator,
+        &[
+            "ec2:RunInstances",
+            "ec2:GetConsoleOutput",
+            "ec2:DisassociateAddress",
+            "autoscaling:DeleteAutoScalingGroup",
+        ],
+    );
+}
+
+/// Destroy run for a function that does not ask for self-healing (the setting removed, or
+/// another function of the stack) still finds the stack's groups and removes all of them; the
+/// IPs stay, retained.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_without_the_setting_still_removes_the_groups() {
+    let emulator = Emulator::start();
+    deploy_from_its_dir(&emulator, FIXTURE);
+    let ips = assert_routed_through_interfaces(&emulator).await;
+    let zip = fixture_zip("second-function");
+    from_its_dir(
+        &emulator,
+        "second-function",
+        &[
+            "destroy",
+            "--yes",
+            "--force-detach-others",
+            "--eni-timeout",
+            "20",
+            "--zip",
+            zip.to_str().unwrap(),
+        ],
+    );
+    assert_no_group_left(&emulator).await;
+    assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
+}
+
+/// The switches from and to NAT gateways, and to plain NAT instances, under AWS's timing and
+/// rules (`Scenario::aws_like`, scaled down): a gateway reads `pending` and `deleting` for a while, its address is refused
+/// for a moment after it reads `deleted`, a group instance's boot takes its time, fresh ids are
+/// not found at once, and AWS's dependency rules hold. Same IPs each way. Prints each switch's
+/// egress pause as the model gives it (from the first DeleteNatGateway, or the first
+/// DisassociateAddress, to the last route's move).
+#[tokio::test(flavor = "multi_thread")]
+async fn switches_out_of_and_into_self_healing_under_aws_timing() {
+    const SCALE: f64 = 0.05;
+    let lab = crate::common::Lab::start(fixedip_chaos::Scenario::aws_like(SCALE)).await;
+    let deploy = |fixture: &str| {
+        let zip = fixture_zip(fixture);
+        let mut command = lab.command(&[
+            "deploy",
+            "--zip",
+            zip.to_str().unwrap(),
+            "--poll-interval",
+            "0.2",
+        ]);
+        command.current_dir(fixture_dir(fixture));
+        let fixture = fixture.to_owned();
+        async move {
+            let output = tokio::task::spawn_blocking(move || command.output().unwrap())
+                .await
+                .unwrap();
+            assert!(
+                output.status.success(),
+                "deploy of {fixture}: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    };
+    deploy("second-function").await;
+    let ips = stack_ips(&lab.emulator).await;
+    assert_eq!(ips.len(), 2);
+
+    let mark = lab.proxy.log().len();
+    deploy(FIXTURE).await;
+    assert_eq!(assert_routed_through_interfaces(&lab.emulator).await, ips);
+    assert_eq!(lab.emulator.live_nat_gateways().await, 0);
+    let pause = egress_pause(&lab.proxy.log()[mark..], "DeleteNatGateway");
+    eprintln!(
+        "gateways → self-healing at aws_like({SCALE}): egress paused {:.1} s (the model's gateway deletion {:.1} s and address settling {:.2} s, then its boot of {:.1} s from the address on, and polls)",
+        pause.as_secs_f64(),
+        60.0 * SCALE,
+        5.0 * SCALE,
+        60.0 * SCALE
+    );
+
+    let mark = lab.proxy.log().len();
+    deploy("second-function").await;
+    assert_eq!(stack_ips(&lab.emulator).await, ips);
+    assert_eq!(lab.emulator.available_nat_gateways().await, 2);
+    assert_no_group_left(&lab.emulator).await;
+    let pause = egress_pause(&lab.proxy.log()[mark..], "DisassociateAddress");
+    eprintln!(
+        "self-healing → gateways at aws_like({SCALE}): egress paused {:.1} s (the model's gateway creation {:.1} s and polls)",
+        pause.as_secs_f64(),
+        60.0 * SCALE
+    );
+
+    deploy(FIXTURE).await;
+    let mark = lab.proxy.log().len();
+    deploy("nat-instance").await;
+    assert_eq!(stack_ips(&lab.emulator).await, ips);
+    assert_eq!(live_instances(&lab.emulator, "nat-instance").await, 2);
+    assert_no_group_left(&lab.emulator).await;
+    let pause = egress_pause(&lab.proxy.log()[mark..], "DisassociateAddress");
+    eprintln!(
+        "self-healing → plain instances at aws_like({SCALE}): egress paused {:.1} s (the instances were ready before; the address's move and polls)",
+        pause.as_secs_f64()
+    );
+}
+
+/// From the first `from` call's start to the last route change's end.
+fn egress_pause(log: &[fixedip_chaos::LogEntry], from: &str) -> std::time::Duration {
+    let of = |name: &str| -> Vec<&fixedip_chaos::LogEntry> {
+        log.iter().filter(|e| e.operation.name == name).collect()
+    };
+    let start = of(from).iter().map(|e| e.start).min();
+    let end = of("ReplaceRoute").iter().map(|e| e.end).max();
+    end.expect("no route moved") - start.expect("no pause started")
 }
 
 /// A group whose instance never gets ready (its boot writes FAILED) fails the deploy with the
@@ -349,19 +584,9 @@ async fn a_group_instance_that_never_gets_ready_fails_the_deploy_with_its_own_li
         stderr.contains("fixedip-nat: FAILED: nftables could not be installed"),
         "{stderr}"
     );
-    let tables = lab
-        .emulator
-        .ec2()
+    let to_interfaces = default_routes(&lab.emulator)
         .await
-        .describe_route_tables()
-        .filters(tag_filter("fixedip:component", "private-route-table"))
-        .send()
-        .await
-        .unwrap();
-    let to_interfaces = tables
-        .route_tables()
         .iter()
-        .flat_map(|t| t.routes())
         .filter(|r| r.network_interface_id().is_some())
         .count();
     assert!(

@@ -421,10 +421,38 @@ impl<'a> Context<'a> {
         step: &'a Step,
         group: String,
     ) -> Result<Produced, AwsError> {
+        self.await_group_instance(step, group, None).await
+    }
+
+    /// The group's instance, once it has one, until it holds `interface` (or says ready); the
+    /// `FAILED` line or the bound ending the wait.
+    pub(super) async fn await_nat_interface_attached(
+        self,
+        step: &'a Step,
+        group: String,
+        interface: String,
+    ) -> Result<Produced, AwsError> {
+        self.await_group_instance(step, group, Some(interface))
+            .await
+    }
+
+    /// Waits until the group's instance says ready or, given `attached`, holds that interface.
+    async fn await_group_instance(
+        self,
+        step: &'a Step,
+        group: String,
+        attached: Option<String>,
+    ) -> Result<Produced, AwsError> {
         let bound = self.inputs.timeouts.nat_instance_ready;
         let mut backoff = self.backoff(bound);
         loop {
             let instances = group_instances(&self.aws.autoscaling, &group).await?;
+            if let Some(interface) = &attached {
+                let holder = self.interface_holder(interface).await?;
+                if holder.is_some_and(|h| instances.contains(&h)) {
+                    return Ok(Produced::default());
+                }
+            }
             let mut last = Readiness::Booting(Vec::new());
             for instance in &instances {
                 let readiness = crate::aws::observe::nat_readiness(&self.aws.ec2, instance).await?;
@@ -442,7 +470,10 @@ impl<'a> Context<'a> {
             }
             (self.progress)(Progress::Waiting {
                 step,
-                what: "the NAT group's instance to report forwarding and masquerading on",
+                what: match attached {
+                    Some(_) => "the NAT group's instance to attach its network interface",
+                    None => "the NAT group's instance to report forwarding and masquerading on",
+                },
             });
             if !backoff.pause().await {
                 return Err(AwsError::NatInstanceNotReady {
@@ -456,6 +487,24 @@ impl<'a> Context<'a> {
                 });
             }
         }
+    }
+
+    /// The instance a network interface is attached to, if any.
+    async fn interface_holder(&self, interface: &str) -> Result<Option<String>, AwsError> {
+        let answer = self
+            .aws
+            .ec2
+            .describe_network_interfaces()
+            .network_interface_ids(interface)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeNetworkInterfaces", e))?;
+        Ok(answer
+            .network_interfaces()
+            .iter()
+            .filter_map(|n| n.attachment()?.instance_id())
+            .map(str::to_owned)
+            .next())
     }
 
     /// ForceDelete terminates the group's instance with it; the group is waited for until AWS

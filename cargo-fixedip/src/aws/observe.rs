@@ -39,7 +39,8 @@ pub struct Scope {
     pub prefix_lists: Vec<Endpoint>,
     /// `nat = "instance"`: the instance type whose AZs are asked (DescribeInstanceTypeOfferings).
     pub nat_instance_type: Option<String>,
-    /// `nat-self-healing`: also read the NATs' groups, templates, interfaces and profile.
+    /// Also read the self-healing NATs' groups, templates, interfaces and profile (deploy and
+    /// destroy, in any mode; `status` and `verify` when a function asks for them).
     pub nat_groups: bool,
 }
 
@@ -71,7 +72,10 @@ impl From<&StackSpec> for Scope {
             nat_instance_type: (spec.modes.nat == NatMode::Instance
                 && spec.modes.existing.is_none())
             .then(|| spec.modes.nat_instance_type().to_owned()),
-            nat_groups: spec.modes.nat_groups(),
+            // Whatever the mode asks for: a stack leaving self-healing NATs (or destroyed, whose
+            // spec carries no mode) has groups to switch from or remove. Read beside the rest,
+            // so a deploy waits no longer for them.
+            nat_groups: spec.modes.existing.is_none(),
         }
     }
 }

@@ -35,9 +35,6 @@ impl Goal for Destroy {
             attached_functions: true,
             // Destroy revokes no rule by its prefix list: every rule goes with the group.
             prefix_lists: Vec::new(),
-            // Destroy's spec carries no mode: a function that asks for self-healing NATs says
-            // their groups are to be read.
-            nat_groups: spec.modes.nat_self_healing,
             ..Scope::from(spec)
         };
         let observed = observe(aws, &scope).await?;

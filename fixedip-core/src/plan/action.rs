@@ -247,6 +247,16 @@ pub enum Action {
     AwaitNatGroupReady {
         group: Ref,
     },
+    /// Read-only: polls DescribeAutoScalingGroups for the group's instance and
+    /// DescribeNetworkInterfaces for `interface` until that instance has attached it (its boot
+    /// got as far as it can before the slot's Elastic IP is on the interface), within the
+    /// NAT-instance readiness bound; a `FAILED` console line or the bound fails the step with the
+    /// instance's own last lines. In a switch from a NAT gateway, the gateway waits for it: an
+    /// instance that cannot launch or attach leaves every gateway in place.
+    AwaitNatInterfaceAttached {
+        group: Ref,
+        interface: Ref,
+    },
     /// DeleteAutoScalingGroup ForceDelete=true (its instance is terminated with it), then wait
     /// until the group is gone: only then is the fixed interface detached. Not-found is done.
     DeleteNatGroup {
@@ -656,6 +666,9 @@ impl Action {
             Action::AwaitNatGroupReady { group } => format!(
                 "wait until the NAT instance of group {group} reports forwarding and masquerading on"
             ),
+            Action::AwaitNatInterfaceAttached { group, interface } => format!(
+                "wait until the NAT instance of group {group} has attached network interface {interface}"
+            ),
             Action::DeleteNatGroup { name } => format!(
                 "delete auto-scaling group {name} with its NAT instance and wait until it is gone"
             ),
@@ -862,6 +875,7 @@ impl Action {
                 template, subnet, ..
             } => vec![template, subnet],
             Action::AwaitNatGroupReady { group } => vec![group],
+            Action::AwaitNatInterfaceAttached { group, interface } => vec![group, interface],
             Action::CreateNatSecurityGroup { vpc, .. } => vec![vpc],
             Action::LaunchNatInstance {
                 subnet,

@@ -132,16 +132,6 @@ pub enum PlanError {
         nat_gateway: String,
     },
     #[error(
-        "AZ slot {slot} has {from}, and `nat-self-healing` is {}: moving a slot {} in one deploy is not built yet; set `nat-self-healing` back, or run `cargo fixedip destroy` (the Elastic IPs are kept) and deploy again",
-        if *to_groups { "on" } else { "off" },
-        if *to_groups { "to a self-healing NAT instance" } else { "from a self-healing NAT instance to another kind of NAT" }
-    )]
-    NatGroupSwitch {
-        slot: Slot,
-        from: String,
-        to_groups: bool,
-    },
-    #[error(
         "the Elastic IP {allocation_id} of slot {slot} is associated with {association}, which fixedip did not make: disassociate it, then run deploy again"
     )]
     AddressInUse {

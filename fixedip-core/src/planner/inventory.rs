@@ -143,6 +143,24 @@ impl<'a> Inventory<'a> {
         self.nat_groups.iter().copied().find(|g| g.slot == slot)
     }
 
+    /// Whether the slot has any part of a self-healing NAT (group, template or interface).
+    pub(super) fn has_nat_group(&self, slot: Slot) -> bool {
+        self.nat_group(slot).is_some()
+            || self.nat_interface(slot).is_some()
+            || self.nat_launch_template(slot).is_some()
+    }
+
+    /// The association of `address` with a fixed interface of the slot's self-healing NAT,
+    /// when the address is on one.
+    pub(super) fn on_nat_interface(&self, slot: Slot, address: &ObservedAddress) -> Option<String> {
+        let on = address.network_interface_id.as_deref()?;
+        self.nat_interfaces
+            .iter()
+            .any(|i| i.slot == slot && i.id == on)
+            .then(|| address.association_id.clone())
+            .flatten()
+    }
+
     /// Whether the slot's private route table sends 0.0.0.0/0 to the network interface already.
     pub(super) fn routes_to_interface(&self, slot: Slot, interface: &str) -> bool {
         self.private_route_tables.get(&slot).is_some_and(|table| {

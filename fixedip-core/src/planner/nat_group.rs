@@ -19,16 +19,41 @@
 //! instance is ready. Removal (destroy, a slot beyond `azs`): the group (its instance goes with
 //! it), then its template, the address off the interface (kept, retained), the interface.
 //!
-//! A slot that has a plain NAT instance moves to a group in one deploy, keeping its address: the
-//! interface, template and group are made; once the group's instance is launching, the address
-//! moves from the old instance to the interface (the slot's egress pauses until the new instance
-//! says ready); the route moves; the old instance is terminated. Not built yet: from a NAT
-//! gateway, or from a group back to either; such a plan is refused before any change
-//! ([`refuse_switches`]).
+//! # Switches, each in one deploy, keeping the slot's Elastic IP
+//! An address is associated with one thing at a time, so each switch moves it once, and the
+//! slot's egress pauses while it moves (the plan's note says how long):
+//! - **plain NAT instance → group**: the interface, template and group are made; once the group's
+//!   instance is launching, the address moves from the old instance (its automatic public IP
+//!   off first) to the interface; the route moves once the group's instance says ready; the old
+//!   instance is terminated. The pause: the address's move until ready (seconds, the new
+//!   instance booted meanwhile).
+//! - **NAT gateway → group**: the interface, template and group are made, and the group's
+//!   instance boots on the launch's public IP, attaches the interface and waits for the
+//!   address; once **every** switching slot's group instance has attached its interface (as far
+//!   as its boot goes without the address: a launch or attach that fails leaves every gateway),
+//!   the gateway is deleted and waited for until `deleted` (only
+//!   then is its address free; the executor waits out the address's settling), the address goes
+//!   on the interface, the group's instance says ready, the route moves. The pause: the
+//!   gateway's deletion (about a minute on AWS), the address's settling, and the rest of the
+//!   boot, which needs the address (its package install goes out through the interface): about
+//!   two minutes.
+//! - **group → NAT gateway**: the address leaves the interface, the gateway is created with it
+//!   and waited for until `available`, the route moves; then the group, its template and its
+//!   interface go. The pause: the gateway's creation (one to three minutes on AWS).
+//! - **group → plain NAT instance**: the instance is launched with a public IP of its own and
+//!   waited for until ready while the group still carries the slot; once every switching slot's
+//!   instance is ready, the address leaves the interface for the instance and the route moves;
+//!   then the group, its template and its interface go. The pause: seconds.
+//!
+//! Out of `nat-self-healing`, the instance profile and its role go once no group is left
+//! ([`Planner::retire_nat_profile`]), and the NAT security group once neither an instance nor an
+//! interface uses it.
 
 use super::addresses::AddressChoice;
 use super::inventory::Inventory;
-use super::nat_instance::{address_held, image_parameter, Retire, SlotNat};
+use super::nat_instance::{
+    address_held, image_parameter, Retire, SlotNat, Switch, SwitchFrom, SwitchTo,
+};
 use super::steps::{Planned, Planner};
 use super::PlanError;
 use crate::observed::{ObservedState, Slot};
@@ -46,37 +71,6 @@ pub(super) struct GroupParts<'a> {
     /// Lambda's answer to the functions created first: nothing of the NAT goes into an AZ
     /// Lambda may still refuse (see `slot.rs`).
     pub functions_first: &'a [StepId],
-}
-
-/// A plan that would move a slot between a self-healing NAT and a plain NAT instance or a NAT
-/// gateway is refused: that move is not built yet, and without it the slot's Elastic IP would be
-/// held by the NAT it leaves.
-pub(super) fn refuse_switches(
-    spec: &StackSpec,
-    inventory: &Inventory,
-    wanted: &[(Slot, String)],
-) -> Result<(), PlanError> {
-    let groups = spec.modes.nat_groups();
-    for &(slot, _) in wanted {
-        let has_group =
-            inventory.nat_group(slot).is_some() || inventory.nat_interface(slot).is_some();
-        // A plain NAT instance moves to a group in one deploy (`slot_nat_group`).
-        let other = if groups {
-            inventory
-                .live_nat(slot)
-                .map(|nat| format!("NAT gateway {}", nat.id))
-        } else {
-            has_group.then(|| "a self-healing NAT instance".to_owned())
-        };
-        if let Some(from) = other {
-            return Err(PlanError::NatGroupSwitch {
-                slot,
-                from,
-                to_groups: groups,
-            });
-        }
-    }
-    Ok(())
 }
 
 impl Planner {
@@ -134,11 +128,14 @@ impl Planner {
                 &[],
             )),
         };
-        // From a plain NAT instance: the group first (its instance boots and waits for the
-        // address), then the address moves; otherwise the group once the address is on.
+        // From a plain NAT instance or a NAT gateway: the group first (its instance boots and
+        // waits for the address), then the address moves; otherwise the group once the address
+        // is on.
         let leaving = inventory.live_instance(slot);
-        let (group, retire) = match leaving {
-            Some(old) => {
+        let gateway = inventory.live_nat(slot);
+        let mut switch = None;
+        let (group, retire) = match (leaving, gateway) {
+            (Some(old), None) => {
                 let group = self.nat_group(slot, inventory, template, &parts, &[]);
                 // The wait for ready comes after these steps (every step of the slot's NAT).
                 self.move_address(slot, old, &parts, &interface, &group)?;
@@ -148,7 +145,39 @@ impl Planner {
                 ));
                 (group, vec![Retire::NatInstance { id: old.id.clone() }])
             }
-            None => {
+            // A gateway (and maybe a plain instance a killed switch left beside it, retired
+            // with it): the address is the gateway's.
+            (leaving, Some(nat)) => {
+                let stale = self.gateway_address_free(slot, inventory, &parts, nat)?;
+                let group = self.nat_group(slot, inventory, template, &parts, &[]);
+                self.note_switch_from_gateway(slot, &nat.id);
+                let made: Vec<StepId> = self.steps[first..].iter().map(|s| s.id).collect();
+                let action = Action::AwaitNatInterfaceAttached {
+                    group: group.clone(),
+                    interface: interface.clone(),
+                };
+                let attached = self.push(action, &made);
+                let changed: Vec<StepId> = made.into_iter().chain([attached]).collect();
+                // The gateway goes once every switching slot's group instance has attached its
+                // interface (`finish_switches`): as far as its boot goes without the address.
+                switch = Some(Switch {
+                    from: SwitchFrom::NatGateway {
+                        id: nat.id.clone(),
+                        allocation_ids: nat.allocation_ids.clone(),
+                    },
+                    stale,
+                    address: parts.address_ref.clone(),
+                    to: SwitchTo::NatInterface {
+                        interface: interface.clone(),
+                        group: group.clone(),
+                        changed: changed.clone(),
+                    },
+                    gate: vec![attached],
+                });
+                let retire = leaving.map(|old| Retire::NatInstance { id: old.id.clone() });
+                (group, retire.into_iter().collect())
+            }
+            (None, None) => {
                 let associated = self.interface_address(slot, inventory, &parts, &interface)?;
                 (
                     self.nat_group(slot, inventory, template, &parts, &associated),
@@ -158,7 +187,8 @@ impl Planner {
         };
         let changed: Vec<StepId> = self.steps[first..].iter().map(|s| s.id).collect();
         let routed = observed_interface.is_some_and(|i| inventory.routes_to_interface(slot, &i.id));
-        let route_after = if routed && changed.is_empty() {
+        let route_after = if switch.is_some() || (routed && changed.is_empty()) {
+            // A switch's wait comes once the address is on the interface (`finish_switches`).
             Vec::new()
         } else {
             let action = Action::AwaitNatGroupReady {
@@ -166,7 +196,7 @@ impl Planner {
             };
             vec![self.push(action, &changed)]
         };
-        let planned = match (&group, changed.is_empty()) {
+        let planned = match (&group, changed.is_empty() && switch.is_none()) {
             (Ref::Existing(name), true) => Planned::kept(name),
             (Ref::Existing(name), false) => Planned::changed(name),
             (Ref::Step(step), _) => Planned::created(*step),
@@ -175,9 +205,37 @@ impl Planner {
             planned,
             via: RouteVia::NatInterface(interface),
             route_after,
-            switch: None,
+            switch,
             retire,
         })
+    }
+
+    /// What the plan says of a slot's switch from its NAT gateway, and how long its egress
+    /// pauses.
+    fn note_switch_from_gateway(&mut self, slot: Slot, gateway: &str) {
+        self.notes.push(format!(
+            "AZ slot {slot} moves from NAT gateway {gateway} to a self-healing NAT, keeping its Elastic IP: the group's instance boots on a public IP of its own while the gateway still carries the slot (under a cent); once every switching AZ's group instance has attached its network interface, the gateway is deleted and its egress pauses until the address is on the fixed interface, the group's instance reports ready and the route points at it (on AWS, about two minutes: the gateway's deletion, about a minute, then the rest of the instance's boot, whose package install needs the address)"
+        ));
+    }
+
+    /// The slot's address is free, on its NAT gateway (which the switch deletes first), or
+    /// held by something the plan cannot free: the steps that free a stale association.
+    fn gateway_address_free(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        parts: &GroupParts,
+        gateway: &crate::observed::ObservedNatGateway,
+    ) -> Result<Vec<StepId>, PlanError> {
+        let Some(observed) = parts.address.observed() else {
+            return Ok(Vec::new());
+        };
+        let stale: Vec<StepId> = self.free_stale_association(observed).into_iter().collect();
+        match observed.in_use() {
+            Some(_) if gateway.allocation_ids.contains(&observed.allocation_id) => Ok(stale),
+            Some(association) => Err(address_held(slot, inventory, observed, association)),
+            None => Ok(stale),
+        }
     }
 
     /// The slot's group, kept or created after `ordering`.
@@ -347,6 +405,55 @@ impl Planner {
             removed.push((interface.subnet_id.clone(), self.push(action, &after)));
         }
         removed
+    }
+
+    /// In gateway mode, or for a plain NAT instance: the slot's address leaves its fixed
+    /// interface before the new NAT takes it (a gateway needs it free at creation), and the
+    /// group, its template and its interface are retired once the route points at the new NAT.
+    pub(super) fn free_address_of_group(
+        &mut self,
+        slot: Slot,
+        inventory: &Inventory,
+        address: &AddressChoice,
+    ) -> (Vec<StepId>, Vec<Retire>) {
+        if !inventory.has_nat_group(slot) {
+            return (Vec::new(), Vec::new());
+        }
+        let on_interface = address
+            .observed()
+            .and_then(|a| inventory.on_nat_interface(slot, a));
+        let freed = on_interface
+            .map(|association| self.disassociate(&association, &[]))
+            .into_iter()
+            .collect();
+        self.notes.push(format!(
+            "AZ slot {slot} moves from its self-healing NAT to a NAT gateway, keeping its Elastic IP: its egress pauses from the address's move off the fixed interface until the gateway is available and the route points at it (on AWS, one to three minutes); then the group, its launch template and its interface are deleted"
+        ));
+        (freed, vec![Retire::NatGroup { slot }])
+    }
+
+    /// Out of `nat-self-healing` (back to gateways or plain instances): the instance profile and
+    /// its role go once every group is gone, after the groups this plan deletes.
+    pub(super) fn retire_nat_profile(
+        &mut self,
+        in_group_mode: bool,
+        observed: &ObservedState,
+        inventory: &Inventory,
+    ) -> Option<StepId> {
+        let profile = observed.nat_profile.as_ref().filter(|_| !in_group_mode)?;
+        let deleted: Vec<StepId> = self
+            .steps
+            .iter()
+            .filter(|s| matches!(s.action, Action::DeleteNatGroup { .. }))
+            .map(|s| s.id)
+            .collect();
+        if deleted.len() != inventory.nat_groups.len() {
+            return None;
+        }
+        let action = Action::DeleteNatProfile {
+            name: profile.name.clone(),
+        };
+        Some(self.push(action, &deleted))
     }
 
     /// Destroy: the instance profile and role, once every group that launches with it is gone.

@@ -116,23 +116,54 @@ pub(super) struct SlotNat {
     pub retire: Vec<Retire>,
 }
 
-/// The second half of a slot's switch from its NAT gateway to its (ready) instance: delete the
-/// gateway, free its address, put the address on the instance.
+/// The second half of a slot's switch from the NAT that holds its address (a NAT gateway, or a
+/// self-healing NAT's fixed interface) to a new one that is launched already: free the address
+/// once every switching slot's new NAT passed its gate, then put the address on the new NAT.
 pub(super) struct Switch {
-    nat_gateway: String,
-    allocation_ids: Vec<String>,
-    stale: Vec<StepId>,
-    address: Ref,
-    instance: Ref,
-    interface: Option<String>,
-    /// The instance's readiness wait.
-    pub ready: StepId,
+    pub(super) from: SwitchFrom,
+    pub(super) stale: Vec<StepId>,
+    pub(super) address: Ref,
+    pub(super) to: SwitchTo,
+    /// What the old NAT waits for: the new instance ready, or the group (its interface and
+    /// template) made, whose instance boots and waits for the address.
+    pub(super) gate: Vec<StepId>,
 }
 
-/// A NAT instance in a slot that goes back to a NAT gateway.
+/// What holds the slot's address until the switch moves it.
+pub(super) enum SwitchFrom {
+    /// Deleted, and waited for until `deleted`: only then is its address free.
+    NatGateway {
+        id: String,
+        allocation_ids: Vec<String>,
+    },
+    /// A self-healing NAT's fixed interface: the address is disassociated from it (the group
+    /// goes once the route has moved, [`Retire::NatGroup`]).
+    NatInterface { association: String },
+}
+
+/// Where the switch puts the slot's address.
+pub(super) enum SwitchTo {
+    /// A plain NAT instance, ready already: the route follows the association.
+    NatInstance {
+        instance: Ref,
+        interface: Option<String>,
+    },
+    /// A self-healing NAT's fixed interface: its group's instance says ready once the address
+    /// is on it, and the route follows that (`changed`: the slot's steps the wait follows).
+    NatInterface {
+        interface: Ref,
+        group: Ref,
+        changed: Vec<StepId>,
+    },
+}
+
+/// The NAT of another kind that a slot leaves, once its route has moved.
 pub(super) enum Retire {
-    /// Terminate the instance (its address was disassociated before the new gateway took it).
+    /// Terminate the instance (its address was disassociated before the new NAT took it).
     NatInstance { id: String },
+    /// Delete the slot's self-healing NAT (group, template, interface; its address was
+    /// disassociated before the new NAT took it).
+    NatGroup { slot: Slot },
 }
 
 impl Planner {
@@ -168,15 +199,30 @@ impl Planner {
             .nat_security_group
             .as_ref()
             .filter(|_| !in_instance_mode)?;
+        // Its users: the plain instances, and a self-healing NAT's instance and interface.
+        let count =
+            |what: fn(&Action) -> bool| self.steps.iter().filter(|s| what(&s.action)).count();
+        let all_go = count(|a| matches!(a, Action::TerminateNatInstance { .. }))
+            == inventory.all_instances.len()
+            && count(|a| matches!(a, Action::DeleteNatGroup { .. })) == inventory.nat_groups.len()
+            && count(|a| matches!(a, Action::DeleteNatInterface { .. }))
+                == inventory.nat_interfaces.len();
+        if !all_go {
+            return None;
+        }
         let terminated: Vec<StepId> = self
             .steps
             .iter()
-            .filter(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+            .filter(|s| {
+                matches!(
+                    s.action,
+                    Action::TerminateNatInstance { .. }
+                        | Action::DeleteNatGroup { .. }
+                        | Action::DeleteNatInterface { .. }
+                )
+            })
             .map(|s| s.id)
             .collect();
-        if inventory.all_instances.len() != terminated.len() {
-            return None;
-        }
         let action = Action::DeleteSecurityGroup {
             security_group: group.id.clone(),
         };
@@ -203,13 +249,18 @@ impl Planner {
         let existing = inventory.live_instance(slot);
         let stale = self.instance_address_free(slot, inventory, address)?;
 
+        // The address stays on the NAT it is on until the instance is ready.
+        let held_elsewhere = gateway.is_some()
+            || address
+                .observed()
+                .is_some_and(|a| inventory.on_nat_interface(slot, a).is_some());
         let first = self.steps.len();
         let (planned, instance_ref) = self.kept_or_launched(
             slot,
             inventory,
             (public_subnet, functions_first),
             security_group,
-            instance_type,
+            (instance_type, held_elsewhere),
         );
         // What the instance needs before it can get ready: launched, its check off, a way out to
         // the package repositories (its Elastic IP, or a public IP at launch in a switch).
@@ -230,22 +281,38 @@ impl Planner {
             })
         });
         let interface = existing.and_then(|i| i.network_interface_id.clone());
+        // The NAT that holds the slot's address until the instance is ready: a gateway, or a
+        // self-healing NAT's fixed interface.
+        let from_interface = address
+            .observed()
+            .and_then(|a| inventory.on_nat_interface(slot, a));
+        let from = match (gateway, from_interface) {
+            (Some(nat), _) => Some(SwitchFrom::NatGateway {
+                id: nat.id.clone(),
+                allocation_ids: nat.allocation_ids.clone(),
+            }),
+            (None, Some(association)) => Some(SwitchFrom::NatInterface { association }),
+            (None, None) => None,
+        };
+        let retire = if inventory.has_nat_group(slot) {
+            vec![Retire::NatGroup { slot }]
+        } else {
+            Vec::new()
+        };
         let mut switch = None;
-        let route_after = match gateway {
-            Some(nat) => {
-                self.notes.push(format!(
-                    "AZ slot {slot} moves from NAT gateway {} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot (billed $0.005/h until the Elastic IP replaces it: under a cent for the switch); once every switching AZ's instance reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)",
-                    nat.id
-                ));
-                // Ready first: an instance that never gets ready leaves the gateway in place.
+        let route_after = match from {
+            Some(from) => {
+                self.note_switch_to_instance(slot, &from);
+                // Ready first: an instance that never gets ready leaves the old NAT in place.
                 switch = Some(Switch {
-                    nat_gateway: nat.id.clone(),
-                    allocation_ids: nat.allocation_ids.clone(),
+                    from,
                     stale,
                     address: address_ref.clone(),
-                    instance: instance_ref.clone(),
-                    interface,
-                    ready: self.await_ready(&instance_ref, &ready_after),
+                    to: SwitchTo::NatInstance {
+                        instance: instance_ref.clone(),
+                        interface,
+                    },
+                    gate: vec![self.await_ready(&instance_ref, &ready_after)],
                 });
                 Vec::new()
             }
@@ -275,43 +342,80 @@ impl Planner {
             planned,
             route_after,
             switch,
-            retire: Vec::new(),
+            retire,
         })
     }
 
-    /// The gateways of every slot switching to an instance go only once **every** switching
-    /// slot's instance is ready: the executor starts nothing after a failed step, so a gateway
-    /// deleted before another slot's instance failed would leave its own slot with a route to a
-    /// deleted gateway, and no egress, until the next deploy. The steps the slot's private route
-    /// waits for (the address on the instance), per switch.
+    /// What the plan says of a slot's switch to a plain NAT instance, and how long its egress
+    /// pauses.
+    fn note_switch_to_instance(&mut self, slot: Slot, from: &SwitchFrom) {
+        self.notes.push(match from {
+            SwitchFrom::NatGateway { id, .. } => format!(
+                "AZ slot {slot} moves from NAT gateway {id} to a NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the gateway still carries the slot (billed $0.005/h until the Elastic IP replaces it: under a cent for the switch); once every switching AZ's instance reports ready, its egress pauses from the gateway's deletion until the address is on the instance and the route points at it (on AWS, a few minutes)"
+            ),
+            SwitchFrom::NatInterface { .. } => format!(
+                "AZ slot {slot} moves from its self-healing NAT to a plain NAT instance, keeping its Elastic IP: the instance boots on a public IP of its own while the group's instance still carries the slot; once every switching AZ's instance reports ready, its egress pauses for seconds (the address leaves the fixed interface for the instance, the route follows); then the group, its launch template and its interface are deleted"
+            ),
+        });
+    }
+
+    /// The NAT that held each switching slot's address lets it go only once **every** switching
+    /// slot's new NAT passed its gate (a new instance ready; a group made): the executor starts
+    /// nothing after a failed step, so a gateway deleted before another slot's instance failed
+    /// would leave its own slot with a route to a deleted gateway, and no egress, until the next
+    /// deploy. The steps the slot's private route waits for, per switch: the address on the
+    /// instance, or the group's instance ready once the address is on its interface.
     pub(super) fn finish_switches(
         &mut self,
         inventory: &Inventory,
         switches: Vec<Switch>,
     ) -> Vec<StepId> {
-        let every_ready: Vec<StepId> = switches.iter().map(|s| s.ready).collect();
+        let every_gate: Vec<StepId> = switches.iter().flat_map(|s| s.gate.clone()).collect();
         switches
             .into_iter()
             .map(|switch| {
-                let action = Action::DeleteNatGateway {
-                    nat_gateway: switch.nat_gateway,
+                let mut freed = match switch.from {
+                    SwitchFrom::NatGateway { id, allocation_ids } => {
+                        let action = Action::DeleteNatGateway { nat_gateway: id };
+                        let deleted = self.push(action, &every_gate);
+                        self.free_addresses_of_nat(inventory, &allocation_ids, deleted)
+                    }
+                    SwitchFrom::NatInterface { association } => {
+                        vec![self.disassociate(&association, &every_gate)]
+                    }
                 };
-                let deleted = self.push(action, &every_ready);
-                let mut freed =
-                    self.free_addresses_of_nat(inventory, &switch.allocation_ids, deleted);
                 freed.extend(switch.stale);
-                let action = Action::AssociateAddress {
-                    address: switch.address,
-                    instance: switch.instance,
-                    interface: switch.interface,
-                };
-                self.push(action, &freed)
+                match switch.to {
+                    SwitchTo::NatInstance {
+                        instance,
+                        interface,
+                    } => {
+                        let action = Action::AssociateAddress {
+                            address: switch.address,
+                            instance,
+                            interface,
+                        };
+                        self.push(action, &freed)
+                    }
+                    SwitchTo::NatInterface {
+                        interface,
+                        group,
+                        mut changed,
+                    } => {
+                        let action = Action::AssociateInterfaceAddress {
+                            address: switch.address,
+                            interface,
+                        };
+                        changed.push(self.push(action, &freed));
+                        self.push(Action::AwaitNatGroupReady { group }, &changed)
+                    }
+                }
             })
             .collect()
     }
 
-    /// The slot's address must be free, on the slot's instance, or on the gateway this switch
-    /// retires: the steps that free a stale association of it, or why it cannot be used.
+    /// The slot's address must be free, on the slot's instance, or on the gateway or fixed
+    /// interface this switch retires: the steps that free a stale association of it, or why it cannot be used.
     fn instance_address_free(
         &mut self,
         slot: Slot,
@@ -330,7 +434,8 @@ impl Planner {
                 });
                 let on_gateway =
                     gateway.is_some_and(|nat| nat.allocation_ids.contains(&observed.allocation_id));
-                if !on_instance && !on_gateway {
+                let on_interface = inventory.on_nat_interface(slot, observed).is_some();
+                if !on_instance && !on_gateway && !on_interface {
                     return Err(address_held(slot, inventory, observed, association));
                 }
             }
@@ -339,17 +444,16 @@ impl Planner {
     }
 
     /// The slot's live instance, kept (a note if its type differs from the settings'), or a new
-    /// one launched; with a public IP of its own in a switch from a gateway, whose Elastic IP it
-    /// cannot have until it is ready.
+    /// one launched; with a public IP of its own in a switch (`held_elsewhere`: the Elastic IP is
+    /// on a gateway or a fixed interface), as it cannot have the Elastic IP until it is ready.
     fn kept_or_launched(
         &mut self,
         slot: Slot,
         inventory: &Inventory,
         (public_subnet, functions_first): (&Planned, &[StepId]),
         security_group: &Planned,
-        instance_type: &str,
+        (instance_type, held_elsewhere): (&str, bool),
     ) -> (Planned, Ref) {
-        let gateway = inventory.live_nat(slot);
         match inventory.live_instance(slot) {
             Some(instance) => {
                 if instance.instance_type != instance_type {
@@ -376,8 +480,8 @@ impl Planner {
                         .get(&slot)
                         .copied()
                         .unwrap_or(0),
-                    // Its Elastic IP is on the gateway until the instance is ready.
-                    public_ip: gateway.is_some(),
+                    // Its Elastic IP is on the old NAT until the instance is ready.
+                    public_ip: held_elsewhere,
                 };
                 let step = self.push(action, functions_first);
                 (Planned::created(step), Ref::Step(step))
@@ -424,6 +528,9 @@ impl Planner {
                             self.push(Action::TerminateNatInstance { instance: id }, routed);
                         }
                     }
+                }
+                Retire::NatGroup { slot } => {
+                    self.remove_nat_groups_of_slot(slot, inventory, routed);
                 }
             }
         }

@@ -56,7 +56,9 @@ impl NatLayout {
             .iter()
             // A slot holding a NAT of either kind keeps it (a mode switch moves it in place).
             .partition(|slot| {
-                inventory.live_nat(**slot).is_some() || inventory.live_instance(**slot).is_some()
+                inventory.live_nat(**slot).is_some()
+                    || inventory.live_instance(**slot).is_some()
+                    || inventory.has_nat_group(**slot)
             });
         let mut nat_slots: Vec<Slot> = with_nat.into_iter().chain(others).take(nat_count).collect();
         nat_slots.sort();
@@ -201,7 +203,9 @@ impl Planner {
     ) -> (Status, Status) {
         let kept = |id: Option<&String>| id.map_or(Status::Absent, |id| Status::Keep(id.clone()));
         if kept_surplus.iter().any(|slot| {
-            inventory.live_nat(*slot).is_some() || inventory.live_instance(*slot).is_some()
+            inventory.live_nat(*slot).is_some()
+                || inventory.live_instance(*slot).is_some()
+                || inventory.has_nat_group(*slot)
         }) {
             self.notes.push(
                 "the internet gateway stays while a slot beyond `azs` keeps its NAT gateway"

@@ -65,10 +65,11 @@ impl Planner {
             routes_moved: Vec::new(),
         };
         // The NATs of the other kind that slots switching mode leave behind, once routes moved.
-        let mut retire: Vec<Vec<Retire>> = azs
+        let retire: Vec<Vec<Retire>> = azs
             .iter_mut()
             .map(|az| std::mem::take(&mut az.retire))
             .collect();
+        let mut routed: Vec<Vec<StepId>> = Vec::new();
         let nats: Vec<Nat> = azs
             .iter()
             .filter_map(|az| {
@@ -77,7 +78,7 @@ impl Planner {
                     .map(|via| (az.slot, via, az.route_after.as_slice()))
             })
             .collect();
-        for (index, az) in azs.iter().enumerate() {
+        for az in azs.iter() {
             let nat = match layout.serving(az.slot) {
                 None => None,
                 Some(serving) => nats.iter().find(|(slot, ..)| *slot == serving).or_else(|| {
@@ -86,14 +87,21 @@ impl Planner {
                     context.spec.modes.nats.and(nats.first())
                 }),
             };
-            let retired = std::mem::take(&mut retire[index]);
-            self.private_route(context, layout, base, az, nat, retired, &mut routes);
+            routed.push(self.private_route(context, layout, base, az, nat, &mut routes));
+        }
+        // The old NATs go once no route leads to them: their own slot's, and any other slot's
+        // that shared them (`nats`).
+        for (retired, routed) in retire.into_iter().zip(routed) {
+            let after: Vec<StepId> = routed
+                .into_iter()
+                .chain(routes.routes_moved.clone())
+                .collect();
+            self.retire(&context.inventory, retired, &after);
         }
         routes
     }
 
-    /// The private route table of one slot, routed through `nat`.
-    #[allow(clippy::too_many_arguments)]
+    /// The private route table of one slot, routed through `nat`: the steps that route it.
     fn private_route(
         &mut self,
         context: &Context,
@@ -101,9 +109,8 @@ impl Planner {
         base: &Base,
         az: &BuiltSlot,
         nat: Option<&Nat>,
-        retire: Vec<Retire>,
         routes: &mut Routes,
-    ) {
+    ) -> Vec<StepId> {
         let observed_table = context
             .inventory
             .private_route_tables
@@ -120,7 +127,7 @@ impl Planner {
                     None => Status::HeldBack,
                 });
                 routes.nat_slot_of.push(None);
-                return;
+                return Vec::new();
             }
         };
         // A NAT instance carries traffic once its address and check are set.
@@ -134,6 +141,17 @@ impl Planner {
             &[&az.private_subnet.reference],
         );
         routes.routes_ready.extend(routed.steps.iter().copied());
+        // A route that stays as it is, to a NAT this plan repairs (its address put back, an
+        // instance started): the slot routes out once the NAT is ready again.
+        let route_changed = routed.steps.iter().any(|step| {
+            matches!(
+                self.steps[step.0].action,
+                Action::CreateRoute { .. } | Action::ReplaceRoute { .. }
+            )
+        });
+        if !route_changed {
+            routes.routes_ready.extend(route_after.iter().copied());
+        }
         routes.routed_private_tables.push((az.slot, routed.table));
         routes
             .routes_moved
@@ -143,8 +161,8 @@ impl Planner {
                     Action::ReplaceRoute { .. } | Action::DeleteRoute { .. }
                 )
             }));
-        self.retire(&context.inventory, retire, &routed.steps);
         routes.private_route_tables.push(routed.status);
         routes.nat_slot_of.push(nat.map(|(slot, ..)| *slot));
+        routed.steps
     }
 }

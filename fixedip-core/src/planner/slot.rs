@@ -338,7 +338,10 @@ impl Planner {
         ordering: impl IntoIterator<Item = StepId>,
     ) -> Result<(Planned, Vec<Retire>), PlanError> {
         let inventory = &context.inventory;
-        let (freed, retire) = self.free_address_of_instance(slot, inventory, address);
+        let (mut freed, mut retire) = self.free_address_of_instance(slot, inventory, address);
+        let (from_group, group_retired) = self.free_address_of_group(slot, inventory, address);
+        freed.extend(from_group);
+        retire.extend(group_retired);
         if let Some(nat) = inventory.live_nat(slot) {
             if let Some(address) = address.observed() {
                 if !nat.allocation_ids.contains(&address.allocation_id) {
@@ -353,11 +356,11 @@ impl Planner {
             return Ok((Planned::kept(&nat.id), retire));
         }
         // A new NAT needs its address free; AWS would refuse it half way through a deploy.
-        let mut freed = freed;
         if let Some(address) = address.observed() {
             let on_instance = inventory
                 .instance_holding(address.network_interface_id.as_deref())
-                .is_some();
+                .is_some()
+                || inventory.on_nat_interface(slot, address).is_some();
             if let (Some(association), false) = (address.in_use(), on_instance) {
                 return Err(match inventory.nat_holding(&address.allocation_id) {
                     Some(nat) => PlanError::AddressHeldByDeletingNat {

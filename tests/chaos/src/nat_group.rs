@@ -9,8 +9,10 @@
 //!   The proxy plays it: an instance it sees in a DescribeAutoScalingGroups answer or a
 //!   GetConsoleOutput request whose user data (DescribeInstanceAttribute) carries fixedip's
 //!   marker and `ENI=eni-…` gets that interface attached through moto, once no other running
-//!   instance holds it; from then it is online for `nat_boot.rs`, whose model writes its ready
-//!   line `ready_after_ms` later.
+//!   instance holds it; from then, once the interface holds its Elastic IP (the script waits,
+//!   bounded, for `public-ipv4s` on it before it routes and says ready: in a switch from a NAT
+//!   gateway the address comes only once the gateway is deleted), it is online for
+//!   `nat_boot.rs`, whose model writes its ready line `ready_after_ms` later.
 //! - **Termination detaches it.** AWS detaches an instance's secondary interfaces when the
 //!   instance terminates, keeping them ("Elastic network interfaces", EC2 User Guide: a network
 //!   interface attached as a secondary interface is detached when the instance is terminated,
@@ -110,15 +112,7 @@ pub async fn attach(
     interface: &str,
     instance: &str,
 ) -> Result<bool, UpstreamError> {
-    let described = upstream
-        .ec2(
-            caller,
-            &[
-                ("Action", "DescribeNetworkInterfaces"),
-                ("NetworkInterfaceId.1", interface),
-            ],
-        )
-        .await?;
+    let described = describe_interface(upstream, caller, interface).await?;
     if let Some(holder) = xml_texts(&described, "instanceId").into_iter().next() {
         if holder == instance {
             return Ok(true);
@@ -142,6 +136,33 @@ pub async fn attach(
         )
         .await?;
     Ok(true)
+}
+
+/// Whether `interface` holds an Elastic IP: what the boot waits for before it says ready.
+pub async fn holds_address(
+    upstream: &Upstream,
+    caller: &Caller,
+    interface: &str,
+) -> Result<bool, UpstreamError> {
+    let described = describe_interface(upstream, caller, interface).await?;
+    Ok(!xml_texts(&described, "publicIp").is_empty())
+}
+
+/// moto's DescribeNetworkInterfaces answer for one interface.
+async fn describe_interface(
+    upstream: &Upstream,
+    caller: &Caller,
+    interface: &str,
+) -> Result<String, UpstreamError> {
+    upstream
+        .ec2(
+            caller,
+            &[
+                ("Action", "DescribeNetworkInterfaces"),
+                ("NetworkInterfaceId.1", interface),
+            ],
+        )
+        .await
 }
 
 /// Detaches every secondary interface of the instances `params` names (TerminateInstances).

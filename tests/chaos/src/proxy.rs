@@ -993,7 +993,8 @@ async fn after_moto(
 }
 
 /// A self-healing NAT's group instance does what its user data would (`nat_group.rs`): attach
-/// the slot's fixed interface once it may, and count as online from then. Best effort: a
+/// the slot's fixed interface once it may, and count as online once the interface holds its
+/// Elastic IP. Best effort: a
 /// failure leaves it offline, which shows as a NAT that never gets ready.
 async fn play_group_boot(shared: &Arc<Shared>, caller: &Caller, id: &str, now: Instant) {
     let known = shared
@@ -1024,6 +1025,9 @@ async fn play_group_boot(shared: &Arc<Shared>, caller: &Caller, id: &str, now: I
     };
     if may
         && crate::nat_group::attach(&shared.upstream, caller, &interface, id)
+            .await
+            .unwrap_or(false)
+        && crate::nat_group::holds_address(&shared.upstream, caller, &interface)
             .await
             .unwrap_or(false)
     {

@@ -252,6 +252,7 @@ impl ActionKind {
             Action::CreateNatLaunchTemplate { .. } => "CreateLaunchTemplate",
             Action::CreateNatGroup { .. } => "CreateAutoScalingGroup",
             Action::AwaitNatGroupReady { .. } => "AwaitNatGroupReady",
+            Action::AwaitNatInterfaceAttached { .. } => "AwaitNatInterfaceAttached",
             Action::DeleteNatGroup { .. } => "DeleteAutoScalingGroup",
             Action::DeleteNatLaunchTemplate { .. } => "DeleteLaunchTemplate",
             Action::DeleteNatInterface { .. } => "DeleteNetworkInterface",
@@ -517,6 +518,7 @@ impl<'a> Context<'a> {
             | Action::CreateNatLaunchTemplate { .. }
             | Action::CreateNatGroup { .. }
             | Action::AwaitNatGroupReady { .. }
+            | Action::AwaitNatInterfaceAttached { .. }
             | Action::DeleteNatGroup { .. }
             | Action::DeleteNatLaunchTemplate { .. }
             | Action::DeleteNatInterface { .. }

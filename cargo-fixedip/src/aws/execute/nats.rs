@@ -140,6 +140,9 @@ impl<'a> Context<'a> {
             Action::AwaitNatGroupReady { group } => {
                 Box::pin(self.await_nat_group_ready(step, refs.get(group)?))
             }
+            Action::AwaitNatInterfaceAttached { group, interface } => Box::pin(
+                self.await_nat_interface_attached(step, refs.get(group)?, refs.get(interface)?),
+            ),
             Action::DeleteNatGroup { name } => Box::pin(self.delete_nat_group(step, name)),
             Action::DeleteNatLaunchTemplate { id } => {
                 Box::pin(self.delete_nat_launch_template(step, id))

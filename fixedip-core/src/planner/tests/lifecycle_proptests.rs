@@ -20,7 +20,12 @@ use crate::plan::InterfaceHolder;
 enum Run {
     Deploy {
         azs: u8,
-        /// 0: one NAT per AZ; 1 to 4: `nats` (at most `azs`); 5: `nat = "none"`.
+        /// 0: one NAT per AZ; 1 to 4: `nats` (at most `azs`); 5: `nat = "none"`; 6:
+        /// self-healing NAT instances (so that the switches between gateways and groups, killed
+        /// anywhere, are in some history). Plain NAT instances are left out: with `nats` and runs
+        /// killed part way, their switches from and to gateways reach states the planner does not
+        /// finish yet (an instance launched without a public IP waited for while a gateway holds
+        /// its address).
         mode: u8,
         allow_new_ips: bool,
         killed: Option<(Vec<bool>, u64)>,
@@ -41,7 +46,7 @@ fn killed() -> impl Strategy<Value = Option<(Vec<bool>, u64)>> {
 
 fn run() -> impl Strategy<Value = Run> {
     prop_oneof![
-        3 => (1..=4u8, 0..=5u8, any::<bool>(), killed()).prop_map(|(azs, mode, allow_new_ips, killed)| {
+        3 => (1..=4u8, 0..=6u8, any::<bool>(), killed()).prop_map(|(azs, mode, allow_new_ips, killed)| {
             Run::Deploy { azs, mode, allow_new_ips, killed }
         }),
         1 => (any::<bool>(), any::<bool>(), killed()).prop_map(
@@ -135,6 +140,11 @@ proptest! {
                         0 => {}
                         // `ips` and `nat = "none"` do not go together (a compile error).
                         5 if !adopted => wanted.modes.nat = crate::requirements::NatMode::None,
+                        5 => {}
+                        6 => {
+                            wanted.modes.nat = crate::requirements::NatMode::Instance;
+                            wanted.modes.nat_self_healing = true;
+                        }
                         n => wanted.modes.nats = Some(n.min(*azs)),
                     }
                     let nat_count = match wanted.modes.nat {
@@ -244,7 +254,8 @@ fn named(action: &Action) -> Vec<String> {
         | Action::AssociateInterfaceAddress { .. }
         | Action::CreateNatLaunchTemplate { .. }
         | Action::CreateNatGroup { .. }
-        | Action::AwaitNatGroupReady { .. } => Vec::new(),
+        | Action::AwaitNatGroupReady { .. }
+        | Action::AwaitNatInterfaceAttached { .. } => Vec::new(),
         Action::DeleteNatGroup { name } | Action::DeleteNatProfile { name } => vec![name],
         Action::DeleteNatLaunchTemplate { id } | Action::DeleteNatInterface { id } => vec![id],
         Action::DisassociateAddress { association_id } => vec![association_id],

@@ -2,6 +2,7 @@
 //! AWS refuses (an associated address, an attached interface deleted, a route to an interface
 //! whose instance has not said ready, a group deleted under a function that routes through it).
 
+use super::nat_instance_tests::active_ips;
 use super::simulate::{apply, check_well_formed, deployed, destroyed, empty, spec};
 use super::*;
 use crate::observed::RouteTarget;
@@ -238,29 +239,232 @@ fn a_move_killed_part_way_is_finished_by_the_next_deploy() {
     }
 }
 
-/// Moving a live slot from a NAT gateway to a group, or from a group to another kind of NAT, is
-/// not built: refused before any change.
+/// After a switch: the same addresses as before it, and a deploy again changes nothing.
+fn settled_on_the_same_addresses(spec: &StackSpec, before: &ObservedState, after: &ObservedState) {
+    assert_eq!(active_ips(after), active_ips(before));
+    assert!(plan_with(spec, after, &PlanOptions::default())
+        .unwrap()
+        .is_noop());
+}
+
+/// A switch keeps the slot's address: the plan neither allocates nor releases one.
+fn no_address_allocated_or_released(plan: &Plan) {
+    let touched = count(plan, |a| {
+        matches!(
+            a,
+            Action::AllocateAddress { .. }
+                | Action::ReleaseAddress { .. }
+                | Action::RetainAddress { .. }
+        )
+    });
+    assert_eq!(touched, 0, "{:#?}", plan.steps);
+}
+
+/// The steps of one kind.
+fn steps_of(plan: &Plan, what: fn(&Action) -> bool) -> Vec<&crate::plan::Step> {
+    plan.steps.iter().filter(|s| what(&s.action)).collect()
+}
+
+/// Whether `step` comes after `earlier`, directly or through the steps it waits for.
+fn after(plan: &Plan, step: StepId, earlier: StepId) -> bool {
+    plan.steps[step.0]
+        .after
+        .iter()
+        .any(|before| *before == earlier || after(plan, *before, earlier))
+}
+
+/// Every step of the first kind comes after every step of the second (`every`), or after one of
+/// them at least (its own slot's).
+fn all_after(plan: &Plan, later: fn(&Action) -> bool, earlier: fn(&Action) -> bool, every: bool) {
+    let (later, earlier) = (steps_of(plan, later), steps_of(plan, earlier));
+    assert!(
+        !later.is_empty() && !earlier.is_empty(),
+        "{:#?}",
+        plan.steps
+    );
+    for l in &later {
+        let waits = |e: &&&crate::plan::Step| after(plan, l.id, e.id);
+        let ok = if every {
+            earlier.iter().all(|e| waits(&e))
+        } else {
+            earlier.iter().any(|e| waits(&e))
+        };
+        assert!(ok, "{l:?} does not wait for {earlier:#?}");
+    }
+}
+
+/// No self-healing part, no profile, no NAT security group is left.
+fn no_group_left(account: &ObservedState) {
+    assert!(account.nat_groups.is_empty(), "{:?}", account.nat_groups);
+    assert!(account.nat_launch_templates.is_empty());
+    assert!(account.nat_interfaces.is_empty());
+    assert_eq!(account.nat_profile, None);
+}
+
+/// A stack of NAT gateways moves to groups in one deploy, keeping its addresses: every group's
+/// instance has attached its interface before any gateway is deleted, each address goes on its interface once its gateway is
+/// deleted, the group's instance is waited for after that, and the route after the wait.
 #[test]
-fn switching_a_gateway_or_a_group_is_refused() {
-    let with_gateway = deployed(&spec(1, &["f"]), &empty());
-    assert!(matches!(
-        plan(&healing_spec(1), &with_gateway),
-        Err(PlanError::NatGroupSwitch {
-            to_groups: true,
-            ..
-        })
-    ));
-    let mut plain = healing_spec(1);
+fn gateways_move_to_groups_in_one_deploy_keeping_their_addresses() {
+    let before = deployed(&spec(2, &["f"]), &empty());
+    assert_eq!(before.nat_gateways.len(), 2);
+    let spec = healing_spec(2);
+    let plan = plan(&spec, &before).unwrap();
+    check_well_formed(&plan);
+    no_address_allocated_or_released(&plan);
+    all_after(
+        &plan,
+        |a| matches!(a, Action::DeleteNatGateway { .. }),
+        |a| matches!(a, Action::AwaitNatInterfaceAttached { .. }),
+        true,
+    );
+    for associate in steps_of(&plan, |a| {
+        matches!(a, Action::AssociateInterfaceAddress { .. })
+    }) {
+        let gateways = steps_of(&plan, |a| matches!(a, Action::DeleteNatGateway { .. }));
+        assert!(gateways.iter().any(|g| after(&plan, associate.id, g.id)));
+    }
+    all_after(
+        &plan,
+        |a| {
+            matches!(
+                a,
+                Action::ReplaceRoute {
+                    via: RouteVia::NatInterface(_),
+                    ..
+                }
+            )
+        },
+        |a| matches!(a, Action::AwaitNatGroupReady { .. }),
+        false,
+    );
+    for ready in steps_of(&plan, |a| matches!(a, Action::AwaitNatGroupReady { .. })) {
+        let associated = steps_of(&plan, |a| {
+            matches!(a, Action::AssociateInterfaceAddress { .. })
+        });
+        assert!(associated.iter().any(|s| after(&plan, ready.id, s.id)));
+    }
+    assert!(plan.notes.iter().any(|n| n.contains("about a minute")));
+
+    let after_switch = apply(&plan, &before);
+    assert!(after_switch.nat_gateways.is_empty());
+    routes_through_interfaces(&after_switch);
+    settled_on_the_same_addresses(&spec, &before, &after_switch);
+}
+
+/// A switch from gateways killed after any step is finished by the next deploy, with the same
+/// addresses and no gateway left.
+#[test]
+fn a_switch_from_gateways_killed_part_way_is_finished_by_the_next_deploy() {
+    let before = deployed(&spec(2, &["f"]), &empty());
+    let spec = healing_spec(2);
+    let plan = plan(&spec, &before).unwrap();
+    for cut in 0..plan.steps.len() {
+        let partial = super::simulate::apply_where(&plan, &before, |id| id.0 <= cut);
+        let finished = deployed(&spec, &partial);
+        routes_through_interfaces(&finished);
+        assert!(finished.nat_gateways.is_empty(), "cut after step {cut}");
+        assert_eq!(active_ips(&finished), active_ips(&before));
+    }
+}
+
+/// Groups move back to NAT gateways in one deploy, keeping their addresses: the address leaves
+/// the interface, the gateway takes it, the route moves; then the group, its template, its
+/// interface, the profile and the NAT security group go.
+#[test]
+fn groups_move_to_gateways_in_one_deploy_keeping_their_addresses() {
+    let before = deployed(&healing_spec(2), &empty());
+    let gateways = spec(2, &["f"]);
+    let plan = plan(&gateways, &before).unwrap();
+    check_well_formed(&plan);
+    no_address_allocated_or_released(&plan);
+    for created in steps_of(&plan, |a| matches!(a, Action::CreateNatGateway { .. })) {
+        let freed = steps_of(&plan, |a| matches!(a, Action::DisassociateAddress { .. }));
+        assert!(freed.iter().any(|d| created.after.contains(&d.id)));
+    }
+    all_after(
+        &plan,
+        |a| matches!(a, Action::DeleteNatGroup { .. }),
+        |a| matches!(a, Action::CreateNatGateway { .. }),
+        false,
+    );
+    all_after(
+        &plan,
+        |a| matches!(a, Action::DeleteNatProfile { .. }),
+        |a| matches!(a, Action::DeleteNatGroup { .. }),
+        true,
+    );
+    assert_eq!(
+        count(&plan, |a| matches!(a, Action::DeleteSecurityGroup { .. })),
+        1
+    );
+    let after_switch = apply(&plan, &before);
+    no_group_left(&after_switch);
+    assert_eq!(after_switch.nat_security_group, None);
+    assert_eq!(after_switch.nat_gateways.len(), 2);
+    settled_on_the_same_addresses(&gateways, &before, &after_switch);
+}
+
+/// Groups move to plain NAT instances in one deploy, keeping their addresses: each instance
+/// boots on a public IP of its own and is ready before any address leaves an interface; then
+/// the group, its template, its interface and the profile go; the NAT security group stays.
+#[test]
+fn groups_move_to_plain_instances_in_one_deploy_keeping_their_addresses() {
+    let before = deployed(&healing_spec(2), &empty());
+    let mut plain = healing_spec(2);
     plain.modes.nat_self_healing = false;
-    let with_group = deployed(&healing_spec(1), &empty());
-    for other in [plain, spec(1, &["f"])] {
-        assert!(matches!(
-            plan(&other, &with_group),
-            Err(PlanError::NatGroupSwitch {
-                to_groups: false,
-                ..
-            })
-        ));
+    let plan = plan(&plain, &before).unwrap();
+    check_well_formed(&plan);
+    no_address_allocated_or_released(&plan);
+    assert!(
+        steps_of(&plan, |a| matches!(a, Action::LaunchNatInstance { .. }))
+            .iter()
+            .all(|s| matches!(
+                s.action,
+                Action::LaunchNatInstance {
+                    public_ip: true,
+                    ..
+                }
+            ))
+    );
+    all_after(
+        &plan,
+        |a| matches!(a, Action::DisassociateAddress { .. }),
+        |a| matches!(a, Action::AwaitNatInstanceReady { .. }),
+        true,
+    );
+    all_after(
+        &plan,
+        |a| matches!(a, Action::DeleteNatGroup { .. }),
+        |a| matches!(a, Action::AssociateAddress { .. }),
+        false,
+    );
+    let after_switch = apply(&plan, &before);
+    no_group_left(&after_switch);
+    assert!(after_switch.nat_security_group.is_some());
+    assert_eq!(after_switch.nat_instances.len(), 2);
+    settled_on_the_same_addresses(&plain, &before, &after_switch);
+}
+
+/// A switch out of groups killed after any step is finished by the next deploy, with the same
+/// addresses and nothing of the groups left.
+#[test]
+fn a_switch_out_of_groups_killed_part_way_is_finished_by_the_next_deploy() {
+    let before = deployed(&healing_spec(2), &empty());
+    let mut plain = healing_spec(2);
+    plain.modes.nat_self_healing = false;
+    for target in [spec(2, &["f"]), plain] {
+        let plan = plan(&target, &before).unwrap();
+        for cut in 0..plan.steps.len() {
+            let partial = super::simulate::apply_where(&plan, &before, |id| id.0 <= cut);
+            let finished = deployed(&target, &partial);
+            no_group_left(&finished);
+            assert_eq!(
+                active_ips(&finished),
+                active_ips(&before),
+                "cut after step {cut}"
+            );
+        }
     }
 }
 
@@ -281,4 +485,30 @@ fn an_incomplete_profile_is_completed() {
         plan.network.nat_security_group,
         Some(Status::Keep(account.nat_security_group.unwrap().id))
     );
+}
+
+/// With `nats = 1`, both AZs leave through slot 0's group; switched to a NAT gateway, the group
+/// goes only once every route that led to it has moved (the other AZ's too), and the slot that
+/// holds a group counts as holding its NAT (it keeps it, rather than a new NAT elsewhere).
+#[test]
+fn a_shared_group_goes_after_every_route_that_led_to_it() {
+    let mut shared = healing_spec(2);
+    shared.modes.nats = Some(1);
+    let before = deployed(&shared, &empty());
+    assert_eq!(before.nat_groups.len(), 1);
+    let mut gateways = spec(2, &["f"]);
+    gateways.modes.nats = Some(1);
+    let plan = plan(&gateways, &before).unwrap();
+    check_well_formed(&plan);
+    no_address_allocated_or_released(&plan);
+    all_after(
+        &plan,
+        |a| matches!(a, Action::DeleteNatGroup { .. }),
+        |a| matches!(a, Action::ReplaceRoute { .. }),
+        true,
+    );
+    let after_switch = apply(&plan, &before);
+    no_group_left(&after_switch);
+    assert_eq!(after_switch.nat_gateways.len(), 1);
+    settled_on_the_same_addresses(&gateways, &before, &after_switch);
 }

@@ -15,7 +15,7 @@ fn instance_spec(azs: u8) -> StackSpec {
     spec
 }
 
-fn active_ips(account: &ObservedState) -> BTreeSet<String> {
+pub(super) fn active_ips(account: &ObservedState) -> BTreeSet<String> {
     account
         .addresses
         .iter()

@@ -69,8 +69,10 @@ pub const AZ_IDS: [(&str, &str); 6] = [
     ("f", "use1-az5"),
 ];
 
-/// What an empty account in [`REGION`] offers.
+/// What an empty account in [`REGION`] offers. A new history: what the simulated AWS remembers
+/// of earlier instances (their launch IPs) is forgotten, as their ids may come again.
 pub fn empty() -> ObservedState {
+    REMEMBERED.with(|known| *known.borrow_mut() = Remembered::default());
     ObservedState {
         offered_azs: AZ_IDS.map(|(z, _)| format!("{REGION}{z}")).to_vec(),
         az_ids: AZ_IDS
@@ -197,7 +199,7 @@ pub fn apply_in_order(
         produced: BTreeMap::new(),
         interfaces,
         booting: BTreeSet::new(),
-        public_at_launch: BTreeSet::new(),
+        public_at_launch: REMEMBERED.with(|known| known.borrow().public_at_launch.clone()),
     };
     let mut skipped = vec![false; plan.steps.len()];
     loop {
@@ -245,6 +247,21 @@ struct Account {
     /// NAT instances launched with a public IP: their boot reaches the repositories without
     /// their Elastic IP.
     public_at_launch: BTreeSet<String>,
+}
+
+/// What AWS keeps of an instance across runs that the observed state does not say (as the
+/// planner needs not know): its launch's public IP, and that its boot said ready once (its
+/// forwarding and masquerade stay on; its console keeps saying so).
+#[derive(Default)]
+struct Remembered {
+    public_at_launch: BTreeSet<String>,
+    ready: BTreeSet<String>,
+}
+
+thread_local! {
+    /// Every NAT instance of this test's history, across plans.
+    static REMEMBERED: std::cell::RefCell<Remembered> =
+        std::cell::RefCell::new(Remembered::default());
 }
 
 impl Account {
@@ -662,6 +679,7 @@ impl Account {
                 self.booting.insert(id.clone());
                 if *public_ip {
                     self.public_at_launch.insert(id.clone());
+                    REMEMBERED.with(|known| known.borrow_mut().public_at_launch.insert(id.clone()));
                 }
                 id
             }
@@ -690,9 +708,12 @@ impl Account {
                     .iter()
                     .any(|a| a.association_id.is_some() && a.network_interface_id == interface);
                 assert!(
-                    elastic_ip || self.public_at_launch.contains(&id),
+                    elastic_ip
+                        || self.public_at_launch.contains(&id)
+                        || REMEMBERED.with(|known| known.borrow().ready.contains(&id)),
                     "{id} waited for with no way out to the package repositories: it never gets ready"
                 );
+                REMEMBERED.with(|known| known.borrow_mut().ready.insert(id.clone()));
                 self.booting.remove(&id);
                 id
             }
@@ -905,6 +926,25 @@ impl Account {
                     "{name} waited for while its interface has no Elastic IP: its boot never says ready"
                 );
                 self.booting.remove(&interface);
+                name
+            }
+            Action::AwaitNatInterfaceAttached { group, interface } => {
+                let (name, interface) = (self.resolve(group), self.resolve(interface));
+                let found = self.state.nat_groups.iter().find(|g| g.name == name);
+                let instance = found
+                    .expect("no such group")
+                    .instances
+                    .first()
+                    .map(|i| &i.id);
+                let attached = self.state.nat_interfaces.iter().find(|i| i.id == interface);
+                assert_eq!(
+                    attached
+                        .expect("no such interface")
+                        .attached_instance
+                        .as_ref(),
+                    instance,
+                    "{name}'s instance never attaches {interface}"
+                );
                 name
             }
             Action::DeleteNatGroup { name } => {
@@ -1263,11 +1303,13 @@ impl Account {
                 // A switch to a NAT instance deletes the gateway once the instance is ready: the
                 // slot's egress pauses (the plan's note says so) until its address moves.
                 let slot = self.state.nat_gateways[index].slot;
+                // To a group: its instance boots, waiting for the address the gateway frees.
                 let switching = self
                     .state
                     .nat_instances
                     .iter()
-                    .any(|i| i.slot == slot && !self.booting.contains(&i.id));
+                    .any(|i| i.slot == slot && !self.booting.contains(&i.id))
+                    || self.state.nat_groups.iter().any(|g| g.slot == slot);
                 for function in self.state.functions.iter().filter(|_| !switching) {
                     for subnet in &function.subnet_ids {
                         assert_ne!(
@@ -1606,7 +1648,16 @@ fn next_generation(account: &ObservedState) -> usize {
         .chain(account.nat_security_group.iter().map(|g| &g.id))
         .chain(account.nat_instances.iter().map(|i| &i.id))
         .chain(account.endpoint_security_group.iter().map(|g| &g.id))
-        .chain(account.endpoints.iter().map(|e| &e.id));
+        .chain(account.endpoints.iter().map(|e| &e.id))
+        .chain(account.nat_interfaces.iter().map(|i| &i.id))
+        .chain(account.nat_launch_templates.iter().map(|t| &t.id))
+        .chain(account.nat_groups.iter().map(|g| &g.name))
+        .chain(
+            account
+                .addresses
+                .iter()
+                .filter_map(|a| a.association_id.as_ref()),
+        );
     let generation = |id: &String| {
         let (_, rest) = id.split_once("-g")?;
         let (digits, _) = rest.split_once("step")?;
@@ -1725,6 +1776,11 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     | Action::ReplaceRoute { .. }
                     | Action::DeleteRoute { .. }
                     | Action::AssociateRouteTable { .. },
+                ) => true,
+                // A route kept to a NAT the plan repairs: functions move in once it is ready.
+                (
+                    Action::UpdateFunctionConfiguration { .. },
+                    Action::AwaitNatInstanceReady { .. } | Action::AwaitNatGroupReady { .. },
                 ) => true,
                 (
                     Action::UpdateFunctionCode { function: code },
@@ -1892,6 +1948,22 @@ fn documented_for_groups(step: &Action, earlier: &Action) -> bool {
         ) => true,
         // From a plain NAT instance: its address leaves it once the group's instance launches.
         (Action::DisassociateAddress { .. }, Action::CreateNatGroup { .. }) => true,
+        // From a NAT gateway: it goes once every switching slot's group instance has attached
+        // its interface, and the address goes on the interface once the gateway is deleted.
+        (
+            Action::AwaitNatInterfaceAttached { .. },
+            Action::CreateNatInterface { .. }
+            | Action::CreateNatLaunchTemplate { .. }
+            | Action::CreateNatGroup { .. },
+        ) => true,
+        (
+            Action::DeleteNatGateway { .. } | Action::AwaitNatGroupReady { .. },
+            Action::AwaitNatInterfaceAttached { .. },
+        ) => true,
+        (Action::AssociateInterfaceAddress { .. }, Action::DeleteNatGateway { .. }) => true,
+        // To a plain NAT instance: the address leaves the interface once every switching
+        // slot's instance is ready.
+        (Action::DisassociateAddress { .. }, Action::AwaitNatInstanceReady { .. }) => true,
         (
             Action::AwaitNatGroupReady { .. },
             Action::CreateNatInterface { .. }

@@ -1,6 +1,6 @@
 //! A self-healing NAT's group instance (`nat_group.rs`), through the real SDK: the proxy plays
-//! the boot moto does not run (the fixed interface attached at device index 1, then the ready
-//! line), detaches the interface when its instance is terminated (moto keeps it attached), and
+//! the boot moto does not run (the fixed interface attached at device index 1, then, once the
+//! interface holds its Elastic IP, the ready line), detaches the interface when its instance is terminated (moto keeps it attached), and
 //! holds the replacement's boot until the group would have noticed.
 
 use std::time::Duration;
@@ -135,12 +135,27 @@ async fn a_group_instance_attaches_the_interface_and_its_replacement_takes_it_ov
         .await
         .expect("CreateAutoScalingGroup");
 
-    // Seen in the group: its boot attaches the interface and says ready.
+    // Seen in the group: its boot attaches the interface, then waits for the interface's
+    // Elastic IP (in a switch from a NAT gateway, it comes once the gateway is deleted) before it
+    // says ready.
     let first = instances(&autoscaling, "nat-0").await.remove(0);
     assert_eq!(
         holder(&ec2, &interface).await.as_deref(),
         Some(first.as_str())
     );
+    assert!(!ready(&ec2, &first).await.is_ready());
+    let allocation = ec2
+        .allocate_address()
+        .domain(aws_sdk_ec2::types::DomainType::Vpc)
+        .send()
+        .await
+        .expect("AllocateAddress");
+    ec2.associate_address()
+        .allocation_id(allocation.allocation_id().unwrap())
+        .network_interface_id(&interface)
+        .send()
+        .await
+        .expect("AssociateAddress");
     assert_eq!(ready(&ec2, &first).await, Readiness::Ready);
 
     // Terminated: the interface is free again; the replacement takes it only once the group
