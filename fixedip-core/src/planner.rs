@@ -291,10 +291,11 @@ fn plan_network(
         &slots.surplus,
         routes_out,
     );
-    let routes = planner.routes(&context, &nat_layout, &base, &mut azs);
+    let mut routes = planner.routes(&context, &nat_layout, &base, &mut azs);
     let endpoints = planner.endpoints_of_stack(&context, &base, &routes, &azs, &removed);
     let isolated = nat_layout.isolated();
     let functions = planner.functions(&context, isolated, &azs, &routes, &base, &kept_surplus);
+    planner.retire_old_nats(&context.inventory, &mut routes);
     let (removal, internet_gateway, public_route_table) = planner.remove_unused(
         &context,
         &nat_layout,

@@ -2,6 +2,7 @@
 //! private route table per slot (0.0.0.0/0 → the NAT that serves the slot, none when isolated).
 //! A slot switching its kind of NAT retires the old one once its route points at the new one.
 
+use super::inventory::Inventory;
 use super::nat_instance::Retire;
 use super::nats::NatLayout;
 use super::network::{Base, RoutedTable};
@@ -26,6 +27,10 @@ pub(super) struct Routes {
     /// The steps after which every subnet routes out: egress works once both hops route
     /// (private subnet → NAT, public subnet → internet gateway).
     pub(super) routes_ready: Vec<StepId>,
+    /// The NATs of the other kind that slots switching mode leave behind, each with the route
+    /// changes it waits for; retired once the functions are planned too
+    /// ([`Planner::retire_old_nats`]).
+    pub(super) retiring: Vec<(Vec<Retire>, Vec<StepId>)>,
 }
 
 /// A NAT that carries traffic: its slot, how a route reaches it, what the route waits for.
@@ -63,6 +68,7 @@ impl Planner {
             nat_slot_of: Vec::new(),
             routed_private_tables: Vec::new(),
             routes_moved: Vec::new(),
+            retiring: Vec::new(),
         };
         // The NATs of the other kind that slots switching mode leave behind, once routes moved.
         let retire: Vec<Vec<Retire>> = azs
@@ -96,7 +102,7 @@ impl Planner {
                 .into_iter()
                 .chain(routes.routes_moved.clone())
                 .collect();
-            self.retire(&context.inventory, retired, &after);
+            routes.retiring.push((retired, after));
         }
         routes
     }
@@ -164,5 +170,30 @@ impl Planner {
         routes.private_route_tables.push(routed.status);
         routes.nat_slot_of.push(nat.map(|(slot, ..)| *slot));
         routed.steps
+    }
+}
+
+impl Planner {
+    /// The old NATs go once no route leads to them, and once no function runs where one did:
+    /// a function leaving a removed slot whose route still leads to the old NAT (`nats`) would
+    /// be cut off meanwhile.
+    pub(super) fn retire_old_nats(&mut self, inventory: &Inventory, routes: &mut Routes) {
+        let functions_moved: Vec<StepId> = self
+            .steps
+            .iter()
+            .filter(|s| {
+                matches!(
+                    s.action,
+                    Action::UpdateFunctionConfiguration { .. }
+                        | Action::DetachFunction { .. }
+                        | Action::DeleteFunction { .. }
+                )
+            })
+            .map(|s| s.id)
+            .collect();
+        for (retired, routed) in std::mem::take(&mut routes.retiring) {
+            let after: Vec<StepId> = routed.into_iter().chain(functions_moved.clone()).collect();
+            self.retire(inventory, retired, &after);
+        }
     }
 }

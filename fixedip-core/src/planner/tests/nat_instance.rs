@@ -3,7 +3,7 @@
 //! subnet deleted under an instance...).
 
 use super::nat_instance::{image_parameter, is_graviton, private_half, AL2023_ARM64_PARAMETER};
-use super::simulate::{deployed, destroyed, empty, spec};
+use super::simulate::{self, deployed, destroyed, empty, spec};
 use super::*;
 use crate::observed::{InstanceState, RouteTarget};
 use crate::plan::{Action, Status};
@@ -528,4 +528,31 @@ fn a_switch_deletes_no_gateway_before_every_instance_is_ready() {
     let switched = simulate::apply(&plan, &first);
     routes_through_instances(&switched);
     assert_eq!(active_ips(&switched), active_ips(&first));
+}
+
+#[test]
+fn an_instance_that_served_removed_azs_goes_only_after_the_functions_left_them() {
+    // `nats = 1`: the one NAT instance carries three AZs. Back to gateways in one AZ: the
+    // instance's own AZ switches to a gateway, the other two are removed. The functions still run
+    // in the removed AZs, whose routes lead to the instance, until their configuration moves them
+    // out: the instance is terminated only then (the simulator refuses a NAT terminated under a
+    // function that still routes through it). Found by the lifecycle property test.
+    let mut shared = instance_spec(3);
+    shared.modes.nats = Some(1);
+    let account = deployed(&shared, &empty());
+    let switch = plan(&spec(1, &["f"]), &account).unwrap();
+    let terminate = switch
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::TerminateNatInstance { .. }))
+        .expect("the instance goes");
+    let moved = switch
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::UpdateFunctionConfiguration { .. }))
+        .expect("the function leaves the removed AZs");
+    assert!(terminate.after.contains(&moved.id), "{switch:#?}");
+    let account = simulate::apply(&switch, &account);
+    assert!(account.nat_instances.is_empty());
+    assert!(plan(&spec(1, &["f"]), &account).unwrap().is_noop());
 }

@@ -1733,6 +1733,14 @@ fn documented(step: &Action, earlier: &Action) -> bool {
     {
         {
             match (step, earlier) {
+                // An old NAT a switch retires goes once no function runs where it served
+                // (`routes.rs`, `retire_old_nats`).
+                (
+                    Action::DisassociateAddress { .. },
+                    Action::UpdateFunctionConfiguration { .. }
+                    | Action::DetachFunction { .. }
+                    | Action::DeleteFunction { .. },
+                ) => true,
                 // No NAT in an AZ Lambda refuses: a new NAT after the functions created first.
                 (
                     Action::CreateNatGateway { .. }
@@ -1777,10 +1785,13 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     | Action::DeleteRoute { .. }
                     | Action::AssociateRouteTable { .. },
                 ) => true,
-                // A route kept to a NAT the plan repairs: functions move in once it is ready.
+                // A route kept to a NAT the plan repairs: functions move in once it is ready
+                // (its address back on it included).
                 (
                     Action::UpdateFunctionConfiguration { .. },
-                    Action::AwaitNatInstanceReady { .. } | Action::AwaitNatGroupReady { .. },
+                    Action::AwaitNatInstanceReady { .. }
+                    | Action::AwaitNatGroupReady { .. }
+                    | Action::AssociateAddress { .. },
                 ) => true,
                 (
                     Action::UpdateFunctionCode { function: code },
