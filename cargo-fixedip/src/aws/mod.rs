@@ -233,15 +233,14 @@ pub enum AwsError {
     /// to failed, and you must delete and recreate the function"; an update can fail too. A
     /// deploy recreates a function that failed its creation once in the same run
     /// (`converge/deploy.rs`); this is what it reports otherwise.
-    #[error("function {name} {what}: {}: {reason}", code.as_deref().unwrap_or("no StateReasonCode"))]
+    #[error("function {name} {failed}: {}: {reason}", code.as_deref().unwrap_or("no StateReasonCode"))]
     #[diagnostic(
         code(fixedip::aws::function_failed),
         help("Lambda's reason is above: fix what it names (free addresses in the private subnets, the role's permissions...), then run deploy again: a function that failed its creation is deleted and created again")
     )]
     FunctionFailed {
         name: String,
-        /// `is Failed` (its creation failed) or `failed its last update`.
-        what: &'static str,
+        failed: FunctionFailure,
         code: Option<String>,
         reason: String,
     },
@@ -252,6 +251,23 @@ pub enum AwsError {
         help("AWS may still finish it: run the same command again, it continues from where it stopped")
     )]
     WaitTimeout { what: String, seconds: u64 },
+}
+
+/// What of a function Lambda failed: its creation (`State: Failed`) or its last update
+/// (`LastUpdateStatus: Failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FunctionFailure {
+    Creation,
+    Update,
+}
+
+impl std::fmt::Display for FunctionFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FunctionFailure::Creation => "is Failed",
+            FunctionFailure::Update => "failed its last update",
+        })
+    }
 }
 
 impl AwsError {

@@ -12,9 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use super::Goal;
-use crate::aws::execute::{self, ExecuteError};
+use crate::aws::execute::ExecuteError;
 use crate::aws::observe::{self, observe_keeping_network, Scope};
-use crate::aws::{endpoints, Aws, AwsError};
+use crate::aws::{endpoints, Aws, AwsError, FunctionFailure};
 use crate::build::AnnotatedBinary;
 use crate::commands::{Connections, Context, Identity};
 use crate::error::CliError;
@@ -134,34 +134,34 @@ impl Goal for Deploy {
     /// A second failure is the user's to read.
     fn plan_again_after(&self, plan: &Plan, error: &ExecuteError) -> Option<String> {
         let step = plan.steps.iter().find(|s| s.id == error.step)?;
-        let (failed, again) = match (&step.action, &error.error) {
-            (Action::CreateNatGateway { slot, .. }, AwsError::NatGatewayFailed { .. }) => (
-                Some(Failed::NatGateway(*slot)),
+        let made_again = match (&step.action, &error.error) {
+            (Action::CreateNatGateway { slot, .. }, AwsError::NatGatewayFailed { .. }) => Some((
+                Failed::NatGateway(*slot),
                 format!("creating a new NAT gateway for slot {slot} with the same Elastic IP"),
-            ),
+            )),
             (
                 Action::AwaitFunctionActive { name },
                 AwsError::FunctionFailed {
-                    what: execute::CREATION_FAILED,
+                    failed: FunctionFailure::Creation,
                     ..
                 },
-            ) => (
-                Some(Failed::Function(name.clone())),
+            ) => Some((
+                Failed::Function(name.clone()),
                 format!("deleting function {name} and creating it again"),
-            ),
+            )),
             (
                 Action::CreateGatewayEndpoint { endpoint, .. }
                 | Action::CreateInterfaceEndpoint { endpoint, .. },
                 AwsError::EndpointFailed { .. },
-            ) => (
-                Some(Failed::Endpoint(*endpoint)),
+            ) => Some((
+                Failed::Endpoint(*endpoint),
                 format!("deleting it and making a new {endpoint} endpoint"),
-            ),
-            _ => (None, String::new()),
+            )),
+            _ => None,
         };
-        if let Some(failed) = failed {
-            let mut made_again = self.failed.lock().expect("not poisoned");
-            let first = made_again.insert((plan.stack.to_string(), failed));
+        if let Some((failed, again)) = made_again {
+            let mut failed_before = self.failed.lock().expect("not poisoned");
+            let first = failed_before.insert((plan.stack.to_string(), failed));
             return first.then(|| format!("{}; {again}", error.error));
         }
         let AwsError::Call { code, message, .. } = &error.error else {

@@ -2,6 +2,8 @@
 //! changed, waited for, deleted.
 
 use super::*;
+use aws_sdk_ec2::operation::create_vpc_endpoint::builders::CreateVpcEndpointFluentBuilder;
+use fixedip_core::requirements::Endpoint;
 
 /// What to wait for after an endpoint call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,7 +174,6 @@ impl<'a> Context<'a> {
         step: &'a Step,
         refs: &Resolver<'_>,
     ) -> Result<Call<'a>, AwsError> {
-        let ec2 = &self.aws.ec2;
         let Action::CreateGatewayEndpoint {
             vpc,
             endpoint,
@@ -186,41 +187,12 @@ impl<'a> Context<'a> {
                 "CreateGatewayEndpoint"
             )
         };
-        let call: Call<'a> = {
-            let (vpc, route_tables) = (refs.get(vpc)?, refs.all(route_tables)?);
-            let service = endpoint.service_name(&self.aws.region);
-            let mut sorted: Vec<&str> = route_tables.iter().map(String::as_str).collect();
-            sorted.sort();
-            let word = (self.inputs.run.as_str(), *generation);
-            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, word);
-            let request = ec2
-                .create_vpc_endpoint()
-                .vpc_id(&vpc)
-                .service_name(&service)
-                .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Gateway)
-                .set_route_table_ids(Some(route_tables))
-                .client_token(token)
-                .tag_specifications(self.ec2_tags(
-                    ResourceType::VpcEndpoint,
-                    self.tags(Component::VpcEndpoint, None),
-                ));
-            // Waited for like an interface endpoint: its State can read `failed` too.
-            Box::pin(async move {
-                let answer = self
-                    .send(step, "CreateVpcEndpoint", &[], || request.clone().send())
-                    .await
-                    .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
-                let produced = created(
-                    answer.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()),
-                    "CreateVpcEndpoint",
-                )?;
-                let id = produced.id.clone().expect("created");
-                self.wait_for_endpoint(step, &id, EndpointWait::Available)
-                    .await?;
-                Ok(produced)
-            })
-        };
-        Ok(call)
+        let route_tables = refs.all(route_tables)?;
+        let request = self
+            .endpoint_request((*endpoint, &refs.get(vpc)?), &route_tables, *generation)
+            .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Gateway)
+            .set_route_table_ids(Some(route_tables));
+        Ok(self.create_endpoint(step, request))
     }
 
     /// The call of `CreateInterfaceEndpoint`.
@@ -229,7 +201,6 @@ impl<'a> Context<'a> {
         step: &'a Step,
         refs: &Resolver<'_>,
     ) -> Result<Call<'a>, AwsError> {
-        let ec2 = &self.aws.ec2;
         let Action::CreateInterfaceEndpoint {
             vpc,
             endpoint,
@@ -244,43 +215,58 @@ impl<'a> Context<'a> {
                 "CreateInterfaceEndpoint"
             )
         };
-        let call: Call<'a> = {
-            let vpc = refs.get(vpc)?;
-            let subnets = refs.all(subnets)?;
-            let service = endpoint.service_name(&self.aws.region);
-            let mut sorted: Vec<&str> = subnets.iter().map(String::as_str).collect();
-            sorted.sort();
-            let word = (self.inputs.run.as_str(), *generation);
-            let token = tokens::endpoint(self.stack(), &service, &vpc, &sorted, word);
-            let request = ec2
-                .create_vpc_endpoint()
-                .vpc_id(&vpc)
-                .service_name(&service)
-                .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
-                .set_subnet_ids(Some(subnets))
-                .security_group_ids(refs.get(security_group)?)
-                .private_dns_enabled(true)
-                .client_token(token)
-                .tag_specifications(self.ec2_tags(
-                    ResourceType::VpcEndpoint,
-                    self.tags(Component::VpcEndpoint, None),
-                ));
-            Box::pin(async move {
-                let answer = self
-                    .send(step, "CreateVpcEndpoint", &[], || request.clone().send())
-                    .await
-                    .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
-                let produced = created(
-                    answer.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()),
-                    "CreateVpcEndpoint",
-                )?;
-                let id = produced.id.clone().expect("created");
-                self.wait_for_endpoint(step, &id, EndpointWait::Available)
-                    .await?;
-                Ok(produced)
-            })
-        };
-        Ok(call)
+        let subnets = refs.all(subnets)?;
+        let request = self
+            .endpoint_request((*endpoint, &refs.get(vpc)?), &subnets, *generation)
+            .vpc_endpoint_type(aws_sdk_ec2::types::VpcEndpointType::Interface)
+            .set_subnet_ids(Some(subnets))
+            .security_group_ids(refs.get(security_group)?)
+            .private_dns_enabled(true);
+        Ok(self.create_endpoint(step, request))
+    }
+
+    /// What every CreateVpcEndpoint carries: the VPC, the service, the client token (of where it
+    /// is placed, route tables or subnets, this run and the generation) and the stack's tags.
+    fn endpoint_request(
+        self,
+        (endpoint, vpc): (Endpoint, &str),
+        placement: &[String],
+        generation: u32,
+    ) -> CreateVpcEndpointFluentBuilder {
+        let service = endpoint.service_name(&self.aws.region);
+        let mut sorted: Vec<&str> = placement.iter().map(String::as_str).collect();
+        sorted.sort();
+        let word = (self.inputs.run.as_str(), generation);
+        let token = tokens::endpoint(self.stack(), &service, vpc, &sorted, word);
+        self.aws
+            .ec2
+            .create_vpc_endpoint()
+            .vpc_id(vpc)
+            .service_name(service)
+            .client_token(token)
+            .tag_specifications(self.ec2_tags(
+                ResourceType::VpcEndpoint,
+                self.tags(Component::VpcEndpoint, None),
+            ))
+    }
+
+    /// Sends the create, then waits until the endpoint is `available`: a gateway endpoint's
+    /// State can read `failed` as an interface endpoint's can.
+    fn create_endpoint(self, step: &'a Step, request: CreateVpcEndpointFluentBuilder) -> Call<'a> {
+        Box::pin(async move {
+            let answer = self
+                .send(step, "CreateVpcEndpoint", &[], || request.clone().send())
+                .await
+                .map_err(|e| AwsError::call("CreateVpcEndpoint", e))?;
+            let produced = created(
+                answer.vpc_endpoint().and_then(|e| e.vpc_endpoint_id()),
+                "CreateVpcEndpoint",
+            )?;
+            let id = produced.id.clone().expect("created");
+            self.wait_for_endpoint(step, &id, EndpointWait::Available)
+                .await?;
+            Ok(produced)
+        })
     }
 
     /// The call of `ModifyGatewayEndpoint`. AWS adds and removes the prefix-list routes with the

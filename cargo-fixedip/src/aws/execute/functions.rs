@@ -3,6 +3,7 @@
 //! lingering network interfaces, waited out before what holds them goes.
 
 use super::*;
+use crate::aws::FunctionFailure;
 
 /// A Lambda network interface that still holds a subnet or security group.
 pub(super) struct LambdaInterface {
@@ -43,20 +44,17 @@ pub(super) enum Settled {
 /// A function Lambda could not create or update, with Lambda's reason.
 fn function_failed(
     name: &str,
-    what: &'static str,
+    failed: FunctionFailure,
     code: Option<&str>,
     reason: Option<&str>,
 ) -> AwsError {
     AwsError::FunctionFailed {
         name: name.to_owned(),
-        what,
+        failed,
         code: code.map(str::to_owned),
         reason: reason.unwrap_or("no StateReason").to_owned(),
     }
 }
-
-/// [`AwsError::FunctionFailed`]'s `what` for a function whose creation failed.
-pub const CREATION_FAILED: &str = "is Failed";
 
 /// Where a function is attached, with every reference resolved.
 pub(super) struct Attachment {
@@ -425,7 +423,7 @@ impl<'a> Context<'a> {
             if state == Some(&State::Failed) {
                 return Err(function_failed(
                     name,
-                    CREATION_FAILED,
+                    FunctionFailure::Creation,
                     configuration.state_reason_code().map(|c| c.as_str()),
                     configuration.state_reason(),
                 ));
@@ -433,7 +431,7 @@ impl<'a> Context<'a> {
             if update == Some(&LastUpdateStatus::Failed) {
                 return Err(function_failed(
                     name,
-                    "failed its last update",
+                    FunctionFailure::Update,
                     configuration
                         .last_update_status_reason_code()
                         .map(|c| c.as_str()),

@@ -43,7 +43,6 @@ mod endpoints;
 mod functions;
 mod nats;
 pub(in crate::aws) use functions::iam_tags;
-pub use functions::CREATION_FAILED;
 mod network;
 mod policy;
 
