@@ -170,6 +170,16 @@ async fn isolated_and_endpoints_deploy_and_destroy_in_one_run() {
     once(&lab, &fixture("egress-isolated"), "isolated deploy").await;
     assert_eq!(lab.emulator.live_nat_gateways().await, 0);
     once(&lab, &fixture("endpoints-four"), "deploy with endpoints").await;
+    // A new endpoint is not found by id for a moment (EC2's eventual consistency, a chaos rule):
+    // waited out, not taken for a failed one and replaced.
+    let log = lab.proxy.log();
+    let calls = |name: &str| log.iter().filter(|e| e.operation.name == name).count();
+    assert!(
+        log.iter().any(|e| e.operation.name == "DescribeVpcEndpoints"
+            && matches!(&e.outcome, Outcome::Refused { code, .. } if code.ends_with("NotFound"))),
+        "the rule was met"
+    );
+    assert_eq!(calls("DeleteVpcEndpoints"), 0, "no endpoint replaced");
     for stack in [STACK, "endpoints"] {
         once(
             &lab,

@@ -539,13 +539,22 @@ pub async fn read_nat_consoles(
         tags::Component::NatInstance.as_str(),
         tags::Component::NatGroup.as_str(),
     ];
-    for instance in network.instances.iter_mut().filter(|i| {
-        i.state == fixedip_core::network::InstanceState::Running
-            && i.tags
-                .get(tags::COMPONENT)
-                .is_some_and(|c| ours.contains(&c.as_str()))
-    }) {
-        instance.readiness = Some(nat_readiness(&aws.ec2, &instance.id).await?);
+    let running: Vec<_> = network
+        .instances
+        .iter_mut()
+        .filter(|i| {
+            i.state == fixedip_core::network::InstanceState::Running
+                && i.tags
+                    .get(tags::COMPONENT)
+                    .is_some_and(|c| ours.contains(&c.as_str()))
+        })
+        .collect();
+    // One console each, read all at once.
+    let readiness =
+        futures::future::try_join_all(running.iter().map(|i| nat_readiness(&aws.ec2, &i.id)))
+            .await?;
+    for (instance, readiness) in running.into_iter().zip(readiness) {
+        instance.readiness = Some(readiness);
     }
     Ok(())
 }

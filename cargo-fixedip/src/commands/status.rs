@@ -77,13 +77,20 @@ async fn stack_status(aws: &Aws, target: &StackTarget) -> Result<Option<StackSta
         existing_network_ips,
         cost.as_ref().map(CostReport::from),
     );
-    // Whether each running NAT instance forwards: only its console says so.
-    for instance in status
+    // Whether each running NAT instance forwards: only its console says so. Read all at once.
+    let running: Vec<_> = status
         .nat_instances
         .iter_mut()
         .filter(|i| i.state == "running")
-    {
-        instance.set_readiness(&crate::aws::observe::nat_readiness(&aws.ec2, &instance.id).await?);
+        .collect();
+    let readiness = futures::future::try_join_all(
+        running
+            .iter()
+            .map(|i| crate::aws::observe::nat_readiness(&aws.ec2, &i.id)),
+    )
+    .await?;
+    for (instance, readiness) in running.into_iter().zip(&readiness) {
+        instance.set_readiness(readiness);
     }
     Ok(Some(status))
 }

@@ -8,6 +8,12 @@
 //!   a mutating EC2 call naming the new id is answered with that id's not-found code. Removals
 //!   (Delete*, Release*, Terminate*, Disassociate*) are left out: a tool rightly takes not-found
 //!   as done there, and no run deletes what it created a second ago.
+//! - **Fresh ids read back.** The same guide: "If you try to describe the resource right after
+//!   creating it, you might get an error" — a Describe* naming the new id in its id list
+//!   (`NatGatewayId.1`, `VpcEndpointId.1`, ...) is answered with the not-found code for that
+//!   window, as every waiter meets it on AWS (terraform-provider-aws's `FindNATGateways` turns
+//!   DescribeNatGateways' `NatGatewayNotFound` into "not found" and its waiters retry it). Reads
+//!   by filter answer as moto does.
 //! - **Elastic IPs after their NAT gateway.** Right after a NAT gateway reads `deleted`,
 //!   ReleaseAddress of its address can answer `AuthFailure` (eformat/sno-for-100 #5 and #9, kops
 //!   #938: "a short pause" fixed it) and associating the address can answer
@@ -30,6 +36,7 @@ pub fn created_id_element(operation: &str) -> Option<&'static str> {
         "CreateNatGateway" => "natGatewayId",
         "CreateInternetGateway" => "internetGatewayId",
         "RunInstances" => "instanceId",
+        "CreateVpcEndpoint" => "vpcEndpointId",
         _ => return None,
     })
 }
@@ -47,6 +54,7 @@ pub fn not_found_code(id: &str) -> Option<&'static str> {
         "igw" => "InvalidInternetGatewayID.NotFound",
         "i" => "InvalidInstanceID.NotFound",
         "eni" => "InvalidNetworkInterfaceID.NotFound",
+        "vpce" => "InvalidVpcEndpointId.NotFound",
         _ => return None,
     })
 }
@@ -95,6 +103,48 @@ impl FreshIds {
             Some((code, format!("The ID '{value}' does not exist")))
         })
     }
+
+    /// The refusal of a Describe* naming, in its id list, an id created less than `window` ago:
+    /// `(code, message)`.
+    pub fn describe_refusal(
+        &self,
+        operation: &str,
+        params: &[(String, String)],
+        window: Duration,
+        now: Instant,
+    ) -> Option<(&'static str, String)> {
+        if window.is_zero() || !operation.starts_with("Describe") {
+            return None;
+        }
+        params
+            .iter()
+            .filter(|(name, _)| is_id_list_entry(name))
+            .find_map(|(_, value)| {
+                let created = self.created.get(value)?;
+                if now >= *created + window {
+                    return None;
+                }
+                let code = describe_not_found_code(value)?;
+                Some((code, format!("The ID '{value}' does not exist")))
+            })
+    }
+}
+
+/// The not-found code a Describe* answers for an id in its id list: DescribeNatGateways has its
+/// own, `NatGatewayNotFound` (terraform-provider-aws, `ErrCodeNatGatewayNotFound`); the others
+/// share the mutating calls'.
+fn describe_not_found_code(id: &str) -> Option<&'static str> {
+    match id.split_once('-')?.0 {
+        "nat" => Some("NatGatewayNotFound"),
+        _ => not_found_code(id),
+    }
+}
+
+/// Whether a query parameter is an entry of a Describe*'s id list (`InstanceId.1`,
+/// `VpcEndpointId.2`), not a filter's value (`Filter.1.Value.1`).
+fn is_id_list_entry(name: &str) -> bool {
+    name.split_once('.')
+        .is_some_and(|(list, index)| list.ends_with("Id") && index.parse::<u32>().is_ok())
 }
 
 /// The refusal of a ReleaseAddress or AssociateAddress of an address whose NAT gateway read
@@ -165,6 +215,65 @@ mod tests {
         assert_eq!(
             fresh.refusal("CreateRoute", &create_route, Duration::ZERO, t0),
             None
+        );
+    }
+
+    #[test]
+    fn a_new_id_is_not_found_by_a_describe_naming_it_for_a_while() {
+        let t0 = Instant::now();
+        let mut fresh = FreshIds::default();
+        fresh.created(
+            "CreateNatGateway",
+            "<CreateNatGatewayResponse><natGateway><natGatewayId>nat-1</natGatewayId></natGateway></CreateNatGatewayResponse>",
+            t0,
+        );
+        fresh.created(
+            "CreateVpcEndpoint",
+            "<CreateVpcEndpointResponse><vpcEndpoint><vpcEndpointId>vpce-1</vpcEndpointId></vpcEndpoint></CreateVpcEndpointResponse>",
+            t0,
+        );
+        let window = Duration::from_secs(2);
+        let by_id = params(&[("NatGatewayId.1", "nat-1")]);
+        assert_eq!(
+            fresh
+                .describe_refusal("DescribeNatGateways", &by_id, window, t0)
+                .map(|r| r.0),
+            Some("NatGatewayNotFound")
+        );
+        assert_eq!(
+            fresh
+                .describe_refusal(
+                    "DescribeVpcEndpoints",
+                    &params(&[("VpcEndpointId.1", "vpce-1")]),
+                    window,
+                    t0
+                )
+                .map(|r| r.0),
+            Some("InvalidVpcEndpointId.NotFound")
+        );
+        assert_eq!(
+            fresh.describe_refusal(
+                "DescribeNatGateways",
+                &by_id,
+                window,
+                t0 + Duration::from_secs(3)
+            ),
+            None,
+            "visible once the window is over"
+        );
+        let by_filter = params(&[
+            ("Filter.1.Name", "nat-gateway-id"),
+            ("Filter.1.Value.1", "nat-1"),
+        ]);
+        assert_eq!(
+            fresh.describe_refusal("DescribeNatGateways", &by_filter, window, t0),
+            None,
+            "reads by filter answer as moto does"
+        );
+        assert_eq!(
+            fresh.describe_refusal("CreateRoute", &by_id, window, t0),
+            None,
+            "only reads"
         );
     }
 

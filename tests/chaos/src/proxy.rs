@@ -1078,18 +1078,21 @@ async fn consistency_refusal(
         let state = shared.lock();
         let timing = &state.scenario.timing;
         let window = Duration::from_millis(timing.fresh_id_ms);
-        if call.operation.mutating {
-            if let Some((code, message)) =
-                state
-                    .fresh
-                    .refusal(&call.operation.name, &call.params, window, now)
-            {
-                return Ok(Some(faults::ec2_error(
-                    StatusCode::BAD_REQUEST,
-                    code,
-                    &message,
-                )));
-            }
+        let fresh = if call.operation.mutating {
+            state
+                .fresh
+                .refusal(&call.operation.name, &call.params, window, now)
+        } else {
+            state
+                .fresh
+                .describe_refusal(&call.operation.name, &call.params, window, now)
+        };
+        if let Some((code, message)) = fresh {
+            return Ok(Some(faults::ec2_error(
+                StatusCode::BAD_REQUEST,
+                code,
+                &message,
+            )));
         }
         if let Some(allocation) = protocol::param(&call.params, "AllocationId") {
             if state.clocks.address_settling(allocation, now) {

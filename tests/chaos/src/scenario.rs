@@ -253,7 +253,8 @@ pub struct Timing {
     /// A new IAM role, or one a policy was attached to, cannot be assumed by Lambda for this long
     /// (IAM's eventual consistency).
     pub role_propagation_ms: u64,
-    /// A new EC2 id is not found by the mutating calls naming it for this long (`consistency.rs`).
+    /// A new EC2 id is not found by the mutating calls naming it, nor by a Describe* listing it,
+    /// for this long (`consistency.rs`).
     pub fresh_id_ms: u64,
     /// After a NAT gateway reads `deleted`, its Elastic IP's ReleaseAddress and AssociateAddress
     /// are refused for this long (`consistency.rs`).
