@@ -20,6 +20,7 @@ use fixedip_core::requirements::{AllocationId, Endpoint, StackName};
 use fixedip_core::settings::Architecture;
 use fixedip_core::tags;
 
+use super::nat_group::NatGroupReads;
 use super::network::{describe_stack, subnets_of_vpcs};
 use super::{Aws, AwsError};
 /// What to look for: the stack (by its tags), the functions (by name) and the adopted addresses.
@@ -39,9 +40,10 @@ pub struct Scope {
     pub prefix_lists: Vec<Endpoint>,
     /// `nat = "instance"`: the instance type whose AZs are asked (DescribeInstanceTypeOfferings).
     pub nat_instance_type: Option<String>,
-    /// Also read the self-healing NATs' groups, templates, interfaces and profile (deploy and
-    /// destroy, in any mode; `status` and `verify` when a function asks for them).
-    pub nat_groups: bool,
+    /// Which of the self-healing NATs' groups, templates, interfaces and profile to read (deploy
+    /// and destroy in any mode, all at once in the mode; `status` and `verify` when a function
+    /// asks for them).
+    pub nat_groups: NatGroupReads,
 }
 
 impl Scope {
@@ -55,7 +57,7 @@ impl Scope {
             existing_vpc: None,
             prefix_lists: Vec::new(),
             nat_instance_type: None,
-            nat_groups: false,
+            nat_groups: NatGroupReads::Skip,
         }
     }
 }
@@ -74,8 +76,12 @@ impl From<&StackSpec> for Scope {
             .then(|| spec.modes.nat_instance_type().to_owned()),
             // Whatever the mode asks for: a stack leaving self-healing NATs (or destroyed, whose
             // spec carries no mode) has groups to switch from or remove. Read beside the rest,
-            // so a deploy waits no longer for them.
-            nat_groups: spec.modes.existing.is_none(),
+            // all at once in the mode; otherwise the rest only once something of it is found.
+            nat_groups: match (&spec.modes.existing, spec.modes.nat_groups()) {
+                (Some(_), _) => NatGroupReads::Skip,
+                (None, true) => NatGroupReads::All,
+                (None, false) => NatGroupReads::IfAnyLeft,
+            },
         }
     }
 }
@@ -108,10 +114,10 @@ pub async fn observe_keeping_network(
         azs_without(aws, scope.nat_instance_type.as_deref()),
         async {
             match scope.nat_groups {
-                true => super::nat_group::observe_nat_groups(aws, stack)
+                NatGroupReads::Skip => Ok(None),
+                reads => super::nat_group::observe_nat_groups(aws, stack, reads)
                     .await
                     .map(Some),
-                false => Ok(None),
             }
         },
     )?;
