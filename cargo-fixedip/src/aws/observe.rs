@@ -219,8 +219,16 @@ async fn view_of(
 
 /// The account's Elastic IP quota in the region (DescribeAccountAttributes `vpc-max-elastic-ips`)
 /// and how many addresses it holds there (DescribeAddresses, unfiltered), for the planner's quota
-/// check. Two calls more: `deploy` asks only when its plan allocates (see `commands/deploy.rs`).
-pub async fn address_quota(aws: &Aws, observed: &mut ObservedState) -> Result<(), AwsError> {
+/// check.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressQuota {
+    quota: Option<u32>,
+    in_use: u32,
+}
+
+/// Reads the [`AddressQuota`]: two calls more, which `deploy` makes only when its plan allocates
+/// (see `converge/deploy.rs`).
+pub async fn address_quota(aws: &Aws) -> Result<AddressQuota, AwsError> {
     use aws_sdk_ec2::types::AccountAttributeName;
     let attributes = aws
         .ec2
@@ -230,15 +238,25 @@ pub async fn address_quota(aws: &Aws, observed: &mut ObservedState) -> Result<()
         tokio::join!(attributes.send(), aws.ec2.describe_addresses().send());
     let attributes = attributes.map_err(|e| AwsError::call("DescribeAccountAttributes", e))?;
     let addresses = addresses.map_err(|e| AwsError::call("DescribeAddresses", e))?;
-    observed.address_quota = attributes
+    let quota = attributes
         .account_attributes()
         .iter()
         .find(|a| a.attribute_name() == Some("vpc-max-elastic-ips"))
         .and_then(|a| a.attribute_values().first())
         .and_then(|v| v.attribute_value())
         .and_then(|v| v.parse().ok());
-    observed.addresses_in_use_in_region = Some(addresses.addresses().len() as u32);
-    Ok(())
+    Ok(AddressQuota {
+        quota,
+        in_use: addresses.addresses().len() as u32,
+    })
+}
+
+impl AddressQuota {
+    /// Fills `observed.address_quota` and `addresses_in_use_in_region`.
+    pub fn fill(self, observed: &mut ObservedState) {
+        observed.address_quota = self.quota;
+        observed.addresses_in_use_in_region = Some(self.in_use);
+    }
 }
 
 /// The functions' security group of a stack, with its rules: what `deploy` checks against the
