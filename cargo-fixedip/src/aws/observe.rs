@@ -315,13 +315,17 @@ pub async fn prefix_lists(
 
 /// The AZs the region offers, by name in the order AWS lists them, and the id of each
 /// (`ZoneId`: the same physical zone in every account, unlike the name).
+/// The connection's own read of them serves the first observation ([`Aws::connect_by_zones`]).
 async fn offered_azs(aws: &Aws) -> Result<(Vec<String>, BTreeMap<String, String>), AwsError> {
-    let answer = aws
-        .ec2
-        .describe_availability_zones()
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeAvailabilityZones", e))?;
+    let answer = match aws.take_zones() {
+        Some(answer) => answer,
+        None => aws
+            .ec2
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeAvailabilityZones", e))?,
+    };
     let zones: Vec<_> = answer
         .availability_zones()
         .iter()

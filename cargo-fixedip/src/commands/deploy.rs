@@ -43,7 +43,7 @@ pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     runtime.block_on(async {
         for wanted in &regions {
             connections
-                .to(context, wanted, Identity::Checked, false)
+                .to(context, wanted, Identity::Zones, false)
                 .await?;
         }
         Ok::<_, CliError>(())

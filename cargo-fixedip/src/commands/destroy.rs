@@ -70,7 +70,7 @@ async fn destroy(
     let mut specs = Vec::new();
     for target in targets {
         let aws = connections
-            .to(context, &target.region, Identity::Checked, args.dry_run)
+            .to(context, &target.region, Identity::Zones, args.dry_run)
             .await?;
         specs.push(StackSpec {
             stack: target.stack,

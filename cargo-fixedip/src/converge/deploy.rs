@@ -369,7 +369,7 @@ pub async fn declare(
 ) -> Result<DeclaredFunction, CliError> {
     let wanted = context.wanted_region(&function.settings);
     connections
-        .to(context, &wanted, Identity::Checked, read_only)
+        .to(context, &wanted, Identity::Zones, read_only)
         .await?;
     Ok(DeclaredFunction {
         record: function.record,
