@@ -216,11 +216,15 @@ async fn prove_egress(
                     None => stack_addresses(aws, &spec.stack).await,
                 }
             };
-            // The stack's group and the prefix lists, read beside the addresses.
-            let (ips, group) = tokio::try_join!(ips, declared_egress_inputs(aws, spec))?;
+            // The addresses, the stack's group and prefix lists, and the functions' networks,
+            // read at once.
+            let (ips, group, read) = tokio::try_join!(
+                ips,
+                declared_egress_inputs(aws, spec),
+                verification::read_functions(aws, names),
+            )?;
             let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-            let verdicts =
-                verification::verify_functions(aws, names, &allowed, expectation, false).await?;
+            let verdicts = verification::judge(aws, read, &allowed, expectation, false).await?;
             (ips, verdicts, group)
         }
     };
