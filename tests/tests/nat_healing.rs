@@ -446,9 +446,16 @@ async fn destroy_without_the_setting_still_removes_the_groups() {
     let emulator = Emulator::start();
     deploy_from_its_dir(&emulator, FIXTURE);
     let ips = assert_routed_through_interfaces(&emulator).await;
+    destroy_without_the_setting(&emulator);
+    assert_no_group_left(&emulator).await;
+    assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
+}
+
+/// `destroy` run for the `second-function` fixture, which does not ask for self-healing.
+fn destroy_without_the_setting(emulator: &Emulator) -> Output {
     let zip = fixture_zip("second-function");
     from_its_dir(
-        &emulator,
+        emulator,
         "second-function",
         &[
             "destroy",
@@ -459,9 +466,7 @@ async fn destroy_without_the_setting_still_removes_the_groups() {
             "--zip",
             zip.to_str().unwrap(),
         ],
-    );
-    assert_no_group_left(&emulator).await;
-    assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
+    )
 }
 
 /// What a deploy into self-healing killed early leaves, before any fixed interface exists (the
@@ -514,19 +519,7 @@ async fn destroy_without_the_setting_finds_a_role_and_a_template_left_without_an
         interfaces(&emulator).await.is_empty(),
         "no interface to find them by"
     );
-    let zip = fixture_zip("second-function");
-    from_its_dir(
-        &emulator,
-        "second-function",
-        &[
-            "destroy",
-            "--yes",
-            "--eni-timeout",
-            "20",
-            "--zip",
-            zip.to_str().unwrap(),
-        ],
-    );
+    destroy_without_the_setting(&emulator);
     assert_no_group_left(&emulator).await;
 }
 
