@@ -49,7 +49,10 @@ impl StackTarget {
         crate::aws::observe::Scope {
             attached_functions: true,
             functions: self.functions.iter().map(|f| f.name().to_owned()).collect(),
-            nat_groups: self.functions.iter().any(|f| f.settings.nat_self_healing),
+            nat_groups: match self.functions.iter().any(|f| f.settings.nat_self_healing) {
+                true => crate::aws::nat_group::NatGroupReads::All,
+                false => crate::aws::nat_group::NatGroupReads::Skip,
+            },
             ..crate::aws::observe::Scope::stack(self.stack.clone())
         }
     }

@@ -79,12 +79,40 @@ pub async fn verify_functions(
     expectation: Expectation,
     probe: bool,
 ) -> Result<Vec<Verdict>, AwsError> {
-    let mut verdicts = Vec::new();
+    let read = read_functions(aws, functions).await?;
+    judge(aws, read, allowed, expectation, probe).await
+}
+
+/// What [`verify_functions`] reads of one function: its attachment and its network.
+pub type FunctionNetwork = (String, FunctionAttachment, EgressNetwork);
+
+/// Reads each function's attachment and network, with its NAT instances' consoles: everything
+/// the rules need but the allowed IPs, which a deploy reads meanwhile.
+pub async fn read_functions(
+    aws: &Aws,
+    functions: &[String],
+) -> Result<Vec<FunctionNetwork>, AwsError> {
+    let mut read = Vec::new();
     for name in functions {
         let attachment = function_attachment(aws, name).await?;
         let mut network = observe_network(aws, &attachment).await?;
         crate::aws::observe::read_nat_consoles(aws, &mut network).await?;
-        verdicts.push(verdict(aws, name, attachment, network, allowed, expectation, probe).await?);
+        read.push((name.clone(), attachment, network));
+    }
+    Ok(read)
+}
+
+/// Runs the rules on what [`read_functions`] read and, with `probe`, invokes each function.
+pub async fn judge(
+    aws: &Aws,
+    read: Vec<FunctionNetwork>,
+    allowed: &[Ipv4Addr],
+    expectation: Expectation,
+    probe: bool,
+) -> Result<Vec<Verdict>, AwsError> {
+    let mut verdicts = Vec::new();
+    for (name, attachment, network) in read {
+        verdicts.push(verdict(aws, &name, attachment, network, allowed, expectation, probe).await?);
     }
     Ok(verdicts)
 }

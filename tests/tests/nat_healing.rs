@@ -446,9 +446,16 @@ async fn destroy_without_the_setting_still_removes_the_groups() {
     let emulator = Emulator::start();
     deploy_from_its_dir(&emulator, FIXTURE);
     let ips = assert_routed_through_interfaces(&emulator).await;
+    destroy_without_the_setting(&emulator);
+    assert_no_group_left(&emulator).await;
+    assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
+}
+
+/// `destroy` run for the `second-function` fixture, which does not ask for self-healing.
+fn destroy_without_the_setting(emulator: &Emulator) -> Output {
     let zip = fixture_zip("second-function");
     from_its_dir(
-        &emulator,
+        emulator,
         "second-function",
         &[
             "destroy",
@@ -459,9 +466,61 @@ async fn destroy_without_the_setting_still_removes_the_groups() {
             "--zip",
             zip.to_str().unwrap(),
         ],
+    )
+}
+
+/// What a deploy into self-healing killed early leaves, before any fixed interface exists (the
+/// instance profile's role, made first; a launch template whose interface a later removal took
+/// first), is found by a destroy that does not ask for self-healing, and removed. Outside the
+/// mode the groups and the profile are read only when an interface, a template or the role is
+/// found (`NatGroupReads::IfAnyLeft`): this fails if the role or the templates stop being asked.
+#[tokio::test(flavor = "multi_thread")]
+async fn destroy_without_the_setting_finds_a_role_and_a_template_left_without_an_interface() {
+    let emulator = Emulator::start();
+    deploy_from_its_dir(&emulator, "second-function");
+    let iam = emulator.iam().await;
+    let name = "fixedip-default-us-east-1-nat";
+    iam.create_role()
+        .role_name(name)
+        .assume_role_policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#,
+        )
+        .send()
+        .await
+        .unwrap();
+    let tag = |key: &str, value: &str| {
+        aws_sdk_ec2::types::Tag::builder()
+            .key(key)
+            .value(value)
+            .build()
+    };
+    emulator
+        .ec2()
+        .await
+        .create_launch_template()
+        .launch_template_name("fixedip-default-nat-0")
+        .launch_template_data(
+            aws_sdk_ec2::types::RequestLaunchTemplateData::builder()
+                .instance_type(aws_sdk_ec2::types::InstanceType::T4gNano)
+                .build(),
+        )
+        .tag_specifications(
+            aws_sdk_ec2::types::TagSpecification::builder()
+                .resource_type(aws_sdk_ec2::types::ResourceType::LaunchTemplate)
+                .tags(tag("fixedip:stack", "default"))
+                .tags(tag("fixedip:component", "nat-launch-template"))
+                .tags(tag("fixedip:slot", "0"))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        interfaces(&emulator).await.is_empty(),
+        "no interface to find them by"
     );
+    destroy_without_the_setting(&emulator);
     assert_no_group_left(&emulator).await;
-    assert_eq!(stack_ips(&emulator).await, ips, "the IPs stay, retained");
 }
 
 /// The switches from and to NAT gateways, and to plain NAT instances, under AWS's timing and

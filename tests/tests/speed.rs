@@ -199,9 +199,28 @@ async fn deploy_noop_and_code_change() {
         "every AllocateAddress before the first subnet is made"
     );
     assert_eq!(noop.log.mutating_applied(), 0, "a no-op changes nothing");
-    // STS, the reads by tag and name, the VPC's DNS attributes: issue 18's three round trips (one
-    // more where a loaded machine starts a read after another one's answer).
+    // The availability zones (the credential check), the reads by tag and name, the VPC's DNS
+    // attributes: issue 18's three round trips (one more where a loaded machine starts a read
+    // after another one's answer).
     assert!(noop.depth() <= 4, "no-op depth {}", noop.depth());
+    // What a no-op reads (docs/benchmarks.md lists the 18): no STS (the availability zones
+    // check the credentials), and of the self-healing NATs only what would show one is left.
+    assert!(
+        noop.log.len() <= 18,
+        "a no-op's calls: {}",
+        noop.operations()
+    );
+    for unasked in [
+        "GetCallerIdentity",
+        "DescribeAutoScalingGroups",
+        "GetInstanceProfile",
+    ] {
+        assert!(
+            noop.log.iter().all(|e| e.operation.name != unasked),
+            "{unasked} asked: {}",
+            noop.operations()
+        );
+    }
     // The upload and its wait, and nothing of the network or the lease.
     assert_eq!(code.log.mutating_applied(), 1, "a code change uploads only");
 }

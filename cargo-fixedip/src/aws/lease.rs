@@ -379,11 +379,14 @@ impl HeldLease {
     }
 
     /// Runs `work` under the lease and releases it whatever happens: after success, after an
-    /// error, and on Ctrl-C (best effort: the work is dropped, then the lease is deleted).
-    pub async fn run<T, E>(
+    /// error, and on Ctrl-C (best effort: the work is dropped, then the lease is deleted). After
+    /// success the release runs in the background ([`Releasing`]), so that what follows and needs
+    /// no lease (deploy's verification, destroy's list of kept addresses) overlaps its two round
+    /// trips; the caller must [`Releasing::finish`] it on every path.
+    pub async fn run_releasing<T, E>(
         self,
         work: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<T, E>
+    ) -> Result<(T, Releasing), E>
     where
         E: From<LeaseError>,
     {
@@ -392,10 +395,35 @@ impl HeldLease {
             outcome = work => outcome,
             _ = tokio::signal::ctrl_c() => Err(E::from(LeaseError::Interrupted { stack })),
         };
-        let released = self.release().await;
-        let value = outcome?;
-        released.map_err(E::from)?;
-        Ok(value)
+        match outcome {
+            Ok(value) => Ok((value, Releasing(Some(tokio::spawn(self.release()))))),
+            Err(error) => {
+                // The work's error is the one to report; a lease lost meanwhile is secondary.
+                let _ = self.release().await;
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A lease being released in the background ([`HeldLease::run_releasing`]), or none to release.
+pub struct Releasing(Option<tokio::task::JoinHandle<Result<(), LeaseError>>>);
+
+impl Releasing {
+    /// Nothing to release: the run took no lease.
+    pub fn none() -> Releasing {
+        Releasing(None)
+    }
+
+    /// Waits for the release; an error if the lease was no longer this run's.
+    pub async fn finish(self) -> Result<(), LeaseError> {
+        let Some(release) = self.0 else {
+            return Ok(());
+        };
+        match release.await {
+            Ok(released) => released,
+            Err(error) => std::panic::resume_unwind(error.into_panic()),
+        }
     }
 }
 

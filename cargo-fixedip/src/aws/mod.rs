@@ -26,6 +26,7 @@ use std::error::Error as StdError;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_ec2::operation::describe_availability_zones::DescribeAvailabilityZonesOutput;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
@@ -67,6 +68,9 @@ pub struct Aws {
     pub autoscaling: aws_sdk_autoscaling::Client,
     /// Every request sent, for `--verbose` and for the tests' "no mutating call" checks.
     pub calls: CallLog,
+    /// The region's availability zones as [`Aws::connect_by_zones`] read them to prove the
+    /// credentials: taken by the first observation, which would read them anyway.
+    pub zones: std::sync::Arc<std::sync::Mutex<Option<DescribeAvailabilityZonesOutput>>>,
 }
 
 /// Why fixedip could not talk to AWS. Messages never contain a credential.
@@ -368,6 +372,23 @@ impl Aws {
         Ok(aws)
     }
 
+    /// As [`Aws::connect`], proving the credentials with the first read the observation makes
+    /// anyway (DescribeAvailabilityZones, kept for it: [`Aws::take_zones`]) instead of STS
+    /// GetCallerIdentity: deploy, plan and destroy, which need no account id, then refuse bad
+    /// credentials before a build as they did, one call and one round trip sooner (issue 18).
+    /// `account` is empty.
+    pub async fn connect_by_zones(options: &AwsOptions) -> Result<Aws, AwsError> {
+        let aws = Aws::connect_unverified(options).await?;
+        let zones = aws
+            .ec2
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| AwsError::first_call(&aws.region, "DescribeAvailabilityZones", e))?;
+        *aws.zones.lock().expect("not poisoned") = Some(zones);
+        Ok(aws)
+    }
+
     /// As [`Aws::connect`] without asking STS who the credentials belong to: for `ips`, which
     /// answers with one call. `account` is empty; the first call's errors go through
     /// [`AwsError::first_call`].
@@ -455,7 +476,13 @@ impl Aws {
             sts,
             autoscaling,
             calls,
+            zones: Default::default(),
         }
+    }
+
+    /// The availability zones [`Aws::connect_by_zones`] read, once.
+    pub fn take_zones(&self) -> Option<DescribeAvailabilityZonesOutput> {
+        self.zones.lock().expect("not poisoned").take()
     }
 }
 

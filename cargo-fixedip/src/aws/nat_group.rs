@@ -687,55 +687,98 @@ pub struct ObservedGroups {
     pub profile: Option<ObservedNatProfile>,
 }
 
+/// Which of the self-healing NATs' resources an observation reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NatGroupReads {
+    /// None: a network the user runs, or `status` and `verify` for functions not in the mode.
+    Skip,
+    /// A stack not in the mode (or destroyed, whose spec carries no mode), which must still find
+    /// what a switch out of it or a killed run left: first the fixed interfaces, the launch
+    /// templates and the instance profile's role, and only when one of them exists the groups
+    /// and the profile (one round trip more, in the runs that have something to remove). Those
+    /// three cover every state a run can leave, killed anywhere: a group is created after its
+    /// template and deleted before it, the profile is created after its role and deleted before
+    /// it (`create_nat_profile`, `delete_nat_profile`); the interface and the template are each
+    /// made before their group and go after it (`planner/nat_group.rs`).
+    IfAnyLeft,
+    /// All five at once: the stack is in the mode.
+    All,
+}
+
+/// Reads the stack's self-healing NATs as `reads` says (see [`NatGroupReads`]).
 pub async fn observe_nat_groups(
     aws: &super::Aws,
     stack: &StackName,
+    reads: NatGroupReads,
 ) -> Result<ObservedGroups, AwsError> {
-    let by_tag = |component: Component| {
-        [
-            Filter::builder()
-                .name(format!("tag:{}", tags::STACK))
-                .values(stack.to_string())
-                .build(),
-            Filter::builder()
-                .name(format!("tag:{}", tags::COMPONENT))
-                .values(component.as_str())
-                .build(),
-        ]
-    };
-    let names: Vec<String> = (0..LAYOUT_SLOTS)
-        .map(|slot| tags::nat_group_name(stack, slot))
-        .collect();
     let role = tags::nat_role_name(stack, &aws.region);
-    let (interfaces, templates, groups, profile, role_found) = tokio::join!(
-        aws.ec2
-            .describe_network_interfaces()
-            .set_filters(Some(by_tag(Component::NatInterface).to_vec()))
-            .send(),
-        aws.ec2
-            .describe_launch_templates()
-            .set_filters(Some(by_tag(Component::NatLaunchTemplate).to_vec()))
-            .send(),
-        aws.autoscaling
-            .describe_auto_scaling_groups()
-            .set_auto_scaling_group_names(Some(names))
-            .send(),
-        aws.iam
-            .get_instance_profile()
-            .instance_profile_name(&role)
-            .send(),
-        aws.iam.get_role().role_name(&role).send(),
-    );
-    let interfaces = interfaces.map_err(|e| AwsError::call("DescribeNetworkInterfaces", e))?;
-    let templates = templates.map_err(|e| AwsError::call("DescribeLaunchTemplates", e))?;
-    let groups = groups.map_err(|e| AwsError::call("DescribeAutoScalingGroups", e))?;
-    let slot_of = |tags: &[aws_sdk_ec2::types::Tag]| {
-        tags.iter()
-            .find(|t| t.key() == Some(tags::SLOT))
-            .and_then(|t| t.value())
-            .and_then(|v| v.parse::<Slot>().ok())
+    let (interfaces, launch_templates, role_exists, read_together) = tokio::try_join!(
+        nat_interfaces(aws, stack),
+        nat_launch_templates(aws, stack),
+        role_exists(aws, &role),
+        async {
+            match reads {
+                NatGroupReads::All => groups_and_profile(aws, stack, &role).await.map(Some),
+                NatGroupReads::IfAnyLeft | NatGroupReads::Skip => Ok(None),
+            }
+        },
+    )?;
+    let any_left = !interfaces.is_empty() || !launch_templates.is_empty() || role_exists;
+    let (groups, profile) = match read_together {
+        Some(read) => read,
+        None if any_left => groups_and_profile(aws, stack, &role).await?,
+        None => (Vec::new(), None),
     };
-    let interfaces = interfaces
+    let holds_role = profile
+        .as_ref()
+        .is_some_and(|p| p.roles().iter().any(|r| r.role_name() == role));
+    let profile = (profile.is_some() || role_exists).then(|| ObservedNatProfile {
+        name: role.clone(),
+        complete: role_exists && holds_role,
+    });
+    Ok(ObservedGroups {
+        interfaces,
+        launch_templates,
+        groups,
+        profile,
+    })
+}
+
+/// `tag:fixedip:stack = <stack>` and `tag:fixedip:component = <component>`.
+fn by_tag(stack: &StackName, component: Component) -> Vec<Filter> {
+    vec![
+        Filter::builder()
+            .name(format!("tag:{}", tags::STACK))
+            .values(stack.to_string())
+            .build(),
+        Filter::builder()
+            .name(format!("tag:{}", tags::COMPONENT))
+            .values(component.as_str())
+            .build(),
+    ]
+}
+
+/// The slot a resource is tagged with.
+fn slot_of(tags: &[aws_sdk_ec2::types::Tag]) -> Option<Slot> {
+    tags.iter()
+        .find(|t| t.key() == Some(tags::SLOT))
+        .and_then(|t| t.value())
+        .and_then(|v| v.parse::<Slot>().ok())
+}
+
+/// The stack's fixed NAT interfaces, by its tags.
+async fn nat_interfaces(
+    aws: &super::Aws,
+    stack: &StackName,
+) -> Result<Vec<ObservedNatInterface>, AwsError> {
+    let answer = aws
+        .ec2
+        .describe_network_interfaces()
+        .set_filters(Some(by_tag(stack, Component::NatInterface)))
+        .send()
+        .await
+        .map_err(|e| AwsError::call("DescribeNetworkInterfaces", e))?;
+    Ok(answer
         .network_interfaces()
         .iter()
         .filter_map(|n| {
@@ -750,8 +793,22 @@ pub async fn observe_nat_groups(
                     .map(str::to_owned),
             })
         })
-        .collect();
-    let launch_templates = templates
+        .collect())
+}
+
+/// The stack's NAT launch templates, by its tags.
+async fn nat_launch_templates(
+    aws: &super::Aws,
+    stack: &StackName,
+) -> Result<Vec<ObservedNatLaunchTemplate>, AwsError> {
+    let answer = aws
+        .ec2
+        .describe_launch_templates()
+        .set_filters(Some(by_tag(stack, Component::NatLaunchTemplate)))
+        .send()
+        .await
+        .map_err(|e| AwsError::call("DescribeLaunchTemplates", e))?;
+    Ok(answer
         .launch_templates()
         .iter()
         .filter_map(|t| {
@@ -761,7 +818,52 @@ pub async fn observe_nat_groups(
                 slot: slot_of(t.tags())?,
             })
         })
+        .collect())
+}
+
+/// IAM's not-found code.
+const MISSING: &[&str] = &["NoSuchEntity"];
+
+/// Whether the NAT instances' role exists.
+async fn role_exists(aws: &super::Aws, role: &str) -> Result<bool, AwsError> {
+    match aws.iam.get_role().role_name(role).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if has_code(&e, MISSING) => Ok(false),
+        Err(e) => Err(AwsError::call("GetRole", e)),
+    }
+}
+
+/// The stack's groups, by name (one per slot), and the instance profile.
+async fn groups_and_profile(
+    aws: &super::Aws,
+    stack: &StackName,
+    role: &str,
+) -> Result<
+    (
+        Vec<ObservedNatGroup>,
+        Option<aws_sdk_iam::types::InstanceProfile>,
+    ),
+    AwsError,
+> {
+    let names: Vec<String> = (0..LAYOUT_SLOTS)
+        .map(|slot| tags::nat_group_name(stack, slot))
         .collect();
+    let (groups, profile) = tokio::join!(
+        aws.autoscaling
+            .describe_auto_scaling_groups()
+            .set_auto_scaling_group_names(Some(names))
+            .send(),
+        aws.iam
+            .get_instance_profile()
+            .instance_profile_name(role)
+            .send(),
+    );
+    let groups = groups.map_err(|e| AwsError::call("DescribeAutoScalingGroups", e))?;
+    let profile = match profile {
+        Ok(answer) => answer.instance_profile,
+        Err(e) if has_code(&e, MISSING) => None,
+        Err(e) => return Err(AwsError::call("GetInstanceProfile", e)),
+    };
     let groups = groups
         .auto_scaling_groups()
         .iter()
@@ -786,31 +888,7 @@ pub async fn observe_nat_groups(
             })
         })
         .collect();
-    const MISSING: &[&str] = &["NoSuchEntity"];
-    let profile = match profile {
-        Ok(answer) => Some(answer),
-        Err(e) if has_code(&e, MISSING) => None,
-        Err(e) => return Err(AwsError::call("GetInstanceProfile", e)),
-    };
-    let role_exists = match role_found {
-        Ok(_) => true,
-        Err(e) if has_code(&e, MISSING) => false,
-        Err(e) => return Err(AwsError::call("GetRole", e)),
-    };
-    let holds_role = profile
-        .as_ref()
-        .and_then(|p| p.instance_profile())
-        .is_some_and(|p| p.roles().iter().any(|r| r.role_name() == role));
-    let profile = (profile.is_some() || role_exists).then(|| ObservedNatProfile {
-        name: role.clone(),
-        complete: role_exists && holds_role,
-    });
-    Ok(ObservedGroups {
-        interfaces,
-        launch_templates,
-        groups,
-        profile,
-    })
+    Ok((groups, profile))
 }
 
 #[cfg(test)]

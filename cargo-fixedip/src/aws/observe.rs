@@ -20,6 +20,7 @@ use fixedip_core::requirements::{AllocationId, Endpoint, StackName};
 use fixedip_core::settings::Architecture;
 use fixedip_core::tags;
 
+use super::nat_group::NatGroupReads;
 use super::network::{describe_stack, subnets_of_vpcs};
 use super::{Aws, AwsError};
 /// What to look for: the stack (by its tags), the functions (by name) and the adopted addresses.
@@ -39,9 +40,10 @@ pub struct Scope {
     pub prefix_lists: Vec<Endpoint>,
     /// `nat = "instance"`: the instance type whose AZs are asked (DescribeInstanceTypeOfferings).
     pub nat_instance_type: Option<String>,
-    /// Also read the self-healing NATs' groups, templates, interfaces and profile (deploy and
-    /// destroy, in any mode; `status` and `verify` when a function asks for them).
-    pub nat_groups: bool,
+    /// Which of the self-healing NATs' groups, templates, interfaces and profile to read (deploy
+    /// and destroy in any mode, all at once in the mode; `status` and `verify` when a function
+    /// asks for them).
+    pub nat_groups: NatGroupReads,
 }
 
 impl Scope {
@@ -55,7 +57,7 @@ impl Scope {
             existing_vpc: None,
             prefix_lists: Vec::new(),
             nat_instance_type: None,
-            nat_groups: false,
+            nat_groups: NatGroupReads::Skip,
         }
     }
 }
@@ -74,8 +76,12 @@ impl From<&StackSpec> for Scope {
             .then(|| spec.modes.nat_instance_type().to_owned()),
             // Whatever the mode asks for: a stack leaving self-healing NATs (or destroyed, whose
             // spec carries no mode) has groups to switch from or remove. Read beside the rest,
-            // so a deploy waits no longer for them.
-            nat_groups: spec.modes.existing.is_none(),
+            // all at once in the mode; otherwise the rest only once something of it is found.
+            nat_groups: match (&spec.modes.existing, spec.modes.nat_groups()) {
+                (Some(_), _) => NatGroupReads::Skip,
+                (None, true) => NatGroupReads::All,
+                (None, false) => NatGroupReads::IfAnyLeft,
+            },
         }
     }
 }
@@ -108,10 +114,10 @@ pub async fn observe_keeping_network(
         azs_without(aws, scope.nat_instance_type.as_deref()),
         async {
             match scope.nat_groups {
-                true => super::nat_group::observe_nat_groups(aws, stack)
+                NatGroupReads::Skip => Ok(None),
+                reads => super::nat_group::observe_nat_groups(aws, stack, reads)
                     .await
                     .map(Some),
-                false => Ok(None),
             }
         },
     )?;
@@ -213,8 +219,16 @@ async fn view_of(
 
 /// The account's Elastic IP quota in the region (DescribeAccountAttributes `vpc-max-elastic-ips`)
 /// and how many addresses it holds there (DescribeAddresses, unfiltered), for the planner's quota
-/// check. Two calls more: `deploy` asks only when its plan allocates (see `commands/deploy.rs`).
-pub async fn address_quota(aws: &Aws, observed: &mut ObservedState) -> Result<(), AwsError> {
+/// check.
+#[derive(Debug, Clone, Copy)]
+pub struct AddressQuota {
+    quota: Option<u32>,
+    in_use: u32,
+}
+
+/// Reads the [`AddressQuota`]: two calls more, which `deploy` makes only when its plan allocates
+/// (see `converge/deploy.rs`).
+pub async fn address_quota(aws: &Aws) -> Result<AddressQuota, AwsError> {
     use aws_sdk_ec2::types::AccountAttributeName;
     let attributes = aws
         .ec2
@@ -224,15 +238,25 @@ pub async fn address_quota(aws: &Aws, observed: &mut ObservedState) -> Result<()
         tokio::join!(attributes.send(), aws.ec2.describe_addresses().send());
     let attributes = attributes.map_err(|e| AwsError::call("DescribeAccountAttributes", e))?;
     let addresses = addresses.map_err(|e| AwsError::call("DescribeAddresses", e))?;
-    observed.address_quota = attributes
+    let quota = attributes
         .account_attributes()
         .iter()
         .find(|a| a.attribute_name() == Some("vpc-max-elastic-ips"))
         .and_then(|a| a.attribute_values().first())
         .and_then(|v| v.attribute_value())
         .and_then(|v| v.parse().ok());
-    observed.addresses_in_use_in_region = Some(addresses.addresses().len() as u32);
-    Ok(())
+    Ok(AddressQuota {
+        quota,
+        in_use: addresses.addresses().len() as u32,
+    })
+}
+
+impl AddressQuota {
+    /// Fills `observed.address_quota` and `addresses_in_use_in_region`.
+    pub fn fill(self, observed: &mut ObservedState) {
+        observed.address_quota = self.quota;
+        observed.addresses_in_use_in_region = Some(self.in_use);
+    }
 }
 
 /// The functions' security group of a stack, with its rules: what `deploy` checks against the
@@ -291,13 +315,17 @@ pub async fn prefix_lists(
 
 /// The AZs the region offers, by name in the order AWS lists them, and the id of each
 /// (`ZoneId`: the same physical zone in every account, unlike the name).
+/// The connection's own read of them serves the first observation ([`Aws::connect_by_zones`]).
 async fn offered_azs(aws: &Aws) -> Result<(Vec<String>, BTreeMap<String, String>), AwsError> {
-    let answer = aws
-        .ec2
-        .describe_availability_zones()
-        .send()
-        .await
-        .map_err(|e| AwsError::call("DescribeAvailabilityZones", e))?;
+    let answer = match aws.take_zones() {
+        Some(answer) => answer,
+        None => aws
+            .ec2
+            .describe_availability_zones()
+            .send()
+            .await
+            .map_err(|e| AwsError::call("DescribeAvailabilityZones", e))?,
+    };
     let zones: Vec<_> = answer
         .availability_zones()
         .iter()

@@ -12,8 +12,20 @@ use fixedip_core::requirements::EndpointKind;
 
 use super::{Aws, AwsError};
 
-/// Fills `observed.quota_usage`.
-pub async fn quota_usage(aws: &Aws, observed: &mut ObservedState) -> Result<(), AwsError> {
+/// What the account uses in the region of the quotas a plan consumes, as read; the stack's own
+/// interface endpoints are counted from its observation ([`RegionUsage::fill`]), so that the
+/// reads need not wait for it.
+#[derive(Debug, Clone)]
+pub struct RegionUsage {
+    vpcs: usize,
+    gateways: usize,
+    nat_gateways_by_az: BTreeMap<String, u32>,
+    gateway_endpoints: usize,
+    limits: BTreeMap<Quota, u32>,
+}
+
+/// Reads what the region uses of the VPC quotas, and the limits raised in `FIXEDIP_QUOTAS`.
+pub async fn region_usage(aws: &Aws) -> Result<RegionUsage, AwsError> {
     let limits = match std::env::var("FIXEDIP_QUOTAS") {
         Ok(text) => parse_limits(&text).map_err(|reason| AwsError::BadQuotaSetting { reason })?,
         Err(_) => Default::default(),
@@ -24,25 +36,37 @@ pub async fn quota_usage(aws: &Aws, observed: &mut ObservedState) -> Result<(), 
         nat_gateways_by_az(aws),
         gateway_endpoints(aws)
     )?;
-    // The stack's VPC is its own: its interface endpoints are the stack's.
-    let interface_endpoints = observed
-        .endpoints
-        .iter()
-        .filter(|e| e.kind == EndpointKind::Interface)
-        .count();
-    observed.quota_usage = Some(QuotaUsage {
-        in_use: [
-            (Quota::Vpcs, count(vpcs)),
-            (Quota::InternetGateways, count(gateways)),
-            (Quota::GatewayEndpoints, count(gateway_endpoints)),
-            (Quota::InterfaceEndpointsPerVpc, count(interface_endpoints)),
-        ]
-        .into_iter()
-        .collect(),
+    Ok(RegionUsage {
+        vpcs,
+        gateways,
         nat_gateways_by_az,
+        gateway_endpoints,
         limits,
-    });
-    Ok(())
+    })
+}
+
+impl RegionUsage {
+    /// Fills `observed.quota_usage`.
+    pub fn fill(self, observed: &mut ObservedState) {
+        // The stack's VPC is its own: its interface endpoints are the stack's.
+        let interface_endpoints = observed
+            .endpoints
+            .iter()
+            .filter(|e| e.kind == EndpointKind::Interface)
+            .count();
+        observed.quota_usage = Some(QuotaUsage {
+            in_use: [
+                (Quota::Vpcs, count(self.vpcs)),
+                (Quota::InternetGateways, count(self.gateways)),
+                (Quota::GatewayEndpoints, count(self.gateway_endpoints)),
+                (Quota::InterfaceEndpointsPerVpc, count(interface_endpoints)),
+            ]
+            .into_iter()
+            .collect(),
+            nat_gateways_by_az: self.nat_gateways_by_az,
+            limits: self.limits,
+        });
+    }
 }
 
 fn count(n: usize) -> u32 {

@@ -43,7 +43,7 @@ pub fn run(context: &Context, args: &DeployArgs) -> Result<(), CliError> {
     runtime.block_on(async {
         for wanted in &regions {
             connections
-                .to(context, wanted, Identity::Checked, false)
+                .to(context, wanted, Identity::Zones, false)
                 .await?;
         }
         Ok::<_, CliError>(())
@@ -128,14 +128,20 @@ async fn deploy(
         let aws = connections.in_region(&spec.region);
         let before = aws.calls.counts();
         inputs.adopted_ips = spec.adopted_ips.clone();
-        let (plan, executed) =
+        let (plan, executed, releasing) =
             converge::apply(context, aws, &spec, plan, &goal, &inputs, lease).await?;
         let pending_ips = PendingIp::of_plan(&plan, &executed.allocated);
         for pending in &pending_ips {
             context.output.warning(&pending.message);
         }
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
-        let (ips, verdicts) = prove_egress(aws, &spec, &plan, &goal, &names).await?;
+        // The verification reads while the lease is released: it needs none.
+        let (proved, released) = tokio::join!(
+            prove_egress(aws, &spec, &plan, &goal, &names),
+            releasing.finish()
+        );
+        let (ips, verdicts) = proved?;
+        released?;
         let after = aws.calls.counts();
         stacks.push(StackDeployed {
             stack: spec.stack.to_string(),
@@ -185,34 +191,58 @@ async fn prove_egress(
         true => goal.observation(spec),
         false => None,
     };
-    let (ips, mut verdicts) = match &unchanged {
+    let (ips, mut verdicts, group) = match unchanged {
         Some((observed, network)) => {
             let mut ips = addresses::of_stack(&spec.stack, &network.addresses);
             if ips.is_empty() {
                 ips = stack_addresses(aws, &spec.stack).await?;
             }
             let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-            let observation = (observed, network);
+            let observation = (&observed, &network);
             let verdicts =
                 verification::verify_observed(aws, names, observation, &allowed, expectation)
                     .await?;
-            (ips, verdicts)
+            (
+                ips,
+                verdicts,
+                (observed.security_group, observed.prefix_lists),
+            )
         }
         None => {
-            let ips = match &plan.network.existing {
-                // The user's NATs' addresses, as the plan judged them: the stack holds none.
-                Some(attachment) => existing_addresses(attachment),
-                None => stack_addresses(aws, &spec.stack).await?,
+            let ips = async {
+                match &plan.network.existing {
+                    // The user's NATs' addresses, as the plan judged them: the stack holds none.
+                    Some(attachment) => Ok(existing_addresses(attachment)),
+                    None => stack_addresses(aws, &spec.stack).await,
+                }
             };
+            // The addresses, the stack's group and prefix lists, and the functions' networks,
+            // read at once.
+            let (ips, group, read) = tokio::try_join!(
+                ips,
+                declared_egress_inputs(aws, spec),
+                verification::read_functions(aws, names),
+            )?;
             let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
-            let verdicts =
-                verification::verify_functions(aws, names, &allowed, expectation, false).await?;
-            (ips, verdicts)
+            let verdicts = verification::judge(aws, read, &allowed, expectation, false).await?;
+            (ips, verdicts, group)
         }
     };
-    let observed = unchanged.map(|(observed, _)| (observed.security_group, observed.prefix_lists));
-    check_declared_egress(aws, spec, observed, &mut verdicts).await?;
+    check_declared_egress(spec, group, &mut verdicts);
     Ok((ips, verdicts))
+}
+
+/// The stack's functions' security group and the prefix lists its declared egress names, as
+/// AWS lists them now.
+async fn declared_egress_inputs(
+    aws: &Aws,
+    spec: &StackSpec,
+) -> Result<(Option<ObservedSecurityGroup>, BTreeMap<Endpoint, String>), crate::aws::AwsError> {
+    let needed = planner::gateway_prefix_lists_needed(&spec.modes);
+    tokio::try_join!(
+        observe::stack_security_group(aws, &spec.stack),
+        observe::prefix_lists(aws, &needed),
+    )
 }
 
 /// What the stack will cost once the plan is applied, said before anything is created; a region
@@ -242,24 +272,15 @@ fn show_cost(context: &Context, plan: &Plan) {
 /// Adds to each verdict whether the stack's security group lets out exactly what the functions
 /// declare (`egress = [...]`, or everything). A restricted list that opens no public TCP port is
 /// what the user asked for: the generic "security groups block all egress" finding is dropped then.
-/// `observed`: the stack's group and the prefix lists as a deploy that changed nothing observed
-/// them; read otherwise.
-async fn check_declared_egress(
-    aws: &Aws,
+/// `(group, prefix_lists)`: the stack's group and the prefix lists, as the deploy observed them
+/// (when it changed nothing) or read them after its changes.
+fn check_declared_egress(
     spec: &StackSpec,
-    observed: Option<(Option<ObservedSecurityGroup>, BTreeMap<Endpoint, String>)>,
+    (group, prefix_lists): (Option<ObservedSecurityGroup>, BTreeMap<Endpoint, String>),
     verdicts: &mut [Verdict],
-) -> Result<(), CliError> {
-    let needed = planner::gateway_prefix_lists_needed(&spec.modes);
-    let (group, prefix_lists) = match observed {
-        Some(observed) => observed,
-        None => (
-            observe::stack_security_group(aws, &spec.stack).await?,
-            observe::prefix_lists(aws, &needed).await?,
-        ),
-    };
+) {
     let Some(group) = group else {
-        return Ok(());
+        return;
     };
     let declared = planner::desired_egress(&spec.modes, spec.vpc_cidr.trunc(), &prefix_lists);
     // Unrestricted, the group keeps what AWS gives a new group, which in a dual-stack VPC includes
@@ -280,7 +301,6 @@ async fn check_declared_egress(
         }
         verdict.findings.extend(differences.iter().cloned());
     }
-    Ok(())
 }
 
 /// The addresses of a stack on a network the user runs: its NATs' Elastic IPs.

@@ -70,7 +70,7 @@ async fn destroy(
     let mut specs = Vec::new();
     for target in targets {
         let aws = connections
-            .to(context, &target.region, Identity::Checked, args.dry_run)
+            .to(context, &target.region, Identity::Zones, args.dry_run)
             .await?;
         specs.push(StackSpec {
             stack: target.stack,
@@ -136,8 +136,13 @@ async fn destroy(
     for (spec, plan) in planned {
         let aws = connections.in_region(&spec.region);
         let before = aws.calls.counts();
-        let (plan, _) = converge::apply(context, aws, &spec, plan, &goal, &inputs, lease).await?;
-        let kept_ips = stack_addresses(aws, &spec.stack).await?;
+        let (plan, _, releasing) =
+            converge::apply(context, aws, &spec, plan, &goal, &inputs, lease).await?;
+        // The addresses kept are read while the lease is released.
+        let (kept_ips, released) =
+            tokio::join!(stack_addresses(aws, &spec.stack), releasing.finish());
+        let kept_ips = kept_ips?;
+        released?;
         let after = aws.calls.counts();
         let calls = Calls {
             total: after.total - before.total,

@@ -215,10 +215,12 @@ pub struct Connections {
 }
 
 /// Whether a connection proves its credentials with STS GetCallerIdentity first (and learns the
-/// account), or answers with its first real call (`ips`: one call in all).
+/// account), with the availability zones its observation reads anyway (`Zones`: deploy, plan,
+/// destroy), or answers with its first real call (`ips`: one call in all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Identity {
     Checked,
+    Zones,
     Unchecked,
 }
 
@@ -236,14 +238,18 @@ impl Connections {
             let options = context.aws_options(wanted.clone());
             let aws = match identity {
                 Identity::Checked => Aws::connect(&options).await?,
+                Identity::Zones => Aws::connect_by_zones(&options).await?,
                 Identity::Unchecked => Aws::connect_unverified(&options).await?,
             };
             if read_only {
                 aws.calls.forbid_mutations();
             }
-            context
-                .output
-                .verbose(format!("AWS account {} in {}", aws.account, aws.region));
+            match aws.account.as_str() {
+                "" => context.output.verbose(format!("AWS region {}", aws.region)),
+                account => context
+                    .output
+                    .verbose(format!("AWS account {account} in {}", aws.region)),
+            }
             self.by_wanted.insert(wanted.clone(), aws);
         }
         Ok(&self.by_wanted[wanted])

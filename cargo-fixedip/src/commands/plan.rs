@@ -38,7 +38,7 @@ fn online(context: &Context, args: &PlanArgs) -> Result<PlanReport, CliError> {
     runtime.block_on(async {
         for wanted in &regions {
             connections
-                .to(context, wanted, Identity::Checked, true)
+                .to(context, wanted, Identity::Zones, true)
                 .await?;
         }
         Ok::<_, CliError>(())

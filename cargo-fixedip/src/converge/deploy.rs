@@ -13,7 +13,8 @@ use std::sync::Mutex;
 
 use super::Goal;
 use crate::aws::execute::ExecuteError;
-use crate::aws::observe::{self, observe_keeping_network, Scope};
+use crate::aws::observe::{self, observe_keeping_network, AddressQuota, Scope};
+use crate::aws::quotas::{region_usage, RegionUsage};
 use crate::aws::{endpoints, Aws, AwsError, FunctionFailure};
 use crate::build::AnnotatedBinary;
 use crate::commands::{Connections, Context, Identity};
@@ -32,6 +33,59 @@ pub struct Deploy {
     /// What AWS failed to create in this run, by stack: each is made again once, by planning
     /// again ([`Goal::plan_again_after`]).
     pub failed: Mutex<BTreeSet<(String, Failed)>>,
+    /// The quota reads the plan made before the lease needed, by stack (region and name): under
+    /// the lease they are read beside the observation rather than after it.
+    quota_reads: Mutex<BTreeMap<(String, String), QuotaReads>>,
+}
+
+/// The quota reads a plan needs: the Elastic IP quota when it allocates, what the region uses of
+/// the VPC quotas when it creates what they count. Both are asked only then, so that a deploy
+/// that changes nothing stays at its few read calls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct QuotaReads {
+    addresses: bool,
+    usage: bool,
+}
+
+impl QuotaReads {
+    fn of(plan: &Plan) -> QuotaReads {
+        QuotaReads {
+            addresses: allocates(plan),
+            usage: quotas::consumes_quotas(plan),
+        }
+    }
+}
+
+/// What the quota reads answered; `None` where not asked.
+#[derive(Default)]
+struct QuotaAnswers {
+    addresses: Option<AddressQuota>,
+    usage: Option<RegionUsage>,
+}
+
+impl QuotaAnswers {
+    /// Reads what `reads` asks for and this does not hold yet, all at once.
+    async fn read(&mut self, aws: &Aws, reads: QuotaReads) -> Result<(), AwsError> {
+        let addresses = reads.addresses && self.addresses.is_none();
+        let usage = reads.usage && self.usage.is_none();
+        let (addresses, usage) = tokio::try_join!(
+            async {
+                match addresses {
+                    true => observe::address_quota(aws).await.map(Some),
+                    false => Ok(None),
+                }
+            },
+            async {
+                match usage {
+                    true => region_usage(aws).await.map(Some),
+                    false => Ok(None),
+                }
+            },
+        )?;
+        self.addresses = self.addresses.take().or(addresses);
+        self.usage = self.usage.take().or(usage);
+        Ok(())
+    }
 }
 
 /// A new resource AWS failed to create.
@@ -52,7 +106,14 @@ impl Deploy {
             refused_azs: Mutex::default(),
             observed: Mutex::default(),
             failed: Mutex::default(),
+            quota_reads: Mutex::default(),
         }
+    }
+
+    /// The quota reads the stack's plan before the lease needed.
+    fn quota_reads_of(&self, key: &(String, String)) -> QuotaReads {
+        let reads = self.quota_reads.lock().expect("not poisoned");
+        reads.get(key).copied().unwrap_or_default()
     }
 
     /// What the last plan of the stack was made from; taken, so asked once per stack.
@@ -89,28 +150,59 @@ impl Goal for Deploy {
         spec: &StackSpec,
         first: bool,
     ) -> Result<Plan, CliError> {
-        let (mut observed, network) = observe_keeping_network(aws, &Scope::from(spec)).await?;
+        let key = (spec.region.clone(), spec.stack.to_string());
+        // Under the lease, what the plan shown before it needed is read beside the observation:
+        // the account may have changed meanwhile, so it is read again, but no later.
+        let early = match first {
+            true => QuotaReads::default(),
+            false => self.quota_reads_of(&key),
+        };
+        let mut answers = QuotaAnswers::default();
+        let scope = Scope::from(spec);
+        let ((mut observed, network), ()) = tokio::try_join!(
+            observe_keeping_network(aws, &scope),
+            answers.read(aws, early),
+        )?;
         for (name, why) in self.refused_azs.lock().expect("not poisoned").iter() {
             if let Some(id) = observed.az_ids.get(name) {
                 observed.unusable_az_ids.insert(id.clone(), why.clone());
             }
         }
         let mut plan = planner::plan_with(spec, &observed, &self.options)?;
-        // The quota matters only to a plan that allocates: asked then, and planned again with it,
-        // so that a deploy that changes nothing stays at its few read calls.
-        if allocates(&plan) {
-            observe::address_quota(aws, &mut observed).await?;
+        // Whatever the plan needs that was not read beside the observation, read now, together.
+        let needed = QuotaReads::of(&plan);
+        answers.read(aws, needed).await?;
+        // The quota matters only to a plan that allocates: planned again with it.
+        if let (true, Some(addresses)) = (needed.addresses, answers.addresses) {
+            addresses.fill(&mut observed);
             plan = planner::plan_with(spec, &observed, &self.options)?;
         }
-        // The same for the VPC quotas, counted only when the plan creates what they count.
+        // The VPC quotas, checked only when the plan creates what they count.
         if quotas::consumes_quotas(&plan) {
-            crate::aws::quotas::quota_usage(aws, &mut observed).await?;
+            answers
+                .read(
+                    aws,
+                    QuotaReads {
+                        usage: true,
+                        ..QuotaReads::default()
+                    },
+                )
+                .await?;
+            if let Some(usage) = answers.usage.take() {
+                usage.fill(&mut observed);
+            }
             quotas::check_quotas(&plan, &observed)?;
         }
-        self.observed.lock().expect("not poisoned").insert(
-            (spec.region.clone(), spec.stack.to_string()),
-            (observed, network),
-        );
+        if first {
+            self.quota_reads
+                .lock()
+                .expect("not poisoned")
+                .insert(key.clone(), needed);
+        }
+        self.observed
+            .lock()
+            .expect("not poisoned")
+            .insert(key, (observed, network));
         if first {
             show_attachment(context, &plan);
             for note in &plan.notes {
@@ -277,7 +369,7 @@ pub async fn declare(
 ) -> Result<DeclaredFunction, CliError> {
     let wanted = context.wanted_region(&function.settings);
     connections
-        .to(context, &wanted, Identity::Checked, read_only)
+        .to(context, &wanted, Identity::Zones, read_only)
         .await?;
     Ok(DeclaredFunction {
         record: function.record,

@@ -19,7 +19,7 @@ use fixedip_core::plan::{Plan, StackSpec, StepId};
 use fixedip_core::requirements::StackName;
 
 use crate::aws::execute::{self, Executed, Inputs, Progress};
-use crate::aws::lease::{self, HeldLease, Lease, LeaseRecord, LeaseWait};
+use crate::aws::lease::{self, HeldLease, Lease, LeaseRecord, LeaseWait, Releasing};
 use crate::aws::Aws;
 use crate::commands::{Connections, Context};
 use crate::error::CliError;
@@ -91,7 +91,9 @@ pub async fn plan_stacks<G: Goal>(
 }
 
 /// Carries out the goal on one stack whose plan `shown` was made (and shown) before: under the
-/// stack's lease, from the account as it is now. Returns the plan carried out and what it made.
+/// stack's lease, from the account as it is now. Returns the plan carried out, what it made, and
+/// the lease's release under way: what the caller reads next needs no lease and overlaps it;
+/// the caller must [`Releasing::finish`] it.
 pub async fn apply<G: Goal>(
     context: &Context,
     aws: &Aws,
@@ -100,7 +102,7 @@ pub async fn apply<G: Goal>(
     goal: &G,
     inputs: &Inputs,
     lease: LeaseOptions,
-) -> Result<(Plan, Executed), CliError> {
+) -> Result<(Plan, Executed, Releasing), CliError> {
     let fresh = |plan: &Plan| {
         context.output.status(
             "Fresh",
@@ -109,37 +111,39 @@ pub async fn apply<G: Goal>(
     };
     if shown.is_noop() {
         fresh(&shown);
-        return Ok((shown, Executed::default()));
+        return Ok((shown, Executed::default(), Releasing::none()));
     }
     // New code only: nothing the lease guards changes, and nothing a second observation would
     // plan differently (`Plan::changes_only_code`).
     if shown.changes_only_code() {
         let executed = carry_out::<G>(context, aws, spec, &shown, inputs).await?;
-        return Ok((shown, executed));
+        return Ok((shown, executed, Releasing::none()));
     }
     let held = take_lease(context, aws, &spec.stack, G::COMMAND, lease).await?;
-    held.run(async {
-        loop {
-            context.output.status(
-                "Planning",
-                format!("stack `{}` in {}", spec.stack, spec.region),
-            );
-            let plan = goal.plan(context, aws, spec, false).await?;
-            goal.still_agrees(&shown, &plan)?;
-            if plan.is_noop() {
-                fresh(&plan);
-                return Ok((plan, Executed::default()));
+    let ((plan, executed), releasing) = held
+        .run_releasing(async {
+            loop {
+                context.output.status(
+                    "Planning",
+                    format!("stack `{}` in {}", spec.stack, spec.region),
+                );
+                let plan = goal.plan(context, aws, spec, false).await?;
+                goal.still_agrees(&shown, &plan)?;
+                if plan.is_noop() {
+                    fresh(&plan);
+                    return Ok((plan, Executed::default()));
+                }
+                match carry_out::<G>(context, aws, spec, &plan, inputs).await {
+                    Ok(executed) => return Ok::<_, CliError>((plan, executed)),
+                    Err(error) => match goal.plan_again_after(&plan, &error) {
+                        Some(why) => context.output.warning(why),
+                        None => return Err(error.into()),
+                    },
+                }
             }
-            match carry_out::<G>(context, aws, spec, &plan, inputs).await {
-                Ok(executed) => return Ok::<_, CliError>((plan, executed)),
-                Err(error) => match goal.plan_again_after(&plan, &error) {
-                    Some(why) => context.output.warning(why),
-                    None => return Err(error.into()),
-                },
-            }
-        }
-    })
-    .await
+        })
+        .await?;
+    Ok((plan, executed, releasing))
 }
 
 /// Executes the plan with progress on stderr.

@@ -403,7 +403,7 @@ impl<'a> Context<'a> {
         use aws_sdk_lambda::types::{LastUpdateStatus, State};
         let mut backoff = policy::Retries::new();
         let budget = Budget {
-            first: Duration::from_secs(1).min(self.inputs.timeouts.poll_first),
+            first: self.inputs.timeouts.first_pause(),
             cap: self.inputs.timeouts.poll_first,
             total: self.inputs.timeouts.function,
         };

@@ -46,7 +46,7 @@ pub(in crate::aws) use functions::iam_tags;
 mod network;
 mod policy;
 
-pub use policy::{classify, Budget, Class, Failure};
+pub use policy::{classify, Budget, Class, Failure, FIRST_PAUSE};
 
 /// How long to wait for what AWS does after a call returns.
 #[derive(Debug, Clone)]
@@ -612,12 +612,13 @@ const LAMBDA_ENI_DESCRIPTION: &str = "AWS Lambda VPC ENI-";
 
 impl<'a> Context<'a> {
     /// Polling something AWS finishes within minutes (a NAT gateway, an endpoint, a function's
-    /// state, a NAT instance's boot): one poll every `poll_first`, no growing pauses, so that
-    /// what waits for it starts within one poll of AWS finishing (issue 18: the SDK's NAT waiter
-    /// polled every 15 s and more, a deploy ended up to half a minute after its gateways).
+    /// state, a NAT instance's boot): from [`policy::FIRST_PAUSE`] doubling to `poll_first`, then
+    /// one poll every `poll_first`, so that what waits for it starts within one poll of AWS
+    /// finishing (issue 18: the SDK's NAT waiter polled every 15 s and more, a deploy ended up to
+    /// half a minute after its gateways), and what is ready within a second is seen at once.
     pub(in crate::aws) fn backoff(&self, bound: Duration) -> Backoff {
-        let every = self.inputs.timeouts.poll_first;
-        Backoff::new(every, every, bound)
+        let timeouts = &self.inputs.timeouts;
+        Backoff::new(timeouts.first_pause(), timeouts.poll_first, bound)
     }
 
     /// Polling what AWS may take tens of minutes over (Lambda's network interfaces): pauses from

@@ -149,6 +149,28 @@ pub fn classify(operation: &str, failure: Failure<'_>, fresh: bool) -> Class {
     }
 }
 
+/// The first pause of every retry and poll: half a second, or the poll interval when the user
+/// polls faster.
+///
+/// AWS asks for exponential backoff on what is eventually consistent: "Run the appropriate
+/// Describe command using an exponential backoff algorithm… starting with a couple of seconds of
+/// wait time, and increasing gradually" (EC2 developer guide, "Eventual consistency in the Amazon
+/// EC2 API"). The pauses here still double (to `--poll-interval`, 2 s, for what ends within
+/// seconds; further for throttling) and carry jitter; they only start sooner than "a couple of
+/// seconds": most of what a deploy meets (a fresh id, a role Lambda cannot assume yet, a NAT
+/// gateway's state) is ready within seconds, often just after the first refusal, and a pause of
+/// 1–2 s there was the larger part of a fresh deploy's time beyond AWS's own waits (issue 18,
+/// docs/benchmarks.md). It costs a waiting call one try more in its first 1.5 s, against EC2's
+/// request rate limits, which count per API ("Request throttling for the Amazon EC2 API").
+pub const FIRST_PAUSE: Duration = Duration::from_millis(500);
+
+impl Timeouts {
+    /// [`FIRST_PAUSE`], or the poll interval when it is shorter.
+    pub fn first_pause(&self) -> Duration {
+        FIRST_PAUSE.min(self.poll_first)
+    }
+}
+
 /// How long and how often a class of failure is retried: pauses from `first`, doubling up to
 /// `cap`, with jitter, while the call has taken less than `total`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,8 +183,7 @@ pub struct Budget {
 impl Timeouts {
     /// The budget of a class; `None` for what is not retried.
     pub fn budget(&self, class: Class) -> Option<Budget> {
-        // AWS: "starting with a couple of seconds"; shorter when the user polls faster.
-        let first = Duration::from_secs(1).min(self.poll_first);
+        let first = self.first_pause();
         // Throttling wants growing pauses (the EC2 throttling guide), and so does what may take
         // tens of minutes (Lambda's interfaces); what ends within seconds (a fresh id, a role,
         // an update) is tried again every poll, so that the run goes on within one poll of it.
@@ -443,7 +464,16 @@ mod tests {
         let timeouts = Timeouts::default();
         assert_eq!(timeouts.budget(Class::Final), None);
         let visible = timeouts.budget(Class::NotVisibleYet).unwrap();
-        assert_eq!(visible.first, Duration::from_secs(1));
+        assert_eq!(
+            visible.first,
+            Duration::from_millis(500),
+            "sooner than a poll"
+        );
+        assert_eq!(
+            visible.cap,
+            Duration::from_secs(2),
+            "doubling to the poll interval"
+        );
         assert_eq!(
             visible.total,
             Duration::from_secs(300),
