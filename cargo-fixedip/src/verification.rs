@@ -87,19 +87,19 @@ pub async fn verify_functions(
 pub type FunctionNetwork = (String, FunctionAttachment, EgressNetwork);
 
 /// Reads each function's attachment and network, with its NAT instances' consoles: everything
-/// the rules need but the allowed IPs, which a deploy reads meanwhile.
+/// the rules need but the allowed IPs, which a deploy reads meanwhile. The functions are read at
+/// once, each a chain of its own; the answer keeps their order.
 pub async fn read_functions(
     aws: &Aws,
     functions: &[String],
 ) -> Result<Vec<FunctionNetwork>, AwsError> {
-    let mut read = Vec::new();
-    for name in functions {
+    futures::future::try_join_all(functions.iter().map(|name| async move {
         let attachment = function_attachment(aws, name).await?;
         let mut network = observe_network(aws, &attachment).await?;
         crate::aws::observe::read_nat_consoles(aws, &mut network).await?;
-        read.push((name.clone(), attachment, network));
-    }
-    Ok(read)
+        Ok((name.clone(), attachment, network))
+    }))
+    .await
 }
 
 /// Runs the rules on what [`read_functions`] read and, with `probe`, invokes each function.
