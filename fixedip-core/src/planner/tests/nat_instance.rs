@@ -556,3 +556,50 @@ fn an_instance_that_served_removed_azs_goes_only_after_the_functions_left_them()
     assert!(account.nat_instances.is_empty());
     assert!(plan(&spec(1, &["f"]), &account).unwrap().is_noop());
 }
+
+/// Guarantee 1: a new IP carries no traffic until the user allows it. A run with
+/// `--allow-new-ips` killed after launching a new AZ's instance but before its address was
+/// put to work leaves an instance that never carried the IP: the next deploy without the flag
+/// holds the IP back still, in either mode. Found by the lifecycle property test (the instance
+/// was taken for a NAT carrying traffic, and a gateway got the pending IP).
+#[test]
+fn an_instance_launched_without_its_new_ip_keeps_the_ip_held_back() {
+    let shown = deployed(&spec(1, &["f"]), &empty());
+    // A second AZ: its new IP waits, pending.
+    let pending = deployed(&spec(2, &["f"]), &shown);
+    let waiting = |account: &ObservedState| {
+        let pending = account.addresses.iter().find(|a| a.slot == Some(1));
+        pending
+            .expect("slot 1 has its address")
+            .allocation_id
+            .clone()
+    };
+    let new_ip = waiting(&pending);
+    // Allowed, but killed before the address is put to work: the instance is launched.
+    let allowed = PlanOptions {
+        allow_new_ips: true,
+        ..PlanOptions::default()
+    };
+    let switch = plan_with(&instance_spec(2), &pending, &allowed).unwrap();
+    let killed = simulate::apply_where(&switch, &pending, |step| {
+        !matches!(
+            switch.step(step).action,
+            Action::ActivateAddress { slot: 1, .. }
+        )
+    });
+    assert!(killed.nat_instances.iter().any(|i| i.slot == 1));
+    assert_eq!(waiting(&killed), new_ip);
+    for next in [spec(2, &["f"]), instance_spec(2)] {
+        let plan = plan(&next, &killed).unwrap();
+        let uses_new_ip = plan.steps.iter().any(|s| match &s.action {
+            Action::ActivateAddress {
+                allocation_id,
+                held_back,
+                ..
+            } => *allocation_id == new_ip && !held_back,
+            _ => false,
+        });
+        assert!(!uses_new_ip, "{plan:#?}");
+        assert_eq!(plan.pending_new_ips.len(), 1, "{:?}", next.modes);
+    }
+}
