@@ -575,11 +575,18 @@ impl Planner {
         let mut freed = Vec::new();
         if let Some(observed) = address.observed() {
             // The slot's address on the slot's instance (matched by interface when AWS reports
-            // one; moto may not): anything else holding it was refused earlier.
+            // one; moto may not), not on a NAT gateway of the slot, which keeps it (a switch to
+            // the instance killed before the address moved): anything else holding it was
+            // refused earlier.
+            let on_gateway = inventory
+                .live_nats
+                .iter()
+                .chain(&inventory.deleting_nats)
+                .any(|nat| nat.allocation_ids.contains(&observed.allocation_id));
             let on_instance = inventory
                 .instance_holding(observed.network_interface_id.as_deref())
                 .is_some()
-                || inventory.nat_holding(&observed.allocation_id).is_none();
+                || !on_gateway;
             if let (Some(association), true) = (&observed.association_id, on_instance) {
                 // An instance launched with a public IP (a switch from a gateway) would get a new
                 // one moments after its Elastic IP leaves, while the route still sends the slot's

@@ -603,3 +603,33 @@ fn an_instance_launched_without_its_new_ip_keeps_the_ip_held_back() {
         assert_eq!(plan.pending_new_ips.len(), 1, "{:?}", next.modes);
     }
 }
+
+/// A switch from a gateway to an instance killed once the instance was launched, before it was
+/// ready, leaves the address on the gateway: a deploy back in gateway mode keeps the gateway
+/// and its address where they are (it disassociated the gateway's own address, cutting the slot
+/// off), and terminates the instance. Found by the lifecycle property test.
+#[test]
+fn back_to_gateways_before_the_address_moved_leaves_the_gateway_its_address() {
+    let first = deployed(&spec(1, &["f"]), &empty());
+    let switch = plan(&instance_spec(1), &first).unwrap();
+    let killed = simulate::apply_where(&switch, &first, |step| {
+        matches!(
+            switch.step(step).action,
+            Action::CreateNatSecurityGroup { .. } | Action::LaunchNatInstance { .. }
+        )
+    });
+    assert_eq!(killed.nat_instances.len(), 1);
+    let back = plan(&spec(1, &["f"]), &killed).unwrap();
+    assert!(
+        !back
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::DisassociateAddress { .. })),
+        "{back:#?}"
+    );
+    let done = simulate::apply_in_order(&back, &killed, Some(7), |_| true);
+    assert!(done.nat_instances.is_empty());
+    assert_eq!(done.nat_gateways, first.nat_gateways);
+    assert_eq!(active_ips(&done), active_ips(&first));
+    assert!(plan_is_noop(&spec(1, &["f"]), &done));
+}
