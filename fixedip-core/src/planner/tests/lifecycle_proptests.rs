@@ -21,11 +21,9 @@ enum Run {
     Deploy {
         azs: u8,
         /// 0: one NAT per AZ; 1 to 4: `nats` (at most `azs`); 5: `nat = "none"`; 6:
-        /// self-healing NAT instances (so that the switches between gateways and groups, killed
-        /// anywhere, are in some history). Plain NAT instances are left out: with `nats` and runs
-        /// killed part way, their switches from and to gateways reach states the planner does not
-        /// finish yet (an instance launched without a public IP waited for while a gateway holds
-        /// its address).
+        /// self-healing NAT instances; 7: plain NAT instances; 8: one plain NAT instance
+        /// (`nats = 1`). So the switches between gateways, groups and instances, killed anywhere,
+        /// are in some history.
         mode: u8,
         allow_new_ips: bool,
         killed: Option<(Vec<bool>, u64)>,
@@ -46,7 +44,7 @@ fn killed() -> impl Strategy<Value = Option<(Vec<bool>, u64)>> {
 
 fn run() -> impl Strategy<Value = Run> {
     prop_oneof![
-        3 => (1..=4u8, 0..=6u8, any::<bool>(), killed()).prop_map(|(azs, mode, allow_new_ips, killed)| {
+        3 => (1..=4u8, 0..=8u8, any::<bool>(), killed()).prop_map(|(azs, mode, allow_new_ips, killed)| {
             Run::Deploy { azs, mode, allow_new_ips, killed }
         }),
         1 => (any::<bool>(), any::<bool>(), killed()).prop_map(
@@ -164,6 +162,11 @@ fn ips_stay_over(adopted: bool, runs: &[Run]) -> Result<(), TestCaseError> {
                     6 => {
                         wanted.modes.nat = crate::requirements::NatMode::Instance;
                         wanted.modes.nat_self_healing = true;
+                    }
+                    7 => wanted.modes.nat = crate::requirements::NatMode::Instance,
+                    8 => {
+                        wanted.modes.nat = crate::requirements::NatMode::Instance;
+                        wanted.modes.nats = Some(1);
                     }
                     n => wanted.modes.nats = Some(n.min(*azs)),
                 }

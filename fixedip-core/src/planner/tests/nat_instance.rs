@@ -633,3 +633,46 @@ fn back_to_gateways_before_the_address_moved_leaves_the_gateway_its_address() {
     assert_eq!(active_ips(&done), active_ips(&first));
     assert!(plan_is_noop(&spec(1, &["f"]), &done));
 }
+
+/// An instance launched without a public IP (its address was free) that never got its address
+/// nor a route, in a run killed part way, then a deploy back to gateways killed once the
+/// gateway holds the address: switched to instances again, that instance could never get ready
+/// (no way out to install its NAT setup) and the switch waited for it. The deploy to gateways
+/// terminates such an instance, which carries nothing, before the gateway takes the address.
+/// Found by the lifecycle property test.
+#[test]
+fn an_unrouted_instance_goes_before_its_slots_new_gateway() {
+    let first = deployed(&spec(1, &["f"]), &empty());
+    let allowed = PlanOptions {
+        allow_new_ips: true,
+        ..PlanOptions::default()
+    };
+    let up = plan_with(&instance_spec(2), &first, &allowed).unwrap();
+    let launched = simulate::apply_where(&up, &first, |step| {
+        !matches!(
+            up.step(step).action,
+            Action::AssociateAddress { .. } | Action::AwaitNatInstanceReady { .. }
+        )
+    });
+    let unrouted = launched.nat_instances.iter().find(|i| i.slot == 1).unwrap();
+    let down = plan(&spec(2, &["f"]), &launched).unwrap();
+    let made = steps_where(&down, |a| {
+        matches!(a, Action::CreateNatGateway { slot: 1, .. })
+    });
+    let terminated = steps_where(
+        &down,
+        |a| matches!(a, Action::TerminateNatInstance { instance } if *instance == unrouted.id),
+    );
+    assert_eq!((made.len(), terminated.len()), (1, 1), "{down:#?}");
+    assert!(after(&down, made[0], terminated[0]));
+    // Killed once the gateway is made: switching back waits only for an instance with a way out.
+    let killed = simulate::apply_where(&down, &launched, |step| {
+        !matches!(down.step(step).action, Action::TerminateNatInstance { .. })
+            || terminated.contains(&step)
+    });
+    let again = plan(&instance_spec(2), &killed).unwrap();
+    let switched = simulate::apply(&again, &killed);
+    routes_through_instances(&switched);
+    assert!(active_ips(&first).is_subset(&active_ips(&switched)));
+    assert!(plan_is_noop(&instance_spec(2), &switched));
+}

@@ -1741,6 +1741,11 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     | Action::DetachFunction { .. }
                     | Action::DeleteFunction { .. },
                 ) => true,
+                // A NAT instance nothing routes to goes before its slot's new gateway
+                // (`nat_instance.rs`, `terminate_unrouted`): EC2 gives an instance in a public
+                // subnet no way out without a public IPv4 address, so one launched without it
+                // beside a gateway holding the slot's Elastic IP could never get ready.
+                (Action::CreateNatGateway { .. }, Action::TerminateNatInstance { .. }) => true,
                 // No NAT in an AZ Lambda refuses: a new NAT after the functions created first.
                 (
                     Action::CreateNatGateway { .. }
