@@ -295,16 +295,7 @@ impl Planner {
                         association: association.to_owned(),
                     });
                 }
-                let dropped: Vec<StepId> = old
-                    .network_interface_id
-                    .iter()
-                    .map(|eni| {
-                        let action = Action::DropPublicIp {
-                            network_interface: eni.clone(),
-                        };
-                        self.push(action, &[])
-                    })
-                    .collect();
+                let dropped = self.drop_public_ip(old.network_interface_id.as_deref());
                 let ordering: Vec<StepId> = after.iter().chain(&dropped).copied().collect();
                 after.push(self.disassociate(association, &ordering));
             }

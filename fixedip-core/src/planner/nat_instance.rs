@@ -604,16 +604,7 @@ impl Planner {
             // An instance launched with a public IP (a switch from a gateway) would get a new
             // one moments after its Elastic IP leaves, while the route still sends the slot's
             // traffic to it: from an address on no allowlist. Off first.
-            let dropped: Vec<StepId> = instance
-                .network_interface_id
-                .iter()
-                .map(|interface| {
-                    let action = Action::DropPublicIp {
-                        network_interface: interface.clone(),
-                    };
-                    self.push(action, &[])
-                })
-                .collect();
+            let dropped = self.drop_public_ip(instance.network_interface_id.as_deref());
             freed.push(self.disassociate(association, &dropped));
         }
         self.notes.push(format!(
@@ -626,6 +617,20 @@ impl Planner {
                 id: instance.id.clone(),
             }],
         )
+    }
+
+    /// No public IP from AWS on a NAT's interface once its Elastic IP leaves (see
+    /// [`Action::DropPublicIp`]): the step, when the interface is known.
+    pub(super) fn drop_public_ip(&mut self, interface: Option<&str>) -> Vec<StepId> {
+        interface
+            .map(|interface| {
+                let action = Action::DropPublicIp {
+                    network_interface: interface.to_owned(),
+                };
+                self.push(action, &[])
+            })
+            .into_iter()
+            .collect()
     }
 
     /// A NAT instance no route sends traffic to (a switch to it, or its launch, killed before

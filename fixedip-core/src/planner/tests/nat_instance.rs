@@ -3,7 +3,7 @@
 //! subnet deleted under an instance...).
 
 use super::nat_instance::{image_parameter, is_graviton, private_half, AL2023_ARM64_PARAMETER};
-use super::simulate::{self, deployed, destroyed, empty, spec};
+use super::simulate::{self, deployed, destroyed, empty, spec, ALLOW_NEW_IPS};
 use super::*;
 use crate::observed::{InstanceState, RouteTarget};
 use crate::plan::{Action, Status};
@@ -576,11 +576,7 @@ fn an_instance_launched_without_its_new_ip_keeps_the_ip_held_back() {
     };
     let new_ip = waiting(&pending);
     // Allowed, but killed before the address is put to work: the instance is launched.
-    let allowed = PlanOptions {
-        allow_new_ips: true,
-        ..PlanOptions::default()
-    };
-    let switch = plan_with(&instance_spec(2), &pending, &allowed).unwrap();
+    let switch = plan_with(&instance_spec(2), &pending, &ALLOW_NEW_IPS).unwrap();
     let killed = simulate::apply_where(&switch, &pending, |step| {
         !matches!(
             switch.step(step).action,
@@ -643,11 +639,7 @@ fn back_to_gateways_before_the_address_moved_leaves_the_gateway_its_address() {
 #[test]
 fn an_unrouted_instance_goes_before_its_slots_new_gateway() {
     let first = deployed(&spec(1, &["f"]), &empty());
-    let allowed = PlanOptions {
-        allow_new_ips: true,
-        ..PlanOptions::default()
-    };
-    let up = plan_with(&instance_spec(2), &first, &allowed).unwrap();
+    let up = plan_with(&instance_spec(2), &first, &ALLOW_NEW_IPS).unwrap();
     let launched = simulate::apply_where(&up, &first, |step| {
         !matches!(
             up.step(step).action,
