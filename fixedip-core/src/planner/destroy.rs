@@ -52,7 +52,7 @@ pub fn plan_destroy(
     let slots = teardown.slots();
     let mut removed = Removed::default();
     for &slot in &slots {
-        let slot = planner.remove_slot(slot, &inventory, &endpoints_off);
+        let slot = planner.remove_slot(slot, &inventory, (&endpoints_off, &[]));
         removed
             .nats_deleted
             .extend(slot.nat_gateways_deleted.values());

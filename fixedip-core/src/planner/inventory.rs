@@ -285,6 +285,14 @@ impl<'a> Inventory<'a> {
         })
     }
 
+    /// Whether any private route table of the stack sends 0.0.0.0/0 to `instance` (its own
+    /// slot's, or another's under `nats`).
+    pub(super) fn routes_anywhere_to_instance(&self, instance: &str) -> bool {
+        self.private_route_tables
+            .keys()
+            .any(|slot| self.routes_to_instance(*slot, instance))
+    }
+
     /// The live NAT instance whose network interface an address is associated with.
     pub(super) fn instance_holding(
         &self,

@@ -113,20 +113,33 @@ impl Planner {
                 "the NAT network interface of AZ slot {slot} has its source/destination check on: it drops what it should forward; turn it off (`aws ec2 modify-network-interface-attribute --no-source-dest-check`)"
             ));
         }
-        let template = match inventory.nat_launch_template(slot) {
-            Some(template) => Ref::Existing(template.id.clone()),
-            None => Ref::Step(self.push(
-                Action::CreateNatLaunchTemplate {
-                    slot,
-                    subnet: parts.public_subnet.reference.clone(),
-                    security_group: parts.security_group.reference.clone(),
-                    interface: interface.clone(),
-                    profile: parts.profile.reference.clone(),
-                    instance_type: parts.instance_type.to_owned(),
-                    image_parameter: image_parameter(parts.instance_type).to_owned(),
-                },
-                &[],
-            )),
+        // A template names the interface its instance attaches: one left without its interface
+        // (a destroy killed between their deletions) would launch an instance with nothing to
+        // attach. With no group using it, it is deleted first (AWS refuses a second template of
+        // its name) and made again for the new interface.
+        let stale = inventory
+            .nat_launch_template(slot)
+            .filter(|_| observed_interface.is_none() && inventory.nat_group(slot).is_none());
+        let template = match (inventory.nat_launch_template(slot), stale) {
+            (Some(template), None) => Ref::Existing(template.id.clone()),
+            (_, stale) => {
+                let deleted: Vec<StepId> = stale
+                    .map(|t| self.push(Action::DeleteNatLaunchTemplate { id: t.id.clone() }, &[]))
+                    .into_iter()
+                    .collect();
+                Ref::Step(self.push(
+                    Action::CreateNatLaunchTemplate {
+                        slot,
+                        subnet: parts.public_subnet.reference.clone(),
+                        security_group: parts.security_group.reference.clone(),
+                        interface: interface.clone(),
+                        profile: parts.profile.reference.clone(),
+                        instance_type: parts.instance_type.to_owned(),
+                        image_parameter: image_parameter(parts.instance_type).to_owned(),
+                    },
+                    &deleted,
+                ))
+            }
         };
         // From a plain NAT instance or a NAT gateway: the group first (its instance boots and
         // waits for the address), then the address moves; otherwise the group once the address
@@ -295,16 +308,7 @@ impl Planner {
                         association: association.to_owned(),
                     });
                 }
-                let dropped: Vec<StepId> = old
-                    .network_interface_id
-                    .iter()
-                    .map(|eni| {
-                        let action = Action::DropPublicIp {
-                            network_interface: eni.clone(),
-                        };
-                        self.push(action, &[])
-                    })
-                    .collect();
+                let dropped = self.drop_public_ip(old.network_interface_id.as_deref());
                 let ordering: Vec<StepId> = after.iter().chain(&dropped).copied().collect();
                 after.push(self.disassociate(association, &ordering));
             }

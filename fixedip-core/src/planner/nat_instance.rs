@@ -28,7 +28,9 @@
 //! - instance → gateway: turn off the instance's automatic public IP (one launched with a public
 //!   IP gets a new one when its Elastic IP leaves); disassociate the address from the instance;
 //!   create the NAT gateway with it; point the private route at the gateway; terminate the
-//!   instance.
+//!   instance. An instance no route sends traffic to yet (its launch, or a switch to it, killed
+//!   part way) carries nothing: it is terminated before the gateway is made, so that switching
+//!   back never waits for an instance with no way out while the gateway holds its address.
 //!
 //! An instance found stopped (by hand, or by AWS for a host's retirement) is started again, and
 //! waited for until it reports ready: the next deploy brings its slot back on the same instance
@@ -99,6 +101,21 @@ pub(super) fn address_held(
             association: association.to_owned(),
         },
     }
+}
+
+/// Whether the slot's address is on the slot's instance (matched by interface when AWS reports
+/// one; moto may not), not on a NAT gateway, which keeps it (a switch to the instance killed
+/// before the address moved): anything else holding it was refused earlier.
+fn on_slot_instance(inventory: &Inventory, observed: &crate::observed::ObservedAddress) -> bool {
+    let on_gateway = inventory
+        .live_nats
+        .iter()
+        .chain(&inventory.deleting_nats)
+        .any(|nat| nat.allocation_ids.contains(&observed.allocation_id));
+    inventory
+        .instance_holding(observed.network_interface_id.as_deref())
+        .is_some()
+        || !on_gateway
 }
 
 /// The NAT of a slot, as the private route will use it.
@@ -562,7 +579,8 @@ impl Planner {
     }
 
     /// In gateway mode, an address held by the slot's NAT instance is disassociated before the
-    /// new gateway takes it; the instance is retired once the route points at the gateway.
+    /// new gateway takes it; the instance is retired once the route points at the gateway. An
+    /// instance no route sends traffic to goes first instead ([`Self::terminate_unrouted`]).
     pub(super) fn free_address_of_instance(
         &mut self,
         slot: Slot,
@@ -572,30 +590,22 @@ impl Planner {
         let Some(instance) = inventory.live_instance(slot) else {
             return (Vec::new(), Vec::new());
         };
+        let held = address
+            .observed()
+            .filter(|observed| on_slot_instance(inventory, observed));
+        if !inventory.routes_anywhere_to_instance(&instance.id) {
+            return (
+                self.terminate_unrouted(slot, instance, inventory, held),
+                Vec::new(),
+            );
+        }
         let mut freed = Vec::new();
-        if let Some(observed) = address.observed() {
-            // The slot's address on the slot's instance (matched by interface when AWS reports
-            // one; moto may not): anything else holding it was refused earlier.
-            let on_instance = inventory
-                .instance_holding(observed.network_interface_id.as_deref())
-                .is_some()
-                || inventory.nat_holding(&observed.allocation_id).is_none();
-            if let (Some(association), true) = (&observed.association_id, on_instance) {
-                // An instance launched with a public IP (a switch from a gateway) would get a new
-                // one moments after its Elastic IP leaves, while the route still sends the slot's
-                // traffic to it: from an address on no allowlist. Off first.
-                let dropped: Vec<StepId> = instance
-                    .network_interface_id
-                    .iter()
-                    .map(|interface| {
-                        let action = Action::DropPublicIp {
-                            network_interface: interface.clone(),
-                        };
-                        self.push(action, &[])
-                    })
-                    .collect();
-                freed.push(self.disassociate(association, &dropped));
-            }
+        if let Some(association) = held.and_then(|a| a.association_id.as_ref()) {
+            // An instance launched with a public IP (a switch from a gateway) would get a new
+            // one moments after its Elastic IP leaves, while the route still sends the slot's
+            // traffic to it: from an address on no allowlist. Off first.
+            let dropped = self.drop_public_ip(instance.network_interface_id.as_deref());
+            freed.push(self.disassociate(association, &dropped));
         }
         self.notes.push(format!(
             "AZ slot {slot} moves from NAT instance {} to a NAT gateway, keeping its Elastic IP: its egress pauses from the address's move until the gateway is available and the route points at it (on AWS, a few minutes)",
@@ -607,6 +617,47 @@ impl Planner {
                 id: instance.id.clone(),
             }],
         )
+    }
+
+    /// No public IP from AWS on a NAT's interface once its Elastic IP leaves (see
+    /// [`Action::DropPublicIp`]): the step, when the interface is known.
+    pub(super) fn drop_public_ip(&mut self, interface: Option<&str>) -> Vec<StepId> {
+        interface
+            .map(|interface| {
+                let action = Action::DropPublicIp {
+                    network_interface: interface.to_owned(),
+                };
+                self.push(action, &[])
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// A NAT instance no route sends traffic to (a switch to it, or its launch, killed before
+    /// it was routed) carries nothing: it is terminated before the slot's gateway is made, so
+    /// that no run killed in between leaves the gateway holding the address beside it. Switched
+    /// back, such an instance (launched without a public IP, never ready) would be waited for
+    /// with no way out to install its NAT setup: it could never get ready. `held`: the slot's
+    /// address on it, disassociated first when AWS does not say which interface holds it (the
+    /// termination frees the others).
+    fn terminate_unrouted(
+        &mut self,
+        slot: Slot,
+        instance: &ObservedNatInstance,
+        inventory: &Inventory,
+        held: Option<&crate::observed::ObservedAddress>,
+    ) -> Vec<StepId> {
+        let unreported = held.filter(|a| a.network_interface_id.is_none());
+        let first: Vec<StepId> = unreported
+            .and_then(|a| a.association_id.as_deref())
+            .map(|association| self.disassociate(association, &[]))
+            .into_iter()
+            .collect();
+        self.notes.push(format!(
+            "AZ slot {slot}'s NAT instance {}, which carries no traffic, is terminated before the slot's NAT gateway is made",
+            instance.id
+        ));
+        vec![self.terminate(instance, inventory, &first)]
     }
 
     /// Removal of NAT instances (a slot beyond `azs`, destroy): terminate each, waited for; and

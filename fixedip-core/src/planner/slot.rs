@@ -266,8 +266,10 @@ impl Planner {
 
     /// The slot's Elastic IP: kept, put to work (re-tagged), or allocated, at the start of the
     /// run: an address is regional and waits for nothing. A new IP waits for the user when the
-    /// stack's IPs were shown before; a slot whose NAT exists carries traffic already, so there
-    /// is nothing left to hold back.
+    /// stack's IPs were shown before; a slot whose NAT gateway exists, or whose NAT instance
+    /// holds the address, carries traffic already, so there is nothing left to hold back. An
+    /// instance without it (a run killed between its launch and the association) carried none:
+    /// the IP still waits.
     fn slot_address(
         &mut self,
         context: &Context,
@@ -279,10 +281,13 @@ impl Planner {
             AddressChoice::Allocate => true,
             AddressChoice::Keep(a) | AddressChoice::Activate(a) => a.usage == AddressUse::Pending,
         };
-        let held_back = context.hold_new_ips
-            && is_new
-            && inventory.live_nat(slot).is_none()
-            && inventory.live_instance(slot).is_none();
+        let on_instance = address.observed().is_some_and(|a| {
+            inventory
+                .instance_holding(a.network_interface_id.as_deref())
+                .is_some_and(|i| i.slot == slot)
+        });
+        let held_back =
+            context.hold_new_ips && is_new && inventory.live_nat(slot).is_none() && !on_instance;
         let existing = |a: &crate::observed::ObservedAddress, status: Status| SlotAddress {
             reference: Ref::Existing(a.allocation_id.clone()),
             public_ip: known_ip(a),

@@ -38,28 +38,31 @@ pub(super) struct SlotTeardown {
 
 impl Planner {
     /// Removes a slot's NAT gateways, subnets and private route tables, once `functions_off`
-    /// (the steps that take functions out of its private subnet) are done. Its addresses are the
-    /// caller's to keep or release, after `nat_gateways_deleted`.
+    /// (the steps that take functions out of its private subnet) are done; its NATs also once
+    /// `routes_moved` (the route changes of the slots that stay: under `nats`, one of them may
+    /// route through this slot's NAT until then, with no function to move). Its addresses are
+    /// the caller's to keep or release, after `nat_gateways_deleted`.
     pub(super) fn remove_slot(
         &mut self,
         slot: Slot,
         inventory: &Inventory,
-        functions_off: &[StepId],
+        (functions_off, routes_moved): (&[StepId], &[StepId]),
     ) -> SlotTeardown {
         let nats = inventory.nats_of_slot(slot);
+        let nats_off: Vec<StepId> = functions_off.iter().chain(routes_moved).copied().collect();
         let mut nat_gateways_deleted = BTreeMap::new();
         let mut addresses_freed = BTreeMap::new();
         for nat in &nats {
             let action = Action::DeleteNatGateway {
                 nat_gateway: nat.id.clone(),
             };
-            let deleted = self.push(action, functions_off);
+            let deleted = self.push(action, &nats_off);
             nat_gateways_deleted.insert(nat.id.clone(), deleted);
             let freed = self.free_addresses_of_nat(inventory, &nat.allocation_ids, deleted);
             addresses_freed.insert(nat.id.clone(), freed);
         }
 
-        let instances = self.terminate_instances_of_slot(slot, inventory, functions_off);
+        let instances = self.terminate_instances_of_slot(slot, inventory, &nats_off);
 
         let mut subnets_deleted: BTreeMap<&str, StepId> = BTreeMap::new();
         for subnet in inventory.subnets.iter().filter(|s| s.slot == slot) {
@@ -136,7 +139,8 @@ impl Planner {
         let moved = [routes.routes_moved.clone(), functions_moved].concat();
         let mut removal = self.remove_nats(layout, wanted, inventory, &moved);
         for &slot in removed {
-            self.remove_surplus_slot(context, slot, endpoints, &mut removal);
+            let routes_moved = &routes.routes_moved;
+            self.remove_surplus_slot(context, slot, (endpoints, routes_moved), &mut removal);
         }
         // Isolated: the internet side goes after every NAT, those of removed slots included.
         let (internet_gateway, public_route_table) =
@@ -149,13 +153,14 @@ impl Planner {
         (removal, internet_gateway, public_route_table)
     }
 
-    /// A slot beyond `azs` goes once the functions and the slot's endpoints have left it; its
-    /// addresses stay, retained, unless a slot the stack uses took them (an abandoned slot's).
+    /// A slot beyond `azs` goes once the functions and the slot's endpoints have left it, and
+    /// its NAT once no route of the slots that stay leads to it (`routes_moved`); its addresses
+    /// stay, retained, unless a slot the stack uses took them (an abandoned slot's).
     fn remove_surplus_slot(
         &mut self,
         context: &Context,
         slot: Slot,
-        endpoints: &PlannedEndpoints,
+        (endpoints, routes_moved): (&PlannedEndpoints, &[StepId]),
         removal: &mut NatRemoval,
     ) {
         let inventory = &context.inventory;
@@ -172,7 +177,7 @@ impl Planner {
                         .copied(),
                 )
                 .collect();
-        let teardown = self.remove_slot(slot, inventory, &functions_off);
+        let teardown = self.remove_slot(slot, inventory, (&functions_off, routes_moved));
         let nats_deleted: Vec<StepId> = teardown
             .nat_gateways_deleted
             .values()

@@ -21,11 +21,9 @@ enum Run {
     Deploy {
         azs: u8,
         /// 0: one NAT per AZ; 1 to 4: `nats` (at most `azs`); 5: `nat = "none"`; 6:
-        /// self-healing NAT instances (so that the switches between gateways and groups, killed
-        /// anywhere, are in some history). Plain NAT instances are left out: with `nats` and runs
-        /// killed part way, their switches from and to gateways reach states the planner does not
-        /// finish yet (an instance launched without a public IP waited for while a gateway holds
-        /// its address).
+        /// self-healing NAT instances; 7: plain NAT instances; 8: one plain NAT instance
+        /// (`nats = 1`). So the switches between gateways, groups and instances, killed anywhere,
+        /// are in some history.
         mode: u8,
         allow_new_ips: bool,
         killed: Option<(Vec<bool>, u64)>,
@@ -46,7 +44,7 @@ fn killed() -> impl Strategy<Value = Option<(Vec<bool>, u64)>> {
 
 fn run() -> impl Strategy<Value = Run> {
     prop_oneof![
-        3 => (1..=4u8, 0..=6u8, any::<bool>(), killed()).prop_map(|(azs, mode, allow_new_ips, killed)| {
+        3 => (1..=4u8, 0..=8u8, any::<bool>(), killed()).prop_map(|(azs, mode, allow_new_ips, killed)| {
             Run::Deploy { azs, mode, allow_new_ips, killed }
         }),
         1 => (any::<bool>(), any::<bool>(), killed()).prop_map(
@@ -75,13 +73,19 @@ fn shows_ips(account: &ObservedState) -> bool {
             .any(|a| a.usage != AddressUse::Active || a.adopted)
 }
 
-/// A NAT never uses an IP the user has not seen, unless allowed or the stack shows none yet.
+/// A NAT (gateway, instance or self-healing NAT) never uses an IP the user has not seen, unless
+/// allowed or the stack shows none yet.
 fn check_new_ips_wait(plan: &Plan, before: &ObservedState, allowed: bool) {
     if allowed || !shows_ips(before) {
         return;
     }
     for action in plan.steps.iter().map(|s| &s.action) {
-        let Action::CreateNatGateway { address, .. } = action else {
+        // What puts an address on a NAT: a gateway made with it, or an instance's (or a
+        // self-healing NAT's fixed interface's) association.
+        let (Action::CreateNatGateway { address, .. }
+        | Action::AssociateAddress { address, .. }
+        | Action::AssociateInterfaceAddress { address, .. }) = action
+        else {
             continue;
         };
         match address {
@@ -112,101 +116,142 @@ proptest! {
         adopted in any::<bool>(),
         runs in prop::collection::vec(run(), 1..10),
     ) {
-        let mut account = simulate::empty();
-        let with_adopted = |mut spec: StackSpec| {
-            if adopted {
-                spec.adopted_ips = vec![AllocationId::parse(ADOPTED).unwrap()];
-            }
-            spec
-        };
-        if adopted {
-            account.addresses.push(ObservedAddress {
-                adopted: true,
-                ..address(ADOPTED, 9, AddressUse::Retained)
-            });
-        }
-        let adopted_ips = ips(&account);
-        let mut shown: BTreeSet<Ipv4Addr> = adopted_ips.clone();
-        let mut last_azs = 2;
-
-        for run in &runs {
-            let before = account.clone();
-            let (plan, killed, release) = match run {
-                Run::Deploy { azs, mode, allow_new_ips, killed } => {
-                    last_azs = *azs;
-                    let options = PlanOptions { allow_new_ips: *allow_new_ips, ..PlanOptions::default() };
-                    let mut wanted = with_adopted(spec(*azs, &["f"]));
-                    match *mode {
-                        0 => {}
-                        // `ips` and `nat = "none"` do not go together (a compile error).
-                        5 if !adopted => wanted.modes.nat = crate::requirements::NatMode::None,
-                        5 => {}
-                        6 => {
-                            wanted.modes.nat = crate::requirements::NatMode::Instance;
-                            wanted.modes.nat_self_healing = true;
-                        }
-                        n => wanted.modes.nats = Some(n.min(*azs)),
-                    }
-                    let nat_count = match wanted.modes.nat {
-                        crate::requirements::NatMode::None => 0,
-                        _ => wanted.modes.nats.unwrap_or(*azs),
-                    };
-                    let plan = plan_with(&wanted, &before, &options).unwrap();
-                    check_new_ips_wait(&plan, &before, *allow_new_ips);
-                    // A destroyed stack comes back on the IPs it kept.
-                    let kept = before.addresses.iter().filter(|a| a.usage == AddressUse::Retained).count();
-                    if before.vpc.is_none() && kept >= usize::from(nat_count) {
-                        prop_assert!(
-                            !plan.steps.iter().any(|s| matches!(s.action, Action::AllocateAddress { .. })),
-                            "a new IP for a stack that kept {} IPs", kept
-                        );
-                    }
-                    (plan, killed, false)
-                }
-                Run::Destroy { release_ips, delete_functions, killed } => {
-                    let options = PlanOptions {
-                        release_ips: *release_ips,
-                        delete_functions: *delete_functions,
-                        ..PlanOptions::default()
-                    };
-                    let spec = with_adopted(spec(last_azs, &["f"]));
-                    (plan_destroy(&spec, &before, &options).unwrap(), killed, *release_ips)
-                }
-            };
-            check_well_formed(&plan);
-            account = match killed {
-                None => apply_in_order(&plan, &before, None, |_| true),
-                Some((mask, order)) => {
-                    apply_in_order(&plan, &before, Some(*order), |step| mask[step.0 % mask.len()])
-                }
-            };
-            if release {
-                // Asked for: the stack's own IPs may go, the user's never.
-                shown.retain(|ip| adopted_ips.contains(ip));
-                if killed.is_none() {
-                    prop_assert_eq!(ips(&account), adopted_ips.clone());
-                }
-            }
-            prop_assert!(
-                shown.is_subset(&ips(&account)),
-                "{:?} lost IPs: shown {:?}, held {:?}", run, shown, ips(&account)
-            );
-            prop_assert!(adopted_ips.is_subset(&ips(&account)));
-            if killed.is_none() {
-                // What `ips` prints after a run that finished.
-                shown.extend(ips(&account));
-            }
-        }
-
-        // Whatever happened, one deploy converges and keeps every IP shown.
-        let spec = with_adopted(spec(2, &["f"]));
-        let options = PlanOptions { allow_new_ips: true, ..PlanOptions::default() };
-        let plan = plan_with(&spec, &account, &options).unwrap();
-        check_well_formed(&plan);
-        let last = apply_in_order(&plan, &account, None, |_| true);
-        prop_assert!(plan_with(&spec, &last, &options).unwrap().is_noop());
-        prop_assert!(shown.is_subset(&ips(&last)));
+        ips_stay_over(adopted, &runs)?;
     }
+}
+
+/// The history's runs, one after the other, each checked; then one deploy that converges.
+fn ips_stay_over(adopted: bool, runs: &[Run]) -> Result<(), TestCaseError> {
+    let mut account = simulate::empty();
+    let with_adopted = |mut spec: StackSpec| {
+        if adopted {
+            spec.adopted_ips = vec![AllocationId::parse(ADOPTED).unwrap()];
+        }
+        spec
+    };
+    if adopted {
+        account.addresses.push(ObservedAddress {
+            adopted: true,
+            ..address(ADOPTED, 9, AddressUse::Retained)
+        });
+    }
+    let adopted_ips = ips(&account);
+    let mut shown: BTreeSet<Ipv4Addr> = adopted_ips.clone();
+    let mut last_azs = 2;
+
+    for run in runs {
+        let before = account.clone();
+        let (plan, killed, release) = match run {
+            Run::Deploy {
+                azs,
+                mode,
+                allow_new_ips,
+                killed,
+            } => {
+                last_azs = *azs;
+                let options = PlanOptions {
+                    allow_new_ips: *allow_new_ips,
+                    ..PlanOptions::default()
+                };
+                let mut wanted = with_adopted(spec(*azs, &["f"]));
+                match *mode {
+                    0 => {}
+                    // `ips` and `nat = "none"` do not go together (a compile error).
+                    5 if !adopted => wanted.modes.nat = crate::requirements::NatMode::None,
+                    5 => {}
+                    6 => {
+                        wanted.modes.nat = crate::requirements::NatMode::Instance;
+                        wanted.modes.nat_self_healing = true;
+                    }
+                    7 => wanted.modes.nat = crate::requirements::NatMode::Instance,
+                    8 => {
+                        wanted.modes.nat = crate::requirements::NatMode::Instance;
+                        wanted.modes.nats = Some(1);
+                    }
+                    n => wanted.modes.nats = Some(n.min(*azs)),
+                }
+                let nat_count = match wanted.modes.nat {
+                    crate::requirements::NatMode::None => 0,
+                    _ => wanted.modes.nats.unwrap_or(*azs),
+                };
+                let plan = plan_with(&wanted, &before, &options).unwrap();
+                check_new_ips_wait(&plan, &before, *allow_new_ips);
+                // A destroyed stack comes back on the IPs it kept.
+                let kept = before
+                    .addresses
+                    .iter()
+                    .filter(|a| a.usage == AddressUse::Retained)
+                    .count();
+                if before.vpc.is_none() && kept >= usize::from(nat_count) {
+                    prop_assert!(
+                        !plan
+                            .steps
+                            .iter()
+                            .any(|s| matches!(s.action, Action::AllocateAddress { .. })),
+                        "a new IP for a stack that kept {} IPs",
+                        kept
+                    );
+                }
+                (plan, killed, false)
+            }
+            Run::Destroy {
+                release_ips,
+                delete_functions,
+                killed,
+            } => {
+                let options = PlanOptions {
+                    release_ips: *release_ips,
+                    delete_functions: *delete_functions,
+                    ..PlanOptions::default()
+                };
+                let spec = with_adopted(spec(last_azs, &["f"]));
+                (
+                    plan_destroy(&spec, &before, &options).unwrap(),
+                    killed,
+                    *release_ips,
+                )
+            }
+        };
+        check_well_formed(&plan);
+        account = match killed {
+            None => apply_in_order(&plan, &before, None, |_| true),
+            Some((mask, order)) => apply_in_order(&plan, &before, Some(*order), |step| {
+                mask[step.0 % mask.len()]
+            }),
+        };
+        if release {
+            // Asked for: the stack's own IPs may go, the user's never.
+            shown.retain(|ip| adopted_ips.contains(ip));
+            if killed.is_none() {
+                prop_assert_eq!(ips(&account), adopted_ips.clone());
+            }
+        }
+        prop_assert!(
+            shown.is_subset(&ips(&account)),
+            "{:?} lost IPs: shown {:?}, held {:?}",
+            run,
+            shown,
+            ips(&account)
+        );
+        prop_assert!(adopted_ips.is_subset(&ips(&account)));
+        if killed.is_none() {
+            // What `ips` prints after a run that finished.
+            shown.extend(ips(&account));
+        }
+    }
+
+    // Whatever happened, one deploy converges and keeps every IP shown.
+    let spec = with_adopted(spec(2, &["f"]));
+    let options = PlanOptions {
+        allow_new_ips: true,
+        ..PlanOptions::default()
+    };
+    let plan = plan_with(&spec, &account, &options).unwrap();
+    check_well_formed(&plan);
+    let last = apply_in_order(&plan, &account, None, |_| true);
+    prop_assert!(plan_with(&spec, &last, &options).unwrap().is_noop());
+    prop_assert!(shown.is_subset(&ips(&last)));
+    Ok(())
 }
 
 // Ownership.

@@ -415,3 +415,45 @@ fn a_gateway_stack_half_destroyed_does_not_look_isolated() {
     assert!(half.subnets.iter().all(|s| s.tier == Tier::Private));
     assert!(!half.looks_isolated());
 }
+
+/// Under `nats`, a slot that stays may route through the NAT of a slot beyond `azs`: that NAT
+/// goes only once the slot's route has moved to its new NAT, even when no function has to move
+/// (a run killed after the functions left the removed AZs, before their NAT went). Found by the
+/// lifecycle property test (the simulator refused the gateway's deletion under the function).
+#[test]
+fn a_removed_slots_nat_goes_after_the_routes_that_led_to_it() {
+    let mut account = deployed(&simulate::spec(2, &["f"]), &empty());
+    // Slot 0's gateway gone (by hand): with one NAT, slot 1's serves both AZs.
+    let gone = account
+        .nat_gateways
+        .iter()
+        .find(|n| n.slot == 0)
+        .unwrap()
+        .clone();
+    account.nat_gateways.retain(|n| n.id != gone.id);
+    for address in &mut account.addresses {
+        if gone.allocation_ids.contains(&address.allocation_id) {
+            address.association_id = None;
+            address.network_interface_id = None;
+        }
+    }
+    let mut shared = apply(&planned(&with_nats(2, 1), &account), &account);
+    assert_eq!(private_routes(&shared)[&0], Some(1));
+    // The function runs in slot 0 only already.
+    let kept: Vec<String> = shared
+        .subnets
+        .iter()
+        .filter(|s| s.slot == 0 && s.tier == Tier::Private)
+        .map(|s| s.id.clone())
+        .collect();
+    shared.functions[0].subnet_ids = kept;
+    let one = simulate::spec(1, &["f"]);
+    let plan = planned(&one, &shared);
+    let deleted = step_of(&plan, |a| matches!(a, Action::DeleteNatGateway { .. }));
+    let moved = step_of(&plan, |a| matches!(a, Action::ReplaceRoute { .. }));
+    assert!(waits_for(&plan, deleted, moved), "{plan:#?}");
+    for seed in 0..20 {
+        let after = simulate::apply_in_order(&plan, &shared, Some(seed), |_| true);
+        assert_eq!(private_routes(&after)[&0], Some(0));
+    }
+}

@@ -512,3 +512,39 @@ fn a_shared_group_goes_after_every_route_that_led_to_it() {
     assert_eq!(after_switch.nat_gateways.len(), 1);
     settled_on_the_same_addresses(&gateways, &before, &after_switch);
 }
+
+/// A destroy killed after the group and the interface went, before the launch template: the
+/// template names the deleted interface, so the next deploy deletes it and makes it again for
+/// the new interface (AWS refuses a second template of its name) rather than launching a group
+/// whose instance has nothing to attach. Found by the lifecycle property test.
+#[test]
+fn a_template_left_without_its_interface_is_made_again_for_the_new_one() {
+    let spec = healing_spec(1);
+    let live = deployed(&spec, &empty());
+    let ips = active_ips(&live);
+    let teardown = plan_destroy(&spec, &live, &PlanOptions::default()).unwrap();
+    let killed = simulate::apply_where(&teardown, &live, |step| {
+        !matches!(
+            teardown.step(step).action,
+            Action::DeleteNatLaunchTemplate { .. } | Action::DeleteVpc { .. }
+        )
+    });
+    let stale = killed.nat_launch_templates[0].id.clone();
+    assert!(killed.nat_interfaces.is_empty() && killed.nat_groups.is_empty());
+    let plan = plan(&spec, &killed).unwrap();
+    check_well_formed(&plan);
+    let deleted = plan
+        .steps
+        .iter()
+        .find(|s| matches!(&s.action, Action::DeleteNatLaunchTemplate { id } if *id == stale));
+    let made = plan
+        .steps
+        .iter()
+        .find(|s| matches!(s.action, Action::CreateNatLaunchTemplate { .. }));
+    let (deleted, made) = (deleted.expect("the stale template goes"), made.unwrap());
+    assert!(made.after.contains(&deleted.id), "{plan:#?}");
+    let healed = apply(&plan, &killed);
+    routes_through_interfaces(&healed);
+    assert!(ips.is_subset(&active_ips(&healed)));
+    assert!(super::plan(&spec, &healed).unwrap().is_noop());
+}

@@ -3,7 +3,7 @@
 //! subnet deleted under an instance...).
 
 use super::nat_instance::{image_parameter, is_graviton, private_half, AL2023_ARM64_PARAMETER};
-use super::simulate::{self, deployed, destroyed, empty, spec};
+use super::simulate::{self, deployed, destroyed, empty, spec, ALLOW_NEW_IPS};
 use super::*;
 use crate::observed::{InstanceState, RouteTarget};
 use crate::plan::{Action, Status};
@@ -555,4 +555,116 @@ fn an_instance_that_served_removed_azs_goes_only_after_the_functions_left_them()
     let account = simulate::apply(&switch, &account);
     assert!(account.nat_instances.is_empty());
     assert!(plan(&spec(1, &["f"]), &account).unwrap().is_noop());
+}
+
+/// Guarantee 1: a new IP carries no traffic until the user allows it. A run with
+/// `--allow-new-ips` killed after launching a new AZ's instance but before its address was
+/// put to work leaves an instance that never carried the IP: the next deploy without the flag
+/// holds the IP back still, in either mode. Found by the lifecycle property test (the instance
+/// was taken for a NAT carrying traffic, and a gateway got the pending IP).
+#[test]
+fn an_instance_launched_without_its_new_ip_keeps_the_ip_held_back() {
+    let shown = deployed(&spec(1, &["f"]), &empty());
+    // A second AZ: its new IP waits, pending.
+    let pending = deployed(&spec(2, &["f"]), &shown);
+    let waiting = |account: &ObservedState| {
+        let pending = account.addresses.iter().find(|a| a.slot == Some(1));
+        pending
+            .expect("slot 1 has its address")
+            .allocation_id
+            .clone()
+    };
+    let new_ip = waiting(&pending);
+    // Allowed, but killed before the address is put to work: the instance is launched.
+    let switch = plan_with(&instance_spec(2), &pending, &ALLOW_NEW_IPS).unwrap();
+    let killed = simulate::apply_where(&switch, &pending, |step| {
+        !matches!(
+            switch.step(step).action,
+            Action::ActivateAddress { slot: 1, .. }
+        )
+    });
+    assert!(killed.nat_instances.iter().any(|i| i.slot == 1));
+    assert_eq!(waiting(&killed), new_ip);
+    for next in [spec(2, &["f"]), instance_spec(2)] {
+        let plan = plan(&next, &killed).unwrap();
+        let uses_new_ip = plan.steps.iter().any(|s| match &s.action {
+            Action::ActivateAddress {
+                allocation_id,
+                held_back,
+                ..
+            } => *allocation_id == new_ip && !held_back,
+            _ => false,
+        });
+        assert!(!uses_new_ip, "{plan:#?}");
+        assert_eq!(plan.pending_new_ips.len(), 1, "{:?}", next.modes);
+    }
+}
+
+/// A switch from a gateway to an instance killed once the instance was launched, before it was
+/// ready, leaves the address on the gateway: a deploy back in gateway mode keeps the gateway
+/// and its address where they are (it disassociated the gateway's own address, cutting the slot
+/// off), and terminates the instance. Found by the lifecycle property test.
+#[test]
+fn back_to_gateways_before_the_address_moved_leaves_the_gateway_its_address() {
+    let first = deployed(&spec(1, &["f"]), &empty());
+    let switch = plan(&instance_spec(1), &first).unwrap();
+    let killed = simulate::apply_where(&switch, &first, |step| {
+        matches!(
+            switch.step(step).action,
+            Action::CreateNatSecurityGroup { .. } | Action::LaunchNatInstance { .. }
+        )
+    });
+    assert_eq!(killed.nat_instances.len(), 1);
+    let back = plan(&spec(1, &["f"]), &killed).unwrap();
+    assert!(
+        !back
+            .steps
+            .iter()
+            .any(|s| matches!(s.action, Action::DisassociateAddress { .. })),
+        "{back:#?}"
+    );
+    let done = simulate::apply_in_order(&back, &killed, Some(7), |_| true);
+    assert!(done.nat_instances.is_empty());
+    assert_eq!(done.nat_gateways, first.nat_gateways);
+    assert_eq!(active_ips(&done), active_ips(&first));
+    assert!(plan_is_noop(&spec(1, &["f"]), &done));
+}
+
+/// An instance launched without a public IP (its address was free) that never got its address
+/// nor a route, in a run killed part way, then a deploy back to gateways killed once the
+/// gateway holds the address: switched to instances again, that instance could never get ready
+/// (no way out to install its NAT setup) and the switch waited for it. The deploy to gateways
+/// terminates such an instance, which carries nothing, before the gateway takes the address.
+/// Found by the lifecycle property test.
+#[test]
+fn an_unrouted_instance_goes_before_its_slots_new_gateway() {
+    let first = deployed(&spec(1, &["f"]), &empty());
+    let up = plan_with(&instance_spec(2), &first, &ALLOW_NEW_IPS).unwrap();
+    let launched = simulate::apply_where(&up, &first, |step| {
+        !matches!(
+            up.step(step).action,
+            Action::AssociateAddress { .. } | Action::AwaitNatInstanceReady { .. }
+        )
+    });
+    let unrouted = launched.nat_instances.iter().find(|i| i.slot == 1).unwrap();
+    let down = plan(&spec(2, &["f"]), &launched).unwrap();
+    let made = steps_where(&down, |a| {
+        matches!(a, Action::CreateNatGateway { slot: 1, .. })
+    });
+    let terminated = steps_where(
+        &down,
+        |a| matches!(a, Action::TerminateNatInstance { instance } if *instance == unrouted.id),
+    );
+    assert_eq!((made.len(), terminated.len()), (1, 1), "{down:#?}");
+    assert!(after(&down, made[0], terminated[0]));
+    // Killed once the gateway is made: switching back waits only for an instance with a way out.
+    let killed = simulate::apply_where(&down, &launched, |step| {
+        !matches!(down.step(step).action, Action::TerminateNatInstance { .. })
+            || terminated.contains(&step)
+    });
+    let again = plan(&instance_spec(2), &killed).unwrap();
+    let switched = simulate::apply(&again, &killed);
+    routes_through_instances(&switched);
+    assert!(active_ips(&first).is_subset(&active_ips(&switched)));
+    assert!(plan_is_noop(&instance_spec(2), &switched));
 }

@@ -866,11 +866,19 @@ impl Account {
                     Some(self.resolve(profile))
                 );
                 let id = self.new_id("lt", step);
+                let name = format!("fixedip-nat-{slot}");
+                assert!(
+                    self.state
+                        .nat_launch_templates
+                        .iter()
+                        .all(|t| t.name != name),
+                    "AWS refuses a second launch template named {name}"
+                );
                 self.state
                     .nat_launch_templates
                     .push(ObservedNatLaunchTemplate {
                         id: id.clone(),
-                        name: format!("fixedip-nat-{slot}"),
+                        name,
                         slot: *slot,
                     });
                 id
@@ -1741,6 +1749,11 @@ fn documented(step: &Action, earlier: &Action) -> bool {
                     | Action::DetachFunction { .. }
                     | Action::DeleteFunction { .. },
                 ) => true,
+                // A NAT instance nothing routes to goes before its slot's new gateway
+                // (`nat_instance.rs`, `terminate_unrouted`): EC2 gives an instance in a public
+                // subnet no way out without a public IPv4 address, so one launched without it
+                // beside a gateway holding the slot's Elastic IP could never get ready.
+                (Action::CreateNatGateway { .. }, Action::TerminateNatInstance { .. }) => true,
                 // No NAT in an AZ Lambda refuses: a new NAT after the functions created first.
                 (
                     Action::CreateNatGateway { .. }
@@ -1964,6 +1977,7 @@ fn documented_for_groups(step: &Action, earlier: &Action) -> bool {
         (
             Action::AwaitNatInterfaceAttached { .. },
             Action::CreateNatInterface { .. }
+            | Action::DeleteNatLaunchTemplate { .. }
             | Action::CreateNatLaunchTemplate { .. }
             | Action::CreateNatGroup { .. },
         ) => true,
@@ -1979,6 +1993,7 @@ fn documented_for_groups(step: &Action, earlier: &Action) -> bool {
             Action::AwaitNatGroupReady { .. },
             Action::CreateNatInterface { .. }
             | Action::AssociateInterfaceAddress { .. }
+            | Action::DeleteNatLaunchTemplate { .. }
             | Action::CreateNatLaunchTemplate { .. }
             | Action::CreateNatGroup { .. }
             | Action::DisassociateAddress { .. }
@@ -2002,6 +2017,9 @@ fn documented_for_groups(step: &Action, earlier: &Action) -> bool {
             Action::DeleteNatGroup { .. },
         ) => true,
         (Action::DeleteNatInterface { .. }, Action::DisassociateAddress { .. }) => true,
+        // A stale template is replaced: launch template names are unique in a region
+        // (CreateLaunchTemplate: InvalidLaunchTemplateName.AlreadyExistsException).
+        (Action::CreateNatLaunchTemplate { .. }, Action::DeleteNatLaunchTemplate { .. }) => true,
         (Action::DeleteNatLaunchTemplate { .. }, other) => documented(
             &Action::TerminateNatInstance {
                 instance: String::new(),
