@@ -94,14 +94,8 @@ impl FreshIds {
         if window.is_zero() || is_removal(operation) {
             return None;
         }
-        params.iter().find_map(|(_, value)| {
-            let created = self.created.get(value)?;
-            if now >= *created + window {
-                return None;
-            }
-            let code = not_found_code(value)?;
-            Some((code, format!("The ID '{value}' does not exist")))
-        })
+        let values = params.iter().map(|(_, value)| value.as_str());
+        self.first_fresh(values, window, now, not_found_code)
     }
 
     /// The refusal of a Describe* naming, in its id list, an id created less than `window` ago:
@@ -116,17 +110,29 @@ impl FreshIds {
         if window.is_zero() || !operation.starts_with("Describe") {
             return None;
         }
-        params
+        let values = params
             .iter()
             .filter(|(name, _)| is_id_list_entry(name))
-            .find_map(|(_, value)| {
-                let created = self.created.get(value)?;
-                if now >= *created + window {
-                    return None;
-                }
-                let code = describe_not_found_code(value)?;
-                Some((code, format!("The ID '{value}' does not exist")))
-            })
+            .map(|(_, value)| value.as_str());
+        self.first_fresh(values, window, now, describe_not_found_code)
+    }
+
+    /// The first of `values` that is an id created less than `window` ago, as its refusal.
+    fn first_fresh<'v>(
+        &self,
+        mut values: impl Iterator<Item = &'v str>,
+        window: Duration,
+        now: Instant,
+        code_of: fn(&str) -> Option<&'static str>,
+    ) -> Option<(&'static str, String)> {
+        values.find_map(|value| {
+            let created = self.created.get(value)?;
+            if now >= *created + window {
+                return None;
+            }
+            let code = code_of(value)?;
+            Some((code, format!("The ID '{value}' does not exist")))
+        })
     }
 }
 
