@@ -566,6 +566,15 @@ pub struct VpcEndpoint {
     pub tags: Tags,
 }
 
+/// Whether a VPC endpoint in `state` (VpcEndpoint's `State`, any case) serves nothing and never
+/// will: `failed` or `rejected`. The observation marks such an endpoint for replacement, and a
+/// wait for a new endpoint to be available stops at it.
+pub fn endpoint_state_is_dead(state: &str) -> bool {
+    ["failed", "rejected"]
+        .iter()
+        .any(|dead| state.eq_ignore_ascii_case(dead))
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SecurityGroup {
     pub id: String,

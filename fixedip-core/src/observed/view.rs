@@ -501,9 +501,7 @@ impl View<'_> {
                     slot: slot_tag(&e.tags),
                     route_table_ids: e.route_table_ids.clone(),
                     subnet_ids: e.subnet_ids.clone(),
-                    dead: ["failed", "rejected"]
-                        .iter()
-                        .any(|dead| e.state.eq_ignore_ascii_case(dead)),
+                    dead: crate::network::endpoint_state_is_dead(&e.state),
                 };
                 Some((endpoint, e.state.as_str()))
             })

@@ -437,13 +437,17 @@ impl<'a> Context<'a> {
             match (until, name.as_deref()) {
                 (EndpointWait::Available, Some("available"))
                 | (EndpointWait::Gone, None | Some("deleted")) => return Ok(()),
-                // Not found right after the create is EC2's eventual consistency: waited out.
-                (EndpointWait::Available, Some("failed" | "rejected" | "deleted")) => {
+                (EndpointWait::Available, Some(state))
+                    if state == "deleted"
+                        || fixedip_core::network::endpoint_state_is_dead(state) =>
+                {
                     return Err(AwsError::EndpointFailed {
                         id: id.to_owned(),
                         state: name.unwrap_or_default(),
                     })
                 }
+                // Pending; or not found right after the create, EC2's eventual consistency (a
+                // chaos rule): waited out.
                 _ => {}
             }
             (self.progress)(Progress::Waiting {
