@@ -65,10 +65,7 @@ pub fn plan_destroy(
     let (retained_addresses, released_addresses) = teardown.addresses(&mut planner, &removed);
     let rest = teardown.rest(&mut planner, &functions.off, &endpoints, removed);
     let role = teardown.role(&mut planner, &functions);
-    let groups_gone: Vec<StepId> = (planner.steps.iter())
-        .filter(|s| matches!(s.action, Action::DeleteNatGroup { .. }))
-        .map(|s| s.id)
-        .collect();
+    let groups_gone = planner.steps_where(|a| matches!(a, Action::DeleteNatGroup { .. }));
     planner.remove_nat_profile(observed, &groups_gone);
 
     let removed_slots = surplus_view(&slots.iter().copied().collect::<Vec<_>>(), &inventory);
@@ -488,13 +485,8 @@ impl<'a> Teardown<'a> {
             .copied()
             .filter(|step| matches!(planner.steps[step.0].action, Action::DeleteFunction { .. }))
             .collect();
-        deletions.extend(
-            planner
-                .steps
-                .iter()
-                .filter(|s| matches!(s.action, Action::ClearLambdaInterfaces { .. }))
-                .map(|s| s.id),
-        );
+        deletions
+            .extend(planner.steps_where(|a| matches!(a, Action::ClearLambdaInterfaces { .. })));
         deletions.sort();
         deletions.dedup();
         let action = Action::DeleteRole {

@@ -445,12 +445,7 @@ impl Planner {
         inventory: &Inventory,
     ) -> Option<StepId> {
         let profile = observed.nat_profile.as_ref().filter(|_| !in_group_mode)?;
-        let deleted: Vec<StepId> = self
-            .steps
-            .iter()
-            .filter(|s| matches!(s.action, Action::DeleteNatGroup { .. }))
-            .map(|s| s.id)
-            .collect();
+        let deleted = self.steps_where(|a| matches!(a, Action::DeleteNatGroup { .. }));
         if deleted.len() != inventory.nat_groups.len() {
             return None;
         }

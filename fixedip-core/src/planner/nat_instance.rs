@@ -217,8 +217,7 @@ impl Planner {
             .as_ref()
             .filter(|_| !in_instance_mode)?;
         // Its users: the plain instances, and a self-healing NAT's instance and interface.
-        let count =
-            |what: fn(&Action) -> bool| self.steps.iter().filter(|s| what(&s.action)).count();
+        let count = |what: fn(&Action) -> bool| self.steps_where(what).len();
         let all_go = count(|a| matches!(a, Action::TerminateNatInstance { .. }))
             == inventory.all_instances.len()
             && count(|a| matches!(a, Action::DeleteNatGroup { .. })) == inventory.nat_groups.len()
@@ -227,19 +226,14 @@ impl Planner {
         if !all_go {
             return None;
         }
-        let terminated: Vec<StepId> = self
-            .steps
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.action,
-                    Action::TerminateNatInstance { .. }
-                        | Action::DeleteNatGroup { .. }
-                        | Action::DeleteNatInterface { .. }
-                )
-            })
-            .map(|s| s.id)
-            .collect();
+        let terminated = self.steps_where(|a| {
+            matches!(
+                a,
+                Action::TerminateNatInstance { .. }
+                    | Action::DeleteNatGroup { .. }
+                    | Action::DeleteNatInterface { .. }
+            )
+        });
         let action = Action::DeleteSecurityGroup {
             security_group: group.id.clone(),
         };

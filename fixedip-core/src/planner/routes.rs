@@ -178,19 +178,14 @@ impl Planner {
     /// a function leaving a removed slot whose route still leads to the old NAT (`nats`) would
     /// be cut off meanwhile.
     pub(super) fn retire_old_nats(&mut self, inventory: &Inventory, routes: &mut Routes) {
-        let functions_moved: Vec<StepId> = self
-            .steps
-            .iter()
-            .filter(|s| {
-                matches!(
-                    s.action,
-                    Action::UpdateFunctionConfiguration { .. }
-                        | Action::DetachFunction { .. }
-                        | Action::DeleteFunction { .. }
-                )
-            })
-            .map(|s| s.id)
-            .collect();
+        let functions_moved = self.steps_where(|a| {
+            matches!(
+                a,
+                Action::UpdateFunctionConfiguration { .. }
+                    | Action::DetachFunction { .. }
+                    | Action::DeleteFunction { .. }
+            )
+        });
         for (retired, routed) in std::mem::take(&mut routes.retiring) {
             let after: Vec<StepId> = routed.into_iter().chain(functions_moved.clone()).collect();
             self.retire(inventory, retired, &after);

@@ -65,6 +65,15 @@ impl Planner {
         id
     }
 
+    /// The steps planned so far whose action `what` picks, in order.
+    pub(super) fn steps_where(&self, what: impl Fn(&Action) -> bool) -> Vec<StepId> {
+        self.steps
+            .iter()
+            .filter(|s| what(&s.action))
+            .map(|s| s.id)
+            .collect()
+    }
+
     /// DisassociateAddress of `association_id` after `ordering`, once per plan: the step that
     /// frees the address.
     pub(super) fn disassociate(&mut self, association_id: &str, ordering: &[StepId]) -> StepId {
