@@ -198,6 +198,27 @@ async fn deploy_noop_and_code_change() {
         !allocations.is_empty() && allocations.iter().all(|a| *a < first_subnet),
         "every AllocateAddress before the first subnet is made"
     );
+    // After the last route, the verification knows the VPC it just made: the functions'
+    // attachments and that VPC's network are read at once, one round trip (one more where a
+    // loaded machine starts a read after another one's answer), not four (the functions, their
+    // subnets' VPC, the VPC, the gateways its routes name). The lease's release (SSM) runs beside.
+    let last_route = (fresh.log.iter())
+        .filter(|e| e.operation.name == "CreateRoute")
+        .map(|e| e.end)
+        .max()
+        .unwrap();
+    let after_route: Vec<LogEntry> = (fresh.log.iter())
+        .filter(|e| e.start >= last_route && e.operation.service != "ssm")
+        .cloned()
+        .collect();
+    let chain: Vec<&str> = (after_route.deepest_chain().iter())
+        .map(|e| e.operation.name.as_str())
+        .collect();
+    assert!(
+        chain.len() <= 2,
+        "round trips after the last route: {}",
+        chain.join(" → ")
+    );
     assert_eq!(noop.log.mutating_applied(), 0, "a no-op changes nothing");
     // The availability zones (the credential check), the reads by tag and name, the VPC's DNS
     // attributes: issue 18's three round trips (one more where a loaded machine starts a read

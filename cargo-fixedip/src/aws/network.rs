@@ -74,14 +74,40 @@ pub async fn network_of_vpc(
     vpc_id: String,
     security_group_ids: &[String],
 ) -> Result<EgressNetwork, AwsError> {
+    read_vpc(aws, vpc_id, Groups::ById(security_group_ids)).await
+}
+
+/// Which security groups a VPC's read includes.
+enum Groups<'a> {
+    /// These, whichever VPC they are in.
+    ById(&'a [String]),
+    /// Every group of the VPC: for functions whose groups are not known yet.
+    InVpc,
+}
+
+/// One VPC's network in two round trips, three with NAT instances: everything found by the VPC's
+/// id at once (its internet gateways by attachment), then only what its routes name that this did
+/// not find (a detached gateway, the instances and their interfaces), then those instances'
+/// Elastic IPs.
+async fn read_vpc(
+    aws: &Aws,
+    vpc_id: String,
+    groups: Groups<'_>,
+) -> Result<EgressNetwork, AwsError> {
     let in_vpc = || vec![filter("vpc-id", &vpc_id)];
-    let (subnets, route_tables, nat_gateways, endpoints, security_groups) = tokio::try_join!(
+    let (subnets, route_tables, nat_gateways, endpoints, security_groups, attached_gateways) = tokio::try_join!(
         subnets(aws, in_vpc()),
         route_tables(aws, in_vpc()),
         nat_gateways(aws, in_vpc()),
         // Which service each gateway endpoint its routes name reaches.
         endpoints(aws, in_vpc()),
-        security_groups_by_id(aws, security_group_ids),
+        async {
+            match groups {
+                Groups::ById(ids) => security_groups_by_id(aws, ids).await,
+                Groups::InVpc => security_groups(aws, in_vpc()).await,
+            }
+        },
+        internet_gateways(aws, vec![filter("attachment.vpc-id", &vpc_id)]),
     )?;
 
     // The gateways and instances worth describing are the ones routes lead to.
@@ -90,7 +116,7 @@ pub async fn network_of_vpc(
     let mut interface_ids = BTreeSet::new();
     for route in route_tables.iter().flat_map(|t| &t.routes) {
         match &route.target {
-            RouteTarget::InternetGateway(id) => {
+            RouteTarget::InternetGateway(id) if !attached_gateways.iter().any(|g| g.id == *id) => {
                 gateway_ids.insert(id.clone());
             }
             RouteTarget::Instance(id) => {
@@ -102,10 +128,12 @@ pub async fn network_of_vpc(
             _ => {}
         }
     }
-    let (internet_gateways, instances) = tokio::try_join!(
-        internet_gateways_of_vpc(aws, &vpc_id, &gateway_ids),
+    let (named_gateways, instances) = tokio::try_join!(
+        internet_gateways_by_id(aws, &gateway_ids),
         instances_routed_to(aws, &instance_ids, &interface_ids),
     )?;
+    let mut internet_gateways = attached_gateways;
+    internet_gateways.extend(named_gateways);
     // Which of the instances' public addresses are Elastic IPs of this account: DescribeAddresses
     // lists only those, never the addresses AWS assigns at launch.
     let public_ips: Vec<String> = instances
@@ -140,6 +168,40 @@ pub async fn network_of_vpc(
             ..Network::default()
         },
     })
+}
+
+/// Each function's attachment and its VPC's network, when the VPC is known before the functions
+/// are read (a deploy that just made it): the attachments and one read of the VPC at once,
+/// instead of each function's subnets first. A function whose subnets are not all in that VPC is
+/// read as [`observe_network`] reads it.
+pub async fn functions_in_vpc(
+    aws: &Aws,
+    names: &[String],
+    vpc_id: &str,
+) -> Result<Vec<(FunctionAttachment, EgressNetwork)>, AwsError> {
+    let (attachments, network) = tokio::try_join!(
+        futures::future::try_join_all(names.iter().map(|name| function_attachment(aws, name))),
+        read_vpc(aws, vpc_id.to_owned(), Groups::InVpc),
+    )?;
+    futures::future::try_join_all(attachments.into_iter().map(|attachment| {
+        let network = &network;
+        async move {
+            let in_vpc = !attachment.subnet_ids.is_empty()
+                && (attachment.subnet_ids.iter())
+                    .all(|id| network.resources.subnets.iter().any(|s| s.id == *id));
+            let network = match in_vpc {
+                true => {
+                    let mut network = network.clone();
+                    (network.resources.security_groups)
+                        .retain(|g| attachment.security_group_ids.contains(&g.id));
+                    network
+                }
+                false => observe_network(aws, &attachment).await?,
+            };
+            Ok((attachment, network))
+        }
+    }))
+    .await
 }
 
 /// Everything tagged `fixedip:stack = <stack>` in the region, in any state, and the addresses
@@ -471,33 +533,21 @@ async fn security_groups_by_id(
     Ok(groups.iter().filter_map(from_sdk::security_group).collect())
 }
 
-/// The internet gateways attached to the VPC and the ones its routes name (which may be detached,
-/// or attached elsewhere).
-async fn internet_gateways_of_vpc(
+/// The internet gateways routes name that are not attached to their VPC (detached, or attached
+/// elsewhere); none asked when there are none.
+async fn internet_gateways_by_id(
     aws: &Aws,
-    vpc_id: &str,
     named: &BTreeSet<String>,
 ) -> Result<Vec<fixedip_core::network::InternetGateway>, AwsError> {
-    let attached = internet_gateways(aws, vec![filter("attachment.vpc-id", vpc_id)]);
-    let by_id = async {
-        if named.is_empty() {
-            return Ok(Vec::new());
-        }
-        // By filter rather than by id: a deleted gateway's id would fail the whole call.
-        let ids = Filter::builder()
-            .name("internet-gateway-id")
-            .set_values(Some(named.iter().cloned().collect()))
-            .build();
-        internet_gateways(aws, vec![ids]).await
-    };
-    let (attached, by_id) = tokio::try_join!(attached, by_id)?;
-    let mut gateways = attached;
-    for gateway in by_id {
-        if !gateways.iter().any(|g| g.id == gateway.id) {
-            gateways.push(gateway);
-        }
+    if named.is_empty() {
+        return Ok(Vec::new());
     }
-    Ok(gateways)
+    // By filter rather than by id: a deleted gateway's id would fail the whole call.
+    let ids = Filter::builder()
+        .name("internet-gateway-id")
+        .set_values(Some(named.iter().cloned().collect()))
+        .build();
+    internet_gateways(aws, vec![ids]).await
 }
 
 /// The instances routes lead to, by instance id or by one of their network interfaces.

@@ -10,13 +10,13 @@ use std::collections::BTreeMap;
 use fixedip_core::artifact::check_artifact;
 use fixedip_core::cost;
 use fixedip_core::observed::ObservedSecurityGroup;
-use fixedip_core::plan::{ExistingAttachment, Plan, StackSpec};
+use fixedip_core::plan::{Action, ExistingAttachment, Plan, StackSpec, Status};
 use fixedip_core::planner::{self, PlanOptions};
 use fixedip_core::requirements::{Endpoint, NatMode};
 
 use super::{async_runtime, Connections, Context, Identity, PackagedFunction};
 use crate::aws::addresses::{self, stack_addresses, StackAddress};
-use crate::aws::execute::{Inputs, Timeouts};
+use crate::aws::execute::{Executed, Inputs, Timeouts};
 use crate::aws::observe;
 use crate::aws::Aws;
 use crate::cli::DeployArgs;
@@ -137,7 +137,7 @@ async fn deploy(
         let names: Vec<String> = spec.functions.iter().map(|f| f.name.clone()).collect();
         // The verification reads while the lease is released: it needs none.
         let (proved, released) = tokio::join!(
-            prove_egress(aws, &spec, &plan, &goal, &names),
+            prove_egress(aws, &spec, &plan, &executed, &goal, &names),
             releasing.finish()
         );
         let (ips, verdicts) = proved?;
@@ -179,6 +179,7 @@ async fn prove_egress(
     aws: &Aws,
     spec: &StackSpec,
     plan: &Plan,
+    executed: &Executed,
     goal: &Deploy,
     names: &[String],
 ) -> Result<(Vec<StackAddress>, Vec<Verdict>), CliError> {
@@ -218,10 +219,11 @@ async fn prove_egress(
             };
             // The addresses, the stack's group and prefix lists, and the functions' networks,
             // read at once.
+            let vpc = stack_vpc(plan, executed);
             let (ips, group, read) = tokio::try_join!(
                 ips,
                 declared_egress_inputs(aws, spec),
-                verification::read_functions(aws, names),
+                verification::read_functions(aws, names, vpc.as_deref()),
             )?;
             let allowed: Vec<_> = ips.iter().map(|a| a.ip).collect();
             let verdicts = verification::judge(aws, read, &allowed, expectation, false).await?;
@@ -230,6 +232,23 @@ async fn prove_egress(
     };
     check_declared_egress(spec, group, &mut verdicts);
     Ok((ips, verdicts))
+}
+
+/// The stack's VPC once the plan is carried out: the one it kept, or the one it made. `None` on a
+/// network the user runs (the functions' subnets lead to it).
+fn stack_vpc(plan: &Plan, executed: &Executed) -> Option<String> {
+    if plan.network.existing.is_some() {
+        return None;
+    }
+    match &plan.network.vpc.1 {
+        Status::Keep(id) | Status::Change(id) => Some(id.clone()),
+        Status::Create => plan
+            .steps
+            .iter()
+            .find(|step| matches!(step.action, Action::CreateVpc { .. }))
+            .and_then(|step| executed.created.get(&step.id).cloned()),
+        Status::HeldBack | Status::Delete(_) | Status::Absent => None,
+    }
 }
 
 /// The stack's functions' security group and the prefix lists its declared egress names, as

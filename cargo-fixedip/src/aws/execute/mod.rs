@@ -293,11 +293,13 @@ pub async fn execute(
     inputs: &Inputs,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Executed, ExecuteError> {
+    let fresh = policy::FreshIds::default();
     let context = Context {
         aws,
         plan,
         inputs,
         progress,
+        fresh: &fresh,
     };
     let steps: HashMap<StepId, &Step> = plan.steps.iter().map(|s| (s.id, s)).collect();
     let mut done: HashMap<StepId, Produced> = HashMap::new();
@@ -438,6 +440,8 @@ pub(super) struct Context<'a> {
     plan: &'a Plan,
     pub(super) inputs: &'a Inputs,
     pub(super) progress: &'a (dyn Fn(Progress<'_>) + Sync),
+    /// The new ids the steps wait on together ([`policy::FreshIds`]).
+    fresh: &'a policy::FreshIds,
 }
 
 type Call<'a> = Pin<Box<dyn Future<Output = Result<Produced, AwsError>> + Send + 'a>>;
@@ -651,10 +655,17 @@ impl<'a> Context<'a> {
         let mut retries = policy::Retries::new();
         loop {
             let error = match send().await {
-                Ok(produced) => return produced,
+                Ok(produced) => {
+                    self.answered(step);
+                    return produced;
+                }
                 Err(e) => e,
             };
-            let Some((class, pause)) = self.next_try(operation, &error, fresh, &mut retries) else {
+            let next = self.next_try(operation, &error, fresh, &mut retries);
+            if next.is_none_or(|(class, _)| class != Class::NotVisibleYet) {
+                self.answered(step);
+            }
+            let Some((class, pause)) = next else {
                 return Err(AwsError::call(operation, error));
             };
             if class == Class::OutcomeUnknown {
@@ -671,7 +682,7 @@ impl<'a> Context<'a> {
                     step,
                     what: class.waiting_for(),
                 });
-                tokio::time::sleep(pause).await;
+                self.pause(step, class, pause, &retries).await;
             }
         }
     }

@@ -32,6 +32,7 @@
 //! - **final**: anything else; reported to the user at once.
 
 use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, Mutex};
 
 use super::*;
 
@@ -164,6 +165,13 @@ pub fn classify(operation: &str, failure: Failure<'_>, fresh: bool) -> Class {
 /// request rate limits, which count per API ("Request throttling for the Amazon EC2 API").
 pub const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
+/// The longest pause between two probes of ids this run created and AWS does not show yet: one
+/// second. The probe is one call for all the steps that wait on the same ids ([`FreshIds`]: the
+/// dozen subnets, route tables and groups of a new VPC send one CreateSubnet a second between
+/// them, not one each), so that the run goes on within a second of AWS showing the id, well
+/// within EC2's per-API request buckets ("Request throttling for the Amazon EC2 API").
+pub const FRESH_ID_CAP: Duration = Duration::from_secs(1);
+
 impl Timeouts {
     /// [`FIRST_PAUSE`], or the poll interval when it is shorter.
     pub fn first_pause(&self) -> Duration {
@@ -189,6 +197,9 @@ impl Timeouts {
         // an update) is tried again every poll, so that the run goes on within one poll of it.
         let cap = match class {
             Class::Throttled | Class::OutcomeUnknown | Class::InUse => self.poll_max,
+            // One call probes for every step that names the same new ids ([`FreshIds`]): it
+            // may come back sooner without sending many more calls.
+            Class::NotVisibleYet => self.poll_first.min(FRESH_ID_CAP),
             _ => self.poll_first,
         }
         .max(first);
@@ -243,7 +254,102 @@ fn jittered(pause: Duration) -> Duration {
     half + half.mul_f64((random % 1000) as f64 / 1000.0)
 }
 
+/// The ids this run created that AWS has not shown yet, by the set a step names: while one step's
+/// call probes whether AWS knows them, every other step naming the same set waits for that call's
+/// answer instead of sending its own, and tries again the moment it comes.
+///
+/// A new VPC's id is named by every subnet, route table and security group of the stack: each
+/// refused and retried on its own schedule, a stack of six AZs sent a dozen CreateSubnet a second
+/// against EC2's per-API request bucket while the id propagated, and each went on up to a pause
+/// after AWS showed it (issue 18: the larger part of a fresh deploy's time beyond AWS's own chain).
+#[derive(Debug, Default)]
+pub(super) struct FreshIds {
+    /// The step that probes each set, and what wakes the ones waiting on it.
+    probes: Mutex<BTreeMap<Vec<StepId>, Probe>>,
+}
+
+/// The step whose call probes a set of new ids, and what its answer wakes.
+type Probe = (StepId, Arc<tokio::sync::Notify>);
+
+impl FreshIds {
+    /// The new ids `step` names, as the steps that created them; a step that names none but its
+    /// own (a call on what it made a moment ago) waits on itself.
+    fn named_by(step: &Step) -> Vec<StepId> {
+        let mut ids: Vec<StepId> = (step.action.refs().iter())
+            .filter_map(|r| match r {
+                Ref::Step(id) => Some(*id),
+                Ref::Existing(_) => None,
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        if ids.is_empty() {
+            ids.push(step.id);
+        }
+        ids
+    }
+
+    /// After `step`'s call was answered "not found yet": the first step to ask probes again after
+    /// `pause`; every other one waits for the prober's next answer (at most `patience`).
+    async fn wait(&self, step: &Step, pause: Duration, patience: Duration) {
+        let ids = FreshIds::named_by(step);
+        let answered = {
+            let mut probes = self.probes.lock().expect("fresh ids");
+            match probes.get(&ids) {
+                Some((prober, notify)) if *prober != step.id => {
+                    Some(notify.clone().notified_owned())
+                }
+                Some(_) => None,
+                None => {
+                    probes.insert(ids, (step.id, Arc::new(tokio::sync::Notify::new())));
+                    None
+                }
+            }
+        };
+        match answered {
+            Some(answered) => {
+                let _ = tokio::time::timeout(patience, answered).await;
+            }
+            None => tokio::time::sleep(pause).await,
+        }
+    }
+
+    /// `step`'s call got an answer other than "not found yet": whatever it was, the steps waiting
+    /// on the same ids try again now (the prober's success is theirs; its failure makes one of
+    /// them the next prober).
+    fn answered(&self, step: &Step) {
+        let ids = FreshIds::named_by(step);
+        let mut probes = self.probes.lock().expect("fresh ids");
+        if let Some((_, notify)) = probes.remove(&ids) {
+            notify.notify_waiters();
+        }
+    }
+}
+
 impl<'a> Context<'a> {
+    /// Waits before `step`'s next try: `pause`, or for a fresh id, until the call probing the
+    /// same ids is answered ([`FreshIds`]).
+    pub(super) async fn pause(
+        &self,
+        step: &Step,
+        class: Class,
+        pause: Duration,
+        retries: &Retries,
+    ) {
+        if class != Class::NotVisibleYet {
+            tokio::time::sleep(pause).await;
+            return;
+        }
+        let budget = self.inputs.timeouts.propagation;
+        let patience = budget.saturating_sub(retries.waited());
+        self.fresh.wait(step, pause, patience).await;
+    }
+
+    /// `step`'s call was answered otherwise than "not found yet" ([`FreshIds::answered`]).
+    pub(super) fn answered(&self, step: &Step) {
+        self.fresh.answered(step);
+    }
+
     /// The policy's answer to one failed call: its class, and the pause before trying again, or
     /// `None` when the class is final or its time budget is spent.
     pub(super) fn next_try<E: ProvideErrorMetadata>(
@@ -291,21 +397,29 @@ impl<'a> Context<'a> {
     {
         let mut retries = Retries::new();
         loop {
-            let error = match send().await {
-                Ok(answer) => return Ok(answer),
+            let answer = send().await;
+            let error = match answer {
+                Ok(answer) => {
+                    self.answered(step);
+                    return Ok(answer);
+                }
                 Err(e) => e,
             };
-            if has_code(&error, done) {
-                return Err(error);
+            let next = match has_code(&error, done) {
+                true => None,
+                false => self.next_try(operation, &error, fresh, &mut retries),
+            };
+            if next.is_none_or(|(class, _)| class != Class::NotVisibleYet) {
+                self.answered(step);
             }
-            let Some((class, pause)) = self.next_try(operation, &error, fresh, &mut retries) else {
+            let Some((class, pause)) = next else {
                 return Err(error);
             };
             (self.progress)(Progress::Waiting {
                 step,
                 what: class.waiting_for(),
             });
-            tokio::time::sleep(pause).await;
+            self.pause(step, class, pause, &retries).await;
         }
     }
 
@@ -330,6 +444,73 @@ impl<'a> Context<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A step naming the VPC made by step 0 (a subnet, a route table...).
+    fn naming_the_new_vpc(id: usize) -> Step {
+        Step {
+            id: StepId(id),
+            action: Action::EnableVpcDns {
+                vpc: Ref::Step(StepId(0)),
+            },
+            after: vec![StepId(0)],
+        }
+    }
+
+    /// Six steps wait for one new id that AWS shows after `shown`: each call before it is
+    /// answered "not found"; returns the calls each step sent, the step that probed first.
+    async fn six_steps_wait_for_one_id(shown: Duration, prober_gives_up: bool) -> Vec<usize> {
+        let fresh = FreshIds::default();
+        let started = Instant::now();
+        let pause = Duration::from_millis(20);
+        let steps: Vec<Step> = (1..=6).map(naming_the_new_vpc).collect();
+        let runs = steps.iter().map(|step| {
+            let fresh = &fresh;
+            async move {
+                let mut calls = 0;
+                loop {
+                    calls += 1;
+                    if started.elapsed() >= shown {
+                        fresh.answered(step);
+                        return calls;
+                    }
+                    // The first prober's call is refused for good once: the others go on.
+                    if prober_gives_up && step.id == StepId(1) && calls == 3 {
+                        fresh.answered(step);
+                        return calls;
+                    }
+                    fresh.wait(step, pause, Duration::from_secs(5)).await;
+                }
+            }
+        });
+        futures::future::join_all(runs).await
+    }
+
+    #[tokio::test]
+    async fn steps_naming_one_new_id_wait_for_one_probe() {
+        let calls = six_steps_wait_for_one_id(Duration::from_millis(200), false).await;
+        let probes = calls.iter().max().copied().unwrap();
+        // The prober tries every 20 ms until the id shows; the five others each send their
+        // first call and one more once the probe is answered, not one every pause.
+        assert!(probes >= 8, "the prober's calls: {calls:?}");
+        assert_eq!(
+            calls.iter().filter(|c| **c == 2).count(),
+            5,
+            "each other step: its first call, and one after the probe's answer: {calls:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_prober_that_stops_hands_the_probe_on() {
+        let started = Instant::now();
+        let calls = six_steps_wait_for_one_id(Duration::from_millis(200), true).await;
+        assert_eq!(calls[0], 3, "the first prober stopped at its third call");
+        // The others did not wait for their whole patience (5 s): one of them probed next.
+        assert!(started.elapsed() < Duration::from_secs(2), "{calls:?}");
+        assert!(
+            calls[1..].iter().any(|c| *c > 2),
+            "a next prober: {calls:?}"
+        );
+    }
 
     fn failure<'e>(code: &'e str, status: u16) -> Failure<'e> {
         Failure {
@@ -471,8 +652,8 @@ mod tests {
         );
         assert_eq!(
             visible.cap,
-            Duration::from_secs(2),
-            "doubling to the poll interval"
+            Duration::from_secs(1),
+            "doubling to a second: one probe for every step naming the id"
         );
         assert_eq!(
             visible.total,
@@ -486,7 +667,10 @@ mod tests {
         );
         assert!(timeouts.budget(Class::Throttled).unwrap().total >= Duration::from_secs(120));
         // Throttling backs off further than what ends within seconds.
-        assert_eq!(visible.cap, timeouts.poll_first);
+        assert_eq!(
+            timeouts.budget(Class::Propagating).unwrap().cap,
+            timeouts.poll_first
+        );
         assert_eq!(
             timeouts.budget(Class::Throttled).unwrap().cap,
             timeouts.poll_max
