@@ -35,12 +35,7 @@ port=$((20000 + RANDOM % 20000))
 setsid bash "$repo/scripts/emulator.sh" start "$port" >"$work/moto.log" 2>&1 &
 emulator=$!
 trap 'kill -TERM -- "-$emulator" 2>/dev/null || true; wait "$emulator" 2>/dev/null || true; rm -rf "$work"' EXIT
-tries=0
-until grep -q '^fixedip-moto: moto ready on' "$work/moto.log" 2>/dev/null; do
-    kill -0 "$emulator" 2>/dev/null || { echo "bench-noop: the emulator did not start; see $work/moto.log" >&2; exit 1; }
-    ((++tries > 1800)) && { echo "bench-noop: the emulator did not start within 3 minutes" >&2; exit 1; }
-    sleep 0.1
-done
+bash "$repo/scripts/emulator.sh" ready "$work/moto.log" "$emulator"
 
 # Dummy credentials for the emulator only; never real ones.
 export AWS_ENDPOINT_URL="http://127.0.0.1:$port" AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing

@@ -5,6 +5,8 @@
 #   scripts/emulator.sh start [PORT]   run moto on 127.0.0.1:PORT (default 5000) in the foreground, started
 #                                      as every test starts it (tests/moto: the settings of docs/emulator.md)
 #   scripts/emulator.sh bin            print the path of moto_server (fails if not installed)
+#   scripts/emulator.sh ready LOG PID  wait until the `start` running as PID, writing LOG, says moto
+#                                      answers (3 minutes at most: the first start builds the launcher)
 #
 # The venv lives in $FIXEDIP_MOTO_VENV, default <repo>/.venv/moto. Nothing listens beyond loopback.
 set -euo pipefail
@@ -66,6 +68,16 @@ start() {
     exec cargo run --quiet -p fixedip-moto -- "$port"
 }
 
+# Waits for the launcher's "ready" line in its log; fails if it exits first or takes too long.
+ready() {
+    local log="$1" pid="$2" tries=0
+    until grep -q '^fixedip-moto: moto ready on' "$log" 2>/dev/null; do
+        kill -0 "$pid" 2>/dev/null || die "the emulator did not start; see $log"
+        ((++tries > 1800)) && die "the emulator did not start within 3 minutes; see $log"
+        sleep 0.1
+    done
+}
+
 case "${1:-}" in
 install) install ;;
 start)
@@ -73,8 +85,12 @@ start)
     start "$@"
     ;;
 bin) bin ;;
+ready)
+    shift
+    ready "$@"
+    ;;
 *)
-    echo "usage: $0 install | start [PORT] | bin" >&2
+    echo "usage: $0 install | start [PORT] | bin | ready LOG PID" >&2
     exit 2
     ;;
 esac

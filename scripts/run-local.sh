@@ -40,12 +40,7 @@ else
 fi
 trap 'kill -TERM -- "$stop" 2>/dev/null || true; wait "$emulator" 2>/dev/null || true' EXIT
 # The launcher (tests/moto) says so once moto answers and is configured; the first run builds it.
-tries=0
-until grep -q '^fixedip-moto: moto ready on' "$log" 2>/dev/null; do
-    kill -0 "$emulator" 2>/dev/null || { echo "the emulator did not start; see $log" >&2; exit 1; }
-    ((++tries > 1800)) && { echo "the emulator did not start within 3 minutes; see $log" >&2; exit 1; }
-    sleep 0.1
-done
+bash scripts/emulator.sh ready "$log" "$emulator"
 
 # Every AWS call goes to the emulator, with its dummy credentials; no profile is read.
 export AWS_ENDPOINT_URL="http://127.0.0.1:$PORT"

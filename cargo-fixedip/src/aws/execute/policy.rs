@@ -340,8 +340,10 @@ impl<'a> Context<'a> {
             tokio::time::sleep(pause).await;
             return;
         }
+        // A waiter tries on its own now and then, in case its prober went away without an answer
+        // (nothing drops a step's call half-way today: a guard, not a schedule).
         let budget = self.inputs.timeouts.propagation;
-        let patience = budget.saturating_sub(retries.waited());
+        let patience = budget.saturating_sub(retries.waited()).min(FRESH_ID_CAP * 5);
         self.fresh.wait(step, pause, patience).await;
     }
 
