@@ -3,6 +3,7 @@
 //! group of one, the wait for its instance's ready line, and their removal. The choices are the
 //! planner's (`fixedip-core/src/planner/nat_group.rs`).
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag as GroupTag};
@@ -705,16 +706,31 @@ pub enum NatGroupReads {
     All,
 }
 
-/// Reads the stack's self-healing NATs as `reads` says (see [`NatGroupReads`]).
+/// Reads the stack's self-healing NATs as `reads` says (see [`NatGroupReads`]). `listed`: the
+/// types DescribeTags found the stack's tag on ([`super::network::tagged_types`]), when it was
+/// asked: outside the mode, the interfaces and templates are read only if listed.
 pub async fn observe_nat_groups(
     aws: &super::Aws,
     stack: &StackName,
     reads: NatGroupReads,
+    listed: Option<&BTreeSet<String>>,
 ) -> Result<ObservedGroups, AwsError> {
+    use super::network::{LAUNCH_TEMPLATE, NETWORK_INTERFACE};
     let role = tags::nat_role_name(stack, &aws.region);
+    let read = |kind: &str| reads == NatGroupReads::All || listed.is_none_or(|l| l.contains(kind));
     let (interfaces, launch_templates, role_exists, read_together) = tokio::try_join!(
-        nat_interfaces(aws, stack),
-        nat_launch_templates(aws, stack),
+        async {
+            match read(NETWORK_INTERFACE) {
+                true => nat_interfaces(aws, stack).await,
+                false => Ok(Vec::new()),
+            }
+        },
+        async {
+            match read(LAUNCH_TEMPLATE) {
+                true => nat_launch_templates(aws, stack).await,
+                false => Ok(Vec::new()),
+            }
+        },
         role_exists(aws, &role),
         async {
             match reads {

@@ -210,12 +210,17 @@ pub async fn functions_in_vpc(
 /// VPC found. NAT gateways are asked by tag with no VPC filter, so that a deleted gateway of a VPC
 /// the stack had before still explains an address it held (moto ignores the tag filter on NAT
 /// gateways and lists them all: the stack view checks the tags either way).
+///
+/// `leftovers`: the types read only when [`tagged_types`] lists them (they are then read by
+/// [`stack_leftovers`]): left out here.
 pub async fn describe_stack(
     aws: &Aws,
     stack: &StackName,
     adopted: &[AllocationId],
+    leftovers: Leftovers,
 ) -> Result<Network, AwsError> {
     let tagged = || vec![filter(&format!("tag:{}", tags::STACK), stack.as_str())];
+    let unless = |gated: bool| !gated;
     let (
         vpcs,
         subnets,
@@ -232,14 +237,14 @@ pub async fn describe_stack(
         route_tables(aws, tagged()),
         internet_gateways(aws, tagged()),
         nat_gateways(aws, tagged()),
-        instances(aws, tagged()),
+        read_if(unless(leftovers.instances), instances(aws, tagged())),
         async {
             tokio::try_join!(
                 addresses(aws, tagged()),
                 addresses_by_allocation_id(aws, adopted)
             )
         },
-        endpoints(aws, tagged()),
+        read_if(unless(leftovers.endpoints), endpoints(aws, tagged())),
         security_groups(aws, tagged()),
     )?;
     let vpcs =
@@ -353,6 +358,116 @@ async fn with_dns(aws: &Aws, mut vpc: Vpc) -> Result<Vpc, AwsError> {
             .unwrap_or(false),
     );
     Ok(vpc)
+}
+
+/// The types a stack has only as what a mode it left, or a killed run, leaves behind: NAT instances
+/// outside `nat = "instance"`, VPC endpoints when none is asked for. `true`: read only when
+/// DescribeTags lists one of the stack's ([`tagged_types`]), so that a no-op of a gateway stack
+/// does not ask for each. What the plan counts of such a type in its mode (the `terminated`
+/// instances and `deleted` endpoints AWS lists for a while, for each slot's next client token) is
+/// read whatever DescribeTags says: in the mode the type is always read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leftovers {
+    pub instances: bool,
+    pub endpoints: bool,
+    /// The self-healing NATs' interfaces and launch templates
+    /// ([`super::nat_group::NatGroupReads::IfAnyLeft`]).
+    pub nat_groups: bool,
+}
+
+impl Leftovers {
+    /// DescribeTags's `resource-type` of each type to look for.
+    fn resource_types(self) -> Vec<&'static str> {
+        let mut types = Vec::new();
+        if self.instances {
+            types.push(INSTANCE);
+        }
+        if self.endpoints {
+            types.push(VPC_ENDPOINT);
+        }
+        if self.nat_groups {
+            types.extend([NETWORK_INTERFACE, LAUNCH_TEMPLATE]);
+        }
+        types
+    }
+}
+
+/// DescribeTags's names of the resource types [`Leftovers`] asks about.
+pub const INSTANCE: &str = "instance";
+pub const VPC_ENDPOINT: &str = "vpc-endpoint";
+pub const NETWORK_INTERFACE: &str = "network-interface";
+pub const LAUNCH_TEMPLATE: &str = "launch-template";
+
+/// Which of `leftovers`' types hold anything tagged with the stack: one DescribeTags (every page)
+/// for all of them, instead of one Describe each. None asked when `leftovers` has none.
+pub async fn tagged_types(
+    aws: &Aws,
+    stack: &StackName,
+    leftovers: Leftovers,
+) -> Result<BTreeSet<String>, AwsError> {
+    let types = leftovers.resource_types();
+    if types.is_empty() {
+        return Ok(BTreeSet::new());
+    }
+    let tags: Vec<_> = aws
+        .ec2
+        .describe_tags()
+        .filters(filter("key", tags::STACK))
+        .filters(filter("value", stack.as_str()))
+        .filters(
+            Filter::builder()
+                .name("resource-type")
+                .set_values(Some(types.iter().map(|t| t.to_string()).collect()))
+                .build(),
+        )
+        .into_paginator()
+        .items()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("DescribeTags", e))?;
+    Ok(tags
+        .iter()
+        .filter_map(|t| t.resource_type().map(|r| r.as_str().to_owned()))
+        .collect())
+}
+
+/// The NAT instances and VPC endpoints [`describe_stack`] left to `listed` (what
+/// [`tagged_types`] found), read by the stack's tag when listed.
+pub async fn stack_leftovers(
+    aws: &Aws,
+    stack: &StackName,
+    leftovers: Leftovers,
+    listed: &BTreeSet<String>,
+) -> Result<
+    (
+        Vec<fixedip_core::network::Instance>,
+        Vec<fixedip_core::network::VpcEndpoint>,
+    ),
+    AwsError,
+> {
+    let tagged = || vec![filter(&format!("tag:{}", tags::STACK), stack.as_str())];
+    tokio::try_join!(
+        read_if(
+            leftovers.instances && listed.contains(INSTANCE),
+            instances(aws, tagged())
+        ),
+        read_if(
+            leftovers.endpoints && listed.contains(VPC_ENDPOINT),
+            endpoints(aws, tagged())
+        ),
+    )
+}
+
+/// `read`'s answer when `wanted`, otherwise nothing (and no call).
+async fn read_if<T>(
+    wanted: bool,
+    read: impl std::future::Future<Output = Result<Vec<T>, AwsError>>,
+) -> Result<Vec<T>, AwsError> {
+    match wanted {
+        true => read.await,
+        false => Ok(Vec::new()),
+    }
 }
 
 /// The per-type readers: one Describe call with `filters`, every page, into the model.

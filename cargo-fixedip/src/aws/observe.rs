@@ -21,7 +21,7 @@ use fixedip_core::settings::Architecture;
 use fixedip_core::tags;
 
 use super::nat_group::NatGroupReads;
-use super::network::{describe_stack, subnets_of_vpcs};
+use super::network::{describe_stack, stack_leftovers, subnets_of_vpcs, tagged_types, Leftovers};
 use super::{Aws, AwsError};
 /// What to look for: the stack (by its tags), the functions (by name) and the adopted addresses.
 #[derive(Debug, Clone)]
@@ -44,6 +44,9 @@ pub struct Scope {
     /// and destroy in any mode, all at once in the mode; `status` and `verify` when a function
     /// asks for them).
     pub nat_groups: NatGroupReads,
+    /// The types read only when one DescribeTags finds the stack's tag on them (deploy, plan and
+    /// destroy, for what the stack's modes do not make); `status` reads every type.
+    pub leftovers: Leftovers,
 }
 
 impl Scope {
@@ -58,6 +61,7 @@ impl Scope {
             prefix_lists: Vec::new(),
             nat_instance_type: None,
             nat_groups: NatGroupReads::Skip,
+            leftovers: Leftovers::default(),
         }
     }
 }
@@ -82,6 +86,12 @@ impl From<&StackSpec> for Scope {
                 (None, true) => NatGroupReads::All,
                 (None, false) => NatGroupReads::IfAnyLeft,
             },
+            // What the modes make is read whatever DescribeTags says; the rest only if listed.
+            leftovers: Leftovers {
+                instances: !(spec.modes.nat == NatMode::Instance && spec.modes.existing.is_none()),
+                endpoints: spec.modes.endpoints.is_empty(),
+                nat_groups: spec.modes.existing.is_none() && !spec.modes.nat_groups(),
+            },
         }
     }
 }
@@ -99,28 +109,26 @@ pub async fn observe_keeping_network(
     scope: &Scope,
 ) -> Result<(ObservedState, Network), AwsError> {
     let stack = &scope.stack;
-    let (zones, network, role, named, existing_network, prefix_lists, unusable_az_ids, groups) = tokio::try_join!(
-        offered_azs(aws),
-        describe_stack(aws, stack, &scope.adopted_ips),
-        find_role(aws, stack),
-        find_functions_by_name(aws, &scope.functions),
-        async {
-            match &scope.existing_vpc {
-                Some(vpc) => super::existing::observe_existing_network(aws, vpc).await,
-                None => Ok(None),
-            }
-        },
-        prefix_lists(aws, &scope.prefix_lists),
-        azs_without(aws, scope.nat_instance_type.as_deref()),
-        async {
-            match scope.nat_groups {
-                NatGroupReads::Skip => Ok(None),
-                reads => super::nat_group::observe_nat_groups(aws, stack, reads)
-                    .await
-                    .map(Some),
-            }
-        },
-    )?;
+    let (zones, network, role, named, existing_network, prefix_lists, unusable_az_ids, leftovers) =
+        tokio::try_join!(
+            offered_azs(aws),
+            describe_stack(aws, stack, &scope.adopted_ips, scope.leftovers),
+            find_role(aws, stack),
+            find_functions_by_name(aws, &scope.functions),
+            async {
+                match &scope.existing_vpc {
+                    Some(vpc) => super::existing::observe_existing_network(aws, vpc).await,
+                    None => Ok(None),
+                }
+            },
+            prefix_lists(aws, &scope.prefix_lists),
+            azs_without(aws, scope.nat_instance_type.as_deref()),
+            observe_leftovers(aws, scope),
+        )?;
+    let (instances, endpoints, groups) = leftovers;
+    let mut network = network;
+    network.instances.extend(instances);
+    network.endpoints.extend(endpoints);
     let (offered_azs, az_ids) = zones;
     let view = view_of(aws, stack, &scope.adopted_ips, &network).await?;
 
@@ -179,6 +187,55 @@ pub async fn observe_keeping_network(
         None => observed,
     };
     Ok((observed, network))
+}
+
+/// What [`Scope::leftovers`] leaves to DescribeTags, and the self-healing NATs: one DescribeTags
+/// for the stack's tag on the types it may have left, then (a round trip later, beside the VPC's
+/// DNS attributes) only the types it lists. In the self-healing mode the groups are read beside
+/// DescribeTags, not after it.
+async fn observe_leftovers(
+    aws: &Aws,
+    scope: &Scope,
+) -> Result<
+    (
+        Vec<fixedip_core::network::Instance>,
+        Vec<fixedip_core::network::VpcEndpoint>,
+        Option<super::nat_group::ObservedGroups>,
+    ),
+    AwsError,
+> {
+    let stack = &scope.stack;
+    let leftovers = Leftovers {
+        nat_groups: scope.leftovers.nat_groups && scope.nat_groups == NatGroupReads::IfAnyLeft,
+        ..scope.leftovers
+    };
+    let groups_now = async {
+        match scope.nat_groups {
+            NatGroupReads::All => {
+                super::nat_group::observe_nat_groups(aws, stack, NatGroupReads::All, None)
+                    .await
+                    .map(Some)
+            }
+            NatGroupReads::IfAnyLeft | NatGroupReads::Skip => Ok(None),
+        }
+    };
+    let (listed, groups_now) = tokio::try_join!(tagged_types(aws, stack, leftovers), groups_now)?;
+    let groups_if_left = async {
+        match scope.nat_groups {
+            NatGroupReads::IfAnyLeft => {
+                let listed = leftovers.nat_groups.then_some(&listed);
+                super::nat_group::observe_nat_groups(aws, stack, NatGroupReads::IfAnyLeft, listed)
+                    .await
+                    .map(Some)
+            }
+            NatGroupReads::All | NatGroupReads::Skip => Ok(None),
+        }
+    };
+    let ((instances, endpoints), groups_if_left) = tokio::try_join!(
+        stack_leftovers(aws, stack, leftovers, &listed),
+        groups_if_left
+    )?;
+    Ok((instances, endpoints, groups_now.or(groups_if_left)))
 }
 
 /// The stack's view of what its tags lead to; what cannot be told apart is refused, naming it.

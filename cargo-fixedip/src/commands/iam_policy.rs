@@ -186,6 +186,7 @@ pub const PERMISSIONS: &[(&str, Scope)] = &[
     ("ec2:DescribeRouteTables", Scope::Anywhere),
     ("ec2:DescribeSecurityGroups", Scope::Anywhere),
     ("ec2:DescribeSubnets", Scope::Anywhere),
+    ("ec2:DescribeTags", Scope::Anywhere),
     ("ec2:DescribeVpcAttribute", Scope::Anywhere),
     // deploy: the endpoint services the region offers, asked before an endpoint is created.
     ("ec2:DescribeVpcEndpointServices", Scope::Anywhere),

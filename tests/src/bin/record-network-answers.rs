@@ -27,7 +27,9 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use cargo_fixedip::aws::network::{describe_stack, function_attachment, observe_network};
+use cargo_fixedip::aws::network::{
+    describe_stack, function_attachment, observe_network, Leftovers,
+};
 use cargo_fixedip::aws::Aws;
 use fixedip_core::requirements::{AllocationId, StackName};
 use fixedip_tests::console::{allocate_address, break_network, build_console_network, BREAKAGES};
@@ -146,6 +148,7 @@ async fn record_stack(fixture: &str, stack: &str) {
         &aws,
         &stack_name,
         &[AllocationId::parse(&adopted).expect("an allocation id")],
+        Leftovers::default(),
     )
     .await
     .expect("the stack's resources");

@@ -343,7 +343,9 @@ impl<'a> Context<'a> {
         // A waiter tries on its own now and then, in case its prober went away without an answer
         // (nothing drops a step's call half-way today: a guard, not a schedule).
         let budget = self.inputs.timeouts.propagation;
-        let patience = budget.saturating_sub(retries.waited()).min(FRESH_ID_CAP * 5);
+        let patience = budget
+            .saturating_sub(retries.waited())
+            .min(FRESH_ID_CAP * 5);
         self.fresh.wait(step, pause, patience).await;
     }
 

@@ -41,7 +41,7 @@ async fn view(fixture: &str) -> (ObservedState, StackFixture) {
     let aws = replaying(&recorded.answers).await;
     let stack = StackName::parse(&recorded.stack).unwrap();
     let adopted = [AllocationId::parse(&recorded.adopted).unwrap()];
-    let network = describe_stack(&aws, &stack, &adopted)
+    let network = describe_stack(&aws, &stack, &adopted, super::Leftovers::default())
         .await
         .unwrap_or_else(|e| panic!("{fixture}: {e}"));
     let state = stack_view(&stack, "us-east-1", &adopted, &network)
