@@ -10,7 +10,8 @@ use fixedip_core::observed::ObservedState;
 use fixedip_core::verify::{self, EgressNetwork, Finding, FunctionAttachment};
 
 use crate::aws::functions;
-use crate::aws::network::{function_attachment, functions_in_vpc, observe_network};
+use crate::aws::network::{function_attachment, observe_network, vpc_network};
+use crate::aws::observe::read_nat_consoles;
 use crate::aws::{Aws, AwsError};
 use crate::error::CliError;
 use crate::report::verify::{FindingReport, FunctionVerdict, Probe};
@@ -88,32 +89,52 @@ pub type FunctionNetwork = (String, FunctionAttachment, EgressNetwork);
 
 /// Reads each function's attachment and network, with its NAT instances' consoles: everything
 /// the rules need but the allowed IPs, which a deploy reads meanwhile. The functions are read at
-/// once, each a chain of its own; the answer keeps their order. `vpc`: the VPC the functions were
-/// just attached to, when the caller knows it (a deploy): read beside their attachments, one
-/// round trip instead of three ([`crate::aws::network::functions_in_vpc`]).
+/// once; the answer keeps their order. `vpc`: the VPC the functions were just attached to, when
+/// the caller knows it (a deploy): read once, consoles included, beside their attachments, and
+/// each function's network cut from it ([`cut`]): one round trip instead of three. A function it
+/// does not cover is read as `verify` reads it.
 pub async fn read_functions(
     aws: &Aws,
     functions: &[String],
     vpc: Option<&str>,
 ) -> Result<Vec<FunctionNetwork>, AwsError> {
-    let read = match vpc {
-        Some(vpc) => functions_in_vpc(aws, functions, vpc).await?,
-        None => {
-            futures::future::try_join_all(functions.iter().map(|name| async move {
-                let attachment = function_attachment(aws, name).await?;
-                let network = observe_network(aws, &attachment).await?;
-                Ok::<_, AwsError>((attachment, network))
-            }))
-            .await?
-        }
+    let known = async {
+        let Some(vpc) = vpc else {
+            return Ok(None);
+        };
+        let mut network = vpc_network(aws, vpc).await?;
+        read_nat_consoles(aws, &mut network).await?;
+        Ok(Some(network))
     };
-    futures::future::try_join_all(functions.iter().zip(read).map(
-        |(name, (attachment, mut network))| async move {
-            crate::aws::observe::read_nat_consoles(aws, &mut network).await?;
+    let (attachments, known) = tokio::try_join!(
+        futures::future::try_join_all(functions.iter().map(|name| function_attachment(aws, name))),
+        known,
+    )?;
+    let known = known.as_ref();
+    futures::future::try_join_all(functions.iter().zip(attachments).map(
+        |(name, attachment)| async move {
+            let network = match known.and_then(|known| cut(known, &attachment)) {
+                Some(network) => network,
+                None => {
+                    let mut network = observe_network(aws, &attachment).await?;
+                    read_nat_consoles(aws, &mut network).await?;
+                    network
+                }
+            };
             Ok((name.clone(), attachment, network))
         },
     ))
     .await
+}
+
+/// `attachment`'s network cut from `known`, a network read moments ago with its NAT consoles:
+/// what a read of the function's VPC by id would give ([`VpcNetwork::of_stack`]). `None` when
+/// `known` does not cover it (a subnet, a route's target or a group it does not hold).
+fn cut(known: &Network, attachment: &FunctionAttachment) -> Option<EgressNetwork> {
+    let vpc_id = &(known.subnets.iter())
+        .find(|s| attachment.subnet_ids.contains(&s.id))?
+        .vpc_id;
+    VpcNetwork::of_stack(known, vpc_id, &attachment.security_group_ids)
 }
 
 /// Runs the rules on what [`read_functions`] read and, with `probe`, invokes each function.
@@ -148,7 +169,7 @@ pub async fn verify_observed(
         vpc_id: String::new(),
         resources: stack_network.clone(),
     };
-    crate::aws::observe::read_nat_consoles(aws, &mut stack).await?;
+    read_nat_consoles(aws, &mut stack).await?;
     let mut verdicts = Vec::new();
     for name in functions {
         let observed_network = observed
@@ -157,12 +178,7 @@ pub async fn verify_observed(
             .find(|f| f.name == *name)
             .and_then(|function| {
                 let attachment = FunctionAttachment::from(function);
-                let vpc_id = &stack
-                    .subnets
-                    .iter()
-                    .find(|s| attachment.subnet_ids.contains(&s.id))?
-                    .vpc_id;
-                let network = VpcNetwork::of_stack(&stack, vpc_id, &attachment.security_group_ids)?;
+                let network = cut(&stack, &attachment)?;
                 Some((attachment, network))
             });
         let verdict = match observed_network {

@@ -708,7 +708,7 @@ pub enum NatGroupReads {
 
 /// Reads the stack's self-healing NATs as `reads` says (see [`NatGroupReads`]). `listed`: the
 /// types DescribeTags found the stack's tag on ([`super::network::tagged_types`]), when it was
-/// asked: outside the mode, the interfaces and templates are read only if listed.
+/// asked (outside the mode): the interfaces and templates are then read only if listed.
 pub async fn observe_nat_groups(
     aws: &super::Aws,
     stack: &StackName,
@@ -717,7 +717,7 @@ pub async fn observe_nat_groups(
 ) -> Result<ObservedGroups, AwsError> {
     use super::network::{LAUNCH_TEMPLATE, NETWORK_INTERFACE};
     let role = tags::nat_role_name(stack, &aws.region);
-    let read = |kind: &str| reads == NatGroupReads::All || listed.is_none_or(|l| l.contains(kind));
+    let read = |kind: &str| listed.is_none_or(|l| l.contains(kind));
     let (interfaces, launch_templates, role_exists, read_together) = tokio::try_join!(
         async {
             match read(NETWORK_INTERFACE) {

@@ -170,38 +170,11 @@ async fn read_vpc(
     })
 }
 
-/// Each function's attachment and its VPC's network, when the VPC is known before the functions
-/// are read (a deploy that just made it): the attachments and one read of the VPC at once,
-/// instead of each function's subnets first. A function whose subnets are not all in that VPC is
-/// read as [`observe_network`] reads it.
-pub async fn functions_in_vpc(
-    aws: &Aws,
-    names: &[String],
-    vpc_id: &str,
-) -> Result<Vec<(FunctionAttachment, EgressNetwork)>, AwsError> {
-    let (attachments, network) = tokio::try_join!(
-        futures::future::try_join_all(names.iter().map(|name| function_attachment(aws, name))),
-        read_vpc(aws, vpc_id.to_owned(), Groups::InVpc),
-    )?;
-    futures::future::try_join_all(attachments.into_iter().map(|attachment| {
-        let network = &network;
-        async move {
-            let in_vpc = !attachment.subnet_ids.is_empty()
-                && (attachment.subnet_ids.iter())
-                    .all(|id| network.resources.subnets.iter().any(|s| s.id == *id));
-            let network = match in_vpc {
-                true => {
-                    let mut network = network.clone();
-                    (network.resources.security_groups)
-                        .retain(|g| attachment.security_group_ids.contains(&g.id));
-                    network
-                }
-                false => observe_network(aws, &attachment).await?,
-            };
-            Ok((attachment, network))
-        }
-    }))
-    .await
+/// Everything in one VPC that egress depends on, with every security group of the VPC: for a
+/// deploy, which knows the VPC before it has read its functions' groups
+/// ([`crate::verification::read_functions`]).
+pub async fn vpc_network(aws: &Aws, vpc_id: &str) -> Result<EgressNetwork, AwsError> {
+    read_vpc(aws, vpc_id.to_owned(), Groups::InVpc).await
 }
 
 /// Everything tagged `fixedip:stack = <stack>` in the region, in any state, and the addresses
@@ -220,7 +193,6 @@ pub async fn describe_stack(
     leftovers: Leftovers,
 ) -> Result<Network, AwsError> {
     let tagged = || vec![filter(&format!("tag:{}", tags::STACK), stack.as_str())];
-    let unless = |gated: bool| !gated;
     let (
         vpcs,
         subnets,
@@ -237,14 +209,14 @@ pub async fn describe_stack(
         route_tables(aws, tagged()),
         internet_gateways(aws, tagged()),
         nat_gateways(aws, tagged()),
-        read_if(unless(leftovers.instances), instances(aws, tagged())),
+        read_if(!leftovers.instances, instances(aws, tagged())),
         async {
             tokio::try_join!(
                 addresses(aws, tagged()),
                 addresses_by_allocation_id(aws, adopted)
             )
         },
-        read_if(unless(leftovers.endpoints), endpoints(aws, tagged())),
+        read_if(!leftovers.endpoints, endpoints(aws, tagged())),
         security_groups(aws, tagged()),
     )?;
     let vpcs =
@@ -366,18 +338,17 @@ async fn with_dns(aws: &Aws, mut vpc: Vpc) -> Result<Vpc, AwsError> {
 /// does not ask for each. What the plan counts of such a type in its mode (the `terminated`
 /// instances and `deleted` endpoints AWS lists for a while, for each slot's next client token) is
 /// read whatever DescribeTags says: in the mode the type is always read.
+/// (The self-healing NATs' interfaces and templates are asked the same way, under
+/// [`super::nat_group::NatGroupReads::IfAnyLeft`].)
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Leftovers {
     pub instances: bool,
     pub endpoints: bool,
-    /// The self-healing NATs' interfaces and launch templates
-    /// ([`super::nat_group::NatGroupReads::IfAnyLeft`]).
-    pub nat_groups: bool,
 }
 
 impl Leftovers {
     /// DescribeTags's `resource-type` of each type to look for.
-    fn resource_types(self) -> Vec<&'static str> {
+    pub fn resource_types(self) -> Vec<&'static str> {
         let mut types = Vec::new();
         if self.instances {
             types.push(INSTANCE);
@@ -385,27 +356,24 @@ impl Leftovers {
         if self.endpoints {
             types.push(VPC_ENDPOINT);
         }
-        if self.nat_groups {
-            types.extend([NETWORK_INTERFACE, LAUNCH_TEMPLATE]);
-        }
         types
     }
 }
 
-/// DescribeTags's names of the resource types [`Leftovers`] asks about.
+/// DescribeTags's names of the resource types a stack may have left behind.
 pub const INSTANCE: &str = "instance";
 pub const VPC_ENDPOINT: &str = "vpc-endpoint";
 pub const NETWORK_INTERFACE: &str = "network-interface";
 pub const LAUNCH_TEMPLATE: &str = "launch-template";
 
-/// Which of `leftovers`' types hold anything tagged with the stack: one DescribeTags (every page)
-/// for all of them, instead of one Describe each. None asked when `leftovers` has none.
+/// Which of `types` (DescribeTags's `resource-type` names) hold anything tagged with the stack:
+/// one DescribeTags (every page) for all of them, instead of one Describe each. None asked when
+/// `types` is empty.
 pub async fn tagged_types(
     aws: &Aws,
     stack: &StackName,
-    leftovers: Leftovers,
+    types: &[&str],
 ) -> Result<BTreeSet<String>, AwsError> {
-    let types = leftovers.resource_types();
     if types.is_empty() {
         return Ok(BTreeSet::new());
     }

@@ -21,7 +21,10 @@ use fixedip_core::settings::Architecture;
 use fixedip_core::tags;
 
 use super::nat_group::NatGroupReads;
-use super::network::{describe_stack, stack_leftovers, subnets_of_vpcs, tagged_types, Leftovers};
+use super::network::{
+    describe_stack, stack_leftovers, subnets_of_vpcs, tagged_types, Leftovers, LAUNCH_TEMPLATE,
+    NETWORK_INTERFACE,
+};
 use super::{Aws, AwsError};
 /// What to look for: the stack (by its tags), the functions (by name) and the adopted addresses.
 #[derive(Debug, Clone)]
@@ -90,7 +93,6 @@ impl From<&StackSpec> for Scope {
             leftovers: Leftovers {
                 instances: !(spec.modes.nat == NatMode::Instance && spec.modes.existing.is_none()),
                 endpoints: spec.modes.endpoints.is_empty(),
-                nat_groups: spec.modes.existing.is_none() && !spec.modes.nat_groups(),
             },
         }
     }
@@ -205,10 +207,10 @@ async fn observe_leftovers(
     AwsError,
 > {
     let stack = &scope.stack;
-    let leftovers = Leftovers {
-        nat_groups: scope.leftovers.nat_groups && scope.nat_groups == NatGroupReads::IfAnyLeft,
-        ..scope.leftovers
-    };
+    let mut types = scope.leftovers.resource_types();
+    if scope.nat_groups == NatGroupReads::IfAnyLeft {
+        types.extend([NETWORK_INTERFACE, LAUNCH_TEMPLATE]);
+    }
     let groups_now = async {
         match scope.nat_groups {
             NatGroupReads::All => {
@@ -219,12 +221,12 @@ async fn observe_leftovers(
             NatGroupReads::IfAnyLeft | NatGroupReads::Skip => Ok(None),
         }
     };
-    let (listed, groups_now) = tokio::try_join!(tagged_types(aws, stack, leftovers), groups_now)?;
+    let (listed, groups_now) = tokio::try_join!(tagged_types(aws, stack, &types), groups_now)?;
     let groups_if_left = async {
         match scope.nat_groups {
             NatGroupReads::IfAnyLeft => {
-                let listed = leftovers.nat_groups.then_some(&listed);
-                super::nat_group::observe_nat_groups(aws, stack, NatGroupReads::IfAnyLeft, listed)
+                let reads = NatGroupReads::IfAnyLeft;
+                super::nat_group::observe_nat_groups(aws, stack, reads, Some(&listed))
                     .await
                     .map(Some)
             }
@@ -232,7 +234,7 @@ async fn observe_leftovers(
         }
     };
     let ((instances, endpoints), groups_if_left) = tokio::try_join!(
-        stack_leftovers(aws, stack, leftovers, &listed),
+        stack_leftovers(aws, stack, scope.leftovers, &listed),
         groups_if_left
     )?;
     Ok((instances, endpoints, groups_now.or(groups_if_left)))

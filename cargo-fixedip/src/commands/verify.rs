@@ -23,7 +23,6 @@ use fixedip_core::verify::{self, EgressNetwork, FunctionAttachment};
 use super::{async_runtime, Connections, Context, Identity};
 use crate::aws::addresses::stack_addresses;
 use crate::aws::functions::function_stack;
-use crate::aws::network::{function_attachment, observe_network};
 use crate::aws::observe::{observe, Scope};
 use crate::aws::Aws;
 use crate::cli::VerifyArgs;
@@ -159,9 +158,10 @@ async fn verify_named(context: &Context, args: &VerifyArgs) -> Result<VerifyRepo
         } else {
             (Vec::new(), AllowedFrom::Nats, args.isolated)
         };
-        let attachment = function_attachment(&aws, name).await?;
-        let mut network = observe_network(&aws, &attachment).await?;
-        crate::aws::observe::read_nat_consoles(&aws, &mut network).await?;
+        let (_, attachment, network) =
+            verification::read_functions(&aws, std::slice::from_ref(name), None)
+                .await?
+                .remove(0);
         let allowed = match allowed_from {
             AllowedFrom::Nats if !isolated => nat_addresses(&network, &attachment),
             _ => allowed,

@@ -293,7 +293,7 @@ pub async fn execute(
     inputs: &Inputs,
     progress: &(dyn Fn(Progress<'_>) + Sync),
 ) -> Result<Executed, ExecuteError> {
-    let fresh = policy::FreshIds::default();
+    let fresh = policy::FreshIdProbes::default();
     let context = Context {
         aws,
         plan,
@@ -440,8 +440,8 @@ pub(super) struct Context<'a> {
     plan: &'a Plan,
     pub(super) inputs: &'a Inputs,
     pub(super) progress: &'a (dyn Fn(Progress<'_>) + Sync),
-    /// The new ids the steps wait on together ([`policy::FreshIds`]).
-    fresh: &'a policy::FreshIds,
+    /// The new ids the steps wait on together ([`policy::FreshIdProbes`]).
+    fresh: &'a policy::FreshIdProbes,
 }
 
 type Call<'a> = Pin<Box<dyn Future<Output = Result<Produced, AwsError>> + Send + 'a>>;

@@ -166,7 +166,7 @@ pub fn classify(operation: &str, failure: Failure<'_>, fresh: bool) -> Class {
 pub const FIRST_PAUSE: Duration = Duration::from_millis(500);
 
 /// The longest pause between two probes of ids this run created and AWS does not show yet: one
-/// second. The probe is one call for all the steps that wait on the same ids ([`FreshIds`]: the
+/// second. The probe is one call for all the steps that wait on the same ids ([`FreshIdProbes`]: the
 /// dozen subnets, route tables and groups of a new VPC send one CreateSubnet a second between
 /// them, not one each), so that the run goes on within a second of AWS showing the id, well
 /// within EC2's per-API request buckets ("Request throttling for the Amazon EC2 API").
@@ -197,7 +197,7 @@ impl Timeouts {
         // an update) is tried again every poll, so that the run goes on within one poll of it.
         let cap = match class {
             Class::Throttled | Class::OutcomeUnknown | Class::InUse => self.poll_max,
-            // One call probes for every step that names the same new ids ([`FreshIds`]): it
+            // One call probes for every step that names the same new ids ([`FreshIdProbes`]): it
             // may come back sooner without sending many more calls.
             Class::NotVisibleYet => self.poll_first.min(FRESH_ID_CAP),
             _ => self.poll_first,
@@ -263,7 +263,7 @@ fn jittered(pause: Duration) -> Duration {
 /// against EC2's per-API request bucket while the id propagated, and each went on up to a pause
 /// after AWS showed it (issue 18: the larger part of a fresh deploy's time beyond AWS's own chain).
 #[derive(Debug, Default)]
-pub(super) struct FreshIds {
+pub(super) struct FreshIdProbes {
     /// The step that probes each set, and what wakes the ones waiting on it.
     probes: Mutex<BTreeMap<Vec<StepId>, Probe>>,
 }
@@ -271,7 +271,7 @@ pub(super) struct FreshIds {
 /// The step whose call probes a set of new ids, and what its answer wakes.
 type Probe = (StepId, Arc<tokio::sync::Notify>);
 
-impl FreshIds {
+impl FreshIdProbes {
     /// The new ids `step` names, as the steps that created them; a step that names none but its
     /// own (a call on what it made a moment ago) waits on itself.
     fn named_by(step: &Step) -> Vec<StepId> {
@@ -292,7 +292,7 @@ impl FreshIds {
     /// After `step`'s call was answered "not found yet": the first step to ask probes again after
     /// `pause`; every other one waits for the prober's next answer (at most `patience`).
     async fn wait(&self, step: &Step, pause: Duration, patience: Duration) {
-        let ids = FreshIds::named_by(step);
+        let ids = FreshIdProbes::named_by(step);
         let answered = {
             let mut probes = self.probes.lock().expect("fresh ids");
             match probes.get(&ids) {
@@ -318,7 +318,7 @@ impl FreshIds {
     /// on the same ids try again now (the prober's success is theirs; its failure makes one of
     /// them the next prober).
     fn answered(&self, step: &Step) {
-        let ids = FreshIds::named_by(step);
+        let ids = FreshIdProbes::named_by(step);
         let mut probes = self.probes.lock().expect("fresh ids");
         if let Some((_, notify)) = probes.remove(&ids) {
             notify.notify_waiters();
@@ -328,7 +328,7 @@ impl FreshIds {
 
 impl<'a> Context<'a> {
     /// Waits before `step`'s next try: `pause`, or for a fresh id, until the call probing the
-    /// same ids is answered ([`FreshIds`]).
+    /// same ids is answered ([`FreshIdProbes`]).
     pub(super) async fn pause(
         &self,
         step: &Step,
@@ -349,7 +349,7 @@ impl<'a> Context<'a> {
         self.fresh.wait(step, pause, patience).await;
     }
 
-    /// `step`'s call was answered otherwise than "not found yet" ([`FreshIds::answered`]).
+    /// `step`'s call was answered otherwise than "not found yet" ([`FreshIdProbes::answered`]).
     pub(super) fn answered(&self, step: &Step) {
         self.fresh.answered(step);
     }
@@ -463,7 +463,7 @@ mod tests {
     /// Six steps wait for one new id that AWS shows after `shown`: each call before it is
     /// answered "not found"; returns the calls each step sent, the step that probed first.
     async fn six_steps_wait_for_one_id(shown: Duration, prober_gives_up: bool) -> Vec<usize> {
-        let fresh = FreshIds::default();
+        let fresh = FreshIdProbes::default();
         let started = Instant::now();
         let pause = Duration::from_millis(20);
         let steps: Vec<Step> = (1..=6).map(naming_the_new_vpc).collect();
